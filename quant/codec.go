@@ -1,0 +1,153 @@
+// Package quant holds the QINS codec: the per-tensor log range, the uint8
+// log-magnitude code with its sign, and conversions between float dtypes.
+//
+// For a tensor with elements w, log_min and log_max are the minimum and
+// maximum of ln|w| over the elements with |w| > 1e-8, in float64, and
+//
+//	code = round(255 - 254 * (ln|w| - log_min) / (log_max - log_min))
+//
+// rounded half to even and clamped to [1, 255]: the largest magnitude gets 1,
+// the smallest 255, and 0 < |w| <= 1e-8 gets 255. The sign is -1 or +1, and 0
+// for an exact zero, which decodes to exactly 0. Decoding is
+//
+//	w' = sign * exp(log_min + (255 - code) / 254 * (log_max - log_min))
+//
+// Two cases the formula leaves open are defined here:
+//   - when every significant element has the same magnitude
+//     (log_max == log_min), significant elements get code 1, tiny ones 255,
+//     and all decode to sign * exp(log_min);
+//   - when no element has |w| > 1e-8, log_min = log_max = ln of the largest
+//     magnitude (0 when every element is zero), so every non-zero element
+//     decodes to ±(largest magnitude) and zeros stay zeros.
+package quant
+
+import (
+	"fmt"
+	"math"
+)
+
+// Tiny is the magnitude at or below which an element does not take part in
+// the log range; such elements get code 255.
+const Tiny = 1e-8
+
+// Params are the per-tensor parameters of the code.
+type Params struct {
+	LogMin float64 `json:"log_min"`
+	LogMax float64 `json:"log_max"`
+}
+
+// Validate reports whether p can decode: both finite and LogMin <= LogMax.
+func (p Params) Validate() error {
+	if math.IsNaN(p.LogMin) || math.IsInf(p.LogMin, 0) || math.IsNaN(p.LogMax) || math.IsInf(p.LogMax, 0) {
+		return fmt.Errorf("log_min %v and log_max %v must be finite", p.LogMin, p.LogMax)
+	}
+	if p.LogMin > p.LogMax {
+		return fmt.Errorf("log_min %v is greater than log_max %v", p.LogMin, p.LogMax)
+	}
+	return nil
+}
+
+// Code returns the code of a magnitude a = |w| >= 0. It is the formula of the
+// package documentation, evaluated in this exact order; every faster encoder
+// in this package is built from it.
+func (p Params) Code(a float64) uint8 {
+	if a <= Tiny {
+		return 255
+	}
+	if p.LogMax == p.LogMin {
+		return 1
+	}
+	v := math.RoundToEven(255 - 254*(math.Log(a)-p.LogMin)/(p.LogMax-p.LogMin))
+	switch {
+	case v < 1: // also catches magnitudes above exp(log_max)
+		return 1
+	case v > 255:
+		return 255
+	}
+	return uint8(v)
+}
+
+// Magnitude returns the decoded magnitude of code c.
+func (p Params) Magnitude(c uint8) float64 {
+	return math.Exp(p.LogMin + float64(255-int(c))/254*(p.LogMax-p.LogMin))
+}
+
+// NonFiniteError reports a NaN or an infinity in a tensor to be encoded.
+type NonFiniteError struct {
+	Index int64   // flat element index
+	Value float64 // the offending value
+}
+
+func (e *NonFiniteError) Error() string {
+	return fmt.Sprintf("element %d is %v: NaN and infinities cannot be encoded", e.Index, e.Value)
+}
+
+// Range accumulates the magnitudes of a tensor's elements, as float64 values,
+// to find its Params.
+type Range struct {
+	n      int64   // elements seen
+	min    float64 // smallest |w| > Tiny; +Inf before the first
+	maxAll float64 // largest |w| of all elements
+	bad    *NonFiniteError
+}
+
+// NewRange returns an empty Range.
+func NewRange() *Range { return &Range{min: math.Inf(1)} }
+
+// Add takes the next elements of the tensor in row-major order.
+func (r *Range) Add(w []float64) {
+	for i, x := range w {
+		a := math.Abs(x)
+		if a > math.MaxFloat64 || a != a {
+			if r.bad == nil {
+				r.bad = &NonFiniteError{Index: r.n + int64(i), Value: x}
+			}
+			continue
+		}
+		if a > r.maxAll {
+			r.maxAll = a
+		}
+		if a > Tiny && a < r.min {
+			r.min = a
+		}
+	}
+	r.n += int64(len(w))
+}
+
+// addMagnitude takes one magnitude known to be finite, without counting it
+// as an element; the 16-bit encoders feed their distinct values through it.
+func (r *Range) addMagnitude(a float64) {
+	if a > r.maxAll {
+		r.maxAll = a
+	}
+	if a > Tiny && a < r.min {
+		r.min = a
+	}
+}
+
+// Params returns the tensor's parameters, or a *NonFiniteError for the first
+// NaN or infinity seen.
+func (r *Range) Params() (Params, error) {
+	if r.bad != nil {
+		return Params{}, r.bad
+	}
+	if r.maxAll > Tiny {
+		return Params{LogMin: math.Log(r.min), LogMax: math.Log(r.maxAll)}, nil
+	}
+	if r.maxAll == 0 {
+		return Params{}, nil
+	}
+	l := math.Log(r.maxAll)
+	return Params{LogMin: l, LogMax: l}, nil
+}
+
+// Sign returns -1, 0 or +1 for x; zero (either sign) gives 0.
+func Sign(x float64) int8 {
+	switch {
+	case x > 0:
+		return 1
+	case x < 0:
+		return -1
+	}
+	return 0
+}

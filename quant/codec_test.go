@@ -1,0 +1,283 @@
+package quant
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/nlpodyssey/safetensors"
+)
+
+// encodeAll runs both passes of an Encoder over one buffer.
+func encodeAll(t *testing.T, dt safetensors.DType, raw []byte) (Params, []uint8, []int8, error) {
+	t.Helper()
+	e, err := NewEncoder(dt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Feed in uneven chunks so the chunk bookkeeping is exercised.
+	size := int(dt.Size())
+	n := len(raw) / size
+	for i := 0; i < n; i += 7 {
+		e.Scan(raw[i*size : min(i+7, n)*size])
+	}
+	p, err := e.Params()
+	if err != nil {
+		return p, nil, nil, err
+	}
+	codes, signs := make([]uint8, n), make([]int8, n)
+	for i := 0; i < n; i += 5 {
+		j := min(i+5, n)
+		e.Encode(raw[i*size:j*size], codes[i:j], signs[i:j])
+	}
+	return p, codes, signs, nil
+}
+
+// toRaw stores values in dtype dt, and returns the values as stored.
+func toRaw(t *testing.T, dt safetensors.DType, vals []float64) ([]byte, []float64) {
+	t.Helper()
+	put, err := Putter(dt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, _ := Reader(dt)
+	raw := make([]byte, len(vals)*int(dt.Size()))
+	for i, v := range vals {
+		put(raw, i, v)
+	}
+	stored := make([]float64, len(vals))
+	read(raw, stored)
+	return raw, stored
+}
+
+var floatTypes = []safetensors.DType{safetensors.F16, safetensors.BF16, safetensors.F32, safetensors.F64}
+
+func TestHandComputedVectors(t *testing.T) {
+	// log_max = 0 (|w| = 1), log_min = -2 (|w| = e^-2): code = 255 - 127*(ln|w| + 2).
+	w := []float64{1, -math.Exp(-2), math.Exp(-1), 0, math.Copysign(0, -1), 1e-9, -1e-9, -math.Exp(-1.5)}
+	wantCodes := []uint8{1, 255, 128, 255, 255, 255, 255, 192} // 255-127*0.5 = 191.5 -> even 192
+	wantSigns := []int8{1, -1, 1, 0, 0, 1, -1, -1}
+	raw, _ := toRaw(t, safetensors.F64, w)
+	p, codes, signs, err := encodeAll(t, safetensors.F64, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.LogMax != 0 || math.Abs(p.LogMin+2) > 1e-15 {
+		t.Fatalf("params %+v, want log_min -2, log_max 0", p)
+	}
+	for i := range w {
+		if codes[i] != wantCodes[i] || signs[i] != wantSigns[i] {
+			t.Errorf("w[%d]=%v: code %d sign %d, want %d %d", i, w[i], codes[i], signs[i], wantCodes[i], wantSigns[i])
+		}
+	}
+	out := make([]float64, len(w))
+	if err := NewDecoder(p).Decode(codes, signs, out); err != nil {
+		t.Fatal(err)
+	}
+	want := []float64{1, -math.Exp(-2), math.Exp(-1), 0, 0, math.Exp(-2), -math.Exp(-2), -math.Exp(-2 + 63.0/254*2)}
+	for i := range want {
+		if math.Abs(out[i]-want[i]) > 1e-12 || math.Signbit(out[i]) != math.Signbit(want[i]) {
+			t.Errorf("decode w[%d]: got %v, want %v", i, out[i], want[i])
+		}
+	}
+}
+
+func TestBoundOnRandomTensors(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	vals := make([]float64, 20000)
+	for i := range vals {
+		switch {
+		case i%97 == 0:
+			vals[i] = 0
+		case i%101 == 0:
+			vals[i] = rng.NormFloat64() * 0.5 // outliers
+		case i%211 == 0:
+			vals[i] = 3e-9
+		default:
+			vals[i] = rng.NormFloat64() * 0.02
+		}
+	}
+	for _, dt := range floatTypes {
+		t.Run(dt.String(), func(t *testing.T) {
+			raw, stored := toRaw(t, dt, vals)
+			p, codes, signs, err := encodeAll(t, dt, raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec := make([]float64, len(vals))
+			if err := NewDecoder(p).Decode(codes, signs, dec); err != nil {
+				t.Fatal(err)
+			}
+			bound := (p.LogMax-p.LogMin)/508 + 1e-6
+			for i, w := range stored {
+				if codes[i] < 1 {
+					t.Fatalf("code %d at %d", codes[i], i)
+				}
+				if want := Sign(w); signs[i] != want {
+					t.Fatalf("element %d (%v): sign %d, want %d", i, w, signs[i], want)
+				}
+				if w == 0 {
+					if dec[i] != 0 || math.Signbit(dec[i]) {
+						t.Fatalf("zero at %d decoded to %v", i, dec[i])
+					}
+					continue
+				}
+				if math.Abs(w) <= Tiny {
+					continue
+				}
+				if d := math.Abs(math.Log(math.Abs(dec[i])) - math.Log(math.Abs(w))); d > bound {
+					t.Fatalf("element %d: %v decoded to %v, log error %g > %g", i, w, dec[i], d, bound)
+				}
+				// The code is the formula's, element by element.
+				if c := p.Code(math.Abs(w)); c != codes[i] {
+					t.Fatalf("element %d: encoder code %d, formula %d", i, codes[i], c)
+				}
+			}
+		})
+	}
+}
+
+// TestTableMatchesFormulaEveryPattern checks the 16-bit lookup path against
+// the formula for every finite pattern, on a tensor that holds them all.
+func TestTableMatchesFormulaEveryPattern(t *testing.T) {
+	for _, dt := range []safetensors.DType{safetensors.F16, safetensors.BF16} {
+		e, _ := NewEncoder(dt)
+		var raw []byte
+		for h := 0; h < 1<<16; h++ {
+			if uint16(h)&e.expAll == e.expAll {
+				continue
+			}
+			raw = binary.LittleEndian.AppendUint16(raw, uint16(h))
+		}
+		p, codes, signs, err := encodeAll(t, dt, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vals := make([]float64, len(codes))
+		e.read(raw, vals)
+		for i, v := range vals {
+			if c := p.Code(math.Abs(v)); c != codes[i] || Sign(v) != signs[i] {
+				t.Fatalf("%v %v: table gives %d/%d, formula %d/%d", dt, v, codes[i], signs[i], c, Sign(v))
+			}
+		}
+	}
+}
+
+func TestSpecialTensors(t *testing.T) {
+	for _, dt := range floatTypes {
+		cases := []struct {
+			name string
+			w    []float64
+		}{
+			{"constant", []float64{0.5, -0.5, 0.5, 0, 0.5}},
+			{"all zero", []float64{0, 0, math.Copysign(0, -1), 0}},
+			{"tiny only", []float64{1e-9, -5e-9, 0, 2e-9}},
+			{"single", []float64{-0.25}},
+			{"empty", nil},
+		}
+		for _, c := range cases {
+			t.Run(dt.String()+"/"+c.name, func(t *testing.T) {
+				raw, stored := toRaw(t, dt, c.w)
+				p, codes, signs, err := encodeAll(t, dt, raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := p.Validate(); err != nil {
+					t.Fatal(err)
+				}
+				dec := make([]float64, len(stored))
+				if err := NewDecoder(p).Decode(codes, signs, dec); err != nil {
+					t.Fatal(err)
+				}
+				maxAbs := 0.0
+				for _, w := range stored {
+					maxAbs = math.Max(maxAbs, math.Abs(w))
+				}
+				for i, w := range stored {
+					if w == 0 && dec[i] != 0 {
+						t.Errorf("zero at %d decoded to %v", i, dec[i])
+					}
+					if w != 0 && Sign(dec[i]) != Sign(w) {
+						t.Errorf("element %d: %v decoded to %v", i, w, dec[i])
+					}
+					if math.Abs(dec[i]) > maxAbs*(1+1e-12) {
+						t.Errorf("element %d: %v decoded to %v, above the largest magnitude %v", i, w, dec[i], maxAbs)
+					}
+					if c.name == "constant" && w != 0 && math.Abs(dec[i]-w) > 1e-12 {
+						t.Errorf("constant element %d: %v decoded to %v", i, w, dec[i])
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestNonFiniteNamesTheElement(t *testing.T) {
+	for _, dt := range floatTypes {
+		for _, bad := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+			w := make([]float64, 40)
+			for i := range w {
+				w[i] = float64(i) * 0.01
+			}
+			w[23] = bad
+			w[31] = math.NaN()
+			raw, _ := toRaw(t, dt, w)
+			_, _, _, err := encodeAll(t, dt, raw)
+			var nf *NonFiniteError
+			if !errors.As(err, &nf) || nf.Index != 23 {
+				t.Errorf("%v with %v at 23: got %v", dt, bad, err)
+			}
+		}
+	}
+}
+
+func TestDecoderRejectsInvalid(t *testing.T) {
+	d := NewDecoder(Params{LogMin: -3, LogMax: 0})
+	out := make([]float64, 3)
+	if err := d.Decode([]uint8{1, 2, 3}, []int8{1, 0, -1}, out); err != nil {
+		t.Fatal(err)
+	}
+	var ie *InvalidError
+	if err := d.Decode([]uint8{4, 0, 5}, []int8{1, 1, 1}, out); !errors.As(err, &ie) || ie.Index != 4 {
+		t.Errorf("code 0: got %v, want element 4", err)
+	}
+	if err := d.Decode([]uint8{4, 4, 5}, []int8{1, 1, 2}, out); !errors.As(err, &ie) || ie.Index != 5 {
+		t.Errorf("sign 2: got %v, want element 5", err)
+	}
+	if err := (Params{LogMin: 1, LogMax: 0}).Validate(); err == nil {
+		t.Error("log_min > log_max accepted")
+	}
+	if err := (Params{LogMin: math.Inf(-1), LogMax: 0}).Validate(); err == nil {
+		t.Error("infinite log_min accepted")
+	}
+}
+
+func TestDecodeToMatchesDecode(t *testing.T) {
+	p := Params{LogMin: -9.5, LogMax: -1.25}
+	codes := make([]uint8, 255*3)
+	signs := make([]int8, len(codes))
+	for i := range codes {
+		codes[i] = uint8(1 + i%255)
+		signs[i] = int8(i%3) - 1
+	}
+	want := make([]float64, len(codes))
+	if err := NewDecoder(p).Decode(codes, signs, want); err != nil {
+		t.Fatal(err)
+	}
+	for _, dt := range floatTypes {
+		buf := make([]byte, len(codes)*int(dt.Size()))
+		if err := NewDecoder(p).DecodeTo(dt, codes, signs, buf); err != nil {
+			t.Fatal(err)
+		}
+		put, _ := Putter(dt)
+		exp := make([]byte, len(buf))
+		for i, v := range want {
+			put(exp, i, v)
+		}
+		if string(buf) != string(exp) {
+			t.Errorf("%v: DecodeTo differs from Decode rounded once", dt)
+		}
+	}
+}
