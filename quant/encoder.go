@@ -113,14 +113,15 @@ func (e *Encoder) Params() (Params, error) {
 	}
 	e.p, e.ready = p, true
 	if e.seen != nil {
-		// Every finite magnitude gets its code, seen or not, so the table
-		// never holds a wrong code whatever the second pass reads.
+		// Codes of the magnitudes seen now; others are filled in by Encode
+		// if they turn up, so the table is right whatever the second pass
+		// reads, without a logarithm per unused pattern.
 		e.table = make([]uint8, 1<<15)
 		for h := range e.table {
-			if uint16(h)&e.expAll != e.expAll {
+			if uint16(h)&e.expAll == e.expAll {
+				e.table[h] = 255 // never encoded: the range pass refuses them
+			} else if e.seen[h] || e.seen[h|0x8000] {
 				e.table[h] = p.Code(float64(e.toF32(uint16(h))))
-			} else {
-				e.table[h] = 255
 			}
 		}
 	}
@@ -141,7 +142,12 @@ func (e *Encoder) Encode(b []byte, codes []uint8, signs []int8) {
 		for i := range codes {
 			h := binary.LittleEndian.Uint16(b[2*i:])
 			m := h & 0x7fff
-			codes[i] = table[m]
+			c := table[m]
+			if c == 0 { // a pattern the range pass did not see
+				c = e.p.Code(float64(e.toF32(m)))
+				table[m] = c
+			}
+			codes[i] = c
 			nz := int8(min(m, 1))
 			signs[i] = nz - 2*nz*int8(h>>15)
 		}

@@ -1,0 +1,330 @@
+// Command qins converts safetensors checkpoints into QINS files and back.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nlpodyssey/safetensors"
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/qins-dev/qins/convert"
+	"github.com/qins-dev/qins/format"
+)
+
+func main() {
+	ctx, sig, stop := withSignals()
+	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	if s := sig(); s != nil && code != 0 {
+		code = 128 + int(s.(syscall.Signal))
+	}
+	os.Exit(code)
+}
+
+// withSignals returns a context cancelled by SIGINT or SIGTERM, and the
+// signal that cancelled it. After the first signal a second one kills the
+// process the default way.
+func withSignals() (context.Context, func() os.Signal, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	var got atomic.Value
+	go func() {
+		s, ok := <-ch
+		if !ok {
+			return
+		}
+		got.Store(s)
+		signal.Stop(ch)
+		cancel()
+	}()
+	load := func() os.Signal {
+		s, _ := got.Load().(os.Signal)
+		return s
+	}
+	return ctx, load, func() { signal.Stop(ch); cancel() }
+}
+
+// usageError is a mistake in the command line: exit status 2.
+type usageError struct{ error }
+
+// hinted carries a hint printed under the error.
+type hinted struct {
+	error
+	hint string
+}
+
+func (h hinted) Unwrap() error { return h.error }
+
+// run runs the command line args and returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := newApp(ctx, stdout, stderr)
+	err := app.Run(reorderArgs(app, args))
+	if err == nil {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "qins: usage error: %v\n", ue.error)
+		fmt.Fprintln(stderr, "hint: run 'qins help' or 'qins COMMAND --help'")
+		return 2
+	}
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "qins: interrupted; no output written")
+		return 130
+	}
+	fmt.Fprintf(stderr, "qins: error: %v\n", err)
+	var h hinted
+	if errors.As(err, &h) {
+		fmt.Fprintf(stderr, "hint: %s\n", h.hint)
+	}
+	return 1
+}
+
+func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
+	force := &cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace OUT if it exists"}
+	quiet := &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar and no summary"}
+	output := &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `OUT`"}
+	app := &cli.App{
+		Name:            "qins",
+		Usage:           "convert safetensors checkpoints into QINS files and back",
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: false,
+		ExitErrHandler:  func(*cli.Context, error) {}, // run reports errors
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError{err}
+		},
+		Commands: []*cli.Command{
+			{
+				Name:      "convert",
+				Usage:     "encode a checkpoint (file, folder or index.json) into a QINS file",
+				ArgsUsage: "SRC",
+				Flags: []cli.Flag{output, force, quiet,
+					&cli.StringFlag{Name: "include", Usage: "encode the floating-point tensors whose names match `REGEX` (default: those of rank >= 2)"},
+					&cli.StringFlag{Name: "exclude", Usage: "keep the tensors whose names match `REGEX` unchanged"},
+				},
+				OnUsageError: usageErr,
+				Action: func(c *cli.Context) error {
+					src, err := oneArg(c, "SRC")
+					if err != nil {
+						return err
+					}
+					opts := convert.Options{Force: c.Bool("force")}
+					for _, f := range []struct {
+						name string
+						re   **regexp.Regexp
+					}{{"include", &opts.Include}, {"exclude", &opts.Exclude}} {
+						if s := c.String(f.name); s != "" {
+							if *f.re, err = regexp.Compile(s); err != nil {
+								return usageError{fmt.Errorf("--%s: %v", f.name, err)}
+							}
+						}
+					}
+					out := c.String("output")
+					if out == "" {
+						out = convert.DefaultOutput(src)
+					}
+					bar := newBar(stderr, "converting", c.Bool("quiet"))
+					opts.Progress = bar
+					s, err := convert.Convert(ctx, src, out, opts)
+					bar.finish()
+					if err != nil {
+						return withHint(err)
+					}
+					if !c.Bool("quiet") {
+						s.WriteText(stdout, "converted")
+					}
+					return nil
+				},
+			},
+			{
+				Name:      "restore",
+				Usage:     "decode a QINS file into a plain safetensors file",
+				ArgsUsage: "IN",
+				Flags: []cli.Flag{output, force, quiet,
+					&cli.StringFlag{Name: "dtype", Value: "F32", Usage: "dtype of the floating-point tensors: F32, F16, BF16 or F64"},
+				},
+				OnUsageError: usageErr,
+				Action: func(c *cli.Context) error {
+					in, err := oneArg(c, "IN")
+					if err != nil {
+						return err
+					}
+					dt, err := safetensors.ParseDType(strings.ToUpper(c.String("dtype")))
+					if err != nil || !(dt == safetensors.F32 || dt == safetensors.F16 || dt == safetensors.BF16 || dt == safetensors.F64) {
+						return usageError{fmt.Errorf("--dtype %q: choose F32, F16, BF16 or F64", c.String("dtype"))}
+					}
+					out := c.String("output")
+					if out == "" {
+						return usageError{errors.New("restore needs -o OUT")}
+					}
+					bar := newBar(stderr, "restoring", c.Bool("quiet"))
+					s, err := convert.Restore(ctx, in, out, convert.RestoreOptions{DType: dt, Force: c.Bool("force"), Progress: bar})
+					bar.finish()
+					if err != nil {
+						return withHint(err)
+					}
+					if !c.Bool("quiet") {
+						s.WriteText(stdout, "restored")
+					}
+					return nil
+				},
+			},
+			{
+				Name:         "inspect",
+				Usage:        "list the tensors of a QINS file or of any safetensors file or checkpoint",
+				ArgsUsage:    "FILE",
+				Flags:        []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print one JSON object"}},
+				OnUsageError: usageErr,
+				Action: func(c *cli.Context) error {
+					path, err := oneArg(c, "FILE")
+					if err != nil {
+						return err
+					}
+					r, err := convert.Inspect(path)
+					if err != nil {
+						return withHint(err)
+					}
+					if c.Bool("json") {
+						return r.WriteJSON(stdout)
+					}
+					return r.WriteText(stdout)
+				},
+			},
+		},
+	}
+	return app
+}
+
+func usageErr(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+
+// oneArg returns the command's single positional argument.
+func oneArg(c *cli.Context, name string) (string, error) {
+	switch c.NArg() {
+	case 1:
+		return c.Args().First(), nil
+	case 0:
+		return "", usageError{fmt.Errorf("%s needs %s", c.Command.Name, name)}
+	}
+	return "", usageError{fmt.Errorf("%s takes one %s, got %d arguments: %s", c.Command.Name, name, c.NArg(), strings.Join(c.Args().Slice(), " "))}
+}
+
+// withHint adds a hint to errors a user can act on.
+func withHint(err error) error {
+	switch {
+	case errors.Is(err, format.ErrExists):
+		return hinted{err, "pass --force to replace it"}
+	case errors.Is(err, os.ErrNotExist):
+		return hinted{err, "check the path"}
+	}
+	return err
+}
+
+// bar is a progress bar in bytes on stderr; it shows nothing when stderr
+// is not a terminal or when quiet.
+type bar struct {
+	w    io.Writer
+	what string
+	on   bool
+	pb   *progressbar.ProgressBar
+}
+
+func newBar(stderr io.Writer, what string, quiet bool) *bar {
+	f, ok := stderr.(*os.File)
+	return &bar{w: stderr, what: what, on: !quiet && ok && term.IsTerminal(int(f.Fd()))}
+}
+
+// Start implements convert.Progress.
+func (b *bar) Start(total int64) {
+	if !b.on {
+		return
+	}
+	b.pb = progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(b.w),
+		progressbar.OptionSetDescription(b.what),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
+}
+
+// Add implements convert.Progress.
+func (b *bar) Add(n int64) {
+	if b.pb != nil {
+		b.pb.Add64(n)
+	}
+}
+
+func (b *bar) finish() {
+	if b.pb != nil {
+		b.pb.Finish()
+	}
+}
+
+var _ convert.Progress = (*bar)(nil)
+
+// reorderArgs moves the flags of a subcommand before its positional
+// arguments, so that `qins convert SRC -o OUT` parses like
+// `qins convert -o OUT SRC`: the flag package stops at the first positional
+// argument. "--" ends the flags.
+func reorderArgs(app *cli.App, args []string) []string {
+	if len(args) < 3 {
+		return args
+	}
+	var cmd *cli.Command
+	for _, c := range app.Commands {
+		if c.HasName(args[1]) {
+			cmd = c
+		}
+	}
+	if cmd == nil {
+		return args
+	}
+	takesValue := map[string]bool{}
+	for _, f := range cmd.Flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, n := range f.Names() {
+			takesValue[n] = !isBool
+		}
+	}
+	var flags, pos []string
+	rest := args[2:]
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
+		if a == "--" {
+			pos = append(pos, rest[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if !strings.Contains(name, "=") && takesValue[name] && i+1 < len(rest) {
+			flags = append(flags, rest[i+1])
+			i++
+		}
+	}
+	out := append([]string{}, args[:2]...)
+	out = append(out, flags...)
+	if len(pos) > 0 {
+		out = append(out, "--")
+		out = append(out, pos...)
+	}
+	return out
+}

@@ -1,0 +1,407 @@
+// Package convert holds the qins pipelines: convert a safetensors checkpoint
+// into a QINS file, restore a QINS file to floating point, and inspect
+// either. Each streams tensor by tensor and chunk by chunk, so memory stays
+// bounded by a few chunks whatever the model size.
+package convert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nlpodyssey/safetensors"
+
+	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/quant"
+)
+
+// DefaultChunkBytes is the size of the pieces tensors are read in.
+const DefaultChunkBytes = 16 << 20
+
+// Options configure Convert.
+type Options struct {
+	// Include, when set, selects the floating-point tensors to encode by
+	// name, whatever their rank; by default every F16, BF16, F32 or F64
+	// tensor of rank 2 or more is encoded.
+	Include *regexp.Regexp
+	// Exclude keeps the matching tensors unchanged.
+	Exclude *regexp.Regexp
+	// Force replaces an existing output.
+	Force bool
+	// Progress, when set, follows the work in input bytes.
+	Progress Progress
+	// ChunkBytes is the read size; 0 means DefaultChunkBytes.
+	ChunkBytes int
+}
+
+// Summary reports what a pipeline did.
+type Summary struct {
+	Input, Output string
+	Encoded       int   // tensors encoded (convert) or decoded (restore)
+	Copied        int   // tensors stored unchanged or cast
+	BytesIn       int64 // size of the input files
+	BytesOut      int64 // size of the output file
+	FP32Bytes     int64 // size of the model's tensors with every float as F32
+	Elapsed       time.Duration
+}
+
+// MBPerSecond returns the input throughput in MB/s (10^6 bytes).
+func (s *Summary) MBPerSecond() float64 {
+	sec := s.Elapsed.Seconds()
+	if sec <= 0 {
+		return 0
+	}
+	return float64(s.BytesIn) / 1e6 / sec
+}
+
+// Progress follows a pipeline: Start once with the total, in input bytes,
+// then Add as they are processed, adding up to that total.
+type Progress interface {
+	Start(total int64)
+	Add(n int64)
+}
+
+type noProgress struct{}
+
+func (noProgress) Start(int64) {}
+func (noProgress) Add(int64)   {}
+
+// workBytes returns the total a Progress follows for c: the data bytes of
+// its tensors.
+func workBytes(c *format.Checkpoint) int64 {
+	var n int64
+	for _, t := range c.Tensors {
+		n += int64(t.Bytes())
+	}
+	return n
+}
+
+// DefaultOutput returns where Convert writes when no output is given:
+// <SRC name>.qins.safetensors beside SRC.
+func DefaultOutput(src string) string {
+	src = filepath.Clean(src)
+	base := filepath.Base(src)
+	for _, suf := range []string{".safetensors.index.json", ".safetensors", ".json"} {
+		if b, ok := strings.CutSuffix(base, suf); ok {
+			base = b
+			break
+		}
+	}
+	if base == "model" && strings.HasSuffix(src, ".json") {
+		// model.safetensors.index.json: name the output after the folder.
+		if dir := filepath.Base(filepath.Dir(src)); dir != "." && dir != string(filepath.Separator) {
+			base = dir
+		}
+	}
+	return filepath.Join(filepath.Dir(src), base+".qins.safetensors")
+}
+
+// encodable reports whether dt is a dtype the codec reads.
+func encodable(dt safetensors.DType) bool { return quant.IsFloat(dt) }
+
+// selected reports whether tensor t is to be encoded under opts.
+func (o *Options) selected(t format.TensorInfo) bool {
+	if !encodable(t.DType) {
+		return false
+	}
+	if o.Exclude != nil && o.Exclude.MatchString(t.Name) {
+		return false
+	}
+	if o.Include != nil {
+		return o.Include.MatchString(t.Name)
+	}
+	return len(t.Shape) >= 2
+}
+
+// job is one source tensor and where it goes in the output.
+type job struct {
+	src          format.Tensor
+	encode       bool
+	out          int // output tensor index: the copy, or the codes
+	signs        int // output index of the signs when encoded
+	codesW, sigW io.Writer
+}
+
+// Convert converts the checkpoint at src (a .safetensors file, a folder or
+// an index.json) into a QINS file at dst.
+func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, error) {
+	start := time.Now()
+	c, err := format.OpenCheckpoint(src)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if format.IsQINS(c.Metadata) {
+		return nil, &format.Error{Path: c.Path, Err: errors.New("is already a QINS file")}
+	}
+	if err := checkNotInput(dst, c); err != nil {
+		return nil, err
+	}
+	for k := range c.Metadata {
+		if k == format.VersionKey || strings.HasPrefix(k, format.ParamsPrefix) {
+			return nil, &format.Error{Path: c.Path, Err: fmt.Errorf("metadata key %q is reserved for QINS files", k)}
+		}
+	}
+
+	jobs, outTensors, meta, err := plan(c, &opts)
+	if err != nil {
+		return nil, err
+	}
+	nEncoded := 0
+	for _, j := range jobs {
+		if j.encode {
+			nEncoded++
+		}
+	}
+	w, err := format.Create(dst, meta, outTensors, format.CreateOptions{
+		Force:   opts.Force,
+		Reserve: format.EncodedMetaSlack * nEncoded,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer w.Abort()
+
+	chunk := opts.ChunkBytes
+	if chunk <= 0 {
+		chunk = DefaultChunkBytes
+	}
+	buf := make([]byte, chunk)
+	var codes []uint8
+	var signs []int8
+	pr := opts.Progress
+	if pr == nil {
+		pr = noProgress{}
+	}
+	pr.Start(workBytes(c))
+	progress := pr.Add
+	s := &Summary{Input: c.Path, Output: dst, BytesIn: c.Size()}
+	for i := range jobs {
+		j := &jobs[i]
+		j.codesW = w.TensorWriter(j.out)
+		if !j.encode {
+			err = copyTensor(ctx, j.src, j.codesW, buf, progress)
+			s.Copied++
+			s.FP32Bytes += fp32Bytes(j.src.TensorInfo)
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		j.sigW = w.TensorWriter(j.signs)
+		if codes == nil {
+			codes, signs = make([]uint8, chunk), make([]int8, chunk)
+		}
+		p, err := encodeTensor(ctx, j, buf, codes, signs, progress)
+		if err != nil {
+			return nil, err
+		}
+		w.SetMetadata(format.ParamsPrefix+j.src.Name, format.MarshalEncodedMeta(p, j.src.DType))
+		s.Encoded++
+		s.FP32Bytes += fp32Bytes(j.src.TensorInfo)
+	}
+	if err := w.Commit(); err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(dst); err == nil {
+		s.BytesOut = st.Size()
+	}
+	s.Elapsed = time.Since(start)
+	return s, nil
+}
+
+// plan decides which tensors are encoded and lays out the output: copied
+// tensors first, largest dtype first so every tensor stays aligned to its
+// element size, then codes and signs in source order.
+func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[string]string, error) {
+	jobs := make([]job, len(c.Tensors))
+	names := make(map[string]bool, len(c.Tensors))
+	for i, t := range c.Tensors {
+		jobs[i] = job{src: t, encode: opts.selected(t.TensorInfo)}
+		names[t.Name] = true
+	}
+	if opts.Include != nil {
+		n := 0
+		for _, j := range jobs {
+			if j.encode {
+				n++
+			}
+		}
+		if n == 0 {
+			return nil, nil, nil, &format.Error{Path: c.Path, Err: fmt.Errorf("--include %q matches no floating-point tensor", opts.Include)}
+		}
+	}
+	order := make([]int, 0, len(jobs))
+	for i := range jobs {
+		order = append(order, i)
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		ja, jb := &jobs[order[a]], &jobs[order[b]]
+		return outSize(ja) > outSize(jb)
+	})
+	meta := make(map[string]string, len(c.Metadata)+len(jobs)+1)
+	for k, v := range c.Metadata {
+		meta[k] = v
+	}
+	meta[format.VersionKey] = format.Version
+	var out []format.TensorInfo
+	for _, i := range order {
+		j := &jobs[i]
+		t := j.src.TensorInfo
+		if !j.encode {
+			j.out = len(out)
+			out = append(out, format.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape})
+			continue
+		}
+		for _, n := range []string{t.Name + format.CodesSuffix, t.Name + format.SignsSuffix} {
+			if names[n] {
+				return nil, nil, nil, &format.Error{Path: c.Path, Tensor: t.Name, Err: fmt.Errorf("cannot be encoded: the checkpoint already has a tensor %q", n)}
+			}
+		}
+		j.out, j.signs = len(out), len(out)+1
+		out = append(out,
+			format.TensorInfo{Name: t.Name + format.CodesSuffix, DType: safetensors.U8, Shape: t.Shape},
+			format.TensorInfo{Name: t.Name + format.SignsSuffix, DType: safetensors.I8, Shape: t.Shape})
+		meta[format.ParamsPrefix+t.Name] = format.MarshalEncodedMeta(quant.Params{}, t.DType)
+	}
+	return jobs, out, meta, nil
+}
+
+// outSize is the element size of a job's output tensors.
+func outSize(j *job) uint64 {
+	if j.encode {
+		return 1
+	}
+	return j.src.DType.Size()
+}
+
+func fp32Bytes(t format.TensorInfo) int64 {
+	if quant.IsFloat(t.DType) {
+		return int64(t.Elements()) * 4
+	}
+	return int64(t.Bytes())
+}
+
+// checkNotInput refuses an output that is one of the input files.
+func checkNotInput(dst string, c *format.Checkpoint) error {
+	st, err := os.Stat(dst)
+	if err != nil {
+		return nil // does not exist yet, or Create reports it
+	}
+	if c.Index != "" {
+		if ist, err := os.Stat(c.Index); err == nil && os.SameFile(st, ist) {
+			return &format.Error{Path: dst, Err: errors.New("is an input of this command; refusing to overwrite it")}
+		}
+	}
+	for _, f := range c.Files {
+		if fst, err := f.Stat(); err == nil && os.SameFile(st, fst) {
+			return &format.Error{Path: dst, Err: errors.New("is an input of this command; refusing to overwrite it")}
+		}
+	}
+	return nil
+}
+
+// chunks calls fn with successive pieces of r, each a whole number of
+// elements of size elem, reading into buf.
+func chunks(ctx context.Context, r *io.SectionReader, buf []byte, elem int, fn func([]byte) error) error {
+	step := len(buf) / elem * elem
+	for off := int64(0); off < r.Size(); off += int64(step) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := int(min(int64(step), r.Size()-off))
+		if _, err := r.ReadAt(buf[:n], off); err != nil {
+			return err
+		}
+		if err := fn(buf[:n]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyTensor(ctx context.Context, t format.Tensor, w io.Writer, buf []byte, progress func(int64)) error {
+	err := chunks(ctx, t.Section(), buf, 1, func(b []byte) error {
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		progress(int64(len(b)))
+		return nil
+	})
+	return tensorErr(t, err)
+}
+
+// encodeTensor runs the range pass and the encode pass over one tensor.
+func encodeTensor(ctx context.Context, j *job, buf []byte, codes []uint8, signs []int8, progress func(int64)) (quant.Params, error) {
+	t := j.src
+	enc, err := quant.NewEncoder(t.DType)
+	if err != nil {
+		return quant.Params{}, tensorErr(t, err)
+	}
+	size := int(t.DType.Size())
+	err = chunks(ctx, t.Section(), buf, size, func(b []byte) error {
+		enc.Scan(b)
+		progress(int64(len(b) / 2))
+		return nil
+	})
+	if err != nil {
+		return quant.Params{}, tensorErr(t, err)
+	}
+	p, err := enc.Params()
+	if err != nil {
+		return p, tensorErr(t, err)
+	}
+	err = chunks(ctx, t.Section(), buf, size, func(b []byte) error {
+		n := len(b) / size
+		enc.Encode(b, codes[:n], signs[:n])
+		if _, err := j.codesW.Write(codes[:n]); err != nil {
+			return err
+		}
+		if _, err := j.sigW.Write(int8Bytes(signs[:n])); err != nil {
+			return err
+		}
+		progress(int64(len(b) - len(b)/2))
+		return nil
+	})
+	return p, tensorErr(t, err)
+}
+
+// tensorErr names the file and tensor in err, unless it is a cancellation
+// or already names a file.
+func tensorErr(t format.Tensor, err error) error {
+	var fe *format.Error
+	if err == nil || errors.Is(err, context.Canceled) || errors.As(err, &fe) {
+		return err
+	}
+	return &format.Error{Path: t.File.Path, Tensor: t.Name, Err: err}
+}
+
+// WriteText writes the summary of a convert or restore in a few lines.
+func (s *Summary) WriteText(w io.Writer, verb string) error {
+	ratio := func(a, b int64) string {
+		if b == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.3fx", float64(a)/float64(b))
+	}
+	did := "encoded"
+	if verb == "restored" {
+		did = "decoded"
+	}
+	_, err := fmt.Fprintf(w, "%s %s -> %s\n"+
+		"  tensors: %d %s, %d copied\n"+
+		"  size:    %s in, %s out (%s the source, %s of FP32 at %s)\n"+
+		"  time:    %.2f s, %.0f MB/s\n",
+		verb, s.Input, s.Output,
+		s.Encoded, did, s.Copied,
+		HumanBytes(s.BytesIn), HumanBytes(s.BytesOut), ratio(s.BytesOut, s.BytesIn), ratio(s.BytesOut, s.FP32Bytes), HumanBytes(s.FP32Bytes),
+		s.Elapsed.Seconds(), s.MBPerSecond())
+	return err
+}

@@ -1,0 +1,143 @@
+package convert
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/qins-dev/qins/format"
+)
+
+// Report describes a safetensors file or checkpoint, QINS or not.
+type Report struct {
+	Path     string            `json:"path"`
+	Files    []string          `json:"files"`
+	QINS     bool              `json:"qins"`
+	Version  string            `json:"qins_version,omitempty"`
+	Metadata map[string]string `json:"metadata"` // without the qins entries
+	Tensors  []TensorReport    `json:"tensors"`
+	Total    ReportTotal       `json:"total"`
+}
+
+// TensorReport describes one tensor as the source model had it.
+type TensorReport struct {
+	Name     string   `json:"name"`
+	DType    string   `json:"dtype"` // the source dtype
+	Shape    []uint64 `json:"shape"`
+	Elements uint64   `json:"elements"`
+	Bytes    uint64   `json:"bytes"` // stored: codes and signs when encoded
+	Encoded  bool     `json:"encoded"`
+	LogMin   *float64 `json:"log_min,omitempty"`
+	LogMax   *float64 `json:"log_max,omitempty"`
+}
+
+// ReportTotal sums a Report.
+type ReportTotal struct {
+	Tensors   int    `json:"tensors"`
+	Encoded   int    `json:"encoded"`
+	Elements  uint64 `json:"elements"`
+	Bytes     uint64 `json:"bytes"` // tensor data stored
+	FileBytes int64  `json:"file_bytes"`
+}
+
+// Inspect describes the file, folder or index at path.
+func Inspect(path string) (*Report, error) {
+	c, err := format.OpenCheckpoint(path)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	ls, err := format.Logicals(c)
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{Path: c.Path, QINS: format.IsQINS(c.Metadata), Metadata: map[string]string{}}
+	for _, f := range c.Files {
+		r.Files = append(r.Files, f.Path)
+	}
+	for k, v := range c.Metadata {
+		switch {
+		case k == format.VersionKey:
+			r.Version = v
+		case strings.HasPrefix(k, format.ParamsPrefix):
+		default:
+			r.Metadata[k] = v
+		}
+	}
+	for i := range ls {
+		l := &ls[i]
+		t := TensorReport{Name: l.Name, DType: l.DType.String(), Shape: l.Shape, Elements: l.Elements(), Encoded: l.Encoded()}
+		if t.Shape == nil {
+			t.Shape = []uint64{}
+		}
+		if l.Encoded() {
+			t.Bytes = l.Codes.Bytes() + l.Signs.Bytes()
+			lo, hi := l.Params.LogMin, l.Params.LogMax
+			t.LogMin, t.LogMax = &lo, &hi
+			r.Total.Encoded++
+		} else {
+			t.Bytes = l.Plain.Bytes()
+		}
+		r.Tensors = append(r.Tensors, t)
+		r.Total.Tensors++
+		r.Total.Elements += t.Elements
+		r.Total.Bytes += t.Bytes
+	}
+	r.Total.FileBytes = c.Size()
+	return r, nil
+}
+
+// WriteJSON writes r as one JSON object.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteText writes r as a table a person reads.
+func (r *Report) WriteText(w io.Writer) error {
+	kind := "safetensors"
+	if r.QINS {
+		kind = "QINS version " + r.Version
+	}
+	fmt.Fprintf(w, "%s: %s, %d file(s)\n", r.Path, kind, len(r.Files))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "name\tdtype\tshape\tbytes\tencoded\tlog_min\tlog_max\t")
+	for _, t := range r.Tensors {
+		enc, lo, hi := "no", "-", "-"
+		if t.Encoded {
+			enc = "yes"
+			lo, hi = fmt.Sprintf("%.4f", *t.LogMin), fmt.Sprintf("%.4f", *t.LogMax)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t\n", t.Name, t.DType, shapeString(t.Shape), t.Bytes, enc, lo, hi)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "total: %d tensors (%d encoded), %d elements, %s of tensor data, %s on disk\n",
+		r.Total.Tensors, r.Total.Encoded, r.Total.Elements, HumanBytes(int64(r.Total.Bytes)), HumanBytes(r.Total.FileBytes))
+	return err
+}
+
+func shapeString(s []uint64) string {
+	parts := make([]string, len(s))
+	for i, d := range s {
+		parts[i] = fmt.Sprint(d)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// HumanBytes formats n bytes in decimal units (kB, MB, GB).
+func HumanBytes(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%d B", n)
+}

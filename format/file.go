@@ -1,0 +1,115 @@
+package format
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Error is an error about a file, and the tensor in it when there is one.
+type Error struct {
+	Path   string
+	Tensor string // empty when the error is not about one tensor
+	Err    error
+}
+
+func (e *Error) Error() string {
+	if e.Tensor != "" {
+		return fmt.Sprintf("%s: tensor %q: %v", e.Path, e.Tensor, e.Err)
+	}
+	return e.Path + ": " + e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// File is a safetensors file opened for reading. Tensor data is read on
+// demand with ReadAt; only the header is held in memory.
+type File struct {
+	Path string
+	Header
+	f         *os.File
+	dataStart int64
+	size      int64
+}
+
+// lfsPrefix starts every Git LFS pointer file.
+const lfsPrefix = "version https://git-lfs"
+
+// Open opens and validates the safetensors file at path.
+func Open(path string) (*File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	sf, err := newFile(path, f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return sf, nil
+}
+
+func newFile(path string, f *os.File) (*File, error) {
+	fail := func(err error) (*File, error) {
+		var he *headerError
+		if errors.As(err, &he) {
+			return nil, &Error{Path: path, Tensor: he.tensor, Err: err}
+		}
+		return nil, &Error{Path: path, Err: err}
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	if st.IsDir() {
+		return fail(errors.New("is a directory, not a safetensors file"))
+	}
+	size := st.Size()
+	var start [64]byte
+	n, err := f.ReadAt(start[:], 0)
+	if err != nil && err != io.EOF {
+		return fail(err)
+	}
+	if bytes.HasPrefix(start[:n], []byte(lfsPrefix)) {
+		return fail(errors.New("is a Git LFS pointer, not the weights: fetch the real file with `git lfs pull`"))
+	}
+	if size < 8 {
+		return fail(fmt.Errorf("is %d bytes long, too short for a safetensors file (the header length alone takes 8)", size))
+	}
+	hlen := binary.LittleEndian.Uint64(start[:8])
+	if hlen > MaxHeaderSize {
+		return fail(fmt.Errorf("header length %d is above the safetensors limit of %d bytes (not a safetensors file?)", hlen, MaxHeaderSize))
+	}
+	if hlen > uint64(size-8) {
+		return fail(fmt.Errorf("header length %d runs past the end of the %d-byte file (truncated, or not a safetensors file?)", hlen, size))
+	}
+	js := make([]byte, hlen)
+	if _, err := f.ReadAt(js, 8); err != nil {
+		return fail(err)
+	}
+	h, err := ParseHeader(js, uint64(size-8)-hlen)
+	if err != nil {
+		return fail(err)
+	}
+	return &File{Path: path, Header: *h, f: f, dataStart: 8 + int64(hlen), size: size}, nil
+}
+
+// Size returns the size of the file in bytes.
+func (f *File) Size() int64 { return f.size }
+
+// DataStart returns the offset of the data section in the file.
+func (f *File) DataStart() int64 { return f.dataStart }
+
+// Section returns a reader of t's data.
+func (f *File) Section(t TensorInfo) *io.SectionReader {
+	return io.NewSectionReader(f.f, f.dataStart+int64(t.Begin), int64(t.Bytes()))
+}
+
+// Stat returns the FileInfo of the open file.
+func (f *File) Stat() (os.FileInfo, error) { return f.f.Stat() }
+
+// Close closes the file.
+func (f *File) Close() error { return f.f.Close() }

@@ -1,0 +1,199 @@
+package format
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/nlpodyssey/safetensors"
+
+	"github.com/qins-dev/qins/quant"
+)
+
+// The QINS layout inside a safetensors file. For each encoded tensor NAME:
+// NAME.qins (U8, the source shape) holds the codes, NAME.sign (I8, the
+// source shape) the signs, and __metadata__["qins:NAME"] a JSON object with
+// log_min, log_max and the source dtype. __metadata__["qins"] holds the
+// format version. Every other tensor is stored as it was.
+const (
+	VersionKey   = "qins"
+	Version      = "1"
+	ParamsPrefix = "qins:"
+	CodesSuffix  = ".qins"
+	SignsSuffix  = ".sign"
+)
+
+// EncodedMeta is the JSON stored under "qins:NAME".
+type EncodedMeta struct {
+	LogMin float64 `json:"log_min"`
+	LogMax float64 `json:"log_max"`
+	DType  string  `json:"dtype"`
+}
+
+// MarshalEncodedMeta renders the metadata value of an encoded tensor. The
+// numbers are written in their shortest form that reads back exactly.
+func MarshalEncodedMeta(p quant.Params, dt safetensors.DType) string {
+	js, _ := json.Marshal(EncodedMeta{LogMin: p.LogMin, LogMax: p.LogMax, DType: dt.String()})
+	return string(js)
+}
+
+// EncodedMetaSlack bounds how many bytes an encoded tensor's final log_min
+// and log_max can add to its header entry over placeholders of 0: a writer
+// that only knows them after the data reserves this much per tensor.
+const EncodedMetaSlack = 64
+
+// IsQINS reports whether a file's metadata marks it as a QINS file.
+func IsQINS(metadata map[string]string) bool {
+	_, ok := metadata[VersionKey]
+	return ok
+}
+
+// Logical is a tensor as the source model had it: either stored unchanged,
+// or encoded as codes and signs.
+type Logical struct {
+	Name  string
+	DType safetensors.DType // the source dtype
+	Shape []uint64
+	// Plain is the stored tensor when the tensor is not encoded.
+	Plain *Tensor
+	// Codes and Signs are the stored tensors of an encoded tensor.
+	Codes, Signs *Tensor
+	Params       quant.Params
+}
+
+// Encoded reports whether l is stored encoded.
+func (l *Logical) Encoded() bool { return l.Codes != nil }
+
+// Elements returns the number of elements.
+func (l *Logical) Elements() uint64 { n, _ := Elements(l.Shape); return n }
+
+// Logicals returns the tensors of a checkpoint as the source model had
+// them, decoding the QINS layout when the metadata marks it, and checking
+// that layout. Tensors keep the order of their (codes) data.
+func Logicals(c *Checkpoint) ([]Logical, error) {
+	qinsFile := IsQINS(c.Metadata)
+	if !qinsFile {
+		out := make([]Logical, len(c.Tensors))
+		for i := range c.Tensors {
+			t := &c.Tensors[i]
+			out[i] = Logical{Name: t.Name, DType: t.DType, Shape: t.Shape, Plain: t}
+		}
+		return out, nil
+	}
+	path := c.Path
+	if v := c.Metadata[VersionKey]; v != Version {
+		return nil, &Error{Path: path, Err: fmt.Errorf("QINS format version %q is not supported (this qins reads version %s)", v, Version)}
+	}
+	byName := make(map[string]*Tensor, len(c.Tensors))
+	for i := range c.Tensors {
+		byName[c.Tensors[i].Name] = &c.Tensors[i]
+	}
+	// Every qins:NAME entry names an encoded tensor.
+	encoded := make(map[string]EncodedMeta)
+	for k, v := range c.Metadata {
+		name, ok := strings.CutPrefix(k, ParamsPrefix)
+		if !ok {
+			continue
+		}
+		m, err := parseEncodedMeta(v)
+		if err != nil {
+			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("metadata %q: %v", k, err)}
+		}
+		encoded[name] = m
+	}
+	used := make(map[string]bool)
+	var out []Logical
+	for name, m := range encoded {
+		codes, signs := byName[name+CodesSuffix], byName[name+SignsSuffix]
+		switch {
+		case codes == nil && signs == nil:
+			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("has metadata but neither %s nor %s", CodesSuffix, SignsSuffix)}
+		case codes == nil:
+			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("has %s but no %s", SignsSuffix, CodesSuffix)}
+		case signs == nil:
+			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("has %s but no %s", CodesSuffix, SignsSuffix)}
+		case codes.DType != safetensors.U8 || signs.DType != safetensors.I8:
+			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("codes are %v and signs %v; want U8 and I8", codes.DType, signs.DType)}
+		case !sameShape(codes.Shape, signs.Shape):
+			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("codes have shape %v but signs %v", codes.Shape, signs.Shape)}
+		}
+		if _, clash := byName[name]; clash {
+			return nil, &Error{Path: path, Tensor: name, Err: errors.New("is stored both encoded and unchanged")}
+		}
+		dt, _ := safetensors.ParseDType(m.DType) // checked by parseEncodedMeta
+		used[codes.Name], used[signs.Name] = true, true
+		out = append(out, Logical{
+			Name: name, DType: dt, Shape: codes.Shape,
+			Codes: codes, Signs: signs,
+			Params: quant.Params{LogMin: m.LogMin, LogMax: m.LogMax},
+		})
+	}
+	for i := range c.Tensors {
+		t := &c.Tensors[i]
+		if used[t.Name] {
+			continue
+		}
+		for _, suf := range []string{CodesSuffix, SignsSuffix} {
+			if base, ok := strings.CutSuffix(t.Name, suf); ok && (t.DType == safetensors.U8 || t.DType == safetensors.I8) {
+				if _, enc := encoded[base]; !enc {
+					return nil, &Error{Path: path, Tensor: base, Err: fmt.Errorf("has %s but no %q metadata", t.Name, ParamsPrefix+base)}
+				}
+			}
+		}
+		out = append(out, Logical{Name: t.Name, DType: t.DType, Shape: t.Shape, Plain: t})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].first().less(out[j].first()) })
+	return out, nil
+}
+
+// first returns the stored tensor whose position orders l.
+func (l *Logical) first() *Tensor {
+	if l.Codes != nil {
+		return l.Codes
+	}
+	return l.Plain
+}
+
+func (t *Tensor) less(u *Tensor) bool {
+	if t.File != u.File {
+		return t.File.Path < u.File.Path
+	}
+	return t.Begin < u.Begin || (t.Begin == u.Begin && t.Name < u.Name)
+}
+
+func parseEncodedMeta(v string) (EncodedMeta, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(v), &raw); err != nil || raw == nil {
+		return EncodedMeta{}, errors.New("is not a JSON object")
+	}
+	var m EncodedMeta
+	for _, k := range []string{"log_min", "log_max", "dtype"} {
+		if _, ok := raw[k]; !ok {
+			return m, fmt.Errorf("lacks %q", k)
+		}
+	}
+	if err := json.Unmarshal([]byte(v), &m); err != nil {
+		return m, fmt.Errorf("is malformed: %v", err)
+	}
+	if err := (quant.Params{LogMin: m.LogMin, LogMax: m.LogMax}).Validate(); err != nil {
+		return m, err
+	}
+	if dt, err := safetensors.ParseDType(m.DType); err != nil || !quant.IsFloat(dt) {
+		return m, fmt.Errorf("dtype %q is not F16, BF16, F32 or F64", m.DType)
+	}
+	return m, nil
+}
+
+func sameShape(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

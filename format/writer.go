@@ -1,0 +1,192 @@
+package format
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// ErrExists is returned by Create when the output exists and Force is off.
+var ErrExists = errors.New("output exists")
+
+// CreateOptions configure Create.
+type CreateOptions struct {
+	// Force replaces an existing output.
+	Force bool
+	// Reserve is room, in bytes, kept in the header for metadata that is
+	// only known once the data is written (see Writer.SetMetadata).
+	Reserve int
+}
+
+// Writer writes a safetensors file whose tensors are declared up front and
+// whose data is then written tensor by tensor, in any order, in sequential
+// pieces. The file is written under a temporary name in the destination
+// folder and appears under its real name only on Commit; Abort, or any
+// error, removes it. The first error is sticky: later writes return it.
+type Writer struct {
+	path, tmp string
+	f         *os.File
+	meta      map[string]string
+	tensors   []TensorInfo
+	headerLen int
+	dataStart int64
+	written   []uint64 // per tensor
+	err       error
+	done      bool
+}
+
+// Create starts writing a safetensors file at path with the given metadata
+// and tensors, laid out in the order given. Offsets in tensors are ignored
+// and recomputed.
+func Create(path string, metadata map[string]string, tensors []TensorInfo, opts CreateOptions) (*Writer, error) {
+	if _, err := os.Lstat(path); err == nil && !opts.Force {
+		return nil, &Error{Path: path, Err: ErrExists}
+	}
+	w := &Writer{path: path, meta: make(map[string]string, len(metadata))}
+	for k, v := range metadata {
+		w.meta[k] = v
+	}
+	var off uint64
+	for _, t := range tensors {
+		n, ok := Elements(t.Shape)
+		if !ok {
+			return nil, &Error{Path: path, Tensor: t.Name, Err: errors.New("shape overflows")}
+		}
+		t.Begin, t.End = off, off+n*t.DType.Size()
+		off = t.End
+		w.tensors = append(w.tensors, t)
+	}
+	w.written = make([]uint64, len(w.tensors))
+	header := Encode(w.meta, w.tensors, 0)
+	header = Encode(w.meta, w.tensors, len(header)+opts.Reserve)
+	w.headerLen = len(header)
+	w.dataStart = 8 + int64(len(header))
+
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, &Error{Path: path, Err: err}
+	}
+	w.f, w.tmp = f, f.Name()
+	// CreateTemp makes the file private; the output is an ordinary file.
+	if err := f.Chmod(0o644); err != nil {
+		w.fail(err)
+		w.Abort()
+		return nil, w.err
+	}
+	buf := binary.LittleEndian.AppendUint64(nil, uint64(len(header)))
+	if _, err := f.Write(append(buf, header...)); err != nil {
+		w.fail(err)
+		w.Abort()
+		return nil, w.err
+	}
+	return w, nil
+}
+
+// fail records the first error.
+func (w *Writer) fail(err error) error {
+	if w.err == nil {
+		w.err = &Error{Path: w.path, Err: err}
+	}
+	return w.err
+}
+
+// Tensors returns the tensors as laid out in the file.
+func (w *Writer) Tensors() []TensorInfo { return w.tensors }
+
+// DataStart returns the offset of the data section in the file.
+func (w *Writer) DataStart() int64 { return w.dataStart }
+
+// SetMetadata sets a metadata entry, written to the header on Commit. The
+// header must still fit in the room Create reserved.
+func (w *Writer) SetMetadata(key, value string) { w.meta[key] = value }
+
+// TensorWriter returns a writer of tensor i's data: successive writes
+// append to it, and writing past its end is an error.
+func (w *Writer) TensorWriter(i int) io.Writer { return &tensorWriter{w: w, i: i} }
+
+type tensorWriter struct {
+	w *Writer
+	i int
+}
+
+func (tw *tensorWriter) Write(p []byte) (int, error) {
+	w := tw.w
+	if w.err != nil {
+		return 0, w.err
+	}
+	t := w.tensors[tw.i]
+	pos := w.written[tw.i]
+	if uint64(len(p)) > t.Bytes()-pos {
+		return 0, w.fail(fmt.Errorf("tensor %q: writing %d bytes past its end", t.Name, uint64(len(p))-(t.Bytes()-pos)))
+	}
+	n, err := w.f.WriteAt(p, w.dataStart+int64(t.Begin+pos))
+	w.written[tw.i] += uint64(n)
+	if err != nil {
+		return n, w.fail(err)
+	}
+	return n, nil
+}
+
+// Commit checks that every tensor was written in full, writes the final
+// header, syncs the file and renames it into place.
+func (w *Writer) Commit() error {
+	if w.done {
+		return errors.New("format: Commit after Commit or Abort")
+	}
+	if w.err != nil {
+		w.Abort()
+		return w.err
+	}
+	for i, t := range w.tensors {
+		if w.written[i] != t.Bytes() {
+			w.fail(fmt.Errorf("tensor %q: %d of %d bytes written", t.Name, w.written[i], t.Bytes()))
+			w.Abort()
+			return w.err
+		}
+	}
+	header := Encode(w.meta, w.tensors, w.headerLen)
+	if len(header) != w.headerLen {
+		w.fail(fmt.Errorf("final header needs %d bytes but %d were reserved", len(header), w.headerLen))
+		w.Abort()
+		return w.err
+	}
+	if _, err := w.f.WriteAt(header, 8); err != nil {
+		w.fail(err)
+	} else if err := w.f.Sync(); err != nil {
+		w.fail(err)
+	} else if err := w.f.Close(); err != nil {
+		w.fail(err)
+	} else if err := os.Rename(w.tmp, w.path); err != nil {
+		w.fail(err)
+	}
+	if w.err != nil {
+		w.Abort()
+		return w.err
+	}
+	w.done = true
+	syncDir(filepath.Dir(w.path))
+	return nil
+}
+
+// syncDir makes a rename durable; failure only costs durability, so it is
+// not reported.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// Abort removes the temporary file. It is safe to call more than once, and
+// after Commit, where it does nothing.
+func (w *Writer) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.f.Close()
+	os.Remove(w.tmp)
+}
