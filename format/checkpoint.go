@@ -45,7 +45,7 @@ type Checkpoint struct {
 func OpenCheckpoint(path string) (*Checkpoint, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, err
+		return nil, pathError(err)
 	}
 	if st.IsDir() {
 		if path, err = pickInFolder(path); err != nil {
@@ -76,7 +76,7 @@ func pickInFolder(dir string) (string, error) {
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return "", err
+		return "", pathError(err)
 	}
 	var indexes, files []string
 	for _, e := range ents {
@@ -138,11 +138,11 @@ func (c *Checkpoint) openIndex(path string) error {
 	sort.Strings(shards)
 	dir := filepath.Dir(path)
 	for _, shard := range shards {
-		f, err := Open(filepath.Join(dir, filepath.FromSlash(shard)))
-		if errors.Is(err, os.ErrNotExist) {
-			some := anyKey(byShard[shard])
-			return &Error{Path: path, Tensor: some, Err: fmt.Errorf("lists shard %q, which does not exist", shard)}
+		sp := filepath.Join(dir, filepath.FromSlash(shard))
+		if _, err := os.Stat(sp); errors.Is(err, os.ErrNotExist) {
+			return &Error{Path: path, Err: fmt.Errorf("lists shard %q (for tensor %q and %d more), which does not exist", shard, anyKey(byShard[shard]), len(byShard[shard])-1)}
 		}
+		f, err := Open(sp)
 		if err != nil {
 			return err
 		}
@@ -181,7 +181,7 @@ func anyKey(m map[string]bool) string {
 func readIndex(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, pathError(err)
 	}
 	defer f.Close()
 	js, err := io.ReadAll(io.LimitReader(f, maxIndexSize+1))

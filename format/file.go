@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 )
 
@@ -25,6 +26,16 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// pathError turns an *fs.PathError into an *Error, whose message reads
+// "path: what is wrong" rather than "open path: what is wrong".
+func pathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return &Error{Path: pe.Path, Err: pe.Err}
+	}
+	return err
+}
+
 // File is a safetensors file opened for reading. Tensor data is read on
 // demand with ReadAt; only the header is held in memory.
 type File struct {
@@ -42,7 +53,7 @@ const lfsPrefix = "version https://git-lfs"
 func Open(path string) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, pathError(err)
 	}
 	sf, err := newFile(path, f)
 	if err != nil {

@@ -175,6 +175,10 @@ func parseMetadata(dec *json.Decoder) (map[string]string, error) {
 func parseTensor(dec *json.Decoder, name string) (TensorInfo, error) {
 	var raw map[string]json.RawMessage
 	if err := dec.Decode(&raw); err != nil || raw == nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) || err == io.EOF {
+			return TensorInfo{}, herr("", "header is not valid JSON: %v", err)
+		}
 		return TensorInfo{}, herr(name, "entry is not a JSON object")
 	}
 	t := TensorInfo{Name: name}

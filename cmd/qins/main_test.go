@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const tiny = "../../testdata/phi-3.5-mini-tiny"
+
+// qins runs the command line in-process and returns its exit status and
+// output.
+func qins(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), append([]string{"qins"}, args...), &out, &errb)
+	if strings.Contains(errb.String(), "goroutine ") || strings.Contains(errb.String(), "panic") {
+		t.Fatalf("panic trace on stderr:\n%s", errb.String())
+	}
+	return code, out.String(), errb.String()
+}
+
+func files(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestConvertRestoreInspect(t *testing.T) {
+	dir := t.TempDir()
+	q := filepath.Join(dir, "tiny.qins.safetensors")
+	r := filepath.Join(dir, "tiny.f32.safetensors")
+	// Flags after the positional argument, as people type them.
+	code, out, errs := qins(t, "convert", tiny, "-o", q)
+	if code != 0 {
+		t.Fatalf("convert: exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"130 encoded, 65 copied", "the source", "of FP32", "MB/s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	if errs != "" {
+		t.Errorf("stderr not empty when it is not a terminal: %q", errs)
+	}
+	// Flags first works too.
+	if code, _, errs := qins(t, "restore", "-o", r, "--dtype", "f32", q); code != 0 {
+		t.Fatalf("restore: exit %d: %s", code, errs)
+	}
+	code, out, _ = qins(t, "inspect", q, "--json")
+	if code != 0 {
+		t.Fatalf("inspect: exit %d", code)
+	}
+	var rep struct {
+		QINS    bool `json:"qins"`
+		Tensors []struct {
+			Name    string   `json:"name"`
+			Encoded bool     `json:"encoded"`
+			LogMin  *float64 `json:"log_min"`
+		} `json:"tensors"`
+		Total struct{ Tensors, Encoded int } `json:"total"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("inspect --json: %v\n%s", err, out)
+	}
+	if !rep.QINS || rep.Total.Tensors != 195 || rep.Total.Encoded != 130 {
+		t.Errorf("inspect: %+v", rep.Total)
+	}
+	code, out, _ = qins(t, "inspect", r)
+	if code != 0 || !strings.Contains(out, "lm_head.weight") || !strings.Contains(out, "F32") {
+		t.Errorf("inspect text: exit %d\n%s", code, out)
+	}
+}
+
+func TestDefaultOutputBesideSource(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "one.safetensors")
+	b, _ := os.ReadFile(filepath.Join(tiny, "model-00002-of-00002.safetensors"))
+	os.WriteFile(src, b, 0o644)
+	if code, _, errs := qins(t, "convert", "-q", src); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "one.qins.safetensors")); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.safetensors")
+	os.WriteFile(out, []byte("precious"), 0o644)
+	code, _, errs := qins(t, "convert", tiny, "-o", out)
+	if code != 1 || !strings.Contains(errs, out) || !strings.Contains(errs, "--force") {
+		t.Errorf("existing output: exit %d, %q", code, errs)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "precious" {
+		t.Error("existing output overwritten without --force")
+	}
+	if code, _, errs := qins(t, "convert", tiny, "-o", out, "--force", "-q"); code != 0 {
+		t.Errorf("--force: exit %d: %s", code, errs)
+	}
+
+	// The output is one of the inputs: refused even with --force.
+	src := filepath.Join(dir, "in.safetensors")
+	b, _ := os.ReadFile(filepath.Join(tiny, "model-00002-of-00002.safetensors"))
+	os.WriteFile(src, b, 0o644)
+	code, _, errs = qins(t, "convert", src, "-o", src, "--force")
+	if code != 1 || !strings.Contains(errs, "input") {
+		t.Errorf("output = input: exit %d, %q", code, errs)
+	}
+	if after, _ := os.ReadFile(src); !bytes.Equal(after, b) {
+		t.Error("input modified")
+	}
+}
+
+func TestExitCodesAndMessages(t *testing.T) {
+	dir := t.TempDir()
+	nan := filepath.Join(dir, "nan.safetensors")
+	writeF32(t, nan, "layer.weight", []uint64{2, 3}, []float32{1, 2, 3, float32(math.NaN()), 5, 6})
+	notQINS := filepath.Join(tiny, "model-00002-of-00002.safetensors")
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"no argument", []string{"convert"}, 2, []string{"needs SRC"}},
+		{"two arguments", []string{"convert", "a", "b"}, 2, []string{"takes one SRC"}},
+		{"unknown flag", []string{"convert", "--frobnicate", tiny}, 2, []string{"frobnicate"}},
+		{"bad regex", []string{"convert", tiny, "--include", "("}, 2, []string{"--include"}},
+		{"bad dtype", []string{"restore", notQINS, "-o", filepath.Join(dir, "x"), "--dtype", "I8"}, 2, []string{"--dtype"}},
+		{"restore needs -o", []string{"restore", notQINS}, 2, []string{"-o OUT"}},
+		{"missing input", []string{"convert", filepath.Join(dir, "nope"), "-o", filepath.Join(dir, "o")}, 1, []string{"nope"}},
+		{"NaN", []string{"convert", nan, "-o", filepath.Join(dir, "o")}, 1, []string{nan, `tensor "layer.weight"`, "element 3"}},
+		{"restore of a plain file", []string{"restore", notQINS, "-o", filepath.Join(dir, "o")}, 1, []string{"not a QINS file"}},
+		{"convert of a QINS file", nil, 1, []string{"already a QINS file"}},
+	}
+	q := filepath.Join(dir, "q.safetensors")
+	if code, _, errs := qins(t, "convert", "-q", tiny, "-o", q); code != 0 {
+		t.Fatal(errs)
+	}
+	cases[len(cases)-1].args = []string{"convert", q, "-o", filepath.Join(dir, "o")}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := files(t, dir)
+			code, _, errs := qins(t, c.args...)
+			if code != c.code {
+				t.Errorf("exit %d, want %d; stderr %q", code, c.code, errs)
+			}
+			first := strings.SplitN(errs, "\n", 2)[0]
+			if !strings.HasPrefix(first, "qins: ") {
+				t.Errorf("stderr %q does not start with qins:", errs)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(first, w) {
+					t.Errorf("first line %q lacks %q", first, w)
+				}
+			}
+			if after := files(t, dir); len(after) != len(before) {
+				t.Errorf("files before %v, after %v", before, after)
+			}
+		})
+	}
+}
+
+func TestReorderArgs(t *testing.T) {
+	app := newApp(context.Background(), nil, nil)
+	cases := []struct{ in, want string }{
+		{"qins convert SRC -o OUT", "qins convert -o OUT -- SRC"},
+		{"qins convert -o OUT SRC --force", "qins convert -o OUT --force -- SRC"},
+		{"qins convert SRC --include=x -q", "qins convert --include=x -q -- SRC"},
+		{"qins restore IN --dtype BF16 -o OUT", "qins restore --dtype BF16 -o OUT -- IN"},
+		{"qins convert -- -odd-name", "qins convert -- -odd-name"},
+		{"qins --help", "qins --help"},
+	}
+	for _, c := range cases {
+		got := strings.Join(reorderArgs(app, strings.Fields(c.in)), " ")
+		if got != c.want {
+			t.Errorf("%q: got %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// writeF32 writes a one-tensor F32 safetensors file.
+func writeF32(t *testing.T, path, name string, shape []uint64, vals []float32) {
+	t.Helper()
+	sh, _ := json.Marshal(shape)
+	h := `{"` + name + `":{"dtype":"F32","shape":` + string(sh) + `,"data_offsets":[0,` + itoa(4*len(vals)) + `]}}`
+	b := binary.LittleEndian.AppendUint64(nil, uint64(len(h)))
+	b = append(b, h...)
+	for _, v := range vals {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }

@@ -1,0 +1,299 @@
+package convert
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/nlpodyssey/safetensors"
+
+	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/quant"
+)
+
+const tinyDir = "../testdata/phi-3.5-mini-tiny"
+
+// realFixtures returns the real safetensors files of ../shared, or skips.
+func realFixtures(t *testing.T) []string {
+	t.Helper()
+	files, _ := filepath.Glob("../../shared/fixtures/real/*.safetensors")
+	if len(files) == 0 {
+		t.Skip("../shared/fixtures/real is not here")
+	}
+	return files
+}
+
+// values reads a floating-point tensor as float64.
+func values(t *testing.T, ts format.Tensor) []float64 {
+	t.Helper()
+	raw := readAll(t, ts)
+	read, err := quant.Reader(ts.DType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := make([]float64, ts.Elements())
+	read(raw, v)
+	return v
+}
+
+func readAll(t *testing.T, ts format.Tensor) []byte {
+	t.Helper()
+	b, err := io.ReadAll(ts.Section())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func open(t *testing.T, path string) *format.Checkpoint {
+	t.Helper()
+	c, err := format.OpenCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func byName(c *format.Checkpoint) map[string]format.Tensor {
+	m := make(map[string]format.Tensor)
+	for _, t := range c.Tensors {
+		m[t.Name] = t
+	}
+	return m
+}
+
+// checkRoundTrip converts src, restores it, and checks the QINS file and the
+// restored file against the source.
+func checkRoundTrip(t *testing.T, src string) {
+	dir := t.TempDir()
+	qf := filepath.Join(dir, "model.qins.safetensors")
+	rf := filepath.Join(dir, "restored.safetensors")
+	s, err := Convert(context.Background(), src, qf, Options{ChunkBytes: 1000}) // small chunks: many per tensor
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcC := open(t, src)
+	if s.Encoded+s.Copied != len(srcC.Tensors) {
+		t.Errorf("summary: %d encoded + %d copied, source has %d", s.Encoded, s.Copied, len(srcC.Tensors))
+	}
+
+	// The QINS file is a plain safetensors file to the library.
+	whole, err := os.ReadFile(qf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib, err := safetensors.Deserialize(whole)
+	if err != nil {
+		t.Fatalf("nlpodyssey/safetensors cannot read the QINS file: %v", err)
+	}
+	q := open(t, qf)
+	if q.Metadata["qins"] != "1" {
+		t.Errorf(`metadata "qins" = %q`, q.Metadata["qins"])
+	}
+	for k, v := range srcC.Metadata {
+		if q.Metadata[k] != v {
+			t.Errorf("source metadata %q=%q lost", k, v)
+		}
+	}
+	qt := byName(q)
+	var encodedElems, dataBytes uint64
+	for _, st := range srcC.Tensors {
+		encode := quant.IsFloat(st.DType) && len(st.Shape) >= 2
+		if !encode {
+			ct, ok := qt[st.Name]
+			if !ok {
+				t.Fatalf("copied tensor %s missing", st.Name)
+			}
+			if ct.DType != st.DType || string(readAll(t, ct)) != string(readAll(t, st)) {
+				t.Errorf("copied tensor %s is not byte-identical", st.Name)
+			}
+			dataBytes += ct.Bytes()
+			continue
+		}
+		codes, cok := lib.Tensor(st.Name + ".qins")
+		signs, sok := lib.Tensor(st.Name + ".sign")
+		if !cok || !sok {
+			t.Fatalf("%s: codes or signs missing", st.Name)
+		}
+		if codes.DType() != safetensors.U8 || signs.DType() != safetensors.I8 ||
+			!equalShape(codes.Shape(), st.Shape) || !equalShape(signs.Shape(), st.Shape) {
+			t.Fatalf("%s: codes %v%v, signs %v%v; want U8 and I8 of shape %v", st.Name, codes.DType(), codes.Shape(), signs.DType(), signs.Shape(), st.Shape)
+		}
+		n := st.Elements()
+		if codes.DataLen() != n || signs.DataLen() != n {
+			t.Fatalf("%s: %d+%d bytes for %d elements", st.Name, codes.DataLen(), signs.DataLen(), n)
+		}
+		encodedElems += n
+		dataBytes += 2 * n
+		var m format.EncodedMeta
+		if err := json.Unmarshal([]byte(q.Metadata["qins:"+st.Name]), &m); err != nil {
+			t.Fatalf("%s: metadata: %v", st.Name, err)
+		}
+		if m.DType != st.DType.String() {
+			t.Errorf("%s: metadata dtype %q", st.Name, m.DType)
+		}
+		p := quant.Params{LogMin: m.LogMin, LogMax: m.LogMax}
+		w := values(t, st)
+		// log_min and log_max are those of the formula, to the last bit.
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, x := range w {
+			if a := math.Abs(x); a > quant.Tiny {
+				lo, hi = math.Min(lo, math.Log(a)), math.Max(hi, math.Log(a))
+			}
+		}
+		if !math.IsInf(lo, 1) && (lo != p.LogMin || hi != p.LogMax) {
+			t.Errorf("%s: log range [%v, %v], formula gives [%v, %v]", st.Name, p.LogMin, p.LogMax, lo, hi)
+		}
+		cb, sb := codes.Data(), signs.Data()
+		for i, x := range w {
+			if c := p.Code(math.Abs(x)); cb[i] != c || int8(sb[i]) != quant.Sign(x) {
+				t.Fatalf("%s[%d] = %v: stored code %d sign %d, formula %d %d", st.Name, i, x, cb[i], int8(sb[i]), c, quant.Sign(x))
+			}
+		}
+	}
+	if encodedElems == 0 && strings.Contains(src, "tiny") {
+		t.Error("nothing encoded")
+	}
+	if q.Size() < int64(dataBytes) || q.Size() > int64(dataBytes)+1<<20 {
+		t.Errorf("file is %d bytes for %d bytes of tensors", q.Size(), dataBytes)
+	}
+
+	// Restore: names, shapes and metadata back; values within the bound.
+	if _, err := Restore(context.Background(), qf, rf, RestoreOptions{ChunkBytes: 999}); err != nil {
+		t.Fatal(err)
+	}
+	r := open(t, rf)
+	if r.Metadata["qins"] != "" || len(r.Metadata) != len(srcC.Metadata) {
+		t.Errorf("restored metadata %v, source %v", r.Metadata, srcC.Metadata)
+	}
+	rt := byName(r)
+	if len(rt) != len(srcC.Tensors) {
+		t.Errorf("restored %d tensors, source %d", len(rt), len(srcC.Tensors))
+	}
+	for _, st := range srcC.Tensors {
+		got, ok := rt[st.Name]
+		if !ok || !equalShape(got.Shape, st.Shape) {
+			t.Fatalf("%s: missing or reshaped in the restore", st.Name)
+		}
+		if !quant.IsFloat(st.DType) {
+			if got.DType != st.DType || string(readAll(t, got)) != string(readAll(t, st)) {
+				t.Errorf("%s: non-float tensor changed", st.Name)
+			}
+			continue
+		}
+		if got.DType != safetensors.F32 {
+			t.Fatalf("%s: restored as %v, want F32", st.Name, got.DType)
+		}
+		w, d := values(t, st), values(t, got)
+		var m format.EncodedMeta
+		json.Unmarshal([]byte(q.Metadata["qins:"+st.Name]), &m)
+		bound := (m.LogMax-m.LogMin)/508 + 1e-6
+		for i := range w {
+			switch {
+			case w[i] == 0:
+				if d[i] != 0 {
+					t.Fatalf("%s[%d]: zero restored as %v", st.Name, i, d[i])
+				}
+			case math.Abs(w[i]) <= quant.Tiny:
+				if quant.Sign(d[i]) != quant.Sign(w[i]) {
+					t.Fatalf("%s[%d]: sign of %v lost: %v", st.Name, i, w[i], d[i])
+				}
+			case quant.Sign(d[i]) != quant.Sign(w[i]) || math.Abs(math.Log(math.Abs(d[i]))-math.Log(math.Abs(w[i]))) > bound:
+				t.Fatalf("%s[%d]: %v restored as %v, beyond the bound %g", st.Name, i, w[i], d[i], bound)
+			}
+		}
+	}
+}
+
+func equalShape(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestRoundTripTiny(t *testing.T) { checkRoundTrip(t, tinyDir) }
+
+func TestRoundTripRealFixtures(t *testing.T) {
+	for _, f := range realFixtures(t) {
+		t.Run(filepath.Base(f), func(t *testing.T) { checkRoundTrip(t, f) })
+	}
+}
+
+func TestIncludeExclude(t *testing.T) {
+	cases := []struct {
+		name             string
+		include, exclude string
+		encoded          int
+	}{
+		{"default", "", "", 130},
+		{"exclude embeddings", "", `embed_tokens|lm_head`, 128},
+		{"include norms too", `weight$`, "", 195},
+		{"include one layer", `^model\.layers\.3\.`, "", 6},
+		{"include and exclude", `^model\.layers\.3\.`, `norm`, 4},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			opts := Options{}
+			if c.include != "" {
+				opts.Include = regexp.MustCompile(c.include)
+			}
+			if c.exclude != "" {
+				opts.Exclude = regexp.MustCompile(c.exclude)
+			}
+			s, err := Convert(context.Background(), tinyDir, filepath.Join(t.TempDir(), "o.safetensors"), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Encoded != c.encoded || s.Encoded+s.Copied != 195 {
+				t.Errorf("%d encoded, %d copied; want %d encoded", s.Encoded, s.Copied, c.encoded)
+			}
+		})
+	}
+	_, err := Convert(context.Background(), tinyDir, filepath.Join(t.TempDir(), "o.safetensors"), Options{Include: regexp.MustCompile("nothing-matches")})
+	if err == nil || !strings.Contains(err.Error(), "matches no floating-point tensor") {
+		t.Errorf("include matching nothing: %v", err)
+	}
+}
+
+func TestRestoreDTypes(t *testing.T) {
+	dir := t.TempDir()
+	qf := filepath.Join(dir, "q.safetensors")
+	if _, err := Convert(context.Background(), tinyDir, qf, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	f32 := filepath.Join(dir, "f32.safetensors")
+	if _, err := Restore(context.Background(), qf, f32, RestoreOptions{DType: safetensors.F32}); err != nil {
+		t.Fatal(err)
+	}
+	ref := byName(open(t, f32))
+	for _, dt := range []safetensors.DType{safetensors.BF16, safetensors.F16, safetensors.F64} {
+		out := filepath.Join(dir, dt.String()+".safetensors")
+		if _, err := Restore(context.Background(), qf, out, RestoreOptions{DType: dt}); err != nil {
+			t.Fatal(err)
+		}
+		for _, got := range open(t, out).Tensors {
+			if got.DType != dt {
+				t.Fatalf("%v: %s is %v", dt, got.Name, got.DType)
+			}
+			a, b := values(t, ref[got.Name]), values(t, got)
+			for i := range a {
+				if math.Abs(a[i]-b[i]) > math.Abs(a[i])*1e-2+0x1p-24 { // F16 subnormals are 2^-24 apart
+					t.Fatalf("%v: %s[%d] = %v, F32 restore has %v", dt, got.Name, i, b[i], a[i])
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,138 @@
+package format
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nlpodyssey/safetensors"
+)
+
+// rawFile builds a safetensors file from its header JSON and data.
+func rawFile(header string, data []byte) []byte {
+	b := binary.LittleEndian.AppendUint64(nil, uint64(len(header)))
+	return append(append(b, header...), data...)
+}
+
+func writeTemp(t *testing.T, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestOpenValid(t *testing.T) {
+	// Data out of name order and a header not padded to 8, as MLX writes.
+	h := `{"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"format":"mlx"},"a":{"dtype":"BF16","shape":[1,3],"data_offsets":[8,14]},"e":{"dtype":"I64","shape":[0],"data_offsets":[14,14]}}`
+	p := writeTemp(t, "ok.safetensors", rawFile(h, make([]byte, 14)))
+	f, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := f.Metadata["format"]; got != "mlx" {
+		t.Errorf("metadata format = %q", got)
+	}
+	var names []string
+	for _, ti := range f.Tensors {
+		names = append(names, ti.Name)
+	}
+	if strings.Join(names, ",") != "b,a,e" {
+		t.Errorf("tensors in data order: got %v", names)
+	}
+	a, _ := f.Tensor("a")
+	if a.DType != safetensors.BF16 || a.Elements() != 3 || a.Bytes() != 6 {
+		t.Errorf("tensor a: %+v", a)
+	}
+}
+
+func TestOpenRejects(t *testing.T) {
+	t16 := func(extra string) string {
+		return `{"t":{"dtype":"F16","shape":[2,2],"data_offsets":[0,8]}` + extra + `}`
+	}
+	cases := []struct {
+		name string
+		file []byte
+		want string
+	}{
+		{"short", []byte{1, 2, 3}, "too short"},
+		{"lfs pointer", []byte("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n"), "Git LFS pointer"},
+		{"header past end", binary.LittleEndian.AppendUint64(nil, 1000), "runs past the end"},
+		{"huge header length", binary.LittleEndian.AppendUint64(nil, 1<<62), "above the safetensors limit"},
+		{"not json", rawFile(`{"t":`, nil), "not valid JSON"},
+		{"not an object", rawFile(`[1,2]`, nil), "not a JSON object"},
+		{"trailing data", rawFile(`{} {}`, nil), "data after"},
+		{"metadata not string", rawFile(`{"__metadata__":{"a":1}}`, nil), "not a string"},
+		{"metadata not object", rawFile(`{"__metadata__":[1]}`, nil), "not a JSON object"},
+		{"duplicate name", rawFile(`{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"t":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}`, make([]byte, 2)), "duplicate tensor name"},
+		{"empty name", rawFile(`{"":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, make([]byte, 1)), "empty name"},
+		{"unknown dtype", rawFile(`{"t":{"dtype":"F8","shape":[1],"data_offsets":[0,1]}}`, make([]byte, 1)), "unknown dtype"},
+		{"negative dim", rawFile(`{"t":{"dtype":"U8","shape":[-1],"data_offsets":[0,1]}}`, make([]byte, 1)), "negative"},
+		{"overflowing shape", rawFile(`{"t":{"dtype":"U8","shape":[4294967296,4294967296],"data_offsets":[0,1]}}`, make([]byte, 1)), "too many elements"},
+		{"overflowing bytes", rawFile(`{"t":{"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,1]}}`, make([]byte, 1)), "too large"},
+		{"reversed offsets", rawFile(`{"t":{"dtype":"U8","shape":[0],"data_offsets":[1,0]}}`, make([]byte, 1)), "reversed"},
+		{"bytes not elements times size", rawFile(`{"t":{"dtype":"F16","shape":[3],"data_offsets":[0,4]}}`, make([]byte, 4)), "needs 6"},
+		{"gap", rawFile(`{"t":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}`, make([]byte, 2)), "gap"},
+		{"overlap", rawFile(`{"t":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"u":{"dtype":"U8","shape":[2],"data_offsets":[1,3]}}`, make([]byte, 3)), "overlaps"},
+		{"extra data at end", rawFile(t16(""), make([]byte, 9)), "holds 9 bytes"},
+		{"truncated data", rawFile(t16(""), make([]byte, 7)), "truncated"},
+		{"unknown key", rawFile(`{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"x":1}}`, make([]byte, 1)), "unknown key"},
+		{"missing shape", rawFile(`{"t":{"dtype":"U8","data_offsets":[0,1]}}`, make([]byte, 1)), "shape missing"},
+		{"fractional dim", rawFile(`{"t":{"dtype":"U8","shape":[1.5],"data_offsets":[0,1]}}`, make([]byte, 1)), "not an integer"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := writeTemp(t, "bad.safetensors", c.file)
+			f, err := Open(p)
+			if err == nil {
+				f.Close()
+				t.Fatalf("accepted")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, c.want) || !strings.HasPrefix(msg, p+": ") || strings.Contains(msg, "\n") {
+				t.Errorf("error %q: want one line starting with the path and containing %q", msg, c.want)
+			}
+		})
+	}
+}
+
+func TestErrorNamesTensor(t *testing.T) {
+	p := writeTemp(t, "x.safetensors", rawFile(`{"w.1":{"dtype":"F16","shape":[3],"data_offsets":[0,4]}}`, make([]byte, 4)))
+	_, err := Open(p)
+	if err == nil || !strings.Contains(err.Error(), `tensor "w.1"`) {
+		t.Fatalf("got %v, want the tensor named", err)
+	}
+}
+
+func TestEncodeParsesBackAndMatchesLibrary(t *testing.T) {
+	ts := []TensorInfo{
+		{Name: "z", DType: safetensors.F32, Shape: []uint64{2, 2}, Begin: 0, End: 16},
+		{Name: "a \"quoted\" name", DType: safetensors.I8, Shape: []uint64{3}, Begin: 16, End: 19},
+		{Name: "scalar", DType: safetensors.U8, Shape: []uint64{}, Begin: 19, End: 20},
+	}
+	meta := map[string]string{"format": "pt", "note": "ünïcode \\ \"x\""}
+	h := Encode(meta, ts, 100)
+	if len(h)%8 != 0 || len(h) < 100 {
+		t.Fatalf("header length %d: want a multiple of 8, at least 100", len(h))
+	}
+	file := rawFile(string(h), make([]byte, 20))
+	// The library reads what we write.
+	st, err := safetensors.Deserialize(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Len() != 3 {
+		t.Errorf("library sees %d tensors", st.Len())
+	}
+	back, err := ParseHeader(h, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Metadata["note"] != meta["note"] || len(back.Tensors) != 3 || back.Tensors[1].Name != ts[1].Name {
+		t.Errorf("round trip: %+v", back)
+	}
+}
