@@ -71,7 +71,7 @@ func TestIndexChecks(t *testing.T) {
 	}{
 		{"missing shard", func(dir string, wm map[string]any) {
 			os.Remove(filepath.Join(dir, "model-00002-of-00002.safetensors"))
-		}, `shard "model-00002-of-00002.safetensors", which does not exist`},
+		}, `lists shard "model-00002-of-00002.safetensors" (for tensor "lm_head.weight" and 66 more), which does not exist`},
 		{"listed tensor not in shard", func(dir string, wm map[string]any) {
 			wm["model.extra.weight"] = "model-00001-of-00002.safetensors"
 		}, `tensor "model.extra.weight": listed in the index, but shard`},
