@@ -212,18 +212,6 @@ func checkRoundTrip(t *testing.T, src string) {
 	}
 }
 
-func equalShape(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func TestRoundTripTiny(t *testing.T) { checkRoundTrip(t, tinyDir) }
 
 func TestRoundTripRealFixtures(t *testing.T) {

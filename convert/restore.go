@@ -170,7 +170,7 @@ func (r *restorer) decode(l *format.Logical, dt safetensors.DType, w io.Writer) 
 			return tensorErr(*l.Signs, err)
 		}
 		out := r.outb[:n*int(dt.Size())]
-		if err := d.DecodeTo(dt, r.codes[:n], int8s(r.signs[:n]), out); err != nil {
+		if err := d.DecodeTo(dt, r.codes[:n], int8s(r.signs[:n]), out, off); err != nil {
 			return &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: err}
 		}
 		if _, err := w.Write(out); err != nil {

@@ -73,7 +73,7 @@ func TestHandComputedVectors(t *testing.T) {
 		}
 	}
 	out := make([]float64, len(w))
-	if err := NewDecoder(p).Decode(codes, signs, out); err != nil {
+	if err := NewDecoder(p).Decode(codes, signs, out, 0); err != nil {
 		t.Fatal(err)
 	}
 	want := []float64{1, -math.Exp(-2), math.Exp(-1), 0, 0, math.Exp(-2), -math.Exp(-2), -math.Exp(-2 + 63.0/254*2)}
@@ -107,7 +107,7 @@ func TestBoundOnRandomTensors(t *testing.T) {
 				t.Fatal(err)
 			}
 			dec := make([]float64, len(vals))
-			if err := NewDecoder(p).Decode(codes, signs, dec); err != nil {
+			if err := NewDecoder(p).Decode(codes, signs, dec, 0); err != nil {
 				t.Fatal(err)
 			}
 			bound := (p.LogMax-p.LogMin)/508 + 1e-6
@@ -188,7 +188,7 @@ func TestSpecialTensors(t *testing.T) {
 					t.Fatal(err)
 				}
 				dec := make([]float64, len(stored))
-				if err := NewDecoder(p).Decode(codes, signs, dec); err != nil {
+				if err := NewDecoder(p).Decode(codes, signs, dec, 0); err != nil {
 					t.Fatal(err)
 				}
 				maxAbs := 0.0
@@ -236,14 +236,14 @@ func TestNonFiniteNamesTheElement(t *testing.T) {
 func TestDecoderRejectsInvalid(t *testing.T) {
 	d := NewDecoder(Params{LogMin: -3, LogMax: 0})
 	out := make([]float64, 3)
-	if err := d.Decode([]uint8{1, 2, 3}, []int8{1, 0, -1}, out); err != nil {
+	if err := d.Decode([]uint8{1, 2, 3}, []int8{1, 0, -1}, out, 0); err != nil {
 		t.Fatal(err)
 	}
 	var ie *InvalidError
-	if err := d.Decode([]uint8{4, 0, 5}, []int8{1, 1, 1}, out); !errors.As(err, &ie) || ie.Index != 4 {
+	if err := d.Decode([]uint8{4, 0, 5}, []int8{1, 1, 1}, out, 3); !errors.As(err, &ie) || ie.Index != 4 {
 		t.Errorf("code 0: got %v, want element 4", err)
 	}
-	if err := d.Decode([]uint8{4, 4, 5}, []int8{1, 1, 2}, out); !errors.As(err, &ie) || ie.Index != 5 {
+	if err := d.Decode([]uint8{4, 4, 5}, []int8{1, 1, 2}, out, 3); !errors.As(err, &ie) || ie.Index != 5 {
 		t.Errorf("sign 2: got %v, want element 5", err)
 	}
 	if err := (Params{LogMin: 1, LogMax: 0}).Validate(); err == nil {
@@ -263,12 +263,12 @@ func TestDecodeToMatchesDecode(t *testing.T) {
 		signs[i] = int8(i%3) - 1
 	}
 	want := make([]float64, len(codes))
-	if err := NewDecoder(p).Decode(codes, signs, want); err != nil {
+	if err := NewDecoder(p).Decode(codes, signs, want, 0); err != nil {
 		t.Fatal(err)
 	}
 	for _, dt := range floatTypes {
 		buf := make([]byte, len(codes)*int(dt.Size()))
-		if err := NewDecoder(p).DecodeTo(dt, codes, signs, buf); err != nil {
+		if err := NewDecoder(p).DecodeTo(dt, codes, signs, buf, 0); err != nil {
 			t.Fatal(err)
 		}
 		put, _ := Putter(dt)

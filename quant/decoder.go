@@ -16,12 +16,12 @@ type InvalidError struct {
 
 func (e *InvalidError) Error() string { return fmt.Sprintf("element %d: %s", e.Index, e.What) }
 
-// Decoder decodes the codes and signs of one tensor, chunk by chunk, in
-// row-major order. It checks every code and sign it reads.
+// Decoder decodes the codes and signs of one tensor, chunk by chunk. It
+// checks every code and sign it reads. Its methods take the flat index of
+// the chunk's first element, for errors, and are safe for concurrent use.
 type Decoder struct {
 	p   Params
 	mag [256]float64
-	n   int64 // elements decoded so far
 }
 
 // NewDecoder returns a Decoder for a tensor with parameters p, which must be
@@ -35,7 +35,7 @@ func NewDecoder(p Params) *Decoder {
 }
 
 // check validates one chunk before it is decoded.
-func (d *Decoder) check(codes []uint8, signs []int8) error {
+func (d *Decoder) check(codes []uint8, signs []int8, first int64) error {
 	if len(codes) != len(signs) {
 		return fmt.Errorf("quant: %d codes but %d signs", len(codes), len(signs))
 	}
@@ -43,17 +43,21 @@ func (d *Decoder) check(codes []uint8, signs []int8) error {
 		s := signs[i]
 		if c == 0 || s < -1 || s > 1 {
 			if c == 0 {
-				return &InvalidError{Index: d.n + int64(i), What: "code 0 is not a valid code"}
+				return &InvalidError{Index: first + int64(i), What: "code 0 is not a valid code"}
 			}
-			return &InvalidError{Index: d.n + int64(i), What: fmt.Sprintf("sign %d is not -1, 0 or 1", s)}
+			return &InvalidError{Index: first + int64(i), What: fmt.Sprintf("sign %d is not -1, 0 or 1", s)}
 		}
 	}
 	return nil
 }
 
-// Decode writes the values of the next chunk to dst, as float64.
-func (d *Decoder) Decode(codes []uint8, signs []int8, dst []float64) error {
-	if err := d.check(codes, signs); err != nil {
+// Magnitudes returns the decoded magnitude of each code.
+func (d *Decoder) Magnitudes() *[256]float64 { return &d.mag }
+
+// Decode writes the values of a chunk whose first element has flat index
+// first to dst, as float64.
+func (d *Decoder) Decode(codes []uint8, signs []int8, dst []float64, first int64) error {
+	if err := d.check(codes, signs, first); err != nil {
 		return err
 	}
 	for i, c := range codes {
@@ -62,15 +66,14 @@ func (d *Decoder) Decode(codes []uint8, signs []int8, dst []float64) error {
 			dst[i] = 0 // not -0
 		}
 	}
-	d.n += int64(len(codes))
 	return nil
 }
 
-// DecodeTo writes the values of the next chunk to dst as little-endian
-// elements of dtype dt (F16, BF16, F32 or F64), each rounded once from the
-// float64 value.
-func (d *Decoder) DecodeTo(dt safetensors.DType, codes []uint8, signs []int8, dst []byte) error {
-	if err := d.check(codes, signs); err != nil {
+// DecodeTo writes the values of a chunk whose first element has flat index
+// first to dst as little-endian elements of dtype dt (F16, BF16, F32 or
+// F64), each rounded once from the float64 value.
+func (d *Decoder) DecodeTo(dt safetensors.DType, codes []uint8, signs []int8, dst []byte, first int64) error {
+	if err := d.check(codes, signs, first); err != nil {
 		return err
 	}
 	var bits [256]uint64
@@ -100,7 +103,6 @@ func (d *Decoder) DecodeTo(dt safetensors.DType, codes []uint8, signs []int8, ds
 			}
 			binary.LittleEndian.PutUint32(dst[4*i:], v)
 		}
-		d.n += int64(len(codes))
 		return nil
 	case safetensors.F64:
 		signBit = 1 << 63
@@ -125,6 +127,5 @@ func (d *Decoder) DecodeTo(dt safetensors.DType, codes []uint8, signs []int8, ds
 			binary.LittleEndian.PutUint64(dst[8*i:], v)
 		}
 	}
-	d.n += int64(len(codes))
 	return nil
 }

@@ -117,36 +117,85 @@ func Float64ToF16(x float64) uint16 { return Float32ToF16(roundToOddFloat32(x)) 
 // Float64ToBF16 rounds x to the nearest bfloat16 value, ties to even.
 func Float64ToBF16(x float64) uint16 { return Float32ToBF16(roundToOddFloat32(x)) }
 
-// Reader converts little-endian elements of a floating-point dtype to
-// float64. It returns an error for a dtype the codec does not read.
+// Reader returns a function that converts little-endian elements of dtype
+// dt to float64: exactly for the float dtypes and for integers up to 2^53.
 func Reader(dt safetensors.DType) (func(b []byte, dst []float64), error) {
+	le := binary.LittleEndian
 	switch dt {
 	case safetensors.F16:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
-				dst[i] = float64(F16ToFloat32(binary.LittleEndian.Uint16(b[2*i:])))
+				dst[i] = float64(F16ToFloat32(le.Uint16(b[2*i:])))
 			}
 		}, nil
 	case safetensors.BF16:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
-				dst[i] = float64(BF16ToFloat32(binary.LittleEndian.Uint16(b[2*i:])))
+				dst[i] = float64(BF16ToFloat32(le.Uint16(b[2*i:])))
 			}
 		}, nil
 	case safetensors.F32:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
-				dst[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])))
+				dst[i] = float64(math.Float32frombits(le.Uint32(b[4*i:])))
 			}
 		}, nil
 	case safetensors.F64:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
-				dst[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
+				dst[i] = math.Float64frombits(le.Uint64(b[8*i:]))
+			}
+		}, nil
+	case safetensors.BOOL, safetensors.U8:
+		return func(b []byte, dst []float64) {
+			for i := range dst {
+				dst[i] = float64(b[i])
+			}
+		}, nil
+	case safetensors.I8:
+		return func(b []byte, dst []float64) {
+			for i := range dst {
+				dst[i] = float64(int8(b[i]))
+			}
+		}, nil
+	case safetensors.U16:
+		return func(b []byte, dst []float64) {
+			for i := range dst {
+				dst[i] = float64(le.Uint16(b[2*i:]))
+			}
+		}, nil
+	case safetensors.I16:
+		return func(b []byte, dst []float64) {
+			for i := range dst {
+				dst[i] = float64(int16(le.Uint16(b[2*i:])))
+			}
+		}, nil
+	case safetensors.U32:
+		return func(b []byte, dst []float64) {
+			for i := range dst {
+				dst[i] = float64(le.Uint32(b[4*i:]))
+			}
+		}, nil
+	case safetensors.I32:
+		return func(b []byte, dst []float64) {
+			for i := range dst {
+				dst[i] = float64(int32(le.Uint32(b[4*i:])))
+			}
+		}, nil
+	case safetensors.U64:
+		return func(b []byte, dst []float64) {
+			for i := range dst {
+				dst[i] = float64(le.Uint64(b[8*i:]))
+			}
+		}, nil
+	case safetensors.I64:
+		return func(b []byte, dst []float64) {
+			for i := range dst {
+				dst[i] = float64(int64(le.Uint64(b[8*i:])))
 			}
 		}, nil
 	}
-	return nil, fmt.Errorf("dtype %v is not a floating-point dtype", dt)
+	return nil, fmt.Errorf("unknown dtype %v", dt)
 }
 
 // Putter returns a function that stores v as element i of b in dtype dt,

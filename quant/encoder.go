@@ -2,6 +2,7 @@ package quant
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 
 	"github.com/nlpodyssey/safetensors"
@@ -32,6 +33,9 @@ type Encoder struct {
 // NewEncoder returns an Encoder for a tensor of dtype dt, which must be F16,
 // BF16, F32 or F64.
 func NewEncoder(dt safetensors.DType) (*Encoder, error) {
+	if !IsFloat(dt) {
+		return nil, fmt.Errorf("dtype %v cannot be encoded: it is not F16, BF16, F32 or F64", dt)
+	}
 	read, err := Reader(dt)
 	if err != nil {
 		return nil, err

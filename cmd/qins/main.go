@@ -60,6 +60,17 @@ func withSignals() (context.Context, func() os.Signal, func()) {
 // usageError is a mistake in the command line: exit status 2.
 type usageError struct{ error }
 
+// differ is the exit of a diff that found differences: status 1, the
+// report already printed.
+type differ struct{}
+
+func (differ) Error() string { return "the checkpoints differ" }
+
+// unusable is an input diff cannot read: exit status 2.
+type unusable struct{ error }
+
+func (u unusable) Unwrap() error { return u.error }
+
 // hinted carries a hint printed under the error.
 type hinted struct {
 	error
@@ -81,6 +92,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "hint: run 'qins help' or 'qins COMMAND --help'")
 		return 2
 	}
+	if errors.As(err, new(differ)) {
+		return 1
+	}
 	if errors.Is(err, context.Canceled) {
 		fmt.Fprintln(stderr, "qins: interrupted; no output written")
 		return 130
@@ -89,6 +103,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var h hinted
 	if errors.As(err, &h) {
 		fmt.Fprintf(stderr, "hint: %s\n", h.hint)
+	}
+	if errors.As(err, new(unusable)) {
+		return 2
 	}
 	return 1
 }
@@ -106,6 +123,10 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 		ExitErrHandler:  func(*cli.Context, error) {}, // run reports errors
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError{err}
+		},
+		CommandNotFound: func(c *cli.Context, name string) {
+			fmt.Fprintf(stderr, "qins: usage error: no command %q\nhint: run 'qins help'\n", name)
+			os.Exit(2)
 		},
 		Commands: []*cli.Command{
 			{
@@ -179,6 +200,56 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 					}
 					if !c.Bool("quiet") {
 						s.WriteText(stdout, "restored")
+					}
+					return nil
+				},
+			},
+			{
+				Name:      "diff",
+				Usage:     "compare two checkpoints tensor by tensor (either may be a QINS file, decoded on the fly)",
+				ArgsUsage: "A B",
+				Description: "Exit status: 0 when every tensor is on both sides and within the thresholds given,\n" +
+					"1 otherwise, 2 when an input cannot be read. Thresholds apply to each tensor.",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
+					&cli.Float64Flag{Name: "max-rel-rmse", Usage: "fail when a tensor's rmse / rms(A) is above `X`"},
+					&cli.Float64Flag{Name: "min-snr-db", Usage: "fail when a tensor's SNR is below `Y` dB"},
+					&cli.Float64Flag{Name: "min-cosine", Usage: "fail when a tensor's cosine similarity is below `Z`"},
+					&cli.IntFlag{Name: "top", Value: 20, Usage: "show the `N` tensors furthest apart (0: none, -1: all)"},
+					quiet,
+				},
+				OnUsageError: usageErr,
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 2 {
+						return usageError{fmt.Errorf("diff takes two checkpoints, A and B; got %d arguments", c.NArg())}
+					}
+					opts := convert.DiffOptions{}
+					for name, dst := range map[string]**float64{"max-rel-rmse": &opts.MaxRelRMSE, "min-snr-db": &opts.MinSNRdB, "min-cosine": &opts.MinCosine} {
+						if c.IsSet(name) {
+							v := c.Float64(name)
+							*dst = &v
+						}
+					}
+					bar := newBar(stderr, "comparing", c.Bool("quiet") || c.Bool("json"))
+					opts.Progress = bar
+					r, err := convert.Diff(ctx, c.Args().Get(0), c.Args().Get(1), opts)
+					bar.finish()
+					if err != nil {
+						if errors.Is(err, context.Canceled) {
+							return err
+						}
+						return unusable{withHint(err)}
+					}
+					if c.Bool("json") {
+						err = r.WriteJSON(stdout)
+					} else {
+						err = r.WriteText(stdout, c.Int("top"))
+					}
+					if err != nil {
+						return err
+					}
+					if !r.OK() {
+						return differ{}
 					}
 					return nil
 				},

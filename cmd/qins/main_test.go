@@ -207,3 +207,37 @@ func writeF32(t *testing.T, path, name string, shape []uint64, vals []float32) {
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestDiffExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	q := filepath.Join(dir, "q.safetensors")
+	if code, _, errs := qins(t, "convert", "-q", tiny, "-o", q); code != 0 {
+		t.Fatal(errs)
+	}
+	cases := []struct {
+		name string
+		args []string
+		code int
+		out  string
+	}{
+		{"itself", []string{"diff", tiny, tiny}, 0, "OK"},
+		{"QINS within thresholds", []string{"diff", tiny, q, "--min-snr-db", "30", "--min-cosine", "0.99"}, 0, "OK"},
+		{"QINS over a threshold", []string{"diff", tiny, q, "--max-rel-rmse", "0.001"}, 1, "DIFFERENT"},
+		{"json", []string{"diff", "--json", tiny, q}, 0, `"total"`},
+		{"unreadable input", []string{"diff", tiny, filepath.Join(dir, "nope")}, 2, ""},
+		{"not a safetensors file", []string{"diff", tiny, "main.go"}, 2, ""},
+		{"one argument", []string{"diff", tiny}, 2, ""},
+		{"missing tensors", []string{"diff", tiny, filepath.Join(tiny, "model-00002-of-00002.safetensors")}, 1, "missing in b (128)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errs := qins(t, c.args...)
+			if code != c.code || !strings.Contains(out, c.out) {
+				t.Errorf("exit %d (want %d), stdout lacks %q?\n%s\n%s", code, c.code, c.out, out, errs)
+			}
+			if c.code == 2 && !strings.HasPrefix(errs, "qins: ") {
+				t.Errorf("stderr %q", errs)
+			}
+		})
+	}
+}

@@ -1,0 +1,506 @@
+package convert
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/quant"
+)
+
+// DiffOptions configure Diff. A nil threshold is not checked.
+type DiffOptions struct {
+	MaxRelRMSE *float64 // per tensor
+	MinSNRdB   *float64 // per tensor; an exact match passes
+	MinCosine  *float64 // per tensor
+	// Progress, when set, follows the work in input bytes of both sides.
+	Progress Progress
+	// ChunkElems is the number of elements compared at a time; 0 means
+	// 1<<20.
+	ChunkElems int
+	// Workers is the number of goroutines comparing chunks; 0 means
+	// GOMAXPROCS.
+	Workers int
+}
+
+// Num is a float64 that is written to JSON as null when it is not finite.
+type Num float64
+
+// MarshalJSON implements json.Marshaler.
+func (n Num) MarshalJSON() ([]byte, error) {
+	f := float64(n)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return []byte("null"), nil
+	}
+	return json.Marshal(f)
+}
+
+// DiffStats measure how far B is from A over some elements.
+type DiffStats struct {
+	Elements       uint64 `json:"elements"`
+	MaxAbsErr      Num    `json:"max_abs_err"`
+	MaxAbsErrIndex int64  `json:"max_abs_err_index"` // flat index in the tensor
+	MeanAbsErr     Num    `json:"mean_abs_err"`
+	RMSE           Num    `json:"rmse"`
+	// RelRMSE is RMSE divided by the RMS of A.
+	RelRMSE Num `json:"rel_rmse"`
+	Cosine  Num `json:"cosine"`
+	// SNRdB is 10*log10(sum a^2 / sum (a-b)^2); null when Exact.
+	SNRdB Num  `json:"snr_db"`
+	Exact bool `json:"exact"` // every element equal
+	// Identical counts the elements whose values are equal.
+	Identical uint64 `json:"identical"`
+	// NonFinite counts the elements where a NaN or an infinity on one side
+	// is not matched by the same on the other; they are left out of the
+	// error sums.
+	NonFinite uint64 `json:"non_finite_mismatches"`
+}
+
+// TensorDiff is the comparison of one tensor.
+type TensorDiff struct {
+	Name   string   `json:"name"`
+	Shape  []uint64 `json:"shape"`
+	DTypeA string   `json:"dtype_a"`
+	DTypeB string   `json:"dtype_b"`
+	DiffStats
+	// Fails lists the thresholds this tensor misses.
+	Fails []string `json:"fails,omitempty"`
+}
+
+// Mismatch is a tensor present on both sides that cannot be compared.
+type Mismatch struct {
+	Name   string   `json:"name"`
+	ShapeA []uint64 `json:"shape_a"`
+	ShapeB []uint64 `json:"shape_b"`
+	DTypeA string   `json:"dtype_a"`
+	DTypeB string   `json:"dtype_b"`
+	Reason string   `json:"reason"`
+}
+
+// DiffTotal sums the comparison over every tensor compared.
+type DiffTotal struct {
+	Tensors int `json:"tensors"`
+	DiffStats
+	MaxAbsErrTensor string `json:"max_abs_err_tensor"`
+	Failing         int    `json:"failing_tensors"`
+}
+
+// DiffReport is the result of Diff.
+type DiffReport struct {
+	A             string       `json:"a"`
+	B             string       `json:"b"`
+	Tensors       []TensorDiff `json:"tensors"`
+	MissingInA    []string     `json:"missing_in_a"`
+	MissingInB    []string     `json:"missing_in_b"`
+	ShapeMismatch []Mismatch   `json:"shape_mismatch"`
+	Total         DiffTotal    `json:"total"`
+}
+
+// OK reports whether every tensor is present on both sides, comparable, and
+// within the thresholds.
+func (r *DiffReport) OK() bool {
+	return len(r.MissingInA) == 0 && len(r.MissingInB) == 0 && len(r.ShapeMismatch) == 0 && r.Total.Failing == 0
+}
+
+// Diff compares two checkpoints tensor by tensor, by value. Either side may
+// be a safetensors file, folder or index, or a QINS file, which is decoded
+// on the fly as `qins restore` would write it (F32). Both sides are read in
+// chunks, so memory is a few chunks whatever the model size.
+func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffReport, error) {
+	ca, err := format.OpenCheckpoint(pathA)
+	if err != nil {
+		return nil, err
+	}
+	defer ca.Close()
+	cb, err := format.OpenCheckpoint(pathB)
+	if err != nil {
+		return nil, err
+	}
+	defer cb.Close()
+	la, err := format.Logicals(ca)
+	if err != nil {
+		return nil, err
+	}
+	lb, err := format.Logicals(cb)
+	if err != nil {
+		return nil, err
+	}
+	pr := opts.Progress
+	if pr == nil {
+		pr = noProgress{}
+	}
+	pr.Start(workBytes(ca) + workBytes(cb))
+	d := differ{ctx: ctx, opts: opts, progress: pr.Add}
+	if d.chunk = opts.ChunkElems; d.chunk <= 0 {
+		d.chunk = 1 << 20
+	}
+	if d.workers = opts.Workers; d.workers <= 0 {
+		d.workers = runtime.GOMAXPROCS(0)
+	}
+
+	r := &DiffReport{A: ca.Path, B: cb.Path, Tensors: []TensorDiff{}, MissingInA: []string{}, MissingInB: []string{}, ShapeMismatch: []Mismatch{}}
+	inB := make(map[string]*format.Logical, len(lb))
+	for i := range lb {
+		inB[lb[i].Name] = &lb[i]
+	}
+	inA := make(map[string]bool, len(la))
+	var total acc
+	total.maxIdx = -1
+	for i := range la {
+		a := &la[i]
+		inA[a.Name] = true
+		b, ok := inB[a.Name]
+		if !ok {
+			r.MissingInB = append(r.MissingInB, a.Name)
+			continue
+		}
+		if m, bad := mismatch(a, b); bad {
+			r.ShapeMismatch = append(r.ShapeMismatch, m)
+			continue
+		}
+		st, err := d.tensor(a, b)
+		if err != nil {
+			return nil, err
+		}
+		td := TensorDiff{Name: a.Name, Shape: a.Shape, DTypeA: a.DType.String(), DTypeB: b.DType.String(), DiffStats: st.stats()}
+		if td.Shape == nil {
+			td.Shape = []uint64{}
+		}
+		td.Fails = check(&td, opts, quant.IsFloat(a.DType))
+		if len(td.Fails) > 0 {
+			r.Total.Failing++
+		}
+		if st.maxErr > total.maxErr {
+			r.Total.MaxAbsErrTensor = a.Name
+		}
+		total.merge(&st)
+		r.Tensors = append(r.Tensors, td)
+	}
+	for i := range lb {
+		if !inA[lb[i].Name] {
+			r.MissingInA = append(r.MissingInA, lb[i].Name)
+		}
+	}
+	r.Total.Tensors = len(r.Tensors)
+	r.Total.DiffStats = total.stats()
+	return r, nil
+}
+
+// mismatch reports why a and b cannot be compared, if they cannot.
+func mismatch(a, b *format.Logical) (Mismatch, bool) {
+	m := Mismatch{Name: a.Name, ShapeA: a.Shape, ShapeB: b.Shape, DTypeA: a.DType.String(), DTypeB: b.DType.String()}
+	switch {
+	case !equalShape(a.Shape, b.Shape):
+		m.Reason = "shapes differ"
+	case quant.IsFloat(a.DType) != quant.IsFloat(b.DType) || (!quant.IsFloat(a.DType) && a.DType != b.DType):
+		m.Reason = "dtypes differ and are not both floating point"
+	default:
+		return m, false
+	}
+	return m, true
+}
+
+func equalShape(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// check returns the thresholds td misses. A non-float tensor must match
+// exactly.
+func check(td *TensorDiff, opts DiffOptions, float bool) []string {
+	var fails []string
+	if !float {
+		if !td.Exact {
+			fails = append(fails, "non-float tensor differs")
+		}
+		return fails
+	}
+	if td.NonFinite > 0 {
+		fails = append(fails, fmt.Sprintf("%d unmatched NaN or infinity", td.NonFinite))
+	}
+	if td.Exact {
+		return fails
+	}
+	rel, snr, cos := float64(td.RelRMSE), float64(td.SNRdB), float64(td.Cosine)
+	if t := opts.MaxRelRMSE; t != nil && !(rel <= *t) {
+		fails = append(fails, fmt.Sprintf("rel_rmse %.4g > %g", rel, *t))
+	}
+	if t := opts.MinSNRdB; t != nil && !(snr >= *t) {
+		fails = append(fails, fmt.Sprintf("snr_db %.4g < %g", snr, *t))
+	}
+	if t := opts.MinCosine; t != nil && !(cos >= *t) {
+		fails = append(fails, fmt.Sprintf("cosine %.6g < %g", cos, *t))
+	}
+	return fails
+}
+
+// acc accumulates the sums behind DiffStats, in float64.
+type acc struct {
+	n, identical, nonFinite uint64
+	maxErr                  float64
+	maxIdx                  int64
+	sumAbs, sse             float64
+	sa2, sb2, sab           float64
+}
+
+// add compares x and y, whose first element has flat index first.
+func (s *acc) add(x, y []float64, first int64) {
+	y = y[:len(x)]
+	for i, a := range x {
+		b := y[i]
+		d := a - b
+		ad := math.Abs(d)
+		if !(ad <= math.MaxFloat64) { // NaN or infinity somewhere
+			if a == b || (a != a && b != b) {
+				s.identical++
+			} else {
+				s.nonFinite++
+			}
+			continue
+		}
+		if d == 0 {
+			s.identical++
+		}
+		if ad > s.maxErr {
+			s.maxErr, s.maxIdx = ad, first+int64(i)
+		}
+		s.sumAbs += ad
+		s.sse += d * d
+		s.sa2 += a * a
+		s.sb2 += b * b
+		s.sab += a * b
+	}
+	s.n += uint64(len(x))
+}
+
+// merge adds t, which covers elements after those of s.
+func (s *acc) merge(t *acc) {
+	if t.maxErr > s.maxErr || (s.maxIdx < 0 && t.maxIdx >= 0) {
+		s.maxErr, s.maxIdx = t.maxErr, t.maxIdx
+	}
+	s.n += t.n
+	s.identical += t.identical
+	s.nonFinite += t.nonFinite
+	s.sumAbs += t.sumAbs
+	s.sse += t.sse
+	s.sa2 += t.sa2
+	s.sb2 += t.sb2
+	s.sab += t.sab
+}
+
+func (s *acc) stats() DiffStats {
+	st := DiffStats{Elements: s.n, MaxAbsErr: Num(s.maxErr), MaxAbsErrIndex: max(s.maxIdx, 0), Identical: s.identical, NonFinite: s.nonFinite}
+	m := float64(s.n - s.nonFinite)
+	if m > 0 {
+		st.MeanAbsErr = Num(s.sumAbs / m)
+		st.RMSE = Num(math.Sqrt(s.sse / m))
+	}
+	st.Exact = s.identical == s.n
+	switch {
+	case s.sse == 0:
+		st.RelRMSE = 0
+	case s.sa2 == 0:
+		st.RelRMSE = Num(math.Inf(1))
+	default:
+		st.RelRMSE = Num(math.Sqrt(s.sse / s.sa2))
+	}
+	switch {
+	case s.sa2 == 0 && s.sb2 == 0:
+		st.Cosine = 1
+	case s.sa2 == 0 || s.sb2 == 0:
+		st.Cosine = 0
+	default:
+		st.Cosine = Num(s.sab / math.Sqrt(s.sa2*s.sb2))
+	}
+	if s.sse == 0 {
+		st.SNRdB = Num(math.Inf(1)) // written as null; Exact says why
+	} else {
+		st.SNRdB = Num(10 * math.Log10(s.sa2/s.sse))
+	}
+	return st
+}
+
+// differ compares tensors chunk by chunk on several goroutines.
+type differ struct {
+	ctx      context.Context
+	opts     DiffOptions
+	chunk    int
+	workers  int
+	progress func(int64)
+}
+
+// tensor compares a and b, of the same shape. The chunks' sums are merged
+// in chunk order, so the result does not depend on scheduling.
+func (d *differ) tensor(a, b *format.Logical) (acc, error) {
+	sa, err := newSource(a)
+	if err != nil {
+		return acc{}, err
+	}
+	sb, err := newSource(b)
+	if err != nil {
+		return acc{}, err
+	}
+	n := int64(a.Elements())
+	nChunks := int((n + int64(d.chunk) - 1) / int64(d.chunk))
+	parts := make([]acc, nChunks)
+	exactBytes := !quant.IsFloat(a.DType) // integers: compare the bytes too
+	var next atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for w := 0; w < min(d.workers, max(nChunks, 1)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var bufA, bufB []float64
+			var rawA, rawB []byte
+			for {
+				c := int(next.Add(1) - 1)
+				if c >= nChunks {
+					return
+				}
+				if err := d.ctx.Err(); err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+				off := int64(c) * int64(d.chunk)
+				m := min(int64(d.chunk), n-off)
+				if bufA == nil {
+					bufA, bufB = make([]float64, d.chunk), make([]float64, d.chunk)
+				}
+				ra, err := sa.values(off, m, bufA, &rawA)
+				var rb []byte
+				if err == nil {
+					rb, err = sb.values(off, m, bufB, &rawB)
+				}
+				if err != nil {
+					once.Do(func() { firstErr = err })
+					next.Store(int64(nChunks)) // stop the others
+					return
+				}
+				p := &parts[c]
+				p.maxIdx = -1
+				p.add(bufA[:m], bufB[:m], off)
+				if exactBytes {
+					// Integers beyond 2^53 can be equal as float64 and
+					// differ as stored: count what is identical as stored.
+					p.identical = identicalElems(ra, rb, sa.size)
+				}
+				d.progress(int64(sa.bytesOf(m) + sb.bytesOf(m)))
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return acc{}, firstErr
+	}
+	var total acc
+	total.maxIdx = -1
+	for i := range parts {
+		total.merge(&parts[i])
+	}
+	return total, nil
+}
+
+// identicalElems counts the elements of size bytes that are equal in a and b.
+func identicalElems(a, b []byte, size int) uint64 {
+	var n uint64
+	for i := 0; i+size <= len(a); i += size {
+		if bytes.Equal(a[i:i+size], b[i:i+size]) {
+			n++
+		}
+	}
+	return n
+}
+
+// source reads a logical tensor's values as float64: stored values
+// converted exactly, or encoded values decoded and rounded to F32.
+type source struct {
+	l    *format.Logical
+	read func([]byte, []float64)
+	dec  *quant.Decoder
+	size int
+}
+
+func newSource(l *format.Logical) (*source, error) {
+	if l.Encoded() {
+		return &source{l: l, dec: quant.NewDecoder(l.Params), size: 2}, nil
+	}
+	read, err := quant.Reader(l.DType)
+	if err != nil {
+		return nil, &format.Error{Path: l.Plain.File.Path, Tensor: l.Name, Err: err}
+	}
+	return &source{l: l, read: read, size: int(l.DType.Size())}, nil
+}
+
+// bytesOf returns the stored bytes of m elements.
+func (s *source) bytesOf(m int64) int64 { return m * int64(s.size) }
+
+// values writes elements [off, off+m) to dst, reading into *raw, and
+// returns the stored bytes of a plain tensor.
+func (s *source) values(off, m int64, dst []float64, raw *[]byte) ([]byte, error) {
+	need := int(m) * s.size
+	if cap(*raw) < need {
+		*raw = make([]byte, need)
+	}
+	b := (*raw)[:need]
+	if s.dec == nil {
+		if _, err := s.l.Plain.Section().ReadAt(b, off*int64(s.size)); err != nil {
+			return nil, tensorErr(*s.l.Plain, err)
+		}
+		s.read(b, dst[:m])
+		return b, nil
+	}
+	codes, signs := b[:m], b[m:]
+	if _, err := s.l.Codes.Section().ReadAt(codes, off); err != nil {
+		return nil, tensorErr(*s.l.Codes, err)
+	}
+	if _, err := s.l.Signs.Section().ReadAt(signs, off); err != nil {
+		return nil, tensorErr(*s.l.Signs, err)
+	}
+	out := dst[:m]
+	if err := s.dec.Decode(codes, int8s(signs), out, off); err != nil {
+		return nil, &format.Error{Path: s.l.Codes.File.Path, Tensor: s.l.Name, Err: err}
+	}
+	for i, v := range out {
+		out[i] = float64(float32(v)) // as restore writes it
+	}
+	return nil, nil
+}
+
+// Worst returns up to n tensors, the furthest apart first: by relative
+// RMSE, then by max_abs_err.
+func (r *DiffReport) Worst(n int) []TensorDiff {
+	ts := append([]TensorDiff(nil), r.Tensors...)
+	key := func(t *TensorDiff) float64 {
+		if v := float64(t.RelRMSE); !math.IsNaN(v) {
+			return v
+		}
+		return math.Inf(1)
+	}
+	sort.SliceStable(ts, func(i, j int) bool {
+		ki, kj := key(&ts[i]), key(&ts[j])
+		if ki != kj {
+			return ki > kj
+		}
+		return ts[i].MaxAbsErr > ts[j].MaxAbsErr
+	})
+	if n >= 0 && len(ts) > n {
+		ts = ts[:n]
+	}
+	return ts
+}

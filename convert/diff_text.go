@@ -1,0 +1,92 @@
+package convert
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteJSON writes r as one JSON object.
+func (r *DiffReport) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteText writes r as a table a person reads: the top tensors furthest
+// apart (all when top < 0), then the totals and what could not be compared.
+func (r *DiffReport) WriteText(w io.Writer, top int) error {
+	fmt.Fprintf(w, "a: %s\nb: %s\n", r.A, r.B)
+	worst := r.Worst(top)
+	if len(worst) < len(r.Tensors) {
+		fmt.Fprintf(w, "the %d tensors furthest apart, of %d:\n", len(worst), len(r.Tensors))
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "tensor\telements\tmax_abs_err\tat\tmean_abs_err\trmse\trel_rmse\tcosine\tsnr_db\tidentical\t")
+	row := func(name string, s DiffStats, fails []string) {
+		mark := ""
+		if len(fails) > 0 {
+			mark = "  FAIL: " + strings.Join(fails, "; ")
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, s.Elements,
+			g(s.MaxAbsErr), s.MaxAbsErrIndex, g(s.MeanAbsErr), g(s.RMSE), g(s.RelRMSE), cos(s.Cosine), snr(s), pct(s.Identical, s.Elements), mark)
+	}
+	for _, t := range worst {
+		row(t.Name, t.DiffStats, t.Fails)
+	}
+	row(fmt.Sprintf("total (%d tensors)", r.Total.Tensors), r.Total.DiffStats, nil)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if r.Total.MaxAbsErrTensor != "" {
+		fmt.Fprintf(w, "largest error: %s in %s at element %d\n", g(r.Total.MaxAbsErr), r.Total.MaxAbsErrTensor, r.Total.MaxAbsErrIndex)
+	}
+	list := func(what string, names []string) {
+		if len(names) > 0 {
+			fmt.Fprintf(w, "%s (%d): %s\n", what, len(names), strings.Join(names, ", "))
+		}
+	}
+	list("missing in a", r.MissingInA)
+	list("missing in b", r.MissingInB)
+	for _, m := range r.ShapeMismatch {
+		fmt.Fprintf(w, "not comparable: %s: %s (a: %s %v, b: %s %v)\n", m.Name, m.Reason, m.DTypeA, m.ShapeA, m.DTypeB, m.ShapeB)
+	}
+	verdict := "OK"
+	if !r.OK() {
+		verdict = fmt.Sprintf("DIFFERENT: %d tensors over the thresholds, %d missing, %d not comparable",
+			r.Total.Failing, len(r.MissingInA)+len(r.MissingInB), len(r.ShapeMismatch))
+	}
+	_, err := fmt.Fprintln(w, verdict)
+	return err
+}
+
+func g(n Num) string {
+	f := float64(n)
+	if math.IsInf(f, 1) {
+		return "inf"
+	}
+	return fmt.Sprintf("%.4g", f)
+}
+
+func cos(n Num) string { return fmt.Sprintf("%.6f", float64(n)) }
+
+func snr(s DiffStats) string {
+	if s.Exact {
+		return "exact"
+	}
+	f := float64(s.SNRdB)
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", f)
+}
+
+func pct(k, n uint64) string {
+	if n == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f%%", 100*float64(k)/float64(n))
+}
