@@ -151,8 +151,7 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 		inB[lb[i].Name] = &lb[i]
 	}
 	inA := make(map[string]bool, len(la))
-	var total acc
-	total.maxIdx = -1
+	total := NewAccumulator()
 	for i := range la {
 		a := &la[i]
 		inA[a.Name] = true
@@ -169,7 +168,7 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 		if err != nil {
 			return nil, err
 		}
-		td := TensorDiff{Name: a.Name, Shape: a.Shape, DTypeA: a.DType.String(), DTypeB: b.DType.String(), DiffStats: st.stats()}
+		td := TensorDiff{Name: a.Name, Shape: a.Shape, DTypeA: a.DType.String(), DTypeB: b.DType.String(), DiffStats: st.Stats()}
 		if td.Shape == nil {
 			td.Shape = []uint64{}
 		}
@@ -180,7 +179,7 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 		if st.maxErr > total.maxErr {
 			r.Total.MaxAbsErrTensor = a.Name
 		}
-		total.merge(&st)
+		total.Merge(st)
 		r.Tensors = append(r.Tensors, td)
 	}
 	for i := range lb {
@@ -189,7 +188,7 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 		}
 	}
 	r.Total.Tensors = len(r.Tensors)
-	r.Total.DiffStats = total.stats()
+	r.Total.DiffStats = total.Stats()
 	return r, nil
 }
 
@@ -248,8 +247,9 @@ func check(td *TensorDiff, opts DiffOptions, float bool) []string {
 	return fails
 }
 
-// acc accumulates the sums behind DiffStats, in float64.
-type acc struct {
+// Accumulator accumulates the sums behind DiffStats, in float64. Feed it
+// with Add, in any order of chunks, and Merge the chunks in order.
+type Accumulator struct {
 	n, identical, nonFinite uint64
 	maxErr                  float64
 	maxIdx                  int64
@@ -257,8 +257,11 @@ type acc struct {
 	sa2, sb2, sab           float64
 }
 
-// add compares x and y, whose first element has flat index first.
-func (s *acc) add(x, y []float64, first int64) {
+// NewAccumulator returns an empty Accumulator.
+func NewAccumulator() *Accumulator { return &Accumulator{maxIdx: -1} }
+
+// Add compares x and y, whose first element has flat index first.
+func (s *Accumulator) Add(x, y []float64, first int64) {
 	y = y[:len(x)]
 	for i, a := range x {
 		b := y[i]
@@ -287,8 +290,8 @@ func (s *acc) add(x, y []float64, first int64) {
 	s.n += uint64(len(x))
 }
 
-// merge adds t, which covers elements after those of s.
-func (s *acc) merge(t *acc) {
+// Merge adds t, which covers elements after those of s.
+func (s *Accumulator) Merge(t *Accumulator) {
 	if t.maxErr > s.maxErr || (s.maxIdx < 0 && t.maxIdx >= 0) {
 		s.maxErr, s.maxIdx = t.maxErr, t.maxIdx
 	}
@@ -302,7 +305,8 @@ func (s *acc) merge(t *acc) {
 	s.sab += t.sab
 }
 
-func (s *acc) stats() DiffStats {
+// Stats returns the measures of what was added.
+func (s *Accumulator) Stats() DiffStats {
 	st := DiffStats{Elements: s.n, MaxAbsErr: Num(s.maxErr), MaxAbsErrIndex: max(s.maxIdx, 0), Identical: s.identical, NonFinite: s.nonFinite}
 	m := float64(s.n - s.nonFinite)
 	if m > 0 {
@@ -345,18 +349,18 @@ type differ struct {
 
 // tensor compares a and b, of the same shape. The chunks' sums are merged
 // in chunk order, so the result does not depend on scheduling.
-func (d *differ) tensor(a, b *format.Logical) (acc, error) {
+func (d *differ) tensor(a, b *format.Logical) (*Accumulator, error) {
 	sa, err := newSource(a)
 	if err != nil {
-		return acc{}, err
+		return nil, err
 	}
 	sb, err := newSource(b)
 	if err != nil {
-		return acc{}, err
+		return nil, err
 	}
 	n := int64(a.Elements())
 	nChunks := int((n + int64(d.chunk) - 1) / int64(d.chunk))
-	parts := make([]acc, nChunks)
+	parts := make([]Accumulator, nChunks)
 	exactBytes := !quant.IsFloat(a.DType) // integers: compare the bytes too
 	var next atomic.Int64
 	var firstErr error
@@ -394,7 +398,7 @@ func (d *differ) tensor(a, b *format.Logical) (acc, error) {
 				}
 				p := &parts[c]
 				p.maxIdx = -1
-				p.add(bufA[:m], bufB[:m], off)
+				p.Add(bufA[:m], bufB[:m], off)
 				if exactBytes {
 					// Integers beyond 2^53 can be equal as float64 and
 					// differ as stored: count what is identical as stored.
@@ -406,12 +410,11 @@ func (d *differ) tensor(a, b *format.Logical) (acc, error) {
 	}
 	wg.Wait()
 	if firstErr != nil {
-		return acc{}, firstErr
+		return nil, firstErr
 	}
-	var total acc
-	total.maxIdx = -1
+	total := NewAccumulator()
 	for i := range parts {
-		total.merge(&parts[i])
+		total.Merge(&parts[i])
 	}
 	return total, nil
 }
