@@ -169,10 +169,7 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 	}
 	defer w.Abort()
 
-	chunk := opts.ChunkBytes
-	if chunk <= 0 {
-		chunk = DefaultChunkBytes
-	}
+	chunk := chunkSize(opts.ChunkBytes, c)
 	buf := make([]byte, chunk)
 	var codes []uint8
 	var signs []int8
@@ -306,6 +303,20 @@ func checkNotInput(dst string, c *format.Checkpoint) error {
 		}
 	}
 	return nil
+}
+
+// chunkSize returns the read size: the one asked for (DefaultChunkBytes
+// when 0), but no more than the largest tensor of c needs, so that small
+// models take little memory. It is at least 8, one element of any dtype.
+func chunkSize(asked int, c *format.Checkpoint) int {
+	if asked <= 0 {
+		asked = DefaultChunkBytes
+	}
+	var largest uint64
+	for _, t := range c.Tensors {
+		largest = max(largest, t.Bytes())
+	}
+	return max(8, int(min(uint64(asked), largest)))
 }
 
 // chunks calls fn with successive pieces of r, each a whole number of

@@ -384,7 +384,8 @@ func (d *differ) tensor(a, b *format.Logical) (*Accumulator, error) {
 				off := int64(c) * int64(d.chunk)
 				m := min(int64(d.chunk), n-off)
 				if bufA == nil {
-					bufA, bufB = make([]float64, d.chunk), make([]float64, d.chunk)
+					k := min(int64(d.chunk), n)
+					bufA, bufB = make([]float64, k), make([]float64, k)
 				}
 				ra, err := sa.values(off, m, bufA, &rawA)
 				var rb []byte

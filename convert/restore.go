@@ -89,10 +89,7 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 	}
 	defer w.Abort()
 
-	chunk := opts.ChunkBytes
-	if chunk <= 0 {
-		chunk = DefaultChunkBytes
-	}
+	chunk := chunkSize(opts.ChunkBytes, c)
 	pr := opts.Progress
 	if pr == nil {
 		pr = noProgress{}

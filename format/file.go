@@ -64,48 +64,55 @@ func Open(path string) (*File, error) {
 }
 
 func newFile(path string, f *os.File) (*File, error) {
-	fail := func(err error) (*File, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, &Error{Path: path, Err: err}
+	}
+	if st.IsDir() {
+		return nil, &Error{Path: path, Err: errors.New("is a directory, not a safetensors file")}
+	}
+	h, dataStart, err := ReadHeader(f, st.Size())
+	if err != nil {
 		var he *headerError
 		if errors.As(err, &he) {
 			return nil, &Error{Path: path, Tensor: he.tensor, Err: err}
 		}
 		return nil, &Error{Path: path, Err: err}
 	}
-	st, err := f.Stat()
-	if err != nil {
-		return fail(err)
-	}
-	if st.IsDir() {
-		return fail(errors.New("is a directory, not a safetensors file"))
-	}
-	size := st.Size()
+	return &File{Path: path, Header: *h, f: f, dataStart: dataStart, size: st.Size()}, nil
+}
+
+// ReadHeader reads and validates the header of a safetensors file of size
+// bytes, and returns it with the offset where the data starts. It reads
+// only the header, and allocates nothing a corrupt length asks for.
+func ReadHeader(r io.ReaderAt, size int64) (*Header, int64, error) {
 	var start [64]byte
-	n, err := f.ReadAt(start[:], 0)
+	n, err := r.ReadAt(start[:], 0)
 	if err != nil && err != io.EOF {
-		return fail(err)
+		return nil, 0, err
 	}
 	if bytes.HasPrefix(start[:n], []byte(lfsPrefix)) {
-		return fail(errors.New("is a Git LFS pointer, not the weights: fetch the real file with `git lfs pull`"))
+		return nil, 0, errors.New("is a Git LFS pointer, not the weights: fetch the real file with `git lfs pull`")
 	}
 	if size < 8 {
-		return fail(fmt.Errorf("is %d bytes long, too short for a safetensors file (the header length alone takes 8)", size))
+		return nil, 0, fmt.Errorf("is %d bytes long, too short for a safetensors file (the header length alone takes 8)", size)
 	}
 	hlen := binary.LittleEndian.Uint64(start[:8])
 	if hlen > MaxHeaderSize {
-		return fail(fmt.Errorf("header length %d is above the safetensors limit of %d bytes (not a safetensors file?)", hlen, MaxHeaderSize))
+		return nil, 0, fmt.Errorf("header length %d is above the safetensors limit of %d bytes (not a safetensors file?)", hlen, MaxHeaderSize)
 	}
 	if hlen > uint64(size-8) {
-		return fail(fmt.Errorf("header length %d runs past the end of the %d-byte file (truncated, or not a safetensors file?)", hlen, size))
+		return nil, 0, fmt.Errorf("header length %d runs past the end of the %d-byte file (truncated, or not a safetensors file?)", hlen, size)
 	}
 	js := make([]byte, hlen)
-	if _, err := f.ReadAt(js, 8); err != nil {
-		return fail(err)
+	if _, err := r.ReadAt(js, 8); err != nil {
+		return nil, 0, err
 	}
 	h, err := ParseHeader(js, uint64(size-8)-hlen)
 	if err != nil {
-		return fail(err)
+		return nil, 0, err
 	}
-	return &File{Path: path, Header: *h, f: f, dataStart: 8 + int64(hlen), size: size}, nil
+	return h, 8 + int64(hlen), nil
 }
 
 // Size returns the size of the file in bytes.

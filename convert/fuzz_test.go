@@ -1,0 +1,63 @@
+package convert
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/qins-dev/qins/format"
+)
+
+// FuzzQINSFile feeds arbitrary files to the QINS reader: inspect, restore
+// and diff must return an error or a valid result, never panic, and a
+// failed restore leaves nothing behind.
+func FuzzQINSFile(f *testing.F) {
+	for _, p := range []string{smallQINS, smallSrc} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	// Each run writes and syncs files: on a memory filesystem when there is
+	// one, so that the fuzzer spends its time in the code, not on a disk.
+	base := ""
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		base = "/dev/shm"
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir, err := os.MkdirTemp(base, "qins-fuzz-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		in := filepath.Join(dir, "in.safetensors")
+		if err := os.WriteFile(in, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rep, ierr := Inspect(in)
+		out := filepath.Join(dir, "out.safetensors")
+		_, rerr := Restore(context.Background(), in, out, RestoreOptions{})
+		if rerr != nil {
+			if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+				t.Fatalf("failed restore left %d files", len(ents))
+			}
+		} else {
+			if ierr != nil {
+				t.Fatalf("restore accepted what inspect refused: %v", ierr)
+			}
+			c, err := format.OpenCheckpoint(out)
+			if err != nil {
+				t.Fatalf("restored file does not open: %v", err)
+			}
+			if len(c.Tensors) != len(rep.Tensors) {
+				t.Fatalf("restored %d tensors, inspect lists %d", len(c.Tensors), len(rep.Tensors))
+			}
+			c.Close()
+		}
+		if _, err := Diff(context.Background(), in, in, DiffOptions{ChunkElems: 7, Workers: 2}); err == nil && ierr != nil {
+			t.Fatalf("diff accepted what inspect refused: %v", ierr)
+		}
+	})
+}

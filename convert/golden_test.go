@@ -1,0 +1,78 @@
+package convert
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/nlpodyssey/safetensors"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in ../testdata/fuzz")
+
+const (
+	smallSrc      = "../testdata/fuzz/small.safetensors"
+	smallQINS     = "../testdata/fuzz/small.qins.safetensors"
+	smallRestored = "../testdata/fuzz/small.restored.safetensors"
+)
+
+// writeSmall writes the small source checkpoint: every float dtype, the
+// special tensors of the codec, and tensors that are copied.
+func writeSmall(t *testing.T, path string) {
+	r := rand.New(rand.NewPCG(7, 7))
+	normal := func(n int, sd float64) []float64 {
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = sd * r.NormFloat64()
+		}
+		return v
+	}
+	w := normal(32, 0.02)
+	w[3], w[9], w[17] = 0, math.Copysign(0, -1), 5e-9
+	writeFile(t, path,
+		tensorSpec{"model.w", safetensors.BF16, []uint64{4, 8}, w},
+		tensorSpec{"model.f16", safetensors.F16, []uint64{2, 3}, normal(6, 0.5)},
+		tensorSpec{"model.f64", safetensors.F64, []uint64{2, 2}, normal(4, 1)},
+		tensorSpec{"model.const", safetensors.F32, []uint64{3, 1}, []float64{0.25, -0.25, 0.25}},
+		tensorSpec{"model.zero", safetensors.F32, []uint64{2, 2}, []float64{0, 0, 0, 0}},
+		tensorSpec{"model.norm", safetensors.F32, []uint64{4}, []float64{1, 1.01, 0.99, 1}},
+		tensorSpec{"model.steps", safetensors.I64, []uint64{1}, []float64{12345}},
+	)
+}
+
+// TestGolden converts and restores the small checkpoint and compares the
+// bytes with the committed files; run with -update to rewrite them.
+func TestGolden(t *testing.T) {
+	if *update {
+		writeSmall(t, smallSrc)
+	}
+	dir := t.TempDir()
+	q, r := filepath.Join(dir, "q"), filepath.Join(dir, "r")
+	if _, err := Convert(context.Background(), smallSrc, q, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Restore(context.Background(), q, r, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []struct{ got, golden string }{{q, smallQINS}, {r, smallRestored}} {
+		got, _ := os.ReadFile(g.got)
+		if *update {
+			if err := os.WriteFile(g.golden, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(g.golden)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from a fresh run (%d bytes, golden %d); if the change is meant, run go test ./convert -run TestGolden -update", g.golden, len(got), len(want))
+		}
+	}
+}
