@@ -1,0 +1,859 @@
+#!/usr/bin/env python3
+"""Independent parity checker for QINS files, written from README.md alone.
+
+    scripts/parity.py SOURCE QINSFILE [SOURCE QINSFILE ...]
+    scripts/parity.py --self-test SOURCE QINSFILE
+
+SOURCE is a .safetensors file, a checkpoint folder (its
+model.safetensors.index.json, its only *.safetensors.index.json, or its only
+.safetensors file) or a *.safetensors.index.json; QINSFILE is what
+`qins convert SOURCE -o QINSFILE` wrote.
+
+Why: the Go converter and its tests share one implementation of the codec.
+This script re-derives every QINS file from its source with nothing but the
+published spec (README sections "The codec" and "The QINS file format
+(version 1)"), Python's standard library and numpy, so that a bug in the Go
+codec, in its BF16/F16 tables, or in its writer shows up as a difference here
+instead of being confirmed by the same code that made it. It never reads the
+Go sources.
+
+What it checks, for each SOURCE/QINSFILE pair:
+
+* the QINS file is a well-formed safetensors file: 8-byte little-endian header
+  length, JSON header without duplicate keys, every tensor's byte range inside
+  the data section and of the size its dtype and shape imply, the data section
+  covered without holes or overlaps, tensors laid out largest element size
+  first, each one aligned (in the file) to its element size;
+* `__metadata__["qins"] == "1"`, every source `__metadata__` entry is kept,
+  and there is no other metadata than those, "qins" and one "qins:NAME" per
+  encoded tensor;
+* the tensor set is exactly: NAME.qins and NAME.sign for every encoded source
+  tensor NAME (one with a "qins:NAME" entry), NAME for every other one;
+* copied tensors: same dtype, shape and bytes;
+* encoded tensors (source F16, BF16, F32 or F64): NAME.qins is U8 and
+  NAME.sign is I8, both of the source shape; "qins:NAME" is a JSON object
+  with exactly log_min, log_max (JSON numbers in shortest round-trip form)
+  and dtype (the source dtype); the source has no NaN or infinity. The
+  tensor is then re-encoded in float64 following the README formula:
+  log_min/log_max agree within 4 ulps (two libms may differ by an ulp), signs agree exactly, codes agree except by exactly 1
+  where the unrounded code is within 1e-9 of a .5 tie (counted as "tie
+  differences"). Finally the stored tensor is decoded with the README's
+  decode formula and the stored log_min/log_max: exact zeros decode to
+  exactly 0, nothing decodes larger than the largest source magnitude, and
+  for |w| > 1e-8, |ln|w'| - ln|w|| <= (log_max - log_min)/508 + 1e-6 (one
+  more code step for the tie elements).
+
+Data is read tensor by tensor and chunk by chunk (2**20 elements) with
+np.fromfile, so memory stays under 100 MB whatever the file size. For BF16 and
+F16 sources the formula is evaluated once per 16-bit pattern (65536 values, in
+float64, by the same vectorised code as for F32/F64) and looked up per
+element: each element still gets the formula's value, computed once per
+distinct value. Likewise the decode bound is checked once per pattern present
+at its expected code (an element's decoded value depends only on its code),
+and element by element wherever the stored code is not the expected one.
+
+Self-test: `--self-test SOURCE QINSFILE` checks the pair, then corrupts
+copies of QINSFILE in a temporary folder (a code +2, a flipped sign, a digit
+of a log_min, a byte of a copied tensor, the "qins" version) and requires
+each copy to fail with a line naming the tensor or key.
+
+Exit status: 0 when every pair passes, 1 when a check fails (up to 10 lines
+per pair name the tensor, the element and the values), 2 for a usage error or
+an unreadable input.
+"""
+
+import json
+import os
+import shutil
+import struct
+import sys
+import tempfile
+
+import numpy as np
+
+CHUNK = 1 << 20          # elements per chunk: 8 MiB float64 temporaries, cache-friendly
+COPY_CHUNK = 1 << 24     # bytes per chunk when comparing copied tensors
+SIGNIFICANT = 1e-8       # |w| above this is encoded on the log scale
+TIE_EPS = 1e-9           # unrounded code this close to .5: either neighbour is fine
+LOG_ULPS = 4             # log_min/log_max tolerance, in units in the last place
+MAX_LINES = 10           # failure lines printed per pair
+
+ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1,
+            "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+            "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+FLOATS = ("F16", "BF16", "F32", "F64")
+READ_DTYPE = {"F32": "<f4", "F64": "<f8"}     # F16/BF16 are read as "<u2" patterns
+
+
+class InputError(Exception):
+    """An input that cannot be read as asked: exit status 2."""
+
+
+# ---------------------------------------------------------------- safetensors
+
+class Tensor:
+    """One tensor entry of a safetensors header, with its absolute offset."""
+
+    def __init__(self, name, dtype, shape, path, start, nbytes):
+        self.name, self.dtype, self.shape = name, dtype, tuple(shape)
+        self.path, self.start, self.nbytes = path, start, nbytes
+
+    @property
+    def numel(self):
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+class Header:
+    """A parsed safetensors header: metadata, tensors and raw layout facts."""
+
+    def __init__(self, path, header_len, data_len, metadata, tensors, offsets):
+        self.path, self.header_len, self.data_len = path, header_len, data_len
+        self.metadata, self.tensors, self.offsets = metadata, tensors, offsets
+
+
+def _no_duplicates(pairs):
+    obj = {}
+    for k, v in pairs:
+        if k in obj:
+            raise InputError("duplicate JSON key %r" % k)
+        obj[k] = v
+    return obj
+
+
+def read_header(path):
+    """Parse the header of a safetensors file; InputError if malformed."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise InputError("%s: shorter than 8 bytes" % path)
+            (n,) = struct.unpack("<Q", head)
+            if n > size - 8:
+                raise InputError("%s: header length %d beyond the file" % (path, n))
+            raw = f.read(n)
+    except OSError as e:
+        raise InputError("%s: %s" % (path, e))
+    try:
+        doc = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except (UnicodeDecodeError, ValueError, InputError) as e:
+        raise InputError("%s: bad JSON header: %s" % (path, e))
+    if not isinstance(doc, dict):
+        raise InputError("%s: header is not a JSON object" % path)
+    data_len = size - 8 - n
+    metadata = doc.pop("__metadata__", None)
+    if metadata is None:    # absent, or null as MLX writes it
+        metadata = {}
+    if not isinstance(metadata, dict) or not all(
+            isinstance(v, str) for v in metadata.values()):
+        raise InputError("%s: __metadata__ is not a string-to-string map" % path)
+    tensors, offsets = {}, {}
+    for name, t in doc.items():
+        tensors[name] = _tensor_entry(path, name, t, 8 + n, data_len)
+        offsets[name] = tuple(t["data_offsets"])
+    return Header(path, n, data_len, metadata, tensors, offsets)
+
+
+def _tensor_entry(path, name, t, data_start, data_len):
+    what = "%s: tensor %r" % (path, name)
+    try:
+        dtype, shape, (begin, end) = t["dtype"], t["shape"], t["data_offsets"]
+    except (TypeError, KeyError, ValueError):
+        raise InputError("%s: needs dtype, shape and data_offsets" % what)
+    if not isinstance(dtype, str) or not isinstance(shape, list) or not all(
+            type(d) is int and d >= 0 for d in shape + [begin, end]):
+        raise InputError("%s: bad dtype, shape or data_offsets" % what)
+    if not begin <= end <= data_len:
+        raise InputError("%s: data_offsets %s outside the data" % (what, [begin, end]))
+    tensor = Tensor(name, dtype, shape, path, data_start + begin, end - begin)
+    if dtype in ITEMSIZE and tensor.numel * ITEMSIZE[dtype] != end - begin:
+        raise InputError("%s: %d bytes for %s %s" % (what, end - begin, dtype, shape))
+    return tensor
+
+
+def read_array(t, dtype, first, count):
+    """Elements [first, first+count) of tensor t, read as numpy dtype."""
+    dt = np.dtype(dtype)
+    with open(t.path, "rb") as f:
+        f.seek(t.start + first * dt.itemsize)
+        a = np.fromfile(f, dtype=dt, count=count)
+    if a.size != count:
+        raise InputError("%s: tensor %r is truncated" % (t.path, t.name))
+    return a
+
+
+def read_bytes(t, first, count):
+    """Bytes [first, first+count) of tensor t's data."""
+    with open(t.path, "rb") as f:
+        f.seek(t.start + first)
+        a = np.fromfile(f, dtype=np.uint8, count=count)
+    if a.size != count:
+        raise InputError("%s: tensor %r is truncated" % (t.path, t.name))
+    return a
+
+
+def chunks(numel):
+    for first in range(0, numel, CHUNK):
+        yield first, min(CHUNK, numel - first)
+
+
+# ------------------------------------------------------------------ sources
+
+class Source:
+    """A source checkpoint: its tensors (over all shards) and shard metadata."""
+
+    def __init__(self, tensors, metadatas):
+        self.tensors, self.metadatas = tensors, metadatas
+
+
+def open_source(arg):
+    if os.path.isdir(arg):
+        return open_source(_pick_in_folder(arg))
+    if arg.endswith(".index.json"):
+        return _open_index(arg)
+    h = read_header(arg)
+    return Source(h.tensors, [h.metadata])
+
+
+def _pick_in_folder(folder):
+    names = sorted(os.listdir(folder))
+    if "model.safetensors.index.json" in names:
+        return os.path.join(folder, "model.safetensors.index.json")
+    for suffix in (".safetensors.index.json", ".safetensors"):
+        found = [n for n in names if n.endswith(suffix)]
+        if len(found) == 1:
+            return os.path.join(folder, found[0])
+        if len(found) > 1:
+            raise InputError("%s: several *%s files, pass one" % (folder, suffix))
+    raise InputError("%s: no index and no .safetensors file" % folder)
+
+
+def _open_index(path):
+    try:
+        with open(path, "rb") as f:
+            index = json.loads(f.read().decode("utf-8"))
+        weight_map = index["weight_map"]
+        assert isinstance(weight_map, dict)
+    except (OSError, ValueError, KeyError, TypeError, AssertionError) as e:
+        raise InputError("%s: not a safetensors index: %s" % (path, e))
+    folder = os.path.dirname(path)
+    tensors, metadatas = {}, []
+    for shard in sorted(set(weight_map.values())):
+        h = read_header(os.path.join(folder, shard))
+        metadatas.append(h.metadata)
+        for name, t in h.tensors.items():
+            if weight_map.get(name) != shard:
+                raise InputError("%s: %r of shard %s is not listed for it"
+                                 % (path, name, shard))
+            tensors[name] = t
+    missing = sorted(set(weight_map) - set(tensors))
+    if missing:
+        raise InputError("%s: %r is not in its shard" % (path, missing[0]))
+    return Source(tensors, metadatas)
+
+
+# -------------------------------------------------------------------- codec
+
+def pattern_values(dtype):
+    """float64 value of each of the 65536 bit patterns of F16 or BF16."""
+    bits = np.arange(65536, dtype=np.uint32)
+    with np.errstate(invalid="ignore"):     # signalling NaN patterns
+        if dtype == "BF16":
+            return (bits << 16).view(np.float32).astype(np.float64)
+        return bits.astype(np.uint16).view(np.float16).astype(np.float64)
+
+
+def log_range(sig_min, sig_max, largest):
+    """(log_min, log_max, largest) per README; sig_min is None if no |w| > 1e-8."""
+    if sig_min is not None:
+        lo, hi = np.log(np.array([sig_min, sig_max], dtype=np.float64))
+        return float(lo), float(hi), largest
+    lo = float(np.log(np.float64(largest))) if largest > 0 else 0.0
+    return lo, lo, largest
+
+
+class Expected:
+    """The README encoding of float64 values w, computed independently."""
+
+    def __init__(self, w, lo, hi):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = np.abs(w)
+            self.sig = a > SIGNIFICANT
+            self.lnw = np.log(a)
+            if hi > lo:
+                self.t = 255.0 - 254.0 * (self.lnw - lo) / (hi - lo)
+                code = np.clip(np.rint(self.t), 1, 255)
+            else:   # every significant element has the same magnitude
+                self.t = np.ones_like(a)
+                code = np.ones_like(a)
+            self.code = np.where(self.sig, code, 255).astype(np.uint8)
+            self.sign = np.sign(w).astype(np.int8)   # sign(+-0) == 0
+        self.zero = w == 0
+        self.w = w
+
+
+class Chunk:
+    """Expected code, sign and zero flag of each element of one chunk.
+
+    Everything else (unrounded code, ln|w|, significance, value) is looked up
+    in `e` only where needed: key(idx) maps element indices of the chunk to
+    rows of `e`, which is either the chunk itself (F32/F64) or the table of
+    the 65536 bit patterns (F16/BF16, `bits` being the chunk's patterns).
+    """
+
+    def __init__(self, e, bits=None):
+        self.e, self.bits = e, bits
+        if bits is None:
+            self.code, self.sign, self.zero = e.code, e.sign, e.zero
+        else:
+            self.code, self.sign, self.zero = e.code[bits], e.sign[bits], e.zero[bits]
+
+    def key(self, idx):
+        return idx if self.bits is None else self.bits[idx]
+
+
+class Decoder:
+    """The README decode with a stored log_min/log_max, and its error bound."""
+
+    def __init__(self, lo, hi):
+        codes = np.arange(256, dtype=np.float64)
+        self.magnitude = np.exp(lo + (255 - codes) / 254 * (hi - lo))
+        self.ln_magnitude = np.log(self.magnitude)
+        self.bound = (hi - lo) / 508 + 1e-6     # half a code step
+        self.step = (hi - lo) / 254             # extra allowance at a tie
+
+    def decode(self, code, sign):
+        return float(sign * self.magnitude[code])
+
+    def too_far(self, codes, lnw, sig, tie):
+        """(mask of significant elements beyond the bound, |ln| errors)."""
+        err = np.abs(self.ln_magnitude[codes] - lnw)
+        limit = np.where(tie, self.bound + self.step, self.bound)
+        with np.errstate(invalid="ignore"):
+            return sig & (err > limit), err
+
+
+# -------------------------------------------------------------- reporting
+
+class Report:
+    """Failures and tie differences of one pair."""
+
+    def __init__(self):
+        self.failures, self.ties, self.lines = 0, 0, []
+
+    def fail(self, msg, count=1):
+        self.failures += count
+        if len(self.lines) < MAX_LINES:
+            self.lines.append(msg)
+
+
+def where(t, flat):
+    """'name[flat] (i, j)' for an element of tensor t."""
+    multi = np.unravel_index(int(flat), t.shape) if t.shape else ()
+    return "%s[%d] %s" % (t.name, flat, tuple(int(i) for i in multi))
+
+
+def close(a, b):
+    """Within LOG_ULPS units in the last place: log_min and log_max are each
+    one logarithm, on which two libms may differ by an ulp; more is a real
+    difference."""
+    return abs(a - b) <= LOG_ULPS * max(np.spacing(abs(a)), np.spacing(abs(b)), np.spacing(0.0))
+
+
+# ------------------------------------------------------- file-level checks
+
+def check_metadata(src, q, encoded, rep):
+    meta = q.metadata
+    if meta.get("qins") != "1":
+        rep.fail("__metadata__[\"qins\"] is %r, want \"1\"" % meta.get("qins"))
+    wanted = {}
+    for m in src.metadatas:
+        for k, v in m.items():
+            wanted.setdefault(k, set()).add(v)
+    for k, values in sorted(wanted.items()):
+        if k == "qins" or k.startswith("qins:"):
+            rep.fail("source metadata key %r collides with the QINS keys" % k)
+        elif meta.get(k) not in values:
+            rep.fail("source metadata %r=%r not kept (QINS has %r)"
+                     % (k, sorted(values)[0], meta.get(k)))
+    for k in sorted(meta):
+        if k == "qins" or k in wanted:
+            continue
+        if not (k.startswith("qins:") and k[5:] in encoded):
+            rep.fail("unexpected metadata key %r" % k)
+
+
+def check_layout(q, rep):
+    """Safetensors layout rules plus the README's 'largest element first'."""
+    spans = sorted((q.offsets[n], n) for n in q.tensors)
+    pos, prev_size = 0, None
+    for (begin, end), name in spans:
+        t = q.tensors[name]
+        if begin != pos:
+            rep.fail("layout: %r starts at %d, previous data ends at %d"
+                     % (name, begin, pos))
+        pos = max(pos, end)
+        size = ITEMSIZE.get(t.dtype)
+        if size is None:
+            continue
+        if prev_size is not None and size > prev_size and t.nbytes:
+            rep.fail("layout: %r (%s) after a smaller element size" % (name, t.dtype))
+        if t.nbytes and t.start % size:
+            rep.fail("layout: %r at file offset %d not aligned to %d"
+                     % (name, t.start, size))
+        if t.nbytes:
+            prev_size = size
+    if pos != q.data_len:
+        rep.fail("layout: data section is %d bytes, tensors cover %d"
+                 % (q.data_len, pos))
+
+
+def expected_names(src, encoded, rep):
+    names = {}
+    for name in src.tensors:
+        outs = [name + ".qins", name + ".sign"] if name in encoded else [name]
+        for out in outs:
+            if out in names:
+                rep.fail("name collision: %r stands for %r and %r"
+                         % (out, names[out], name))
+            names[out] = name
+    return names
+
+
+# ------------------------------------------------------ tensor-level checks
+
+def check_copied(t, q, rep):
+    got = q.tensors.get(t.name)
+    if got is None:
+        return rep.fail("%s: missing from the QINS file" % t.name)
+    if (got.dtype, got.shape, got.nbytes) != (t.dtype, t.shape, t.nbytes):
+        return rep.fail("%s: copied as %s %s (%d bytes), source %s %s (%d bytes)"
+                        % (t.name, got.dtype, list(got.shape), got.nbytes,
+                           t.dtype, list(t.shape), t.nbytes))
+    for first in range(0, t.nbytes, COPY_CHUNK):
+        n = min(COPY_CHUNK, t.nbytes - first)
+        a, b = read_bytes(t, first, n), read_bytes(got, first, n)
+        diff = np.flatnonzero(a != b)
+        if diff.size:
+            byte = first + int(diff[0])
+            el = byte // ITEMSIZE.get(t.dtype, 1)
+            return rep.fail("%s: copied bytes differ at byte %d (element %s): "
+                            "source 0x%02x, QINS 0x%02x (%d bytes differ in this chunk)"
+                            % (t.name, byte, where(t, el) if t.dtype in ITEMSIZE else el,
+                               a[diff[0]], b[diff[0]], diff.size))
+
+
+def parse_qins_meta(name, text, rep):
+    """log_min, log_max, dtype from "qins:NAME", or None after a failure."""
+    raw = []    # the numbers as written, for the shortest-form check
+
+    def number(convert):
+        def parse(s):
+            raw.append(s)
+            return convert(s)
+        return parse
+    try:
+        obj = json.loads(text, object_pairs_hook=_no_duplicates,
+                         parse_float=number(float), parse_int=number(int))
+    except (ValueError, InputError) as e:
+        return rep.fail("%s: qins metadata %r is not JSON: %s" % (name, text, e))
+    if not isinstance(obj, dict) or set(obj) != {"log_min", "log_max", "dtype"}:
+        return rep.fail("%s: qins metadata %r needs exactly log_min, log_max, dtype"
+                        % (name, text))
+    lo, hi = obj["log_min"], obj["log_max"]
+    if type(lo) not in (int, float) or type(hi) not in (int, float) \
+            or not np.isfinite([lo, hi]).all() or hi < lo:
+        return rep.fail("%s: bad log_min/log_max in %r" % (name, text))
+    for s in raw:
+        if _digits(s) != _digits(repr(float(s))):
+            rep.fail("%s: %s is not the shortest form of %r" % (name, s, float(s)))
+    return float(lo), float(hi), obj["dtype"]
+
+
+def _digits(s):
+    """Significant digits of a decimal number, e.g. '-1.250e-3' -> '125'."""
+    mantissa = s.lower().lstrip("-+").split("e")[0].replace(".", "")
+    return mantissa.strip("0")
+
+
+def check_encoded(t, q, text, rep):
+    parts = [q.tensors.get(t.name + ".qins"), q.tensors.get(t.name + ".sign")]
+    for part, dtype in zip(parts, ("U8", "I8")):
+        if part is None:
+            return rep.fail("%s: has qins metadata but no %s tensor" % (t.name, dtype))
+        if part.dtype != dtype or part.shape != t.shape:
+            return rep.fail("%s: %s is %s %s, want %s %s" % (
+                t.name, part.name, part.dtype, list(part.shape), dtype, list(t.shape)))
+    if t.dtype not in FLOATS:
+        return rep.fail("%s: encoded, but its dtype %s is not a float" % (t.name, t.dtype))
+    stored = parse_qins_meta(t.name, text, rep)
+    if stored is None:
+        return
+    lo_s, hi_s, dtype = stored
+    if dtype != t.dtype:
+        rep.fail("%s: qins dtype %r, source dtype %r" % (t.name, dtype, t.dtype))
+    if t.dtype in ("F16", "BF16"):
+        encoder = PatternEncoder(t, rep)
+    else:
+        encoder = FloatEncoder(t, rep)
+    if encoder.range is None:
+        return
+    lo, hi, largest = encoder.range
+    for what, mine, theirs in (("log_min", lo, lo_s), ("log_max", hi, hi_s)):
+        if not close(mine, theirs):
+            rep.fail("%s: %s %r, expected %r" % (t.name, what, theirs, mine))
+    check_elements(t, parts, encoder, (lo, hi), (lo_s, hi_s), largest, rep)
+
+
+class PatternEncoder:
+    """F16/BF16: the range from the bit patterns present, codes by table."""
+
+    def __init__(self, t, rep):
+        self.t = t
+        present = np.zeros(65536, dtype=bool)
+        for first, n in chunks(t.numel):
+            present |= np.bincount(read_array(t, "<u2", first, n), minlength=65536) > 0
+        self.present = present
+        self.values = pattern_values(t.dtype)
+        bad = present & ~np.isfinite(self.values)
+        self.range = None
+        if bad.any():
+            self._report_nonfinite(bad, rep)
+            return
+        m = np.abs(self.values[present])
+        sig = m[m > SIGNIFICANT]
+        largest = float(m.max()) if m.size else 0.0
+        self.range = (log_range(sig.min(), sig.max(), largest) if sig.size
+                      else log_range(None, None, largest))
+
+    def _report_nonfinite(self, bad, rep):
+        for first, n in chunks(self.t.numel):
+            bits = read_array(self.t, "<u2", first, n)
+            idx = np.flatnonzero(bad[bits])
+            if idx.size:
+                return rep.fail("%s: %r in the source: the converter must refuse it"
+                                % (where(self.t, first + idx[0]), self.values[bits[idx[0]]]))
+
+    decode_every_element = False
+
+    def prepare(self, lo, hi):
+        self.table = Expected(self.values, lo, hi)
+
+    def chunk(self, first, n):
+        return Chunk(self.table, read_array(self.t, "<u2", first, n))
+
+    def check_patterns(self, decoder, rep):
+        """The decode bound for each pattern present, at its expected code.
+
+        An element's decoded value depends only on its pattern and its code,
+        so this covers every element whose code is the expected one; the
+        others are checked one by one (check_decoded on the mismatches).
+        """
+        e = self.table
+        rows = np.flatnonzero(self.present & e.sig)
+        far, err = decoder.too_far(e.code[rows], e.lnw[rows], True, False)
+        for row, error in zip(rows[far][:MAX_LINES], err[far][:MAX_LINES]):
+            first = self._first_element(row)
+            rep.fail("%s: value %r decodes to %r: |ln| error %.3g > %.3g" % (
+                where(self.t, first), e.w[row], decoder.decode(e.code[row], e.sign[row]),
+                error, decoder.bound))
+        if far.sum() > MAX_LINES:
+            rep.fail("%s: %d more values beyond the bound" % (
+                self.t.name, far.sum() - MAX_LINES), count=int(far.sum()) - MAX_LINES)
+
+    def _first_element(self, pattern):
+        for first, n in chunks(self.t.numel):
+            idx = np.flatnonzero(read_array(self.t, "<u2", first, n) == pattern)
+            if idx.size:
+                return first + int(idx[0])
+
+
+class FloatEncoder:
+    """F32/F64: the range from a first pass, codes element by element."""
+
+    def __init__(self, t, rep):
+        self.t = t
+        self.dtype = READ_DTYPE[t.dtype]
+        lo, hi, largest = None, None, 0.0
+        self.range = None
+        for first, n in chunks(t.numel):
+            w = read_array(t, self.dtype, first, n).astype(np.float64)
+            finite = np.isfinite(w)
+            if not finite.all():
+                i = int(np.flatnonzero(~finite)[0])
+                return rep.fail("%s: %r in the source: the converter must refuse it"
+                                % (where(t, first + i), w[i]))
+            a = np.abs(w)
+            sig = a[a > SIGNIFICANT]
+            if sig.size:
+                lo = sig.min() if lo is None else min(lo, sig.min())
+                hi = sig.max() if hi is None else max(hi, sig.max())
+            if a.size:
+                largest = max(largest, float(a.max()))
+        self.range = log_range(lo, hi, largest)
+
+    decode_every_element = True
+
+    def prepare(self, lo, hi):
+        self.lo, self.hi = lo, hi
+
+    def chunk(self, first, n):
+        w = read_array(self.t, self.dtype, first, n).astype(np.float64)
+        return Chunk(Expected(w, self.lo, self.hi))
+
+    def check_patterns(self, decoder, rep):
+        pass    # every element went through check_decoded
+
+
+def check_elements(t, parts, encoder, mine, theirs, largest, rep):
+    """Codes and signs against the re-encoding; decode with the stored range."""
+    encoder.prepare(*mine)
+    decoder = Decoder(*theirs)
+    lowest = 256    # lowest code of a non-zero sign: the largest decoded value
+    for first, n in chunks(t.numel):
+        exp = encoder.chunk(first, n)
+        codes = read_array(parts[0], "u1", first, n)
+        signs = read_array(parts[1], "i1", first, n)
+        mismatch, ties = compare_codes(t, first, exp, codes, rep)
+        compare_signs(t, first, exp, signs, rep)
+        check_zeros(t, first, exp, codes, signs, decoder, rep)
+        nonzero = codes[signs != 0]
+        if nonzero.size:
+            lowest = min(lowest, int(nonzero.min()))
+        if encoder.decode_every_element:
+            idx, tie = slice(None), np.zeros(n, dtype=bool)
+            tie[ties] = True
+        else:
+            idx, tie = mismatch, np.isin(mismatch, ties)
+        check_decoded(t, first, exp, codes, signs, decoder, idx, tie, rep)
+    encoder.check_patterns(decoder, rep)
+    if lowest < 256 and decoder.magnitude[lowest] > largest * (1 + 1e-13):
+        rep.fail("%s: code %d decodes to %r, above the largest magnitude %r"
+                 % (t.name, lowest, decoder.magnitude[lowest], largest))
+
+
+def compare_codes(t, first, exp, codes, rep):
+    """Count tie differences and report the others.
+
+    Returns (indices of all code differences, indices of the tie ones).
+    """
+    idx = np.flatnonzero(codes != exp.code)
+    if not idx.size:
+        return idx, idx
+    keys = exp.key(idx)
+    got = codes[idx].astype(np.int16)
+    diff = got - exp.code[idx].astype(np.int16)
+    # a tie difference: off by one, and still within half a step (+ TIE_EPS)
+    # of the unrounded value, which only a value at a .5 tie allows
+    with np.errstate(invalid="ignore"):
+        near = np.abs(got - exp.e.t[keys]) <= 0.5 + TIE_EPS
+    tie = (np.abs(diff) == 1) & exp.e.sig[keys] & near
+    rep.ties += int(tie.sum())
+    bad = idx[~tie]
+    if bad.size:
+        i, k = int(bad[0]), exp.key(int(bad[0]))
+        rep.fail("%s: code %d, expected %d (unrounded %.12f, value %r); "
+                 "%d such codes in this chunk" % (
+                     where(t, first + i), codes[i], exp.code[i],
+                     exp.e.t[k], exp.e.w[k], bad.size), count=bad.size)
+    return idx, idx[tie]
+
+
+def compare_signs(t, first, exp, signs, rep):
+    bad = np.flatnonzero(signs != exp.sign)
+    if bad.size:
+        i = int(bad[0])
+        rep.fail("%s: sign %d, expected %d (value %r); %d such signs in this chunk"
+                 % (where(t, first + i), signs[i], exp.sign[i], exp.e.w[exp.key(i)],
+                    bad.size), count=bad.size)
+
+
+def check_zeros(t, first, exp, codes, signs, decoder, rep):
+    """Exact zeros of the source decode to exactly 0."""
+    zero = np.flatnonzero(exp.zero)
+    decoded = signs[zero] * decoder.magnitude[codes[zero]]
+    bad = zero[decoded != 0]
+    if bad.size:
+        i = int(bad[0])
+        rep.fail("%s: exact zero decodes to %r; %d such zeros in this chunk" % (
+            where(t, first + i), decoder.decode(codes[i], signs[i]), bad.size),
+            count=bad.size)
+
+
+def check_decoded(t, first, exp, codes, signs, decoder, idx, tie, rep):
+    """The decode bound on elements idx of the chunk (tie: one step more)."""
+    keys = exp.key(idx)
+    far, err = decoder.too_far(codes[idx], exp.e.lnw[keys], exp.e.sig[keys], tie)
+    pos = np.flatnonzero(far)
+    if pos.size:
+        i = int(pos[0]) if isinstance(idx, slice) else int(idx[pos[0]])
+        rep.fail("%s: value %r decodes to %r: |ln| error %.3g > %.3g; "
+                 "%d such elements in this chunk" % (
+                     where(t, first + i), exp.e.w[exp.key(i)],
+                     decoder.decode(codes[i], signs[i]), err[pos[0]], decoder.bound,
+                     pos.size), count=pos.size)
+
+
+# ------------------------------------------------------------------ a pair
+
+def check_pair(source_arg, qins_path):
+    """Check one pair; return (summary counts, Report). InputError if unreadable."""
+    src = open_source(source_arg)
+    q = read_header(qins_path)
+    rep = Report()
+    encoded = {k[5:] for k in q.metadata if k.startswith("qins:")}
+    encoded &= set(src.tensors)
+    check_metadata(src, q, encoded, rep)
+    check_layout(q, rep)
+    names = expected_names(src, encoded, rep)
+    for extra in sorted(set(q.tensors) - set(names)):
+        rep.fail("%s: tensor in the QINS file but not expected" % extra)
+    elements = 0
+    for name in sorted(src.tensors):
+        t = src.tensors[name]
+        elements += t.numel
+        if name in encoded:
+            check_encoded(t, q, q.metadata["qins:" + name], rep)
+        else:
+            check_copied(t, q, rep)
+    counts = (len(src.tensors), len(encoded), len(src.tensors) - len(encoded), elements)
+    return counts, rep
+
+
+def summary(source_arg, qins_path, counts, rep):
+    n, e, c, m = counts
+    return ("%s -> %s: %d tensors (%d encoded, %d copied), %d elements, "
+            "%d codes differ at rounding ties, %d other differences: %s"
+            % (source_arg, qins_path, n, e, c, m, rep.ties, rep.failures,
+               "OK" if not rep.failures else "FAILED"))
+
+
+def run_pairs(args):
+    status = 0
+    for source_arg, qins_path in zip(args[0::2], args[1::2]):
+        counts, rep = check_pair(source_arg, qins_path)
+        print(summary(source_arg, qins_path, counts, rep), flush=True)
+        for line in rep.lines:
+            print("  " + line)
+        if rep.failures > MAX_LINES and len(rep.lines) == MAX_LINES:
+            print("  ...")
+        if rep.failures:
+            status = 1
+    return status
+
+
+# --------------------------------------------------------------- self-test
+
+def corruptions(qins_path):
+    """(description, tensor name, patch function) for a few deliberate defects."""
+    q = read_header(qins_path)
+    enc = sorted(k[5:] for k in q.metadata if k.startswith("qins:")
+                 and q.tensors.get(k[5:] + ".qins") is not None
+                 and q.tensors[k[5:] + ".qins"].numel)
+    copied = sorted(n for n, t in q.tensors.items() if t.nbytes
+                    and not n.endswith((".qins", ".sign")))
+    out = []
+    for name in enc[len(enc) // 2:] + enc[:len(enc) // 2]:
+        codes_t, signs_t = q.tensors[name + ".qins"], q.tensors[name + ".sign"]
+        codes = read_array(codes_t, "u1", 0, codes_t.numel)
+        signs = read_array(signs_t, "i1", 0, signs_t.numel)
+        room, nonzero = np.flatnonzero(codes <= 253), np.flatnonzero(signs != 0)
+        if not (room.size and nonzero.size):
+            continue
+        i, j = int(room[room.size // 2]), int(nonzero[0])
+        out.append(("code +2 at %s[%d]" % (name, i), name,
+                    _poke(codes_t.start + i, bytes([codes[i] + 2]))))
+        out.append(("sign flipped at %s[%d]" % (name, j), name,
+                    _poke(signs_t.start + j, np.int8(-signs[j]).tobytes())))
+        out.append(("log_min digit changed for %s" % name, name,
+                    _log_min_edit(name)))
+        break
+    if copied:
+        name = copied[len(copied) // 2]
+        t = q.tensors[name]
+        byte = read_bytes(t, t.nbytes - 1, 1)[0]
+        out.append(("last byte of copied %s xor 0x01" % name, name,
+                    _poke(t.start + t.nbytes - 1, bytes([byte ^ 1]))))
+    out.append(('__metadata__["qins"] set to "2"', "qins", _header_edit(
+        b'"qins":"1"', b'"qins":"2"')))
+    return out
+
+
+def _poke(offset, data):
+    def patch(path):
+        with open(path, "r+b") as f:
+            f.seek(offset)
+            f.write(data)
+    return patch
+
+
+def _header_edit(old, new):
+    def patch(path):
+        with open(path, "r+b") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            raw = f.read(n)
+            at = raw.find(old)
+            assert at >= 0 and len(old) == len(new), "cannot edit the header"
+            f.seek(8 + at)
+            f.write(new)
+    return patch
+
+
+def _log_min_edit(name):
+    """Change the first digit of log_min for `name`, keeping the header length."""
+    def patch(path):
+        with open(path, "r+b") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            raw = f.read(n)
+            key = raw.find(json.dumps("qins:" + name).encode())
+            assert key >= 0, "cannot find the metadata of %r" % name
+            at = raw.find(b"log_min", key)
+            while not raw[at:at + 1].isdigit():
+                at += 1
+            digit = int(raw[at:at + 1])
+            f.seek(8 + at)
+            f.write(str(digit % 9 + 1).encode())
+    return patch
+
+
+def self_test(source_arg, qins_path):
+    """The pristine pair must pass and each corrupted copy must fail."""
+    counts, rep = check_pair(source_arg, qins_path)
+    print("pristine: " + summary(source_arg, qins_path, counts, rep))
+    ok = rep.failures == 0
+    tmp = tempfile.mkdtemp(prefix="qins-parity-")
+    try:
+        for what, name, patch in corruptions(qins_path):
+            copy = os.path.join(tmp, "corrupt.qins.safetensors")
+            shutil.copyfile(qins_path, copy)
+            patch(copy)
+            _, rep = check_pair(source_arg, copy)
+            caught = rep.failures > 0 and any(name in line for line in rep.lines)
+            ok &= caught
+            print("%s: %s" % (what, "caught" if caught else "NOT CAUGHT"))
+            for line in rep.lines[:3]:
+                print("  " + line)
+    finally:
+        shutil.rmtree(tmp)
+    print("self-test " + ("OK" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
+def main(argv):
+    try:
+        if argv[:1] == ["--self-test"] and len(argv) == 3:
+            return self_test(argv[1], argv[2])
+        if not argv or len(argv) % 2 or argv[0].startswith("-"):
+            sys.stderr.write("usage:\n" + __doc__.split("\n\n")[1] + "\n")
+            return 2
+        return run_pairs(argv)
+    except InputError as e:
+        sys.stderr.write("parity: %s\n" % e)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
