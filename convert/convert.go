@@ -39,6 +39,8 @@ type Options struct {
 	Progress Progress
 	// ChunkBytes is the read size; 0 means DefaultChunkBytes.
 	ChunkBytes int
+	// Workers is the number of goroutines; 0 means GOMAXPROCS.
+	Workers int
 }
 
 // Summary reports what a pipeline did.
@@ -122,11 +124,10 @@ func (o *Options) selected(t format.TensorInfo) bool {
 
 // job is one source tensor and where it goes in the output.
 type job struct {
-	src          format.Tensor
-	encode       bool
-	out          int // output tensor index: the copy, or the codes
-	signs        int // output index of the signs when encoded
-	codesW, sigW io.Writer
+	src    format.Tensor
+	encode bool
+	out    int // output tensor index: the copy, or the codes
+	signs  int // output index of the signs when encoded
 }
 
 // Convert converts the checkpoint at src (a .safetensors file, a folder or
@@ -168,41 +169,30 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 		return nil, err
 	}
 	defer w.Abort()
-
-	chunk := chunkSize(opts.ChunkBytes, c)
-	buf := make([]byte, chunk)
-	var codes []uint8
-	var signs []int8
 	pr := opts.Progress
 	if pr == nil {
 		pr = noProgress{}
 	}
 	pr.Start(workBytes(c))
-	progress := pr.Add
+	cv := &converter{pool: newPool(ctx, opts.Workers), w: w, chunk: chunkSize(opts.ChunkBytes, c), progress: pr.Add}
+	cv.bufs = make([]convertBufs, cv.pool.workers)
 	s := &Summary{Input: c.Path, Output: dst, BytesIn: c.Size()}
 	for i := range jobs {
 		j := &jobs[i]
-		j.codesW = w.TensorWriter(j.out)
+		s.FP32Bytes += fp32Bytes(j.src.TensorInfo)
 		if !j.encode {
-			err = copyTensor(ctx, j.src, j.codesW, buf, progress)
-			s.Copied++
-			s.FP32Bytes += fp32Bytes(j.src.TensorInfo)
-			if err != nil {
+			if err := cv.copy(j); err != nil {
 				return nil, err
 			}
+			s.Copied++
 			continue
 		}
-		j.sigW = w.TensorWriter(j.signs)
-		if codes == nil {
-			codes, signs = make([]uint8, chunk), make([]int8, chunk)
-		}
-		p, err := encodeTensor(ctx, j, buf, codes, signs, progress)
+		p, err := cv.encode(j)
 		if err != nil {
 			return nil, err
 		}
 		w.SetMetadata(format.ParamsPrefix+j.src.Name, format.MarshalEncodedMeta(p, j.src.DType))
 		s.Encoded++
-		s.FP32Bytes += fp32Bytes(j.src.TensorInfo)
 	}
 	if err := w.Commit(); err != nil {
 		return nil, err
@@ -319,69 +309,118 @@ func chunkSize(asked int, c *format.Checkpoint) int {
 	return max(8, int(min(uint64(asked), largest)))
 }
 
-// chunks calls fn with successive pieces of r, each a whole number of
-// elements of size elem, reading into buf.
-func chunks(ctx context.Context, r *io.SectionReader, buf []byte, elem int, fn func([]byte) error) error {
-	step := len(buf) / elem * elem
-	for off := int64(0); off < r.Size(); off += int64(step) {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		n := int(min(int64(step), r.Size()-off))
-		if _, err := r.ReadAt(buf[:n], off); err != nil {
-			return err
-		}
-		if err := fn(buf[:n]); err != nil {
-			return err
-		}
+// converter runs the tensors of a convert through a pool of goroutines,
+// each reading, encoding and writing its own chunks.
+type converter struct {
+	pool     *pool
+	w        *format.Writer
+	chunk    int
+	progress func(int64)
+	bufs     []convertBufs // per goroutine
+}
+
+type convertBufs struct {
+	in    []byte
+	codes []uint8
+	signs []int8
+	scan  *quant.Scanner
+}
+
+func (cv *converter) in(w int) []byte {
+	b := &cv.bufs[w]
+	if b.in == nil {
+		b.in = make([]byte, cv.chunk)
 	}
-	return nil
+	return b.in
 }
 
-func copyTensor(ctx context.Context, t format.Tensor, w io.Writer, buf []byte, progress func(int64)) error {
-	err := chunks(ctx, t.Section(), buf, 1, func(b []byte) error {
-		if _, err := w.Write(b); err != nil {
-			return err
-		}
-		progress(int64(len(b)))
-		return nil
-	})
-	return tensorErr(t, err)
-}
-
-// encodeTensor runs the range pass and the encode pass over one tensor.
-func encodeTensor(ctx context.Context, j *job, buf []byte, codes []uint8, signs []int8, progress func(int64)) (quant.Params, error) {
+// copy writes a tensor unchanged.
+func (cv *converter) copy(j *job) error {
 	t := j.src
-	enc, err := quant.NewEncoder(t.DType)
-	if err != nil {
-		return quant.Params{}, tensorErr(t, err)
+	r := t.Section()
+	err := cv.pool.each(r.Size(), int64(cv.chunk), func(w int, off, n int64) error {
+		b := cv.in(w)[:n]
+		if _, err := r.ReadAt(b, off); err != nil {
+			return tensorErr(t, err)
+		}
+		if err := cv.w.WriteAt(j.out, b, off); err != nil {
+			return err
+		}
+		cv.progress(n)
+		return nil
+	})
+	return err
+}
+
+// encode runs the range pass and then the encode pass over a tensor. The
+// second pass reads the tensor again; the page cache holds it by then.
+func (cv *converter) encode(j *job) (quant.Params, error) {
+	t := j.src
+	r := t.Section()
+	size := int64(t.DType.Size())
+	step := int64(cv.chunk) / size * size
+	for w := range cv.bufs {
+		cv.bufs[w].scan = nil
 	}
-	size := int(t.DType.Size())
-	err = chunks(ctx, t.Section(), buf, size, func(b []byte) error {
-		enc.Scan(b)
-		progress(int64(len(b) / 2))
+	err := cv.pool.each(r.Size(), step, func(w int, off, n int64) error {
+		b := cv.in(w)[:n]
+		if _, err := r.ReadAt(b, off); err != nil {
+			return tensorErr(t, err)
+		}
+		bw := &cv.bufs[w]
+		if bw.scan == nil {
+			var err error
+			if bw.scan, err = quant.NewScanner(t.DType); err != nil {
+				return tensorErr(t, err)
+			}
+		}
+		bw.scan.Scan(b, off/size)
+		cv.progress(n / 2)
 		return nil
 	})
 	if err != nil {
+		return quant.Params{}, err
+	}
+	var scan *quant.Scanner
+	for w := range cv.bufs {
+		if s := cv.bufs[w].scan; s != nil {
+			if scan == nil {
+				scan = s
+			} else {
+				scan.Merge(s)
+			}
+		}
+	}
+	if scan == nil { // an empty tensor
+		if scan, err = quant.NewScanner(t.DType); err != nil {
+			return quant.Params{}, tensorErr(t, err)
+		}
+	}
+	enc, err := scan.Encoder()
+	if err != nil {
 		return quant.Params{}, tensorErr(t, err)
 	}
-	p, err := enc.Params()
-	if err != nil {
-		return p, tensorErr(t, err)
-	}
-	err = chunks(ctx, t.Section(), buf, size, func(b []byte) error {
-		n := len(b) / size
-		enc.Encode(b, codes[:n], signs[:n])
-		if _, err := j.codesW.Write(codes[:n]); err != nil {
+	err = cv.pool.each(r.Size(), step, func(w int, off, n int64) error {
+		b := cv.in(w)[:n]
+		if _, err := r.ReadAt(b, off); err != nil {
+			return tensorErr(t, err)
+		}
+		bw := &cv.bufs[w]
+		k := int(n / size)
+		if len(bw.codes) < k {
+			bw.codes, bw.signs = make([]uint8, int64(cv.chunk)/size), make([]int8, int64(cv.chunk)/size)
+		}
+		enc.Encode(b, bw.codes[:k], bw.signs[:k])
+		if err := cv.w.WriteAt(j.out, bw.codes[:k], off/size); err != nil {
 			return err
 		}
-		if _, err := j.sigW.Write(int8Bytes(signs[:n])); err != nil {
+		if err := cv.w.WriteAt(j.signs, int8Bytes(bw.signs[:k]), off/size); err != nil {
 			return err
 		}
-		progress(int64(len(b) - len(b)/2))
+		cv.progress(n - n/2)
 		return nil
 	})
-	return p, tensorErr(t, err)
+	return enc.Params(), err
 }
 
 // tensorErr names the file and tensor in err, unless it is a cancellation

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sort"
 	"strings"
@@ -26,9 +25,11 @@ type RestoreOptions struct {
 	Force bool
 	// Progress, when set, follows the work in input bytes.
 	Progress Progress
-	// ChunkBytes is the number of elements decoded at a time; 0 means
-	// DefaultChunkBytes.
+	// ChunkBytes bounds the bytes each goroutine reads or writes at a time;
+	// 0 means DefaultChunkBytes.
 	ChunkBytes int
+	// Workers is the number of goroutines; 0 means GOMAXPROCS.
+	Workers int
 }
 
 // Restore decodes the QINS file at in into a plain safetensors file at out:
@@ -96,21 +97,22 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 	}
 	pr.Start(workBytes(c))
 	progress := pr.Add
-	r := restorer{ctx: ctx, chunk: chunk, progress: progress}
+	r := &restorer{pool: newPool(ctx, opts.Workers), w: w, chunk: chunk, progress: progress}
+	r.bufs = make([]restoreBufs, r.pool.workers)
 	s := &Summary{Input: c.Path, Output: out, BytesIn: c.Size()}
 	// Read in the input's order; the writer takes tensors in any order.
 	for i := range ls {
 		l := &ls[i]
-		tw := w.TensorWriter(outIndex[i])
+		k := outIndex[i]
 		switch {
 		case l.Encoded():
-			err = r.decode(l, opts.DType, tw)
+			err = r.decode(l, opts.DType, k)
 			s.Encoded++
 		case quant.IsFloat(l.DType) && l.DType != opts.DType:
-			err = r.cast(l, opts.DType, tw)
+			err = r.cast(l, opts.DType, k)
 			s.Copied++
 		default:
-			err = copyTensor(ctx, *l.Plain, tw, r.buffer(), progress)
+			err = r.copy(l, k)
 			s.Copied++
 		}
 		if err != nil {
@@ -128,87 +130,107 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 	return s, nil
 }
 
-// restorer holds the buffers of a restore, reused from tensor to tensor.
+// restorer runs the tensors of a restore through a pool of goroutines,
+// each reading, decoding and writing its own chunks.
 type restorer struct {
-	ctx         context.Context
-	chunk       int
-	progress    func(int64)
-	buf, codes  []byte
-	signs, outb []byte
+	pool     *pool
+	w        *format.Writer
+	chunk    int
+	progress func(int64)
+	bufs     []restoreBufs // per goroutine
 }
 
-func (r *restorer) buffer() []byte {
-	if r.buf == nil {
-		r.buf = make([]byte, r.chunk)
-	}
-	return r.buf
+type restoreBufs struct {
+	in, codes, signs, out []byte
+	vals                  []float64
 }
 
-// decode writes the decoded values of an encoded tensor, chunk by chunk.
-func (r *restorer) decode(l *format.Logical, dt safetensors.DType, w io.Writer) error {
-	if r.codes == nil {
-		r.codes, r.signs = make([]byte, r.chunk), make([]byte, r.chunk)
+// grow returns b with length n, reallocating only to grow.
+func grow(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
 	}
-	need := r.chunk * int(dt.Size())
-	if len(r.outb) < need {
-		r.outb = make([]byte, need)
-	}
+	return b[:n]
+}
+
+// copy writes a stored tensor unchanged.
+func (r *restorer) copy(l *format.Logical, k int) error {
+	t := *l.Plain
+	sec := t.Section()
+	return r.pool.each(sec.Size(), int64(r.chunk), func(w int, off, n int64) error {
+		b := &r.bufs[w]
+		b.in = grow(b.in, int(n))
+		if _, err := sec.ReadAt(b.in, off); err != nil {
+			return tensorErr(t, err)
+		}
+		if err := r.w.WriteAt(k, b.in, off); err != nil {
+			return err
+		}
+		r.progress(n)
+		return nil
+	})
+}
+
+// decode writes the decoded values of an encoded tensor in dtype dt.
+func (r *restorer) decode(l *format.Logical, dt safetensors.DType, k int) error {
 	d := quant.NewDecoder(l.Params)
 	cr, sr := l.Codes.Section(), l.Signs.Section()
-	for off := int64(0); off < cr.Size(); off += int64(r.chunk) {
-		if err := r.ctx.Err(); err != nil {
-			return err
-		}
-		n := int(min(int64(r.chunk), cr.Size()-off))
-		if _, err := cr.ReadAt(r.codes[:n], off); err != nil {
+	size := int64(dt.Size())
+	step := max(1, int64(r.chunk)/size) // elements: the output is the largest buffer
+	return r.pool.each(cr.Size(), step, func(w int, off, n int64) error {
+		b := &r.bufs[w]
+		b.codes, b.signs, b.out = grow(b.codes, int(n)), grow(b.signs, int(n)), grow(b.out, int(n*size))
+		if _, err := cr.ReadAt(b.codes, off); err != nil {
 			return tensorErr(*l.Codes, err)
 		}
-		if _, err := sr.ReadAt(r.signs[:n], off); err != nil {
+		if _, err := sr.ReadAt(b.signs, off); err != nil {
 			return tensorErr(*l.Signs, err)
 		}
-		out := r.outb[:n*int(dt.Size())]
-		if err := d.DecodeTo(dt, r.codes[:n], int8s(r.signs[:n]), out, off); err != nil {
+		if err := d.DecodeTo(dt, b.codes, int8s(b.signs), b.out, off); err != nil {
 			return &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: err}
 		}
-		if _, err := w.Write(out); err != nil {
+		if err := r.w.WriteAt(k, b.out, off*size); err != nil {
 			return err
 		}
-		r.progress(2 * int64(n))
-	}
-	return nil
+		r.progress(2 * n)
+		return nil
+	})
 }
 
 // cast writes a stored floating-point tensor in dtype dt.
-func (r *restorer) cast(l *format.Logical, dt safetensors.DType, w io.Writer) error {
+func (r *restorer) cast(l *format.Logical, dt safetensors.DType, k int) error {
+	t := *l.Plain
 	read, err := quant.Reader(l.DType)
 	if err != nil {
-		return err
+		return tensorErr(t, err)
 	}
 	put, err := quant.Putter(dt)
 	if err != nil {
-		return err
+		return tensorErr(t, err)
 	}
-	in := int(l.DType.Size())
-	var vals []float64
-	return tensorErr(*l.Plain, chunks(r.ctx, l.Plain.Section(), r.buffer(), in, func(b []byte) error {
-		n := len(b) / in
-		if len(vals) < n {
-			vals = make([]float64, n)
+	in, outSize := int64(l.DType.Size()), int64(dt.Size())
+	step := max(1, int64(r.chunk)/max(in, outSize)) // elements
+	sec := t.Section()
+	return r.pool.each(int64(l.Elements()), step, func(w int, off, n int64) error {
+		b := &r.bufs[w]
+		b.in, b.out = grow(b.in, int(n*in)), grow(b.out, int(n*outSize))
+		if int64(cap(b.vals)) < n {
+			b.vals = make([]float64, n)
 		}
-		read(b, vals[:n])
-		need := n * int(dt.Size())
-		if len(r.outb) < need {
-			r.outb = make([]byte, need)
+		vals := b.vals[:n]
+		if _, err := sec.ReadAt(b.in, off*in); err != nil {
+			return tensorErr(t, err)
 		}
-		for i, v := range vals[:n] {
-			put(r.outb, i, v)
+		read(b.in, vals)
+		for i, v := range vals {
+			put(b.out, i, v)
 		}
-		if _, err := w.Write(r.outb[:need]); err != nil {
+		if err := r.w.WriteAt(k, b.out, off*outSize); err != nil {
 			return err
 		}
-		r.progress(int64(len(b)))
+		r.progress(n * in)
 		return nil
-	}))
+	})
 }
 
 // int8s views b as signed bytes.

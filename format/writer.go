@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // ErrExists is returned by Create when the output exists and Force is off.
@@ -23,12 +24,14 @@ type CreateOptions struct {
 
 // Writer writes a safetensors file whose tensors are declared up front and
 // whose data is then written tensor by tensor, in any order, in sequential
-// pieces. The file is written under a temporary name in the destination
-// folder and appears under its real name only on Commit; Abort, or any
-// error, removes it. The first error is sticky: later writes return it.
+// pieces, or at offsets from several goroutines (WriteAt). The file is
+// written under a temporary name in the destination folder and appears
+// under its real name only on Commit; Abort, or any error, removes it. The
+// first error is sticky: later writes return it.
 type Writer struct {
 	path, tmp string
 	f         *os.File
+	mu        sync.Mutex // guards written and err
 	meta      map[string]string
 	tensors   []TensorInfo
 	headerLen int
@@ -87,10 +90,40 @@ func Create(path string, metadata map[string]string, tensors []TensorInfo, opts 
 
 // fail records the first error.
 func (w *Writer) fail(err error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.err == nil {
 		w.err = &Error{Path: w.path, Err: err}
 	}
 	return w.err
+}
+
+// sticky returns the first error, if any.
+func (w *Writer) sticky() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// WriteAt writes p at offset off of tensor i's data. Writes must not
+// overlap; together they must cover the tensor. It is safe for concurrent
+// use.
+func (w *Writer) WriteAt(i int, p []byte, off int64) error {
+	if err := w.sticky(); err != nil {
+		return err
+	}
+	t := w.tensors[i]
+	if off < 0 || uint64(off)+uint64(len(p)) > t.Bytes() {
+		return w.fail(fmt.Errorf("tensor %q: writing [%d, %d) outside its %d bytes", t.Name, off, off+int64(len(p)), t.Bytes()))
+	}
+	n, err := w.f.WriteAt(p, w.dataStart+int64(t.Begin)+off)
+	w.mu.Lock()
+	w.written[i] += uint64(n)
+	w.mu.Unlock()
+	if err != nil {
+		return w.fail(err)
+	}
+	return nil
 }
 
 // Tensors returns the tensors as laid out in the file.
@@ -114,20 +147,17 @@ type tensorWriter struct {
 
 func (tw *tensorWriter) Write(p []byte) (int, error) {
 	w := tw.w
-	if w.err != nil {
-		return 0, w.err
-	}
-	t := w.tensors[tw.i]
+	w.mu.Lock()
 	pos := w.written[tw.i]
+	w.mu.Unlock()
+	t := w.tensors[tw.i]
 	if uint64(len(p)) > t.Bytes()-pos {
 		return 0, w.fail(fmt.Errorf("tensor %q: writing %d bytes past its end", t.Name, uint64(len(p))-(t.Bytes()-pos)))
 	}
-	n, err := w.f.WriteAt(p, w.dataStart+int64(t.Begin+pos))
-	w.written[tw.i] += uint64(n)
-	if err != nil {
-		return n, w.fail(err)
+	if err := w.WriteAt(tw.i, p, int64(pos)); err != nil {
+		return 0, err
 	}
-	return n, nil
+	return len(p), nil
 }
 
 // Commit checks that every tensor was written in full, writes the final

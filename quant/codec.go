@@ -94,13 +94,14 @@ type Range struct {
 // NewRange returns an empty Range.
 func NewRange() *Range { return &Range{min: math.Inf(1)} }
 
-// Add takes the next elements of the tensor in row-major order.
-func (r *Range) Add(w []float64) {
+// Add takes elements of the tensor, the first of which has flat index
+// first.
+func (r *Range) Add(w []float64, first int64) {
 	for i, x := range w {
 		a := math.Abs(x)
 		if a > math.MaxFloat64 || a != a {
-			if r.bad == nil {
-				r.bad = &NonFiniteError{Index: r.n + int64(i), Value: x}
+			if r.bad == nil || first+int64(i) < r.bad.Index {
+				r.bad = &NonFiniteError{Index: first + int64(i), Value: x}
 			}
 			continue
 		}
@@ -112,6 +113,18 @@ func (r *Range) Add(w []float64) {
 		}
 	}
 	r.n += int64(len(w))
+}
+
+// Merge adds what o took to r.
+func (r *Range) Merge(o *Range) {
+	if o.bad != nil && (r.bad == nil || o.bad.Index < r.bad.Index) {
+		r.bad = o.bad
+	}
+	r.n += o.n
+	r.addMagnitude(o.maxAll)
+	if o.min < r.min {
+		r.min = o.min
+	}
 }
 
 // addMagnitude takes one magnitude known to be finite, without counting it

@@ -13,20 +13,31 @@ import (
 // encodeAll runs both passes of an Encoder over one buffer.
 func encodeAll(t *testing.T, dt safetensors.DType, raw []byte) (Params, []uint8, []int8, error) {
 	t.Helper()
-	e, err := NewEncoder(dt)
+	// Two scanners take alternate uneven chunks, as goroutines would, and
+	// are merged.
+	s1, err := NewScanner(dt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Feed in uneven chunks so the chunk bookkeeping is exercised.
+	s2, _ := NewScanner(dt)
 	size := int(dt.Size())
 	n := len(raw) / size
 	for i := 0; i < n; i += 7 {
-		e.Scan(raw[i*size : min(i+7, n)*size])
+		s := s1
+		if (i/7)%2 == 1 {
+			s = s2
+		}
+		s.Scan(raw[i*size:min(i+7, n)*size], int64(i))
 	}
-	p, err := e.Params()
+	s1.Merge(s2)
+	if s1.Elements() != int64(n) {
+		t.Fatalf("scanned %d elements of %d", s1.Elements(), n)
+	}
+	e, err := s1.Encoder()
 	if err != nil {
-		return p, nil, nil, err
+		return Params{}, nil, nil, err
 	}
+	p := e.Params()
 	codes, signs := make([]uint8, n), make([]int8, n)
 	for i := 0; i < n; i += 5 {
 		j := min(i+5, n)
@@ -143,10 +154,10 @@ func TestBoundOnRandomTensors(t *testing.T) {
 // the formula for every finite pattern, on a tensor that holds them all.
 func TestTableMatchesFormulaEveryPattern(t *testing.T) {
 	for _, dt := range []safetensors.DType{safetensors.F16, safetensors.BF16} {
-		e, _ := NewEncoder(dt)
+		s, _ := NewScanner(dt)
 		var raw []byte
 		for h := 0; h < 1<<16; h++ {
-			if uint16(h)&e.expAll == e.expAll {
+			if uint16(h)&s.expAll == s.expAll {
 				continue
 			}
 			raw = binary.LittleEndian.AppendUint16(raw, uint16(h))
@@ -156,10 +167,14 @@ func TestTableMatchesFormulaEveryPattern(t *testing.T) {
 			t.Fatal(err)
 		}
 		vals := make([]float64, len(codes))
-		e.read(raw, vals)
+		s.read(raw, vals)
+		// An encoder without a range pass computes every code on the spot.
+		direct, _ := NewEncoder(dt, p)
+		dc, ds := make([]uint8, len(codes)), make([]int8, len(codes))
+		direct.Encode(raw, dc, ds)
 		for i, v := range vals {
-			if c := p.Code(math.Abs(v)); c != codes[i] || Sign(v) != signs[i] {
-				t.Fatalf("%v %v: table gives %d/%d, formula %d/%d", dt, v, codes[i], signs[i], c, Sign(v))
+			if c := p.Code(math.Abs(v)); c != codes[i] || Sign(v) != signs[i] || dc[i] != c || ds[i] != signs[i] {
+				t.Fatalf("%v %v: table gives %d/%d, formula %d/%d, direct %d/%d", dt, v, codes[i], signs[i], c, Sign(v), dc[i], ds[i])
 			}
 		}
 	}

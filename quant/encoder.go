@@ -8,31 +8,29 @@ import (
 	"github.com/nlpodyssey/safetensors"
 )
 
-// Encoder encodes one tensor held as little-endian bytes of its dtype, in
-// two passes over the same bytes: Scan every chunk to find the range, call
-// Params, then Encode every chunk. Chunks hold whole elements.
+// Scanner is the range pass over one tensor held as little-endian bytes of
+// its dtype. A tensor can be scanned in chunks by several goroutines, each
+// with its own Scanner, merged at the end; Encoder then gives the encoder.
 //
-// For 16-bit dtypes the range pass only marks which bit patterns occur, and
-// the codes come from a table built once per tensor with Params.Code, so the
-// codes are exactly those of the formula without a logarithm per element.
-type Encoder struct {
+// For 16-bit dtypes the range pass only marks which bit patterns occur; the
+// encoder's codes come from a table filled with Params.Code, so they are
+// exactly the formula's without a logarithm per element.
+type Scanner struct {
 	dt     safetensors.DType
 	size   int
-	n      int64 // elements scanned
 	r      *Range
-	p      Params
-	ready  bool
-	seen   []bool  // 16-bit: which of the 65536 patterns occur
-	table  []uint8 // 16-bit: code per magnitude pattern (sign bit clear)
+	seen   []bool // 16-bit: which of the 65536 patterns occur
+	bad    int64  // 16-bit: first element that is NaN or infinite, or -1
+	badVal float64
 	toF32  func(uint16) float32
 	expAll uint16 // 16-bit: exponent mask; all ones means NaN or infinity
 	vals   []float64
 	read   func([]byte, []float64)
 }
 
-// NewEncoder returns an Encoder for a tensor of dtype dt, which must be F16,
+// NewScanner returns a Scanner for a tensor of dtype dt, which must be F16,
 // BF16, F32 or F64.
-func NewEncoder(dt safetensors.DType) (*Encoder, error) {
+func NewScanner(dt safetensors.DType) (*Scanner, error) {
 	if !IsFloat(dt) {
 		return nil, fmt.Errorf("dtype %v cannot be encoded: it is not F16, BF16, F32 or F64", dt)
 	}
@@ -40,131 +38,179 @@ func NewEncoder(dt safetensors.DType) (*Encoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Encoder{dt: dt, size: int(dt.Size()), r: NewRange(), read: read}
-	switch dt {
-	case safetensors.F16:
-		e.toF32, e.expAll = F16ToFloat32, 0x7c00
-	case safetensors.BF16:
-		e.toF32, e.expAll = BF16ToFloat32, 0x7f80
+	s := &Scanner{dt: dt, size: int(dt.Size()), r: NewRange(), read: read, bad: -1}
+	s.toF32, s.expAll = toF32(dt)
+	if s.toF32 != nil {
+		s.seen = make([]bool, 1<<16)
 	}
-	if e.toF32 != nil {
-		e.seen = make([]bool, 1<<16)
-	}
-	return e, nil
+	return s, nil
 }
 
-// Scan takes the next chunk of the tensor for the range pass.
-func (e *Encoder) Scan(b []byte) {
-	if e.seen == nil {
-		n := len(b) / e.size
-		if cap(e.vals) < n {
-			e.vals = make([]float64, n)
+// toF32 returns the conversion and the exponent mask of a 16-bit dtype.
+func toF32(dt safetensors.DType) (func(uint16) float32, uint16) {
+	switch dt {
+	case safetensors.F16:
+		return F16ToFloat32, 0x7c00
+	case safetensors.BF16:
+		return BF16ToFloat32, 0x7f80
+	}
+	return nil, 0
+}
+
+// Scan takes a chunk of the tensor whose first element has flat index
+// first.
+func (s *Scanner) Scan(b []byte, first int64) {
+	n := len(b) / s.size
+	if s.seen == nil {
+		if cap(s.vals) < n {
+			s.vals = make([]float64, n)
 		}
-		v := e.vals[:n]
-		e.read(b, v)
-		e.r.Add(v)
-		e.n += int64(n)
+		v := s.vals[:n]
+		s.read(b, v)
+		s.r.Add(v, first)
 		return
 	}
-	seen := e.seen
-	n := len(b) / 2
-	for i := 0; i < n; i++ {
-		seen[binary.LittleEndian.Uint16(b[2*i:])] = true
+	seen := s.seen
+	b = b[:2*n]
+	for i := 0; i+1 < len(b); i += 2 {
+		seen[binary.LittleEndian.Uint16(b[i:])] = true
 	}
-	if e.r.bad == nil && e.sawNonFinite() {
+	s.r.n += int64(n)
+	if s.sawNonFinite() && (s.bad < 0 || first < s.bad) {
 		for i := 0; i < n; i++ {
-			h := binary.LittleEndian.Uint16(b[2*i:])
-			if h&e.expAll == e.expAll {
-				e.r.bad = &NonFiniteError{Index: e.n + int64(i), Value: float64(e.toF32(h))}
+			if h := binary.LittleEndian.Uint16(b[2*i:]); h&s.expAll == s.expAll {
+				if s.bad < 0 || first+int64(i) < s.bad {
+					s.bad, s.badVal = first+int64(i), float64(s.toF32(h))
+				}
 				break
 			}
 		}
 	}
-	e.n += int64(n)
 }
 
 // sawNonFinite reports whether any NaN or infinity pattern has been seen.
-func (e *Encoder) sawNonFinite() bool {
-	// The patterns with every exponent bit set, in both signs.
-	lowMant := e.expAll & -e.expAll // lowest exponent bit
-	for m := uint16(0); m < lowMant; m++ {
-		if e.seen[e.expAll|m] || e.seen[0x8000|e.expAll|m] {
+func (s *Scanner) sawNonFinite() bool {
+	lowExp := s.expAll & -s.expAll // lowest exponent bit
+	for m := uint16(0); m < lowExp; m++ {
+		if s.seen[s.expAll|m] || s.seen[0x8000|s.expAll|m] {
 			return true
 		}
 	}
 	return false
 }
 
-// Elements returns how many elements Scan has taken.
-func (e *Encoder) Elements() int64 { return e.n }
-
-// Params ends the range pass and returns the tensor's parameters, or a
-// *NonFiniteError naming the first NaN or infinity.
-func (e *Encoder) Params() (Params, error) {
-	if e.ready {
-		return e.p, nil
-	}
-	if e.seen != nil && e.r.bad == nil {
-		for h := 0; h < 1<<15; h++ {
-			if e.seen[h] || e.seen[h|0x8000] {
-				e.r.addMagnitude(float64(e.toF32(uint16(h))))
+// Merge adds what o scanned to s; both scan the same tensor.
+func (s *Scanner) Merge(o *Scanner) {
+	if s.seen != nil {
+		for i, v := range o.seen {
+			if v {
+				s.seen[i] = true
 			}
 		}
-	}
-	p, err := e.r.Params()
-	if err != nil {
-		return Params{}, err
-	}
-	e.p, e.ready = p, true
-	if e.seen != nil {
-		// Codes of the magnitudes seen now; others are filled in by Encode
-		// if they turn up, so the table is right whatever the second pass
-		// reads, without a logarithm per unused pattern.
-		e.table = make([]uint8, 1<<15)
-		for h := range e.table {
-			if uint16(h)&e.expAll == e.expAll {
-				e.table[h] = 255 // never encoded: the range pass refuses them
-			} else if e.seen[h] || e.seen[h|0x8000] {
-				e.table[h] = p.Code(float64(e.toF32(uint16(h))))
-			}
+		if o.bad >= 0 && (s.bad < 0 || o.bad < s.bad) {
+			s.bad, s.badVal = o.bad, o.badVal
 		}
 	}
-	return p, nil
+	s.r.Merge(o.r)
 }
 
-// Encode writes the codes and signs of the next chunk of the tensor; codes
-// and signs must hold one entry per element of b. Params must have been
-// called.
-func (e *Encoder) Encode(b []byte, codes []uint8, signs []int8) {
-	if !e.ready {
-		panic("quant: Encode called before Params")
+// Elements returns how many elements have been scanned.
+func (s *Scanner) Elements() int64 { return s.r.n }
+
+// Params returns the tensor's parameters, or a *NonFiniteError naming the
+// first NaN or infinity.
+func (s *Scanner) Params() (Params, error) {
+	if s.seen == nil {
+		return s.r.Params()
 	}
+	if s.bad >= 0 {
+		return Params{}, &NonFiniteError{Index: s.bad, Value: s.badVal}
+	}
+	r := NewRange()
+	for h := 0; h < 1<<15; h++ {
+		if s.seen[h] || s.seen[h|0x8000] {
+			r.addMagnitude(float64(s.toF32(uint16(h))))
+		}
+	}
+	return r.Params()
+}
+
+// Encoder returns the encoder of the scanned tensor.
+func (s *Scanner) Encoder() (*Encoder, error) {
+	p, err := s.Params()
+	if err != nil {
+		return nil, err
+	}
+	e := &Encoder{dt: s.dt, p: p, size: s.size}
+	if s.seen != nil {
+		e.toF32 = s.toF32
+		e.table = make([]uint8, 1<<15)
+		for h := range e.table {
+			if uint16(h)&s.expAll != s.expAll && (s.seen[h] || s.seen[h|0x8000]) {
+				e.table[h] = p.Code(float64(s.toF32(uint16(h))))
+			}
+		}
+	}
+	return e, nil
+}
+
+// Encoder encodes the chunks of one scanned tensor. It is safe for
+// concurrent use.
+type Encoder struct {
+	dt    safetensors.DType
+	size  int
+	p     Params
+	table []uint8 // 16-bit: code per magnitude pattern seen; 0 for others
+	toF32 func(uint16) float32
+}
+
+// NewEncoder returns the encoder of a tensor of dtype dt with parameters p,
+// without a range pass: every element is coded with the formula.
+func NewEncoder(dt safetensors.DType, p Params) (*Encoder, error) {
+	if !IsFloat(dt) {
+		return nil, fmt.Errorf("dtype %v cannot be encoded: it is not F16, BF16, F32 or F64", dt)
+	}
+	e := &Encoder{dt: dt, size: int(dt.Size()), p: p}
+	if f, _ := toF32(dt); f != nil {
+		e.toF32, e.table = f, make([]uint8, 1<<15)
+	}
+	return e, nil
+}
+
+// Params returns the tensor's parameters.
+func (e *Encoder) Params() Params { return e.p }
+
+// Encode writes the codes and signs of a chunk; codes and signs must hold
+// one entry per element of b.
+func (e *Encoder) Encode(b []byte, codes []uint8, signs []int8) {
 	n := len(b) / e.size
 	codes, signs = codes[:n], signs[:n]
-	if e.table != nil {
+	le := binary.LittleEndian
+	p := e.p
+	switch e.dt {
+	case safetensors.F16, safetensors.BF16:
 		table := e.table
+		b = b[:2*n]
 		for i := range codes {
-			h := binary.LittleEndian.Uint16(b[2*i:])
+			h := le.Uint16(b[2*i:])
 			m := h & 0x7fff
 			c := table[m]
 			if c == 0 { // a pattern the range pass did not see
-				c = e.p.Code(float64(e.toF32(m)))
-				table[m] = c
+				c = p.Code(float64(e.toF32(m)))
 			}
 			codes[i] = c
 			nz := int8(min(m, 1))
 			signs[i] = nz - 2*nz*int8(h>>15)
 		}
-		return
-	}
-	if cap(e.vals) < n {
-		e.vals = make([]float64, n)
-	}
-	v := e.vals[:n]
-	e.read(b, v)
-	p := e.p
-	for i, x := range v {
-		codes[i] = p.Code(math.Abs(x))
-		signs[i] = Sign(x)
+	case safetensors.F32:
+		for i := range codes {
+			x := float64(math.Float32frombits(le.Uint32(b[4*i:])))
+			codes[i], signs[i] = p.Code(math.Abs(x)), Sign(x)
+		}
+	case safetensors.F64:
+		for i := range codes {
+			x := math.Float64frombits(le.Uint64(b[8*i:]))
+			codes[i], signs[i] = p.Code(math.Abs(x)), Sign(x)
+		}
 	}
 }

@@ -78,24 +78,25 @@ func q80(a, out []float64, _ int64) error {
 // startQINS runs the range pass over t and returns the encode-decode of
 // its chunks.
 func startQINS(t format.Tensor, buf []byte) (func(a, out []float64, first int64) error, error) {
-	enc, err := quant.NewEncoder(t.DType)
+	scan, err := quant.NewScanner(t.DType)
 	if err != nil {
 		return nil, err
 	}
 	r := t.Section()
-	step := len(buf) / int(t.DType.Size()) * int(t.DType.Size())
-	for off := int64(0); off < r.Size(); off += int64(step) {
-		n := int(min(int64(step), r.Size()-off))
+	size := int64(t.DType.Size())
+	step := int64(len(buf)) / size * size
+	for off := int64(0); off < r.Size(); off += step {
+		n := min(step, r.Size()-off)
 		if _, err := r.ReadAt(buf[:n], off); err != nil {
 			return nil, err
 		}
-		enc.Scan(buf[:n])
+		scan.Scan(buf[:n], off/size)
 	}
-	p, err := enc.Params()
+	enc, err := scan.Encoder()
 	if err != nil {
 		return nil, err
 	}
-	dec := quant.NewDecoder(p)
+	dec := quant.NewDecoder(enc.Params())
 	put, _ := quant.Putter(t.DType)
 	var raw []byte
 	var codes []uint8

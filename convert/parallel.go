@@ -1,0 +1,59 @@
+package convert
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// pool runs the pieces of a job on several goroutines. Each goroutine has
+// an index, so that it can keep buffers of its own across jobs.
+type pool struct {
+	ctx     context.Context
+	workers int
+}
+
+func newPool(ctx context.Context, workers int) *pool {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	return &pool{ctx: ctx, workers: workers}
+}
+
+// each calls fn(w, off, n) for the consecutive pieces [off, off+n) of
+// [0, size), each step long but the last, on the pool's goroutines; w is the
+// goroutine's index. The first error stops the pieces not yet begun and is
+// returned; so is the context's error once it is done.
+func (p *pool) each(size, step int64, fn func(w int, off, n int64) error) error {
+	pieces := (size + step - 1) / step
+	workers := int(min(int64(p.workers), max(pieces, 1)))
+	var next atomic.Int64
+	var once sync.Once
+	var first error
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := next.Add(1) - 1
+				if k >= pieces {
+					return
+				}
+				err := p.ctx.Err()
+				if err == nil {
+					off := k * step
+					err = fn(w, off, min(step, size-off))
+				}
+				if err != nil {
+					once.Do(func() { first = err })
+					next.Store(pieces)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
