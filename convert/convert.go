@@ -23,7 +23,7 @@ import (
 )
 
 // DefaultChunkBytes is the size of the pieces tensors are read in.
-const DefaultChunkBytes = 16 << 20
+const DefaultChunkBytes = 4 << 20
 
 // Options configure Convert.
 type Options struct {
@@ -326,6 +326,13 @@ type convertBufs struct {
 	scan  *quant.Scanner
 }
 
+// grow makes room for n codes and signs.
+func (b *convertBufs) grow(n int) {
+	if len(b.codes) < n {
+		b.codes, b.signs = make([]uint8, n), make([]int8, n)
+	}
+}
+
 func (cv *converter) in(w int) []byte {
 	b := &cv.bufs[w]
 	if b.in == nil {
@@ -338,7 +345,7 @@ func (cv *converter) in(w int) []byte {
 func (cv *converter) copy(j *job) error {
 	t := j.src
 	r := t.Section()
-	err := cv.pool.each(r.Size(), int64(cv.chunk), func(w int, off, n int64) error {
+	return cv.pool.each(r.Size(), int64(cv.chunk), func(w int, off, n int64) error {
 		b := cv.in(w)[:n]
 		if _, err := r.ReadAt(b, off); err != nil {
 			return tensorErr(t, err)
@@ -349,7 +356,6 @@ func (cv *converter) copy(j *job) error {
 		cv.progress(n)
 		return nil
 	})
-	return err
 }
 
 // encode runs the range pass and then the encode pass over a tensor. The
@@ -375,6 +381,14 @@ func (cv *converter) encode(j *job) (quant.Params, error) {
 			}
 		}
 		bw.scan.Scan(b, off/size)
+		// The signs need no range: write them now, so that each pass
+		// writes one region of the output front to back.
+		k := int(n / size)
+		bw.grow(int(int64(cv.chunk) / size))
+		quant.Signs(t.DType, b, bw.signs[:k])
+		if err := cv.w.WriteAt(j.signs, int8Bytes(bw.signs[:k]), off/size); err != nil {
+			return err
+		}
 		cv.progress(n / 2)
 		return nil
 	})
@@ -407,14 +421,9 @@ func (cv *converter) encode(j *job) (quant.Params, error) {
 		}
 		bw := &cv.bufs[w]
 		k := int(n / size)
-		if len(bw.codes) < k {
-			bw.codes, bw.signs = make([]uint8, int64(cv.chunk)/size), make([]int8, int64(cv.chunk)/size)
-		}
-		enc.Encode(b, bw.codes[:k], bw.signs[:k])
+		bw.grow(int(int64(cv.chunk) / size))
+		enc.Codes(b, bw.codes[:k])
 		if err := cv.w.WriteAt(j.out, bw.codes[:k], off/size); err != nil {
-			return err
-		}
-		if err := cv.w.WriteAt(j.signs, int8Bytes(bw.signs[:k]), off/size); err != nil {
 			return err
 		}
 		cv.progress(n - n/2)

@@ -553,12 +553,9 @@ func (s *source) values(off, m int64, dst []float64, raw *[]byte) ([]byte, error
 	if _, err := s.l.Signs.Section().ReadAt(signs, off); err != nil {
 		return nil, tensorErr(*s.l.Signs, err)
 	}
-	out := dst[:m]
-	if err := s.dec.Decode(codes, int8s(signs), out, off); err != nil {
+	// Rounded to float32, as restore writes it.
+	if err := s.dec.DecodeF32(codes, int8s(signs), dst[:m], off); err != nil {
 		return nil, &format.Error{Path: s.l.Codes.File.Path, Tensor: s.l.Name, Err: err}
-	}
-	for i, v := range out {
-		out[i] = float64(float32(v)) // as restore writes it
 	}
 	return nil, nil
 }

@@ -79,6 +79,14 @@ func Create(path string, metadata map[string]string, tensors []TensorInfo, opts 
 		w.Abort()
 		return nil, w.err
 	}
+	// Reserve the whole file now: the data is written at offsets, not in
+	// order, and filling holes costs the filesystem more than overwriting
+	// allocated blocks. A full disk shows up here, before any work.
+	if err := preallocate(f, w.dataStart+int64(off)); err != nil {
+		w.fail(err)
+		w.Abort()
+		return nil, w.err
+	}
 	buf := binary.LittleEndian.AppendUint64(nil, uint64(len(header)))
 	if _, err := f.Write(append(buf, header...)); err != nil {
 		w.fail(err)
@@ -116,7 +124,8 @@ func (w *Writer) WriteAt(i int, p []byte, off int64) error {
 	if off < 0 || uint64(off)+uint64(len(p)) > t.Bytes() {
 		return w.fail(fmt.Errorf("tensor %q: writing [%d, %d) outside its %d bytes", t.Name, off, off+int64(len(p)), t.Bytes()))
 	}
-	n, err := w.f.WriteAt(p, w.dataStart+int64(t.Begin)+off)
+	at := w.dataStart + int64(t.Begin) + off
+	n, err := w.f.WriteAt(p, at)
 	w.mu.Lock()
 	w.written[i] += uint64(n)
 	w.mu.Unlock()

@@ -19,52 +19,89 @@ func (e *InvalidError) Error() string { return fmt.Sprintf("element %d: %s", e.I
 // Decoder decodes the codes and signs of one tensor, chunk by chunk. It
 // checks every code and sign it reads. Its methods take the flat index of
 // the chunk's first element, for errors, and are safe for concurrent use.
+//
+// Its tables are indexed by uint8(sign)+1, which is 0, 1 or 2 for the
+// signs -1, 0 and +1, and by the code; entries for code 0 hold a NaN that
+// no valid element decodes to, so one lookup both decodes and checks.
 type Decoder struct {
-	p   Params
-	mag [256]float64
+	p     Params
+	mag   [256]float64
+	f64   [3][256]float64 // values
+	f64r  [3][256]float64 // values rounded to float32
+	f32   [3][256]uint32  // F32 bits
+	bad32 uint32          // the F32 entry of code 0
 }
 
 // NewDecoder returns a Decoder for a tensor with parameters p, which must be
 // valid (see Params.Validate).
 func NewDecoder(p Params) *Decoder {
-	d := &Decoder{p: p}
+	d := &Decoder{p: p, bad32: 0x7fc0dead}
 	for c := range d.mag {
-		d.mag[c] = p.Magnitude(uint8(c))
+		m := p.Magnitude(uint8(c))
+		if c == 0 {
+			m = math.NaN()
+		}
+		d.mag[c] = m
+		d.f64[0][c], d.f64[2][c] = -m, m
+		d.f64r[0][c], d.f64r[2][c] = float64(-float32(m)), float64(float32(m))
+		d.f32[0][c] = math.Float32bits(-float32(m))
+		d.f32[2][c] = math.Float32bits(float32(m))
 	}
+	// Sign 0 decodes to +0 whatever the code, but code 0 stays invalid.
+	d.f64[1][0], d.f64r[1][0] = math.NaN(), math.NaN()
+	d.f32[0][0], d.f32[1][0], d.f32[2][0] = d.bad32, d.bad32, d.bad32
 	return d
 }
 
-// check validates one chunk before it is decoded.
-func (d *Decoder) check(codes []uint8, signs []int8, first int64) error {
-	if len(codes) != len(signs) {
-		return fmt.Errorf("quant: %d codes but %d signs", len(codes), len(signs))
-	}
+// invalid finds the first invalid element of a chunk and describes it.
+func invalid(codes []uint8, signs []int8, first int64) error {
 	for i, c := range codes {
-		s := signs[i]
-		if c == 0 || s < -1 || s > 1 {
-			if c == 0 {
-				return &InvalidError{Index: first + int64(i), What: "code 0 is not a valid code"}
-			}
+		if s := signs[i]; s < -1 || s > 1 {
 			return &InvalidError{Index: first + int64(i), What: fmt.Sprintf("sign %d is not -1, 0 or 1", s)}
 		}
+		if c == 0 {
+			return &InvalidError{Index: first + int64(i), What: "code 0 is not a valid code"}
+		}
 	}
-	return nil
+	return fmt.Errorf("quant: no invalid element found") // not reached
 }
 
-// Magnitudes returns the decoded magnitude of each code.
+// Magnitudes returns the decoded magnitude of each code (NaN for code 0).
 func (d *Decoder) Magnitudes() *[256]float64 { return &d.mag }
 
 // Decode writes the values of a chunk whose first element has flat index
 // first to dst, as float64.
 func (d *Decoder) Decode(codes []uint8, signs []int8, dst []float64, first int64) error {
-	if err := d.check(codes, signs, first); err != nil {
-		return err
+	return d.decode64(&d.f64, codes, signs, dst, first)
+}
+
+// DecodeF32 is Decode with each value rounded to float32, as an F32 restore
+// stores it.
+func (d *Decoder) DecodeF32(codes []uint8, signs []int8, dst []float64, first int64) error {
+	return d.decode64(&d.f64r, codes, signs, dst, first)
+}
+
+func (d *Decoder) decode64(tab *[3][256]float64, codes []uint8, signs []int8, dst []float64, first int64) error {
+	if len(codes) != len(signs) {
+		return fmt.Errorf("quant: %d codes but %d signs", len(codes), len(signs))
 	}
+	signs, dst = signs[:len(codes)], dst[:len(codes)]
+	ok := true
 	for i, c := range codes {
-		dst[i] = float64(signs[i]) * d.mag[c]
-		if signs[i] == 0 {
-			dst[i] = 0 // not -0
+		k := uint8(signs[i]) + 1
+		if k > 2 {
+			ok = false
+			break
 		}
+		v := tab[k][c]
+		if v != v {
+			ok = false
+			break
+		}
+		dst[i] = v
+	}
+	if !ok {
+		return invalid(codes, signs, first)
 	}
 	return nil
 }
@@ -73,58 +110,52 @@ func (d *Decoder) Decode(codes []uint8, signs []int8, dst []float64, first int64
 // first to dst as little-endian elements of dtype dt (F16, BF16, F32 or
 // F64), each rounded once from the float64 value.
 func (d *Decoder) DecodeTo(dt safetensors.DType, codes []uint8, signs []int8, dst []byte, first int64) error {
-	if err := d.check(codes, signs, first); err != nil {
-		return err
+	if len(codes) != len(signs) {
+		return fmt.Errorf("quant: %d codes but %d signs", len(codes), len(signs))
 	}
-	var bits [256]uint64
-	var signBit uint64
-	switch dt {
-	case safetensors.F16:
-		signBit = 1 << 15
-		for c, m := range d.mag {
-			bits[c] = uint64(Float64ToF16(m))
-		}
-	case safetensors.BF16:
-		signBit = 1 << 15
-		for c, m := range d.mag {
-			bits[c] = uint64(Float64ToBF16(m))
-		}
-	case safetensors.F32:
-		// The common case gets its own loop.
-		var t [256]uint32
-		for c, m := range d.mag {
-			t[c] = math.Float32bits(float32(m))
-		}
+	signs = signs[:len(codes)]
+	if dt == safetensors.F32 {
+		dst = dst[:4*len(codes)]
 		for i, c := range codes {
-			s := signs[i]
-			v := t[c] | uint32(s>>7)&0x80000000 // sign bit when s < 0
-			if s == 0 {
-				v = 0
+			k := uint8(signs[i]) + 1
+			if k > 2 {
+				return invalid(codes, signs, first)
+			}
+			v := d.f32[k][c]
+			if v == d.bad32 {
+				return invalid(codes, signs, first)
 			}
 			binary.LittleEndian.PutUint32(dst[4*i:], v)
 		}
 		return nil
+	}
+	var conv func(float64) uint64
+	switch dt {
+	case safetensors.F16:
+		conv = func(v float64) uint64 { return uint64(Float64ToF16(v)) }
+	case safetensors.BF16:
+		conv = func(v float64) uint64 { return uint64(Float64ToBF16(v)) }
 	case safetensors.F64:
-		signBit = 1 << 63
-		for c, m := range d.mag {
-			bits[c] = math.Float64bits(m)
-		}
+		conv = math.Float64bits
 	default:
 		return fmt.Errorf("quant: cannot decode to dtype %v", dt)
 	}
+	var tab [3][256]uint64
+	for k := range tab {
+		for c := 1; c < 256; c++ {
+			tab[k][c] = conv(d.f64[k][c])
+		}
+	}
 	size := int(dt.Size())
 	for i, c := range codes {
-		var v uint64
-		switch s := signs[i]; {
-		case s > 0:
-			v = bits[c]
-		case s < 0:
-			v = bits[c] | signBit
+		k := uint8(signs[i]) + 1
+		if k > 2 || c == 0 {
+			return invalid(codes, signs, first)
 		}
 		if size == 2 {
-			binary.LittleEndian.PutUint16(dst[2*i:], uint16(v))
+			binary.LittleEndian.PutUint16(dst[2*i:], uint16(tab[k][c]))
 		} else {
-			binary.LittleEndian.PutUint64(dst[8*i:], v)
+			binary.LittleEndian.PutUint64(dst[8*i:], tab[k][c])
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"unsafe"
 
 	"github.com/nlpodyssey/safetensors"
 )
@@ -19,8 +20,8 @@ type Scanner struct {
 	dt     safetensors.DType
 	size   int
 	r      *Range
-	seen   []bool // 16-bit: which of the 65536 patterns occur
-	bad    int64  // 16-bit: first element that is NaN or infinite, or -1
+	seen   *[1 << 16]bool // 16-bit: which patterns occur
+	bad    int64          // 16-bit: first element that is NaN or infinite, or -1
 	badVal float64
 	toF32  func(uint16) float32
 	expAll uint16 // 16-bit: exponent mask; all ones means NaN or infinity
@@ -41,7 +42,7 @@ func NewScanner(dt safetensors.DType) (*Scanner, error) {
 	s := &Scanner{dt: dt, size: int(dt.Size()), r: NewRange(), read: read, bad: -1}
 	s.toF32, s.expAll = toF32(dt)
 	if s.toF32 != nil {
-		s.seen = make([]bool, 1<<16)
+		s.seen = new([1 << 16]bool)
 	}
 	return s, nil
 }
@@ -72,8 +73,8 @@ func (s *Scanner) Scan(b []byte, first int64) {
 	}
 	seen := s.seen
 	b = b[:2*n]
-	for i := 0; i+1 < len(b); i += 2 {
-		seen[binary.LittleEndian.Uint16(b[i:])] = true
+	for i := 1; i < len(b); i += 2 {
+		seen[uint16(b[i-1])|uint16(b[i])<<8] = true
 	}
 	s.r.n += int64(n)
 	if s.sawNonFinite() && (s.bad < 0 || first < s.bad) {
@@ -144,10 +145,11 @@ func (s *Scanner) Encoder() (*Encoder, error) {
 	e := &Encoder{dt: s.dt, p: p, size: s.size}
 	if s.seen != nil {
 		e.toF32 = s.toF32
-		e.table = make([]uint8, 1<<15)
-		for h := range e.table {
+		e.table = new([1 << 16]uint8)
+		for h := 0; h < 1<<15; h++ {
 			if uint16(h)&s.expAll != s.expAll && (s.seen[h] || s.seen[h|0x8000]) {
-				e.table[h] = p.Code(float64(s.toF32(uint16(h))))
+				c := p.Code(float64(s.toF32(uint16(h))))
+				e.table[h], e.table[h|0x8000] = c, c
 			}
 		}
 	}
@@ -160,7 +162,7 @@ type Encoder struct {
 	dt    safetensors.DType
 	size  int
 	p     Params
-	table []uint8 // 16-bit: code per magnitude pattern seen; 0 for others
+	table *[1 << 16]uint8 // 16-bit: code per pattern seen; 0 for others
 	toF32 func(uint16) float32
 }
 
@@ -172,7 +174,7 @@ func NewEncoder(dt safetensors.DType, p Params) (*Encoder, error) {
 	}
 	e := &Encoder{dt: dt, size: int(dt.Size()), p: p}
 	if f, _ := toF32(dt); f != nil {
-		e.toF32, e.table = f, make([]uint8, 1<<15)
+		e.toF32, e.table = f, new([1 << 16]uint8)
 	}
 	return e, nil
 }
@@ -183,8 +185,15 @@ func (e *Encoder) Params() Params { return e.p }
 // Encode writes the codes and signs of a chunk; codes and signs must hold
 // one entry per element of b.
 func (e *Encoder) Encode(b []byte, codes []uint8, signs []int8) {
+	e.Codes(b, codes)
+	Signs(e.dt, b, signs)
+}
+
+// Codes writes the codes of a chunk; codes must hold one entry per element
+// of b.
+func (e *Encoder) Codes(b []byte, codes []uint8) {
 	n := len(b) / e.size
-	codes, signs = codes[:n], signs[:n]
+	codes = codes[:n]
 	le := binary.LittleEndian
 	p := e.p
 	switch e.dt {
@@ -192,25 +201,74 @@ func (e *Encoder) Encode(b []byte, codes []uint8, signs []int8) {
 		table := e.table
 		b = b[:2*n]
 		for i := range codes {
-			h := le.Uint16(b[2*i:])
-			m := h & 0x7fff
-			c := table[m]
+			h := uint16(b[2*i]) | uint16(b[2*i+1])<<8
+			c := table[h]
 			if c == 0 { // a pattern the range pass did not see
-				c = p.Code(float64(e.toF32(m)))
+				c = p.Code(math.Abs(float64(e.toF32(h))))
 			}
 			codes[i] = c
-			nz := int8(min(m, 1))
-			signs[i] = nz - 2*nz*int8(h>>15)
 		}
 	case safetensors.F32:
 		for i := range codes {
-			x := float64(math.Float32frombits(le.Uint32(b[4*i:])))
-			codes[i], signs[i] = p.Code(math.Abs(x)), Sign(x)
+			codes[i] = p.Code(math.Abs(float64(math.Float32frombits(le.Uint32(b[4*i:])))))
 		}
 	case safetensors.F64:
 		for i := range codes {
-			x := math.Float64frombits(le.Uint64(b[8*i:]))
-			codes[i], signs[i] = p.Code(math.Abs(x)), Sign(x)
+			codes[i] = p.Code(math.Abs(math.Float64frombits(le.Uint64(b[8*i:]))))
 		}
 	}
+}
+
+// Signs writes the signs of a chunk of a float tensor of dtype dt: -1, +1,
+// and 0 for a zero of either sign. They need no range pass. signs must hold
+// one entry per element of b.
+func Signs(dt safetensors.DType, b []byte, signs []int8) {
+	le := binary.LittleEndian
+	switch dt.Size() {
+	case 2:
+		n := len(b) / 2
+		signs = signs[:n]
+		i := 0
+		for ; i+4 <= n; i += 4 {
+			le.PutUint32(int8Bytes(signs[i:i+4]), signs16x4(le.Uint64(b[2*i:])))
+		}
+		for ; i < n; i++ {
+			h := uint16(b[2*i]) | uint16(b[2*i+1])<<8
+			nz := int8(min(h&0x7fff, 1))
+			signs[i] = nz - 2*nz*int8(h>>15)
+		}
+	case 4:
+		signs = signs[:len(b)/4]
+		for i := range signs {
+			h := le.Uint32(b[4*i:])
+			nz := int8(min(h&0x7fffffff, 1))
+			signs[i] = nz - 2*nz*int8(h>>31)
+		}
+	case 8:
+		signs = signs[:len(b)/8]
+		for i := range signs {
+			h := le.Uint64(b[8*i:])
+			nz := int8(min(h&0x7fffffffffffffff, 1))
+			signs[i] = nz - 2*nz*int8(h>>63)
+		}
+	}
+}
+
+// signs16x4 returns the signs of four 16-bit floats packed in x (little
+// endian), as four int8 bytes packed in a uint32, working on all four lanes
+// at once.
+func signs16x4(x uint64) uint32 {
+	const lanes = 0x0001000100010001
+	neg := x >> 15 & lanes
+	// A lane's magnitude plus 0x7fff carries into its bit 15 unless the
+	// magnitude is 0; lanes cannot overflow into each other.
+	nz := ((x & 0x7fff7fff7fff7fff) + 0x7fff7fff7fff7fff) >> 15 & lanes
+	v := nz + (neg&nz)*0xfe // per lane: 0, 0x01 (+1) or 0xff (-1)
+	v |= v >> 8             // lanes 0|1 and 2|3 side by side
+	return uint32(v&0xffff | v>>16&0xffff0000)
+}
+
+// int8Bytes views s as bytes.
+func int8Bytes(s []int8) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s))
 }

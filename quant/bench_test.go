@@ -1,0 +1,99 @@
+package quant
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/nlpodyssey/safetensors"
+)
+
+const benchElems = 1 << 20
+
+// weights returns benchElems Normal(0, 0.02) values stored in dtype dt.
+func weights(b *testing.B, dt safetensors.DType) []byte {
+	r := rand.New(rand.NewPCG(3, 4))
+	put, err := Putter(dt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw := make([]byte, benchElems*int(dt.Size()))
+	for i := 0; i < benchElems; i++ {
+		put(raw, i, 0.02*r.NormFloat64())
+	}
+	return raw
+}
+
+func report(b *testing.B) {
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchElems, "ns/elem")
+}
+
+// BenchmarkEncode measures both passes over one tensor on one goroutine:
+// the range scan and the encode; MB/s is of the source bytes.
+func BenchmarkEncode(b *testing.B) {
+	for _, dt := range []safetensors.DType{safetensors.BF16, safetensors.F16, safetensors.F32} {
+		b.Run(dt.String(), func(b *testing.B) {
+			raw := weights(b, dt)
+			codes, signs := make([]uint8, benchElems), make([]int8, benchElems)
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				s, _ := NewScanner(dt)
+				s.Scan(raw, 0)
+				e, err := s.Encoder()
+				if err != nil {
+					b.Fatal(err)
+				}
+				e.Encode(raw, codes, signs)
+			}
+			report(b)
+		})
+	}
+}
+
+// BenchmarkScan measures the range pass alone.
+func BenchmarkScan(b *testing.B) {
+	for _, dt := range []safetensors.DType{safetensors.BF16, safetensors.F32} {
+		b.Run(dt.String(), func(b *testing.B) {
+			raw := weights(b, dt)
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				s, _ := NewScanner(dt)
+				s.Scan(raw, 0)
+			}
+			report(b)
+		})
+	}
+}
+
+// BenchmarkDecode measures decoding to each output dtype; MB/s is of the
+// codes and signs read.
+func BenchmarkDecode(b *testing.B) {
+	raw := weights(b, safetensors.BF16)
+	s, _ := NewScanner(safetensors.BF16)
+	s.Scan(raw, 0)
+	e, _ := s.Encoder()
+	codes, signs := make([]uint8, benchElems), make([]int8, benchElems)
+	e.Encode(raw, codes, signs)
+	d := NewDecoder(e.Params())
+	for _, dt := range []safetensors.DType{safetensors.F32, safetensors.BF16} {
+		b.Run(dt.String(), func(b *testing.B) {
+			out := make([]byte, benchElems*int(dt.Size()))
+			b.SetBytes(2 * benchElems)
+			for b.Loop() {
+				if err := d.DecodeTo(dt, codes, signs, out, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			report(b)
+		})
+	}
+	b.Run("float64", func(b *testing.B) {
+		out := make([]float64, benchElems)
+		b.SetBytes(2 * benchElems)
+		for b.Loop() {
+			if err := d.Decode(codes, signs, out, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		report(b)
+	})
+}
