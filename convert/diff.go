@@ -6,10 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"runtime"
 	"sort"
-	"sync"
-	"sync/atomic"
 
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/quant"
@@ -23,7 +20,7 @@ type DiffOptions struct {
 	// Progress, when set, follows the work in input bytes of both sides.
 	Progress Progress
 	// ChunkElems is the number of elements compared at a time; 0 means
-	// 1<<20.
+	// 1<<16.
 	ChunkElems int
 	// Workers is the number of goroutines comparing chunks; 0 means
 	// GOMAXPROCS.
@@ -137,13 +134,11 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 		pr = noProgress{}
 	}
 	pr.Start(workBytes(ca) + workBytes(cb))
-	d := differ{ctx: ctx, opts: opts, progress: pr.Add}
-	if d.chunk = opts.ChunkElems; d.chunk <= 0 {
-		d.chunk = 1 << 20
+	d := differ{pool: newPool(ctx, opts.Workers), chunk: opts.ChunkElems, progress: pr.Add}
+	if d.chunk <= 0 {
+		d.chunk = 1 << 16 // both sides' values stay in the core's cache
 	}
-	if d.workers = opts.Workers; d.workers <= 0 {
-		d.workers = runtime.GOMAXPROCS(0)
-	}
+	d.bufs = make([]diffBufs, d.pool.workers)
 
 	r := &DiffReport{A: ca.Path, B: cb.Path, Tensors: []TensorDiff{}, MissingInA: []string{}, MissingInB: []string{}, ShapeMismatch: []Mismatch{}}
 	inB := make(map[string]*format.Logical, len(lb))
@@ -417,11 +412,15 @@ func (s *Accumulator) Stats() DiffStats {
 
 // differ compares tensors chunk by chunk on several goroutines.
 type differ struct {
-	ctx      context.Context
-	opts     DiffOptions
+	pool     *pool
 	chunk    int
-	workers  int
 	progress func(int64)
+	bufs     []diffBufs // per goroutine
+}
+
+type diffBufs struct {
+	a, b       []float64
+	rawA, rawB []byte
 }
 
 // tensor compares a and b, of the same shape. The chunks' sums are merged
@@ -436,59 +435,35 @@ func (d *differ) tensor(a, b *format.Logical) (*Accumulator, error) {
 		return nil, err
 	}
 	n := int64(a.Elements())
-	nChunks := int((n + int64(d.chunk) - 1) / int64(d.chunk))
-	parts := make([]Accumulator, nChunks)
+	step := int64(d.chunk)
+	parts := make([]Accumulator, (n+step-1)/step)
 	exactBytes := !quant.IsFloat(a.DType) // integers: compare the bytes too
-	var next atomic.Int64
-	var firstErr error
-	var once sync.Once
-	var wg sync.WaitGroup
-	for w := 0; w < min(d.workers, max(nChunks, 1)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var bufA, bufB []float64
-			var rawA, rawB []byte
-			for {
-				c := int(next.Add(1) - 1)
-				if c >= nChunks {
-					return
-				}
-				if err := d.ctx.Err(); err != nil {
-					once.Do(func() { firstErr = err })
-					return
-				}
-				off := int64(c) * int64(d.chunk)
-				m := min(int64(d.chunk), n-off)
-				if bufA == nil {
-					k := min(int64(d.chunk), n)
-					bufA, bufB = make([]float64, k), make([]float64, k)
-				}
-				ra, err := sa.values(off, m, bufA, &rawA)
-				var rb []byte
-				if err == nil {
-					rb, err = sb.values(off, m, bufB, &rawB)
-				}
-				if err != nil {
-					once.Do(func() { firstErr = err })
-					next.Store(int64(nChunks)) // stop the others
-					return
-				}
-				p := &parts[c]
-				p.maxIdx = -1
-				p.Add(bufA[:m], bufB[:m], off)
-				if exactBytes {
-					// Integers beyond 2^53 can be equal as float64 and
-					// differ as stored: count what is identical as stored.
-					p.identical = identicalElems(ra, rb, sa.size)
-				}
-				d.progress(int64(sa.bytesOf(m) + sb.bytesOf(m)))
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
+	err = d.pool.each(n, step, func(w int, off, m int64) error {
+		buf := &d.bufs[w]
+		if buf.a == nil {
+			buf.a, buf.b = make([]float64, step), make([]float64, step)
+		}
+		ra, err := sa.values(off, m, buf.a, &buf.rawA)
+		if err != nil {
+			return err
+		}
+		rb, err := sb.values(off, m, buf.b, &buf.rawB)
+		if err != nil {
+			return err
+		}
+		p := &parts[off/step]
+		p.maxIdx = -1
+		p.Add(buf.a[:m], buf.b[:m], off)
+		if exactBytes {
+			// Integers beyond 2^53 can be equal as float64 and differ as
+			// stored: count what is identical as stored.
+			p.identical = identicalElems(ra, rb, sa.size)
+		}
+		d.progress(sa.bytesOf(m) + sb.bytesOf(m))
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	total := NewAccumulator()
 	for i := range parts {
