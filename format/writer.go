@@ -32,6 +32,7 @@ type Writer struct {
 	path, tmp string
 	f         *os.File
 	mu        sync.Mutex // guards written and err
+	io        sync.Mutex // one write at a time: see WriteAt
 	meta      map[string]string
 	tensors   []TensorInfo
 	headerLen int
@@ -124,8 +125,12 @@ func (w *Writer) WriteAt(i int, p []byte, off int64) error {
 	if off < 0 || uint64(off)+uint64(len(p)) > t.Bytes() {
 		return w.fail(fmt.Errorf("tensor %q: writing [%d, %d) outside its %d bytes", t.Name, off, off+int64(len(p)), t.Bytes()))
 	}
-	at := w.dataStart + int64(t.Begin) + off
-	n, err := w.f.WriteAt(p, at)
+	// The kernel serializes writes to one file anyway (the inode lock);
+	// waiting here parks the goroutine instead of spinning in the kernel,
+	// which leaves the core to the goroutines that are computing.
+	w.io.Lock()
+	n, err := w.f.WriteAt(p, w.dataStart+int64(t.Begin)+off)
+	w.io.Unlock()
 	w.mu.Lock()
 	w.written[i] += uint64(n)
 	w.mu.Unlock()

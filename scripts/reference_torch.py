@@ -5,12 +5,15 @@ times `qins convert` against.
     scripts/reference_torch.py CHECKPOINT OUT
 
 For every floating-point tensor of rank >= 2 of CHECKPOINT (a folder with
-model.safetensors.index.json, or one .safetensors file) it computes, in
-float64 with torch on the CPU, log_min and log_max of ln|w| over |w| > 1e-8,
-the codes round(255 - 254 * (ln|w| - log_min) / (log_max - log_min)) clamped
-to [1, 255] and the signs (0 for exact zeros), and appends codes and signs to
-OUT as uint8 and int8: the same work as `qins convert`, tensor by tensor, the
-way a straightforward implementation does it. Needs Debian's python3-torch.
+model.safetensors.index.json, or one .safetensors file) it computes, with
+torch on the CPU in float32 as a plain implementation would, log_min and
+log_max of ln|w| over |w| > 1e-8, the codes round(255 - 254 * (ln|w| -
+log_min) / (log_max - log_min)) clamped to [1, 255] and the signs (0 for
+exact zeros), and appends codes and signs to OUT as uint8 and int8: the same
+work as `qins convert`, tensor by tensor. It is a speed baseline: float32
+logarithms can move a code by one at a rounding boundary, which
+scripts/parity.py (float64, numpy) would not accept. Needs Debian's
+python3-torch.
 """
 import json
 import os
@@ -53,7 +56,7 @@ def load(dtype, shape, f, offset):
         t = torch.from_numpy(a.astype(np.int32) << 16).view(torch.float32)
     else:
         t = torch.from_numpy(a)
-    return t.to(torch.float64)
+    return t.to(torch.float32)
 
 
 def encode(w):
