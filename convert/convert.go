@@ -41,6 +41,9 @@ type Options struct {
 	ChunkBytes int
 	// Workers is the number of goroutines; 0 means GOMAXPROCS.
 	Workers int
+	// Layout is format.LayoutU8I8 (the default when empty) or
+	// format.LayoutPacked.
+	Layout string
 }
 
 // Summary reports what a pipeline did.
@@ -51,7 +54,10 @@ type Summary struct {
 	BytesIn       int64 // size of the input files
 	BytesOut      int64 // size of the output file
 	FP32Bytes     int64 // size of the model's tensors with every float as F32
-	Elapsed       time.Duration
+	// PackedBytes, for a convert to the u8+i8 layout of 16-bit tensors, is
+	// what the output would take with the packed layout; 0 otherwise.
+	PackedBytes int64
+	Elapsed     time.Duration
 }
 
 // MBPerSecond returns the input throughput in MB/s (10^6 bytes).
@@ -145,6 +151,13 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 	if err := checkNotInput(dst, c); err != nil {
 		return nil, err
 	}
+	switch opts.Layout {
+	case "":
+		opts.Layout = format.LayoutU8I8
+	case format.LayoutU8I8, format.LayoutPacked:
+	default:
+		return nil, fmt.Errorf("layout %q: choose %s or %s", opts.Layout, format.LayoutU8I8, format.LayoutPacked)
+	}
 	for k := range c.Metadata {
 		if k == format.VersionKey || strings.HasPrefix(k, format.ParamsPrefix) {
 			return nil, &format.Error{Path: c.Path, Err: fmt.Errorf("metadata key %q is reserved for QINS files", k)}
@@ -174,9 +187,10 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 		pr = noProgress{}
 	}
 	pr.Start(workBytes(c))
-	cv := &converter{pool: newPool(ctx, opts.Workers), w: w, chunk: chunkSize(opts.ChunkBytes, c), progress: pr.Add}
+	cv := &converter{pool: newPool(ctx, opts.Workers), w: w, chunk: chunkSize(opts.ChunkBytes, c), progress: pr.Add, packed: opts.Layout == format.LayoutPacked}
 	cv.bufs = make([]convertBufs, cv.pool.workers)
 	s := &Summary{Input: c.Path, Output: dst, BytesIn: c.Size()}
+	var saving int64 // what the packed layout would save on 16-bit sources
 	for i := range jobs {
 		j := &jobs[i]
 		s.FP32Bytes += fp32Bytes(j.src.TensorInfo)
@@ -191,14 +205,20 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 		if err != nil {
 			return nil, err
 		}
-		w.SetMetadata(format.ParamsPrefix+j.src.Name, format.MarshalEncodedMeta(p, j.src.DType))
+		w.SetMetadata(format.ParamsPrefix+j.src.Name, format.MarshalEncodedMeta(p, j.src.DType, opts.Layout))
 		s.Encoded++
+		if n := j.src.Elements(); !cv.packed && j.src.DType.Size() == 2 {
+			saving += int64(n - format.SignBytes(n))
+		}
 	}
 	if err := w.Commit(); err != nil {
 		return nil, err
 	}
 	if st, err := os.Stat(dst); err == nil {
 		s.BytesOut = st.Size()
+	}
+	if saving > 0 {
+		s.PackedBytes = s.BytesOut - saving
 	}
 	s.Elapsed = time.Since(start)
 	return s, nil
@@ -247,16 +267,18 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 			out = append(out, format.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape})
 			continue
 		}
-		for _, n := range []string{t.Name + format.CodesSuffix, t.Name + format.SignsSuffix} {
+		signs := format.TensorInfo{Name: t.Name + format.SignsSuffix, DType: safetensors.I8, Shape: t.Shape}
+		if opts.Layout == format.LayoutPacked {
+			signs = format.TensorInfo{Name: t.Name + format.SignBitsSuffix, DType: safetensors.U8, Shape: []uint64{format.SignBytes(t.Elements())}}
+		}
+		for _, n := range []string{t.Name + format.CodesSuffix, signs.Name} {
 			if names[n] {
 				return nil, nil, nil, &format.Error{Path: c.Path, Tensor: t.Name, Err: fmt.Errorf("cannot be encoded: the checkpoint already has a tensor %q", n)}
 			}
 		}
 		j.out, j.signs = len(out), len(out)+1
-		out = append(out,
-			format.TensorInfo{Name: t.Name + format.CodesSuffix, DType: safetensors.U8, Shape: t.Shape},
-			format.TensorInfo{Name: t.Name + format.SignsSuffix, DType: safetensors.I8, Shape: t.Shape})
-		meta[format.ParamsPrefix+t.Name] = format.MarshalEncodedMeta(quant.Params{}, t.DType)
+		out = append(out, format.TensorInfo{Name: t.Name + format.CodesSuffix, DType: safetensors.U8, Shape: t.Shape}, signs)
+		meta[format.ParamsPrefix+t.Name] = format.MarshalEncodedMeta(quant.Params{}, t.DType, opts.Layout)
 	}
 	return jobs, out, meta, nil
 }
@@ -316,6 +338,7 @@ type converter struct {
 	w        *format.Writer
 	chunk    int
 	progress func(int64)
+	packed   bool          // the packed layout
 	bufs     []convertBufs // per goroutine
 }
 
@@ -323,13 +346,14 @@ type convertBufs struct {
 	in    []byte
 	codes []uint8
 	signs []int8
+	bits  []byte
 	scan  *quant.Scanner
 }
 
 // grow makes room for n codes and signs.
 func (b *convertBufs) grow(n int) {
 	if len(b.codes) < n {
-		b.codes, b.signs = make([]uint8, n), make([]int8, n)
+		b.codes, b.signs, b.bits = make([]uint8, n), make([]int8, n), make([]byte, (n+7)/8)
 	}
 }
 
@@ -364,7 +388,8 @@ func (cv *converter) encode(j *job) (quant.Params, error) {
 	t := j.src
 	r := t.Section()
 	size := int64(t.DType.Size())
-	step := int64(cv.chunk) / size * size
+	// Whole elements, and whole bytes of sign bits.
+	step := max(8, int64(cv.chunk)/size/8*8) * size
 	for w := range cv.bufs {
 		cv.bufs[w].scan = nil
 	}
@@ -384,9 +409,14 @@ func (cv *converter) encode(j *job) (quant.Params, error) {
 		// The signs need no range: write them now, so that each pass
 		// writes one region of the output front to back.
 		k := int(n / size)
-		bw.grow(int(int64(cv.chunk) / size))
+		bw.grow(int(step / size))
 		quant.Signs(t.DType, b, bw.signs[:k])
-		if err := cv.w.WriteAt(j.signs, int8Bytes(bw.signs[:k]), off/size); err != nil {
+		out, at := int8Bytes(bw.signs[:k]), off/size
+		if cv.packed {
+			out, at = bw.bits[:(k+7)/8], off/size/8
+			quant.PackSigns(bw.signs[:k], out)
+		}
+		if err := cv.w.WriteAt(j.signs, out, at); err != nil {
 			return err
 		}
 		cv.progress(n / 2)
@@ -421,8 +451,11 @@ func (cv *converter) encode(j *job) (quant.Params, error) {
 		}
 		bw := &cv.bufs[w]
 		k := int(n / size)
-		bw.grow(int(int64(cv.chunk) / size))
+		bw.grow(int(step / size))
 		enc.Codes(b, bw.codes[:k])
+		if cv.packed {
+			quant.ZeroCodes(t.DType, b, bw.codes[:k])
+		}
 		if err := cv.w.WriteAt(j.out, bw.codes[:k], off/size); err != nil {
 			return err
 		}
@@ -457,10 +490,21 @@ func (s *Summary) WriteText(w io.Writer, verb string) error {
 	_, err := fmt.Fprintf(w, "%s %s -> %s\n"+
 		"  tensors: %d %s, %d copied\n"+
 		"  size:    %s in, %s out (%s the source, %s of FP32 at %s)\n"+
+		"%s"+
 		"  time:    %.2f s, %.0f MB/s\n",
 		verb, s.Input, s.Output,
 		s.Encoded, did, s.Copied,
 		HumanBytes(s.BytesIn), HumanBytes(s.BytesOut), ratio(s.BytesOut, s.BytesIn), ratio(s.BytesOut, s.FP32Bytes), HumanBytes(s.FP32Bytes),
+		packedHint(s, ratio),
 		s.Elapsed.Seconds(), s.MBPerSecond())
 	return err
+}
+
+// packedHint tells what --layout packed would give, when it would help.
+func packedHint(s *Summary, ratio func(a, b int64) string) string {
+	if s.PackedBytes == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  hint:    the encoded tensors are 16-bit, so 2 bytes per weight saves nothing over them;\n"+
+		"           --layout packed (1.125 bytes per weight) would give %s (%s the source)\n", HumanBytes(s.PackedBytes), ratio(s.PackedBytes, s.BytesIn))
 }

@@ -1,12 +1,14 @@
 package convert
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -283,5 +285,74 @@ func TestRestoreDTypes(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPackedLayout converts with both layouts: the packed file takes 1.125
+// bytes per encoded element and restores bit-identically, and diff reads
+// it the same way.
+func TestPackedLayout(t *testing.T) {
+	srcs := []string{tinyDir, smallSrc}
+	if files, _ := filepath.Glob("../../shared/fixtures/real/*.safetensors"); len(files) > 0 {
+		srcs = append(srcs, files...)
+	}
+	for _, src := range srcs {
+		t.Run(filepath.Base(src), func(t *testing.T) {
+			dir := t.TempDir()
+			files := map[string]string{}
+			var encodedElems uint64
+			for _, layout := range []string{format.LayoutU8I8, format.LayoutPacked} {
+				q := filepath.Join(dir, layout+".qins")
+				r := filepath.Join(dir, layout+".restored")
+				if _, err := Convert(context.Background(), src, q, Options{Layout: layout, ChunkBytes: 1000}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := Restore(context.Background(), q, r, RestoreOptions{ChunkBytes: 999}); err != nil {
+					t.Fatal(err)
+				}
+				files[layout], files[layout+"r"] = q, r
+				if layout == format.LayoutPacked {
+					c := open(t, q)
+					var data uint64
+					for _, ts := range c.Tensors {
+						data += ts.Bytes()
+						if strings.HasSuffix(ts.Name, format.CodesSuffix) {
+							encodedElems += ts.Elements()
+						}
+					}
+					ls, err := format.Logicals(c)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var copied, packed uint64
+					for _, l := range ls {
+						if l.Encoded() {
+							if l.Layout != format.LayoutPacked {
+								t.Fatalf("%s: layout %q", l.Name, l.Layout)
+							}
+							packed += l.Codes.Bytes() + l.Signs.Bytes()
+							if want := l.Elements() + format.SignBytes(l.Elements()); l.Codes.Bytes()+l.Signs.Bytes() != want {
+								t.Errorf("%s: %d bytes, want %d", l.Name, l.Codes.Bytes()+l.Signs.Bytes(), want)
+							}
+						} else {
+							copied += l.Plain.Bytes()
+						}
+					}
+					if packed+copied != data {
+						t.Errorf("data %d != packed %d + copied %d", data, packed, copied)
+					}
+				}
+			}
+			a, _ := os.ReadFile(files[format.LayoutU8I8+"r"])
+			b, _ := os.ReadFile(files[format.LayoutPacked+"r"])
+			if !bytes.Equal(a, b) {
+				t.Error("the two layouts restore differently")
+			}
+			d1 := diff(t, src, files[format.LayoutU8I8], DiffOptions{})
+			d2 := diff(t, src, files[format.LayoutPacked], DiffOptions{})
+			if !reflect.DeepEqual(d1.Total.DiffStats, d2.Total.DiffStats) {
+				t.Errorf("diff totals differ:\n%+v\n%+v", d1.Total, d2.Total)
+			}
+		})
 	}
 }

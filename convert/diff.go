@@ -503,13 +503,21 @@ func newSource(l *format.Logical) (*source, error) {
 	return &source{l: l, read: read, size: int(l.DType.Size())}, nil
 }
 
-// bytesOf returns the stored bytes of m elements.
-func (s *source) bytesOf(m int64) int64 { return m * int64(s.size) }
+// bytesOf returns the stored bytes of m elements, for progress.
+func (s *source) bytesOf(m int64) int64 {
+	if s.dec == nil {
+		return m * int64(s.size)
+	}
+	return m * int64(s.l.Codes.Bytes()+s.l.Signs.Bytes()) / max(int64(s.l.Elements()), 1)
+}
 
 // values writes elements [off, off+m) to dst, reading into *raw, and
 // returns the stored bytes of a plain tensor.
 func (s *source) values(off, m int64, dst []float64, raw *[]byte) ([]byte, error) {
 	need := int(m) * s.size
+	if s.dec != nil {
+		need += int(m)/8 + 2 // room for packed sign bits
+	}
 	if cap(*raw) < need {
 		*raw = make([]byte, need)
 	}
@@ -521,12 +529,9 @@ func (s *source) values(off, m int64, dst []float64, raw *[]byte) ([]byte, error
 		s.read(b, dst[:m])
 		return b, nil
 	}
-	codes, signs := b[:m], b[m:]
-	if _, err := s.l.Codes.Section().ReadAt(codes, off); err != nil {
-		return nil, tensorErr(*s.l.Codes, err)
-	}
-	if _, err := s.l.Signs.Section().ReadAt(signs, off); err != nil {
-		return nil, tensorErr(*s.l.Signs, err)
+	codes, signs, bits := b[:m], b[m:2*m], b[2*m:]
+	if err := s.l.ReadCodes(off, m, codes, int8s(signs), &bits); err != nil {
+		return nil, err
 	}
 	// Rounded to float32, as restore writes it.
 	if err := s.dec.DecodeF32(codes, int8s(signs), dst[:m], off); err != nil {

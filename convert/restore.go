@@ -174,17 +174,13 @@ func (r *restorer) copy(l *format.Logical, k int) error {
 // decode writes the decoded values of an encoded tensor in dtype dt.
 func (r *restorer) decode(l *format.Logical, dt safetensors.DType, k int) error {
 	d := quant.NewDecoder(l.Params)
-	cr, sr := l.Codes.Section(), l.Signs.Section()
 	size := int64(dt.Size())
-	step := max(1, int64(r.chunk)/size) // elements: the output is the largest buffer
-	return r.pool.each(cr.Size(), step, func(w int, off, n int64) error {
+	step := max(8, int64(r.chunk)/size/8*8) // elements, whole bytes of sign bits
+	return r.pool.each(int64(l.Elements()), step, func(w int, off, n int64) error {
 		b := &r.bufs[w]
 		b.codes, b.signs, b.out = grow(b.codes, int(n)), grow(b.signs, int(n)), grow(b.out, int(n*size))
-		if _, err := cr.ReadAt(b.codes, off); err != nil {
-			return tensorErr(*l.Codes, err)
-		}
-		if _, err := sr.ReadAt(b.signs, off); err != nil {
-			return tensorErr(*l.Signs, err)
+		if err := l.ReadCodes(off, n, b.codes, int8s(b.signs), &b.in); err != nil {
+			return err
 		}
 		if err := d.DecodeTo(dt, b.codes, int8s(b.signs), b.out, off); err != nil {
 			return &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: err}
@@ -192,7 +188,7 @@ func (r *restorer) decode(l *format.Logical, dt safetensors.DType, k int) error 
 		if err := r.w.WriteAt(k, b.out, off*size); err != nil {
 			return err
 		}
-		r.progress(2 * n)
+		r.progress(int64(l.Codes.Bytes()+l.Signs.Bytes()) * n / max(int64(l.Elements()), 1))
 		return nil
 	})
 }

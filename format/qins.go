@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unsafe"
 
 	"github.com/nlpodyssey/safetensors"
 
@@ -18,11 +19,23 @@ import (
 // log_min, log_max and the source dtype. __metadata__["qins"] holds the
 // format version. Every other tensor is stored as it was.
 const (
-	VersionKey   = "qins"
-	Version      = "1"
-	ParamsPrefix = "qins:"
-	CodesSuffix  = ".qins"
-	SignsSuffix  = ".sign"
+	VersionKey     = "qins"
+	Version        = "1"
+	ParamsPrefix   = "qins:"
+	CodesSuffix    = ".qins"
+	SignsSuffix    = ".sign"
+	SignBitsSuffix = ".signbits"
+)
+
+// The layouts of an encoded tensor. In LayoutU8I8 (the default) the codes
+// are 1..255 and the signs an I8 tensor of the source shape. In
+// LayoutPacked the codes are 0 for an exact zero and 1..255 otherwise, and
+// NAME.signbits, U8 of shape [ceil(n/8)], holds one bit per element, least
+// significant bit first, set when the element is negative: 1.125 bytes per
+// element instead of 2. Both decode to the same values.
+const (
+	LayoutU8I8   = "u8+i8"
+	LayoutPacked = "packed"
 )
 
 // EncodedMeta is the JSON stored under "qins:NAME".
@@ -30,14 +43,24 @@ type EncodedMeta struct {
 	LogMin float64 `json:"log_min"`
 	LogMax float64 `json:"log_max"`
 	DType  string  `json:"dtype"`
+	// Layout is LayoutPacked, or empty for LayoutU8I8.
+	Layout string `json:"layout,omitempty"`
 }
 
 // MarshalEncodedMeta renders the metadata value of an encoded tensor. The
 // numbers are written in their shortest form that reads back exactly.
-func MarshalEncodedMeta(p quant.Params, dt safetensors.DType) string {
-	js, _ := json.Marshal(EncodedMeta{LogMin: p.LogMin, LogMax: p.LogMax, DType: dt.String()})
+func MarshalEncodedMeta(p quant.Params, dt safetensors.DType, layout string) string {
+	m := EncodedMeta{LogMin: p.LogMin, LogMax: p.LogMax, DType: dt.String()}
+	if layout == LayoutPacked {
+		m.Layout = layout
+	}
+	js, _ := json.Marshal(m)
 	return string(js)
 }
+
+// SignBytes returns the size of the sign bits of n elements in the packed
+// layout.
+func SignBytes(n uint64) uint64 { return (n + 7) / 8 }
 
 // EncodedMetaSlack bounds how many bytes an encoded tensor's final log_min
 // and log_max can add to its header entry over placeholders of 0: a writer
@@ -58,9 +81,38 @@ type Logical struct {
 	Shape []uint64
 	// Plain is the stored tensor when the tensor is not encoded.
 	Plain *Tensor
-	// Codes and Signs are the stored tensors of an encoded tensor.
+	// Codes and Signs are the stored tensors of an encoded tensor; Signs
+	// holds the sign bits in the packed layout.
 	Codes, Signs *Tensor
+	Layout       string // LayoutU8I8 or LayoutPacked
 	Params       quant.Params
+}
+
+// ReadCodes reads the codes and signs of elements [off, off+n) of an
+// encoded tensor into codes and signs, in the u8+i8 form whatever the
+// layout: a packed zero comes back as code 255 with sign 0. scratch is
+// reused for the packed bits.
+func (l *Logical) ReadCodes(off, n int64, codes []uint8, signs []int8, scratch *[]byte) error {
+	codes, signs = codes[:n], signs[:n]
+	if _, err := l.Codes.Section().ReadAt(codes, off); err != nil {
+		return &Error{Path: l.Codes.File.Path, Tensor: l.Codes.Name, Err: err}
+	}
+	if l.Layout != LayoutPacked {
+		if _, err := l.Signs.Section().ReadAt(int8Bytes(signs), off); err != nil {
+			return &Error{Path: l.Signs.File.Path, Tensor: l.Signs.Name, Err: err}
+		}
+		return nil
+	}
+	first, last := off/8, (off+n+7)/8
+	if int64(cap(*scratch)) < last-first {
+		*scratch = make([]byte, last-first)
+	}
+	bits := (*scratch)[:last-first]
+	if _, err := l.Signs.Section().ReadAt(bits, first); err != nil {
+		return &Error{Path: l.Signs.File.Path, Tensor: l.Signs.Name, Err: err}
+	}
+	quant.UnpackSigns(codes, bits, int(off%8), signs)
+	return nil
 }
 
 // Encoded reports whether l is stored encoded.
@@ -106,27 +158,37 @@ func Logicals(c *Checkpoint) ([]Logical, error) {
 	used := make(map[string]bool)
 	var out []Logical
 	for name, m := range encoded {
-		codes, signs := byName[name+CodesSuffix], byName[name+SignsSuffix]
+		signsSuffix, signsDType := SignsSuffix, safetensors.I8
+		if m.Layout == LayoutPacked {
+			signsSuffix, signsDType = SignBitsSuffix, safetensors.U8
+		}
+		codes, signs := byName[name+CodesSuffix], byName[name+signsSuffix]
 		switch {
 		case codes == nil && signs == nil:
-			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("has metadata but neither %s nor %s", CodesSuffix, SignsSuffix)}
+			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("has metadata but neither %s nor %s", CodesSuffix, signsSuffix)}
 		case codes == nil:
-			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("has %s but no %s", SignsSuffix, CodesSuffix)}
+			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("has %s but no %s", signsSuffix, CodesSuffix)}
 		case signs == nil:
-			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("has %s but no %s", CodesSuffix, SignsSuffix)}
-		case codes.DType != safetensors.U8 || signs.DType != safetensors.I8:
-			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("codes are %v and signs %v; want U8 and I8", codes.DType, signs.DType)}
-		case !sameShape(codes.Shape, signs.Shape):
+			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("has %s but no %s", CodesSuffix, signsSuffix)}
+		case codes.DType != safetensors.U8 || signs.DType != signsDType:
+			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("codes are %v and signs %v; want U8 and %v", codes.DType, signs.DType, signsDType)}
+		case m.Layout != LayoutPacked && !sameShape(codes.Shape, signs.Shape):
 			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("codes have shape %v but signs %v", codes.Shape, signs.Shape)}
+		case m.Layout == LayoutPacked && !sameShape(signs.Shape, []uint64{SignBytes(codes.Elements())}):
+			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("sign bits have shape %v; %d elements need [%d]", signs.Shape, codes.Elements(), SignBytes(codes.Elements()))}
 		}
 		if _, clash := byName[name]; clash {
 			return nil, &Error{Path: path, Tensor: name, Err: errors.New("is stored both encoded and unchanged")}
 		}
 		dt, _ := safetensors.ParseDType(m.DType) // checked by parseEncodedMeta
 		used[codes.Name], used[signs.Name] = true, true
+		layout := m.Layout
+		if layout == "" {
+			layout = LayoutU8I8
+		}
 		out = append(out, Logical{
 			Name: name, DType: dt, Shape: codes.Shape,
-			Codes: codes, Signs: signs,
+			Codes: codes, Signs: signs, Layout: layout,
 			Params: quant.Params{LogMin: m.LogMin, LogMax: m.LogMax},
 		})
 	}
@@ -135,7 +197,7 @@ func Logicals(c *Checkpoint) ([]Logical, error) {
 		if used[t.Name] {
 			continue
 		}
-		for _, suf := range []string{CodesSuffix, SignsSuffix} {
+		for _, suf := range []string{CodesSuffix, SignsSuffix, SignBitsSuffix} {
 			if base, ok := strings.CutSuffix(t.Name, suf); ok && (t.DType == safetensors.U8 || t.DType == safetensors.I8) {
 				if _, enc := encoded[base]; !enc {
 					return nil, &Error{Path: path, Tensor: base, Err: fmt.Errorf("has %s but no %q metadata", t.Name, ParamsPrefix+base)}
@@ -183,7 +245,15 @@ func parseEncodedMeta(v string) (EncodedMeta, error) {
 	if dt, err := safetensors.ParseDType(m.DType); err != nil || !quant.IsFloat(dt) {
 		return m, fmt.Errorf("dtype %q is not F16, BF16, F32 or F64", m.DType)
 	}
+	if m.Layout != "" && m.Layout != LayoutU8I8 && m.Layout != LayoutPacked {
+		return m, fmt.Errorf("layout %q is not %q or %q", m.Layout, LayoutU8I8, LayoutPacked)
+	}
 	return m, nil
+}
+
+// int8Bytes views s as bytes.
+func int8Bytes(s []int8) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s))
 }
 
 func sameShape(a, b []uint64) bool {

@@ -32,6 +32,7 @@ func qinsFile(t *testing.T, meta map[string]string, tensors ...TensorInfo) strin
 
 func TestLogicals(t *testing.T) {
 	good := `{"log_min":-5,"log_max":-1,"dtype":"BF16"}`
+	packed := `{"log_min":-5,"log_max":-1,"dtype":"BF16","layout":"packed"}`
 	codes := TensorInfo{Name: "w.qins", DType: safetensors.U8, Shape: []uint64{2, 3}}
 	signs := TensorInfo{Name: "w.sign", DType: safetensors.I8, Shape: []uint64{2, 3}}
 	norm := TensorInfo{Name: "n", DType: safetensors.F32, Shape: []uint64{3}}
@@ -76,6 +77,10 @@ func TestLogicals(t *testing.T) {
 		{"unknown source dtype", meta("qins:w", `{"log_min":0,"log_max":0,"dtype":"I64"}`), []TensorInfo{codes, signs}, "dtype"},
 		{"unknown version", map[string]string{"qins": "2", "qins:w": good}, []TensorInfo{codes, signs}, `version "2"`},
 		{"stored twice", meta("qins:w", good), []TensorInfo{codes, signs, {Name: "w", DType: safetensors.F32, Shape: []uint64{1}}}, "both encoded and unchanged"},
+		{"unknown layout", meta("qins:w", `{"log_min":-5,"log_max":-1,"dtype":"BF16","layout":"zip"}`), []TensorInfo{codes, signs}, `layout "zip"`},
+		{"packed without sign bits", meta("qins:w", packed), []TensorInfo{codes, signs}, "has .qins but no .signbits"},
+		{"packed sign bits too short", meta("qins:w", packed), []TensorInfo{codes, {Name: "w.signbits", DType: safetensors.U8, Shape: []uint64{0}}}, "need [1]"},
+		{"packed sign bits not U8", meta("qins:w", packed), []TensorInfo{codes, {Name: "w.signbits", DType: safetensors.I8, Shape: []uint64{1}}}, "want U8 and U8"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -296,3 +296,34 @@ func TestDecodeToMatchesDecode(t *testing.T) {
 		}
 	}
 }
+
+func TestPackedSigns(t *testing.T) {
+	signs := []int8{1, -1, 0, -1, 1, 1, -1, -1, -1, 0, 1}
+	codes := []uint8{3, 4, 0, 9, 200, 1, 255, 7, 8, 0, 2}
+	bits := make([]byte, 2)
+	PackSigns(signs, bits)
+	if bits[0] != 0b11001010 || bits[1] != 0b001 {
+		t.Fatalf("bits %08b %08b", bits[0], bits[1])
+	}
+	// Unpack from every bit offset, as chunks that start mid-byte do.
+	for off := 0; off < len(codes); off++ {
+		c := append([]uint8(nil), codes[off:]...)
+		got := make([]int8, len(c))
+		UnpackSigns(c, bits, off, got)
+		for i := range c {
+			want, wc := signs[off+i], codes[off+i]
+			if wc == 0 {
+				wc = 255
+			}
+			if got[i] != want || c[i] != wc {
+				t.Fatalf("offset %d, element %d: sign %d code %d, want %d %d", off, i, got[i], c[i], want, wc)
+			}
+		}
+	}
+	raw, _ := toRaw(t, safetensors.BF16, []float64{0.5, 0, math.Copysign(0, -1), -2})
+	zc := []uint8{9, 9, 9, 9}
+	ZeroCodes(safetensors.BF16, raw, zc)
+	if zc[0] != 9 || zc[1] != 0 || zc[2] != 0 || zc[3] != 9 {
+		t.Errorf("ZeroCodes: %v", zc)
+	}
+}

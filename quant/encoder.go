@@ -272,3 +272,51 @@ func signs16x4(x uint64) uint32 {
 func int8Bytes(s []int8) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s))
 }
+
+// PackSigns stores signs as bits, least significant first, set for -1:
+// the sign bits of the packed layout. bits must hold ceil(len(signs)/8)
+// bytes.
+func PackSigns(signs []int8, bits []byte) {
+	n := len(signs)
+	for j := range bits[:(n+7)/8] {
+		var b byte
+		for k, s := range signs[8*j : min(8*j+8, n)] {
+			b |= byte(s>>7&1) << k
+		}
+		bits[j] = b
+	}
+}
+
+// UnpackSigns turns the codes and sign bits of the packed layout into the
+// codes and signs of the u8+i8 layout, in place for the codes: code 0 (an
+// exact zero) becomes code 255 with sign 0. Element i's bit is bit
+// (bitOff+i) of bits, least significant first.
+func UnpackSigns(codes []uint8, bits []byte, bitOff int, signs []int8) {
+	signs = signs[:len(codes)]
+	for i, c := range codes {
+		p := bitOff + i
+		neg := int8(bits[p>>3] >> (p & 7) & 1)
+		if c == 0 {
+			codes[i], signs[i] = 255, 0
+			continue
+		}
+		signs[i] = 1 - 2*neg
+	}
+}
+
+// ZeroCodes sets to 0 the codes of the exact zeros of a chunk of dtype dt:
+// the codes of the packed layout.
+func ZeroCodes(dt safetensors.DType, b []byte, codes []uint8) {
+	size := int(dt.Size())
+	codes = codes[:len(b)/size]
+	for i := range codes {
+		e := b[i*size : i*size+size]
+		z := e[size-1] & 0x7f
+		for _, x := range e[:size-1] {
+			z |= x
+		}
+		if z == 0 {
+			codes[i] = 0
+		}
+	}
+}

@@ -136,6 +136,7 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 				Flags: []cli.Flag{output, force, quiet,
 					&cli.StringFlag{Name: "include", Usage: "encode the floating-point tensors whose names match `REGEX` (default: those of rank >= 2)"},
 					&cli.StringFlag{Name: "exclude", Usage: "keep the tensors whose names match `REGEX` unchanged"},
+					&cli.StringFlag{Name: "layout", Value: "u8+i8", Usage: "u8+i8 (a code byte and a sign byte per weight) or packed (a code byte and a sign bit: 1.125 bytes per weight)"},
 				},
 				OnUsageError: usageErr,
 				Action: func(c *cli.Context) error {
@@ -143,7 +144,10 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 					if err != nil {
 						return err
 					}
-					opts := convert.Options{Force: c.Bool("force")}
+					opts := convert.Options{Force: c.Bool("force"), Layout: c.String("layout")}
+					if l := opts.Layout; l != format.LayoutU8I8 && l != format.LayoutPacked {
+						return usageError{fmt.Errorf("--layout %q: choose u8+i8 or packed", l)}
+					}
 					for _, f := range []struct {
 						name string
 						re   **regexp.Regexp
