@@ -44,6 +44,9 @@ type Options struct {
 	// Layout is format.LayoutU8I8 (the default when empty) or
 	// format.LayoutPacked.
 	Layout string
+	// Range is format.RangeMinMax (the formula's, the default when empty)
+	// or format.RangeMSE: log_min chosen to minimise the squared error.
+	Range string
 }
 
 // Summary reports what a pipeline did.
@@ -158,6 +161,13 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 	default:
 		return nil, fmt.Errorf("layout %q: choose %s or %s", opts.Layout, format.LayoutU8I8, format.LayoutPacked)
 	}
+	switch opts.Range {
+	case "":
+		opts.Range = format.RangeMinMax
+	case format.RangeMinMax, format.RangeMSE:
+	default:
+		return nil, fmt.Errorf("range %q: choose %s or %s", opts.Range, format.RangeMinMax, format.RangeMSE)
+	}
 	for k := range c.Metadata {
 		if k == format.VersionKey || strings.HasPrefix(k, format.ParamsPrefix) {
 			return nil, &format.Error{Path: c.Path, Err: fmt.Errorf("metadata key %q is reserved for QINS files", k)}
@@ -187,7 +197,7 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 		pr = noProgress{}
 	}
 	pr.Start(workBytes(c))
-	cv := &converter{pool: newPool(ctx, opts.Workers), w: w, chunk: chunkSize(opts.ChunkBytes, c), progress: pr.Add, packed: opts.Layout == format.LayoutPacked}
+	cv := &converter{pool: newPool(ctx, opts.Workers), w: w, chunk: chunkSize(opts.ChunkBytes, c), progress: pr.Add, packed: opts.Layout == format.LayoutPacked, mse: opts.Range == format.RangeMSE}
 	cv.bufs = make([]convertBufs, cv.pool.workers)
 	s := &Summary{Input: c.Path, Output: dst, BytesIn: c.Size()}
 	var saving int64 // what the packed layout would save on 16-bit sources
@@ -205,7 +215,7 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 		if err != nil {
 			return nil, err
 		}
-		w.SetMetadata(format.ParamsPrefix+j.src.Name, format.MarshalEncodedMeta(p, j.src.DType, opts.Layout))
+		w.SetMetadata(format.ParamsPrefix+j.src.Name, format.MarshalEncodedMeta(p, j.src.DType, opts.Layout, opts.Range))
 		s.Encoded++
 		if n := j.src.Elements(); !cv.packed && j.src.DType.Size() == 2 {
 			saving += int64(n - format.SignBytes(n))
@@ -278,7 +288,7 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 		}
 		j.out, j.signs = len(out), len(out)+1
 		out = append(out, format.TensorInfo{Name: t.Name + format.CodesSuffix, DType: safetensors.U8, Shape: t.Shape}, signs)
-		meta[format.ParamsPrefix+t.Name] = format.MarshalEncodedMeta(quant.Params{}, t.DType, opts.Layout)
+		meta[format.ParamsPrefix+t.Name] = format.MarshalEncodedMeta(quant.Params{}, t.DType, opts.Layout, opts.Range)
 	}
 	return jobs, out, meta, nil
 }
@@ -339,6 +349,7 @@ type converter struct {
 	chunk    int
 	progress func(int64)
 	packed   bool          // the packed layout
+	mse      bool          // log_min chosen for the least squared error
 	bufs     []convertBufs // per goroutine
 }
 
@@ -440,10 +451,15 @@ func (cv *converter) encode(j *job) (quant.Params, error) {
 			return quant.Params{}, tensorErr(t, err)
 		}
 	}
-	enc, err := scan.Encoder()
+	params := scan.Params
+	if cv.mse {
+		params = scan.MSEParams
+	}
+	p, err := params()
 	if err != nil {
 		return quant.Params{}, tensorErr(t, err)
 	}
+	enc := scan.EncoderFor(p)
 	err = cv.pool.each(r.Size(), step, func(w int, off, n int64) error {
 		b := cv.in(w)[:n]
 		if _, err := r.ReadAt(b, off); err != nil {
@@ -506,5 +522,5 @@ func packedHint(s *Summary, ratio func(a, b int64) string) string {
 		return ""
 	}
 	return fmt.Sprintf("  hint:    the encoded tensors are 16-bit, so 2 bytes per weight saves nothing over them;\n"+
-		"           --layout packed (1.125 bytes per weight) would give %s (%s the source)\n", HumanBytes(s.PackedBytes), ratio(s.PackedBytes, s.BytesIn))
+		"           --layout packed (1.125 bytes per weight) would give about %s (%s the source)\n", HumanBytes(s.PackedBytes), ratio(s.PackedBytes, s.BytesIn))
 }

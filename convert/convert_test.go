@@ -356,3 +356,50 @@ func TestPackedLayout(t *testing.T) {
 		})
 	}
 }
+
+// TestMSERange checks --range mse: recorded in the metadata, decodable by
+// the same decoder, log_max kept, and on every tensor of the real fixtures
+// and the tiny checkpoint no worse than the min/max range.
+func TestMSERange(t *testing.T) {
+	srcs := []string{tinyDir}
+	if files, _ := filepath.Glob("../../shared/fixtures/real/*.safetensors"); len(files) > 0 {
+		srcs = append(srcs, files...)
+	}
+	for _, src := range srcs {
+		t.Run(filepath.Base(src), func(t *testing.T) {
+			dir := t.TempDir()
+			mm, ms := filepath.Join(dir, "minmax"), filepath.Join(dir, "mse")
+			if _, err := Convert(context.Background(), src, mm, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Convert(context.Background(), src, ms, Options{Range: format.RangeMSE, ChunkBytes: 1000}); err != nil {
+				t.Fatal(err)
+			}
+			q := open(t, ms)
+			ls, err := format.Logicals(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range ls {
+				if l.Encoded() && !strings.Contains(q.Metadata["qins:"+l.Name], `"range":"mse"`) {
+					t.Fatalf("%s: metadata %s", l.Name, q.Metadata["qins:"+l.Name])
+				}
+			}
+			d0, d1 := diff(t, src, mm, DiffOptions{}), diff(t, src, ms, DiffOptions{})
+			better := 0
+			for i := range d0.Tensors {
+				a, b := d0.Tensors[i], d1.Tensors[i]
+				if b.RelRMSE > a.RelRMSE*(1+1e-9) {
+					t.Errorf("%s: rel_rmse %.5f with mse, %.5f with min/max", a.Name, b.RelRMSE, a.RelRMSE)
+				}
+				if b.RelRMSE < a.RelRMSE {
+					better++
+				}
+			}
+			if better == 0 {
+				t.Error("the mse range improved no tensor")
+			}
+			t.Logf("total rel_rmse %.4f -> %.4f", d0.Total.RelRMSE, d1.Total.RelRMSE)
+		})
+	}
+}

@@ -45,14 +45,27 @@ type EncodedMeta struct {
 	DType  string  `json:"dtype"`
 	// Layout is LayoutPacked, or empty for LayoutU8I8.
 	Layout string `json:"layout,omitempty"`
+	// Range is RangeMSE when log_min was chosen for accuracy, or empty for
+	// the min/max range. Decoding does not depend on it.
+	Range string `json:"range,omitempty"`
 }
+
+// The ways log_min is chosen: the min/max range of the formula, or the
+// log_min that minimises the squared error (log_max stays the maximum).
+const (
+	RangeMinMax = "minmax"
+	RangeMSE    = "mse"
+)
 
 // MarshalEncodedMeta renders the metadata value of an encoded tensor. The
 // numbers are written in their shortest form that reads back exactly.
-func MarshalEncodedMeta(p quant.Params, dt safetensors.DType, layout string) string {
+func MarshalEncodedMeta(p quant.Params, dt safetensors.DType, layout, rng string) string {
 	m := EncodedMeta{LogMin: p.LogMin, LogMax: p.LogMax, DType: dt.String()}
 	if layout == LayoutPacked {
 		m.Layout = layout
+	}
+	if rng == RangeMSE {
+		m.Range = rng
 	}
 	js, _ := json.Marshal(m)
 	return string(js)
@@ -247,6 +260,9 @@ func parseEncodedMeta(v string) (EncodedMeta, error) {
 	}
 	if m.Layout != "" && m.Layout != LayoutU8I8 && m.Layout != LayoutPacked {
 		return m, fmt.Errorf("layout %q is not %q or %q", m.Layout, LayoutU8I8, LayoutPacked)
+	}
+	if m.Range != "" && m.Range != RangeMinMax && m.Range != RangeMSE {
+		return m, fmt.Errorf("range %q is not %q or %q", m.Range, RangeMinMax, RangeMSE)
 	}
 	return m, nil
 }

@@ -327,3 +327,53 @@ func TestPackedSigns(t *testing.T) {
 		t.Errorf("ZeroCodes: %v", zc)
 	}
 }
+
+// relRMSE encodes raw with p and returns rmse / rms of the stored values.
+func relRMSE(t *testing.T, dt safetensors.DType, raw []byte, s *Scanner, p Params) float64 {
+	t.Helper()
+	n := len(raw) / int(dt.Size())
+	codes, signs, dec, vals := make([]uint8, n), make([]int8, n), make([]float64, n), make([]float64, n)
+	s.EncoderFor(p).Encode(raw, codes, signs)
+	if err := NewDecoder(p).Decode(codes, signs, dec, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.read(raw, vals)
+	var se, sa float64
+	for i, v := range vals {
+		se += (v - dec[i]) * (v - dec[i])
+		sa += v * v
+	}
+	return math.Sqrt(se / sa)
+}
+
+func TestMSERange(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	vals := make([]float64, 200000)
+	for i := range vals {
+		vals[i] = 0.02 * r.NormFloat64()
+		if i%500 == 0 {
+			vals[i] = 0
+		}
+		if i%1000 == 1 {
+			vals[i] *= 20 // outliers
+		}
+	}
+	for _, dt := range floatTypes {
+		raw, _ := toRaw(t, dt, vals)
+		s, _ := NewScanner(dt)
+		s.Scan(raw, 0)
+		p0, _ := s.Params()
+		p1, err := s.MSEParams()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p1.LogMax != p0.LogMax || p1.LogMin < p0.LogMin || p1.LogMin >= p1.LogMax {
+			t.Fatalf("%v: mse params %+v from min/max %+v", dt, p1, p0)
+		}
+		e0, e1 := relRMSE(t, dt, raw, s, p0), relRMSE(t, dt, raw, s, p1)
+		t.Logf("%v: rel_rmse min/max %.4f, mse %.4f (log span %.2f -> %.2f)", dt, e0, e1, p0.LogMax-p0.LogMin, p1.LogMax-p1.LogMin)
+		if e1 > e0 || e1 > 0.01 {
+			t.Errorf("%v: rel_rmse with the mse range %.4f, min/max %.4f", dt, e1, e0)
+		}
+	}
+}

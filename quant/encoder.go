@@ -13,15 +13,17 @@ import (
 // its dtype. A tensor can be scanned in chunks by several goroutines, each
 // with its own Scanner, merged at the end; Encoder then gives the encoder.
 //
-// For 16-bit dtypes the range pass only marks which bit patterns occur; the
-// encoder's codes come from a table filled with Params.Code, so they are
-// exactly the formula's without a logarithm per element.
+// For 16-bit dtypes the range pass only counts how often each bit pattern
+// occurs; the encoder's codes come from a table filled with Params.Code, so
+// they are exactly the formula's without a logarithm per element. The
+// counts also give the exact squared error of any log range (MSEParams).
+// For F32 and F64 the counts are of the magnitudes' top 16 bits as float32.
 type Scanner struct {
 	dt     safetensors.DType
 	size   int
 	r      *Range
-	seen   *[1 << 16]bool // 16-bit: which patterns occur
-	bad    int64          // 16-bit: first element that is NaN or infinite, or -1
+	counts *[1 << 16]uint32 // per pattern (16-bit) or magnitude bucket
+	bad    int64            // 16-bit: first element that is NaN or infinite, or -1
 	badVal float64
 	toF32  func(uint16) float32
 	expAll uint16 // 16-bit: exponent mask; all ones means NaN or infinity
@@ -41,9 +43,7 @@ func NewScanner(dt safetensors.DType) (*Scanner, error) {
 	}
 	s := &Scanner{dt: dt, size: int(dt.Size()), r: NewRange(), read: read, bad: -1}
 	s.toF32, s.expAll = toF32(dt)
-	if s.toF32 != nil {
-		s.seen = new([1 << 16]bool)
-	}
+	s.counts = new([1 << 16]uint32)
 	return s, nil
 }
 
@@ -62,19 +62,22 @@ func toF32(dt safetensors.DType) (func(uint16) float32, uint16) {
 // first.
 func (s *Scanner) Scan(b []byte, first int64) {
 	n := len(b) / s.size
-	if s.seen == nil {
+	counts := s.counts
+	if s.toF32 == nil {
 		if cap(s.vals) < n {
 			s.vals = make([]float64, n)
 		}
 		v := s.vals[:n]
 		s.read(b, v)
 		s.r.Add(v, first)
+		for _, x := range v {
+			counts[math.Float32bits(float32(math.Abs(x)))>>16]++
+		}
 		return
 	}
-	seen := s.seen
 	b = b[:2*n]
 	for i := 1; i < len(b); i += 2 {
-		seen[uint16(b[i-1])|uint16(b[i])<<8] = true
+		counts[uint16(b[i-1])|uint16(b[i])<<8]++
 	}
 	s.r.n += int64(n)
 	if s.sawNonFinite() && (s.bad < 0 || first < s.bad) {
@@ -93,7 +96,7 @@ func (s *Scanner) Scan(b []byte, first int64) {
 func (s *Scanner) sawNonFinite() bool {
 	lowExp := s.expAll & -s.expAll // lowest exponent bit
 	for m := uint16(0); m < lowExp; m++ {
-		if s.seen[s.expAll|m] || s.seen[0x8000|s.expAll|m] {
+		if s.counts[s.expAll|m] != 0 || s.counts[0x8000|s.expAll|m] != 0 {
 			return true
 		}
 	}
@@ -102,15 +105,11 @@ func (s *Scanner) sawNonFinite() bool {
 
 // Merge adds what o scanned to s; both scan the same tensor.
 func (s *Scanner) Merge(o *Scanner) {
-	if s.seen != nil {
-		for i, v := range o.seen {
-			if v {
-				s.seen[i] = true
-			}
-		}
-		if o.bad >= 0 && (s.bad < 0 || o.bad < s.bad) {
-			s.bad, s.badVal = o.bad, o.badVal
-		}
+	for i, v := range o.counts {
+		s.counts[i] += v
+	}
+	if o.bad >= 0 && (s.bad < 0 || o.bad < s.bad) {
+		s.bad, s.badVal = o.bad, o.badVal
 	}
 	s.r.Merge(o.r)
 }
@@ -121,7 +120,7 @@ func (s *Scanner) Elements() int64 { return s.r.n }
 // Params returns the tensor's parameters, or a *NonFiniteError naming the
 // first NaN or infinity.
 func (s *Scanner) Params() (Params, error) {
-	if s.seen == nil {
+	if s.toF32 == nil {
 		return s.r.Params()
 	}
 	if s.bad >= 0 {
@@ -129,31 +128,36 @@ func (s *Scanner) Params() (Params, error) {
 	}
 	r := NewRange()
 	for h := 0; h < 1<<15; h++ {
-		if s.seen[h] || s.seen[h|0x8000] {
+		if s.counts[h] != 0 || s.counts[h|0x8000] != 0 {
 			r.addMagnitude(float64(s.toF32(uint16(h))))
 		}
 	}
 	return r.Params()
 }
 
-// Encoder returns the encoder of the scanned tensor.
+// Encoder returns the encoder of the scanned tensor with its min/max range.
 func (s *Scanner) Encoder() (*Encoder, error) {
 	p, err := s.Params()
 	if err != nil {
 		return nil, err
 	}
+	return s.EncoderFor(p), nil
+}
+
+// EncoderFor returns the encoder of the scanned tensor with parameters p.
+func (s *Scanner) EncoderFor(p Params) *Encoder {
 	e := &Encoder{dt: s.dt, p: p, size: s.size}
-	if s.seen != nil {
+	if s.toF32 != nil {
 		e.toF32 = s.toF32
 		e.table = new([1 << 16]uint8)
 		for h := 0; h < 1<<15; h++ {
-			if uint16(h)&s.expAll != s.expAll && (s.seen[h] || s.seen[h|0x8000]) {
+			if uint16(h)&s.expAll != s.expAll && (s.counts[h] != 0 || s.counts[h|0x8000] != 0) {
 				c := p.Code(float64(s.toF32(uint16(h))))
 				e.table[h], e.table[h|0x8000] = c, c
 			}
 		}
 	}
-	return e, nil
+	return e
 }
 
 // Encoder encodes the chunks of one scanned tensor. It is safe for

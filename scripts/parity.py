@@ -27,24 +27,33 @@ What it checks, for each SOURCE/QINSFILE pair:
 * `__metadata__["qins"] == "1"`, every source `__metadata__` entry is kept,
   and there is no other metadata than those, "qins" and one "qins:NAME" per
   encoded tensor;
-* the tensor set is exactly: NAME.qins and NAME.sign for every encoded source
-  tensor NAME (one with a "qins:NAME" entry), NAME for every other one;
+* the tensor set is exactly: for every encoded source tensor NAME (one with a
+  "qins:NAME" entry) NAME.qins and NAME.sign (layout u8+i8) or NAME.qins and
+  NAME.signbits (layout packed), NAME for every other one;
 * copied tensors: same dtype, shape and bytes;
-* encoded tensors (source F16, BF16, F32 or F64): NAME.qins is U8 and
-  NAME.sign is I8, both of the source shape; "qins:NAME" is a JSON object
-  with exactly log_min, log_max (JSON numbers in shortest round-trip form)
-  and dtype (the source dtype); the source has no NaN or infinity. The
-  tensor is then re-encoded in float64 following the README formula:
-  log_min/log_max agree within 4 ulps (two libms may differ by an ulp), signs agree exactly, codes agree except by exactly 1
-  where the unrounded code is within 1e-9 of a .5 tie (counted as "tie
-  differences"). Finally the stored tensor is decoded with the README's
-  decode formula and the stored log_min/log_max: exact zeros decode to
-  exactly 0, nothing decodes larger than the largest source magnitude, and
-  for |w| > 1e-8, |ln|w'| - ln|w|| <= (log_max - log_min)/508 + 1e-6 (one
-  more code step for the tie elements).
+* encoded tensors (source F16, BF16, F32 or F64): "qins:NAME" is a JSON
+  object with exactly log_min, log_max (JSON numbers in shortest round-trip
+  form), dtype (the source dtype) and optionally layout ("u8+i8", the
+  default, or "packed"); the source has no NaN or infinity. In u8+i8,
+  NAME.qins is U8 and NAME.sign is I8, both of the source shape; in packed,
+  NAME.qins is U8 of the source shape and NAME.signbits is U8 of shape
+  [ceil(n/8)]. The tensor is then re-encoded in float64 following the README
+  formula: log_min/log_max agree within 4 ulps (two libms may differ by an
+  ulp), codes agree except by exactly 1 where the unrounded code is within
+  1e-9 of a .5 tie (counted as "tie differences"); in u8+i8 signs agree
+  exactly, in packed exact zeros (+0 and -0) have code 0 (never a tie), the
+  sign bit (LSB first, row-major) is 1 exactly for the negative non-zero
+  elements and the padding bits of the last byte are 0. Finally the stored
+  tensor is decoded with the README's decode formula and the stored
+  log_min/log_max (packed: sign 0 where the code is 0, else -1/+1 from the
+  bit, so code 0 decodes to exactly 0): exact zeros decode to exactly 0,
+  nothing decodes larger than the largest source magnitude, and for
+  |w| > 1e-8, |ln|w'| - ln|w|| <= (log_max - log_min)/508 + 1e-6 (one more
+  code step for the tie elements).
 
-Data is read tensor by tensor and chunk by chunk (2**20 elements) with
-np.fromfile, so memory stays under 100 MB whatever the file size. For BF16 and
+Data is read tensor by tensor and chunk by chunk (2**20 elements, and the
+2**17 sign-bit bytes of the same elements) with np.fromfile, so memory stays
+under 100 MB whatever the file size. For BF16 and
 F16 sources the formula is evaluated once per 16-bit pattern (65536 values, in
 float64, by the same vectorised code as for F32/F64) and looked up per
 element: each element still gets the formula's value, computed once per
@@ -54,8 +63,11 @@ and element by element wherever the stored code is not the expected one.
 
 Self-test: `--self-test SOURCE QINSFILE` checks the pair, then corrupts
 copies of QINSFILE in a temporary folder (a code +2, a flipped sign, a digit
-of a log_min, a byte of a copied tensor, the "qins" version) and requires
-each copy to fail with a line naming the tensor or key.
+of a log_min, a byte of a copied tensor, the "qins" version; for a packed
+tensor the flipped sign is a sign bit, and a packed file also gets an exact
+zero's code 0 set to 255, a zero's sign bit set and, where a tensor has
+some, a padding bit set) and requires each copy to fail with a line naming
+the tensor or key.
 
 Exit status: 0 when every pair passes, 1 when a check fails (up to 10 lines
 per pair name the tensor, the element and the values), 2 for a usage error or
@@ -72,6 +84,7 @@ import tempfile
 import numpy as np
 
 CHUNK = 1 << 20          # elements per chunk: 8 MiB float64 temporaries, cache-friendly
+assert CHUNK % 8 == 0    # so every chunk but the last starts and ends on a sign-bit byte
 COPY_CHUNK = 1 << 24     # bytes per chunk when comparing copied tensors
 SIGNIFICANT = 1e-8       # |w| above this is encoded on the log scale
 TIE_EPS = 1e-9           # unrounded code this close to .5: either neighbour is fine
@@ -83,6 +96,7 @@ ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1,
             "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
 FLOATS = ("F16", "BF16", "F32", "F64")
 READ_DTYPE = {"F32": "<f4", "F64": "<f8"}     # F16/BF16 are read as "<u2" patterns
+LAYOUTS = ("u8+i8", "packed")                 # values of "layout" in "qins:NAME"
 
 
 class InputError(Exception):
@@ -302,26 +316,38 @@ class Chunk:
     in `e` only where needed: key(idx) maps element indices of the chunk to
     rows of `e`, which is either the chunk itself (F32/F64) or the table of
     the 65536 bit patterns (F16/BF16, `bits` being the chunk's patterns).
+    In the packed layout exact zeros are expected to have code 0; `sign`
+    stays the value's sign (-1, 0, +1), from which the sign bit follows.
     """
 
-    def __init__(self, e, bits=None):
+    def __init__(self, e, bits=None, packed=False):
         self.e, self.bits = e, bits
         if bits is None:
             self.code, self.sign, self.zero = e.code, e.sign, e.zero
         else:
             self.code, self.sign, self.zero = e.code[bits], e.sign[bits], e.zero[bits]
+        if packed:
+            self.code = np.where(self.zero, np.uint8(0), self.code)
 
     def key(self, idx):
         return idx if self.bits is None else self.bits[idx]
 
 
 class Decoder:
-    """The README decode with a stored log_min/log_max, and its error bound."""
+    """The README decode with a stored log_min/log_max, and its error bound.
 
-    def __init__(self, lo, hi):
+    packed: code 0 always has sign 0 (README decode), so it decodes to
+    exactly 0, whatever its sign bit: magnitude 0, ln -inf.
+    """
+
+    def __init__(self, lo, hi, packed=False):
         codes = np.arange(256, dtype=np.float64)
-        self.magnitude = np.exp(lo + (255 - codes) / 254 * (hi - lo))
-        self.ln_magnitude = np.log(self.magnitude)
+        with np.errstate(over="ignore"):    # code 0 of an extreme F64 range
+            self.magnitude = np.exp(lo + (255 - codes) / 254 * (hi - lo))
+        if packed:
+            self.magnitude[0] = 0.0
+        with np.errstate(divide="ignore"):
+            self.ln_magnitude = np.log(self.magnitude)
         self.bound = (hi - lo) / 508 + 1e-6     # half a code step
         self.step = (hi - lo) / 254             # extra allowance at a tie
 
@@ -330,9 +356,9 @@ class Decoder:
 
     def too_far(self, codes, lnw, sig, tie):
         """(mask of significant elements beyond the bound, |ln| errors)."""
-        err = np.abs(self.ln_magnitude[codes] - lnw)
         limit = np.where(tie, self.bound + self.step, self.bound)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"):     # -inf - -inf: a zero at packed code 0
+            err = np.abs(self.ln_magnitude[codes] - lnw)
             return sig & (err > limit), err
 
 
@@ -411,10 +437,32 @@ def check_layout(q, rep):
                  % (q.data_len, pos))
 
 
+def declared_layout(text):
+    """The layout "qins:NAME" asks for, read leniently: it decides which
+    tensors are expected; parse_qins_meta is the strict check of the text.
+    None for a "layout" that is none of LAYOUTS (u8+i8 tensors expected)."""
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return LAYOUTS[0]
+    if not isinstance(obj, dict) or "layout" not in obj:
+        return LAYOUTS[0]
+    return obj["layout"] if obj["layout"] in LAYOUTS else None
+
+
+def sign_part(layout):
+    """Suffix of the sign tensor for a declared_layout value."""
+    return ".signbits" if layout == "packed" else ".sign"
+
+
 def expected_names(src, encoded, rep):
+    """{QINS tensor name: source name}; encoded maps NAME to its layout."""
     names = {}
     for name in src.tensors:
-        outs = [name + ".qins", name + ".sign"] if name in encoded else [name]
+        if name in encoded:
+            outs = [name + ".qins", name + sign_part(encoded[name])]
+        else:
+            outs = [name]
         for out in outs:
             if out in names:
                 rep.fail("name collision: %r stands for %r and %r"
@@ -447,7 +495,7 @@ def check_copied(t, q, rep):
 
 
 def parse_qins_meta(name, text, rep):
-    """log_min, log_max, dtype from "qins:NAME", or None after a failure."""
+    """log_min, log_max, dtype, layout from "qins:NAME", or None after a failure."""
     raw = []    # the numbers as written, for the shortest-form check
 
     def number(convert):
@@ -460,9 +508,13 @@ def parse_qins_meta(name, text, rep):
                          parse_float=number(float), parse_int=number(int))
     except (ValueError, InputError) as e:
         return rep.fail("%s: qins metadata %r is not JSON: %s" % (name, text, e))
-    if not isinstance(obj, dict) or set(obj) != {"log_min", "log_max", "dtype"}:
+    if not isinstance(obj, dict) or set(obj) - {"layout"} != {"log_min", "log_max", "dtype"}:
         return rep.fail("%s: qins metadata %r needs exactly log_min, log_max, dtype"
-                        % (name, text))
+                        " and optionally layout" % (name, text))
+    layout = obj.get("layout", LAYOUTS[0])
+    if layout not in LAYOUTS or not isinstance(layout, str):
+        return rep.fail("%s: qins metadata layout %r, want one of %s"
+                        % (name, layout, ", ".join(map(repr, LAYOUTS))))
     lo, hi = obj["log_min"], obj["log_max"]
     if type(lo) not in (int, float) or type(hi) not in (int, float) \
             or not np.isfinite([lo, hi]).all() or hi < lo:
@@ -470,7 +522,7 @@ def parse_qins_meta(name, text, rep):
     for s in raw:
         if _digits(s) != _digits(repr(float(s))):
             rep.fail("%s: %s is not the shortest form of %r" % (name, s, float(s)))
-    return float(lo), float(hi), obj["dtype"]
+    return float(lo), float(hi), obj["dtype"], layout
 
 
 def _digits(s):
@@ -479,20 +531,29 @@ def _digits(s):
     return mantissa.strip("0")
 
 
-def check_encoded(t, q, text, rep):
-    parts = [q.tensors.get(t.name + ".qins"), q.tensors.get(t.name + ".sign")]
-    for part, dtype in zip(parts, ("U8", "I8")):
+def check_encoded(t, q, text, layout, rep):
+    """layout: declared_layout(text), which picks the tensors to look at."""
+    if layout is None:  # name the bad layout value (parse_qins_meta fails)
+        return parse_qins_meta(t.name, text, rep)
+    if layout == "packed":
+        wanted = ((".qins", "U8", t.shape), (".signbits", "U8", ((t.numel + 7) // 8,)))
+    else:
+        wanted = ((".qins", "U8", t.shape), (".sign", "I8", t.shape))
+    parts = [q.tensors.get(t.name + suffix) for suffix, _, _ in wanted]
+    for part, (suffix, dtype, shape) in zip(parts, wanted):
         if part is None:
-            return rep.fail("%s: has qins metadata but no %s tensor" % (t.name, dtype))
-        if part.dtype != dtype or part.shape != t.shape:
+            return rep.fail("%s: has qins metadata (layout %s) but no %s tensor %s"
+                            % (t.name, layout, dtype, t.name + suffix))
+        if part.dtype != dtype or part.shape != shape:
             return rep.fail("%s: %s is %s %s, want %s %s" % (
-                t.name, part.name, part.dtype, list(part.shape), dtype, list(t.shape)))
+                t.name, part.name, part.dtype, list(part.shape), dtype, list(shape)))
     if t.dtype not in FLOATS:
         return rep.fail("%s: encoded, but its dtype %s is not a float" % (t.name, t.dtype))
     stored = parse_qins_meta(t.name, text, rep)
     if stored is None:
         return
-    lo_s, hi_s, dtype = stored
+    lo_s, hi_s, dtype, layout_s = stored
+    assert layout_s == layout   # a strictly valid text says what the lenient read saw
     if dtype != t.dtype:
         rep.fail("%s: qins dtype %r, source dtype %r" % (t.name, dtype, t.dtype))
     if t.dtype in ("F16", "BF16"):
@@ -505,7 +566,8 @@ def check_encoded(t, q, text, rep):
     for what, mine, theirs in (("log_min", lo, lo_s), ("log_max", hi, hi_s)):
         if not close(mine, theirs):
             rep.fail("%s: %s %r, expected %r" % (t.name, what, theirs, mine))
-    check_elements(t, parts, encoder, (lo, hi), (lo_s, hi_s), largest, rep)
+    check_elements(t, parts, layout == "packed", encoder, (lo, hi), (lo_s, hi_s),
+                   largest, rep)
 
 
 class PatternEncoder:
@@ -542,8 +604,8 @@ class PatternEncoder:
     def prepare(self, lo, hi):
         self.table = Expected(self.values, lo, hi)
 
-    def chunk(self, first, n):
-        return Chunk(self.table, read_array(self.t, "<u2", first, n))
+    def chunk(self, first, n, packed):
+        return Chunk(self.table, read_array(self.t, "<u2", first, n), packed)
 
     def check_patterns(self, decoder, rep):
         """The decode bound for each pattern present, at its expected code.
@@ -600,25 +662,28 @@ class FloatEncoder:
     def prepare(self, lo, hi):
         self.lo, self.hi = lo, hi
 
-    def chunk(self, first, n):
+    def chunk(self, first, n, packed):
         w = read_array(self.t, self.dtype, first, n).astype(np.float64)
-        return Chunk(Expected(w, self.lo, self.hi))
+        return Chunk(Expected(w, self.lo, self.hi), packed=packed)
 
     def check_patterns(self, decoder, rep):
         pass    # every element went through check_decoded
 
 
-def check_elements(t, parts, encoder, mine, theirs, largest, rep):
+def check_elements(t, parts, packed, encoder, mine, theirs, largest, rep):
     """Codes and signs against the re-encoding; decode with the stored range."""
     encoder.prepare(*mine)
-    decoder = Decoder(*theirs)
+    decoder = Decoder(*theirs, packed=packed)
     lowest = 256    # lowest code of a non-zero sign: the largest decoded value
     for first, n in chunks(t.numel):
-        exp = encoder.chunk(first, n)
+        exp = encoder.chunk(first, n, packed)
         codes = read_array(parts[0], "u1", first, n)
-        signs = read_array(parts[1], "i1", first, n)
         mismatch, ties = compare_codes(t, first, exp, codes, rep)
-        compare_signs(t, first, exp, signs, rep)
+        if packed:
+            signs = packed_signs(t, parts[1], first, n, exp, codes, rep)
+        else:
+            signs = read_array(parts[1], "i1", first, n)
+            compare_signs(t, first, exp, signs, rep)
         check_zeros(t, first, exp, codes, signs, decoder, rep)
         nonzero = codes[signs != 0]
         if nonzero.size:
@@ -650,7 +715,7 @@ def compare_codes(t, first, exp, codes, rep):
     # of the unrounded value, which only a value at a .5 tie allows
     with np.errstate(invalid="ignore"):
         near = np.abs(got - exp.e.t[keys]) <= 0.5 + TIE_EPS
-    tie = (np.abs(diff) == 1) & exp.e.sig[keys] & near
+    tie = (np.abs(diff) == 1) & exp.e.sig[keys] & near & (got >= 1)
     rep.ties += int(tie.sum())
     bad = idx[~tie]
     if bad.size:
@@ -669,6 +734,29 @@ def compare_signs(t, first, exp, signs, rep):
         rep.fail("%s: sign %d, expected %d (value %r); %d such signs in this chunk"
                  % (where(t, first + i), signs[i], exp.sign[i], exp.e.w[exp.key(i)],
                     bad.size), count=bad.size)
+
+
+def packed_signs(t, bits_t, first, n, exp, codes, rep):
+    """Check the sign bits of elements [first, first+n) and the padding bits
+    after the last element; return the decoded signs (README: 0 where the
+    code is 0, else -1 for a 1 bit and +1 for a 0 bit)."""
+    raw = read_array(bits_t, "u1", first // 8, (n + 7) // 8)
+    unpacked = np.unpackbits(raw, bitorder="little")
+    bits = unpacked[:n]
+    want = (exp.sign < 0).astype(np.uint8)     # -0 has sign 0: bit 0
+    bad = np.flatnonzero(bits != want)
+    if bad.size:
+        i = int(bad[0])
+        rep.fail("%s: sign bit %d (byte %d of %s), expected %d (value %r); "
+                 "%d such bits in this chunk" % (
+                     where(t, first + i), bits[i], (first + i) // 8, bits_t.name,
+                     want[i], exp.e.w[exp.key(i)], bad.size), count=bad.size)
+    pad = np.flatnonzero(unpacked[n:])     # non-empty only in the last chunk
+    if pad.size:
+        rep.fail("%s: padding bit %d of its last byte (byte %d) is 1, want 0; "
+                 "%d such bits" % (bits_t.name, (first + n + int(pad[0])) % 8,
+                                   (first + n - 1) // 8, pad.size), count=pad.size)
+    return np.where(codes == 0, 0, 1 - 2 * bits.astype(np.int8)).astype(np.int8)
 
 
 def check_zeros(t, first, exp, codes, signs, decoder, rep):
@@ -704,8 +792,8 @@ def check_pair(source_arg, qins_path):
     src = open_source(source_arg)
     q = read_header(qins_path)
     rep = Report()
-    encoded = {k[5:] for k in q.metadata if k.startswith("qins:")}
-    encoded &= set(src.tensors)
+    encoded = {k[5:]: declared_layout(v) for k, v in q.metadata.items()
+               if k.startswith("qins:") and k[5:] in src.tensors}
     check_metadata(src, q, encoded, rep)
     check_layout(q, rep)
     names = expected_names(src, encoded, rep)
@@ -716,18 +804,23 @@ def check_pair(source_arg, qins_path):
         t = src.tensors[name]
         elements += t.numel
         if name in encoded:
-            check_encoded(t, q, q.metadata["qins:" + name], rep)
+            check_encoded(t, q, q.metadata["qins:" + name], encoded[name], rep)
         else:
             check_copied(t, q, rep)
-    counts = (len(src.tensors), len(encoded), len(src.tensors) - len(encoded), elements)
+    packed = sum(1 for layout in encoded.values() if layout == "packed")
+    counts = (len(src.tensors), len(encoded), packed, len(src.tensors) - len(encoded),
+              elements)
     return counts, rep
 
 
 def summary(source_arg, qins_path, counts, rep):
-    n, e, c, m = counts
-    return ("%s -> %s: %d tensors (%d encoded, %d copied), %d elements, "
+    n, e, p, c, m = counts
+    enc = "%d encoded" % e
+    if p:   # u8+i8 files keep the summary they always had
+        enc += " (%s packed)" % ("all" if p == e else "%d" % p)
+    return ("%s -> %s: %d tensors (%s, %d copied), %d elements, "
             "%d codes differ at rounding ties, %d other differences: %s"
-            % (source_arg, qins_path, n, e, c, m, rep.ties, rep.failures,
+            % (source_arg, qins_path, n, enc, c, m, rep.ties, rep.failures,
                "OK" if not rep.failures else "FAILED"))
 
 
@@ -750,27 +843,44 @@ def run_pairs(args):
 def corruptions(qins_path):
     """(description, tensor name, patch function) for a few deliberate defects."""
     q = read_header(qins_path)
-    enc = sorted(k[5:] for k in q.metadata if k.startswith("qins:")
-                 and q.tensors.get(k[5:] + ".qins") is not None
-                 and q.tensors[k[5:] + ".qins"].numel)
-    copied = sorted(n for n, t in q.tensors.items() if t.nbytes
-                    and not n.endswith((".qins", ".sign")))
+    layouts = {k[5:]: declared_layout(v) for k, v in q.metadata.items()
+               if k.startswith("qins:")}
+    parts = {name + suffix for name, layout in layouts.items()
+             for suffix in (".qins", sign_part(layout))}
+    enc = sorted(name for name, layout in layouts.items()
+                 if q.tensors.get(name + ".qins") is not None
+                 and q.tensors.get(name + sign_part(layout)) is not None
+                 and q.tensors[name + ".qins"].numel)
+    copied = sorted(n for n, t in q.tensors.items() if t.nbytes and n not in parts)
     out = []
     for name in enc[len(enc) // 2:] + enc[:len(enc) // 2]:
-        codes_t, signs_t = q.tensors[name + ".qins"], q.tensors[name + ".sign"]
+        codes_t, signs_t = q.tensors[name + ".qins"], q.tensors[name + sign_part(layouts[name])]
         codes = read_array(codes_t, "u1", 0, codes_t.numel)
-        signs = read_array(signs_t, "i1", 0, signs_t.numel)
-        room, nonzero = np.flatnonzero(codes <= 253), np.flatnonzero(signs != 0)
+        if layouts[name] == "packed":
+            bits = read_array(signs_t, "u1", 0, signs_t.numel)
+            nonzero = np.flatnonzero(codes != 0)
+        else:
+            signs = read_array(signs_t, "i1", 0, signs_t.numel)
+            nonzero = np.flatnonzero(signs != 0)
+        room = np.flatnonzero(codes <= 253)
         if not (room.size and nonzero.size):
             continue
         i, j = int(room[room.size // 2]), int(nonzero[0])
         out.append(("code +2 at %s[%d]" % (name, i), name,
                     _poke(codes_t.start + i, bytes([codes[i] + 2]))))
-        out.append(("sign flipped at %s[%d]" % (name, j), name,
-                    _poke(signs_t.start + j, np.int8(-signs[j]).tobytes())))
+        if layouts[name] == "packed":
+            out.append(("sign bit flipped at %s[%d]" % (name, j), name,
+                        _poke(signs_t.start + j // 8, bytes([bits[j // 8] ^ (1 << j % 8)]))))
+        else:
+            out.append(("sign flipped at %s[%d]" % (name, j), name,
+                        _poke(signs_t.start + j, np.int8(-signs[j]).tobytes())))
         out.append(("log_min digit changed for %s" % name, name,
                     _log_min_edit(name)))
         break
+    packed = [n for n in enc[len(enc) // 2:] + enc[:len(enc) // 2]
+              if layouts[n] == "packed"]
+    if packed:
+        out += _packed_corruptions(q, packed)
     if copied:
         name = copied[len(copied) // 2]
         t = q.tensors[name]
@@ -779,6 +889,37 @@ def corruptions(qins_path):
                     _poke(t.start + t.nbytes - 1, bytes([byte ^ 1]))))
     out.append(('__metadata__["qins"] set to "2"', "qins", _header_edit(
         b'"qins":"1"', b'"qins":"2"')))
+    return out
+
+
+def _packed_corruptions(q, names):
+    """An exact zero's code 0 set to 255 and its sign bit set, and a padding
+    bit set, in the first packed tensors that have them."""
+    out = []
+    for name in names:
+        codes_t, bits_t = q.tensors[name + ".qins"], q.tensors[name + ".signbits"]
+        for first, n in chunks(codes_t.numel):
+            zero = np.flatnonzero(read_array(codes_t, "u1", first, n) == 0)
+            if zero.size:
+                z = first + int(zero[zero.size // 2])
+                byte = read_bytes(bits_t, z // 8, 1)[0]
+                out.append(("code of the exact zero %s[%d] set to 255" % (name, z), name,
+                            _poke(codes_t.start + z, bytes([255]))))
+                out.append(("sign bit of the exact zero %s[%d] set" % (name, z), name,
+                            _poke(bits_t.start + z // 8, bytes([byte | 1 << z % 8]))))
+                break
+        if out:
+            break
+    else:
+        print("note: no exact zero (code 0) in the packed tensors: "
+              "zero corruptions skipped")
+    for name in names:
+        codes_t, bits_t = q.tensors[name + ".qins"], q.tensors[name + ".signbits"]
+        if codes_t.numel % 8:
+            byte = read_bytes(bits_t, bits_t.nbytes - 1, 1)[0]
+            out.append(("padding bit 7 of %s's last byte set" % bits_t.name, name,
+                        _poke(bits_t.start + bits_t.nbytes - 1, bytes([byte | 0x80]))))
+            break
     return out
 
 

@@ -137,6 +137,7 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 					&cli.StringFlag{Name: "include", Usage: "encode the floating-point tensors whose names match `REGEX` (default: those of rank >= 2)"},
 					&cli.StringFlag{Name: "exclude", Usage: "keep the tensors whose names match `REGEX` unchanged"},
 					&cli.StringFlag{Name: "layout", Value: "u8+i8", Usage: "u8+i8 (a code byte and a sign byte per weight) or packed (a code byte and a sign bit: 1.125 bytes per weight)"},
+					&cli.StringFlag{Name: "range", Value: "minmax", Usage: "minmax (the formula's log range) or mse (log_min chosen for the least squared error; decodes the same way)"},
 				},
 				OnUsageError: usageErr,
 				Action: func(c *cli.Context) error {
@@ -144,9 +145,12 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 					if err != nil {
 						return err
 					}
-					opts := convert.Options{Force: c.Bool("force"), Layout: c.String("layout")}
+					opts := convert.Options{Force: c.Bool("force"), Layout: c.String("layout"), Range: c.String("range")}
 					if l := opts.Layout; l != format.LayoutU8I8 && l != format.LayoutPacked {
 						return usageError{fmt.Errorf("--layout %q: choose u8+i8 or packed", l)}
+					}
+					if r := opts.Range; r != format.RangeMinMax && r != format.RangeMSE {
+						return usageError{fmt.Errorf("--range %q: choose minmax or mse", r)}
 					}
 					for _, f := range []struct {
 						name string
