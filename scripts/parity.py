@@ -33,13 +33,21 @@ What it checks, for each SOURCE/QINSFILE pair:
 * copied tensors: same dtype, shape and bytes;
 * encoded tensors (source F16, BF16, F32 or F64): "qins:NAME" is a JSON
   object with exactly log_min, log_max (JSON numbers in shortest round-trip
-  form), dtype (the source dtype) and optionally layout ("u8+i8", the
-  default, or "packed"); the source has no NaN or infinity. In u8+i8,
+  form), dtype (the source dtype), optionally layout ("u8+i8", the
+  default, or "packed") and optionally range ("minmax", the default, or
+  "mse"); the source has no NaN or infinity. In u8+i8,
   NAME.qins is U8 and NAME.sign is I8, both of the source shape; in packed,
   NAME.qins is U8 of the source shape and NAME.signbits is U8 of shape
   [ceil(n/8)]. The tensor is then re-encoded in float64 following the README
-  formula: log_min/log_max agree within 4 ulps (two libms may differ by an
-  ulp), codes agree except by exactly 1 where the unrounded code is within
+  formula. Range minmax: log_min/log_max agree within 4 ulps (two libms may
+  differ by an ulp) and the re-encoding uses this script's log_min/log_max.
+  Range mse (the converter chose log_min for the least squared error):
+  log_max agrees within 4 ulps; log_min is at least this script's min/max
+  log_min (less 4 ulps) and below log_max (equal to it when every
+  significant element has the same magnitude or none is significant, where
+  [min ln|w|, log_max] is one point); the re-encoding uses the stored
+  log_min/log_max, so elements below exp(log_min) clamp to code 255. Codes
+  agree except by exactly 1 where the unrounded code is within
   1e-9 of a .5 tie (counted as "tie differences"); in u8+i8 signs agree
   exactly, in packed exact zeros (+0 and -0) have code 0 (never a tie), the
   sign bit (LSB first, row-major) is 1 exactly for the negative non-zero
@@ -49,7 +57,8 @@ What it checks, for each SOURCE/QINSFILE pair:
   bit, so code 0 decodes to exactly 0): exact zeros decode to exactly 0,
   nothing decodes larger than the largest source magnitude, and for
   |w| > 1e-8, |ln|w'| - ln|w|| <= (log_max - log_min)/508 + 1e-6 (one more
-  code step for the tie elements).
+  code step for the tie elements), except, in range mse, for elements with
+  ln|w| < log_min, which must decode to exactly exp(log_min) (code 255).
 
 Data is read tensor by tensor and chunk by chunk (2**20 elements, and the
 2**17 sign-bit bytes of the same elements) with np.fromfile, so memory stays
@@ -66,8 +75,11 @@ copies of QINSFILE in a temporary folder (a code +2, a flipped sign, a digit
 of a log_min, a byte of a copied tensor, the "qins" version; for a packed
 tensor the flipped sign is a sign bit, and a packed file also gets an exact
 zero's code 0 set to 255, a zero's sign bit set and, where a tensor has
-some, a padding bit set) and requires each copy to fail with a line naming
-the tensor or key.
+some, a padding bit set; a file with a range mse tensor also gets that
+tensor's log_min rewritten to 1 below the min/max log_min, the header
+re-padded to keep the data aligned) and requires each copy to fail with a
+line naming the tensor or key (for the log_min rewrite: the line of the
+log_min check).
 
 Exit status: 0 when every pair passes, 1 when a check fails (up to 10 lines
 per pair name the tensor, the element and the values), 2 for a usage error or
@@ -97,6 +109,7 @@ ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1,
 FLOATS = ("F16", "BF16", "F32", "F64")
 READ_DTYPE = {"F32": "<f4", "F64": "<f8"}     # F16/BF16 are read as "<u2" patterns
 LAYOUTS = ("u8+i8", "packed")                 # values of "layout" in "qins:NAME"
+RANGES = ("minmax", "mse")                    # values of "range" in "qins:NAME"
 
 
 class InputError(Exception):
@@ -338,9 +351,13 @@ class Decoder:
 
     packed: code 0 always has sign 0 (README decode), so it decodes to
     exactly 0, whatever its sign bit: magnitude 0, ln -inf.
+    clamp (range mse): log_min may be above the smallest ln|w|; elements
+    with ln|w| < log_min are outside the bound's reach and must instead
+    decode to exactly exp(log_min), the magnitude of code 255.
     """
 
-    def __init__(self, lo, hi, packed=False):
+    def __init__(self, lo, hi, packed=False, clamp=False):
+        self.lo, self.clamp = lo, clamp
         codes = np.arange(256, dtype=np.float64)
         with np.errstate(over="ignore"):    # code 0 of an extreme F64 range
             self.magnitude = np.exp(lo + (255 - codes) / 254 * (hi - lo))
@@ -355,11 +372,28 @@ class Decoder:
         return float(sign * self.magnitude[code])
 
     def too_far(self, codes, lnw, sig, tie):
-        """(mask of significant elements beyond the bound, |ln| errors)."""
+        """(mask of significant elements beyond the bound, |ln| errors,
+        mask of those below log_min or None).
+
+        Below log_min (clamp only) "beyond the bound" means any magnitude
+        other than exp(log_min)'s; the error is still |ln|w'| - ln|w||.
+        """
         limit = np.where(tie, self.bound + self.step, self.bound)
         with np.errstate(invalid="ignore"):     # -inf - -inf: a zero at packed code 0
             err = np.abs(self.ln_magnitude[codes] - lnw)
-            return sig & (err > limit), err
+            far = sig & (err > limit)
+            if not self.clamp:
+                return far, err, None
+            below = sig & (lnw < self.lo)
+            far = np.where(below, self.magnitude[codes] != self.magnitude[255], far)
+            return far, err, below
+
+    def excess(self, err, below):
+        """Why an element flagged by too_far fails, for a failure line."""
+        if below:
+            return "ln|w| is below log_min %r, so it should decode to exp(log_min) = %r" % (
+                self.lo, self.magnitude[255])
+        return "|ln| error %.3g > %.3g" % (err, self.bound)
 
 
 # -------------------------------------------------------------- reporting
@@ -616,12 +650,15 @@ class PatternEncoder:
         """
         e = self.table
         rows = np.flatnonzero(self.present & e.sig)
-        far, err = decoder.too_far(e.code[rows], e.lnw[rows], True, False)
-        for row, error in zip(rows[far][:MAX_LINES], err[far][:MAX_LINES]):
+        far, err, below = decoder.too_far(e.code[rows], e.lnw[rows], True, False)
+        if below is None:
+            below = np.zeros(rows.size, dtype=bool)
+        for row, error, low in zip(rows[far][:MAX_LINES], err[far][:MAX_LINES],
+                                   below[far][:MAX_LINES]):
             first = self._first_element(row)
-            rep.fail("%s: value %r decodes to %r: |ln| error %.3g > %.3g" % (
+            rep.fail("%s: value %r decodes to %r: %s" % (
                 where(self.t, first), e.w[row], decoder.decode(e.code[row], e.sign[row]),
-                error, decoder.bound))
+                decoder.excess(error, low)))
         if far.sum() > MAX_LINES:
             rep.fail("%s: %d more values beyond the bound" % (
                 self.t.name, far.sum() - MAX_LINES), count=int(far.sum()) - MAX_LINES)
@@ -670,10 +707,13 @@ class FloatEncoder:
         pass    # every element went through check_decoded
 
 
-def check_elements(t, parts, packed, encoder, mine, theirs, largest, rep):
-    """Codes and signs against the re-encoding; decode with the stored range."""
-    encoder.prepare(*mine)
-    decoder = Decoder(*theirs, packed=packed)
+def check_elements(t, parts, packed, encoder, encode_range, theirs, largest, rep,
+                   clamp=False):
+    """Codes and signs against the re-encoding with encode_range (this
+    script's range for minmax, the stored one for mse); decode with the
+    stored range (clamp: range mse, see Decoder)."""
+    encoder.prepare(*encode_range)
+    decoder = Decoder(*theirs, packed=packed, clamp=clamp)
     lowest = 256    # lowest code of a non-zero sign: the largest decoded value
     for first, n in chunks(t.numel):
         exp = encoder.chunk(first, n, packed)
@@ -774,15 +814,16 @@ def check_zeros(t, first, exp, codes, signs, decoder, rep):
 def check_decoded(t, first, exp, codes, signs, decoder, idx, tie, rep):
     """The decode bound on elements idx of the chunk (tie: one step more)."""
     keys = exp.key(idx)
-    far, err = decoder.too_far(codes[idx], exp.e.lnw[keys], exp.e.sig[keys], tie)
+    far, err, below = decoder.too_far(codes[idx], exp.e.lnw[keys], exp.e.sig[keys], tie)
     pos = np.flatnonzero(far)
     if pos.size:
         i = int(pos[0]) if isinstance(idx, slice) else int(idx[pos[0]])
-        rep.fail("%s: value %r decodes to %r: |ln| error %.3g > %.3g; "
+        low = below is not None and bool(below[pos[0]])
+        rep.fail("%s: value %r decodes to %r: %s; "
                  "%d such elements in this chunk" % (
                      where(t, first + i), exp.e.w[exp.key(i)],
-                     decoder.decode(codes[i], signs[i]), err[pos[0]], decoder.bound,
-                     pos.size), count=pos.size)
+                     decoder.decode(codes[i], signs[i]),
+                     decoder.excess(err[pos[0]], low), pos.size), count=pos.size)
 
 
 # ------------------------------------------------------------------ a pair

@@ -224,6 +224,7 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 					&cli.Float64Flag{Name: "min-snr-db", Usage: "fail when a tensor's SNR is below `Y` dB"},
 					&cli.Float64Flag{Name: "min-cosine", Usage: "fail when a tensor's cosine similarity is below `Z`"},
 					&cli.IntFlag{Name: "top", Value: 20, Usage: "show the `N` tensors furthest apart (0: none, -1: all)"},
+					&cli.StringFlag{Name: "plot", Usage: "also draw the SNR of each tensor by layer into `FILE.png`"},
 					quiet,
 				},
 				OnUsageError: usageErr,
@@ -255,6 +256,11 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 					}
 					if err != nil {
 						return err
+					}
+					if p := c.String("plot"); p != "" {
+						if err := r.WritePlot(p); err != nil {
+							return fmt.Errorf("--plot %s: %v", p, err)
+						}
 					}
 					if !r.OK() {
 						return differ{}

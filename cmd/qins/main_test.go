@@ -241,3 +241,23 @@ func TestDiffExitCodes(t *testing.T) {
 		})
 	}
 }
+
+func TestDiffPlot(t *testing.T) {
+	dir := t.TempDir()
+	q, png := filepath.Join(dir, "q.safetensors"), filepath.Join(dir, "snr.png")
+	if code, _, errs := qins(t, "convert", "-q", tiny, "-o", q); code != 0 {
+		t.Fatal(errs)
+	}
+	if code, _, errs := qins(t, "diff", tiny, q, "--top", "0", "--plot", png); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	b, err := os.ReadFile(png)
+	if err != nil || len(b) < 1000 || string(b[1:4]) != "PNG" {
+		t.Fatalf("no PNG written: %v, %d bytes", err, len(b))
+	}
+	// Nothing to draw when every tensor matches: an error, exit 2 is not
+	// right for it (the inputs are fine), so it is 1.
+	if code, _, errs := qins(t, "diff", tiny, tiny, "--plot", filepath.Join(dir, "none.png")); code != 1 || !strings.Contains(errs, "nothing to plot") {
+		t.Errorf("exact diff with --plot: exit %d, %q", code, errs)
+	}
+}

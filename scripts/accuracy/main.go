@@ -19,6 +19,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/qins-dev/qins/convert"
@@ -38,7 +39,8 @@ type method struct {
 }
 
 var methods = []method{
-	{"QINS u8+i8 (min/max range)", "16", startQINS},
+	{"QINS, min/max range (the formula)", "16 (u8+i8) or 9 (packed)", startQINS(false)},
+	{"QINS, --range mse", "16 (u8+i8) or 9 (packed)", startQINS(true)},
 	{"BF16 rounding", "16", func(format.Tensor, []byte) (func(a, out []float64, first int64) error, error) {
 		return func(a, out []float64, _ int64) error {
 			for i, v := range a {
@@ -75,9 +77,15 @@ func q80(a, out []float64, _ int64) error {
 	return nil
 }
 
-// startQINS runs the range pass over t and returns the encode-decode of
-// its chunks.
-func startQINS(t format.Tensor, buf []byte) (func(a, out []float64, first int64) error, error) {
+// startQINS returns the start of the QINS method: the range pass over t,
+// then the encode-decode of its chunks, with the min/max or the mse range.
+func startQINS(mse bool) func(t format.Tensor, buf []byte) (func(a, out []float64, first int64) error, error) {
+	return func(t format.Tensor, buf []byte) (func(a, out []float64, first int64) error, error) {
+		return qins(t, buf, mse)
+	}
+}
+
+func qins(t format.Tensor, buf []byte, mse bool) (func(a, out []float64, first int64) error, error) {
 	scan, err := quant.NewScanner(t.DType)
 	if err != nil {
 		return nil, err
@@ -92,11 +100,16 @@ func startQINS(t format.Tensor, buf []byte) (func(a, out []float64, first int64)
 		}
 		scan.Scan(buf[:n], off/size)
 	}
-	enc, err := scan.Encoder()
+	params := scan.Params
+	if mse {
+		params = scan.MSEParams
+	}
+	p, err := params()
 	if err != nil {
 		return nil, err
 	}
-	dec := quant.NewDecoder(enc.Params())
+	enc := scan.EncoderFor(p)
+	dec := quant.NewDecoder(p)
 	put, _ := quant.Putter(t.DType)
 	var raw []byte
 	var codes []uint8
@@ -219,7 +232,11 @@ func report(w io.Writer, path string) error {
 	sort.SliceStable(results, func(i, j int) bool {
 		return results[i].stats[0].Stats().SNRdB < results[j].stats[0].Stats().SNRdB
 	})
-	fmt.Fprintf(w, "\nQINS, the worst tensors:\n\n| tensor | QINS SNR dB | BF16 SNR dB | Q8_0 SNR dB |\n|---|---|---|---|\n")
+	fmt.Fprintf(w, "\nQINS (min/max), the worst tensors:\n\n| tensor |")
+	for m := range methods {
+		fmt.Fprintf(w, " %s SNR dB |", methods[m].name)
+	}
+	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---|", len(methods)))
 	for _, r := range results[:min(3, len(results))] {
 		fmt.Fprintf(w, "| %s |", r.name)
 		for m := range methods {
