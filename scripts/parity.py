@@ -484,6 +484,17 @@ def declared_layout(text):
     return obj["layout"] if obj["layout"] in LAYOUTS else None
 
 
+def declared_range(text):
+    """The "range" of "qins:NAME", read leniently (for counting and the
+    self-test; parse_qins_meta is the strict check): "minmax" when absent or
+    unreadable."""
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return RANGES[0]
+    return obj.get("range", RANGES[0]) if isinstance(obj, dict) else RANGES[0]
+
+
 def sign_part(layout):
     """Suffix of the sign tensor for a declared_layout value."""
     return ".signbits" if layout == "packed" else ".sign"
@@ -529,7 +540,8 @@ def check_copied(t, q, rep):
 
 
 def parse_qins_meta(name, text, rep):
-    """log_min, log_max, dtype, layout from "qins:NAME", or None after a failure."""
+    """log_min, log_max, dtype, layout, range from "qins:NAME", or None after
+    a failure."""
     raw = []    # the numbers as written, for the shortest-form check
 
     def number(convert):
@@ -542,13 +554,18 @@ def parse_qins_meta(name, text, rep):
                          parse_float=number(float), parse_int=number(int))
     except (ValueError, InputError) as e:
         return rep.fail("%s: qins metadata %r is not JSON: %s" % (name, text, e))
-    if not isinstance(obj, dict) or set(obj) - {"layout"} != {"log_min", "log_max", "dtype"}:
+    if not isinstance(obj, dict) or \
+            set(obj) - {"layout", "range"} != {"log_min", "log_max", "dtype"}:
         return rep.fail("%s: qins metadata %r needs exactly log_min, log_max, dtype"
-                        " and optionally layout" % (name, text))
+                        " and optionally layout and range" % (name, text))
     layout = obj.get("layout", LAYOUTS[0])
     if layout not in LAYOUTS or not isinstance(layout, str):
         return rep.fail("%s: qins metadata layout %r, want one of %s"
                         % (name, layout, ", ".join(map(repr, LAYOUTS))))
+    range_ = obj.get("range", RANGES[0])
+    if range_ not in RANGES or not isinstance(range_, str):
+        return rep.fail("%s: qins metadata range %r, want one of %s"
+                        % (name, range_, ", ".join(map(repr, RANGES))))
     lo, hi = obj["log_min"], obj["log_max"]
     if type(lo) not in (int, float) or type(hi) not in (int, float) \
             or not np.isfinite([lo, hi]).all() or hi < lo:
@@ -556,7 +573,7 @@ def parse_qins_meta(name, text, rep):
     for s in raw:
         if _digits(s) != _digits(repr(float(s))):
             rep.fail("%s: %s is not the shortest form of %r" % (name, s, float(s)))
-    return float(lo), float(hi), obj["dtype"], layout
+    return float(lo), float(hi), obj["dtype"], layout, range_
 
 
 def _digits(s):
@@ -586,7 +603,7 @@ def check_encoded(t, q, text, layout, rep):
     stored = parse_qins_meta(t.name, text, rep)
     if stored is None:
         return
-    lo_s, hi_s, dtype, layout_s = stored
+    lo_s, hi_s, dtype, layout_s, range_ = stored
     assert layout_s == layout   # a strictly valid text says what the lenient read saw
     if dtype != t.dtype:
         rep.fail("%s: qins dtype %r, source dtype %r" % (t.name, dtype, t.dtype))
@@ -597,11 +614,40 @@ def check_encoded(t, q, text, layout, rep):
     if encoder.range is None:
         return
     lo, hi, largest = encoder.range
+    if range_ == "mse":
+        if not close(hi, hi_s):
+            rep.fail("%s: log_max %r, expected %r" % (t.name, hi_s, hi))
+        if not check_mse_log_min(t.name, lo, hi, lo_s, hi_s, rep):
+            return      # codes made with such a log_min say nothing more
+        check_elements(t, parts, layout == "packed", encoder, (lo_s, hi_s),
+                       (lo_s, hi_s), largest, rep, clamp=True)
+        return
     for what, mine, theirs in (("log_min", lo, lo_s), ("log_max", hi, hi_s)):
         if not close(mine, theirs):
             rep.fail("%s: %s %r, expected %r" % (t.name, what, theirs, mine))
     check_elements(t, parts, layout == "packed", encoder, (lo, hi), (lo_s, hi_s),
                    largest, rep)
+
+
+def check_mse_log_min(name, lo, hi, lo_s, hi_s, rep):
+    """Range mse: the stored log_min lies in [min ln|w|, log_max) (this
+    script's min ln|w|, less LOG_ULPS ulps). When that interval is one point
+    (lo == hi: one significant magnitude, or none), log_min must equal the
+    stored log_max. False after a failure."""
+    if lo_s < lo and not close(lo, lo_s):
+        rep.fail("%s: range mse log_min %r is below the min/max log_min %r"
+                 % (name, lo_s, lo))
+        return False
+    if lo == hi:
+        if lo_s != hi_s:
+            rep.fail("%s: range mse log_min %r, expected log_max %r (one significant "
+                     "magnitude or none: the range is one point)" % (name, lo_s, hi_s))
+            return False
+    elif not lo_s < hi_s:
+        rep.fail("%s: range mse log_min %r is not below log_max %r"
+                 % (name, lo_s, hi_s))
+        return False
+    return True
 
 
 class PatternEncoder:
@@ -849,16 +895,23 @@ def check_pair(source_arg, qins_path):
         else:
             check_copied(t, q, rep)
     packed = sum(1 for layout in encoded.values() if layout == "packed")
+    mse = sum(1 for name in encoded
+              if declared_range(q.metadata["qins:" + name]) == "mse")
     counts = (len(src.tensors), len(encoded), packed, len(src.tensors) - len(encoded),
-              elements)
+              elements, mse)
     return counts, rep
 
 
 def summary(source_arg, qins_path, counts, rep):
-    n, e, p, c, m = counts
+    n, e, p, c, m, r = counts
     enc = "%d encoded" % e
-    if p:   # u8+i8 files keep the summary they always had
-        enc += " (%s packed)" % ("all" if p == e else "%d" % p)
+    notes = []  # u8+i8 minmax files keep the summary they always had
+    if p:
+        notes.append("%s packed" % ("all" if p == e else "%d" % p))
+    if r:
+        notes.append("%s range mse" % ("all" if r == e else "%d" % r))
+    if notes:
+        enc += " (%s)" % ", ".join(notes)
     return ("%s -> %s: %d tensors (%s, %d copied), %d elements, "
             "%d codes differ at rounding ties, %d other differences: %s"
             % (source_arg, qins_path, n, enc, c, m, rep.ties, rep.failures,
@@ -881,8 +934,10 @@ def run_pairs(args):
 
 # --------------------------------------------------------------- self-test
 
-def corruptions(qins_path):
-    """(description, tensor name, patch function) for a few deliberate defects."""
+def corruptions(qins_path, source_arg=None):
+    """(description, tensor name, patch function[, text the failure line must
+    also contain]) for a few deliberate defects; source_arg gives the
+    min/max log_min for the range mse one."""
     q = read_header(qins_path)
     layouts = {k[5:]: declared_layout(v) for k, v in q.metadata.items()
                if k.startswith("qins:")}
@@ -922,6 +977,10 @@ def corruptions(qins_path):
               if layouts[n] == "packed"]
     if packed:
         out += _packed_corruptions(q, packed)
+    mse = [n for n in enc[len(enc) // 2:] + enc[:len(enc) // 2]
+           if declared_range(q.metadata["qins:" + n]) == "mse"]
+    if mse and source_arg is not None:
+        out += _mse_corruption(source_arg, q, mse[0])
     if copied:
         name = copied[len(copied) // 2]
         t = q.tensors[name]
@@ -962,6 +1021,49 @@ def _packed_corruptions(q, names):
                         _poke(bits_t.start + bits_t.nbytes - 1, bytes([byte | 0x80]))))
             break
     return out
+
+
+def _mse_corruption(source_arg, q, name):
+    """log_min of the range mse tensor `name` set to 1 below the min/max
+    log_min of its source tensor (so still finite and below log_max)."""
+    t = open_source(source_arg).tensors.get(name)
+    if t is None or t.dtype not in FLOATS:
+        return []
+    encoder = (PatternEncoder if t.dtype in ("F16", "BF16") else FloatEncoder)(t, Report())
+    if encoder.range is None:
+        return []
+    new = encoder.range[0] - 1.0
+    return [("range mse log_min of %s set to %r, below the min/max log_min %r"
+             % (name, new, encoder.range[0]), name, _log_min_set(name, new),
+             "below the min/max log_min")]
+
+
+def _log_min_set(name, value):
+    """Replace log_min of `name` by repr(value) (shortest form), re-padding
+    the header with spaces to a length that keeps every tensor's alignment
+    (the old length plus a multiple of 8), then the data unchanged."""
+    def patch(path):
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            raw = f.read(n)
+            key = raw.find(json.dumps("qins:" + name).encode())
+            assert key >= 0, "cannot find the metadata of %r" % name
+            at = raw.find(b"log_min", key)
+            while at < len(raw) and raw[at:at + 1] not in b"-0123456789":
+                at += 1
+            end = at
+            while raw[end:end + 1] and raw[end:end + 1] in b"+-.0123456789eE":
+                end += 1
+            new = raw[:at] + repr(float(value)).encode() + raw[end:]
+            new = new.rstrip(b" ")
+            m = n + 8 * max(0, -(-(len(new) - n) // 8))
+            new += b" " * (m - len(new))
+            tmp = path + ".tmp"
+            with open(tmp, "wb") as out:
+                out.write(struct.pack("<Q", m) + new)
+                shutil.copyfileobj(f, out, COPY_CHUNK)
+        os.replace(tmp, path)
+    return patch
 
 
 def _poke(offset, data):
@@ -1008,12 +1110,13 @@ def self_test(source_arg, qins_path):
     ok = rep.failures == 0
     tmp = tempfile.mkdtemp(prefix="qins-parity-")
     try:
-        for what, name, patch in corruptions(qins_path):
+        for what, name, patch, *must in corruptions(qins_path, source_arg):
             copy = os.path.join(tmp, "corrupt.qins.safetensors")
             shutil.copyfile(qins_path, copy)
             patch(copy)
             _, rep = check_pair(source_arg, copy)
-            caught = rep.failures > 0 and any(name in line for line in rep.lines)
+            caught = rep.failures > 0 and any(
+                name in line and all(text in line for text in must) for line in rep.lines)
             ok &= caught
             print("%s: %s" % (what, "caught" if caught else "NOT CAUGHT"))
             for line in rep.lines[:3]:
