@@ -1,7 +1,8 @@
-// Command accuracy measures what QINS loses on a checkpoint next to two
-// baselines, on the same tensors: plain BF16 rounding of the values, and a
-// Q8_0-style 8-bit code (blocks of 32 weights with one FP16 scale each, as
-// ggml's q8_0). It looks at the tensors `qins convert` encodes by default
+// Command accuracy measures what QINS loses on a checkpoint, with the
+// formula's min/max range and with --range mse, next to two baselines on
+// the same tensors: plain BF16 rounding of the values, and a Q8_0-style
+// 8-bit code (blocks of 32 weights with one FP16 scale each, as ggml's
+// q8_0). The layout does not change the values, only the size. It looks at the tensors `qins convert` encodes by default
 // (floating point, rank >= 2) and prints a Markdown table per checkpoint.
 //
 //	go run ./scripts/accuracy CHECKPOINT [CHECKPOINT...]
