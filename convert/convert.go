@@ -422,7 +422,7 @@ func (cv *converter) encode(j *job) (quant.Params, error) {
 		k := int(n / size)
 		bw.grow(int(step / size))
 		quant.Signs(t.DType, b, bw.signs[:k])
-		out, at := int8Bytes(bw.signs[:k]), off/size
+		out, at := quant.Int8Bytes(bw.signs[:k]), off/size
 		if cv.packed {
 			out, at = bw.bits[:(k+7)/8], off/size/8
 			quant.PackSigns(bw.signs[:k], out)

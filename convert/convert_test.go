@@ -125,7 +125,7 @@ func checkRoundTrip(t *testing.T, src string) {
 			t.Fatalf("%s: codes or signs missing", st.Name)
 		}
 		if codes.DType() != safetensors.U8 || signs.DType() != safetensors.I8 ||
-			!equalShape(codes.Shape(), st.Shape) || !equalShape(signs.Shape(), st.Shape) {
+			!format.SameShape(codes.Shape(), st.Shape) || !format.SameShape(signs.Shape(), st.Shape) {
 			t.Fatalf("%s: codes %v%v, signs %v%v; want U8 and I8 of shape %v", st.Name, codes.DType(), codes.Shape(), signs.DType(), signs.Shape(), st.Shape)
 		}
 		n := st.Elements()
@@ -181,7 +181,7 @@ func checkRoundTrip(t *testing.T, src string) {
 	}
 	for _, st := range srcC.Tensors {
 		got, ok := rt[st.Name]
-		if !ok || !equalShape(got.Shape, st.Shape) {
+		if !ok || !format.SameShape(got.Shape, st.Shape) {
 			t.Fatalf("%s: missing or reshaped in the restore", st.Name)
 		}
 		if !quant.IsFloat(st.DType) {

@@ -191,7 +191,7 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 func mismatch(a, b *format.Logical) (Mismatch, bool) {
 	m := Mismatch{Name: a.Name, ShapeA: a.Shape, ShapeB: b.Shape, DTypeA: a.DType.String(), DTypeB: b.DType.String()}
 	switch {
-	case !equalShape(a.Shape, b.Shape):
+	case !format.SameShape(a.Shape, b.Shape):
 		m.Reason = "shapes differ"
 	case quant.IsFloat(a.DType) != quant.IsFloat(b.DType) || (!quant.IsFloat(a.DType) && a.DType != b.DType):
 		m.Reason = "dtypes differ and are not both floating point"
@@ -199,18 +199,6 @@ func mismatch(a, b *format.Logical) (Mismatch, bool) {
 		return m, false
 	}
 	return m, true
-}
-
-func equalShape(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // check returns the thresholds td misses. A non-float tensor must match
@@ -530,11 +518,11 @@ func (s *source) values(off, m int64, dst []float64, raw *[]byte) ([]byte, error
 		return b, nil
 	}
 	codes, signs, bits := b[:m], b[m:2*m], b[2*m:]
-	if err := s.l.ReadCodes(off, m, codes, int8s(signs), &bits); err != nil {
+	if err := s.l.ReadCodes(off, m, codes, quant.Int8s(signs), &bits); err != nil {
 		return nil, err
 	}
 	// Rounded to float32, as restore writes it.
-	if err := s.dec.DecodeF32(codes, int8s(signs), dst[:m], off); err != nil {
+	if err := s.dec.DecodeF32(codes, quant.Int8s(signs), dst[:m], off); err != nil {
 		return nil, &format.Error{Path: s.l.Codes.File.Path, Tensor: s.l.Name, Err: err}
 	}
 	return nil, nil

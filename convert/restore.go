@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/nlpodyssey/safetensors"
 
@@ -179,10 +178,10 @@ func (r *restorer) decode(l *format.Logical, dt safetensors.DType, k int) error 
 	return r.pool.each(int64(l.Elements()), step, func(w int, off, n int64) error {
 		b := &r.bufs[w]
 		b.codes, b.signs, b.out = grow(b.codes, int(n)), grow(b.signs, int(n)), grow(b.out, int(n*size))
-		if err := l.ReadCodes(off, n, b.codes, int8s(b.signs), &b.in); err != nil {
+		if err := l.ReadCodes(off, n, b.codes, quant.Int8s(b.signs), &b.in); err != nil {
 			return err
 		}
-		if err := d.DecodeTo(dt, b.codes, int8s(b.signs), b.out, off); err != nil {
+		if err := d.DecodeTo(dt, b.codes, quant.Int8s(b.signs), b.out, off); err != nil {
 			return &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: err}
 		}
 		if err := r.w.WriteAt(k, b.out, off*size); err != nil {
@@ -227,14 +226,4 @@ func (r *restorer) cast(l *format.Logical, dt safetensors.DType, k int) error {
 		r.progress(n * in)
 		return nil
 	})
-}
-
-// int8s views b as signed bytes.
-func int8s(b []byte) []int8 {
-	return unsafe.Slice((*int8)(unsafe.Pointer(unsafe.SliceData(b))), len(b))
-}
-
-// int8Bytes views s as bytes.
-func int8Bytes(s []int8) []byte {
-	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s))
 }

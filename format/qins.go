@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"unsafe"
 
 	"github.com/nlpodyssey/safetensors"
 
@@ -111,7 +110,7 @@ func (l *Logical) ReadCodes(off, n int64, codes []uint8, signs []int8, scratch *
 		return &Error{Path: l.Codes.File.Path, Tensor: l.Codes.Name, Err: err}
 	}
 	if l.Layout != LayoutPacked {
-		if _, err := l.Signs.Section().ReadAt(int8Bytes(signs), off); err != nil {
+		if _, err := l.Signs.Section().ReadAt(quant.Int8Bytes(signs), off); err != nil {
 			return &Error{Path: l.Signs.File.Path, Tensor: l.Signs.Name, Err: err}
 		}
 		return nil
@@ -185,9 +184,9 @@ func Logicals(c *Checkpoint) ([]Logical, error) {
 			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("has %s but no %s", CodesSuffix, signsSuffix)}
 		case codes.DType != safetensors.U8 || signs.DType != signsDType:
 			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("codes are %v and signs %v; want U8 and %v", codes.DType, signs.DType, signsDType)}
-		case m.Layout != LayoutPacked && !sameShape(codes.Shape, signs.Shape):
+		case m.Layout != LayoutPacked && !SameShape(codes.Shape, signs.Shape):
 			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("codes have shape %v but signs %v", codes.Shape, signs.Shape)}
-		case m.Layout == LayoutPacked && !sameShape(signs.Shape, []uint64{SignBytes(codes.Elements())}):
+		case m.Layout == LayoutPacked && !SameShape(signs.Shape, []uint64{SignBytes(codes.Elements())}):
 			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("sign bits have shape %v; %d elements need [%d]", signs.Shape, codes.Elements(), SignBytes(codes.Elements()))}
 		}
 		if _, clash := byName[name]; clash {
@@ -267,12 +266,8 @@ func parseEncodedMeta(v string) (EncodedMeta, error) {
 	return m, nil
 }
 
-// int8Bytes views s as bytes.
-func int8Bytes(s []int8) []byte {
-	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s))
-}
-
-func sameShape(a, b []uint64) bool {
+// SameShape reports whether two shapes are equal.
+func SameShape(a, b []uint64) bool {
 	if len(a) != len(b) {
 		return false
 	}

@@ -143,9 +143,6 @@ func (w *Writer) WriteAt(i int, p []byte, off int64) error {
 // Tensors returns the tensors as laid out in the file.
 func (w *Writer) Tensors() []TensorInfo { return w.tensors }
 
-// DataStart returns the offset of the data section in the file.
-func (w *Writer) DataStart() int64 { return w.dataStart }
-
 // SetMetadata sets a metadata entry, written to the header on Commit. The
 // header must still fit in the room Create reserved.
 func (w *Writer) SetMetadata(key, value string) { w.meta[key] = value }

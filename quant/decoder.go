@@ -66,9 +66,6 @@ func invalid(codes []uint8, signs []int8, first int64) error {
 	return fmt.Errorf("quant: no invalid element found") // not reached
 }
 
-// Magnitudes returns the decoded magnitude of each code (NaN for code 0).
-func (d *Decoder) Magnitudes() *[256]float64 { return &d.mag }
-
 // Decode writes the values of a chunk whose first element has flat index
 // first to dst, as float64.
 func (d *Decoder) Decode(codes []uint8, signs []int8, dst []float64, first int64) error {

@@ -234,7 +234,7 @@ func Signs(dt safetensors.DType, b []byte, signs []int8) {
 		signs = signs[:n]
 		i := 0
 		for ; i+4 <= n; i += 4 {
-			le.PutUint32(int8Bytes(signs[i:i+4]), signs16x4(le.Uint64(b[2*i:])))
+			le.PutUint32(Int8Bytes(signs[i:i+4]), signs16x4(le.Uint64(b[2*i:])))
 		}
 		for ; i < n; i++ {
 			h := uint16(b[2*i]) | uint16(b[2*i+1])<<8
@@ -272,9 +272,14 @@ func signs16x4(x uint64) uint32 {
 	return uint32(v&0xffff | v>>16&0xffff0000)
 }
 
-// int8Bytes views s as bytes.
-func int8Bytes(s []int8) []byte {
+// Int8Bytes views signs as bytes, for I/O without a copy.
+func Int8Bytes(s []int8) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s))
+}
+
+// Int8s views bytes as signs, for I/O without a copy.
+func Int8s(b []byte) []int8 {
+	return unsafe.Slice((*int8)(unsafe.Pointer(unsafe.SliceData(b))), len(b))
 }
 
 // PackSigns stores signs as bits, least significant first, set for -1:
