@@ -24,8 +24,6 @@ func (e *InvalidError) Error() string { return fmt.Sprintf("element %d: %s", e.I
 // signs -1, 0 and +1, and by the code; entries for code 0 hold a NaN that
 // no valid element decodes to, so one lookup both decodes and checks.
 type Decoder struct {
-	p     Params
-	mag   [256]float64
 	f64   [3][256]float64 // values
 	f64r  [3][256]float64 // values rounded to float32
 	f32   [3][256]uint32  // F32 bits
@@ -35,13 +33,12 @@ type Decoder struct {
 // NewDecoder returns a Decoder for a tensor with parameters p, which must be
 // valid (see Params.Validate).
 func NewDecoder(p Params) *Decoder {
-	d := &Decoder{p: p, bad32: 0x7fc0dead}
-	for c := range d.mag {
+	d := &Decoder{bad32: 0x7fc0dead}
+	for c := range 256 {
 		m := p.Magnitude(uint8(c))
 		if c == 0 {
 			m = math.NaN()
 		}
-		d.mag[c] = m
 		d.f64[0][c], d.f64[2][c] = -m, m
 		d.f64r[0][c], d.f64r[2][c] = float64(-float32(m)), float64(float32(m))
 		d.f32[0][c] = math.Float32bits(-float32(m))
