@@ -97,3 +97,17 @@ func BenchmarkDecode(b *testing.B) {
 		report(b)
 	})
 }
+
+// BenchmarkMSEParams measures the search for the mse log_min on one
+// scanned tensor (it does not depend on the tensor's size, only on how
+// many distinct values it holds).
+func BenchmarkMSEParams(b *testing.B) {
+	raw := weights(b, safetensors.BF16)
+	s, _ := NewScanner(safetensors.BF16)
+	s.Scan(raw, 0)
+	for b.Loop() {
+		if _, err := s.MSEParams(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
