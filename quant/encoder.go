@@ -318,6 +318,15 @@ func UnpackSigns(codes []uint8, bits []byte, bitOff int, signs []int8) {
 func ZeroCodes(dt safetensors.DType, b []byte, codes []uint8) {
 	size := int(dt.Size())
 	codes = codes[:len(b)/size]
+	if size == 2 {
+		b = b[:2*len(codes)]
+		for i := range codes {
+			if b[2*i]|b[2*i+1]&0x7f == 0 {
+				codes[i] = 0
+			}
+		}
+		return
+	}
 	for i := range codes {
 		e := b[i*size : i*size+size]
 		z := e[size-1] & 0x7f
