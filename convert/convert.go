@@ -208,6 +208,7 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 			if err := cv.copy(j); err != nil {
 				return nil, err
 			}
+			w.StartWriteback(j.out)
 			s.Copied++
 			continue
 		}
@@ -215,6 +216,8 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 		if err != nil {
 			return nil, err
 		}
+		w.StartWriteback(j.signs)
+		w.StartWriteback(j.out)
 		w.SetMetadata(format.ParamsPrefix+j.src.Name, format.MarshalEncodedMeta(p, j.src.DType, opts.Layout, opts.Range))
 		s.Encoded++
 		if n := j.src.Elements(); !cv.packed && j.src.DType.Size() == 2 {

@@ -117,6 +117,7 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 		if err != nil {
 			return nil, err
 		}
+		w.StartWriteback(k)
 		s.FP32Bytes += fp32Bytes(format.TensorInfo{DType: l.DType, Shape: l.Shape, End: l.Elements() * l.DType.Size()})
 	}
 	if err := w.Commit(); err != nil {

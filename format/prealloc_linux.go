@@ -19,3 +19,10 @@ func preallocate(f *os.File, size int64) error {
 	}
 	return err
 }
+
+// startWriteback starts writing a range of f to disk without waiting.
+func startWriteback(f *os.File, off, n int64) {
+	if n > 0 {
+		unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
+	}
+}

@@ -140,6 +140,15 @@ func (w *Writer) WriteAt(i int, p []byte, off int64) error {
 	return nil
 }
 
+// StartWriteback asks the kernel to start writing tensor i's data to disk
+// now, without waiting: once a tensor is complete there is no reason to
+// let it sit in memory until the final sync, and the disk can work while
+// the next tensors are computed. It is only a hint.
+func (w *Writer) StartWriteback(i int) {
+	t := w.tensors[i]
+	startWriteback(w.f, w.dataStart+int64(t.Begin), int64(t.Bytes()))
+}
+
 // Tensors returns the tensors as laid out in the file.
 func (w *Writer) Tensors() []TensorInfo { return w.tensors }
 
