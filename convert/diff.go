@@ -111,24 +111,16 @@ func (r *DiffReport) OK() bool {
 // on the fly as `qins restore` would write it (F32). Both sides are read in
 // chunks, so memory is a few chunks whatever the model size.
 func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffReport, error) {
-	ca, err := format.OpenCheckpoint(pathA)
+	ca, la, err := openModel(pathA)
 	if err != nil {
 		return nil, err
 	}
 	defer ca.Close()
-	cb, err := format.OpenCheckpoint(pathB)
+	cb, lb, err := openModel(pathB)
 	if err != nil {
 		return nil, err
 	}
 	defer cb.Close()
-	la, err := format.Logicals(ca)
-	if err != nil {
-		return nil, err
-	}
-	lb, err := format.Logicals(cb)
-	if err != nil {
-		return nil, err
-	}
 	pr := opts.Progress
 	if pr == nil {
 		pr = noProgress{}

@@ -42,17 +42,29 @@ type ReportTotal struct {
 	FileBytes int64  `json:"file_bytes"`
 }
 
+// openModel opens the checkpoint at path with its tensors as the source
+// model had them (a QINS file's encoded tensors as one each). The caller
+// closes the checkpoint.
+func openModel(path string) (*format.Checkpoint, []format.Logical, error) {
+	c, err := format.OpenCheckpoint(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	ls, err := format.Logicals(c)
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, ls, nil
+}
+
 // Inspect describes the file, folder or index at path.
 func Inspect(path string) (*Report, error) {
-	c, err := format.OpenCheckpoint(path)
+	c, ls, err := openModel(path)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	ls, err := format.Logicals(c)
-	if err != nil {
-		return nil, err
-	}
 	r := &Report{Path: c.Path, QINS: format.IsQINS(c.Metadata), Metadata: map[string]string{}}
 	for _, f := range c.Files {
 		r.Files = append(r.Files, f.Path)
