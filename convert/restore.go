@@ -42,7 +42,7 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 	if !quant.IsFloat(opts.DType) {
 		return nil, fmt.Errorf("cannot restore to dtype %v: choose F32, F16, BF16 or F64", opts.DType)
 	}
-	c, err := format.OpenCheckpoint(in)
+	c, ls, err := openModel(in)
 	if err != nil {
 		return nil, err
 	}
@@ -51,10 +51,6 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 		return nil, &format.Error{Path: c.Path, Err: errors.New(`is not a QINS file (no "qins" metadata); qins convert makes one`)}
 	}
 	if err := checkNotInput(out, c); err != nil {
-		return nil, err
-	}
-	ls, err := format.Logicals(c)
-	if err != nil {
 		return nil, err
 	}
 	meta := make(map[string]string)
