@@ -84,6 +84,15 @@ type noProgress struct{}
 func (noProgress) Start(int64) {}
 func (noProgress) Add(int64)   {}
 
+// orNoProgress returns p, or a Progress that ignores everything when p is
+// nil.
+func orNoProgress(p Progress) Progress {
+	if p == nil {
+		return noProgress{}
+	}
+	return p
+}
+
 // workBytes returns the total a Progress follows for c: the data bytes of
 // its tensors.
 func workBytes(c *format.Checkpoint) int64 {
@@ -192,10 +201,7 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 		return nil, err
 	}
 	defer w.Abort()
-	pr := opts.Progress
-	if pr == nil {
-		pr = noProgress{}
-	}
+	pr := orNoProgress(opts.Progress)
 	pr.Start(workBytes(c))
 	cv := &converter{pool: newPool(ctx, opts.Workers), w: w, chunk: chunkSize(opts.ChunkBytes, c), progress: pr.Add, packed: opts.Layout == format.LayoutPacked, mse: opts.Range == format.RangeMSE}
 	cv.bufs = make([]convertBufs, cv.pool.workers)

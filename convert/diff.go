@@ -121,10 +121,7 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 		return nil, err
 	}
 	defer cb.Close()
-	pr := opts.Progress
-	if pr == nil {
-		pr = noProgress{}
-	}
+	pr := orNoProgress(opts.Progress)
 	pr.Start(workBytes(ca) + workBytes(cb))
 	d := differ{pool: newPool(ctx, opts.Workers), chunk: opts.ChunkElems, progress: pr.Add}
 	if d.chunk <= 0 {

@@ -86,10 +86,7 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 	defer w.Abort()
 
 	chunk := chunkSize(opts.ChunkBytes, c)
-	pr := opts.Progress
-	if pr == nil {
-		pr = noProgress{}
-	}
+	pr := orNoProgress(opts.Progress)
 	pr.Start(workBytes(c))
 	progress := pr.Add
 	r := &restorer{pool: newPool(ctx, opts.Workers), w: w, chunk: chunk, progress: progress}
