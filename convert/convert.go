@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nlpodyssey/safetensors"
@@ -39,7 +41,8 @@ type Options struct {
 	Progress Progress
 	// ChunkBytes is the read size; 0 means DefaultChunkBytes.
 	ChunkBytes int
-	// Workers is the number of goroutines; 0 means GOMAXPROCS.
+	// Workers is the number of goroutines; 0 means twice GOMAXPROCS, at
+	// most 8, so that some compute while others wait for the disk.
 	Workers int
 	// Layout is format.LayoutU8I8 (the default when empty) or
 	// format.LayoutPacked.
@@ -203,28 +206,24 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 	defer w.Abort()
 	pr := orNoProgress(opts.Progress)
 	pr.Start(workBytes(c))
-	cv := &converter{pool: newPool(ctx, opts.Workers), w: w, chunk: chunkSize(opts.ChunkBytes, c), progress: pr.Add, packed: opts.Layout == format.LayoutPacked, mse: opts.Range == format.RangeMSE}
-	cv.bufs = make([]convertBufs, cv.pool.workers)
+	cv := &converter{
+		pool: newWriterPool(ctx, opts.Workers), w: w, chunk: chunkSize(opts.ChunkBytes, c), progress: pr.Add,
+		packed: opts.Layout == format.LayoutPacked, mse: opts.Range == format.RangeMSE,
+	}
+	params, err := cv.run(jobs)
+	if err != nil {
+		return nil, err
+	}
 	s := &Summary{Input: c.Path, Output: dst, BytesIn: c.Size()}
 	var saving int64 // what the packed layout would save on 16-bit sources
 	for i := range jobs {
 		j := &jobs[i]
 		s.FP32Bytes += fp32Bytes(j.src.TensorInfo)
 		if !j.encode {
-			if err := cv.copy(j); err != nil {
-				return nil, err
-			}
-			w.StartWriteback(j.out)
 			s.Copied++
 			continue
 		}
-		p, err := cv.encode(j)
-		if err != nil {
-			return nil, err
-		}
-		w.StartWriteback(j.signs)
-		w.StartWriteback(j.out)
-		w.SetMetadata(format.ParamsPrefix+j.src.Name, format.MarshalEncodedMeta(p, j.src.DType, opts.Layout, opts.Range))
+		w.SetMetadata(format.ParamsPrefix+j.src.Name, format.MarshalEncodedMeta(params[i], j.src.DType, opts.Layout, opts.Range))
 		s.Encoded++
 		if n := j.src.Elements(); !cv.packed && j.src.DType.Size() == 2 {
 			saving += int64(n - format.SignBytes(n))
@@ -357,107 +356,214 @@ type converter struct {
 	w        *format.Writer
 	chunk    int
 	progress func(int64)
-	packed   bool          // the packed layout
-	mse      bool          // log_min chosen for the least squared error
-	bufs     []convertBufs // per goroutine
+	packed   bool // the packed layout
+	mse      bool // log_min chosen for the least squared error
 }
 
-type convertBufs struct {
+// A step is one chunk of one pass over a tensor.
+type step struct {
+	job  int // index in the jobs
+	pass int
+	off  int64 // in source bytes
+	n    int64
+}
+
+const (
+	passCopy   = iota // copy the chunk unchanged
+	passScan          // the range pass: count the chunk's patterns
+	passEncode        // encode the chunk and write its codes and signs
+)
+
+// tensorState follows one tensor through its steps.
+type tensorState struct {
+	scans   []*quant.Scanner // per goroutine
+	scanned atomic.Int64     // scan steps done
+	nScan   int64
+	written atomic.Int64 // writing steps done
+	nWrite  int64
+	ready   chan struct{} // closed once enc is set
+	enc     *quant.Encoder
+}
+
+// workerBufs are one goroutine's buffers.
+type workerBufs struct {
 	in    []byte
 	codes []uint8
 	signs []int8
 	bits  []byte
-	scan  *quant.Scanner
 }
 
-// grow makes room for n codes and signs.
-func (b *convertBufs) grow(n int) {
-	if len(b.codes) < n {
-		b.codes, b.signs, b.bits = make([]uint8, n), make([]int8, n), make([]byte, (n+7)/8)
+// run converts every job and returns the parameters of each (zero for
+// copies). Encoding needs two passes over a tensor, the second after the
+// first is complete; to keep the cores and the disk busy, the range pass
+// of each tensor runs while the previous one is being encoded and written.
+func (cv *converter) run(jobs []job) ([]quant.Params, error) {
+	ctx, cancel := context.WithCancel(cv.pool.ctx)
+	defer cancel()
+	states := make([]tensorState, len(jobs))
+	var steps []step
+	chunks := func(i, pass int, stepBytes int64) {
+		size := jobs[i].src.Section().Size()
+		for off := int64(0); off < size; off += stepBytes {
+			steps = append(steps, step{i, pass, off, min(stepBytes, size-off)})
+		}
 	}
+	stepBytes := func(j *job) int64 {
+		if !j.encode {
+			return int64(cv.chunk)
+		}
+		size := int64(j.src.DType.Size())
+		// Whole elements, and whole bytes of sign bits.
+		return max(8, int64(cv.chunk)/size/8*8) * size
+	}
+	pending := -1 // the encoded tensor whose encode steps come next
+	for i := range jobs {
+		j, st := &jobs[i], &states[i]
+		sb := stepBytes(j)
+		n := (j.src.Section().Size() + sb - 1) / sb
+		if !j.encode {
+			st.nWrite = n
+			chunks(i, passCopy, sb)
+			continue
+		}
+		st.nScan, st.nWrite = n, n
+		st.scans = make([]*quant.Scanner, cv.pool.workers)
+		st.ready = make(chan struct{})
+		chunks(i, passScan, sb)
+		if n == 0 {
+			if err := cv.prepare(j, st); err != nil {
+				return nil, err
+			}
+		}
+		if pending >= 0 {
+			chunks(pending, passEncode, stepBytes(&jobs[pending]))
+		}
+		pending = i
+	}
+	if pending >= 0 {
+		chunks(pending, passEncode, stepBytes(&jobs[pending]))
+	}
+
+	bufs := make([]workerBufs, cv.pool.workers)
+	run := &pool{ctx: ctx, workers: cv.pool.workers}
+	var first error
+	var once sync.Once
+	err := run.each(int64(len(steps)), 1, func(w int, k, _ int64) error {
+		s := steps[k]
+		err := cv.do(ctx, &jobs[s.job], &states[s.job], s, w, &bufs[w])
+		if err != nil {
+			// Record it before the steps waiting for a range pass give up
+			// with the cancellation.
+			once.Do(func() { first = err })
+			cancel()
+		}
+		return err
+	})
+	if first != nil {
+		return nil, first
+	}
+	if err != nil {
+		return nil, err
+	}
+	params := make([]quant.Params, len(jobs))
+	for i := range jobs {
+		if jobs[i].encode {
+			params[i] = states[i].enc.Params()
+		}
+	}
+	return params, nil
 }
 
-func (cv *converter) in(w int) []byte {
-	b := &cv.bufs[w]
-	if b.in == nil {
+// do runs one step on goroutine w.
+func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w int, b *workerBufs) error {
+	t := j.src
+	if len(b.in) < cv.chunk {
 		b.in = make([]byte, cv.chunk)
 	}
-	return b.in
-}
-
-// copy writes a tensor unchanged.
-func (cv *converter) copy(j *job) error {
-	t := j.src
-	r := t.Section()
-	return cv.pool.each(r.Size(), int64(cv.chunk), func(w int, off, n int64) error {
-		b := cv.in(w)[:n]
-		if _, err := r.ReadAt(b, off); err != nil {
-			return tensorErr(t, err)
+	in := b.in[:s.n]
+	if s.pass == passEncode {
+		// The range pass of this tensor was scheduled before any of its
+		// encode steps, so it only has steps in progress left.
+		select {
+		case <-st.ready:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		if err := cv.w.WriteAt(j.out, b, off); err != nil {
+	}
+	if _, err := t.Section().ReadAt(in, s.off); err != nil {
+		return tensorErr(t, err)
+	}
+	switch s.pass {
+	case passCopy:
+		if err := cv.w.WriteAt(j.out, in, s.off); err != nil {
 			return err
 		}
-		cv.progress(n)
-		return nil
-	})
-}
-
-// encode runs the range pass and then the encode pass over a tensor. The
-// second pass reads the tensor again; the page cache holds it by then.
-func (cv *converter) encode(j *job) (quant.Params, error) {
-	t := j.src
-	r := t.Section()
-	size := int64(t.DType.Size())
-	// Whole elements, and whole bytes of sign bits.
-	step := max(8, int64(cv.chunk)/size/8*8) * size
-	for w := range cv.bufs {
-		cv.bufs[w].scan = nil
-	}
-	err := cv.pool.each(r.Size(), step, func(w int, off, n int64) error {
-		b := cv.in(w)[:n]
-		if _, err := r.ReadAt(b, off); err != nil {
-			return tensorErr(t, err)
-		}
-		bw := &cv.bufs[w]
-		if bw.scan == nil {
+		cv.progress(s.n)
+	case passScan:
+		size := int64(t.DType.Size())
+		if st.scans[w] == nil {
 			var err error
-			if bw.scan, err = quant.NewScanner(t.DType); err != nil {
+			if st.scans[w], err = quant.NewScanner(t.DType); err != nil {
 				return tensorErr(t, err)
 			}
 		}
-		bw.scan.Scan(b, off/size)
-		// The signs need no range: write them now, so that each pass
-		// writes one region of the output front to back.
-		k := int(n / size)
-		bw.grow(int(step / size))
-		quant.Signs(t.DType, b, bw.signs[:k])
-		out, at := quant.Int8Bytes(bw.signs[:k]), off/size
+		st.scans[w].Scan(in, s.off/size)
+		cv.progress(s.n / 2)
+		if st.scanned.Add(1) == st.nScan {
+			return cv.prepare(j, st)
+		}
+		return nil
+	case passEncode:
+		size := int64(t.DType.Size())
+		k := int(s.n / size)
+		if len(b.codes) < k {
+			b.codes, b.signs, b.bits = make([]uint8, k), make([]int8, k), make([]byte, (k+7)/8)
+		}
+		codes, signs := b.codes[:k], b.signs[:k]
+		st.enc.Encode(in, codes, signs)
+		out, at := quant.Int8Bytes(signs), s.off/size
 		if cv.packed {
-			out, at = bw.bits[:(k+7)/8], off/size/8
-			quant.PackSigns(bw.signs[:k], out)
+			quant.ZeroCodes(t.DType, in, codes)
+			out, at = b.bits[:(k+7)/8], s.off/size/8
+			quant.PackSigns(signs, out)
+		}
+		if err := cv.w.WriteAt(j.out, codes, s.off/size); err != nil {
+			return err
 		}
 		if err := cv.w.WriteAt(j.signs, out, at); err != nil {
 			return err
 		}
-		cv.progress(n / 2)
-		return nil
-	})
-	if err != nil {
-		return quant.Params{}, err
+		cv.progress(s.n - s.n/2)
 	}
-	var scan *quant.Scanner
-	for w := range cv.bufs {
-		if s := cv.bufs[w].scan; s != nil {
-			if scan == nil {
-				scan = s
-			} else {
-				scan.Merge(s)
-			}
+	if st.written.Add(1) == st.nWrite {
+		cv.w.StartWriteback(j.out)
+		if j.encode {
+			cv.w.StartWriteback(j.signs)
 		}
 	}
+	return nil
+}
+
+// prepare merges the range pass of a tensor and makes its encoder, once
+// the last of its scan steps is done.
+func (cv *converter) prepare(j *job, st *tensorState) error {
+	t := j.src
+	var scan *quant.Scanner
+	for _, s := range st.scans {
+		if s == nil {
+			continue
+		}
+		if scan == nil {
+			scan = s
+		} else {
+			scan.Merge(s)
+		}
+	}
+	st.scans = nil
 	if scan == nil { // an empty tensor
+		var err error
 		if scan, err = quant.NewScanner(t.DType); err != nil {
-			return quant.Params{}, tensorErr(t, err)
+			return tensorErr(t, err)
 		}
 	}
 	params := scan.Params
@@ -466,28 +572,11 @@ func (cv *converter) encode(j *job) (quant.Params, error) {
 	}
 	p, err := params()
 	if err != nil {
-		return quant.Params{}, tensorErr(t, err)
+		return tensorErr(t, err)
 	}
-	enc := scan.EncoderFor(p)
-	err = cv.pool.each(r.Size(), step, func(w int, off, n int64) error {
-		b := cv.in(w)[:n]
-		if _, err := r.ReadAt(b, off); err != nil {
-			return tensorErr(t, err)
-		}
-		bw := &cv.bufs[w]
-		k := int(n / size)
-		bw.grow(int(step / size))
-		enc.Codes(b, bw.codes[:k])
-		if cv.packed {
-			quant.ZeroCodes(t.DType, b, bw.codes[:k])
-		}
-		if err := cv.w.WriteAt(j.out, bw.codes[:k], off/size); err != nil {
-			return err
-		}
-		cv.progress(n - n/2)
-		return nil
-	})
-	return enc.Params(), err
+	st.enc = scan.EncoderFor(p)
+	close(st.ready)
+	return nil
 }
 
 // tensorErr names the file and tensor in err, unless it is a cancellation

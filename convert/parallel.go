@@ -14,11 +14,26 @@ type pool struct {
 	workers int
 }
 
+// maxWriters caps the goroutines of a pool that writes, whose memory grows
+// with their number.
+const maxWriters = 8
+
 func newPool(ctx context.Context, workers int) *pool {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	return &pool{ctx: ctx, workers: workers}
+}
+
+// newWriterPool returns a pool for work that writes its output: by default
+// twice as many goroutines as cores, because a direct write blocks its
+// goroutine until the disk has the data, and the cores should go on
+// computing meanwhile.
+func newWriterPool(ctx context.Context, workers int) *pool {
+	if workers <= 0 {
+		workers = min(2*runtime.GOMAXPROCS(0), maxWriters)
+	}
+	return newPool(ctx, workers)
 }
 
 // each calls fn(w, off, n) for the consecutive pieces [off, off+n) of

@@ -27,7 +27,8 @@ type RestoreOptions struct {
 	// ChunkBytes bounds the bytes each goroutine reads or writes at a time;
 	// 0 means DefaultChunkBytes.
 	ChunkBytes int
-	// Workers is the number of goroutines; 0 means GOMAXPROCS.
+	// Workers is the number of goroutines; 0 means twice GOMAXPROCS, at
+	// most 8, so that some compute while others wait for the disk.
 	Workers int
 }
 
@@ -89,7 +90,7 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 	pr := orNoProgress(opts.Progress)
 	pr.Start(workBytes(c))
 	progress := pr.Add
-	r := &restorer{pool: newPool(ctx, opts.Workers), w: w, chunk: chunk, progress: progress}
+	r := &restorer{pool: newWriterPool(ctx, opts.Workers), w: w, chunk: chunk, progress: progress}
 	r.bufs = make([]restoreBufs, r.pool.workers)
 	s := &Summary{Input: c.Path, Output: out, BytesIn: c.Size()}
 	// Read in the input's order; the writer takes tensors in any order.

@@ -26,3 +26,19 @@ func startWriteback(f *os.File, off, n int64) {
 		unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 	}
 }
+
+// openDirect opens the file at path for direct writes of a file of size
+// bytes, or returns nil where the file system refuses them: some refuse
+// O_DIRECT when opening, others only when writing, so one block is
+// written to find out.
+func openDirect(path string, size int64) *directWriter {
+	f, err := os.OpenFile(path, os.O_WRONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		return nil
+	}
+	if _, err := f.WriteAt(alignedBuffer(blockSize), 0); err != nil {
+		f.Close()
+		return nil
+	}
+	return newDirectWriter(f, size)
+}

@@ -20,6 +20,9 @@ type CreateOptions struct {
 	// Reserve is room, in bytes, kept in the header for metadata that is
 	// only known once the data is written (see Writer.SetMetadata).
 	Reserve int
+	// Buffered writes through the page cache even where the file system
+	// supports direct I/O, which is used otherwise.
+	Buffered bool
 }
 
 // Writer writes a safetensors file whose tensors are declared up front and
@@ -31,8 +34,9 @@ type CreateOptions struct {
 type Writer struct {
 	path, tmp string
 	f         *os.File
-	mu        sync.Mutex // guards written and err
-	io        sync.Mutex // one write at a time: see WriteAt
+	direct    *directWriter // nil when writing through the page cache
+	mu        sync.Mutex    // guards written and err
+	io        sync.Mutex    // one buffered write at a time: see pwrite
 	meta      map[string]string
 	tensors   []TensorInfo
 	headerLen int
@@ -88,11 +92,8 @@ func Create(path string, metadata map[string]string, tensors []TensorInfo, opts 
 		w.Abort()
 		return nil, w.err
 	}
-	buf := binary.LittleEndian.AppendUint64(nil, uint64(len(header)))
-	if _, err := f.Write(append(buf, header...)); err != nil {
-		w.fail(err)
-		w.Abort()
-		return nil, w.err
+	if !opts.Buffered {
+		w.direct = openDirect(w.tmp, w.dataStart+int64(off))
 	}
 	return w, nil
 }
@@ -125,19 +126,27 @@ func (w *Writer) WriteAt(i int, p []byte, off int64) error {
 	if off < 0 || uint64(off)+uint64(len(p)) > t.Bytes() {
 		return w.fail(fmt.Errorf("tensor %q: writing [%d, %d) outside its %d bytes", t.Name, off, off+int64(len(p)), t.Bytes()))
 	}
-	// The kernel serializes writes to one file anyway (the inode lock);
-	// waiting here parks the goroutine instead of spinning in the kernel,
-	// which leaves the core to the goroutines that are computing.
-	w.io.Lock()
-	n, err := w.f.WriteAt(p, w.dataStart+int64(t.Begin)+off)
-	w.io.Unlock()
-	w.mu.Lock()
-	w.written[i] += uint64(n)
-	w.mu.Unlock()
-	if err != nil {
+	if err := w.pwrite(p, w.dataStart+int64(t.Begin)+off); err != nil {
 		return w.fail(err)
 	}
+	w.mu.Lock()
+	w.written[i] += uint64(len(p))
+	w.mu.Unlock()
 	return nil
+}
+
+// pwrite writes p at offset off of the file.
+func (w *Writer) pwrite(p []byte, off int64) error {
+	if w.direct != nil {
+		return w.direct.WriteAt(p, off)
+	}
+	// The kernel serializes buffered writes to one file anyway (the inode
+	// lock); waiting here parks the goroutine instead of spinning in the
+	// kernel, which leaves the core to the goroutines that are computing.
+	w.io.Lock()
+	defer w.io.Unlock()
+	_, err := w.f.WriteAt(p, off)
+	return err
 }
 
 // StartWriteback asks the kernel to start writing tensor i's data to disk
@@ -145,6 +154,9 @@ func (w *Writer) WriteAt(i int, p []byte, off int64) error {
 // let it sit in memory until the final sync, and the disk can work while
 // the next tensors are computed. It is only a hint.
 func (w *Writer) StartWriteback(i int) {
+	if w.direct != nil {
+		return // nothing waits in the page cache
+	}
 	t := w.tensors[i]
 	startWriteback(w.f, w.dataStart+int64(t.Begin), int64(t.Bytes()))
 }
@@ -203,7 +215,10 @@ func (w *Writer) Commit() error {
 		w.Abort()
 		return w.err
 	}
-	if _, err := w.f.WriteAt(header, 8); err != nil {
+	buf := binary.LittleEndian.AppendUint64(nil, uint64(len(header)))
+	if err := w.pwrite(append(buf, header...), 0); err != nil {
+		w.fail(err)
+	} else if err := w.closeDirect(); err != nil {
 		w.fail(err)
 	} else if err := w.f.Sync(); err != nil {
 		w.fail(err)
@@ -237,6 +252,23 @@ func (w *Writer) Abort() {
 		return
 	}
 	w.done = true
+	if w.direct != nil {
+		w.direct.f.Close()
+	}
 	w.f.Close()
 	os.Remove(w.tmp)
+}
+
+// closeDirect completes a direct write: the last partial block, then the
+// descriptor.
+func (w *Writer) closeDirect() error {
+	if w.direct == nil {
+		return nil
+	}
+	err := w.direct.Close()
+	if cerr := w.direct.f.Close(); err == nil {
+		err = cerr
+	}
+	w.direct = nil
+	return err
 }

@@ -111,3 +111,25 @@ func BenchmarkMSEParams(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEncodePass measures the encode pass alone, after the range
+// pass: the lookup of codes and signs.
+func BenchmarkEncodePass(b *testing.B) {
+	for _, dt := range []safetensors.DType{safetensors.BF16, safetensors.F16} {
+		b.Run(dt.String(), func(b *testing.B) {
+			raw := weights(b, dt)
+			s, _ := NewScanner(dt)
+			s.Scan(raw, 0)
+			e, err := s.Encoder()
+			if err != nil {
+				b.Fatal(err)
+			}
+			codes, signs := make([]uint8, benchElems), make([]int8, benchElems)
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				e.Encode(raw, codes, signs)
+			}
+			report(b)
+		})
+	}
+}

@@ -39,9 +39,11 @@ func encodeAll(t *testing.T, dt safetensors.DType, raw []byte) (Params, []uint8,
 	}
 	p := e.Params()
 	codes, signs := make([]uint8, n), make([]int8, n)
-	for i := 0; i < n; i += 5 {
-		j := min(i+5, n)
+	// Chunks of odd lengths, long enough for the kernels' wide steps.
+	for i, k := 0, 0; i < n; k++ {
+		j := min(i+[]int{5, 61, 1}[k%3], n)
 		e.Encode(raw[i*size:j*size], codes[i:j], signs[i:j])
+		i = j
 	}
 	return p, codes, signs, nil
 }
@@ -175,6 +177,31 @@ func TestTableMatchesFormulaEveryPattern(t *testing.T) {
 		for i, v := range vals {
 			if c := p.Code(math.Abs(v)); c != codes[i] || Sign(v) != signs[i] || dc[i] != c || ds[i] != signs[i] {
 				t.Fatalf("%v %v: table gives %d/%d, formula %d/%d, direct %d/%d", dt, v, codes[i], signs[i], c, Sign(v), dc[i], ds[i])
+			}
+		}
+	}
+}
+
+// TestEncodeUnseenPatterns encodes with the table of a range pass that saw
+// only part of the tensor: the patterns it missed are coded on the spot.
+func TestEncodeUnseenPatterns(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	vals := make([]float64, 1000)
+	for i := range vals {
+		vals[i] = 0.02 * r.NormFloat64()
+	}
+	vals[500], vals[700] = 0, math.Copysign(0, -1)
+	for _, dt := range []safetensors.DType{safetensors.F16, safetensors.BF16} {
+		raw, stored := toRaw(t, dt, vals)
+		s, _ := NewScanner(dt)
+		s.Scan(raw[:2*100], 0)
+		p := Params{LogMin: math.Log(1e-4), LogMax: math.Log(0.1)}
+		e := s.EncoderFor(p)
+		codes, signs := make([]uint8, len(vals)), make([]int8, len(vals))
+		e.Encode(raw, codes, signs)
+		for i, v := range stored {
+			if c := p.Code(math.Abs(v)); codes[i] != c || signs[i] != Sign(v) {
+				t.Fatalf("%v element %d (%v): got %d/%d, want %d/%d", dt, i, v, codes[i], signs[i], c, Sign(v))
 			}
 		}
 	}

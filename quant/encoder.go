@@ -149,11 +149,10 @@ func (s *Scanner) EncoderFor(p Params) *Encoder {
 	e := &Encoder{dt: s.dt, p: p, size: s.size}
 	if s.toF32 != nil {
 		e.toF32 = s.toF32
-		e.table = new([1 << 16]uint8)
+		e.table = new([1 << 16]uint16)
 		for h := 0; h < 1<<15; h++ {
 			if uint16(h)&s.expAll != s.expAll && (s.counts[h] != 0 || s.counts[h|0x8000] != 0) {
-				c := p.Code(float64(s.toF32(uint16(h))))
-				e.table[h], e.table[h|0x8000] = c, c
+				e.table[h], e.table[h|0x8000] = e.entry(uint16(h)), e.entry(uint16(h|0x8000))
 			}
 		}
 	}
@@ -163,11 +162,21 @@ func (s *Scanner) EncoderFor(p Params) *Encoder {
 // Encoder encodes the chunks of one scanned tensor. It is safe for
 // concurrent use.
 type Encoder struct {
-	dt    safetensors.DType
-	size  int
-	p     Params
-	table *[1 << 16]uint8 // 16-bit: code per pattern seen; 0 for others
+	dt   safetensors.DType
+	size int
+	p    Params
+	// 16-bit: per pattern the range pass saw, the code in the low byte and
+	// the sign in the high one; 0 (code 0 is never used) for the others.
+	table *[1 << 16]uint16
 	toF32 func(uint16) float32
+}
+
+// entry returns the table entry of a 16-bit pattern: code and sign.
+func (e *Encoder) entry(h uint16) uint16 {
+	c := uint16(e.p.Code(math.Abs(float64(e.toF32(h)))))
+	nz := min(h&0x7fff, 1)
+	sign := uint16(uint8(int8(nz) - 2*int8(nz)*int8(h>>15)))
+	return c | sign<<8
 }
 
 // NewEncoder returns the encoder of a tensor of dtype dt with parameters p,
@@ -178,7 +187,7 @@ func NewEncoder(dt safetensors.DType, p Params) (*Encoder, error) {
 	}
 	e := &Encoder{dt: dt, size: int(dt.Size()), p: p}
 	if f, _ := toF32(dt); f != nil {
-		e.toF32, e.table = f, new([1 << 16]uint8)
+		e.toF32, e.table = f, new([1 << 16]uint16)
 	}
 	return e, nil
 }
@@ -189,9 +198,63 @@ func (e *Encoder) Params() Params { return e.p }
 // Encode writes the codes and signs of a chunk; codes and signs must hold
 // one entry per element of b.
 func (e *Encoder) Encode(b []byte, codes []uint8, signs []int8) {
-	e.Codes(b, codes)
-	Signs(e.dt, b, signs)
+	if e.table == nil {
+		e.Codes(b, codes)
+		Signs(e.dt, b, signs)
+		return
+	}
+	// 16-bit: one lookup gives both, eight elements at a time.
+	n := len(b) / 2
+	codes, signs = codes[:n], signs[:n]
+	b = b[:2*n]
+	le := binary.LittleEndian
+	t := e.table
+	sb := Int8Bytes(signs)
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		x, y := le.Uint64(b[2*i:]), le.Uint64(b[2*i+8:])
+		t0, t1, t2, t3 := uint64(t[uint16(x)]), uint64(t[uint16(x>>16)]), uint64(t[uint16(x>>32)]), uint64(t[x>>48])
+		t4, t5, t6, t7 := uint64(t[uint16(y)]), uint64(t[uint16(y>>16)]), uint64(t[uint16(y>>32)]), uint64(t[y>>48])
+		// Codes in the low bytes, signs in the high ones.
+		v := t0 | t1<<16 | t2<<32 | t3<<48
+		w := t4 | t5<<16 | t6<<32 | t7<<48
+		const lo = 0x00ff00ff00ff00ff
+		c := pack8(v&lo, w&lo)
+		if (c-0x0101010101010101)&^c&0x8080808080808080 != 0 {
+			// A pattern the range pass did not see.
+			for k := i; k < i+8; k++ {
+				codes[k], signs[k] = e.unpack(e.lookup(uint16(b[2*k]) | uint16(b[2*k+1])<<8))
+			}
+			continue
+		}
+		le.PutUint64(codes[i:], c)
+		le.PutUint64(sb[i:], pack8(v>>8&lo, w>>8&lo))
+	}
+	for ; i < n; i++ {
+		codes[i], signs[i] = e.unpack(e.lookup(uint16(b[2*i]) | uint16(b[2*i+1])<<8))
+	}
 }
+
+// pack8 returns the low bytes of the four 16-bit lanes of v and then of
+// w, as eight bytes; the high bytes of the lanes must be zero.
+func pack8(v, w uint64) uint64 {
+	v = (v | v>>8) & 0x0000ffff0000ffff
+	v = (v | v>>16) & 0xffffffff
+	w = (w | w>>8) & 0x0000ffff0000ffff
+	w = (w | w>>16) & 0xffffffff
+	return v | w<<32
+}
+
+// lookup returns the table entry of h, computing it when the range pass
+// did not see h.
+func (e *Encoder) lookup(h uint16) uint16 {
+	if v := e.table[h]; v != 0 {
+		return v
+	}
+	return e.entry(h)
+}
+
+func (e *Encoder) unpack(v uint16) (uint8, int8) { return uint8(v), int8(uint8(v >> 8)) }
 
 // Codes writes the codes of a chunk; codes must hold one entry per element
 // of b.
@@ -202,15 +265,9 @@ func (e *Encoder) Codes(b []byte, codes []uint8) {
 	p := e.p
 	switch e.dt {
 	case safetensors.F16, safetensors.BF16:
-		table := e.table
 		b = b[:2*n]
 		for i := range codes {
-			h := uint16(b[2*i]) | uint16(b[2*i+1])<<8
-			c := table[h]
-			if c == 0 { // a pattern the range pass did not see
-				c = p.Code(math.Abs(float64(e.toF32(h))))
-			}
-			codes[i] = c
+			codes[i] = uint8(e.lookup(uint16(b[2*i]) | uint16(b[2*i+1])<<8))
 		}
 	case safetensors.F32:
 		for i := range codes {
