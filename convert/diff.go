@@ -25,6 +25,8 @@ type DiffOptions struct {
 	// Workers is the number of goroutines comparing chunks; 0 means
 	// GOMAXPROCS.
 	Workers int
+
+	floatOnly bool // no fast path (diff_hist.go): for tests
 }
 
 // Num is a float64 that is written to JSON as null when it is not finite.
@@ -123,9 +125,10 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 	defer cb.Close()
 	pr := orNoProgress(opts.Progress)
 	pr.Start(workBytes(ca) + workBytes(cb))
-	d := differ{pool: newPool(ctx, opts.Workers), chunk: opts.ChunkElems, progress: pr.Add}
+	d := differ{pool: newPool(ctx, opts.Workers), chunk: opts.ChunkElems, histChunk: opts.ChunkElems, progress: pr.Add, floatOnly: opts.floatOnly}
 	if d.chunk <= 0 {
 		d.chunk = 1 << 16 // both sides' values stay in the core's cache
+		d.histChunk = 1 << 16
 	}
 	d.bufs = make([]diffBufs, d.pool.workers)
 
@@ -389,15 +392,19 @@ func (s *Accumulator) Stats() DiffStats {
 
 // differ compares tensors chunk by chunk on several goroutines.
 type differ struct {
-	pool     *pool
-	chunk    int
-	progress func(int64)
-	bufs     []diffBufs // per goroutine
+	pool      *pool
+	chunk     int
+	histChunk int // elements at a time on the fast path
+	progress  func(int64)
+	bufs      []diffBufs // per goroutine
+	floatOnly bool       // no fast path: for tests
 }
 
 type diffBufs struct {
 	a, b       []float64
 	rawA, rawB []byte
+	ka, kb     []uint16 // the fast path's keys
+	hist       *pairHist
 }
 
 // tensor compares a and b, of the same shape. The chunks' sums are merged
@@ -412,6 +419,11 @@ func (d *differ) tensor(a, b *format.Logical) (*Accumulator, error) {
 		return nil, err
 	}
 	n := int64(a.Elements())
+	if !d.floatOnly && keyed(a) && keyed(b) {
+		if acc, err := d.histTensor(sa, sb, n); acc != nil || err != nil {
+			return acc, err
+		}
+	}
 	step := int64(d.chunk)
 	parts := make([]Accumulator, (n+step-1)/step)
 	exactBytes := !quant.IsFloat(a.DType) // integers: compare the bytes too

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -187,15 +188,108 @@ func TestDiffQINSOnTheFlyEqualsRestored(t *testing.T) {
 	if onTheFly.Total.Exact || onTheFly.Total.RelRMSE == 0 {
 		t.Fatal("the QINS file compares exact: nothing decoded?")
 	}
-	for i := range onTheFly.Tensors {
-		x, y := onTheFly.Tensors[i], restored.Tensors[i]
-		y.DTypeB = x.DTypeB // the restore holds F32, the QINS file the source dtype
-		if !reflect.DeepEqual(x, y) {
-			t.Errorf("%s:\non the fly %+v\nrestored   %+v", x.Name, x, y)
+	// The QINS side takes the fast path, the F32 one the float path: the
+	// sums are taken in another order.
+	sameReports(t, onTheFly, restored, true)
+}
+
+// sameReports checks that two reports hold the same tensors and figures:
+// counts, indices and largest errors exactly, sums to 1e-12 relative.
+// With dtypeB false, the dtypes of B may differ.
+func sameReports(t *testing.T, x, y *DiffReport, ignoreDTypeB bool) {
+	t.Helper()
+	if len(x.Tensors) != len(y.Tensors) {
+		t.Fatalf("%d tensors against %d", len(x.Tensors), len(y.Tensors))
+	}
+	near := func(a, b Num) bool {
+		fa, fb := float64(a), float64(b)
+		return fa == fb || (math.IsNaN(fa) && math.IsNaN(fb)) || math.Abs(fa-fb) <= 1e-12*math.Max(math.Abs(fa), math.Abs(fb))
+	}
+	same := func(name string, a, b DiffStats) {
+		exact := a.Elements == b.Elements && a.MaxAbsErr == b.MaxAbsErr && a.MaxAbsErrIndex == b.MaxAbsErrIndex &&
+			a.Exact == b.Exact && a.Identical == b.Identical && a.NonFinite == b.NonFinite
+		if !exact || !near(a.MeanAbsErr, b.MeanAbsErr) || !near(a.RMSE, b.RMSE) || !near(a.RelRMSE, b.RelRMSE) ||
+			!near(a.Cosine, b.Cosine) || !near(a.SNRdB, b.SNRdB) {
+			t.Errorf("%s:\n%+v\n%+v", name, a, b)
 		}
 	}
-	if !reflect.DeepEqual(onTheFly.Total, restored.Total) {
-		t.Errorf("totals differ:\n%+v\n%+v", onTheFly.Total, restored.Total)
+	for i := range x.Tensors {
+		a, b := x.Tensors[i], y.Tensors[i]
+		if ignoreDTypeB {
+			b.DTypeB = a.DTypeB
+		}
+		if a.Name != b.Name || !reflect.DeepEqual(a.Shape, b.Shape) || a.DTypeA != b.DTypeA || a.DTypeB != b.DTypeB || !reflect.DeepEqual(a.Fails, b.Fails) {
+			t.Errorf("%+v\n%+v", a, b)
+		}
+		same(a.Name, a.DiffStats, b.DiffStats)
+	}
+	same("total", x.Total.DiffStats, y.Total.DiffStats)
+	if x.Total.MaxAbsErrTensor != y.Total.MaxAbsErrTensor || x.Total.Failing != y.Total.Failing || x.Total.Tensors != y.Total.Tensors {
+		t.Errorf("totals:\n%+v\n%+v", x.Total, y.Total)
+	}
+}
+
+// TestDiffFastPathMatchesFloatPath compares every pair the fast path
+// takes with the float path's figures for it.
+func TestDiffFastPathMatchesFloatPath(t *testing.T) {
+	dir := t.TempDir()
+	q := filepath.Join(dir, "q.safetensors")
+	if _, err := Convert(context.Background(), tinyDir, q, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	packed := filepath.Join(dir, "p.safetensors")
+	if _, err := Convert(context.Background(), tinyDir, packed, Options{Layout: format.LayoutPacked, Range: format.RangeMSE}); err != nil {
+		t.Fatal(err)
+	}
+	// Two 16-bit files whose patterns pair in many ways, with zeros of
+	// both signs, NaNs and infinities on either side or both.
+	r := rand.New(rand.NewPCG(7, 8))
+	n := 5000
+	va, vb := make([]float64, n), make([]float64, n)
+	for i := range va {
+		va[i] = 0.02 * r.NormFloat64()
+		vb[i] = va[i] * (1 + 0.05*r.NormFloat64())
+	}
+	va[10], vb[10] = math.NaN(), math.NaN()
+	va[11], vb[12] = math.Inf(1), math.Inf(-1)
+	va[13], vb[13] = 0, math.Copysign(0, -1)
+	va[14] = math.NaN()
+	a16 := writeFile(t, filepath.Join(dir, "a16.safetensors"), tensorSpec{"w", safetensors.BF16, []uint64{50, 100}, va})
+	b16 := writeFile(t, filepath.Join(dir, "b16.safetensors"), tensorSpec{"w", safetensors.F16, []uint64{50, 100}, vb})
+	// So many distinct pairs that the fast path gives up.
+	big := 1 << 18
+	wa, wb := make([]float64, big), make([]float64, big)
+	for i := range wa {
+		wa[i], wb[i] = r.NormFloat64(), r.NormFloat64()
+	}
+	manyA := writeFile(t, filepath.Join(dir, "ma.safetensors"), tensorSpec{"w", safetensors.BF16, []uint64{uint64(big)}, wa})
+	manyB := writeFile(t, filepath.Join(dir, "mb.safetensors"), tensorSpec{"w", safetensors.BF16, []uint64{uint64(big)}, wb})
+
+	cases := []struct{ name, a, b string }{
+		{"source vs QINS", tinyDir, q},
+		{"QINS vs source", q, tinyDir},
+		{"source vs packed mse", tinyDir, packed},
+		{"QINS vs QINS", q, packed},
+		{"BF16 vs F16", a16, b16},
+		{"too many pairs", manyA, manyB},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, chunk := range []int{3, 1000, 0} {
+				fast, err := Diff(context.Background(), c.a, c.b, DiffOptions{ChunkElems: chunk})
+				if err != nil {
+					t.Fatal(err)
+				}
+				slow, err := Diff(context.Background(), c.a, c.b, DiffOptions{ChunkElems: chunk, floatOnly: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fast.Total.Exact {
+					t.Fatal("compares exact: nothing to compare")
+				}
+				sameReports(t, fast, slow, false)
+			}
+		})
 	}
 }
 

@@ -1,0 +1,333 @@
+package convert
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"sort"
+	"unsafe"
+
+	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/quant"
+)
+
+// The fast path of a diff. When each side's element is one of at most
+// 65536 keys (a 16-bit float's bit pattern, or an encoded element's code
+// and sign), the comparison only needs how many elements hold each pair of
+// keys: the sums are then taken once per pair, in float64, from the
+// values the float path would read. A QINS file encoded from a BF16
+// checkpoint pairs each pattern with one code and sign, so the pairs are
+// few; when they are not (two unrelated checkpoints), the tensor goes
+// through the float path instead.
+
+// maxExtraPairs bounds the pairs kept beyond one per key of A.
+const maxExtraPairs = 1 << 16
+
+// errTooManyPairs stops the fast path of a tensor.
+var errTooManyPairs = errors.New("too many pairs of keys")
+
+// keyed reports whether the elements of l can be told apart by 16 bits.
+func keyed(l *format.Logical) bool {
+	return l.Encoded() || (quant.IsFloat(l.DType) && l.DType.Size() == 2)
+}
+
+// pairGroup counts the elements holding one pair of keys.
+type pairGroup struct {
+	n     uint64
+	first int64 // flat index of the first of them
+}
+
+// pairHist counts the pairs of keys of the chunks one goroutine compares,
+// in increasing order of their offsets.
+type pairHist struct {
+	pair  [1 << 16]uint32 // per key of A: 1<<16 | key of B, the first seen
+	count [1 << 16]uint64 // elements with that pair
+	first [1 << 16]int64
+	extra map[uint32]*pairGroup // other pairs, by key of A << 16 | key of B
+	used  bool
+}
+
+func (h *pairHist) reset() {
+	if h.used {
+		clear(h.pair[:])
+		clear(h.count[:])
+		clear(h.extra)
+	}
+	h.used = false
+}
+
+// add counts the pairs (ka[i], kb[i]); element i has flat index off+i.
+func (h *pairHist) add(ka, kb []uint16, off int64) error {
+	h.used = true
+	kb = kb[:len(ka)]
+	for i, a := range ka {
+		v := uint32(kb[i]) | 1<<16
+		e := h.pair[a]
+		if e == v {
+			h.count[a]++
+			continue
+		}
+		idx := off + int64(i)
+		if e == 0 {
+			h.pair[a], h.count[a], h.first[a] = v, 1, idx
+			continue
+		}
+		if err := h.addExtra(uint32(a)<<16|uint32(kb[i]), 1, idx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addCodes is add with the keys of B given as codes and signs.
+func (h *pairHist) addCodes(ka []uint16, codes, signs []byte, off int64) error {
+	h.used = true
+	codes, signs = codes[:len(ka)], signs[:len(ka)]
+	for i, a := range ka {
+		v := uint32(codes[i]) | uint32(signs[i])<<8 | 1<<16
+		e := h.pair[a]
+		if e == v {
+			h.count[a]++
+			continue
+		}
+		idx := off + int64(i)
+		if e == 0 {
+			h.pair[a], h.count[a], h.first[a] = v, 1, idx
+			continue
+		}
+		if err := h.addExtra(uint32(a)<<16|v&0xffff, 1, idx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *pairHist) addExtra(key uint32, n uint64, first int64) error {
+	if h.extra == nil {
+		h.extra = make(map[uint32]*pairGroup)
+	}
+	g := h.extra[key]
+	if g == nil {
+		if len(h.extra) >= maxExtraPairs {
+			return errTooManyPairs
+		}
+		g = &pairGroup{first: first}
+		h.extra[key] = g
+	}
+	g.n += n
+	g.first = min(g.first, first)
+	return nil
+}
+
+// keys reads elements [off, off+m) as keys: the stored bit patterns of a
+// 16-bit float tensor, or code | uint8(sign)<<8 of an encoded one. A
+// 16-bit tensor is read straight into dst.
+func (s *source) keys(off, m int64, dst []uint16, raw *[]byte) error {
+	dst = dst[:m]
+	if s.dec == nil {
+		b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 2*m)
+		if _, err := s.l.Plain.Section().ReadAt(b, off*2); err != nil {
+			return tensorErr(*s.l.Plain, err)
+		}
+		if !nativeLittleEndian {
+			for i := range dst {
+				dst[i] = uint16(b[2*i]) | uint16(b[2*i+1])<<8
+			}
+		}
+		return nil
+	}
+	codes, signs, err := s.codes(off, m, raw)
+	if err != nil {
+		return err
+	}
+	interleave(dst, codes, signs)
+	return nil
+}
+
+// codes reads the codes and signs of elements [off, off+m) of an encoded
+// tensor into *raw.
+func (s *source) codes(off, m int64, raw *[]byte) (codes, signs []byte, err error) {
+	need := 2*int(m) + int(m)/8 + 2
+	if cap(*raw) < need {
+		*raw = make([]byte, need)
+	}
+	b := (*raw)[:need]
+	codes, signs, bits := b[:m], b[m:2*m], b[2*m:]
+	if err := s.l.ReadCodes(off, m, codes, quant.Int8s(signs), &bits); err != nil {
+		return nil, nil, err
+	}
+	return codes, signs, nil
+}
+
+// interleave sets dst[i] to codes[i] | signs[i]<<8.
+func interleave(dst []uint16, codes, signs []byte) {
+	i := 0
+	if nativeLittleEndian {
+		le := binary.LittleEndian
+		db := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 2*len(dst))
+		for ; i+8 <= len(dst); i += 8 {
+			c, sg, out := le.Uint64(codes[i:i+8]), le.Uint64(signs[i:i+8]), db[2*i:2*i+16]
+			le.PutUint64(out[:8], spread(uint32(c))|spread(uint32(sg))<<8)
+			le.PutUint64(out[8:], spread(uint32(c>>32))|spread(uint32(sg>>32))<<8)
+		}
+	}
+	for ; i < len(dst); i++ {
+		dst[i] = uint16(codes[i]) | uint16(signs[i])<<8
+	}
+}
+
+// spread moves the four bytes of x to the low bytes of four 16-bit lanes.
+func spread(x uint32) uint64 {
+	t := uint64(x)
+	t = (t | t<<16) & 0x0000ffff0000ffff
+	return (t | t<<8) & 0x00ff00ff00ff00ff
+}
+
+// nativeLittleEndian reports whether uint16s are stored as safetensors
+// stores them, so that bytes read from a file can be used as they are.
+var nativeLittleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// keyValue returns the value the float path reads for key k, found first
+// at flat index idx; an encoded key that no encoder writes is an error.
+func (s *source) keyValue(k uint16, idx int64) (float64, error) {
+	var v [1]float64
+	if s.dec == nil {
+		s.read([]byte{byte(k), byte(k >> 8)}, v[:])
+		return v[0], nil
+	}
+	err := s.dec.DecodeF32([]uint8{uint8(k)}, []int8{int8(uint8(k >> 8))}, v[:], idx)
+	if err != nil {
+		return 0, &format.Error{Path: s.l.Codes.File.Path, Tensor: s.l.Name, Err: err}
+	}
+	return v[0], nil
+}
+
+// histTensor is differ.tensor's fast path. It returns nil, with no error,
+// when a and b pair their keys in too many ways.
+func (d *differ) histTensor(sa, sb *source, n int64) (*Accumulator, error) {
+	for w := range d.bufs {
+		if h := d.bufs[w].hist; h != nil {
+			h.reset()
+		}
+	}
+	step := int64(d.histChunk)
+	err := d.pool.each(n, step, func(w int, off, m int64) error {
+		buf := &d.bufs[w]
+		if buf.hist == nil {
+			buf.hist = new(pairHist)
+		}
+		if int64(len(buf.ka)) < step {
+			buf.ka, buf.kb = make([]uint16, step), make([]uint16, step)
+		}
+		if err := sa.keys(off, m, buf.ka, &buf.rawA); err != nil {
+			return err
+		}
+		if sb.dec != nil {
+			// The common case, a QINS file against its source: no keys
+			// to make for B.
+			codes, signs, err := sb.codes(off, m, &buf.rawB)
+			if err != nil {
+				return err
+			}
+			if err := buf.hist.addCodes(buf.ka[:m], codes, signs, off); err != nil {
+				return err
+			}
+		} else {
+			if err := sb.keys(off, m, buf.kb, &buf.rawB); err != nil {
+				return err
+			}
+			if err := buf.hist.add(buf.ka[:m], buf.kb[:m], off); err != nil {
+				return err
+			}
+		}
+		d.progress(sa.bytesOf(m) + sb.bytesOf(m))
+		return nil
+	})
+	if errors.Is(err, errTooManyPairs) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	// Every pair with its count, whichever goroutine saw it, in the order
+	// of the keys, so that the sums do not depend on scheduling.
+	all := make(map[uint32]*pairGroup)
+	for w := range d.bufs {
+		h := d.bufs[w].hist
+		if h == nil || !h.used {
+			continue
+		}
+		for a, v := range h.pair {
+			if v != 0 {
+				key := uint32(a)<<16 | v&0xffff
+				if g := all[key]; g != nil {
+					g.n += h.count[a]
+					g.first = min(g.first, h.first[a])
+				} else {
+					all[key] = &pairGroup{n: h.count[a], first: h.first[a]}
+				}
+			}
+		}
+		for key, e := range h.extra {
+			if g := all[key]; g != nil {
+				g.n += e.n
+				g.first = min(g.first, e.first)
+			} else {
+				all[key] = &pairGroup{n: e.n, first: e.first}
+			}
+		}
+	}
+	if len(all) > 1<<16+maxExtraPairs {
+		return nil, nil
+	}
+	keys := make([]uint32, 0, len(all))
+	for k := range all {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+
+	s := NewAccumulator()
+	for _, key := range keys {
+		g := all[key]
+		a, err := sa.keyValue(uint16(key>>16), g.first)
+		if err != nil {
+			return nil, err
+		}
+		b, err := sb.keyValue(uint16(key), g.first)
+		if err != nil {
+			return nil, err
+		}
+		s.addPair(a, b, g.n, g.first)
+	}
+	return s, nil
+}
+
+// addPair adds cnt elements holding a and b, the first at flat index
+// first, with the rules of Add.
+func (s *Accumulator) addPair(a, b float64, cnt uint64, first int64) {
+	s.n += cnt
+	d := a - b
+	ad := math.Abs(d)
+	if !(ad <= math.MaxFloat64) { // NaN or infinity somewhere
+		if a == b || (a != a && b != b) {
+			s.identical += cnt
+		} else {
+			s.nonFinite += cnt
+		}
+		return
+	}
+	if d == 0 {
+		s.identical += cnt
+	}
+	// The first element of the largest error, as Add finds it.
+	if ad > s.maxErr || (ad == s.maxErr && ad > 0 && first < s.maxIdx) {
+		s.maxErr, s.maxIdx = ad, first
+	}
+	n := float64(cnt)
+	s.sumAbs += n * ad
+	s.sse += n * d * d
+	s.sa2 += n * a * a
+	s.sb2 += n * b * b
+	s.sab += n * a * b
+}
