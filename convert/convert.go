@@ -358,6 +358,7 @@ type converter struct {
 	progress func(int64)
 	packed   bool // the packed layout
 	mse      bool // log_min chosen for the least squared error
+	scanners scanners
 }
 
 // A step is one chunk of one pass over a tensor.
@@ -381,8 +382,9 @@ type tensorState struct {
 	nScan   int64
 	written atomic.Int64 // writing steps done
 	nWrite  int64
-	ready   chan struct{} // closed once enc is set
-	enc     *quant.Encoder
+	ready   chan struct{}  // closed once enc is set
+	enc     *quant.Encoder // dropped once the tensor is written
+	params  quant.Params
 }
 
 // workerBufs are one goroutine's buffers.
@@ -391,6 +393,33 @@ type workerBufs struct {
 	codes []uint8
 	signs []int8
 	bits  []byte
+}
+
+// scanners keeps the scanners of finished tensors for the next ones:
+// each holds 256 KB of counts.
+type scanners struct {
+	mu   sync.Mutex
+	free []*quant.Scanner
+}
+
+func (p *scanners) get(dt safetensors.DType) (*quant.Scanner, error) {
+	p.mu.Lock()
+	for i, s := range p.free {
+		if s.DType() == dt {
+			p.free = append(p.free[:i], p.free[i+1:]...)
+			p.mu.Unlock()
+			s.Reset()
+			return s, nil
+		}
+	}
+	p.mu.Unlock()
+	return quant.NewScanner(dt)
+}
+
+func (p *scanners) put(s *quant.Scanner) {
+	p.mu.Lock()
+	p.free = append(p.free, s)
+	p.mu.Unlock()
 }
 
 // run converts every job and returns the parameters of each (zero for
@@ -468,7 +497,7 @@ func (cv *converter) run(jobs []job) ([]quant.Params, error) {
 	params := make([]quant.Params, len(jobs))
 	for i := range jobs {
 		if jobs[i].encode {
-			params[i] = states[i].enc.Params()
+			params[i] = states[i].params
 		}
 	}
 	return params, nil
@@ -503,7 +532,7 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 		size := int64(t.DType.Size())
 		if st.scans[w] == nil {
 			var err error
-			if st.scans[w], err = quant.NewScanner(t.DType); err != nil {
+			if st.scans[w], err = cv.scanners.get(t.DType); err != nil {
 				return tensorErr(t, err)
 			}
 		}
@@ -536,6 +565,7 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 		cv.progress(s.n - s.n/2)
 	}
 	if st.written.Add(1) == st.nWrite {
+		st.enc = nil // its 128 KB table; every step of the tensor is done
 		cv.w.StartWriteback(j.out)
 		if j.encode {
 			cv.w.StartWriteback(j.signs)
@@ -557,6 +587,7 @@ func (cv *converter) prepare(j *job, st *tensorState) error {
 			scan = s
 		} else {
 			scan.Merge(s)
+			cv.scanners.put(s)
 		}
 	}
 	st.scans = nil
@@ -574,7 +605,8 @@ func (cv *converter) prepare(j *job, st *tensorState) error {
 	if err != nil {
 		return tensorErr(t, err)
 	}
-	st.enc = scan.EncoderFor(p)
+	st.enc, st.params = scan.EncoderFor(p), p
+	cv.scanners.put(scan)
 	close(st.ready)
 	return nil
 }

@@ -347,11 +347,58 @@ func TestPackedSigns(t *testing.T) {
 			}
 		}
 	}
+	// Long runs, where eight elements are unpacked at a time.
+	r := rand.New(rand.NewPCG(9, 10))
+	n := 1000
+	signs, codes = make([]int8, n), make([]uint8, n)
+	for i := range signs {
+		codes[i], signs[i] = uint8(1+r.IntN(255)), int8(1-2*r.IntN(2))
+		if r.IntN(50) == 0 {
+			codes[i], signs[i] = 0, 0
+		}
+	}
+	bits = make([]byte, (n+7)/8)
+	PackSigns(signs, bits)
+	for off := 0; off < 10; off++ {
+		c := append([]uint8(nil), codes[off:]...)
+		got := make([]int8, len(c))
+		UnpackSigns(c, bits, off, got)
+		for i := range c {
+			want, wc := signs[off+i], codes[off+i]
+			if wc == 0 {
+				wc = 255
+			}
+			if got[i] != want || c[i] != wc {
+				t.Fatalf("long run, offset %d, element %d: sign %d code %d, want %d %d", off, i, got[i], c[i], want, wc)
+			}
+		}
+	}
 	raw, _ := toRaw(t, safetensors.BF16, []float64{0.5, 0, math.Copysign(0, -1), -2})
 	zc := []uint8{9, 9, 9, 9}
 	ZeroCodes(safetensors.BF16, raw, zc)
 	if zc[0] != 9 || zc[1] != 0 || zc[2] != 0 || zc[3] != 9 {
 		t.Errorf("ZeroCodes: %v", zc)
+	}
+	// Long runs, four elements at a time: zeros of both signs among the
+	// smallest subnormals, which are not zero.
+	pats := make([]byte, 2*n)
+	for i := 0; i < n; i++ {
+		h := []uint16{0x0000, 0x8000, 0x0001, 0x8001, 0x3f80, 0x0080}[r.IntN(6)]
+		if r.IntN(3) > 0 {
+			h = uint16(r.Uint32()) | 1
+		}
+		pats[2*i], pats[2*i+1] = byte(h), byte(h>>8)
+	}
+	zc = make([]uint8, n)
+	for i := range zc {
+		zc[i] = 7
+	}
+	ZeroCodes(safetensors.BF16, pats, zc)
+	for i := range zc {
+		zero := pats[2*i] == 0 && pats[2*i+1]&0x7f == 0
+		if (zc[i] == 0) != zero || (!zero && zc[i] != 7) {
+			t.Fatalf("ZeroCodes: element %d (%#04x) code %d", i, uint16(pats[2*i])|uint16(pats[2*i+1])<<8, zc[i])
+		}
 	}
 }
 

@@ -92,6 +92,17 @@ func (s *Scanner) Scan(b []byte, first int64) {
 	}
 }
 
+// Reset empties s for another tensor of the same dtype, keeping its
+// memory.
+func (s *Scanner) Reset() {
+	clear(s.counts[:])
+	*s.r = Range{min: math.Inf(1)}
+	s.bad, s.badVal = -1, 0
+}
+
+// DType returns the dtype s scans.
+func (s *Scanner) DType() safetensors.DType { return s.dt }
+
 // sawNonFinite reports whether any NaN or infinity pattern has been seen.
 func (s *Scanner) sawNonFinite() bool {
 	lowExp := s.expAll & -s.expAll // lowest exponent bit
@@ -344,9 +355,18 @@ func Int8s(b []byte) []int8 {
 // bytes.
 func PackSigns(signs []int8, bits []byte) {
 	n := len(signs)
-	for j := range bits[:(n+7)/8] {
+	bits = bits[:(n+7)/8]
+	sb := Int8Bytes(signs)
+	le := binary.LittleEndian
+	j := 0
+	for ; 8*j+8 <= n; j++ {
+		// Bit 7 of lane k to bit k of one byte.
+		neg := le.Uint64(sb[8*j:8*j+8]) >> 7 & 0x0101010101010101
+		bits[j] = byte(neg * 0x0102040810204080 >> 56)
+	}
+	if j < len(bits) {
 		var b byte
-		for k, s := range signs[8*j : min(8*j+8, n)] {
+		for k, s := range signs[8*j:] {
 			b |= byte(s>>7&1) << k
 		}
 		bits[j] = b
@@ -359,14 +379,36 @@ func PackSigns(signs []int8, bits []byte) {
 // (bitOff+i) of bits, least significant first.
 func UnpackSigns(codes []uint8, bits []byte, bitOff int, signs []int8) {
 	signs = signs[:len(codes)]
-	for i, c := range codes {
+	one := func(i int) {
 		p := bitOff + i
-		neg := int8(bits[p>>3] >> (p & 7) & 1)
-		if c == 0 {
+		if codes[i] == 0 {
 			codes[i], signs[i] = 255, 0
+			return
+		}
+		signs[i] = 1 - 2*int8(bits[p>>3]>>(p&7)&1)
+	}
+	i := 0
+	for ; i < len(codes) && (bitOff+i)&7 != 0; i++ {
+		one(i)
+	}
+	// Then a byte of bits, eight elements, at a time.
+	le := binary.LittleEndian
+	sb := Int8Bytes(signs)
+	for ; i+8 <= len(codes); i += 8 {
+		c := le.Uint64(codes[i : i+8])
+		if (c-0x0101010101010101)&^c&0x8080808080808080 != 0 {
+			for k := i; k < i+8; k++ { // an exact zero among them
+				one(k)
+			}
 			continue
 		}
-		signs[i] = 1 - 2*neg
+		// Lane k keeps bit k of the byte, then becomes 1 if it is set.
+		m := uint64(bits[(bitOff+i)>>3]) * 0x0101010101010101 & 0x8040201008040201
+		neg := (m + 0x7f7f7f7f7f7f7f7f) >> 7 & 0x0101010101010101
+		le.PutUint64(sb[i:i+8], 0x0101010101010101+neg*0xfe) // +1, or -1 (0xff)
+	}
+	for ; i < len(codes); i++ {
+		one(i)
 	}
 }
 
@@ -377,7 +419,22 @@ func ZeroCodes(dt safetensors.DType, b []byte, codes []uint8) {
 	codes = codes[:len(b)/size]
 	if size == 2 {
 		b = b[:2*len(codes)]
-		for i := range codes {
+		le := binary.LittleEndian
+		i := 0
+		for ; i+4 <= len(codes); i += 4 {
+			// A lane's magnitude plus 0x7fff carries into its bit 15
+			// unless the magnitude is 0.
+			x := le.Uint64(b[2*i : 2*i+8])
+			if ((x&0x7fff7fff7fff7fff)+0x7fff7fff7fff7fff)&0x8000800080008000 == 0x8000800080008000 {
+				continue // no zero among the four
+			}
+			for k := i; k < i+4; k++ {
+				if b[2*k]|b[2*k+1]&0x7f == 0 {
+					codes[k] = 0
+				}
+			}
+		}
+		for ; i < len(codes); i++ {
 			if b[2*i]|b[2*i+1]&0x7f == 0 {
 				codes[i] = 0
 			}
