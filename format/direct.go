@@ -128,7 +128,7 @@ func (d *directWriter) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for idx, b := range d.blocks {
-		return fmt.Errorf("bytes [%d, %d) were not all written", idx*blockSize, idx*blockSize+blockSize-int64(blockSize-b.filled))
+		return fmt.Errorf("the block at byte %d has %d of its %d bytes written", idx*blockSize, b.filled, min(blockSize, d.size-idx*blockSize))
 	}
 	if d.size%blockSize != 0 {
 		return d.f.Truncate(d.size)
