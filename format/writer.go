@@ -30,7 +30,9 @@ type CreateOptions struct {
 // pieces, or at offsets from several goroutines (WriteAt). The file is
 // written under a temporary name in the destination folder and appears
 // under its real name only on Commit; Abort, or any error, removes it. The
-// first error is sticky: later writes return it.
+// first error is sticky: later writes return it. Where the file system
+// allows it, the data goes to the disk with direct I/O, past the page
+// cache (see directWriter).
 type Writer struct {
 	path, tmp string
 	f         *os.File
