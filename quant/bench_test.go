@@ -115,7 +115,7 @@ func BenchmarkMSEParams(b *testing.B) {
 // BenchmarkEncodePass measures the encode pass alone, after the range
 // pass: the lookup of codes and signs.
 func BenchmarkEncodePass(b *testing.B) {
-	for _, dt := range []safetensors.DType{safetensors.BF16, safetensors.F16} {
+	for _, dt := range []safetensors.DType{safetensors.BF16, safetensors.F16, safetensors.F32} {
 		b.Run(dt.String(), func(b *testing.B) {
 			raw := weights(b, dt)
 			s, _ := NewScanner(dt)

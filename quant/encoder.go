@@ -29,6 +29,10 @@ type Scanner struct {
 	expAll uint16 // 16-bit: exponent mask; all ones means NaN or infinity
 	vals   []float64
 	read   func([]byte, []float64)
+	// F32: the largest magnitude's bits, and the smallest above Tiny's;
+	// a float32's magnitude bits order it.
+	maxU, minU uint32
+	tinyU      uint32 // the bits of the largest float32 at or below Tiny
 }
 
 // NewScanner returns a Scanner for a tensor of dtype dt, which must be F16,
@@ -41,8 +45,12 @@ func NewScanner(dt safetensors.DType) (*Scanner, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Scanner{dt: dt, size: int(dt.Size()), r: NewRange(), read: read, bad: -1}
+	s := &Scanner{dt: dt, size: int(dt.Size()), r: NewRange(), read: read, bad: -1, minU: math.MaxUint32}
 	s.toF32, s.expAll = toF32(dt)
+	s.tinyU = math.Float32bits(float32(Tiny))
+	if float64(math.Float32frombits(s.tinyU)) > Tiny {
+		s.tinyU--
+	}
 	s.counts = new([1 << 16]uint32)
 	return s, nil
 }
@@ -63,6 +71,10 @@ func toF32(dt safetensors.DType) (func(uint16) float32, uint16) {
 func (s *Scanner) Scan(b []byte, first int64) {
 	n := len(b) / s.size
 	counts := s.counts
+	if s.dt == safetensors.F32 {
+		s.scan32(b[:4*n], first)
+		return
+	}
 	if s.toF32 == nil {
 		if cap(s.vals) < n {
 			s.vals = make([]float64, n)
@@ -98,10 +110,47 @@ func (s *Scanner) Reset() {
 	clear(s.counts[:])
 	*s.r = Range{min: math.Inf(1)}
 	s.bad, s.badVal = -1, 0
+	s.maxU, s.minU = 0, math.MaxUint32
 }
 
 // DType returns the dtype s scans.
 func (s *Scanner) DType() safetensors.DType { return s.dt }
+
+// scan32 is Scan for F32, on the magnitudes' bits.
+func (s *Scanner) scan32(b []byte, first int64) {
+	le := binary.LittleEndian
+	counts := s.counts
+	maxU, minU, tinyU := s.maxU, s.minU, s.tinyU
+	n := len(b) / 4
+	for i := 0; i < n; i++ {
+		u := le.Uint32(b[4*i:]) & 0x7fffffff
+		counts[u>>16]++
+		maxU = max(maxU, u)
+		if u > tinyU {
+			minU = min(minU, u)
+		}
+	}
+	s.r.n += int64(n)
+	if maxU > maxFinite32 {
+		// A NaN or an infinity: find the first, and keep the finite
+		// extremes without it.
+		maxU, minU = s.maxU, s.minU
+		for i := 0; i < n; i++ {
+			u := le.Uint32(b[4*i:]) & 0x7fffffff
+			if u > maxFinite32 {
+				if s.r.bad == nil || first+int64(i) < s.r.bad.Index {
+					s.r.bad = &NonFiniteError{Index: first + int64(i), Value: float64(math.Float32frombits(le.Uint32(b[4*i:])))}
+				}
+				continue
+			}
+			maxU = max(maxU, u)
+			if u > tinyU {
+				minU = min(minU, u)
+			}
+		}
+	}
+	s.maxU, s.minU = maxU, minU
+}
 
 // sawNonFinite reports whether any NaN or infinity pattern has been seen.
 func (s *Scanner) sawNonFinite() bool {
@@ -122,6 +171,7 @@ func (s *Scanner) Merge(o *Scanner) {
 	if o.bad >= 0 && (s.bad < 0 || o.bad < s.bad) {
 		s.bad, s.badVal = o.bad, o.badVal
 	}
+	s.maxU, s.minU = max(s.maxU, o.maxU), min(s.minU, o.minU)
 	s.r.Merge(o.r)
 }
 
@@ -131,6 +181,14 @@ func (s *Scanner) Elements() int64 { return s.r.n }
 // Params returns the tensor's parameters, or a *NonFiniteError naming the
 // first NaN or infinity.
 func (s *Scanner) Params() (Params, error) {
+	if s.dt == safetensors.F32 {
+		r := *s.r
+		r.addMagnitude(float64(math.Float32frombits(s.maxU)))
+		if s.minU != math.MaxUint32 {
+			r.addMagnitude(float64(math.Float32frombits(s.minU)))
+		}
+		return r.Params()
+	}
 	if s.toF32 == nil {
 		return s.r.Params()
 	}
@@ -167,8 +225,16 @@ func (s *Scanner) EncoderFor(p Params) *Encoder {
 			}
 		}
 	}
+	// The thresholds cost about as much as coding 10,000 elements with a
+	// logarithm each.
+	if s.dt == safetensors.F32 && s.r.n >= minF32Coder {
+		e.f32 = newF32Coder(p)
+	}
 	return e
 }
+
+// minF32Coder is the smallest F32 tensor coded with thresholds.
+const minF32Coder = 1 << 14
 
 // Encoder encodes the chunks of one scanned tensor. It is safe for
 // concurrent use.
@@ -180,6 +246,7 @@ type Encoder struct {
 	// the sign in the high one; 0 (code 0 is never used) for the others.
 	table *[1 << 16]uint16
 	toF32 func(uint16) float32
+	f32   *f32Coder // F32 tensors of minF32Coder elements or more
 }
 
 // entry returns the table entry of a 16-bit pattern: code and sign.
@@ -281,6 +348,10 @@ func (e *Encoder) Codes(b []byte, codes []uint8) {
 			codes[i] = uint8(e.lookup(uint16(b[2*i]) | uint16(b[2*i+1])<<8))
 		}
 	case safetensors.F32:
+		if e.f32 != nil {
+			e.f32.codes32(b, codes)
+			return
+		}
 		for i := range codes {
 			codes[i] = p.Code(math.Abs(float64(math.Float32frombits(le.Uint32(b[4*i:])))))
 		}

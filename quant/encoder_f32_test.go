@@ -1,0 +1,93 @@
+package quant
+
+import (
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/nlpodyssey/safetensors"
+)
+
+// TestF32CoderMatchesFormula checks the thresholds against Params.Code
+// where a mistake would show: on both sides of every threshold, at every
+// bucket start, and on random magnitudes of every exponent, for ranges from
+// narrow to the widest a float32 tensor can have.
+func TestF32CoderMatchesFormula(t *testing.T) {
+	params := []Params{
+		{LogMin: math.Log(1e-4), LogMax: math.Log(0.1)},
+		{LogMin: math.Log(1e-8), LogMax: math.Log(math.MaxFloat32)},
+		{LogMin: -0.001, LogMax: 0.001},
+		{LogMin: math.Log(3), LogMax: math.Log(3)},
+		{LogMin: math.Log(0.5), LogMax: math.Log(0.75)},
+		{LogMin: -17.3, LogMax: -1.2},
+	}
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, p := range params {
+		f := newF32Coder(p)
+		check := func(u uint32) {
+			if u > maxFinite32 {
+				return
+			}
+			if got, want := f.code(u), p.code32(u); got != want {
+				t.Fatalf("%+v: magnitude %v (bits %#x): threshold code %d, formula %d", p, math.Float32frombits(u), u, got, want)
+			}
+		}
+		for c := 1; c <= 254; c++ {
+			for d := -3; d <= 3; d++ {
+				check(uint32(int64(f.thr[c]) + int64(d)))
+			}
+		}
+		for b := range f.start {
+			check(uint32(b) << 16)
+			check(uint32(b)<<16 | 0xffff)
+		}
+		for i := 0; i < 200000; i++ {
+			check(r.Uint32() & 0x7fffffff)
+		}
+		// codes32 reads signed values, and codes the non-finite ones too.
+		raw := binary.LittleEndian.AppendUint32(nil, math.Float32bits(-0.01))
+		raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(float32(math.Inf(-1))))
+		codes := make([]uint8, 2)
+		f.codes32(raw, codes)
+		if codes[0] != p.code32(math.Float32bits(0.01)) || codes[1] != p.Code(math.Inf(1)) {
+			t.Errorf("%+v: codes32 gives %v", p, codes)
+		}
+	}
+}
+
+// TestF32TensorUsesThresholds encodes an F32 tensor large enough for the
+// thresholds through the range pass, as convert does, against the formula.
+func TestF32TensorUsesThresholds(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	n := 3 * minF32Coder
+	vals := make([]float64, n)
+	for i := range vals {
+		vals[i] = 0.02 * r.NormFloat64() * math.Exp(3*r.NormFloat64())
+	}
+	vals[5], vals[6], vals[7] = 0, math.Copysign(0, -1), 3e-9
+	for _, rng := range []string{"minmax", "mse"} {
+		raw, stored := toRaw(t, safetensors.F32, vals)
+		s, _ := NewScanner(safetensors.F32)
+		s.Scan(raw, 0)
+		params := s.Params
+		if rng == "mse" {
+			params = s.MSEParams
+		}
+		p, err := params()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := s.EncoderFor(p)
+		if e.f32 == nil {
+			t.Fatal("no thresholds for a large F32 tensor")
+		}
+		codes, signs := make([]uint8, n), make([]int8, n)
+		e.Encode(raw, codes, signs)
+		for i, v := range stored {
+			if c := p.Code(math.Abs(v)); codes[i] != c || signs[i] != Sign(v) {
+				t.Fatalf("%s: element %d (%v): %d/%d, formula %d/%d", rng, i, v, codes[i], signs[i], c, Sign(v))
+			}
+		}
+	}
+}
