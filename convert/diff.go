@@ -26,7 +26,8 @@ type DiffOptions struct {
 	// GOMAXPROCS.
 	Workers int
 
-	floatOnly bool // no fast path (diff_hist.go): for tests
+	floatOnly bool  // no fast path (diff_hist.go): for tests
+	histMin   int64 // the fast path's smallest tensor, when not 0: for tests
 }
 
 // Num is a float64 that is written to JSON as null when it is not finite.
@@ -125,7 +126,10 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 	defer cb.Close()
 	pr := orNoProgress(opts.Progress)
 	pr.Start(workBytes(ca) + workBytes(cb))
-	d := differ{pool: newPool(ctx, opts.Workers), chunk: opts.ChunkElems, histChunk: opts.ChunkElems, progress: pr.Add, floatOnly: opts.floatOnly}
+	d := differ{pool: newPool(ctx, opts.Workers), chunk: opts.ChunkElems, histChunk: opts.ChunkElems, progress: pr.Add, floatOnly: opts.floatOnly, histMin: opts.histMin}
+	if d.histMin == 0 {
+		d.histMin = minHistElems
+	}
 	if d.chunk <= 0 {
 		d.chunk = 1 << 16 // both sides' values stay in the core's cache
 		d.histChunk = 1 << 16
@@ -398,6 +402,7 @@ type differ struct {
 	progress  func(int64)
 	bufs      []diffBufs // per goroutine
 	floatOnly bool       // no fast path: for tests
+	histMin   int64      // the fast path's smallest tensor
 }
 
 type diffBufs struct {
@@ -419,7 +424,7 @@ func (d *differ) tensor(a, b *format.Logical) (*Accumulator, error) {
 		return nil, err
 	}
 	n := int64(a.Elements())
-	if !d.floatOnly && keyed(a) && keyed(b) {
+	if !d.floatOnly && n >= d.histMin && keyed(a) && keyed(b) {
 		if acc, err := d.histTensor(sa, sb, n); acc != nil || err != nil {
 			return acc, err
 		}

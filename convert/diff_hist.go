@@ -23,6 +23,10 @@ import (
 // maxExtraPairs bounds the pairs kept beyond one per key of A.
 const maxExtraPairs = 1 << 16
 
+// minHistElems is the smallest tensor that takes the fast path: its
+// tables (1.3 MB per goroutine) only pay off on many elements.
+const minHistElems = 1 << 14
+
 // errTooManyPairs stops the fast path of a tensor.
 var errTooManyPairs = errors.New("too many pairs of keys")
 
@@ -44,15 +48,17 @@ type pairHist struct {
 	count [1 << 16]uint64 // elements with that pair
 	first [1 << 16]int64
 	extra map[uint32]*pairGroup // other pairs, by key of A << 16 | key of B
+	keys  []uint16              // the keys of A with a pair
 	used  bool
 }
 
+// reset empties h for another tensor, touching only what was used.
 func (h *pairHist) reset() {
-	if h.used {
-		clear(h.pair[:])
-		clear(h.count[:])
-		clear(h.extra)
+	for _, a := range h.keys {
+		h.pair[a], h.count[a] = 0, 0
 	}
+	h.keys = h.keys[:0]
+	clear(h.extra)
 	h.used = false
 }
 
@@ -70,6 +76,7 @@ func (h *pairHist) add(ka, kb []uint16, off int64) error {
 		idx := off + int64(i)
 		if e == 0 {
 			h.pair[a], h.count[a], h.first[a] = v, 1, idx
+			h.keys = append(h.keys, a)
 			continue
 		}
 		if err := h.addExtra(uint32(a)<<16|uint32(kb[i]), 1, idx); err != nil {
@@ -93,6 +100,7 @@ func (h *pairHist) addCodes(ka []uint16, codes, signs []byte, off int64) error {
 		idx := off + int64(i)
 		if e == 0 {
 			h.pair[a], h.count[a], h.first[a] = v, 1, idx
+			h.keys = append(h.keys, a)
 			continue
 		}
 		if err := h.addExtra(uint32(a)<<16|v&0xffff, 1, idx); err != nil {
@@ -258,8 +266,8 @@ func (d *differ) histTensor(sa, sb *source, n int64) (*Accumulator, error) {
 		if h == nil || !h.used {
 			continue
 		}
-		for a, v := range h.pair {
-			if v != 0 {
+		for _, a := range h.keys {
+			if v := h.pair[a]; v != 0 {
 				key := uint32(a)<<16 | v&0xffff
 				if g := all[key]; g != nil {
 					g.n += h.count[a]

@@ -276,7 +276,7 @@ func TestDiffFastPathMatchesFloatPath(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			for _, chunk := range []int{3, 1000, 0} {
-				fast, err := Diff(context.Background(), c.a, c.b, DiffOptions{ChunkElems: chunk})
+				fast, err := Diff(context.Background(), c.a, c.b, DiffOptions{ChunkElems: chunk, histMin: 1})
 				if err != nil {
 					t.Fatal(err)
 				}
