@@ -41,8 +41,9 @@ type Options struct {
 	Progress Progress
 	// ChunkBytes is the read size; 0 means DefaultChunkBytes.
 	ChunkBytes int
-	// Workers is the number of goroutines; 0 means twice GOMAXPROCS, at
-	// most 8, so that some compute while others wait for the disk.
+	// Workers is the number of goroutines; 0 means twice GOMAXPROCS up to
+	// 8, and at least GOMAXPROCS, so that some compute while others wait
+	// for the disk.
 	Workers int
 	// Layout is format.LayoutU8I8 (the default when empty) or
 	// format.LayoutPacked.
@@ -506,8 +507,8 @@ func (cv *converter) run(jobs []job) ([]quant.Params, error) {
 // do runs one step on goroutine w.
 func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w int, b *workerBufs) error {
 	t := j.src
-	if len(b.in) < cv.chunk {
-		b.in = make([]byte, cv.chunk)
+	if int64(len(b.in)) < s.n { // a step holds at least 8 elements
+		b.in = make([]byte, max(int64(cv.chunk), s.n))
 	}
 	in := b.in[:s.n]
 	if s.pass == passEncode {

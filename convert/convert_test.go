@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -401,5 +402,25 @@ func TestMSERange(t *testing.T) {
 			}
 			t.Logf("total rel_rmse %.4f -> %.4f", d0.Total.RelRMSE, d1.Total.RelRMSE)
 		})
+	}
+}
+
+// TestConvertAnyChunkSize converts with chunks smaller than the 8 elements
+// a step holds, and with odd sizes, to the same bytes as the default.
+func TestConvertAnyChunkSize(t *testing.T) {
+	dir := t.TempDir()
+	want := filepath.Join(dir, "want.safetensors")
+	if _, err := Convert(context.Background(), smallSrc, want, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	wb, _ := os.ReadFile(want)
+	for _, chunk := range []int{1, 16, 33, 1000} {
+		got := filepath.Join(dir, fmt.Sprintf("got-%d.safetensors", chunk))
+		if _, err := Convert(context.Background(), smallSrc, got, Options{ChunkBytes: chunk, Workers: 3}); err != nil {
+			t.Fatalf("chunk %d: %v", chunk, err)
+		}
+		if gb, _ := os.ReadFile(got); !bytes.Equal(gb, wb) {
+			t.Errorf("chunk %d: output differs from the default chunk's", chunk)
+		}
 	}
 }

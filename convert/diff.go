@@ -453,7 +453,7 @@ func (d *differ) tensor(a, b *format.Logical) (*Accumulator, error) {
 			// stored: count what is identical as stored.
 			p.identical = identicalElems(ra, rb, sa.size)
 		}
-		d.progress(sa.bytesOf(m) + sb.bytesOf(m))
+		d.progress(sa.bytesOf(off, m) + sb.bytesOf(off, m))
 		return nil
 	})
 	if err != nil {
@@ -497,12 +497,16 @@ func newSource(l *format.Logical) (*source, error) {
 	return &source{l: l, read: read, size: int(l.DType.Size())}, nil
 }
 
-// bytesOf returns the stored bytes of m elements, for progress.
-func (s *source) bytesOf(m int64) int64 {
-	if s.dec == nil {
+// bytesOf returns the stored bytes of elements [off, off+m), for
+// progress: over the chunks of a tensor they add up to its bytes.
+func (s *source) bytesOf(off, m int64) int64 {
+	switch {
+	case s.dec == nil:
 		return m * int64(s.size)
+	case s.l.Layout == format.LayoutPacked:
+		return m + (off+m+7)/8 - (off+7)/8 // codes, then the sign bits begun
 	}
-	return m * int64(s.l.Codes.Bytes()+s.l.Signs.Bytes()) / max(int64(s.l.Elements()), 1)
+	return 2 * m // codes and signs
 }
 
 // values writes elements [off, off+m) to dst, reading into *raw, and

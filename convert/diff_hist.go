@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"sort"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/qins-dev/qins/format"
@@ -219,6 +220,9 @@ func (d *differ) histTensor(sa, sb *source, n int64) (*Accumulator, error) {
 		}
 	}
 	step := int64(d.histChunk)
+	// Progress is reported once the tensor is done: if the fast path gives
+	// up, the float path reports the whole tensor.
+	var done atomic.Int64
 	err := d.pool.each(n, step, func(w int, off, m int64) error {
 		buf := &d.bufs[w]
 		if buf.hist == nil {
@@ -248,15 +252,16 @@ func (d *differ) histTensor(sa, sb *source, n int64) (*Accumulator, error) {
 				return err
 			}
 		}
-		d.progress(sa.bytesOf(m) + sb.bytesOf(m))
+		done.Add(sa.bytesOf(off, m) + sb.bytesOf(off, m))
 		return nil
 	})
 	if errors.Is(err, errTooManyPairs) {
-		return nil, nil
+		return nil, nil // the float path reports the progress
 	}
 	if err != nil {
 		return nil, err
 	}
+	d.progress(done.Load())
 
 	// Every pair with its count, whichever goroutine saw it, in the order
 	// of the keys, so that the sums do not depend on scheduling.
@@ -285,9 +290,6 @@ func (d *differ) histTensor(sa, sb *source, n int64) (*Accumulator, error) {
 				all[key] = &pairGroup{n: e.n, first: e.first}
 			}
 		}
-	}
-	if len(all) > 1<<16+maxExtraPairs {
-		return nil, nil
 	}
 	keys := make([]uint32, 0, len(all))
 	for k := range all {

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"sync/atomic"
 	"testing"
 
 	"github.com/nlpodyssey/safetensors"
@@ -276,13 +277,21 @@ func TestDiffFastPathMatchesFloatPath(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			for _, chunk := range []int{3, 1000, 0} {
-				fast, err := Diff(context.Background(), c.a, c.b, DiffOptions{ChunkElems: chunk, histMin: 1})
+				var pr sumProgress
+				fast, err := Diff(context.Background(), c.a, c.b, DiffOptions{ChunkElems: chunk, histMin: 1, Progress: &pr})
 				if err != nil {
 					t.Fatal(err)
 				}
-				slow, err := Diff(context.Background(), c.a, c.b, DiffOptions{ChunkElems: chunk, floatOnly: true})
+				if pr.sum.Load() != pr.total {
+					t.Errorf("progress adds up to %d of %d", pr.sum.Load(), pr.total)
+				}
+				var sp sumProgress
+				slow, err := Diff(context.Background(), c.a, c.b, DiffOptions{ChunkElems: chunk, floatOnly: true, Progress: &sp})
 				if err != nil {
 					t.Fatal(err)
+				}
+				if sp.sum.Load() != sp.total {
+					t.Errorf("float path: progress adds up to %d of %d", sp.sum.Load(), sp.total)
 				}
 				if fast.Total.Exact {
 					t.Fatal("compares exact: nothing to compare")
@@ -347,3 +356,12 @@ func TestDiffJSONFields(t *testing.T) {
 		}
 	}
 }
+
+// sumProgress adds up what a pipeline reports.
+type sumProgress struct {
+	total int64
+	sum   atomic.Int64
+}
+
+func (p *sumProgress) Start(total int64) { p.total = total }
+func (p *sumProgress) Add(n int64)       { p.sum.Add(n) }

@@ -14,8 +14,8 @@ type pool struct {
 	workers int
 }
 
-// maxWriters caps the goroutines of a pool that writes, whose memory grows
-// with their number.
+// maxWriters caps the extra goroutines of a pool that writes, whose memory
+// grows with their number.
 const maxWriters = 8
 
 func newPool(ctx context.Context, workers int) *pool {
@@ -26,12 +26,13 @@ func newPool(ctx context.Context, workers int) *pool {
 }
 
 // newWriterPool returns a pool for work that writes its output: by default
-// twice as many goroutines as cores, because a direct write blocks its
-// goroutine until the disk has the data, and the cores should go on
-// computing meanwhile.
+// twice as many goroutines as cores up to maxWriters, and never fewer than
+// the cores, because a direct write blocks its goroutine until the disk
+// has the data, and the cores should go on computing meanwhile.
 func newWriterPool(ctx context.Context, workers int) *pool {
 	if workers <= 0 {
-		workers = min(2*runtime.GOMAXPROCS(0), maxWriters)
+		n := runtime.GOMAXPROCS(0)
+		workers = max(n, min(2*n, maxWriters))
 	}
 	return newPool(ctx, workers)
 }

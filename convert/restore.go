@@ -27,8 +27,9 @@ type RestoreOptions struct {
 	// ChunkBytes bounds the bytes each goroutine reads or writes at a time;
 	// 0 means DefaultChunkBytes.
 	ChunkBytes int
-	// Workers is the number of goroutines; 0 means twice GOMAXPROCS, at
-	// most 8, so that some compute while others wait for the disk.
+	// Workers is the number of goroutines; 0 means twice GOMAXPROCS up to
+	// 8, and at least GOMAXPROCS, so that some compute while others wait
+	// for the disk.
 	Workers int
 }
 

@@ -2,6 +2,7 @@ package format
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"sync"
 	"unsafe"
@@ -127,8 +128,12 @@ func (d *directWriter) writeBlock(b *partialBlock, idx int64) error {
 func (d *directWriter) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for idx, b := range d.blocks {
-		return fmt.Errorf("the block at byte %d has %d of its %d bytes written", idx*blockSize, b.filled, min(blockSize, d.size-idx*blockSize))
+	if len(d.blocks) > 0 {
+		idx := int64(math.MaxInt64)
+		for i := range d.blocks {
+			idx = min(idx, i)
+		}
+		return fmt.Errorf("the block at byte %d has %d of its %d bytes written", idx*blockSize, d.blocks[idx].filled, min(blockSize, d.size-idx*blockSize))
 	}
 	if d.size%blockSize != 0 {
 		return d.f.Truncate(d.size)

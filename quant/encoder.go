@@ -227,7 +227,7 @@ func (s *Scanner) EncoderFor(p Params) *Encoder {
 	}
 	// The thresholds cost about as much as coding 10,000 elements with a
 	// logarithm each.
-	if s.dt == safetensors.F32 && s.r.n >= minF32Coder {
+	if s.dt == safetensors.F32 && s.r.n >= minF32Coder && p.Validate() == nil {
 		e.f32 = newF32Coder(p)
 	}
 	return e

@@ -26,10 +26,14 @@ const maxFinite32 = 0x7f7fffff
 
 func (p Params) code32(u uint32) uint8 { return p.Code(float64(math.Float32frombits(u))) }
 
+// newF32Coder returns the coder of parameters p, which must be valid (see
+// Params.Validate): with LogMin > LogMax the codes are not monotonic.
 func newF32Coder(p Params) *f32Coder {
 	f := &f32Coder{p: p}
 	for c := 1; c <= 254; c++ {
-		lo, hi := uint32(0), uint32(maxFinite32) // code32(maxFinite32) is 1
+		// maxFinite32+1 stands for no finite magnitude: when log_max is
+		// above ln(MaxFloat32), the smallest codes are never reached.
+		lo, hi := uint32(0), uint32(maxFinite32+1)
 		for lo < hi {
 			mid := lo + (hi-lo)/2
 			if p.code32(mid) <= uint8(c) {

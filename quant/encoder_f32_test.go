@@ -21,6 +21,9 @@ func TestF32CoderMatchesFormula(t *testing.T) {
 		{LogMin: math.Log(3), LogMax: math.Log(3)},
 		{LogMin: math.Log(0.5), LogMax: math.Log(0.75)},
 		{LogMin: -17.3, LogMax: -1.2},
+		// log_max above ln(MaxFloat32): the smallest codes are unreachable.
+		{LogMin: 0, LogMax: 200},
+		{LogMin: -5, LogMax: 89},
 	}
 	r := rand.New(rand.NewPCG(11, 12))
 	for _, p := range params {
@@ -45,6 +48,7 @@ func TestF32CoderMatchesFormula(t *testing.T) {
 		for i := 0; i < 200000; i++ {
 			check(r.Uint32() & 0x7fffffff)
 		}
+		check(maxFinite32)
 		// codes32 reads signed values, and codes the non-finite ones too.
 		raw := binary.LittleEndian.AppendUint32(nil, math.Float32bits(-0.01))
 		raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(float32(math.Inf(-1))))
@@ -81,6 +85,9 @@ func TestF32TensorUsesThresholds(t *testing.T) {
 		e := s.EncoderFor(p)
 		if e.f32 == nil {
 			t.Fatal("no thresholds for a large F32 tensor")
+		}
+		if bad := s.EncoderFor(Params{LogMin: 1, LogMax: -1}); bad.f32 != nil {
+			t.Error("thresholds built for invalid parameters, whose codes are not monotonic")
 		}
 		codes, signs := make([]uint8, n), make([]int8, n)
 		e.Encode(raw, codes, signs)
