@@ -69,18 +69,9 @@ func (h *pairHist) add(ka, kb []uint16, off int64) error {
 	kb = kb[:len(ka)]
 	for i, a := range ka {
 		v := uint32(kb[i]) | 1<<16
-		e := h.pair[a]
-		if e == v {
+		if h.pair[a] == v {
 			h.count[a]++
-			continue
-		}
-		idx := off + int64(i)
-		if e == 0 {
-			h.pair[a], h.count[a], h.first[a] = v, 1, idx
-			h.keys = append(h.keys, a)
-			continue
-		}
-		if err := h.addExtra(uint32(a)<<16|uint32(kb[i]), 1, idx); err != nil {
+		} else if err := h.miss(a, v, off+int64(i)); err != nil {
 			return err
 		}
 	}
@@ -93,22 +84,24 @@ func (h *pairHist) addCodes(ka []uint16, codes, signs []byte, off int64) error {
 	codes, signs = codes[:len(ka)], signs[:len(ka)]
 	for i, a := range ka {
 		v := uint32(codes[i]) | uint32(signs[i])<<8 | 1<<16
-		e := h.pair[a]
-		if e == v {
+		if h.pair[a] == v {
 			h.count[a]++
-			continue
-		}
-		idx := off + int64(i)
-		if e == 0 {
-			h.pair[a], h.count[a], h.first[a] = v, 1, idx
-			h.keys = append(h.keys, a)
-			continue
-		}
-		if err := h.addExtra(uint32(a)<<16|v&0xffff, 1, idx); err != nil {
+		} else if err := h.miss(a, v, off+int64(i)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// miss counts element idx, whose pair (a, v) is not the one recorded for
+// a: it becomes a's pair if a has none yet, or goes with the other pairs.
+func (h *pairHist) miss(a uint16, v uint32, idx int64) error {
+	if h.pair[a] == 0 {
+		h.pair[a], h.count[a], h.first[a] = v, 1, idx
+		h.keys = append(h.keys, a)
+		return nil
+	}
+	return h.addExtra(uint32(a)<<16|v&0xffff, 1, idx)
 }
 
 func (h *pairHist) addExtra(key uint32, n uint64, first int64) error {

@@ -324,16 +324,11 @@ func TestDecodeToMatchesDecode(t *testing.T) {
 	}
 }
 
-func TestPackedSigns(t *testing.T) {
-	signs := []int8{1, -1, 0, -1, 1, 1, -1, -1, -1, 0, 1}
-	codes := []uint8{3, 4, 0, 9, 200, 1, 255, 7, 8, 0, 2}
-	bits := make([]byte, 2)
-	PackSigns(signs, bits)
-	if bits[0] != 0b11001010 || bits[1] != 0b001 {
-		t.Fatalf("bits %08b %08b", bits[0], bits[1])
-	}
-	// Unpack from every bit offset, as chunks that start mid-byte do.
-	for off := 0; off < len(codes); off++ {
+// checkUnpack unpacks the packed codes and sign bits of codes and signs
+// from each bit offset below offs, against the u8+i8 layout.
+func checkUnpack(t *testing.T, label string, codes []uint8, signs []int8, bits []byte, offs int) {
+	t.Helper()
+	for off := 0; off < offs; off++ {
 		c := append([]uint8(nil), codes[off:]...)
 		got := make([]int8, len(c))
 		UnpackSigns(c, bits, off, got)
@@ -343,10 +338,22 @@ func TestPackedSigns(t *testing.T) {
 				wc = 255
 			}
 			if got[i] != want || c[i] != wc {
-				t.Fatalf("offset %d, element %d: sign %d code %d, want %d %d", off, i, got[i], c[i], want, wc)
+				t.Fatalf("%s, offset %d, element %d: sign %d code %d, want %d %d", label, off, i, got[i], c[i], want, wc)
 			}
 		}
 	}
+}
+
+func TestPackedSigns(t *testing.T) {
+	signs := []int8{1, -1, 0, -1, 1, 1, -1, -1, -1, 0, 1}
+	codes := []uint8{3, 4, 0, 9, 200, 1, 255, 7, 8, 0, 2}
+	bits := make([]byte, 2)
+	PackSigns(signs, bits)
+	if bits[0] != 0b11001010 || bits[1] != 0b001 {
+		t.Fatalf("bits %08b %08b", bits[0], bits[1])
+	}
+	// Unpack from every bit offset, as chunks that start mid-byte do.
+	checkUnpack(t, "short run", codes, signs, bits, len(codes))
 	// Long runs, where eight elements are unpacked at a time.
 	r := rand.New(rand.NewPCG(9, 10))
 	n := 1000
@@ -359,20 +366,7 @@ func TestPackedSigns(t *testing.T) {
 	}
 	bits = make([]byte, (n+7)/8)
 	PackSigns(signs, bits)
-	for off := 0; off < 10; off++ {
-		c := append([]uint8(nil), codes[off:]...)
-		got := make([]int8, len(c))
-		UnpackSigns(c, bits, off, got)
-		for i := range c {
-			want, wc := signs[off+i], codes[off+i]
-			if wc == 0 {
-				wc = 255
-			}
-			if got[i] != want || c[i] != wc {
-				t.Fatalf("long run, offset %d, element %d: sign %d code %d, want %d %d", off, i, got[i], c[i], want, wc)
-			}
-		}
-	}
+	checkUnpack(t, "long run", codes, signs, bits, 10)
 	raw, _ := toRaw(t, safetensors.BF16, []float64{0.5, 0, math.Copysign(0, -1), -2})
 	zc := []uint8{9, 9, 9, 9}
 	ZeroCodes(safetensors.BF16, raw, zc)

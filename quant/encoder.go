@@ -368,15 +368,10 @@ func (e *Encoder) Codes(b []byte, codes []uint8) {
 func Signs(dt safetensors.DType, b []byte, signs []int8) {
 	le := binary.LittleEndian
 	switch dt.Size() {
-	case 2:
-		n := len(b) / 2
-		signs = signs[:n]
-		i := 0
-		for ; i+4 <= n; i += 4 {
-			le.PutUint32(Int8Bytes(signs[i:i+4]), signs16x4(le.Uint64(b[2*i:])))
-		}
-		for ; i < n; i++ {
-			h := uint16(b[2*i]) | uint16(b[2*i+1])<<8
+	case 2: // Encode takes the signs of 16-bit tensors from its table
+		signs = signs[:len(b)/2]
+		for i := range signs {
+			h := le.Uint16(b[2*i:])
 			nz := int8(min(h&0x7fff, 1))
 			signs[i] = nz - 2*nz*int8(h>>15)
 		}
@@ -395,20 +390,6 @@ func Signs(dt safetensors.DType, b []byte, signs []int8) {
 			signs[i] = nz - 2*nz*int8(h>>63)
 		}
 	}
-}
-
-// signs16x4 returns the signs of four 16-bit floats packed in x (little
-// endian), as four int8 bytes packed in a uint32, working on all four lanes
-// at once.
-func signs16x4(x uint64) uint32 {
-	const lanes = 0x0001000100010001
-	neg := x >> 15 & lanes
-	// A lane's magnitude plus 0x7fff carries into its bit 15 unless the
-	// magnitude is 0; lanes cannot overflow into each other.
-	nz := ((x & 0x7fff7fff7fff7fff) + 0x7fff7fff7fff7fff) >> 15 & lanes
-	v := nz + (neg&nz)*0xfe // per lane: 0, 0x01 (+1) or 0xff (-1)
-	v |= v >> 8             // lanes 0|1 and 2|3 side by side
-	return uint32(v&0xffff | v>>16&0xffff0000)
 }
 
 // Int8Bytes views signs as bytes, for I/O without a copy.
