@@ -24,8 +24,18 @@ import (
 	"github.com/qins-dev/qins/quant"
 )
 
-// DefaultChunkBytes is the size of the pieces tensors are read in.
+// DefaultChunkBytes is the size of the pieces tensors are read in, on
+// machines with up to 8 cores.
 const DefaultChunkBytes = 4 << 20
+
+// chunkBudget bounds the default chunks of all goroutines together: with
+// more goroutines than it holds at DefaultChunkBytes, the chunks shrink,
+// so that memory does not grow with the number of cores.
+const chunkBudget = 32 << 20
+
+// minChunkBytes is the smallest default chunk: below it, the calls per
+// byte start to cost more than the memory saved.
+const minChunkBytes = 256 << 10
 
 // Options configure Convert.
 type Options struct {
@@ -39,11 +49,12 @@ type Options struct {
 	Force bool
 	// Progress, when set, follows the work in input bytes.
 	Progress Progress
-	// ChunkBytes is the read size; 0 means DefaultChunkBytes.
+	// ChunkBytes is the read size; 0 means DefaultChunkBytes, or less when
+	// there are so many workers that memory would grow past a bound.
 	ChunkBytes int
 	// Workers is the number of goroutines; 0 means twice GOMAXPROCS up to
-	// 8, and at least GOMAXPROCS, so that some compute while others wait
-	// for the disk.
+	// 8, and at least GOMAXPROCS up to 64, so that some compute while
+	// others wait for the disk.
 	Workers int
 	// Layout is format.LayoutU8I8 (the default when empty) or
 	// format.LayoutPacked.
@@ -207,8 +218,9 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 	defer w.Abort()
 	pr := orNoProgress(opts.Progress)
 	pr.Start(workBytes(c))
+	p := newWriterPool(ctx, opts.Workers)
 	cv := &converter{
-		pool: newWriterPool(ctx, opts.Workers), w: w, chunk: chunkSize(opts.ChunkBytes, c), progress: pr.Add,
+		pool: p, w: w, chunk: chunkSize(opts.ChunkBytes, p.workers, c), progress: pr.Add,
 		packed: opts.Layout == format.LayoutPacked, mse: opts.Range == format.RangeMSE,
 	}
 	params, err := cv.run(jobs)
@@ -336,12 +348,13 @@ func checkNotInput(dst string, c *format.Checkpoint) error {
 	return nil
 }
 
-// chunkSize returns the read size: the one asked for (DefaultChunkBytes
-// when 0), but no more than the largest tensor of c needs, so that small
-// models take little memory. It is at least 8, one element of any dtype.
-func chunkSize(asked int, c *format.Checkpoint) int {
+// chunkSize returns the read size: the one asked for, or when 0 the
+// default for that many workers, but no more than the largest tensor of c
+// needs, so that small models take little memory. It is at least 8, one
+// element of any dtype.
+func chunkSize(asked, workers int, c *format.Checkpoint) int {
 	if asked <= 0 {
-		asked = DefaultChunkBytes
+		asked = min(DefaultChunkBytes, max(minChunkBytes, chunkBudget/max(workers, 1)))
 	}
 	var largest uint64
 	for _, t := range c.Tensors {

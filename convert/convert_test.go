@@ -424,3 +424,32 @@ func TestConvertAnyChunkSize(t *testing.T) {
 		}
 	}
 }
+
+// TestChunkSizeBoundsMemory checks that the default chunk shrinks as the
+// workers grow, so that their buffers together stay bounded, and that an
+// asked size and the largest tensor still rule.
+func TestChunkSizeBoundsMemory(t *testing.T) {
+	one := func(n uint64) *format.Checkpoint {
+		return &format.Checkpoint{Tensors: []format.Tensor{{TensorInfo: format.TensorInfo{DType: safetensors.BF16, Shape: []uint64{n}, End: 2 * n}}}}
+	}
+	big, small := one(1<<30), one(100)
+	for _, tc := range []struct {
+		asked, workers int
+		c              *format.Checkpoint
+		want           int
+	}{
+		{0, 1, big, DefaultChunkBytes},
+		{0, 8, big, DefaultChunkBytes},
+		{0, 16, big, 2 << 20},
+		{0, 64, big, 512 << 10},
+		{0, 1000, big, minChunkBytes},
+		{1000, 64, big, 1000},
+		{64 << 20, 64, big, 64 << 20},
+		{0, 4, small, 200},
+		{3, 4, small, 8},
+	} {
+		if got := chunkSize(tc.asked, tc.workers, tc.c); got != tc.want {
+			t.Errorf("chunkSize(%d, %d workers, largest %d) = %d, want %d", tc.asked, tc.workers, tc.c.Tensors[0].Bytes(), got, tc.want)
+		}
+	}
+}

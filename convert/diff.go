@@ -23,7 +23,7 @@ type DiffOptions struct {
 	// 1<<16.
 	ChunkElems int
 	// Workers is the number of goroutines comparing chunks; 0 means
-	// GOMAXPROCS.
+	// GOMAXPROCS, up to 64.
 	Workers int
 
 	floatOnly bool  // no fast path (diff_hist.go): for tests

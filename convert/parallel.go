@@ -18,20 +18,28 @@ type pool struct {
 // grows with their number.
 const maxWriters = 8
 
+// maxWorkers caps the default number of goroutines of a pool. Each keeps
+// buffers of its own, and 64 cores already encode many times faster than
+// a disk writes.
+const maxWorkers = 64
+
+// newPool returns a pool of the given number of goroutines; 0 means one
+// per core, up to maxWorkers.
 func newPool(ctx context.Context, workers int) *pool {
 	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
+		workers = min(runtime.GOMAXPROCS(0), maxWorkers)
 	}
 	return &pool{ctx: ctx, workers: workers}
 }
 
 // newWriterPool returns a pool for work that writes its output: by default
 // twice as many goroutines as cores up to maxWriters, and never fewer than
-// the cores, because a direct write blocks its goroutine until the disk
-// has the data, and the cores should go on computing meanwhile.
+// the cores (up to maxWorkers), because a direct write blocks its
+// goroutine until the disk has the data, and the cores should go on
+// computing meanwhile.
 func newWriterPool(ctx context.Context, workers int) *pool {
 	if workers <= 0 {
-		n := runtime.GOMAXPROCS(0)
+		n := min(runtime.GOMAXPROCS(0), maxWorkers)
 		workers = max(n, min(2*n, maxWriters))
 	}
 	return newPool(ctx, workers)

@@ -25,11 +25,12 @@ type RestoreOptions struct {
 	// Progress, when set, follows the work in input bytes.
 	Progress Progress
 	// ChunkBytes bounds the bytes each goroutine reads or writes at a time;
-	// 0 means DefaultChunkBytes.
+	// 0 means DefaultChunkBytes, or less when there are so many workers
+	// that memory would grow past a bound.
 	ChunkBytes int
 	// Workers is the number of goroutines; 0 means twice GOMAXPROCS up to
-	// 8, and at least GOMAXPROCS, so that some compute while others wait
-	// for the disk.
+	// 8, and at least GOMAXPROCS up to 64, so that some compute while
+	// others wait for the disk.
 	Workers int
 }
 
@@ -87,11 +88,10 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 	}
 	defer w.Abort()
 
-	chunk := chunkSize(opts.ChunkBytes, c)
+	p := newWriterPool(ctx, opts.Workers)
 	pr := orNoProgress(opts.Progress)
 	pr.Start(workBytes(c))
-	progress := pr.Add
-	r := &restorer{pool: newWriterPool(ctx, opts.Workers), w: w, chunk: chunk, progress: progress}
+	r := &restorer{pool: p, w: w, chunk: chunkSize(opts.ChunkBytes, p.workers, c), progress: pr.Add}
 	r.bufs = make([]restoreBufs, r.pool.workers)
 	s := &Summary{Input: c.Path, Output: out, BytesIn: c.Size()}
 	// Read in the input's order; the writer takes tensors in any order.

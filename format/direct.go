@@ -12,7 +12,9 @@ import (
 // memory must all be multiples of it.
 const blockSize = 4096
 
-// stageSize is the largest piece a direct write copies at once.
+// stageSize is the largest piece a direct write copies at once. Smaller
+// pieces get a buffer of their own size, so that memory follows the
+// callers' chunks.
 const stageSize = 4 << 20
 
 // directWriter writes a file through a descriptor opened with O_DIRECT,
@@ -27,7 +29,7 @@ type directWriter struct {
 	size   int64    // the file's final size
 	mu     sync.Mutex
 	blocks map[int64]*partialBlock // by block index
-	stages sync.Pool               // of *[]byte, aligned, stageSize long
+	stages sync.Pool               // of *[]byte, aligned, up to stageSize long
 }
 
 type partialBlock struct {
@@ -36,12 +38,7 @@ type partialBlock struct {
 }
 
 func newDirectWriter(f *os.File, size int64) *directWriter {
-	d := &directWriter{f: f, size: size, blocks: make(map[int64]*partialBlock)}
-	d.stages.New = func() any {
-		b := alignedBuffer(stageSize)
-		return &b
-	}
-	return d
+	return &directWriter{f: f, size: size, blocks: make(map[int64]*partialBlock)}
 }
 
 // alignedBuffer returns n zero bytes whose address is a multiple of
@@ -76,7 +73,11 @@ func (d *directWriter) WriteAt(p []byte, off int64) error {
 		_, err := d.f.WriteAt(mid, at)
 		return err
 	}
-	sp := d.stages.Get().(*[]byte)
+	sp, _ := d.stages.Get().(*[]byte)
+	if want := int(min(int64(len(mid)), stageSize)); sp == nil || len(*sp) < want {
+		b := alignedBuffer(want) // whole blocks: mid is
+		sp = &b
+	}
 	defer d.stages.Put(sp)
 	for len(mid) > 0 {
 		n := copy(*sp, mid)
