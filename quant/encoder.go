@@ -276,6 +276,10 @@ func (e *Encoder) Params() Params { return e.p }
 // Encode writes the codes and signs of a chunk; codes and signs must hold
 // one entry per element of b.
 func (e *Encoder) Encode(b []byte, codes []uint8, signs []int8) {
+	if e.f32 != nil {
+		e.f32.encode32(b, codes[:len(b)/4], signs)
+		return
+	}
 	if e.table == nil {
 		e.Codes(b, codes)
 		Signs(e.dt, b, signs)

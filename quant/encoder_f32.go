@@ -82,3 +82,21 @@ func (f *f32Coder) codes32(b []byte, codes []uint8) {
 		codes[i] = f.code(u)
 	}
 }
+
+// encode32 writes the codes and signs of a chunk of little-endian float32
+// values in one pass, the signs as Signs writes them.
+func (f *f32Coder) encode32(b []byte, codes []uint8, signs []int8) {
+	le := binary.LittleEndian
+	b, signs = b[:4*len(codes)], signs[:len(codes)]
+	for i := range codes {
+		h := le.Uint32(b[4*i:])
+		u := h & 0x7fffffff
+		nz := int8(min(u, 1))
+		signs[i] = nz - 2*nz*int8(h>>31)
+		if u > maxFinite32 {
+			codes[i] = f.p.code32(u)
+			continue
+		}
+		codes[i] = f.code(u)
+	}
+}
