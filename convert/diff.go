@@ -20,7 +20,8 @@ type DiffOptions struct {
 	// Progress, when set, follows the work in input bytes of both sides.
 	Progress Progress
 	// ChunkElems is the number of elements compared at a time; 0 means
-	// 1<<16, and 1<<18 on the fast path of 16-bit tensors.
+	// 1<<16, and on the fast path of 16-bit tensors up to 1<<18 (fewer
+	// when there are many workers).
 	ChunkElems int
 	// Workers is the number of goroutines comparing chunks; 0 means
 	// GOMAXPROCS, up to 64.
@@ -132,10 +133,11 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 	}
 	if d.chunk <= 0 {
 		d.chunk = 1 << 16 // both sides' values stay in the core's cache
-		// The fast path keeps 2 to 4 bytes per element, not 16: larger
+		// The fast path keeps 4 to 6 bytes per element, not 16: larger
 		// reads cost fewer calls (2.7 s instead of 3.1 s for the full
-		// Phi-3.5 diff on 2 cores).
-		d.histChunk = 1 << 18
+		// Phi-3.5 diff on 2 cores), as long as the goroutines together
+		// keep few of them.
+		d.histChunk = min(1<<18, max(1<<16, histBudget/d.pool.workers))
 	}
 	d.bufs = make([]diffBufs, d.pool.workers)
 

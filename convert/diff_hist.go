@@ -28,6 +28,10 @@ const maxExtraPairs = 1 << 16
 // tables (1.3 MB per goroutine) only pay off on many elements.
 const minHistElems = 1 << 14
 
+// histBudget bounds the elements that the goroutines of the fast path
+// read at a time, all together, by default.
+const histBudget = 1 << 21
+
 // errTooManyPairs stops the fast path of a tensor.
 var errTooManyPairs = errors.New("too many pairs of keys")
 
@@ -212,7 +216,7 @@ func (d *differ) histTensor(sa, sb *source, n int64) (*Accumulator, error) {
 			h.reset()
 		}
 	}
-	step := int64(d.histChunk)
+	step := min(int64(d.histChunk), n)
 	// Progress is reported once the tensor is done: if the fast path gives
 	// up, the float path reports the whole tensor.
 	var done atomic.Int64
@@ -221,8 +225,11 @@ func (d *differ) histTensor(sa, sb *source, n int64) (*Accumulator, error) {
 		if buf.hist == nil {
 			buf.hist = new(pairHist)
 		}
-		if int64(len(buf.ka)) < step {
-			buf.ka, buf.kb = make([]uint16, step), make([]uint16, step)
+		if int64(len(buf.ka)) < m {
+			buf.ka = make([]uint16, step)
+		}
+		if sb.dec == nil && int64(len(buf.kb)) < m {
+			buf.kb = make([]uint16, step)
 		}
 		if err := sa.keys(off, m, buf.ka, &buf.rawA); err != nil {
 			return err
