@@ -354,7 +354,7 @@ func checkNotInput(dst string, c *format.Checkpoint) error {
 // element of any dtype.
 func chunkSize(asked, workers int, c *format.Checkpoint) int {
 	if asked <= 0 {
-		asked = min(DefaultChunkBytes, max(minChunkBytes, chunkBudget/max(workers, 1)))
+		asked = share(chunkBudget, workers, minChunkBytes, DefaultChunkBytes)
 	}
 	var largest uint64
 	for _, t := range c.Tensors {

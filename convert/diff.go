@@ -137,7 +137,7 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 		// reads cost fewer calls (2.7 s instead of 3.1 s for the full
 		// Phi-3.5 diff on 2 cores), as long as the goroutines together
 		// keep few of them.
-		d.histChunk = min(1<<18, max(1<<16, histBudget/d.pool.workers))
+		d.histChunk = share(histBudget, d.pool.workers, 1<<16, 1<<18)
 	}
 	d.bufs = make([]diffBufs, d.pool.workers)
 

@@ -23,6 +23,12 @@ const maxWriters = 8
 // a disk writes.
 const maxWorkers = 64
 
+// share returns budget split among workers goroutines, but no less than
+// lo and no more than hi: the default size of what each reads at a time.
+func share(budget, workers, lo, hi int) int {
+	return min(hi, max(lo, budget/max(workers, 1)))
+}
+
 // newPool returns a pool of the given number of goroutines; 0 means one
 // per core, up to maxWorkers.
 func newPool(ctx context.Context, workers int) *pool {
