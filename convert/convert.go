@@ -62,6 +62,10 @@ type Options struct {
 	// Range is format.RangeMinMax (the formula's, the default when empty)
 	// or format.RangeMSE: log_min chosen to minimise the squared error.
 	Range string
+	// MaxShardBytes bounds the tensor data of each shard of a folder
+	// output; 0 means DefaultMaxShardBytes. A tensor larger than that gets
+	// a shard of its own.
+	MaxShardBytes int64
 }
 
 // Summary reports what a pipeline did.
@@ -76,6 +80,9 @@ type Summary struct {
 	// what the output would take with the packed layout; 0 otherwise.
 	PackedBytes int64
 	Elapsed     time.Duration
+	// Shards and SideFiles, for a folder output, count the weight files
+	// written and the other files copied.
+	Shards, SideFiles int
 }
 
 // MBPerSecond returns the input throughput in MB/s (10^6 bytes).
@@ -119,22 +126,14 @@ func workBytes(c *format.Checkpoint) int64 {
 }
 
 // DefaultOutput returns where Convert writes when no output is given:
-// <SRC name>.qins.safetensors beside SRC.
+// for a folder, or an index inside one, the folder <folder>.qins beside it;
+// for a file, <SRC name>.qins.safetensors beside it.
 func DefaultOutput(src string) string {
+	if dir, ok := modelFolder(src); ok {
+		return besideFolder(dir, ".qins")
+	}
 	src = filepath.Clean(src)
-	base := filepath.Base(src)
-	for _, suf := range []string{".safetensors.index.json", ".safetensors", ".json"} {
-		if b, ok := strings.CutSuffix(base, suf); ok {
-			base = b
-			break
-		}
-	}
-	if base == "model" && strings.HasSuffix(src, ".json") {
-		// model.safetensors.index.json: name the output after the folder.
-		if dir := filepath.Base(filepath.Dir(src)); dir != "." && dir != string(filepath.Separator) {
-			base = dir
-		}
-	}
+	base := strings.TrimSuffix(filepath.Base(src), ".safetensors")
 	return filepath.Join(filepath.Dir(src), base+".qins.safetensors")
 }
 
@@ -164,7 +163,8 @@ type job struct {
 }
 
 // Convert converts the checkpoint at src (a .safetensors file, a folder or
-// an index.json) into a QINS file at dst.
+// an index.json) into a QINS file at dst, or into a model folder when dst
+// names one (see OutputIsFolder).
 func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, error) {
 	start := time.Now()
 	c, err := format.OpenCheckpoint(src)
@@ -172,32 +172,67 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 		return nil, err
 	}
 	defer c.Close()
-	if format.IsQINS(c.Metadata) {
-		return nil, &format.Error{Path: c.Path, Err: errors.New("is already a QINS file")}
+	if err := checkConvert(c, &opts); err != nil {
+		return nil, err
+	}
+	if OutputIsFolder(src, dst) {
+		return convertFolder(ctx, c, src, dst, opts, start)
+	}
+	if opts.MaxShardBytes != 0 {
+		return nil, fmt.Errorf("%s: a shard size only applies to a folder output", dst)
 	}
 	if err := checkNotInput(dst, c); err != nil {
 		return nil, err
+	}
+	s, err := convertFile(ctx, c, dst, opts)
+	if err != nil {
+		return nil, err
+	}
+	s.BytesIn = c.Size()
+	s.Elapsed = time.Since(start)
+	return s, nil
+}
+
+// checkConvert checks that c can be converted under opts, and fills in
+// the defaults of opts.
+func checkConvert(c *format.Checkpoint, opts *Options) error {
+	if format.IsQINS(c.Metadata) {
+		return &format.Error{Path: c.Path, Err: errors.New("is already a QINS file")}
 	}
 	switch opts.Layout {
 	case "":
 		opts.Layout = format.LayoutU8I8
 	case format.LayoutU8I8, format.LayoutPacked:
 	default:
-		return nil, fmt.Errorf("layout %q: choose %s or %s", opts.Layout, format.LayoutU8I8, format.LayoutPacked)
+		return fmt.Errorf("layout %q: choose %s or %s", opts.Layout, format.LayoutU8I8, format.LayoutPacked)
 	}
 	switch opts.Range {
 	case "":
 		opts.Range = format.RangeMinMax
 	case format.RangeMinMax, format.RangeMSE:
 	default:
-		return nil, fmt.Errorf("range %q: choose %s or %s", opts.Range, format.RangeMinMax, format.RangeMSE)
+		return fmt.Errorf("range %q: choose %s or %s", opts.Range, format.RangeMinMax, format.RangeMSE)
 	}
 	for k := range c.Metadata {
 		if k == format.VersionKey || strings.HasPrefix(k, format.ParamsPrefix) {
-			return nil, &format.Error{Path: c.Path, Err: fmt.Errorf("metadata key %q is reserved for QINS files", k)}
+			return &format.Error{Path: c.Path, Err: fmt.Errorf("metadata key %q is reserved for QINS files", k)}
 		}
 	}
+	if opts.Include != nil {
+		for _, t := range c.Tensors {
+			if opts.selected(t.TensorInfo) {
+				return nil
+			}
+		}
+		return &format.Error{Path: c.Path, Err: fmt.Errorf("--include %q matches no floating-point tensor", opts.Include)}
+	}
+	return nil
+}
 
+// convertFile converts the tensors of c into one QINS file at dst. c may
+// hold only some of a checkpoint's tensors: one shard of a folder output.
+// The summary's input size and time are left to the caller.
+func convertFile(ctx context.Context, c *format.Checkpoint, dst string, opts Options) (*Summary, error) {
 	jobs, outTensors, meta, err := plan(c, &opts)
 	if err != nil {
 		return nil, err
@@ -227,7 +262,7 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 	if err != nil {
 		return nil, err
 	}
-	s := &Summary{Input: c.Path, Output: dst, BytesIn: c.Size()}
+	s := &Summary{Input: c.Path, Output: dst}
 	var saving int64 // what the packed layout would save on 16-bit sources
 	for i := range jobs {
 		j := &jobs[i]
@@ -251,7 +286,6 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 	if saving > 0 {
 		s.PackedBytes = s.BytesOut - saving
 	}
-	s.Elapsed = time.Since(start)
 	return s, nil
 }
 
@@ -264,17 +298,6 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 	for i, t := range c.Tensors {
 		jobs[i] = job{src: t, encode: opts.selected(t.TensorInfo)}
 		names[t.Name] = true
-	}
-	if opts.Include != nil {
-		n := 0
-		for _, j := range jobs {
-			if j.encode {
-				n++
-			}
-		}
-		if n == 0 {
-			return nil, nil, nil, &format.Error{Path: c.Path, Err: fmt.Errorf("--include %q matches no floating-point tensor", opts.Include)}
-		}
 	}
 	order := make([]int, 0, len(jobs))
 	for i := range jobs {
@@ -650,12 +673,12 @@ func (s *Summary) WriteText(w io.Writer, verb string) error {
 	_, err := fmt.Fprintf(w, "%s %s -> %s\n"+
 		"  tensors: %d %s, %d copied\n"+
 		"  size:    %s in, %s out (%s the source, %s of FP32 at %s)\n"+
-		"%s"+
+		"%s%s"+
 		"  time:    %.2f s, %.0f MB/s\n",
 		verb, s.Input, s.Output,
 		s.Encoded, did, s.Copied,
 		HumanBytes(s.BytesIn), HumanBytes(s.BytesOut), ratio(s.BytesOut, s.BytesIn), ratio(s.BytesOut, s.FP32Bytes), HumanBytes(s.FP32Bytes),
-		packedHint(s, ratio),
+		packedHint(s, ratio), folderLine(s),
 		s.Elapsed.Seconds(), s.MBPerSecond())
 	return err
 }

@@ -32,11 +32,16 @@ type RestoreOptions struct {
 	// 8, and at least GOMAXPROCS up to 64, so that some compute while
 	// others wait for the disk.
 	Workers int
+	// MaxShardBytes bounds the tensor data of each shard of a folder
+	// output; 0 means DefaultMaxShardBytes.
+	MaxShardBytes int64
 }
 
-// Restore decodes the QINS file at in into a plain safetensors file at out:
-// the source's tensor names, shapes and metadata, with every floating-point
-// tensor in opts.DType and every other tensor unchanged.
+// Restore decodes the QINS file or folder at in into a plain safetensors
+// file at out, or into a model folder when out names one (see
+// OutputIsFolder): the source's tensor names, shapes and metadata, with
+// every floating-point tensor in opts.DType and every other tensor
+// unchanged.
 func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary, error) {
 	start := time.Now()
 	if opts.DType == safetensors.BOOL { // the zero value
@@ -53,9 +58,28 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 	if !format.IsQINS(c.Metadata) {
 		return nil, &format.Error{Path: c.Path, Err: errors.New(`is not a QINS file (no "qins" metadata); qins convert makes one`)}
 	}
+	if OutputIsFolder(in, out) {
+		return restoreFolder(ctx, c, ls, in, out, opts, start)
+	}
+	if opts.MaxShardBytes != 0 {
+		return nil, fmt.Errorf("%s: a shard size only applies to a folder output", out)
+	}
 	if err := checkNotInput(out, c); err != nil {
 		return nil, err
 	}
+	s, err := restoreFile(ctx, c, ls, out, opts)
+	if err != nil {
+		return nil, err
+	}
+	s.BytesIn = c.Size()
+	s.Elapsed = time.Since(start)
+	return s, nil
+}
+
+// restoreFile decodes the tensors ls of c into one file at out. c may hold
+// only the stored tensors of ls: one shard of a folder output. The
+// summary's input size and time are left to the caller.
+func restoreFile(ctx context.Context, c *format.Checkpoint, ls []format.Logical, out string, opts RestoreOptions) (*Summary, error) {
 	meta := make(map[string]string)
 	for k, v := range c.Metadata {
 		if k != format.VersionKey && !strings.HasPrefix(k, format.ParamsPrefix) {
@@ -93,7 +117,7 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 	pr.Start(workBytes(c))
 	r := &restorer{pool: p, w: w, chunk: chunkSize(opts.ChunkBytes, p.workers, c), progress: pr.Add}
 	r.bufs = make([]restoreBufs, r.pool.workers)
-	s := &Summary{Input: c.Path, Output: out, BytesIn: c.Size()}
+	s := &Summary{Input: c.Path, Output: out}
 	// Read in the input's order; the writer takes tensors in any order.
 	for i := range ls {
 		l := &ls[i]
@@ -121,7 +145,6 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 	if st, err := os.Stat(out); err == nil {
 		s.BytesOut = st.Size()
 	}
-	s.Elapsed = time.Since(start)
 	return s, nil
 }
 

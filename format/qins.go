@@ -150,6 +150,9 @@ func Logicals(c *Checkpoint) ([]Logical, error) {
 	if v := c.Metadata[VersionKey]; v != Version {
 		return nil, &Error{Path: path, Err: fmt.Errorf("QINS format version %q is not supported (this qins reads version %s)", v, Version)}
 	}
+	if err := checkShards(c); err != nil {
+		return nil, err
+	}
 	byName := make(map[string]*Tensor, len(c.Tensors))
 	for i := range c.Tensors {
 		byName[c.Tensors[i].Name] = &c.Tensors[i]

@@ -138,6 +138,7 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 					&cli.StringFlag{Name: "exclude", Usage: "keep the tensors whose names match `REGEX` unchanged"},
 					&cli.StringFlag{Name: "layout", Value: "u8+i8", Usage: "u8+i8 (a code byte and a sign byte per weight) or packed (a code byte and a sign bit: 1.125 bytes per weight)"},
 					&cli.StringFlag{Name: "range", Value: "minmax", Usage: "minmax (the formula's log range) or mse (log_min chosen for the least squared error; decodes the same way)"},
+					maxShardFlag(),
 				},
 				OnUsageError: usageErr,
 				Action: func(c *cli.Context) error {
@@ -146,6 +147,9 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 						return err
 					}
 					opts := convert.Options{Force: c.Bool("force"), Layout: c.String("layout"), Range: c.String("range")}
+					if opts.MaxShardBytes, err = maxShardBytes(c); err != nil {
+						return err
+					}
 					if l := opts.Layout; l != format.LayoutU8I8 && l != format.LayoutPacked {
 						return usageError{fmt.Errorf("--layout %q: choose u8+i8 or packed", l)}
 					}
@@ -185,6 +189,7 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 				ArgsUsage: "IN",
 				Flags: []cli.Flag{output, force, quiet,
 					&cli.StringFlag{Name: "dtype", Value: "F32", Usage: "dtype of the floating-point tensors: F32, F16, BF16 or F64"},
+					maxShardFlag(),
 				},
 				OnUsageError: usageErr,
 				Action: func(c *cli.Context) error {
@@ -198,10 +203,16 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 					}
 					out := c.String("output")
 					if out == "" {
-						return usageError{errors.New("restore needs -o OUT")}
+						if out, err = convert.DefaultRestoreOutput(in); err != nil {
+							return usageError{err}
+						}
+					}
+					shard, err := maxShardBytes(c)
+					if err != nil {
+						return err
 					}
 					bar := newBar(stderr, "restoring", c.Bool("quiet"))
-					s, err := convert.Restore(ctx, in, out, convert.RestoreOptions{DType: dt, Force: c.Bool("force"), Progress: bar})
+					s, err := convert.Restore(ctx, in, out, convert.RestoreOptions{DType: dt, Force: c.Bool("force"), Progress: bar, MaxShardBytes: shard})
 					bar.finish()
 					if err != nil {
 						return withHint(err)
@@ -291,6 +302,7 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 			},
 		},
 	}
+	addVersion(app, stdout)
 	return app
 }
 

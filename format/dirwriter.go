@@ -1,0 +1,185 @@
+package format
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// DirWriter builds a folder under a temporary name beside its destination
+// and puts it in place only on Commit; Abort, or a failed Commit, removes
+// it. Files inside are written with the usual writers (Create, CopyFile)
+// at the paths Path gives.
+type DirWriter struct {
+	path, tmp string
+	force     bool
+	dirs      []string // subfolders made, synced on Commit
+	done      bool
+}
+
+// CreateDir starts building a folder at path. An existing path is an
+// error wrapping ErrExists unless force is set; with force it is replaced
+// on Commit.
+func CreateDir(path string, force bool) (*DirWriter, error) {
+	path = filepath.Clean(path)
+	if _, err := os.Lstat(path); err == nil && !force {
+		return nil, &Error{Path: path, Err: ErrExists}
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, &Error{Path: path, Err: err}
+	}
+	return &DirWriter{path: path, tmp: tmp, force: force}, nil
+}
+
+// Path returns where the file rel (slash-separated, relative to the
+// folder) is written before Commit.
+func (d *DirWriter) Path(rel string) string { return filepath.Join(d.tmp, filepath.FromSlash(rel)) }
+
+// Mkdir makes the subfolder rel and its parents.
+func (d *DirWriter) Mkdir(rel string) error {
+	p := d.Path(rel)
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		return &Error{Path: filepath.Join(d.path, filepath.FromSlash(rel)), Err: err}
+	}
+	d.dirs = append(d.dirs, p)
+	return nil
+}
+
+// CopyFile copies the file at src to rel in the folder, byte for byte, as
+// an ordinary file (mode 0644), and syncs it. check is called between
+// pieces; its error stops the copy.
+func (d *DirWriter) CopyFile(rel, src string, check func() error) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return pathError(err)
+	}
+	defer in.Close()
+	return d.WriteFile(rel, in, check)
+}
+
+// WriteFile writes what r reads to rel in the folder and syncs it.
+func (d *DirWriter) WriteFile(rel string, r io.Reader, check func() error) error {
+	dst := filepath.Join(d.path, filepath.FromSlash(rel))
+	out, err := os.OpenFile(d.Path(rel), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return &Error{Path: dst, Err: err}
+	}
+	buf := make([]byte, 1<<20)
+	for err == nil {
+		if check != nil {
+			if err = check(); err != nil {
+				break
+			}
+		}
+		var n int
+		n, err = io.ReadFull(r, buf)
+		if n > 0 {
+			if _, werr := out.Write(buf[:n]); werr != nil {
+				err = &Error{Path: dst, Err: werr}
+				break
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			err = nil
+			break
+		}
+	}
+	if err == nil {
+		if err = out.Sync(); err != nil {
+			err = &Error{Path: dst, Err: err}
+		}
+	}
+	if cerr := out.Close(); err == nil && cerr != nil {
+		err = &Error{Path: dst, Err: cerr}
+	}
+	return err
+}
+
+// Commit syncs the folder and puts it at its path, replacing what is
+// there when force was set: the two are swapped in one step where the
+// system allows it, else the old one is renamed aside first; the old one
+// is then removed.
+func (d *DirWriter) Commit() error {
+	if d.done {
+		return errors.New("format: Commit after Commit or Abort")
+	}
+	err := d.commit()
+	if err != nil {
+		d.Abort()
+		return err
+	}
+	d.done = true
+	return nil
+}
+
+func (d *DirWriter) commit() error {
+	for _, p := range d.dirs {
+		syncDir(p)
+	}
+	// MkdirTemp makes the folder private; the output is an ordinary one.
+	if err := os.Chmod(d.tmp, 0o755); err != nil {
+		return &Error{Path: d.path, Err: err}
+	}
+	syncDir(d.tmp)
+	parent := filepath.Dir(d.path)
+	if _, err := os.Lstat(d.path); err != nil {
+		// Nothing to replace. Rename would replace an empty folder made
+		// meanwhile, which is harmless.
+		if err := os.Rename(d.tmp, d.path); err != nil {
+			return &Error{Path: d.path, Err: err}
+		}
+		syncDir(parent)
+		return nil
+	}
+	if !d.force {
+		return &Error{Path: d.path, Err: ErrExists}
+	}
+	if exchange(d.tmp, d.path) == nil {
+		// d.tmp now holds the old folder.
+		syncDir(parent)
+		os.RemoveAll(d.tmp)
+		return nil
+	}
+	aside, err := asideName(d.path)
+	if err != nil {
+		return &Error{Path: d.path, Err: err}
+	}
+	if err := os.Rename(d.path, aside); err != nil {
+		return &Error{Path: d.path, Err: fmt.Errorf("moving the old one aside: %v", err)}
+	}
+	if err := os.Rename(d.tmp, d.path); err != nil {
+		os.Rename(aside, d.path) // put the old one back
+		return &Error{Path: d.path, Err: err}
+	}
+	syncDir(parent)
+	os.RemoveAll(aside)
+	return nil
+}
+
+// asideName returns an unused name beside path to move it to.
+func asideName(path string) (string, error) {
+	for range 100 {
+		var b [6]byte
+		rand.Read(b[:])
+		p := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".old-"+hex.EncodeToString(b[:]))
+		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+			return p, nil
+		}
+	}
+	return "", errors.New("no free name to move the old output aside")
+}
+
+// Abort removes the temporary folder. It is safe to call more than once,
+// and after Commit, where it does nothing.
+func (d *DirWriter) Abort() {
+	if d.done {
+		return
+	}
+	d.done = true
+	os.RemoveAll(d.tmp)
+}

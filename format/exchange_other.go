@@ -1,0 +1,9 @@
+//go:build !linux
+
+package format
+
+import "errors"
+
+// exchange is only available on Linux; elsewhere the old output is renamed
+// aside first.
+func exchange(a, b string) error { return errors.New("no atomic exchange") }

@@ -1,0 +1,46 @@
+package format
+
+import (
+	"fmt"
+	"strings"
+)
+
+// checkShards checks that a QINS checkpoint of several shards keeps each
+// encoded tensor in one shard: its codes, its signs and its "qins:NAME"
+// entry together, and that every shard is QINS of the same version. The
+// merged metadata Logicals reads would otherwise hide a "qins:NAME" entry
+// given twice, or one left in another shard than its tensor.
+func checkShards(c *Checkpoint) error {
+	if len(c.Files) < 2 {
+		return nil
+	}
+	holder := make(map[string]*File, len(c.Tensors))
+	for _, t := range c.Tensors {
+		holder[t.Name] = t.File
+	}
+	version := c.Metadata[VersionKey]
+	seen := make(map[string]*File)
+	for _, f := range c.Files {
+		if v, ok := f.Metadata[VersionKey]; !ok {
+			return &Error{Path: f.Path, Err: fmt.Errorf("is a shard of a QINS checkpoint (%s) without %q metadata", c.Path, VersionKey)}
+		} else if v != version {
+			return &Error{Path: f.Path, Err: fmt.Errorf("QINS version %q differs from the other shards' %q", v, version)}
+		}
+		for k := range f.Metadata {
+			name, ok := strings.CutPrefix(k, ParamsPrefix)
+			if !ok {
+				continue
+			}
+			if other := seen[name]; other != nil {
+				return &Error{Path: f.Path, Tensor: name, Err: fmt.Errorf("metadata %q is also in shard %s", k, other.Path)}
+			}
+			seen[name] = f
+			for _, suf := range []string{CodesSuffix, SignsSuffix, SignBitsSuffix} {
+				if h := holder[name+suf]; h != nil && h != f {
+					return &Error{Path: f.Path, Tensor: name, Err: fmt.Errorf("metadata %q is in this shard but %s is in %s", k, name+suf, h.Path)}
+				}
+			}
+		}
+	}
+	return nil
+}
