@@ -31,21 +31,20 @@ func torchDType(dt safetensors.DType) string {
 // top level has neither, "torch_dtype" is added as its last key, indented
 // like the others.
 func setTorchDType(js []byte, name string) ([]byte, error) {
-	spans, err := dtypeValues(js)
+	spans, top, err := dtypeValues(js)
 	if err != nil {
 		return nil, err
 	}
 	val, _ := json.Marshal(name)
 	var out []byte
-	if len(spans) == 0 {
-		out = appendKey(js, `"torch_dtype": `+string(val))
-	} else {
-		last := 0
-		for _, s := range spans {
-			out = append(append(out, js[last:s[0]]...), val...)
-			last = int(s[1])
-		}
-		out = append(out, js[last:]...)
+	last := 0
+	for _, s := range spans {
+		out = append(append(out, js[last:s[0]]...), val...)
+		last = int(s[1])
+	}
+	out = append(out, js[last:]...)
+	if !top {
+		out = appendKey(out, `"torch_dtype": `+string(val))
 	}
 	if !json.Valid(out) {
 		return nil, errors.New("setting torch_dtype gave invalid JSON") // cannot happen for a valid object
@@ -57,13 +56,13 @@ func setTorchDType(js []byte, name string) ([]byte, error) {
 type frame struct{ object, wantKey bool }
 
 // dtypeValues returns the byte spans of the values setTorchDType
-// replaces; js must be a JSON object.
-func dtypeValues(js []byte) ([][2]int64, error) {
+// replaces, and whether one is at the top level; js must be a JSON object.
+func dtypeValues(js []byte) (spans [][2]int64, top bool, err error) {
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.UseNumber()
 	var stack []frame
-	var spans [][2]int64
 	var key string
+	objects := 0
 	keyEnd := int64(-1)
 	for {
 		tok, err := dec.Token()
@@ -71,10 +70,12 @@ func dtypeValues(js []byte) ([][2]int64, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("is not valid JSON: %v", err)
+			return nil, false, fmt.Errorf("is not valid JSON: %v", err)
 		}
-		if len(stack) == 0 && tok != json.Delim('{') {
-			return nil, errors.New("is not a JSON object")
+		if len(stack) == 0 {
+			if objects++; objects > 1 || tok != json.Delim('{') {
+				return nil, false, errors.New("is not one JSON object")
+			}
 		}
 		if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantKey {
 			if d, ok := tok.(json.Delim); ok && d == '}' {
@@ -103,12 +104,16 @@ func dtypeValues(js []byte) ([][2]int64, error) {
 				end := dec.InputOffset()
 				start := keyEnd + int64(bytes.IndexAny(js[keyEnd:end], `"n`))
 				spans = append(spans, [2]int64{start, end})
+				top = top || len(stack) == 1
 			}
 		}
 		keyEnd = -1
 		valueDone(stack)
 	}
-	return spans, nil
+	if objects == 0 || len(stack) > 0 {
+		return nil, false, errors.New("is not one JSON object")
+	}
+	return spans, top, nil
 }
 
 // valueDone marks that a value of the innermost open object ended.

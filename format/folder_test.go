@@ -1,0 +1,188 @@
+package format
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/nlpodyssey/safetensors"
+)
+
+func TestShardNames(t *testing.T) {
+	for _, tc := range []struct {
+		prefix string
+		n      int
+		shards []string
+		index  string
+	}{
+		{"model", 1, []string{"model.safetensors"}, "model.safetensors.index.json"},
+		{"model", 2, []string{"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"}, "model.safetensors.index.json"},
+		{"model.qins", 3, []string{"model.qins-00001-of-00003.safetensors", "model.qins-00002-of-00003.safetensors", "model.qins-00003-of-00003.safetensors"}, "model.qins.safetensors.index.json"},
+	} {
+		shards, index := ShardNames(tc.prefix, tc.n)
+		if !reflect.DeepEqual(shards, tc.shards) || index != tc.index {
+			t.Errorf("ShardNames(%q, %d) = %v, %q", tc.prefix, tc.n, shards, index)
+		}
+	}
+}
+
+func TestMarshalIndex(t *testing.T) {
+	got := string(MarshalIndex(12, map[string]string{"b": "s2", "a<": "s1"}))
+	want := "{\n  \"metadata\": {\n    \"total_size\": 12\n  },\n  \"weight_map\": {\n    \"a\\u003c\": \"s1\",\n    \"b\": \"s2\"\n  }\n}\n"
+	if got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+	m, err := parseIndex([]byte(got))
+	if err != nil || !reflect.DeepEqual(m, map[string]string{"a<": "s1", "b": "s2"}) {
+		t.Errorf("parseIndex: %v, %v", m, err)
+	}
+}
+
+// qinsShards writes a two-shard QINS checkpoint: shard 1 holds n (F32) and
+// the metadata meta1, shard 2 holds w.qins and w.sign and the metadata
+// meta2. It returns the index.
+func qinsShards(t *testing.T, meta1, meta2 map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(name string, meta map[string]string, ts ...TensorInfo) {
+		w, err := Create(filepath.Join(dir, name), meta, ts, CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, ti := range w.Tensors() {
+			b := make([]byte, ti.Bytes())
+			for j := range b {
+				b[j] = 1
+			}
+			w.TensorWriter(i).Write(b)
+		}
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("s1.safetensors", meta1, TensorInfo{Name: "n", DType: safetensors.F32, Shape: []uint64{3}})
+	write("s2.safetensors", meta2, TensorInfo{Name: "w.qins", DType: safetensors.U8, Shape: []uint64{2, 3}},
+		TensorInfo{Name: "w.sign", DType: safetensors.I8, Shape: []uint64{2, 3}})
+	index := filepath.Join(dir, "model.qins.safetensors.index.json")
+	js := MarshalIndex(18, map[string]string{"n": "s1.safetensors", "w.qins": "s2.safetensors", "w.sign": "s2.safetensors"})
+	if err := os.WriteFile(index, js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return index
+}
+
+func TestQINSShards(t *testing.T) {
+	params := `{"log_min":-5,"log_max":-1,"dtype":"BF16"}`
+	v := map[string]string{"qins": "1"}
+	withW := map[string]string{"qins": "1", "qins:w": params}
+	for _, tc := range []struct {
+		name         string
+		meta1, meta2 map[string]string
+		want         string // "" for no error
+	}{
+		{"metadata with the tensor", v, withW, ""},
+		{"metadata in the other shard", withW, v, "is in this shard but w.qins is in"},
+		{"metadata in both shards", withW, withW, "is in this shard but w.qins is in"},
+		{"a shard without the version", map[string]string{"format": "pt"}, withW, "without \"qins\" metadata"},
+		{"versions differ", v, map[string]string{"qins": "2", "qins:w": params}, "differs from the other shards"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := OpenCheckpoint(qinsShards(t, tc.meta1, tc.meta2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ls, err := Logicals(c)
+			if tc.want == "" {
+				if err != nil || len(ls) != 2 || !ls[1].Encoded() && !ls[0].Encoded() {
+					t.Errorf("logicals %v, %v", ls, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDirWriter(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	d, err := CreateDir(out, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(dir, "src.txt")
+	os.WriteFile(src, []byte("side file"), 0o444)
+	if err := d.Mkdir("sub"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CopyFile("sub/a.txt", src, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("the folder appeared before Commit")
+	}
+	if err := d.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "sub", "a.txt"))
+	st, _ := os.Stat(filepath.Join(out, "sub", "a.txt"))
+	if err != nil || string(b) != "side file" || st.Mode().Perm() != 0o644 {
+		t.Errorf("copied file: %q, %v, mode %v", b, err, st.Mode())
+	}
+	if st, _ := os.Stat(out); st.Mode().Perm() != 0o755 {
+		t.Errorf("folder mode %v", st.Mode())
+	}
+
+	// Existing: refused without force, replaced with it, nothing left.
+	if _, err := CreateDir(out, false); !errors.Is(err, ErrExists) {
+		t.Errorf("existing output: %v", err)
+	}
+	d, err = CreateDir(out, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WriteFile("new.txt", strings.NewReader("new"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := dirNames(t, out); !reflect.DeepEqual(got, []string{"new.txt"}) {
+		t.Errorf("replaced folder holds %v", got)
+	}
+	if got := dirNames(t, dir); !reflect.DeepEqual(got, []string{"out", "src.txt"}) {
+		t.Errorf("left beside: %v", got)
+	}
+
+	// Abort, and a failing check, leave nothing.
+	d, _ = CreateDir(filepath.Join(dir, "aborted"), false)
+	stop := errors.New("stop")
+	if err := d.CopyFile("x", src, func() error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("check error: %v", err)
+	}
+	d.Abort()
+	d.Abort()
+	if got := dirNames(t, dir); !reflect.DeepEqual(got, []string{"out", "src.txt"}) {
+		t.Errorf("left after Abort: %v", got)
+	}
+}
+
+// dirNames lists a folder.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
