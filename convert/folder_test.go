@@ -90,8 +90,10 @@ func checkWeights(t *testing.T, dir, prefix string, max int64) int {
 	}
 	if len(shards) > 1 {
 		var idx struct {
-			Metadata  struct{ TotalSize uint64 `json:"total_size"` } `json:"metadata"`
-			WeightMap map[string]string                          `json:"weight_map"`
+			Metadata struct {
+				TotalSize uint64 `json:"total_size"`
+			} `json:"metadata"`
+			WeightMap map[string]string `json:"weight_map"`
 		}
 		b, _ := os.ReadFile(filepath.Join(dir, index))
 		if err := json.Unmarshal(b, &idx); err != nil {
