@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // copyTiny copies the tiny checkpoint folder into dir/name.
@@ -89,4 +94,67 @@ func TestFolderCommands(t *testing.T) {
 			t.Errorf("%v: exit %d, %q", tc.args, code, errs)
 		}
 	}
+}
+
+// TestFolderSignalAndFullDisk interrupts a folder convert, and runs one
+// onto a full disk: nothing is left beside the output either way.
+func TestFolderSignalAndFullDisk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildQins(t)
+	t.Run("SIGINT", func(t *testing.T) {
+		dir := t.TempDir()
+		src := filepath.Join(dir, "big")
+		os.Mkdir(src, 0o755)
+		sparseF32(t, filepath.Join(src, "model.safetensors"), 1<<30) // seconds of work
+		os.WriteFile(filepath.Join(src, "config.json"), []byte("{}"), 0o644)
+		out := filepath.Join(dir, "out")
+		os.Mkdir(out, 0o755)
+		cmd := exec.Command(bin, "convert", src, "-o", filepath.Join(out, "big.qins"), "--max-shard-size", "1GB")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Wait until the temporary folder holds a shard being written.
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			if m, _ := filepath.Glob(filepath.Join(out, ".big.qins.tmp-*", "*")); len(m) > 0 {
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		cmd.Process.Signal(syscall.SIGINT)
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+			t.Fatalf("exit %v, want 130; stderr %q", err, stderr.String())
+		}
+		if got := files(t, out); len(got) != 0 {
+			t.Errorf("left behind: %v", got)
+		}
+	})
+	t.Run("full disk", func(t *testing.T) {
+		full := t.TempDir()
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", full).CombinedOutput(); err != nil {
+			t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("umount", full).Run() })
+		src := filepath.Join(t.TempDir(), "m")
+		os.Mkdir(src, 0o755)
+		vals := make([]float32, 1<<19) // 1 MiB of codes and signs: more than fits
+		for i := range vals {
+			vals[i] = float32(i%1000+1) * 1e-4
+		}
+		writeF32(t, filepath.Join(src, "model.safetensors"), "w", []uint64{512, 1024}, vals)
+		os.WriteFile(filepath.Join(src, "config.json"), []byte("{}"), 0o644)
+		code, _, errs := qins(t, "convert", src, "-o", filepath.Join(full, "m.qins"))
+		if code != 1 || !strings.Contains(errs, "no space left on device") {
+			t.Errorf("exit %d, %q", code, errs)
+		}
+		if got := files(t, full); len(got) != 0 {
+			t.Errorf("left on the full disk: %v", got)
+		}
+	})
 }
