@@ -138,8 +138,13 @@ type sharedProgress struct{ p Progress }
 
 func (sharedProgress) Start(int64)   {}
 func (s sharedProgress) Add(n int64) { s.p.Add(n) }
+
+// add adds the counts of one shard's summary to s.
 func (s *Summary) add(shard *Summary) {
-	s.Encoded, s.Copied = s.Encoded+shard.Encoded, s.Copied+shard.Copied
+	s.Encoded += shard.Encoded
+	s.Copied += shard.Copied
+	s.FP32Bytes += shard.FP32Bytes
+	s.BytesOut += shard.BytesOut
 }
 
 // convertFolder converts c into the model folder dst: the QINS weights in
@@ -226,8 +231,6 @@ func writeShards(dw *format.DirWriter, prefix string, n int, s *Summary, write f
 			return err
 		}
 		s.add(ss)
-		s.FP32Bytes += ss.FP32Bytes
-		s.BytesOut += ss.BytesOut
 		// The header just written says what the shard holds.
 		f, err := format.Open(dw.Path(name))
 		if err != nil {

@@ -62,42 +62,42 @@ func (d *DirWriter) CopyFile(rel, src string, check func() error) error {
 	return d.WriteFile(rel, in, check)
 }
 
-// WriteFile writes what r reads to rel in the folder and syncs it.
+// WriteFile writes what r reads to rel in the folder and syncs it. check
+// is called before each read; its error stops the copy.
 func (d *DirWriter) WriteFile(rel string, r io.Reader, check func() error) error {
 	dst := filepath.Join(d.path, filepath.FromSlash(rel))
 	out, err := os.OpenFile(d.Path(rel), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return &Error{Path: dst, Err: err}
 	}
-	buf := make([]byte, 1<<20)
-	for err == nil {
-		if check != nil {
-			if err = check(); err != nil {
-				break
-			}
-		}
-		var n int
-		n, err = io.ReadFull(r, buf)
-		if n > 0 {
-			if _, werr := out.Write(buf[:n]); werr != nil {
-				err = &Error{Path: dst, Err: werr}
-				break
-			}
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			err = nil
-			break
-		}
+	if check != nil {
+		r = checkedReader{r, check}
 	}
+	_, err = io.CopyBuffer(out, r, make([]byte, 1<<20))
 	if err == nil {
-		if err = out.Sync(); err != nil {
-			err = &Error{Path: dst, Err: err}
-		}
+		err = out.Sync()
 	}
-	if cerr := out.Close(); err == nil && cerr != nil {
-		err = &Error{Path: dst, Err: cerr}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	var fe *Error
+	if err != nil && !errors.As(err, &fe) {
+		err = &Error{Path: dst, Err: err}
 	}
 	return err
+}
+
+// checkedReader calls check before each read.
+type checkedReader struct {
+	r     io.Reader
+	check func() error
+}
+
+func (c checkedReader) Read(p []byte) (int, error) {
+	if err := c.check(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // Commit syncs the folder and puts it at its path, replacing what is
