@@ -131,7 +131,7 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			{
 				Name:      "convert",
-				Usage:     "encode a checkpoint (file, folder or index.json) into a QINS file",
+				Usage:     "encode a checkpoint (folder, file or index.json) into a QINS folder or file",
 				ArgsUsage: "SRC",
 				Flags: []cli.Flag{output, force, quiet,
 					&cli.StringFlag{Name: "include", Usage: "encode the floating-point tensors whose names match `REGEX` (default: those of rank >= 2)"},
@@ -185,7 +185,7 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 			},
 			{
 				Name:      "restore",
-				Usage:     "decode a QINS file into a plain safetensors file",
+				Usage:     "decode a QINS folder or file into a plain safetensors folder or file",
 				ArgsUsage: "IN",
 				Flags: []cli.Flag{output, force, quiet,
 					&cli.StringFlag{Name: "dtype", Value: "F32", Usage: "dtype of the floating-point tensors: F32, F16, BF16 or F64"},
