@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -96,8 +97,8 @@ func ParseSize(s string) (int64, error) {
 	units := map[string]float64{"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
 		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
 	unit, ok := units[strings.ToLower(strings.TrimSpace(t[len(num):]))]
-	var v float64
-	if _, err := fmt.Sscanf(num, "%g", &v); err != nil || !ok || num == "" || strings.ContainsAny(num, " \t") {
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || !ok {
 		return 0, fmt.Errorf("size %q: want a number of bytes, or one with a unit such as 500MB or 5GB", s)
 	}
 	n := v * unit

@@ -28,6 +28,9 @@ func TestParseSize(t *testing.T) {
 		{"0", 0, true},
 		{"1e30", 0, true},
 		{"5 5MB", 0, true},
+		{"5.5.5MB", 0, true},
+		{"0x10", 0, true},
+		{"NaN", 0, true},
 	} {
 		got, err := ParseSize(tc.in)
 		if (err != nil) != tc.bad || got != tc.want {
