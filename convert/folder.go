@@ -229,7 +229,7 @@ func writeShards(dw *format.DirWriter, prefix string, n int, s *Summary, write f
 	for i, name := range names {
 		ss, err := write(i, dw.Path(name))
 		if err != nil {
-			return err
+			return dw.Final(err)
 		}
 		s.add(ss)
 		// The header just written says what the shard holds.

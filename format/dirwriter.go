@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // DirWriter builds a folder under a temporary name beside its destination
@@ -39,6 +40,18 @@ func CreateDir(path string, force bool) (*DirWriter, error) {
 // Path returns where the file rel (slash-separated, relative to the
 // folder) is written before Commit.
 func (d *DirWriter) Path(rel string) string { return filepath.Join(d.tmp, filepath.FromSlash(rel)) }
+
+// Final returns err with a path inside the temporary folder named as it
+// will be once the folder is in place, which is what a user knows.
+func (d *DirWriter) Final(err error) error {
+	var fe *Error
+	if errors.As(err, &fe) {
+		if rel, e := filepath.Rel(d.tmp, fe.Path); e == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			fe.Path = filepath.Join(d.path, rel)
+		}
+	}
+	return err
+}
 
 // Mkdir makes the subfolder rel and its parents.
 func (d *DirWriter) Mkdir(rel string) error {

@@ -150,7 +150,8 @@ func TestFolderSignalAndFullDisk(t *testing.T) {
 		writeF32(t, filepath.Join(src, "model.safetensors"), "w", []uint64{512, 1024}, vals)
 		os.WriteFile(filepath.Join(src, "config.json"), []byte("{}"), 0o644)
 		code, _, errs := qins(t, "convert", src, "-o", filepath.Join(full, "m.qins"))
-		if code != 1 || !strings.Contains(errs, "no space left on device") {
+		want := filepath.Join(full, "m.qins", "model.qins.safetensors") + ": "
+		if code != 1 || !strings.Contains(errs, "no space left on device") || !strings.Contains(errs, want) {
 			t.Errorf("exit %d, %q", code, errs)
 		}
 		if got := files(t, full); len(got) != 0 {
