@@ -62,6 +62,9 @@ type Options struct {
 	// Range is format.RangeMinMax (the formula's, the default when empty)
 	// or format.RangeMSE: log_min chosen to minimise the squared error.
 	Range string
+	// Pending, when set, tracks the output until it is committed, for a
+	// signal handler (see format.Pending).
+	Pending *format.Pending
 }
 
 // Summary reports what a pipeline did.
@@ -211,6 +214,7 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 	w, err := format.Create(dst, meta, outTensors, format.CreateOptions{
 		Force:   opts.Force,
 		Reserve: format.EncodedMetaSlack * nEncoded,
+		Pending: opts.Pending,
 	})
 	if err != nil {
 		return nil, err
@@ -241,6 +245,9 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 		if n := j.src.Elements(); !cv.packed && j.src.DType.Size() == 2 {
 			saving += int64(n - format.SignBytes(n))
 		}
+	}
+	if err := c.Unchanged(); err != nil {
+		return nil, err
 	}
 	if err := w.Commit(); err != nil {
 		return nil, err

@@ -32,6 +32,9 @@ type RestoreOptions struct {
 	// 8, and at least GOMAXPROCS up to 64, so that some compute while
 	// others wait for the disk.
 	Workers int
+	// Pending, when set, tracks the output until it is committed, for a
+	// signal handler (see format.Pending).
+	Pending *format.Pending
 }
 
 // Restore decodes the QINS file at in into a plain safetensors file at out:
@@ -82,7 +85,7 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 		tensors[k] = format.TensorInfo{Name: ls[i].Name, DType: outDType(&ls[i]), Shape: ls[i].Shape}
 		outIndex[i] = k
 	}
-	w, err := format.Create(out, meta, tensors, format.CreateOptions{Force: opts.Force})
+	w, err := format.Create(out, meta, tensors, format.CreateOptions{Force: opts.Force, Pending: opts.Pending})
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +117,9 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 		}
 		w.StartWriteback(k)
 		s.FP32Bytes += fp32Bytes(format.TensorInfo{DType: l.DType, Shape: l.Shape, End: l.Elements() * l.DType.Size()})
+	}
+	if err := c.Unchanged(); err != nil {
+		return nil, err
 	}
 	if err := w.Commit(); err != nil {
 		return nil, err

@@ -288,3 +288,8 @@ func renameChecked(src, dst string) error {
 	}
 	return os.Rename(src, dst)
 }
+
+// CheckOutput returns the error CreateOutput would give at once for path:
+// a directory or other non-regular file, or an existing file without
+// force. Commands call it before long work.
+func CheckOutput(path string, force bool) error { return checkTarget(path, force) }
