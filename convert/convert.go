@@ -659,7 +659,7 @@ func (s *Summary) WriteText(w io.Writer, verb string) error {
 		"  size:    %s in, %s out (%s the source, %s of FP32 at %s)\n"+
 		"%s"+
 		"  time:    %.2f s, %.0f MB/s\n",
-		verb, s.Input, s.Output,
+		verb, format.Printable(s.Input), format.Printable(s.Output),
 		s.Encoded, did, s.Copied,
 		HumanBytes(s.BytesIn), HumanBytes(s.BytesOut), ratio(s.BytesOut, s.BytesIn), ratio(s.BytesOut, s.FP32Bytes), HumanBytes(s.FP32Bytes),
 		packedHint(s, ratio),

@@ -124,7 +124,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.QINS {
 		kind = "QINS version " + r.Version
 	}
-	fmt.Fprintf(w, "%s: %s, %d file(s)\n", r.Path, kind, len(r.Files))
+	fmt.Fprintf(w, "%s: %s, %d file(s)\n", format.Printable(r.Path), kind, len(r.Files))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "name\tdtype\tshape\tbytes\tencoded\tlog_min\tlog_max\t")
 	for _, t := range r.Tensors {
@@ -133,7 +133,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			enc = "yes"
 			lo, hi = fmt.Sprintf("%.4f", *t.LogMin), fmt.Sprintf("%.4f", *t.LogMax)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t\n", t.Name, t.DType, shapeString(t.Shape), t.Bytes, enc, lo, hi)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t\n", format.Printable(t.Name), t.DType, shapeString(t.Shape), t.Bytes, enc, lo, hi)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

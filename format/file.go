@@ -8,6 +8,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Error is an error about a file, and the tensor in it when there is one.
@@ -19,9 +23,22 @@ type Error struct {
 
 func (e *Error) Error() string {
 	if e.Tensor != "" {
-		return fmt.Sprintf("%s: tensor %q: %v", e.Path, e.Tensor, e.Err)
+		return fmt.Sprintf("%s: tensor %q: %v", Printable(e.Path), e.Tensor, e.Err)
 	}
-	return e.Path + ": " + e.Err.Error()
+	return Printable(e.Path) + ": " + e.Err.Error()
+}
+
+// Printable returns s as it is when it prints safely on a terminal, and
+// quoted as a Go string otherwise: with a control character (a newline,
+// a tab, NUL, ESC), a character that does not print, invalid UTF-8, or a
+// leading quote, which would make a quoted name ambiguous. Errors and
+// tables print names and paths through it, so that a file cannot
+// write escape sequences to the terminal or forge rows.
+func Printable(s string) string {
+	if strings.HasPrefix(s, `"`) || !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 func (e *Error) Unwrap() error { return e.Err }
