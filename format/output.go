@@ -22,6 +22,8 @@ type OutputOptions struct {
 	// Pending, when set, tracks the output until it is committed or
 	// aborted, so that a signal handler can remove it (see Pending.Close).
 	Pending *Pending
+
+	named bool // a named temporary file even where O_TMPFILE works: for tests
 }
 
 // Output is a file written away from its path and published there, whole,
@@ -49,9 +51,12 @@ func CreateOutput(path string, opts OutputOptions) (*Output, error) {
 	}
 	o := &Output{path: path, force: opts.Force, pending: opts.Pending}
 	dir := filepath.Dir(path)
-	if f := openUnnamed(dir); f != nil {
+	if f := openUnnamed(dir); f != nil && !opts.named {
 		o.f = f
 	} else {
+		if f != nil {
+			f.Close()
+		}
 		f, tmp, err := createTemp(path)
 		if err != nil {
 			return nil, &Error{Path: path, Err: err}

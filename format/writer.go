@@ -25,6 +25,8 @@ type CreateOptions struct {
 	// Pending, when set, tracks the output until Commit or Abort (see
 	// Pending.Close).
 	Pending *Pending
+
+	named bool // see OutputOptions
 }
 
 // Writer writes a safetensors file whose tensors are declared up front and
@@ -78,7 +80,7 @@ func Create(path string, metadata map[string]string, tensors []TensorInfo, opts 
 	w.headerLen = len(header)
 	w.dataStart = 8 + int64(len(header))
 
-	out, err := CreateOutput(path, OutputOptions{Force: opts.Force, Pending: opts.Pending})
+	out, err := CreateOutput(path, OutputOptions{Force: opts.Force, Pending: opts.Pending, named: opts.named})
 	if err != nil {
 		return nil, err
 	}
