@@ -66,13 +66,13 @@ func TestOutputNotRegular(t *testing.T) {
 		out, want string
 	}{
 		{sub, "is a directory"},
-		{fifo, "not a regular file"},
+		{fifo, ", not a regular file"},
 	}
 	// A character device of our own, like /dev/null (1, 3): a regression
 	// here must not replace the real one.
 	dev := filepath.Join(dir, "null")
 	if err := syscall.Mknod(dev, syscall.S_IFCHR|0o666, 1<<8|3); err == nil {
-		cases = append(cases, struct{ out, want string }{dev, "not a regular file"})
+		cases = append(cases, struct{ out, want string }{dev, ", not a regular file"})
 	} else {
 		t.Logf("no character device case: mknod: %v", err)
 		os.WriteFile(dev, nil, 0o644) // the count of files below stays the same
