@@ -66,6 +66,9 @@ type Options struct {
 	// output; 0 means DefaultMaxShardBytes. A tensor larger than that gets
 	// a shard of its own.
 	MaxShardBytes int64
+	// Pending, when set, tracks the output until it is committed, for a
+	// signal handler (see format.Pending).
+	Pending *format.Pending
 }
 
 // Summary reports what a pipeline did.
@@ -246,6 +249,7 @@ func convertFile(ctx context.Context, c *format.Checkpoint, dst string, opts Opt
 	w, err := format.Create(dst, meta, outTensors, format.CreateOptions{
 		Force:   opts.Force,
 		Reserve: format.EncodedMetaSlack * nEncoded,
+		Pending: opts.Pending,
 	})
 	if err != nil {
 		return nil, err
@@ -276,6 +280,9 @@ func convertFile(ctx context.Context, c *format.Checkpoint, dst string, opts Opt
 		if n := j.src.Elements(); !cv.packed && j.src.DType.Size() == 2 {
 			saving += int64(n - format.SignBytes(n))
 		}
+	}
+	if err := c.Unchanged(); err != nil {
+		return nil, err
 	}
 	if err := w.Commit(); err != nil {
 		return nil, err
@@ -675,7 +682,7 @@ func (s *Summary) WriteText(w io.Writer, verb string) error {
 		"  size:    %s in, %s out (%s the source, %s of FP32 at %s)\n"+
 		"%s%s"+
 		"  time:    %.2f s, %.0f MB/s\n",
-		verb, s.Input, s.Output,
+		verb, format.Printable(s.Input), format.Printable(s.Output),
 		s.Encoded, did, s.Copied,
 		HumanBytes(s.BytesIn), HumanBytes(s.BytesOut), ratio(s.BytesOut, s.BytesIn), ratio(s.BytesOut, s.FP32Bytes), HumanBytes(s.FP32Bytes),
 		packedHint(s, ratio), folderLine(s),

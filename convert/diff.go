@@ -26,6 +26,9 @@ type DiffOptions struct {
 	// Workers is the number of goroutines comparing chunks; 0 means
 	// GOMAXPROCS, up to 64.
 	Workers int
+	// Outputs are files the caller is to write from the report (a plot):
+	// Diff refuses them, before any work, when they are inputs.
+	Outputs []string
 
 	floatOnly bool  // no fast path (diff_hist.go): for tests
 	histMin   int64 // the fast path's smallest tensor, when not 0: for tests
@@ -125,6 +128,13 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 		return nil, err
 	}
 	defer cb.Close()
+	for _, out := range opts.Outputs {
+		for _, c := range []*format.Checkpoint{ca, cb} {
+			if err := checkNotInput(out, c); err != nil {
+				return nil, err
+			}
+		}
+	}
 	pr := orNoProgress(opts.Progress)
 	pr.Start(workBytes(ca) + workBytes(cb))
 	d := differ{pool: newPool(ctx, opts.Workers), chunk: opts.ChunkElems, histChunk: opts.ChunkElems, progress: pr.Add, floatOnly: opts.floatOnly, histMin: opts.histMin}
@@ -185,6 +195,11 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 	}
 	r.Total.Tensors = len(r.Tensors)
 	r.Total.DiffStats = total.Stats()
+	for _, c := range []*format.Checkpoint{ca, cb} {
+		if err := c.Unchanged(); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
 }
 

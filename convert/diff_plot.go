@@ -1,9 +1,11 @@
 package convert
 
 import (
+	"errors"
 	"fmt"
 	"image/color"
 	"math"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -13,17 +15,54 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+
+	"github.com/qins-dev/qins/format"
 )
 
 // layerName splits "model.layers.12.mlp.down_proj.weight" into 12 and
 // "mlp.down_proj.weight".
 var layerName = regexp.MustCompile(`^(.*?\.)?(?:layers|blocks|h|layer)\.(\d+)\.(.+)$`)
 
-// WritePlot draws the SNR of every tensor that is not an exact match, by
+// CheckPlotPath refuses a plot path that does not end in .png, the one
+// format SavePlot writes.
+func CheckPlotPath(path string) error {
+	if !strings.EqualFold(filepath.Ext(path), ".png") {
+		return &format.Error{Path: path, Err: errors.New("a plot is a PNG file: name it FILE.png")}
+	}
+	return nil
+}
+
+// SavePlot draws the SNR of every tensor that is not an exact match, by
 // layer (x) with one marker per kind of tensor, to a PNG file at path.
 // Tensors outside the numbered layers stand at the left (embeddings and
-// the like) or the right (heads and final norms) of the layers.
-func (r *DiffReport) WritePlot(path string) error {
+// the like) or the right (heads and final norms) of the layers. The file
+// is a format.Output: it appears complete or not at all, and replaces an
+// existing file only with opts.Force.
+func (r *DiffReport) SavePlot(path string, opts format.OutputOptions) error {
+	if err := CheckPlotPath(path); err != nil {
+		return err
+	}
+	p, err := r.plot()
+	if err != nil {
+		return &format.Error{Path: path, Err: err}
+	}
+	wt, err := p.WriterTo(10*vg.Inch, 5*vg.Inch, "png")
+	if err != nil {
+		return &format.Error{Path: path, Err: err}
+	}
+	o, err := format.CreateOutput(path, opts)
+	if err != nil {
+		return err
+	}
+	if _, err := wt.WriteTo(o); err != nil {
+		o.Abort()
+		return &format.Error{Path: path, Err: err}
+	}
+	return o.Commit()
+}
+
+// plot builds the plot SavePlot draws.
+func (r *DiffReport) plot() (*plot.Plot, error) {
 	type point struct {
 		x, snr float64
 	}
@@ -59,7 +98,7 @@ func (r *DiffReport) WritePlot(path string) error {
 		kinds[strings.TrimSuffix(t.Name, ".weight")] = append(kinds[strings.TrimSuffix(t.Name, ".weight")], point{x, float64(t.SNRdB)})
 	}
 	if len(kinds) == 0 {
-		return fmt.Errorf("nothing to plot: every tensor matches exactly")
+		return nil, fmt.Errorf("nothing to plot: every tensor matches exactly")
 	}
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("SNR per tensor: %s vs %s", shortPath(r.A), shortPath(r.B))
@@ -85,7 +124,7 @@ func (r *DiffReport) WritePlot(path string) error {
 		}
 		s, err := plotter.NewScatter(pts)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		s.GlyphStyle.Shape = glyphs[i%len(glyphs)]
 		s.GlyphStyle.Color = palette[i%len(palette)]
@@ -108,7 +147,7 @@ func (r *DiffReport) WritePlot(path string) error {
 		p.X.Tick.Marker = plot.ConstantTicks(ticks)
 		p.X.Min, p.X.Max = -3, float64(maxLayer+3)
 	}
-	return p.Save(10*vg.Inch, 5*vg.Inch, path)
+	return p, nil
 }
 
 var glyphs = []draw.GlyphDrawer{

@@ -7,6 +7,8 @@ import (
 	"math"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/qins-dev/qins/format"
 )
 
 // WriteJSON writes r as one JSON object.
@@ -19,7 +21,7 @@ func (r *DiffReport) WriteJSON(w io.Writer) error {
 // WriteText writes r as a table a person reads: the top tensors furthest
 // apart (all when top < 0), then the totals and what could not be compared.
 func (r *DiffReport) WriteText(w io.Writer, top int) error {
-	fmt.Fprintf(w, "a: %s\nb: %s\n", r.A, r.B)
+	fmt.Fprintf(w, "a: %s\nb: %s\n", format.Printable(r.A), format.Printable(r.B))
 	worst := r.Worst(top)
 	if len(worst) < len(r.Tensors) {
 		fmt.Fprintf(w, "the %d tensors furthest apart, of %d:\n", len(worst), len(r.Tensors))
@@ -35,24 +37,28 @@ func (r *DiffReport) WriteText(w io.Writer, top int) error {
 			g(s.MaxAbsErr), s.MaxAbsErrIndex, g(s.MeanAbsErr), g(s.RMSE), g(s.RelRMSE), cos(s.Cosine), snr(s), pct(s.Identical, s.Elements), mark)
 	}
 	for _, t := range worst {
-		row(t.Name, t.DiffStats, t.Fails)
+		row(format.Printable(t.Name), t.DiffStats, t.Fails)
 	}
 	row(fmt.Sprintf("total (%d tensors)", r.Total.Tensors), r.Total.DiffStats, nil)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	if r.Total.MaxAbsErrTensor != "" {
-		fmt.Fprintf(w, "largest error: %s in %s at element %d\n", g(r.Total.MaxAbsErr), r.Total.MaxAbsErrTensor, r.Total.MaxAbsErrIndex)
+		fmt.Fprintf(w, "largest error: %s in %s at element %d\n", g(r.Total.MaxAbsErr), format.Printable(r.Total.MaxAbsErrTensor), r.Total.MaxAbsErrIndex)
 	}
 	list := func(what string, names []string) {
 		if len(names) > 0 {
-			fmt.Fprintf(w, "%s (%d): %s\n", what, len(names), strings.Join(names, ", "))
+			shown := make([]string, len(names))
+			for i, n := range names {
+				shown[i] = format.Printable(n)
+			}
+			fmt.Fprintf(w, "%s (%d): %s\n", what, len(names), strings.Join(shown, ", "))
 		}
 	}
 	list("missing in a", r.MissingInA)
 	list("missing in b", r.MissingInB)
 	for _, m := range r.ShapeMismatch {
-		fmt.Fprintf(w, "not comparable: %s: %s (a: %s %v, b: %s %v)\n", m.Name, m.Reason, m.DTypeA, m.ShapeA, m.DTypeB, m.ShapeB)
+		fmt.Fprintf(w, "not comparable: %s: %s (a: %s %v, b: %s %v)\n", format.Printable(m.Name), m.Reason, m.DTypeA, m.ShapeA, m.DTypeB, m.ShapeB)
 	}
 	verdict := "OK"
 	if !r.OK() {

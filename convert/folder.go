@@ -165,7 +165,7 @@ func convertFolder(ctx context.Context, c *format.Checkpoint, src, dst string, o
 		sizes[i] = convertedBytes(t.TensorInfo, &opts)
 	}
 	spans := shardSpans(sizes, opts.MaxShardBytes)
-	dw, err := format.CreateDir(dst, opts.Force)
+	dw, err := format.CreateDir(dst, opts.Force, opts.Pending)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +278,7 @@ func restoreFolder(ctx context.Context, c *format.Checkpoint, ls []format.Logica
 	if _, ok := meta["format"]; !ok {
 		meta["format"] = "pt" // transformers refuses safetensors files without it
 	}
-	dw, err := format.CreateDir(dst, opts.Force)
+	dw, err := format.CreateDir(dst, opts.Force, opts.Pending)
 	if err != nil {
 		return nil, err
 	}

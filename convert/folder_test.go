@@ -195,7 +195,7 @@ func TestFolderRoundTrip(t *testing.T) {
 			}
 			same(t, single, q)
 
-			rep, err := Inspect(q)
+			rep, err := Inspect(context.Background(), q)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -331,8 +331,9 @@ func TestFolderRefusals(t *testing.T) {
 			if err := os.Mkdir(filepath.Join(dir, "r.restored"), 0o755); err != nil {
 				return err
 			}
+			os.WriteFile(filepath.Join(dir, "r.restored", "model.safetensors"), nil, 0o644)
 			_, err := Restore(context.Background(), q, filepath.Join(dir, "r.restored"), RestoreOptions{})
-			os.Remove(filepath.Join(dir, "r.restored"))
+			os.RemoveAll(filepath.Join(dir, "r.restored"))
 			return err
 		}, "output exists", format.ErrExists},
 		{"shard size for a file", func() error {
@@ -411,7 +412,7 @@ func TestFolderForceReplaces(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(q, "old"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(q, "old", "stale.safetensors"), []byte("stale"), 0o644)
+	os.WriteFile(filepath.Join(q, "stale.safetensors"), []byte("stale"), 0o644)
 	if _, err := Convert(context.Background(), tinyDir, q, Options{Force: true}); err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func FuzzQINSFile(f *testing.F) {
 		if err := os.WriteFile(in, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		rep, ierr := Inspect(in)
+		rep, ierr := Inspect(context.Background(), in)
 		out := filepath.Join(dir, "out.safetensors")
 		_, rerr := Restore(context.Background(), in, out, RestoreOptions{})
 		if rerr != nil {

@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -58,13 +59,17 @@ func openModel(path string) (*format.Checkpoint, []format.Logical, error) {
 	return c, ls, nil
 }
 
-// Inspect describes the file, folder or index at path.
-func Inspect(path string) (*Report, error) {
+// Inspect describes the file, folder or index at path. It stops with
+// ctx's error when ctx is cancelled.
+func Inspect(ctx context.Context, path string) (*Report, error) {
 	c, ls, err := openModel(path)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	r := &Report{Path: c.Path, QINS: format.IsQINS(c.Metadata), Metadata: map[string]string{}}
 	for _, f := range c.Files {
 		r.Files = append(r.Files, f.Path)
@@ -79,6 +84,11 @@ func Inspect(path string) (*Report, error) {
 		}
 	}
 	for i := range ls {
+		if i%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
 		l := &ls[i]
 		t := TensorReport{Name: l.Name, DType: l.DType.String(), Shape: l.Shape, Elements: l.Elements(), Encoded: l.Encoded()}
 		if t.Shape == nil {
@@ -114,7 +124,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.QINS {
 		kind = "QINS version " + r.Version
 	}
-	fmt.Fprintf(w, "%s: %s, %d file(s)\n", r.Path, kind, len(r.Files))
+	fmt.Fprintf(w, "%s: %s, %d file(s)\n", format.Printable(r.Path), kind, len(r.Files))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "name\tdtype\tshape\tbytes\tencoded\tlog_min\tlog_max\t")
 	for _, t := range r.Tensors {
@@ -123,7 +133,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			enc = "yes"
 			lo, hi = fmt.Sprintf("%.4f", *t.LogMin), fmt.Sprintf("%.4f", *t.LogMax)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t\n", t.Name, t.DType, shapeString(t.Shape), t.Bytes, enc, lo, hi)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t\n", format.Printable(t.Name), t.DType, shapeString(t.Shape), t.Bytes, enc, lo, hi)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

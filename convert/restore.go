@@ -35,6 +35,9 @@ type RestoreOptions struct {
 	// MaxShardBytes bounds the tensor data of each shard of a folder
 	// output; 0 means DefaultMaxShardBytes.
 	MaxShardBytes int64
+	// Pending, when set, tracks the output until it is committed, for a
+	// signal handler (see format.Pending).
+	Pending *format.Pending
 }
 
 // Restore decodes the QINS file or folder at in into a plain safetensors
@@ -106,7 +109,7 @@ func restoreFile(ctx context.Context, c *format.Checkpoint, ls []format.Logical,
 		tensors[k] = format.TensorInfo{Name: ls[i].Name, DType: outDType(&ls[i]), Shape: ls[i].Shape}
 		outIndex[i] = k
 	}
-	w, err := format.Create(out, meta, tensors, format.CreateOptions{Force: opts.Force})
+	w, err := format.Create(out, meta, tensors, format.CreateOptions{Force: opts.Force, Pending: opts.Pending})
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +141,9 @@ func restoreFile(ctx context.Context, c *format.Checkpoint, ls []format.Logical,
 		}
 		w.StartWriteback(k)
 		s.FP32Bytes += fp32Bytes(format.TensorInfo{DType: l.DType, Shape: l.Shape, End: l.Elements() * l.DType.Size()})
+	}
+	if err := c.Unchanged(); err != nil {
+		return nil, err
 	}
 	if err := w.Commit(); err != nil {
 		return nil, err

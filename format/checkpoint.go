@@ -69,6 +69,17 @@ func OpenCheckpoint(path string) (*Checkpoint, error) {
 	return c, nil
 }
 
+// Unchanged returns an error naming the first file of c that has changed
+// since it was opened (see File.Unchanged).
+func (c *Checkpoint) Unchanged() error {
+	for _, f := range c.Files {
+		if err := f.Unchanged(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // pickInFolder finds what to open in a checkpoint folder.
 func pickInFolder(dir string) (string, error) {
 	if _, err := os.Stat(filepath.Join(dir, IndexName)); err == nil {

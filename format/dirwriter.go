@@ -18,23 +18,53 @@ import (
 type DirWriter struct {
 	path, tmp string
 	force     bool
+	pending   *Pending
 	dirs      []string // subfolders made, synced on Commit
 	done      bool
 }
 
 // CreateDir starts building a folder at path. An existing path is an
 // error wrapping ErrExists unless force is set; with force it is replaced
-// on Commit.
-func CreateDir(path string, force bool) (*DirWriter, error) {
+// on Commit. pending, when not nil, tracks the temporary folder until
+// Commit or Abort, so that a signal handler can remove it.
+func CreateDir(path string, force bool, pending *Pending) (*DirWriter, error) {
 	path = filepath.Clean(path)
-	if _, err := os.Lstat(path); err == nil && !force {
-		return nil, &Error{Path: path, Err: ErrExists}
+	if st, err := os.Lstat(path); err == nil {
+		if err := replaceable(path, st); err != nil {
+			return nil, &Error{Path: path, Err: err}
+		}
+		if !force {
+			return nil, &Error{Path: path, Err: ErrExists}
+		}
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return nil, &Error{Path: path, Err: err}
 	}
-	return &DirWriter{path: path, tmp: tmp, force: force}, nil
+	d := &DirWriter{path: path, tmp: tmp, force: force, pending: pending}
+	if err := pending.addDir(d); err != nil {
+		return nil, &Error{Path: path, Err: err}
+	}
+	return d, nil
+}
+
+// replaceable refuses, even with force, what a folder output may not
+// replace: anything but a regular file or a folder that holds a
+// safetensors model, so that a mistyped -o never removes an unrelated
+// folder.
+func replaceable(path string, st os.FileInfo) error {
+	switch {
+	case st.Mode().IsRegular():
+		return nil
+	case !st.IsDir():
+		return fmt.Errorf("is %s, not a model folder or a regular file", kind(st.Mode()))
+	}
+	for _, pat := range []string{"*.safetensors", "*.safetensors.index.json"} {
+		if m, _ := filepath.Glob(filepath.Join(path, pat)); len(m) > 0 {
+			return nil
+		}
+	}
+	return errors.New("is a directory that holds no safetensors model; not replacing it, even when forced")
 }
 
 // Path returns where the file rel (slash-separated, relative to the
@@ -121,7 +151,7 @@ func (d *DirWriter) Commit() error {
 	if d.done {
 		return errors.New("format: Commit after Commit or Abort")
 	}
-	err := d.commit()
+	err := d.pending.commitDir(d, d.commit)
 	if err != nil {
 		d.Abort()
 		return err
@@ -140,17 +170,14 @@ func (d *DirWriter) commit() error {
 	}
 	syncDir(d.tmp)
 	parent := filepath.Dir(d.path)
-	if _, err := os.Lstat(d.path); err != nil {
-		// Nothing to replace. Rename would replace an empty folder made
-		// meanwhile, which is harmless.
-		if err := os.Rename(d.tmp, d.path); err != nil {
+	if _, err := os.Lstat(d.path); err != nil || !d.force {
+		// Nothing to replace, or nothing that may be replaced: a folder
+		// or file that appeared meanwhile stays.
+		if err := renameNoReplace(d.tmp, d.path); err != nil {
 			return &Error{Path: d.path, Err: err}
 		}
 		syncDir(parent)
 		return nil
-	}
-	if !d.force {
-		return &Error{Path: d.path, Err: ErrExists}
 	}
 	if exchange(d.tmp, d.path) == nil {
 		// d.tmp now holds the old folder.
@@ -195,4 +222,5 @@ func (d *DirWriter) Abort() {
 	}
 	d.done = true
 	os.RemoveAll(d.tmp)
+	d.pending.removeDir(d)
 }

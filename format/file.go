@@ -8,6 +8,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Error is an error about a file, and the tensor in it when there is one.
@@ -19,9 +23,22 @@ type Error struct {
 
 func (e *Error) Error() string {
 	if e.Tensor != "" {
-		return fmt.Sprintf("%s: tensor %q: %v", e.Path, e.Tensor, e.Err)
+		return fmt.Sprintf("%s: tensor %q: %v", Printable(e.Path), e.Tensor, e.Err)
 	}
-	return e.Path + ": " + e.Err.Error()
+	return Printable(e.Path) + ": " + e.Err.Error()
+}
+
+// Printable returns s as it is when it prints safely on a terminal, and
+// quoted as a Go string otherwise: with a control character (a newline,
+// a tab, NUL, ESC), a character that does not print, invalid UTF-8, or a
+// leading quote, which would make a quoted name ambiguous. Errors and
+// tables print names and paths through it, so that a file cannot
+// write escape sequences to the terminal or forge rows.
+func Printable(s string) string {
+	if strings.HasPrefix(s, `"`) || !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -44,6 +61,7 @@ type File struct {
 	f         *os.File
 	dataStart int64
 	size      int64
+	opened    os.FileInfo // at open: see Unchanged
 }
 
 // lfsPrefix starts every Git LFS pointer file.
@@ -79,7 +97,7 @@ func newFile(path string, f *os.File) (*File, error) {
 		}
 		return nil, &Error{Path: path, Err: err}
 	}
-	return &File{Path: path, Header: *h, f: f, dataStart: dataStart, size: st.Size()}, nil
+	return &File{Path: path, Header: *h, f: f, dataStart: dataStart, size: st.Size(), opened: st}, nil
 }
 
 // ReadHeader reads and validates the header of a safetensors file of size
@@ -128,6 +146,26 @@ func (f *File) Section(t TensorInfo) *io.SectionReader {
 
 // Stat returns the FileInfo of the open file.
 func (f *File) Stat() (os.FileInfo, error) { return f.f.Stat() }
+
+// Unchanged returns an error when the file has changed since it was
+// opened: its size or modification time (written in place), or the file
+// its path names (replaced). A pipeline calls it before it commits, so
+// that a source rewritten during the run does not give a mixed output.
+func (f *File) Unchanged() error {
+	now, err := f.f.Stat()
+	if err == nil && (now.Size() != f.opened.Size() || !now.ModTime().Equal(f.opened.ModTime())) {
+		err = errors.New("changed while it was being read (size or modification time); run again on a stable copy")
+	}
+	if err == nil {
+		if at, serr := os.Stat(f.Path); serr != nil || !os.SameFile(at, f.opened) {
+			err = errors.New("was replaced while it was being read; run again on a stable copy")
+		}
+	}
+	if err != nil {
+		return &Error{Path: f.Path, Err: err}
+	}
+	return nil
+}
 
 // Close closes the file.
 func (f *File) Close() error { return f.f.Close() }

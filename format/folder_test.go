@@ -112,7 +112,7 @@ func TestQINSShards(t *testing.T) {
 func TestDirWriter(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
-	d, err := CreateDir(out, false)
+	d, err := CreateDir(out, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,11 +139,16 @@ func TestDirWriter(t *testing.T) {
 		t.Errorf("folder mode %v", st.Mode())
 	}
 
-	// Existing: refused without force, replaced with it, nothing left.
-	if _, err := CreateDir(out, false); !errors.Is(err, ErrExists) {
+	// A folder holding no model is never replaced; one holding a model is
+	// refused without force, replaced with it, nothing left.
+	if _, err := CreateDir(out, true, nil); err == nil || !strings.Contains(err.Error(), "holds no safetensors model") {
+		t.Errorf("folder without a model: %v", err)
+	}
+	os.WriteFile(filepath.Join(out, "model.safetensors"), nil, 0o644)
+	if _, err := CreateDir(out, false, nil); !errors.Is(err, ErrExists) {
 		t.Errorf("existing output: %v", err)
 	}
-	d, err = CreateDir(out, true)
+	d, err = CreateDir(out, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +166,7 @@ func TestDirWriter(t *testing.T) {
 	}
 
 	// Abort, and a failing check, leave nothing.
-	d, _ = CreateDir(filepath.Join(dir, "aborted"), false)
+	d, _ = CreateDir(filepath.Join(dir, "aborted"), false, nil)
 	stop := errors.New("stop")
 	if err := d.CopyFile("x", src, func() error { return stop }); !errors.Is(err, stop) {
 		t.Errorf("check error: %v", err)

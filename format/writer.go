@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 )
 
@@ -23,19 +22,25 @@ type CreateOptions struct {
 	// Buffered writes through the page cache even where the file system
 	// supports direct I/O, which is used otherwise.
 	Buffered bool
+	// Pending, when set, tracks the output until Commit or Abort (see
+	// Pending.Close).
+	Pending *Pending
+
+	named bool // see OutputOptions
 }
 
 // Writer writes a safetensors file whose tensors are declared up front and
 // whose data is then written tensor by tensor, in any order, in sequential
-// pieces, or at offsets from several goroutines (WriteAt). The file is
-// written under a temporary name in the destination folder and appears
-// under its real name only on Commit; Abort, or any error, removes it. The
+// pieces, or at offsets from several goroutines (WriteAt). The file is an
+// Output: it appears under its real name only on Commit, and Abort, or any
+// error, removes it. The
 // first error is sticky: later writes return it. Where the file system
 // allows it, the data goes to the disk with direct I/O, past the page
 // cache (see directWriter).
 type Writer struct {
-	path, tmp string
-	f         *os.File
+	path      string
+	out       *Output
+	f         *os.File      // out's file
 	direct    *directWriter // nil when writing through the page cache
 	mu        sync.Mutex    // guards written and err
 	io        sync.Mutex    // one buffered write at a time: see pwrite
@@ -52,8 +57,8 @@ type Writer struct {
 // and tensors, laid out in the order given. Offsets in tensors are ignored
 // and recomputed.
 func Create(path string, metadata map[string]string, tensors []TensorInfo, opts CreateOptions) (*Writer, error) {
-	if _, err := os.Lstat(path); err == nil && !opts.Force {
-		return nil, &Error{Path: path, Err: ErrExists}
+	if err := checkTarget(path, opts.Force); err != nil {
+		return nil, err
 	}
 	w := &Writer{path: path, meta: make(map[string]string, len(metadata))}
 	for k, v := range metadata {
@@ -75,17 +80,12 @@ func Create(path string, metadata map[string]string, tensors []TensorInfo, opts 
 	w.headerLen = len(header)
 	w.dataStart = 8 + int64(len(header))
 
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	out, err := CreateOutput(path, OutputOptions{Force: opts.Force, Pending: opts.Pending, named: opts.named})
 	if err != nil {
-		return nil, &Error{Path: path, Err: err}
+		return nil, err
 	}
-	w.f, w.tmp = f, f.Name()
-	// CreateTemp makes the file private; the output is an ordinary file.
-	if err := f.Chmod(0o644); err != nil {
-		w.fail(err)
-		w.Abort()
-		return nil, w.err
-	}
+	w.out, w.f = out, out.File()
+	f := w.f
 	// Reserve the whole file now: the data is written at offsets, not in
 	// order, and filling holes costs the filesystem more than overwriting
 	// allocated blocks. A full disk shows up here, before any work.
@@ -95,7 +95,7 @@ func Create(path string, metadata map[string]string, tensors []TensorInfo, opts 
 		return nil, w.err
 	}
 	if !opts.Buffered {
-		w.direct = openDirect(w.tmp, w.dataStart+int64(off))
+		w.direct = openDirect(out.reopenPath(), w.dataStart+int64(off))
 	}
 	return w, nil
 }
@@ -105,7 +105,12 @@ func (w *Writer) fail(err error) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err == nil {
-		w.err = &Error{Path: w.path, Err: err}
+		var fe *Error
+		if errors.As(err, &fe) && fe.Path == w.path {
+			w.err = err
+		} else {
+			w.err = &Error{Path: w.path, Err: err}
+		}
 	}
 	return w.err
 }
@@ -195,7 +200,8 @@ func (tw *tensorWriter) Write(p []byte) (int, error) {
 }
 
 // Commit checks that every tensor was written in full, writes the final
-// header, syncs the file and renames it into place.
+// header, and commits the Output: without Force it fails, wrapping
+// ErrExists, when a file appeared at the path during the run.
 func (w *Writer) Commit() error {
 	if w.done {
 		return errors.New("format: Commit after Commit or Abort")
@@ -222,19 +228,15 @@ func (w *Writer) Commit() error {
 		w.fail(err)
 	} else if err := w.closeDirect(); err != nil {
 		w.fail(err)
-	} else if err := w.f.Sync(); err != nil {
-		w.fail(err)
-	} else if err := w.f.Close(); err != nil {
-		w.fail(err)
-	} else if err := os.Rename(w.tmp, w.path); err != nil {
-		w.fail(err)
+	} else if err := w.out.Commit(); err != nil {
+		w.done = true // the Output removed itself
+		return w.fail(err)
 	}
 	if w.err != nil {
 		w.Abort()
 		return w.err
 	}
 	w.done = true
-	syncDir(filepath.Dir(w.path))
 	return nil
 }
 
@@ -257,8 +259,7 @@ func (w *Writer) Abort() {
 	if w.direct != nil {
 		w.direct.f.Close()
 	}
-	w.f.Close()
-	os.Remove(w.tmp)
+	w.out.Abort()
 }
 
 // closeDirect completes a direct write: the last partial block, then the

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/nlpodyssey/safetensors"
@@ -69,8 +70,10 @@ func TestWriterCommit(t *testing.T) {
 	if f.DataStart()%8 != 0 {
 		t.Errorf("data starts at %d, not aligned to 8", f.DataStart())
 	}
-	if st, _ := os.Stat(out); st.Mode().Perm() != 0o644 {
-		t.Errorf("mode %v, want 0644", st.Mode().Perm())
+	umask := syscall.Umask(0)
+	syscall.Umask(umask)
+	if st, _ := os.Stat(out); st.Mode().Perm() != 0o666&^os.FileMode(umask) {
+		t.Errorf("mode %v, want 0666 less the umask %03o", st.Mode().Perm(), umask)
 	}
 }
 

@@ -117,10 +117,13 @@ func TestFolderSignalAndFullDisk(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		// Wait until the temporary folder holds a shard being written.
+		// Wait until the temporary folder exists: its shard being written
+		// has no name until it is complete (O_TMPFILE), so give it time
+		// to start.
 		deadline := time.Now().Add(20 * time.Second)
 		for time.Now().Before(deadline) {
-			if m, _ := filepath.Glob(filepath.Join(out, ".big.qins.tmp-*", "*")); len(m) > 0 {
+			if m, _ := filepath.Glob(filepath.Join(out, ".big.qins.tmp-*")); len(m) > 0 {
+				time.Sleep(200 * time.Millisecond)
 				break
 			}
 			time.Sleep(2 * time.Millisecond)

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -24,8 +25,9 @@ import (
 )
 
 func main() {
-	ctx, sig, stop := withSignals()
-	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	pending := &format.Pending{}
+	ctx, sig, stop := withSignals(pending, os.Stderr, signalGrace)
+	code := runPending(ctx, pending, os.Args, os.Stdout, os.Stderr)
 	stop()
 	if s := sig(); s != nil && code != 0 {
 		code = 128 + int(s.(syscall.Signal))
@@ -33,28 +35,54 @@ func main() {
 	os.Exit(code)
 }
 
+// signalGrace is how long the work has, after a signal, to stop by itself
+// before the process removes its outputs and exits.
+const signalGrace = time.Second
+
 // withSignals returns a context cancelled by SIGINT or SIGTERM, and the
-// signal that cancelled it. After the first signal a second one kills the
-// process the default way.
-func withSignals() (context.Context, func() os.Signal, func()) {
+// signal that cancelled it. Most work stops at once; what does not (an
+// open or read that blocks, as on a FIFO, or a long header parse) is cut
+// short: after grace, or at a second signal, the handler removes the
+// pending outputs and exits with 128 + the signal's number. stop ends the
+// handling; after it the handler never exits the process.
+func withSignals(pending *format.Pending, stderr io.Writer, grace time.Duration) (context.Context, func() os.Signal, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	ch := make(chan os.Signal, 1)
+	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 	var got atomic.Value
+	var exiting sync.Mutex // held by whichever of stop and the handler ends the process
+	stopped := make(chan struct{})
 	go func() {
-		s, ok := <-ch
-		if !ok {
+		var s os.Signal
+		select {
+		case s = <-ch:
+		case <-stopped:
 			return
 		}
 		got.Store(s)
-		signal.Stop(ch)
 		cancel()
+		select {
+		case <-ch:
+		case <-time.After(grace):
+		case <-stopped:
+			return
+		}
+		exiting.Lock() // never unlocked: the process ends here or in main
+		pending.Close()
+		fmt.Fprintln(stderr, "qins: interrupted; no output written")
+		os.Exit(128 + int(s.(syscall.Signal)))
 	}()
 	load := func() os.Signal {
 		s, _ := got.Load().(os.Signal)
 		return s
 	}
-	return ctx, load, func() { signal.Stop(ch); cancel() }
+	stop := func() {
+		exiting.Lock()
+		signal.Stop(ch)
+		close(stopped)
+		cancel()
+	}
+	return ctx, load, stop
 }
 
 // usageError is a mistake in the command line: exit status 2.
@@ -66,7 +94,8 @@ type differ struct{}
 
 func (differ) Error() string { return "the checkpoints differ" }
 
-// unusable is an input diff cannot read: exit status 2.
+// unusable is trouble for diff, whose status 1 means "differ": an input
+// it cannot read, or a report it cannot write. Exit status 2.
 type unusable struct{ error }
 
 func (u unusable) Unwrap() error { return u.error }
@@ -81,8 +110,16 @@ func (h hinted) Unwrap() error { return h.error }
 
 // run runs the command line args and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	app := newApp(ctx, stdout, stderr)
-	err := app.Run(reorderArgs(app, args))
+	return runPending(ctx, nil, args, stdout, stderr)
+}
+
+// runPending is run with the outputs tracked in pending (see withSignals).
+func runPending(ctx context.Context, pending *format.Pending, args []string, stdout, stderr io.Writer) int {
+	app := newApp(ctx, pending, stdout, stderr)
+	args, err := reorderArgs(app, args)
+	if err == nil {
+		err = app.Run(args)
+	}
 	if err == nil {
 		return 0
 	}
@@ -95,7 +132,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, new(differ)) {
 		return 1
 	}
-	if errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, format.ErrInterrupted) {
 		fmt.Fprintln(stderr, "qins: interrupted; no output written")
 		return 130
 	}
@@ -110,7 +147,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
-func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
+func newApp(ctx context.Context, pending *format.Pending, stdout, stderr io.Writer) *cli.App {
 	force := &cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace OUT if it exists"}
 	quiet := &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar and no summary"}
 	output := &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `OUT`"}
@@ -146,7 +183,7 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 					if err != nil {
 						return err
 					}
-					opts := convert.Options{Force: c.Bool("force"), Layout: c.String("layout"), Range: c.String("range")}
+					opts := convert.Options{Force: c.Bool("force"), Layout: c.String("layout"), Range: c.String("range"), Pending: pending}
 					if opts.MaxShardBytes, err = maxShardBytes(c); err != nil {
 						return err
 					}
@@ -166,7 +203,10 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 							}
 						}
 					}
-					out := c.String("output")
+					out, err := outputFlag(c)
+					if err != nil {
+						return err
+					}
 					if out == "" {
 						out = convert.DefaultOutput(src)
 					}
@@ -201,7 +241,10 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 					if err != nil || !(dt == safetensors.F32 || dt == safetensors.F16 || dt == safetensors.BF16 || dt == safetensors.F64) {
 						return usageError{fmt.Errorf("--dtype %q: choose F32, F16, BF16 or F64", c.String("dtype"))}
 					}
-					out := c.String("output")
+					out, err := outputFlag(c)
+					if err != nil {
+						return err
+					}
 					if out == "" {
 						if out, err = convert.DefaultRestoreOutput(in); err != nil {
 							return usageError{err}
@@ -212,7 +255,7 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 						return err
 					}
 					bar := newBar(stderr, "restoring", c.Bool("quiet"))
-					s, err := convert.Restore(ctx, in, out, convert.RestoreOptions{DType: dt, Force: c.Bool("force"), Progress: bar, MaxShardBytes: shard})
+					s, err := convert.Restore(ctx, in, out, convert.RestoreOptions{DType: dt, Force: c.Bool("force"), Progress: bar, MaxShardBytes: shard, Pending: pending})
 					bar.finish()
 					if err != nil {
 						return withHint(err)
@@ -236,6 +279,7 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 					&cli.Float64Flag{Name: "min-cosine", Usage: "fail when a tensor's cosine similarity is below `Z`"},
 					&cli.IntFlag{Name: "top", Value: 20, Usage: "show the `N` tensors furthest apart (0: none, -1: all)"},
 					&cli.StringFlag{Name: "plot", Usage: "also draw the SNR of each tensor by layer into `FILE.png`"},
+					&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace the --plot file if it exists"},
 					quiet,
 				},
 				OnUsageError: usageErr,
@@ -249,6 +293,16 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 							v := c.Float64(name)
 							*dst = &v
 						}
+					}
+					plot := c.String("plot")
+					if c.IsSet("plot") {
+						if err := convert.CheckPlotPath(plot); err != nil {
+							return usageError{fmt.Errorf("--plot: %v", err)}
+						}
+						if err := format.CheckOutput(plot, c.Bool("force")); err != nil {
+							return withHint(err)
+						}
+						opts.Outputs = []string{plot}
 					}
 					bar := newBar(stderr, "comparing", c.Bool("quiet") || c.Bool("json"))
 					opts.Progress = bar
@@ -266,11 +320,11 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 						err = r.WriteText(stdout, c.Int("top"))
 					}
 					if err != nil {
-						return err
+						return unusable{fmt.Errorf("writing the report: %w", err)}
 					}
-					if p := c.String("plot"); p != "" {
-						if err := r.WritePlot(p); err != nil {
-							return fmt.Errorf("--plot %s: %v", p, err)
+					if plot != "" {
+						if err := r.SavePlot(plot, format.OutputOptions{Force: c.Bool("force"), Pending: pending}); err != nil {
+							return withHint(err)
 						}
 					}
 					if !r.OK() {
@@ -290,7 +344,7 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 					if err != nil {
 						return err
 					}
-					r, err := convert.Inspect(path)
+					r, err := convert.Inspect(ctx, path)
 					if err != nil {
 						return withHint(err)
 					}
@@ -307,6 +361,16 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 }
 
 func usageErr(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+
+// outputFlag returns -o OUT, empty when not given; given empty, it is a
+// usage error.
+func outputFlag(c *cli.Context) (string, error) {
+	out := c.String("output")
+	if out == "" && c.IsSet("output") {
+		return "", usageError{errors.New("-o needs a file name")}
+	}
+	return out, nil
+}
 
 // oneArg returns the command's single positional argument.
 func oneArg(c *cli.Context, name string) (string, error) {
@@ -376,11 +440,15 @@ var _ convert.Progress = (*bar)(nil)
 
 // reorderArgs moves the flags of a subcommand before its positional
 // arguments, so that `qins convert SRC -o OUT` parses like
-// `qins convert -o OUT SRC`: the flag package stops at the first positional
-// argument. "--" ends the flags.
-func reorderArgs(app *cli.App, args []string) []string {
+// `qins convert -o OUT SRC` (the flag package stops at the first
+// positional argument), then ends the flags with "--" so that the
+// positional arguments stay positional. It reads the command line as the
+// flag package would, with one difference: a flag that takes a value must
+// have one. A missing value, or a value that is "--" or one of the
+// command's flags, is a usage error, not a value.
+func reorderArgs(app *cli.App, args []string) ([]string, error) {
 	if len(args) < 3 {
-		return args
+		return args, nil
 	}
 	var cmd *cli.Command
 	for _, c := range app.Commands {
@@ -389,14 +457,19 @@ func reorderArgs(app *cli.App, args []string) []string {
 		}
 	}
 	if cmd == nil {
-		return args
+		return args, nil
 	}
-	takesValue := map[string]bool{}
+	takesValue := map[string]bool{"help": false, "h": false}
 	for _, f := range cmd.Flags {
 		_, isBool := f.(*cli.BoolFlag)
 		for _, n := range f.Names() {
 			takesValue[n] = !isBool
 		}
+	}
+	isFlag := func(a string) bool {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		_, known := takesValue[name]
+		return len(a) > 1 && a[0] == '-' && (known || a == "--")
 	}
 	var flags, pos []string
 	rest := args[2:]
@@ -412,10 +485,14 @@ func reorderArgs(app *cli.App, args []string) []string {
 		}
 		flags = append(flags, a)
 		name := strings.TrimLeft(a, "-")
-		if !strings.Contains(name, "=") && takesValue[name] && i+1 < len(rest) {
-			flags = append(flags, rest[i+1])
-			i++
+		if strings.Contains(name, "=") || !takesValue[name] {
+			continue
 		}
+		if i+1 == len(rest) || isFlag(rest[i+1]) {
+			return nil, usageError{fmt.Errorf("%s needs a value", a)}
+		}
+		flags = append(flags, rest[i+1])
+		i++
 	}
 	out := append([]string{}, args[:2]...)
 	out = append(out, flags...)
@@ -423,5 +500,5 @@ func reorderArgs(app *cli.App, args []string) []string {
 		out = append(out, "--")
 		out = append(out, pos...)
 	}
-	return out
+	return out, nil
 }

@@ -174,19 +174,36 @@ func TestExitCodesAndMessages(t *testing.T) {
 }
 
 func TestReorderArgs(t *testing.T) {
-	app := newApp(context.Background(), nil, nil)
-	cases := []struct{ in, want string }{
-		{"qins convert SRC -o OUT", "qins convert -o OUT -- SRC"},
-		{"qins convert -o OUT SRC --force", "qins convert -o OUT --force -- SRC"},
-		{"qins convert SRC --include=x -q", "qins convert --include=x -q -- SRC"},
-		{"qins restore IN --dtype BF16 -o OUT", "qins restore --dtype BF16 -o OUT -- IN"},
-		{"qins convert -- -odd-name", "qins convert -- -odd-name"},
-		{"qins --help", "qins --help"},
+	app := newApp(context.Background(), nil, nil, nil)
+	cases := []struct{ in, want, err string }{
+		{in: "qins convert SRC -o OUT", want: "qins convert -o OUT -- SRC"},
+		{in: "qins convert -o OUT SRC --force", want: "qins convert -o OUT --force -- SRC"},
+		{in: "qins convert SRC --include=x -q", want: "qins convert --include=x -q -- SRC"},
+		{in: "qins restore IN --dtype BF16 -o OUT", want: "qins restore --dtype BF16 -o OUT -- IN"},
+		{in: "qins convert -- -odd-name", want: "qins convert -- -odd-name"},
+		{in: "qins convert -o=-odd-out SRC", want: "qins convert -o=-odd-out -- SRC"},
+		{in: "qins diff A B --plot p.png -f", want: "qins diff --plot p.png -f -- A B"},
+		{in: "qins --help", want: "qins --help"},
+		// A flag that takes a value must have one.
+		{in: "qins convert SRC -o", err: "-o needs a value"},
+		{in: "qins convert SRC --layout", err: "--layout needs a value"},
+		{in: "qins convert -o -- SRC", err: "-o needs a value"},
+		{in: "qins convert SRC -o --force", err: "-o needs a value"},
+		{in: "qins convert SRC -o -q", err: "-o needs a value"},
+		{in: "qins restore IN -o OUT --dtype --help", err: "--dtype needs a value"},
+		{in: "qins diff A B --plot", err: "--plot needs a value"},
 	}
 	for _, c := range cases {
-		got := strings.Join(reorderArgs(app, strings.Fields(c.in)), " ")
-		if got != c.want {
-			t.Errorf("%q: got %q, want %q", c.in, got, c.want)
+		args, err := reorderArgs(app, strings.Fields(c.in))
+		got := strings.Join(args, " ")
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q: got %q, %v; want error %q", c.in, got, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%q: got %q, %v; want %q", c.in, got, err, c.want)
 		}
 	}
 }

@@ -1,0 +1,362 @@
+package format
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"unicode/utf8"
+)
+
+// ErrInterrupted is returned by Commit once Pending.Close has run: the
+// process is being stopped and no output may appear any more.
+var ErrInterrupted = errors.New("interrupted; no output written")
+
+// OutputOptions configure CreateOutput.
+type OutputOptions struct {
+	// Force replaces an existing regular file at the path.
+	Force bool
+	// Pending, when set, tracks the output until it is committed or
+	// aborted, so that a signal handler can remove it (see Pending.Close).
+	Pending *Pending
+
+	named bool // a named temporary file even where O_TMPFILE works: for tests
+}
+
+// Output is a file written away from its path and published there, whole,
+// only by Commit. Where the file system allows it (Linux, O_TMPFILE) the
+// file has no name at all until then, so that nothing is left behind even
+// when the process is killed; elsewhere it is a hidden temporary file in
+// the destination folder. Without Force, Commit never replaces a file that
+// appeared at the path in the meantime.
+type Output struct {
+	path    string
+	f       *os.File
+	tmp     string // the temporary name; empty when the file has none
+	force   bool
+	pending *Pending
+	done    bool
+}
+
+// CreateOutput starts an output at path. It refuses a path that is a
+// directory or any other non-regular file (a device, a FIFO), and an
+// existing file unless opts.Force. The file's mode follows the umask, as
+// a new file's does.
+func CreateOutput(path string, opts OutputOptions) (*Output, error) {
+	if err := checkTarget(path, opts.Force); err != nil {
+		return nil, err
+	}
+	o := &Output{path: path, force: opts.Force, pending: opts.Pending}
+	dir := filepath.Dir(path)
+	if f := openUnnamed(dir); f != nil && !opts.named {
+		o.f = f
+	} else {
+		if f != nil {
+			f.Close()
+		}
+		f, tmp, err := createTemp(path)
+		if err != nil {
+			return nil, &Error{Path: path, Err: err}
+		}
+		o.f, o.tmp = f, tmp
+	}
+	if err := o.pending.add(o); err != nil {
+		o.Abort()
+		return nil, &Error{Path: path, Err: err}
+	}
+	return o, nil
+}
+
+// checkTarget refuses what an output may not replace.
+func checkTarget(path string, force bool) error {
+	st, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return &Error{Path: path, Err: err}
+	}
+	if st.Mode()&fs.ModeSymlink != 0 {
+		if target, err := os.Stat(path); err == nil {
+			st = target // a link to a directory or a device is refused too
+		}
+	}
+	switch {
+	case st.IsDir():
+		return &Error{Path: path, Err: errors.New("is a directory; name the output file")}
+	case !st.Mode().IsRegular() && st.Mode()&fs.ModeSymlink == 0:
+		return &Error{Path: path, Err: fmt.Errorf("is %s, not a regular file; refusing to replace it", kind(st.Mode()))}
+	case !force:
+		return &Error{Path: path, Err: ErrExists}
+	}
+	return nil
+}
+
+// kind names the type of a file that is not regular.
+func kind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return "a special file"
+}
+
+// tempName returns a hidden name beside path, short enough for any valid
+// path: the base is cut so that the whole name stays within 255 bytes.
+func tempName(path string) string {
+	base := filepath.Base(path)
+	const keep = 200
+	if len(base) > keep {
+		n := keep
+		for n > 0 && !utf8.RuneStart(base[n]) {
+			n--
+		}
+		base = base[:n]
+	}
+	return filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.tmp-%d", base, rand.Uint32()))
+}
+
+// createTemp creates a new, named temporary file beside path.
+func createTemp(path string) (*os.File, string, error) {
+	for range 100 {
+		name := tempName(path)
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		return f, name, nil
+	}
+	return nil, "", errors.New("cannot find a free temporary name")
+}
+
+// File returns the open file, to write the data to.
+func (o *Output) File() *os.File { return o.f }
+
+// Write appends p to the file.
+func (o *Output) Write(p []byte) (int, error) { return o.f.Write(p) }
+
+// reopenPath is a path that opens the file again (for direct I/O).
+func (o *Output) reopenPath() string {
+	if o.tmp == "" {
+		return fdPath(o.f)
+	}
+	return o.tmp
+}
+
+// Commit syncs the file and publishes it at its path. On failure the
+// file is removed, and without Force an existing file is an error
+// wrapping ErrExists.
+func (o *Output) Commit() error {
+	if o.done {
+		return errors.New("format: Commit after Commit or Abort")
+	}
+	err := o.f.Sync()
+	if err == nil && o.force {
+		// Re-checked: something not to replace may have appeared since.
+		err = checkTarget(o.path, true)
+	}
+	if err == nil {
+		err = o.pending.commit(o, o.publish)
+	}
+	if err != nil {
+		o.Abort()
+		var fe *Error
+		if errors.As(err, &fe) {
+			return err
+		}
+		return &Error{Path: o.path, Err: err}
+	}
+	o.done = true
+	o.f.Close()
+	syncDir(filepath.Dir(o.path))
+	return nil
+}
+
+// publish gives the file its name: a rename that replaces with Force,
+// and otherwise a link or rename that fails when the path exists.
+func (o *Output) publish() error {
+	if o.tmp == "" {
+		if !o.force {
+			return linkNoReplace(fdPath(o.f), o.path)
+		}
+		// A rename is the only atomic replacement: name the file first.
+		for range 100 {
+			tmp := tempName(o.path)
+			err := linkNoReplace(fdPath(o.f), tmp)
+			if errors.Is(err, ErrExists) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := os.Rename(tmp, o.path); err != nil {
+				os.Remove(tmp)
+				return err
+			}
+			return nil
+		}
+		return errors.New("cannot find a free temporary name")
+	}
+	if o.force {
+		if err := os.Rename(o.tmp, o.path); err != nil {
+			return err
+		}
+	} else if err := renameNoReplace(o.tmp, o.path); err != nil {
+		return err
+	}
+	o.tmp = ""
+	return nil
+}
+
+// Abort closes and removes the file. It is safe to call more than once,
+// and after Commit, where it does nothing.
+func (o *Output) Abort() {
+	if o.done {
+		return
+	}
+	o.done = true
+	o.f.Close()
+	o.pending.remove(o)
+}
+
+// Pending tracks the outputs of a process that are not yet committed, so
+// that a signal handler can remove them before it exits. The zero value
+// is ready; a nil *Pending tracks nothing.
+type Pending struct {
+	mu     sync.Mutex
+	outs   map[*Output]bool
+	dirs   map[*DirWriter]bool
+	closed bool
+}
+
+func (p *Pending) add(o *Output) error {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		os.Remove(o.tmp)
+		return ErrInterrupted
+	}
+	if p.outs == nil {
+		p.outs = make(map[*Output]bool)
+	}
+	p.outs[o] = true
+	return nil
+}
+
+// remove forgets o and removes its temporary name, if it has one.
+func (p *Pending) remove(o *Output) {
+	if p != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		delete(p.outs, o)
+	}
+	if o.tmp != "" {
+		os.Remove(o.tmp)
+	}
+}
+
+// commit runs publish unless Close has run, holding the lock so that
+// Close waits for a publish under way.
+func (p *Pending) commit(o *Output, publish func() error) error {
+	if p == nil {
+		return publish()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrInterrupted
+	}
+	delete(p.outs, o)
+	return publish()
+}
+
+// Close removes the temporary files and folders of every output not yet
+// committed and makes later commits fail with ErrInterrupted. It is called
+// from a signal handler, while the outputs may still be being written.
+func (p *Pending) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for o := range p.outs {
+		if o.tmp != "" {
+			os.Remove(o.tmp)
+		}
+	}
+	for d := range p.dirs {
+		os.RemoveAll(d.tmp)
+	}
+	p.outs, p.dirs = nil, nil
+}
+
+// addDir tracks the folder output d, or removes its temporary folder and
+// fails when Close has run.
+func (p *Pending) addDir(d *DirWriter) error {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		os.RemoveAll(d.tmp)
+		return ErrInterrupted
+	}
+	if p.dirs == nil {
+		p.dirs = make(map[*DirWriter]bool)
+	}
+	p.dirs[d] = true
+	return nil
+}
+
+// removeDir forgets d.
+func (p *Pending) removeDir(d *DirWriter) {
+	if p != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		delete(p.dirs, d)
+	}
+}
+
+// commitDir runs publish for the folder output d unless Close has run,
+// holding the lock so that Close waits for a publish under way.
+func (p *Pending) commitDir(d *DirWriter, publish func() error) error {
+	if p == nil {
+		return publish()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrInterrupted
+	}
+	delete(p.dirs, d)
+	return publish()
+}
+
+// renameChecked renames src to dst unless dst exists, for file systems
+// that can neither rename without replacing nor link: a file that appears
+// between the check and the rename is replaced.
+func renameChecked(src, dst string) error {
+	if _, err := os.Lstat(dst); err == nil {
+		return ErrExists
+	}
+	return os.Rename(src, dst)
+}
+
+// CheckOutput returns the error CreateOutput would give at once for path:
+// a directory or other non-regular file, or an existing file without
+// force. Commands call it before long work.
+func CheckOutput(path string, force bool) error { return checkTarget(path, force) }
