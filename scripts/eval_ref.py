@@ -1,0 +1,668 @@
+#!/usr/bin/env python3
+"""Independent float64 reference for `qins eval`, written from transformers.
+
+    scripts/eval_ref.py REF CAND --tokens IDS.json [--config config.json]
+                        [--json] [--check QINS_EVAL.json]
+    scripts/eval_ref.py REF --greedy N [--expect IDS.json] [--config config.json]
+    scripts/eval_ref.py --phi3-copy SRC OUT [--longrope | --longrope-short]
+                        [--same-as FIXTURE]
+
+Why: `qins eval` runs a causal language model forward pass in Go. This
+script recomputes its teacher-forced comparison with numpy in float64 from
+the published formulas (transformers' modeling_llama.py, modeling_mistral.py,
+modeling_phi3.py, modeling_qwen2.py and modeling_rope_utils.py), never from
+the Go sources, so that a bug in the Go model, its RoPE, its weight decoding
+or its statistics shows up as a difference here.
+
+REF and CAND are a .safetensors file, a checkpoint folder (its index, its only
+index or its only .safetensors file) or an index, read with scripts/parity.py's
+reader; a QINS file is decoded with the README formula to float32 exactly as
+`qins restore` writes it (float64 magnitude, rounded once to float32), then
+widened to float64. config.json is read beside REF (its folder, or the folder
+of the file or index) unless --config is given; CAND uses the config.json
+beside it when there is one (so stories260K-phi3 can be compared with
+stories260K: names are then only checked when both architectures agree),
+else REF's.
+
+Architectures: LlamaForCausalLM, MistralForCausalLM (GQA, head_dim,
+rope_theta, attention_bias/mlp_bias, sliding_window), Phi3ForCausalLM (fused
+qkv_proj rows q, k, v and gate_up_proj rows gate, up; rope_scaling longrope or
+su: long_factor when the sequence length max(position)+1 exceeds
+original_max_position_embeddings, short_factor otherwise, cos and sin
+multiplied by the attention factor, sqrt(1 + ln(factor)/ln(original_max))
+with factor = max_position_embeddings / original_max_position_embeddings
+unless rope_scaling gives factor or attention_factor; partial_rotary_factor),
+Qwen2ForCausalLM (q/k/v biases, sliding window from max_window_layers when
+use_sliding_window). Tied embeddings when lm_head.weight is absent. RoPE
+scaling "linear" is also computed; other types are refused.
+
+Statistics, over positions t = 0..T-2 of the T ids (each predicting ids[t+1]):
+top-1 agreement (fraction of t where argmax of REF's logits equals CAND's),
+KL(P_ref || P_cand) in nats per position (mean, median as numpy.median, p99
+as numpy.percentile(x, 99), max), perplexity exp(mean NLL of ids[t+1]) of
+each model and their ratio cand/ref.
+
+--check QINS_EVAL.json reads `qins eval --json` output and exits 1 unless:
+ids equal the --tokens ids, tokens == T and positions == T-1; kld.mean,
+ppl.ref and ppl.cand agree within 1e-3 relative (kld.mean: or within 1e-9
+absolute, since two identical models give 0 here and float32 rounding noise,
+about 1e-12, in Go); top1 agrees within 1e-3 relative of the interval of
+legitimate values: a position where REF's or CAND's two largest logits are
+within TIE_GAP (1e-3) of each other is a near tie (float32 rounding in Go may
+pick either), so it may count as agreeing or not; the number of such
+positions is printed, and with none the interval is the single value. Every
+field is printed with both values. kld median/p99/max and ppl.ratio are
+printed for information.
+
+--greedy N generates N tokens from BOS (config's bos_token_id) with a KV
+cache, in float64 (for longrope each step's factors follow that step's
+max(position)+1, as transformers does; cached keys are not recomputed), and
+with --expect compares BOS + the N ids with a JSON id list (exit 1 if not
+equal).
+
+--phi3-copy SRC OUT writes a Phi-3-layout copy of a Llama checkpoint folder
+(q, k, v rows stacked into self_attn.qkv_proj, gate, up rows into
+mlp.gate_up_proj, F32), its config.json (Phi3ForCausalLM) and the tokenizer
+files. --longrope sets max_position_embeddings 256,
+original_max_position_embeddings 64 and a rope_scaling of type longrope (a
+201-token stream then selects long_factor and the attention factor is
+sqrt(1 + ln 4 / ln 64)); --longrope-short sets 1024 and 256 (the same stream
+selects short_factor, attention factor sqrt(1 + ln 4 / ln 256)). --same-as
+FIXTURE requires the copy's tensors (names, dtypes, shapes, bytes) and
+config.json (without --longrope*) to equal FIXTURE's.
+
+Exit status: 0 pass, 1 a check failed, 2 usage error or unreadable input.
+"""
+
+import argparse
+import json
+import math
+import os
+import shutil
+import struct
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import parity  # noqa: E402  (its safetensors reader and README decoder)
+
+InputError = parity.InputError
+
+TIE_GAP = 1e-3      # logits closer than this: the argmax is a near tie
+                    # (float32 vs float64 logits differ by 1.7e-5 on stories260K)
+REL_TOL = 1e-3      # relative agreement asked of top1, kld.mean and ppl
+KLD_ABS = 1e-9      # kld.mean: absolute floor (two equal models give ~0)
+ARCHS = ("LlamaForCausalLM", "MistralForCausalLM", "Phi3ForCausalLM",
+         "Qwen2ForCausalLM")
+
+
+# ------------------------------------------------------------ checkpoints
+
+class Checkpoint:
+    """A checkpoint's tensors by Hugging Face name, read as float64.
+
+    QINS tensors are decoded with the README formula to float32, as
+    `qins restore` writes them, then widened.
+    """
+
+    def __init__(self, arg):
+        self.arg = arg
+        src = parity.open_source(arg)
+        self.raw = src.tensors
+        self.meta = {}
+        for m in src.metadatas:
+            self.meta.update(m)
+        self.qins = self.meta.get("qins") == "1"
+        self.encoded = {}
+        if self.qins:
+            for key, text in self.meta.items():
+                if key.startswith("qins:"):
+                    try:
+                        self.encoded[key[5:]] = json.loads(text)
+                    except ValueError as e:
+                        raise InputError("%s: metadata %r: %s" % (arg, key, e))
+        hidden = set()
+        for name in self.encoded:
+            hidden.update({name + ".qins", name + ".sign", name + ".signbits"})
+        self.names = set(self.encoded) | (set(self.raw) - hidden)
+
+    def shape(self, name):
+        if name in self.encoded:
+            return self._raw(name + ".qins").shape
+        return self._raw(name).shape
+
+    def _raw(self, key):
+        if key not in self.raw:
+            raise InputError("%s: no tensor %r" % (self.arg, key))
+        return self.raw[key]
+
+    def get(self, name):
+        if name not in self.names:
+            raise InputError("%s: no tensor %r" % (self.arg, name))
+        if name in self.encoded:
+            return self._decode(name)
+        t = self.raw[name]
+        if t.dtype in ("F32", "F64", "F16"):
+            a = parity.read_array(t, {"F32": "<f4", "F64": "<f8", "F16": "<f2"}[t.dtype], 0, t.numel)
+        elif t.dtype == "BF16":
+            bits = parity.read_array(t, "<u2", 0, t.numel).astype(np.uint32) << 16
+            a = bits.view(np.float32)
+        else:
+            raise InputError("%s: tensor %r has dtype %s, not a float" % (self.arg, name, t.dtype))
+        return a.astype(np.float64).reshape(t.shape)
+
+    def _decode(self, name):
+        meta = self.encoded[name]
+        try:
+            lo, hi = float(meta["log_min"]), float(meta["log_max"])
+        except (KeyError, TypeError, ValueError):
+            raise InputError("%s: qins:%s lacks log_min/log_max" % (self.arg, name))
+        packed = meta.get("layout", "u8+i8") == "packed"
+        q = self._raw(name + ".qins")
+        codes = parity.read_array(q, "u1", 0, q.numel)
+        if packed:
+            sb = self._raw(name + ".signbits")
+            bits = np.unpackbits(parity.read_array(sb, "u1", 0, sb.numel), bitorder="little")
+            signs = np.where(codes == 0, 0, 1 - 2 * bits[:codes.size].astype(np.int8))
+        else:
+            s = self._raw(name + ".sign")
+            signs = parity.read_array(s, "i1", 0, s.numel)
+        dec = parity.Decoder(lo, hi, packed=packed)
+        w = np.where(signs == 0, 0.0, signs * dec.magnitude[codes])
+        return w.astype(np.float32).astype(np.float64).reshape(q.shape)
+
+
+def config_path(arg, override):
+    if override:
+        return override
+    folder = arg if os.path.isdir(arg) else os.path.dirname(os.path.abspath(arg))
+    return os.path.join(folder, "config.json")
+
+
+def load_json(path, what):
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError("%s (%s): %s" % (path, what, e))
+
+
+# ------------------------------------------------------------------ model
+
+class Config:
+    """The fields of config.json the forward pass needs."""
+
+    def __init__(self, c, path):
+        archs = c.get("architectures") or []
+        self.arch = archs[0] if archs else None
+        if self.arch not in ARCHS:
+            raise InputError("%s: unsupported architecture %r" % (path, self.arch))
+        self.hidden = c["hidden_size"]
+        self.layers = c["num_hidden_layers"]
+        self.heads = c["num_attention_heads"]
+        self.kv_heads = c.get("num_key_value_heads") or self.heads
+        self.head_dim = c.get("head_dim") or self.hidden // self.heads
+        self.eps = c.get("rms_norm_eps", 1e-6)
+        self.theta = c.get("rope_theta", 10000.0)
+        self.vocab = c["vocab_size"]
+        self.max_pos = c.get("max_position_embeddings")
+        self.bos = c.get("bos_token_id", 1)
+        if c.get("hidden_act", "silu") != "silu":
+            raise InputError("%s: hidden_act %r is not silu" % (path, c.get("hidden_act")))
+        self.rot_dim = int(self.head_dim * c.get("partial_rotary_factor", 1.0))
+        self.rope = c.get("rope_scaling") or None
+        self.orig_max = c.get("original_max_position_embeddings")
+        self.attn_bias = c.get("attention_bias", False) and self.arch != "Qwen2ForCausalLM"
+        self.mlp_bias = c.get("mlp_bias", False) and self.arch in ("LlamaForCausalLM",)
+        self.windows = self._windows(c)
+        self.rope_type = "default"
+        if self.rope:
+            self.rope_type = self.rope.get("rope_type", self.rope.get("type", "default"))
+            if self.rope_type == "su":
+                self.rope_type = "longrope"
+            if self.rope_type not in ("default", "linear", "longrope"):
+                raise InputError("%s: rope_scaling type %r is not supported here" % (path, self.rope_type))
+
+    def _windows(self, c):
+        """Sliding window of each layer (None: full causal attention)."""
+        w = c.get("sliding_window")
+        if self.arch == "LlamaForCausalLM" or not w:
+            return [None] * self.layers
+        if self.arch == "Qwen2ForCausalLM":
+            if not c.get("use_sliding_window", False):
+                return [None] * self.layers
+            first = c.get("max_window_layers", self.layers)
+            return [w if i >= first else None for i in range(self.layers)]
+        return [w] * self.layers
+
+    def rope_tables(self, positions, seq_len):
+        """cos, sin [len(positions), rot_dim] (rotate-half order), scaled."""
+        half = self.rot_dim // 2
+        exponent = np.arange(0, self.rot_dim, 2, dtype=np.float64) / self.rot_dim
+        base = self.theta ** exponent
+        scale = 1.0
+        if self.rope_type == "linear":
+            base = base * float(self.rope["factor"])
+        elif self.rope_type == "longrope":
+            base, scale = self._longrope(base, seq_len, half)
+        inv_freq = 1.0 / base
+        freqs = np.outer(np.asarray(positions, dtype=np.float64), inv_freq)
+        emb = np.concatenate([freqs, freqs], axis=1)
+        return np.cos(emb) * scale, np.sin(emb) * scale
+
+    def _longrope(self, base, seq_len, half):
+        orig = self.orig_max or self.rope.get("original_max_position_embeddings") or self.max_pos
+        factor = self.rope.get("factor")
+        if factor is None:
+            factor = self.max_pos / orig
+        att = self.rope.get("attention_factor")
+        if att is None:
+            att = 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(orig))
+        key = "long_factor" if seq_len > orig else "short_factor"
+        ext = np.asarray(self.rope[key], dtype=np.float64)
+        if ext.shape != (half,):
+            raise InputError("rope_scaling %s has %d values, want %d" % (key, ext.size, half))
+        return ext * base, att
+
+
+def rms_norm(x, w, eps):
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
+
+
+def rotate(x, cos, sin, rot):
+    """x [heads, T, head_dim]; RoPE on the first rot dims, rotate-half."""
+    xr, xp = x[..., :rot], x[..., rot:]
+    h = rot // 2
+    rh = np.concatenate([-xr[..., h:], xr[..., :h]], axis=-1)
+    return np.concatenate([xr * cos + rh * sin, xp], axis=-1)
+
+
+def silu(x):
+    return x / (1.0 + np.exp(-x))
+
+
+class Model:
+    """A causal LM in float64, weights read layer by layer from a Checkpoint."""
+
+    def __init__(self, cfg, ck):
+        self.cfg, self.ck = cfg, ck
+        self.embed = ck.get("model.embed_tokens.weight")
+        if self.embed.shape != (cfg.vocab, cfg.hidden):
+            raise InputError("%s: embed_tokens shape %s, config says %s" % (
+                ck.arg, self.embed.shape, (cfg.vocab, cfg.hidden)))
+        head = "lm_head.weight"
+        self.lm_head = ck.get(head) if head in ck.names else self.embed
+        self.norm = ck.get("model.norm.weight")
+
+    def _linear(self, prefix, x, bias):
+        w = self.ck.get(prefix + ".weight")
+        y = x @ w.T
+        if bias:
+            y = y + self.ck.get(prefix + ".bias")
+        return y
+
+    def _qkv(self, p, x):
+        c = self.cfg
+        nq, nk = c.heads * c.head_dim, c.kv_heads * c.head_dim
+        if c.arch == "Phi3ForCausalLM":
+            qkv = self._linear(p + "self_attn.qkv_proj", x, False)
+            if qkv.shape[1] != nq + 2 * nk:
+                raise InputError("%s: %sself_attn.qkv_proj has %d rows, want %d" % (
+                    self.ck.arg, p, qkv.shape[1], nq + 2 * nk))
+            return qkv[:, :nq], qkv[:, nq:nq + nk], qkv[:, nq + nk:]
+        b = c.attn_bias or c.arch == "Qwen2ForCausalLM"
+        return (self._linear(p + "self_attn.q_proj", x, b),
+                self._linear(p + "self_attn.k_proj", x, b),
+                self._linear(p + "self_attn.v_proj", x, b))
+
+    def _mlp(self, p, x):
+        c = self.cfg
+        if c.arch == "Phi3ForCausalLM":
+            gu = self._linear(p + "mlp.gate_up_proj", x, False)
+            half = gu.shape[1] // 2
+            gate, up = gu[:, :half], gu[:, half:]
+        else:
+            gate = self._linear(p + "mlp.gate_proj", x, c.mlp_bias)
+            up = self._linear(p + "mlp.up_proj", x, c.mlp_bias)
+        return self._linear(p + "mlp.down_proj", silu(gate) * up, c.mlp_bias)
+
+    def run(self, ids, start, cache):
+        """Logits [len(ids), vocab] for ids at positions start.., using and
+        extending cache (a list of per-layer (K, V) [kv_heads, t, head_dim])."""
+        c = self.cfg
+        ids = np.asarray(ids)
+        if ids.min() < 0 or ids.max() >= c.vocab:
+            raise InputError("token id outside the vocabulary (0..%d)" % (c.vocab - 1))
+        n = len(ids)
+        pos = np.arange(start, start + n)
+        cos, sin = c.rope_tables(pos, start + n)
+        x = self.embed[ids]
+        kpos = np.arange(start + n)
+        for l in range(c.layers):
+            p = "model.layers.%d." % l
+            h = rms_norm(x, self.ck.get(p + "input_layernorm.weight"), c.eps)
+            q, k, v = self._qkv(p, h)
+            q = rotate(q.reshape(n, c.heads, c.head_dim).transpose(1, 0, 2), cos, sin, c.rot_dim)
+            k = rotate(k.reshape(n, c.kv_heads, c.head_dim).transpose(1, 0, 2), cos, sin, c.rot_dim)
+            v = v.reshape(n, c.kv_heads, c.head_dim).transpose(1, 0, 2)
+            if len(cache) > l:
+                k = np.concatenate([cache[l][0], k], axis=1)
+                v = np.concatenate([cache[l][1], v], axis=1)
+                cache[l] = (k, v)
+            else:
+                cache.append((k, v))
+            visible = kpos[None, :] <= pos[:, None]
+            if c.windows[l]:
+                visible &= kpos[None, :] > pos[:, None] - c.windows[l]
+            rep = c.heads // c.kv_heads
+            kr, vr = np.repeat(k, rep, axis=0), np.repeat(v, rep, axis=0)
+            s = q @ kr.transpose(0, 2, 1) / math.sqrt(c.head_dim)
+            s = np.where(visible[None], s, -np.inf)
+            s = np.exp(s - s.max(axis=-1, keepdims=True))
+            a = (s / s.sum(axis=-1, keepdims=True)) @ vr
+            a = a.transpose(1, 0, 2).reshape(n, c.heads * c.head_dim)
+            x = x + self._linear(p + "self_attn.o_proj", a, c.attn_bias)
+            h = rms_norm(x, self.ck.get(p + "post_attention_layernorm.weight"), c.eps)
+            x = x + self._mlp(p, h)
+        return rms_norm(x, self.norm, c.eps) @ self.lm_head.T
+
+    def greedy(self, prompt, n):
+        cache = []
+        logits = self.run(prompt, 0, cache)
+        out = []
+        for _ in range(n):
+            nxt = int(np.argmax(logits[-1]))
+            out.append(nxt)
+            logits = self.run([nxt], len(prompt) + len(out) - 1, cache)
+        return out
+
+
+# -------------------------------------------------------------- statistics
+
+def log_softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def top_gap(z):
+    """Difference between the largest and second largest logit per row."""
+    s = np.sort(z, axis=-1)
+    return s[:, -1] - s[:, -2]
+
+
+def compare(ref_logits, cand_logits, ids):
+    ids = np.asarray(ids)
+    r, c = ref_logits[:-1], cand_logits[:-1]
+    lr, lc = log_softmax(r), log_softmax(c)
+    kld = np.sum(np.exp(lr) * (lr - lc), axis=-1)
+    nxt = ids[1:]
+    rows = np.arange(len(nxt))
+    nll_r, nll_c = -lr[rows, nxt], -lc[rows, nxt]
+    agree = np.argmax(r, axis=-1) == np.argmax(c, axis=-1)
+    near = (top_gap(r) < TIE_GAP) | (top_gap(c) < TIE_GAP)
+    n = len(nxt)
+    ppl_r, ppl_c = math.exp(nll_r.mean()), math.exp(nll_c.mean())
+    return {
+        "tokens": len(ids), "positions": n,
+        "top1": float(agree.mean()),
+        "top1_range": [float((agree & ~near).sum() / n), float((agree | near).sum() / n)],
+        "near_ties": int(near.sum()),
+        "min_gap": float(min(top_gap(r).min(), top_gap(c).min())),
+        "kld": {"mean": float(kld.mean()), "median": float(np.median(kld)),
+                "p99": float(np.percentile(kld, 99)), "max": float(kld.max())},
+        "ppl": {"ref": ppl_r, "cand": ppl_c, "ratio": ppl_c / ppl_r},
+    }
+
+
+def rel_ok(a, b, tol=REL_TOL, floor=0.0):
+    return abs(a - b) <= tol * max(abs(a), abs(b)) or abs(a - b) <= floor
+
+
+def check(mine, ids, path):
+    """Lines comparing `qins eval --json` output at path with mine; ok flag."""
+    theirs = load_json(path, "qins eval --json output")
+    lines, ok = [], True
+
+    def line(field, good, their, our, note=""):
+        nonlocal ok
+        ok &= good
+        lines.append("%-4s %-12s qins %-24s ref %-24s %s" % (
+            "ok" if good else "FAIL", field, their, our, note))
+
+    def num(*keys):
+        v = theirs
+        for k in keys:
+            v = v.get(k) if isinstance(v, dict) else None
+        return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    tid = theirs.get("ids")
+    line("ids", tid == list(ids), "%d ids" % len(tid) if isinstance(tid, list) else repr(tid),
+         "%d ids" % len(ids), "" if tid == list(ids) else "(differ)")
+    for field in ("tokens", "positions"):
+        line(field, num(field) == mine[field], num(field), mine[field])
+    t1 = num("top1")
+    lo, hi = mine["top1_range"]
+    good = t1 is not None and lo * (1 - REL_TOL) <= t1 <= hi * (1 + REL_TOL)
+    line("top1", good, t1, mine["top1"],
+         "%d near-tied positions (gap < %g), allowed [%g, %g]; smallest gap %.3g"
+         % (mine["near_ties"], TIE_GAP, lo, hi, mine["min_gap"]))
+    km = num("kld", "mean")
+    line("kld.mean", km is not None and rel_ok(km, mine["kld"]["mean"], floor=KLD_ABS),
+         km, mine["kld"]["mean"], "rel 1e-3 or abs 1e-9")
+    for field in ("ref", "cand"):
+        v = num("ppl", field)
+        line("ppl." + field, v is not None and rel_ok(v, mine["ppl"][field]), v, mine["ppl"][field])
+    for keys in (("kld", "median"), ("kld", "p99"), ("kld", "max"), ("ppl", "ratio")):
+        lines.append("info %-12s qins %-24s ref %-24s" % (
+            ".".join(keys), num(*keys), mine[keys[0]][keys[1]]))
+    return lines, ok
+
+
+# ------------------------------------------------------------ phi3 copies
+
+def write_safetensors(path, tensors):
+    """tensors: list of (name, float32 array); written F32, temp + rename."""
+    header, off = {}, 0
+    for name, a in tensors:
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + a.nbytes]}
+        off += a.nbytes
+    header["__metadata__"] = {"format": "pt"}
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h)
+        for _, a in tensors:
+            f.write(np.ascontiguousarray(a, dtype="<f4").tobytes())
+    os.replace(tmp, path)
+
+
+LONGROPE = {  # head_dim 8: 4 factors each; long > short so the choice shows
+    "short_factor": [1.0, 1.05, 1.2, 1.5],
+    "long_factor": [1.0, 1.6, 2.8, 4.5],
+}
+
+
+def phi3_copy(src, out, longrope, same_as):
+    ck = Checkpoint(src)
+    cfg = load_json(os.path.join(src, "config.json"), "config")
+    if ck.qins or cfg.get("architectures") != ["LlamaForCausalLM"]:
+        raise InputError("%s: --phi3-copy wants a plain Llama checkpoint folder" % src)
+    n = cfg["num_hidden_layers"]
+    tensors, done = [], set()
+    for name in sorted(ck.raw):
+        if name in done:
+            continue
+        for i in range(n):
+            p = "model.layers.%d." % i
+            if name in (p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
+                        p + "self_attn.v_proj.weight"):
+                parts = [p + "self_attn.%s_proj.weight" % x for x in "qkv"]
+                tensors.append((p + "self_attn.qkv_proj.weight",
+                                np.concatenate([ck.get(x) for x in parts]).astype(np.float32)))
+                done.update(parts)
+                break
+            if name in (p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"):
+                parts = [p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"]
+                tensors.append((p + "mlp.gate_up_proj.weight",
+                                np.concatenate([ck.get(x) for x in parts]).astype(np.float32)))
+                done.update(parts)
+                break
+        else:
+            if ck.raw[name].dtype != "F32":
+                raise InputError("%s: %r is %s, --phi3-copy keeps F32 only" % (src, name, ck.raw[name].dtype))
+            tensors.append((name, ck.get(name).astype(np.float32)))
+            done.add(name)
+    tensors.sort()
+    os.makedirs(out, exist_ok=True)
+    write_safetensors(os.path.join(out, "model.safetensors"), tensors)
+    for k in ("mlp_bias", "pretraining_tp"):
+        cfg.pop(k, None)
+    cfg.update({"architectures": ["Phi3ForCausalLM"], "model_type": "phi3",
+                "original_max_position_embeddings": cfg["max_position_embeddings"],
+                "sliding_window": None, "resid_pdrop": 0.0, "embd_pdrop": 0.0})
+    if longrope:
+        orig, mx = {"long": (64, 256), "short": (256, 1024)}[longrope]
+        cfg.update({"max_position_embeddings": mx, "original_max_position_embeddings": orig,
+                    "rope_scaling": dict(LONGROPE, type="longrope")})
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    for extra in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+                  "generation_config.json"):
+        if os.path.exists(os.path.join(src, extra)):
+            shutil.copyfile(os.path.join(src, extra), os.path.join(out, extra))
+    print("wrote %s: %d tensors, %s" % (out, len(tensors), cfg["architectures"][0]
+                                        + (" longrope (%s)" % longrope if longrope else "")))
+    return compare_fixture(out, same_as, cfg, longrope) if same_as else 0
+
+
+def compare_fixture(out, fixture, cfg, longrope):
+    mine, theirs = Checkpoint(out), Checkpoint(fixture)
+    bad = []
+    if mine.names != theirs.names:
+        bad.append("tensor names differ: %s" % sorted(mine.names ^ theirs.names)[:4])
+    for name in sorted(mine.names & theirs.names):
+        a, b = mine.raw[name], theirs.raw[name]
+        if (a.dtype, a.shape) != (b.dtype, b.shape):
+            bad.append("%s: %s %s vs %s %s" % (name, a.dtype, a.shape, b.dtype, b.shape))
+        elif not np.array_equal(parity.read_bytes(a, 0, a.nbytes), parity.read_bytes(b, 0, b.nbytes)):
+            bad.append("%s: bytes differ" % name)
+    if not longrope:
+        fc = load_json(os.path.join(fixture, "config.json"), "config")
+        if fc != cfg:
+            keys = sorted(k for k in set(fc) | set(cfg) if fc.get(k) != cfg.get(k))
+            bad.append("config.json differs in %s" % keys)
+    for b in bad[:10]:
+        print("FAIL " + b)
+    print("same as %s: %s (%d tensors compared byte for byte)" % (
+        fixture, "no" if bad else "yes", len(mine.names & theirs.names)))
+    return 1 if bad else 0
+
+
+# ------------------------------------------------------------------- main
+
+def parse(argv):
+    ap = argparse.ArgumentParser(prog="eval_ref.py", usage=__doc__.split("\n\n")[1])
+    ap.add_argument("paths", nargs="*")
+    ap.add_argument("--tokens")
+    ap.add_argument("--config")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--check")
+    ap.add_argument("--greedy", type=int)
+    ap.add_argument("--expect")
+    ap.add_argument("--phi3-copy", action="store_true")
+    ap.add_argument("--longrope", action="store_const", const="long", dest="longrope")
+    ap.add_argument("--longrope-short", action="store_const", const="short", dest="longrope")
+    ap.add_argument("--same-as")
+    return ap.parse_args(argv)
+
+
+def load_model(arg, config):
+    path = config_path(arg, config)
+    return Model(Config(load_json(path, "config"), path), Checkpoint(arg))
+
+
+def cand_config(arg, override, ref_cfg):
+    """CAND's config: --config, else config.json beside CAND, else REF's."""
+    path = config_path(arg, None)
+    if override or not os.path.exists(path):
+        return ref_cfg
+    return Config(load_json(path, "config"), path)
+
+
+def run_greedy(a):
+    m = load_model(a.paths[0], a.config)
+    got = [m.cfg.bos] + m.greedy([m.cfg.bos], a.greedy)
+    print(json.dumps(got) if a.json else "greedy %d tokens from BOS %d: %s" % (
+        a.greedy, m.cfg.bos, got))
+    if a.expect:
+        want = load_json(a.expect, "expected ids")
+        same = got == want
+        first = next((i for i, (x, y) in enumerate(zip(got, want)) if x != y), None)
+        print("greedy equals %s: %s%s" % (a.expect, "yes" if same else "no",
+                                           "" if same else " (first difference at index %s)" % first))
+        return 0 if same else 1
+    return 0
+
+
+def run_compare(a):
+    ref_arg, cand_arg = a.paths
+    ids = load_json(a.tokens, "token ids")
+    if not isinstance(ids, list) or len(ids) < 2 or not all(type(i) is int for i in ids):
+        raise InputError("%s: not a JSON list of at least 2 integer ids" % a.tokens)
+    ref = load_model(ref_arg, a.config)
+    cand = Model(cand_config(cand_arg, a.config, ref.cfg), Checkpoint(cand_arg))
+    for name in sorted(ref.ck.names | cand.ck.names):
+        if cand.cfg.arch != ref.cfg.arch:
+            break   # another layout of the same model: each side reads its own names
+        if name not in ref.ck.names or name not in cand.ck.names:
+            raise InputError("%s: tensor %r only on one side" % (cand_arg, name))
+        if ref.ck.shape(name) != cand.ck.shape(name):
+            raise InputError("%s: tensor %r shape %s, REF has %s" % (
+                cand_arg, name, cand.ck.shape(name), ref.ck.shape(name)))
+    if ref.cfg.max_pos and len(ids) > ref.cfg.max_pos:
+        raise InputError("%d ids exceed max_position_embeddings %d" % (len(ids), ref.cfg.max_pos))
+    mine = compare(ref.run(ids, 0, []), cand.run(ids, 0, []), ids)
+    mine.update({"ref": ref_arg, "cand": cand_arg, "architecture": ref.cfg.arch, "ids": ids})
+    if a.json:
+        print(json.dumps(mine))
+    else:
+        print("%s: %d positions, top-1 %.4f (near ties %d), KLD mean %.6g median %.6g "
+              "p99 %.6g max %.6g, ppl ref %.6g cand %.6g ratio %.6g" % (
+                  ref.cfg.arch, mine["positions"], mine["top1"], mine["near_ties"],
+                  mine["kld"]["mean"], mine["kld"]["median"], mine["kld"]["p99"],
+                  mine["kld"]["max"], mine["ppl"]["ref"], mine["ppl"]["cand"],
+                  mine["ppl"]["ratio"]))
+    if not a.check:
+        return 0
+    lines, ok = check(mine, ids, a.check)
+    print("\n".join(lines))
+    print("check %s against %s: %s" % (a.check, "eval_ref.py", "PASS" if ok else "FAIL"))
+    return 0 if ok else 1
+
+
+def main(argv):
+    a = parse(argv)
+    try:
+        if a.phi3_copy:
+            if len(a.paths) != 2:
+                raise InputError("--phi3-copy wants SRC OUT")
+            return phi3_copy(a.paths[0], a.paths[1], a.longrope, a.same_as)
+        if a.greedy is not None:
+            if len(a.paths) != 1:
+                raise InputError("--greedy wants REF only")
+            return run_greedy(a)
+        if len(a.paths) != 2 or not a.tokens:
+            raise InputError("want REF CAND --tokens IDS.json (or --greedy, --phi3-copy)")
+        return run_compare(a)
+    except InputError as e:
+        sys.stderr.write("eval_ref.py: %s\n" % e)
+        return 2
+    except (KeyError, TypeError, ValueError) as e:
+        sys.stderr.write("eval_ref.py: bad config or input: %r\n" % (e,))
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
