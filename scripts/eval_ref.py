@@ -437,8 +437,13 @@ def check(mine, ids, path):
         return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
     tid = theirs.get("ids")
+    note = ""
+    if isinstance(tid, list) and tid != list(ids):
+        i = next((i for i, (x, y) in enumerate(zip(tid, ids)) if x != y), min(len(tid), len(ids)))
+        note = "first difference at index %d: qins %s, ref %s" % (
+            i, tid[i] if i < len(tid) else "(end)", ids[i] if i < len(ids) else "(end)")
     line("ids", tid == list(ids), "%d ids" % len(tid) if isinstance(tid, list) else repr(tid),
-         "%d ids" % len(ids), "" if tid == list(ids) else "(differ)")
+         "%d ids" % len(ids), note)
     for field in ("tokens", "positions"):
         line(field, num(field) == mine[field], num(field), mine[field])
     t1 = num("top1")
@@ -638,7 +643,7 @@ def run_compare(a):
         return 0
     lines, ok = check(mine, ids, a.check)
     print("\n".join(lines))
-    print("check %s against %s: %s" % (a.check, "eval_ref.py", "PASS" if ok else "FAIL"))
+    print("check of %s: %s" % (a.check, "PASS" if ok else "FAIL"))
     return 0 if ok else 1
 
 
