@@ -1,0 +1,206 @@
+package tokenizer
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// symbol is a run [start, end) of the normalized text, one node of the
+// doubly linked list the merges shrink. A merge grows the left symbol and
+// kills the right one, so symbol i always starts where it started.
+type symbol struct {
+	start, end int32
+	prev, next int32 // -1 at the ends
+	id         int32 // -1 when the text is no piece
+	dead       bool
+	frozen     bool // a user-defined piece: never merged
+}
+
+// candidate is a possible merge of two neighbouring symbols.
+type candidate struct {
+	prio        float64 // higher merges first
+	left, right int32
+	size        int32 // length of the merged text, to spot stale entries
+	id          int32
+}
+
+// before orders candidates: higher priority, then leftmost, as both
+// SentencePiece and Hugging Face tokenizers break ties.
+func (a candidate) before(b candidate) bool {
+	return a.prio > b.prio || (a.prio == b.prio && a.left < b.left)
+}
+
+// queue is a binary max-heap of candidates, typed to avoid boxing.
+type queue []candidate
+
+func (q *queue) push(c candidate) {
+	*q = append(*q, c)
+	h := *q
+	i := len(h) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !h[i].before(h[p]) {
+			break
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+}
+
+func (q *queue) pop() candidate {
+	h := *q
+	top := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h = h[:last]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			break
+		}
+		m := l
+		if r := l + 1; r < len(h) && h[r].before(h[l]) {
+			m = r
+		}
+		if !h[m].before(h[i]) {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	*q = h
+	return top
+}
+
+// split cuts the normalized text into one symbol per character, or per
+// user-defined piece where one starts.
+func (t *Tokenizer) split(n string) []symbol {
+	syms := make([]symbol, 0, utf8.RuneCountInString(n))
+	for i := 0; i < len(n); {
+		size, frozen := 0, false
+		for _, u := range t.user {
+			if strings.HasPrefix(n[i:], u) {
+				size, frozen = len(u), true
+				break
+			}
+		}
+		if size == 0 {
+			_, size = utf8.DecodeRuneInString(n[i:])
+		}
+		id, ok := t.ids[n[i:i+size]]
+		if !ok {
+			id = -1
+		}
+		k := int32(len(syms))
+		syms = append(syms, symbol{start: int32(i), end: int32(i + size), prev: k - 1, next: k + 1, id: id, frozen: frozen})
+		i += size
+	}
+	if len(syms) > 0 {
+		syms[len(syms)-1].next = -1
+	}
+	return syms
+}
+
+// bpe merges neighbouring symbols, best candidate first, until no pair
+// merges: O(n log n) in the number of symbols.
+func (t *Tokenizer) bpe(n string, syms []symbol) {
+	q := make(queue, 0, len(syms))
+	for i := 0; i+1 < len(syms); i++ {
+		t.consider(&q, n, syms, int32(i), int32(i+1))
+	}
+	for len(q) > 0 {
+		c := q.pop()
+		l, r := &syms[c.left], &syms[c.right]
+		if l.dead || r.dead || l.next != c.right || r.end-l.start != c.size {
+			continue // one side merged since this entry was queued
+		}
+		l.end, l.id, l.next = r.end, c.id, r.next
+		r.dead = true
+		if l.next >= 0 {
+			syms[l.next].prev = c.left
+		}
+		if l.prev >= 0 {
+			t.consider(&q, n, syms, l.prev, c.left)
+		}
+		if l.next >= 0 {
+			t.consider(&q, n, syms, c.left, l.next)
+		}
+	}
+}
+
+// consider queues the merge of symbols a and b when the model has one:
+// tokenizer.json by its merge table, tokenizer.model when the joined text
+// is a piece, ranked by that piece's score.
+func (t *Tokenizer) consider(q *queue, n string, syms []symbol, a, b int32) {
+	l, r := &syms[a], &syms[b]
+	if l.frozen || r.frozen {
+		return
+	}
+	if t.splitWords && strings.HasPrefix(n[r.start:], spaceMark) {
+		return
+	}
+	c := candidate{left: a, right: b, size: r.end - l.start}
+	if t.merges != nil {
+		if l.id < 0 || r.id < 0 {
+			return
+		}
+		m, ok := t.merges[pairKey(l.id, r.id)]
+		if !ok {
+			return
+		}
+		c.prio, c.id = -float64(m.rank), m.id
+	} else {
+		id, ok := t.ids[n[l.start:r.end]]
+		if !ok {
+			return
+		}
+		c.prio, c.id = float64(t.pieces[id].score), id
+	}
+	q.push(c)
+}
+
+func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
+
+// emit turns the merged symbols into ids: a symbol that is no piece
+// becomes its <0xNN> bytes with byte fallback, else the unknown token
+// (one for a run of unknown symbols, as both libraries fuse them).
+func (t *Tokenizer) emit(n string, syms []symbol) ([]int, error) {
+	out := make([]int, 0, len(syms))
+	prevUnk := false
+	unk := func(text string) error {
+		if t.unk < 0 {
+			return fmt.Errorf("tokenizer %s: %q is not in the vocabulary and there is no unknown token", t.src, text)
+		}
+		if !prevUnk {
+			out = append(out, t.unk)
+		}
+		prevUnk = true
+		return nil
+	}
+	for i := int32(0); i >= 0 && len(syms) > 0; i = syms[i].next {
+		s := syms[i]
+		if s.id >= 0 {
+			out = append(out, int(s.id))
+			prevUnk = false
+			continue
+		}
+		text := n[s.start:s.end]
+		if !t.byteFall {
+			if err := unk(text); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		for j := 0; j < len(text); j++ {
+			if id := t.byteID[text[j]]; id >= 0 {
+				out = append(out, int(id))
+				prevUnk = false
+			} else if err := unk(text[j : j+1]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
