@@ -170,6 +170,17 @@ func (t *Tokenizer) normalize(text string) string {
 	if p := t.norm.prefix; p != "" && !(t.norm.prefixIfMissing && strings.HasPrefix(text, p)) {
 		text = p + text
 	}
+	if t.norm.removeExtra {
+		// SentencePiece trims trailing spaces after escaping them, so a
+		// literal "▁" at the end goes too.
+		ws := " "
+		if t.norm.space != "" {
+			ws = t.norm.space
+		}
+		for strings.HasSuffix(text, ws) {
+			text = text[:len(text)-len(ws)]
+		}
+	}
 	return text
 }
 
