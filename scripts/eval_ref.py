@@ -4,8 +4,7 @@
     scripts/eval_ref.py REF CAND --tokens IDS.json [--config config.json]
                         [--json] [--check QINS_EVAL.json]
     scripts/eval_ref.py REF --greedy N [--expect IDS.json] [--config config.json]
-    scripts/eval_ref.py --phi3-copy SRC OUT [--longrope | --longrope-short]
-                        [--same-as FIXTURE]
+    scripts/eval_ref.py --make KIND SRC OUT [--same-as FIXTURE]
 
 Why: `qins eval` runs a causal language model forward pass in Go. This
 script recomputes its teacher-forced comparison with numpy in float64 from
@@ -60,16 +59,21 @@ max(position)+1, as transformers does; cached keys are not recomputed), and
 with --expect compares BOS + the N ids with a JSON id list (exit 1 if not
 equal).
 
---phi3-copy SRC OUT writes a Phi-3-layout copy of a Llama checkpoint folder
-(q, k, v rows stacked into self_attn.qkv_proj, gate, up rows into
-mlp.gate_up_proj, F32), its config.json (Phi3ForCausalLM) and the tokenizer
-files. --longrope sets max_position_embeddings 256,
-original_max_position_embeddings 64 and a rope_scaling of type longrope (a
-201-token stream then selects long_factor and the attention factor is
-sqrt(1 + ln 4 / ln 64)); --longrope-short sets 1024 and 256 (the same stream
-selects short_factor, attention factor sqrt(1 + ln 4 / ln 256)). --same-as
-FIXTURE requires the copy's tensors (names, dtypes, shapes, bytes) and
-config.json (without --longrope*) to equal FIXTURE's.
+--make KIND SRC OUT writes a variant of a plain F32 Llama checkpoint folder
+(model.safetensors, config.json and the tokenizer files) for the checks:
+  phi3            Phi3ForCausalLM: q, k, v rows stacked into
+                  self_attn.qkv_proj, gate, up rows into mlp.gate_up_proj;
+  longrope        phi3 with max_position_embeddings 256,
+                  original_max_position_embeddings 64 and a rope_scaling of
+                  type longrope: a 201-token stream selects long_factor and
+                  the attention factor is sqrt(1 + ln 4 / ln 64);
+  longrope-short  the same with 1024 and 256: short_factor, attention factor
+                  sqrt(1 + ln 4 / ln 256);
+  qwen2           Qwen2ForCausalLM with small seeded q/k/v biases added;
+  mistral         MistralForCausalLM, same weights, no sliding window;
+  mistral-window  the same with sliding_window 48 (binds on 201 tokens).
+--same-as FIXTURE requires the copy's tensors (names, dtypes, shapes, bytes)
+and, for phi3, config.json to equal FIXTURE's.
 
 Exit status: 0 pass, 1 a check failed, 2 usage error or unreadable input.
 """
@@ -487,59 +491,74 @@ LONGROPE = {  # head_dim 8: 4 factors each; long > short so the choice shows
     "short_factor": [1.0, 1.05, 1.2, 1.5],
     "long_factor": [1.0, 1.6, 2.8, 4.5],
 }
+KINDS = ("phi3", "longrope", "longrope-short", "qwen2", "mistral", "mistral-window")
 
 
-def phi3_copy(src, out, longrope, same_as):
+def phi3_tensors(ck, n):
+    """Llama tensors restacked: q, k, v rows into qkv_proj, gate, up into gate_up_proj."""
+    fused = {}
+    for i in range(n):
+        p = "model.layers.%d." % i
+        fused[p + "self_attn.qkv_proj.weight"] = [p + "self_attn.%s_proj.weight" % x for x in "qkv"]
+        fused[p + "mlp.gate_up_proj.weight"] = [p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"]
+    parts = {x for v in fused.values() for x in v}
+    out = [(name, np.concatenate([ck.get(x) for x in v])) for name, v in fused.items()]
+    return out + [(name, ck.get(name)) for name in ck.names - parts]
+
+
+def qkv_biases(cfg, n):
+    """Small seeded q/k/v biases, so a forward pass that drops them shows."""
+    r = np.random.default_rng(11)
+    hd = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    rows = {"q": cfg["num_attention_heads"] * hd, "k": cfg["num_key_value_heads"] * hd,
+            "v": cfg["num_key_value_heads"] * hd}
+    return [("model.layers.%d.self_attn.%s_proj.bias" % (i, x), 0.05 * r.standard_normal(m))
+            for i in range(n) for x, m in rows.items()]
+
+
+def make_copy(kind, src, out, same_as):
+    """Write a variant of a plain Llama checkpoint folder; see the docstring."""
     ck = Checkpoint(src)
     cfg = load_json(os.path.join(src, "config.json"), "config")
     if ck.qins or cfg.get("architectures") != ["LlamaForCausalLM"]:
-        raise InputError("%s: --phi3-copy wants a plain Llama checkpoint folder" % src)
+        raise InputError("%s: --make wants a plain Llama checkpoint folder" % src)
+    bad = sorted(n for n, t in ck.raw.items() if t.dtype != "F32")
+    if bad:
+        raise InputError("%s: %r is %s, --make keeps F32 only" % (src, bad[0], ck.raw[bad[0]].dtype))
     n = cfg["num_hidden_layers"]
-    tensors, done = [], set()
-    for name in sorted(ck.raw):
-        if name in done:
-            continue
-        for i in range(n):
-            p = "model.layers.%d." % i
-            if name in (p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
-                        p + "self_attn.v_proj.weight"):
-                parts = [p + "self_attn.%s_proj.weight" % x for x in "qkv"]
-                tensors.append((p + "self_attn.qkv_proj.weight",
-                                np.concatenate([ck.get(x) for x in parts]).astype(np.float32)))
-                done.update(parts)
-                break
-            if name in (p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"):
-                parts = [p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"]
-                tensors.append((p + "mlp.gate_up_proj.weight",
-                                np.concatenate([ck.get(x) for x in parts]).astype(np.float32)))
-                done.update(parts)
-                break
-        else:
-            if ck.raw[name].dtype != "F32":
-                raise InputError("%s: %r is %s, --phi3-copy keeps F32 only" % (src, name, ck.raw[name].dtype))
-            tensors.append((name, ck.get(name).astype(np.float32)))
-            done.add(name)
-    tensors.sort()
+    cfg.pop("pretraining_tp", None)
+    if kind in ("phi3", "longrope", "longrope-short"):
+        tensors = phi3_tensors(ck, n)
+        cfg.pop("mlp_bias", None)
+        cfg.update({"architectures": ["Phi3ForCausalLM"], "model_type": "phi3",
+                    "original_max_position_embeddings": cfg["max_position_embeddings"],
+                    "sliding_window": None, "resid_pdrop": 0.0, "embd_pdrop": 0.0})
+        if kind != "phi3":
+            orig, mx = {"longrope": (64, 256), "longrope-short": (256, 1024)}[kind]
+            cfg.update({"max_position_embeddings": mx, "original_max_position_embeddings": orig,
+                        "rope_scaling": dict(LONGROPE, type="longrope")})
+    elif kind == "qwen2":
+        tensors = [(name, ck.get(name)) for name in ck.names] + qkv_biases(cfg, n)
+        for k in ("mlp_bias", "attention_bias"):
+            cfg.pop(k, None)
+        cfg.update({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
+                    "use_sliding_window": False, "sliding_window": None, "max_window_layers": n})
+    else:
+        tensors = [(name, ck.get(name)) for name in ck.names]
+        cfg.pop("mlp_bias", None)
+        cfg.update({"architectures": ["MistralForCausalLM"], "model_type": "mistral",
+                    "sliding_window": 48 if kind == "mistral-window" else None})
+    tensors = sorted((name, a.astype(np.float32)) for name, a in tensors)
     os.makedirs(out, exist_ok=True)
     write_safetensors(os.path.join(out, "model.safetensors"), tensors)
-    for k in ("mlp_bias", "pretraining_tp"):
-        cfg.pop(k, None)
-    cfg.update({"architectures": ["Phi3ForCausalLM"], "model_type": "phi3",
-                "original_max_position_embeddings": cfg["max_position_embeddings"],
-                "sliding_window": None, "resid_pdrop": 0.0, "embd_pdrop": 0.0})
-    if longrope:
-        orig, mx = {"long": (64, 256), "short": (256, 1024)}[longrope]
-        cfg.update({"max_position_embeddings": mx, "original_max_position_embeddings": orig,
-                    "rope_scaling": dict(LONGROPE, type="longrope")})
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
     for extra in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json",
                   "generation_config.json"):
         if os.path.exists(os.path.join(src, extra)):
             shutil.copyfile(os.path.join(src, extra), os.path.join(out, extra))
-    print("wrote %s: %d tensors, %s" % (out, len(tensors), cfg["architectures"][0]
-                                        + (" longrope (%s)" % longrope if longrope else "")))
-    return compare_fixture(out, same_as, cfg, longrope) if same_as else 0
+    print("wrote %s: %d tensors, %s (%s)" % (out, len(tensors), cfg["architectures"][0], kind))
+    return compare_fixture(out, same_as, cfg, kind != "phi3") if same_as else 0
 
 
 def compare_fixture(out, fixture, cfg, longrope):
@@ -576,9 +595,7 @@ def parse(argv):
     ap.add_argument("--check")
     ap.add_argument("--greedy", type=int)
     ap.add_argument("--expect")
-    ap.add_argument("--phi3-copy", action="store_true")
-    ap.add_argument("--longrope", action="store_const", const="long", dest="longrope")
-    ap.add_argument("--longrope-short", action="store_const", const="short", dest="longrope")
+    ap.add_argument("--make", choices=KINDS)
     ap.add_argument("--same-as")
     return ap.parse_args(argv)
 
@@ -650,16 +667,16 @@ def run_compare(a):
 def main(argv):
     a = parse(argv)
     try:
-        if a.phi3_copy:
+        if a.make:
             if len(a.paths) != 2:
-                raise InputError("--phi3-copy wants SRC OUT")
-            return phi3_copy(a.paths[0], a.paths[1], a.longrope, a.same_as)
+                raise InputError("--make wants SRC OUT")
+            return make_copy(a.make, a.paths[0], a.paths[1], a.same_as)
         if a.greedy is not None:
             if len(a.paths) != 1:
                 raise InputError("--greedy wants REF only")
             return run_greedy(a)
         if len(a.paths) != 2 or not a.tokens:
-            raise InputError("want REF CAND --tokens IDS.json (or --greedy, --phi3-copy)")
+            raise InputError("want REF CAND --tokens IDS.json (or --greedy, --make)")
         return run_compare(a)
     except InputError as e:
         sys.stderr.write("eval_ref.py: %s\n" % e)
