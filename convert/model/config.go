@@ -207,6 +207,7 @@ func (c *Config) extras(r *rawConfig) {
 		// max_window_layers on (transformers' layer_types).
 		if r.UseSlidingWindow != nil && *r.UseSlidingWindow && r.SlidingWindow != nil {
 			c.SlidingWindow = *r.SlidingWindow
+			c.SlidingFrom = 28 // Qwen2Config's default
 			if r.MaxWindowLayers != nil {
 				c.SlidingFrom = *r.MaxWindowLayers
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Weights gives a checkpoint's tensors decoded to float32, by Hugging Face
@@ -32,7 +33,7 @@ type Model struct {
 	// GenerateBudget is how many bytes of decoded weights Generate may
 	// keep in memory between steps; the rest is read again every step.
 	GenerateBudget int64
-	maxMatrix      int       // elements of the largest matrix a layer reads
+	maxMatrix      int       // elements of a layer's largest matrix
 	scratch        []float32 // read buffer for matrices not kept
 }
 
@@ -62,7 +63,9 @@ func New(cfg *Config, w Weights) (*Model, error) {
 		if !slices.Equal(got, t.shape) {
 			return nil, fmt.Errorf("%s: tensor %s has shape %v, want %v", cfg.Architecture, t.name, got, t.shape)
 		}
-		if len(t.shape) == 2 {
+		// The read buffer fits a layer's largest matrix; the embedding is
+		// read by rows and the head in blocks that fit the buffer too.
+		if len(t.shape) == 2 && strings.HasPrefix(t.name, "model.layers.") {
 			m.maxMatrix = max(m.maxMatrix, t.shape[0]*t.shape[1])
 		}
 	}

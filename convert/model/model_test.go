@@ -260,6 +260,48 @@ func TestParseConfigErrors(t *testing.T) {
 	}
 }
 
+func TestParseConfig(t *testing.T) {
+	base := `"hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "vocab_size": 10, "max_position_embeddings": 32`
+	tests := []struct {
+		name, json string
+		check      func(c *Config) bool
+	}{
+		{"qwen2 window off", `{"architectures": ["Qwen2ForCausalLM"], "sliding_window": 4, "use_sliding_window": false, ` + base + `}`,
+			func(c *Config) bool { return c.SlidingWindow == 0 && c.QKVBias && !c.OBias }},
+		{"qwen2 window on", `{"architectures": ["Qwen2ForCausalLM"], "sliding_window": 4, "use_sliding_window": true, "max_window_layers": 3, ` + base + `}`,
+			func(c *Config) bool { return c.SlidingWindow == 4 && c.SlidingFrom == 3 }},
+		{"mistral window", `{"architectures": ["MistralForCausalLM"], "sliding_window": 4096, ` + base + `}`,
+			func(c *Config) bool { return c.SlidingWindow == 4096 && c.SlidingFrom == 0 && !c.QKVBias }},
+		{"llama window ignored", `{"architectures": ["LlamaForCausalLM"], "sliding_window": 4, "attention_bias": true, ` + base + `}`,
+			func(c *Config) bool { return c.SlidingWindow == 0 && c.QKVBias && c.OBias && !c.MLPBias }},
+		{"defaults", `{"architectures": ["LlamaForCausalLM"], "head_dim": null, "num_key_value_heads": null, "eos_token_id": [2, 7], ` + base + `}`,
+			func(c *Config) bool {
+				return c.HeadDim == 4 && c.KVHeads == 2 && c.RotaryDim == 4 && c.NormEps == 1e-6 && c.RopeTheta == 10000 &&
+					c.BOS == -1 && slices.Equal(c.EOS, []int{2, 7}) && c.Rope.Type == "default" && !c.TieEmbeddings
+			}},
+		{"su is longrope", `{"architectures": ["Phi3ForCausalLM"], "rope_scaling": {"type": "su", "short_factor": [1, 1], "long_factor": [2, 2]}, "original_max_position_embeddings": 8, ` + base + `}`,
+			func(c *Config) bool {
+				return c.Rope.Type == "longrope" && c.Rope.OriginalMax == 8 && c.Rope.Factor == 4 &&
+					math.Abs(c.Rope.AttentionFactor-math.Sqrt(1+math.Log(4)/math.Log(8))) < 1e-15
+			}},
+		{"longrope attention_factor", `{"architectures": ["Phi3ForCausalLM"], "rope_scaling": {"rope_type": "longrope", "short_factor": [1, 1], "long_factor": [2, 2], "attention_factor": 1.5}, "original_max_position_embeddings": 8, ` + base + `}`,
+			func(c *Config) bool { return c.Rope.AttentionFactor == 1.5 }},
+		{"longrope no scale", `{"architectures": ["Phi3ForCausalLM"], "rope_scaling": {"rope_type": "longrope", "short_factor": [1, 1], "long_factor": [2, 2]}, "original_max_position_embeddings": 32, ` + base + `}`,
+			func(c *Config) bool { return c.Rope.AttentionFactor == 1 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tt.json))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(c) {
+				t.Errorf("unexpected config %+v", c)
+			}
+		})
+	}
+}
+
 func TestParseConfigPhi35(t *testing.T) {
 	path := filepath.Join("..", "..", "..", "shared", "phi-3.5-mini", "config.json")
 	if _, err := os.Stat(path); err != nil {
