@@ -381,3 +381,58 @@ func TestModelErrors(t *testing.T) {
 		}
 	})
 }
+
+// countingWeights counts whole-tensor reads by name.
+type countingWeights struct {
+	Weights
+	reads map[string]int
+}
+
+func (w *countingWeights) Read(ctx context.Context, name string, dst []float32) error {
+	w.reads[name]++
+	return w.Weights.Read(ctx, name, dst)
+}
+
+// TestReads checks what stays in memory: Layer reads its own layer's
+// tensors once per call and keeps none; Generate without a budget reads
+// every layer again each step, with a budget it reads each once.
+func TestReads(t *testing.T) {
+	cfg := loadConfig(t, "testdata/mistral-tiny/config.json")
+	w := &countingWeights{randomWeights(cfg), map[string]int{}}
+	m := newModel(t, cfg, w)
+	ctx := context.Background()
+	s, err := m.Embed(ctx, []int{1, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := m.Layer(ctx, 1, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	perLayer := 0
+	for _, ts := range m.tensors() {
+		if strings.HasPrefix(ts.name, "model.layers.1.") {
+			perLayer++
+			if w.reads[ts.name] != 2 {
+				t.Errorf("%s read %d times by two Layer calls, want 2", ts.name, w.reads[ts.name])
+			}
+		}
+	}
+	if len(w.reads) != perLayer {
+		t.Errorf("Layer 1 read %d tensors, want its %d", len(w.reads), perLayer)
+	}
+	for _, tt := range []struct {
+		budget int64
+		want   int
+	}{{0, 5}, {DefaultGenerateBudget, 1}} {
+		clear(w.reads)
+		m.GenerateBudget = tt.budget
+		if _, err := m.Generate(ctx, []int{1, 2}, 5); err != nil { // a prefill and 4 steps
+			t.Fatal(err)
+		}
+		if n := w.reads["model.layers.0.mlp.down_proj.weight"]; n != tt.want {
+			t.Errorf("budget %d: down_proj read %d times, want %d", tt.budget, n, tt.want)
+		}
+	}
+}
