@@ -49,13 +49,19 @@ about 1e-12, in Go); top1 agrees within 1e-3 relative of the interval of
 legitimate values: a position where REF's or CAND's two largest logits are
 within TIE_GAP (1e-3) of each other is a near tie (float32 rounding in Go may
 pick either), so it may count as agreeing or not; the number of such
-positions is printed, and with none the interval is the single value. Every
-field is printed with both values. kld median/p99/max and ppl.ratio are
-printed for information.
+positions is printed, and with none the interval is the single value; and,
+when the output has greedy ids, greedy.ref_ids and greedy.cand_ids equal this
+script's greedy generation of each model from greedy.prompt (or first differ
+at a step where some step up to it had a near tie), and
+greedy.first_divergence is the 1-based index of the first difference between
+them (null when none). Every field is printed with both values. kld
+median/p99/max and ppl.ratio are printed for information.
 
 --greedy N generates N tokens from BOS (config's bos_token_id) with a KV
-cache, in float64 (for longrope each step's factors follow that step's
-max(position)+1, as transformers does; cached keys are not recomputed), and
+cache, in float64 (Phi-3 with rope_scaling: when the sequence first exceeds
+original_max_position_embeddings the cache, rotated with short_factor, is
+dropped and everything recomputed with long_factor, as transformers'
+Phi3ForCausalLM.prepare_inputs_for_generation does), and
 with --expect compares BOS + the N ids with a JSON id list (exit 1 if not
 equal).
 
@@ -255,6 +261,13 @@ class Config:
         emb = np.concatenate([freqs, freqs], axis=1)
         return np.cos(emb) * scale, np.sin(emb) * scale
 
+    def longrope_switch(self):
+        """original_max_position_embeddings when generation must recompute
+        its cache on crossing it (Phi-3 with rope_scaling), else None."""
+        if self.arch == "Phi3ForCausalLM" and self.rope and self.orig_max:
+            return self.orig_max
+        return None
+
     def _longrope(self, base, seq_len, half):
         orig = self.orig_max or self.rope.get("original_max_position_embeddings") or self.max_pos
         factor = self.rope.get("factor")
@@ -372,14 +385,25 @@ class Model:
         return rms_norm(x, self.norm, c.eps) @ self.lm_head.T
 
     def greedy(self, prompt, n):
-        cache = []
+        """n ids generated greedily after prompt, and the top-two logit gap
+        of each step."""
+        cache, out, gaps = [], [], []
         logits = self.run(prompt, 0, cache)
-        out = []
-        for _ in range(n):
-            nxt = int(np.argmax(logits[-1]))
-            out.append(nxt)
-            logits = self.run([nxt], len(prompt) + len(out) - 1, cache)
-        return out
+        switch = self.cfg.longrope_switch()
+        for i in range(n):
+            out.append(int(np.argmax(logits[-1])))
+            gaps.append(float(top_gap(logits[-1:])[0]))
+            if i + 1 == n:
+                break
+            ids, past = list(prompt) + out, len(prompt) + i
+            if switch is not None and len(ids) >= switch + 1 and past <= switch:
+                # Phi3ForCausalLM.prepare_inputs_for_generation: the cache
+                # holds short-factor keys; drop it and recompute with long.
+                cache = []
+                logits = self.run(ids, 0, cache)
+            else:
+                logits = self.run([out[-1]], past, cache)
+        return out, gaps
 
 
 # -------------------------------------------------------------- statistics
@@ -423,8 +447,33 @@ def rel_ok(a, b, tol=REL_TOL, floor=0.0):
     return abs(a - b) <= tol * max(abs(a), abs(b)) or abs(a - b) <= floor
 
 
-def check(mine, ids, path):
-    """Lines comparing `qins eval --json` output at path with mine; ok flag."""
+def greedy_line(line, g, side, model):
+    """Check greedy.<side>_ids against this model's own greedy run from
+    greedy.prompt: equal, or first differing after a near-tied step."""
+    field = "greedy." + side
+    if not isinstance(g, dict) or not g.get(side + "_ids"):
+        line(field, True, "absent", "-", "not checked")
+        return
+    prompt, theirs = g.get("prompt") or [], g[side + "_ids"]
+    if not prompt or not all(type(i) is int for i in prompt + theirs):
+        line(field, False, "bad prompt or ids", "-")
+        return
+    ours, gaps = model.greedy(prompt, len(theirs))
+    first = next((i for i, (x, y) in enumerate(zip(theirs, ours)) if x != y), None)
+    if first is None:
+        line(field, True, "%d ids" % len(theirs), "%d ids" % len(ours),
+             "equal (prompt %d ids; smallest gap %.3g)" % (len(prompt), min(gaps)))
+        return
+    tied = min(gaps[:first + 1]) < TIE_GAP
+    line(field, tied, "differs at %d" % (first + 1), "%d ids" % len(ours),
+         "step %d: qins %d, ref %d; smallest gap up to it %.3g%s" % (
+             first + 1, theirs[first], ours[first], min(gaps[:first + 1]),
+             " (a near tie: allowed)" if tied else ""))
+
+
+def check(mine, ids, path, models=None):
+    """Lines comparing `qins eval --json` output at path with mine; ok flag.
+    models: {"ref": Model, "cand": Model} to check the greedy ids too."""
     theirs = load_json(path, "qins eval --json output")
     lines, ok = [], True
 
@@ -462,6 +511,15 @@ def check(mine, ids, path):
     for field in ("ref", "cand"):
         v = num("ppl", field)
         line("ppl." + field, v is not None and rel_ok(v, mine["ppl"][field]), v, mine["ppl"][field])
+    g = theirs.get("greedy")
+    for side in ("ref", "cand") if models else ():
+        greedy_line(line, g, side, models[side])
+    if isinstance(g, dict) and isinstance(g.get("ref_ids"), list) and isinstance(g.get("cand_ids"), list):
+        r, c = g["ref_ids"], g["cand_ids"]
+        want = next((i + 1 for i, (x, y) in enumerate(zip(r, c)) if x != y),
+                    None if len(r) == len(c) else min(len(r), len(c)) + 1)
+        line("greedy.first", g.get("first_divergence") == want, g.get("first_divergence"), want,
+             "first_divergence, 1-based, from qins's ref_ids and cand_ids")
     for keys in (("kld", "median"), ("kld", "p99"), ("kld", "max"), ("ppl", "ratio")):
         lines.append("info %-12s qins %-24s ref %-24s" % (
             ".".join(keys), num(*keys), mine[keys[0]][keys[1]]))
@@ -615,7 +673,7 @@ def cand_config(arg, override, ref_cfg):
 
 def run_greedy(a):
     m = load_model(a.paths[0], a.config)
-    got = [m.cfg.bos] + m.greedy([m.cfg.bos], a.greedy)
+    got = [m.cfg.bos] + m.greedy([m.cfg.bos], a.greedy)[0]
     print(json.dumps(got) if a.json else "greedy %d tokens from BOS %d: %s" % (
         a.greedy, m.cfg.bos, got))
     if a.expect:
@@ -658,7 +716,7 @@ def run_compare(a):
                   mine["ppl"]["ratio"]))
     if not a.check:
         return 0
-    lines, ok = check(mine, ids, a.check)
+    lines, ok = check(mine, ids, a.check, {"ref": ref, "cand": cand})
     print("\n".join(lines))
     print("check of %s: %s" % (a.check, "PASS" if ok else "FAIL"))
     return 0 if ok else 1
