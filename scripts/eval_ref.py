@@ -103,6 +103,7 @@ TIE_GAP = 1e-3      # logits closer than this: the argmax is a near tie
                     # (float32 vs float64 logits differ by 1.7e-5 on stories260K)
 REL_TOL = 1e-3      # relative agreement asked of top1, kld.mean and ppl
 KLD_ABS = 1e-9      # kld.mean: absolute floor (two equal models give ~0)
+MEMO_BYTES = 64 << 20  # checkpoints smaller than this are kept in memory once read
 ARCHS = ("LlamaForCausalLM", "MistralForCausalLM", "Phi3ForCausalLM",
          "Qwen2ForCausalLM")
 
@@ -120,6 +121,8 @@ class Checkpoint:
         self.arg = arg
         src = parity.open_source(arg)
         self.raw = src.tensors
+        # Small checkpoints keep decoded tensors: greedy steps reread every layer.
+        self.memo = {} if sum(t.nbytes for t in self.raw.values()) < MEMO_BYTES else None
         self.meta = {}
         for m in src.metadatas:
             self.meta.update(m)
@@ -148,6 +151,14 @@ class Checkpoint:
         return self.raw[key]
 
     def get(self, name):
+        if self.memo is not None and name in self.memo:
+            return self.memo[name]
+        a = self._get(name)
+        if self.memo is not None:
+            self.memo[name] = a
+        return a
+
+    def _get(self, name):
         if name not in self.names:
             raise InputError("%s: no tensor %r" % (self.arg, name))
         if name in self.encoded:
