@@ -2,7 +2,7 @@
 """Independent float64 reference for `qins eval`, written from transformers.
 
     scripts/eval_ref.py REF CAND --tokens IDS.json [--config config.json]
-                        [--json] [--check QINS_EVAL.json]
+                        [--json] [--check QINS_EVAL.json [--mutants]]
     scripts/eval_ref.py REF --greedy N [--expect IDS.json] [--config config.json]
     scripts/eval_ref.py --make KIND SRC OUT [--same-as FIXTURE]
 
@@ -55,7 +55,10 @@ script's greedy generation of each model from greedy.prompt (or first differ
 at a step where some step up to it had a near tie), and
 greedy.first_divergence is the 1-based index of the first difference between
 them (null when none). Every field is printed with both values. kld
-median/p99/max and ppl.ratio are printed for information.
+median/p99/max and ppl.ratio are printed for information. --mutants then
+proves the check can fail: each of a list of small edits of the qins output
+(top1 - 0.005, kld.mean x 1.002, ppl x 1.002, an id, positions, a greedy id,
+first_divergence) must make it fail.
 
 --greedy N generates N tokens from BOS (config's bos_token_id) with a KV
 cache, in float64 (Phi-3 with rope_scaling: when the sequence first exceeds
@@ -322,6 +325,7 @@ class Model:
         head = "lm_head.weight"
         self.lm_head = ck.get(head) if head in ck.names else self.embed
         self.norm = ck.get("model.norm.weight")
+        self.greedy_memo = {}
 
     def _linear(self, prefix, x, bias):
         w = self.ck.get(prefix + ".weight")
@@ -469,7 +473,10 @@ def greedy_line(line, g, side, model):
     if not prompt or not all(type(i) is int for i in prompt + theirs):
         line(field, False, "bad prompt or ids", "-")
         return
-    ours, gaps = model.greedy(prompt, len(theirs))
+    key = (tuple(prompt), len(theirs))
+    if key not in model.greedy_memo:
+        model.greedy_memo[key] = model.greedy(prompt, len(theirs))
+    ours, gaps = model.greedy_memo[key]
     first = next((i for i, (x, y) in enumerate(zip(theirs, ours)) if x != y), None)
     if first is None:
         line(field, True, "%d ids" % len(theirs), "%d ids" % len(ours),
@@ -482,10 +489,11 @@ def greedy_line(line, g, side, model):
              " (a near tie: allowed)" if tied else ""))
 
 
-def check(mine, ids, path, models=None):
-    """Lines comparing `qins eval --json` output at path with mine; ok flag.
+def check(mine, ids, theirs, models=None):
+    """Lines comparing `qins eval --json` output theirs with mine; ok flag.
     models: {"ref": Model, "cand": Model} to check the greedy ids too."""
-    theirs = load_json(path, "qins eval --json output")
+    if not isinstance(theirs, dict):
+        return ["FAIL the qins output is not a JSON object"], False
     lines, ok = [], True
 
     def line(field, good, their, our, note=""):
@@ -662,6 +670,7 @@ def parse(argv):
     ap.add_argument("--config")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--check")
+    ap.add_argument("--mutants", action="store_true")
     ap.add_argument("--greedy", type=int)
     ap.add_argument("--expect")
     ap.add_argument("--make", choices=KINDS)
@@ -727,10 +736,45 @@ def run_compare(a):
                   mine["ppl"]["ratio"]))
     if not a.check:
         return 0
-    lines, ok = check(mine, ids, a.check, {"ref": ref, "cand": cand})
+    theirs = load_json(a.check, "qins eval --json output")
+    models = {"ref": ref, "cand": cand}
+    lines, ok = check(mine, ids, theirs, models)
     print("\n".join(lines))
     print("check of %s: %s" % (a.check, "PASS" if ok else "FAIL"))
+    if a.mutants:
+        ok &= check_fails_on_mutants(mine, ids, theirs, models)
     return 0 if ok else 1
+
+
+MUTANTS = [  # edits of a passing qins output that the check must reject
+    ("top1 - 0.005", lambda d: d.__setitem__("top1", d["top1"] - 0.005)),
+    ("kld.mean x 1.002", lambda d: d["kld"].__setitem__("mean", d["kld"]["mean"] * 1.002)),
+    ("ppl.ref x 1.002", lambda d: d["ppl"].__setitem__("ref", d["ppl"]["ref"] * 1.002)),
+    ("ppl.cand x 0.998", lambda d: d["ppl"].__setitem__("cand", d["ppl"]["cand"] * 0.998)),
+    ("ids[7] xor 1", lambda d: d["ids"].__setitem__(7, d["ids"][7] ^ 1)),
+    ("positions + 1", lambda d: d.__setitem__("positions", d["positions"] + 1)),
+    ("greedy.ref_ids[3] xor 1", lambda d: d["greedy"]["ref_ids"].__setitem__(3, d["greedy"]["ref_ids"][3] ^ 1)),
+    ("greedy.cand_ids[3] xor 1", lambda d: d["greedy"]["cand_ids"].__setitem__(3, d["greedy"]["cand_ids"][3] ^ 1)),
+    ("greedy.first_divergence + 1", lambda d: d["greedy"].__setitem__(
+        "first_divergence", (d["greedy"]["first_divergence"] or 0) + 1)),
+]
+
+
+def check_fails_on_mutants(mine, ids, theirs, models):
+    """--mutants: the check must fail on each edit in MUTANTS."""
+    ok = True
+    for what, edit in MUTANTS:
+        d = json.loads(json.dumps(theirs))
+        try:
+            edit(d)
+        except (KeyError, TypeError, IndexError):
+            print("skip mutant %s: the output lacks the field" % what)
+            continue
+        failed = not check(mine, ids, d, models)[1]
+        ok &= failed
+        print("%-4s the check %s the mutant %s" % ("ok" if failed else "FAIL",
+                                                  "fails on" if failed else "PASSES", what))
+    return ok
 
 
 def main(argv):
