@@ -2,10 +2,10 @@
 // decoder model: activations [T, in] by Linear weights [out, in] transposed.
 //
 // Large products follow the Goto/BLIS scheme: a is packed once into
-// panels of tileM rows, b is read in place tileN rows at a time, and a
+// panels of mr rows, b is read in place nr rows at a time, and a
 // register-blocked micro-kernel (assembly where the CPU allows) computes
-// tileM×tileN tiles of c over blocks of kBlock columns, so that the rows of
-// b in use stay in L1 and the block of packed a in L2.
+// mr×nr tiles of c over blocks of kBlock columns, so that the rows of b in
+// use stay in L1 and the block of packed a in L2.
 package gemm
 
 import (
@@ -16,11 +16,12 @@ import (
 )
 
 const (
-	kBlock      = 512 // columns of a and b per micro-kernel call
-	mBlock      = 8   // panels of a (tileM rows each) per pass over a tile of b
-	chunkTiles  = 16  // tiles of b per unit of parallel work
-	smallM      = 4   // below this many rows of a, dot products beat packing
-	parallelMin = 1 << 22
+	kBlock      = 512     // columns of a and b per micro-kernel call
+	mRows       = 256     // rows of a per pass over a tile of b
+	chunkTiles  = 16      // tiles of b per unit of parallel work
+	smallM      = 16      // below this many rows of a, dot products beat packing
+	kSmall      = 1024    // columns per dot product call of mulSmall
+	parallelMin = 1 << 22 // flops below which one goroutine is faster
 )
 
 // best is the fastest kernel this CPU runs, chosen once.
@@ -84,6 +85,7 @@ func parallel(workers, chunks int, f func(w, chunk int)) {
 
 // mulSmall computes c with dot products, four rows of b at a time: for a
 // few rows of a (generation with a KV cache) the work is reading b once.
+// Blocks of kSmall columns keep those four rows in L1 across the rows of a.
 func mulSmall(kn kernel, c, a, b []float32, m, n, k, workers int) {
 	const rows = 4 // rows of b per dot4 call
 	k16 := k &^ 15
@@ -94,24 +96,36 @@ func mulSmall(kn kernel, c, a, b []float32, m, n, k, workers int) {
 		var s [rows]float32
 		for j := j0; j < j1; j += rows {
 			nr := min(rows, j1-j)
+			p1 := k16 // columns done by dot4
+			if nr < rows {
+				p1 = 0
+			}
 			for i := 0; i < m; i++ {
-				ai := a[i*k : i*k+k]
-				if nr == rows && k16 > 0 {
-					kn.dot4(k16, &ai[0], &b[j*k], k, &s[0])
-				} else {
-					s = [rows]float32{}
+				clear(c[i*n+j : i*n+j+nr])
+			}
+			for p0 := 0; p0 < p1; p0 += kSmall {
+				kb := min(kSmall, p1-p0)
+				for i := 0; i < m; i++ {
+					kn.dot4(kb, &a[i*k+p0], &b[j*k+p0], k, &s[0])
+					ci := c[i*n+j : i*n+j+rows]
+					ci[0] += s[0]
+					ci[1] += s[1]
+					ci[2] += s[2]
+					ci[3] += s[3]
 				}
+			}
+			if p1 == k {
+				continue
+			}
+			for i := 0; i < m; i++ {
+				ai := a[i*k+p1 : i*k+k]
 				for r := 0; r < nr; r++ {
-					p0 := k16
-					if nr < rows {
-						p0 = 0
+					br := b[(j+r)*k+p1 : (j+r)*k+k]
+					var v float32
+					for p, x := range ai {
+						v += x * br[p]
 					}
-					br := b[(j+r)*k : (j+r)*k+k]
-					v := s[r]
-					for p := p0; p < k; p++ {
-						v += ai[p] * br[p]
-					}
-					c[i*n+j+r] = v
+					c[i*n+j+r] += v
 				}
 			}
 		}
@@ -122,26 +136,27 @@ func mulSmall(kn kernel, c, a, b []float32, m, n, k, workers int) {
 // chunks of chunkTiles tiles of b and sum each over all of k in their own
 // buffer (laid out as the kernel stores it), then copy it into c.
 func mulPacked(kn kernel, c, a, b []float32, m, n, k, workers int) {
-	ap := pack(a, m, k)
-	tiles := (n + tileN - 1) / tileN
+	ap := pack(a, m, k, kn.mr, workers)
+	tiles := (n + kn.nr - 1) / kn.nr
 	chunks := (tiles + chunkTiles - 1) / chunkTiles
 	chunks = (chunks + workers - 1) / workers * workers
 	per := (tiles + chunks - 1) / chunks
 	chunks = (tiles + per - 1) / per
-	tileSize := tileM * tileN
+	tileSize := kn.mr * kn.nr
+	mBlock := max(1, mRows/kn.mr) // panels
 	acc := make([][]float32, workers)
 	edge := make([][]float32, workers)
 	parallel(workers, chunks, func(w, ch int) {
 		if acc[w] == nil {
 			acc[w] = make([]float32, per*ap.panels*tileSize)
-			edge[w] = make([]float32, tileN*min(k, kBlock))
+			edge[w] = make([]float32, kn.nr*min(k, kBlock))
 		}
 		t0, t1 := ch*per, min(tiles, (ch+1)*per)
 		for p0 := 0; p0 < k; p0 += kBlock {
 			kb := min(kBlock, k-p0)
 			for i0 := 0; i0 < ap.panels; i0 += mBlock {
 				for jt := t0; jt < t1; jt++ {
-					bt, ldb := tileRows(b, edge[w], n, k, jt*tileN, p0, kb)
+					bt, ldb := tileRows(b, edge[w], n, k, jt*kn.nr, kn.nr, p0, kb)
 					for ir := i0; ir < min(i0+mBlock, ap.panels); ir++ {
 						t := acc[w][((jt-t0)*ap.panels+ir)*tileSize:]
 						kn.tile(kb, &ap.panel(p0, kb, ir)[0], bt, ldb, &t[0], p0)
@@ -150,36 +165,36 @@ func mulPacked(kn kernel, c, a, b []float32, m, n, k, workers int) {
 			}
 		}
 		for jt := t0; jt < t1; jt++ {
-			j0 := jt * tileN
+			j0 := jt * kn.nr
 			for ir := 0; ir < ap.panels; ir++ {
 				t := acc[w][((jt-t0)*ap.panels+ir)*tileSize:][:tileSize]
-				scatter(c, t, n, ir*tileM, min(m, (ir+1)*tileM), j0, min(n, j0+tileN))
+				scatter(c, t, n, kn.mr, ir*kn.mr, min(m, (ir+1)*kn.mr), j0, min(n, j0+kn.nr))
 			}
 		}
 	})
 }
 
-// tileRows returns where the kernel reads rows [j0, j0+tileN) of b from
+// tileRows returns where the kernel reads rows [j0, j0+nr) of b from
 // column p0, and their stride: b itself, or for the last partial tile a
 // copy in edge padded with zero rows.
-func tileRows(b, edge []float32, n, k, j0, p0, kb int) (*float32, int) {
-	if j0+tileN <= n {
+func tileRows(b, edge []float32, n, k, j0, nr, p0, kb int) (*float32, int) {
+	if j0+nr <= n {
 		return &b[j0*k+p0], k
 	}
 	for j := j0; j < n; j++ {
 		copy(edge[(j-j0)*kb:(j-j0+1)*kb], b[j*k+p0:])
 	}
-	clear(edge[(n-j0)*kb : tileN*kb])
+	clear(edge[(n-j0)*kb : nr*kb])
 	return &edge[0], kb
 }
 
 // scatter copies rows [i0, i1) and columns [j0, j1) of c from a tile t
-// stored column by column (t[j*tileM+i]).
-func scatter(c, t []float32, n, i0, i1, j0, j1 int) {
+// stored column by column (t[j*mr+i]).
+func scatter(c, t []float32, n, mr, i0, i1, j0, j1 int) {
 	for i := i0; i < i1; i++ {
 		ci := c[i*n+j0 : i*n+j1]
 		for j := range ci {
-			ci[j] = t[j*tileM+i-i0]
+			ci[j] = t[j*mr+i-i0]
 		}
 	}
 }

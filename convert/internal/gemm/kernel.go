@@ -2,42 +2,50 @@ package gemm
 
 import "unsafe"
 
-// Tile sizes of the micro-kernel: a tile of c is tileM rows of a (packed)
-// by tileN rows of b (read in place).
-const (
-	tileM = 32
-	tileN = 14
-)
-
 // kernel is a set of inner loops. The driver in gemm.go is the same for all.
 type kernel struct {
-	name string
-	// tile computes t[j*tileM+i] (+)= Σ_p ap[p*tileM+i]·b[j*ldb+p] for
-	// i < tileM, j < tileN, p < kc; it adds to t when acc != 0.
+	name   string
+	mr, nr int // tile: mr rows of a (packed) by nr rows of b (read in place)
+	// tile computes t[j*mr+i] (+)= Σ_p ap[p*mr+i]·b[j*ldb+p] for i < mr,
+	// j < nr, p < kc; it adds to t when acc != 0.
 	tile func(kc int, ap, b *float32, ldb int, t *float32, acc int)
 	// dot4 sets c[r] = Σ_p a[p]·b[r*ldb+p] for r < 4, p < k; k is a multiple of 16.
 	dot4 func(k int, a, b *float32, ldb int, c *float32)
 }
 
+// Tile of the portable kernel: 16 accumulators, as many as amd64 has
+// floating-point registers.
+const (
+	goMR = 4
+	goNR = 4
+)
+
 // goKernel is the portable kernel, used where no assembly one applies.
-var goKernel = kernel{name: "go", tile: tileGo, dot4: dot4Go}
+var goKernel = kernel{name: "go", mr: goMR, nr: goNR, tile: tileGo, dot4: dot4Go}
 
 func tileGo(kc int, ap, b *float32, ldb int, t *float32, acc int) {
-	as := unsafe.Slice(ap, kc*tileM)
-	bs := unsafe.Slice(b, (tileN-1)*ldb+kc)
-	ts := unsafe.Slice(t, tileM*tileN)
-	if acc == 0 {
-		clear(ts)
+	as := unsafe.Slice(ap, kc*goMR)
+	bs := unsafe.Slice(b, (goNR-1)*ldb+kc)
+	b0, b1, b2, b3 := bs[:kc], bs[ldb:ldb+kc], bs[2*ldb:2*ldb+kc], bs[3*ldb:3*ldb+kc]
+	// Sixteen named accumulators: the compiler keeps them in registers,
+	// which it does not do for an array.
+	var c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33 float32
+	for p := range b0 {
+		x := (*[goMR]float32)(as[p*goMR:])
+		a0, a1, a2, a3 := x[0], x[1], x[2], x[3]
+		y0, y1, y2, y3 := b0[p], b1[p], b2[p], b3[p]
+		c00, c01, c02, c03 = c00+a0*y0, c01+a1*y0, c02+a2*y0, c03+a3*y0
+		c10, c11, c12, c13 = c10+a0*y1, c11+a1*y1, c12+a2*y1, c13+a3*y1
+		c20, c21, c22, c23 = c20+a0*y2, c21+a1*y2, c22+a2*y2, c23+a3*y2
+		c30, c31, c32, c33 = c30+a0*y3, c31+a1*y3, c32+a2*y3, c33+a3*y3
 	}
-	for j := 0; j < tileN; j++ {
-		tj := (*[tileM]float32)(ts[j*tileM:])
-		bj := bs[j*ldb : j*ldb+kc]
-		for p, bv := range bj {
-			ai := (*[tileM]float32)(as[p*tileM:])
-			for i := range tj {
-				tj[i] += ai[i] * bv
-			}
+	ts := (*[goNR * goMR]float32)(unsafe.Slice(t, goMR*goNR))
+	c := [goNR * goMR]float32{c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33}
+	for i, v := range c {
+		if acc != 0 {
+			v += ts[i]
 		}
+		ts[i] = v
 	}
 }
 
