@@ -74,11 +74,19 @@ func (q *queue) pop() candidate {
 	return top
 }
 
-// split cuts the normalized text into one symbol per character, or per
+// encoder holds Encode's buffers, reused from word to word.
+type encoder struct {
+	syms    []symbol
+	q       queue
+	out     []int
+	prevUnk bool // the last id out is a fused unknown
+}
+
+// split cuts n[start:end] into one symbol per character, or per
 // user-defined piece where one starts.
-func (t *Tokenizer) split(n string) []symbol {
-	syms := make([]symbol, 0, utf8.RuneCountInString(n))
-	for i := 0; i < len(n); {
+func (t *Tokenizer) split(n string, start, end int, e *encoder) {
+	syms := e.syms[:0]
+	for i := start; i < end; {
 		size, frozen := 0, false
 		for _, u := range t.user {
 			if strings.HasPrefix(n[i:], u) {
@@ -87,7 +95,7 @@ func (t *Tokenizer) split(n string) []symbol {
 			}
 		}
 		if size == 0 {
-			_, size = utf8.DecodeRuneInString(n[i:])
+			_, size = utf8.DecodeRuneInString(n[i:end])
 		}
 		id, ok := t.ids[n[i:i+size]]
 		if !ok {
@@ -100,13 +108,15 @@ func (t *Tokenizer) split(n string) []symbol {
 	if len(syms) > 0 {
 		syms[len(syms)-1].next = -1
 	}
-	return syms
+	e.syms = syms
 }
 
 // bpe merges neighbouring symbols, best candidate first, until no pair
 // merges: O(n log n) in the number of symbols.
-func (t *Tokenizer) bpe(n string, syms []symbol) {
-	q := make(queue, 0, len(syms))
+func (t *Tokenizer) bpe(n string, e *encoder) {
+	syms := e.syms
+	q := e.q[:0]
+	defer func() { e.q = q }()
 	for i := 0; i+1 < len(syms); i++ {
 		t.consider(&q, n, syms, int32(i), int32(i+1))
 	}
@@ -138,9 +148,6 @@ func (t *Tokenizer) consider(q *queue, n string, syms []symbol, a, b int32) {
 	if l.frozen || r.frozen {
 		return
 	}
-	if t.splitWords && strings.HasPrefix(n[r.start:], spaceMark) {
-		return
-	}
 	c := candidate{left: a, right: b, size: r.end - l.start}
 	if t.merges != nil {
 		if l.id < 0 || r.id < 0 {
@@ -164,43 +171,43 @@ func (t *Tokenizer) consider(q *queue, n string, syms []symbol, a, b int32) {
 func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
 
 // emit turns the merged symbols into ids: a symbol that is no piece
-// becomes its <0xNN> bytes with byte fallback, else the unknown token
-// (one for a run of unknown symbols, as both libraries fuse them).
-func (t *Tokenizer) emit(n string, syms []symbol) ([]int, error) {
-	out := make([]int, 0, len(syms))
-	prevUnk := false
+// becomes its <0xNN> bytes with byte fallback, else the unknown token:
+// one for a run of unknown symbols, as SentencePiece and tokenizer.json's
+// fuse_unk do.
+func (t *Tokenizer) emit(n string, e *encoder) error {
 	unk := func(text string) error {
 		if t.unk < 0 {
 			return fmt.Errorf("tokenizer %s: %q is not in the vocabulary and there is no unknown token", t.src, text)
 		}
-		if !prevUnk {
-			out = append(out, t.unk)
+		if !e.prevUnk || t.keepUnks {
+			e.out = append(e.out, t.unk)
 		}
-		prevUnk = true
+		e.prevUnk = true
 		return nil
 	}
+	syms := e.syms
 	for i := int32(0); i >= 0 && len(syms) > 0; i = syms[i].next {
 		s := syms[i]
 		if s.id >= 0 {
-			out = append(out, int(s.id))
-			prevUnk = false
+			e.out = append(e.out, int(s.id))
+			e.prevUnk = false
 			continue
 		}
 		text := n[s.start:s.end]
 		if !t.byteFall {
 			if err := unk(text); err != nil {
-				return nil, err
+				return err
 			}
 			continue
 		}
 		for j := 0; j < len(text); j++ {
 			if id := t.byteID[text[j]]; id >= 0 {
-				out = append(out, int(id))
-				prevUnk = false
+				e.out = append(e.out, int(id))
+				e.prevUnk = false
 			} else if err := unk(text[j : j+1]); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
-	return out, nil
+	return nil
 }

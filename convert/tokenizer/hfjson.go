@@ -24,6 +24,7 @@ type hfFile struct {
 		Merges        []json.RawMessage `json:"merges"`
 		ByteFallback  bool              `json:"byte_fallback"`
 		UnkToken      *string           `json:"unk_token"`
+		FuseUnk       bool              `json:"fuse_unk"`
 		ContPrefix    *string           `json:"continuing_subword_prefix"`
 		EndWordSuffix *string           `json:"end_of_word_suffix"`
 		IgnoreMerges  bool              `json:"ignore_merges"`
@@ -87,7 +88,7 @@ func parseJSON(data []byte) (*Tokenizer, error) {
 	case m.IgnoreMerges:
 		return nil, errors.New("ignore_merges not supported")
 	}
-	t := &Tokenizer{unk: -1, bos: -1, eos: -1, addBOS: true, byteFall: m.ByteFallback}
+	t := &Tokenizer{unk: -1, bos: -1, eos: -1, addBOS: true, byteFall: m.ByteFallback, keepUnks: !m.FuseUnk}
 	if err := t.jsonVocab(&f); err != nil {
 		return nil, err
 	}
@@ -113,6 +114,7 @@ func parseJSON(data []byte) (*Tokenizer, error) {
 		t.bos = t.idOf("<s>")
 	}
 	t.eos = t.idOf("</s>")
+	t.finish()
 	return t, nil
 }
 
@@ -146,6 +148,9 @@ func (t *Tokenizer) jsonVocab(f *hfFile) error {
 	for _, a := range f.AddedTokens {
 		if err := check(a.Content, a.ID); err != nil {
 			return err
+		}
+		if a.Content == "" {
+			return fmt.Errorf("added token %d is empty", a.ID)
 		}
 	}
 	t.pieces = make([]piece, size)

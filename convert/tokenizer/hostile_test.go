@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -58,6 +59,40 @@ func TestModelBuilt(t *testing.T) {
 	ids, err := tok.Encode("ab b")
 	if err != nil || len(ids) != 3 || tok.Piece(ids[0]) != "▁ab" || tok.Piece(ids[1]) != "▁" || tok.Piece(ids[2]) != "b" {
 		t.Errorf("Encode(\"ab b\") = %v, %v", ids, err)
+	}
+}
+
+// TestWordSplit checks that words are encoded apart only when no piece
+// joins across a space, and that the result is the same either way.
+func TestWordSplit(t *testing.T) {
+	for _, tc := range []struct {
+		pieces []string
+		split  bool
+		want   []string
+	}{
+		{[]string{"▁", "a", "b", "▁▁", "▁a", "▁b"}, true, []string{"▁a", "▁b", "▁▁", "a"}},
+		{[]string{"▁", "a", "b", "▁a", "▁b", "a▁", "a▁b", "▁a▁b"}, false, []string{"▁a▁b", "▁", "▁a"}},
+	} {
+		tok, err := parseModel(spModel(tc.pieces, nil, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok.wordSplit != tc.split {
+			t.Errorf("pieces %q: wordSplit %v, want %v", tc.pieces, tok.wordSplit, tc.split)
+		}
+		ids, err := tok.Encode("a b  a")
+		var got []string
+		for _, id := range ids {
+			got = append(got, tok.Piece(id))
+		}
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("pieces %q: Encode(\"a b  a\") = %q, %v; want %q", tc.pieces, got, err, tc.want)
+		}
+	}
+	for name, tok := range loadBoth(t) {
+		if !tok.wordSplit {
+			t.Errorf("%s: stories260K not encoded word by word", name)
+		}
 	}
 }
 
@@ -163,6 +198,7 @@ func TestHostileJSON(t *testing.T) {
 		{"negative id", `{"model": {"type": "BPE", "vocab": {"a": -1}, "merges": []}}`, "id -1"},
 		{"shared id", `{"model": {"type": "BPE", "vocab": {"a": 0, "b": 0}, "merges": []}}`, "id 0 is given to both"},
 		{"added clash", `{"added_tokens": [{"id": 1, "content": "<s>"}], "model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []}}`, `added token "<s>" has id 1`},
+		{"empty added token", `{"added_tokens": [{"id": 1, "content": ""}], "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}`, "added token 1 is empty"},
 		{"unk missing", base(`, "unk_token": "<UNK>"`), `unk_token "<UNK>" is not in the vocab`},
 		{"suffix", base(`, "end_of_word_suffix": "</w>"`), "end_of_word_suffix"},
 		{"nfkc", `{"normalizer": {"type": "NFKC"}, "model": ` + base("")[10:], "normalizer: type NFKC not supported"},
@@ -211,5 +247,22 @@ func TestNoUnknownToken(t *testing.T) {
 	}
 	if ids, err := tok.Encode("aa"); err != nil || len(ids) != 2 {
 		t.Errorf("Encode(\"aa\") = %v, %v; want [0 0]", ids, err)
+	}
+}
+
+// TestFuseUnk checks tokenizer.json's fuse_unk: one <unk> for a run of
+// unknown characters, or one each.
+func TestFuseUnk(t *testing.T) {
+	for _, tc := range []struct {
+		fuse string
+		want []int
+	}{{"true", []int{1, 0, 1}}, {"false", []int{1, 0, 0, 0, 1}}} {
+		tok, err := parseJSON([]byte(`{"model": {"type": "BPE", "vocab": {"<unk>": 0, "a": 1}, "merges": [], "unk_token": "<unk>", "fuse_unk": ` + tc.fuse + `}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids, err := tok.Encode("axyza"); err != nil || !slices.Equal(ids, tc.want) {
+			t.Errorf("fuse_unk %s: Encode(\"axyza\") = %v, %v; want %v", tc.fuse, ids, err, tc.want)
+		}
 	}
 }

@@ -291,5 +291,6 @@ func newSPTokenizer(pieces []piece, s *spSpec) (*Tokenizer, error) {
 	if id, ok := reserved[s.eosPiece]; ok && pieces[id].kind == control {
 		t.eos = id
 	}
+	t.finish()
 	return t, nil
 }

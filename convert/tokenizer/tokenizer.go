@@ -7,6 +7,7 @@ package tokenizer
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,9 +41,10 @@ const (
 
 // piece is one vocabulary entry.
 type piece struct {
-	text  string
-	kind  kind
-	score float32 // SentencePiece merge priority; unused for tokenizer.json
+	text    string
+	surface string // text with "▁" as a space, what Decode prints
+	kind    kind
+	score   float32 // SentencePiece merge priority; unused for tokenizer.json
 }
 
 // normalizer is the text rewrite both formats apply before BPE.
@@ -67,7 +69,11 @@ type Tokenizer struct {
 	user       []string // user-defined pieces, matched whole, longest first
 	norm       normalizer
 	splitWords bool // Metaspace split: no merge across a "▁" that starts a word
+	// wordSplit is set when no piece has "▁" after another character, so
+	// no merge crosses such a "▁" and the text is encoded word by word.
+	wordSplit  bool
 	byteFall   bool
+	keepUnks   bool // one unknown token per symbol, not one per run
 	stripSpace bool // Decode drops the space the normalizer put in front
 	unk        int
 	bos, eos   int
@@ -145,12 +151,57 @@ func (t *Tokenizer) Piece(id int) string {
 // bytes are encoded as U+FFFD, as SentencePiece does.
 func (t *Tokenizer) Encode(text string) ([]int, error) {
 	n := t.normalize(text)
-	if n == "" {
-		return []int{}, nil
+	if len(n) > math.MaxInt32 {
+		return nil, fmt.Errorf("tokenizer %s: text of %d bytes is too long", t.src, len(n))
 	}
-	syms := t.split(n)
-	t.bpe(n, syms)
-	return t.emit(n, syms)
+	e := encoder{out: make([]int, 0, len(n)/4+1)}
+	for start := 0; start < len(n); {
+		end := t.wordEnd(n, start)
+		t.split(n, start, end, &e)
+		t.bpe(n, &e)
+		if err := t.emit(n, &e); err != nil {
+			return nil, err
+		}
+		start = end
+	}
+	return e.out, nil
+}
+
+// wordEnd returns where the run of n starting at start ends: before the
+// next "▁" that no merge can cross, or at the end of n. Encoding runs one
+// by one keeps the merge queue short, so long texts cost O(n log w) for
+// words of w characters.
+func (t *Tokenizer) wordEnd(n string, start int) int {
+	if !t.splitWords && !t.wordSplit {
+		return len(n)
+	}
+	for i := start + 1; i < len(n); i++ {
+		j := strings.Index(n[i:], spaceMark)
+		if j < 0 {
+			return len(n)
+		}
+		i += j
+		if t.splitWords || !strings.HasSuffix(n[:i], spaceMark) {
+			return i
+		}
+	}
+	return len(n)
+}
+
+// finish derives what both loaders share from the pieces: Decode's
+// surfaces and whether runs can be encoded word by word.
+func (t *Tokenizer) finish() {
+	t.wordSplit = t.norm.space == spaceMark
+	for i := range t.pieces {
+		p := &t.pieces[i]
+		p.surface = strings.ReplaceAll(p.text, spaceMark, " ")
+		if p.kind == normal || p.kind == userDefined || p.kind == unused {
+			body := strings.TrimLeft(p.text, spaceMark)
+			if strings.Contains(body, spaceMark) {
+				t.wordSplit = false
+			}
+		}
+	}
 }
 
 // normalize applies the normalizer: spaces to "▁" and the dummy prefix.
@@ -246,11 +297,11 @@ func (t *Tokenizer) Decode(ids []int) string {
 			b.WriteString(unkSurface)
 			continue
 		}
-		s := p.text
-		if wasFirst && t.stripSpace {
-			s = strings.TrimPrefix(s, spaceMark)
+		s := p.surface
+		if wasFirst && t.stripSpace && strings.HasPrefix(p.text, spaceMark) {
+			s = s[1:] // "▁" became one space
 		}
-		b.WriteString(strings.ReplaceAll(s, spaceMark, " "))
+		b.WriteString(s)
 	}
 	flushBytes(&b, pend)
 	return b.String()
