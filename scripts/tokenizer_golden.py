@@ -7,7 +7,7 @@ Why: convert/tokenizer is a hand-written SentencePiece BPE. Its tests compare
 it with what Google's own sentencepiece (Debian python3-sentencepiece) does,
 on strings chosen to hit the edges: spaces at the ends and in runs, newlines,
 accents, CJK, emoji and other characters outside the vocabulary (byte
-fallback), literal "<s>", U+2581 itself, the empty string, and seeded random
+fallback), repeated letters (ties between equal pieces), literal "<s>", U+2581 itself, the empty string, and seeded random
 mixtures of all of these.
 
 It writes, under convert/tokenizer/testdata/:
@@ -68,6 +68,8 @@ FIXED = [
     "\ufffd replacement",
     "\U0010ffff last code point",
     "x" * 300,
+    "llll allll ppppp oooo",  # equal scores: the leftmost pair merges first
+    "aaaa eeee    tttttt",
     "the the the " * 40,
 ]
 

@@ -19,7 +19,9 @@ var fixtureDirs = []string{
 func fixtureDir(t testing.TB) string {
 	t.Helper()
 	for _, d := range fixtureDirs {
-		if _, err := os.Stat(filepath.Join(d, ModelFile)); err == nil {
+		_, err1 := os.Stat(filepath.Join(d, ModelFile))
+		_, err2 := os.Stat(filepath.Join(d, JSONFile))
+		if err1 == nil && err2 == nil {
 			return d
 		}
 	}
