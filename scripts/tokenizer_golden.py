@@ -20,6 +20,9 @@ It writes, under convert/tokenizer/testdata/:
   with the options stories260K lacks: no byte fallback (unknown characters
   -> <unk>, runs fused), remove_extra_whitespaces on, user-defined symbols
   matched whole, and a <pad> control piece.
+* stories-unused.model and golden-stories-unused.json: the stories260K
+  model with a few pieces marked UNUSED, which SentencePiece merges into
+  and then splits back.
 
 Run it again after changing the cases; the output is deterministic.
 """
@@ -130,6 +133,83 @@ def stories(model):
     write_json("golden-stories260K.json", out)
 
 
+def varint(b, i):
+    v = shift = 0
+    while True:
+        c = b[i]
+        i += 1
+        v |= (c & 0x7F) << shift
+        shift += 7
+        if c < 0x80:
+            return v, i
+
+
+def put_varint(v):
+    out = bytearray()
+    while True:
+        c = v & 0x7F
+        v >>= 7
+        out.append(c | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def fields(b):
+    """Yields (number, wire type, raw bytes of the whole field, payload)."""
+    i = 0
+    while i < len(b):
+        start = i
+        key, i = varint(b, i)
+        num, wire = key >> 3, key & 7
+        if wire == 0:
+            _, i = varint(b, i)
+            payload = None
+        elif wire == 2:
+            n, i = varint(b, i)
+            payload = b[i : i + n]
+            i += n
+        elif wire == 5:
+            i += 4
+            payload = None
+        else:
+            raise ValueError("wire type %d" % wire)
+        yield num, wire, b[start:i], payload
+
+
+def mark_unused(model, names):
+    """Returns the ModelProto bytes with the pieces in names typed UNUSED (5)."""
+    out = bytearray()
+    for num, _, raw, payload in fields(model):
+        if num != 1:
+            out += raw
+            continue
+        text = next(p for n, _, _, p in fields(payload) if n == 1).decode()
+        if text not in names:
+            out += raw
+            continue
+        piece = b"".join(r for n, _, r, _ in fields(payload) if n != 3) + bytes([3 << 3, 5])
+        out += bytes([1 << 3 | 2]) + put_varint(len(piece)) + piece
+    return bytes(out)
+
+
+def unused(model, story):
+    """stories260K with a few pieces UNUSED: SentencePiece merges into them
+    and splits them back, which only a hand-edited model shows."""
+    with open(model, "rb") as f:
+        data = mark_unused(f.read(), {"he", "\u2581the", "ing", "\u2581a", "ll"})
+    path = os.path.join(OUT, "stories-unused.model")
+    with open(path, "wb") as f:
+        f.write(data)
+    print("wrote", os.path.relpath(path, ROOT))
+    sp = spm.SentencePieceProcessor(model_proto=data)
+    assert sp.is_unused(sp.piece_to_id("he")), "marking pieces unused failed"
+    with open(story, encoding="utf-8") as f:
+        texts = FIXED + [f.read(), "the theme then he hello thing singing a all"] + random_cases(20, 400)
+    out = cases(sp, texts, [])
+    out["model"] = "stories-unused.model"
+    write_json("golden-stories-unused.json", out)
+
+
 def tiny(story):
     # Trained on the fixture's story plus a few fixed lines, so reruns match.
     with open(story, encoding="utf-8") as f:
@@ -168,6 +248,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     stories(os.path.join(src, "tokenizer.model"))
     tiny(os.path.join(src, "expected-greedy-200.txt"))
+    unused(os.path.join(src, "tokenizer.model"), os.path.join(src, "expected-greedy-200.txt"))
 
 
 if __name__ == "__main__":

@@ -79,7 +79,8 @@ type encoder struct {
 	syms    []symbol
 	q       queue
 	out     []int
-	prevUnk bool // the last id out is a fused unknown
+	prevUnk bool           // the last id out is a fused unknown
+	rev     map[string]int // unused piece -> length of its left part
 }
 
 // split cuts n[start:end] into one symbol per character, or per
@@ -115,13 +116,12 @@ func (t *Tokenizer) split(n string, start, end int, e *encoder) {
 // merges: O(n log n) in the number of symbols.
 func (t *Tokenizer) bpe(n string, e *encoder) {
 	syms := e.syms
-	q := e.q[:0]
-	defer func() { e.q = q }()
+	e.q = e.q[:0]
 	for i := 0; i+1 < len(syms); i++ {
-		t.consider(&q, n, syms, int32(i), int32(i+1))
+		t.consider(e, n, int32(i), int32(i+1))
 	}
-	for len(q) > 0 {
-		c := q.pop()
+	for len(e.q) > 0 {
+		c := e.q.pop()
 		l, r := &syms[c.left], &syms[c.right]
 		if l.dead || r.dead || l.next != c.right || r.end-l.start != c.size {
 			continue // one side merged since this entry was queued
@@ -132,10 +132,10 @@ func (t *Tokenizer) bpe(n string, e *encoder) {
 			syms[l.next].prev = c.left
 		}
 		if l.prev >= 0 {
-			t.consider(&q, n, syms, l.prev, c.left)
+			t.consider(e, n, l.prev, c.left)
 		}
 		if l.next >= 0 {
-			t.consider(&q, n, syms, c.left, l.next)
+			t.consider(e, n, c.left, l.next)
 		}
 	}
 }
@@ -143,8 +143,8 @@ func (t *Tokenizer) bpe(n string, e *encoder) {
 // consider queues the merge of symbols a and b when the model has one:
 // tokenizer.json by its merge table, tokenizer.model when the joined text
 // is a piece, ranked by that piece's score.
-func (t *Tokenizer) consider(q *queue, n string, syms []symbol, a, b int32) {
-	l, r := &syms[a], &syms[b]
+func (t *Tokenizer) consider(e *encoder, n string, a, b int32) {
+	l, r := &e.syms[a], &e.syms[b]
 	if l.frozen || r.frozen {
 		return
 	}
@@ -164,50 +164,79 @@ func (t *Tokenizer) consider(q *queue, n string, syms []symbol, a, b int32) {
 			return
 		}
 		c.prio, c.id = float64(t.pieces[id].score), id
+		if t.pieces[id].kind == unused {
+			// SentencePiece merges into unused pieces, then splits them
+			// back the way the last such candidate was formed.
+			if e.rev == nil {
+				e.rev = make(map[string]int)
+			}
+			e.rev[n[l.start:r.end]] = int(l.end - l.start)
+		}
 	}
-	q.push(c)
+	e.q.push(c)
 }
 
 func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
 
-// emit turns the merged symbols into ids: a symbol that is no piece
-// becomes its <0xNN> bytes with byte fallback, else the unknown token:
-// one for a run of unknown symbols, as SentencePiece and tokenizer.json's
-// fuse_unk do.
+// emit turns the merged symbols into ids.
 func (t *Tokenizer) emit(n string, e *encoder) error {
-	unk := func(text string) error {
-		if t.unk < 0 {
-			return fmt.Errorf("tokenizer %s: %q is not in the vocabulary and there is no unknown token", t.src, text)
-		}
-		if !e.prevUnk || t.keepUnks {
-			e.out = append(e.out, t.unk)
-		}
-		e.prevUnk = true
-		return nil
-	}
 	syms := e.syms
 	for i := int32(0); i >= 0 && len(syms) > 0; i = syms[i].next {
 		s := syms[i]
-		if s.id >= 0 {
-			e.out = append(e.out, int(s.id))
-			e.prevUnk = false
-			continue
-		}
-		text := n[s.start:s.end]
-		if !t.byteFall {
-			if err := unk(text); err != nil {
-				return err
-			}
-			continue
-		}
-		for j := 0; j < len(text); j++ {
-			if id := t.byteID[text[j]]; id >= 0 {
-				e.out = append(e.out, int(id))
-				e.prevUnk = false
-			} else if err := unk(text[j : j+1]); err != nil {
-				return err
-			}
+		if err := t.emitPiece(n[s.start:s.end], s.id, e); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// emitPiece appends the id of one symbol: an unused piece split back into
+// the two it was merged from; a symbol that is no piece as its <0xNN>
+// bytes with byte fallback, else as the unknown token, one for a run of
+// unknown symbols as SentencePiece and tokenizer.json's fuse_unk do.
+func (t *Tokenizer) emitPiece(text string, id int32, e *encoder) error {
+	if id >= 0 && t.pieces[id].kind == unused {
+		if k, ok := e.rev[text]; ok {
+			if err := t.emitPiece(text[:k], t.idOrNone(text[:k]), e); err != nil {
+				return err
+			}
+			return t.emitPiece(text[k:], t.idOrNone(text[k:]), e)
+		}
+	}
+	if id >= 0 {
+		e.out = append(e.out, int(id))
+		e.prevUnk = false
+		return nil
+	}
+	if !t.byteFall {
+		return t.emitUnk(text, e)
+	}
+	for j := 0; j < len(text); j++ {
+		if id := t.byteID[text[j]]; id >= 0 {
+			e.out = append(e.out, int(id))
+			e.prevUnk = false
+		} else if err := t.emitUnk(text[j:j+1], e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *Tokenizer) emitUnk(text string, e *encoder) error {
+	if t.unk < 0 {
+		return fmt.Errorf("tokenizer %s: %q is not in the vocabulary and there is no unknown token", t.src, text)
+	}
+	if !e.prevUnk || t.keepUnks {
+		e.out = append(e.out, t.unk)
+	}
+	e.prevUnk = true
+	return nil
+}
+
+// idOrNone returns the id of an encodable piece, -1 when text is none.
+func (t *Tokenizer) idOrNone(text string) int32 {
+	if id, ok := t.ids[text]; ok {
+		return id
+	}
+	return -1
 }

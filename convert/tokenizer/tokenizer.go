@@ -195,11 +195,15 @@ func (t *Tokenizer) finish() {
 	for i := range t.pieces {
 		p := &t.pieces[i]
 		p.surface = strings.ReplaceAll(p.text, spaceMark, " ")
-		if p.kind == normal || p.kind == userDefined || p.kind == unused {
-			body := strings.TrimLeft(p.text, spaceMark)
-			if strings.Contains(body, spaceMark) {
+		switch p.kind {
+		case normal, userDefined:
+			if strings.Contains(strings.TrimLeft(p.text, spaceMark), spaceMark) {
 				t.wordSplit = false
 			}
+		case unused:
+			// Which split of an unused piece wins depends on the order
+			// of all candidates in the text: keep SentencePiece's order.
+			t.wordSplit = false
 		}
 	}
 }
