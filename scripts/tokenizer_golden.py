@@ -14,7 +14,7 @@ It writes, under convert/tokenizer/testdata/:
 
 * golden-stories260K.json: encode cases (text -> ids) and decode cases
   (ids -> text) for STORIES260K_DIR/tokenizer.model (default
-  ../shared/fixtures/llm/stories260K): BPE, byte fallback, dummy prefix, no
+  testdata/stories260K, else ../shared/fixtures/llm/stories260K): BPE, byte fallback, dummy prefix, no
   whitespace collapsing, as Llama-2 ships.
 * tiny-bpe.model and golden-tiny-bpe.json: a small BPE model trained here
   with the options stories260K lacks: no byte fallback (unknown characters
@@ -244,7 +244,9 @@ def tiny(story):
 
 
 def main():
-    src = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "..", "shared", "fixtures", "llm", "stories260K")
+    src = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "testdata", "stories260K")
+    if not os.path.exists(os.path.join(src, "tokenizer.model")):
+        src = os.path.join(ROOT, "..", "shared", "fixtures", "llm", "stories260K")
     os.makedirs(OUT, exist_ok=True)
     stories(os.path.join(src, "tokenizer.model"))
     tiny(os.path.join(src, "expected-greedy-200.txt"))

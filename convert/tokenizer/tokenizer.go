@@ -269,8 +269,8 @@ func collapseSpaces(s string) string {
 	return b.String()
 }
 
-// Decode returns the text of ids. Control tokens (BOS, EOS, padding,
-// special added tokens) are skipped, consecutive <0xNN> bytes are joined
+// Decode returns the text of ids. BOS, EOS and other control tokens
+// (padding, special added tokens) are skipped, consecutive <0xNN> bytes are joined
 // into UTF-8 (each invalid byte becomes U+FFFD), "▁" becomes a space, the
 // space the normalizer put in front of the text is dropped from the first
 // piece, and the unknown token prints as " ⁇ ", all as SentencePiece
@@ -287,7 +287,7 @@ func (t *Tokenizer) Decode(ids []int) string {
 			continue
 		}
 		p := &t.pieces[id]
-		if p.kind == control {
+		if p.kind == control || id == t.bos || id == t.eos {
 			continue
 		}
 		wasFirst := first

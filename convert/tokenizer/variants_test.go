@@ -191,3 +191,36 @@ func TestLoadPrefersJSON(t *testing.T) {
 		t.Errorf("Load(empty dir) = %v, want an error naming it", err)
 	}
 }
+
+// TestDecodeSkipsEOS checks that BOS and EOS are skipped even when the
+// file does not mark them special (Phi-3's tokenizer.json has "</s>" with
+// "special": false), while other non-special added tokens print.
+func TestDecodeSkipsEOS(t *testing.T) {
+	tok, err := parseJSON(editJSON(t, func(m map[string]any) {
+		m["added_tokens"] = []any{
+			map[string]any{"id": 0, "content": "<unk>", "special": true},
+			map[string]any{"id": 1, "content": "<s>", "special": true},
+			map[string]any{"id": 2, "content": "</s>", "special": false},
+			map[string]any{"id": 512, "content": "<|user|>", "special": false},
+			map[string]any{"id": 513, "content": "<|end|>", "special": true},
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.EOS() != 2 || tok.VocabSize() != 514 {
+		t.Fatalf("EOS %d VocabSize %d, want 2 514", tok.EOS(), tok.VocabSize())
+	}
+	a, err := tok.Encode("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := append([]int{1, 512}, append(a, 513, 2)...)
+	if s := tok.Decode(ids); s != "<|user|> a" {
+		t.Errorf("Decode(%v) = %q, want %q", ids, s, "<|user|> a")
+	}
+	u, err := tok.Encode("x<|user|>")
+	if err != nil || len(u) == 0 || u[len(u)-1] != 512 {
+		t.Errorf("Encode(\"x<|user|>\") = %v, %v; want it to end with 512", u, err)
+	}
+}
