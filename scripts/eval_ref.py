@@ -18,10 +18,11 @@ index or its only .safetensors file) or an index, read with scripts/parity.py's
 reader; a QINS file is decoded with the README formula to float32 exactly as
 `qins restore` writes it (float64 magnitude, rounded once to float32), then
 widened to float64. config.json is read beside REF (its folder, or the folder
-of the file or index) unless --config is given; CAND uses the config.json
-beside it when there is one (so stories260K-phi3 can be compared with
-stories260K: names are then only checked when both architectures agree),
-else REF's.
+of the file or index) unless --config is given, and used for CAND too, as
+`qins eval` does, except when a config.json beside CAND names another
+architecture: CAND then uses it, and tensor names are not compared (so
+stories260K-phi3 can be compared with stories260K; `qins eval` refuses
+that pair because the names differ).
 
 Architectures: LlamaForCausalLM and MistralForCausalLM (GQA, head_dim,
 rope_theta; Llama's attention_bias and mlp_bias, Mistral's sliding_window),
@@ -689,11 +690,13 @@ def load_model(arg, config):
 
 
 def cand_config(arg, override, ref_cfg):
-    """CAND's config: --config, else config.json beside CAND, else REF's."""
+    """CAND's config: REF's (as qins eval does), unless the config.json beside
+    CAND names another architecture (another layout of the same model)."""
     path = config_path(arg, None)
     if override or not os.path.exists(path):
         return ref_cfg
-    return Config(load_json(path, "config"), path)
+    own = Config(load_json(path, "config"), path)
+    return own if own.arch != ref_cfg.arch else ref_cfg
 
 
 def run_greedy(a):
