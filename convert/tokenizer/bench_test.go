@@ -1,10 +1,12 @@
 package tokenizer
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -71,11 +73,54 @@ func synthText(words []string, size int) string {
 func BenchmarkLoad32k(b *testing.B) {
 	data, _ := synthModel(32000)
 	b.SetBytes(int64(len(data)))
+	c0 := cpuTime()
 	for b.Loop() {
 		if _, err := parseModel(data); err != nil {
 			b.Fatal(err)
 		}
 	}
+	reportCPU(b, c0, 1)
+}
+
+// synthJSON builds the tokenizer.json twin of synthModel(n): the same
+// pieces, each word prefix merged from the one before and a letter.
+func synthJSON(n int) []byte {
+	data, _ := synthModel(n)
+	tok, err := parseModel(data)
+	if err != nil {
+		panic(err)
+	}
+	vocab := map[string]int{}
+	var merges [][2]string
+	for id, p := range tok.pieces {
+		vocab[p.text] = id
+		if rs := []rune(p.text); p.kind == normal && len(rs) > 1 {
+			merges = append(merges, [2]string{string(rs[:len(rs)-1]), string(rs[len(rs)-1:])})
+		}
+	}
+	out, err := json.Marshal(map[string]any{
+		"normalizer": map[string]any{"type": "Sequence", "normalizers": []any{
+			map[string]any{"type": "Prepend", "prepend": spaceMark},
+			map[string]any{"type": "Replace", "pattern": map[string]any{"String": " "}, "content": spaceMark}}},
+		"model": map[string]any{"type": "BPE", "vocab": vocab, "merges": merges, "byte_fallback": true, "unk_token": "<unk>", "fuse_unk": true},
+	})
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
+
+// BenchmarkLoadJSON32k measures reading a 32k-piece tokenizer.json.
+func BenchmarkLoadJSON32k(b *testing.B) {
+	data := synthJSON(32000)
+	b.SetBytes(int64(len(data)))
+	c0 := cpuTime()
+	for b.Loop() {
+		if _, err := parseJSON(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, c0, 1)
 }
 
 // BenchmarkEncode32k measures Encode with a 32k-piece vocabulary on texts
@@ -101,10 +146,15 @@ func BenchmarkEncode32k(b *testing.B) {
 	}
 }
 
-// reportCPU adds the process CPU time per byte since c0, when measured.
+// reportCPU adds the process CPU time per op since c0, divided by size
+// when the op handles that many bytes, when measured.
 func reportCPU(b *testing.B, c0 time.Duration, size int) {
+	unit := "cpu-ns/B"
+	if size == 1 {
+		unit = "cpu-ns/op"
+	}
 	if c := cpuTime(); c0 > 0 {
-		b.ReportMetric(float64(c-c0)/float64(b.N)/float64(size), "cpu-ns/B")
+		b.ReportMetric(float64(c-c0)/float64(b.N)/float64(size), unit)
 	}
 }
 
@@ -154,5 +204,15 @@ func TestSynthModel(t *testing.T) {
 	}
 	if s := tok.Decode(ids); s != words[0]+" Ü" {
 		t.Errorf("Decode = %q", s)
+	}
+	hf, err := parseJSON(synthJSON(2000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := synthText(words, 4000)
+	a, err1 := tok.Encode(text)
+	c, err2 := hf.Encode(text)
+	if err1 != nil || err2 != nil || !slices.Equal(a, c) {
+		t.Errorf("tokenizer.json twin encodes differently: %v %v", err1, err2)
 	}
 }

@@ -19,15 +19,15 @@ type hfFile struct {
 	PostProcessor json.RawMessage `json:"post_processor"`
 	Decoder       json.RawMessage `json:"decoder"`
 	Model         struct {
-		Type          string            `json:"type"`
-		Vocab         map[string]int    `json:"vocab"`
-		Merges        []json.RawMessage `json:"merges"`
-		ByteFallback  bool              `json:"byte_fallback"`
-		UnkToken      *string           `json:"unk_token"`
-		FuseUnk       bool              `json:"fuse_unk"`
-		ContPrefix    *string           `json:"continuing_subword_prefix"`
-		EndWordSuffix *string           `json:"end_of_word_suffix"`
-		IgnoreMerges  bool              `json:"ignore_merges"`
+		Type          string          `json:"type"`
+		Vocab         map[string]int  `json:"vocab"`
+		Merges        json.RawMessage `json:"merges"`
+		ByteFallback  bool            `json:"byte_fallback"`
+		UnkToken      *string         `json:"unk_token"`
+		FuseUnk       bool            `json:"fuse_unk"`
+		ContPrefix    *string         `json:"continuing_subword_prefix"`
+		EndWordSuffix *string         `json:"end_of_word_suffix"`
+		IgnoreMerges  bool            `json:"ignore_merges"`
 	} `json:"model"`
 }
 
@@ -81,7 +81,7 @@ func parseJSON(data []byte) (*Tokenizer, error) {
 		return nil, fmt.Errorf("model type %q not supported (only BPE)", m.Type)
 	case m.Vocab == nil:
 		return nil, errors.New("BPE model has no vocab")
-	case m.Merges == nil:
+	case m.Merges == nil || string(m.Merges) == "null":
 		return nil, errors.New("BPE model has no merges")
 	case m.ContPrefix != nil && *m.ContPrefix != "", m.EndWordSuffix != nil && *m.EndWordSuffix != "":
 		return nil, errors.New("continuing_subword_prefix / end_of_word_suffix not supported")
@@ -201,18 +201,22 @@ func (t *Tokenizer) jsonVocab(f *hfFile) error {
 	return nil
 }
 
-// jsonMerges reads the merge list, "a b" strings or ["a", "b"] pairs;
-// earlier merges apply first.
-func (t *Tokenizer) jsonMerges(list []json.RawMessage) error {
-	t.merges = make(map[uint64]merge, len(list))
-	for rank, raw := range list {
-		var pair []string
-		var s string
-		if err := json.Unmarshal(raw, &s); err == nil {
-			pair = strings.Split(s, " ")
-		} else if err := json.Unmarshal(raw, &pair); err != nil {
-			return fmt.Errorf("merge %d: want \"a b\" or [\"a\", \"b\"]", rank)
+// jsonMerges reads the merge list, ["a", "b"] pairs or (older files)
+// "a b" strings; earlier merges apply first.
+func (t *Tokenizer) jsonMerges(raw json.RawMessage) error {
+	var list [][]string
+	if err := json.Unmarshal(raw, &list); err != nil {
+		var strs []string
+		if json.Unmarshal(raw, &strs) != nil {
+			return errors.New(`merges: want a list of ["a", "b"] pairs or of "a b" strings`)
 		}
+		list = make([][]string, len(strs))
+		for i, s := range strs {
+			list[i] = strings.Split(s, " ")
+		}
+	}
+	t.merges = make(map[uint64]merge, len(list))
+	for rank, pair := range list {
 		if len(pair) != 2 {
 			return fmt.Errorf("merge %d: want two parts, got %d", rank, len(pair))
 		}
