@@ -136,6 +136,9 @@ func mulSmall(kn kernel, c, a, b []float32, m, n, k, workers int) {
 // chunks of chunkTiles tiles of b and sum each over all of k in their own
 // buffer (laid out as the kernel stores it), then copy it into c.
 func mulPacked(kn kernel, c, a, b []float32, m, n, k, workers int) {
+	if m == 0 || n == 0 {
+		return
+	}
 	ap := pack(a, m, k, kn.mr, workers)
 	tiles := (n + kn.nr - 1) / kn.nr
 	chunks := (tiles + chunkTiles - 1) / chunkTiles

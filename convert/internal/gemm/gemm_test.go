@@ -49,11 +49,7 @@ func paths() []path {
 		for _, w := range []int{1, 3} {
 			ps = append(ps,
 				path{kn.name + "/packed/" + string(rune('0'+w)), func(c, a, b []float32, m, n, k int) {
-					if k > 0 {
-						mulPacked(kn, c, a, b, m, n, k, w)
-					} else {
-						clear(c[:m*n])
-					}
+					mulPacked(kn, c, a, b, m, n, k, w)
 				}},
 				path{kn.name + "/small/" + string(rune('0'+w)), func(c, a, b []float32, m, n, k int) {
 					mulSmall(kn, c, a, b, m, n, k, w)
