@@ -1,5 +1,11 @@
 //go:build !purego
 
+// Micro-kernels for the kernel type of kernel.go: tile computes an mr×nr
+// tile of c from mr packed rows of a (vector loads) and nr rows of b read
+// in place (one broadcast per value), keeping the whole tile in registers;
+// dot4 computes four dot products of a with consecutive rows of b.
+// Arguments are Go ABI0, on the stack; no frame, no calls.
+
 #include "textflag.h"
 
 // STEP does one k step of the tile: 32 values of a at ao(SI), one value
