@@ -28,7 +28,8 @@ const (
 var best = kernels()[0]
 
 // MulT sets c = a·bᵀ: a is m×k, b is n×k (a Linear weight [out, in]), c is m×n; all row-major float32.
-// It uses up to runtime.GOMAXPROCS(0) goroutines for large products.
+// It uses up to runtime.GOMAXPROCS(0) goroutines for large products, and
+// panics when a, b or c is shorter than the shapes need.
 func MulT(c, a, b []float32, m, n, k int) {
 	if m < 0 || n < 0 || k < 0 || len(a) < m*k || len(b) < n*k || len(c) < m*n {
 		panic(fmt.Sprintf("gemm: MulT %dx%d·(%dx%d)ᵀ with len(a)=%d len(b)=%d len(c)=%d", m, k, n, k, len(a), len(b), len(c)))
