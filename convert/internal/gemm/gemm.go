@@ -84,20 +84,20 @@ func parallel(workers, chunks int, f func(w, chunk int)) {
 	wg.Wait()
 }
 
-// mulSmall computes c with dot products, four rows of b at a time: for a
-// few rows of a (generation with a KV cache) the work is reading b once.
-// Blocks of kSmall columns keep those four rows in L1 across the rows of a.
+// mulSmall computes c with dot products, kn.dotRows rows of b at a time:
+// for a few rows of a (generation with a KV cache) the work is reading b
+// once. Blocks of kSmall columns keep those rows in L1 across the rows of a.
 func mulSmall(kn kernel, c, a, b []float32, m, n, k, workers int) {
-	const rows = 4 // rows of b per dot4 call
+	rows := kn.dotRows
 	k16 := k &^ 15
 	groups := (n + rows - 1) / rows
-	chunk := max(16, (groups+4*workers-1)/(4*workers))
+	chunk := max(64/rows, (groups+4*workers-1)/(4*workers))
 	parallel(workers, (groups+chunk-1)/chunk, func(_, ch int) {
 		j0, j1 := ch*chunk*rows, min(n, (ch+1)*chunk*rows)
-		var s [rows]float32
+		var s [maxDotRows]float32
 		for j := j0; j < j1; j += rows {
 			nr := min(rows, j1-j)
-			p1 := k16 // columns done by dot4
+			p1 := k16 // columns done by kn.dot
 			if nr < rows {
 				p1 = 0
 			}
@@ -107,30 +107,33 @@ func mulSmall(kn kernel, c, a, b []float32, m, n, k, workers int) {
 			for p0 := 0; p0 < p1; p0 += kSmall {
 				kb := min(kSmall, p1-p0)
 				for i := 0; i < m; i++ {
-					kn.dot4(kb, &a[i*k+p0], &b[j*k+p0], k, &s[0])
-					ci := c[i*n+j : i*n+j+rows]
-					ci[0] += s[0]
-					ci[1] += s[1]
-					ci[2] += s[2]
-					ci[3] += s[3]
-				}
-			}
-			if p1 == k {
-				continue
-			}
-			for i := 0; i < m; i++ {
-				ai := a[i*k+p1 : i*k+k]
-				for r := 0; r < nr; r++ {
-					br := b[(j+r)*k+p1 : (j+r)*k+k]
-					var v float32
-					for p, x := range ai {
-						v += x * br[p]
+					kn.dot(kb, &a[i*k+p0], &b[j*k+p0], k, &s[0])
+					for r, v := range c[i*n+j : i*n+j+rows] {
+						c[i*n+j+r] = v + s[r]
 					}
-					c[i*n+j+r] += v
 				}
+			}
+			if p1 < k {
+				dotTail(c[j:], a, b[j*k:], m, n, k, nr, p1)
 			}
 		}
 	})
+}
+
+// dotTail adds columns [p1, k) of the dot products of the m rows of a with
+// nr rows of b to c (row stride n), in plain Go.
+func dotTail(c, a, b []float32, m, n, k, nr, p1 int) {
+	for i := 0; i < m; i++ {
+		ai := a[i*k+p1 : i*k+k]
+		for r := 0; r < nr; r++ {
+			br := b[r*k+p1 : r*k+k]
+			var v float32
+			for p, x := range ai {
+				v += x * br[p]
+			}
+			c[i*n+r] += v
+		}
+	}
 }
 
 // mulPacked computes c tile by tile with the micro-kernel; goroutines take

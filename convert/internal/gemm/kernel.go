@@ -9,8 +9,10 @@ type kernel struct {
 	// tile computes t[j*mr+i] (+)= Σ_p ap[p*mr+i]·b[j*ldb+p] for i < mr,
 	// j < nr, p < kc; it adds to t when acc != 0.
 	tile func(kc int, ap, b *float32, ldb int, t *float32, acc int)
-	// dot4 sets c[r] = Σ_p a[p]·b[r*ldb+p] for r < 4, p < k; k is a multiple of 16.
-	dot4 func(k int, a, b *float32, ldb int, c *float32)
+	// dot sets c[r] = Σ_p a[p]·b[r*ldb+p] for r < dotRows, p < k; k is a
+	// multiple of 16.
+	dot     func(k int, a, b *float32, ldb int, c *float32)
+	dotRows int // at most maxDotRows
 }
 
 // Tile of the portable kernel: 16 accumulators, as many as amd64 has
@@ -21,7 +23,9 @@ const (
 )
 
 // goKernel is the portable kernel, used where no assembly one applies.
-var goKernel = kernel{name: "go", mr: goMR, nr: goNR, tile: tileGo, dot4: dot4Go}
+var goKernel = kernel{name: "go", mr: goMR, nr: goNR, tile: tileGo, dot: dot4Go, dotRows: 4}
+
+const maxDotRows = 8
 
 func tileGo(kc int, ap, b *float32, ldb int, t *float32, acc int) {
 	as := unsafe.Slice(ap, kc*goMR)

@@ -4,13 +4,15 @@ package gemm
 
 import "golang.org/x/sys/cpu"
 
-// AVX-512: 28 zmm accumulators (2 per row of b), 2 for a, 2 for broadcasts.
+// AVX-512: 28 zmm accumulators (2 per row of b), 2 for a, 2 for
+// broadcasts. dot8 reads eight rows of b at once: more memory streams in
+// flight, which measured about 10% faster than four for one row of a.
 //
 //go:noescape
 func tile32x14(kc int, ap, b *float32, ldb int, t *float32, acc int)
 
 //go:noescape
-func dot4(k int, a, b *float32, ldb int, c *float32)
+func dot8(k int, a, b *float32, ldb int, c *float32)
 
 // AVX2 with FMA: 12 ymm accumulators, 2 for a, 2 for broadcasts.
 //
@@ -21,8 +23,8 @@ func tile16x6(kc int, ap, b *float32, ldb int, t *float32, acc int)
 func dot4avx2(k int, a, b *float32, ldb int, c *float32)
 
 var (
-	avx512Kernel = kernel{name: "avx512", mr: 32, nr: 14, tile: tile32x14, dot4: dot4}
-	avx2Kernel   = kernel{name: "avx2", mr: 16, nr: 6, tile: tile16x6, dot4: dot4avx2}
+	avx512Kernel = kernel{name: "avx512", mr: 32, nr: 14, tile: tile32x14, dot: dot8, dotRows: 8}
+	avx2Kernel   = kernel{name: "avx2", mr: 16, nr: 6, tile: tile16x6, dot: dot4avx2, dotRows: 4}
 )
 
 // kernels lists the kernels this CPU can run, fastest first.

@@ -3,7 +3,7 @@
 // Micro-kernels for the kernel type of kernel.go: tile computes an mr×nr
 // tile of c from mr packed rows of a (vector loads) and nr rows of b read
 // in place (one broadcast per value), keeping the whole tile in registers;
-// dot4 computes four dot products of a with consecutive rows of b.
+// dot computes dot products of a with consecutive rows of b.
 // Arguments are Go ABI0, on the stack; no frame, no calls.
 
 #include "textflag.h"
@@ -205,6 +205,7 @@ store:
 	VZEROUPPER
 	RET
 
+
 // HSUM stores the sum of the 16 lanes of z (y, x: its lower halves) at off(DI).
 #define HSUM(z, y, x, off) \
 	VEXTRACTF32X8 $1, z, Y1; VADDPS Y1, y, y; \
@@ -212,15 +213,20 @@ store:
 	VHADDPS x, x, x; VHADDPS x, x, x; \
 	VMOVSS x, off(DI)
 
-// func dot4(k int, a, b *float32, ldb int, c *float32)
-TEXT ·dot4(SB), NOSPLIT, $0-40
+// func dot8(k int, a, b *float32, ldb int, c *float32)
+TEXT ·dot8(SB), NOSPLIT, $0-40
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), R8
 	MOVQ ldb+24(FP), DX
-	MOVQ c+32(FP), DI
 	SHLQ $2, DX
-	LEAQ (R8)(DX*2), R9
+	LEAQ (R8)(DX*1), R9
+	LEAQ (R9)(DX*1), R10
+	LEAQ (R10)(DX*1), R11
+	LEAQ (R11)(DX*1), R12
+	LEAQ (R12)(DX*1), R13
+	LEAQ (R13)(DX*1), BX
+	LEAQ (BX)(DX*1), DI
 	XORQ AX, AX
 	VXORPS Z4, Z4, Z4
 	VXORPS Z5, Z5, Z5
@@ -231,51 +237,32 @@ TEXT ·dot4(SB), NOSPLIT, $0-40
 	VXORPS Z10, Z10, Z10
 	VXORPS Z11, Z11, Z11
 	SHRQ $4, CX
-	MOVQ CX, BX
-	SHRQ $1, BX
-	ANDQ $1, CX
-	TESTQ BX, BX
-	JZ dtail
+	JZ d8sum
 
-dloop2:
-	VMOVUPS (SI)(AX*1), Z0
-	VMOVUPS 64(SI)(AX*1), Z1
-	VFMADD231PS (R8)(AX*1), Z0, Z4
-	VFMADD231PS 64(R8)(AX*1), Z1, Z5
-	ADDQ DX, R8
-	VFMADD231PS (R8)(AX*1), Z0, Z6
-	VFMADD231PS 64(R8)(AX*1), Z1, Z7
-	SUBQ DX, R8
-	VFMADD231PS (R9)(AX*1), Z0, Z8
-	VFMADD231PS 64(R9)(AX*1), Z1, Z9
-	ADDQ DX, R9
-	VFMADD231PS (R9)(AX*1), Z0, Z10
-	VFMADD231PS 64(R9)(AX*1), Z1, Z11
-	SUBQ DX, R9
-	ADDQ $128, AX
-	DECQ BX
-	JNZ dloop2
-
-dtail:
-	TESTQ CX, CX
-	JZ dsum
+d8loop:
 	VMOVUPS (SI)(AX*1), Z0
 	VFMADD231PS (R8)(AX*1), Z0, Z4
-	ADDQ DX, R8
-	VFMADD231PS (R8)(AX*1), Z0, Z6
-	VFMADD231PS (R9)(AX*1), Z0, Z8
-	ADDQ DX, R9
-	VFMADD231PS (R9)(AX*1), Z0, Z10
+	VFMADD231PS (R9)(AX*1), Z0, Z5
+	VFMADD231PS (R10)(AX*1), Z0, Z6
+	VFMADD231PS (R11)(AX*1), Z0, Z7
+	VFMADD231PS (R12)(AX*1), Z0, Z8
+	VFMADD231PS (R13)(AX*1), Z0, Z9
+	VFMADD231PS (BX)(AX*1), Z0, Z10
+	VFMADD231PS (DI)(AX*1), Z0, Z11
+	ADDQ $64, AX
+	DECQ CX
+	JNZ d8loop
 
-dsum:
-	VADDPS Z5, Z4, Z4
-	VADDPS Z7, Z6, Z6
-	VADDPS Z9, Z8, Z8
-	VADDPS Z11, Z10, Z10
+d8sum:
+	MOVQ c+32(FP), DI
 	HSUM(Z4, Y4, X4, 0)
-	HSUM(Z6, Y6, X6, 4)
-	HSUM(Z8, Y8, X8, 8)
-	HSUM(Z10, Y10, X10, 12)
+	HSUM(Z5, Y5, X5, 4)
+	HSUM(Z6, Y6, X6, 8)
+	HSUM(Z7, Y7, X7, 12)
+	HSUM(Z8, Y8, X8, 16)
+	HSUM(Z9, Y9, X9, 20)
+	HSUM(Z10, Y10, X10, 24)
+	HSUM(Z11, Y11, X11, 28)
 	VZEROUPPER
 	RET
 
