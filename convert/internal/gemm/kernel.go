@@ -16,7 +16,7 @@ type kernel struct {
 }
 
 // Tile of the portable kernel: sixteen scalar accumulators (about 4.5
-// GFLOPS per core measured here on amd64, a tenth of the AVX2 kernel).
+// GFLOPS per core measured on amd64, against about 80 for the AVX2 kernel).
 const (
 	goMR = 4
 	goNR = 4
