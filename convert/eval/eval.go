@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/qins-dev/qins/convert"
@@ -357,6 +358,11 @@ func (s *session) generate(ctx context.Context, m *model.Model, prompt []int, n 
 	if err != nil {
 		return nil, s.modelErr(err, w)
 	}
+	// The weights Generate kept (up to its budget, 1 GiB by default) are
+	// garbage now: collect them before the other model keeps its own, or
+	// both count in the peak (2.9 GB against 2.3 GB of peak RSS measured
+	// on the full-size Phi-3.5 with 4 tokens each).
+	runtime.GC()
 	return ids, nil
 }
 
