@@ -38,7 +38,7 @@ func benchKernel(b *testing.B, kn kernel, m, n, k int) {
 	c := make([]float32, m*n)
 	b.Run(fmt.Sprintf("%dx%dx%d/%s", m, n, k, kn.name), func(b *testing.B) {
 		b.SetBytes(int64(4 * n * k)) // b, read once per product
-		mulT(kn, c, x, w, m, n, k)    // untimed, as scripts/bench-gemm does for numpy: pages touched
+		mulT(kn, c, x, w, m, n, k)   // untimed, as scripts/bench-gemm does for numpy: pages touched
 		cpu0 := cpuTime()
 		for b.Loop() {
 			mulT(kn, c, x, w, m, n, k)
