@@ -20,14 +20,12 @@ func BenchmarkMulT(b *testing.B) {
 	}
 }
 
-// BenchmarkKernels measures every kernel this CPU runs; the portable one
-// only with -short for the large shapes (about a minute per run).
+// BenchmarkKernels measures every kernel this CPU runs (the portable one
+// takes several seconds per product on the large shapes).
 func BenchmarkKernels(b *testing.B) {
 	for _, s := range benchShapes {
 		for _, kn := range testKernels {
-			if kn.name != "go" || s[0] == 1 || testing.Short() {
-				benchKernel(b, kn, s[0], s[1], s[2])
-			}
+			benchKernel(b, kn, s[0], s[1], s[2])
 		}
 	}
 }
