@@ -23,8 +23,8 @@ import (
 // is 0.
 const DefaultGenerate = 128
 
-// PromptTokens is how many tokens of a given stream prompt the greedy
-// generations.
+// PromptTokens is how many of the first tokens of a given stream (Text or
+// Tokens) prompt the greedy generations.
 const PromptTokens = 16
 
 // Options configure Eval.
@@ -53,7 +53,9 @@ type Options struct {
 
 // Eval compares the candidate checkpoint cand with the reference ref.
 // Either may be anything `qins diff` reads; config.json and the tokenizer
-// are looked up beside ref. Errors about the inputs are an *InputError.
+// are looked up beside ref. An input that cannot be used gives an
+// *InputError, a *MismatchError (cand's tensors are not ref's) or a
+// *StreamError (a token stream the model cannot take).
 func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) {
 	if opts.Text != "" && opts.Tokens != nil {
 		return nil, errors.New("eval: give Text or Tokens, not both")
@@ -81,6 +83,9 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 		}
 	default:
 		r.Source = "greedy"
+		if s.bos() < 0 {
+			return nil, &InputError{Path: s.cfgPath, Err: errors.New("no bos_token_id to start a generation from; give a text or tokens")}
+		}
 		start := time.Now()
 		if refGen, err = s.generate(ctx, s.ref, []int{s.bos()}, opts.Generate); err != nil {
 			return nil, err
@@ -106,12 +111,11 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 
 // session holds both models and what is read beside REF.
 type session struct {
-	cfg        *model.Config
-	cfgPath    string
-	tok        *tokenizer.Tokenizer // nil when there is none
-	rw, cw     *Weights
-	ref, cand  *model.Model
-	streamFrom string // for errors: what the stream came from
+	cfg       *model.Config
+	cfgPath   string
+	tok       *tokenizer.Tokenizer // nil when there is none
+	rw, cw    *Weights
+	ref, cand *model.Model
 }
 
 func (s *session) close() {
@@ -236,12 +240,12 @@ func sameTensors(ref, cand *Weights) error {
 }
 
 // bos returns the id a generation from nothing starts with: the
-// tokenizer's BOS, or config.json's.
+// tokenizer's BOS, or config.json's; -1 when neither has one.
 func (s *session) bos() int {
 	if s.tok != nil && s.tok.BOS() >= 0 {
 		return s.tok.BOS()
 	}
-	return max(s.cfg.BOS, 0)
+	return s.cfg.BOS
 }
 
 // encode tokenises text, with BOS when the tokenizer's config asks for it.

@@ -294,3 +294,20 @@ func TestErrors(t *testing.T) {
 		}
 	}
 }
+
+// Without a BOS anywhere, the default stream cannot start.
+func TestNoBOS(t *testing.T) {
+	dir := t.TempDir()
+	m, _ := os.ReadFile(filepath.Join(stories, "model.safetensors"))
+	os.WriteFile(filepath.Join(dir, "model.safetensors"), m, 0o644)
+	writeConfig(t, dir, map[string]any{"bos_token_id": nil})
+	_, err := Eval(context.Background(), dir, stories, Options{})
+	var ie *InputError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "bos_token_id") {
+		t.Errorf("no BOS: %v", err)
+	}
+	// A stream given needs none.
+	if _, err := Eval(context.Background(), dir, stories, Options{Tokens: []int{5, 6, 7}, Generate: 2}); err != nil {
+		t.Error(err)
+	}
+}
