@@ -110,13 +110,14 @@ func runPair(t *testing.T, refDir, candDir string, ids []int) *Report {
 }
 
 // The Phi-3 layout of the same weights (q, k, v stacked into qkv_proj;
-// gate and up into gate_up_proj) predicts the same. The products are the
-// same dot products, but a fused projection is one larger matrix product,
-// which the matrix multiply may block differently, so the float32 sums
-// may be added in another order: logits can then differ in their last
-// bits (about 1e-7 relative), which gives a KL divergence of the order of
-// the squared difference, far below 1e-9, and cannot flip a top-1 unless
-// two logits tie to within that.
+// gate and up into gate_up_proj) predicts the same. Each output is the same
+// dot product of the same float32 values, and today the KLD is exactly 0.
+// But a fused projection is one larger matrix product, which the multiply
+// may block differently and so sum in another order: logits could then
+// differ by float32 rounding, about 1e-7 relative, grown a little through
+// the layers; the KL divergence of such a perturbation is of the order of
+// its square (about 1e-12), so 1e-7 leaves a wide margin, while any real
+// error (rows of q, k, v or gate, up mixed up) gives a KLD of order 1.
 func TestPhi3LayoutPredictsTheSame(t *testing.T) {
 	if _, err := os.Stat(phi3); err != nil {
 		t.Skip("../shared/fixtures/llm/stories260K-phi3 is not here")
@@ -127,7 +128,7 @@ func TestPhi3LayoutPredictsTheSame(t *testing.T) {
 	if r.Top1 != 1 {
 		t.Errorf("top-1 agreement %v, want 1", r.Top1)
 	}
-	if r.KLD.Max > 1e-9 || math.Abs(r.PPL.Ratio-1) > 1e-6 {
+	if r.KLD.Max > 1e-7 || math.Abs(r.PPL.Ratio-1) > 1e-6 {
 		t.Errorf("KLD %+v and perplexity ratio %v: the layouts disagree", r.KLD, r.PPL.Ratio)
 	}
 }
