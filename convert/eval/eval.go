@@ -314,7 +314,10 @@ func (s *session) teacherForced(ctx context.Context, r *Report, p convert.Progre
 	if err != nil {
 		return s.modelErr(err, s.cw)
 	}
-	compare(r, r.IDs, lr, lc, s.cfg.Vocab)
+	if side, t := compare(r, r.IDs, lr, lc, s.cfg.Vocab); t >= 0 {
+		w := map[string]*Weights{"REF": s.rw, "CAND": s.cw}[side]
+		return &InputError{Path: w.Path(), Err: fmt.Errorf("%s's logits at position %d are not finite: a NaN or an infinity in its weights?", side, t)}
+	}
 	r.Seconds = time.Since(start).Seconds()
 	return nil
 }

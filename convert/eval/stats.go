@@ -49,8 +49,9 @@ func kl(logp, logq []float64) float64 {
 
 // compare fills the teacher-forced figures of r from the logits of both
 // models over ids (T×vocab each, row-major): position t predicts
-// ids[t+1].
-func compare(r *Report, ids []int, ref, cand []float32, vocab int) {
+// ids[t+1]. It returns the side ("REF" or "CAND") and position of the
+// first logits that are not all finite, or "" and -1.
+func compare(r *Report, ids []int, ref, cand []float32, vocab int) (string, int) {
 	positions := len(ids) - 1
 	lp, lq := make([]float64, vocab), make([]float64, vocab)
 	klds := make([]float64, positions)
@@ -60,6 +61,12 @@ func compare(r *Report, ids []int, ref, cand []float32, vocab int) {
 		x, y := ref[t*vocab:(t+1)*vocab], cand[t*vocab:(t+1)*vocab]
 		if argmax(x) == argmax(y) {
 			agree++
+		}
+		if !finiteRow(x) {
+			return "REF", t
+		}
+		if !finiteRow(y) {
+			return "CAND", t
 		}
 		logSoftmax(x, lp)
 		logSoftmax(y, lq)
@@ -74,6 +81,16 @@ func compare(r *Report, ids []int, ref, cand []float32, vocab int) {
 	r.PPL.Ref = math.Exp(nllRef / float64(positions))
 	r.PPL.Cand = math.Exp(nllCand / float64(positions))
 	r.PPL.Ratio = r.PPL.Cand / r.PPL.Ref
+	return "", -1
+}
+
+// finiteRow reports whether every value of x is finite.
+func finiteRow(x []float32) bool {
+	var s float32
+	for _, v := range x {
+		s += v - v // NaN for a NaN or an infinity
+	}
+	return s == 0
 }
 
 // summarize returns the mean, median, 99th percentile and maximum of x,

@@ -64,7 +64,9 @@ func TestCompare(t *testing.T) {
 	cand := []float32{2, 0, 0, 1, 0, 0}
 	ids := []int{0, 0, 1}
 	var r Report
-	compare(&r, ids, ref, cand, 3)
+	if side, pos := compare(&r, ids, ref, cand, 3); side != "" || pos != -1 {
+		t.Errorf("finite logits reported not finite: %s %d", side, pos)
+	}
 	if r.Positions != 2 || r.Top1 != 0.5 || r.Top1Agree != 1 {
 		t.Errorf("positions %d, top1 %v (%d)", r.Positions, r.Top1, r.Top1Agree)
 	}
@@ -78,6 +80,25 @@ func TestCompare(t *testing.T) {
 	nllCand := (lse(2, 0, 0) - 2) + (lse(1, 0, 0) - 0)
 	if math.Abs(r.PPL.Ref-math.Exp(nllRef/2)) > 1e-12 || math.Abs(r.PPL.Cand-math.Exp(nllCand/2)) > 1e-12 || math.Abs(r.PPL.Ratio-r.PPL.Cand/r.PPL.Ref) > 1e-15 {
 		t.Errorf("ppl %+v, want ref %v cand %v", r.PPL, math.Exp(nllRef/2), math.Exp(nllCand/2))
+	}
+}
+
+func TestCompareNotFinite(t *testing.T) {
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	ok := []float32{1, 2, 3, 1, 2, 3}
+	for _, c := range []struct {
+		ref, cand []float32
+		side      string
+		pos       int
+	}{
+		{ok, []float32{1, 2, 3, 1, nan, 3}, "CAND", 1},
+		{[]float32{inf, 2, 3, 1, 2, 3}, ok, "REF", 0},
+		{ok, []float32{1, 2, 3, 1, 2, float32(math.Inf(-1))}, "CAND", 1},
+	} {
+		var r Report
+		if side, pos := compare(&r, []int{0, 1, 2}, c.ref, c.cand, 3); side != c.side || pos != c.pos {
+			t.Errorf("%v / %v: %q at %d, want %q at %d", c.ref, c.cand, side, pos, c.side, c.pos)
+		}
 	}
 }
 
