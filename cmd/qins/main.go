@@ -270,7 +270,7 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 					return nil
 				},
 			},
-			evalCommand(ctx, stdout, stderr, quiet),
+			evalCommand(ctx, stdout, stderr),
 			{
 				Name:         "inspect",
 				Usage:        "list the tensors of a QINS file or of any safetensors file or checkpoint",
@@ -300,7 +300,7 @@ func newApp(ctx context.Context, stdout, stderr io.Writer) *cli.App {
 func usageErr(_ *cli.Context, err error, _ bool) error { return usageError{err} }
 
 // evalCommand is `qins eval REF CAND`.
-func evalCommand(ctx context.Context, stdout, stderr io.Writer, quiet cli.Flag) *cli.Command {
+func evalCommand(ctx context.Context, stdout, stderr io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:      "eval",
 		Usage:     "compare two checkpoints' next-token predictions (teacher-forced KLD, top-1, perplexity) and greedy outputs",
@@ -311,12 +311,12 @@ func evalCommand(ctx context.Context, stdout, stderr io.Writer, quiet cli.Flag) 
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "text", Usage: "tokenise `FILE` (UTF-8 text) into the stream"},
 			&cli.StringFlag{Name: "tokens", Usage: "read the stream from `FILE`, a JSON array of token ids"},
-			&cli.IntFlag{Name: "generate", Value: eval.DefaultGenerate, Usage: "tokens each model generates greedily, and the length of the default stream (0 with --text or --tokens: no generation)"},
+			&cli.IntFlag{Name: "generate", Value: eval.DefaultGenerate, Usage: "`N` tokens each model generates greedily, and the length of the default stream (0 with --text or --tokens: no generation)"},
 			&cli.StringFlag{Name: "config", Usage: "read the model's config from `FILE` instead of REF's config.json"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
-			&cli.Float64Flag{Name: "max-kld", Usage: "fail when the mean KL divergence is above `X`"},
-			&cli.Float64Flag{Name: "min-top1", Usage: "fail when the top-1 agreement is below `P` (a fraction, 0 to 1)"},
-			quiet,
+			&cli.Float64Flag{Name: "max-kld", Usage: "fail when the mean KL divergence is above `X`", DefaultText: "none"},
+			&cli.Float64Flag{Name: "min-top1", Usage: "fail when the top-1 agreement is below `P` (a fraction, 0 to 1)", DefaultText: "none"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
 		},
 		OnUsageError: usageErr,
 		Action:       evalAction(ctx, stdout, stderr),
