@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/qins-dev/qins/convert"
+	"github.com/qins-dev/qins/convert/eval"
 	"github.com/qins-dev/qins/format"
 )
 
@@ -333,6 +335,7 @@ func newApp(ctx context.Context, pending *format.Pending, stdout, stderr io.Writ
 					return nil
 				},
 			},
+			evalCommand(ctx, stdout, stderr),
 			{
 				Name:         "inspect",
 				Usage:        "list the tensors of a QINS file or of any safetensors file or checkpoint",
@@ -372,6 +375,125 @@ func outputFlag(c *cli.Context) (string, error) {
 	return out, nil
 }
 
+// evalCommand is `qins eval REF CAND`.
+func evalCommand(ctx context.Context, stdout, stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:      "eval",
+		Usage:     "compare two checkpoints' next-token predictions (teacher-forced KLD, top-1, perplexity) and greedy outputs",
+		ArgsUsage: "REF CAND",
+		Description: "config.json and the tokenizer are read beside REF. The token stream is --text, --tokens,\n" +
+			"or REF's own greedy generation of --generate tokens from BOS.\n" +
+			"Exit status: 0 when within the thresholds given, 1 otherwise, 2 when an input cannot be used.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "text", Usage: "tokenise `FILE` (UTF-8 text) into the stream"},
+			&cli.StringFlag{Name: "tokens", Usage: "read the stream from `FILE`, a JSON array of token ids"},
+			&cli.IntFlag{Name: "generate", Value: eval.DefaultGenerate, Usage: "`N` tokens each model generates greedily, and the length of the default stream (0 with --text or --tokens: no generation)"},
+			&cli.StringFlag{Name: "config", Usage: "read the model's config from `FILE` instead of REF's config.json"},
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
+			&cli.Float64Flag{Name: "max-kld", Usage: "fail when the mean KL divergence is above `X`", DefaultText: "none"},
+			&cli.Float64Flag{Name: "min-top1", Usage: "fail when the top-1 agreement is below `P` (a fraction, 0 to 1)", DefaultText: "none"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
+		},
+		OnUsageError: usageErr,
+		Action:       evalAction(ctx, stdout, stderr),
+	}
+}
+
+// evalAction runs `qins eval`.
+func evalAction(ctx context.Context, stdout, stderr io.Writer) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.NArg() != 2 {
+			return usageError{fmt.Errorf("eval takes two checkpoints, REF and CAND; got %d arguments", c.NArg())}
+		}
+		opts, err := evalOptions(c)
+		if err != nil {
+			return err
+		}
+		bar := newCountBar(stderr, "layers", c.Bool("quiet") || c.Bool("json"))
+		opts.Progress = bar
+		r, err := eval.Eval(ctx, c.Args().Get(0), c.Args().Get(1), opts)
+		bar.finish()
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return err
+			}
+			var se *eval.StreamError
+			if f := c.String("tokens") + c.String("text"); errors.As(err, &se) && f != "" {
+				err = fmt.Errorf("%s: %w", f, err)
+			}
+			return unusable{withHint(err)}
+		}
+		if c.Bool("json") {
+			err = r.WriteJSON(stdout)
+		} else {
+			err = r.WriteText(stdout)
+		}
+		if err != nil {
+			return err
+		}
+		if !r.OK() {
+			return differ{}
+		}
+		return nil
+	}
+}
+
+// readErr is the error of reading the file named by flag.
+func readErr(flag, path string, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("%s %s: %w", flag, path, err)
+}
+
+// evalOptions reads eval's flags and the --text or --tokens file.
+func evalOptions(c *cli.Context) (eval.Options, error) {
+	opts := eval.Options{Generate: c.Int("generate"), Config: c.String("config")}
+	text, tokens := c.String("text"), c.String("tokens")
+	switch {
+	case text != "" && tokens != "":
+		return opts, usageError{errors.New("give --text or --tokens, not both")}
+	case opts.Generate < 0:
+		return opts, usageError{fmt.Errorf("--generate %d: give a count >= 0", opts.Generate)}
+	case opts.Generate == 0 && text == "" && tokens == "":
+		return opts, usageError{errors.New("--generate 0 needs --text or --tokens: the default stream is REF's generation")}
+	case opts.Generate == 0:
+		opts.Generate = -1 // no greedy comparison
+	}
+	if c.IsSet("max-kld") {
+		v := c.Float64("max-kld")
+		opts.MaxKLD = &v
+	}
+	if c.IsSet("min-top1") {
+		v := c.Float64("min-top1")
+		if v < 0 || v > 1 {
+			return opts, usageError{fmt.Errorf("--min-top1 %g: give a fraction from 0 to 1", v)}
+		}
+		opts.MinTop1 = &v
+	}
+	if text != "" {
+		b, err := os.ReadFile(text)
+		if err != nil {
+			return opts, unusable{withHint(readErr("--text", text, err))}
+		}
+		if len(b) == 0 {
+			return opts, unusable{fmt.Errorf("--text %s: the file is empty", text)}
+		}
+		opts.Text = string(b)
+	}
+	if tokens != "" {
+		b, err := os.ReadFile(tokens)
+		if err != nil {
+			return opts, unusable{withHint(readErr("--tokens", tokens, err))}
+		}
+		if err := json.Unmarshal(b, &opts.Tokens); err != nil || opts.Tokens == nil {
+			return opts, unusable{fmt.Errorf("--tokens %s: not a JSON array of token ids", tokens)}
+		}
+	}
+	return opts, nil
+}
+
 // oneArg returns the command's single positional argument.
 func oneArg(c *cli.Context, name string) (string, error) {
 	switch c.NArg() {
@@ -397,10 +519,11 @@ func withHint(err error) error {
 // bar is a progress bar in bytes on stderr; it shows nothing when stderr
 // is not a terminal or when quiet.
 type bar struct {
-	w    io.Writer
-	what string
-	on   bool
-	pb   *progressbar.ProgressBar
+	w     io.Writer
+	what  string
+	on    bool
+	units bool // counts units (layers), not bytes
+	pb    *progressbar.ProgressBar
 }
 
 func newBar(stderr io.Writer, what string, quiet bool) *bar {
@@ -408,19 +531,30 @@ func newBar(stderr io.Writer, what string, quiet bool) *bar {
 	return &bar{w: stderr, what: what, on: !quiet && ok && term.IsTerminal(int(f.Fd()))}
 }
 
+// newCountBar is newBar counting units instead of bytes.
+func newCountBar(stderr io.Writer, what string, quiet bool) *bar {
+	b := newBar(stderr, what, quiet)
+	b.units = true
+	return b
+}
+
 // Start implements convert.Progress.
 func (b *bar) Start(total int64) {
 	if !b.on {
 		return
 	}
-	b.pb = progressbar.NewOptions64(total,
+	opts := []progressbar.Option{
 		progressbar.OptionSetWriter(b.w),
 		progressbar.OptionSetDescription(b.what),
-		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowBytes(!b.units),
 		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionThrottle(100 * time.Millisecond),
 		progressbar.OptionClearOnFinish(),
-	)
+	}
+	if b.units {
+		opts = append(opts, progressbar.OptionShowCount())
+	}
+	b.pb = progressbar.NewOptions64(total, opts...)
 }
 
 // Add implements convert.Progress.

@@ -1,7 +1,8 @@
 // Command gencheckpoint writes a synthetic checkpoint with the layout of
 // microsoft/Phi-3.5-mini-instruct: its tensor names, shapes, BF16 dtype,
 // {"format":"pt"} metadata, two-shard split, model.safetensors.index.json
-// and config.json. Values are deterministic from a seed and shaped like
+// and config.json (Phi-3.5-mini's own, longrope factors included, with the
+// preset's sizes). Values are deterministic from a seed and shaped like
 // trained weights: projections and embeddings Normal(0, 0.02) with a heavy
 // tail of outliers and some exact zeros, norm weights near 1.
 //
@@ -10,6 +11,8 @@
 package main
 
 import (
+	"bytes"
+	_ "embed"
 	"encoding/binary"
 	"encoding/json"
 	"flag"
@@ -21,6 +24,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"sync"
 
 	"github.com/nlpodyssey/safetensors"
@@ -148,42 +152,73 @@ func Generate(dir string, a Arch, seed uint64, force bool) error {
 	if err := writeJSON(filepath.Join(dir, format.IndexName), index, force); err != nil {
 		return err
 	}
-	return writeJSON(filepath.Join(dir, "config.json"), config(a), force)
+	cfg, err := Config(a)
+	if err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(dir, "config.json"), cfg, force)
 }
 
 func writeJSON(path string, v any, force bool) error {
-	if _, err := os.Stat(path); err == nil && !force {
-		return fmt.Errorf("%s exists (pass -force to replace it)", path)
-	}
 	js, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(js, '\n'), 0o644)
+	return writeFile(path, append(js, '\n'), force)
 }
 
-func config(a Arch) map[string]any {
-	return map[string]any{
-		"_name_or_path":                    "generated Phi-3.5-mini-instruct stand-in (synthetic weights)",
-		"architectures":                    []string{"Phi3ForCausalLM"},
-		"model_type":                       "phi3",
-		"hidden_size":                      a.Hidden,
-		"intermediate_size":                a.Intermediate,
-		"num_hidden_layers":                a.Layers,
-		"num_attention_heads":              a.Heads,
-		"num_key_value_heads":              a.Heads,
-		"vocab_size":                       a.Vocab,
-		"hidden_act":                       "silu",
-		"rms_norm_eps":                     1e-05,
-		"max_position_embeddings":          131072,
-		"original_max_position_embeddings": 4096,
-		"rope_theta":                       10000.0,
-		"bos_token_id":                     1,
-		"eos_token_id":                     32000,
-		"pad_token_id":                     32000,
-		"tie_word_embeddings":              false,
-		"torch_dtype":                      "bfloat16",
+func writeFile(path string, b []byte, force bool) error {
+	if _, err := os.Stat(path); err == nil && !force {
+		return fmt.Errorf("%s exists (pass -force to replace it)", path)
 	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// phiConfig is microsoft/Phi-3.5-mini-instruct's config.json, as published.
+//
+//go:embed phi-3.5-mini-config.json
+var phiConfig []byte
+
+// Config returns the config.json of a checkpoint of size a: Phi-3.5-mini's
+// own, byte for byte in its values, with the sizes of a. When the head
+// dimension differs from Phi-3.5's 96, the longrope factors (one per pair
+// of head dimensions) are taken evenly from Phi-3.5's, so the config stays
+// one that transformers would load; when the vocabulary has no room for
+// Phi-3.5's end-of-text id 32000, end-of-text and padding become 2, the
+// SentencePiece </s>.
+func Config(a Arch) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(phiConfig))
+	dec.UseNumber() // numbers written back exactly as Phi-3.5 has them
+	var cfg map[string]any
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("embedded config.json: %v", err)
+	}
+	for k, v := range map[string]int{
+		"hidden_size": a.Hidden, "intermediate_size": a.Intermediate, "num_hidden_layers": a.Layers,
+		"num_attention_heads": a.Heads, "num_key_value_heads": a.Heads, "vocab_size": a.Vocab,
+	} {
+		cfg[k] = json.Number(strconv.Itoa(v))
+	}
+	if half := a.Hidden / a.Heads / 2; a.Hidden%a.Heads != 0 || half < 1 {
+		return nil, fmt.Errorf("hidden size %d does not split into %d heads of an even size", a.Hidden, a.Heads)
+	} else {
+		rs := cfg["rope_scaling"].(map[string]any)
+		for _, k := range []string{"short_factor", "long_factor"} {
+			f := rs[k].([]any)
+			if len(f) != half {
+				sub := make([]any, half)
+				for i := range sub {
+					sub[i] = f[i*len(f)/half]
+				}
+				rs[k] = sub
+			}
+		}
+	}
+	if a.Vocab <= 32000 {
+		cfg["eos_token_id"], cfg["pad_token_id"] = json.Number("2"), json.Number("2")
+	}
+	js, err := json.MarshalIndent(cfg, "", "  ")
+	return append(js, '\n'), err
 }
 
 // chunkElems is the unit of parallel generation; each chunk has its own

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"testing"
 
 	"github.com/qins-dev/qins/format"
@@ -106,5 +108,66 @@ func TestValuesLookLikeWeights(t *testing.T) {
 	}
 	if m := normSum / float64(normN); m < 0.95 || m > 1.05 {
 		t.Errorf("norm weights average %v, want about 1", m)
+	}
+}
+
+func decodeConfig(t *testing.T, b []byte) map[string]any {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// The full preset writes Phi-3.5-mini's own config.json, every value as
+// published (key order aside).
+func TestFullConfigIsPhi35s(t *testing.T) {
+	real, err := os.ReadFile("../../../shared/phi-3.5-mini/config.json")
+	if err != nil {
+		t.Skip("../shared/phi-3.5-mini is not here")
+	}
+	got, err := Config(presets["full"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, w := decodeConfig(t, got), decodeConfig(t, real); !reflect.DeepEqual(g, w) {
+		t.Errorf("full preset config.json differs from Phi-3.5-mini's:\n%s", got)
+	}
+}
+
+// Every preset's config describes its tensors: sizes, one rope factor per
+// pair of head dimensions, special ids inside the vocabulary.
+func TestConfigsAreConsistent(t *testing.T) {
+	for name, a := range presets {
+		b, err := Config(a)
+		if err != nil {
+			t.Fatal(name, err)
+		}
+		m := decodeConfig(t, b)
+		num := func(k string) int {
+			n, err := strconv.Atoi(string(m[k].(json.Number)))
+			if err != nil {
+				t.Fatalf("%s: %s: %v", name, k, err)
+			}
+			return n
+		}
+		if num("hidden_size") != a.Hidden || num("intermediate_size") != a.Intermediate || num("num_hidden_layers") != a.Layers ||
+			num("num_attention_heads") != a.Heads || num("num_key_value_heads") != a.Heads || num("vocab_size") != a.Vocab {
+			t.Errorf("%s: sizes differ from %+v:\n%s", name, a, b)
+		}
+		rs := m["rope_scaling"].(map[string]any)
+		for _, k := range []string{"short_factor", "long_factor"} {
+			if n := len(rs[k].([]any)); n != a.Hidden/a.Heads/2 {
+				t.Errorf("%s: %d %s, want %d", name, n, k, a.Hidden/a.Heads/2)
+			}
+		}
+		for _, k := range []string{"bos_token_id", "eos_token_id", "pad_token_id"} {
+			if id := num(k); id < 0 || id >= a.Vocab {
+				t.Errorf("%s: %s %d outside the vocabulary of %d", name, k, id, a.Vocab)
+			}
+		}
 	}
 }

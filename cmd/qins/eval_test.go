@@ -1,0 +1,130 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const stories = "../../testdata/stories260K"
+
+// evalJSON is the contract of `qins eval --json`.
+type evalJSON struct {
+	Ref, Cand, Architecture string
+	IDs                     []int `json:"ids"`
+	Tokens, Positions       int
+	Top1                    *float64 `json:"top1"`
+	KLD                     map[string]*float64
+	PPL                     map[string]*float64 `json:"ppl"`
+	Greedy                  *struct {
+		Prompt          []int   `json:"prompt"`
+		FirstDivergence *int    `json:"first_divergence"`
+		RefIDs          []int   `json:"ref_ids"`
+		CandIDs         []int   `json:"cand_ids"`
+		RefText         *string `json:"ref_text"`
+		CandText        *string `json:"cand_text"`
+	}
+	Fails []string
+}
+
+func TestEval(t *testing.T) {
+	dir := t.TempDir()
+	q := filepath.Join(dir, "stories.qins.safetensors")
+	if code, _, errs := qins(t, "convert", stories, "-o", q, "--quiet"); code != 0 {
+		t.Fatalf("convert: %s", errs)
+	}
+	text, _ := os.ReadFile(filepath.Join(stories, "expected-greedy-200.txt"))
+	textFile := filepath.Join(dir, "story.txt")
+	os.WriteFile(textFile, text, 0o644)
+	tokens := filepath.Join(dir, "ids.json")
+	os.WriteFile(tokens, []byte("[1, 403, 407, 261, 378, 1, 9]"), 0o644)
+
+	// Default stream, JSON: every field of the contract.
+	code, out, errs := qins(t, "eval", stories, q, "--json", "--generate", "40")
+	if code != 0 || errs != "" {
+		t.Fatalf("eval --json: exit %d: %s", code, errs)
+	}
+	var r evalJSON
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if r.Architecture != "LlamaForCausalLM" || r.Tokens != 41 || len(r.IDs) != 41 || r.Positions != 40 || r.IDs[0] != 1 ||
+		r.Top1 == nil || *r.Top1 <= 0 || *r.Top1 > 1 || !strings.HasSuffix(r.Cand, q) {
+		t.Errorf("report: %+v", r)
+	}
+	for _, k := range []string{"mean", "median", "p99", "max"} {
+		if v := r.KLD[k]; v == nil || *v <= 0 {
+			t.Errorf("kld.%s = %v", k, v)
+		}
+	}
+	for _, k := range []string{"ref", "cand", "ratio"} {
+		if v := r.PPL[k]; v == nil || *v <= 0 {
+			t.Errorf("ppl.%s = %v", k, v)
+		}
+	}
+	if g := r.Greedy; g == nil || len(g.RefIDs) != 40 || len(g.CandIDs) != 40 || g.RefText == nil || g.CandText == nil ||
+		!strings.HasPrefix(*g.RefText, "Once upon a time") || len(g.Prompt) != 1 {
+		t.Errorf("greedy: %+v", r.Greedy)
+	}
+
+	// Thresholds: exit 1 with the report printed; met: exit 0.
+	for _, c := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"--max-kld", "1e-9"}, 1, "FAIL: mean KLD"},
+		{[]string{"--min-top1", "1"}, 1, "FAIL: top-1"},
+		{[]string{"--max-kld", "1", "--min-top1", "0.5"}, 0, "top-1"},
+		{[]string{"--tokens", tokens, "--generate", "0"}, 0, "--tokens"},
+		{[]string{"--text", textFile, "--generate", "5"}, 0, "REF:\nShe loved to play"},
+	} {
+		code, out, errs := qins(t, append([]string{"eval", stories, q}, c.args...)...)
+		if code != c.code || !strings.Contains(out, c.says) {
+			t.Errorf("%v: exit %d (want %d), output lacks %q:\n%s%s", c.args, code, c.code, c.says, out, errs)
+		}
+	}
+}
+
+func TestEvalErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(s), 0o644)
+		return p
+	}
+	bare := filepath.Join(dir, "bare")
+	os.Mkdir(bare, 0o755)
+	m, _ := os.ReadFile(filepath.Join(stories, "model.safetensors"))
+	os.WriteFile(filepath.Join(bare, "model.safetensors"), m, 0o644)
+	cfg, _ := os.ReadFile(filepath.Join(stories, "config.json"))
+	mistral := write("mistral.json", strings.Replace(string(cfg), "LlamaForCausalLM", "FalconForCausalLM", 1))
+	for _, c := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{stories}, 2, "usage error"},
+		{[]string{stories, tiny}, 2, "does not have the tensors of"},
+		{[]string{bare, stories}, 2, "no config.json"},
+		{[]string{bare, stories, "--config", mistral}, 2, "FalconForCausalLM"},
+		{[]string{stories, stories, "--tokens", write("big.json", "[1, 512]")}, 2, "outside the vocabulary of 512"},
+		{[]string{stories, stories, "--tokens", write("bad.json", `{"ids": [1]}`)}, 2, "not a JSON array"},
+		{[]string{stories, stories, "--tokens", write("long.json", "["+strings.Repeat("1, ", 600)+"1]")}, 2, "max_position_embeddings 512"},
+		{[]string{stories, stories, "--text", filepath.Join(dir, "missing.txt")}, 2, "missing.txt"},
+		{[]string{stories, stories, "--text", write("a.txt", "x"), "--tokens", write("b.json", "[1, 2]")}, 2, "not both"},
+		{[]string{stories, stories, "--generate", "0"}, 2, "--generate 0 needs"},
+		{[]string{stories, stories, "--min-top1", "97.5"}, 2, "fraction"},
+		{[]string{stories, filepath.Join(dir, "nothing")}, 2, "nothing"},
+	} {
+		code, _, errs := qins(t, append([]string{"eval"}, c.args...)...)
+		if code != c.code || !strings.Contains(errs, c.says) {
+			t.Errorf("%v: exit %d (want %d), stderr lacks %q: %s", c.args, code, c.code, c.says, errs)
+		}
+		if lines := strings.Count(strings.TrimSpace(errs), "\n"); lines > 1 {
+			t.Errorf("%v: %d lines on stderr: %s", c.args, lines+1, errs)
+		}
+	}
+}

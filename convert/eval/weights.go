@@ -1,0 +1,81 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/qins-dev/qins/convert"
+	"github.com/qins-dev/qins/format"
+)
+
+// Weights gives the tensors of any checkpoint `qins diff` reads (a file, a
+// folder, an index, a QINS file) as float32, for a forward pass: stored
+// floating-point values converted exactly, QINS codes decoded as `qins
+// restore` writes F32. Nothing is kept in memory between reads.
+type Weights struct {
+	t *convert.Tensors
+}
+
+// OpenWeights opens the checkpoint at path.
+func OpenWeights(path string) (*Weights, error) {
+	t, err := convert.OpenTensors(path)
+	if err != nil {
+		return nil, err
+	}
+	return &Weights{t: t}, nil
+}
+
+// Path returns the file or index the checkpoint was read from.
+func (w *Weights) Path() string { return w.t.Path() }
+
+// Names returns the tensor names, in the order of their data.
+func (w *Weights) Names() []string { return w.t.Names() }
+
+// Shape returns the shape of the named tensor, and whether it exists.
+func (w *Weights) Shape(name string) ([]int, bool) {
+	s, ok := w.t.Shape(name)
+	if !ok {
+		return nil, false
+	}
+	out := make([]int, len(s))
+	for i, d := range s {
+		out[i] = int(d)
+	}
+	return out, true
+}
+
+// Read fills dst, which holds exactly the tensor's elements, with the
+// whole tensor.
+func (w *Weights) Read(ctx context.Context, name string, dst []float32) error {
+	s, ok := w.t.Shape(name)
+	if !ok {
+		return w.errorf(name, "no such tensor")
+	}
+	if n, _ := format.Elements(s); uint64(len(dst)) != n {
+		return w.errorf(name, "has %d elements (shape %v), not %d", n, s, len(dst))
+	}
+	return w.t.ReadFloat32(ctx, name, 0, dst)
+}
+
+// ReadRows fills dst with rows [r0, r1) of a 2-D tensor.
+func (w *Weights) ReadRows(ctx context.Context, name string, r0, r1 int, dst []float32) error {
+	s, ok := w.t.Shape(name)
+	switch {
+	case !ok:
+		return w.errorf(name, "no such tensor")
+	case len(s) != 2:
+		return w.errorf(name, "has shape %v; rows need a 2-D tensor", s)
+	case r0 < 0 || r1 < r0 || uint64(r1) > s[0]:
+		return w.errorf(name, "rows [%d, %d) are outside its %d", r0, r1, s[0])
+	case uint64(len(dst)) != uint64(r1-r0)*s[1]:
+		return w.errorf(name, "%d rows of %d need %d values, not %d", r1-r0, s[1], uint64(r1-r0)*s[1], len(dst))
+	}
+	return w.t.ReadFloat32(ctx, name, int64(r0)*int64(s[1]), dst)
+}
+
+func (w *Weights) errorf(name, f string, args ...any) error {
+	return &format.Error{Path: w.t.Path(), Tensor: name, Err: fmt.Errorf(f, args...)}
+}
+
+// Close closes the checkpoint's files.
+func (w *Weights) Close() error { return w.t.Close() }

@@ -1,0 +1,334 @@
+// Package model runs the forward pass of decoder-only transformers (Llama,
+// Mistral, Phi-3, Qwen2) in float32 as Hugging Face transformers computes
+// it, reading weights tensor by tensor so memory stays about one layer.
+package model
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+)
+
+// supportedList names the architectures the package runs, for errors.
+const supportedList = "LlamaForCausalLM, MistralForCausalLM, Phi3ForCausalLM, Qwen2ForCausalLM"
+
+// Config is the part of a Hugging Face config.json the forward pass needs.
+type Config struct {
+	Architecture string // e.g. "LlamaForCausalLM"
+	Hidden       int    // hidden_size
+	Intermediate int    // intermediate_size
+	Layers       int    // num_hidden_layers
+	Heads        int    // num_attention_heads
+	KVHeads      int    // num_key_value_heads (GQA); Heads when absent
+	HeadDim      int    // head_dim, or Hidden/Heads when absent
+	Vocab        int    // vocab_size
+	MaxPositions int    // max_position_embeddings: the longest stream
+	NormEps      float64
+	RopeTheta    float64
+	// RotaryDim is how many leading dimensions of each head RoPE rotates:
+	// HeadDim times partial_rotary_factor.
+	RotaryDim int
+	Rope      RopeScaling
+	// TieEmbeddings is tie_word_embeddings: the output head is the input
+	// embedding. It is also used when lm_head.weight is absent.
+	TieEmbeddings bool
+	// QKVBias: q, k and v projections have biases (Qwen2, Llama's
+	// attention_bias); OBias: o_proj too (Llama's attention_bias).
+	QKVBias, OBias bool
+	MLPBias        bool // Llama's mlp_bias
+	// SlidingWindow, when > 0, lets a position attend to the last
+	// SlidingWindow positions only (itself included), in layers from
+	// SlidingFrom on.
+	SlidingWindow int
+	SlidingFrom   int
+	BOS           int   // bos_token_id, -1 when none
+	EOS           []int // eos_token_id (one or several)
+}
+
+// RopeScaling is config.json's rope_scaling.
+type RopeScaling struct {
+	// Type is "default", "linear", "dynamic", "llama3" or "longrope" ("su"
+	// is read as "longrope").
+	Type   string
+	Factor float64
+	// llama3
+	LowFreqFactor, HighFreqFactor float64
+	// OriginalMax is original_max_position_embeddings (llama3, longrope).
+	OriginalMax int
+	// longrope: per-frequency divisors, RotaryDim/2 each; long_factor is
+	// used when the sequence is longer than OriginalMax.
+	ShortFactor, LongFactor []float64
+	// AttentionFactor scales cos and sin (longrope); 1 when not scaled.
+	AttentionFactor float64
+}
+
+type rawConfig struct {
+	Architectures    []string         `json:"architectures"`
+	Hidden           int              `json:"hidden_size"`
+	Intermediate     int              `json:"intermediate_size"`
+	Layers           int              `json:"num_hidden_layers"`
+	Heads            int              `json:"num_attention_heads"`
+	KVHeads          *int             `json:"num_key_value_heads"`
+	HeadDim          *int             `json:"head_dim"`
+	Vocab            int              `json:"vocab_size"`
+	MaxPositions     int              `json:"max_position_embeddings"`
+	OriginalMax      *int             `json:"original_max_position_embeddings"`
+	RMSNormEps       *float64         `json:"rms_norm_eps"`
+	RopeTheta        *float64         `json:"rope_theta"`
+	PartialRotary    *float64         `json:"partial_rotary_factor"`
+	RopeScaling      *json.RawMessage `json:"rope_scaling"`
+	HiddenAct        string           `json:"hidden_act"`
+	Tie              *bool            `json:"tie_word_embeddings"`
+	AttentionBias    bool             `json:"attention_bias"`
+	MLPBias          bool             `json:"mlp_bias"`
+	SlidingWindow    *int             `json:"sliding_window"`
+	UseSlidingWindow *bool            `json:"use_sliding_window"`
+	MaxWindowLayers  *int             `json:"max_window_layers"`
+	BOS              json.RawMessage  `json:"bos_token_id"`
+	EOS              json.RawMessage  `json:"eos_token_id"`
+}
+
+type rawRope struct {
+	Type            string    `json:"type"`
+	RopeType        string    `json:"rope_type"`
+	Factor          *float64  `json:"factor"`
+	LowFreqFactor   float64   `json:"low_freq_factor"`
+	HighFreqFactor  float64   `json:"high_freq_factor"`
+	OriginalMax     int       `json:"original_max_position_embeddings"`
+	ShortFactor     []float64 `json:"short_factor"`
+	LongFactor      []float64 `json:"long_factor"`
+	AttentionFactor *float64  `json:"attention_factor"`
+}
+
+// ParseConfig parses a Hugging Face config.json. An architecture the
+// package does not run is an error naming it.
+func ParseConfig(data []byte) (*Config, error) {
+	var r rawConfig
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("config.json: %w", err)
+	}
+	if len(r.Architectures) != 1 {
+		return nil, fmt.Errorf("config.json: want one architecture, got %q", r.Architectures)
+	}
+	c := &Config{Architecture: r.Architectures[0]}
+	if !supported(c.Architecture) {
+		return nil, fmt.Errorf("config.json: architecture %s is not supported (supported: %s)", c.Architecture, supportedList)
+	}
+	if err := c.sizes(&r); err != nil {
+		return nil, fmt.Errorf("config.json: %s: %w", c.Architecture, err)
+	}
+	if err := c.rope(&r); err != nil {
+		return nil, fmt.Errorf("config.json: %s: %w", c.Architecture, err)
+	}
+	c.extras(&r)
+	var err error
+	if c.BOS, err = firstID(r.BOS); err != nil {
+		return nil, fmt.Errorf("config.json: bos_token_id: %w", err)
+	}
+	if c.EOS, err = ids(r.EOS); err != nil {
+		return nil, fmt.Errorf("config.json: eos_token_id: %w", err)
+	}
+	return c, nil
+}
+
+func supported(arch string) bool {
+	switch arch {
+	case "LlamaForCausalLM", "MistralForCausalLM", "Phi3ForCausalLM", "Qwen2ForCausalLM":
+		return true
+	}
+	return false
+}
+
+func (c *Config) phi3() bool { return c.Architecture == "Phi3ForCausalLM" }
+
+// sizes reads and checks the dimensions.
+func (c *Config) sizes(r *rawConfig) error {
+	c.Hidden, c.Intermediate, c.Layers, c.Heads = r.Hidden, r.Intermediate, r.Layers, r.Heads
+	c.Vocab, c.MaxPositions = r.Vocab, r.MaxPositions
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"hidden_size", c.Hidden}, {"intermediate_size", c.Intermediate}, {"num_hidden_layers", c.Layers},
+		{"num_attention_heads", c.Heads}, {"vocab_size", c.Vocab}, {"max_position_embeddings", c.MaxPositions}} {
+		if f.v <= 0 {
+			return fmt.Errorf("%s is %d, want > 0", f.name, f.v)
+		}
+	}
+	c.KVHeads = c.Heads
+	if r.KVHeads != nil {
+		c.KVHeads = *r.KVHeads
+	}
+	if c.KVHeads <= 0 || c.Heads%c.KVHeads != 0 {
+		return fmt.Errorf("num_key_value_heads %d does not divide num_attention_heads %d", c.KVHeads, c.Heads)
+	}
+	if r.HeadDim != nil {
+		c.HeadDim = *r.HeadDim
+	} else {
+		if c.Hidden%c.Heads != 0 {
+			return fmt.Errorf("hidden_size %d is not a multiple of num_attention_heads %d", c.Hidden, c.Heads)
+		}
+		c.HeadDim = c.Hidden / c.Heads
+	}
+	if c.HeadDim <= 0 {
+		return fmt.Errorf("head_dim is %d, want > 0", c.HeadDim)
+	}
+	partial := 1.0
+	if r.PartialRotary != nil {
+		partial = *r.PartialRotary
+	}
+	c.RotaryDim = int(float64(c.HeadDim) * partial)
+	if c.RotaryDim <= 0 || c.RotaryDim%2 != 0 || c.RotaryDim > c.HeadDim {
+		return fmt.Errorf("rotary dimension %d (head_dim %d × partial_rotary_factor %g) must be even, in 2..head_dim", c.RotaryDim, c.HeadDim, partial)
+	}
+	c.NormEps = 1e-6
+	if r.RMSNormEps != nil {
+		c.NormEps = *r.RMSNormEps
+	}
+	c.RopeTheta = 10000
+	if r.RopeTheta != nil {
+		c.RopeTheta = *r.RopeTheta
+	}
+	if r.HiddenAct != "" && r.HiddenAct != "silu" {
+		return fmt.Errorf("hidden_act %q is not supported (only silu)", r.HiddenAct)
+	}
+	return nil
+}
+
+// extras reads tied embeddings, biases and the sliding window.
+func (c *Config) extras(r *rawConfig) {
+	c.TieEmbeddings = r.Tie != nil && *r.Tie
+	switch c.Architecture {
+	case "LlamaForCausalLM":
+		c.QKVBias, c.OBias, c.MLPBias = r.AttentionBias, r.AttentionBias, r.MLPBias
+	case "Qwen2ForCausalLM":
+		c.QKVBias = true
+		// Qwen2 slides only when use_sliding_window, from layer
+		// max_window_layers on (transformers' layer_types).
+		if r.UseSlidingWindow != nil && *r.UseSlidingWindow && r.SlidingWindow != nil {
+			c.SlidingWindow = *r.SlidingWindow
+			c.SlidingFrom = 28 // Qwen2Config's default
+			if r.MaxWindowLayers != nil {
+				c.SlidingFrom = *r.MaxWindowLayers
+			}
+		}
+	case "MistralForCausalLM", "Phi3ForCausalLM":
+		if r.SlidingWindow != nil {
+			c.SlidingWindow = *r.SlidingWindow
+		}
+	}
+	if c.SlidingWindow < 0 {
+		c.SlidingWindow = 0
+	}
+}
+
+// rope reads rope_scaling.
+func (c *Config) rope(r *rawConfig) error {
+	c.Rope = RopeScaling{Type: "default", Factor: 1, AttentionFactor: 1}
+	if r.RopeScaling == nil || bytes.Equal(bytes.TrimSpace(*r.RopeScaling), []byte("null")) {
+		return nil
+	}
+	var rr rawRope
+	if err := json.Unmarshal(*r.RopeScaling, &rr); err != nil {
+		return fmt.Errorf("rope_scaling: %w", err)
+	}
+	t := rr.RopeType
+	if t == "" {
+		t = rr.Type
+	}
+	if t == "" {
+		t = "default"
+	}
+	if t == "su" {
+		t = "longrope"
+	}
+	c.Rope.Type = t
+	if rr.Factor != nil {
+		c.Rope.Factor = *rr.Factor
+	}
+	switch t {
+	case "default":
+	case "dynamic":
+		// Dynamic NTK changes nothing up to max_position_embeddings, the
+		// longest stream the package accepts.
+	case "linear":
+		if c.Rope.Factor <= 0 {
+			return fmt.Errorf("rope_scaling linear: factor %g, want > 0", c.Rope.Factor)
+		}
+	case "llama3":
+		c.Rope.LowFreqFactor, c.Rope.HighFreqFactor, c.Rope.OriginalMax = rr.LowFreqFactor, rr.HighFreqFactor, rr.OriginalMax
+		if c.Rope.Factor <= 0 || rr.OriginalMax <= 0 || rr.HighFreqFactor <= rr.LowFreqFactor || rr.LowFreqFactor <= 0 {
+			return fmt.Errorf("rope_scaling llama3: need factor > 0, original_max_position_embeddings > 0, high_freq_factor > low_freq_factor > 0")
+		}
+	case "longrope":
+		return c.longrope(r, &rr)
+	default:
+		return fmt.Errorf("rope_scaling type %q is not supported (supported: default, linear, dynamic, llama3, longrope/su)", t)
+	}
+	return nil
+}
+
+// longrope reads LongRoPE's factors as transformers'
+// _compute_longrope_parameters does.
+func (c *Config) longrope(r *rawConfig, rr *rawRope) error {
+	if !c.phi3() {
+		return fmt.Errorf("rope_scaling type longrope is only supported for Phi3ForCausalLM")
+	}
+	half := c.RotaryDim / 2
+	if len(rr.ShortFactor) != half || len(rr.LongFactor) != half {
+		return fmt.Errorf("rope_scaling longrope: short_factor has %d values and long_factor %d, want %d (rotary dim / 2)", len(rr.ShortFactor), len(rr.LongFactor), half)
+	}
+	c.Rope.ShortFactor, c.Rope.LongFactor = rr.ShortFactor, rr.LongFactor
+	// Phi-3 keeps the pretraining length beside max_position_embeddings
+	// and the scale is their ratio; otherwise rope_scaling's own fields.
+	switch {
+	case r.OriginalMax != nil:
+		c.Rope.OriginalMax = *r.OriginalMax
+		c.Rope.Factor = float64(c.MaxPositions) / float64(*r.OriginalMax)
+	case rr.OriginalMax > 0:
+		c.Rope.OriginalMax = rr.OriginalMax
+		if rr.Factor == nil {
+			c.Rope.Factor = float64(c.MaxPositions) / float64(rr.OriginalMax)
+		}
+	default:
+		c.Rope.OriginalMax = c.MaxPositions
+	}
+	if c.Rope.OriginalMax <= 0 {
+		return fmt.Errorf("rope_scaling longrope: original_max_position_embeddings is %d, want > 0", c.Rope.OriginalMax)
+	}
+	switch {
+	case rr.AttentionFactor != nil:
+		c.Rope.AttentionFactor = *rr.AttentionFactor
+	case c.Rope.Factor <= 1:
+		c.Rope.AttentionFactor = 1
+	default:
+		c.Rope.AttentionFactor = math.Sqrt(1 + math.Log(c.Rope.Factor)/math.Log(float64(c.Rope.OriginalMax)))
+	}
+	return nil
+}
+
+// firstID reads an optional token id; -1 when absent or null.
+func firstID(raw json.RawMessage) (int, error) {
+	v, err := ids(raw)
+	if err != nil || len(v) == 0 {
+		return -1, err
+	}
+	return v[0], nil
+}
+
+// ids reads a token id or a list of them.
+func ids(raw json.RawMessage) ([]int, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, nil
+	}
+	var one int
+	if err := json.Unmarshal(raw, &one); err == nil {
+		return []int{one}, nil
+	}
+	var many []int
+	if err := json.Unmarshal(raw, &many); err != nil {
+		return nil, fmt.Errorf("want an id or a list of ids, got %s", raw)
+	}
+	return many, nil
+}

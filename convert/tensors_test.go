@@ -1,0 +1,87 @@
+package convert
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/qins-dev/qins/format"
+)
+
+// Tensors reads every tensor of a plain checkpoint exactly, and of a QINS
+// file (both layouts) bit for bit as its F32 restore stores it, whatever
+// the offset and length of the read.
+func TestTensorsReadAsRestoreWrites(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, layout := range []string{format.LayoutU8I8, format.LayoutPacked} {
+		q := filepath.Join(dir, layout+".qins.safetensors")
+		rf := filepath.Join(dir, layout+".restored.safetensors")
+		if _, err := Convert(ctx, tinyDir, q, Options{Layout: layout}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Restore(ctx, q, rf, RestoreOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct{ path, want string }{{tinyDir, tinyDir}, {q, rf}} {
+			ts, err := OpenTensors(c.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts.Workers = 3
+			want := byName(open(t, c.want))
+			if len(ts.Names()) != len(want) {
+				t.Fatalf("%s: %d tensors, want %d", c.path, len(ts.Names()), len(want))
+			}
+			for _, name := range ts.Names() {
+				w := values(t, want[name])
+				shape, ok := ts.Shape(name)
+				if !ok || !format.SameShape(shape, want[name].Shape) {
+					t.Fatalf("%s %s: shape %v, want %v", c.path, name, shape, want[name].Shape)
+				}
+				// The whole tensor, then a window that crosses chunks.
+				for _, win := range [][2]int{{0, len(w)}, {len(w) / 3, min(len(w), len(w)/3+readChunk+17)}} {
+					got := make([]float32, win[1]-win[0])
+					if err := ts.ReadFloat32(ctx, name, int64(win[0]), got); err != nil {
+						t.Fatal(err)
+					}
+					for i, g := range got {
+						if math.Float32bits(g) != math.Float32bits(float32(w[win[0]+i])) {
+							t.Fatalf("%s %s[%d] = %v, want %v", c.path, name, win[0]+i, g, w[win[0]+i])
+						}
+					}
+				}
+			}
+			ts.Close()
+		}
+	}
+}
+
+func TestTensorsErrors(t *testing.T) {
+	ts, err := OpenTensors(tinyDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ts.Close()
+	ctx := context.Background()
+	name := "model.norm.weight"
+	shape, _ := ts.Shape(name)
+	for _, c := range []struct {
+		name string
+		off  int64
+		n    uint64
+	}{
+		{"no.such.tensor", 0, 1},
+		{name, -1, 1},
+		{name, 0, shape[0] + 1},
+		{name, int64(shape[0]), 1},
+	} {
+		if err := ts.ReadFloat32(ctx, c.name, c.off, make([]float32, c.n)); err == nil {
+			t.Errorf("%s [%d, +%d): no error", c.name, c.off, c.n)
+		}
+	}
+	if _, err := OpenTensors(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Error("a missing checkpoint opened")
+	}
+}

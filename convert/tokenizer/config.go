@@ -1,0 +1,90 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// tokenConfig is what applyConfig reads of tokenizer_config.json.
+type tokenConfig struct {
+	AddBOS *bool      `json:"add_bos_token"`
+	AddEOS *bool      `json:"add_eos_token"`
+	BOS    tokenValue `json:"bos_token"`
+	EOS    tokenValue `json:"eos_token"`
+}
+
+// tokenValue is a special token given as a string or as {"content": ...}.
+type tokenValue struct {
+	set     bool
+	content string
+}
+
+func (v *tokenValue) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*v = tokenValue{set: true, content: s}
+		return nil
+	}
+	var o struct {
+		Content *string `json:"content"`
+	}
+	if err := json.Unmarshal(b, &o); err != nil || o.Content == nil {
+		return errors.New("want a string or an object with \"content\"")
+	}
+	*v = tokenValue{set: true, content: *o.Content}
+	return nil
+}
+
+// applyConfig applies tokenizer_config.json at path when it exists.
+func (t *Tokenizer) applyConfig(path string) error {
+	data, err := readLimited(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var c tokenConfig
+	if err := json.Unmarshal(data, &c); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if c.AddBOS != nil {
+		t.addBOS = *c.AddBOS
+	}
+	if c.AddEOS != nil {
+		t.addEOS = *c.AddEOS
+	}
+	for _, s := range []struct {
+		name string
+		v    tokenValue
+		id   *int
+	}{{"bos_token", c.BOS, &t.bos}, {"eos_token", c.EOS, &t.eos}} {
+		if !s.v.set {
+			continue
+		}
+		id, ok := t.lookup(s.v.content)
+		if !ok {
+			return fmt.Errorf("%s: %s %q is not in the vocabulary of %s", path, s.name, s.v.content, t.src)
+		}
+		*s.id = id
+	}
+	return nil
+}
+
+// lookup finds the id of a piece of any kind by its text.
+func (t *Tokenizer) lookup(text string) (int, bool) {
+	if id, ok := t.ids[text]; ok {
+		return int(id), true
+	}
+	for i, p := range t.pieces {
+		if p.text == text {
+			return i, true
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,119 @@
+package tokenizer
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// addSeeds adds the golden texts as fuzz seeds.
+func addSeeds(f *testing.F) {
+	for _, name := range []string{"golden-stories260K.json", "golden-tiny-bpe.json"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(b[:min(len(b), 300)]))
+	}
+	for _, s := range []string{"", " ", "Once upon a time", "\xff\xfe a\xc3", "▁▁ x ▁", "😀 \n\t<s>"} {
+		f.Add(s)
+	}
+}
+
+// FuzzEncode checks, for any string s, that no loader fails or panics, that
+// tokenizer.json and tokenizer.model give the same ids, and that with byte
+// fallback and spaces kept (stories260K) decoding gives s back, except
+// that "▁" in s comes back as a space (it is SentencePiece's space) and
+// each invalid UTF-8 byte as U+FFFD (Encode's first step).
+func FuzzEncode(f *testing.F) {
+	addSeeds(f)
+	tiny, err := LoadFile(filepath.Join("testdata", "tiny-bpe.model"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	both := loadBoth(f) // skips without the fixture
+	f.Fuzz(func(t *testing.T, s string) {
+		ids, err := tiny.Encode(s)
+		if err != nil {
+			t.Fatalf("tiny: Encode(%q): %v", s, err)
+		}
+		for _, id := range ids {
+			if id < 0 || id >= tiny.VocabSize() {
+				t.Fatalf("tiny: Encode(%q) gave id %d", s, id)
+			}
+		}
+		tiny.Decode(ids)
+		want := strings.ReplaceAll(replaceInvalid(s), spaceMark, " ")
+		var first []int
+		for _, name := range loaders {
+			tok := both[name]
+			ids, err := tok.Encode(s)
+			if err != nil {
+				t.Fatalf("%s: Encode(%q): %v", name, s, err)
+			}
+			if first == nil {
+				first = ids
+			} else if !slices.Equal(ids, first) {
+				t.Fatalf("Encode(%q): %s gives %v, %s gives %v", s, loaders[0], first, name, ids)
+			}
+			if got := tok.Decode(ids); got != want {
+				t.Fatalf("%s: Decode(Encode(%q)) = %q, want %q", name, s, got, want)
+			}
+		}
+	})
+}
+
+// FuzzParseModel feeds arbitrary bytes as a tokenizer.model: errors are
+// fine, panics are not, and what loads must encode and decode.
+func FuzzParseModel(f *testing.F) {
+	data, err := os.ReadFile(filepath.Join("testdata", "tiny-bpe.model"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	f.Add(data[:len(data)/2])
+	f.Add([]byte(spModel([]string{"▁", "a", "b", "▁a", "ab", "▁ab"}, nil, nil)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tok, err := parseModel(data)
+		if err != nil {
+			return
+		}
+		exercise(t, tok)
+	})
+}
+
+// FuzzParseJSON feeds arbitrary bytes as a tokenizer.json.
+func FuzzParseJSON(f *testing.F) {
+	f.Add([]byte(`{"added_tokens": [{"id": 4, "content": "<x>"}], "model": {"type": "BPE", "vocab": {"<unk>": 0, "▁": 1, "a": 2, "▁a": 3}, "merges": ["▁ a"], "unk_token": "<unk>"}, "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"}, {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]}}`))
+	f.Add([]byte(`{"model": {"type": "BPE", "vocab": {"<0x41>": 0, "b": 1}, "merges": [], "byte_fallback": true}, "pre_tokenizer": {"type": "Metaspace", "replacement": "▁"}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tok, err := parseJSON(data)
+		if err != nil {
+			return
+		}
+		exercise(t, tok)
+	})
+}
+
+// exercise encodes and decodes a few strings with a fuzzed tokenizer.
+func exercise(t *testing.T, tok *Tokenizer) {
+	for _, s := range []string{"", "a", " ab  ab\n", "<x>a😀"} {
+		ids, err := tok.Encode(s)
+		if err != nil {
+			continue
+		}
+		for _, id := range ids {
+			if id < 0 || id >= tok.VocabSize() {
+				t.Fatalf("Encode(%q) gave id %d of %d", s, id, tok.VocabSize())
+			}
+		}
+		tok.Decode(ids)
+	}
+	all := make([]int, tok.VocabSize()+2)
+	for i := range all {
+		all[i] = i - 1
+	}
+	tok.Decode(all)
+}

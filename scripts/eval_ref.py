@@ -1,0 +1,811 @@
+#!/usr/bin/env python3
+"""Independent float64 reference for `qins eval`, written from transformers.
+
+    scripts/eval_ref.py REF CAND --tokens IDS.json [--config config.json]
+                        [--json] [--check QINS_EVAL.json [--mutants]]
+    scripts/eval_ref.py REF --greedy N [--expect IDS.json] [--config config.json]
+    scripts/eval_ref.py --make KIND SRC OUT [--same-as FIXTURE]
+
+Why: `qins eval` runs a causal language model forward pass in Go. This
+script recomputes its teacher-forced comparison with numpy in float64 from
+the published formulas (transformers' modeling_llama.py, modeling_mistral.py,
+modeling_phi3.py, modeling_qwen2.py and modeling_rope_utils.py), never from
+the Go sources, so that a bug in the Go model, its RoPE, its weight decoding
+or its statistics shows up as a difference here.
+
+REF and CAND are a .safetensors file, a checkpoint folder (its index, its only
+index or its only .safetensors file) or an index, read with scripts/parity.py's
+reader; a QINS file is decoded with the README formula to float32 exactly as
+`qins restore` writes it (float64 magnitude, rounded once to float32), then
+widened to float64. config.json is read beside REF (its folder, or the folder
+of the file or index) unless --config is given, and used for CAND too, as
+`qins eval` does, except when a config.json beside CAND names another
+architecture: CAND then uses it, and tensor names are not compared (so
+stories260K-phi3 can be compared with stories260K; `qins eval` refuses
+that pair because the names differ).
+
+Architectures: LlamaForCausalLM and MistralForCausalLM (GQA, head_dim,
+rope_theta; Llama's attention_bias and mlp_bias, Mistral's sliding_window),
+Phi3ForCausalLM (fused qkv_proj rows q, k, v and gate_up_proj rows gate, up;
+rope_scaling longrope or su: long_factor when the sequence length
+max(position)+1 exceeds original_max_position_embeddings, short_factor
+otherwise, cos and sin multiplied by the attention factor
+sqrt(1 + ln(factor)/ln(original_max)) with factor = max_position_embeddings /
+original_max_position_embeddings unless rope_scaling gives factor or
+attention_factor; partial_rotary_factor; sliding_window), Qwen2ForCausalLM
+(q/k/v biases, sliding window from max_window_layers when use_sliding_window).
+Tied embeddings when lm_head.weight is absent. RoPE scaling "linear" is also
+computed; other types are refused.
+
+Statistics, over positions t = 0..T-2 of the T ids (each predicting ids[t+1]):
+top-1 agreement (fraction of t where argmax of REF's logits equals CAND's),
+KL(P_ref || P_cand) in nats per position (mean, median as numpy.median, p99
+as numpy.percentile(x, 99), max), perplexity exp(mean NLL of ids[t+1]) of
+each model and their ratio cand/ref.
+
+--check QINS_EVAL.json reads `qins eval --json` output and exits 1 unless:
+ids equal the --tokens ids, tokens == T and positions == T-1; kld.mean,
+ppl.ref and ppl.cand agree within 1e-3 relative (kld.mean: or within 1e-9
+absolute, since two identical models give 0 here and a float32 forward pass
+differs from a float64 one by a KLD of about 1e-12: mean 9.0e-13, max 6.2e-12
+measured on stories260K); top1 agrees within 1e-3 relative of the interval of
+legitimate values: a position where REF's or CAND's two largest logits are
+within TIE_GAP (1e-3) of each other is a near tie (float32 rounding in Go may
+pick either), so it may count as agreeing or not; the number of such
+positions is printed, and with none the interval is the single value; and,
+when the output has greedy ids, greedy.ref_ids and greedy.cand_ids equal this
+script's greedy generation of each model from greedy.prompt (or first differ
+at a step where some step up to it had a near tie), and
+greedy.first_divergence is the 1-based index of the first difference between
+them (null when none). Every field is printed with both values. kld
+median/p99/max and ppl.ratio are printed for information. --mutants then
+proves the check can fail: each of a list of small edits of the qins output
+(top1 - 0.005, kld.mean x 1.002, ppl x 1.002, an id, positions, a greedy id,
+first_divergence) must make it fail.
+
+--greedy N generates N tokens from BOS (config's bos_token_id) with a KV
+cache, in float64 (Phi-3 with rope_scaling: when the sequence first exceeds
+original_max_position_embeddings the cache, rotated with short_factor, is
+dropped and everything recomputed with long_factor, as transformers'
+Phi3ForCausalLM.prepare_inputs_for_generation does), and
+with --expect compares BOS + the N ids with a JSON id list (exit 1 if not
+equal).
+
+--make KIND SRC OUT writes a variant of a plain F32 Llama checkpoint folder
+(model.safetensors, config.json and the tokenizer files) for the checks:
+  phi3            Phi3ForCausalLM: q, k, v rows stacked into
+                  self_attn.qkv_proj, gate, up rows into mlp.gate_up_proj;
+  longrope        phi3 with max_position_embeddings 256,
+                  original_max_position_embeddings 64 and a rope_scaling of
+                  type longrope: a 201-token stream selects long_factor and
+                  the attention factor is sqrt(1 + ln 4 / ln 64);
+  longrope-short  the same with 1024 and 256: short_factor, attention factor
+                  sqrt(1 + ln 4 / ln 256);
+  qwen2           Qwen2ForCausalLM with small seeded q/k/v biases added;
+  mistral         MistralForCausalLM, same weights, no sliding window;
+  mistral-window  the same with sliding_window 48 (binds on 201 tokens).
+--same-as FIXTURE requires the copy's tensors (names, dtypes, shapes, bytes)
+and, for phi3, config.json to equal FIXTURE's.
+
+Exit status: 0 pass, 1 a check failed, 2 usage error or unreadable input.
+"""
+
+import argparse
+import json
+import math
+import os
+import shutil
+import struct
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import parity  # noqa: E402  (its safetensors reader and README decoder)
+
+InputError = parity.InputError
+
+TIE_GAP = 1e-3      # logits closer than this: the argmax is a near tie
+                    # (float32 vs float64 logits differ by 1.7e-5 on stories260K)
+REL_TOL = 1e-3      # relative agreement asked of top1, kld.mean and ppl
+KLD_ABS = 1e-9      # kld.mean: absolute floor (two equal models give ~0)
+MEMO_BYTES = 64 << 20  # checkpoints smaller than this are kept in memory once read
+ARCHS = ("LlamaForCausalLM", "MistralForCausalLM", "Phi3ForCausalLM",
+         "Qwen2ForCausalLM")
+
+
+# ------------------------------------------------------------ checkpoints
+
+class Checkpoint:
+    """A checkpoint's tensors by Hugging Face name, read as float64.
+
+    QINS tensors are decoded with the README formula to float32, as
+    `qins restore` writes them, then widened.
+    """
+
+    def __init__(self, arg):
+        self.arg = arg
+        src = parity.open_source(arg)
+        self.raw = src.tensors
+        # Small checkpoints keep decoded tensors: greedy steps reread every layer.
+        self.memo = {} if sum(t.nbytes for t in self.raw.values()) < MEMO_BYTES else None
+        self.meta = {}
+        for m in src.metadatas:
+            self.meta.update(m)
+        self.qins = self.meta.get("qins") == "1"
+        self.encoded = {}
+        if self.qins:
+            for key, text in self.meta.items():
+                if key.startswith("qins:"):
+                    try:
+                        self.encoded[key[5:]] = json.loads(text)
+                    except ValueError as e:
+                        raise InputError("%s: metadata %r: %s" % (arg, key, e))
+        hidden = set()
+        for name in self.encoded:
+            hidden.update({name + ".qins", name + ".sign", name + ".signbits"})
+        self.names = set(self.encoded) | (set(self.raw) - hidden)
+
+    def shape(self, name):
+        if name in self.encoded:
+            return self._raw(name + ".qins").shape
+        return self._raw(name).shape
+
+    def _raw(self, key):
+        if key not in self.raw:
+            raise InputError("%s: no tensor %r" % (self.arg, key))
+        return self.raw[key]
+
+    def get(self, name):
+        if self.memo is not None and name in self.memo:
+            return self.memo[name]
+        a = self._get(name)
+        if self.memo is not None:
+            self.memo[name] = a
+        return a
+
+    def _get(self, name):
+        if name not in self.names:
+            raise InputError("%s: no tensor %r" % (self.arg, name))
+        if name in self.encoded:
+            return self._decode(name)
+        t = self.raw[name]
+        if t.dtype in ("F32", "F64", "F16"):
+            a = parity.read_array(t, {"F32": "<f4", "F64": "<f8", "F16": "<f2"}[t.dtype], 0, t.numel)
+        elif t.dtype == "BF16":
+            bits = parity.read_array(t, "<u2", 0, t.numel).astype(np.uint32) << 16
+            a = bits.view(np.float32)
+        else:
+            raise InputError("%s: tensor %r has dtype %s, not a float" % (self.arg, name, t.dtype))
+        return a.astype(np.float64).reshape(t.shape)
+
+    def _decode(self, name):
+        meta = self.encoded[name]
+        try:
+            lo, hi = float(meta["log_min"]), float(meta["log_max"])
+        except (KeyError, TypeError, ValueError):
+            raise InputError("%s: qins:%s lacks log_min/log_max" % (self.arg, name))
+        packed = meta.get("layout", "u8+i8") == "packed"
+        q = self._raw(name + ".qins")
+        codes = parity.read_array(q, "u1", 0, q.numel)
+        if packed:
+            sb = self._raw(name + ".signbits")
+            bits = np.unpackbits(parity.read_array(sb, "u1", 0, sb.numel), bitorder="little")
+            signs = np.where(codes == 0, 0, 1 - 2 * bits[:codes.size].astype(np.int8))
+        else:
+            s = self._raw(name + ".sign")
+            signs = parity.read_array(s, "i1", 0, s.numel)
+        dec = parity.Decoder(lo, hi, packed=packed)
+        w = np.where(signs == 0, 0.0, signs * dec.magnitude[codes])
+        return w.astype(np.float32).astype(np.float64).reshape(q.shape)
+
+
+def config_path(arg, override):
+    if override:
+        return override
+    folder = arg if os.path.isdir(arg) else os.path.dirname(os.path.abspath(arg))
+    return os.path.join(folder, "config.json")
+
+
+def load_json(path, what):
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError("%s (%s): %s" % (path, what, e))
+
+
+# ------------------------------------------------------------------ model
+
+class Config:
+    """The fields of config.json the forward pass needs."""
+
+    def __init__(self, c, path):
+        archs = c.get("architectures") or []
+        self.arch = archs[0] if archs else None
+        if self.arch not in ARCHS:
+            raise InputError("%s: unsupported architecture %r" % (path, self.arch))
+        self.hidden = c["hidden_size"]
+        self.layers = c["num_hidden_layers"]
+        self.heads = c["num_attention_heads"]
+        self.kv_heads = c.get("num_key_value_heads") or self.heads
+        self.head_dim = c.get("head_dim") or self.hidden // self.heads
+        self.eps = c.get("rms_norm_eps", 1e-6)
+        self.theta = c.get("rope_theta", 10000.0)
+        self.vocab = c["vocab_size"]
+        self.max_pos = c.get("max_position_embeddings")
+        self.bos = c.get("bos_token_id", 1)
+        if c.get("hidden_act", "silu") != "silu":
+            raise InputError("%s: hidden_act %r is not silu" % (path, c.get("hidden_act")))
+        self.rot_dim = int(self.head_dim * c.get("partial_rotary_factor", 1.0))
+        self.rope = c.get("rope_scaling") or None
+        self.orig_max = c.get("original_max_position_embeddings")
+        # Only Llama reads attention_bias (q, k, v, o) and mlp_bias; Mistral
+        # and Phi-3 have no biases, Qwen2 always q, k, v (see _qkv).
+        llama = self.arch == "LlamaForCausalLM"
+        self.attn_bias = llama and bool(c.get("attention_bias", False))
+        self.mlp_bias = llama and bool(c.get("mlp_bias", False))
+        self.windows = self._windows(c)
+        self.rope_type = "default"
+        if self.rope:
+            self.rope_type = self.rope.get("rope_type", self.rope.get("type", "default"))
+            if self.rope_type == "su":
+                self.rope_type = "longrope"
+            if self.rope_type not in ("default", "linear", "longrope"):
+                raise InputError("%s: rope_scaling type %r is not supported here" % (path, self.rope_type))
+
+    def _windows(self, c):
+        """Sliding window of each layer (None: full causal attention)."""
+        w = c.get("sliding_window")
+        if self.arch == "LlamaForCausalLM" or not w:
+            return [None] * self.layers
+        if self.arch == "Qwen2ForCausalLM":
+            if not c.get("use_sliding_window", False):
+                return [None] * self.layers
+            first = c.get("max_window_layers", self.layers)
+            return [w if i >= first else None for i in range(self.layers)]
+        return [w] * self.layers
+
+    def rope_tables(self, positions, seq_len):
+        """cos, sin [len(positions), rot_dim] (rotate-half order), scaled."""
+        half = self.rot_dim // 2
+        exponent = np.arange(0, self.rot_dim, 2, dtype=np.float64) / self.rot_dim
+        base = self.theta ** exponent
+        scale = 1.0
+        if self.rope_type == "linear":
+            base = base * float(self.rope["factor"])
+        elif self.rope_type == "longrope":
+            base, scale = self._longrope(base, seq_len, half)
+        inv_freq = 1.0 / base
+        freqs = np.outer(np.asarray(positions, dtype=np.float64), inv_freq)
+        emb = np.concatenate([freqs, freqs], axis=1)
+        return np.cos(emb) * scale, np.sin(emb) * scale
+
+    def longrope_switch(self):
+        """original_max_position_embeddings when generation must recompute
+        its cache on crossing it (Phi-3 with rope_scaling), else None."""
+        if self.arch == "Phi3ForCausalLM" and self.rope and self.orig_max:
+            return self.orig_max
+        return None
+
+    def _longrope(self, base, seq_len, half):
+        orig = self.orig_max or self.rope.get("original_max_position_embeddings") or self.max_pos
+        factor = self.rope.get("factor")
+        if factor is None:
+            factor = self.max_pos / orig
+        att = self.rope.get("attention_factor")
+        if att is None:
+            att = 1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(orig))
+        key = "long_factor" if seq_len > orig else "short_factor"
+        ext = np.asarray(self.rope[key], dtype=np.float64)
+        if ext.shape != (half,):
+            raise InputError("rope_scaling %s has %d values, want %d" % (key, ext.size, half))
+        return ext * base, att
+
+
+def rms_norm(x, w, eps):
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
+
+
+def rotate(x, cos, sin, rot):
+    """x [heads, T, head_dim]; RoPE on the first rot dims, rotate-half."""
+    xr, xp = x[..., :rot], x[..., rot:]
+    h = rot // 2
+    rh = np.concatenate([-xr[..., h:], xr[..., :h]], axis=-1)
+    return np.concatenate([xr * cos + rh * sin, xp], axis=-1)
+
+
+def silu(x):
+    return x / (1.0 + np.exp(-x))
+
+
+class Model:
+    """A causal LM in float64, weights read layer by layer from a Checkpoint."""
+
+    def __init__(self, cfg, ck):
+        self.cfg, self.ck = cfg, ck
+        self.embed = ck.get("model.embed_tokens.weight")
+        if self.embed.shape != (cfg.vocab, cfg.hidden):
+            raise InputError("%s: embed_tokens shape %s, config says %s" % (
+                ck.arg, self.embed.shape, (cfg.vocab, cfg.hidden)))
+        head = "lm_head.weight"
+        self.lm_head = ck.get(head) if head in ck.names else self.embed
+        self.norm = ck.get("model.norm.weight")
+        self.greedy_memo = {}
+
+    def _linear(self, prefix, x, bias):
+        w = self.ck.get(prefix + ".weight")
+        y = x @ w.T
+        if bias:
+            y = y + self.ck.get(prefix + ".bias")
+        return y
+
+    def _qkv(self, p, x):
+        c = self.cfg
+        nq, nk = c.heads * c.head_dim, c.kv_heads * c.head_dim
+        if c.arch == "Phi3ForCausalLM":
+            qkv = self._linear(p + "self_attn.qkv_proj", x, False)
+            if qkv.shape[1] != nq + 2 * nk:
+                raise InputError("%s: %sself_attn.qkv_proj has %d rows, want %d" % (
+                    self.ck.arg, p, qkv.shape[1], nq + 2 * nk))
+            return qkv[:, :nq], qkv[:, nq:nq + nk], qkv[:, nq + nk:]
+        b = c.attn_bias or c.arch == "Qwen2ForCausalLM"
+        return (self._linear(p + "self_attn.q_proj", x, b),
+                self._linear(p + "self_attn.k_proj", x, b),
+                self._linear(p + "self_attn.v_proj", x, b))
+
+    def _mlp(self, p, x):
+        c = self.cfg
+        if c.arch == "Phi3ForCausalLM":
+            gu = self._linear(p + "mlp.gate_up_proj", x, False)
+            half = gu.shape[1] // 2
+            gate, up = gu[:, :half], gu[:, half:]
+        else:
+            gate = self._linear(p + "mlp.gate_proj", x, c.mlp_bias)
+            up = self._linear(p + "mlp.up_proj", x, c.mlp_bias)
+        return self._linear(p + "mlp.down_proj", silu(gate) * up, c.mlp_bias)
+
+    def run(self, ids, start, cache):
+        """Logits [len(ids), vocab] for ids at positions start.., using and
+        extending cache (a list of per-layer (K, V) [kv_heads, t, head_dim])."""
+        c = self.cfg
+        ids = np.asarray(ids)
+        if ids.min() < 0 or ids.max() >= c.vocab:
+            raise InputError("token id outside the vocabulary (0..%d)" % (c.vocab - 1))
+        n = len(ids)
+        pos = np.arange(start, start + n)
+        cos, sin = c.rope_tables(pos, start + n)
+        x = self.embed[ids]
+        kpos = np.arange(start + n)
+        for l in range(c.layers):
+            p = "model.layers.%d." % l
+            h = rms_norm(x, self.ck.get(p + "input_layernorm.weight"), c.eps)
+            q, k, v = self._qkv(p, h)
+            q = rotate(q.reshape(n, c.heads, c.head_dim).transpose(1, 0, 2), cos, sin, c.rot_dim)
+            k = rotate(k.reshape(n, c.kv_heads, c.head_dim).transpose(1, 0, 2), cos, sin, c.rot_dim)
+            v = v.reshape(n, c.kv_heads, c.head_dim).transpose(1, 0, 2)
+            if len(cache) > l:
+                k = np.concatenate([cache[l][0], k], axis=1)
+                v = np.concatenate([cache[l][1], v], axis=1)
+                cache[l] = (k, v)
+            else:
+                cache.append((k, v))
+            visible = kpos[None, :] <= pos[:, None]
+            if c.windows[l]:
+                visible &= kpos[None, :] > pos[:, None] - c.windows[l]
+            rep = c.heads // c.kv_heads
+            kr, vr = np.repeat(k, rep, axis=0), np.repeat(v, rep, axis=0)
+            s = q @ kr.transpose(0, 2, 1) / math.sqrt(c.head_dim)
+            s = np.where(visible[None], s, -np.inf)
+            s = np.exp(s - s.max(axis=-1, keepdims=True))
+            a = (s / s.sum(axis=-1, keepdims=True)) @ vr
+            a = a.transpose(1, 0, 2).reshape(n, c.heads * c.head_dim)
+            x = x + self._linear(p + "self_attn.o_proj", a, c.attn_bias)
+            h = rms_norm(x, self.ck.get(p + "post_attention_layernorm.weight"), c.eps)
+            x = x + self._mlp(p, h)
+        return rms_norm(x, self.norm, c.eps) @ self.lm_head.T
+
+    def greedy(self, prompt, n):
+        """n ids generated greedily after prompt, and the top-two logit gap
+        of each step."""
+        cache, out, gaps = [], [], []
+        logits = self.run(prompt, 0, cache)
+        switch = self.cfg.longrope_switch()
+        for i in range(n):
+            out.append(int(np.argmax(logits[-1])))
+            gaps.append(float(top_gap(logits[-1:])[0]))
+            if i + 1 == n:
+                break
+            ids, past = list(prompt) + out, len(prompt) + i
+            if switch is not None and len(ids) >= switch + 1 and past <= switch:
+                # Phi3ForCausalLM.prepare_inputs_for_generation: the cache
+                # holds short-factor keys; drop it and recompute with long.
+                cache = []
+                logits = self.run(ids, 0, cache)
+            else:
+                logits = self.run([out[-1]], past, cache)
+        return out, gaps
+
+
+# -------------------------------------------------------------- statistics
+
+def log_softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def top_gap(z):
+    """Difference between the largest and second largest logit per row."""
+    s = np.sort(z, axis=-1)
+    return s[:, -1] - s[:, -2]
+
+
+def compare(ref_logits, cand_logits, ids):
+    ids = np.asarray(ids)
+    r, c = ref_logits[:-1], cand_logits[:-1]
+    lr, lc = log_softmax(r), log_softmax(c)
+    kld = np.sum(np.exp(lr) * (lr - lc), axis=-1)
+    nxt = ids[1:]
+    rows = np.arange(len(nxt))
+    nll_r, nll_c = -lr[rows, nxt], -lc[rows, nxt]
+    agree = np.argmax(r, axis=-1) == np.argmax(c, axis=-1)
+    near = (top_gap(r) < TIE_GAP) | (top_gap(c) < TIE_GAP)
+    n = len(nxt)
+    ppl_r, ppl_c = math.exp(nll_r.mean()), math.exp(nll_c.mean())
+    return {
+        "tokens": len(ids), "positions": n,
+        "top1": float(agree.mean()),
+        "top1_range": [float((agree & ~near).sum() / n), float((agree | near).sum() / n)],
+        "near_ties": int(near.sum()),
+        "min_gap": float(min(top_gap(r).min(), top_gap(c).min())),
+        "kld": {"mean": float(kld.mean()), "median": float(np.median(kld)),
+                "p99": float(np.percentile(kld, 99)), "max": float(kld.max())},
+        "ppl": {"ref": ppl_r, "cand": ppl_c, "ratio": ppl_c / ppl_r},
+    }
+
+
+def rel_ok(a, b, tol=REL_TOL, floor=0.0):
+    return abs(a - b) <= tol * max(abs(a), abs(b)) or abs(a - b) <= floor
+
+
+def greedy_line(line, g, side, model):
+    """Check greedy.<side>_ids against this model's own greedy run from
+    greedy.prompt: equal, or first differing after a near-tied step."""
+    field = "greedy." + side
+    if not isinstance(g, dict) or not g.get(side + "_ids"):
+        line(field, True, "absent", "-", "not checked")
+        return
+    prompt, theirs = g.get("prompt") or [], g[side + "_ids"]
+    if not prompt or not all(type(i) is int for i in prompt + theirs):
+        line(field, False, "bad prompt or ids", "-")
+        return
+    key = (tuple(prompt), len(theirs))
+    if key not in model.greedy_memo:
+        model.greedy_memo[key] = model.greedy(prompt, len(theirs))
+    ours, gaps = model.greedy_memo[key]
+    first = next((i for i, (x, y) in enumerate(zip(theirs, ours)) if x != y), None)
+    if first is None:
+        line(field, True, "%d ids" % len(theirs), "%d ids" % len(ours),
+             "equal (prompt %d ids; smallest gap %.3g)" % (len(prompt), min(gaps)))
+        return
+    tied = min(gaps[:first + 1]) < TIE_GAP
+    line(field, tied, "differs at %d" % (first + 1), "%d ids" % len(ours),
+         "step %d: qins %d, ref %d; smallest gap up to it %.3g%s" % (
+             first + 1, theirs[first], ours[first], min(gaps[:first + 1]),
+             " (a near tie: allowed)" if tied else ""))
+
+
+def check(mine, ids, theirs, models=None):
+    """Lines comparing `qins eval --json` output theirs with mine; ok flag.
+    models: {"ref": Model, "cand": Model} to check the greedy ids too."""
+    if not isinstance(theirs, dict):
+        return ["FAIL the qins output is not a JSON object"], False
+    lines, ok = [], True
+
+    def line(field, good, their, our, note=""):
+        nonlocal ok
+        ok &= good
+        lines.append("%-4s %-12s qins %-24s ref %-24s %s" % (
+            "ok" if good else "FAIL", field, their, our, note))
+
+    def num(*keys):
+        v = theirs
+        for k in keys:
+            v = v.get(k) if isinstance(v, dict) else None
+        return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    tid = theirs.get("ids")
+    note = ""
+    if isinstance(tid, list) and tid != list(ids):
+        i = next((i for i, (x, y) in enumerate(zip(tid, ids)) if x != y), min(len(tid), len(ids)))
+        note = "first difference at index %d: qins %s, ref %s" % (
+            i, tid[i] if i < len(tid) else "(end)", ids[i] if i < len(ids) else "(end)")
+    line("ids", tid == list(ids), "%d ids" % len(tid) if isinstance(tid, list) else repr(tid),
+         "%d ids" % len(ids), note)
+    for field in ("tokens", "positions"):
+        line(field, num(field) == mine[field], num(field), mine[field])
+    t1 = num("top1")
+    lo, hi = mine["top1_range"]
+    good = t1 is not None and lo * (1 - REL_TOL) <= t1 <= hi * (1 + REL_TOL)
+    line("top1", good, t1, mine["top1"],
+         "%d near-tied positions (gap < %g), allowed [%g, %g]; smallest gap %.3g"
+         % (mine["near_ties"], TIE_GAP, lo, hi, mine["min_gap"]))
+    km = num("kld", "mean")
+    line("kld.mean", km is not None and rel_ok(km, mine["kld"]["mean"], floor=KLD_ABS),
+         km, mine["kld"]["mean"], "rel 1e-3 or abs 1e-9")
+    for field in ("ref", "cand"):
+        v = num("ppl", field)
+        line("ppl." + field, v is not None and rel_ok(v, mine["ppl"][field]), v, mine["ppl"][field])
+    g = theirs.get("greedy")
+    for side in ("ref", "cand") if models else ():
+        greedy_line(line, g, side, models[side])
+    if isinstance(g, dict) and isinstance(g.get("ref_ids"), list) and isinstance(g.get("cand_ids"), list):
+        r, c = g["ref_ids"], g["cand_ids"]
+        want = next((i + 1 for i, (x, y) in enumerate(zip(r, c)) if x != y),
+                    None if len(r) == len(c) else min(len(r), len(c)) + 1)
+        line("greedy.first", g.get("first_divergence") == want, g.get("first_divergence"), want,
+             "first_divergence, 1-based, from qins's ref_ids and cand_ids")
+    for keys in (("kld", "median"), ("kld", "p99"), ("kld", "max"), ("ppl", "ratio")):
+        lines.append("info %-12s qins %-24s ref %-24s" % (
+            ".".join(keys), num(*keys), mine[keys[0]][keys[1]]))
+    return lines, ok
+
+
+# ------------------------------------------------------------ phi3 copies
+
+def write_safetensors(path, tensors):
+    """tensors: list of (name, float32 array); written F32, temp + rename."""
+    header, off = {}, 0
+    for name, a in tensors:
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + a.nbytes]}
+        off += a.nbytes
+    header["__metadata__"] = {"format": "pt"}
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h)
+        for _, a in tensors:
+            f.write(np.ascontiguousarray(a, dtype="<f4").tobytes())
+    os.replace(tmp, path)
+
+
+LONGROPE = {  # head_dim 8: 4 factors each; long > short so the choice shows
+    "short_factor": [1.0, 1.05, 1.2, 1.5],
+    "long_factor": [1.0, 1.6, 2.8, 4.5],
+}
+KINDS = ("phi3", "longrope", "longrope-short", "qwen2", "mistral", "mistral-window")
+
+
+def phi3_tensors(ck, n):
+    """Llama tensors restacked: q, k, v rows into qkv_proj, gate, up into gate_up_proj."""
+    fused = {}
+    for i in range(n):
+        p = "model.layers.%d." % i
+        fused[p + "self_attn.qkv_proj.weight"] = [p + "self_attn.%s_proj.weight" % x for x in "qkv"]
+        fused[p + "mlp.gate_up_proj.weight"] = [p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"]
+    parts = {x for v in fused.values() for x in v}
+    out = [(name, np.concatenate([ck.get(x) for x in v])) for name, v in fused.items()]
+    return out + [(name, ck.get(name)) for name in ck.names - parts]
+
+
+def qkv_biases(cfg, n):
+    """Small seeded q/k/v biases, so a forward pass that drops them shows."""
+    r = np.random.default_rng(11)
+    hd = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    rows = {"q": cfg["num_attention_heads"] * hd, "k": cfg["num_key_value_heads"] * hd,
+            "v": cfg["num_key_value_heads"] * hd}
+    return [("model.layers.%d.self_attn.%s_proj.bias" % (i, x), 0.05 * r.standard_normal(m))
+            for i in range(n) for x, m in rows.items()]
+
+
+def make_copy(kind, src, out, same_as):
+    """Write a variant of a plain Llama checkpoint folder; see the docstring."""
+    ck = Checkpoint(src)
+    cfg = load_json(os.path.join(src, "config.json"), "config")
+    if ck.qins or cfg.get("architectures") != ["LlamaForCausalLM"]:
+        raise InputError("%s: --make wants a plain Llama checkpoint folder" % src)
+    bad = sorted(n for n, t in ck.raw.items() if t.dtype != "F32")
+    if bad:
+        raise InputError("%s: %r is %s, --make keeps F32 only" % (src, bad[0], ck.raw[bad[0]].dtype))
+    n = cfg["num_hidden_layers"]
+    cfg.pop("pretraining_tp", None)
+    if kind in ("phi3", "longrope", "longrope-short"):
+        tensors = phi3_tensors(ck, n)
+        cfg.pop("mlp_bias", None)
+        cfg.update({"architectures": ["Phi3ForCausalLM"], "model_type": "phi3",
+                    "original_max_position_embeddings": cfg["max_position_embeddings"],
+                    "sliding_window": None, "resid_pdrop": 0.0, "embd_pdrop": 0.0})
+        if kind != "phi3":
+            orig, mx = {"longrope": (64, 256), "longrope-short": (256, 1024)}[kind]
+            cfg.update({"max_position_embeddings": mx, "original_max_position_embeddings": orig,
+                        "rope_scaling": dict(LONGROPE, type="longrope")})
+    elif kind == "qwen2":
+        tensors = [(name, ck.get(name)) for name in ck.names] + qkv_biases(cfg, n)
+        for k in ("mlp_bias", "attention_bias"):
+            cfg.pop(k, None)
+        cfg.update({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
+                    "use_sliding_window": False, "sliding_window": None, "max_window_layers": n})
+    else:
+        tensors = [(name, ck.get(name)) for name in ck.names]
+        cfg.pop("mlp_bias", None)
+        cfg.update({"architectures": ["MistralForCausalLM"], "model_type": "mistral",
+                    "sliding_window": 48 if kind == "mistral-window" else None})
+    tensors = sorted((name, a.astype(np.float32)) for name, a in tensors)
+    os.makedirs(out, exist_ok=True)
+    write_safetensors(os.path.join(out, "model.safetensors"), tensors)
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    for extra in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+                  "generation_config.json"):
+        if os.path.exists(os.path.join(src, extra)):
+            shutil.copyfile(os.path.join(src, extra), os.path.join(out, extra))
+    print("wrote %s: %d tensors, %s (%s)" % (out, len(tensors), cfg["architectures"][0], kind))
+    return compare_fixture(out, same_as, cfg, kind != "phi3") if same_as else 0
+
+
+def compare_fixture(out, fixture, cfg, longrope):
+    mine, theirs = Checkpoint(out), Checkpoint(fixture)
+    bad = []
+    if mine.names != theirs.names:
+        bad.append("tensor names differ: %s" % sorted(mine.names ^ theirs.names)[:4])
+    for name in sorted(mine.names & theirs.names):
+        a, b = mine.raw[name], theirs.raw[name]
+        if (a.dtype, a.shape) != (b.dtype, b.shape):
+            bad.append("%s: %s %s vs %s %s" % (name, a.dtype, a.shape, b.dtype, b.shape))
+        elif not np.array_equal(parity.read_bytes(a, 0, a.nbytes), parity.read_bytes(b, 0, b.nbytes)):
+            bad.append("%s: bytes differ" % name)
+    if not longrope:
+        fc = load_json(os.path.join(fixture, "config.json"), "config")
+        if fc != cfg:
+            keys = sorted(k for k in set(fc) | set(cfg) if fc.get(k) != cfg.get(k))
+            bad.append("config.json differs in %s" % keys)
+    for b in bad[:10]:
+        print("FAIL " + b)
+    print("same as %s: %s (%d tensors compared byte for byte)" % (
+        fixture, "no" if bad else "yes", len(mine.names & theirs.names)))
+    return 1 if bad else 0
+
+
+# ------------------------------------------------------------------- main
+
+def parse(argv):
+    ap = argparse.ArgumentParser(prog="eval_ref.py", usage=__doc__.split("\n\n")[1])
+    ap.add_argument("paths", nargs="*")
+    ap.add_argument("--tokens")
+    ap.add_argument("--config")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--check")
+    ap.add_argument("--mutants", action="store_true")
+    ap.add_argument("--greedy", type=int)
+    ap.add_argument("--expect")
+    ap.add_argument("--make", choices=KINDS)
+    ap.add_argument("--same-as")
+    return ap.parse_args(argv)
+
+
+def load_model(arg, config):
+    path = config_path(arg, config)
+    return Model(Config(load_json(path, "config"), path), Checkpoint(arg))
+
+
+def cand_config(arg, override, ref_cfg):
+    """CAND's config: REF's (as qins eval does), unless the config.json beside
+    CAND names another architecture (another layout of the same model)."""
+    path = config_path(arg, None)
+    if override or not os.path.exists(path):
+        return ref_cfg
+    own = Config(load_json(path, "config"), path)
+    return own if own.arch != ref_cfg.arch else ref_cfg
+
+
+def run_greedy(a):
+    m = load_model(a.paths[0], a.config)
+    got = [m.cfg.bos] + m.greedy([m.cfg.bos], a.greedy)[0]
+    print(json.dumps(got) if a.json else "greedy %d tokens from BOS %d: %s" % (
+        a.greedy, m.cfg.bos, got))
+    if a.expect:
+        want = load_json(a.expect, "expected ids")
+        same = got == want
+        first = next((i for i, (x, y) in enumerate(zip(got, want)) if x != y), None)
+        print("greedy equals %s: %s%s" % (a.expect, "yes" if same else "no",
+                                           "" if same else " (first difference at index %s)" % first))
+        return 0 if same else 1
+    return 0
+
+
+def run_compare(a):
+    ref_arg, cand_arg = a.paths
+    ids = load_json(a.tokens, "token ids")
+    if not isinstance(ids, list) or len(ids) < 2 or not all(type(i) is int for i in ids):
+        raise InputError("%s: not a JSON list of at least 2 integer ids" % a.tokens)
+    ref = load_model(ref_arg, a.config)
+    cand = Model(cand_config(cand_arg, a.config, ref.cfg), Checkpoint(cand_arg))
+    for name in sorted(ref.ck.names | cand.ck.names):
+        if cand.cfg.arch != ref.cfg.arch:
+            break   # another layout of the same model: each side reads its own names
+        if name not in ref.ck.names or name not in cand.ck.names:
+            raise InputError("%s: tensor %r only on one side" % (cand_arg, name))
+        if ref.ck.shape(name) != cand.ck.shape(name):
+            raise InputError("%s: tensor %r shape %s, REF has %s" % (
+                cand_arg, name, cand.ck.shape(name), ref.ck.shape(name)))
+    if ref.cfg.max_pos and len(ids) > ref.cfg.max_pos:
+        raise InputError("%d ids exceed max_position_embeddings %d" % (len(ids), ref.cfg.max_pos))
+    mine = compare(ref.run(ids, 0, []), cand.run(ids, 0, []), ids)
+    mine.update({"ref": ref_arg, "cand": cand_arg, "architecture": ref.cfg.arch, "ids": ids})
+    if a.json:
+        print(json.dumps(mine))
+    else:
+        print("%s: %d positions, top-1 %.4f (near ties %d), KLD mean %.6g median %.6g "
+              "p99 %.6g max %.6g, ppl ref %.6g cand %.6g ratio %.6g" % (
+                  ref.cfg.arch, mine["positions"], mine["top1"], mine["near_ties"],
+                  mine["kld"]["mean"], mine["kld"]["median"], mine["kld"]["p99"],
+                  mine["kld"]["max"], mine["ppl"]["ref"], mine["ppl"]["cand"],
+                  mine["ppl"]["ratio"]))
+    if not a.check:
+        return 0
+    theirs = load_json(a.check, "qins eval --json output")
+    models = {"ref": ref, "cand": cand}
+    lines, ok = check(mine, ids, theirs, models)
+    print("\n".join(lines))
+    print("check of %s: %s" % (a.check, "PASS" if ok else "FAIL"))
+    if a.mutants:
+        ok &= check_fails_on_mutants(mine, ids, theirs, models)
+    return 0 if ok else 1
+
+
+MUTANTS = [  # edits of a passing qins output that the check must reject
+    ("top1 - 0.005", lambda d: d.__setitem__("top1", d["top1"] - 0.005)),
+    ("kld.mean x 1.002", lambda d: d["kld"].__setitem__("mean", d["kld"]["mean"] * 1.002)),
+    ("ppl.ref x 1.002", lambda d: d["ppl"].__setitem__("ref", d["ppl"]["ref"] * 1.002)),
+    ("ppl.cand x 0.998", lambda d: d["ppl"].__setitem__("cand", d["ppl"]["cand"] * 0.998)),
+    ("ids[7] xor 1", lambda d: d["ids"].__setitem__(7, d["ids"][7] ^ 1)),
+    ("positions + 1", lambda d: d.__setitem__("positions", d["positions"] + 1)),
+    ("greedy.ref_ids[3] xor 1", lambda d: d["greedy"]["ref_ids"].__setitem__(3, d["greedy"]["ref_ids"][3] ^ 1)),
+    ("greedy.cand_ids[3] xor 1", lambda d: d["greedy"]["cand_ids"].__setitem__(3, d["greedy"]["cand_ids"][3] ^ 1)),
+    ("greedy.first_divergence + 1", lambda d: d["greedy"].__setitem__(
+        "first_divergence", (d["greedy"]["first_divergence"] or 0) + 1)),
+]
+
+
+def check_fails_on_mutants(mine, ids, theirs, models):
+    """--mutants: the check must fail on each edit in MUTANTS."""
+    ok = True
+    for what, edit in MUTANTS:
+        d = json.loads(json.dumps(theirs))
+        try:
+            edit(d)
+        except (KeyError, TypeError, IndexError):
+            print("skip mutant %s: the output lacks the field" % what)
+            continue
+        failed = not check(mine, ids, d, models)[1]
+        ok &= failed
+        print("%-4s the check %s the mutant %s" % ("ok" if failed else "FAIL",
+                                                  "fails on" if failed else "PASSES", what))
+    return ok
+
+
+def main(argv):
+    a = parse(argv)
+    try:
+        if a.make:
+            if len(a.paths) != 2:
+                raise InputError("--make wants SRC OUT")
+            return make_copy(a.make, a.paths[0], a.paths[1], a.same_as)
+        if a.greedy is not None:
+            if len(a.paths) != 1:
+                raise InputError("--greedy wants REF only")
+            return run_greedy(a)
+        if len(a.paths) != 2 or not a.tokens:
+            raise InputError("want REF CAND --tokens IDS.json (or --greedy, --make)")
+        return run_compare(a)
+    except InputError as e:
+        sys.stderr.write("eval_ref.py: %s\n" % e)
+        return 2
+    except (KeyError, TypeError, ValueError) as e:
+        sys.stderr.write("eval_ref.py: bad config or input: %r\n" % (e,))
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
