@@ -113,6 +113,7 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 type session struct {
 	cfg       *model.Config
 	cfgPath   string
+	ccfgPath  string               // CAND's own config.json, when it runs with one
 	tok       *tokenizer.Tokenizer // nil when there is none
 	rw, cw    *Weights
 	ref, cand *model.Model
@@ -157,14 +158,59 @@ func (s *session) open(ref, cand, configPath string) error {
 	if s.tok, err = findTokenizer(dir, filepath.Dir(s.cfgPath)); err != nil {
 		return err
 	}
-	if err := sameTensors(s.rw, s.cw); err != nil {
+	ccfg, err := s.candConfig()
+	if err != nil {
+		return err
+	}
+	if ccfg == s.cfg {
+		if err := sameTensors(s.rw, s.cw); err != nil {
+			return err
+		}
+	} else if err := sameShape(s.cfg, ccfg, s.cfgPath, s.ccfgPath); err != nil {
 		return err
 	}
 	if s.ref, err = model.New(s.cfg, s.rw); err != nil {
 		return &InputError{Path: s.rw.Path(), Err: err}
 	}
-	if s.cand, err = model.New(s.cfg, s.cw); err != nil {
+	if s.cand, err = model.New(ccfg, s.cw); err != nil {
 		return &InputError{Path: s.cw.Path(), Err: err}
+	}
+	return nil
+}
+
+// candConfig returns the config CAND runs with: REF's, unless CAND's own
+// folder holds a config.json for another architecture (the same weights
+// in another layout, say Llama's against Phi-3's fused one), which CAND
+// then runs with. A QINS folder carries a copy of its source's config, so
+// the usual case is REF's.
+func (s *session) candConfig() (*model.Config, error) {
+	dir := filepath.Dir(s.cw.Path())
+	path := filepath.Join(dir, "config.json")
+	if dir == filepath.Dir(s.rw.Path()) {
+		return s.cfg, nil
+	}
+	if _, err := os.Stat(path); err != nil {
+		return s.cfg, nil
+	}
+	c, err := readConfig(path, true)
+	if err != nil {
+		return nil, err
+	}
+	if c.Architecture == s.cfg.Architecture {
+		return s.cfg, nil
+	}
+	s.ccfgPath = path
+	return c, nil
+}
+
+// sameShape checks that two configs of different architectures describe
+// models that can be compared position by position and layer by layer.
+func sameShape(a, b *model.Config, pa, pb string) error {
+	switch {
+	case a.Vocab != b.Vocab:
+		return &InputError{Path: pb, Err: fmt.Errorf("vocab_size %d, but %s has %d: the predictions cannot be compared", b.Vocab, pa, a.Vocab)}
+	case a.Layers != b.Layers:
+		return &InputError{Path: pb, Err: fmt.Errorf("num_hidden_layers %d, but %s has %d", b.Layers, pa, a.Layers)}
 	}
 	return nil
 }

@@ -123,8 +123,15 @@ func TestPhi3LayoutPredictsTheSame(t *testing.T) {
 		t.Skip("../shared/fixtures/llm/stories260K-phi3 is not here")
 	}
 	ids, _ := expected(t)
-	r := runPair(t, stories, phi3, ids)
+	// Through Eval itself: CAND runs with the Phi-3 config beside it.
+	r, err := Eval(context.Background(), stories, phi3, Options{Tokens: ids, Generate: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("top1 %v, KLD %+v, ppl %+v", r.Top1, r.KLD, r.PPL)
+	if r.Greedy == nil || r.Greedy.FirstDivergence != nil {
+		t.Errorf("greedy outputs differ: %+v", r.Greedy)
+	}
 	if r.Top1 != 1 {
 		t.Errorf("top-1 agreement %v, want 1", r.Top1)
 	}
@@ -262,7 +269,8 @@ func TestErrors(t *testing.T) {
 		as        any
 		says      []string
 	}{
-		{"mismatched", stories, tiny, Options{}, nil, new(*MismatchError), []string{"does not have the tensors of", "missing"}},
+		{"mismatched", tiny, filepath.Join(tiny, "model-00001-of-00002.safetensors"), Options{}, nil, new(*MismatchError), []string{"does not have the tensors of", "missing"}},
+		{"other architecture and vocabulary", stories, tiny, Options{}, nil, new(*InputError), []string{"vocab_size 128", "cannot be compared"}},
 		{"no config", bare, stories, Options{}, ErrNoConfig, new(*InputError), []string{filepath.Join(bare, "config.json"), "--config"}},
 		{"config given", bare, stories, Options{Config: filepath.Join(gpt2, "config.json"), Tokens: []int{1, 2}, Generate: -1}, nil, new(*InputError), []string{"GPT2LMHeadModel", filepath.Join(gpt2, "config.json")}},
 		{"text without tokenizer", noTok, stories, Options{Text: "Once"}, ErrNoTokenizer, new(*InputError), []string{"tokenizer"}},
