@@ -37,6 +37,10 @@ const chunkBudget = 32 << 20
 // byte start to cost more than the memory saved.
 const minChunkBytes = 256 << 10
 
+// checkEvery is how many tensors a loop over a whole header handles between
+// two looks at its context.
+const checkEvery = 4096
+
 // Options configure Convert.
 type Options struct {
 	// Include, when set, selects the floating-point tensors to encode by

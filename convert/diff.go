@@ -8,6 +8,8 @@ import (
 	"math"
 	"sort"
 
+	"github.com/nlpodyssey/safetensors"
+
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/quant"
 )
@@ -115,12 +117,12 @@ func (r *DiffReport) OK() bool {
 // on the fly as `qins restore` would write it (F32). Both sides are read in
 // chunks, so memory is a few chunks whatever the model size.
 func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffReport, error) {
-	ca, la, err := openModel(pathA)
+	ca, la, err := openModel(ctx, pathA)
 	if err != nil {
 		return nil, err
 	}
 	defer ca.Close()
-	cb, lb, err := openModel(pathB)
+	cb, lb, err := openModel(ctx, pathB)
 	if err != nil {
 		return nil, err
 	}
@@ -493,6 +495,10 @@ type source struct {
 
 func newSource(l *format.Logical) (*source, error) {
 	if l.Encoded() {
+		// Decoded as an F32 restore writes it, which must be finite.
+		if err := l.Params.CheckFinite(safetensors.F32); err != nil {
+			return nil, &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: fmt.Errorf("cannot be decoded to F32: %v", err)}
+		}
 		return &source{l: l, dec: quant.NewDecoder(l.Params), size: 2}, nil
 	}
 	read, err := quant.Reader(l.DType)

@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -45,12 +46,12 @@ type ReportTotal struct {
 // openModel opens the checkpoint at path with its tensors as the source
 // model had them (a QINS file's encoded tensors as one each). The caller
 // closes the checkpoint.
-func openModel(path string) (*format.Checkpoint, []format.Logical, error) {
+func openModel(ctx context.Context, path string) (*format.Checkpoint, []format.Logical, error) {
 	c, err := format.OpenCheckpoint(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	ls, err := format.Logicals(c)
+	ls, err := format.Logicals(ctx, c)
 	if err != nil {
 		c.Close()
 		return nil, nil, err
@@ -60,7 +61,12 @@ func openModel(path string) (*format.Checkpoint, []format.Logical, error) {
 
 // Inspect describes the file, folder or index at path.
 func Inspect(path string) (*Report, error) {
-	c, ls, err := openModel(path)
+	return InspectContext(context.Background(), path)
+}
+
+// InspectContext is Inspect, stopping early when ctx is done.
+func InspectContext(ctx context.Context, path string) (*Report, error) {
+	c, ls, err := openModel(ctx, path)
 	if err != nil {
 		return nil, err
 	}
@@ -79,6 +85,9 @@ func Inspect(path string) (*Report, error) {
 		}
 	}
 	for i := range ls {
+		if i%checkEvery == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		l := &ls[i]
 		t := TensorReport{Name: l.Name, DType: l.DType.String(), Shape: l.Shape, Elements: l.Elements(), Encoded: l.Encoded()}
 		if t.Shape == nil {

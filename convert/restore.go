@@ -45,7 +45,7 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 	if !quant.IsFloat(opts.DType) {
 		return nil, fmt.Errorf("cannot restore to dtype %v: choose F32, F16, BF16 or F64", opts.DType)
 	}
-	c, ls, err := openModel(in)
+	c, ls, err := openModel(ctx, in)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +100,9 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 		k := outIndex[i]
 		switch {
 		case l.Encoded():
+			if err = l.Params.CheckFinite(opts.DType); err != nil {
+				return nil, &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: fmt.Errorf("cannot be restored to %v: %v", opts.DType, err)}
+			}
 			err = r.decode(l, opts.DType, k)
 			s.Encoded++
 		case quant.IsFloat(l.DType) && l.DType != opts.DType:

@@ -83,6 +83,24 @@ func TestOpenRejects(t *testing.T) {
 		{"unknown key", rawFile(`{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"x":1}}`, make([]byte, 1)), "unknown key"},
 		{"missing shape", rawFile(`{"t":{"dtype":"U8","data_offsets":[0,1]}}`, make([]byte, 1)), "shape missing"},
 		{"fractional dim", rawFile(`{"t":{"dtype":"U8","shape":[1.5],"data_offsets":[0,1]}}`, make([]byte, 1)), "not an integer"},
+		// Duplicate and case-folded keys, wherever they are: encoding/json
+		// would take the last one, or fold the case, and another reader not.
+		{"duplicate dtype", rawFile(`{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,1],"dtype":"U8"}}`, make([]byte, 1)), `duplicate key "dtype"`},
+		{"duplicate shape", rawFile(`{"t":{"dtype":"U8","shape":[4],"shape":[1],"data_offsets":[0,1]}}`, make([]byte, 1)), `duplicate key "shape"`},
+		{"duplicate offsets", rawFile(`{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,4],"data_offsets":[0,1]}}`, make([]byte, 1)), `duplicate key "data_offsets"`},
+		{"key in upper case", rawFile(`{"t":{"DTYPE":"U8","shape":[1],"data_offsets":[0,1]}}`, make([]byte, 1)), `unknown key "DTYPE"`},
+		{"duplicate metadata key", rawFile(`{"__metadata__":{"format":"pt","format":"np"}}`, nil), `duplicate key "format" in __metadata__`},
+		{"duplicate __metadata__", rawFile(`{"__metadata__":{"a":"1"},"__metadata__":{"b":"2"}}`, nil), "duplicate"},
+		{"name differs only by escape", rawFile(`{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"\u0074":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}`, make([]byte, 2)), `duplicate tensor name "t"`},
+		{"invalid UTF-8 name", rawFile("{\"t\xff\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", make([]byte, 1)), "not valid UTF-8"},
+		{"lone surrogate", rawFile(`{"t\ud800":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, make([]byte, 1)), "surrogate"},
+		{"control character", rawFile("{\"t\n\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", make([]byte, 1)), "control character"},
+		{"leading zero", rawFile(`{"t":{"dtype":"U8","shape":[01],"data_offsets":[0,1]}}`, make([]byte, 1)), "not valid JSON"},
+		{"trailing comma", rawFile(`{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1],}}`, make([]byte, 1)), "not valid JSON"},
+		{"three offsets", rawFile(`{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1,2]}}`, make([]byte, 1)), "want two offsets"},
+		{"offset too large", rawFile(`{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,18446744073709551616]}}`, make([]byte, 1)), "fits 64 bits"},
+		{"entry not object", rawFile(`{"t":[1]}`, nil), "not a JSON object"},
+		{"unterminated", rawFile(`{"t":{"dtype":"U8`, nil), "not valid JSON"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
