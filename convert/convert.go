@@ -212,9 +212,13 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 			nEncoded++
 		}
 	}
+	reserve := format.EncodedMetaSlack * nEncoded
+	if err := checkHeaderLen(c.Path, meta, outTensors, reserve); err != nil {
+		return nil, err
+	}
 	w, err := format.Create(dst, meta, outTensors, format.CreateOptions{
 		Force:   opts.Force,
-		Reserve: format.EncodedMetaSlack * nEncoded,
+		Reserve: reserve,
 	})
 	if err != nil {
 		return nil, err
@@ -306,9 +310,9 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 		if opts.Layout == format.LayoutPacked {
 			signs = format.TensorInfo{Name: t.Name + format.SignBitsSuffix, DType: safetensors.U8, Shape: []uint64{format.SignBytes(t.Elements())}}
 		}
-		for _, n := range []string{t.Name + format.CodesSuffix, signs.Name} {
+		for k, n := range []string{t.Name + format.CodesSuffix, signs.Name} {
 			if names[n] {
-				return nil, nil, nil, &format.Error{Path: c.Path, Tensor: t.Name, Err: fmt.Errorf("cannot be encoded: the checkpoint already has a tensor %q", n)}
+				return nil, nil, nil, &format.Error{Path: c.Path, Tensor: t.Name, Err: fmt.Errorf("cannot be encoded: its %s would be stored as %q, the name of another tensor of the checkpoint; keep it unchanged with --exclude '^%s$'", []string{"codes", "signs"}[k], n, regexp.QuoteMeta(t.Name))}
 			}
 		}
 		j.out, j.signs = len(out), len(out)+1
@@ -316,6 +320,20 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 		meta[format.ParamsPrefix+t.Name] = format.MarshalEncodedMeta(quant.Params{}, t.DType, opts.Layout, opts.Range)
 	}
 	return jobs, out, meta, nil
+}
+
+// checkHeaderLen refuses, before anything is written, an output whose
+// header would be above the format's limit, which no reader opens: tiny
+// tensors take more header than data, and each encoded one takes two
+// entries and its metadata. reserve is the room kept for metadata that
+// comes later.
+func checkHeaderLen(src string, meta map[string]string, tensors []format.TensorInfo, reserve int) error {
+	n, ok := format.HeaderLen(meta, tensors)
+	n = (n+7)/8*8 + reserve // as format.Create pads it
+	if ok && n <= format.MaxHeaderSize {
+		return nil
+	}
+	return &format.Error{Path: src, Err: fmt.Errorf("the output's header would take %d bytes for its %d tensors, above the safetensors limit of %d bytes: encode fewer tensors (--exclude), or split the checkpoint", n, len(tensors), format.MaxHeaderSize)}
 }
 
 // outSize is the element size of a job's output tensors.

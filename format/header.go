@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/nlpodyssey/safetensors"
 )
@@ -464,6 +465,81 @@ func Encode(metadata map[string]string, tensors []TensorInfo, minLen int) []byte
 		b.WriteByte(' ')
 	}
 	return b.Bytes()
+}
+
+// HeaderLen returns the length of the header Encode renders for metadata
+// and tensors, before its padding, with the tensors laid out one after the
+// other in the order given (their offsets ignored), as Create lays them
+// out; it builds nothing. ok is false when a shape overflows.
+func HeaderLen(metadata map[string]string, tensors []TensorInfo) (n int, ok bool) {
+	n = 2 // {}
+	if len(metadata) > 0 {
+		n += len(`"__metadata__":{}`)
+		for k, v := range metadata {
+			n += jsonStringLen(k) + 1 + jsonStringLen(v) + 1 // "k":"v",
+		}
+		n-- // no comma after the last
+	}
+	var off uint64
+	for i, t := range tensors {
+		if i > 0 || len(metadata) > 0 {
+			n++
+		}
+		size, ok := Elements(t.Shape)
+		if !ok {
+			return 0, false
+		}
+		end := off + size*t.DType.Size()
+		n += jsonStringLen(t.Name) + len(`:{"dtype":"","shape":[],"data_offsets":[,]}`) + len(t.DType.String())
+		for j, d := range t.Shape {
+			n += decimalLen(d)
+			if j > 0 {
+				n++
+			}
+		}
+		n += decimalLen(off) + decimalLen(end)
+		off = end
+	}
+	return n, true
+}
+
+func decimalLen(v uint64) int {
+	n := 1
+	for ; v >= 10; v /= 10 {
+		n++
+	}
+	return n
+}
+
+// jsonStringLen returns the length of s as writeJSONString writes it, with
+// encoding/json's escapes: two bytes for \\, \" and the usual control
+// characters, six for other control characters, <, >, &, U+2028, U+2029
+// and each byte that is not UTF-8 (as \ufffd).
+func jsonStringLen(s string) int {
+	n := 2
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t':
+				n += 2
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				n += 6
+			default:
+				n++
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && size == 1) || r == '\u2028' || r == '\u2029' {
+			n += 6
+		} else {
+			n += size
+		}
+		i += size
+	}
+	return n
 }
 
 func writeJSONString(b *bytes.Buffer, s string) {

@@ -2,6 +2,7 @@ package format
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,5 +153,39 @@ func TestEncodeParsesBackAndMatchesLibrary(t *testing.T) {
 	}
 	if back.Metadata["note"] != meta["note"] || len(back.Tensors) != 3 || back.Tensors[1].Name != ts[1].Name {
 		t.Errorf("round trip: %+v", back)
+	}
+}
+
+func TestHeaderLen(t *testing.T) {
+	names := []string{"w", "a \"quoted\" \\ name", "ctl\x01\x1f\b\f\n\r\t", "<html>&amp;", "ünïcode \u2028\u2029 ✓", "bad \xff\xfe utf8", "emoji 🙂"}
+	for _, name := range names {
+		js, _ := json.Marshal(name)
+		if got := jsonStringLen(name); got != len(js) {
+			t.Errorf("jsonStringLen(%q) = %d, json.Marshal gives %d bytes", name, got, len(js))
+		}
+	}
+	var ts []TensorInfo
+	for i, name := range names {
+		ts = append(ts, TensorInfo{Name: name, DType: safetensors.F32, Shape: []uint64{uint64(i), 3, 1000}})
+	}
+	ts = append(ts, TensorInfo{Name: "scalar", DType: safetensors.U8, Shape: []uint64{}})
+	// Encode takes the offsets as given: lay them out as HeaderLen does.
+	var off uint64
+	for i := range ts {
+		ts[i].Begin, ts[i].End = off, off+ts[i].Elements()*ts[i].DType.Size()
+		off = ts[i].End
+	}
+	for _, meta := range []map[string]string{nil, {"format": "pt"}, {"qins:<x>": `{"a":"\u2028"}`, "b": "\xff"}} {
+		got, ok := HeaderLen(meta, ts)
+		// Encode pads with spaces after the closing brace.
+		if want := len(strings.TrimRight(string(Encode(meta, ts, 0)), " ")); !ok || got != want {
+			t.Errorf("metadata %v: HeaderLen = %d, %v; Encode gives %d bytes", meta, got, ok, want)
+		}
+		if got, _ := HeaderLen(meta, nil); got != len(strings.TrimRight(string(Encode(meta, nil, 0)), " ")) {
+			t.Errorf("metadata %v, no tensors: HeaderLen = %d, Encode gives %q", meta, got, Encode(meta, nil, 0))
+		}
+	}
+	if _, ok := HeaderLen(nil, []TensorInfo{{Name: "x", DType: safetensors.U8, Shape: []uint64{1 << 40, 1 << 40}}}); ok {
+		t.Error("an overflowing shape is ok")
 	}
 }

@@ -125,7 +125,15 @@ func (l *Logical) ReadCodes(off, n int64, codes []uint8, signs []int8, scratch *
 	if _, err := l.Signs.Section().ReadAt(bits, first); err != nil {
 		return &Error{Path: l.Signs.File.Path, Tensor: l.Signs.Name, Err: err}
 	}
-	quant.UnpackSigns(codes, bits, int(off%8), signs)
+	if i := quant.UnpackSigns(codes, bits, int(off%8), signs); i >= 0 {
+		return &Error{Path: l.Signs.File.Path, Tensor: l.Name, Err: &quant.InvalidError{Index: off + int64(i), What: "an exact zero (code 0) has its sign bit set"}}
+	}
+	// The bits past the last element pad its byte, and are 0.
+	if end := off + n; end == int64(l.Elements()) && end%8 != 0 {
+		if pad := bits[len(bits)-1] >> (end % 8); pad != 0 {
+			return &Error{Path: l.Signs.File.Path, Tensor: l.Name, Err: fmt.Errorf("padding bits of the last sign byte are %#02x, not 0", pad<<(end%8))}
+		}
+	}
 	return nil
 }
 
