@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/qins-dev/qins/format"
 )
@@ -84,6 +84,7 @@ func InspectContext(ctx context.Context, path string) (*Report, error) {
 			r.Metadata[k] = v
 		}
 	}
+	r.Tensors = make([]TensorReport, 0, len(ls))
 	for i := range ls {
 		if i%checkEvery == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -124,20 +125,25 @@ func (r *Report) WriteText(w io.Writer) error {
 		kind = "QINS version " + r.Version
 	}
 	fmt.Fprintf(w, "%s: %s, %d file(s)\n", r.Path, kind, len(r.Files))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "name\tdtype\tshape\tbytes\tencoded\tlog_min\tlog_max\t")
-	for _, t := range r.Tensors {
+	header := []string{"name", "dtype", "shape", "bytes", "encoded", "log_min", "log_max"}
+	err := writeTable(w, len(header), len(r.Tensors), func(i int, cells []string) {
+		if i < 0 {
+			copy(cells, header)
+			return
+		}
+		t := &r.Tensors[i]
 		enc, lo, hi := "no", "-", "-"
 		if t.Encoded {
 			enc = "yes"
-			lo, hi = fmt.Sprintf("%.4f", *t.LogMin), fmt.Sprintf("%.4f", *t.LogMax)
+			lo, hi = strconv.FormatFloat(*t.LogMin, 'f', 4, 64), strconv.FormatFloat(*t.LogMax, 'f', 4, 64)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t\n", t.Name, t.DType, shapeString(t.Shape), t.Bytes, enc, lo, hi)
-	}
-	if err := tw.Flush(); err != nil {
+		cells[0], cells[1], cells[2], cells[3] = t.Name, t.DType, shapeString(t.Shape), strconv.FormatUint(t.Bytes, 10)
+		cells[4], cells[5], cells[6] = enc, lo, hi
+	})
+	if err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "total: %d tensors (%d encoded), %d elements, %s of tensor data, %s on disk\n",
+	_, err = fmt.Fprintf(w, "total: %d tensors (%d encoded), %d elements, %s of tensor data, %s on disk\n",
 		r.Total.Tensors, r.Total.Encoded, r.Total.Elements, HumanBytes(int64(r.Total.Bytes)), HumanBytes(r.Total.FileBytes))
 	return err
 }
