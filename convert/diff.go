@@ -144,20 +144,25 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 	d.bufs = make([]diffBufs, d.pool.workers)
 
 	r := &DiffReport{A: ca.Path, B: cb.Path, Tensors: []TensorDiff{}, MissingInA: []string{}, MissingInB: []string{}, ShapeMismatch: []Mismatch{}}
-	inB := make(map[string]*format.Logical, len(lb))
+	inB := make(map[string]int32, len(lb))
 	for i := range lb {
-		inB[lb[i].Name] = &lb[i]
+		inB[lb[i].Name] = int32(i)
 	}
-	inA := make(map[string]bool, len(la))
+	seenB := make([]bool, len(lb))
+	r.Tensors = make([]TensorDiff, 0, min(len(la), len(lb)))
 	total := NewAccumulator()
 	for i := range la {
+		if i%checkEvery == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		a := &la[i]
-		inA[a.Name] = true
-		b, ok := inB[a.Name]
+		k, ok := inB[a.Name]
 		if !ok {
 			r.MissingInB = append(r.MissingInB, a.Name)
 			continue
 		}
+		b := &lb[k]
+		seenB[k] = true
 		if m, bad := mismatch(a, b); bad {
 			r.ShapeMismatch = append(r.ShapeMismatch, m)
 			continue
@@ -181,7 +186,7 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 		r.Tensors = append(r.Tensors, td)
 	}
 	for i := range lb {
-		if !inA[lb[i].Name] {
+		if !seenB[i] {
 			r.MissingInA = append(r.MissingInA, lb[i].Name)
 		}
 	}
@@ -552,22 +557,31 @@ func (s *source) values(off, m int64, dst []float64, raw *[]byte) ([]byte, error
 // Worst returns up to n tensors, the furthest apart first: by relative
 // RMSE, then by max_abs_err.
 func (r *DiffReport) Worst(n int) []TensorDiff {
-	ts := append([]TensorDiff(nil), r.Tensors...)
 	key := func(t *TensorDiff) float64 {
 		if v := float64(t.RelRMSE); !math.IsNaN(v) {
 			return v
 		}
 		return math.Inf(1)
 	}
-	sort.SliceStable(ts, func(i, j int) bool {
-		ki, kj := key(&ts[i]), key(&ts[j])
-		if ki != kj {
-			return ki > kj
+	// Sort indices, not the tensors: a report may hold a million.
+	idx := make([]int32, len(r.Tensors))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	sort.SliceStable(idx, func(i, j int) bool {
+		a, b := &r.Tensors[idx[i]], &r.Tensors[idx[j]]
+		ka, kb := key(a), key(b)
+		if ka != kb {
+			return ka > kb
 		}
-		return ts[i].MaxAbsErr > ts[j].MaxAbsErr
+		return a.MaxAbsErr > b.MaxAbsErr
 	})
-	if n >= 0 && len(ts) > n {
-		ts = ts[:n]
+	if n >= 0 && len(idx) > n {
+		idx = idx[:n]
+	}
+	ts := make([]TensorDiff, len(idx))
+	for k, i := range idx {
+		ts[k] = r.Tensors[i]
 	}
 	return ts
 }
