@@ -5,6 +5,7 @@
 package convert
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -238,6 +239,9 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 	s := &Summary{Input: c.Path, Output: dst, BytesIn: c.Size()}
 	var saving int64 // what the packed layout would save on 16-bit sources
 	for i := range jobs {
+		if i%checkEvery == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		j := &jobs[i]
 		s.FP32Bytes += fp32Bytes(j.src.TensorInfo)
 		if !j.encode {
@@ -284,20 +288,25 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 			return nil, nil, nil, &format.Error{Path: c.Path, Err: fmt.Errorf("--include %q matches no floating-point tensor", opts.Include)}
 		}
 	}
-	order := make([]int, 0, len(jobs))
-	for i := range jobs {
-		order = append(order, i)
+	order := make([]int32, len(jobs))
+	for i := range order {
+		order[i] = int32(i)
 	}
-	sort.SliceStable(order, func(a, b int) bool {
-		ja, jb := &jobs[order[a]], &jobs[order[b]]
-		return outSize(ja) > outSize(jb)
+	slices.SortStableFunc(order, func(a, b int32) int {
+		return cmp.Compare(outSize(&jobs[b]), outSize(&jobs[a]))
 	})
-	meta := make(map[string]string, len(c.Metadata)+len(jobs)+1)
+	nEncoded := 0
+	for i := range jobs {
+		if jobs[i].encode {
+			nEncoded++
+		}
+	}
+	meta := make(map[string]string, len(c.Metadata)+nEncoded+1)
 	for k, v := range c.Metadata {
 		meta[k] = v
 	}
 	meta[format.VersionKey] = format.Version
-	var out []format.TensorInfo
+	out := make([]format.TensorInfo, 0, len(jobs)+nEncoded)
 	for _, i := range order {
 		j := &jobs[i]
 		t := j.src.TensorInfo
@@ -466,13 +475,6 @@ func (cv *converter) run(jobs []job) ([]quant.Params, error) {
 	ctx, cancel := context.WithCancel(cv.pool.ctx)
 	defer cancel()
 	states := make([]tensorState, len(jobs))
-	var steps []step
-	chunks := func(i, pass int, stepBytes int64) {
-		size := jobs[i].src.Section().Size()
-		for off := int64(0); off < size; off += stepBytes {
-			steps = append(steps, step{i, pass, off, min(stepBytes, size-off)})
-		}
-	}
 	stepBytes := func(j *job) int64 {
 		if !j.encode {
 			return int64(cv.chunk)
@@ -481,8 +483,27 @@ func (cv *converter) run(jobs []job) ([]quant.Params, error) {
 		// Whole elements, and whole bytes of sign bits.
 		return max(8, int64(cv.chunk)/size/8*8) * size
 	}
+	nSteps := 0
+	for i := range jobs {
+		sb := stepBytes(&jobs[i])
+		n := (int64(jobs[i].src.Bytes()) + sb - 1) / sb
+		if jobs[i].encode {
+			n *= 2
+		}
+		nSteps += int(n)
+	}
+	steps := make([]step, 0, nSteps)
+	chunks := func(i, pass int, stepBytes int64) {
+		size := jobs[i].src.Section().Size()
+		for off := int64(0); off < size; off += stepBytes {
+			steps = append(steps, step{i, pass, off, min(stepBytes, size-off)})
+		}
+	}
 	pending := -1 // the encoded tensor whose encode steps come next
 	for i := range jobs {
+		if i%checkEvery == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		j, st := &jobs[i], &states[i]
 		sb := stepBytes(j)
 		n := (j.src.Section().Size() + sb - 1) / sb

@@ -6,7 +6,6 @@ package format
 import (
 	"bytes"
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -427,44 +426,51 @@ func checkLayout(ts []TensorInfo, dataSize uint64) error {
 // that data starts aligned. Metadata keys are sorted; tensors keep their
 // order.
 func Encode(metadata map[string]string, tensors []TensorInfo, minLen int) []byte {
-	var b bytes.Buffer
-	b.WriteByte('{')
+	n, _ := HeaderLen(metadata, tensors)
+	b := make([]byte, 0, max(n+7, minLen+7)/8*8)
+	b = append(b, '{')
 	if len(metadata) > 0 {
 		keys := make([]string, 0, len(metadata))
 		for k := range metadata {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		b.WriteString(`"__metadata__":{`)
+		b = append(b, `"__metadata__":{`...)
 		for i, k := range keys {
 			if i > 0 {
-				b.WriteByte(',')
+				b = append(b, ',')
 			}
-			writeJSONString(&b, k)
-			b.WriteByte(':')
-			writeJSONString(&b, metadata[k])
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			b = appendJSONString(b, metadata[k])
 		}
-		b.WriteByte('}')
+		b = append(b, '}')
 	}
 	for i, t := range tensors {
 		if i > 0 || len(metadata) > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		writeJSONString(&b, t.Name)
-		fmt.Fprintf(&b, `:{"dtype":"%v","shape":[`, t.DType)
+		b = appendJSONString(b, t.Name)
+		b = append(b, `:{"dtype":"`...)
+		b = append(b, t.DType.String()...)
+		b = append(b, `","shape":[`...)
 		for j, d := range t.Shape {
 			if j > 0 {
-				b.WriteByte(',')
+				b = append(b, ',')
 			}
-			b.WriteString(strconv.FormatUint(d, 10))
+			b = strconv.AppendUint(b, d, 10)
 		}
-		fmt.Fprintf(&b, `],"data_offsets":[%d,%d]}`, t.Begin, t.End)
+		b = append(b, `],"data_offsets":[`...)
+		b = strconv.AppendUint(b, t.Begin, 10)
+		b = append(b, ',')
+		b = strconv.AppendUint(b, t.End, 10)
+		b = append(b, "]}"...)
 	}
-	b.WriteByte('}')
-	for b.Len() < minLen || b.Len()%8 != 0 {
-		b.WriteByte(' ')
+	b = append(b, '}')
+	for len(b) < minLen || len(b)%8 != 0 {
+		b = append(b, ' ')
 	}
-	return b.Bytes()
+	return b
 }
 
 // HeaderLen returns the length of the header Encode renders for metadata
@@ -511,7 +517,7 @@ func decimalLen(v uint64) int {
 	return n
 }
 
-// jsonStringLen returns the length of s as writeJSONString writes it, with
+// jsonStringLen returns the length of s as appendJSONString writes it, with
 // encoding/json's escapes: two bytes for \\, \" and the usual control
 // characters, six for other control characters, <, >, &, U+2028, U+2029
 // and each byte that is not UTF-8 (as \ufffd).
@@ -542,7 +548,45 @@ func jsonStringLen(s string) int {
 	return n
 }
 
-func writeJSONString(b *bytes.Buffer, s string) {
-	js, _ := json.Marshal(s) // a string always marshals
-	b.Write(js)
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it (see jsonStringLen).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\b':
+				b = append(b, '\\', 'b')
+			case c == '\f':
+				b = append(b, '\\', 'f')
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }

@@ -160,6 +160,9 @@ func TestHeaderLen(t *testing.T) {
 	names := []string{"w", "a \"quoted\" \\ name", "ctl\x01\x1f\b\f\n\r\t", "<html>&amp;", "ünïcode \u2028\u2029 ✓", "bad \xff\xfe utf8", "emoji 🙂"}
 	for _, name := range names {
 		js, _ := json.Marshal(name)
+		if got := appendJSONString(nil, name); string(got) != string(js) {
+			t.Errorf("appendJSONString(%q) = %s, json.Marshal gives %s", name, got, js)
+		}
 		if got := jsonStringLen(name); got != len(js) {
 			t.Errorf("jsonStringLen(%q) = %d, json.Marshal gives %d bytes", name, got, len(js))
 		}

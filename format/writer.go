@@ -60,6 +60,7 @@ func Create(path string, metadata map[string]string, tensors []TensorInfo, opts 
 		w.meta[k] = v
 	}
 	var off uint64
+	w.tensors = make([]TensorInfo, 0, len(tensors))
 	for _, t := range tensors {
 		n, ok := Elements(t.Shape)
 		if !ok {
