@@ -67,6 +67,15 @@ type Options struct {
 	// Range is format.RangeMinMax (the formula's, the default when empty)
 	// or format.RangeMSE: log_min chosen to minimise the squared error.
 	Range string
+	// maxHeader, when set, replaces format.MaxHeaderSize: for tests.
+	maxHeader int
+}
+
+func (o *Options) headerLimit() int {
+	if o.maxHeader > 0 {
+		return o.maxHeader
+	}
+	return format.MaxHeaderSize
 }
 
 // Summary reports what a pipeline did.
@@ -214,7 +223,7 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 		}
 	}
 	reserve := format.EncodedMetaSlack * nEncoded
-	if err := checkHeaderLen(c.Path, meta, outTensors, reserve); err != nil {
+	if err := checkHeaderLen(c.Path, meta, outTensors, reserve, opts.headerLimit()); err != nil {
 		return nil, err
 	}
 	w, err := format.Create(dst, meta, outTensors, format.CreateOptions{
@@ -288,6 +297,9 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 			return nil, nil, nil, &format.Error{Path: c.Path, Err: fmt.Errorf("--include %q matches no floating-point tensor", opts.Include)}
 		}
 	}
+	if n := leastHeaderLen(c, jobs, opts); n > opts.headerLimit() {
+		return nil, nil, nil, headerTooLarge(c.Path, n, "at least ")
+	}
 	order := make([]int32, len(jobs))
 	for i := range order {
 		order[i] = int32(i)
@@ -336,13 +348,48 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 // tensors take more header than data, and each encoded one takes two
 // entries and its metadata. reserve is the room kept for metadata that
 // comes later.
-func checkHeaderLen(src string, meta map[string]string, tensors []format.TensorInfo, reserve int) error {
+func checkHeaderLen(src string, meta map[string]string, tensors []format.TensorInfo, reserve, limit int) error {
 	n, ok := format.HeaderLen(meta, tensors)
 	n = (n+7)/8*8 + reserve // as format.Create pads it
-	if ok && n <= format.MaxHeaderSize {
+	if ok && n <= limit {
 		return nil
 	}
-	return &format.Error{Path: src, Err: fmt.Errorf("the output's header would take %d bytes for its %d tensors, above the safetensors limit of %d bytes: encode fewer tensors (--exclude), or split the checkpoint", n, len(tensors), format.MaxHeaderSize)}
+	return headerTooLarge(src, n, "")
+}
+
+func headerTooLarge(src string, n int, least string) error {
+	return &format.Error{Path: src, Err: fmt.Errorf("the output's header would take %s%d bytes, above the safetensors limit of %d bytes: encode fewer tensors (--exclude), or split the checkpoint", least, n, format.MaxHeaderSize)}
+}
+
+// leastHeaderLen returns the least bytes the output's header can take, its
+// offsets aside, from the plan's choices alone: a header far above the
+// limit is refused before the output's tensors and metadata are built.
+func leastHeaderLen(c *format.Checkpoint, jobs []job, opts *Options) int {
+	n := 2 + len(`"__metadata__":{}`) - 1 + format.MetadataEntryLen(format.VersionKey, format.Version)
+	for k, v := range c.Metadata {
+		n += format.MetadataEntryLen(k, v)
+	}
+	metaLen := map[safetensors.DType]int{} // the placeholder, per dtype
+	for i := range jobs {
+		t := jobs[i].src.TensorInfo
+		t.Begin, t.End = 0, 0
+		if !jobs[i].encode {
+			n += format.EntryLen(t)
+			continue
+		}
+		m, ok := metaLen[t.DType]
+		if !ok {
+			m = format.MetadataEntryLen(format.ParamsPrefix, format.MarshalEncodedMeta(quant.Params{}, t.DType, opts.Layout, opts.Range))
+			metaLen[t.DType] = m
+		}
+		entry := format.EntryLen(t) - len(t.DType.String()) // the name's and the shape's
+		signs := len(format.SignsSuffix) + len("I8")
+		if opts.Layout == format.LayoutPacked {
+			signs = len(format.SignBitsSuffix) + len("U8") + format.EntryLen(format.TensorInfo{Shape: []uint64{format.SignBytes(t.Elements())}}) - format.EntryLen(format.TensorInfo{Shape: t.Shape})
+		}
+		n += 2*entry + len(format.CodesSuffix) + len("U8") + signs + m + len(t.Name) + format.EncodedMetaSlack
+	}
+	return n
 }
 
 // outSize is the element size of a job's output tensors.

@@ -82,7 +82,7 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 		tensors[k] = format.TensorInfo{Name: ls[i].Name, DType: outDType(&ls[i]), Shape: ls[i].Shape}
 		outIndex[i] = k
 	}
-	if err := checkHeaderLen(c.Path, meta, tensors, 0); err != nil {
+	if err := checkHeaderLen(c.Path, meta, tensors, 0, format.MaxHeaderSize); err != nil {
 		return nil, err
 	}
 	w, err := format.Create(out, meta, tensors, format.CreateOptions{Force: opts.Force})

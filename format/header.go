@@ -480,33 +480,43 @@ func Encode(metadata map[string]string, tensors []TensorInfo, minLen int) []byte
 func HeaderLen(metadata map[string]string, tensors []TensorInfo) (n int, ok bool) {
 	n = 2 // {}
 	if len(metadata) > 0 {
-		n += len(`"__metadata__":{}`)
+		n += len(`"__metadata__":{}`) - 1 // no comma after the last entry
 		for k, v := range metadata {
-			n += jsonStringLen(k) + 1 + jsonStringLen(v) + 1 // "k":"v",
+			n += MetadataEntryLen(k, v)
 		}
-		n-- // no comma after the last
 	}
 	var off uint64
-	for i, t := range tensors {
-		if i > 0 || len(metadata) > 0 {
-			n++
-		}
+	for _, t := range tensors {
 		size, ok := Elements(t.Shape)
 		if !ok {
 			return 0, false
 		}
-		end := off + size*t.DType.Size()
-		n += jsonStringLen(t.Name) + len(`:{"dtype":"","shape":[],"data_offsets":[,]}`) + len(t.DType.String())
-		for j, d := range t.Shape {
-			n += decimalLen(d)
-			if j > 0 {
-				n++
-			}
-		}
-		n += decimalLen(off) + decimalLen(end)
-		off = end
+		t.Begin, t.End = off, off+size*t.DType.Size()
+		n += EntryLen(t)
+		off = t.End
+	}
+	if len(metadata) == 0 && len(tensors) > 0 {
+		n-- // no comma before the first entry
 	}
 	return n, true
+}
+
+// MetadataEntryLen returns the bytes the metadata entry k: v takes in a
+// header Encode renders, with the comma that separates it.
+func MetadataEntryLen(k, v string) int { return jsonStringLen(k) + 1 + jsonStringLen(v) + 1 }
+
+// EntryLen returns the bytes t's entry takes in a header Encode renders,
+// offsets included, with the comma that separates it. With offsets of 0,
+// it is the least the entry can take.
+func EntryLen(t TensorInfo) int {
+	n := 1 + jsonStringLen(t.Name) + len(`:{"dtype":"","shape":[],"data_offsets":[,]}`) + len(t.DType.String())
+	for j, d := range t.Shape {
+		n += decimalLen(d)
+		if j > 0 {
+			n++
+		}
+	}
+	return n + decimalLen(t.Begin) + decimalLen(t.End)
 }
 
 func decimalLen(v uint64) int {
