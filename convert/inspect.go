@@ -113,9 +113,14 @@ func InspectContext(ctx context.Context, path string) (*Report, error) {
 
 // WriteJSON writes r as one JSON object.
 func (r *Report) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	if len(r.Tensors) == 0 {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	head := *r
+	head.Tensors = []TensorReport{}
+	return writeIndented(w, &head, "tensors", len(r.Tensors), func(i int) any { return &r.Tensors[i] })
 }
 
 // WriteText writes r as a table a person reads.

@@ -2,6 +2,9 @@ package convert
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"io"
 	"unicode/utf8"
 )
@@ -33,5 +36,41 @@ func writeTable(w io.Writer, columns, rows int, row func(i int, cells []string))
 		}
 		bw.WriteByte('\n')
 	}
+	return bw.Flush()
+}
+
+// writeIndented writes v as a json.Encoder with SetIndent("", "  ")
+// does, except that the top-level array field, which v holds empty, is
+// written element by element from elem(i), i < n: a report of a million
+// tensors is never encoded in one piece.
+func writeIndented(w io.Writer, v any, field string, n int, elem func(i int) any) error {
+	head, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	open := []byte("\n  \"" + field + "\": [")
+	k := bytes.Index(head, append(open, ']'))
+	if k < 0 {
+		return fmt.Errorf("convert: no empty %q in the report", field)
+	}
+	k += len(open)
+	bw := bufio.NewWriter(w)
+	bw.Write(head[:k])
+	for i := range n {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		bw.WriteString("\n    ")
+		b, err := json.MarshalIndent(elem(i), "    ", "  ")
+		if err != nil {
+			return err
+		}
+		bw.Write(b)
+	}
+	if n > 0 {
+		bw.WriteString("\n  ")
+	}
+	bw.Write(head[k:])
+	bw.WriteByte('\n')
 	return bw.Flush()
 }
