@@ -171,7 +171,7 @@ func (o *Options) selected(t format.TensorInfo) bool {
 
 // job is one source tensor and where it goes in the output.
 type job struct {
-	src    format.Tensor
+	src    *format.Tensor
 	encode bool
 	out    int // output tensor index: the copy, or the codes
 	signs  int // output index of the signs when encoded
@@ -281,10 +281,17 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 // element size, then codes and signs in source order.
 func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[string]string, error) {
 	jobs := make([]job, len(c.Tensors))
-	names := make(map[string]bool, len(c.Tensors))
-	for i, t := range c.Tensors {
+	// Only names with a suffix of the layout can be taken by the codes or
+	// signs of another tensor.
+	names := make(map[string]bool)
+	for i := range c.Tensors {
+		t := &c.Tensors[i]
 		jobs[i] = job{src: t, encode: opts.selected(t.TensorInfo)}
-		names[t.Name] = true
+		for _, suf := range []string{format.CodesSuffix, format.SignsSuffix, format.SignBitsSuffix} {
+			if strings.HasSuffix(t.Name, suf) {
+				names[t.Name] = true
+			}
+		}
 	}
 	if opts.Include != nil {
 		n := 0
@@ -609,7 +616,7 @@ func (cv *converter) run(jobs []job) ([]quant.Params, error) {
 
 // do runs one step on goroutine w.
 func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w int, b *workerBufs) error {
-	t := j.src
+	t := *j.src
 	if int64(len(b.in)) < s.n { // a step holds at least 8 elements
 		b.in = make([]byte, max(int64(cv.chunk), s.n))
 	}
@@ -681,7 +688,7 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 // prepare merges the range pass of a tensor and makes its encoder, once
 // the last of its scan steps is done.
 func (cv *converter) prepare(j *job, st *tensorState) error {
-	t := j.src
+	t := *j.src
 	var scan *quant.Scanner
 	for _, s := range st.scans {
 		if s == nil {

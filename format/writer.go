@@ -71,8 +71,8 @@ func Create(path string, metadata map[string]string, tensors []TensorInfo, opts 
 		w.tensors = append(w.tensors, t)
 	}
 	w.written = make([]uint64, len(w.tensors))
-	header := Encode(w.meta, w.tensors, 0)
-	header = Encode(w.meta, w.tensors, len(header)+opts.Reserve)
+	n, _ := HeaderLen(w.meta, w.tensors) // what Encode writes, unpadded
+	header := Encode(w.meta, w.tensors, (n+7)/8*8+opts.Reserve)
 	w.headerLen = len(header)
 	w.dataStart = 8 + int64(len(header))
 
