@@ -108,6 +108,9 @@ ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1,
             "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
 FLOATS = ("F16", "BF16", "F32", "F64")
 READ_DTYPE = {"F32": "<f4", "F64": "<f8"}     # F16/BF16 are read as "<u2" patterns
+# The least float64 that rounds (to nearest even) to an infinity in a dtype.
+FIRST_INFINITE = {"F16": 65520.0, "BF16": 2.0 ** 127 * (2 - 2.0 ** -8),
+                  "F32": 2.0 ** 127 * (2 - 2.0 ** -24)}
 LAYOUTS = ("u8+i8", "packed")                 # values of "layout" in "qins:NAME"
 RANGES = ("minmax", "mse")                    # values of "range" in "qins:NAME"
 
@@ -142,10 +145,17 @@ class Header:
 
 
 def _no_duplicates(pairs):
+    """object_pairs_hook: no key twice (keys are compared exactly, never
+    case-folded), and no string with a lone surrogate (not UTF-8)."""
     obj = {}
     for k, v in pairs:
         if k in obj:
             raise InputError("duplicate JSON key %r" % k)
+        for text in (k, v) if isinstance(v, str) else (k,):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InputError("JSON string %r is not UTF-8" % text)
         obj[k] = v
     return obj
 
@@ -570,6 +580,14 @@ def parse_qins_meta(name, text, rep):
     if type(lo) not in (int, float) or type(hi) not in (int, float) \
             or not np.isfinite([lo, hi]).all() or hi < lo:
         return rep.fail("%s: bad log_min/log_max in %r" % (name, text))
+    # Code 1 decodes to the largest magnitude, exp(log_min + 1 * (log_max -
+    # log_min)): it must be finite in the source dtype, or the file decodes
+    # to infinities (or NaN, when log_max - log_min overflows).
+    with np.errstate(over="ignore", invalid="ignore"):
+        top = np.exp(np.float64(lo) + (np.float64(hi) - np.float64(lo)))
+    if not np.isfinite(top) or top >= FIRST_INFINITE.get(obj["dtype"], np.inf):
+        return rep.fail("%s: log_min %r, log_max %r decode to %r, beyond the largest %s"
+                        % (name, lo, hi, float(top), obj["dtype"]))
     for s in raw:
         if _digits(s) != _digits(repr(float(s))):
             rep.fail("%s: %s is not the shortest form of %r" % (name, s, float(s)))
