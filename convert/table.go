@@ -56,16 +56,20 @@ func writeIndented(w io.Writer, v any, field string, n int, elem func(i int) any
 	k += len(open)
 	bw := bufio.NewWriter(w)
 	bw.Write(head[:k])
+	// One encoder and buffer for every element: no garbage per element.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("    ", "  ")
 	for i := range n {
 		if i > 0 {
 			bw.WriteByte(',')
 		}
 		bw.WriteString("\n    ")
-		b, err := json.MarshalIndent(elem(i), "    ", "  ")
-		if err != nil {
+		buf.Reset()
+		if err := enc.Encode(elem(i)); err != nil {
 			return err
 		}
-		bw.Write(b)
+		bw.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 	}
 	if n > 0 {
 		bw.WriteString("\n  ")
