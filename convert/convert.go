@@ -476,11 +476,16 @@ const (
 
 // tensorState follows one tensor through its steps.
 type tensorState struct {
+	written      atomic.Int64 // writing steps done
+	nWrite       int64
+	*encodeState // nil for a copy: a header of tiny copies stays small
+}
+
+// encodeState follows the passes of an encoded tensor.
+type encodeState struct {
 	scans   []*quant.Scanner // per goroutine
 	scanned atomic.Int64     // scan steps done
 	nScan   int64
-	written atomic.Int64 // writing steps done
-	nWrite  int64
 	ready   chan struct{}  // closed once enc is set
 	enc     *quant.Encoder // dropped once the tensor is written
 	params  quant.Params
@@ -566,6 +571,7 @@ func (cv *converter) run(jobs []job) ([]quant.Params, error) {
 			chunks(i, passCopy, sb)
 			continue
 		}
+		st.encodeState = &encodeState{}
 		st.nScan, st.nWrite = n, n
 		st.scans = make([]*quant.Scanner, cv.pool.workers)
 		st.ready = make(chan struct{})
@@ -676,9 +682,9 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 		cv.progress(s.n - s.n/2)
 	}
 	if st.written.Add(1) == st.nWrite {
-		st.enc = nil // its 128 KB table; every step of the tensor is done
 		cv.w.StartWriteback(j.out)
 		if j.encode {
+			st.enc = nil // its 128 KB table; every step of the tensor is done
 			cv.w.StartWriteback(j.signs)
 		}
 	}
