@@ -71,10 +71,11 @@ func Create(path string, metadata map[string]string, tensors []TensorInfo, opts 
 		w.tensors = append(w.tensors, t)
 	}
 	w.written = make([]uint64, len(w.tensors))
-	n, _ := HeaderLen(w.meta, w.tensors) // what Encode writes, unpadded
-	header := Encode(w.meta, w.tensors, (n+7)/8*8+opts.Reserve)
-	w.headerLen = len(header)
-	w.dataStart = 8 + int64(len(header))
+	// The header is encoded on Commit; here only its length counts: what
+	// Encode writes, padded to 8 bytes, then the room reserved.
+	n, _ := HeaderLen(w.meta, w.tensors)
+	w.headerLen = ((n+7)/8*8 + opts.Reserve + 7) / 8 * 8
+	w.dataStart = 8 + int64(w.headerLen)
 
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
