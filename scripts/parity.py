@@ -20,7 +20,8 @@ Go sources.
 What it checks, for each SOURCE/QINSFILE pair:
 
 * the QINS file is a well-formed safetensors file: 8-byte little-endian header
-  length, JSON header without duplicate keys, every tensor's byte range inside
+  length, JSON header without duplicate keys (anywhere, compared exactly:
+  never case-folded) and with UTF-8 strings only, every tensor's byte range inside
   the data section and of the size its dtype and shape imply, the data section
   covered without holes or overlaps, tensors laid out largest element size
   first, each one aligned (in the file) to its element size;
@@ -35,7 +36,9 @@ What it checks, for each SOURCE/QINSFILE pair:
   object with exactly log_min, log_max (JSON numbers in shortest round-trip
   form), dtype (the source dtype), optionally layout ("u8+i8", the
   default, or "packed") and optionally range ("minmax", the default, or
-  "mse"); the source has no NaN or infinity. In u8+i8,
+  "mse"), each key once; log_max - log_min is finite and the largest
+  magnitude, exp(log_max) (code 1), is finite in the source dtype; the
+  source has no NaN or infinity. In u8+i8,
   NAME.qins is U8 and NAME.sign is I8, both of the source shape; in packed,
   NAME.qins is U8 of the source shape and NAME.signbits is U8 of shape
   [ceil(n/8)]. The tensor is then re-encoded in float64 following the README
