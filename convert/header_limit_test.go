@@ -64,3 +64,23 @@ func TestHeaderLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestCanceledBeforeTheTensors: the loops over a header's tensors look at
+// the context before any tensor, and then every few thousand.
+func TestCanceledBeforeTheTensors(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := InspectContext(ctx, smallSrc); err != context.Canceled {
+		t.Errorf("inspect: %v", err)
+	}
+	if _, err := Diff(ctx, smallSrc, smallQINS, DiffOptions{}); err != context.Canceled {
+		t.Errorf("diff: %v", err)
+	}
+	dir := t.TempDir()
+	if _, err := Convert(ctx, smallSrc, filepath.Join(dir, "out.qins.safetensors"), Options{}); err != context.Canceled {
+		t.Errorf("convert: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("convert left %d files", len(ents))
+	}
+}

@@ -151,3 +151,28 @@ func TestLogicals(t *testing.T) {
 		})
 	}
 }
+
+// TestLogicalsCancel: the loop over a large header's encoded tensors stops
+// once its context is done.
+func TestLogicalsCancel(t *testing.T) {
+	meta := map[string]string{"qins": "1"}
+	var ts []TensorInfo
+	for i := range 2 * checkEvery {
+		name := fmt.Sprintf("w%d", i)
+		meta["qins:"+name] = `{"log_min":-5,"log_max":-1,"dtype":"BF16"}`
+		ts = append(ts, TensorInfo{Name: name + ".qins", DType: safetensors.U8, Shape: []uint64{1}}, TensorInfo{Name: name + ".sign", DType: safetensors.I8, Shape: []uint64{1}})
+	}
+	c, err := OpenCheckpoint(qinsFile(t, meta, ts...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ls, err := Logicals(context.Background(), c); err != nil || len(ls) != 2*checkEvery {
+		t.Fatalf("%d logicals, %v", len(ls), err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Logicals(ctx, c); err != context.Canceled {
+		t.Fatalf("canceled: got %v", err)
+	}
+}
