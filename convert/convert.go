@@ -71,6 +71,25 @@ type Options struct {
 	maxHeader int
 }
 
+// defaults fills in the default layout and range, and checks them.
+func (o *Options) defaults() error {
+	switch o.Layout {
+	case "":
+		o.Layout = format.LayoutU8I8
+	case format.LayoutU8I8, format.LayoutPacked:
+	default:
+		return fmt.Errorf("layout %q: choose %s or %s", o.Layout, format.LayoutU8I8, format.LayoutPacked)
+	}
+	switch o.Range {
+	case "":
+		o.Range = format.RangeMinMax
+	case format.RangeMinMax, format.RangeMSE:
+	default:
+		return fmt.Errorf("range %q: choose %s or %s", o.Range, format.RangeMinMax, format.RangeMSE)
+	}
+	return nil
+}
+
 func (o *Options) headerLimit() int {
 	if o.maxHeader > 0 {
 		return o.maxHeader
@@ -192,19 +211,8 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 	if err := checkNotInput(dst, c); err != nil {
 		return nil, err
 	}
-	switch opts.Layout {
-	case "":
-		opts.Layout = format.LayoutU8I8
-	case format.LayoutU8I8, format.LayoutPacked:
-	default:
-		return nil, fmt.Errorf("layout %q: choose %s or %s", opts.Layout, format.LayoutU8I8, format.LayoutPacked)
-	}
-	switch opts.Range {
-	case "":
-		opts.Range = format.RangeMinMax
-	case format.RangeMinMax, format.RangeMSE:
-	default:
-		return nil, fmt.Errorf("range %q: choose %s or %s", opts.Range, format.RangeMinMax, format.RangeMSE)
+	if err := opts.defaults(); err != nil {
+		return nil, err
 	}
 	for k := range c.Metadata {
 		if k == format.VersionKey || strings.HasPrefix(k, format.ParamsPrefix) {
@@ -222,14 +230,10 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 			nEncoded++
 		}
 	}
-	reserve := format.EncodedMetaSlack * nEncoded
-	if err := checkHeaderLen(c.Path, meta, outTensors, reserve, opts.headerLimit()); err != nil {
-		return nil, err
-	}
-	w, err := format.Create(dst, meta, outTensors, format.CreateOptions{
+	w, err := createOutput(c.Path, dst, meta, outTensors, format.CreateOptions{
 		Force:   opts.Force,
-		Reserve: reserve,
-	})
+		Reserve: format.EncodedMetaSlack * nEncoded,
+	}, opts.headerLimit())
 	if err != nil {
 		return nil, err
 	}
@@ -348,6 +352,15 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 		meta[format.ParamsPrefix+t.Name] = format.MarshalEncodedMeta(quant.Params{}, t.DType, opts.Layout, opts.Range)
 	}
 	return jobs, out, meta, nil
+}
+
+// createOutput starts writing the output of src at dst, once its header is
+// known to be within limit.
+func createOutput(src, dst string, meta map[string]string, tensors []format.TensorInfo, opts format.CreateOptions, limit int) (*format.Writer, error) {
+	if err := checkHeaderLen(src, meta, tensors, opts.Reserve, limit); err != nil {
+		return nil, err
+	}
+	return format.Create(dst, meta, tensors, opts)
 }
 
 // checkHeaderLen refuses, before anything is written, an output whose
@@ -542,16 +555,7 @@ func (cv *converter) run(jobs []job) ([]quant.Params, error) {
 		// Whole elements, and whole bytes of sign bits.
 		return max(8, int64(cv.chunk)/size/8*8) * size
 	}
-	nSteps := 0
-	for i := range jobs {
-		sb := stepBytes(&jobs[i])
-		n := (int64(jobs[i].src.Bytes()) + sb - 1) / sb
-		if jobs[i].encode {
-			n *= 2
-		}
-		nSteps += int(n)
-	}
-	steps := make([]step, 0, nSteps)
+	steps := make([]step, 0, countSteps(jobs, stepBytes))
 	chunks := func(i, pass int, stepBytes int64) {
 		size := jobs[i].src.Section().Size()
 		for off := int64(0); off < size; off += stepBytes {
@@ -618,6 +622,21 @@ func (cv *converter) run(jobs []job) ([]quant.Params, error) {
 		}
 	}
 	return params, nil
+}
+
+// countSteps returns how many steps jobs take, in pieces of stepBytes: so
+// that the schedule of a header of a million tensors is allocated once.
+func countSteps(jobs []job, stepBytes func(*job) int64) int {
+	n := 0
+	for i := range jobs {
+		sb := stepBytes(&jobs[i])
+		k := (int64(jobs[i].src.Bytes()) + sb - 1) / sb
+		if jobs[i].encode {
+			k *= 2 // the range pass, then the encode pass
+		}
+		n += int(k)
+	}
+	return n
 }
 
 // do runs one step on goroutine w.

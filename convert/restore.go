@@ -82,10 +82,7 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 		tensors[k] = format.TensorInfo{Name: ls[i].Name, DType: outDType(&ls[i]), Shape: ls[i].Shape}
 		outIndex[i] = k
 	}
-	if err := checkHeaderLen(c.Path, meta, tensors, 0, format.MaxHeaderSize); err != nil {
-		return nil, err
-	}
-	w, err := format.Create(out, meta, tensors, format.CreateOptions{Force: opts.Force})
+	w, err := createOutput(c.Path, out, meta, tensors, format.CreateOptions{Force: opts.Force}, format.MaxHeaderSize)
 	if err != nil {
 		return nil, err
 	}
@@ -103,9 +100,6 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 		k := outIndex[i]
 		switch {
 		case l.Encoded():
-			if err = l.Params.CheckFinite(opts.DType); err != nil {
-				return nil, &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: fmt.Errorf("cannot be restored to %v: %v", opts.DType, err)}
-			}
 			err = r.decode(l, opts.DType, k)
 			s.Encoded++
 		case quant.IsFloat(l.DType) && l.DType != opts.DType:
@@ -174,6 +168,9 @@ func (r *restorer) copy(l *format.Logical, k int) error {
 
 // decode writes the decoded values of an encoded tensor in dtype dt.
 func (r *restorer) decode(l *format.Logical, dt safetensors.DType, k int) error {
+	if err := l.Params.CheckFinite(dt); err != nil {
+		return &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: fmt.Errorf("cannot be restored to %v: %v", dt, err)}
+	}
 	d := quant.NewDecoder(l.Params)
 	size := int64(dt.Size())
 	step := max(8, int64(r.chunk)/size/8*8) // elements, whole bytes of sign bits
