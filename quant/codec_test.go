@@ -445,3 +445,27 @@ func TestMSERange(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckFinite(t *testing.T) {
+	cases := []struct {
+		dt     safetensors.DType
+		top    float64 // the largest magnitude, exp(log_max)
+		finite bool
+	}{
+		{safetensors.F16, 65519, true}, {safetensors.F16, 65521, false},
+		{safetensors.BF16, 3.39e38, true}, {safetensors.BF16, 3.397e38, false},
+		{safetensors.F32, 3.4028234e38, true}, {safetensors.F32, 3.40283e38, false},
+		{safetensors.F64, 1e308, true}, {safetensors.F32, 1e-40, true},
+	}
+	for _, c := range cases {
+		p := Params{LogMin: math.Log(c.top) - 20, LogMax: math.Log(c.top)}
+		if err := p.CheckFinite(c.dt); (err == nil) != c.finite {
+			t.Errorf("%v, largest %g: %v", c.dt, c.top, err)
+		}
+	}
+	for _, p := range []Params{{LogMin: -1e308, LogMax: 1e308}, {LogMin: 0, LogMax: 710}, {LogMin: -10, LogMax: 1000}} {
+		if err := p.CheckFinite(safetensors.F64); err == nil {
+			t.Errorf("%+v: accepted", p)
+		}
+	}
+}

@@ -432,13 +432,18 @@ func PackSigns(signs []int8, bits []byte) {
 // UnpackSigns turns the codes and sign bits of the packed layout into the
 // codes and signs of the u8+i8 layout, in place for the codes: code 0 (an
 // exact zero) becomes code 255 with sign 0. Element i's bit is bit
-// (bitOff+i) of bits, least significant first.
-func UnpackSigns(codes []uint8, bits []byte, bitOff int, signs []int8) {
+// (bitOff+i) of bits, least significant first. It returns the index of the
+// first exact zero whose sign bit is set, which no encoder writes, or -1.
+func UnpackSigns(codes []uint8, bits []byte, bitOff int, signs []int8) int {
 	signs = signs[:len(codes)]
+	bad := -1
 	one := func(i int) {
 		p := bitOff + i
 		if codes[i] == 0 {
 			codes[i], signs[i] = 255, 0
+			if bad < 0 && bits[p>>3]>>(p&7)&1 != 0 {
+				bad = i
+			}
 			return
 		}
 		signs[i] = 1 - 2*int8(bits[p>>3]>>(p&7)&1)
@@ -466,6 +471,7 @@ func UnpackSigns(codes []uint8, bits []byte, bitOff int, signs []int8) {
 	for ; i < len(codes); i++ {
 		one(i)
 	}
+	return bad
 }
 
 // ZeroCodes sets to 0 the codes of the exact zeros of a chunk of dtype dt:
