@@ -410,16 +410,18 @@ type workerBufs struct {
 }
 
 // scanners keeps the scanners of finished tensors for the next ones:
-// each holds 256 KB of counts.
+// each that counts values holds 256 KB of counts.
 type scanners struct {
 	mu   sync.Mutex
 	free []*quant.Scanner
 }
 
-func (p *scanners) get(dt safetensors.DType) (*quant.Scanner, error) {
+// get returns a scanner for dtype dt that counts values when counts is
+// set (the mse range needs them; the min/max range scans faster without).
+func (p *scanners) get(dt safetensors.DType, counts bool) (*quant.Scanner, error) {
 	p.mu.Lock()
 	for i, s := range p.free {
-		if s.DType() == dt {
+		if s.DType() == dt && s.Counts() == counts {
 			p.free = append(p.free[:i], p.free[i+1:]...)
 			p.mu.Unlock()
 			s.Reset()
@@ -427,7 +429,10 @@ func (p *scanners) get(dt safetensors.DType) (*quant.Scanner, error) {
 		}
 	}
 	p.mu.Unlock()
-	return quant.NewScanner(dt)
+	if counts {
+		return quant.NewScanner(dt)
+	}
+	return quant.NewRangeScanner(dt)
 }
 
 func (p *scanners) put(s *quant.Scanner) {
@@ -546,7 +551,7 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 		size := int64(t.DType.Size())
 		if st.scans[w] == nil {
 			var err error
-			if st.scans[w], err = cv.scanners.get(t.DType); err != nil {
+			if st.scans[w], err = cv.scanners.get(t.DType, cv.mse); err != nil {
 				return tensorErr(t, err)
 			}
 		}

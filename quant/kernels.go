@@ -1,0 +1,76 @@
+package quant
+
+import "encoding/binary"
+
+// The inner loops of the range and encode passes, in Go. On amd64 with
+// AVX-512 the assembly kernels of kernels_amd64.s take the whole blocks and
+// these the rest; the tests run both on the same inputs.
+
+// minMax16 returns the largest 15-bit magnitude of the little-endian 16-bit
+// values of b and mx, and the smallest above tiny of them and mn.
+func minMax16(b []byte, tiny, mx, mn uint16) (uint16, uint16) {
+	b = b[:len(b)&^1]
+	for i := 0; i+1 < len(b); i += 2 {
+		m := binary.LittleEndian.Uint16(b[i:]) & 0x7fff
+		mx = max(mx, m)
+		v := m
+		if m <= tiny {
+			v = 0xffff
+		}
+		mn = min(mn, v)
+	}
+	return mx, mn
+}
+
+// minMax32 is minMax16 for 32-bit values: 31-bit magnitudes.
+func minMax32(b []byte, tiny, mx, mn uint32) (uint32, uint32) {
+	b = b[:len(b)&^3]
+	for i := 0; i+3 < len(b); i += 4 {
+		m := binary.LittleEndian.Uint32(b[i:]) & 0x7fffffff
+		mx = max(mx, m)
+		v := m
+		if m <= tiny {
+			v = 0xffffffff
+		}
+		mn = min(mn, v)
+	}
+	return mx, mn
+}
+
+// codeTable holds the code of each 15-bit magnitude of a 16-bit dtype, 0
+// where it was not computed. The padding lets a kernel read four bytes at
+// any entry.
+type codeTable [1<<15 + 8]uint8
+
+// encode16 writes the codes and signs of the little-endian 16-bit values of
+// b, eight at a time, and returns how many it wrote: it stops short of a
+// group of eight that holds a magnitude t does not have, and of the last
+// len(b)/2 % 8.
+func encode16(t *codeTable, b []byte, codes []uint8, signs []int8) int {
+	n := min(len(b)/2, len(codes), len(signs)) &^ 7
+	b, codes, sb := b[:2*n], codes[:n], Int8Bytes(signs[:n])
+	le := binary.LittleEndian
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		x, y := le.Uint64(b[2*i:]), le.Uint64(b[2*i+8:])
+		c := uint64(t[x&0x7fff]) | uint64(t[x>>16&0x7fff])<<8 | uint64(t[x>>32&0x7fff])<<16 | uint64(t[x>>48&0x7fff])<<24 |
+			uint64(t[y&0x7fff])<<32 | uint64(t[y>>16&0x7fff])<<40 | uint64(t[y>>32&0x7fff])<<48 | uint64(t[y>>48&0x7fff])<<56
+		if (c-0x0101010101010101)&^c&0x8080808080808080 != 0 {
+			break // a code 0: a magnitude without an entry
+		}
+		le.PutUint64(codes[i:], c)
+		le.PutUint64(sb[i:], pack8(signs4(x), signs4(y)))
+	}
+	return i
+}
+
+// signs4 returns the signs of four 16-bit values as the low bytes of four
+// 16-bit lanes: 1, 0xff (-1), or 0 for a zero of either sign.
+func signs4(x uint64) uint64 {
+	const lanes = 0x0001000100010001
+	// A lane's magnitude plus 0x7fff carries into its bit 15 unless the
+	// magnitude is 0.
+	nz := ((x & 0x7fff7fff7fff7fff) + 0x7fff7fff7fff7fff) >> 15 & lanes
+	neg := x >> 15 & nz
+	return nz | neg*0xfe
+}
