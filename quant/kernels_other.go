@@ -9,4 +9,5 @@ func minMax32Fast(b []byte, tiny, mx, mn uint32) (uint32, uint32) { return minMa
 func encode16Fast(t *codeTable, b []byte, codes []uint8, signs []int8) int {
 	return encode16(t, b, codes, signs)
 }
+
 const avx512 = false
