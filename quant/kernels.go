@@ -1,6 +1,9 @@
 package quant
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math"
+)
 
 // The inner loops of the range and encode passes, in Go. On amd64 with
 // AVX-512 the assembly kernels of kernels_amd64.s take the whole blocks and
@@ -9,17 +12,62 @@ import "encoding/binary"
 // minMax16 returns the largest 15-bit magnitude of the little-endian 16-bit
 // values of b and mx, and the smallest above tiny of them and mn.
 func minMax16(b []byte, tiny, mx, mn uint16) (uint16, uint16) {
-	b = b[:len(b)&^1]
-	for i := 0; i+1 < len(b); i += 2 {
-		m := binary.LittleEndian.Uint16(b[i:]) & 0x7fff
-		mx = max(mx, m)
-		v := m
-		if m <= tiny {
-			v = 0xffff
-		}
-		mn = min(mn, v)
+	// The smallest above tiny is found as the smallest of m-tiny-1 in
+	// uint32, where magnitudes at or below tiny wrap to the top.
+	lo := uint32(tiny) + 1
+	mx0, mn0 := uint32(mx), uint32(mn)-lo
+	if mn <= tiny {
+		mn0 = math.MaxUint32
 	}
-	return mx, mn
+	mx1, mn1 := mx0, mn0
+	le := binary.LittleEndian
+	if len(b) >= 1<<14 {
+		// Long chunks mark the magnitudes present, which takes a store
+		// and no comparison per value, then look for the extremes.
+		var seen [1 << 15]bool
+		for ; len(b) >= 8; b = b[8:] {
+			x := le.Uint64(b)
+			seen[x&0x7fff], seen[x>>16&0x7fff] = true, true
+			seen[x>>32&0x7fff], seen[x>>48&0x7fff] = true, true
+		}
+		for m := len(seen) - 1; m > int(mx0); m-- {
+			if seen[m] {
+				mx0 = uint32(m)
+				break
+			}
+		}
+		end := len(seen)
+		if mn0 < 1<<15 {
+			end = int(mn0 + lo)
+		}
+		for m := int(lo); m < end; m++ {
+			if seen[m] {
+				mn0 = uint32(m) - lo
+				break
+			}
+		}
+	}
+	for len(b) >= 8 {
+		x := le.Uint64(b)
+		a, c := uint32(x)&0x7fff, uint32(x>>16)&0x7fff
+		d, e := uint32(x>>32)&0x7fff, uint32(x>>48)
+		e &= 0x7fff
+		mx0, mx1 = max(mx0, a), max(mx1, c)
+		mn0, mn1 = min(mn0, a-lo), min(mn1, c-lo)
+		mx0, mx1 = max(mx0, d), max(mx1, e)
+		mn0, mn1 = min(mn0, d-lo), min(mn1, e-lo)
+		b = b[8:]
+	}
+	for len(b) >= 2 {
+		m := uint32(le.Uint16(b)) & 0x7fff
+		mx0, mn0 = max(mx0, m), min(mn0, m-lo)
+		b = b[2:]
+	}
+	mx0, mn0 = max(mx0, mx1), min(mn0, mn1)
+	if mn0 >= 1<<15 {
+		return uint16(mx0), 0xffff // none above tiny
+	}
+	return uint16(mx0), uint16(mn0 + lo)
 }
 
 // minMax32 is minMax16 for 32-bit values: 31-bit magnitudes.

@@ -83,8 +83,15 @@ func TestKernels(t *testing.T) {
 	s, _ := NewRangeScanner(safetensors.BF16)
 	tab := s.EncoderFor(p).table
 	tiny := uint16(s.tinyU)
+	// Every length up to a few blocks, and long ones, which the Go range
+	// scan takes another way.
+	var lengths []int
+	for n := range 201 {
+		lengths = append(lengths, n)
+	}
+	lengths = append(lengths, 1<<13, 1<<13+3, 50001)
 	for _, bad := range []bool{false, true} {
-		for n := 0; n <= 200; n++ {
+		for _, n := range lengths {
 			for off := range 3 {
 				raw := randomPatterns(r, n+off, bad && r.IntN(3) == 0)[2*off:]
 				// The range: naively, then by both kernels.
