@@ -122,3 +122,33 @@ func signs4(x uint64) uint64 {
 	neg := x >> 15 & nz
 	return nz | neg*0xfe
 }
+
+// encode32 writes the codes and signs of the little-endian float32 values
+// of b, eight at a time, from the buckets of an f32Coder, and returns how
+// many it wrote: it stops short of a group of eight that holds a value of a
+// slow bucket, and of the last len(b)/4 % 8.
+func encode32(bk *[1 << 15]uint32, b []byte, codes []uint8, signs []int8) int {
+	n := min(len(b)/4, len(codes), len(signs)) &^ 7
+	b, codes, sb := b[:4*n], codes[:n], Int8Bytes(signs[:n])
+	le := binary.LittleEndian
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		var c, s, slow uint64
+		for k := range 8 {
+			h := le.Uint32(b[4*(i+k):])
+			u := h & 0x7fffffff
+			e := bk[u>>16]
+			ge := ((u & 0xffff) + 1<<17 - (e >> 8 & 0x1ffff)) >> 17 & 1
+			slow |= uint64(e)
+			c |= uint64(uint8(e)-uint8(ge)) << (8 * k)
+			nz := uint64(min(u, 1))
+			s |= (nz | uint64(h>>31)*nz*0xfe) << (8 * k)
+		}
+		if slow&slowBucket != 0 {
+			break
+		}
+		le.PutUint64(codes[i:], c)
+		le.PutUint64(sb[i:], s)
+	}
+	return i
+}

@@ -63,3 +63,22 @@ func encode16Fast(t *codeTable, b []byte, codes []uint8, signs []int8) int {
 	}
 	return k + encode16(t, b[2*k:], codes[k:], signs[k:])
 }
+
+// encode32AVX512 is encode32 on blocks of 16 values; it returns how many
+// blocks it wrote.
+//
+//go:noescape
+func encode32AVX512(bk *[1 << 15]uint32, p *byte, blocks int, codes *byte, signs *byte) int
+
+// encode32Fast is encode32, with the AVX-512 kernel where it runs.
+func encode32Fast(bk *[1 << 15]uint32, b []byte, codes []uint8, signs []int8) int {
+	n := min(len(b)/4, len(codes), len(signs))
+	if !avx512 || n < 16 {
+		return encode32(bk, b, codes, signs)
+	}
+	k := 16 * encode32AVX512(bk, &b[0], n/16, &codes[0], &Int8Bytes(signs)[0])
+	if k < n&^15 {
+		return k // stopped at a block holding a value of a slow bucket
+	}
+	return k + encode32(bk, b[4*k:], codes[k:], signs[k:])
+}

@@ -141,3 +141,69 @@ done:
 	MOVQ    BX, ret+40(FP)
 	VZEROUPPER
 	RET
+
+// func encode32AVX512(bk *[1 << 15]uint32, p *byte, blocks int, codes *byte, signs *byte) int
+//
+// Per block of 16 values: each value's bucket entry is gathered; the code
+// is the bucket's start code, less one when the low 16 bits of the
+// magnitude reach the bucket's threshold.
+TEXT ·encode32AVX512(SB), NOSPLIT, $0-48
+	MOVQ    bk+0(FP), DI
+	MOVQ    p+8(FP), SI
+	MOVQ    blocks+16(FP), CX
+	MOVQ    codes+24(FP), R8
+	MOVQ    signs+32(FP), R9
+	XORQ    BX, BX
+	MOVL    $0x7fffffff, AX
+	VPBROADCASTD AX, Z5           // magnitude
+	MOVL    $0xffff, AX
+	VPBROADCASTD AX, Z11          // low 16 bits
+	MOVL    $0x1ffff, AX
+	VPBROADCASTD AX, Z12          // threshold field
+	MOVL    $0x20000, AX
+	VPBROADCASTD AX, Z13
+	MOVL    $0xff, AX
+	VPBROADCASTD AX, Z14          // start code field
+	MOVL    $0x80000000, AX
+	VPBROADCASTD AX, Z15          // sign bit, slow bucket bit
+	MOVL    $1, AX
+	VPBROADCASTB AX, X9           // +1 bytes
+	VPCMPEQB X10, X10, X10        // -1 bytes
+	TESTQ   CX, CX
+	JZ      done32
+loop32:
+	VMOVDQU32 (SI), Z0
+	VPANDD  Z5, Z0, Z1            // u
+	VPSRLD  $16, Z1, Z2           // bucket
+	KXNORW  K1, K1, K1
+	VPXORD  Z3, Z3, Z3
+	VPGATHERDD (DI)(Z2*4), K1, Z3 // entries
+	VPTESTMD Z15, Z3, K2
+	KORTESTW K2, K2
+	JNZ     done32                // a slow bucket
+	VPANDD  Z11, Z1, Z4
+	VPADDD  Z13, Z4, Z4
+	VPSRLD  $8, Z3, Z6
+	VPANDD  Z12, Z6, Z6
+	VPSUBD  Z6, Z4, Z4
+	VPSRLD  $17, Z4, Z4           // 1 when the low bits reach the threshold
+	VPANDD  Z14, Z3, Z3
+	VPSUBD  Z4, Z3, Z3
+	VPMOVDB Z3, X3
+	VMOVDQU8 X3, (R8)
+	VPTESTMD Z1, Z1, K3           // not zero
+	VPTESTMD Z15, Z0, K4          // negative
+	KANDW   K3, K4, K4
+	VMOVDQU8.Z X9, K3, X8
+	VMOVDQU8 X10, K4, X8
+	VMOVDQU8 X8, (R9)
+	ADDQ    $64, SI
+	ADDQ    $16, R8
+	ADDQ    $16, R9
+	INCQ    BX
+	CMPQ    BX, CX
+	JLT     loop32
+done32:
+	MOVQ    BX, ret+40(FP)
+	VZEROUPPER
+	RET

@@ -10,4 +10,8 @@ func encode16Fast(t *codeTable, b []byte, codes []uint8, signs []int8) int {
 	return encode16(t, b, codes, signs)
 }
 
+func encode32Fast(bk *[1 << 15]uint32, b []byte, codes []uint8, signs []int8) int {
+	return encode32(bk, b, codes, signs)
+}
+
 const avx512 = false
