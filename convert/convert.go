@@ -568,12 +568,12 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 			b.codes, b.signs, b.bits = make([]uint8, k), make([]int8, k), make([]byte, (k+7)/8)
 		}
 		codes, signs := b.codes[:k], b.signs[:k]
-		st.enc.Encode(in, codes, signs)
 		out, at := quant.Int8Bytes(signs), s.off/size
 		if cv.packed {
-			quant.ZeroCodes(t.DType, in, codes)
 			out, at = b.bits[:(k+7)/8], s.off/size/8
-			quant.PackSigns(signs, out)
+			st.enc.EncodePacked(in, codes, out)
+		} else {
+			st.enc.Encode(in, codes, signs)
 		}
 		if err := cv.w.WriteAt(j.out, codes, s.off/size); err != nil {
 			return err

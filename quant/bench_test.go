@@ -203,3 +203,22 @@ func BenchmarkEncodePass(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEncodePacked measures the encode pass of the packed layout:
+// codes with 0 for the exact zeros, and sign bits.
+func BenchmarkEncodePacked(b *testing.B) {
+	raw := weights(b, safetensors.BF16)
+	s, _ := NewRangeScanner(safetensors.BF16)
+	s.Scan(raw, 0)
+	e, err := s.Encoder()
+	if err != nil {
+		b.Fatal(err)
+	}
+	codes, bits := make([]uint8, benchElems), make([]byte, benchElems/8)
+	b.SetBytes(int64(len(raw)))
+	cpu0 := start(b)
+	for b.Loop() {
+		e.EncodePacked(raw, codes, bits)
+	}
+	report(b, cpu0)
+}

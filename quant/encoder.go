@@ -378,6 +378,33 @@ func (e *Encoder) Encode(b []byte, codes []uint8, signs []int8) {
 	}
 }
 
+// EncodePacked writes the codes and sign bits of a chunk in the packed
+// layout: the codes Encode writes, but 0 for an exact zero, and bit i of
+// bits (least significant first) set when element i is negative and not
+// zero, the padding bits of the last byte 0. codes must hold one entry per
+// element of b, and bits one bit.
+func (e *Encoder) EncodePacked(b []byte, codes []uint8, bits []byte) {
+	n := len(b) / e.size
+	codes, bits = codes[:n], bits[:(n+7)/8]
+	var signs [256]int8
+	for i := 0; i < n; { // i is a multiple of 8 but at the end
+		step := len(signs)
+		if e.table != nil {
+			i += encode16PackedFast(e.table, b[2*i:2*n], codes[i:], bits[i/8:])
+			step = 32 // back to the kernels after the group they left
+		}
+		end := min(i+step, n)
+		if i == end {
+			break
+		}
+		chunk := b[i*e.size : end*e.size]
+		e.Encode(chunk, codes[i:end], signs[:end-i])
+		ZeroCodes(e.dt, chunk, codes[i:end])
+		PackSigns(signs[:end-i], bits[i/8:])
+		i = end
+	}
+}
+
 // code16 returns the code of a 16-bit value h.
 func (e *Encoder) code16(h uint16) uint8 {
 	if e.table != nil {

@@ -152,3 +152,39 @@ func encode32(bk *[1 << 15]uint32, b []byte, codes []uint8, signs []int8) int {
 	}
 	return i
 }
+
+// encode16Packed is encode16 for the packed layout: codes 0 for exact
+// zeros, and one byte of sign bits per eight values.
+func encode16Packed(t *codeTable, b []byte, codes []uint8, bits []byte) int {
+	n := min(len(b)/2, len(codes), 8*len(bits)) &^ 7
+	b, codes, bits = b[:2*n], codes[:n], bits[:n/8]
+	le := binary.LittleEndian
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		x, y := le.Uint64(b[2*i:]), le.Uint64(b[2*i+8:])
+		c := uint64(t[x&0x7fff]) | uint64(t[x>>16&0x7fff])<<8 | uint64(t[x>>32&0x7fff])<<16 | uint64(t[x>>48&0x7fff])<<24 |
+			uint64(t[y&0x7fff])<<32 | uint64(t[y>>16&0x7fff])<<40 | uint64(t[y>>32&0x7fff])<<48 | uint64(t[y>>48&0x7fff])<<56
+		if (c-0x0101010101010101)&^c&0x8080808080808080 != 0 {
+			break // a code 0: a magnitude without an entry
+		}
+		nx, ny := nonZero4(x), nonZero4(y)
+		le.PutUint64(codes[i:], c&(pack8(nx, ny)*0xff))
+		bits[i/8] = bits4(x>>15&nx) | bits4(y>>15&ny)<<4
+	}
+	return i
+}
+
+// nonZero4 returns 1 in the low bit of each 16-bit lane of x whose
+// magnitude is not zero.
+func nonZero4(x uint64) uint64 {
+	// A lane's magnitude plus 0x7fff carries into its bit 15 unless the
+	// magnitude is 0.
+	return ((x & 0x7fff7fff7fff7fff) + 0x7fff7fff7fff7fff) >> 15 & 0x0001000100010001
+}
+
+// bits4 gathers the low bits of the four 16-bit lanes of v, whose other
+// bits must be zero, into bits 0-3.
+func bits4(v uint64) byte {
+	// Lane k lands on bit 48+k; the other products stay below bit 48.
+	return byte(v * (1<<48 | 1<<33 | 1<<18 | 1<<3) >> 48 & 0xf)
+}

@@ -82,3 +82,23 @@ func encode32Fast(bk *[1 << 15]uint32, b []byte, codes []uint8, signs []int8) in
 	}
 	return k + encode32(bk, b[4*k:], codes[k:], signs[k:])
 }
+
+// encode16PackedAVX512 is encode16Packed on blocks of 32 values; it
+// returns how many blocks it wrote.
+//
+//go:noescape
+func encode16PackedAVX512(t *codeTable, p *byte, blocks int, codes *byte, bits *byte) int
+
+// encode16PackedFast is encode16Packed, with the AVX-512 kernel where it
+// runs.
+func encode16PackedFast(t *codeTable, b []byte, codes []uint8, bits []byte) int {
+	n := min(len(b)/2, len(codes), 8*len(bits))
+	if !avx512 || n < 32 {
+		return encode16Packed(t, b, codes, bits)
+	}
+	k := 32 * encode16PackedAVX512(t, &b[0], n/32, &codes[0], &bits[0])
+	if k < n&^31 {
+		return k
+	}
+	return k + encode16Packed(t, b[2*k:], codes[k:], bits[k/8:])
+}

@@ -207,3 +207,54 @@ done32:
 	MOVQ    BX, ret+40(FP)
 	VZEROUPPER
 	RET
+
+// func encode16PackedAVX512(t *codeTable, p *byte, blocks int, codes *byte, bits *byte) int
+//
+// encode16AVX512 for the packed layout: the codes of exact zeros are
+// zeroed, and the mask of the negative non-zero values is the sign bits.
+TEXT ·encode16PackedAVX512(SB), NOSPLIT, $0-48
+	MOVQ    t+0(FP), DI
+	MOVQ    p+8(FP), SI
+	MOVQ    blocks+16(FP), CX
+	MOVQ    codes+24(FP), R8
+	MOVQ    bits+32(FP), R9
+	XORQ    BX, BX
+	MOVL    $0x7fff, AX
+	VPBROADCASTD AX, Z5
+	VPBROADCASTW AX, Z11
+	TESTQ   CX, CX
+	JZ      donep
+loopp:
+	VPMOVZXWD (SI), Z2
+	VPMOVZXWD 32(SI), Z3
+	VPANDD  Z5, Z2, Z2
+	VPANDD  Z5, Z3, Z3
+	KXNORW  K1, K1, K1
+	KXNORW  K2, K2, K2
+	VPXORD  Z6, Z6, Z6
+	VPXORD  Z7, Z7, Z7
+	VPGATHERDD (DI)(Z2*1), K1, Z6
+	VPGATHERDD (DI)(Z3*1), K2, Z7
+	VPMOVDB Z6, X6
+	VPMOVDB Z7, X7
+	VINSERTI128 $1, X7, Y6, Y6
+	VPTESTNMB Y6, Y6, K3
+	KORTESTD K3, K3
+	JNZ     donep
+	VMOVDQU16 (SI), Z0
+	VPTESTMW Z11, Z0, K4          // magnitude not zero
+	VPMOVW2M Z0, K5               // sign bits
+	KANDD   K4, K5, K5
+	VMOVDQU8.Z Y6, K4, Y6         // code 0 for the zeros
+	VMOVDQU8 Y6, (R8)
+	KMOVD   K5, (R9)
+	ADDQ    $64, SI
+	ADDQ    $32, R8
+	ADDQ    $4, R9
+	INCQ    BX
+	CMPQ    BX, CX
+	JLT     loopp
+donep:
+	MOVQ    BX, ret+40(FP)
+	VZEROUPPER
+	RET

@@ -14,4 +14,8 @@ func encode32Fast(bk *[1 << 15]uint32, b []byte, codes []uint8, signs []int8) in
 	return encode32(bk, b, codes, signs)
 }
 
+func encode16PackedFast(t *codeTable, b []byte, codes []uint8, bits []byte) int {
+	return encode16Packed(t, b, codes, bits)
+}
+
 const avx512 = false

@@ -154,6 +154,75 @@ func TestKernels(t *testing.T) {
 						}
 					}
 				}
+				for _, k := range []struct {
+					f     func(*codeTable, []byte, []uint8, []byte) int
+					group int
+				}{{encode16Packed, 8}, {encode16PackedFast, 32}} {
+					codes, bits := make([]uint8, n), make([]byte, (n+7)/8)
+					done := k.f(tab, raw, codes, bits)
+					lo, hi := first&^(k.group-1), first
+					if first == n {
+						lo, hi = n&^7, n&^7
+					}
+					if done < lo || done > hi || done%8 != 0 {
+						t.Fatalf("packed, n %d, first without a code %d: wrote %d", n, first, done)
+					}
+					for i := range done {
+						h := binary.LittleEndian.Uint16(raw[2*i:])
+						v := float64(BF16ToFloat32(h))
+						c := p.Code(math.Abs(v))
+						if v == 0 {
+							c = 0
+						}
+						if codes[i] != c || bits[i/8]>>(i%8)&1 != byte(Sign(v)>>7&1) {
+							t.Fatalf("packed, n %d, element %d (%#04x): code %d bit %d, want %d for sign %d", n, i, h, codes[i], bits[i/8]>>(i%8)&1, c, Sign(v))
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestEncodePacked checks EncodePacked against Encode, ZeroCodes and
+// PackSigns, for every dtype, chunk lengths that are not whole bytes of
+// bits, tables with and without gaps and a NaN among the values.
+func TestEncodePacked(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	for _, dt := range floatTypes {
+		for _, n := range []int{0, 1, 7, 8, 31, 32, 33, 100, 257, 1000, 40000} {
+			vals := make([]float64, n)
+			for i := range vals {
+				vals[i] = 0.02 * r.NormFloat64()
+				switch r.IntN(30) {
+				case 0:
+					vals[i] = 0
+				case 1:
+					vals[i] = math.Copysign(0, -1)
+				case 2:
+					vals[i] = 3e-9
+				}
+			}
+			if n == 1000 {
+				vals[517] = math.NaN()
+			}
+			raw, _ := toRaw(t, dt, vals)
+			p := Params{LogMin: -16.1, LogMax: -2.9}
+			s, _ := NewRangeScanner(dt)
+			s.Scan(raw, 0)
+			for _, e := range []*Encoder{s.EncoderFor(p), {dt: dt, size: int(dt.Size()), p: p, toF32: s.toF32}} {
+				codes, signs, bits := make([]uint8, n), make([]int8, n), make([]byte, (n+7)/8)
+				e.Encode(raw, codes, signs)
+				ZeroCodes(dt, raw, codes)
+				PackSigns(signs, bits)
+				pc, pb := make([]uint8, n), make([]byte, (n+7)/8)
+				for i := range pb {
+					pb[i] = 0xa5 // the padding bits must be cleared
+				}
+				e.EncodePacked(raw, pc, pb)
+				if string(pc) != string(codes) || string(pb) != string(bits) {
+					t.Fatalf("%v, %d elements, table %v: EncodePacked differs from Encode, ZeroCodes and PackSigns", dt, n, e.table != nil)
+				}
 			}
 		}
 	}
