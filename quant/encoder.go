@@ -16,15 +16,17 @@ import (
 // A Scanner from NewRangeScanner keeps only what the min/max range needs:
 // the largest magnitude and the smallest above Tiny, which for a float
 // dtype are the largest and smallest of the magnitudes' bits. One from
-// NewScanner also counts how often each value occurs, which MSEParams
-// needs: for 16-bit dtypes the counts are of the bit patterns, so they give
-// the exact squared error of any log range; for F32 and F64 they are of the
-// magnitudes' top 16 bits as float32.
+// NewScanner also counts how often each magnitude occurs, which MSEParams
+// needs: for 16-bit dtypes the counts are of the 15-bit magnitudes, so they
+// give the exact squared error of any log range; for F32 and F64 they are
+// of the magnitudes' top 16 bits as float32. The count of magnitude m is
+// counts[m] + counts[m|0x8000]: consecutive values go to either half, so
+// that equal neighbours do not wait on each other's increment.
 type Scanner struct {
 	dt     safetensors.DType
 	size   int
 	r      *Range
-	counts *[1 << 16]uint32 // per pattern (16-bit) or magnitude bucket; nil for a range scanner
+	counts *[1 << 16]uint32 // per magnitude or bucket, in two halves; nil for a range scanner
 	bad    int64            // 16-bit: first element that is NaN or infinite, or -1
 	badVal float64
 	toF32  func(uint16) float32
@@ -125,9 +127,7 @@ func (s *Scanner) Scan(b []byte, first int64) {
 	s.r.n += int64(n)
 	nonFinite := false
 	if counts != nil {
-		for i := 1; i < len(b); i += 2 {
-			counts[uint16(b[i-1])|uint16(b[i])<<8]++
-		}
+		count16(b, counts)
 		nonFinite = s.sawNonFinite()
 	} else {
 		mx, mn := minMax16Fast(b, uint16(s.tinyU), 0, 0xffff)
@@ -169,9 +169,7 @@ func (s *Scanner) scan32(b []byte, first int64) {
 	counts := s.counts
 	n := len(b) / 4
 	if counts != nil {
-		for i := 0; i < n; i++ {
-			counts[le.Uint32(b[4*i:])>>16&0x7fff]++
-		}
+		count32(b, counts)
 	}
 	maxU, minU := minMax32Fast(b, s.tinyU, s.maxU, s.minU)
 	s.r.n += int64(n)
@@ -196,8 +194,7 @@ func (s *Scanner) scan32(b []byte, first int64) {
 	s.maxU, s.minU = maxU, minU
 }
 
-// sawNonFinite reports whether any NaN or infinity pattern has been
-// counted.
+// sawNonFinite reports whether any NaN or infinity has been counted.
 func (s *Scanner) sawNonFinite() bool {
 	lowExp := s.expAll & -s.expAll // lowest exponent bit
 	for m := uint16(0); m < lowExp; m++ {

@@ -188,3 +188,33 @@ func bits4(v uint64) byte {
 	// Lane k lands on bit 48+k; the other products stay below bit 48.
 	return byte(v * (1<<48 | 1<<33 | 1<<18 | 1<<3) >> 48 & 0xf)
 }
+
+// count16 counts the 15-bit magnitudes of the little-endian 16-bit values
+// of b, alternately in counts[m] and counts[m|0x8000].
+func count16(b []byte, counts *[1 << 16]uint32) {
+	le := binary.LittleEndian
+	for ; len(b) >= 8; b = b[8:] {
+		x := le.Uint64(b)
+		counts[x&0x7fff]++
+		counts[x>>16&0x7fff|0x8000]++
+		counts[x>>32&0x7fff]++
+		counts[x>>48|0x8000]++
+	}
+	for ; len(b) >= 2; b = b[2:] {
+		counts[le.Uint16(b)&0x7fff]++
+	}
+}
+
+// count32 counts the top 15 bits of the magnitudes of the little-endian
+// 32-bit values of b, alternately in counts[m] and counts[m|0x8000].
+func count32(b []byte, counts *[1 << 16]uint32) {
+	le := binary.LittleEndian
+	for ; len(b) >= 8; b = b[8:] {
+		x := le.Uint64(b)
+		counts[x>>16&0x7fff]++
+		counts[x>>48&0x7fff|0x8000]++
+	}
+	for ; len(b) >= 4; b = b[4:] {
+		counts[le.Uint32(b)>>16&0x7fff]++
+	}
+}
