@@ -584,7 +584,7 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 		cv.progress(s.n - s.n/2)
 	}
 	if st.written.Add(1) == st.nWrite {
-		st.enc = nil // its 128 KB table; every step of the tensor is done
+		st.enc = nil // its tables (32 KB, 160 KB for F32); every step of the tensor is done
 		cv.w.StartWriteback(j.out)
 		if j.encode {
 			cv.w.StartWriteback(j.signs)
