@@ -543,16 +543,18 @@ type workerBufs struct {
 }
 
 // scanners keeps the scanners of finished tensors for the next ones:
-// each holds 256 KB of counts.
+// each that counts values holds 256 KB of counts.
 type scanners struct {
 	mu   sync.Mutex
 	free []*quant.Scanner
 }
 
-func (p *scanners) get(dt safetensors.DType) (*quant.Scanner, error) {
+// get returns a scanner for dtype dt that counts values when counts is
+// set (the mse range needs them; the min/max range scans faster without).
+func (p *scanners) get(dt safetensors.DType, counts bool) (*quant.Scanner, error) {
 	p.mu.Lock()
 	for i, s := range p.free {
-		if s.DType() == dt {
+		if s.DType() == dt && s.Counts() == counts {
 			p.free = append(p.free[:i], p.free[i+1:]...)
 			p.mu.Unlock()
 			s.Reset()
@@ -560,7 +562,10 @@ func (p *scanners) get(dt safetensors.DType) (*quant.Scanner, error) {
 		}
 	}
 	p.mu.Unlock()
-	return quant.NewScanner(dt)
+	if counts {
+		return quant.NewScanner(dt)
+	}
+	return quant.NewRangeScanner(dt)
 }
 
 func (p *scanners) put(s *quant.Scanner) {
@@ -698,7 +703,7 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 		size := int64(t.DType.Size())
 		if st.scans[w] == nil {
 			var err error
-			if st.scans[w], err = cv.scanners.get(t.DType); err != nil {
+			if st.scans[w], err = cv.scanners.get(t.DType, cv.mse); err != nil {
 				return tensorErr(t, err)
 			}
 		}
@@ -715,12 +720,12 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 			b.codes, b.signs, b.bits = make([]uint8, k), make([]int8, k), make([]byte, (k+7)/8)
 		}
 		codes, signs := b.codes[:k], b.signs[:k]
-		st.enc.Encode(in, codes, signs)
 		out, at := quant.Int8Bytes(signs), s.off/size
 		if cv.packed {
-			quant.ZeroCodes(t.DType, in, codes)
 			out, at = b.bits[:(k+7)/8], s.off/size/8
-			quant.PackSigns(signs, out)
+			st.enc.EncodePacked(in, codes, out)
+		} else {
+			st.enc.Encode(in, codes, signs)
 		}
 		if err := cv.w.WriteAt(j.out, codes, s.off/size); err != nil {
 			return err
@@ -733,7 +738,7 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 	if st.written.Add(1) == st.nWrite {
 		cv.w.StartWriteback(j.out)
 		if j.encode {
-			st.enc = nil // its 128 KB table; every step of the tensor is done
+			st.enc = nil // its tables (32 KB, 160 KB for F32); every step of the tensor is done
 			cv.w.StartWriteback(j.signs)
 		}
 	}

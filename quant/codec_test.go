@@ -3,6 +3,7 @@ package quant
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -32,6 +33,22 @@ func encodeAll(t *testing.T, dt safetensors.DType, raw []byte) (Params, []uint8,
 	s1.Merge(s2)
 	if s1.Elements() != int64(n) {
 		t.Fatalf("scanned %d elements of %d", s1.Elements(), n)
+	}
+	// Range scanners, on chunks of another size, find the same range.
+	r1, _ := NewRangeScanner(dt)
+	r2, _ := NewRangeScanner(dt)
+	for i := 0; i < n; i += 45 {
+		r := r1
+		if (i/45)%2 == 1 {
+			r = r2
+		}
+		r.Scan(raw[i*size:min(i+45, n)*size], int64(i))
+	}
+	r1.Merge(r2)
+	pc, errc := s1.Params()
+	pr, errr := r1.Params()
+	if pc != pr || fmt.Sprint(errc) != fmt.Sprint(errr) || r1.Elements() != int64(n) {
+		t.Fatalf("%v: counting scanner gives %+v, %v; range scanner %+v, %v", dt, pc, errc, pr, errr)
 	}
 	e, err := s1.Encoder()
 	if err != nil {
