@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -790,38 +789,4 @@ func tensorErr(t format.Tensor, err error) error {
 		return err
 	}
 	return &format.Error{Path: t.File.Path, Tensor: t.Name, Err: err}
-}
-
-// WriteText writes the summary of a convert or restore in a few lines.
-func (s *Summary) WriteText(w io.Writer, verb string) error {
-	ratio := func(a, b int64) string {
-		if b == 0 {
-			return "-"
-		}
-		return fmt.Sprintf("%.3fx", float64(a)/float64(b))
-	}
-	did := "encoded"
-	if verb == "restored" {
-		did = "decoded"
-	}
-	_, err := fmt.Fprintf(w, "%s %s -> %s\n"+
-		"  tensors: %d %s, %d copied\n"+
-		"  size:    %s in, %s out (%s the source, %s of FP32 at %s)\n"+
-		"%s%s"+
-		"  time:    %.2f s, %.0f MB/s\n",
-		verb, format.Printable(s.Input), format.Printable(s.Output),
-		s.Encoded, did, s.Copied,
-		HumanBytes(s.BytesIn), HumanBytes(s.BytesOut), ratio(s.BytesOut, s.BytesIn), ratio(s.BytesOut, s.FP32Bytes), HumanBytes(s.FP32Bytes),
-		packedHint(s, ratio), folderLine(s),
-		s.Elapsed.Seconds(), s.MBPerSecond())
-	return err
-}
-
-// packedHint tells what --layout packed would give, when it would help.
-func packedHint(s *Summary, ratio func(a, b int64) string) string {
-	if s.PackedBytes == 0 {
-		return ""
-	}
-	return fmt.Sprintf("  hint:    the encoded tensors are 16-bit, so 2 bytes per weight saves nothing over them;\n"+
-		"           --layout packed (1.125 bytes per weight) would give about %s (%s the source)\n", HumanBytes(s.PackedBytes), ratio(s.PackedBytes, s.BytesIn))
 }

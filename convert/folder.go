@@ -78,6 +78,10 @@ func besideFolder(dir, suffix string) string {
 	return filepath.Join(filepath.Dir(dir), base+suffix)
 }
 
+// ErrNoDefaultOutput is returned by DefaultRestoreOutput for a single
+// file, whose restore has no default name: the caller must give one.
+var ErrNoDefaultOutput = errors.New("a single QINS file has no default restore output")
+
 // DefaultRestoreOutput returns where Restore writes when no output is
 // given: for a QINS folder X.qins (or an index inside it), the folder
 // X.restored beside it. A single file has no default.
@@ -85,7 +89,7 @@ func DefaultRestoreOutput(in string) (string, error) {
 	if dir, ok := modelFolder(in); ok {
 		return besideFolder(dir, ".restored"), nil
 	}
-	return "", errors.New("restoring a file needs -o OUT")
+	return "", ErrNoDefaultOutput
 }
 
 // ParseSize reads a size in bytes: a number, optionally followed by B, kB,
@@ -318,16 +322,4 @@ func stored(ls []format.Logical) []format.Tensor {
 		}
 	}
 	return ts
-}
-
-// folderLine describes a folder output in the summary.
-func folderLine(s *Summary) string {
-	if s.Shards == 0 {
-		return ""
-	}
-	index := ""
-	if s.Shards > 1 {
-		index = " and their index"
-	}
-	return fmt.Sprintf("  folder:  %d weight file(s)%s, %d other file(s) copied\n", s.Shards, index, s.SideFiles)
 }

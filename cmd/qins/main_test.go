@@ -143,6 +143,9 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"missing input", []string{"convert", filepath.Join(dir, "nope"), "-o", filepath.Join(dir, "o")}, 1, []string{"nope"}},
 		{"NaN", []string{"convert", nan, "-o", filepath.Join(dir, "o")}, 1, []string{nan, `tensor "layer.weight"`, "element 3"}},
 		{"restore of a plain file", []string{"restore", notQINS, "-o", filepath.Join(dir, "o")}, 1, []string{"not a QINS file"}},
+		// Run in this process: an unknown command must not exit it.
+		{"unknown command", []string{"frobnicate", tiny}, 2, []string{"usage error", `no command "frobnicate"`}},
+		{"help of an unknown command", []string{"help", "frobnicate"}, 2, []string{"usage error", `no command "frobnicate"`}},
 		{"convert of a QINS file", nil, 1, []string{"already a QINS file"}},
 	}
 	q := filepath.Join(dir, "q.safetensors")

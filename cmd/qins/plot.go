@@ -1,4 +1,4 @@
-package convert
+package main
 
 import (
 	"errors"
@@ -16,6 +16,7 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
+	"github.com/qins-dev/qins/convert"
 	"github.com/qins-dev/qins/format"
 )
 
@@ -23,26 +24,26 @@ import (
 // "mlp.down_proj.weight".
 var layerName = regexp.MustCompile(`^(.*?\.)?(?:layers|blocks|h|layer)\.(\d+)\.(.+)$`)
 
-// CheckPlotPath refuses a plot path that does not end in .png, the one
-// format SavePlot writes.
-func CheckPlotPath(path string) error {
+// checkPlotPath refuses a plot path that does not end in .png, the one
+// format savePlot writes.
+func checkPlotPath(path string) error {
 	if !strings.EqualFold(filepath.Ext(path), ".png") {
 		return &format.Error{Path: path, Err: errors.New("a plot is a PNG file: name it FILE.png")}
 	}
 	return nil
 }
 
-// SavePlot draws the SNR of every tensor that is not an exact match, by
+// savePlot draws the SNR of every tensor that is not an exact match, by
 // layer (x) with one marker per kind of tensor, to a PNG file at path.
 // Tensors outside the numbered layers stand at the left (embeddings and
 // the like) or the right (heads and final norms) of the layers. The file
 // is a format.Output: it appears complete or not at all, and replaces an
 // existing file only with opts.Force.
-func (r *DiffReport) SavePlot(path string, opts format.OutputOptions) error {
-	if err := CheckPlotPath(path); err != nil {
+func savePlot(r *convert.DiffReport, path string, opts format.OutputOptions) error {
+	if err := checkPlotPath(path); err != nil {
 		return err
 	}
-	p, err := r.plot()
+	p, err := snrPlot(r)
 	if err != nil {
 		return &format.Error{Path: path, Err: err}
 	}
@@ -61,13 +62,13 @@ func (r *DiffReport) SavePlot(path string, opts format.OutputOptions) error {
 	return o.Commit()
 }
 
-// plot builds the plot SavePlot draws.
-func (r *DiffReport) plot() (*plot.Plot, error) {
+// snrPlot builds the plot savePlot draws.
+func snrPlot(r *convert.DiffReport) (*plot.Plot, error) {
 	type point struct {
 		x, snr float64
 	}
 	kinds := map[string][]point{}
-	var outside []TensorDiff
+	var outside []convert.TensorDiff
 	maxLayer := -1
 	for _, t := range r.Tensors {
 		if m := layerName.FindStringSubmatch(t.Name); m != nil {

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/qins-dev/qins/convert"
+	"github.com/qins-dev/qins/format"
+)
+
+// diff runs `qins diff`.
+func (a *app) diff(c *cli.Context) error {
+	if c.NArg() != 2 {
+		return usageError{fmt.Errorf("diff takes two checkpoints, A and B; got %d arguments", c.NArg())}
+	}
+	opts := convert.DiffOptions{}
+	for name, dst := range map[string]**float64{"max-rel-rmse": &opts.MaxRelRMSE, "min-snr-db": &opts.MinSNRdB, "min-cosine": &opts.MinCosine} {
+		if c.IsSet(name) {
+			v := c.Float64(name)
+			*dst = &v
+		}
+	}
+	plot := c.String("plot")
+	if c.IsSet("plot") {
+		if err := checkPlotPath(plot); err != nil {
+			return usageError{fmt.Errorf("--plot: %v", err)}
+		}
+		if err := format.CheckOutput(plot, c.Bool("force")); err != nil {
+			return withHint(err)
+		}
+		opts.Outputs = []string{plot}
+	}
+	bar := newBar(a.stderr, "comparing", c.Bool("quiet") || c.Bool("json"))
+	opts.Progress = bar
+	r, err := convert.Diff(a.ctx, c.Args().Get(0), c.Args().Get(1), opts)
+	bar.finish()
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+		return unusable{withHint(err)}
+	}
+	if c.Bool("json") {
+		err = r.WriteJSON(a.stdout)
+	} else {
+		err = r.WriteText(a.stdout, c.Int("top"))
+	}
+	if err != nil {
+		return unusable{fmt.Errorf("writing the report: %w", err)}
+	}
+	if plot != "" {
+		if err := savePlot(r, plot, format.OutputOptions{Force: c.Bool("force"), Pending: a.pending}); err != nil {
+			return withHint(err)
+		}
+	}
+	if !r.OK() {
+		return differ{}
+	}
+	return nil
+}
+
+// inspect runs `qins inspect`.
+func (a *app) inspect(c *cli.Context) error {
+	path, err := oneArg(c, "FILE")
+	if err != nil {
+		return err
+	}
+	r, err := convert.Inspect(a.ctx, path)
+	if err != nil {
+		return withHint(err)
+	}
+	if c.Bool("json") {
+		return r.WriteJSON(a.stdout)
+	}
+	return r.WriteText(a.stdout)
+}
