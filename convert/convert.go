@@ -232,7 +232,7 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 // the defaults of opts.
 func checkConvert(c *format.Checkpoint, opts *Options) error {
 	if format.IsQINS(c.Metadata) {
-		return &format.Error{Path: c.Path, Err: errors.New("is already a QINS file")}
+		return &format.Error{Path: c.Path, Err: ErrIsQINS}
 	}
 	if err := opts.defaults(); err != nil {
 		return err
@@ -248,7 +248,7 @@ func checkConvert(c *format.Checkpoint, opts *Options) error {
 				return nil
 			}
 		}
-		return &format.Error{Path: c.Path, Err: fmt.Errorf("--include %q matches no floating-point tensor", opts.Include)}
+		return &format.Error{Path: c.Path, Err: fmt.Errorf("the include pattern %q %w", opts.Include, ErrNoneSelected)}
 	}
 	return nil
 }
@@ -373,7 +373,7 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 		}
 		for k, n := range []string{t.Name + format.CodesSuffix, signs.Name} {
 			if names[n] {
-				return nil, nil, nil, &format.Error{Path: c.Path, Tensor: t.Name, Err: fmt.Errorf("cannot be encoded: its %s would be stored as %q, the name of another tensor of the checkpoint; keep it unchanged with --exclude '^%s$'", []string{"codes", "signs"}[k], n, regexp.QuoteMeta(t.Name))}
+				return nil, nil, nil, &format.Error{Path: c.Path, Tensor: t.Name, Err: &NameClashError{Tensor: t.Name, Part: []string{"codes", "signs"}[k], Stored: n}}
 			}
 		}
 		j.out, j.signs = len(out), len(out)+1
@@ -407,7 +407,7 @@ func checkHeaderLen(src string, meta map[string]string, tensors []format.TensorI
 }
 
 func headerTooLarge(src string, n int, least string) error {
-	return &format.Error{Path: src, Err: fmt.Errorf("the output's header would take %s%d bytes, above the safetensors limit of %d bytes: encode fewer tensors (--exclude), or split the checkpoint", least, n, format.MaxHeaderSize)}
+	return &format.Error{Path: src, Err: fmt.Errorf("the output's header would take %s%d bytes, %w of %d bytes: encode fewer tensors, or split the checkpoint", least, n, ErrHeaderTooLarge, format.MaxHeaderSize)}
 }
 
 // leastHeaderLen returns the least bytes the output's header can take, its

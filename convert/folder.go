@@ -3,7 +3,6 @@ package convert
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -77,10 +76,6 @@ func besideFolder(dir, suffix string) string {
 	}
 	return filepath.Join(filepath.Dir(dir), base+suffix)
 }
-
-// ErrNoDefaultOutput is returned by DefaultRestoreOutput for a single
-// file, whose restore has no default name: the caller must give one.
-var ErrNoDefaultOutput = errors.New("a single QINS file has no default restore output")
 
 // DefaultRestoreOutput returns where Restore writes when no output is
 // given: for a QINS folder X.qins (or an index inside it), the folder

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/qins-dev/qins/convert"
+	"github.com/qins-dev/qins/convert/eval"
 	"github.com/qins-dev/qins/format"
 )
 
@@ -267,13 +270,25 @@ func oneArg(c *cli.Context, name string) (string, error) {
 	return "", usageError{fmt.Errorf("%s takes one %s, got %d arguments: %s", c.Command.Name, name, c.NArg(), strings.Join(c.Args().Slice(), " "))}
 }
 
-// withHint adds a hint to errors a user can act on.
+// withHint adds a hint to errors a user can act on: the library's errors
+// speak of its options, the hints of the flags that set them.
 func withHint(err error) error {
+	var clash *convert.NameClashError
 	switch {
 	case errors.Is(err, format.ErrExists):
 		return hinted{err, "pass --force to replace it"}
 	case errors.Is(err, os.ErrNotExist):
 		return hinted{err, "check the path"}
+	case errors.As(err, &clash):
+		return hinted{err, fmt.Sprintf("keep it unchanged with --exclude '^%s$'", regexp.QuoteMeta(clash.Tensor))}
+	case errors.Is(err, convert.ErrNoneSelected):
+		return hinted{err, "--include REGEX names the floating-point tensors to encode; 'qins inspect' lists them"}
+	case errors.Is(err, convert.ErrHeaderTooLarge):
+		return hinted{err, "keep tensors unchanged with --exclude REGEX"}
+	case errors.Is(err, convert.ErrNotQINS):
+		return hinted{err, "qins convert makes one"}
+	case errors.Is(err, eval.ErrNoConfig):
+		return hinted{err, "pass --config FILE"}
 	}
 	return err
 }

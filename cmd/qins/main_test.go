@@ -176,6 +176,38 @@ func TestExitCodesAndMessages(t *testing.T) {
 	}
 }
 
+// TestHints checks that errors of the library, which speak of its
+// options, reach the user with the flag that helps, on the line after.
+func TestHints(t *testing.T) {
+	dir := t.TempDir()
+	notQINS := filepath.Join(tiny, "model-00002-of-00002.safetensors")
+	existing := filepath.Join(dir, "existing.safetensors")
+	if err := os.WriteFile(existing, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args        []string
+		first, hint string
+	}{
+		{[]string{"convert", tiny, "-o", filepath.Join(dir, "o"), "--include", "^nothing$"}, `the include pattern "^nothing$" matches no floating-point tensor`, "hint: --include REGEX names the floating-point tensors to encode"},
+		{[]string{"restore", notQINS, "-o", filepath.Join(dir, "o")}, "is not a QINS file", "hint: qins convert makes one"},
+		{[]string{"convert", notQINS, "-o", existing}, "exists", "hint: pass --force to replace it"},
+		{[]string{"inspect", filepath.Join(dir, "nope")}, "nope", "hint: check the path"},
+	} {
+		code, _, errs := qins(t, c.args...)
+		lines := strings.Split(strings.TrimSuffix(errs, "\n"), "\n")
+		if code != 1 || len(lines) != 2 || !strings.Contains(lines[0], c.first) || !strings.HasPrefix(lines[1], c.hint) {
+			t.Errorf("%v: exit %d, stderr %q: want exit 1, %q, then %q", c.args, code, errs, c.first, c.hint)
+		}
+	}
+	if got := files(t, dir); len(got) != 1 {
+		t.Errorf("left behind: %v", got)
+	}
+	if b, _ := os.ReadFile(existing); string(b) != "keep" {
+		t.Errorf("%s changed", existing)
+	}
+}
+
 func TestReorderArgs(t *testing.T) {
 	app := newApp(context.Background(), nil, nil, nil)
 	cases := []struct{ in, want, err string }{
