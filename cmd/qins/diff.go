@@ -11,6 +11,29 @@ import (
 	"github.com/qins-dev/qins/format"
 )
 
+// diffCommand is `qins diff A B`.
+func diffCommand(quiet cli.Flag, action cli.ActionFunc) *cli.Command {
+	return &cli.Command{
+		Name:      "diff",
+		Usage:     "compare two checkpoints tensor by tensor (either may be a QINS file, decoded on the fly)",
+		ArgsUsage: "A B",
+		Description: "Exit status: 0 when every tensor is on both sides and within the thresholds given,\n" +
+			"1 otherwise, 2 when an input cannot be read. Thresholds apply to each tensor.",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
+			&cli.Float64Flag{Name: "max-rel-rmse", Usage: "fail when a tensor's rmse / rms(A) is above `X`"},
+			&cli.Float64Flag{Name: "min-snr-db", Usage: "fail when a tensor's SNR is below `Y` dB"},
+			&cli.Float64Flag{Name: "min-cosine", Usage: "fail when a tensor's cosine similarity is below `Z`"},
+			&cli.IntFlag{Name: "top", Value: 20, Usage: "show the `N` tensors furthest apart (0: none, -1: all)"},
+			&cli.StringFlag{Name: "plot", Usage: "also draw the SNR of each tensor by layer into `FILE.png`"},
+			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace the --plot file if it exists"},
+			quiet,
+		},
+		OnUsageError: usageErr,
+		Action:       action,
+	}
+}
+
 // diff runs `qins diff`.
 func (a *app) diff(c *cli.Context) error {
 	if c.NArg() != 2 {

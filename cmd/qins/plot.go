@@ -62,14 +62,18 @@ func savePlot(r *convert.DiffReport, path string, opts format.OutputOptions) err
 	return o.Commit()
 }
 
-// snrPlot builds the plot savePlot draws.
-func snrPlot(r *convert.DiffReport) (*plot.Plot, error) {
-	type point struct {
-		x, snr float64
-	}
-	kinds := map[string][]point{}
+// point is a tensor's place in the plot: its layer and its SNR.
+type point struct {
+	x, snr float64
+}
+
+// snrPoints returns the points of the tensors that are not an exact
+// match, by kind of tensor, and the last layer (-1 when there is none).
+// Tensors outside the layers stand at x = -2 or maxLayer + 2.
+func snrPoints(r *convert.DiffReport) (kinds map[string][]point, maxLayer int) {
+	kinds = map[string][]point{}
 	var outside []convert.TensorDiff
-	maxLayer := -1
+	maxLayer = -1
 	for _, t := range r.Tensors {
 		if m := layerName.FindStringSubmatch(t.Name); m != nil {
 			if n, err := strconv.Atoi(m[2]); err == nil {
@@ -98,6 +102,12 @@ func snrPlot(r *convert.DiffReport) (*plot.Plot, error) {
 		}
 		kinds[strings.TrimSuffix(t.Name, ".weight")] = append(kinds[strings.TrimSuffix(t.Name, ".weight")], point{x, float64(t.SNRdB)})
 	}
+	return kinds, maxLayer
+}
+
+// snrPlot builds the plot savePlot draws.
+func snrPlot(r *convert.DiffReport) (*plot.Plot, error) {
+	kinds, maxLayer := snrPoints(r)
 	if len(kinds) == 0 {
 		return nil, fmt.Errorf("nothing to plot: every tensor matches exactly")
 	}
@@ -136,19 +146,25 @@ func snrPlot(r *convert.DiffReport) (*plot.Plot, error) {
 	p.Legend.Top = false
 	p.Legend.Left = true
 	if maxLayer >= 0 {
-		var ticks []plot.Tick
-		for l := 0; l <= maxLayer; l++ {
-			label := ""
-			if l%4 == 0 || l == maxLayer {
-				label = strconv.Itoa(l)
-			}
-			ticks = append(ticks, plot.Tick{Value: float64(l), Label: label})
-		}
-		ticks = append(ticks, plot.Tick{Value: -2, Label: "in"}, plot.Tick{Value: float64(maxLayer + 2), Label: "out"})
-		p.X.Tick.Marker = plot.ConstantTicks(ticks)
+		p.X.Tick.Marker = layerTicks(maxLayer)
 		p.X.Min, p.X.Max = -3, float64(maxLayer+3)
 	}
 	return p, nil
+}
+
+// layerTicks labels every fourth layer and the last, and the places of
+// the tensors outside the layers.
+func layerTicks(maxLayer int) plot.Ticker {
+	var ticks []plot.Tick
+	for l := 0; l <= maxLayer; l++ {
+		label := ""
+		if l%4 == 0 || l == maxLayer {
+			label = strconv.Itoa(l)
+		}
+		ticks = append(ticks, plot.Tick{Value: float64(l), Label: label})
+	}
+	ticks = append(ticks, plot.Tick{Value: -2, Label: "in"}, plot.Tick{Value: float64(maxLayer + 2), Label: "out"})
+	return plot.ConstantTicks(ticks)
 }
 
 var glyphs = []draw.GlyphDrawer{
