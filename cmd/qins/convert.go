@@ -32,17 +32,10 @@ func (a *app) convert(c *cli.Context) error {
 	if out == "" {
 		out = convert.DefaultOutput(src)
 	}
-	bar := newBar(a.stderr, "converting", c.Bool("quiet"))
-	opts.Progress = bar
-	s, err := convert.Convert(a.ctx, src, out, opts)
-	bar.finish()
-	if err != nil {
-		return withHint(err)
-	}
-	if !c.Bool("quiet") {
-		writeSummary(a.stdout, s, converted)
-	}
-	return nil
+	return a.pipeline(c, converted, func(p convert.Progress) (*convert.Summary, error) {
+		opts.Progress = p
+		return convert.Convert(a.ctx, src, out, opts)
+	})
 }
 
 // convertOptions reads convert's flags.
@@ -94,14 +87,26 @@ func (a *app) restore(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	bar := newBar(a.stderr, "restoring", c.Bool("quiet"))
-	s, err := convert.Restore(a.ctx, in, out, convert.RestoreOptions{DType: dt, Force: c.Bool("force"), Progress: bar, MaxShardBytes: shard, Pending: a.pending})
+	return a.pipeline(c, restored, func(p convert.Progress) (*convert.Summary, error) {
+		return convert.Restore(a.ctx, in, out, convert.RestoreOptions{DType: dt, Force: c.Bool("force"), Progress: p, MaxShardBytes: shard, Pending: a.pending})
+	})
+}
+
+// pipeline runs a convert or a restore with a progress bar, then prints
+// its summary unless --quiet.
+func (a *app) pipeline(c *cli.Context, d direction, run func(convert.Progress) (*convert.Summary, error)) error {
+	what := "converting"
+	if d == restored {
+		what = "restoring"
+	}
+	bar := newBar(a.stderr, what, c.Bool("quiet"))
+	s, err := run(bar)
 	bar.finish()
 	if err != nil {
 		return withHint(err)
 	}
 	if !c.Bool("quiet") {
-		writeSummary(a.stdout, s, restored)
+		writeSummary(a.stdout, s, d)
 	}
 	return nil
 }
