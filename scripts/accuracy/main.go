@@ -159,18 +159,9 @@ func main() {
 	}
 }
 
-func report(w io.Writer, path string) error {
-	c, err := format.OpenCheckpoint(path)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	var todo []format.Tensor
-	for _, t := range c.Tensors {
-		if quant.IsFloat(t.DType) && len(t.Shape) >= 2 {
-			todo = append(todo, t)
-		}
-	}
+// measureAll measures every tensor of todo on all cores, and stops at the
+// first error.
+func measureAll(todo []format.Tensor) ([]result, error) {
 	results := make([]result, len(todo))
 	var next int
 	var mu sync.Mutex
@@ -203,8 +194,24 @@ func report(w io.Writer, path string) error {
 		}()
 	}
 	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	return results, firstErr
+}
+
+func report(w io.Writer, path string) error {
+	c, err := format.OpenCheckpoint(path)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var todo []format.Tensor
+	for _, t := range c.Tensors {
+		if quant.IsFloat(t.DType) && len(t.Shape) >= 2 {
+			todo = append(todo, t)
+		}
+	}
+	results, err := measureAll(todo)
+	if err != nil {
+		return err
 	}
 	var elems uint64
 	for _, t := range todo {
