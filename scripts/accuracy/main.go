@@ -197,6 +197,7 @@ func measureAll(todo []format.Tensor) ([]result, error) {
 	return results, firstErr
 }
 
+// report writes the accuracy tables of the checkpoint at path.
 func report(w io.Writer, path string) error {
 	c, err := format.OpenCheckpoint(path)
 	if err != nil {
