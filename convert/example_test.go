@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/nlpodyssey/safetensors"
-
 	"github.com/qins-dev/qins/convert"
 )
 
@@ -42,13 +40,14 @@ func ExampleRestore() {
 	}
 	defer os.RemoveAll(dir)
 
+	// The default options decode to F32; RestoreOptions.DType chooses.
 	out := filepath.Join(dir, "small.restored.safetensors")
-	s, err := convert.Restore(context.Background(), smallQINS, out, convert.RestoreOptions{DType: safetensors.BF16})
+	s, err := convert.Restore(context.Background(), smallQINS, out, convert.RestoreOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Printf("%d tensors decoded, %d copied; %d bytes out\n", s.Encoded, s.Copied, s.BytesOut)
-	// Output: 5 tensors decoded, 2 copied; 618 bytes out
+	// Output: 5 tensors decoded, 2 copied; 724 bytes out
 }
 
 func ExampleDiff() {
