@@ -159,9 +159,18 @@ func main() {
 	}
 }
 
-// measureAll measures every tensor of todo on all cores, and stops at the
-// first error.
-func measureAll(todo []format.Tensor) ([]result, error) {
+func report(w io.Writer, path string) error {
+	c, err := format.OpenCheckpoint(path)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var todo []format.Tensor
+	for _, t := range c.Tensors {
+		if quant.IsFloat(t.DType) && len(t.Shape) >= 2 {
+			todo = append(todo, t)
+		}
+	}
 	results := make([]result, len(todo))
 	var next int
 	var mu sync.Mutex
@@ -194,25 +203,8 @@ func measureAll(todo []format.Tensor) ([]result, error) {
 		}()
 	}
 	wg.Wait()
-	return results, firstErr
-}
-
-// report writes the accuracy tables of the checkpoint at path.
-func report(w io.Writer, path string) error {
-	c, err := format.OpenCheckpoint(path)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	var todo []format.Tensor
-	for _, t := range c.Tensors {
-		if quant.IsFloat(t.DType) && len(t.Shape) >= 2 {
-			todo = append(todo, t)
-		}
-	}
-	results, err := measureAll(todo)
-	if err != nil {
-		return err
+	if firstErr != nil {
+		return firstErr
 	}
 	var elems uint64
 	for _, t := range todo {
