@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -233,7 +232,7 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 // the defaults of opts.
 func checkConvert(c *format.Checkpoint, opts *Options) error {
 	if format.IsQINS(c.Metadata) {
-		return &format.Error{Path: c.Path, Err: errors.New("is already a QINS file")}
+		return &format.Error{Path: c.Path, Err: ErrIsQINS}
 	}
 	if err := opts.defaults(); err != nil {
 		return err
@@ -249,7 +248,7 @@ func checkConvert(c *format.Checkpoint, opts *Options) error {
 				return nil
 			}
 		}
-		return &format.Error{Path: c.Path, Err: fmt.Errorf("--include %q matches no floating-point tensor", opts.Include)}
+		return &format.Error{Path: c.Path, Err: fmt.Errorf("the include pattern %q %w", opts.Include, ErrNoneSelected)}
 	}
 	return nil
 }
@@ -374,7 +373,7 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 		}
 		for k, n := range []string{t.Name + format.CodesSuffix, signs.Name} {
 			if names[n] {
-				return nil, nil, nil, &format.Error{Path: c.Path, Tensor: t.Name, Err: fmt.Errorf("cannot be encoded: its %s would be stored as %q, the name of another tensor of the checkpoint; keep it unchanged with --exclude '^%s$'", []string{"codes", "signs"}[k], n, regexp.QuoteMeta(t.Name))}
+				return nil, nil, nil, &format.Error{Path: c.Path, Tensor: t.Name, Err: &NameClashError{Tensor: t.Name, Part: []string{"codes", "signs"}[k], Stored: n}}
 			}
 		}
 		j.out, j.signs = len(out), len(out)+1
@@ -408,7 +407,7 @@ func checkHeaderLen(src string, meta map[string]string, tensors []format.TensorI
 }
 
 func headerTooLarge(src string, n int, least string) error {
-	return &format.Error{Path: src, Err: fmt.Errorf("the output's header would take %s%d bytes, above the safetensors limit of %d bytes: encode fewer tensors (--exclude), or split the checkpoint", least, n, format.MaxHeaderSize)}
+	return &format.Error{Path: src, Err: fmt.Errorf("the output's header would take %s%d bytes, %w of %d bytes: encode fewer tensors, or split the checkpoint", least, n, ErrHeaderTooLarge, format.MaxHeaderSize)}
 }
 
 // leastHeaderLen returns the least bytes the output's header can take, its
@@ -790,38 +789,4 @@ func tensorErr(t format.Tensor, err error) error {
 		return err
 	}
 	return &format.Error{Path: t.File.Path, Tensor: t.Name, Err: err}
-}
-
-// WriteText writes the summary of a convert or restore in a few lines.
-func (s *Summary) WriteText(w io.Writer, verb string) error {
-	ratio := func(a, b int64) string {
-		if b == 0 {
-			return "-"
-		}
-		return fmt.Sprintf("%.3fx", float64(a)/float64(b))
-	}
-	did := "encoded"
-	if verb == "restored" {
-		did = "decoded"
-	}
-	_, err := fmt.Fprintf(w, "%s %s -> %s\n"+
-		"  tensors: %d %s, %d copied\n"+
-		"  size:    %s in, %s out (%s the source, %s of FP32 at %s)\n"+
-		"%s%s"+
-		"  time:    %.2f s, %.0f MB/s\n",
-		verb, format.Printable(s.Input), format.Printable(s.Output),
-		s.Encoded, did, s.Copied,
-		HumanBytes(s.BytesIn), HumanBytes(s.BytesOut), ratio(s.BytesOut, s.BytesIn), ratio(s.BytesOut, s.FP32Bytes), HumanBytes(s.FP32Bytes),
-		packedHint(s, ratio), folderLine(s),
-		s.Elapsed.Seconds(), s.MBPerSecond())
-	return err
-}
-
-// packedHint tells what --layout packed would give, when it would help.
-func packedHint(s *Summary, ratio func(a, b int64) string) string {
-	if s.PackedBytes == 0 {
-		return ""
-	}
-	return fmt.Sprintf("  hint:    the encoded tensors are 16-bit, so 2 bytes per weight saves nothing over them;\n"+
-		"           --layout packed (1.125 bytes per weight) would give about %s (%s the source)\n", HumanBytes(s.PackedBytes), ratio(s.PackedBytes, s.BytesIn))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -254,7 +255,7 @@ func TestIncludeExclude(t *testing.T) {
 		})
 	}
 	_, err := Convert(context.Background(), tinyDir, filepath.Join(t.TempDir(), "o.safetensors"), Options{Include: regexp.MustCompile("nothing-matches")})
-	if err == nil || !strings.Contains(err.Error(), "matches no floating-point tensor") {
+	if !errors.Is(err, ErrNoneSelected) || !strings.Contains(err.Error(), `the include pattern "nothing-matches" matches no floating-point tensor`) {
 		t.Errorf("include matching nothing: %v", err)
 	}
 }

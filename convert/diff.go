@@ -31,9 +31,12 @@ type DiffOptions struct {
 	// Outputs are files the caller is to write from the report (a plot):
 	// Diff refuses them, before any work, when they are inputs.
 	Outputs []string
+}
 
-	floatOnly bool  // no fast path (diff_hist.go): for tests
-	histMin   int64 // the fast path's smallest tensor, when not 0: for tests
+// diffHooks are the choices of tests that callers do not make.
+type diffHooks struct {
+	floatOnly bool  // no fast path (diff_hist.go)
+	histMin   int64 // the fast path's smallest tensor, when not 0
 }
 
 // Num is a float64 that is written to JSON as null when it is not finite.
@@ -120,6 +123,11 @@ func (r *DiffReport) OK() bool {
 // on the fly as `qins restore` would write it (F32). Both sides are read in
 // chunks, so memory is a few chunks whatever the model size.
 func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffReport, error) {
+	return diffWith(ctx, pathA, pathB, opts, diffHooks{})
+}
+
+// diffWith is Diff with the tests' hooks.
+func diffWith(ctx context.Context, pathA, pathB string, opts DiffOptions, hooks diffHooks) (*DiffReport, error) {
 	ca, la, err := openModel(ctx, pathA)
 	if err != nil {
 		return nil, err
@@ -139,7 +147,7 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 	}
 	pr := orNoProgress(opts.Progress)
 	pr.Start(workBytes(ca) + workBytes(cb))
-	d := differ{pool: newPool(ctx, opts.Workers), chunk: opts.ChunkElems, histChunk: opts.ChunkElems, progress: pr.Add, floatOnly: opts.floatOnly, histMin: opts.histMin}
+	d := differ{pool: newPool(ctx, opts.Workers), chunk: opts.ChunkElems, histChunk: opts.ChunkElems, progress: pr.Add, floatOnly: hooks.floatOnly, histMin: hooks.histMin}
 	if d.histMin == 0 {
 		d.histMin = minHistElems
 	}

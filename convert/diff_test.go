@@ -278,7 +278,7 @@ func TestDiffFastPathMatchesFloatPath(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			for _, chunk := range []int{3, 1000, 0} {
 				var pr sumProgress
-				fast, err := Diff(context.Background(), c.a, c.b, DiffOptions{ChunkElems: chunk, histMin: 1, Progress: &pr})
+				fast, err := diffWith(context.Background(), c.a, c.b, DiffOptions{ChunkElems: chunk, Progress: &pr}, diffHooks{histMin: 1})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -286,7 +286,7 @@ func TestDiffFastPathMatchesFloatPath(t *testing.T) {
 					t.Errorf("progress adds up to %d of %d", pr.sum.Load(), pr.total)
 				}
 				var sp sumProgress
-				slow, err := Diff(context.Background(), c.a, c.b, DiffOptions{ChunkElems: chunk, floatOnly: true, Progress: &sp})
+				slow, err := diffWith(context.Background(), c.a, c.b, DiffOptions{ChunkElems: chunk, Progress: &sp}, diffHooks{floatOnly: true})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -3,7 +3,6 @@ package convert
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -85,7 +84,7 @@ func DefaultRestoreOutput(in string) (string, error) {
 	if dir, ok := modelFolder(in); ok {
 		return besideFolder(dir, ".restored"), nil
 	}
-	return "", errors.New("restoring a file needs -o OUT")
+	return "", ErrNoDefaultOutput
 }
 
 // ParseSize reads a size in bytes: a number, optionally followed by B, kB,
@@ -318,16 +317,4 @@ func stored(ls []format.Logical) []format.Tensor {
 		}
 	}
 	return ts
-}
-
-// folderLine describes a folder output in the summary.
-func folderLine(s *Summary) string {
-	if s.Shards == 0 {
-		return ""
-	}
-	index := ""
-	if s.Shards > 1 {
-		index = " and their index"
-	}
-	return fmt.Sprintf("  folder:  %d weight file(s)%s, %d other file(s) copied\n", s.Shards, index, s.SideFiles)
 }

@@ -2,7 +2,6 @@ package convert
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -59,7 +58,7 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 	}
 	defer c.Close()
 	if !format.IsQINS(c.Metadata) {
-		return nil, &format.Error{Path: c.Path, Err: errors.New(`is not a QINS file (no "qins" metadata); qins convert makes one`)}
+		return nil, &format.Error{Path: c.Path, Err: ErrNotQINS}
 	}
 	if OutputIsFolder(in, out) {
 		return restoreFolder(ctx, c, ls, in, out, opts, start)
