@@ -19,9 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nlpodyssey/safetensors"
-
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -174,7 +173,7 @@ func DefaultOutput(src string) string {
 }
 
 // encodable reports whether dt is a dtype the codec reads.
-func encodable(dt safetensors.DType) bool { return quant.IsFloat(dt) }
+func encodable(dt dtype.DType) bool { return quant.IsFloat(dt) }
 
 // selected reports whether tensor t is to be encoded under opts.
 func (o *Options) selected(t format.TensorInfo) bool {
@@ -368,9 +367,9 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 			out = append(out, format.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape})
 			continue
 		}
-		signs := format.TensorInfo{Name: t.Name + format.SignsSuffix, DType: safetensors.I8, Shape: t.Shape}
+		signs := format.TensorInfo{Name: t.Name + format.SignsSuffix, DType: dtype.I8, Shape: t.Shape}
 		if opts.Layout == format.LayoutPacked {
-			signs = format.TensorInfo{Name: t.Name + format.SignBitsSuffix, DType: safetensors.U8, Shape: []uint64{format.SignBytes(t.Elements())}}
+			signs = format.TensorInfo{Name: t.Name + format.SignBitsSuffix, DType: dtype.U8, Shape: []uint64{format.SignBytes(t.Elements())}}
 		}
 		for k, n := range []string{t.Name + format.CodesSuffix, signs.Name} {
 			if names[n] {
@@ -378,7 +377,7 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 			}
 		}
 		j.out, j.signs = len(out), len(out)+1
-		out = append(out, format.TensorInfo{Name: t.Name + format.CodesSuffix, DType: safetensors.U8, Shape: t.Shape}, signs)
+		out = append(out, format.TensorInfo{Name: t.Name + format.CodesSuffix, DType: dtype.U8, Shape: t.Shape}, signs)
 		meta[format.ParamsPrefix+t.Name] = format.MarshalEncodedMeta(quant.Params{}, t.DType, opts.Layout, opts.Range)
 	}
 	return jobs, out, meta, nil
@@ -419,7 +418,7 @@ func leastHeaderLen(c *format.Checkpoint, jobs []job, opts *Options) int {
 	for k, v := range c.Metadata {
 		n += format.MetadataEntryLen(k, v)
 	}
-	metaLen := map[safetensors.DType]int{} // the placeholder, per dtype
+	metaLen := map[dtype.DType]int{} // the placeholder, per dtype
 	for i := range jobs {
 		t := jobs[i].src.TensorInfo
 		t.Begin, t.End = 0, 0
@@ -549,7 +548,7 @@ type scanners struct {
 	free []*quant.Scanner
 }
 
-func (p *scanners) get(dt safetensors.DType) (*quant.Scanner, error) {
+func (p *scanners) get(dt dtype.DType) (*quant.Scanner, error) {
 	p.mu.Lock()
 	for i, s := range p.free {
 		if s.DType() == dt {

@@ -8,9 +8,8 @@ import (
 	"math"
 	"sort"
 
-	"github.com/nlpodyssey/safetensors"
-
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -516,7 +515,7 @@ type source struct {
 func newSource(l *format.Logical) (*source, error) {
 	if l.Encoded() {
 		// Decoded as an F32 restore writes it, which must be finite.
-		if err := l.Params.CheckFinite(safetensors.F32); err != nil {
+		if err := l.Params.CheckFinite(dtype.F32); err != nil {
 			return nil, &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: fmt.Errorf("cannot be decoded to F32: %v", err)}
 		}
 		return &source{l: l, dec: quant.NewDecoder(l.Params), size: 2}, nil

@@ -9,17 +9,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nlpodyssey/safetensors"
-
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/quant"
 )
 
 // RestoreOptions configure Restore.
 type RestoreOptions struct {
 	// DType is the dtype of decoded tensors and of copied floating-point
-	// tensors: F32, F16, BF16 or F64. The zero value (BOOL) means F32.
-	DType safetensors.DType
+	// tensors: F32, F16, BF16 or F64. The zero value (Invalid) means F32.
+	DType dtype.DType
 	// Force replaces an existing output.
 	Force bool
 	// Progress, when set, follows the work in input bytes.
@@ -47,8 +46,8 @@ type RestoreOptions struct {
 // unchanged.
 func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary, error) {
 	start := time.Now()
-	if opts.DType == safetensors.BOOL { // the zero value
-		opts.DType = safetensors.F32
+	if opts.DType == dtype.Invalid { // the zero value
+		opts.DType = dtype.F32
 	}
 	if !quant.IsFloat(opts.DType) {
 		return nil, fmt.Errorf("cannot restore to dtype %v: choose F32, F16, BF16 or F64", opts.DType)
@@ -89,7 +88,7 @@ func restoreFile(ctx context.Context, c *format.Checkpoint, ls []format.Logical,
 			meta[k] = v
 		}
 	}
-	outDType := func(l *format.Logical) safetensors.DType {
+	outDType := func(l *format.Logical) dtype.DType {
 		if quant.IsFloat(l.DType) {
 			return opts.DType
 		}
@@ -196,7 +195,7 @@ func (r *restorer) copy(l *format.Logical, k int) error {
 }
 
 // decode writes the decoded values of an encoded tensor in dtype dt.
-func (r *restorer) decode(l *format.Logical, dt safetensors.DType, k int) error {
+func (r *restorer) decode(l *format.Logical, dt dtype.DType, k int) error {
 	if err := l.Params.CheckFinite(dt); err != nil {
 		return &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: fmt.Errorf("cannot be restored to %v: %v", dt, err)}
 	}
@@ -221,7 +220,7 @@ func (r *restorer) decode(l *format.Logical, dt safetensors.DType, k int) error 
 }
 
 // cast writes a stored floating-point tensor in dtype dt.
-func (r *restorer) cast(l *format.Logical, dt safetensors.DType, k int) error {
+func (r *restorer) cast(l *format.Logical, dt dtype.DType, k int) error {
 	t := *l.Plain
 	read, err := quant.Reader(l.DType)
 	if err != nil {

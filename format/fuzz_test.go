@@ -8,8 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/nlpodyssey/safetensors"
-
+	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -132,7 +131,7 @@ func FuzzEncodedMeta(f *testing.F) {
 		if math.IsInf(m.LogMin, 0) || math.IsInf(m.LogMax, 0) || m.LogMin > m.LogMax {
 			t.Fatalf("%q: accepted range [%v, %v]", s, m.LogMin, m.LogMax)
 		}
-		dt, _ := safetensors.ParseDType(m.DType)
+		dt, _ := dtype.Parse(m.DType)
 		p := quant.Params{LogMin: m.LogMin, LogMax: m.LogMax}
 		back, err := ParseEncodedMeta(MarshalEncodedMeta(p, dt, m.Layout, m.Range))
 		if err != nil || back != m {

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // MaxHeaderSize is the largest header the safetensors format allows.
@@ -24,7 +24,7 @@ const MaxHeaderSize = 100_000_000
 // TensorInfo describes one tensor stored in a safetensors file.
 type TensorInfo struct {
 	Name  string
-	DType safetensors.DType
+	DType dtype.DType
 	Shape []uint64
 	// Begin and End are byte offsets into the data section, which starts
 	// right after the header.
@@ -289,7 +289,7 @@ func (p *headerParser) dtype(t *TensorInfo) error {
 	if err != nil {
 		return err
 	}
-	if t.DType, err = safetensors.ParseDType(string(dt)); err != nil {
+	if t.DType, err = dtype.Parse(string(dt)); err != nil {
 		return herr(t.Name, "unknown dtype %q", dt)
 	}
 	return nil

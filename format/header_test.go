@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/nlpodyssey/safetensors"
+
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // rawFile builds a safetensors file from its header JSON and data.
@@ -46,7 +48,7 @@ func TestOpenValid(t *testing.T) {
 		t.Errorf("tensors in data order: got %v", names)
 	}
 	a, _ := f.Tensor("a")
-	if a.DType != safetensors.BF16 || a.Elements() != 3 || a.Bytes() != 6 {
+	if a.DType != dtype.BF16 || a.Elements() != 3 || a.Bytes() != 6 {
 		t.Errorf("tensor a: %+v", a)
 	}
 }
@@ -129,9 +131,9 @@ func TestErrorNamesTensor(t *testing.T) {
 
 func TestEncodeParsesBackAndMatchesLibrary(t *testing.T) {
 	ts := []TensorInfo{
-		{Name: "z", DType: safetensors.F32, Shape: []uint64{2, 2}, Begin: 0, End: 16},
-		{Name: "a \"quoted\" name", DType: safetensors.I8, Shape: []uint64{3}, Begin: 16, End: 19},
-		{Name: "scalar", DType: safetensors.U8, Shape: []uint64{}, Begin: 19, End: 20},
+		{Name: "z", DType: dtype.F32, Shape: []uint64{2, 2}, Begin: 0, End: 16},
+		{Name: "a \"quoted\" name", DType: dtype.I8, Shape: []uint64{3}, Begin: 16, End: 19},
+		{Name: "scalar", DType: dtype.U8, Shape: []uint64{}, Begin: 19, End: 20},
 	}
 	meta := map[string]string{"format": "pt", "note": "ünïcode \\ \"x\""}
 	h := Encode(meta, ts, 100)
@@ -169,9 +171,9 @@ func TestHeaderLen(t *testing.T) {
 	}
 	var ts []TensorInfo
 	for i, name := range names {
-		ts = append(ts, TensorInfo{Name: name, DType: safetensors.F32, Shape: []uint64{uint64(i), 3, 1000}})
+		ts = append(ts, TensorInfo{Name: name, DType: dtype.F32, Shape: []uint64{uint64(i), 3, 1000}})
 	}
-	ts = append(ts, TensorInfo{Name: "scalar", DType: safetensors.U8, Shape: []uint64{}})
+	ts = append(ts, TensorInfo{Name: "scalar", DType: dtype.U8, Shape: []uint64{}})
 	// Encode takes the offsets as given: lay them out as HeaderLen does.
 	var off uint64
 	for i := range ts {
@@ -188,7 +190,7 @@ func TestHeaderLen(t *testing.T) {
 			t.Errorf("metadata %v, no tensors: HeaderLen = %d, Encode gives %q", meta, got, Encode(meta, nil, 0))
 		}
 	}
-	if _, ok := HeaderLen(nil, []TensorInfo{{Name: "x", DType: safetensors.U8, Shape: []uint64{1 << 40, 1 << 40}}}); ok {
+	if _, ok := HeaderLen(nil, []TensorInfo{{Name: "x", DType: dtype.U8, Shape: []uint64{1 << 40, 1 << 40}}}); ok {
 		t.Error("an overflowing shape is ok")
 	}
 }

@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // IsFloat reports whether dt is one of the floating-point dtypes the codec
 // reads: F16, BF16, F32 or F64.
-func IsFloat(dt safetensors.DType) bool {
+func IsFloat(dt dtype.DType) bool {
 	switch dt {
-	case safetensors.F16, safetensors.BF16, safetensors.F32, safetensors.F64:
+	case dtype.F16, dtype.BF16, dtype.F32, dtype.F64:
 		return true
 	}
 	return false
@@ -119,76 +119,76 @@ func Float64ToBF16(x float64) uint16 { return Float32ToBF16(roundToOddFloat32(x)
 
 // Reader returns a function that converts little-endian elements of dtype
 // dt to float64: exactly for the float dtypes and for integers up to 2^53.
-func Reader(dt safetensors.DType) (func(b []byte, dst []float64), error) {
+func Reader(dt dtype.DType) (func(b []byte, dst []float64), error) {
 	le := binary.LittleEndian
 	switch dt {
-	case safetensors.F16:
+	case dtype.F16:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(F16ToFloat32(le.Uint16(b[2*i:])))
 			}
 		}, nil
-	case safetensors.BF16:
+	case dtype.BF16:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(BF16ToFloat32(le.Uint16(b[2*i:])))
 			}
 		}, nil
-	case safetensors.F32:
+	case dtype.F32:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(math.Float32frombits(le.Uint32(b[4*i:])))
 			}
 		}, nil
-	case safetensors.F64:
+	case dtype.F64:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = math.Float64frombits(le.Uint64(b[8*i:]))
 			}
 		}, nil
-	case safetensors.BOOL, safetensors.U8:
+	case dtype.BOOL, dtype.U8:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(b[i])
 			}
 		}, nil
-	case safetensors.I8:
+	case dtype.I8:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(int8(b[i]))
 			}
 		}, nil
-	case safetensors.U16:
+	case dtype.U16:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(le.Uint16(b[2*i:]))
 			}
 		}, nil
-	case safetensors.I16:
+	case dtype.I16:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(int16(le.Uint16(b[2*i:])))
 			}
 		}, nil
-	case safetensors.U32:
+	case dtype.U32:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(le.Uint32(b[4*i:]))
 			}
 		}, nil
-	case safetensors.I32:
+	case dtype.I32:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(int32(le.Uint32(b[4*i:])))
 			}
 		}, nil
-	case safetensors.U64:
+	case dtype.U64:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(le.Uint64(b[8*i:]))
 			}
 		}, nil
-	case safetensors.I64:
+	case dtype.I64:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(int64(le.Uint64(b[8*i:])))
@@ -201,21 +201,21 @@ func Reader(dt safetensors.DType) (func(b []byte, dst []float64), error) {
 // Putter returns a function that stores v as element i of b in dtype dt,
 // rounding to nearest even once. It returns an error for a dtype other than
 // F16, BF16, F32 or F64.
-func Putter(dt safetensors.DType) (func(b []byte, i int, v float64), error) {
+func Putter(dt dtype.DType) (func(b []byte, i int, v float64), error) {
 	switch dt {
-	case safetensors.F16:
+	case dtype.F16:
 		return func(b []byte, i int, v float64) {
 			binary.LittleEndian.PutUint16(b[2*i:], Float64ToF16(v))
 		}, nil
-	case safetensors.BF16:
+	case dtype.BF16:
 		return func(b []byte, i int, v float64) {
 			binary.LittleEndian.PutUint16(b[2*i:], Float64ToBF16(v))
 		}, nil
-	case safetensors.F32:
+	case dtype.F32:
 		return func(b []byte, i int, v float64) {
 			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(float32(v)))
 		}, nil
-	case safetensors.F64:
+	case dtype.F64:
 		return func(b []byte, i int, v float64) {
 			binary.LittleEndian.PutUint64(b[8*i:], math.Float64bits(v))
 		}, nil

@@ -6,7 +6,7 @@ import (
 	"math"
 	"unsafe"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // Scanner is the range pass over one tensor held as little-endian bytes of
@@ -19,7 +19,7 @@ import (
 // counts also give the exact squared error of any log range (MSEParams).
 // For F32 and F64 the counts are of the magnitudes' top 16 bits as float32.
 type Scanner struct {
-	dt     safetensors.DType
+	dt     dtype.DType
 	size   int
 	r      *Range
 	counts *[1 << 16]uint32 // per pattern (16-bit) or magnitude bucket
@@ -37,7 +37,7 @@ type Scanner struct {
 
 // NewScanner returns a Scanner for a tensor of dtype dt, which must be F16,
 // BF16, F32 or F64.
-func NewScanner(dt safetensors.DType) (*Scanner, error) {
+func NewScanner(dt dtype.DType) (*Scanner, error) {
 	if !IsFloat(dt) {
 		return nil, fmt.Errorf("dtype %v cannot be encoded: it is not F16, BF16, F32 or F64", dt)
 	}
@@ -56,11 +56,11 @@ func NewScanner(dt safetensors.DType) (*Scanner, error) {
 }
 
 // toF32 returns the conversion and the exponent mask of a 16-bit dtype.
-func toF32(dt safetensors.DType) (func(uint16) float32, uint16) {
+func toF32(dt dtype.DType) (func(uint16) float32, uint16) {
 	switch dt {
-	case safetensors.F16:
+	case dtype.F16:
 		return F16ToFloat32, 0x7c00
-	case safetensors.BF16:
+	case dtype.BF16:
 		return BF16ToFloat32, 0x7f80
 	}
 	return nil, 0
@@ -71,7 +71,7 @@ func toF32(dt safetensors.DType) (func(uint16) float32, uint16) {
 func (s *Scanner) Scan(b []byte, first int64) {
 	n := len(b) / s.size
 	counts := s.counts
-	if s.dt == safetensors.F32 {
+	if s.dt == dtype.F32 {
 		s.scan32(b[:4*n], first)
 		return
 	}
@@ -114,7 +114,7 @@ func (s *Scanner) Reset() {
 }
 
 // DType returns the dtype s scans.
-func (s *Scanner) DType() safetensors.DType { return s.dt }
+func (s *Scanner) DType() dtype.DType { return s.dt }
 
 // scan32 is Scan for F32, on the magnitudes' bits.
 func (s *Scanner) scan32(b []byte, first int64) {
@@ -181,7 +181,7 @@ func (s *Scanner) Elements() int64 { return s.r.n }
 // Params returns the tensor's parameters, or a *NonFiniteError naming the
 // first NaN or infinity.
 func (s *Scanner) Params() (Params, error) {
-	if s.dt == safetensors.F32 {
+	if s.dt == dtype.F32 {
 		r := *s.r
 		r.addMagnitude(float64(math.Float32frombits(s.maxU)))
 		if s.minU != math.MaxUint32 {
@@ -227,7 +227,7 @@ func (s *Scanner) EncoderFor(p Params) *Encoder {
 	}
 	// The thresholds cost about as much as coding 10,000 elements with a
 	// logarithm each.
-	if s.dt == safetensors.F32 && s.r.n >= minF32Coder && p.Validate() == nil {
+	if s.dt == dtype.F32 && s.r.n >= minF32Coder && p.Validate() == nil {
 		e.f32 = newF32Coder(p)
 	}
 	return e
@@ -239,7 +239,7 @@ const minF32Coder = 1 << 14
 // Encoder encodes the chunks of one scanned tensor. It is safe for
 // concurrent use.
 type Encoder struct {
-	dt   safetensors.DType
+	dt   dtype.DType
 	size int
 	p    Params
 	// 16-bit: per pattern the range pass saw, the code in the low byte and
@@ -259,7 +259,7 @@ func (e *Encoder) entry(h uint16) uint16 {
 
 // NewEncoder returns the encoder of a tensor of dtype dt with parameters p,
 // without a range pass: every element is coded with the formula.
-func NewEncoder(dt safetensors.DType, p Params) (*Encoder, error) {
+func NewEncoder(dt dtype.DType, p Params) (*Encoder, error) {
 	if !IsFloat(dt) {
 		return nil, fmt.Errorf("dtype %v cannot be encoded: it is not F16, BF16, F32 or F64", dt)
 	}
@@ -346,12 +346,12 @@ func (e *Encoder) Codes(b []byte, codes []uint8) {
 	le := binary.LittleEndian
 	p := e.p
 	switch e.dt {
-	case safetensors.F16, safetensors.BF16:
+	case dtype.F16, dtype.BF16:
 		b = b[:2*n]
 		for i := range codes {
 			codes[i] = uint8(e.lookup(uint16(b[2*i]) | uint16(b[2*i+1])<<8))
 		}
-	case safetensors.F32:
+	case dtype.F32:
 		if e.f32 != nil {
 			e.f32.codes32(b, codes)
 			return
@@ -359,7 +359,7 @@ func (e *Encoder) Codes(b []byte, codes []uint8) {
 		for i := range codes {
 			codes[i] = p.Code(math.Abs(float64(math.Float32frombits(le.Uint32(b[4*i:])))))
 		}
-	case safetensors.F64:
+	case dtype.F64:
 		for i := range codes {
 			codes[i] = p.Code(math.Abs(math.Float64frombits(le.Uint64(b[8*i:]))))
 		}
@@ -369,7 +369,7 @@ func (e *Encoder) Codes(b []byte, codes []uint8) {
 // Signs writes the signs of a chunk of a float tensor of dtype dt: -1, +1,
 // and 0 for a zero of either sign. They need no range pass. signs must hold
 // one entry per element of b.
-func Signs(dt safetensors.DType, b []byte, signs []int8) {
+func Signs(dt dtype.DType, b []byte, signs []int8) {
 	le := binary.LittleEndian
 	switch dt.Size() {
 	case 2: // Encode takes the signs of 16-bit tensors from its table
@@ -476,7 +476,7 @@ func UnpackSigns(codes []uint8, bits []byte, bitOff int, signs []int8) int {
 
 // ZeroCodes sets to 0 the codes of the exact zeros of a chunk of dtype dt:
 // the codes of the packed layout.
-func ZeroCodes(dt safetensors.DType, b []byte, codes []uint8) {
+func ZeroCodes(dt dtype.DType, b []byte, codes []uint8) {
 	size := int(dt.Size())
 	codes = codes[:len(b)/size]
 	if size == 2 {

@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // TestF32CoderMatchesFormula checks the thresholds against Params.Code
@@ -71,8 +71,8 @@ func TestF32TensorUsesThresholds(t *testing.T) {
 	}
 	vals[5], vals[6], vals[7] = 0, math.Copysign(0, -1), 3e-9
 	for _, rng := range []string{"minmax", "mse"} {
-		raw, stored := toRaw(t, safetensors.F32, vals)
-		s, _ := NewScanner(safetensors.F32)
+		raw, stored := toRaw(t, dtype.F32, vals)
+		s, _ := NewScanner(dtype.F32)
 		s.Scan(raw, 0)
 		params := s.Params
 		if rng == "mse" {

@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nlpodyssey/safetensors"
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
@@ -24,6 +23,7 @@ import (
 	"github.com/qins-dev/qins/convert"
 	"github.com/qins-dev/qins/convert/eval"
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 func main() {
@@ -239,8 +239,8 @@ func newApp(ctx context.Context, pending *format.Pending, stdout, stderr io.Writ
 					if err != nil {
 						return err
 					}
-					dt, err := safetensors.ParseDType(strings.ToUpper(c.String("dtype")))
-					if err != nil || !(dt == safetensors.F32 || dt == safetensors.F16 || dt == safetensors.BF16 || dt == safetensors.F64) {
+					dt, err := dtype.Parse(strings.ToUpper(c.String("dtype")))
+					if err != nil || !(dt == dtype.F32 || dt == dtype.F16 || dt == dtype.BF16 || dt == dtype.F64) {
 						return usageError{fmt.Errorf("--dtype %q: choose F32, F16, BF16 or F64", c.String("dtype"))}
 					}
 					out, err := outputFlag(c)
