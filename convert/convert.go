@@ -108,6 +108,11 @@ type Summary struct {
 	Input, Output string
 	Encoded       int   // tensors encoded (convert) or decoded (restore)
 	Copied        int   // tensors stored unchanged or cast
+	// KeptDType counts the copied tensors kept because the codec does not
+	// read their dtype (integers, BOOL, FP8, FP6, FP4, C64...), whose
+	// names KeptDTypes lists, sorted.
+	KeptDType  int
+	KeptDTypes []string
 	BytesIn       int64 // size of the input files
 	BytesOut      int64 // size of the output file
 	FP32Bytes     int64 // size of the model's tensors with every float as F32
@@ -297,6 +302,9 @@ func convertFile(ctx context.Context, c *format.Checkpoint, dst string, opts Opt
 		s.FP32Bytes += fp32Bytes(j.src.TensorInfo)
 		if !j.encode {
 			s.Copied++
+			if !encodable(j.src.DType) {
+				s.kept(j.src.DType.String())
+			}
 			continue
 		}
 		w.SetMetadata(format.ParamsPrefix+j.src.Name, format.MarshalEncodedMeta(params[i], j.src.DType, opts.Layout, opts.Range))
@@ -799,16 +807,37 @@ func (s *Summary) WriteText(w io.Writer, verb string) error {
 		did = "decoded"
 	}
 	_, err := fmt.Fprintf(w, "%s %s -> %s\n"+
-		"  tensors: %d %s, %d copied\n"+
+		"  tensors: %d %s, %d copied%s\n"+
 		"  size:    %s in, %s out (%s the source, %s of FP32 at %s)\n"+
 		"%s%s"+
 		"  time:    %.2f s, %.0f MB/s\n",
 		verb, format.Printable(s.Input), format.Printable(s.Output),
-		s.Encoded, did, s.Copied,
+		s.Encoded, did, s.Copied, keptNote(s),
 		HumanBytes(s.BytesIn), HumanBytes(s.BytesOut), ratio(s.BytesOut, s.BytesIn), ratio(s.BytesOut, s.FP32Bytes), HumanBytes(s.FP32Bytes),
 		packedHint(s, ratio), folderLine(s),
 		s.Elapsed.Seconds(), s.MBPerSecond())
 	return err
+}
+
+// kept counts a tensor copied because of its dtype, named dt.
+func (s *Summary) kept(dt string) {
+	s.KeptDType++
+	s.keptName(dt)
+}
+
+// keptName adds dt to KeptDTypes, kept sorted and without repeats.
+func (s *Summary) keptName(dt string) {
+	if i, found := slices.BinarySearch(s.KeptDTypes, dt); !found {
+		s.KeptDTypes = slices.Insert(s.KeptDTypes, i, dt)
+	}
+}
+
+// keptNote says how many of the copied tensors were kept for their dtype.
+func keptNote(s *Summary) string {
+	if s.KeptDType == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d of them for their dtype: %s)", s.KeptDType, strings.Join(s.KeptDTypes, ", "))
 }
 
 // packedHint tells what --layout packed would give, when it would help.

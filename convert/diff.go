@@ -184,7 +184,10 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 		if td.Shape == nil {
 			td.Shape = []uint64{}
 		}
-		td.Fails = check(&td, opts, quant.IsFloat(a.DType))
+		if bitsOnly(a.DType) {
+			td.DiffStats.noValues()
+		}
+		td.Fails = check(&td, opts, quant.ReadsFloat(a.DType))
 		if len(td.Fails) > 0 {
 			r.Total.Failing++
 		}
@@ -215,12 +218,27 @@ func mismatch(a, b *format.Logical) (Mismatch, bool) {
 	switch {
 	case !format.SameShape(a.Shape, b.Shape):
 		m.Reason = "shapes differ"
-	case quant.IsFloat(a.DType) != quant.IsFloat(b.DType) || (!quant.IsFloat(a.DType) && a.DType != b.DType):
+	case quant.ReadsFloat(a.DType) != quant.ReadsFloat(b.DType) || (!quant.ReadsFloat(a.DType) && a.DType != b.DType):
 		m.Reason = "dtypes differ and are not both floating point"
 	default:
 		return m, false
 	}
 	return m, true
+}
+
+// bitsOnly reports whether diff compares tensors of dtype dt by the bits
+// of their elements only, not reading their values: F4, F6_*, F8_E8M0,
+// the FNUZ formats and C64.
+func bitsOnly(dt dtype.DType) bool {
+	_, err := quant.Reader(dt)
+	return err != nil
+}
+
+// noValues marks the measures of values as unknown (null in JSON), for a
+// tensor compared by its bits only.
+func (s *DiffStats) noValues() {
+	nan := Num(math.NaN())
+	s.MaxAbsErr, s.MeanAbsErr, s.RMSE, s.RelRMSE, s.Cosine, s.SNRdB = nan, nan, nan, nan, nan, nan
 }
 
 // check returns the thresholds td misses. A non-float tensor must match
@@ -449,6 +467,9 @@ func (d *differ) tensor(a, b *format.Logical) (*Accumulator, error) {
 	if err != nil {
 		return nil, err
 	}
+	if bitsOnly(a.DType) { // and b's, the same
+		return d.bitsTensor(a, b)
+	}
 	n := int64(a.Elements())
 	if !d.floatOnly && n >= d.histMin && keyed(a) && keyed(b) {
 		if acc, err := d.histTensor(sa, sb, n); acc != nil || err != nil {
@@ -457,7 +478,7 @@ func (d *differ) tensor(a, b *format.Logical) (*Accumulator, error) {
 	}
 	step := int64(d.chunk)
 	parts := make([]Accumulator, (n+step-1)/step)
-	exactBytes := !quant.IsFloat(a.DType) // integers: compare the bytes too
+	exactBytes := !quant.ReadsFloat(a.DType) // integers: compare the bytes too
 	err = d.pool.each(n, step, func(w int, off, m int64) error {
 		buf := &d.bufs[w]
 		if buf.a == nil {
@@ -490,6 +511,64 @@ func (d *differ) tensor(a, b *format.Logical) (*Accumulator, error) {
 		total.Merge(&parts[i])
 	}
 	return total, nil
+}
+
+// bitsTensor compares two stored tensors of a dtype in bitsOnly, chunk by
+// chunk: how many elements have the same bits.
+func (d *differ) bitsTensor(a, b *format.Logical) (*Accumulator, error) {
+	ta, tb := *a.Plain, *b.Plain // a dtype in bitsOnly is never encoded
+	width := int(a.DType.Bits())
+	n := int64(ta.Bytes())
+	// 24 bytes hold whole elements of every width: 48 F4, 32 F6, 3 C64.
+	step := max(24, int64(d.chunk)/24*24)
+	parts := make([]Accumulator, (n+step-1)/step)
+	err := d.pool.each(n, step, func(w int, off, m int64) error {
+		buf := &d.bufs[w]
+		buf.rawA, buf.rawB = grow(buf.rawA, int(m)), grow(buf.rawB, int(m))
+		if _, err := ta.Section().ReadAt(buf.rawA, off); err != nil {
+			return tensorErr(ta, err)
+		}
+		if _, err := tb.Section().ReadAt(buf.rawB, off); err != nil {
+			return tensorErr(tb, err)
+		}
+		p := &parts[off/step]
+		p.maxIdx = -1
+		p.n = uint64(m * 8 / int64(width))
+		p.identical = identicalBits(buf.rawA, buf.rawB, width)
+		d.progress(2 * m)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	total := NewAccumulator()
+	for i := range parts {
+		total.Merge(&parts[i])
+	}
+	return total, nil
+}
+
+// identicalBits counts the elements of width bits that are equal in a and
+// b. Sub-byte elements are read least significant bits first, as PyTorch
+// packs F4 (the first element in the low nibble).
+func identicalBits(a, b []byte, width int) uint64 {
+	if width%8 == 0 {
+		return identicalElems(a, b, width/8)
+	}
+	field := func(x []byte, p int) uint16 {
+		v := uint16(x[p/8])
+		if p/8+1 < len(x) {
+			v |= uint16(x[p/8+1]) << 8
+		}
+		return v >> (p % 8) & (1<<width - 1)
+	}
+	var n uint64
+	for p := 0; p+width <= 8*len(a); p += width {
+		if field(a, p) == field(b, p) {
+			n++
+		}
+	}
+	return n
 }
 
 // identicalElems counts the elements of size bytes that are equal in a and b.
@@ -572,8 +651,11 @@ func (s *source) values(off, m int64, dst []float64, raw *[]byte) ([]byte, error
 // RMSE, then by max_abs_err.
 func (r *DiffReport) Worst(n int) []TensorDiff {
 	key := func(t *TensorDiff) float64 {
-		if v := float64(t.RelRMSE); !math.IsNaN(v) {
+		switch v := float64(t.RelRMSE); {
+		case !math.IsNaN(v):
 			return v
+		case t.Exact: // compared by bits, all equal
+			return -1
 		}
 		return math.Inf(1)
 	}

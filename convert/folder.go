@@ -144,6 +144,10 @@ func (s sharedProgress) Add(n int64) { s.p.Add(n) }
 func (s *Summary) add(shard *Summary) {
 	s.Encoded += shard.Encoded
 	s.Copied += shard.Copied
+	s.KeptDType += shard.KeptDType
+	for _, dt := range shard.KeptDTypes {
+		s.keptName(dt)
+	}
 	s.FP32Bytes += shard.FP32Bytes
 	s.BytesOut += shard.BytesOut
 }
@@ -268,7 +272,7 @@ func restoreFolder(ctx context.Context, c *format.Checkpoint, ls []format.Logica
 		if quant.IsFloat(dt) {
 			dt = opts.DType
 		}
-		sizes[i] = ls[i].Elements() * dt.Size()
+		sizes[i], _ = dt.Bytes(ls[i].Elements())
 	}
 	spans := shardSpans(sizes, opts.MaxShardBytes)
 	meta := make(map[string]string, len(c.Metadata)+1)

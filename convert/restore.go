@@ -134,12 +134,16 @@ func restoreFile(ctx context.Context, c *format.Checkpoint, ls []format.Logical,
 		default:
 			err = r.copy(l, k)
 			s.Copied++
+			if !quant.IsFloat(l.DType) {
+				s.kept(l.DType.String())
+			}
 		}
 		if err != nil {
 			return nil, err
 		}
 		w.StartWriteback(k)
-		s.FP32Bytes += fp32Bytes(format.TensorInfo{DType: l.DType, Shape: l.Shape, End: l.Elements() * l.DType.Size()})
+		stored, _ := l.DType.Bytes(l.Elements())
+		s.FP32Bytes += fp32Bytes(format.TensorInfo{DType: l.DType, Shape: l.Shape, End: stored})
 	}
 	if err := c.Unchanged(); err != nil {
 		return nil, err

@@ -18,6 +18,55 @@ func IsFloat(dt dtype.DType) bool {
 	return false
 }
 
+// ReadsFloat reports whether Reader reads dt as floating-point values: the
+// codec's dtypes (IsFloat) and the OCP FP8 formats F8_E4M3 and F8_E5M2,
+// which the codec does not encode.
+func ReadsFloat(dt dtype.DType) bool {
+	return IsFloat(dt) || dt == dtype.F8_E4M3 || dt == dtype.F8_E5M2
+}
+
+// F8E4M3ToFloat32 converts OCP FP8 E4M3 bits to float32 exactly: exponent
+// bias 7, subnormals below 2^-6, no infinities, S.1111.111 NaN; the
+// largest magnitude is 448.
+func F8E4M3ToFloat32(b uint8) float32 {
+	exp, mant := int(b>>3)&0xf, int(b&7)
+	var v float64
+	switch {
+	case exp == 0xf && mant == 7:
+		v = math.NaN()
+	case exp == 0: // subnormal: mant * 2^-9
+		v = math.Ldexp(float64(mant), -9)
+	default:
+		v = math.Ldexp(float64(8+mant), exp-7-3)
+	}
+	if b&0x80 != 0 {
+		v = -v
+	}
+	return float32(v)
+}
+
+// F8E5M2ToFloat32 converts OCP FP8 E5M2 bits to float32 exactly: exponent
+// bias 15, subnormals below 2^-14, infinities and NaNs as in IEEE 754; the
+// largest finite magnitude is 57344.
+func F8E5M2ToFloat32(b uint8) float32 {
+	exp, mant := int(b>>2)&0x1f, int(b&3)
+	var v float64
+	switch {
+	case exp == 0x1f && mant == 0:
+		v = math.Inf(1)
+	case exp == 0x1f:
+		v = math.NaN()
+	case exp == 0: // subnormal: mant * 2^-16
+		v = math.Ldexp(float64(mant), -16)
+	default:
+		v = math.Ldexp(float64(4+mant), exp-15-2)
+	}
+	if b&0x80 != 0 {
+		v = -v
+	}
+	return float32(v)
+}
+
 // F16ToFloat32 converts IEEE 754 half-precision bits to float32 exactly.
 func F16ToFloat32(h uint16) float32 {
 	sign := uint32(h&0x8000) << 16
@@ -118,7 +167,9 @@ func Float64ToF16(x float64) uint16 { return Float32ToF16(roundToOddFloat32(x)) 
 func Float64ToBF16(x float64) uint16 { return Float32ToBF16(roundToOddFloat32(x)) }
 
 // Reader returns a function that converts little-endian elements of dtype
-// dt to float64: exactly for the float dtypes and for integers up to 2^53.
+// dt to float64: exactly for the float dtypes (FP8 included) and for
+// integers up to 2^53. It returns an error for the dtypes whose values it
+// does not read: F4, F6_*, F8_E8M0, the FNUZ formats and C64.
 func Reader(dt dtype.DType) (func(b []byte, dst []float64), error) {
 	le := binary.LittleEndian
 	switch dt {
@@ -144,6 +195,18 @@ func Reader(dt dtype.DType) (func(b []byte, dst []float64), error) {
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = math.Float64frombits(le.Uint64(b[8*i:]))
+			}
+		}, nil
+	case dtype.F8_E4M3:
+		return func(b []byte, dst []float64) {
+			for i := range dst {
+				dst[i] = float64(F8E4M3ToFloat32(b[i]))
+			}
+		}, nil
+	case dtype.F8_E5M2:
+		return func(b []byte, dst []float64) {
+			for i := range dst {
+				dst[i] = float64(F8E5M2ToFloat32(b[i]))
 			}
 		}, nil
 	case dtype.BOOL, dtype.U8:

@@ -30,8 +30,12 @@ import sys
 
 import numpy as np
 
-SIZES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2,
-         "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+# Bits per element of every dtype of the safetensors specification; F4 and
+# F6 elements are packed across the whole tensor, which fills whole bytes.
+BITS = {"BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8,
+        "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8,
+        "I16": 16, "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32,
+        "C64": 64, "F64": 64, "I64": 64, "U64": 64}
 NUMPY = {"BOOL": np.bool_, "U8": np.uint8, "I8": np.int8, "I16": np.int16, "U16": np.uint16,
          "F16": np.float16, "BF16": np.uint16, "I32": np.int32, "U32": np.uint32, "F32": np.float32,
          "I64": np.int64, "U64": np.uint64, "F64": np.float64}
@@ -61,9 +65,9 @@ def header(path):
     for name, t in h.items():
         count = int(np.prod(t["shape"], dtype=np.int64)) if t["shape"] else 1
         b, e = t["data_offsets"]
-        if t["dtype"] not in SIZES:
+        if t["dtype"] not in BITS:
             print(f"note: {path}: {name}: dtype {t['dtype']} not known here; compared by bytes only")
-        elif e - b != count * SIZES[t["dtype"]]:
+        elif count * BITS[t["dtype"]] % 8 or e - b != count * BITS[t["dtype"]] // 8:
             problem(f"{path}: {name}: {e - b} bytes for {t['dtype']} {t['shape']}")
         tensors[name] = (t["dtype"], list(t["shape"]), 8 + n + b, 8 + n + e)
         spans.append((b, e))
