@@ -106,20 +106,20 @@ func (o *Options) headerLimit() int {
 // Summary reports what a pipeline did.
 type Summary struct {
 	Input, Output string
-	Encoded       int // tensors encoded (convert) or decoded (restore)
-	Copied        int // tensors stored unchanged or cast
+	Encoded       int   // tensors encoded (convert) or decoded (restore)
+	Copied        int   // tensors stored unchanged or cast
+	BytesIn       int64 // size of the input files
+	BytesOut      int64 // size of the output file
+	FP32Bytes     int64 // size of the model's tensors with every float as F32
+	// PackedBytes, for a convert to the u8+i8 layout of 16-bit tensors, is
+	// what the output would take with the packed layout; 0 otherwise.
+	PackedBytes int64
 	// KeptDType counts the copied tensors kept because the codec does not
 	// read their dtype (integers, BOOL, FP8, FP6, FP4, C64...), whose
 	// names KeptDTypes lists, sorted.
 	KeptDType  int
 	KeptDTypes []string
-	BytesIn    int64 // size of the input files
-	BytesOut   int64 // size of the output file
-	FP32Bytes  int64 // size of the model's tensors with every float as F32
-	// PackedBytes, for a convert to the u8+i8 layout of 16-bit tensors, is
-	// what the output would take with the packed layout; 0 otherwise.
-	PackedBytes int64
-	Elapsed     time.Duration
+	Elapsed    time.Duration
 	// Shards and SideFiles, for a folder output, count the weight files
 	// written and the other files copied.
 	Shards, SideFiles int
