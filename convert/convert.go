@@ -45,7 +45,9 @@ const checkEvery = 4096
 type Options struct {
 	// Include, when set, selects the floating-point tensors to encode by
 	// name, whatever their rank; by default every F16, BF16, F32 or F64
-	// tensor of rank 2 or more is encoded.
+	// tensor of rank 2 or more is encoded, but for the scales of FP8, FP6
+	// and FP4 tensors (NAME_scale or NAME_scale_inv beside NAME). Tensors
+	// of the other dtypes are always stored unchanged.
 	Include *regexp.Regexp
 	// Exclude keeps the matching tensors unchanged.
 	Exclude *regexp.Regexp
@@ -75,6 +77,9 @@ type Options struct {
 	Pending *format.Pending
 	// maxHeader, when set, replaces format.MaxHeaderSize: for tests.
 	maxHeader int
+	// scales holds the names of the tensors that scale an FP8, FP6 or
+	// FP4 tensor of the checkpoint (set by checkConvert).
+	scales map[string]bool
 }
 
 // defaults fills in the default layout and range, and checks them.
@@ -180,9 +185,24 @@ func DefaultOutput(src string) string {
 // encodable reports whether dt is a dtype the codec reads.
 func encodable(dt dtype.DType) bool { return quant.IsFloat(dt) }
 
-// selected reports whether tensor t is to be encoded under opts.
+// scaleNames returns the names of the tensors that would scale a tensor
+// of c in a low-precision dtype, as FP8 checkpoints store them: NAME_scale
+// or NAME_scale_inv beside NAME.
+func scaleNames(c *format.Checkpoint) map[string]bool {
+	m := map[string]bool{}
+	for _, t := range c.Tensors {
+		if t.DType.LowPrecision() {
+			m[t.Name+"_scale"], m[t.Name+"_scale_inv"] = true, true
+		}
+	}
+	return m
+}
+
+// selected reports whether tensor t is to be encoded under opts. By
+// default, the scales of low-precision tensors are not: their errors
+// would multiply those of the tensors they scale, to save a few bytes.
 func (o *Options) selected(t format.TensorInfo) bool {
-	if !encodable(t.DType) {
+	if !encodable(t.DType) || (o.scales[t.Name] && o.Include == nil) {
 		return false
 	}
 	if o.Exclude != nil && o.Exclude.MatchString(t.Name) {
@@ -242,6 +262,7 @@ func checkConvert(c *format.Checkpoint, opts *Options) error {
 	if err := opts.defaults(); err != nil {
 		return err
 	}
+	opts.scales = scaleNames(c)
 	for k := range c.Metadata {
 		if k == format.VersionKey || strings.HasPrefix(k, format.ParamsPrefix) {
 			return &format.Error{Path: c.Path, Err: fmt.Errorf("metadata key %q is reserved for QINS files", k)}

@@ -459,6 +459,9 @@ type diffBufs struct {
 // tensor compares a and b, of the same shape. The chunks' sums are merged
 // in chunk order, so the result does not depend on scheduling.
 func (d *differ) tensor(a, b *format.Logical) (*Accumulator, error) {
+	if bitsOnly(a.DType) { // and b's, the same
+		return d.bitsTensor(a, b)
+	}
 	sa, err := newSource(a)
 	if err != nil {
 		return nil, err
@@ -466,9 +469,6 @@ func (d *differ) tensor(a, b *format.Logical) (*Accumulator, error) {
 	sb, err := newSource(b)
 	if err != nil {
 		return nil, err
-	}
-	if bitsOnly(a.DType) { // and b's, the same
-		return d.bitsTensor(a, b)
 	}
 	n := int64(a.Elements())
 	if !d.floatOnly && n >= d.histMin && keyed(a) && keyed(b) {

@@ -7,7 +7,6 @@ import (
 
 	"github.com/qins-dev/qins/convert"
 	"github.com/qins-dev/qins/format"
-	"github.com/qins-dev/qins/format/dtype"
 )
 
 // Weights gives the tensors of any checkpoint `qins diff` reads (a file, a
@@ -37,29 +36,21 @@ func OpenWeights(ctx context.Context, path string) (*Weights, error) {
 // other FP8 releases ship them), and any matrix in FP8, FP6 or FP4, whose
 // scales live elsewhere. It checks them all before any is read.
 func (w *Weights) checkDTypes() error {
-	for _, name := range w.t.Names() {
-		dt, _ := w.t.DType(name)
+	names := w.t.Names()
+	for _, name := range names {
 		if base, ok := strings.CutSuffix(name, "_scale_inv"); ok {
-			if bdt, ok := w.t.DType(base); ok {
-				return w.errorf(base, "is %v, block-scaled by %s: eval does not run FP8 block-scaled weights; dequantise them to BF16 or F32 first", bdt, name)
+			if dt, ok := w.t.DType(base); ok {
+				return w.errorf(base, "is %v, block-scaled by %s: eval does not run FP8 block-scaled weights; dequantise them to BF16 or F32 first", dt, name)
 			}
 		}
-		if s, _ := w.t.Shape(name); len(s) >= 2 && lowPrecision(dt) {
+	}
+	for _, name := range names {
+		dt, _ := w.t.DType(name)
+		if s, _ := w.t.Shape(name); len(s) >= 2 && dt.LowPrecision() {
 			return w.errorf(name, "is %v: eval does not run FP8, FP6 or FP4 weights; dequantise them to BF16 or F32 first", dt)
 		}
 	}
 	return nil
-}
-
-// lowPrecision reports whether dt is one of the FP8, FP6 and FP4 formats
-// that checkpoints scale by other tensors.
-func lowPrecision(dt dtype.DType) bool {
-	switch dt {
-	case dtype.F8_E4M3, dtype.F8_E5M2, dtype.F8_E4M3FNUZ, dtype.F8_E5M2FNUZ, dtype.F8_E8M0,
-		dtype.F6_E2M3, dtype.F6_E3M2, dtype.F4:
-		return true
-	}
-	return false
 }
 
 // Path returns the file or index the checkpoint was read from.

@@ -88,6 +88,17 @@ func (d DType) String() string {
 	return names[d]
 }
 
+// LowPrecision reports whether d is an FP8 (E8M0 included), FP6 or FP4
+// format: the dtypes of quantised checkpoints, whose tensors other tensors
+// scale.
+func (d DType) LowPrecision() bool {
+	switch d {
+	case F4, F6_E2M3, F6_E3M2, F8_E5M2, F8_E4M3, F8_E8M0, F8_E4M3FNUZ, F8_E5M2FNUZ:
+		return true
+	}
+	return false
+}
+
 // Bits returns the bits one element of d takes, or 0 when d is not valid.
 func (d DType) Bits() uint64 {
 	if !d.Valid() {
