@@ -186,16 +186,21 @@ func DefaultOutput(src string) string {
 func encodable(dt dtype.DType) bool { return quant.IsFloat(dt) }
 
 // scaleNames returns the names of the tensors that would scale a tensor
-// of c in a low-precision dtype, as FP8 checkpoints store them: NAME_scale
-// or NAME_scale_inv beside NAME.
+// of c in a low-precision dtype, as FP8 checkpoints store them.
 func scaleNames(c *format.Checkpoint) map[string]bool {
 	m := map[string]bool{}
 	for _, t := range c.Tensors {
-		if t.DType.LowPrecision() {
-			m[t.Name+"_scale"], m[t.Name+"_scale_inv"] = true, true
-		}
+		addScales(m, t.Name, t.DType)
 	}
 	return m
+}
+
+// addScales adds to m the names of the tensors that scale the tensor name
+// when its dtype dt is low-precision: NAME_scale or NAME_scale_inv.
+func addScales(m map[string]bool, name string, dt dtype.DType) {
+	if dt.LowPrecision() {
+		m[name+"_scale"], m[name+"_scale_inv"] = true, true
+	}
 }
 
 // selected reports whether tensor t is to be encoded under opts. By

@@ -218,6 +218,13 @@ func TestNewDTypesEveryCommand(t *testing.T) {
 			t.Errorf("restore %s: %d decoded, %d kept for their dtype", c.out, s.Encoded, s.KeptDType)
 		}
 		checkKept(t, c.out)
+		// The scale of the FP8 weight keeps its dtype and bytes, whatever
+		// the restored dtype.
+		scale := "model.layers.0.self_attn.q_proj.weight_scale_inv"
+		got, want := byName(open(t, c.out))[scale], byName(open(t, src))[scale]
+		if got.DType != dtype.F32 || !bytes.Equal(readAll(t, got), readAll(t, want)) {
+			t.Errorf("restore %s: %s is %v, not the source's F32 bytes", c.out, scale, got.DType)
+		}
 		// Diff against the source: the kept tensors exact, the others
 		// within the README's thresholds.
 		for _, b := range []string{c.in, c.out} {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/qins-dev/qins/format"
-	"github.com/qins-dev/qins/quant"
 )
 
 // DefaultMaxShardBytes bounds the tensor data of a shard of a folder
@@ -268,11 +267,7 @@ func restoreFolder(ctx context.Context, c *format.Checkpoint, ls []format.Logica
 	}
 	sizes := make([]uint64, len(ls))
 	for i := range ls {
-		dt := ls[i].DType
-		if quant.IsFloat(dt) {
-			dt = opts.DType
-		}
-		sizes[i], _ = dt.Bytes(ls[i].Elements())
+		sizes[i], _ = opts.outDType(&ls[i]).Bytes(ls[i].Elements())
 	}
 	spans := shardSpans(sizes, opts.MaxShardBytes)
 	meta := make(map[string]string, len(c.Metadata)+1)

@@ -37,6 +37,19 @@ type RestoreOptions struct {
 	// Pending, when set, tracks the output until it is committed, for a
 	// signal handler (see format.Pending).
 	Pending *format.Pending
+	// scales holds the names of the tensors that scale an FP8, FP6 or
+	// FP4 tensor, kept in their dtype (set by Restore).
+	scales map[string]bool
+}
+
+// outDType returns the dtype l is restored to: opts.DType for a floating-
+// point tensor, but for the scales of low-precision tensors, which keep
+// theirs as the other tensors of dtypes the codec does not read do.
+func (o *RestoreOptions) outDType(l *format.Logical) dtype.DType {
+	if quant.IsFloat(l.DType) && (l.Encoded() || !o.scales[l.Name]) {
+		return o.DType
+	}
+	return l.DType
 }
 
 // Restore decodes the QINS file or folder at in into a plain safetensors
@@ -57,6 +70,10 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 		return nil, err
 	}
 	defer c.Close()
+	opts.scales = map[string]bool{}
+	for i := range ls {
+		addScales(opts.scales, ls[i].Name, ls[i].DType)
+	}
 	if !format.IsQINS(c.Metadata) {
 		return nil, &format.Error{Path: c.Path, Err: errors.New(`is not a QINS file (no "qins" metadata); qins convert makes one`)}
 	}
@@ -88,12 +105,7 @@ func restoreFile(ctx context.Context, c *format.Checkpoint, ls []format.Logical,
 			meta[k] = v
 		}
 	}
-	outDType := func(l *format.Logical) dtype.DType {
-		if quant.IsFloat(l.DType) {
-			return opts.DType
-		}
-		return l.DType
-	}
+	outDType := opts.outDType
 	// Largest element size first keeps every tensor aligned.
 	order := make([]int, len(ls))
 	for i := range order {
@@ -128,7 +140,7 @@ func restoreFile(ctx context.Context, c *format.Checkpoint, ls []format.Logical,
 		case l.Encoded():
 			err = r.decode(l, opts.DType, k)
 			s.Encoded++
-		case quant.IsFloat(l.DType) && l.DType != opts.DType:
+		case outDType(l) != l.DType:
 			err = r.cast(l, opts.DType, k)
 			s.Copied++
 		default:

@@ -40,6 +40,8 @@ NUMPY = {"BOOL": np.bool_, "U8": np.uint8, "I8": np.int8, "I16": np.int16, "U16"
          "F16": np.float16, "BF16": np.uint16, "I32": np.int32, "U32": np.uint32, "F32": np.float32,
          "I64": np.int64, "U64": np.uint64, "F64": np.float64}
 FLOATS = {"F16", "BF16", "F32", "F64"}
+# FP8, FP6 and FP4: their scales (NAME_scale, NAME_scale_inv) keep their dtype.
+LOW_PRECISION = {"F4", "F6_E2M3", "F6_E3M2", "F8_E5M2", "F8_E4M3", "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ"}
 TORCH = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64"}
 WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json", ".pth", ".pt", ".ckpt", ".gguf",
                    ".h5", ".msgpack", ".onnx", ".onnx_data", ".tflite", ".ot")
@@ -148,6 +150,8 @@ def check_tensors(orig, restored, dtype, max_rel_rmse):
     for name in sorted(b_all.keys() - a_all.keys()):
         problem(f"{restored}: {name} is not in the original")
     worst = (0.0, "")
+    scales = {n + suffix for n, a in a_all.items() if a[1] in LOW_PRECISION
+              for suffix in ("_scale", "_scale_inv")}
     for name, a in sorted(a_all.items()):
         b = b_all.get(name)
         if b is None:
@@ -158,7 +162,7 @@ def check_tensors(orig, restored, dtype, max_rel_rmse):
             continue
         ra, va = values(a)
         rb, vb = values(b)
-        if a[1] not in FLOATS or a[1] not in NUMPY:
+        if a[1] not in FLOATS or a[1] not in NUMPY or name in scales:
             if b[1] != a[1] or not np.array_equal(ra, rb):
                 problem(f"{name}: {a[1]} tensor not copied byte for byte")
             continue
