@@ -549,8 +549,8 @@ func (d *differ) bitsTensor(a, b *format.Logical) (*Accumulator, error) {
 }
 
 // identicalBits counts the elements of width bits that are equal in a and
-// b. Sub-byte elements are read least significant bits first, as PyTorch
-// packs F4 (the first element in the low nibble).
+// b. Sub-byte elements are read least significant bits first: for F4 the
+// count does not depend on the packing order, for F6 it is a convention.
 func identicalBits(a, b []byte, width int) uint64 {
 	if width%8 == 0 {
 		return identicalElems(a, b, width/8)
