@@ -180,14 +180,7 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 		if err != nil {
 			return nil, err
 		}
-		td := TensorDiff{Name: a.Name, Shape: a.Shape, DTypeA: a.DType.String(), DTypeB: b.DType.String(), DiffStats: st.Stats()}
-		if td.Shape == nil {
-			td.Shape = []uint64{}
-		}
-		if bitsOnly(a.DType) {
-			td.DiffStats.noValues()
-		}
-		td.Fails = check(&td, opts, quant.ReadsFloat(a.DType))
+		td := tensorDiff(a, b, st, opts)
 		if len(td.Fails) > 0 {
 			r.Total.Failing++
 		}
@@ -210,6 +203,19 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 		}
 	}
 	return r, nil
+}
+
+// tensorDiff reports the comparison st of a and b, checked against opts.
+func tensorDiff(a, b *format.Logical, st *Accumulator, opts DiffOptions) TensorDiff {
+	td := TensorDiff{Name: a.Name, Shape: a.Shape, DTypeA: a.DType.String(), DTypeB: b.DType.String(), DiffStats: st.Stats()}
+	if td.Shape == nil {
+		td.Shape = []uint64{}
+	}
+	if bitsOnly(a.DType) {
+		td.DiffStats.noValues()
+	}
+	td.Fails = check(&td, opts, quant.ReadsFloat(a.DType))
+	return td
 }
 
 // mismatch reports why a and b cannot be compared, if they cannot.

@@ -171,6 +171,17 @@ func Float64ToBF16(x float64) uint16 { return Float32ToBF16(roundToOddFloat32(x)
 // integers up to 2^53. It returns an error for the dtypes whose values it
 // does not read: F4, F6_*, F8_E8M0, the FNUZ formats and C64.
 func Reader(dt dtype.DType) (func(b []byte, dst []float64), error) {
+	if read := floatReader(dt); read != nil {
+		return read, nil
+	}
+	if read := intReader(dt); read != nil {
+		return read, nil
+	}
+	return nil, fmt.Errorf("cannot read the values of dtype %v", dt)
+}
+
+// floatReader is Reader for the dtypes of ReadsFloat, nil for the others.
+func floatReader(dt dtype.DType) func(b []byte, dst []float64) {
 	le := binary.LittleEndian
 	switch dt {
 	case dtype.F16:
@@ -178,87 +189,95 @@ func Reader(dt dtype.DType) (func(b []byte, dst []float64), error) {
 			for i := range dst {
 				dst[i] = float64(F16ToFloat32(le.Uint16(b[2*i:])))
 			}
-		}, nil
+		}
 	case dtype.BF16:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(BF16ToFloat32(le.Uint16(b[2*i:])))
 			}
-		}, nil
+		}
 	case dtype.F32:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(math.Float32frombits(le.Uint32(b[4*i:])))
 			}
-		}, nil
+		}
 	case dtype.F64:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = math.Float64frombits(le.Uint64(b[8*i:]))
 			}
-		}, nil
+		}
 	case dtype.F8_E4M3:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(F8E4M3ToFloat32(b[i]))
 			}
-		}, nil
+		}
 	case dtype.F8_E5M2:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(F8E5M2ToFloat32(b[i]))
 			}
-		}, nil
+		}
+	}
+	return nil
+}
+
+// intReader is Reader for BOOL and the integer dtypes, nil for the others.
+func intReader(dt dtype.DType) func(b []byte, dst []float64) {
+	le := binary.LittleEndian
+	switch dt {
 	case dtype.BOOL, dtype.U8:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(b[i])
 			}
-		}, nil
+		}
 	case dtype.I8:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(int8(b[i]))
 			}
-		}, nil
+		}
 	case dtype.U16:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(le.Uint16(b[2*i:]))
 			}
-		}, nil
+		}
 	case dtype.I16:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(int16(le.Uint16(b[2*i:])))
 			}
-		}, nil
+		}
 	case dtype.U32:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(le.Uint32(b[4*i:]))
 			}
-		}, nil
+		}
 	case dtype.I32:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(int32(le.Uint32(b[4*i:])))
 			}
-		}, nil
+		}
 	case dtype.U64:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(le.Uint64(b[8*i:]))
 			}
-		}, nil
+		}
 	case dtype.I64:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(int64(le.Uint64(b[8*i:])))
 			}
-		}, nil
+		}
 	}
-	return nil, fmt.Errorf("unknown dtype %v", dt)
+	return nil
 }
 
 // Putter returns a function that stores v as element i of b in dtype dt,
