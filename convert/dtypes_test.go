@@ -162,9 +162,13 @@ func TestNewDTypesEveryCommand(t *testing.T) {
 	writeNewDTypes(t, src)
 	kept := keptSpecs()
 
-	qFile, qDir := filepath.Join(dir, "m.qins.safetensors"), filepath.Join(dir, "m.qins")
-	for _, out := range []string{qFile, qDir} {
-		s, err := Convert(ctx, src, out, Options{ChunkBytes: 64})
+	qFile, qDir, qShards := filepath.Join(dir, "m.qins.safetensors"), filepath.Join(dir, "m.qins"), filepath.Join(dir, "sharded.qins")
+	for _, out := range []string{qFile, qDir, qShards} {
+		var shard int64
+		if out == qShards {
+			shard = 1 // a shard per tensor: a scale apart from its weight
+		}
+		s, err := Convert(ctx, src, out, Options{ChunkBytes: 64, MaxShardBytes: shard})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,11 +210,13 @@ func TestNewDTypesEveryCommand(t *testing.T) {
 	for _, c := range []struct {
 		in, out string
 		dt      dtype.DType
+		shard   int64
 	}{
-		{qFile, filepath.Join(dir, "r.safetensors"), dtype.F32},
-		{qDir, filepath.Join(dir, "r.restored"), dtype.BF16},
+		{qFile, filepath.Join(dir, "r.safetensors"), dtype.F32, 0},
+		{qDir, filepath.Join(dir, "r.restored"), dtype.BF16, 0},
+		{qShards, filepath.Join(dir, "sharded.restored"), dtype.F16, 1},
 	} {
-		s, err := Restore(ctx, c.in, c.out, RestoreOptions{DType: c.dt, ChunkBytes: 64})
+		s, err := Restore(ctx, c.in, c.out, RestoreOptions{DType: c.dt, ChunkBytes: 64, MaxShardBytes: c.shard})
 		if err != nil {
 			t.Fatal(err)
 		}
