@@ -7,14 +7,16 @@ RESTORED_FOLDER is what `qins convert ORIG_FOLDER` then `qins restore` wrote.
 With numpy alone (no safetensors package), this checks that:
 - the weights are named as Hugging Face names them: model.safetensors, or
   model-0000i-of-0000n.safetensors shards listed by model.safetensors.index.json;
-- every header is well formed (offsets tile the data, sizes match dtypes);
+- every header is well formed (offsets tile the data, sizes match dtypes,
+  every dtype of the safetensors specification, F4 and F6 packed);
 - the index agrees with the shards: every weight_map entry is in its shard,
   every shard tensor is listed, no other .safetensors file is there, and
   metadata.total_size is the sum of the tensor bytes;
 - every tensor of the original is there with the same shape; floating-point
   tensors in the restored dtype (config.json's torch_dtype), within
-  --max-rel-rmse of the original (default 0.05), all finite; others
-  byte-identical;
+  --max-rel-rmse of the original (default 0.05), all finite; others (FP8,
+  FP6, FP4, C64, integers, and the NAME_scale/NAME_scale_inv of an FP8, FP6
+  or FP4 tensor NAME) byte-identical;
 - every other file of the original (config, tokenizer, ...) is there and
   byte-identical, except config.json, byte-identical but for the value of
   its torch_dtype (or added torch_dtype); and the restored folder holds

@@ -22,9 +22,12 @@ What it checks, for each SOURCE/QINSFILE pair:
 * the QINS file is a well-formed safetensors file: 8-byte little-endian header
   length, JSON header without duplicate keys (anywhere, compared exactly:
   never case-folded) and with UTF-8 strings only, every tensor's byte range inside
-  the data section and of the size its dtype and shape imply, the data section
+  the data section and of the size its dtype and shape imply (any dtype of the
+  safetensors specification: elements times bits, F4 and F6 packed across
+  the tensor, which must fill whole bytes), the data section
   covered without holes or overlaps, tensors laid out largest element size
-  first, each one aligned (in the file) to its element size;
+  first, each one aligned (in the file) to its element size (F4 and F6, under
+  a byte, are not checked for order);
 * `__metadata__["qins"] == "1"`, every source `__metadata__` entry is kept,
   and there is no other metadata than those, "qins" and one "qins:NAME" per
   encoded tensor;
