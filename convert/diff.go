@@ -47,7 +47,10 @@ func (n Num) MarshalJSON() ([]byte, error) {
 	return json.Marshal(f)
 }
 
-// DiffStats measure how far B is from A over some elements.
+// DiffStats measure how far B is from A over some elements. For tensors
+// whose values diff does not read (F4, F6_*, F8_E8M0, the FNUZ formats,
+// C64), compared by their bits, the measures of values are NaN, null in
+// JSON, and only Elements, Identical and Exact say something.
 type DiffStats struct {
 	Elements       uint64 `json:"elements"`
 	MaxAbsErr      Num    `json:"max_abs_err"`
