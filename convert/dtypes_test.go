@@ -317,6 +317,21 @@ func TestDiffFP8ByValue(t *testing.T) {
 		t.Errorf("total: %v in %s", d.Total.MaxAbsErr, d.Total.MaxAbsErrTensor)
 	}
 
+	// E4M3's NaN (0x7f) against a number, and E5M2's infinity (0x7c, at
+	// 255-0x7c) against the largest finite value: both unmatched.
+	put, _ := quant.Putter(dtype.F32)
+	e4f, e5f := widen(dtype.F32, e4, quant.F8E4M3ToFloat32), widen(dtype.F32, e5, quant.F8E5M2ToFloat32)
+	put(e4f, 0x7f, 0)
+	put(e5f, 255-0x7c, 57344)
+	numbers := filepath.Join(dir, "numbers.safetensors")
+	writeRaw(t, numbers, rawSpec{"e4", dtype.F32, []uint64{16, 16}, e4f}, rawSpec{"e5", dtype.F32, []uint64{256}, e5f})
+	d = diff(t, fp8, numbers, DiffOptions{})
+	for _, td := range d.Tensors {
+		if td.NonFinite != 1 || td.Identical != 255 || len(td.Fails) != 1 {
+			t.Errorf("%s: %d unmatched non-finite, %d identical, fails %v; want 1, 255, one", td.Name, td.NonFinite, td.Identical, td.Fails)
+		}
+	}
+
 	// FP8 and an integer tensor are not comparable; E4M3 against E5M2 is,
 	// by value.
 	u8 := filepath.Join(dir, "u8.safetensors")
