@@ -18,9 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nlpodyssey/safetensors"
-
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -45,7 +44,9 @@ const checkEvery = 4096
 type Options struct {
 	// Include, when set, selects the floating-point tensors to encode by
 	// name, whatever their rank; by default every F16, BF16, F32 or F64
-	// tensor of rank 2 or more is encoded.
+	// tensor of rank 2 or more is encoded, but for the scales of FP8, FP6
+	// and FP4 tensors (NAME_scale or NAME_scale_inv beside NAME). Tensors
+	// of the other dtypes are always stored unchanged.
 	Include *regexp.Regexp
 	// Exclude keeps the matching tensors unchanged.
 	Exclude *regexp.Regexp
@@ -75,6 +76,9 @@ type Options struct {
 	Pending *format.Pending
 	// maxHeader, when set, replaces format.MaxHeaderSize: for tests.
 	maxHeader int
+	// scales holds the names of the tensors that scale an FP8, FP6 or
+	// FP4 tensor of the checkpoint (set by checkConvert).
+	scales map[string]bool
 }
 
 // defaults fills in the default layout and range, and checks them.
@@ -114,7 +118,12 @@ type Summary struct {
 	// PackedBytes, for a convert to the u8+i8 layout of 16-bit tensors, is
 	// what the output would take with the packed layout; 0 otherwise.
 	PackedBytes int64
-	Elapsed     time.Duration
+	// KeptDType counts the copied tensors kept because the codec does not
+	// read their dtype (integers, BOOL, FP8, FP6, FP4, C64...), whose
+	// names KeptDTypes lists, sorted.
+	KeptDType  int
+	KeptDTypes []string
+	Elapsed    time.Duration
 	// Shards and SideFiles, for a folder output, count the weight files
 	// written and the other files copied.
 	Shards, SideFiles int
@@ -173,11 +182,31 @@ func DefaultOutput(src string) string {
 }
 
 // encodable reports whether dt is a dtype the codec reads.
-func encodable(dt safetensors.DType) bool { return quant.IsFloat(dt) }
+func encodable(dt dtype.DType) bool { return quant.IsFloat(dt) }
 
-// selected reports whether tensor t is to be encoded under opts.
+// scaleNames returns the names of the tensors that would scale a tensor
+// of c in a low-precision dtype, as FP8 checkpoints store them.
+func scaleNames(c *format.Checkpoint) map[string]bool {
+	m := map[string]bool{}
+	for _, t := range c.Tensors {
+		addScales(m, t.Name, t.DType)
+	}
+	return m
+}
+
+// addScales adds to m the names of the tensors that scale the tensor name
+// when its dtype dt is low-precision: NAME_scale or NAME_scale_inv.
+func addScales(m map[string]bool, name string, dt dtype.DType) {
+	if dt.LowPrecision() {
+		m[name+"_scale"], m[name+"_scale_inv"] = true, true
+	}
+}
+
+// selected reports whether tensor t is to be encoded under opts. By
+// default, the scales of low-precision tensors are not: their errors
+// would multiply those of the tensors they scale, to save a few bytes.
 func (o *Options) selected(t format.TensorInfo) bool {
-	if !encodable(t.DType) {
+	if !encodable(t.DType) || (o.scales[t.Name] && o.Include == nil) {
 		return false
 	}
 	if o.Exclude != nil && o.Exclude.MatchString(t.Name) {
@@ -237,6 +266,7 @@ func checkConvert(c *format.Checkpoint, opts *Options) error {
 	if err := opts.defaults(); err != nil {
 		return err
 	}
+	opts.scales = scaleNames(c)
 	for k := range c.Metadata {
 		if k == format.VersionKey || strings.HasPrefix(k, format.ParamsPrefix) {
 			return &format.Error{Path: c.Path, Err: fmt.Errorf("metadata key %q is reserved for QINS files", k)}
@@ -297,6 +327,9 @@ func convertFile(ctx context.Context, c *format.Checkpoint, dst string, opts Opt
 		s.FP32Bytes += fp32Bytes(j.src.TensorInfo)
 		if !j.encode {
 			s.Copied++
+			if !encodable(j.src.DType) {
+				s.kept(j.src.DType.String())
+			}
 			continue
 		}
 		w.SetMetadata(format.ParamsPrefix+j.src.Name, format.MarshalEncodedMeta(params[i], j.src.DType, opts.Layout, opts.Range))
@@ -367,9 +400,9 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 			out = append(out, format.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape})
 			continue
 		}
-		signs := format.TensorInfo{Name: t.Name + format.SignsSuffix, DType: safetensors.I8, Shape: t.Shape}
+		signs := format.TensorInfo{Name: t.Name + format.SignsSuffix, DType: dtype.I8, Shape: t.Shape}
 		if opts.Layout == format.LayoutPacked {
-			signs = format.TensorInfo{Name: t.Name + format.SignBitsSuffix, DType: safetensors.U8, Shape: []uint64{format.SignBytes(t.Elements())}}
+			signs = format.TensorInfo{Name: t.Name + format.SignBitsSuffix, DType: dtype.U8, Shape: []uint64{format.SignBytes(t.Elements())}}
 		}
 		for k, n := range []string{t.Name + format.CodesSuffix, signs.Name} {
 			if names[n] {
@@ -377,7 +410,7 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 			}
 		}
 		j.out, j.signs = len(out), len(out)+1
-		out = append(out, format.TensorInfo{Name: t.Name + format.CodesSuffix, DType: safetensors.U8, Shape: t.Shape}, signs)
+		out = append(out, format.TensorInfo{Name: t.Name + format.CodesSuffix, DType: dtype.U8, Shape: t.Shape}, signs)
 		meta[format.ParamsPrefix+t.Name] = format.MarshalEncodedMeta(quant.Params{}, t.DType, opts.Layout, opts.Range)
 	}
 	return jobs, out, meta, nil
@@ -418,7 +451,7 @@ func leastHeaderLen(c *format.Checkpoint, jobs []job, opts *Options) int {
 	for k, v := range c.Metadata {
 		n += format.MetadataEntryLen(k, v)
 	}
-	metaLen := map[safetensors.DType]int{} // the placeholder, per dtype
+	metaLen := map[dtype.DType]int{} // the placeholder, per dtype
 	for i := range jobs {
 		t := jobs[i].src.TensorInfo
 		t.Begin, t.End = 0, 0
@@ -550,7 +583,7 @@ type scanners struct {
 
 // get returns a scanner for dtype dt that counts values when counts is
 // set (the mse range needs them; the min/max range scans faster without).
-func (p *scanners) get(dt safetensors.DType, counts bool) (*quant.Scanner, error) {
+func (p *scanners) get(dt dtype.DType, counts bool) (*quant.Scanner, error) {
 	p.mu.Lock()
 	for i, s := range p.free {
 		if s.DType() == dt && s.Counts() == counts {
@@ -789,4 +822,17 @@ func tensorErr(t format.Tensor, err error) error {
 		return err
 	}
 	return &format.Error{Path: t.File.Path, Tensor: t.Name, Err: err}
+}
+
+// kept counts a tensor copied because of its dtype, named dt.
+func (s *Summary) kept(dt string) {
+	s.KeptDType++
+	s.keptName(dt)
+}
+
+// keptName adds dt to KeptDTypes, kept sorted and without repeats.
+func (s *Summary) keptName(dt string) {
+	if i, found := slices.BinarySearch(s.KeptDTypes, dt); !found {
+		s.KeptDTypes = slices.Insert(s.KeptDTypes, i, dt)
+	}
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/qins-dev/qins/format"
-	"github.com/qins-dev/qins/quant"
 )
 
 // DefaultMaxShardBytes bounds the tensor data of a shard of a folder
@@ -143,6 +142,10 @@ func (s sharedProgress) Add(n int64) { s.p.Add(n) }
 func (s *Summary) add(shard *Summary) {
 	s.Encoded += shard.Encoded
 	s.Copied += shard.Copied
+	s.KeptDType += shard.KeptDType
+	for _, dt := range shard.KeptDTypes {
+		s.keptName(dt)
+	}
 	s.FP32Bytes += shard.FP32Bytes
 	s.BytesOut += shard.BytesOut
 }
@@ -263,11 +266,7 @@ func restoreFolder(ctx context.Context, c *format.Checkpoint, ls []format.Logica
 	}
 	sizes := make([]uint64, len(ls))
 	for i := range ls {
-		dt := ls[i].DType
-		if quant.IsFloat(dt) {
-			dt = opts.DType
-		}
-		sizes[i] = ls[i].Elements() * dt.Size()
+		sizes[i], _ = opts.outDType(&ls[i]).Bytes(ls[i].Elements())
 	}
 	spans := shardSpans(sizes, opts.MaxShardBytes)
 	meta := make(map[string]string, len(c.Metadata)+1)

@@ -9,8 +9,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/nlpodyssey/safetensors"
-
+	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -60,7 +59,7 @@ const (
 
 // MarshalEncodedMeta renders the metadata value of an encoded tensor. The
 // numbers are written in their shortest form that reads back exactly.
-func MarshalEncodedMeta(p quant.Params, dt safetensors.DType, layout, rng string) string {
+func MarshalEncodedMeta(p quant.Params, dt dtype.DType, layout, rng string) string {
 	m := EncodedMeta{LogMin: p.LogMin, LogMax: p.LogMax, DType: dt.String()}
 	if layout == LayoutPacked {
 		m.Layout = layout
@@ -91,7 +90,7 @@ func IsQINS(metadata map[string]string) bool {
 // or encoded as codes and signs.
 type Logical struct {
 	Name  string
-	DType safetensors.DType // the source dtype
+	DType dtype.DType // the source dtype
 	Shape []uint64
 	// Plain is the stored tensor when the tensor is not encoded.
 	Plain *Tensor
@@ -206,9 +205,9 @@ func encodedLogical(c *Checkpoint, byName map[string]int32, name, meta string) (
 	if err != nil {
 		return Logical{}, fmt.Errorf("metadata %q: %v", ParamsPrefix+name, err)
 	}
-	signsSuffix, signsDType := SignsSuffix, safetensors.I8
+	signsSuffix, signsDType := SignsSuffix, dtype.I8
 	if m.Layout == LayoutPacked {
-		signsSuffix, signsDType = SignBitsSuffix, safetensors.U8
+		signsSuffix, signsDType = SignBitsSuffix, dtype.U8
 	}
 	lookup := func(n string) *Tensor {
 		if i, ok := byName[n]; ok {
@@ -224,7 +223,7 @@ func encodedLogical(c *Checkpoint, byName map[string]int32, name, meta string) (
 		return Logical{}, fmt.Errorf("has %s but no %s", signsSuffix, CodesSuffix)
 	case signs == nil:
 		return Logical{}, fmt.Errorf("has %s but no %s", CodesSuffix, signsSuffix)
-	case codes.DType != safetensors.U8 || signs.DType != signsDType:
+	case codes.DType != dtype.U8 || signs.DType != signsDType:
 		return Logical{}, fmt.Errorf("codes are %v and signs %v; want U8 and %v", codes.DType, signs.DType, signsDType)
 	case m.Layout != LayoutPacked && !SameShape(codes.Shape, signs.Shape):
 		return Logical{}, fmt.Errorf("codes have shape %v but signs %v", codes.Shape, signs.Shape)
@@ -234,7 +233,7 @@ func encodedLogical(c *Checkpoint, byName map[string]int32, name, meta string) (
 	if lookup(name) != nil {
 		return Logical{}, errors.New("is stored both encoded and unchanged")
 	}
-	dt, _ := safetensors.ParseDType(m.DType) // checked by ParseEncodedMeta
+	dt, _ := dtype.Parse(m.DType) // checked by ParseEncodedMeta
 	p := quant.Params{LogMin: m.LogMin, LogMax: m.LogMax}
 	if err := p.CheckFinite(dt); err != nil {
 		return Logical{}, err
@@ -348,7 +347,7 @@ func (m *EncodedMeta) check() error {
 	if err := (quant.Params{LogMin: m.LogMin, LogMax: m.LogMax}).Validate(); err != nil {
 		return err
 	}
-	if dt, err := safetensors.ParseDType(m.DType); err != nil || !quant.IsFloat(dt) {
+	if dt, err := dtype.Parse(m.DType); err != nil || !quant.IsFloat(dt) {
 		return fmt.Errorf("dtype %q is not F16, BF16, F32 or F64", m.DType)
 	}
 	if m.Layout == LayoutU8I8 {

@@ -7,7 +7,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 	"github.com/urfave/cli/v2"
 
 	"github.com/qins-dev/qins/convert"
@@ -70,8 +70,8 @@ func (a *app) restore(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	dt, err := safetensors.ParseDType(strings.ToUpper(c.String("dtype")))
-	if err != nil || !(dt == safetensors.F32 || dt == safetensors.F16 || dt == safetensors.BF16 || dt == safetensors.F64) {
+	dt, err := dtype.Parse(strings.ToUpper(c.String("dtype")))
+	if err != nil || !(dt == dtype.F32 || dt == dtype.F16 || dt == dtype.BF16 || dt == dtype.F64) {
 		return usageError{fmt.Errorf("--dtype %q: choose F32, F16, BF16 or F64", c.String("dtype"))}
 	}
 	out, err := outputFlag(c)
@@ -126,16 +126,24 @@ func writeSummary(w io.Writer, s *convert.Summary, d direction) error {
 		verb, did = "restored", "decoded"
 	}
 	_, err := fmt.Fprintf(w, "%s %s -> %s\n"+
-		"  tensors: %d %s, %d copied\n"+
+		"  tensors: %d %s, %d copied%s\n"+
 		"  size:    %s in, %s out (%s the source, %s of FP32 at %s)\n"+
 		"%s%s"+
 		"  time:    %.2f s, %.0f MB/s\n",
 		verb, format.Printable(s.Input), format.Printable(s.Output),
-		s.Encoded, did, s.Copied,
+		s.Encoded, did, s.Copied, keptNote(s),
 		convert.HumanBytes(s.BytesIn), convert.HumanBytes(s.BytesOut), ratio(s.BytesOut, s.BytesIn), ratio(s.BytesOut, s.FP32Bytes), convert.HumanBytes(s.FP32Bytes),
 		packedHint(s), folderLine(s),
 		s.Elapsed.Seconds(), s.MBPerSecond())
 	return err
+}
+
+// keptNote says how many of the copied tensors were kept for their dtype.
+func keptNote(s *convert.Summary) string {
+	if s.KeptDType == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d of them for their dtype: %s)", s.KeptDType, strings.Join(s.KeptDTypes, ", "))
 }
 
 // ratio is a / b for a summary, "-" when b is 0.
