@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,7 +38,7 @@ func CreateDir(path string, force bool, pending *Pending) (*DirWriter, error) {
 			return nil, &Error{Path: path, Err: ErrExists}
 		}
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	tmp, err := mkdirTemp(path)
 	if err != nil {
 		return nil, &Error{Path: path, Err: err}
 	}
@@ -59,12 +60,28 @@ func replaceable(path string, st os.FileInfo) error {
 	case !st.IsDir():
 		return fmt.Errorf("is %s, not a model folder or a regular file", kind(st.Mode()))
 	}
-	for _, pat := range []string{"*.safetensors", "*.safetensors.index.json"} {
-		if m, _ := filepath.Glob(filepath.Join(path, pat)); len(m) > 0 {
+	entries, _ := os.ReadDir(path)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".safetensors") || strings.HasSuffix(e.Name(), ".safetensors.index.json") {
 			return nil
 		}
 	}
 	return errors.New("is a directory that holds no safetensors model; not replacing it, even when forced")
+}
+
+// mkdirTemp makes the temporary folder of the output path beside it, its
+// name cut as tempName cuts a file's so that any valid path works, and its
+// mode the umask's, as a new folder's.
+func mkdirTemp(path string) (string, error) {
+	for range 100 {
+		tmp := tempName(path)
+		err := os.Mkdir(tmp, 0o777)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return tmp, err
+	}
+	return "", errors.New("no free temporary name beside the output")
 }
 
 // Path returns where the file rel (slash-separated, relative to the
@@ -164,13 +181,17 @@ func (d *DirWriter) commit() error {
 	for _, p := range d.dirs {
 		syncDir(p)
 	}
-	// MkdirTemp makes the folder private; the output is an ordinary one.
-	if err := os.Chmod(d.tmp, 0o755); err != nil {
-		return &Error{Path: d.path, Err: err}
-	}
 	syncDir(d.tmp)
 	parent := filepath.Dir(d.path)
-	if _, err := os.Lstat(d.path); err != nil || !d.force {
+	st, err := os.Lstat(d.path)
+	if err == nil && d.force {
+		// What appeared or changed at the path during the run is checked
+		// again: only a file or a model folder is ever replaced.
+		if err := replaceable(d.path, st); err != nil {
+			return &Error{Path: d.path, Err: err}
+		}
+	}
+	if err != nil || !d.force {
 		// Nothing to replace, or nothing that may be replaced: a folder
 		// or file that appeared meanwhile stays.
 		if err := renameNoReplace(d.tmp, d.path); err != nil {

@@ -192,3 +192,48 @@ func dirNames(t *testing.T, dir string) []string {
 	}
 	return out
 }
+
+// What the path holds is checked again at Commit: a folder without a
+// model, or a FIFO, that took the place of a model folder during the run
+// is kept, and a name with pattern characters is read literally.
+func TestDirWriterRechecksAtCommit(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "m[v2]*.qins")
+	os.Mkdir(out, 0o755)
+	os.WriteFile(filepath.Join(out, "model.safetensors"), nil, 0o644)
+	d, err := CreateDir(out, true, nil)
+	if err != nil {
+		t.Fatalf("a model folder whose name holds [ and *: %v", err)
+	}
+	os.RemoveAll(out)
+	os.Mkdir(out, 0o755)
+	os.WriteFile(filepath.Join(out, "notes.txt"), []byte("precious"), 0o644)
+	if err := d.Commit(); err == nil || !strings.Contains(err.Error(), "holds no safetensors model") {
+		t.Errorf("commit over a folder without a model: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "notes.txt")); string(b) != "precious" {
+		t.Errorf("the folder that appeared was touched: %q", b)
+	}
+	if got := dirNames(t, dir); !reflect.DeepEqual(got, []string{"m[v2]*.qins"}) {
+		t.Errorf("left beside: %v", got)
+	}
+}
+
+// A destination name as long as a name may be still gets its temporary
+// folder beside it.
+func TestDirWriterLongName(t *testing.T) {
+	out := filepath.Join(t.TempDir(), strings.Repeat("a", 250)+".qins")
+	d, err := CreateDir(out, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WriteFile("x", strings.NewReader("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "x")); err != nil || string(b) != "x" {
+		t.Errorf("%q, %v", b, err)
+	}
+}
