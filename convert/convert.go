@@ -353,22 +353,52 @@ func convertFile(ctx context.Context, c *format.Checkpoint, dst string, opts Opt
 	return s, nil
 }
 
+// checkNames refuses a checkpoint in which the codes or signs of a tensor
+// to encode would take the name of another tensor. It looks at the whole
+// checkpoint, so that a folder output split into shards is checked as one.
+func checkNames(c *format.Checkpoint, opts *Options) error {
+	// Only names with a suffix of the layout can be taken.
+	names := make(map[string]bool)
+	for i := range c.Tensors {
+		n := c.Tensors[i].Name
+		for _, suf := range []string{format.CodesSuffix, format.SignsSuffix, format.SignBitsSuffix} {
+			if strings.HasSuffix(n, suf) {
+				names[n] = true
+			}
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	signs := format.SignsSuffix
+	if opts.Layout == format.LayoutPacked {
+		signs = format.SignBitsSuffix
+	}
+	for i := range c.Tensors {
+		t := &c.Tensors[i]
+		if !opts.selected(t.TensorInfo) {
+			continue
+		}
+		for k, n := range []string{t.Name + format.CodesSuffix, t.Name + signs} {
+			if names[n] {
+				return &format.Error{Path: c.Path, Tensor: t.Name, Err: &NameClashError{Tensor: t.Name, Part: []string{"codes", "signs"}[k], Stored: n}}
+			}
+		}
+	}
+	return nil
+}
+
 // plan decides which tensors are encoded and lays out the output: copied
 // tensors first, largest dtype first so every tensor stays aligned to its
 // element size, then codes and signs in source order.
 func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[string]string, error) {
+	if err := checkNames(c, opts); err != nil {
+		return nil, nil, nil, err
+	}
 	jobs := make([]job, len(c.Tensors))
-	// Only names with a suffix of the layout can be taken by the codes or
-	// signs of another tensor.
-	names := make(map[string]bool)
 	for i := range c.Tensors {
 		t := &c.Tensors[i]
 		jobs[i] = job{src: t, encode: opts.selected(t.TensorInfo)}
-		for _, suf := range []string{format.CodesSuffix, format.SignsSuffix, format.SignBitsSuffix} {
-			if strings.HasSuffix(t.Name, suf) {
-				names[t.Name] = true
-			}
-		}
 	}
 	if n := leastHeaderLen(c, jobs, opts); n > opts.headerLimit() {
 		return nil, nil, nil, headerTooLarge(c.Path, n, "at least ")
@@ -403,11 +433,6 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 		signs := format.TensorInfo{Name: t.Name + format.SignsSuffix, DType: dtype.I8, Shape: t.Shape}
 		if opts.Layout == format.LayoutPacked {
 			signs = format.TensorInfo{Name: t.Name + format.SignBitsSuffix, DType: dtype.U8, Shape: []uint64{format.SignBytes(t.Elements())}}
-		}
-		for k, n := range []string{t.Name + format.CodesSuffix, signs.Name} {
-			if names[n] {
-				return nil, nil, nil, &format.Error{Path: c.Path, Tensor: t.Name, Err: &NameClashError{Tensor: t.Name, Part: []string{"codes", "signs"}[k], Stored: n}}
-			}
 		}
 		j.out, j.signs = len(out), len(out)+1
 		out = append(out, format.TensorInfo{Name: t.Name + format.CodesSuffix, DType: dtype.U8, Shape: t.Shape}, signs)

@@ -162,6 +162,9 @@ func convertFolder(ctx context.Context, c *format.Checkpoint, src, dst string, o
 	if err := checkFolderOutput(dst, srcDir, c, side); err != nil {
 		return nil, err
 	}
+	if err := checkNames(c, &opts); err != nil {
+		return nil, err
+	}
 	sizes := make([]uint64, len(c.Tensors))
 	for i, t := range c.Tensors {
 		sizes[i] = convertedBytes(t.TensorInfo, &opts)

@@ -35,7 +35,13 @@ func checkShards(c *Checkpoint) error {
 				return &Error{Path: f.Path, Tensor: name, Err: fmt.Errorf("metadata %q is also in shard %s", k, other.Path)}
 			}
 			seen[name] = f
-			for _, suf := range []string{CodesSuffix, SignsSuffix, SignBitsSuffix} {
+			// Only the parts this entry's layout names belong to it: a
+			// tensor that merely ends in another suffix is an ordinary one.
+			signs := SignsSuffix
+			if m, err := ParseEncodedMeta(f.Metadata[k]); err == nil && m.Layout == LayoutPacked {
+				signs = SignBitsSuffix
+			}
+			for _, suf := range []string{CodesSuffix, signs} {
 				if h := holder[name+suf]; h != nil && h != f {
 					return &Error{Path: f.Path, Tensor: name, Err: fmt.Errorf("metadata %q is in this shard but %s is in %s", k, name+suf, h.Path)}
 				}

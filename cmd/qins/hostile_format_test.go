@@ -215,3 +215,49 @@ func TestRestoreDTypeRange(t *testing.T) {
 		}
 	}
 }
+
+// TestNamesInShardedFolders: the name rules hold when the output is a
+// folder split into shards: a clash is refused whatever the split, and a
+// tensor that merely ends in another layout's suffix beside an encoded one
+// round-trips.
+func TestNamesInShardedFolders(t *testing.T) {
+	var data []byte
+	for i := range 32 {
+		data = binary.LittleEndian.AppendUint32(data, math.Float32bits(float32(i+1)/8))
+	}
+	data = append(data, bytes.Repeat([]byte{1}, 4)...)
+	h := `{"w":{"dtype":"F32","shape":[4,4],"data_offsets":[0,64]},` +
+		`"v":{"dtype":"F32","shape":[4,4],"data_offsets":[64,128]},` +
+		`"w.signbits":{"dtype":"U8","shape":[4],"data_offsets":[128,132]}}`
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	os.Mkdir(src, 0o755)
+	if err := os.WriteFile(filepath.Join(src, "model.safetensors"), stFile(h, data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// u8+i8: w.signbits is an ordinary tensor beside the encoded w.
+	q := filepath.Join(dir, "a.qins")
+	back := filepath.Join(dir, "a.restored")
+	for _, args := range [][]string{
+		{"convert", src, "-o", q, "--max-shard-size", "40", "--quiet"},
+		{"inspect", q},
+		{"restore", q, "-o", back, "--quiet"},
+		{"diff", src, q},
+	} {
+		if code, _, errs := qins(t, args...); code != 0 {
+			t.Fatalf("%s: exit %d: %s", strings.Join(args, " "), code, errs)
+		}
+	}
+	if shards, _ := filepath.Glob(filepath.Join(q, "*.safetensors")); len(shards) < 2 {
+		t.Errorf("want several shards, got %v", shards)
+	}
+	// packed: w's sign bits would take w.signbits's name, in any shard.
+	out := filepath.Join(dir, "b.qins")
+	code, _, errs := qins(t, "convert", src, "-o", out, "--layout", "packed", "--max-shard-size", "40")
+	if code != 1 || !strings.Contains(errs, `"w.signbits"`) {
+		t.Errorf("packed, sharded: exit %d, %q: want the clash refused", code, errs)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("%s was written", out)
+	}
+}
