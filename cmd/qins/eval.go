@@ -9,10 +9,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/qins-dev/qins/convert/eval"
+	"github.com/qins-dev/qins/format"
 )
 
 // evalCommand is `qins eval REF CAND`.
@@ -68,7 +70,7 @@ func (a *app) eval(c *cli.Context) error {
 		err = writeEvalText(a.stdout, r)
 	}
 	if err != nil {
-		return err
+		return unusable{fmt.Errorf("writing the report: %w", err)}
 	}
 	if !r.OK() {
 		return differ{}
@@ -136,8 +138,8 @@ func evalOptions(c *cli.Context) (eval.Options, error) {
 // texts.
 func writeEvalText(w io.Writer, r *eval.Report) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "ref          %s (%s)\n", r.Ref, r.Architecture)
-	fmt.Fprintf(&b, "cand         %s\n", r.Cand)
+	fmt.Fprintf(&b, "ref          %s (%s)\n", format.Printable(r.Ref), r.Architecture)
+	fmt.Fprintf(&b, "cand         %s\n", format.Printable(r.Cand))
 	src := map[string]string{"text": "--text", "tokens": "--tokens", "greedy": "REF's greedy generation"}[r.Source]
 	fmt.Fprintf(&b, "tokens       %d (%s), %d positions compared in %.1f s\n", r.Tokens, src, r.Positions, r.Seconds)
 	fmt.Fprintf(&b, "top-1        %.2f%% (%d of %d)\n", 100*r.Top1, r.Top1Agree, r.Positions)
@@ -150,7 +152,7 @@ func writeEvalText(w io.Writer, r *eval.Report) error {
 		}
 		fmt.Fprintf(&b, "greedy       %d tokens from a %d-token prompt, first divergence %s (%.1f s)\n", len(g.RefIDs), len(g.Prompt), div, g.Seconds)
 		if g.RefText != nil && g.CandText != nil {
-			fmt.Fprintf(&b, "\nREF:\n%s\n\nCAND:\n%s\n", *g.RefText, *g.CandText)
+			fmt.Fprintf(&b, "\nREF:\n%s\n\nCAND:\n%s\n", printableText(*g.RefText), printableText(*g.CandText))
 		} else {
 			fmt.Fprintf(&b, "\nREF ids:  %v\nCAND ids: %v\n", g.RefIDs, g.CandIDs)
 		}
@@ -160,4 +162,21 @@ func writeEvalText(w io.Writer, r *eval.Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// printableText returns a decoded text with every character that would act
+// on a terminal (ESC, other controls but newline and tab, characters that
+// do not print) written as a Go escape, so that a tokenizer's pieces
+// cannot drive the terminal.
+func printableText(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r == '\n' || r == '\t' || unicode.IsPrint(r) {
+			b.WriteRune(r)
+			continue
+		}
+		q := strconv.QuoteRune(r)
+		b.WriteString(q[1 : len(q)-1])
+	}
+	return b.String()
 }

@@ -130,3 +130,17 @@ func TestEvalErrors(t *testing.T) {
 		}
 	}
 }
+
+// Decoded texts and paths cannot drive the terminal: controls other than
+// newline and tab are written as escapes.
+func TestPrintableText(t *testing.T) {
+	for in, want := range map[string]string{
+		"Once upon a time,\nthere\twas": "Once upon a time,\nthere\twas",
+		"\x1b]0;pwned\x07\x1b[2J":       `\x1b]0;pwned\a\x1b[2J`,
+		"caf\u00e9 \u202e":              "caf\u00e9 \\u202e",
+	} {
+		if got := printableText(in); got != want {
+			t.Errorf("printableText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

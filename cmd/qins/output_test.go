@@ -204,6 +204,8 @@ func TestDiffWriteErrorIsTrouble(t *testing.T) {
 	for _, args := range [][]string{
 		{"diff", tiny, tiny},
 		{"diff", tiny, tiny, "--json"},
+		{"eval", stories, stories, "--generate", "3", "-q"},
+		{"eval", stories, stories, "--generate", "3", "--json"},
 	} {
 		var errb bytes.Buffer
 		code := run(context.Background(), append([]string{"qins"}, args...), failing{}, &errb)
