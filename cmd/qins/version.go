@@ -11,7 +11,10 @@ import (
 
 // addVersion gives app `qins --version` and `qins version`.
 func addVersion(app *cli.App, stdout io.Writer) {
-	show := func(*cli.Context) error {
+	show := func(c *cli.Context) error {
+		if c.NArg() > 0 {
+			return usageError{fmt.Errorf("version takes no arguments; got %q", c.Args().First())}
+		}
 		info, _ := debug.ReadBuildInfo()
 		_, err := io.WriteString(stdout, versionText(info))
 		return err
