@@ -62,6 +62,9 @@ type Options struct {
 	// Range is format.RangeMinMax (the formula's, the default when empty)
 	// or format.RangeMSE: log_min chosen to minimise the squared error.
 	Range string
+	// Granularity is format.GranularityTensor (one range per tensor, the
+	// default when empty) or format.GranularityRow (one per row).
+	Granularity string
 	// MaxShardBytes bounds the tensor data of each shard of a folder
 	// output; 0 means DefaultMaxShardBytes. A tensor larger than that gets
 	// a shard of its own.
@@ -82,7 +85,10 @@ type Summary struct {
 	// PackedBytes, for a convert to the u8+i8 layout of 16-bit tensors, is
 	// what the output would take with the packed layout; 0 otherwise.
 	PackedBytes int64
-	Elapsed     time.Duration
+	// EncodedElems and EncodedBytes, for a convert, are the weights
+	// encoded and the bytes they take: codes, signs and per-row ranges.
+	EncodedElems, EncodedBytes int64
+	Elapsed                    time.Duration
 	// Shards and SideFiles, for a folder output, count the weight files
 	// written and the other files copied.
 	Shards, SideFiles int
@@ -163,6 +169,7 @@ type job struct {
 	encode bool
 	out    int // output tensor index: the copy, or the codes
 	signs  int // output index of the signs when encoded
+	ranges int // output index of the per-row ranges, or -1
 }
 
 // Convert converts the checkpoint at src (a .safetensors file, a folder or
@@ -216,6 +223,13 @@ func checkConvert(c *format.Checkpoint, opts *Options) error {
 	default:
 		return fmt.Errorf("range %q: choose %s or %s", opts.Range, format.RangeMinMax, format.RangeMSE)
 	}
+	switch opts.Granularity {
+	case "":
+		opts.Granularity = format.GranularityTensor
+	case format.GranularityTensor, format.GranularityRow:
+	default:
+		return fmt.Errorf("granularity %q: choose %s or %s", opts.Granularity, format.GranularityTensor, format.GranularityRow)
+	}
 	for k := range c.Metadata {
 		if k == format.VersionKey || strings.HasPrefix(k, format.ParamsPrefix) {
 			return &format.Error{Path: c.Path, Err: fmt.Errorf("metadata key %q is reserved for QINS files", k)}
@@ -261,6 +275,7 @@ func convertFile(ctx context.Context, c *format.Checkpoint, dst string, opts Opt
 	cv := &converter{
 		pool: p, w: w, chunk: chunkSize(opts.ChunkBytes, p.workers, c), progress: pr.Add,
 		packed: opts.Layout == format.LayoutPacked, mse: opts.Range == format.RangeMSE,
+		rows: opts.Granularity == format.GranularityRow,
 	}
 	params, err := cv.run(jobs)
 	if err != nil {
@@ -275,8 +290,15 @@ func convertFile(ctx context.Context, c *format.Checkpoint, dst string, opts Opt
 			s.Copied++
 			continue
 		}
-		w.SetMetadata(format.ParamsPrefix+j.src.Name, format.MarshalEncodedMeta(params[i], j.src.DType, opts.Layout, opts.Range))
+		w.SetMetadata(format.ParamsPrefix+j.src.Name, format.MarshalEncodedMeta(params[i], j.src.DType, opts.Layout, opts.Range, opts.Granularity))
 		s.Encoded++
+		n := int64(j.src.Elements())
+		s.EncodedElems += n
+		for _, k := range []int{j.out, j.signs, j.ranges} {
+			if k >= 0 {
+				s.EncodedBytes += int64(outTensors[k].Elements() * outTensors[k].DType.Size())
+			}
+		}
 		if n := j.src.Elements(); !cv.packed && j.src.DType.Size() == 2 {
 			saving += int64(n - format.SignBytes(n))
 		}
@@ -319,7 +341,25 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 		meta[k] = v
 	}
 	meta[format.VersionKey] = format.Version
+	rows := opts.Granularity == format.GranularityRow
+	if rows {
+		meta[format.VersionKey] = format.VersionRows
+	}
 	var out []format.TensorInfo
+	// Per-row ranges first: F32 tensors of a multiple of 8 bytes, they keep
+	// every tensor after them aligned.
+	for _, i := range order {
+		j := &jobs[i]
+		j.ranges = -1
+		if t := j.src.TensorInfo; j.encode && rows {
+			n := t.Name + format.RangesSuffix
+			if names[n] {
+				return nil, nil, nil, &format.Error{Path: c.Path, Tensor: t.Name, Err: fmt.Errorf("cannot be encoded: the checkpoint already has a tensor %q", n)}
+			}
+			j.ranges = len(out)
+			out = append(out, format.TensorInfo{Name: n, DType: safetensors.F32, Shape: []uint64{rowCount(t.Shape), 2}})
+		}
+	}
 	for _, i := range order {
 		j := &jobs[i]
 		t := j.src.TensorInfo
@@ -339,9 +379,28 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 		}
 		j.out, j.signs = len(out), len(out)+1
 		out = append(out, format.TensorInfo{Name: t.Name + format.CodesSuffix, DType: safetensors.U8, Shape: t.Shape}, signs)
-		meta[format.ParamsPrefix+t.Name] = format.MarshalEncodedMeta(quant.Params{}, t.DType, opts.Layout, opts.Range)
+		meta[format.ParamsPrefix+t.Name] = format.MarshalEncodedMeta(quant.Params{}, t.DType, opts.Layout, opts.Range, opts.Granularity)
 	}
 	return jobs, out, meta, nil
+}
+
+// rowCount returns the rows of a shape: the product of all dimensions but
+// the last.
+func rowCount(shape []uint64) uint64 {
+	n := uint64(1)
+	for i := 0; i+1 < len(shape); i++ {
+		n *= shape[i]
+	}
+	return n
+}
+
+// rowLen returns the elements of a row: the last dimension, 1 for a
+// scalar.
+func rowLen(shape []uint64) int64 {
+	if len(shape) == 0 {
+		return 1
+	}
+	return int64(shape[len(shape)-1])
 }
 
 // outSize is the element size of a job's output tensors.
@@ -402,6 +461,7 @@ type converter struct {
 	progress func(int64)
 	packed   bool // the packed layout
 	mse      bool // log_min chosen for the least squared error
+	rows     bool // one range per row (rows.go)
 	scanners scanners
 }
 
@@ -417,6 +477,7 @@ const (
 	passCopy   = iota // copy the chunk unchanged
 	passScan          // the range pass: count the chunk's patterns
 	passEncode        // encode the chunk and write its codes and signs
+	passRows          // per-row ranges: range and encode whole rows at once
 )
 
 // tensorState follows one tensor through its steps.
@@ -429,6 +490,7 @@ type tensorState struct {
 	ready   chan struct{}  // closed once enc is set
 	enc     *quant.Encoder // dropped once the tensor is written
 	params  quant.Params
+	env     envelope // per-row ranges: their envelope
 }
 
 // workerBufs are one goroutine's buffers.
@@ -437,6 +499,7 @@ type workerBufs struct {
 	codes []uint8
 	signs []int8
 	bits  []byte
+	rows  rowBufs
 }
 
 // scanners keeps the scanners of finished tensors for the next ones:
@@ -492,6 +555,12 @@ func (cv *converter) run(jobs []job) ([]quant.Params, error) {
 	pending := -1 // the encoded tensor whose encode steps come next
 	for i := range jobs {
 		j, st := &jobs[i], &states[i]
+		if j.encode && cv.rows {
+			sb := cv.rowStepBytes(j)
+			st.nWrite = (j.src.Section().Size() + sb - 1) / sb
+			chunks(i, passRows, sb)
+			continue
+		}
 		sb := stepBytes(j)
 		n := (j.src.Section().Size() + sb - 1) / sb
 		if !j.encode {
@@ -542,6 +611,9 @@ func (cv *converter) run(jobs []job) ([]quant.Params, error) {
 	for i := range jobs {
 		if jobs[i].encode {
 			params[i] = states[i].params
+			if cv.rows {
+				params[i] = states[i].env.p
+			}
 		}
 	}
 	return params, nil
@@ -587,26 +659,17 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 		}
 		return nil
 	case passEncode:
-		size := int64(t.DType.Size())
-		k := int(s.n / size)
-		if len(b.codes) < k {
-			b.codes, b.signs, b.bits = make([]uint8, k), make([]int8, k), make([]byte, (k+7)/8)
-		}
-		codes, signs := b.codes[:k], b.signs[:k]
+		codes, signs := b.grow(int(s.n / int64(t.DType.Size())))
 		st.enc.Encode(in, codes, signs)
-		out, at := quant.Int8Bytes(signs), s.off/size
-		if cv.packed {
-			quant.ZeroCodes(t.DType, in, codes)
-			out, at = b.bits[:(k+7)/8], s.off/size/8
-			quant.PackSigns(signs, out)
-		}
-		if err := cv.w.WriteAt(j.out, codes, s.off/size); err != nil {
-			return err
-		}
-		if err := cv.w.WriteAt(j.signs, out, at); err != nil {
+		if err := cv.writeCodes(j, in, s.off, codes, signs, b); err != nil {
 			return err
 		}
 		cv.progress(s.n - s.n/2)
+	case passRows:
+		if err := cv.encodeRows(j, st, in, s.off, b); err != nil {
+			return err
+		}
+		cv.progress(s.n)
 	}
 	if st.written.Add(1) == st.nWrite {
 		st.enc = nil // its 128 KB table; every step of the tensor is done
@@ -616,6 +679,31 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 		}
 	}
 	return nil
+}
+
+// grow returns codes and signs buffers of k elements.
+func (b *workerBufs) grow(k int) ([]uint8, []int8) {
+	if len(b.codes) < k {
+		b.codes, b.signs, b.bits = make([]uint8, k), make([]int8, k), make([]byte, (k+7)/8)
+	}
+	return b.codes[:k], b.signs[:k]
+}
+
+// writeCodes writes the codes and signs of the chunk in at source byte
+// offset off, in the output's layout.
+func (cv *converter) writeCodes(j *job, in []byte, off int64, codes []uint8, signs []int8, b *workerBufs) error {
+	size := int64(j.src.DType.Size())
+	k := len(codes)
+	out, at := quant.Int8Bytes(signs), off/size
+	if cv.packed {
+		quant.ZeroCodes(j.src.DType, in, codes)
+		out, at = b.bits[:(k+7)/8], off/size/8
+		quant.PackSigns(signs, out)
+	}
+	if err := cv.w.WriteAt(j.out, codes, off/size); err != nil {
+		return err
+	}
+	return cv.w.WriteAt(j.signs, out, at)
 }
 
 // prepare merges the range pass of a tensor and makes its encoder, once
@@ -680,14 +768,22 @@ func (s *Summary) WriteText(w io.Writer, verb string) error {
 	_, err := fmt.Fprintf(w, "%s %s -> %s\n"+
 		"  tensors: %d %s, %d copied\n"+
 		"  size:    %s in, %s out (%s the source, %s of FP32 at %s)\n"+
-		"%s%s"+
+		"%s%s%s"+
 		"  time:    %.2f s, %.0f MB/s\n",
 		verb, format.Printable(s.Input), format.Printable(s.Output),
 		s.Encoded, did, s.Copied,
 		HumanBytes(s.BytesIn), HumanBytes(s.BytesOut), ratio(s.BytesOut, s.BytesIn), ratio(s.BytesOut, s.FP32Bytes), HumanBytes(s.FP32Bytes),
-		packedHint(s, ratio), folderLine(s),
+		bitsLine(s), packedHint(s, ratio), folderLine(s),
 		s.Elapsed.Seconds(), s.MBPerSecond())
 	return err
+}
+
+// bitsLine gives the bits per encoded weight, ranges included.
+func bitsLine(s *Summary) string {
+	if s.EncodedElems == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  bits:    %.3f per encoded weight (codes, signs and ranges)\n", 8*float64(s.EncodedBytes)/float64(s.EncodedElems))
 }
 
 // packedHint tells what --layout packed would give, when it would help.

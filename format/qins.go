@@ -1,9 +1,11 @@
 package format
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 
@@ -24,6 +26,20 @@ const (
 	CodesSuffix    = ".qins"
 	SignsSuffix    = ".sign"
 	SignBitsSuffix = ".signbits"
+	// RangesSuffix names the F32 [rows, 2] tensor of a per-row tensor's
+	// ranges: (log_min, log_max) per row, a row being a run of the last
+	// dimension.
+	RangesSuffix = ".logrange"
+	// VersionRows is the format version of a file with per-row ranges:
+	// version 1 plus them, so that version-1 readers refuse it.
+	VersionRows = "2"
+)
+
+// The granularities of the log range: one per tensor (the default), or one
+// per row, stored in NAME.logrange.
+const (
+	GranularityTensor = "tensor"
+	GranularityRow    = "row"
 )
 
 // The layouts of an encoded tensor. In LayoutU8I8 (the default) the codes
@@ -47,6 +63,10 @@ type EncodedMeta struct {
 	// Range is RangeMSE when log_min was chosen for accuracy, or empty for
 	// the min/max range. Decoding does not depend on it.
 	Range string `json:"range,omitempty"`
+	// Granularity is GranularityRow when each row has its own range, in
+	// NAME.logrange; LogMin and LogMax are then the smallest log_min and
+	// the largest log_max of the rows. Empty means GranularityTensor.
+	Granularity string `json:"granularity,omitempty"`
 }
 
 // The ways log_min is chosen: the min/max range of the formula, or the
@@ -58,8 +78,11 @@ const (
 
 // MarshalEncodedMeta renders the metadata value of an encoded tensor. The
 // numbers are written in their shortest form that reads back exactly.
-func MarshalEncodedMeta(p quant.Params, dt safetensors.DType, layout, rng string) string {
+func MarshalEncodedMeta(p quant.Params, dt safetensors.DType, layout, rng, granularity string) string {
 	m := EncodedMeta{LogMin: p.LogMin, LogMax: p.LogMax, DType: dt.String()}
+	if granularity == GranularityRow {
+		m.Granularity = granularity
+	}
 	if layout == LayoutPacked {
 		m.Layout = layout
 	}
@@ -97,7 +120,61 @@ type Logical struct {
 	// holds the sign bits in the packed layout.
 	Codes, Signs *Tensor
 	Layout       string // LayoutU8I8 or LayoutPacked
-	Params       quant.Params
+	// Params is the tensor's range; for a per-row tensor, the envelope of
+	// its rows' ranges, which are in Ranges.
+	Params quant.Params
+	// Ranges, for a per-row tensor, is the stored F32 [rows, 2] tensor of
+	// the rows' (log_min, log_max); nil for one range per tensor.
+	Ranges *Tensor
+}
+
+// RowLen returns the elements per row: the last dimension (1 for a
+// scalar).
+func (l *Logical) RowLen() int64 {
+	if len(l.Shape) == 0 {
+		return 1
+	}
+	return int64(l.Shape[len(l.Shape)-1])
+}
+
+// Rows returns the number of rows: the product of all dimensions but the
+// last.
+func (l *Logical) Rows() int64 {
+	n := int64(1)
+	for i := 0; i+1 < len(l.Shape); i++ {
+		n *= int64(l.Shape[i])
+	}
+	return n
+}
+
+// RowRanges reads the ranges of rows [row, row+len(dst)) of a per-row
+// tensor into dst, checking each: finite, log_min <= log_max, and
+// exp(log_max) finite in the source dtype. raw is reused for the bytes.
+func (l *Logical) RowRanges(row int64, dst []quant.Params, raw *[]byte) error {
+	n := 8 * len(dst)
+	if cap(*raw) < n {
+		*raw = make([]byte, n)
+	}
+	b := (*raw)[:n]
+	if _, err := l.Ranges.Section().ReadAt(b, 8*row); err != nil {
+		return &Error{Path: l.Ranges.File.Path, Tensor: l.Ranges.Name, Err: err}
+	}
+	limit := math.Log(quant.MaxFinite(l.DType))
+	for i := range dst {
+		p := quant.Params{
+			LogMin: float64(math.Float32frombits(binary.LittleEndian.Uint32(b[8*i:]))),
+			LogMax: float64(math.Float32frombits(binary.LittleEndian.Uint32(b[8*i+4:]))),
+		}
+		err := p.Validate()
+		if err == nil && p.LogMax > limit {
+			err = fmt.Errorf("log_max %v decodes beyond %v", p.LogMax, l.DType)
+		}
+		if err != nil {
+			return &Error{Path: l.Ranges.File.Path, Tensor: l.Name, Err: fmt.Errorf("row %d of %s: %v", row+int64(i), l.Ranges.Name, err)}
+		}
+		dst[i] = p
+	}
+	return nil
 }
 
 // ReadCodes reads the codes and signs of elements [off, off+n) of an
@@ -147,8 +224,9 @@ func Logicals(c *Checkpoint) ([]Logical, error) {
 		return out, nil
 	}
 	path := c.Path
-	if v := c.Metadata[VersionKey]; v != Version {
-		return nil, &Error{Path: path, Err: fmt.Errorf("QINS format version %q is not supported (this qins reads version %s)", v, Version)}
+	version := c.Metadata[VersionKey]
+	if version != Version && version != VersionRows {
+		return nil, &Error{Path: path, Err: fmt.Errorf("QINS format version %q is not supported (this qins reads versions %s and %s)", version, Version, VersionRows)}
 	}
 	if err := checkShards(c); err != nil {
 		return nil, err
@@ -201,19 +279,26 @@ func Logicals(c *Checkpoint) ([]Logical, error) {
 		if layout == "" {
 			layout = LayoutU8I8
 		}
-		out = append(out, Logical{
+		l := Logical{
 			Name: name, DType: dt, Shape: codes.Shape,
 			Codes: codes, Signs: signs, Layout: layout,
 			Params: quant.Params{LogMin: m.LogMin, LogMax: m.LogMax},
-		})
+		}
+		if err := l.findRanges(path, version, m, byName); err != nil {
+			return nil, err
+		}
+		if l.Ranges != nil {
+			used[l.Ranges.Name] = true
+		}
+		out = append(out, l)
 	}
 	for i := range c.Tensors {
 		t := &c.Tensors[i]
 		if used[t.Name] {
 			continue
 		}
-		for _, suf := range []string{CodesSuffix, SignsSuffix, SignBitsSuffix} {
-			if base, ok := strings.CutSuffix(t.Name, suf); ok && (t.DType == safetensors.U8 || t.DType == safetensors.I8) {
+		for _, suf := range []string{CodesSuffix, SignsSuffix, SignBitsSuffix, RangesSuffix} {
+			if base, ok := strings.CutSuffix(t.Name, suf); ok && (t.DType == safetensors.U8 || t.DType == safetensors.I8 || t.DType == safetensors.F32) {
 				if _, enc := encoded[base]; !enc {
 					return nil, &Error{Path: path, Tensor: base, Err: fmt.Errorf("has %s but no %q metadata", t.Name, ParamsPrefix+base)}
 				}
@@ -223,6 +308,29 @@ func Logicals(c *Checkpoint) ([]Logical, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].first().less(out[j].first()) })
 	return out, nil
+}
+
+// findRanges sets l.Ranges for a per-row tensor, checking its dtype and
+// shape, and that the file's version has per-row ranges.
+func (l *Logical) findRanges(path, version string, m EncodedMeta, byName map[string]*Tensor) error {
+	r := byName[l.Name+RangesSuffix]
+	if m.Granularity != GranularityRow {
+		if r != nil {
+			return &Error{Path: path, Tensor: l.Name, Err: fmt.Errorf("has %s but its metadata has no \"granularity\": %q", r.Name, GranularityRow)}
+		}
+		return nil
+	}
+	if version != VersionRows {
+		return &Error{Path: path, Tensor: l.Name, Err: fmt.Errorf("has per-row ranges, which need QINS version %s, not %s", VersionRows, version)}
+	}
+	if r == nil {
+		return &Error{Path: path, Tensor: l.Name, Err: fmt.Errorf("has per-row ranges but no %s", l.Name+RangesSuffix)}
+	}
+	if want := []uint64{uint64(l.Rows()), 2}; r.DType != safetensors.F32 || !SameShape(r.Shape, want) {
+		return &Error{Path: path, Tensor: l.Name, Err: fmt.Errorf("%s is %v %v; want F32 %v", r.Name, r.DType, r.Shape, want)}
+	}
+	l.Ranges = r
+	return nil
 }
 
 // first returns the stored tensor whose position orders l.
@@ -265,6 +373,9 @@ func parseEncodedMeta(v string) (EncodedMeta, error) {
 	}
 	if m.Range != "" && m.Range != RangeMinMax && m.Range != RangeMSE {
 		return m, fmt.Errorf("range %q is not %q or %q", m.Range, RangeMinMax, RangeMSE)
+	}
+	if m.Granularity != "" && m.Granularity != GranularityTensor && m.Granularity != GranularityRow {
+		return m, fmt.Errorf("granularity %q is not %q or %q", m.Granularity, GranularityTensor, GranularityRow)
 	}
 	return m, nil
 }

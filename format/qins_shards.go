@@ -35,7 +35,7 @@ func checkShards(c *Checkpoint) error {
 				return &Error{Path: f.Path, Tensor: name, Err: fmt.Errorf("metadata %q is also in shard %s", k, other.Path)}
 			}
 			seen[name] = f
-			for _, suf := range []string{CodesSuffix, SignsSuffix, SignBitsSuffix} {
+			for _, suf := range []string{CodesSuffix, SignsSuffix, SignBitsSuffix, RangesSuffix} {
 				if h := holder[name+suf]; h != nil && h != f {
 					return &Error{Path: f.Path, Tensor: name, Err: fmt.Errorf("metadata %q is in this shard but %s is in %s", k, name+suf, h.Path)}
 				}

@@ -222,3 +222,19 @@ func Putter(dt safetensors.DType) (func(b []byte, i int, v float64), error) {
 	}
 	return nil, fmt.Errorf("dtype %v is not a floating-point dtype", dt)
 }
+
+// MaxFinite returns the largest finite value of float dtype dt, and +Inf
+// for any other dtype.
+func MaxFinite(dt safetensors.DType) float64 {
+	switch dt {
+	case safetensors.F16:
+		return 65504
+	case safetensors.BF16:
+		return float64(math.Float32frombits(0x7f7f0000))
+	case safetensors.F32:
+		return math.MaxFloat32
+	case safetensors.F64:
+		return math.MaxFloat64
+	}
+	return math.Inf(1)
+}
