@@ -346,23 +346,35 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 		meta[format.VersionKey] = format.VersionRows
 	}
 	var out []format.TensorInfo
-	// Per-row ranges first: F32 tensors of a multiple of 8 bytes, they keep
-	// every tensor after them aligned.
-	for _, i := range order {
-		j := &jobs[i]
-		j.ranges = -1
-		if t := j.src.TensorInfo; j.encode && rows {
-			n := t.Name + format.RangesSuffix
-			if names[n] {
-				return nil, nil, nil, &format.Error{Path: c.Path, Tensor: t.Name, Err: fmt.Errorf("cannot be encoded: the checkpoint already has a tensor %q", n)}
+	// Per-row ranges go before the first tensor of smaller elements: F32
+	// tensors of a multiple of 8 bytes, they keep every tensor aligned.
+	ranges := func() error {
+		for _, i := range order {
+			j := &jobs[i]
+			if t := j.src.TensorInfo; j.encode && rows {
+				n := t.Name + format.RangesSuffix
+				if names[n] {
+					return &format.Error{Path: c.Path, Tensor: t.Name, Err: fmt.Errorf("cannot be encoded: the checkpoint already has a tensor %q", n)}
+				}
+				j.ranges = len(out)
+				out = append(out, format.TensorInfo{Name: n, DType: safetensors.F32, Shape: []uint64{rowCount(t.Shape), 2}})
 			}
-			j.ranges = len(out)
-			out = append(out, format.TensorInfo{Name: n, DType: safetensors.F32, Shape: []uint64{rowCount(t.Shape), 2}})
 		}
+		return nil
 	}
+	for i := range jobs {
+		jobs[i].ranges = -1
+	}
+	placed := false
 	for _, i := range order {
 		j := &jobs[i]
 		t := j.src.TensorInfo
+		if !placed && outSize(j) < 4 {
+			if err := ranges(); err != nil {
+				return nil, nil, nil, err
+			}
+			placed = true
+		}
 		if !j.encode {
 			j.out = len(out)
 			out = append(out, format.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape})
@@ -380,6 +392,11 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 		j.out, j.signs = len(out), len(out)+1
 		out = append(out, format.TensorInfo{Name: t.Name + format.CodesSuffix, DType: safetensors.U8, Shape: t.Shape}, signs)
 		meta[format.ParamsPrefix+t.Name] = format.MarshalEncodedMeta(quant.Params{}, t.DType, opts.Layout, opts.Range, opts.Granularity)
+	}
+	if !placed {
+		if err := ranges(); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	return jobs, out, meta, nil
 }
