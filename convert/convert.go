@@ -5,6 +5,7 @@
 package convert
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,10 @@ const chunkBudget = 32 << 20
 // minChunkBytes is the smallest default chunk: below it, the calls per
 // byte start to cost more than the memory saved.
 const minChunkBytes = 256 << 10
+
+// checkEvery is how many tensors a loop over a whole header handles between
+// two looks at its context.
+const checkEvery = 4096
 
 // Options configure Convert.
 type Options struct {
@@ -72,6 +77,34 @@ type Options struct {
 	// Pending, when set, tracks the output until it is committed, for a
 	// signal handler (see format.Pending).
 	Pending *format.Pending
+	// maxHeader, when set, replaces format.MaxHeaderSize: for tests.
+	maxHeader int
+}
+
+// defaults fills in the default layout and range, and checks them.
+func (o *Options) defaults() error {
+	switch o.Layout {
+	case "":
+		o.Layout = format.LayoutU8I8
+	case format.LayoutU8I8, format.LayoutPacked:
+	default:
+		return fmt.Errorf("layout %q: choose %s or %s", o.Layout, format.LayoutU8I8, format.LayoutPacked)
+	}
+	switch o.Range {
+	case "":
+		o.Range = format.RangeMinMax
+	case format.RangeMinMax, format.RangeMSE:
+	default:
+		return fmt.Errorf("range %q: choose %s or %s", o.Range, format.RangeMinMax, format.RangeMSE)
+	}
+	return nil
+}
+
+func (o *Options) headerLimit() int {
+	if o.maxHeader > 0 {
+		return o.maxHeader
+	}
+	return format.MaxHeaderSize
 }
 
 // Summary reports what a pipeline did.
@@ -165,7 +198,7 @@ func (o *Options) selected(t format.TensorInfo) bool {
 
 // job is one source tensor and where it goes in the output.
 type job struct {
-	src    format.Tensor
+	src    *format.Tensor
 	encode bool
 	out    int // output tensor index: the copy, or the codes
 	signs  int // output index of the signs when encoded
@@ -209,19 +242,8 @@ func checkConvert(c *format.Checkpoint, opts *Options) error {
 	if format.IsQINS(c.Metadata) {
 		return &format.Error{Path: c.Path, Err: errors.New("is already a QINS file")}
 	}
-	switch opts.Layout {
-	case "":
-		opts.Layout = format.LayoutU8I8
-	case format.LayoutU8I8, format.LayoutPacked:
-	default:
-		return fmt.Errorf("layout %q: choose %s or %s", opts.Layout, format.LayoutU8I8, format.LayoutPacked)
-	}
-	switch opts.Range {
-	case "":
-		opts.Range = format.RangeMinMax
-	case format.RangeMinMax, format.RangeMSE:
-	default:
-		return fmt.Errorf("range %q: choose %s or %s", opts.Range, format.RangeMinMax, format.RangeMSE)
+	if err := opts.defaults(); err != nil {
+		return err
 	}
 	switch opts.Granularity {
 	case "":
@@ -260,11 +282,11 @@ func convertFile(ctx context.Context, c *format.Checkpoint, dst string, opts Opt
 			nEncoded++
 		}
 	}
-	w, err := format.Create(dst, meta, outTensors, format.CreateOptions{
+	w, err := createOutput(c.Path, dst, meta, outTensors, format.CreateOptions{
 		Force:   opts.Force,
 		Reserve: format.EncodedMetaSlack * nEncoded,
 		Pending: opts.Pending,
-	})
+	}, opts.headerLimit())
 	if err != nil {
 		return nil, err
 	}
@@ -284,6 +306,9 @@ func convertFile(ctx context.Context, c *format.Checkpoint, dst string, opts Opt
 	s := &Summary{Input: c.Path, Output: dst}
 	var saving int64 // what the packed layout would save on 16-bit sources
 	for i := range jobs {
+		if i%checkEvery == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		j := &jobs[i]
 		s.FP32Bytes += fp32Bytes(j.src.TensorInfo)
 		if !j.encode {
@@ -323,20 +348,35 @@ func convertFile(ctx context.Context, c *format.Checkpoint, dst string, opts Opt
 // element size, then codes and signs in source order.
 func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[string]string, error) {
 	jobs := make([]job, len(c.Tensors))
-	names := make(map[string]bool, len(c.Tensors))
-	for i, t := range c.Tensors {
+	// Only names with a suffix of the layout can be taken by the codes or
+	// signs of another tensor.
+	names := make(map[string]bool)
+	for i := range c.Tensors {
+		t := &c.Tensors[i]
 		jobs[i] = job{src: t, encode: opts.selected(t.TensorInfo)}
-		names[t.Name] = true
+		for _, suf := range []string{format.CodesSuffix, format.SignsSuffix, format.SignBitsSuffix} {
+			if strings.HasSuffix(t.Name, suf) {
+				names[t.Name] = true
+			}
+		}
 	}
-	order := make([]int, 0, len(jobs))
-	for i := range jobs {
-		order = append(order, i)
+	if n := leastHeaderLen(c, jobs, opts); n > opts.headerLimit() {
+		return nil, nil, nil, headerTooLarge(c.Path, n, "at least ")
 	}
-	sort.SliceStable(order, func(a, b int) bool {
-		ja, jb := &jobs[order[a]], &jobs[order[b]]
-		return outSize(ja) > outSize(jb)
+	order := make([]int32, len(jobs))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortStableFunc(order, func(a, b int32) int {
+		return cmp.Compare(outSize(&jobs[b]), outSize(&jobs[a]))
 	})
-	meta := make(map[string]string, len(c.Metadata)+len(jobs)+1)
+	nEncoded := 0
+	for i := range jobs {
+		if jobs[i].encode {
+			nEncoded++
+		}
+	}
+	meta := make(map[string]string, len(c.Metadata)+nEncoded+1)
 	for k, v := range c.Metadata {
 		meta[k] = v
 	}
@@ -345,7 +385,7 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 	if rows {
 		meta[format.VersionKey] = format.VersionRows
 	}
-	var out []format.TensorInfo
+	out := make([]format.TensorInfo, 0, len(jobs)+2*nEncoded)
 	// Per-row ranges go before the first tensor of smaller elements: F32
 	// tensors of a multiple of 8 bytes, they keep every tensor aligned.
 	ranges := func() error {
@@ -384,9 +424,9 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 		if opts.Layout == format.LayoutPacked {
 			signs = format.TensorInfo{Name: t.Name + format.SignBitsSuffix, DType: safetensors.U8, Shape: []uint64{format.SignBytes(t.Elements())}}
 		}
-		for _, n := range []string{t.Name + format.CodesSuffix, signs.Name} {
+		for k, n := range []string{t.Name + format.CodesSuffix, signs.Name} {
 			if names[n] {
-				return nil, nil, nil, &format.Error{Path: c.Path, Tensor: t.Name, Err: fmt.Errorf("cannot be encoded: the checkpoint already has a tensor %q", n)}
+				return nil, nil, nil, &format.Error{Path: c.Path, Tensor: t.Name, Err: fmt.Errorf("cannot be encoded: its %s would be stored as %q, the name of another tensor of the checkpoint; keep it unchanged with --exclude '^%s$'", []string{"codes", "signs"}[k], n, regexp.QuoteMeta(t.Name))}
 			}
 		}
 		j.out, j.signs = len(out), len(out)+1
@@ -399,6 +439,64 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 		}
 	}
 	return jobs, out, meta, nil
+}
+
+// createOutput starts writing the output of src at dst, once its header is
+// known to be within limit.
+func createOutput(src, dst string, meta map[string]string, tensors []format.TensorInfo, opts format.CreateOptions, limit int) (*format.Writer, error) {
+	if err := checkHeaderLen(src, meta, tensors, opts.Reserve, limit); err != nil {
+		return nil, err
+	}
+	return format.Create(dst, meta, tensors, opts)
+}
+
+// checkHeaderLen refuses, before anything is written, an output whose
+// header would be above the format's limit, which no reader opens: tiny
+// tensors take more header than data, and each encoded one takes two
+// entries and its metadata. reserve is the room kept for metadata that
+// comes later.
+func checkHeaderLen(src string, meta map[string]string, tensors []format.TensorInfo, reserve, limit int) error {
+	n, ok := format.HeaderLen(meta, tensors)
+	n = (n+7)/8*8 + reserve // as format.Create pads it
+	if ok && n <= limit {
+		return nil
+	}
+	return headerTooLarge(src, n, "")
+}
+
+func headerTooLarge(src string, n int, least string) error {
+	return &format.Error{Path: src, Err: fmt.Errorf("the output's header would take %s%d bytes, above the safetensors limit of %d bytes: encode fewer tensors (--exclude), or split the checkpoint", least, n, format.MaxHeaderSize)}
+}
+
+// leastHeaderLen returns the least bytes the output's header can take, its
+// offsets aside, from the plan's choices alone: a header far above the
+// limit is refused before the output's tensors and metadata are built.
+func leastHeaderLen(c *format.Checkpoint, jobs []job, opts *Options) int {
+	n := 2 + len(`"__metadata__":{}`) - 1 + format.MetadataEntryLen(format.VersionKey, format.Version)
+	for k, v := range c.Metadata {
+		n += format.MetadataEntryLen(k, v)
+	}
+	metaLen := map[safetensors.DType]int{} // the placeholder, per dtype
+	for i := range jobs {
+		t := jobs[i].src.TensorInfo
+		t.Begin, t.End = 0, 0
+		if !jobs[i].encode {
+			n += format.EntryLen(t)
+			continue
+		}
+		m, ok := metaLen[t.DType]
+		if !ok {
+			m = format.MetadataEntryLen(format.ParamsPrefix, format.MarshalEncodedMeta(quant.Params{}, t.DType, opts.Layout, opts.Range, opts.Granularity))
+			metaLen[t.DType] = m
+		}
+		entry := format.EntryLen(t) - len(t.DType.String()) // the name's and the shape's
+		signs := len(format.SignsSuffix) + len("I8")
+		if opts.Layout == format.LayoutPacked {
+			signs = len(format.SignBitsSuffix) + len("U8") + format.EntryLen(format.TensorInfo{Shape: []uint64{format.SignBytes(t.Elements())}}) - format.EntryLen(format.TensorInfo{Shape: t.Shape})
+		}
+		n += 2*entry + len(format.CodesSuffix) + len("U8") + signs + m + len(t.Name) + format.EncodedMetaSlack
+	}
+	return n
 }
 
 // rowCount returns the rows of a shape: the product of all dimensions but
@@ -499,11 +597,16 @@ const (
 
 // tensorState follows one tensor through its steps.
 type tensorState struct {
+	written      atomic.Int64 // writing steps done
+	nWrite       int64
+	*encodeState // nil for a copy: a header of tiny copies stays small
+}
+
+// encodeState follows the passes of an encoded tensor.
+type encodeState struct {
 	scans   []*quant.Scanner // per goroutine
 	scanned atomic.Int64     // scan steps done
 	nScan   int64
-	written atomic.Int64 // writing steps done
-	nWrite  int64
 	ready   chan struct{}  // closed once enc is set
 	enc     *quant.Encoder // dropped once the tensor is written
 	params  quant.Params
@@ -520,16 +623,18 @@ type workerBufs struct {
 }
 
 // scanners keeps the scanners of finished tensors for the next ones:
-// each holds 256 KB of counts.
+// each that counts values holds 256 KB of counts.
 type scanners struct {
 	mu   sync.Mutex
 	free []*quant.Scanner
 }
 
-func (p *scanners) get(dt safetensors.DType) (*quant.Scanner, error) {
+// get returns a scanner for dtype dt that counts values when counts is
+// set (the mse range needs them; the min/max range scans faster without).
+func (p *scanners) get(dt safetensors.DType, counts bool) (*quant.Scanner, error) {
 	p.mu.Lock()
 	for i, s := range p.free {
-		if s.DType() == dt {
+		if s.DType() == dt && s.Counts() == counts {
 			p.free = append(p.free[:i], p.free[i+1:]...)
 			p.mu.Unlock()
 			s.Reset()
@@ -537,7 +642,10 @@ func (p *scanners) get(dt safetensors.DType) (*quant.Scanner, error) {
 		}
 	}
 	p.mu.Unlock()
-	return quant.NewScanner(dt)
+	if counts {
+		return quant.NewScanner(dt)
+	}
+	return quant.NewRangeScanner(dt)
 }
 
 func (p *scanners) put(s *quant.Scanner) {
@@ -554,13 +662,6 @@ func (cv *converter) run(jobs []job) ([]quant.Params, error) {
 	ctx, cancel := context.WithCancel(cv.pool.ctx)
 	defer cancel()
 	states := make([]tensorState, len(jobs))
-	var steps []step
-	chunks := func(i, pass int, stepBytes int64) {
-		size := jobs[i].src.Section().Size()
-		for off := int64(0); off < size; off += stepBytes {
-			steps = append(steps, step{i, pass, off, min(stepBytes, size-off)})
-		}
-	}
 	stepBytes := func(j *job) int64 {
 		if !j.encode {
 			return int64(cv.chunk)
@@ -569,10 +670,21 @@ func (cv *converter) run(jobs []job) ([]quant.Params, error) {
 		// Whole elements, and whole bytes of sign bits.
 		return max(8, int64(cv.chunk)/size/8*8) * size
 	}
+	steps := make([]step, 0, countSteps(jobs, stepBytes))
+	chunks := func(i, pass int, stepBytes int64) {
+		size := jobs[i].src.Section().Size()
+		for off := int64(0); off < size; off += stepBytes {
+			steps = append(steps, step{i, pass, off, min(stepBytes, size-off)})
+		}
+	}
 	pending := -1 // the encoded tensor whose encode steps come next
 	for i := range jobs {
+		if i%checkEvery == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		j, st := &jobs[i], &states[i]
 		if j.encode && cv.rows {
+			st.encodeState = &encodeState{}
 			sb := cv.rowStepBytes(j)
 			st.nWrite = (j.src.Section().Size() + sb - 1) / sb
 			chunks(i, passRows, sb)
@@ -585,6 +697,7 @@ func (cv *converter) run(jobs []job) ([]quant.Params, error) {
 			chunks(i, passCopy, sb)
 			continue
 		}
+		st.encodeState = &encodeState{}
 		st.nScan, st.nWrite = n, n
 		st.scans = make([]*quant.Scanner, cv.pool.workers)
 		st.ready = make(chan struct{})
@@ -636,9 +749,24 @@ func (cv *converter) run(jobs []job) ([]quant.Params, error) {
 	return params, nil
 }
 
+// countSteps returns how many steps jobs take, in pieces of stepBytes: so
+// that the schedule of a header of a million tensors is allocated once.
+func countSteps(jobs []job, stepBytes func(*job) int64) int {
+	n := 0
+	for i := range jobs {
+		sb := stepBytes(&jobs[i])
+		k := (int64(jobs[i].src.Bytes()) + sb - 1) / sb
+		if jobs[i].encode {
+			k *= 2 // the range pass, then the encode pass
+		}
+		n += int(k)
+	}
+	return n
+}
+
 // do runs one step on goroutine w.
 func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w int, b *workerBufs) error {
-	t := j.src
+	t := *j.src
 	if int64(len(b.in)) < s.n { // a step holds at least 8 elements
 		b.in = make([]byte, max(int64(cv.chunk), s.n))
 	}
@@ -665,7 +793,7 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 		size := int64(t.DType.Size())
 		if st.scans[w] == nil {
 			var err error
-			if st.scans[w], err = cv.scanners.get(t.DType); err != nil {
+			if st.scans[w], err = cv.scanners.get(t.DType, cv.mse); err != nil {
 				return tensorErr(t, err)
 			}
 		}
@@ -676,9 +804,23 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 		}
 		return nil
 	case passEncode:
-		codes, signs := b.grow(int(s.n / int64(t.DType.Size())))
-		st.enc.Encode(in, codes, signs)
-		if err := cv.writeCodes(j, in, s.off, codes, signs, b); err != nil {
+		size := int64(t.DType.Size())
+		k := int(s.n / size)
+		if len(b.codes) < k {
+			b.codes, b.signs, b.bits = make([]uint8, k), make([]int8, k), make([]byte, (k+7)/8)
+		}
+		codes, signs := b.codes[:k], b.signs[:k]
+		out, at := quant.Int8Bytes(signs), s.off/size
+		if cv.packed {
+			out, at = b.bits[:(k+7)/8], s.off/size/8
+			st.enc.EncodePacked(in, codes, out)
+		} else {
+			st.enc.Encode(in, codes, signs)
+		}
+		if err := cv.w.WriteAt(j.out, codes, s.off/size); err != nil {
+			return err
+		}
+		if err := cv.w.WriteAt(j.signs, out, at); err != nil {
 			return err
 		}
 		cv.progress(s.n - s.n/2)
@@ -689,9 +831,9 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 		cv.progress(s.n)
 	}
 	if st.written.Add(1) == st.nWrite {
-		st.enc = nil // its 128 KB table; every step of the tensor is done
 		cv.w.StartWriteback(j.out)
 		if j.encode {
+			st.enc = nil // its tables (32 KB, 160 KB for F32); every step of the tensor is done
 			cv.w.StartWriteback(j.signs)
 		}
 	}
@@ -726,7 +868,7 @@ func (cv *converter) writeCodes(j *job, in []byte, off int64, codes []uint8, sig
 // prepare merges the range pass of a tensor and makes its encoder, once
 // the last of its scan steps is done.
 func (cv *converter) prepare(j *job, st *tensorState) error {
-	t := j.src
+	t := *j.src
 	var scan *quant.Scanner
 	for _, s := range st.scans {
 		if s == nil {

@@ -321,7 +321,7 @@ func TestPackedLayout(t *testing.T) {
 							encodedElems += ts.Elements()
 						}
 					}
-					ls, err := format.Logicals(c)
+					ls, err := format.Logicals(context.Background(), c)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -377,7 +377,7 @@ func TestMSERange(t *testing.T) {
 				t.Fatal(err)
 			}
 			q := open(t, ms)
-			ls, err := format.Logicals(q)
+			ls, err := format.Logicals(context.Background(), q)
 			if err != nil {
 				t.Fatal(err)
 			}

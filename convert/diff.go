@@ -8,6 +8,8 @@ import (
 	"math"
 	"sort"
 
+	"github.com/nlpodyssey/safetensors"
+
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/quant"
 )
@@ -118,12 +120,12 @@ func (r *DiffReport) OK() bool {
 // on the fly as `qins restore` would write it (F32). Both sides are read in
 // chunks, so memory is a few chunks whatever the model size.
 func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffReport, error) {
-	ca, la, err := openModel(pathA)
+	ca, la, err := openModel(ctx, pathA)
 	if err != nil {
 		return nil, err
 	}
 	defer ca.Close()
-	cb, lb, err := openModel(pathB)
+	cb, lb, err := openModel(ctx, pathB)
 	if err != nil {
 		return nil, err
 	}
@@ -152,20 +154,25 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 	d.bufs = make([]diffBufs, d.pool.workers)
 
 	r := &DiffReport{A: ca.Path, B: cb.Path, Tensors: []TensorDiff{}, MissingInA: []string{}, MissingInB: []string{}, ShapeMismatch: []Mismatch{}}
-	inB := make(map[string]*format.Logical, len(lb))
+	inB := make(map[string]int32, len(lb))
 	for i := range lb {
-		inB[lb[i].Name] = &lb[i]
+		inB[lb[i].Name] = int32(i)
 	}
-	inA := make(map[string]bool, len(la))
+	seenB := make([]bool, len(lb))
+	r.Tensors = make([]TensorDiff, 0, min(len(la), len(lb)))
 	total := NewAccumulator()
 	for i := range la {
+		if i%checkEvery == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		a := &la[i]
-		inA[a.Name] = true
-		b, ok := inB[a.Name]
+		k, ok := inB[a.Name]
 		if !ok {
 			r.MissingInB = append(r.MissingInB, a.Name)
 			continue
 		}
+		b := &lb[k]
+		seenB[k] = true
 		if m, bad := mismatch(a, b); bad {
 			r.ShapeMismatch = append(r.ShapeMismatch, m)
 			continue
@@ -189,7 +196,7 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 		r.Tensors = append(r.Tensors, td)
 	}
 	for i := range lb {
-		if !inA[lb[i].Name] {
+		if !seenB[i] {
 			r.MissingInA = append(r.MissingInA, lb[i].Name)
 		}
 	}
@@ -508,6 +515,10 @@ type source struct {
 
 func newSource(l *format.Logical) (*source, error) {
 	if l.Encoded() {
+		// Decoded as an F32 restore writes it, which must be finite.
+		if err := l.Params.CheckFinite(safetensors.F32); err != nil {
+			return nil, &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: fmt.Errorf("cannot be decoded to F32: %v", err)}
+		}
 		return &source{l: l, dec: quant.NewDecoder(l.Params), size: 2}, nil
 	}
 	read, err := quant.Reader(l.DType)
@@ -556,7 +567,7 @@ func (s *source) values(off, m int64, dst []float64, raw *[]byte) ([]byte, error
 		return d.DecodeF32(codes[a:b], quant.Int8s(signs[a:b]), dst[a:b], off+a)
 	})
 	if err != nil {
-		return nil, &format.Error{Path: s.l.Codes.File.Path, Tensor: s.l.Name, Err: err}
+		return nil, decodeErr(s.l, err)
 	}
 	return nil, nil
 }
@@ -564,22 +575,31 @@ func (s *source) values(off, m int64, dst []float64, raw *[]byte) ([]byte, error
 // Worst returns up to n tensors, the furthest apart first: by relative
 // RMSE, then by max_abs_err.
 func (r *DiffReport) Worst(n int) []TensorDiff {
-	ts := append([]TensorDiff(nil), r.Tensors...)
 	key := func(t *TensorDiff) float64 {
 		if v := float64(t.RelRMSE); !math.IsNaN(v) {
 			return v
 		}
 		return math.Inf(1)
 	}
-	sort.SliceStable(ts, func(i, j int) bool {
-		ki, kj := key(&ts[i]), key(&ts[j])
-		if ki != kj {
-			return ki > kj
+	// Sort indices, not the tensors: a report may hold a million.
+	idx := make([]int32, len(r.Tensors))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	sort.SliceStable(idx, func(i, j int) bool {
+		a, b := &r.Tensors[idx[i]], &r.Tensors[idx[j]]
+		ka, kb := key(a), key(b)
+		if ka != kb {
+			return ka > kb
 		}
-		return ts[i].MaxAbsErr > ts[j].MaxAbsErr
+		return a.MaxAbsErr > b.MaxAbsErr
 	})
-	if n >= 0 && len(ts) > n {
-		ts = ts[:n]
+	if n >= 0 && len(idx) > n {
+		idx = idx[:n]
+	}
+	ts := make([]TensorDiff, len(idx))
+	for k, i := range idx {
+		ts[k] = r.Tensors[i]
 	}
 	return ts
 }

@@ -13,9 +13,14 @@ import (
 
 // WriteJSON writes r as one JSON object.
 func (r *DiffReport) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	if len(r.Tensors) == 0 {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	head := *r
+	head.Tensors = []TensorDiff{}
+	return writeIndented(w, &head, "tensors", len(r.Tensors), func(i int) any { return &r.Tensors[i] })
 }
 
 // WriteText writes r as a table a person reads: the top tensors furthest

@@ -242,12 +242,12 @@ func TestFolderRoundTrip(t *testing.T) {
 // byte for byte alike, with the same parameters.
 func same(t *testing.T, a, b string) {
 	t.Helper()
-	ca, la, err := openModel(a)
+	ca, la, err := openModel(context.Background(), a)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ca.Close()
-	cb, lb, err := openModel(b)
+	cb, lb, err := openModel(context.Background(), b)
 	if err != nil {
 		t.Fatal(err)
 	}

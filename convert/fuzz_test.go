@@ -2,6 +2,8 @@ package convert
 
 import (
 	"context"
+	"encoding/binary"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -53,6 +55,26 @@ func FuzzQINSFile(f *testing.F) {
 			}
 			if len(c.Tensors) != len(rep.Tensors) {
 				t.Fatalf("restored %d tensors, inspect lists %d", len(c.Tensors), len(rep.Tensors))
+			}
+			// Nothing encoded decodes to an infinity or NaN.
+			byName := map[string]*format.Tensor{}
+			for i := range c.Tensors {
+				byName[c.Tensors[i].Name] = &c.Tensors[i]
+			}
+			for _, tr := range rep.Tensors {
+				x, ok := byName[tr.Name]
+				if !tr.Encoded || !ok {
+					continue
+				}
+				b := make([]byte, x.Bytes())
+				if _, err := x.Section().ReadAt(b, 0); err != nil {
+					t.Fatal(err)
+				}
+				for i := 0; i+4 <= len(b); i += 4 {
+					if v := math.Float32frombits(binary.LittleEndian.Uint32(b[i:])); math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+						t.Fatalf("tensor %q: element %d decodes to %v", tr.Name, i/4, v)
+					}
+				}
 			}
 			c.Close()
 		}

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/quant"
@@ -63,12 +63,12 @@ type ReportTotal struct {
 // openModel opens the checkpoint at path with its tensors as the source
 // model had them (a QINS file's encoded tensors as one each). The caller
 // closes the checkpoint.
-func openModel(path string) (*format.Checkpoint, []format.Logical, error) {
+func openModel(ctx context.Context, path string) (*format.Checkpoint, []format.Logical, error) {
 	c, err := format.OpenCheckpoint(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	ls, err := format.Logicals(c)
+	ls, err := format.Logicals(ctx, c)
 	if err != nil {
 		c.Close()
 		return nil, nil, err
@@ -79,7 +79,7 @@ func openModel(path string) (*format.Checkpoint, []format.Logical, error) {
 // Inspect describes the file, folder or index at path. It stops with
 // ctx's error when ctx is cancelled.
 func Inspect(ctx context.Context, path string) (*Report, error) {
-	c, ls, err := openModel(path)
+	c, ls, err := openModel(ctx, path)
 	if err != nil {
 		return nil, err
 	}
@@ -100,11 +100,10 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 			r.Metadata[k] = v
 		}
 	}
+	r.Tensors = make([]TensorReport, 0, len(ls))
 	for i := range ls {
-		if i%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
+		if i%checkEvery == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
 		l := &ls[i]
 		t := TensorReport{Name: l.Name, DType: l.DType.String(), Shape: l.Shape, Elements: l.Elements(), Encoded: l.Encoded()}
@@ -164,9 +163,14 @@ func spans(l *format.Logical) (*SpanSummary, error) {
 
 // WriteJSON writes r as one JSON object.
 func (r *Report) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	if len(r.Tensors) == 0 {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	head := *r
+	head.Tensors = []TensorReport{}
+	return writeIndented(w, &head, "tensors", len(r.Tensors), func(i int) any { return &r.Tensors[i] })
 }
 
 // WriteText writes r as a table a person reads.
@@ -176,35 +180,38 @@ func (r *Report) WriteText(w io.Writer) error {
 		kind = "QINS version " + r.Version
 	}
 	fmt.Fprintf(w, "%s: %s, %d file(s)\n", format.Printable(r.Path), kind, len(r.Files))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	rows := false
 	for _, t := range r.Tensors {
 		rows = rows || t.Span != nil
 	}
-	head := "name\tdtype\tshape\tbytes\tencoded\tlog_min\tlog_max\t"
+	header := []string{"name", "dtype", "shape", "bytes", "encoded", "log_min", "log_max"}
 	if rows {
-		head += "row span min/median/max\t"
+		header = append(header, "row span min/median/max")
 	}
-	fmt.Fprintln(tw, head)
-	for _, t := range r.Tensors {
+	err := writeTable(w, len(header), len(r.Tensors), func(i int, cells []string) {
+		if i < 0 {
+			copy(cells, header)
+			return
+		}
+		t := &r.Tensors[i]
 		enc, lo, hi := "no", "-", "-"
 		if t.Encoded {
 			enc = "yes"
-			lo, hi = fmt.Sprintf("%.4f", *t.LogMin), fmt.Sprintf("%.4f", *t.LogMax)
+			lo, hi = strconv.FormatFloat(*t.LogMin, 'f', 4, 64), strconv.FormatFloat(*t.LogMax, 'f', 4, 64)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t", format.Printable(t.Name), t.DType, shapeString(t.Shape), t.Bytes, enc, lo, hi)
+		cells[0], cells[1], cells[2], cells[3] = format.Printable(t.Name), t.DType, shapeString(t.Shape), strconv.FormatUint(t.Bytes, 10)
+		cells[4], cells[5], cells[6] = enc, lo, hi
 		switch {
 		case t.Span != nil:
-			fmt.Fprintf(tw, "%.4f / %.4f / %.4f\t", t.Span.Min, t.Span.Median, t.Span.Max)
+			cells[7] = fmt.Sprintf("%.4f / %.4f / %.4f", t.Span.Min, t.Span.Median, t.Span.Max)
 		case rows:
-			fmt.Fprint(tw, "-\t")
+			cells[7] = "-"
 		}
-		fmt.Fprintln(tw)
-	}
-	if err := tw.Flush(); err != nil {
+	})
+	if err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "total: %d tensors (%d encoded), %d elements, %s of tensor data, %s on disk\n",
+	_, err = fmt.Fprintf(w, "total: %d tensors (%d encoded), %d elements, %s of tensor data, %s on disk\n",
 		r.Total.Tensors, r.Total.Encoded, r.Total.Elements, HumanBytes(int64(r.Total.Bytes)), HumanBytes(r.Total.FileBytes))
 	return err
 }

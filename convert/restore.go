@@ -53,7 +53,7 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 	if !quant.IsFloat(opts.DType) {
 		return nil, fmt.Errorf("cannot restore to dtype %v: choose F32, F16, BF16 or F64", opts.DType)
 	}
-	c, ls, err := openModel(in)
+	c, ls, err := openModel(ctx, in)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func restoreFile(ctx context.Context, c *format.Checkpoint, ls []format.Logical,
 		tensors[k] = format.TensorInfo{Name: ls[i].Name, DType: outDType(&ls[i]), Shape: ls[i].Shape}
 		outIndex[i] = k
 	}
-	w, err := format.Create(out, meta, tensors, format.CreateOptions{Force: opts.Force, Pending: opts.Pending})
+	w, err := createOutput(c.Path, out, meta, tensors, format.CreateOptions{Force: opts.Force, Pending: opts.Pending}, format.MaxHeaderSize)
 	if err != nil {
 		return nil, err
 	}
@@ -197,6 +197,9 @@ func (r *restorer) copy(l *format.Logical, k int) error {
 
 // decode writes the decoded values of an encoded tensor in dtype dt.
 func (r *restorer) decode(l *format.Logical, dt safetensors.DType, k int) error {
+	if err := l.Params.CheckFinite(dt); err != nil {
+		return &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: fmt.Errorf("cannot be restored to %v: %v", dt, err)}
+	}
 	d := quant.NewDecoder(l.Params)
 	size := int64(dt.Size())
 	step := max(8, int64(r.chunk)/size/8*8) // elements, whole bytes of sign bits
@@ -210,7 +213,7 @@ func (r *restorer) decode(l *format.Logical, dt safetensors.DType, k int) error 
 			return d.DecodeTo(dt, b.codes[a:c], quant.Int8s(b.signs[a:c]), b.out[a*size:c*size], off+a)
 		})
 		if err != nil {
-			return &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: err}
+			return decodeErr(l, err)
 		}
 		if err := r.w.WriteAt(k, b.out, off*size); err != nil {
 			return err

@@ -2,6 +2,7 @@ package convert
 
 import (
 	"encoding/binary"
+	"errors"
 	"math"
 	"sync"
 
@@ -79,7 +80,7 @@ func gcd(a, b int64) int64 {
 // encodeRows encodes the whole rows of the chunk in at source byte offset
 // off, and writes their codes, signs and ranges.
 func (cv *converter) encodeRows(j *job, st *tensorState, in []byte, off int64, b *workerBufs) error {
-	t := j.src
+	t := *j.src
 	size := int64(t.DType.Size())
 	rc, err := b.rows.coder(t.DType)
 	if err != nil {
@@ -137,4 +138,14 @@ func eachRow(l *format.Logical, whole *quant.Decoder, off, m int64, fn func(d *q
 		}
 	}
 	return nil
+}
+
+// decodeErr names the file and tensor of a decoding error of l, unless it
+// already names them (a row's range, read by eachRow).
+func decodeErr(l *format.Logical, err error) error {
+	var fe *format.Error
+	if err == nil || errors.As(err, &fe) {
+		return err
+	}
+	return &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: err}
 }

@@ -58,12 +58,12 @@ func TestRowGranularity(t *testing.T) {
 					if qc.Metadata[format.VersionKey] != format.VersionRows {
 						t.Fatalf("version %q", qc.Metadata[format.VersionKey])
 					}
-					ls, err := format.Logicals(qc)
+					ls, err := format.Logicals(context.Background(), qc)
 					if err != nil {
 						t.Fatal(err)
 					}
 					restored := byName(open(t, r))
-					ts, err := OpenTensors(q)
+					ts, err := OpenTensors(context.Background(), q)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -183,7 +183,7 @@ func TestRowRangesHostile(t *testing.T) {
 		{"NaN log_min", 1, f32(math.NaN()), nil, "finite"},
 		{"infinite log_max", 0, nil, f32(math.Inf(1)), "finite"},
 		{"log_min above log_max", 1, f32(5), f32(-5), "greater than"},
-		{"beyond F16", 0, f32(-1), f32(12), "beyond F16"},
+		{"beyond F16", 0, f32(-1), f32(12), "beyond the largest F16"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -22,9 +22,10 @@ type Tensors struct {
 	Workers int
 }
 
-// OpenTensors opens the checkpoint at path.
-func OpenTensors(path string) (*Tensors, error) {
-	c, ls, err := openModel(path)
+// OpenTensors opens the checkpoint at path, stopping early when ctx is
+// done (a header of many tensors takes a while).
+func OpenTensors(ctx context.Context, path string) (*Tensors, error) {
+	c, ls, err := openModel(ctx, path)
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,7 @@ func TestTensorsReadAsRestoreWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, c := range []struct{ path, want string }{{tinyDir, tinyDir}, {q, rf}} {
-			ts, err := OpenTensors(c.path)
+			ts, err := OpenTensors(context.Background(), c.path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -59,7 +59,7 @@ func TestTensorsReadAsRestoreWrites(t *testing.T) {
 }
 
 func TestTensorsErrors(t *testing.T) {
-	ts, err := OpenTensors(tinyDir)
+	ts, err := OpenTensors(context.Background(), tinyDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestTensorsErrors(t *testing.T) {
 			t.Errorf("%s [%d, +%d): no error", c.name, c.off, c.n)
 		}
 	}
-	if _, err := OpenTensors(filepath.Join(t.TempDir(), "missing")); err == nil {
+	if _, err := OpenTensors(context.Background(), filepath.Join(t.TempDir(), "missing")); err == nil {
 		t.Error("a missing checkpoint opened")
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -38,6 +40,7 @@ type Checkpoint struct {
 	// Metadata merges the files' __metadata__; the first shard wins a
 	// conflict.
 	Metadata map[string]string
+	ownMeta  bool // Metadata is not the first file's map
 }
 
 // OpenCheckpoint opens a safetensors file, a *.safetensors.index.json, or a
@@ -111,17 +114,30 @@ func pickInFolder(dir string) (string, error) {
 	return "", &Error{Path: dir, Err: fmt.Errorf("holds %d .safetensors files and no index.json: name one file, or add the index", len(files))}
 }
 
+// add adds f's tensors and metadata to c. The checkpoint takes the
+// tensors over: f.Tensors is then nil, so that a header's tensors are held
+// once, whatever their number.
 func (c *Checkpoint) add(f *File) {
 	c.Files = append(c.Files, f)
+	c.Tensors = slices.Grow(c.Tensors, len(f.Tensors))
 	for _, t := range f.Tensors {
 		c.Tensors = append(c.Tensors, Tensor{TensorInfo: t, File: f})
 	}
-	for k, v := range f.Metadata {
-		if c.Metadata == nil {
-			c.Metadata = make(map[string]string)
+	f.Tensors = nil
+	switch {
+	case len(c.Files) == 1:
+		c.Metadata = f.Metadata // shared: neither is changed
+	case len(f.Metadata) > 0:
+		if !c.ownMeta { // stop sharing the first file's map
+			c.Metadata, c.ownMeta = maps.Clone(c.Metadata), true
+			if c.Metadata == nil {
+				c.Metadata = make(map[string]string)
+			}
 		}
-		if _, ok := c.Metadata[k]; !ok {
-			c.Metadata[k] = v
+		for k, v := range f.Metadata {
+			if _, ok := c.Metadata[k]; !ok {
+				c.Metadata[k] = v
+			}
 		}
 	}
 }
@@ -157,9 +173,10 @@ func (c *Checkpoint) openIndex(path string) error {
 		if err != nil {
 			return err
 		}
+		first := len(c.Tensors)
 		c.add(f)
 		listed := byShard[shard]
-		for _, t := range f.Tensors {
+		for _, t := range c.Tensors[first:] {
 			if !listed[t.Name] {
 				if other, ok := weightMap[t.Name]; ok {
 					return &Error{Path: path, Tensor: t.Name, Err: fmt.Errorf("listed in shard %q, but shard %q holds it too", other, shard)}

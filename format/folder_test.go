@@ -1,6 +1,7 @@
 package format
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -95,7 +96,7 @@ func TestQINSShards(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			ls, err := Logicals(c)
+			ls, err := Logicals(context.Background(), c)
 			if tc.want == "" {
 				if err != nil || len(ls) != 2 || !ls[1].Encoded() && !ls[0].Encoded() {
 					t.Errorf("logicals %v, %v", ls, err)

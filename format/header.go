@@ -5,14 +5,15 @@ package format
 
 import (
 	"bytes"
-	"encoding/json"
+	"cmp"
 	"errors"
 	"fmt"
-	"io"
 	"math/bits"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/nlpodyssey/safetensors"
 )
@@ -94,173 +95,313 @@ func herr(tensor, format string, args ...any) error {
 
 // ParseHeader parses and validates the JSON header of a safetensors file
 // whose data section holds dataSize bytes. It rejects anything a strict
-// reader would: duplicate or empty names, unknown dtypes, sizes that
-// overflow or disagree with the shape, and offsets that do not tile the data
-// section exactly.
+// reader would: a duplicate key anywhere (tensor names, metadata keys, the
+// keys of a tensor entry), keys in another case, empty names, unknown
+// dtypes, sizes that overflow or disagree with the shape, and offsets that
+// do not tile the data section exactly. The names, metadata and shapes it
+// returns share a few allocations, whatever the number of tensors.
 func ParseHeader(js []byte, dataSize uint64) (*Header, error) {
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.UseNumber()
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, herr("", "header is not a JSON object")
+	p := headerParser{s: scanner{b: js}}
+	p.store.Grow(len(js)) // every string fits: unescaped, none grows
+	// A tensor entry takes at least 48 bytes; a first count of the key
+	// every entry has sizes the slices once for real headers.
+	n := min(bytes.Count(js, []byte(`"data_offsets"`)), len(js)/48)
+	p.h.Tensors = make([]TensorInfo, 0, n)
+	p.shapes = make([]uint64, 0, 2*n)
+	if err := p.parse(); err != nil {
+		if errors.Is(err, errSyntax) {
+			return nil, herr("", "header is %v", err)
+		}
+		return nil, err
 	}
-	h := &Header{}
-	seen := make(map[string]bool)
-	for dec.More() {
-		tok, err := dec.Token()
+	if err := checkNames(p.h.Tensors); err != nil {
+		return nil, err
+	}
+	if err := checkLayout(p.h.Tensors, dataSize); err != nil {
+		return nil, err
+	}
+	return &p.h, nil
+}
+
+// headerParser holds the state of ParseHeader.
+type headerParser struct {
+	s      scanner
+	h      Header
+	store  strings.Builder // the bytes of every name, key and value
+	shapes []uint64        // every shape, one after the other
+	meta   bool            // __metadata__ was seen
+}
+
+// keep returns b as a string held in the parser's store.
+func (p *headerParser) keep(b []byte) string {
+	n := p.store.Len()
+	p.store.Write(b)
+	return p.store.String()[n:]
+}
+
+func (p *headerParser) parse() error {
+	s := &p.s
+	if !s.eat('{') {
+		return herr("", "header is not a JSON object")
+	}
+	for first := true; ; first = false {
+		more, err := s.more(first, '}')
 		if err != nil {
-			return nil, herr("", "header is not valid JSON: %v", err)
+			return err
 		}
-		name := tok.(string) // object keys are always strings
-		if seen[name] {
-			return nil, herr("", "duplicate tensor name %q in header", name)
+		if !more {
+			break
 		}
-		seen[name] = true
-		if name == "__metadata__" {
-			if h.Metadata, err = parseMetadata(dec); err != nil {
-				return nil, err
+		k, err := s.key()
+		if err != nil {
+			return err
+		}
+		if string(k) == "__metadata__" {
+			if p.meta {
+				return herr("", "duplicate tensor name %q in header", k)
+			}
+			p.meta = true
+			if err := p.metadata(); err != nil {
+				return err
 			}
 			continue
 		}
-		if name == "" {
-			return nil, herr("", "header has a tensor with an empty name")
+		if len(k) == 0 {
+			return herr("", "header has a tensor with an empty name")
 		}
-		t, err := parseTensor(dec, name)
-		if err != nil {
-			return nil, err
+		if err := p.tensor(p.keep(k)); err != nil {
+			return err
 		}
-		h.Tensors = append(h.Tensors, t)
 	}
-	if _, err := dec.Token(); err != nil {
-		return nil, herr("", "header is not valid JSON: %v", err)
+	if !s.end() {
+		return herr("", "header has data after its JSON object")
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, herr("", "header has data after its JSON object")
-	}
-	if err := checkLayout(h.Tensors, dataSize); err != nil {
-		return nil, err
-	}
-	return h, nil
+	return nil
 }
 
-func parseMetadata(dec *json.Decoder) (map[string]string, error) {
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		if tok == nil && err == nil {
-			return nil, nil // "__metadata__": null
-		}
-		return nil, herr("", "__metadata__ is not a JSON object")
+func (p *headerParser) metadata() error {
+	s := &p.s
+	if s.literal("null") {
+		return nil
+	}
+	if !s.eat('{') {
+		return herr("", "__metadata__ is not a JSON object")
 	}
 	m := make(map[string]string)
-	for dec.More() {
-		tok, err := dec.Token()
+	for first := true; ; first = false {
+		more, err := s.more(first, '}')
 		if err != nil {
-			return nil, herr("", "__metadata__ is not valid JSON: %v", err)
+			return err
 		}
-		key := tok.(string)
-		if _, dup := m[key]; dup {
-			return nil, herr("", "duplicate key %q in __metadata__", key)
+		if !more {
+			break
 		}
-		v, err := dec.Token()
-		s, ok := v.(string)
-		if err != nil || !ok {
-			return nil, herr("", "__metadata__ value of %q is not a string", key)
+		kb, err := s.key()
+		if err != nil {
+			return err
 		}
-		m[key] = s
+		if _, dup := m[string(kb)]; dup {
+			return herr("", "duplicate key %q in __metadata__", kb)
+		}
+		k := p.keep(kb)
+		if s.next() != '"' {
+			return herr("", "__metadata__ value of %q is not a string", k)
+		}
+		v, err := s.str()
+		if err != nil {
+			return err
+		}
+		m[k] = p.keep(v)
 	}
-	if _, err := dec.Token(); err != nil {
-		return nil, herr("", "__metadata__ is not valid JSON: %v", err)
-	}
-	return m, nil
+	p.h.Metadata = m
+	return nil
 }
 
-func parseTensor(dec *json.Decoder, name string) (TensorInfo, error) {
-	var raw map[string]json.RawMessage
-	if err := dec.Decode(&raw); err != nil || raw == nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) || err == io.EOF {
-			return TensorInfo{}, herr("", "header is not valid JSON: %v", err)
+// The keys of a tensor entry, as bits of a set.
+const (
+	keyDType = 1 << iota
+	keyShape
+	keyOffsets
+)
+
+func (p *headerParser) tensor(name string) error {
+	s := &p.s
+	if s.next() != '{' {
+		if s.next() == 0 {
+			return s.syntax("unexpected end")
 		}
-		return TensorInfo{}, herr(name, "entry is not a JSON object")
+		return herr(name, "entry is not a JSON object")
 	}
+	s.pos++
 	t := TensorInfo{Name: name}
-	for k := range raw {
-		if k != "dtype" && k != "shape" && k != "data_offsets" {
-			return t, herr(name, "unknown key %q", k)
+	seen := 0
+	for first := true; ; first = false {
+		more, err := s.more(first, '}')
+		if err != nil {
+			return err
 		}
+		if !more {
+			break
+		}
+		k, err := s.key()
+		if err != nil {
+			return err
+		}
+		var bit int
+		switch string(k) {
+		case "dtype":
+			bit, err = keyDType, p.dtype(&t)
+		case "shape":
+			bit, err = keyShape, p.shape(&t)
+		case "data_offsets":
+			bit, err = keyOffsets, p.offsets(&t)
+		default:
+			return herr(name, "unknown key %q", k)
+		}
+		if seen&bit != 0 {
+			return herr(name, "duplicate key %q", k)
+		}
+		if err != nil {
+			return err
+		}
+		seen |= bit
 	}
-	var dt string
-	if err := json.Unmarshal(raw["dtype"], &dt); err != nil || raw["dtype"] == nil {
-		return t, herr(name, "dtype missing or not a string")
+	switch {
+	case seen&keyDType == 0:
+		return herr(name, "dtype missing or not a string")
+	case seen&keyShape == 0:
+		return herr(name, "shape missing")
+	case seen&keyOffsets == 0:
+		return herr(name, "data_offsets missing")
 	}
+	if err := checkSize(&t); err != nil {
+		return err
+	}
+	p.h.Tensors = append(p.h.Tensors, t)
+	return nil
+}
+
+func (p *headerParser) dtype(t *TensorInfo) error {
+	if p.s.next() != '"' {
+		return herr(t.Name, "dtype missing or not a string")
+	}
+	dt, err := p.s.str()
+	if err != nil {
+		return err
+	}
+	if t.DType, err = safetensors.ParseDType(string(dt)); err != nil {
+		return herr(t.Name, "unknown dtype %q", dt)
+	}
+	return nil
+}
+
+func (p *headerParser) shape(t *TensorInfo) error {
+	start := len(p.shapes)
 	var err error
-	if t.DType, err = safetensors.ParseDType(dt); err != nil {
-		return t, herr(name, "unknown dtype %q", dt)
+	if p.shapes, err = p.naturals(p.shapes); err != nil {
+		return p.numbersErr(t.Name, "shape", start, err)
 	}
-	if raw["shape"] == nil {
-		return t, herr(name, "shape missing")
+	t.Shape = p.shapes[start:len(p.shapes):len(p.shapes)]
+	return nil
+}
+
+func (p *headerParser) offsets(t *TensorInfo) error {
+	start := p.s.pos
+	var buf [2]uint64
+	off, err := p.naturals(buf[:0])
+	if err == nil && len(off) != 2 {
+		err = errors.New("want two offsets")
 	}
-	if t.Shape, err = parseNaturals(raw["shape"]); err != nil {
-		return t, herr(name, "shape %s: %v", raw["shape"], err)
-	}
-	if raw["data_offsets"] == nil {
-		return t, herr(name, "data_offsets missing")
-	}
-	off, err := parseNaturals(raw["data_offsets"])
-	if err != nil || len(off) != 2 {
-		if err == nil {
-			err = errors.New("want two offsets")
-		}
-		return t, herr(name, "data_offsets %s: %v", raw["data_offsets"], err)
+	if err != nil {
+		return p.numbersErr(t.Name, "data_offsets", start, err)
 	}
 	t.Begin, t.End = off[0], off[1]
+	return nil
+}
+
+// numbersErr describes an error in an array of naturals that starts at
+// byte start.
+func (p *headerParser) numbersErr(name, what string, start int, err error) error {
+	if errors.Is(err, errSyntax) {
+		return err
+	}
+	text := p.s.b[start:min(p.s.pos, start+64)]
+	return herr(name, "%s %s: %v", what, bytes.TrimSpace(text), err)
+}
+
+// naturals appends a JSON array of non-negative integers to dst.
+func (p *headerParser) naturals(dst []uint64) ([]uint64, error) {
+	s := &p.s
+	if !s.eat('[') {
+		return dst, errors.New("not an array of integers")
+	}
+	for first := true; ; first = false {
+		more, err := s.more(first, ']')
+		if err != nil {
+			return dst, err
+		}
+		if !more {
+			return dst, nil
+		}
+		if c := s.next(); c != '-' && (c < '0' || c > '9') {
+			return dst, errors.New("not an array of integers")
+		}
+		v, err := s.natural()
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, v)
+	}
+}
+
+// checkSize checks that a tensor's offsets hold exactly its shape.
+func checkSize(t *TensorInfo) error {
 	if t.Begin > t.End {
-		return t, herr(name, "data_offsets [%d, %d] are reversed", t.Begin, t.End)
+		return herr(t.Name, "data_offsets [%d, %d] are reversed", t.Begin, t.End)
 	}
 	n, ok := Elements(t.Shape)
 	if !ok {
-		return t, herr(name, "shape %v has too many elements", t.Shape)
+		return herr(t.Name, "shape %v has too many elements", t.Shape)
 	}
 	hi, size := bits.Mul64(n, t.DType.Size())
 	if hi != 0 {
-		return t, herr(name, "shape %v is too large for dtype %v", t.Shape, t.DType)
+		return herr(t.Name, "shape %v is too large for dtype %v", t.Shape, t.DType)
 	}
 	if t.End-t.Begin != size {
-		return t, herr(name, "holds %d bytes, but %v %v needs %d", t.End-t.Begin, t.DType, t.Shape, size)
+		return herr(t.Name, "holds %d bytes, but %v %v needs %d", t.End-t.Begin, t.DType, t.Shape, size)
 	}
-	return t, nil
+	return nil
 }
 
-// parseNaturals parses a JSON array of non-negative integers.
-func parseNaturals(js json.RawMessage) ([]uint64, error) {
-	var nums []json.Number
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.UseNumber()
-	if err := dec.Decode(&nums); err != nil || nums == nil {
-		return nil, errors.New("not an array of integers")
+// checkNames refuses two tensors of the same name. It sorts indices, not
+// the tensors, and allocates nothing per name.
+func checkNames(ts []TensorInfo) error {
+	idx := make([]int32, len(ts))
+	for i := range idx {
+		idx[i] = int32(i)
 	}
-	out := make([]uint64, len(nums))
-	for i, s := range nums {
-		if strings.HasPrefix(string(s), "-") {
-			return nil, fmt.Errorf("%s is negative", s)
+	slices.SortFunc(idx, func(a, b int32) int { return strings.Compare(ts[a].Name, ts[b].Name) })
+	for i := 1; i < len(idx); i++ {
+		if name := ts[idx[i]].Name; name == ts[idx[i-1]].Name {
+			return herr("", "duplicate tensor name %q in header", name)
 		}
-		v, err := strconv.ParseUint(string(s), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("%s is not an integer that fits 64 bits", s)
-		}
-		out[i] = v
 	}
-	return out, nil
+	return nil
 }
 
 // checkLayout sorts the tensors by offset and checks that they tile the
 // data section exactly: starting at 0, no gaps, no overlaps, ending at
 // dataSize.
 func checkLayout(ts []TensorInfo, dataSize uint64) error {
-	sort.SliceStable(ts, func(i, j int) bool {
-		if ts[i].Begin != ts[j].Begin {
-			return ts[i].Begin < ts[j].Begin
+	byOffset := func(a, b TensorInfo) int {
+		if c := cmp.Compare(a.Begin, b.Begin); c != 0 {
+			return c
 		}
-		return ts[i].End < ts[j].End
-	})
+		return cmp.Compare(a.End, b.End)
+	}
+	if !slices.IsSortedFunc(ts, byOffset) { // as most writers lay them out
+		slices.SortStableFunc(ts, byOffset)
+	}
 	pos := uint64(0)
 	for _, t := range ts {
 		switch {
@@ -285,47 +426,177 @@ func checkLayout(ts []TensorInfo, dataSize uint64) error {
 // that data starts aligned. Metadata keys are sorted; tensors keep their
 // order.
 func Encode(metadata map[string]string, tensors []TensorInfo, minLen int) []byte {
-	var b bytes.Buffer
-	b.WriteByte('{')
+	n, _ := HeaderLen(metadata, tensors)
+	b := make([]byte, 0, max(n+7, minLen+7)/8*8)
+	b = append(b, '{')
 	if len(metadata) > 0 {
 		keys := make([]string, 0, len(metadata))
 		for k := range metadata {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		b.WriteString(`"__metadata__":{`)
+		b = append(b, `"__metadata__":{`...)
 		for i, k := range keys {
 			if i > 0 {
-				b.WriteByte(',')
+				b = append(b, ',')
 			}
-			writeJSONString(&b, k)
-			b.WriteByte(':')
-			writeJSONString(&b, metadata[k])
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			b = appendJSONString(b, metadata[k])
 		}
-		b.WriteByte('}')
+		b = append(b, '}')
 	}
 	for i, t := range tensors {
 		if i > 0 || len(metadata) > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		writeJSONString(&b, t.Name)
-		fmt.Fprintf(&b, `:{"dtype":"%v","shape":[`, t.DType)
+		b = appendJSONString(b, t.Name)
+		b = append(b, `:{"dtype":"`...)
+		b = append(b, t.DType.String()...)
+		b = append(b, `","shape":[`...)
 		for j, d := range t.Shape {
 			if j > 0 {
-				b.WriteByte(',')
+				b = append(b, ',')
 			}
-			b.WriteString(strconv.FormatUint(d, 10))
+			b = strconv.AppendUint(b, d, 10)
 		}
-		fmt.Fprintf(&b, `],"data_offsets":[%d,%d]}`, t.Begin, t.End)
+		b = append(b, `],"data_offsets":[`...)
+		b = strconv.AppendUint(b, t.Begin, 10)
+		b = append(b, ',')
+		b = strconv.AppendUint(b, t.End, 10)
+		b = append(b, "]}"...)
 	}
-	b.WriteByte('}')
-	for b.Len() < minLen || b.Len()%8 != 0 {
-		b.WriteByte(' ')
+	b = append(b, '}')
+	for len(b) < minLen || len(b)%8 != 0 {
+		b = append(b, ' ')
 	}
-	return b.Bytes()
+	return b
 }
 
-func writeJSONString(b *bytes.Buffer, s string) {
-	js, _ := json.Marshal(s) // a string always marshals
-	b.Write(js)
+// HeaderLen returns the length of the header Encode renders for metadata
+// and tensors, before its padding, with the tensors laid out one after the
+// other in the order given (their offsets ignored), as Create lays them
+// out; it builds nothing. ok is false when a shape overflows.
+func HeaderLen(metadata map[string]string, tensors []TensorInfo) (n int, ok bool) {
+	n = 2 // {}
+	if len(metadata) > 0 {
+		n += len(`"__metadata__":{}`) - 1 // no comma after the last entry
+		for k, v := range metadata {
+			n += MetadataEntryLen(k, v)
+		}
+	}
+	var off uint64
+	for _, t := range tensors {
+		size, ok := Elements(t.Shape)
+		if !ok {
+			return 0, false
+		}
+		t.Begin, t.End = off, off+size*t.DType.Size()
+		n += EntryLen(t)
+		off = t.End
+	}
+	if len(metadata) == 0 && len(tensors) > 0 {
+		n-- // no comma before the first entry
+	}
+	return n, true
+}
+
+// MetadataEntryLen returns the bytes the metadata entry k: v takes in a
+// header Encode renders, with the comma that separates it.
+func MetadataEntryLen(k, v string) int { return jsonStringLen(k) + 1 + jsonStringLen(v) + 1 }
+
+// EntryLen returns the bytes t's entry takes in a header Encode renders,
+// offsets included, with the comma that separates it. With offsets of 0,
+// it is the least the entry can take.
+func EntryLen(t TensorInfo) int {
+	n := 1 + jsonStringLen(t.Name) + len(`:{"dtype":"","shape":[],"data_offsets":[,]}`) + len(t.DType.String())
+	for j, d := range t.Shape {
+		n += decimalLen(d)
+		if j > 0 {
+			n++
+		}
+	}
+	return n + decimalLen(t.Begin) + decimalLen(t.End)
+}
+
+func decimalLen(v uint64) int {
+	n := 1
+	for ; v >= 10; v /= 10 {
+		n++
+	}
+	return n
+}
+
+// jsonStringLen returns the length of s as appendJSONString writes it, with
+// encoding/json's escapes: two bytes for \\, \" and the usual control
+// characters, six for other control characters, <, >, &, U+2028, U+2029
+// and each byte that is not UTF-8 (as \ufffd).
+func jsonStringLen(s string) int {
+	n := 2
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t':
+				n += 2
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				n += 6
+			default:
+				n++
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && size == 1) || r == '\u2028' || r == '\u2029' {
+			n += 6
+		} else {
+			n += size
+		}
+		i += size
+	}
+	return n
+}
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it (see jsonStringLen).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\b':
+				b = append(b, '\\', 'b')
+			case c == '\f':
+				b = append(b, '\\', 'f')
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }

@@ -2,6 +2,7 @@ package format
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,6 +84,24 @@ func TestOpenRejects(t *testing.T) {
 		{"unknown key", rawFile(`{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"x":1}}`, make([]byte, 1)), "unknown key"},
 		{"missing shape", rawFile(`{"t":{"dtype":"U8","data_offsets":[0,1]}}`, make([]byte, 1)), "shape missing"},
 		{"fractional dim", rawFile(`{"t":{"dtype":"U8","shape":[1.5],"data_offsets":[0,1]}}`, make([]byte, 1)), "not an integer"},
+		// Duplicate and case-folded keys, wherever they are: encoding/json
+		// would take the last one, or fold the case, and another reader not.
+		{"duplicate dtype", rawFile(`{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,1],"dtype":"U8"}}`, make([]byte, 1)), `duplicate key "dtype"`},
+		{"duplicate shape", rawFile(`{"t":{"dtype":"U8","shape":[4],"shape":[1],"data_offsets":[0,1]}}`, make([]byte, 1)), `duplicate key "shape"`},
+		{"duplicate offsets", rawFile(`{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,4],"data_offsets":[0,1]}}`, make([]byte, 1)), `duplicate key "data_offsets"`},
+		{"key in upper case", rawFile(`{"t":{"DTYPE":"U8","shape":[1],"data_offsets":[0,1]}}`, make([]byte, 1)), `unknown key "DTYPE"`},
+		{"duplicate metadata key", rawFile(`{"__metadata__":{"format":"pt","format":"np"}}`, nil), `duplicate key "format" in __metadata__`},
+		{"duplicate __metadata__", rawFile(`{"__metadata__":{"a":"1"},"__metadata__":{"b":"2"}}`, nil), "duplicate"},
+		{"name differs only by escape", rawFile(`{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"\u0074":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}`, make([]byte, 2)), `duplicate tensor name "t"`},
+		{"invalid UTF-8 name", rawFile("{\"t\xff\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", make([]byte, 1)), "not valid UTF-8"},
+		{"lone surrogate", rawFile(`{"t\ud800":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, make([]byte, 1)), "surrogate"},
+		{"control character", rawFile("{\"t\n\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", make([]byte, 1)), "control character"},
+		{"leading zero", rawFile(`{"t":{"dtype":"U8","shape":[01],"data_offsets":[0,1]}}`, make([]byte, 1)), "not valid JSON"},
+		{"trailing comma", rawFile(`{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1],}}`, make([]byte, 1)), "not valid JSON"},
+		{"three offsets", rawFile(`{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1,2]}}`, make([]byte, 1)), "want two offsets"},
+		{"offset too large", rawFile(`{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,18446744073709551616]}}`, make([]byte, 1)), "fits 64 bits"},
+		{"entry not object", rawFile(`{"t":[1]}`, nil), "not a JSON object"},
+		{"unterminated", rawFile(`{"t":{"dtype":"U8`, nil), "not valid JSON"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -134,5 +153,42 @@ func TestEncodeParsesBackAndMatchesLibrary(t *testing.T) {
 	}
 	if back.Metadata["note"] != meta["note"] || len(back.Tensors) != 3 || back.Tensors[1].Name != ts[1].Name {
 		t.Errorf("round trip: %+v", back)
+	}
+}
+
+func TestHeaderLen(t *testing.T) {
+	names := []string{"w", "a \"quoted\" \\ name", "ctl\x01\x1f\b\f\n\r\t", "<html>&amp;", "ünïcode \u2028\u2029 ✓", "bad \xff\xfe utf8", "emoji 🙂"}
+	for _, name := range names {
+		js, _ := json.Marshal(name)
+		if got := appendJSONString(nil, name); string(got) != string(js) {
+			t.Errorf("appendJSONString(%q) = %s, json.Marshal gives %s", name, got, js)
+		}
+		if got := jsonStringLen(name); got != len(js) {
+			t.Errorf("jsonStringLen(%q) = %d, json.Marshal gives %d bytes", name, got, len(js))
+		}
+	}
+	var ts []TensorInfo
+	for i, name := range names {
+		ts = append(ts, TensorInfo{Name: name, DType: safetensors.F32, Shape: []uint64{uint64(i), 3, 1000}})
+	}
+	ts = append(ts, TensorInfo{Name: "scalar", DType: safetensors.U8, Shape: []uint64{}})
+	// Encode takes the offsets as given: lay them out as HeaderLen does.
+	var off uint64
+	for i := range ts {
+		ts[i].Begin, ts[i].End = off, off+ts[i].Elements()*ts[i].DType.Size()
+		off = ts[i].End
+	}
+	for _, meta := range []map[string]string{nil, {"format": "pt"}, {"qins:<x>": `{"a":"\u2028"}`, "b": "\xff"}} {
+		got, ok := HeaderLen(meta, ts)
+		// Encode pads with spaces after the closing brace.
+		if want := len(strings.TrimRight(string(Encode(meta, ts, 0)), " ")); !ok || got != want {
+			t.Errorf("metadata %v: HeaderLen = %d, %v; Encode gives %d bytes", meta, got, ok, want)
+		}
+		if got, _ := HeaderLen(meta, nil); got != len(strings.TrimRight(string(Encode(meta, nil, 0)), " ")) {
+			t.Errorf("metadata %v, no tensors: HeaderLen = %d, Encode gives %q", meta, got, Encode(meta, nil, 0))
+		}
+	}
+	if _, ok := HeaderLen(nil, []TensorInfo{{Name: "x", DType: safetensors.U8, Shape: []uint64{1 << 40, 1 << 40}}}); ok {
+		t.Error("an overflowing shape is ok")
 	}
 }

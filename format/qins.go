@@ -1,12 +1,14 @@
 package format
 
 import (
+	"cmp"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/nlpodyssey/safetensors"
@@ -159,15 +161,14 @@ func (l *Logical) RowRanges(row int64, dst []quant.Params, raw *[]byte) error {
 	if _, err := l.Ranges.Section().ReadAt(b, 8*row); err != nil {
 		return &Error{Path: l.Ranges.File.Path, Tensor: l.Ranges.Name, Err: err}
 	}
-	limit := math.Log(quant.MaxFinite(l.DType))
 	for i := range dst {
 		p := quant.Params{
 			LogMin: float64(math.Float32frombits(binary.LittleEndian.Uint32(b[8*i:]))),
 			LogMax: float64(math.Float32frombits(binary.LittleEndian.Uint32(b[8*i+4:]))),
 		}
 		err := p.Validate()
-		if err == nil && p.LogMax > limit {
-			err = fmt.Errorf("log_max %v decodes beyond %v", p.LogMax, l.DType)
+		if err == nil {
+			err = p.CheckFinite(l.DType)
 		}
 		if err != nil {
 			return &Error{Path: l.Ranges.File.Path, Tensor: l.Name, Err: fmt.Errorf("row %d of %s: %v", row+int64(i), l.Ranges.Name, err)}
@@ -200,7 +201,15 @@ func (l *Logical) ReadCodes(off, n int64, codes []uint8, signs []int8, scratch *
 	if _, err := l.Signs.Section().ReadAt(bits, first); err != nil {
 		return &Error{Path: l.Signs.File.Path, Tensor: l.Signs.Name, Err: err}
 	}
-	quant.UnpackSigns(codes, bits, int(off%8), signs)
+	if i := quant.UnpackSigns(codes, bits, int(off%8), signs); i >= 0 {
+		return &Error{Path: l.Signs.File.Path, Tensor: l.Name, Err: &quant.InvalidError{Index: off + int64(i), What: "an exact zero (code 0) has its sign bit set"}}
+	}
+	// The bits past the last element pad its byte, and are 0.
+	if end := off + n; end == int64(l.Elements()) && end%8 != 0 {
+		if pad := bits[len(bits)-1] >> (end % 8); pad != 0 {
+			return &Error{Path: l.Signs.File.Path, Tensor: l.Name, Err: fmt.Errorf("padding bits of the last sign byte are %#02x, not 0", pad<<(end%8))}
+		}
+	}
 	return nil
 }
 
@@ -210,16 +219,22 @@ func (l *Logical) Encoded() bool { return l.Codes != nil }
 // Elements returns the number of elements.
 func (l *Logical) Elements() uint64 { n, _ := Elements(l.Shape); return n }
 
+// checkEvery is how many tensors a long loop over a header handles between
+// two looks at its context: often enough to stop within milliseconds,
+// rarely enough to cost nothing.
+const checkEvery = 4096
+
 // Logicals returns the tensors of a checkpoint as the source model had
 // them, decoding the QINS layout when the metadata marks it, and checking
-// that layout. Tensors keep the order of their (codes) data.
-func Logicals(c *Checkpoint) ([]Logical, error) {
-	qinsFile := IsQINS(c.Metadata)
-	if !qinsFile {
-		out := make([]Logical, len(c.Tensors))
+// that layout. A tensor is encoded exactly when a "qins:NAME" entry says
+// so; any other tensor, whatever its name, is stored unchanged. Tensors
+// keep the order of their (codes) data.
+func Logicals(ctx context.Context, c *Checkpoint) ([]Logical, error) {
+	out := make([]Logical, 0, len(c.Tensors))
+	if !IsQINS(c.Metadata) {
 		for i := range c.Tensors {
 			t := &c.Tensors[i]
-			out[i] = Logical{Name: t.Name, DType: t.DType, Shape: t.Shape, Plain: t}
+			out = append(out, Logical{Name: t.Name, DType: t.DType, Shape: t.Shape, Plain: t})
 		}
 		return out, nil
 	}
@@ -231,106 +246,103 @@ func Logicals(c *Checkpoint) ([]Logical, error) {
 	if err := checkShards(c); err != nil {
 		return nil, err
 	}
-	byName := make(map[string]*Tensor, len(c.Tensors))
+	byName := make(map[string]int32, len(c.Tensors))
 	for i := range c.Tensors {
-		byName[c.Tensors[i].Name] = &c.Tensors[i]
+		byName[c.Tensors[i].Name] = int32(i)
 	}
-	// Every qins:NAME entry names an encoded tensor.
-	encoded := make(map[string]EncodedMeta)
+	used := make([]bool, len(c.Tensors))
+	n := 0
 	for k, v := range c.Metadata {
 		name, ok := strings.CutPrefix(k, ParamsPrefix)
 		if !ok {
 			continue
 		}
-		m, err := parseEncodedMeta(v)
+		if n++; n%checkEvery == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		l, err := encodedLogical(c, byName, name, v, version)
 		if err != nil {
-			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("metadata %q: %v", k, err)}
+			return nil, &Error{Path: path, Tensor: name, Err: err}
 		}
-		encoded[name] = m
-	}
-	used := make(map[string]bool)
-	var out []Logical
-	for name, m := range encoded {
-		signsSuffix, signsDType := SignsSuffix, safetensors.I8
-		if m.Layout == LayoutPacked {
-			signsSuffix, signsDType = SignBitsSuffix, safetensors.U8
-		}
-		codes, signs := byName[name+CodesSuffix], byName[name+signsSuffix]
-		switch {
-		case codes == nil && signs == nil:
-			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("has metadata but neither %s nor %s", CodesSuffix, signsSuffix)}
-		case codes == nil:
-			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("has %s but no %s", signsSuffix, CodesSuffix)}
-		case signs == nil:
-			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("has %s but no %s", CodesSuffix, signsSuffix)}
-		case codes.DType != safetensors.U8 || signs.DType != signsDType:
-			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("codes are %v and signs %v; want U8 and %v", codes.DType, signs.DType, signsDType)}
-		case m.Layout != LayoutPacked && !SameShape(codes.Shape, signs.Shape):
-			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("codes have shape %v but signs %v", codes.Shape, signs.Shape)}
-		case m.Layout == LayoutPacked && !SameShape(signs.Shape, []uint64{SignBytes(codes.Elements())}):
-			return nil, &Error{Path: path, Tensor: name, Err: fmt.Errorf("sign bits have shape %v; %d elements need [%d]", signs.Shape, codes.Elements(), SignBytes(codes.Elements()))}
-		}
-		if _, clash := byName[name]; clash {
-			return nil, &Error{Path: path, Tensor: name, Err: errors.New("is stored both encoded and unchanged")}
-		}
-		dt, _ := safetensors.ParseDType(m.DType) // checked by parseEncodedMeta
-		used[codes.Name], used[signs.Name] = true, true
-		layout := m.Layout
-		if layout == "" {
-			layout = LayoutU8I8
-		}
-		l := Logical{
-			Name: name, DType: dt, Shape: codes.Shape,
-			Codes: codes, Signs: signs, Layout: layout,
-			Params: quant.Params{LogMin: m.LogMin, LogMax: m.LogMax},
-		}
-		if err := l.findRanges(path, version, m, byName); err != nil {
-			return nil, err
-		}
+		used[byName[l.Codes.Name]], used[byName[l.Signs.Name]] = true, true
 		if l.Ranges != nil {
-			used[l.Ranges.Name] = true
+			used[byName[l.Ranges.Name]] = true
 		}
 		out = append(out, l)
 	}
 	for i := range c.Tensors {
-		t := &c.Tensors[i]
-		if used[t.Name] {
-			continue
+		if t := &c.Tensors[i]; !used[i] {
+			out = append(out, Logical{Name: t.Name, DType: t.DType, Shape: t.Shape, Plain: t})
 		}
-		for _, suf := range []string{CodesSuffix, SignsSuffix, SignBitsSuffix, RangesSuffix} {
-			if base, ok := strings.CutSuffix(t.Name, suf); ok && (t.DType == safetensors.U8 || t.DType == safetensors.I8 || t.DType == safetensors.F32) {
-				if _, enc := encoded[base]; !enc {
-					return nil, &Error{Path: path, Tensor: base, Err: fmt.Errorf("has %s but no %q metadata", t.Name, ParamsPrefix+base)}
-				}
-			}
-		}
-		out = append(out, Logical{Name: t.Name, DType: t.DType, Shape: t.Shape, Plain: t})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].first().less(out[j].first()) })
+	slices.SortFunc(out, func(a, b Logical) int { return a.first().compare(b.first()) })
 	return out, nil
 }
 
-// findRanges sets l.Ranges for a per-row tensor, checking its dtype and
-// shape, and that the file's version has per-row ranges.
-func (l *Logical) findRanges(path, version string, m EncodedMeta, byName map[string]*Tensor) error {
-	r := byName[l.Name+RangesSuffix]
-	if m.Granularity != GranularityRow {
-		if r != nil {
-			return &Error{Path: path, Tensor: l.Name, Err: fmt.Errorf("has %s but its metadata has no \"granularity\": %q", r.Name, GranularityRow)}
+// encodedLogical checks the stored tensors of the encoded tensor name,
+// whose "qins:NAME" metadata is meta.
+func encodedLogical(c *Checkpoint, byName map[string]int32, name, meta, version string) (Logical, error) {
+	m, err := ParseEncodedMeta(meta)
+	if err != nil {
+		return Logical{}, fmt.Errorf("metadata %q: %v", ParamsPrefix+name, err)
+	}
+	signsSuffix, signsDType := SignsSuffix, safetensors.I8
+	if m.Layout == LayoutPacked {
+		signsSuffix, signsDType = SignBitsSuffix, safetensors.U8
+	}
+	lookup := func(n string) *Tensor {
+		if i, ok := byName[n]; ok {
+			return &c.Tensors[i]
 		}
 		return nil
 	}
-	if version != VersionRows {
-		return &Error{Path: path, Tensor: l.Name, Err: fmt.Errorf("has per-row ranges, which need QINS version %s, not %s", VersionRows, version)}
+	codes, signs := lookup(name+CodesSuffix), lookup(name+signsSuffix)
+	switch {
+	case codes == nil && signs == nil:
+		return Logical{}, fmt.Errorf("has metadata but neither %s nor %s", CodesSuffix, signsSuffix)
+	case codes == nil:
+		return Logical{}, fmt.Errorf("has %s but no %s", signsSuffix, CodesSuffix)
+	case signs == nil:
+		return Logical{}, fmt.Errorf("has %s but no %s", CodesSuffix, signsSuffix)
+	case codes.DType != safetensors.U8 || signs.DType != signsDType:
+		return Logical{}, fmt.Errorf("codes are %v and signs %v; want U8 and %v", codes.DType, signs.DType, signsDType)
+	case m.Layout != LayoutPacked && !SameShape(codes.Shape, signs.Shape):
+		return Logical{}, fmt.Errorf("codes have shape %v but signs %v", codes.Shape, signs.Shape)
+	case m.Layout == LayoutPacked && !SameShape(signs.Shape, []uint64{SignBytes(codes.Elements())}):
+		return Logical{}, fmt.Errorf("sign bits have shape %v; %d elements need [%d]", signs.Shape, codes.Elements(), SignBytes(codes.Elements()))
 	}
+	if lookup(name) != nil {
+		return Logical{}, errors.New("is stored both encoded and unchanged")
+	}
+	dt, _ := safetensors.ParseDType(m.DType) // checked by ParseEncodedMeta
+	p := quant.Params{LogMin: m.LogMin, LogMax: m.LogMax}
+	if err := p.CheckFinite(dt); err != nil {
+		return Logical{}, err
+	}
+	layout := m.Layout
+	if layout == "" {
+		layout = LayoutU8I8
+	}
+	l := Logical{
+		Name: name, DType: dt, Shape: codes.Shape,
+		Codes: codes, Signs: signs, Layout: layout, Params: p,
+	}
+	if m.Granularity != GranularityRow {
+		return l, nil
+	}
+	// Per-row ranges.
+	if version != VersionRows {
+		return Logical{}, fmt.Errorf("has per-row ranges, which need QINS version %s, not %s", VersionRows, version)
+	}
+	r := lookup(name + RangesSuffix)
 	if r == nil {
-		return &Error{Path: path, Tensor: l.Name, Err: fmt.Errorf("has per-row ranges but no %s", l.Name+RangesSuffix)}
+		return Logical{}, fmt.Errorf("has per-row ranges but no %s", name+RangesSuffix)
 	}
 	if want := []uint64{uint64(l.Rows()), 2}; r.DType != safetensors.F32 || !SameShape(r.Shape, want) {
-		return &Error{Path: path, Tensor: l.Name, Err: fmt.Errorf("%s is %v %v; want F32 %v", r.Name, r.DType, r.Shape, want)}
+		return Logical{}, fmt.Errorf("%s is %v %v; want F32 %v", r.Name, r.DType, r.Shape, want)
 	}
 	l.Ranges = r
-	return nil
+	return l, nil
 }
 
 // first returns the stored tensor whose position orders l.
@@ -341,43 +353,118 @@ func (l *Logical) first() *Tensor {
 	return l.Plain
 }
 
-func (t *Tensor) less(u *Tensor) bool {
+func (t *Tensor) compare(u *Tensor) int {
 	if t.File != u.File {
-		return t.File.Path < u.File.Path
+		return strings.Compare(t.File.Path, u.File.Path)
 	}
-	return t.Begin < u.Begin || (t.Begin == u.Begin && t.Name < u.Name)
+	if c := cmp.Compare(t.Begin, u.Begin); c != 0 {
+		return c
+	}
+	return strings.Compare(t.Name, u.Name)
 }
 
-func parseEncodedMeta(v string) (EncodedMeta, error) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(v), &raw); err != nil || raw == nil {
-		return EncodedMeta{}, errors.New("is not a JSON object")
-	}
+// ParseEncodedMeta parses the value of a "qins:NAME" entry strictly: a
+// JSON object with exactly log_min, log_max and dtype, and optionally
+// layout, range and granularity, each once and spelt in lower case, numbers within
+// float64's range, and values the format knows.
+func ParseEncodedMeta(v string) (EncodedMeta, error) {
 	var m EncodedMeta
-	for _, k := range []string{"log_min", "log_max", "dtype"} {
-		if _, ok := raw[k]; !ok {
+	s := scanner{b: []byte(v)}
+	if !s.eat('{') {
+		return m, errors.New("is not a JSON object")
+	}
+	var seen [6]bool
+	keys := [6]string{"log_min", "log_max", "dtype", "layout", "range", "granularity"}
+	for first := true; ; first = false {
+		more, err := s.more(first, '}')
+		if err != nil {
+			return m, err
+		}
+		if !more {
+			break
+		}
+		k, err := s.key()
+		if err != nil {
+			return m, err
+		}
+		i := slices.Index(keys[:], string(k))
+		switch {
+		case i < 0:
+			return m, fmt.Errorf("has unknown key %q (keys are %s)", k, strings.Join(keys[:], ", "))
+		case seen[i]:
+			return m, fmt.Errorf("has key %q twice", k)
+		}
+		seen[i] = true
+		if err := m.set(&s, keys[i]); err != nil {
+			return m, err
+		}
+	}
+	if !s.end() {
+		return m, errors.New("has data after its JSON object")
+	}
+	for i, k := range keys[:3] {
+		if !seen[i] {
 			return m, fmt.Errorf("lacks %q", k)
 		}
 	}
-	if err := json.Unmarshal([]byte(v), &m); err != nil {
-		return m, fmt.Errorf("is malformed: %v", err)
+	return m, m.check()
+}
+
+// set reads the value of key k.
+func (m *EncodedMeta) set(s *scanner, k string) error {
+	var err error
+	switch k {
+	case "log_min":
+		m.LogMin, err = s.float()
+	case "log_max":
+		m.LogMax, err = s.float()
+	default:
+		if s.next() != '"' {
+			return fmt.Errorf("%s is not a string", k)
+		}
+		var b []byte
+		b, err = s.str()
+		switch k {
+		case "dtype":
+			m.DType = string(b)
+		case "layout":
+			m.Layout = string(b)
+		case "range":
+			m.Range = string(b)
+		case "granularity":
+			m.Granularity = string(b)
+		}
 	}
+	if err != nil {
+		return fmt.Errorf("%s: %v", k, err)
+	}
+	return nil
+}
+
+// check checks the values of m.
+func (m *EncodedMeta) check() error {
 	if err := (quant.Params{LogMin: m.LogMin, LogMax: m.LogMax}).Validate(); err != nil {
-		return m, err
+		return err
 	}
 	if dt, err := safetensors.ParseDType(m.DType); err != nil || !quant.IsFloat(dt) {
-		return m, fmt.Errorf("dtype %q is not F16, BF16, F32 or F64", m.DType)
+		return fmt.Errorf("dtype %q is not F16, BF16, F32 or F64", m.DType)
 	}
-	if m.Layout != "" && m.Layout != LayoutU8I8 && m.Layout != LayoutPacked {
-		return m, fmt.Errorf("layout %q is not %q or %q", m.Layout, LayoutU8I8, LayoutPacked)
+	if m.Layout == LayoutU8I8 {
+		m.Layout = ""
+	}
+	if m.Layout != "" && m.Layout != LayoutPacked {
+		return fmt.Errorf("layout %q is not %q or %q", m.Layout, LayoutU8I8, LayoutPacked)
 	}
 	if m.Range != "" && m.Range != RangeMinMax && m.Range != RangeMSE {
-		return m, fmt.Errorf("range %q is not %q or %q", m.Range, RangeMinMax, RangeMSE)
+		return fmt.Errorf("range %q is not %q or %q", m.Range, RangeMinMax, RangeMSE)
 	}
-	if m.Granularity != "" && m.Granularity != GranularityTensor && m.Granularity != GranularityRow {
-		return m, fmt.Errorf("granularity %q is not %q or %q", m.Granularity, GranularityTensor, GranularityRow)
+	if m.Granularity == GranularityTensor {
+		m.Granularity = ""
 	}
-	return m, nil
+	if m.Granularity != "" && m.Granularity != GranularityRow {
+		return fmt.Errorf("granularity %q is not %q or %q", m.Granularity, GranularityTensor, GranularityRow)
+	}
+	return nil
 }
 
 // SameShape reports whether two shapes are equal.

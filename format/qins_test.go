@@ -1,7 +1,10 @@
 package format
 
 import (
+	"context"
+	"fmt"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -55,13 +58,48 @@ func TestLogicals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls, err := Logicals(c)
+	ls, err := Logicals(context.Background(), c)
 	c.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(ls) != 2 || ls[1].Name != "w" || !ls[1].Encoded() || ls[1].DType != safetensors.BF16 || ls[1].Params.LogMin != -5 || ls[0].Encoded() {
 		t.Fatalf("logicals %+v", ls)
+	}
+
+	// Only "qins:NAME" makes a tensor encoded: tensors whose names end in
+	// the layout's suffixes are plain without it, and beside encoded ones.
+	plain := []struct {
+		name    string
+		meta    map[string]string
+		tensors []TensorInfo
+		want    string // the logicals, name:encoded
+	}{
+		{"suffixes without metadata", meta(), []TensorInfo{codes, signs}, "w.qins:false w.sign:false"},
+		{"I8 .sign beside an encoded tensor", meta("qins:w", good), []TensorInfo{codes, signs, {Name: "attention.sign", DType: safetensors.I8, Shape: []uint64{4}}}, "attention.sign:false w:true"},
+		{"U8 .qins and .signbits", meta("qins:w", good), []TensorInfo{codes, signs, {Name: "vocab.qins", DType: safetensors.U8, Shape: []uint64{4}}, {Name: "vocab.signbits", DType: safetensors.U8, Shape: []uint64{1}}}, "vocab.qins:false vocab.signbits:false w:true"},
+		{"codes of an encoded .qins", meta("qins:w.qins", good), []TensorInfo{{Name: "w.qins.qins", DType: safetensors.U8, Shape: []uint64{2}}, {Name: "w.qins.sign", DType: safetensors.I8, Shape: []uint64{2}}, signs}, "w.qins:true w.sign:false"},
+	}
+	for _, c := range plain {
+		t.Run(c.name, func(t *testing.T) {
+			ck, err := OpenCheckpoint(qinsFile(t, c.meta, c.tensors...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ck.Close()
+			ls, err := Logicals(context.Background(), ck)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, l := range ls {
+				got = append(got, fmt.Sprintf("%s:%v", l.Name, l.Encoded()))
+			}
+			sort.Strings(got)
+			if strings.Join(got, " ") != c.want {
+				t.Errorf("got %v, want %s", got, c.want)
+			}
+		})
 	}
 
 	cases := []struct {
@@ -75,19 +113,31 @@ func TestLogicals(t *testing.T) {
 		{"neither", meta("qins:w", good), []TensorInfo{norm}, "neither"},
 		{"shapes differ", meta("qins:w", good), []TensorInfo{codes, {Name: "w.sign", DType: safetensors.I8, Shape: []uint64{3, 2}}}, "shape"},
 		{"codes not U8", meta("qins:w", good), []TensorInfo{{Name: "w.qins", DType: safetensors.I8, Shape: []uint64{2, 3}}, signs}, "want U8 and I8"},
-		{"no metadata", meta(), []TensorInfo{codes, signs}, `no "qins:w" metadata`},
-		{"metadata not JSON", meta("qins:w", "{"), []TensorInfo{codes, signs}, "not a JSON object"},
+		{"metadata not JSON", meta("qins:w", "{"), []TensorInfo{codes, signs}, "not valid JSON"},
+		{"metadata not an object", meta("qins:w", "[1]"), []TensorInfo{codes, signs}, "not a JSON object"},
+		{"metadata with data after", meta("qins:w", good+" {}"), []TensorInfo{codes, signs}, "data after"},
+		{"key in upper case", meta("qins:w", `{"log_min":-10.74,"log_max":1.55,"dtype":"F32","LOG_MAX":50}`), []TensorInfo{codes, signs}, `unknown key "LOG_MAX"`},
+		{"key case-folded", meta("qins:w", `{"Log_Min":-10.74,"log_max":1.55,"dtype":"F32"}`), []TensorInfo{codes, signs}, `unknown key "Log_Min"`},
+		{"duplicate key", meta("qins:w", `{"log_min":-10.74,"log_max":1.55,"dtype":"F32","log_max":50}`), []TensorInfo{codes, signs}, `key "log_max" twice`},
+		{"duplicate layout", meta("qins:w", `{"log_min":-5,"log_max":-1,"dtype":"BF16","layout":"u8+i8","layout":"packed"}`), []TensorInfo{codes, signs}, `key "layout" twice`},
+		{"unknown key", meta("qins:w", `{"log_min":-5,"log_max":-1,"dtype":"BF16","scale":2}`), []TensorInfo{codes, signs}, `unknown key "scale"`},
+		{"dtype not a string", meta("qins:w", `{"log_min":-5,"log_max":-1,"dtype":5}`), []TensorInfo{codes, signs}, "dtype is not a string"},
+		{"log_max decodes to infinity", meta("qins:w", `{"log_min":-10,"log_max":1000,"dtype":"F32"}`), []TensorInfo{codes, signs}, "beyond the largest F32"},
+		{"log_max beyond F32", meta("qins:w", `{"log_min":-10,"log_max":89,"dtype":"F32"}`), []TensorInfo{codes, signs}, "beyond the largest F32"},
+		{"log_max beyond BF16", meta("qins:w", `{"log_min":-10,"log_max":89,"dtype":"BF16"}`), []TensorInfo{codes, signs}, "beyond the largest BF16"},
+		{"log_max beyond F16", meta("qins:w", `{"log_min":-10,"log_max":11.1,"dtype":"F16"}`), []TensorInfo{codes, signs}, "beyond the largest F16"},
+		{"log_max beyond F64", meta("qins:w", `{"log_min":-10,"log_max":710,"dtype":"F64"}`), []TensorInfo{codes, signs}, "beyond the largest F64"},
+		{"range decodes to NaN", meta("qins:w", `{"log_min":-1e308,"log_max":1e308,"dtype":"F64"}`), []TensorInfo{codes, signs}, "too far apart"},
 		{"metadata lacks log_max", meta("qins:w", `{"log_min":1,"dtype":"F32"}`), []TensorInfo{codes, signs}, `lacks "log_max"`},
 		{"log_min above log_max", meta("qins:w", `{"log_min":1,"log_max":0,"dtype":"F32"}`), []TensorInfo{codes, signs}, "greater than"},
-		{"log_min not a number", meta("qins:w", `{"log_min":"x","log_max":0,"dtype":"F32"}`), []TensorInfo{codes, signs}, "malformed"},
-		{"huge log range", meta("qins:w", `{"log_min":-1e400,"log_max":0,"dtype":"F32"}`), []TensorInfo{codes, signs}, "malformed"},
+		{"log_min not a number", meta("qins:w", `{"log_min":"x","log_max":0,"dtype":"F32"}`), []TensorInfo{codes, signs}, "log_min: not valid JSON"},
+		{"huge log range", meta("qins:w", `{"log_min":-1e400,"log_max":0,"dtype":"F32"}`), []TensorInfo{codes, signs}, "-1e400 is out of the range"},
 		{"unknown source dtype", meta("qins:w", `{"log_min":0,"log_max":0,"dtype":"I64"}`), []TensorInfo{codes, signs}, "dtype"},
 		{"unknown version", map[string]string{"qins": "3", "qins:w": good}, []TensorInfo{codes, signs}, `version "3"`},
 		{"per-row in version 1", meta("qins:w", rowMeta), []TensorInfo{codes, signs, ranges}, "need QINS version 2"},
 		{"per-row without ranges", v2("qins:w", rowMeta), []TensorInfo{codes, signs}, "no w.logrange"},
 		{"ranges of wrong shape", v2("qins:w", rowMeta), []TensorInfo{codes, signs, {Name: "w.logrange", DType: safetensors.F32, Shape: []uint64{3, 2}}}, "want F32 [2 2]"},
 		{"ranges of wrong dtype", v2("qins:w", rowMeta), []TensorInfo{codes, signs, {Name: "w.logrange", DType: safetensors.F64, Shape: []uint64{2, 2}}}, "want F32"},
-		{"ranges without granularity", v2("qins:w", good), []TensorInfo{codes, signs, ranges}, "granularity"},
 		{"unknown granularity", v2("qins:w", `{"log_min":-5,"log_max":-1,"dtype":"BF16","granularity":"block"}`), []TensorInfo{codes, signs, ranges}, `granularity "block"`},
 		{"stored twice", meta("qins:w", good), []TensorInfo{codes, signs, {Name: "w", DType: safetensors.F32, Shape: []uint64{1}}}, "both encoded and unchanged"},
 		{"unknown layout", meta("qins:w", `{"log_min":-5,"log_max":-1,"dtype":"BF16","layout":"zip"}`), []TensorInfo{codes, signs}, `layout "zip"`},
@@ -103,7 +153,7 @@ func TestLogicals(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ck.Close()
-			_, err = Logicals(ck)
+			_, err = Logicals(context.Background(), ck)
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -111,5 +161,30 @@ func TestLogicals(t *testing.T) {
 				t.Errorf("got %q, want the file named and %q", msg, c.want)
 			}
 		})
+	}
+}
+
+// TestLogicalsCancel: the loop over a large header's encoded tensors stops
+// once its context is done.
+func TestLogicalsCancel(t *testing.T) {
+	meta := map[string]string{"qins": "1"}
+	var ts []TensorInfo
+	for i := range 2 * checkEvery {
+		name := fmt.Sprintf("w%d", i)
+		meta["qins:"+name] = `{"log_min":-5,"log_max":-1,"dtype":"BF16"}`
+		ts = append(ts, TensorInfo{Name: name + ".qins", DType: safetensors.U8, Shape: []uint64{1}}, TensorInfo{Name: name + ".sign", DType: safetensors.I8, Shape: []uint64{1}})
+	}
+	c, err := OpenCheckpoint(qinsFile(t, meta, ts...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ls, err := Logicals(context.Background(), c); err != nil || len(ls) != 2*checkEvery {
+		t.Fatalf("%d logicals, %v", len(ls), err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Logicals(ctx, c); err != context.Canceled {
+		t.Fatalf("canceled: got %v", err)
 	}
 }

@@ -65,6 +65,7 @@ func Create(path string, metadata map[string]string, tensors []TensorInfo, opts 
 		w.meta[k] = v
 	}
 	var off uint64
+	w.tensors = make([]TensorInfo, 0, len(tensors))
 	for _, t := range tensors {
 		n, ok := Elements(t.Shape)
 		if !ok {
@@ -75,10 +76,11 @@ func Create(path string, metadata map[string]string, tensors []TensorInfo, opts 
 		w.tensors = append(w.tensors, t)
 	}
 	w.written = make([]uint64, len(w.tensors))
-	header := Encode(w.meta, w.tensors, 0)
-	header = Encode(w.meta, w.tensors, len(header)+opts.Reserve)
-	w.headerLen = len(header)
-	w.dataStart = 8 + int64(len(header))
+	// The header is encoded on Commit; here only its length counts: what
+	// Encode writes, padded to 8 bytes, then the room reserved.
+	n, _ := HeaderLen(w.meta, w.tensors)
+	w.headerLen = ((n+7)/8*8 + opts.Reserve + 7) / 8 * 8
+	w.dataStart = 8 + int64(w.headerLen)
 
 	out, err := CreateOutput(path, OutputOptions{Force: opts.Force, Pending: opts.Pending, named: opts.named})
 	if err != nil {

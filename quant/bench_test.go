@@ -2,7 +2,9 @@ package quant
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/nlpodyssey/safetensors"
 )
@@ -23,20 +25,38 @@ func weights(b *testing.B, dt safetensors.DType) []byte {
 	return raw
 }
 
-func report(b *testing.B) {
+// report adds ns/elem, and cpu-ns/elem where the thread's CPU time can be
+// read: on a shared machine the wall time counts the time the benchmark
+// waited for a core, the CPU time does not. The loop must run between
+// start and report, on a thread locked by start.
+func report(b *testing.B, cpu0 time.Duration) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchElems, "ns/elem")
+	if cpu1, ok := threadCPU(); ok {
+		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N)/benchElems, "cpu-ns/elem")
+	}
 }
 
-// BenchmarkEncode measures both passes over one tensor on one goroutine:
-// the range scan and the encode; MB/s is of the source bytes.
+// start locks the benchmark to its thread and returns the thread's CPU
+// time so far.
+func start(b *testing.B) time.Duration {
+	runtime.LockOSThread()
+	b.Cleanup(runtime.UnlockOSThread)
+	t, _ := threadCPU()
+	return t
+}
+
+// BenchmarkEncode measures both passes over one tensor on one goroutine,
+// as the min/max range runs them: the range scan, the encoder's tables and
+// the encode; MB/s is of the source bytes.
 func BenchmarkEncode(b *testing.B) {
 	for _, dt := range []safetensors.DType{safetensors.BF16, safetensors.F16, safetensors.F32} {
 		b.Run(dt.String(), func(b *testing.B) {
 			raw := weights(b, dt)
 			codes, signs := make([]uint8, benchElems), make([]int8, benchElems)
 			b.SetBytes(int64(len(raw)))
+			cpu0 := start(b)
 			for b.Loop() {
-				s, _ := NewScanner(dt)
+				s, _ := NewRangeScanner(dt)
 				s.Scan(raw, 0)
 				e, err := s.Encoder()
 				if err != nil {
@@ -44,24 +64,71 @@ func BenchmarkEncode(b *testing.B) {
 				}
 				e.Encode(raw, codes, signs)
 			}
-			report(b)
+			report(b, cpu0)
 		})
 	}
 }
 
-// BenchmarkScan measures the range pass alone.
+// BenchmarkScan measures the range pass alone, as the min/max range runs
+// it (NewRangeScanner).
 func BenchmarkScan(b *testing.B) {
-	for _, dt := range []safetensors.DType{safetensors.BF16, safetensors.F32} {
+	for _, dt := range []safetensors.DType{safetensors.BF16, safetensors.F16, safetensors.F32} {
 		b.Run(dt.String(), func(b *testing.B) {
 			raw := weights(b, dt)
 			b.SetBytes(int64(len(raw)))
+			cpu0 := start(b)
+			for b.Loop() {
+				s, _ := NewRangeScanner(dt)
+				s.Scan(raw, 0)
+			}
+			report(b, cpu0)
+		})
+	}
+}
+
+// BenchmarkScanCounts measures the range pass as the mse range runs it:
+// counting values (NewScanner).
+func BenchmarkScanCounts(b *testing.B) {
+	for _, dt := range []safetensors.DType{safetensors.BF16, safetensors.F16, safetensors.F32} {
+		b.Run(dt.String(), func(b *testing.B) {
+			raw := weights(b, dt)
+			b.SetBytes(int64(len(raw)))
+			cpu0 := start(b)
 			for b.Loop() {
 				s, _ := NewScanner(dt)
 				s.Scan(raw, 0)
 			}
-			report(b)
+			report(b, cpu0)
 		})
 	}
+}
+
+// BenchmarkGo measures the Go kernels of the 16-bit passes, which run
+// where the assembly ones cannot: the range scan and the encode of whole
+// groups of eight.
+func BenchmarkGo(b *testing.B) {
+	raw := weights(b, safetensors.BF16)
+	s, _ := NewRangeScanner(safetensors.BF16)
+	e := s.EncoderFor(Params{LogMin: -18, LogMax: -1})
+	codes, signs := make([]uint8, benchElems), make([]int8, benchElems)
+	b.Run("Scan/BF16", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		cpu0 := start(b)
+		for b.Loop() {
+			minMax16(raw, 0x3000, 0, 0xffff)
+		}
+		report(b, cpu0)
+	})
+	b.Run("EncodePass/BF16", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		cpu0 := start(b)
+		for b.Loop() {
+			if encode16(e.table, raw, codes, signs) != benchElems {
+				b.Fatal("a magnitude without a code")
+			}
+		}
+		report(b, cpu0)
+	})
 }
 
 // BenchmarkDecode measures decoding to each output dtype; MB/s is of the
@@ -78,23 +145,25 @@ func BenchmarkDecode(b *testing.B) {
 		b.Run(dt.String(), func(b *testing.B) {
 			out := make([]byte, benchElems*int(dt.Size()))
 			b.SetBytes(2 * benchElems)
+			cpu0 := start(b)
 			for b.Loop() {
 				if err := d.DecodeTo(dt, codes, signs, out, 0); err != nil {
 					b.Fatal(err)
 				}
 			}
-			report(b)
+			report(b, cpu0)
 		})
 	}
 	b.Run("float64", func(b *testing.B) {
 		out := make([]float64, benchElems)
 		b.SetBytes(2 * benchElems)
+		cpu0 := start(b)
 		for b.Loop() {
 			if err := d.Decode(codes, signs, out, 0); err != nil {
 				b.Fatal(err)
 			}
 		}
-		report(b)
+		report(b, cpu0)
 	})
 }
 
@@ -126,10 +195,54 @@ func BenchmarkEncodePass(b *testing.B) {
 			}
 			codes, signs := make([]uint8, benchElems), make([]int8, benchElems)
 			b.SetBytes(int64(len(raw)))
+			cpu0 := start(b)
 			for b.Loop() {
 				e.Encode(raw, codes, signs)
 			}
-			report(b)
+			report(b, cpu0)
 		})
 	}
+}
+
+// BenchmarkUnpackSigns measures reading the packed layout's codes and sign
+// bits back into codes and signs, with 0.1% exact zeros as in a real
+// checkpoint; MB/s is of the codes and bits read.
+func BenchmarkUnpackSigns(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 6))
+	codes, bits := make([]uint8, benchElems), make([]byte, benchElems/8)
+	for i := range codes {
+		codes[i] = uint8(1 + r.IntN(255))
+		if r.IntN(1000) == 0 {
+			codes[i] = 0
+		} else if r.IntN(2) == 0 {
+			bits[i/8] |= 1 << (i % 8)
+		}
+	}
+	work, signs := make([]uint8, benchElems), make([]int8, benchElems)
+	b.SetBytes(benchElems + benchElems/8)
+	cpu0 := start(b)
+	for b.Loop() {
+		copy(work, codes)
+		UnpackSigns(work, bits, 0, signs)
+	}
+	report(b, cpu0)
+}
+
+// BenchmarkEncodePacked measures the encode pass of the packed layout:
+// codes with 0 for the exact zeros, and sign bits.
+func BenchmarkEncodePacked(b *testing.B) {
+	raw := weights(b, safetensors.BF16)
+	s, _ := NewRangeScanner(safetensors.BF16)
+	s.Scan(raw, 0)
+	e, err := s.Encoder()
+	if err != nil {
+		b.Fatal(err)
+	}
+	codes, bits := make([]uint8, benchElems), make([]byte, benchElems/8)
+	b.SetBytes(int64(len(raw)))
+	cpu0 := start(b)
+	for b.Loop() {
+		e.EncodePacked(raw, codes, bits)
+	}
+	report(b, cpu0)
 }

@@ -24,6 +24,8 @@ package quant
 import (
 	"fmt"
 	"math"
+
+	"github.com/nlpodyssey/safetensors"
 )
 
 // Tiny is the magnitude at or below which an element does not take part in
@@ -43,6 +45,31 @@ func (p Params) Validate() error {
 	}
 	if p.LogMin > p.LogMax {
 		return fmt.Errorf("log_min %v is greater than log_max %v", p.LogMin, p.LogMax)
+	}
+	return nil
+}
+
+// CheckFinite reports whether every code decodes, with p, to a finite value
+// in dtype dt: a range beyond float64's (log_max - log_min overflows), or
+// whose largest magnitude rounds to an infinity in dt, decodes to NaN or
+// infinities. p must be valid (see Validate).
+func (p Params) CheckFinite(dt safetensors.DType) error {
+	if math.IsInf(p.LogMax-p.LogMin, 0) {
+		return fmt.Errorf("log_min %v and log_max %v are too far apart to decode", p.LogMin, p.LogMax)
+	}
+	// Magnitudes fall as codes rise: code 1 is the largest.
+	m := p.Magnitude(1)
+	inf := math.IsInf(m, 0)
+	switch dt {
+	case safetensors.F32:
+		inf = inf || math.IsInf(float64(float32(m)), 0)
+	case safetensors.F16:
+		inf = inf || math.IsInf(float64(F16ToFloat32(Float64ToF16(m))), 0)
+	case safetensors.BF16:
+		inf = inf || math.IsInf(float64(BF16ToFloat32(Float64ToBF16(m))), 0)
+	}
+	if inf {
+		return fmt.Errorf("log_max %v decodes to %g, beyond the largest %v", p.LogMax, m, dt)
 	}
 	return nil
 }

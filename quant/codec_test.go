@@ -3,6 +3,7 @@ package quant
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -32,6 +33,22 @@ func encodeAll(t *testing.T, dt safetensors.DType, raw []byte) (Params, []uint8,
 	s1.Merge(s2)
 	if s1.Elements() != int64(n) {
 		t.Fatalf("scanned %d elements of %d", s1.Elements(), n)
+	}
+	// Range scanners, on chunks of another size, find the same range.
+	r1, _ := NewRangeScanner(dt)
+	r2, _ := NewRangeScanner(dt)
+	for i := 0; i < n; i += 45 {
+		r := r1
+		if (i/45)%2 == 1 {
+			r = r2
+		}
+		r.Scan(raw[i*size:min(i+45, n)*size], int64(i))
+	}
+	r1.Merge(r2)
+	pc, errc := s1.Params()
+	pr, errr := r1.Params()
+	if pc != pr || fmt.Sprint(errc) != fmt.Sprint(errr) || r1.Elements() != int64(n) {
+		t.Fatalf("%v: counting scanner gives %+v, %v; range scanner %+v, %v", dt, pc, errc, pr, errr)
 	}
 	e, err := s1.Encoder()
 	if err != nil {
@@ -442,6 +459,30 @@ func TestMSERange(t *testing.T) {
 		t.Logf("%v: rel_rmse min/max %.4f, mse %.4f (log span %.2f -> %.2f)", dt, e0, e1, p0.LogMax-p0.LogMin, p1.LogMax-p1.LogMin)
 		if e1 > e0 || e1 > 0.01 {
 			t.Errorf("%v: rel_rmse with the mse range %.4f, min/max %.4f", dt, e1, e0)
+		}
+	}
+}
+
+func TestCheckFinite(t *testing.T) {
+	cases := []struct {
+		dt     safetensors.DType
+		top    float64 // the largest magnitude, exp(log_max)
+		finite bool
+	}{
+		{safetensors.F16, 65519, true}, {safetensors.F16, 65521, false},
+		{safetensors.BF16, 3.39e38, true}, {safetensors.BF16, 3.397e38, false},
+		{safetensors.F32, 3.4028234e38, true}, {safetensors.F32, 3.40283e38, false},
+		{safetensors.F64, 1e308, true}, {safetensors.F32, 1e-40, true},
+	}
+	for _, c := range cases {
+		p := Params{LogMin: math.Log(c.top) - 20, LogMax: math.Log(c.top)}
+		if err := p.CheckFinite(c.dt); (err == nil) != c.finite {
+			t.Errorf("%v, largest %g: %v", c.dt, c.top, err)
+		}
+	}
+	for _, p := range []Params{{LogMin: -1e308, LogMax: 1e308}, {LogMin: 0, LogMax: 710}, {LogMin: -10, LogMax: 1000}} {
+		if err := p.CheckFinite(safetensors.F64); err == nil {
+			t.Errorf("%+v: accepted", p)
 		}
 	}
 }

@@ -58,8 +58,10 @@ func (d *Decoder) Reset(p Params) {
 	d.f32[0][0], d.f32[1][0], d.f32[2][0] = d.bad32, d.bad32, d.bad32
 }
 
-// invalid finds the first invalid element of a chunk and describes it.
-func invalid(codes []uint8, signs []int8, first int64) error {
+// invalid finds the first invalid element of a chunk and describes it: a
+// sign out of range, code 0, or a code that decodes to NaN (which valid
+// parameters never give; see Params.CheckFinite).
+func (d *Decoder) invalid(codes []uint8, signs []int8, first int64) error {
 	for i, c := range codes {
 		if s := signs[i]; s < -1 || s > 1 {
 			return &InvalidError{Index: first + int64(i), What: fmt.Sprintf("sign %d is not -1, 0 or 1", s)}
@@ -67,8 +69,11 @@ func invalid(codes []uint8, signs []int8, first int64) error {
 		if c == 0 {
 			return &InvalidError{Index: first + int64(i), What: "code 0 is not a valid code"}
 		}
+		if v := d.f64[uint8(signs[i])+1][c]; v != v {
+			return &InvalidError{Index: first + int64(i), What: fmt.Sprintf("code %d does not decode to a number with this log_min and log_max", c)}
+		}
 	}
-	return fmt.Errorf("quant: no invalid element found") // not reached
+	return &InvalidError{Index: first, What: "a code or sign of this chunk is invalid"}
 }
 
 // Decode writes the values of a chunk whose first element has flat index
@@ -103,7 +108,7 @@ func (d *Decoder) decode64(tab *[3][256]float64, codes []uint8, signs []int8, ds
 		dst[i] = v
 	}
 	if !ok {
-		return invalid(codes, signs, first)
+		return d.invalid(codes, signs, first)
 	}
 	return nil
 }
@@ -121,11 +126,11 @@ func (d *Decoder) DecodeTo(dt safetensors.DType, codes []uint8, signs []int8, ds
 		for i, c := range codes {
 			k := uint8(signs[i]) + 1
 			if k > 2 {
-				return invalid(codes, signs, first)
+				return d.invalid(codes, signs, first)
 			}
 			v := d.f32[k][c]
 			if v == d.bad32 {
-				return invalid(codes, signs, first)
+				return d.invalid(codes, signs, first)
 			}
 			binary.LittleEndian.PutUint32(dst[4*i:], v)
 		}
@@ -152,7 +157,7 @@ func (d *Decoder) DecodeTo(dt safetensors.DType, codes []uint8, signs []int8, ds
 	for i, c := range codes {
 		k := uint8(signs[i]) + 1
 		if k > 2 || c == 0 {
-			return invalid(codes, signs, first)
+			return d.invalid(codes, signs, first)
 		}
 		if size == 2 {
 			binary.LittleEndian.PutUint16(dst[2*i:], uint16(tab[k][c]))

@@ -13,31 +13,48 @@ import (
 // its dtype. A tensor can be scanned in chunks by several goroutines, each
 // with its own Scanner, merged at the end; Encoder then gives the encoder.
 //
-// For 16-bit dtypes the range pass only counts how often each bit pattern
-// occurs; the encoder's codes come from a table filled with Params.Code, so
-// they are exactly the formula's without a logarithm per element. The
-// counts also give the exact squared error of any log range (MSEParams).
-// For F32 and F64 the counts are of the magnitudes' top 16 bits as float32.
+// A Scanner from NewRangeScanner keeps only what the min/max range needs:
+// the largest magnitude and the smallest above Tiny, which for a float
+// dtype are the largest and smallest of the magnitudes' bits. One from
+// NewScanner also counts how often each magnitude occurs, which MSEParams
+// needs: for 16-bit dtypes the counts are of the 15-bit magnitudes, so they
+// give the exact squared error of any log range; for F32 and F64 they are
+// of the magnitudes' top 16 bits as float32. The count of magnitude m is
+// counts[m] + counts[m|0x8000]: consecutive values go to either half, so
+// that equal neighbours do not wait on each other's increment.
 type Scanner struct {
 	dt     safetensors.DType
 	size   int
 	r      *Range
-	counts *[1 << 16]uint32 // per pattern (16-bit) or magnitude bucket
+	counts *[1 << 16]uint32 // per magnitude or bucket, in two halves; nil for a range scanner
 	bad    int64            // 16-bit: first element that is NaN or infinite, or -1
 	badVal float64
 	toF32  func(uint16) float32
 	expAll uint16 // 16-bit: exponent mask; all ones means NaN or infinity
 	vals   []float64
 	read   func([]byte, []float64)
-	// F32: the largest magnitude's bits, and the smallest above Tiny's;
-	// a float32's magnitude bits order it.
+	// The largest magnitude's bits, and the smallest above Tiny's: for F32,
+	// and for 16-bit dtypes in a range scanner. A float's magnitude bits
+	// order it.
 	maxU, minU uint32
-	tinyU      uint32 // the bits of the largest float32 at or below Tiny
+	tinyU      uint32 // the bits of the largest magnitude at or below Tiny
 }
 
 // NewScanner returns a Scanner for a tensor of dtype dt, which must be F16,
-// BF16, F32 or F64.
+// BF16, F32 or F64, that counts values for MSEParams.
 func NewScanner(dt safetensors.DType) (*Scanner, error) {
+	s, err := NewRangeScanner(dt)
+	if err != nil {
+		return nil, err
+	}
+	s.counts = new([1 << 16]uint32)
+	return s, nil
+}
+
+// NewRangeScanner returns a Scanner for a tensor of dtype dt, which must be
+// F16, BF16, F32 or F64, that finds only the min/max range: it scans
+// several times faster than one from NewScanner, and has no MSEParams.
+func NewRangeScanner(dt safetensors.DType) (*Scanner, error) {
 	if !IsFloat(dt) {
 		return nil, fmt.Errorf("dtype %v cannot be encoded: it is not F16, BF16, F32 or F64", dt)
 	}
@@ -51,8 +68,25 @@ func NewScanner(dt safetensors.DType) (*Scanner, error) {
 	if float64(math.Float32frombits(s.tinyU)) > Tiny {
 		s.tinyU--
 	}
-	s.counts = new([1 << 16]uint32)
+	if s.toF32 != nil {
+		s.tinyU = uint32(tiny16(s.toF32))
+	}
 	return s, nil
+}
+
+// tiny16 returns the largest 15-bit magnitude of a 16-bit dtype whose value
+// is at most Tiny; the values grow with the magnitude bits.
+func tiny16(toF32 func(uint16) float32) uint16 {
+	lo, hi := 0, 1<<15 // the first magnitude above Tiny is in [lo, hi]
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if float64(toF32(uint16(mid))) > Tiny {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return uint16(lo - 1)
 }
 
 // toF32 returns the conversion and the exponent mask of a 16-bit dtype.
@@ -82,17 +116,25 @@ func (s *Scanner) Scan(b []byte, first int64) {
 		v := s.vals[:n]
 		s.read(b, v)
 		s.r.Add(v, first)
-		for _, x := range v {
-			counts[math.Float32bits(float32(math.Abs(x)))>>16]++
+		if counts != nil {
+			for _, x := range v {
+				counts[math.Float32bits(float32(math.Abs(x)))>>16]++
+			}
 		}
 		return
 	}
 	b = b[:2*n]
-	for i := 1; i < len(b); i += 2 {
-		counts[uint16(b[i-1])|uint16(b[i])<<8]++
-	}
 	s.r.n += int64(n)
-	if s.sawNonFinite() && (s.bad < 0 || first < s.bad) {
+	nonFinite := false
+	if counts != nil {
+		count16(b, counts)
+		nonFinite = s.sawNonFinite()
+	} else {
+		mx, mn := minMax16Fast(b, uint16(s.tinyU), 0, 0xffff)
+		s.maxU, s.minU = max(s.maxU, uint32(mx)), min(s.minU, uint32(mn))
+		nonFinite = mx >= s.expAll
+	}
+	if nonFinite && (s.bad < 0 || first < s.bad) {
 		for i := 0; i < n; i++ {
 			if h := binary.LittleEndian.Uint16(b[2*i:]); h&s.expAll == s.expAll {
 				if s.bad < 0 || first+int64(i) < s.bad {
@@ -107,7 +149,9 @@ func (s *Scanner) Scan(b []byte, first int64) {
 // Reset empties s for another tensor of the same dtype, keeping its
 // memory.
 func (s *Scanner) Reset() {
-	clear(s.counts[:])
+	if s.counts != nil {
+		clear(s.counts[:])
+	}
 	*s.r = Range{min: math.Inf(1)}
 	s.bad, s.badVal = -1, 0
 	s.maxU, s.minU = 0, math.MaxUint32
@@ -116,20 +160,18 @@ func (s *Scanner) Reset() {
 // DType returns the dtype s scans.
 func (s *Scanner) DType() safetensors.DType { return s.dt }
 
+// Counts reports whether s counts values, as MSEParams needs.
+func (s *Scanner) Counts() bool { return s.counts != nil }
+
 // scan32 is Scan for F32, on the magnitudes' bits.
 func (s *Scanner) scan32(b []byte, first int64) {
 	le := binary.LittleEndian
 	counts := s.counts
-	maxU, minU, tinyU := s.maxU, s.minU, s.tinyU
 	n := len(b) / 4
-	for i := 0; i < n; i++ {
-		u := le.Uint32(b[4*i:]) & 0x7fffffff
-		counts[u>>16]++
-		maxU = max(maxU, u)
-		if u > tinyU {
-			minU = min(minU, u)
-		}
+	if counts != nil {
+		count32(b, counts)
 	}
+	maxU, minU := minMax32Fast(b, s.tinyU, s.maxU, s.minU)
 	s.r.n += int64(n)
 	if maxU > maxFinite32 {
 		// A NaN or an infinity: find the first, and keep the finite
@@ -144,7 +186,7 @@ func (s *Scanner) scan32(b []byte, first int64) {
 				continue
 			}
 			maxU = max(maxU, u)
-			if u > tinyU {
+			if u > s.tinyU {
 				minU = min(minU, u)
 			}
 		}
@@ -152,7 +194,7 @@ func (s *Scanner) scan32(b []byte, first int64) {
 	s.maxU, s.minU = maxU, minU
 }
 
-// sawNonFinite reports whether any NaN or infinity pattern has been seen.
+// sawNonFinite reports whether any NaN or infinity has been counted.
 func (s *Scanner) sawNonFinite() bool {
 	lowExp := s.expAll & -s.expAll // lowest exponent bit
 	for m := uint16(0); m < lowExp; m++ {
@@ -163,10 +205,13 @@ func (s *Scanner) sawNonFinite() bool {
 	return false
 }
 
-// Merge adds what o scanned to s; both scan the same tensor.
+// Merge adds what o scanned to s; both scan the same tensor, and o counts
+// values if s does.
 func (s *Scanner) Merge(o *Scanner) {
-	for i, v := range o.counts {
-		s.counts[i] += v
+	if s.counts != nil {
+		for i, v := range o.counts {
+			s.counts[i] += v
+		}
 	}
 	if o.bad >= 0 && (s.bad < 0 || o.bad < s.bad) {
 		s.bad, s.badVal = o.bad, o.badVal
@@ -196,6 +241,13 @@ func (s *Scanner) Params() (Params, error) {
 		return Params{}, &NonFiniteError{Index: s.bad, Value: s.badVal}
 	}
 	r := NewRange()
+	if s.counts == nil {
+		r.addMagnitude(float64(s.toF32(uint16(s.maxU))))
+		if s.minU != math.MaxUint32 {
+			r.addMagnitude(float64(s.toF32(uint16(s.minU))))
+		}
+		return r.Params()
+	}
 	for h := 0; h < 1<<15; h++ {
 		if s.counts[h] != 0 || s.counts[h|0x8000] != 0 {
 			r.addMagnitude(float64(s.toF32(uint16(h))))
@@ -215,15 +267,9 @@ func (s *Scanner) Encoder() (*Encoder, error) {
 
 // EncoderFor returns the encoder of the scanned tensor with parameters p.
 func (s *Scanner) EncoderFor(p Params) *Encoder {
-	e := &Encoder{dt: s.dt, p: p, size: s.size}
-	if s.toF32 != nil {
-		e.toF32 = s.toF32
-		e.table = new([1 << 16]uint16)
-		for h := 0; h < 1<<15; h++ {
-			if uint16(h)&s.expAll != s.expAll && (s.counts[h] != 0 || s.counts[h|0x8000] != 0) {
-				e.table[h], e.table[h|0x8000] = e.entry(uint16(h)), e.entry(uint16(h|0x8000))
-			}
-		}
+	e := &Encoder{dt: s.dt, p: p, size: s.size, toF32: s.toF32}
+	if s.toF32 != nil && p.Validate() == nil {
+		e.table = newCodeTable(p, s.toF32, uint16(s.tinyU), s.expAll)
 	}
 	// The thresholds cost about as much as coding 10,000 elements with a
 	// logarithm each.
@@ -236,38 +282,65 @@ func (s *Scanner) EncoderFor(p Params) *Encoder {
 // minF32Coder is the smallest F32 tensor coded with thresholds.
 const minF32Coder = 1 << 14
 
+// newCodeTable returns the code of every finite 15-bit magnitude of a
+// 16-bit dtype under parameters p, which must be valid. Magnitudes at or
+// below tiny get 255; above it the codes never increase with the
+// magnitude bits (see f32Coder: 16-bit values are float32 values), so the
+// table is filled run by run, each run's end found by a galloping search
+// that asks Params.Code itself: a few thousand logarithms per tensor
+// instead of one per magnitude.
+func newCodeTable(p Params, toF32 func(uint16) float32, tiny, expAll uint16) *codeTable {
+	t := new(codeTable)
+	for m := range int(tiny) + 1 {
+		t[m] = 255
+	}
+	code := func(m int) uint8 { return p.Code(float64(toF32(uint16(m)))) }
+	end := int(expAll) // the first non-finite magnitude
+	for m := int(tiny) + 1; m < end; {
+		c := code(m)
+		// The run of c is [m, last]; last+step is past it or past end.
+		last, step := m, 1
+		for last+step < end && code(last+step) == c {
+			last += step
+			step *= 2
+		}
+		for hi := min(last+step, end); hi-last > 1; {
+			mid := last + (hi-last)/2
+			if code(mid) == c {
+				last = mid
+			} else {
+				hi = mid
+			}
+		}
+		for k := m; k <= last; k++ {
+			t[k] = c
+		}
+		m = last + 1
+	}
+	return t
+}
+
 // Encoder encodes the chunks of one scanned tensor. It is safe for
 // concurrent use.
 type Encoder struct {
 	dt   safetensors.DType
 	size int
 	p    Params
-	// 16-bit: per pattern the range pass saw, the code in the low byte and
-	// the sign in the high one; 0 (code 0 is never used) for the others.
-	table *[1 << 16]uint16
+	// 16-bit: the code of each finite magnitude; nil for invalid
+	// parameters, whose codes are computed element by element.
+	table *codeTable
 	toF32 func(uint16) float32
 	f32   *f32Coder // F32 tensors of minF32Coder elements or more
 }
 
-// entry returns the table entry of a 16-bit pattern: code and sign.
-func (e *Encoder) entry(h uint16) uint16 {
-	c := uint16(e.p.Code(math.Abs(float64(e.toF32(h)))))
-	nz := min(h&0x7fff, 1)
-	sign := uint16(uint8(int8(nz) - 2*int8(nz)*int8(h>>15)))
-	return c | sign<<8
-}
-
 // NewEncoder returns the encoder of a tensor of dtype dt with parameters p,
-// without a range pass: every element is coded with the formula.
+// without a range pass.
 func NewEncoder(dt safetensors.DType, p Params) (*Encoder, error) {
-	if !IsFloat(dt) {
-		return nil, fmt.Errorf("dtype %v cannot be encoded: it is not F16, BF16, F32 or F64", dt)
+	s, err := NewRangeScanner(dt)
+	if err != nil {
+		return nil, err
 	}
-	e := &Encoder{dt: dt, size: int(dt.Size()), p: p}
-	if f, _ := toF32(dt); f != nil {
-		e.toF32, e.table = f, new([1 << 16]uint16)
-	}
-	return e, nil
+	return s.EncoderFor(p), nil
 }
 
 // Params returns the tensor's parameters.
@@ -280,41 +353,63 @@ func (e *Encoder) Encode(b []byte, codes []uint8, signs []int8) {
 		e.f32.encode32(b, codes[:len(b)/4], signs)
 		return
 	}
-	if e.table == nil {
+	if e.toF32 == nil {
 		e.Codes(b, codes)
 		Signs(e.dt, b, signs)
 		return
 	}
-	// 16-bit: one lookup gives both, eight elements at a time.
 	n := len(b) / 2
 	codes, signs = codes[:n], signs[:n]
-	b = b[:2*n]
-	le := binary.LittleEndian
-	t := e.table
-	sb := Int8Bytes(signs)
-	i := 0
-	for ; i+8 <= n; i += 8 {
-		x, y := le.Uint64(b[2*i:]), le.Uint64(b[2*i+8:])
-		t0, t1, t2, t3 := uint64(t[uint16(x)]), uint64(t[uint16(x>>16)]), uint64(t[uint16(x>>32)]), uint64(t[x>>48])
-		t4, t5, t6, t7 := uint64(t[uint16(y)]), uint64(t[uint16(y>>16)]), uint64(t[uint16(y>>32)]), uint64(t[y>>48])
-		// Codes in the low bytes, signs in the high ones.
-		v := t0 | t1<<16 | t2<<32 | t3<<48
-		w := t4 | t5<<16 | t6<<32 | t7<<48
-		const lo = 0x00ff00ff00ff00ff
-		c := pack8(v&lo, w&lo)
-		if (c-0x0101010101010101)&^c&0x8080808080808080 != 0 {
-			// A pattern the range pass did not see.
-			for k := i; k < i+8; k++ {
-				codes[k], signs[k] = e.unpack(e.lookup(uint16(b[2*k]) | uint16(b[2*k+1])<<8))
-			}
-			continue
+	for i := 0; i < n; {
+		if e.table != nil {
+			i += encode16Fast(e.table, b[2*i:2*n], codes[i:], signs[i:])
 		}
-		le.PutUint64(codes[i:], c)
-		le.PutUint64(sb[i:], pack8(v>>8&lo, w>>8&lo))
+		// The kernels stop at a group holding a magnitude without an
+		// entry (a NaN or an infinity), and before the last few.
+		for end := min(i+32, n); i < end; i++ {
+			h := uint16(b[2*i]) | uint16(b[2*i+1])<<8
+			codes[i] = e.code16(h)
+			nz := int8(min(h&0x7fff, 1))
+			signs[i] = nz - 2*nz*int8(h>>15)
+		}
 	}
-	for ; i < n; i++ {
-		codes[i], signs[i] = e.unpack(e.lookup(uint16(b[2*i]) | uint16(b[2*i+1])<<8))
+}
+
+// EncodePacked writes the codes and sign bits of a chunk in the packed
+// layout: the codes Encode writes, but 0 for an exact zero, and bit i of
+// bits (least significant first) set when element i is negative and not
+// zero, the padding bits of the last byte 0. codes must hold one entry per
+// element of b, and bits one bit.
+func (e *Encoder) EncodePacked(b []byte, codes []uint8, bits []byte) {
+	n := len(b) / e.size
+	codes, bits = codes[:n], bits[:(n+7)/8]
+	var signs [256]int8
+	for i := 0; i < n; { // i is a multiple of 8 but at the end
+		step := len(signs)
+		if e.table != nil {
+			i += encode16PackedFast(e.table, b[2*i:2*n], codes[i:], bits[i/8:])
+			step = 32 // back to the kernels after the group they left
+		}
+		end := min(i+step, n)
+		if i == end {
+			break
+		}
+		chunk := b[i*e.size : end*e.size]
+		e.Encode(chunk, codes[i:end], signs[:end-i])
+		ZeroCodes(e.dt, chunk, codes[i:end])
+		PackSigns(signs[:end-i], bits[i/8:])
+		i = end
 	}
+}
+
+// code16 returns the code of a 16-bit value h.
+func (e *Encoder) code16(h uint16) uint8 {
+	if e.table != nil {
+		if c := e.table[h&0x7fff]; c != 0 {
+			return c
+		}
+	}
+	return e.p.Code(math.Abs(float64(e.toF32(h))))
 }
 
 // pack8 returns the low bytes of the four 16-bit lanes of v and then of
@@ -327,17 +422,6 @@ func pack8(v, w uint64) uint64 {
 	return v | w<<32
 }
 
-// lookup returns the table entry of h, computing it when the range pass
-// did not see h.
-func (e *Encoder) lookup(h uint16) uint16 {
-	if v := e.table[h]; v != 0 {
-		return v
-	}
-	return e.entry(h)
-}
-
-func (e *Encoder) unpack(v uint16) (uint8, int8) { return uint8(v), int8(uint8(v >> 8)) }
-
 // Codes writes the codes of a chunk; codes must hold one entry per element
 // of b.
 func (e *Encoder) Codes(b []byte, codes []uint8) {
@@ -349,7 +433,7 @@ func (e *Encoder) Codes(b []byte, codes []uint8) {
 	case safetensors.F16, safetensors.BF16:
 		b = b[:2*n]
 		for i := range codes {
-			codes[i] = uint8(e.lookup(uint16(b[2*i]) | uint16(b[2*i+1])<<8))
+			codes[i] = e.code16(uint16(b[2*i]) | uint16(b[2*i+1])<<8)
 		}
 	case safetensors.F32:
 		if e.f32 != nil {
@@ -432,13 +516,18 @@ func PackSigns(signs []int8, bits []byte) {
 // UnpackSigns turns the codes and sign bits of the packed layout into the
 // codes and signs of the u8+i8 layout, in place for the codes: code 0 (an
 // exact zero) becomes code 255 with sign 0. Element i's bit is bit
-// (bitOff+i) of bits, least significant first.
-func UnpackSigns(codes []uint8, bits []byte, bitOff int, signs []int8) {
+// (bitOff+i) of bits, least significant first. It returns the index of the
+// first exact zero whose sign bit is set, which no encoder writes, or -1.
+func UnpackSigns(codes []uint8, bits []byte, bitOff int, signs []int8) int {
 	signs = signs[:len(codes)]
+	bad := -1
 	one := func(i int) {
 		p := bitOff + i
 		if codes[i] == 0 {
 			codes[i], signs[i] = 255, 0
+			if bad < 0 && bits[p>>3]>>(p&7)&1 != 0 {
+				bad = i
+			}
 			return
 		}
 		signs[i] = 1 - 2*int8(bits[p>>3]>>(p&7)&1)
@@ -466,6 +555,7 @@ func UnpackSigns(codes []uint8, bits []byte, bitOff int, signs []int8) {
 	for ; i < len(codes); i++ {
 		one(i)
 	}
+	return bad
 }
 
 // ZeroCodes sets to 0 the codes of the exact zeros of a chunk of dtype dt:

@@ -19,7 +19,16 @@ type f32Coder struct {
 	thr [255]uint32
 	// start[b] is the code of magnitude bits b<<16, the start of bucket b.
 	start [1 << 15]uint8
+	// bucket[b] gives the code of any magnitude bits u in bucket b = u>>16
+	// with one comparison: start[b] in bits 0-7, and in bits 8-24 the low
+	// 16 bits of the threshold inside the bucket, 1<<16 for none. Bit 31
+	// marks the buckets that need f.code: two thresholds or more, or
+	// non-finite values.
+	bucket [1 << 15]uint32
 }
+
+// slowBucket marks a bucket whose codes come from f.code.
+const slowBucket = 1 << 31
 
 // maxFinite32 is the bits of the largest finite float32.
 const maxFinite32 = 0x7f7fffff
@@ -54,7 +63,31 @@ func newF32Coder(p Params) *f32Coder {
 		}
 		f.start[b] = uint8(c)
 	}
+	for b := range f.bucket {
+		lo, next := uint32(b)<<16, uint32(b+1)<<16
+		c := f.start[b]
+		e := uint32(c) | 1<<16<<8
+		switch {
+		case lo > maxFinite32:
+			e = slowBucket
+		case c > 1 && f.thr[c-1] < next:
+			e = uint32(c) | (f.thr[c-1]-lo)<<8
+			if c > 2 && f.thr[c-2] < next {
+				e = slowBucket
+			}
+		}
+		f.bucket[b] = e
+	}
 	return f
+}
+
+// fast returns the code of magnitude bits u from its bucket, and false
+// when the bucket needs f.code.
+func (f *f32Coder) fast(u uint32) (uint8, bool) {
+	e := f.bucket[u>>16]
+	// 1 when the low bits of u reach the threshold.
+	ge := ((u & 0xffff) + 1<<17 - (e >> 8 & 0x1ffff)) >> 17 & 1
+	return uint8(e) - uint8(ge), e&slowBucket == 0
 }
 
 // code returns the code of magnitude bits u, which must be finite.
@@ -87,16 +120,25 @@ func (f *f32Coder) codes32(b []byte, codes []uint8) {
 // values in one pass, the signs as Signs writes them.
 func (f *f32Coder) encode32(b []byte, codes []uint8, signs []int8) {
 	le := binary.LittleEndian
-	b, signs = b[:4*len(codes)], signs[:len(codes)]
-	for i := range codes {
-		h := le.Uint32(b[4*i:])
-		u := h & 0x7fffffff
-		nz := int8(min(u, 1))
-		signs[i] = nz - 2*nz*int8(h>>31)
-		if u > maxFinite32 {
-			codes[i] = f.p.code32(u)
-			continue
+	n := len(codes)
+	b, signs = b[:4*n], signs[:n]
+	for i := 0; i < n; {
+		i += encode32Fast(&f.bucket, b[4*i:], codes[i:], signs[i:])
+		// The kernels stop at a group holding a value of a slow bucket,
+		// and before the last few.
+		for end := min(i+16, n); i < end; i++ {
+			h := le.Uint32(b[4*i:])
+			u := h & 0x7fffffff
+			nz := int8(min(u, 1))
+			signs[i] = nz - 2*nz*int8(h>>31)
+			c, ok := f.fast(u)
+			if !ok {
+				c = f.p.code32(u)
+				if u <= maxFinite32 {
+					c = f.code(u)
+				}
+			}
+			codes[i] = c
 		}
-		codes[i] = f.code(u)
 	}
 }

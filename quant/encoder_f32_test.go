@@ -28,12 +28,17 @@ func TestF32CoderMatchesFormula(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	for _, p := range params {
 		f := newF32Coder(p)
+		var sample []uint32 // magnitudes checked, for the kernels below
 		check := func(u uint32) {
 			if u > maxFinite32 {
 				return
 			}
+			sample = append(sample, u)
 			if got, want := f.code(u), p.code32(u); got != want {
 				t.Fatalf("%+v: magnitude %v (bits %#x): threshold code %d, formula %d", p, math.Float32frombits(u), u, got, want)
+			}
+			if got, ok := f.fast(u); ok && got != p.code32(u) {
+				t.Fatalf("%+v: magnitude %v (bits %#x): bucket code %d, formula %d", p, math.Float32frombits(u), u, got, p.code32(u))
 			}
 		}
 		for c := 1; c <= 254; c++ {
@@ -49,6 +54,7 @@ func TestF32CoderMatchesFormula(t *testing.T) {
 			check(r.Uint32() & 0x7fffffff)
 		}
 		check(maxFinite32)
+		checkEncode32(t, f, sample, r)
 		// codes32 reads signed values, and codes the non-finite ones too.
 		raw := binary.LittleEndian.AppendUint32(nil, math.Float32bits(-0.01))
 		raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(float32(math.Inf(-1))))
@@ -95,6 +101,54 @@ func TestF32TensorUsesThresholds(t *testing.T) {
 			if c := p.Code(math.Abs(v)); codes[i] != c || signs[i] != Sign(v) {
 				t.Fatalf("%s: element %d (%v): %d/%d, formula %d/%d", rng, i, v, codes[i], signs[i], c, Sign(v))
 			}
+		}
+	}
+}
+
+// checkEncode32 encodes magnitudes with random signs, a few non-finite
+// values among them, through the kernels (AVX-512 where they run, and Go)
+// and the whole encode pass, against the formula.
+func checkEncode32(t *testing.T, f *f32Coder, mags []uint32, r *rand.Rand) {
+	t.Helper()
+	r.Shuffle(len(mags), func(i, j int) { mags[i], mags[j] = mags[j], mags[i] })
+	n := min(len(mags), 5000)
+	raw := make([]byte, 4*n)
+	for i, u := range mags[:n] {
+		if r.IntN(500) == 0 {
+			u = 0x7f800000 | uint32(r.IntN(3)) // infinity or NaN
+		}
+		binary.LittleEndian.PutUint32(raw[4*i:], u|uint32(r.IntN(2))<<31)
+	}
+	want := func(i int) (uint8, int8) {
+		v := float64(math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:])))
+		s := make([]int8, 1) // as Signs gives it, also for a NaN
+		Signs(safetensors.F32, raw[4*i:4*i+4], s)
+		return f.p.Code(math.Abs(v)), s[0]
+	}
+	for _, k := range []func(*[1 << 15]uint32, []byte, []uint8, []int8) int{encode32, encode32Fast} {
+		codes, signs := make([]uint8, n), make([]int8, n)
+		done := k(&f.bucket, raw, codes, signs)
+		for i := range done {
+			if c, s := want(i); codes[i] != c || signs[i] != s {
+				t.Fatalf("%+v: kernel, element %d: %d/%d, formula %d/%d", f.p, i, codes[i], signs[i], c, s)
+			}
+		}
+		if done < n&^15 && f.bucket[binary.LittleEndian.Uint32(raw[4*done:])>>16&0x7fff]&slowBucket == 0 {
+			// It stopped at a block: one of its values must need f.code.
+			slow := false
+			for i := done; i < min(done+16, n); i++ {
+				slow = slow || f.bucket[binary.LittleEndian.Uint32(raw[4*i:])>>16&0x7fff]&slowBucket != 0
+			}
+			if !slow {
+				t.Fatalf("%+v: kernel stopped at %d of %d without a slow bucket", f.p, done, n)
+			}
+		}
+	}
+	codes, signs := make([]uint8, n), make([]int8, n)
+	f.encode32(raw, codes, signs)
+	for i := range n {
+		if c, s := want(i); codes[i] != c || signs[i] != s {
+			t.Fatalf("%+v: encode32, element %d: %d/%d, formula %d/%d", f.p, i, codes[i], signs[i], c, s)
 		}
 	}
 }

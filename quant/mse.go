@@ -1,6 +1,9 @@
 package quant
 
-import "math"
+import (
+	"errors"
+	"math"
+)
 
 // MSEParams returns parameters that keep the min/max log_max and choose the
 // log_min that minimises the tensor's total squared reconstruction error,
@@ -10,6 +13,9 @@ import "math"
 // (the counts hold every value); for F32 and F64 it is measured on the
 // counts' buckets of magnitudes.
 func (s *Scanner) MSEParams() (Params, error) {
+	if s.counts == nil {
+		return Params{}, errors.New("the mse range needs a scanner that counts values (NewScanner)")
+	}
 	p0, err := s.Params()
 	if err != nil || p0.LogMax == p0.LogMin {
 		return p0, err

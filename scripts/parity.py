@@ -20,7 +20,8 @@ Go sources.
 What it checks, for each SOURCE/QINSFILE pair:
 
 * the QINS file is a well-formed safetensors file: 8-byte little-endian header
-  length, JSON header without duplicate keys, every tensor's byte range inside
+  length, JSON header without duplicate keys (anywhere, compared exactly:
+  never case-folded) and with UTF-8 strings only, every tensor's byte range inside
   the data section and of the size its dtype and shape imply, the data section
   covered without holes or overlaps, tensors laid out largest element size
   first, each one aligned (in the file) to its element size;
@@ -35,7 +36,9 @@ What it checks, for each SOURCE/QINSFILE pair:
   object with exactly log_min, log_max (JSON numbers in shortest round-trip
   form), dtype (the source dtype), optionally layout ("u8+i8", the
   default, or "packed") and optionally range ("minmax", the default, or
-  "mse"); the source has no NaN or infinity. In u8+i8,
+  "mse"), each key once; log_max - log_min is finite and the largest
+  magnitude, exp(log_max) (code 1), is finite in the source dtype; the
+  source has no NaN or infinity. In u8+i8,
   NAME.qins is U8 and NAME.sign is I8, both of the source shape; in packed,
   NAME.qins is U8 of the source shape and NAME.signbits is U8 of shape
   [ceil(n/8)]. The tensor is then re-encoded in float64 following the README
@@ -108,6 +111,9 @@ ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1,
             "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
 FLOATS = ("F16", "BF16", "F32", "F64")
 READ_DTYPE = {"F32": "<f4", "F64": "<f8"}     # F16/BF16 are read as "<u2" patterns
+# The least float64 that rounds (to nearest even) to an infinity in a dtype.
+FIRST_INFINITE = {"F16": 65520.0, "BF16": 2.0 ** 127 * (2 - 2.0 ** -8),
+                  "F32": 2.0 ** 127 * (2 - 2.0 ** -24)}
 LAYOUTS = ("u8+i8", "packed")                 # values of "layout" in "qins:NAME"
 RANGES = ("minmax", "mse")                    # values of "range" in "qins:NAME"
 GRANULARITIES = ("tensor", "row")             # values of "granularity" in "qins:NAME"
@@ -143,10 +149,17 @@ class Header:
 
 
 def _no_duplicates(pairs):
+    """object_pairs_hook: no key twice (keys are compared exactly, never
+    case-folded), and no string with a lone surrogate (not UTF-8)."""
     obj = {}
     for k, v in pairs:
         if k in obj:
             raise InputError("duplicate JSON key %r" % k)
+        for text in (k, v) if isinstance(v, str) else (k,):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InputError("JSON string %r is not UTF-8" % text)
         obj[k] = v
     return obj
 
@@ -588,6 +601,14 @@ def parse_qins_meta(name, text, rep):
     if type(lo) not in (int, float) or type(hi) not in (int, float) \
             or not np.isfinite([lo, hi]).all() or hi < lo:
         return rep.fail("%s: bad log_min/log_max in %r" % (name, text))
+    # Code 1 decodes to the largest magnitude, exp(log_min + 1 * (log_max -
+    # log_min)): it must be finite in the source dtype, or the file decodes
+    # to infinities (or NaN, when log_max - log_min overflows).
+    with np.errstate(over="ignore", invalid="ignore"):
+        top = np.exp(np.float64(lo) + (np.float64(hi) - np.float64(lo)))
+    if not np.isfinite(top) or top >= FIRST_INFINITE.get(obj["dtype"], np.inf):
+        return rep.fail("%s: log_min %r, log_max %r decode to %r, beyond the largest %s"
+                        % (name, lo, hi, float(top), obj["dtype"]))
     for s in raw:
         if _digits(s) != _digits(repr(float(s))):
             rep.fail("%s: %s is not the shortest form of %r" % (name, s, float(s)))

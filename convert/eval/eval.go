@@ -66,7 +66,7 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 	if opts.Generate == 0 {
 		opts.Generate = DefaultGenerate
 	}
-	s, err := open(ref, cand, opts.Config)
+	s, err := open(ctx, ref, cand, opts.Config)
 	if err != nil {
 		return nil, err
 	}
@@ -130,21 +130,21 @@ func (s *session) close() {
 
 // open reads the config and tokenizer beside ref (or configPath) and both
 // checkpoints, and checks that they have the same tensors.
-func open(ref, cand, configPath string) (*session, error) {
+func open(ctx context.Context, ref, cand, configPath string) (*session, error) {
 	s := &session{}
-	if err := s.open(ref, cand, configPath); err != nil {
+	if err := s.open(ctx, ref, cand, configPath); err != nil {
 		s.close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *session) open(ref, cand, configPath string) error {
+func (s *session) open(ctx context.Context, ref, cand, configPath string) error {
 	var err error
-	if s.rw, err = OpenWeights(ref); err != nil {
+	if s.rw, err = OpenWeights(ctx, ref); err != nil {
 		return &InputError{Err: err}
 	}
-	if s.cw, err = OpenWeights(cand); err != nil {
+	if s.cw, err = OpenWeights(ctx, cand); err != nil {
 		return &InputError{Err: err}
 	}
 	dir := filepath.Dir(s.rw.Path())

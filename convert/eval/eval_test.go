@@ -83,7 +83,7 @@ func runPair(t *testing.T, refDir, candDir string, ids []int) *Report {
 	defer s.close()
 	var ms [2]*model.Model
 	for i, dir := range []string{refDir, candDir} {
-		w, err := OpenWeights(dir)
+		w, err := OpenWeights(context.Background(), dir)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,9 +16,9 @@ type Weights struct {
 	t *convert.Tensors
 }
 
-// OpenWeights opens the checkpoint at path.
-func OpenWeights(path string) (*Weights, error) {
-	t, err := convert.OpenTensors(path)
+// OpenWeights opens the checkpoint at path, stopping early when ctx is done.
+func OpenWeights(ctx context.Context, path string) (*Weights, error) {
+	t, err := convert.OpenTensors(ctx, path)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,86 @@
+package convert
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/qins-dev/qins/format"
+)
+
+// TestHeaderLimit checks that convert refuses, before writing anything,
+// an output whose header would be above the limit, and that its early
+// bound never exceeds the exact length.
+func TestHeaderLimit(t *testing.T) {
+	for _, src := range []string{tinyDir, smallSrc} {
+		for _, layout := range []string{format.LayoutU8I8, format.LayoutPacked} {
+			c, err := format.OpenCheckpoint(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := Options{Layout: layout, Range: format.RangeMinMax}
+			jobs, out, meta, err := plan(c, &opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, j := range jobs {
+				if j.encode {
+					n++
+				}
+			}
+			exact, _ := format.HeaderLen(meta, out)
+			exact = (exact+7)/8*8 + n*format.EncodedMetaSlack
+			least := leastHeaderLen(c, jobs, &opts)
+			c.Close()
+			if least > exact || least < exact*9/10 {
+				t.Errorf("%s, %s: early bound %d, exact %d", src, layout, least, exact)
+			}
+			for _, tc := range []struct {
+				limit int
+				want  string
+			}{
+				{least - 1, "would take at least "},              // refused by the early bound
+				{exact - 1, "would take " + strconv.Itoa(exact)}, // by the exact length
+				{exact, ""}, // at the limit: written
+			} {
+				dir := t.TempDir()
+				dst := filepath.Join(dir, "out.qins.safetensors")
+				_, err := Convert(context.Background(), src, dst, Options{Layout: layout, maxHeader: tc.limit})
+				ents, _ := os.ReadDir(dir)
+				if tc.want == "" {
+					if err != nil {
+						t.Errorf("%s, %s, limit %d: %v", src, layout, tc.limit, err)
+					}
+					continue
+				}
+				if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "above the safetensors limit") || len(ents) != 0 {
+					t.Errorf("%s, %s, limit %d: got %v and %d files, want %q", src, layout, tc.limit, err, len(ents), tc.want)
+				}
+			}
+		}
+	}
+}
+
+// TestCanceledBeforeTheTensors: the loops over a header's tensors look at
+// the context before any tensor, and then every few thousand.
+func TestCanceledBeforeTheTensors(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Inspect(ctx, smallSrc); err != context.Canceled {
+		t.Errorf("inspect: %v", err)
+	}
+	if _, err := Diff(ctx, smallSrc, smallQINS, DiffOptions{}); err != context.Canceled {
+		t.Errorf("diff: %v", err)
+	}
+	dir := t.TempDir()
+	if _, err := Convert(ctx, smallSrc, filepath.Join(dir, "out.qins.safetensors"), Options{}); err != context.Canceled {
+		t.Errorf("convert: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("convert left %d files", len(ents))
+	}
+}

@@ -1,0 +1,104 @@
+//go:build amd64 && !purego
+
+package quant
+
+import "golang.org/x/sys/cpu"
+
+// avx512 reports whether the AVX-512 kernels of kernels_amd64.s can run.
+var avx512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL
+
+// minMax16AVX512 stores in out the lane-wise largest 15-bit magnitude of
+// blocks blocks of 32 little-endian 16-bit values at p (out[:32]), and the
+// smallest above tiny, 0xffff for none (out[32:]).
+//
+//go:noescape
+func minMax16AVX512(p *byte, blocks int, tiny uint16, out *[64]uint16)
+
+// minMax32AVX512 is minMax16AVX512 for blocks of 16 32-bit values.
+//
+//go:noescape
+func minMax32AVX512(p *byte, blocks int, tiny uint32, out *[32]uint32)
+
+// encode16AVX512 is encode16 on blocks of 32 values; it returns how many
+// blocks it wrote.
+//
+//go:noescape
+func encode16AVX512(t *codeTable, p *byte, blocks int, codes *byte, signs *byte) int
+
+// minMax16Fast is minMax16, with the AVX-512 kernel where it runs.
+func minMax16Fast(b []byte, tiny, mx, mn uint16) (uint16, uint16) {
+	if k := len(b) / 64; avx512 && k > 0 {
+		var out [64]uint16
+		minMax16AVX512(&b[0], k, tiny, &out)
+		for i := range 32 {
+			mx, mn = max(mx, out[i]), min(mn, out[32+i])
+		}
+		b = b[64*k:]
+	}
+	return minMax16(b, tiny, mx, mn)
+}
+
+// minMax32Fast is minMax32, with the AVX-512 kernel where it runs.
+func minMax32Fast(b []byte, tiny, mx, mn uint32) (uint32, uint32) {
+	if k := len(b) / 64; avx512 && k > 0 {
+		var out [32]uint32
+		minMax32AVX512(&b[0], k, tiny, &out)
+		for i := range 16 {
+			mx, mn = max(mx, out[i]), min(mn, out[16+i])
+		}
+		b = b[64*k:]
+	}
+	return minMax32(b, tiny, mx, mn)
+}
+
+// encode16Fast is encode16, with the AVX-512 kernel where it runs.
+func encode16Fast(t *codeTable, b []byte, codes []uint8, signs []int8) int {
+	n := min(len(b)/2, len(codes), len(signs))
+	if !avx512 || n < 32 {
+		return encode16(t, b, codes, signs)
+	}
+	k := 32 * encode16AVX512(t, &b[0], n/32, &codes[0], &Int8Bytes(signs)[0])
+	if k < n&^31 {
+		return k // stopped at a block holding a magnitude without an entry
+	}
+	return k + encode16(t, b[2*k:], codes[k:], signs[k:])
+}
+
+// encode32AVX512 is encode32 on blocks of 16 values; it returns how many
+// blocks it wrote.
+//
+//go:noescape
+func encode32AVX512(bk *[1 << 15]uint32, p *byte, blocks int, codes *byte, signs *byte) int
+
+// encode32Fast is encode32, with the AVX-512 kernel where it runs.
+func encode32Fast(bk *[1 << 15]uint32, b []byte, codes []uint8, signs []int8) int {
+	n := min(len(b)/4, len(codes), len(signs))
+	if !avx512 || n < 16 {
+		return encode32(bk, b, codes, signs)
+	}
+	k := 16 * encode32AVX512(bk, &b[0], n/16, &codes[0], &Int8Bytes(signs)[0])
+	if k < n&^15 {
+		return k // stopped at a block holding a value of a slow bucket
+	}
+	return k + encode32(bk, b[4*k:], codes[k:], signs[k:])
+}
+
+// encode16PackedAVX512 is encode16Packed on blocks of 32 values; it
+// returns how many blocks it wrote.
+//
+//go:noescape
+func encode16PackedAVX512(t *codeTable, p *byte, blocks int, codes *byte, bits *byte) int
+
+// encode16PackedFast is encode16Packed, with the AVX-512 kernel where it
+// runs.
+func encode16PackedFast(t *codeTable, b []byte, codes []uint8, bits []byte) int {
+	n := min(len(b)/2, len(codes), 8*len(bits))
+	if !avx512 || n < 32 {
+		return encode16Packed(t, b, codes, bits)
+	}
+	k := 32 * encode16PackedAVX512(t, &b[0], n/32, &codes[0], &bits[0])
+	if k < n&^31 {
+		return k
+	}
+	return k + encode16Packed(t, b[2*k:], codes[k:], bits[k/8:])
+}

@@ -1,0 +1,260 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// func minMax16AVX512(p *byte, blocks int, tiny uint16, out *[64]uint16)
+TEXT ·minMax16AVX512(SB), NOSPLIT, $0-32
+	MOVQ    p+0(FP), SI
+	MOVQ    blocks+8(FP), CX
+	MOVWLZX tiny+16(FP), AX
+	MOVQ    out+24(FP), DI
+	VPBROADCASTW AX, Z4
+	MOVL    $0x7fff, AX
+	VPBROADCASTW AX, Z5
+	VPXORQ  Z0, Z0, Z0            // largest magnitude
+	VPTERNLOGD $0xff, Z1, Z1, Z1  // smallest above tiny
+	VPXORQ  Z6, Z6, Z6            // the same for odd blocks
+	VPTERNLOGD $0xff, Z7, Z7, Z7
+	SHRQ    $1, CX                // pairs of blocks
+	JZ      one
+pair:
+	VPANDD  (SI), Z5, Z2
+	VPANDD  64(SI), Z5, Z3
+	VPMAXUW Z2, Z0, Z0
+	VPMAXUW Z3, Z6, Z6
+	VPCMPUW $6, Z4, Z2, K1        // Z2 > tiny
+	VPCMPUW $6, Z4, Z3, K2
+	VPMINUW Z2, Z1, K1, Z1
+	VPMINUW Z3, Z7, K2, Z7
+	ADDQ    $128, SI
+	DECQ    CX
+	JNZ     pair
+one:
+	TESTQ   $1, blocks+8(FP)
+	JZ      done
+	VPANDD  (SI), Z5, Z2
+	VPMAXUW Z2, Z0, Z0
+	VPCMPUW $6, Z4, Z2, K1
+	VPMINUW Z2, Z1, K1, Z1
+done:
+	VPMAXUW Z6, Z0, Z0
+	VPMINUW Z7, Z1, Z1
+	VMOVDQU16 Z0, (DI)
+	VMOVDQU16 Z1, 64(DI)
+	VZEROUPPER
+	RET
+
+// func minMax32AVX512(p *byte, blocks int, tiny uint32, out *[32]uint32)
+TEXT ·minMax32AVX512(SB), NOSPLIT, $0-32
+	MOVQ    p+0(FP), SI
+	MOVQ    blocks+8(FP), CX
+	MOVL    tiny+16(FP), AX
+	MOVQ    out+24(FP), DI
+	VPBROADCASTD AX, Z4
+	MOVL    $0x7fffffff, AX
+	VPBROADCASTD AX, Z5
+	VPXORQ  Z0, Z0, Z0
+	VPTERNLOGD $0xff, Z1, Z1, Z1
+	VPXORQ  Z6, Z6, Z6
+	VPTERNLOGD $0xff, Z7, Z7, Z7
+	SHRQ    $1, CX
+	JZ      one
+pair:
+	VPANDD  (SI), Z5, Z2
+	VPANDD  64(SI), Z5, Z3
+	VPMAXUD Z2, Z0, Z0
+	VPMAXUD Z3, Z6, Z6
+	VPCMPUD $6, Z4, Z2, K1
+	VPCMPUD $6, Z4, Z3, K2
+	VPMINUD Z2, Z1, K1, Z1
+	VPMINUD Z3, Z7, K2, Z7
+	ADDQ    $128, SI
+	DECQ    CX
+	JNZ     pair
+one:
+	TESTQ   $1, blocks+8(FP)
+	JZ      done
+	VPANDD  (SI), Z5, Z2
+	VPMAXUD Z2, Z0, Z0
+	VPCMPUD $6, Z4, Z2, K1
+	VPMINUD Z2, Z1, K1, Z1
+done:
+	VPMAXUD Z6, Z0, Z0
+	VPMINUD Z7, Z1, Z1
+	VMOVDQU32 Z0, (DI)
+	VMOVDQU32 Z1, 64(DI)
+	VZEROUPPER
+	RET
+
+// func encode16AVX512(t *codeTable, p *byte, blocks int, codes *byte, signs *byte) int
+//
+// Per block of 32 values: the codes are gathered from the table, four
+// bytes at each magnitude (the table is padded for it), and the signs come
+// from two masks, magnitude not zero and sign bit set.
+TEXT ·encode16AVX512(SB), NOSPLIT, $0-48
+	MOVQ    t+0(FP), DI
+	MOVQ    p+8(FP), SI
+	MOVQ    blocks+16(FP), CX
+	MOVQ    codes+24(FP), R8
+	MOVQ    signs+32(FP), R9
+	XORQ    BX, BX
+	MOVL    $0x7fff, AX
+	VPBROADCASTD AX, Z5
+	VPBROADCASTW AX, Z11
+	MOVL    $1, AX
+	VPBROADCASTB AX, Y9           // +1 bytes
+	VPCMPEQB Y10, Y10, Y10        // -1 bytes
+	TESTQ   CX, CX
+	JZ      done
+loop:
+	VPMOVZXWD (SI), Z2
+	VPMOVZXWD 32(SI), Z3
+	VPANDD  Z5, Z2, Z2            // magnitudes, as dword indices
+	VPANDD  Z5, Z3, Z3
+	KXNORW  K1, K1, K1
+	KXNORW  K2, K2, K2
+	VPXORD  Z6, Z6, Z6
+	VPXORD  Z7, Z7, Z7
+	VPGATHERDD (DI)(Z2*1), K1, Z6
+	VPGATHERDD (DI)(Z3*1), K2, Z7
+	VPMOVDB Z6, X6
+	VPMOVDB Z7, X7
+	VINSERTI128 $1, X7, Y6, Y6
+	VPTESTNMB Y6, Y6, K3          // a code 0: no entry
+	KORTESTD K3, K3
+	JNZ     done
+	VMOVDQU8 Y6, (R8)
+	VMOVDQU16 (SI), Z0
+	VPMOVW2M Z0, K5               // sign bits
+	VPTESTMW Z11, Z0, K4          // magnitude not zero
+	KANDD   K4, K5, K5
+	VMOVDQU8.Z Y9, K4, Y8
+	VMOVDQU8 Y10, K5, Y8
+	VMOVDQU8 Y8, (R9)
+	ADDQ    $64, SI
+	ADDQ    $32, R8
+	ADDQ    $32, R9
+	INCQ    BX
+	CMPQ    BX, CX
+	JLT     loop
+done:
+	MOVQ    BX, ret+40(FP)
+	VZEROUPPER
+	RET
+
+// func encode32AVX512(bk *[1 << 15]uint32, p *byte, blocks int, codes *byte, signs *byte) int
+//
+// Per block of 16 values: each value's bucket entry is gathered; the code
+// is the bucket's start code, less one when the low 16 bits of the
+// magnitude reach the bucket's threshold.
+TEXT ·encode32AVX512(SB), NOSPLIT, $0-48
+	MOVQ    bk+0(FP), DI
+	MOVQ    p+8(FP), SI
+	MOVQ    blocks+16(FP), CX
+	MOVQ    codes+24(FP), R8
+	MOVQ    signs+32(FP), R9
+	XORQ    BX, BX
+	MOVL    $0x7fffffff, AX
+	VPBROADCASTD AX, Z5           // magnitude
+	MOVL    $0xffff, AX
+	VPBROADCASTD AX, Z11          // low 16 bits
+	MOVL    $0x1ffff, AX
+	VPBROADCASTD AX, Z12          // threshold field
+	MOVL    $0x20000, AX
+	VPBROADCASTD AX, Z13
+	MOVL    $0xff, AX
+	VPBROADCASTD AX, Z14          // start code field
+	MOVL    $0x80000000, AX
+	VPBROADCASTD AX, Z15          // sign bit, slow bucket bit
+	MOVL    $1, AX
+	VPBROADCASTB AX, X9           // +1 bytes
+	VPCMPEQB X10, X10, X10        // -1 bytes
+	TESTQ   CX, CX
+	JZ      done32
+loop32:
+	VMOVDQU32 (SI), Z0
+	VPANDD  Z5, Z0, Z1            // u
+	VPSRLD  $16, Z1, Z2           // bucket
+	KXNORW  K1, K1, K1
+	VPXORD  Z3, Z3, Z3
+	VPGATHERDD (DI)(Z2*4), K1, Z3 // entries
+	VPTESTMD Z15, Z3, K2
+	KORTESTW K2, K2
+	JNZ     done32                // a slow bucket
+	VPANDD  Z11, Z1, Z4
+	VPADDD  Z13, Z4, Z4
+	VPSRLD  $8, Z3, Z6
+	VPANDD  Z12, Z6, Z6
+	VPSUBD  Z6, Z4, Z4
+	VPSRLD  $17, Z4, Z4           // 1 when the low bits reach the threshold
+	VPANDD  Z14, Z3, Z3
+	VPSUBD  Z4, Z3, Z3
+	VPMOVDB Z3, X3
+	VMOVDQU8 X3, (R8)
+	VPTESTMD Z1, Z1, K3           // not zero
+	VPTESTMD Z15, Z0, K4          // negative
+	KANDW   K3, K4, K4
+	VMOVDQU8.Z X9, K3, X8
+	VMOVDQU8 X10, K4, X8
+	VMOVDQU8 X8, (R9)
+	ADDQ    $64, SI
+	ADDQ    $16, R8
+	ADDQ    $16, R9
+	INCQ    BX
+	CMPQ    BX, CX
+	JLT     loop32
+done32:
+	MOVQ    BX, ret+40(FP)
+	VZEROUPPER
+	RET
+
+// func encode16PackedAVX512(t *codeTable, p *byte, blocks int, codes *byte, bits *byte) int
+//
+// encode16AVX512 for the packed layout: the codes of exact zeros are
+// zeroed, and the mask of the negative non-zero values is the sign bits.
+TEXT ·encode16PackedAVX512(SB), NOSPLIT, $0-48
+	MOVQ    t+0(FP), DI
+	MOVQ    p+8(FP), SI
+	MOVQ    blocks+16(FP), CX
+	MOVQ    codes+24(FP), R8
+	MOVQ    bits+32(FP), R9
+	XORQ    BX, BX
+	MOVL    $0x7fff, AX
+	VPBROADCASTD AX, Z5
+	VPBROADCASTW AX, Z11
+	TESTQ   CX, CX
+	JZ      donep
+loopp:
+	VPMOVZXWD (SI), Z2
+	VPMOVZXWD 32(SI), Z3
+	VPANDD  Z5, Z2, Z2
+	VPANDD  Z5, Z3, Z3
+	KXNORW  K1, K1, K1
+	KXNORW  K2, K2, K2
+	VPXORD  Z6, Z6, Z6
+	VPXORD  Z7, Z7, Z7
+	VPGATHERDD (DI)(Z2*1), K1, Z6
+	VPGATHERDD (DI)(Z3*1), K2, Z7
+	VPMOVDB Z6, X6
+	VPMOVDB Z7, X7
+	VINSERTI128 $1, X7, Y6, Y6
+	VPTESTNMB Y6, Y6, K3
+	KORTESTD K3, K3
+	JNZ     donep
+	VMOVDQU16 (SI), Z0
+	VPTESTMW Z11, Z0, K4          // magnitude not zero
+	VPMOVW2M Z0, K5               // sign bits
+	KANDD   K4, K5, K5
+	VMOVDQU8.Z Y6, K4, Y6         // code 0 for the zeros
+	VMOVDQU8 Y6, (R8)
+	KMOVD   K5, (R9)
+	ADDQ    $64, SI
+	ADDQ    $32, R8
+	ADDQ    $4, R9
+	INCQ    BX
+	CMPQ    BX, CX
+	JLT     loopp
+donep:
+	MOVQ    BX, ret+40(FP)
+	VZEROUPPER
+	RET

@@ -1,0 +1,21 @@
+//go:build !amd64 || purego
+
+package quant
+
+func minMax16Fast(b []byte, tiny, mx, mn uint16) (uint16, uint16) { return minMax16(b, tiny, mx, mn) }
+
+func minMax32Fast(b []byte, tiny, mx, mn uint32) (uint32, uint32) { return minMax32(b, tiny, mx, mn) }
+
+func encode16Fast(t *codeTable, b []byte, codes []uint8, signs []int8) int {
+	return encode16(t, b, codes, signs)
+}
+
+func encode32Fast(bk *[1 << 15]uint32, b []byte, codes []uint8, signs []int8) int {
+	return encode32(bk, b, codes, signs)
+}
+
+func encode16PackedFast(t *codeTable, b []byte, codes []uint8, bits []byte) int {
+	return encode16Packed(t, b, codes, bits)
+}
+
+const avx512 = false
