@@ -27,6 +27,7 @@ type RowCoder struct {
 	vals   []float64 // F32 and F64: the row's values
 	alt    []uint8   // mse: the min/max range's codes
 	hist   rowHist
+	dist   *distinct16 // 16-bit
 }
 
 // NewRowCoder returns a RowCoder for rows of dtype dt, which must be F16,
@@ -42,6 +43,7 @@ func NewRowCoder(dt safetensors.DType) (*RowCoder, error) {
 	rc := &RowCoder{dt: dt, size: int(dt.Size()), read: read}
 	rc.toF32, rc.expAll = toF32(dt)
 	if rc.toF32 != nil {
+		rc.dist = new(distinct16)
 		rc.logs = new([1 << 15]float64)
 		for m := range rc.logs {
 			a := float64(rc.toF32(uint16(m)))
@@ -126,6 +128,9 @@ func (rc *RowCoder) values(row []byte) []float64 {
 func (rc *RowCoder) Encode(row []byte, first int64, mse bool, codes []uint8, signs []int8) (Params, error) {
 	n := len(row) / rc.size
 	codes, signs = codes[:n], signs[:n]
+	if rc.dist != nil {
+		return rc.encode16(row[:2*n], first, mse, codes, signs)
+	}
 	p0, err := rc.Range(row, first)
 	if err != nil {
 		return Params{}, err
@@ -214,19 +219,7 @@ const ExactRowMax = 512
 // around the best); p0 is a candidate. codes is
 // scratch.
 func (rc *RowCoder) exactMSE(row []byte, p0 Params, codes []uint8) Params {
-	best, bestErr := p0, rc.codes(row, p0, codes, true)
-	lo, hi := p0.LogMin, p0.LogMax
-	for _, steps := range []int{64, 32, 32, 32} {
-		width := (hi - lo) / float64(steps)
-		for k := 0; k < steps; k++ {
-			p := StoredRange(Params{LogMin: lo + float64(k)*width, LogMax: p0.LogMax})
-			if e := rc.codes(row, p, codes, true); e < bestErr {
-				best, bestErr = p, e
-			}
-		}
-		lo, hi = max(p0.LogMin, best.LogMin-width), min(p0.LogMax, best.LogMin+width)
-	}
-	return best
+	return exactSearch(p0, func(p Params) float64 { return rc.codes(row, p, codes, true) })
 }
 
 // rowHist is a row's magnitudes in buckets of an eighth of an octave
@@ -249,29 +242,36 @@ func (rc *RowCoder) MSERange(row []byte, p0 Params) Params {
 	if p0.LogMin == p0.LogMax {
 		return p0
 	}
-	h := &rc.hist
-	lo, hi := len(h.n), -1
-	add := func(m float64) {
-		b := int(math.Float32bits(float32(m)) >> 20)
-		h.n[b]++
-		h.s1[b] += m
-		h.s2[b] += m * m
-		lo, hi = min(lo, b), max(hi, b)
-	}
-	if rc.toF32 == nil {
-		for _, x := range rc.values(row) {
-			if x != 0 {
-				add(math.Abs(x))
+	return rc.modelRange(p0, func(add func(m, w float64)) {
+		if rc.toF32 == nil {
+			for _, x := range rc.values(row) {
+				if x != 0 {
+					add(math.Abs(x), 1)
+				}
 			}
+			return
 		}
-	} else {
 		le := binary.LittleEndian
 		for i := 0; i+1 < len(row); i += 2 {
 			if m := le.Uint16(row[i:]) & 0x7fff; m != 0 {
-				add(float64(rc.toF32(m)))
+				add(float64(rc.toF32(m)), 1)
 			}
 		}
-	}
+	})
+}
+
+// modelRange is MSERange over the non-zero magnitudes visit gives, each
+// with its count w.
+func (rc *RowCoder) modelRange(p0 Params, visit func(add func(m, w float64))) Params {
+	h := &rc.hist
+	lo, hi := len(h.n), -1
+	visit(func(m, w float64) {
+		b := int(math.Float32bits(float32(m)) >> 20)
+		h.n[b] += w
+		h.s1[b] += w * m
+		h.s2[b] += w * m * m
+		lo, hi = min(lo, b), max(hi, b)
+	})
 	if hi < 0 {
 		return p0
 	}
