@@ -218,8 +218,34 @@ const ExactRowMax = 512
 // row, by a coarse-to-fine search (64 candidates, then three rounds of 32
 // around the best); p0 is a candidate. codes is
 // scratch.
-func (rc *RowCoder) exactMSE(row []byte, p0 Params, codes []uint8) Params {
-	return exactSearch(p0, func(p Params) float64 { return rc.codes(row, p, codes, true) })
+func (rc *RowCoder) exactMSE(row []byte, p0 Params, _ []uint8) Params {
+	// The magnitudes and their logarithms once; each candidate then costs
+	// the formula and one exponential per element (a row this short has
+	// fewer elements than codes).
+	v := rc.values(row)
+	mags, logs := make([]float64, 0, len(v)), make([]float64, 0, len(v))
+	for _, x := range v {
+		if a := math.Abs(x); a != 0 {
+			mags, logs = append(mags, a), append(logs, math.Log(a))
+		}
+	}
+	return exactSearch(p0, func(p Params) float64 {
+		d := p.LogMax - p.LogMin
+		var e float64
+		for i, a := range mags {
+			c := uint8(255)
+			switch {
+			case a <= Tiny:
+			case d == 0:
+				c = 1
+			default: // Params.Code with the logarithm computed once
+				c = uint8(min(max(math.RoundToEven(255-254*(logs[i]-p.LogMin)/d), 1), 255))
+			}
+			x := a - p.Magnitude(c)
+			e += x * x
+		}
+		return e
+	})
 }
 
 // rowHist is a row's magnitudes in buckets of an eighth of an octave
