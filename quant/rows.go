@@ -253,6 +253,9 @@ func (rc *RowCoder) exactMSE(row []byte, p0 Params, _ []uint8) Params {
 // squares, for MSERange's model.
 type rowHist struct {
 	n, s1, s2 [1 << 11]float64
+	// edge[b] is ln of bucket b's lower edge, filled on first use.
+	edge  [1 << 11]float64
+	edged bool
 }
 
 // MSERange returns the stored range that keeps p0's log_max and chooses
@@ -305,17 +308,23 @@ func (rc *RowCoder) modelRange(p0 Params, visit func(add func(m, w float64))) Pa
 	for b := lo; b <= hi; b++ {
 		total += h.s2[b]
 	}
-	model := func(lmin, n, s1, s2 float64) float64 {
+	// e is exp(lmin), the magnitude clamped elements decode to.
+	model := func(lmin, e, n, s1, s2 float64) float64 {
 		s := (p0.LogMax - lmin) / 254
-		e := math.Exp(lmin)
 		return s*s/12*(total-s2) + s2 - 2*e*s1 + e*e*n
+	}
+	if !h.edged {
+		for b := range h.edge {
+			h.edge[b] = math.Log(float64(math.Float32frombits(uint32(b) << 20)))
+		}
+		h.edged = true
 	}
 	best, bestErr := p0.LogMin, math.Inf(1)
 	var n, s1, s2 float64
 	for b := lo; b <= hi; b++ {
-		edge := math.Log(float64(math.Float32frombits(uint32(b) << 20)))
+		edge := h.edge[b]
 		if edge > p0.LogMin && edge < p0.LogMax {
-			if e := model(edge, n, s1, s2); e < bestErr {
+			if e := model(edge, float64(math.Float32frombits(uint32(b)<<20)), n, s1, s2); e < bestErr {
 				best, bestErr = edge, e
 			}
 		}
@@ -324,7 +333,7 @@ func (rc *RowCoder) modelRange(p0 Params, visit func(add func(m, w float64))) Pa
 	}
 	// p0 itself, modelled with nothing clamped but the tiny elements
 	// (whose error is the same for every candidate near it).
-	if e := model(p0.LogMin, 0, 0, 0); e <= bestErr {
+	if e := model(p0.LogMin, 0, 0, 0, 0); e <= bestErr {
 		return p0
 	}
 	return StoredRange(Params{LogMin: best, LogMax: p0.LogMax})

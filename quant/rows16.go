@@ -91,12 +91,14 @@ func (rc *RowCoder) encode16(row []byte, first int64, mse bool, codes []uint8, s
 	if err != nil {
 		return Params{}, err
 	}
-	p := StoredRange(p0)
+	p, coded := StoredRange(p0), false
 	if mse && p.LogMin != p.LogMax {
-		p = rc.mse16(p, len(codes))
+		p, coded = rc.mse16(p, len(codes))
 	}
-	for _, m := range d.list {
-		d.code[m] = rc.code16(m, p)
+	if !coded {
+		for _, m := range d.list {
+			d.code[m] = rc.code16(m, p)
+		}
 	}
 	le := binary.LittleEndian
 	for i := range codes {
@@ -107,38 +109,53 @@ func (rc *RowCoder) encode16(row []byte, first int64, mse bool, codes []uint8, s
 
 // mse16 chooses the range of a row of n elements whose distinct
 // magnitudes are in rc.dist, as Encode does: by the exact search on short
-// rows, else by the model, keeping p0 unless the choice's exact error is
-// smaller.
-func (rc *RowCoder) mse16(p0 Params, n int) Params {
+// rows, else by the model, keeping p0 unless the choice's error is
+// smaller; coded reports that rc.dist.code already holds its codes.
+func (rc *RowCoder) mse16(p0 Params, n int) (p Params, coded bool) {
 	d := rc.dist
 	sqErr := func(p Params) float64 {
+		// The decoded magnitudes by a product from both ends (exact there,
+		// within a few ulps between): a ranking of two ranges needs no
+		// more, and 256 exponentials per range would cost more than the
+		// row.
 		var dec [256]float64
-		for c := 1; c < 256; c++ {
-			dec[c] = p.Magnitude(uint8(c))
+		r := math.Exp((p.LogMax - p.LogMin) / 254)
+		dec[255], dec[1] = p.Magnitude(255), p.Magnitude(1)
+		for c := 254; c > 128; c-- {
+			dec[c] = dec[c+1] * r
+		}
+		for c := 2; c <= 128; c++ {
+			dec[c] = dec[c-1] / r
 		}
 		var e float64
 		for _, m := range d.list {
+			c := rc.code16(m, p)
+			d.code[m] = c
 			if m != 0 {
-				x := float64(rc.toF32(m)) - dec[rc.code16(m, p)]
+				x := float64(rc.toF32(m)) - dec[c]
 				e += float64(d.count[m]) * x * x
 			}
 		}
 		return e
 	}
 	if n <= ExactRowMax {
-		return exactSearch(p0, sqErr)
+		return exactSearch(p0, sqErr), false
 	}
-	p := rc.modelRange(p0, func(add func(m, w float64)) {
+	p = rc.modelRange(p0, func(add func(m, w float64)) {
 		for _, m := range d.list {
 			if m != 0 {
 				add(float64(rc.toF32(m)), float64(d.count[m]))
 			}
 		}
 	})
-	if p == p0 || sqErr(p0) <= sqErr(p) {
-		return p0
+	if p == p0 {
+		return p0, false
 	}
-	return p
+	// The winner's codes stay in d.code: p's when it wins.
+	if e0 := sqErr(p0); e0 <= sqErr(p) {
+		return p0, false
+	}
+	return p, true
 }
 
 // exactSearch returns the stored range keeping p0's log_max whose log_min,
