@@ -56,16 +56,21 @@ func (e *envelope) add(p quant.Params) {
 }
 
 // rowStepBytes returns the source bytes of a step of whole rows: about a
-// chunk, and a multiple of 8 elements so that packed sign bits fill whole
-// bytes. A row longer than a chunk makes a step of its own (of 8 rows at
-// worst).
+// chunk, and a multiple of 4096 elements where that costs at most 4 rows
+// more (so that the codes of a step fill whole blocks of the direct-I/O
+// writer, which otherwise holds the partial ones back), else of 8, so
+// that packed sign bits fill whole bytes. A row longer than a chunk makes
+// a step of its own (of up to 8 rows).
 func (cv *converter) rowStepBytes(j *job) int64 {
 	size := int64(j.src.DType.Size())
 	n := rowLen(j.src.Shape)
 	if n == 0 {
 		return int64(cv.chunk)
 	}
-	q := 8 / gcd(n, 8) // rows per multiple of 8 elements
+	q := 4096 / gcd(n, 4096) // rows per multiple of 4096 elements
+	if q > 4 {
+		q = 8 / gcd(n, 8)
+	}
 	rows := max(1, int64(cv.chunk)/(n*size)/q) * q
 	return rows * n * size
 }
