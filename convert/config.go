@@ -8,17 +8,17 @@ import (
 	"io"
 	"strings"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // torchDType returns the name transformers gives dt in a config.json.
-func torchDType(dt safetensors.DType) string {
+func torchDType(dt dtype.DType) string {
 	switch dt {
-	case safetensors.F16:
+	case dtype.F16:
 		return "float16"
-	case safetensors.BF16:
+	case dtype.BF16:
 		return "bfloat16"
-	case safetensors.F64:
+	case dtype.F64:
 		return "float64"
 	}
 	return "float32"

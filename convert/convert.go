@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,9 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nlpodyssey/safetensors"
-
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -46,7 +44,9 @@ const checkEvery = 4096
 type Options struct {
 	// Include, when set, selects the floating-point tensors to encode by
 	// name, whatever their rank; by default every F16, BF16, F32 or F64
-	// tensor of rank 2 or more is encoded.
+	// tensor of rank 2 or more is encoded, but for the scales of FP8, FP6
+	// and FP4 tensors (NAME_scale or NAME_scale_inv beside NAME). Tensors
+	// of the other dtypes are always stored unchanged.
 	Include *regexp.Regexp
 	// Exclude keeps the matching tensors unchanged.
 	Exclude *regexp.Regexp
@@ -79,6 +79,9 @@ type Options struct {
 	Pending *format.Pending
 	// maxHeader, when set, replaces format.MaxHeaderSize: for tests.
 	maxHeader int
+	// scales holds the names of the tensors that scale an FP8, FP6 or
+	// FP4 tensor of the checkpoint (set by checkConvert).
+	scales map[string]bool
 }
 
 // defaults fills in the default layout and range, and checks them.
@@ -121,7 +124,12 @@ type Summary struct {
 	// EncodedElems and EncodedBytes, for a convert, are the weights
 	// encoded and the bytes they take: codes, signs and per-row ranges.
 	EncodedElems, EncodedBytes int64
-	Elapsed                    time.Duration
+	// KeptDType counts the copied tensors kept because the codec does not
+	// read their dtype (integers, BOOL, FP8, FP6, FP4, C64...), whose
+	// names KeptDTypes lists, sorted.
+	KeptDType  int
+	KeptDTypes []string
+	Elapsed    time.Duration
 	// Shards and SideFiles, for a folder output, count the weight files
 	// written and the other files copied.
 	Shards, SideFiles int
@@ -180,11 +188,31 @@ func DefaultOutput(src string) string {
 }
 
 // encodable reports whether dt is a dtype the codec reads.
-func encodable(dt safetensors.DType) bool { return quant.IsFloat(dt) }
+func encodable(dt dtype.DType) bool { return quant.IsFloat(dt) }
 
-// selected reports whether tensor t is to be encoded under opts.
+// scaleNames returns the names of the tensors that would scale a tensor
+// of c in a low-precision dtype, as FP8 checkpoints store them.
+func scaleNames(c *format.Checkpoint) map[string]bool {
+	m := map[string]bool{}
+	for _, t := range c.Tensors {
+		addScales(m, t.Name, t.DType)
+	}
+	return m
+}
+
+// addScales adds to m the names of the tensors that scale the tensor name
+// when its dtype dt is low-precision: NAME_scale or NAME_scale_inv.
+func addScales(m map[string]bool, name string, dt dtype.DType) {
+	if dt.LowPrecision() {
+		m[name+"_scale"], m[name+"_scale_inv"] = true, true
+	}
+}
+
+// selected reports whether tensor t is to be encoded under opts. By
+// default, the scales of low-precision tensors are not: their errors
+// would multiply those of the tensors they scale, to save a few bytes.
 func (o *Options) selected(t format.TensorInfo) bool {
-	if !encodable(t.DType) {
+	if !encodable(t.DType) || (o.scales[t.Name] && o.Include == nil) {
 		return false
 	}
 	if o.Exclude != nil && o.Exclude.MatchString(t.Name) {
@@ -240,7 +268,7 @@ func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, erro
 // the defaults of opts.
 func checkConvert(c *format.Checkpoint, opts *Options) error {
 	if format.IsQINS(c.Metadata) {
-		return &format.Error{Path: c.Path, Err: errors.New("is already a QINS file")}
+		return &format.Error{Path: c.Path, Err: ErrIsQINS}
 	}
 	if err := opts.defaults(); err != nil {
 		return err
@@ -252,6 +280,7 @@ func checkConvert(c *format.Checkpoint, opts *Options) error {
 	default:
 		return fmt.Errorf("granularity %q: choose %s or %s", opts.Granularity, format.GranularityTensor, format.GranularityRow)
 	}
+	opts.scales = scaleNames(c)
 	for k := range c.Metadata {
 		if k == format.VersionKey || strings.HasPrefix(k, format.ParamsPrefix) {
 			return &format.Error{Path: c.Path, Err: fmt.Errorf("metadata key %q is reserved for QINS files", k)}
@@ -263,7 +292,7 @@ func checkConvert(c *format.Checkpoint, opts *Options) error {
 				return nil
 			}
 		}
-		return &format.Error{Path: c.Path, Err: fmt.Errorf("--include %q matches no floating-point tensor", opts.Include)}
+		return &format.Error{Path: c.Path, Err: fmt.Errorf("the include pattern %q %w", opts.Include, ErrNoneSelected)}
 	}
 	return nil
 }
@@ -313,6 +342,9 @@ func convertFile(ctx context.Context, c *format.Checkpoint, dst string, opts Opt
 		s.FP32Bytes += fp32Bytes(j.src.TensorInfo)
 		if !j.encode {
 			s.Copied++
+			if !encodable(j.src.DType) {
+				s.kept(j.src.DType.String())
+			}
 			continue
 		}
 		w.SetMetadata(format.ParamsPrefix+j.src.Name, format.MarshalEncodedMeta(params[i], j.src.DType, opts.Layout, opts.Range, opts.Granularity))
@@ -397,7 +429,7 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 					return &format.Error{Path: c.Path, Tensor: t.Name, Err: fmt.Errorf("cannot be encoded: the checkpoint already has a tensor %q", n)}
 				}
 				j.ranges = len(out)
-				out = append(out, format.TensorInfo{Name: n, DType: safetensors.F32, Shape: []uint64{rowCount(t.Shape), 2}})
+				out = append(out, format.TensorInfo{Name: n, DType: dtype.F32, Shape: []uint64{rowCount(t.Shape), 2}})
 			}
 		}
 		return nil
@@ -420,17 +452,17 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 			out = append(out, format.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape})
 			continue
 		}
-		signs := format.TensorInfo{Name: t.Name + format.SignsSuffix, DType: safetensors.I8, Shape: t.Shape}
+		signs := format.TensorInfo{Name: t.Name + format.SignsSuffix, DType: dtype.I8, Shape: t.Shape}
 		if opts.Layout == format.LayoutPacked {
-			signs = format.TensorInfo{Name: t.Name + format.SignBitsSuffix, DType: safetensors.U8, Shape: []uint64{format.SignBytes(t.Elements())}}
+			signs = format.TensorInfo{Name: t.Name + format.SignBitsSuffix, DType: dtype.U8, Shape: []uint64{format.SignBytes(t.Elements())}}
 		}
 		for k, n := range []string{t.Name + format.CodesSuffix, signs.Name} {
 			if names[n] {
-				return nil, nil, nil, &format.Error{Path: c.Path, Tensor: t.Name, Err: fmt.Errorf("cannot be encoded: its %s would be stored as %q, the name of another tensor of the checkpoint; keep it unchanged with --exclude '^%s$'", []string{"codes", "signs"}[k], n, regexp.QuoteMeta(t.Name))}
+				return nil, nil, nil, &format.Error{Path: c.Path, Tensor: t.Name, Err: &NameClashError{Tensor: t.Name, Part: []string{"codes", "signs"}[k], Stored: n}}
 			}
 		}
 		j.out, j.signs = len(out), len(out)+1
-		out = append(out, format.TensorInfo{Name: t.Name + format.CodesSuffix, DType: safetensors.U8, Shape: t.Shape}, signs)
+		out = append(out, format.TensorInfo{Name: t.Name + format.CodesSuffix, DType: dtype.U8, Shape: t.Shape}, signs)
 		meta[format.ParamsPrefix+t.Name] = format.MarshalEncodedMeta(quant.Params{}, t.DType, opts.Layout, opts.Range, opts.Granularity)
 	}
 	if !placed {
@@ -465,7 +497,7 @@ func checkHeaderLen(src string, meta map[string]string, tensors []format.TensorI
 }
 
 func headerTooLarge(src string, n int, least string) error {
-	return &format.Error{Path: src, Err: fmt.Errorf("the output's header would take %s%d bytes, above the safetensors limit of %d bytes: encode fewer tensors (--exclude), or split the checkpoint", least, n, format.MaxHeaderSize)}
+	return &format.Error{Path: src, Err: fmt.Errorf("the output's header would take %s%d bytes, %w of %d bytes: encode fewer tensors, or split the checkpoint", least, n, ErrHeaderTooLarge, format.MaxHeaderSize)}
 }
 
 // leastHeaderLen returns the least bytes the output's header can take, its
@@ -476,7 +508,7 @@ func leastHeaderLen(c *format.Checkpoint, jobs []job, opts *Options) int {
 	for k, v := range c.Metadata {
 		n += format.MetadataEntryLen(k, v)
 	}
-	metaLen := map[safetensors.DType]int{} // the placeholder, per dtype
+	metaLen := map[dtype.DType]int{} // the placeholder, per dtype
 	for i := range jobs {
 		t := jobs[i].src.TensorInfo
 		t.Begin, t.End = 0, 0
@@ -631,7 +663,7 @@ type scanners struct {
 
 // get returns a scanner for dtype dt that counts values when counts is
 // set (the mse range needs them; the min/max range scans faster without).
-func (p *scanners) get(dt safetensors.DType, counts bool) (*quant.Scanner, error) {
+func (p *scanners) get(dt dtype.DType, counts bool) (*quant.Scanner, error) {
 	p.mu.Lock()
 	for i, s := range p.free {
 		if s.DType() == dt && s.Counts() == counts {
@@ -912,44 +944,15 @@ func tensorErr(t format.Tensor, err error) error {
 	return &format.Error{Path: t.File.Path, Tensor: t.Name, Err: err}
 }
 
-// WriteText writes the summary of a convert or restore in a few lines.
-func (s *Summary) WriteText(w io.Writer, verb string) error {
-	ratio := func(a, b int64) string {
-		if b == 0 {
-			return "-"
-		}
-		return fmt.Sprintf("%.3fx", float64(a)/float64(b))
-	}
-	did := "encoded"
-	if verb == "restored" {
-		did = "decoded"
-	}
-	_, err := fmt.Fprintf(w, "%s %s -> %s\n"+
-		"  tensors: %d %s, %d copied\n"+
-		"  size:    %s in, %s out (%s the source, %s of FP32 at %s)\n"+
-		"%s%s%s"+
-		"  time:    %.2f s, %.0f MB/s\n",
-		verb, format.Printable(s.Input), format.Printable(s.Output),
-		s.Encoded, did, s.Copied,
-		HumanBytes(s.BytesIn), HumanBytes(s.BytesOut), ratio(s.BytesOut, s.BytesIn), ratio(s.BytesOut, s.FP32Bytes), HumanBytes(s.FP32Bytes),
-		bitsLine(s), packedHint(s, ratio), folderLine(s),
-		s.Elapsed.Seconds(), s.MBPerSecond())
-	return err
+// kept counts a tensor copied because of its dtype, named dt.
+func (s *Summary) kept(dt string) {
+	s.KeptDType++
+	s.keptName(dt)
 }
 
-// bitsLine gives the bits per encoded weight, ranges included.
-func bitsLine(s *Summary) string {
-	if s.EncodedElems == 0 {
-		return ""
+// keptName adds dt to KeptDTypes, kept sorted and without repeats.
+func (s *Summary) keptName(dt string) {
+	if i, found := slices.BinarySearch(s.KeptDTypes, dt); !found {
+		s.KeptDTypes = slices.Insert(s.KeptDTypes, i, dt)
 	}
-	return fmt.Sprintf("  bits:    %.3f per encoded weight (codes, signs and ranges)\n", 8*float64(s.EncodedBytes)/float64(s.EncodedElems))
-}
-
-// packedHint tells what --layout packed would give, when it would help.
-func packedHint(s *Summary, ratio func(a, b int64) string) string {
-	if s.PackedBytes == 0 {
-		return ""
-	}
-	return fmt.Sprintf("  hint:    the encoded tensors are 16-bit, so 2 bytes per weight saves nothing over them;\n"+
-		"           --layout packed (1.125 bytes per weight) would give about %s (%s the source)\n", HumanBytes(s.PackedBytes), ratio(s.PackedBytes, s.BytesIn))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -17,6 +18,7 @@ import (
 	"github.com/nlpodyssey/safetensors"
 
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -125,7 +127,7 @@ func checkRoundTrip(t *testing.T, src string) {
 		if !cok || !sok {
 			t.Fatalf("%s: codes or signs missing", st.Name)
 		}
-		if codes.DType() != safetensors.U8 || signs.DType() != safetensors.I8 ||
+		if codes.DType().String() != "U8" || signs.DType().String() != "I8" ||
 			!format.SameShape(codes.Shape(), st.Shape) || !format.SameShape(signs.Shape(), st.Shape) {
 			t.Fatalf("%s: codes %v%v, signs %v%v; want U8 and I8 of shape %v", st.Name, codes.DType(), codes.Shape(), signs.DType(), signs.Shape(), st.Shape)
 		}
@@ -191,7 +193,7 @@ func checkRoundTrip(t *testing.T, src string) {
 			}
 			continue
 		}
-		if got.DType != safetensors.F32 {
+		if got.DType != dtype.F32 {
 			t.Fatalf("%s: restored as %v, want F32", st.Name, got.DType)
 		}
 		w, d := values(t, st), values(t, got)
@@ -254,7 +256,7 @@ func TestIncludeExclude(t *testing.T) {
 		})
 	}
 	_, err := Convert(context.Background(), tinyDir, filepath.Join(t.TempDir(), "o.safetensors"), Options{Include: regexp.MustCompile("nothing-matches")})
-	if err == nil || !strings.Contains(err.Error(), "matches no floating-point tensor") {
+	if !errors.Is(err, ErrNoneSelected) || !strings.Contains(err.Error(), `the include pattern "nothing-matches" matches no floating-point tensor`) {
 		t.Errorf("include matching nothing: %v", err)
 	}
 }
@@ -266,11 +268,11 @@ func TestRestoreDTypes(t *testing.T) {
 		t.Fatal(err)
 	}
 	f32 := filepath.Join(dir, "f32.safetensors")
-	if _, err := Restore(context.Background(), qf, f32, RestoreOptions{DType: safetensors.F32}); err != nil {
+	if _, err := Restore(context.Background(), qf, f32, RestoreOptions{DType: dtype.F32}); err != nil {
 		t.Fatal(err)
 	}
 	ref := byName(open(t, f32))
-	for _, dt := range []safetensors.DType{safetensors.BF16, safetensors.F16, safetensors.F64} {
+	for _, dt := range []dtype.DType{dtype.BF16, dtype.F16, dtype.F64} {
 		out := filepath.Join(dir, dt.String()+".safetensors")
 		if _, err := Restore(context.Background(), qf, out, RestoreOptions{DType: dt}); err != nil {
 			t.Fatal(err)
@@ -430,7 +432,7 @@ func TestConvertAnyChunkSize(t *testing.T) {
 // asked size and the largest tensor still rule.
 func TestChunkSizeBoundsMemory(t *testing.T) {
 	one := func(n uint64) *format.Checkpoint {
-		return &format.Checkpoint{Tensors: []format.Tensor{{TensorInfo: format.TensorInfo{DType: safetensors.BF16, Shape: []uint64{n}, End: 2 * n}}}}
+		return &format.Checkpoint{Tensors: []format.Tensor{{TensorInfo: format.TensorInfo{DType: dtype.BF16, Shape: []uint64{n}, End: 2 * n}}}}
 	}
 	big, small := one(1<<30), one(100)
 	for _, tc := range []struct {

@@ -8,9 +8,8 @@ import (
 	"math"
 	"sort"
 
-	"github.com/nlpodyssey/safetensors"
-
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -31,9 +30,12 @@ type DiffOptions struct {
 	// Outputs are files the caller is to write from the report (a plot):
 	// Diff refuses them, before any work, when they are inputs.
 	Outputs []string
+}
 
-	floatOnly bool  // no fast path (diff_hist.go): for tests
-	histMin   int64 // the fast path's smallest tensor, when not 0: for tests
+// diffHooks are the choices of tests that callers do not make.
+type diffHooks struct {
+	floatOnly bool  // no fast path (diff_hist.go)
+	histMin   int64 // the fast path's smallest tensor, when not 0
 }
 
 // Num is a float64 that is written to JSON as null when it is not finite.
@@ -48,7 +50,10 @@ func (n Num) MarshalJSON() ([]byte, error) {
 	return json.Marshal(f)
 }
 
-// DiffStats measure how far B is from A over some elements.
+// DiffStats measure how far B is from A over some elements. For tensors
+// whose values diff does not read (F4, F6_*, F8_E8M0, the FNUZ formats,
+// C64), compared by their bits, the measures of values are NaN, null in
+// JSON, and only Elements, Identical and Exact say something.
 type DiffStats struct {
 	Elements       uint64 `json:"elements"`
 	MaxAbsErr      Num    `json:"max_abs_err"`
@@ -120,6 +125,11 @@ func (r *DiffReport) OK() bool {
 // on the fly as `qins restore` would write it (F32). Both sides are read in
 // chunks, so memory is a few chunks whatever the model size.
 func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffReport, error) {
+	return diffWith(ctx, pathA, pathB, opts, diffHooks{})
+}
+
+// diffWith is Diff with the tests' hooks.
+func diffWith(ctx context.Context, pathA, pathB string, opts DiffOptions, hooks diffHooks) (*DiffReport, error) {
 	ca, la, err := openModel(ctx, pathA)
 	if err != nil {
 		return nil, err
@@ -139,7 +149,7 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 	}
 	pr := orNoProgress(opts.Progress)
 	pr.Start(workBytes(ca) + workBytes(cb))
-	d := differ{pool: newPool(ctx, opts.Workers), chunk: opts.ChunkElems, histChunk: opts.ChunkElems, progress: pr.Add, floatOnly: opts.floatOnly, histMin: opts.histMin}
+	d := differ{pool: newPool(ctx, opts.Workers), chunk: opts.ChunkElems, histChunk: opts.ChunkElems, progress: pr.Add, floatOnly: hooks.floatOnly, histMin: hooks.histMin}
 	if d.histMin == 0 {
 		d.histMin = minHistElems
 	}
@@ -181,11 +191,7 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 		if err != nil {
 			return nil, err
 		}
-		td := TensorDiff{Name: a.Name, Shape: a.Shape, DTypeA: a.DType.String(), DTypeB: b.DType.String(), DiffStats: st.Stats()}
-		if td.Shape == nil {
-			td.Shape = []uint64{}
-		}
-		td.Fails = check(&td, opts, quant.IsFloat(a.DType))
+		td := tensorDiff(a, b, st, opts)
 		if len(td.Fails) > 0 {
 			r.Total.Failing++
 		}
@@ -210,18 +216,46 @@ func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffRepo
 	return r, nil
 }
 
+// tensorDiff reports the comparison st of a and b, checked against opts.
+func tensorDiff(a, b *format.Logical, st *Accumulator, opts DiffOptions) TensorDiff {
+	td := TensorDiff{Name: a.Name, Shape: a.Shape, DTypeA: a.DType.String(), DTypeB: b.DType.String(), DiffStats: st.Stats()}
+	if td.Shape == nil {
+		td.Shape = []uint64{}
+	}
+	if bitsOnly(a.DType) {
+		td.DiffStats.noValues()
+	}
+	td.Fails = check(&td, opts, quant.ReadsFloat(a.DType))
+	return td
+}
+
 // mismatch reports why a and b cannot be compared, if they cannot.
 func mismatch(a, b *format.Logical) (Mismatch, bool) {
 	m := Mismatch{Name: a.Name, ShapeA: a.Shape, ShapeB: b.Shape, DTypeA: a.DType.String(), DTypeB: b.DType.String()}
 	switch {
 	case !format.SameShape(a.Shape, b.Shape):
 		m.Reason = "shapes differ"
-	case quant.IsFloat(a.DType) != quant.IsFloat(b.DType) || (!quant.IsFloat(a.DType) && a.DType != b.DType):
+	case quant.ReadsFloat(a.DType) != quant.ReadsFloat(b.DType) || (!quant.ReadsFloat(a.DType) && a.DType != b.DType):
 		m.Reason = "dtypes differ and are not both floating point"
 	default:
 		return m, false
 	}
 	return m, true
+}
+
+// bitsOnly reports whether diff compares tensors of dtype dt by the bits
+// of their elements only, not reading their values: F4, F6_*, F8_E8M0,
+// the FNUZ formats and C64.
+func bitsOnly(dt dtype.DType) bool {
+	_, err := quant.Reader(dt)
+	return err != nil
+}
+
+// noValues marks the measures of values as unknown (null in JSON), for a
+// tensor compared by its bits only.
+func (s *DiffStats) noValues() {
+	nan := Num(math.NaN())
+	s.MaxAbsErr, s.MeanAbsErr, s.RMSE, s.RelRMSE, s.Cosine, s.SNRdB = nan, nan, nan, nan, nan, nan
 }
 
 // check returns the thresholds td misses. A non-float tensor must match
@@ -442,6 +476,9 @@ type diffBufs struct {
 // tensor compares a and b, of the same shape. The chunks' sums are merged
 // in chunk order, so the result does not depend on scheduling.
 func (d *differ) tensor(a, b *format.Logical) (*Accumulator, error) {
+	if bitsOnly(a.DType) { // and b's, the same
+		return d.bitsTensor(a, b)
+	}
 	sa, err := newSource(a)
 	if err != nil {
 		return nil, err
@@ -458,7 +495,7 @@ func (d *differ) tensor(a, b *format.Logical) (*Accumulator, error) {
 	}
 	step := int64(d.chunk)
 	parts := make([]Accumulator, (n+step-1)/step)
-	exactBytes := !quant.IsFloat(a.DType) // integers: compare the bytes too
+	exactBytes := !quant.ReadsFloat(a.DType) // integers: compare the bytes too
 	err = d.pool.each(n, step, func(w int, off, m int64) error {
 		buf := &d.bufs[w]
 		if buf.a == nil {
@@ -493,6 +530,64 @@ func (d *differ) tensor(a, b *format.Logical) (*Accumulator, error) {
 	return total, nil
 }
 
+// bitsTensor compares two stored tensors of a dtype in bitsOnly, chunk by
+// chunk: how many elements have the same bits.
+func (d *differ) bitsTensor(a, b *format.Logical) (*Accumulator, error) {
+	ta, tb := *a.Plain, *b.Plain // a dtype in bitsOnly is never encoded
+	width := int(a.DType.Bits())
+	n := int64(ta.Bytes())
+	// 24 bytes hold whole elements of every width: 48 F4, 32 F6, 3 C64.
+	step := max(24, int64(d.chunk)/24*24)
+	parts := make([]Accumulator, (n+step-1)/step)
+	err := d.pool.each(n, step, func(w int, off, m int64) error {
+		buf := &d.bufs[w]
+		buf.rawA, buf.rawB = grow(buf.rawA, int(m)), grow(buf.rawB, int(m))
+		if _, err := ta.Section().ReadAt(buf.rawA, off); err != nil {
+			return tensorErr(ta, err)
+		}
+		if _, err := tb.Section().ReadAt(buf.rawB, off); err != nil {
+			return tensorErr(tb, err)
+		}
+		p := &parts[off/step]
+		p.maxIdx = -1
+		p.n = uint64(m * 8 / int64(width))
+		p.identical = identicalBits(buf.rawA, buf.rawB, width)
+		d.progress(2 * m)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	total := NewAccumulator()
+	for i := range parts {
+		total.Merge(&parts[i])
+	}
+	return total, nil
+}
+
+// identicalBits counts the elements of width bits that are equal in a and
+// b. Sub-byte elements are read least significant bits first: for F4 the
+// count does not depend on the packing order, for F6 it is a convention.
+func identicalBits(a, b []byte, width int) uint64 {
+	if width%8 == 0 {
+		return identicalElems(a, b, width/8)
+	}
+	field := func(x []byte, p int) uint16 {
+		v := uint16(x[p/8])
+		if p/8+1 < len(x) {
+			v |= uint16(x[p/8+1]) << 8
+		}
+		return v >> (p % 8) & (1<<width - 1)
+	}
+	var n uint64
+	for p := 0; p+width <= 8*len(a); p += width {
+		if field(a, p) == field(b, p) {
+			n++
+		}
+	}
+	return n
+}
+
 // identicalElems counts the elements of size bytes that are equal in a and b.
 func identicalElems(a, b []byte, size int) uint64 {
 	var n uint64
@@ -516,7 +611,7 @@ type source struct {
 func newSource(l *format.Logical) (*source, error) {
 	if l.Encoded() {
 		// Decoded as an F32 restore writes it, which must be finite.
-		if err := l.Params.CheckFinite(safetensors.F32); err != nil {
+		if err := l.Params.CheckFinite(dtype.F32); err != nil {
 			return nil, &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: fmt.Errorf("cannot be decoded to F32: %v", err)}
 		}
 		return &source{l: l, dec: quant.NewDecoder(l.Params), size: 2}, nil
@@ -576,8 +671,11 @@ func (s *source) values(off, m int64, dst []float64, raw *[]byte) ([]byte, error
 // RMSE, then by max_abs_err.
 func (r *DiffReport) Worst(n int) []TensorDiff {
 	key := func(t *TensorDiff) float64 {
-		if v := float64(t.RelRMSE); !math.IsNaN(v) {
+		switch v := float64(t.RelRMSE); {
+		case !math.IsNaN(v):
 			return v
+		case t.Exact: // compared by bits, all equal
+			return -1
 		}
 		return math.Inf(1)
 	}

@@ -4,8 +4,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/nlpodyssey/safetensors"
-
+	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -31,11 +30,11 @@ func BenchmarkPairHist(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 2))
 	const n = 1 << 16
 	raw := make([]byte, 2*n)
-	put, _ := quant.Putter(safetensors.BF16)
+	put, _ := quant.Putter(dtype.BF16)
 	for i := 0; i < n; i++ {
 		put(raw, i, 0.02*r.NormFloat64())
 	}
-	s, _ := quant.NewScanner(safetensors.BF16)
+	s, _ := quant.NewScanner(dtype.BF16)
 	s.Scan(raw, 0)
 	e, err := s.Encoder()
 	if err != nil {

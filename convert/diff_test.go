@@ -11,15 +11,14 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/nlpodyssey/safetensors"
-
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/quant"
 )
 
 type tensorSpec struct {
 	name  string
-	dt    safetensors.DType
+	dt    dtype.DType
 	shape []uint64
 	vals  []float64
 }
@@ -39,7 +38,7 @@ func writeFile(t *testing.T, path string, specs ...tensorSpec) string {
 		b := make([]byte, len(s.vals)*int(s.dt.Size()))
 		for j, v := range s.vals {
 			switch s.dt {
-			case safetensors.I64:
+			case dtype.I64:
 				for k := 0; k < 8; k++ {
 					b[8*j+k] = byte(uint64(int64(v)) >> (8 * k))
 				}
@@ -92,11 +91,11 @@ func TestDiffKnownDifferences(t *testing.T) {
 	a := []float64{1, 2, 3, 4, 5, 6, 7, 8}
 	b := []float64{1, 2, 3.5, 4, 5, 6, 7, 6} // two differences: +0.5 at 2, -2 at 7
 	fa := writeFile(t, filepath.Join(dir, "a.safetensors"),
-		tensorSpec{"w", safetensors.F32, []uint64{2, 4}, a},
-		tensorSpec{"steps", safetensors.I64, []uint64{1}, []float64{7}})
+		tensorSpec{"w", dtype.F32, []uint64{2, 4}, a},
+		tensorSpec{"steps", dtype.I64, []uint64{1}, []float64{7}})
 	fb := writeFile(t, filepath.Join(dir, "b.safetensors"),
-		tensorSpec{"steps", safetensors.I64, []uint64{1}, []float64{7}},
-		tensorSpec{"w", safetensors.BF16, []uint64{2, 4}, b}) // another dtype, same values
+		tensorSpec{"steps", dtype.I64, []uint64{1}, []float64{7}},
+		tensorSpec{"w", dtype.BF16, []uint64{2, 4}, b}) // another dtype, same values
 	r := diff(t, fa, fb, DiffOptions{})
 	var w TensorDiff
 	for _, td := range r.Tensors {
@@ -149,17 +148,17 @@ func TestDiffKnownDifferences(t *testing.T) {
 func TestDiffMissingAndMismatched(t *testing.T) {
 	dir := t.TempDir()
 	fa := writeFile(t, filepath.Join(dir, "a.safetensors"),
-		tensorSpec{"only_a", safetensors.F32, []uint64{1}, []float64{1}},
-		tensorSpec{"shape", safetensors.F32, []uint64{2}, []float64{1, 2}},
-		tensorSpec{"kind", safetensors.I64, []uint64{1}, []float64{1}},
-		tensorSpec{"ints", safetensors.I64, []uint64{2}, []float64{1, 2}},
-		tensorSpec{"same", safetensors.F16, []uint64{1}, []float64{0.5}})
+		tensorSpec{"only_a", dtype.F32, []uint64{1}, []float64{1}},
+		tensorSpec{"shape", dtype.F32, []uint64{2}, []float64{1, 2}},
+		tensorSpec{"kind", dtype.I64, []uint64{1}, []float64{1}},
+		tensorSpec{"ints", dtype.I64, []uint64{2}, []float64{1, 2}},
+		tensorSpec{"same", dtype.F16, []uint64{1}, []float64{0.5}})
 	fb := writeFile(t, filepath.Join(dir, "b.safetensors"),
-		tensorSpec{"only_b", safetensors.F32, []uint64{1}, []float64{1}},
-		tensorSpec{"shape", safetensors.F32, []uint64{1, 2}, []float64{1, 2}},
-		tensorSpec{"kind", safetensors.F32, []uint64{1}, []float64{1}},
-		tensorSpec{"ints", safetensors.I64, []uint64{2}, []float64{1, 3}},
-		tensorSpec{"same", safetensors.F32, []uint64{1}, []float64{0.5}})
+		tensorSpec{"only_b", dtype.F32, []uint64{1}, []float64{1}},
+		tensorSpec{"shape", dtype.F32, []uint64{1, 2}, []float64{1, 2}},
+		tensorSpec{"kind", dtype.F32, []uint64{1}, []float64{1}},
+		tensorSpec{"ints", dtype.I64, []uint64{2}, []float64{1, 3}},
+		tensorSpec{"same", dtype.F32, []uint64{1}, []float64{0.5}})
 	r := diff(t, fa, fb, DiffOptions{})
 	if r.OK() {
 		t.Fatal("OK despite differences")
@@ -255,16 +254,16 @@ func TestDiffFastPathMatchesFloatPath(t *testing.T) {
 	va[11], vb[12] = math.Inf(1), math.Inf(-1)
 	va[13], vb[13] = 0, math.Copysign(0, -1)
 	va[14] = math.NaN()
-	a16 := writeFile(t, filepath.Join(dir, "a16.safetensors"), tensorSpec{"w", safetensors.BF16, []uint64{50, 100}, va})
-	b16 := writeFile(t, filepath.Join(dir, "b16.safetensors"), tensorSpec{"w", safetensors.F16, []uint64{50, 100}, vb})
+	a16 := writeFile(t, filepath.Join(dir, "a16.safetensors"), tensorSpec{"w", dtype.BF16, []uint64{50, 100}, va})
+	b16 := writeFile(t, filepath.Join(dir, "b16.safetensors"), tensorSpec{"w", dtype.F16, []uint64{50, 100}, vb})
 	// So many distinct pairs that the fast path gives up.
 	big := 1 << 18
 	wa, wb := make([]float64, big), make([]float64, big)
 	for i := range wa {
 		wa[i], wb[i] = r.NormFloat64(), r.NormFloat64()
 	}
-	manyA := writeFile(t, filepath.Join(dir, "ma.safetensors"), tensorSpec{"w", safetensors.BF16, []uint64{uint64(big)}, wa})
-	manyB := writeFile(t, filepath.Join(dir, "mb.safetensors"), tensorSpec{"w", safetensors.BF16, []uint64{uint64(big)}, wb})
+	manyA := writeFile(t, filepath.Join(dir, "ma.safetensors"), tensorSpec{"w", dtype.BF16, []uint64{uint64(big)}, wa})
+	manyB := writeFile(t, filepath.Join(dir, "mb.safetensors"), tensorSpec{"w", dtype.BF16, []uint64{uint64(big)}, wb})
 
 	cases := []struct{ name, a, b string }{
 		{"source vs QINS", tinyDir, q},
@@ -278,7 +277,7 @@ func TestDiffFastPathMatchesFloatPath(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			for _, chunk := range []int{3, 1000, 0} {
 				var pr sumProgress
-				fast, err := Diff(context.Background(), c.a, c.b, DiffOptions{ChunkElems: chunk, histMin: 1, Progress: &pr})
+				fast, err := diffWith(context.Background(), c.a, c.b, DiffOptions{ChunkElems: chunk, Progress: &pr}, diffHooks{histMin: 1})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -286,7 +285,7 @@ func TestDiffFastPathMatchesFloatPath(t *testing.T) {
 					t.Errorf("progress adds up to %d of %d", pr.sum.Load(), pr.total)
 				}
 				var sp sumProgress
-				slow, err := Diff(context.Background(), c.a, c.b, DiffOptions{ChunkElems: chunk, floatOnly: true, Progress: &sp})
+				slow, err := diffWith(context.Background(), c.a, c.b, DiffOptions{ChunkElems: chunk, Progress: &sp}, diffHooks{floatOnly: true})
 				if err != nil {
 					t.Fatal(err)
 				}

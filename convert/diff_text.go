@@ -76,13 +76,21 @@ func (r *DiffReport) WriteText(w io.Writer, top int) error {
 
 func g(n Num) string {
 	f := float64(n)
-	if math.IsInf(f, 1) {
+	switch {
+	case math.IsInf(f, 1):
 		return "inf"
+	case math.IsNaN(f): // compared by bits only
+		return "-"
 	}
 	return fmt.Sprintf("%.4g", f)
 }
 
-func cos(n Num) string { return fmt.Sprintf("%.6f", float64(n)) }
+func cos(n Num) string {
+	if math.IsNaN(float64(n)) {
+		return "-"
+	}
+	return fmt.Sprintf("%.6f", float64(n))
+}
 
 func snr(s DiffStats) string {
 	if s.Exact {

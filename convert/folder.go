@@ -3,7 +3,6 @@ package convert
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/qins-dev/qins/format"
-	"github.com/qins-dev/qins/quant"
 )
 
 // DefaultMaxShardBytes bounds the tensor data of a shard of a folder
@@ -85,7 +83,7 @@ func DefaultRestoreOutput(in string) (string, error) {
 	if dir, ok := modelFolder(in); ok {
 		return besideFolder(dir, ".restored"), nil
 	}
-	return "", errors.New("restoring a file needs -o OUT")
+	return "", ErrNoDefaultOutput
 }
 
 // ParseSize reads a size in bytes: a number, optionally followed by B, kB,
@@ -146,6 +144,10 @@ func (s *Summary) add(shard *Summary) {
 	s.EncodedElems += shard.EncodedElems
 	s.EncodedBytes += shard.EncodedBytes
 	s.Copied += shard.Copied
+	s.KeptDType += shard.KeptDType
+	for _, dt := range shard.KeptDTypes {
+		s.keptName(dt)
+	}
 	s.FP32Bytes += shard.FP32Bytes
 	s.BytesOut += shard.BytesOut
 }
@@ -266,11 +268,7 @@ func restoreFolder(ctx context.Context, c *format.Checkpoint, ls []format.Logica
 	}
 	sizes := make([]uint64, len(ls))
 	for i := range ls {
-		dt := ls[i].DType
-		if quant.IsFloat(dt) {
-			dt = opts.DType
-		}
-		sizes[i] = ls[i].Elements() * dt.Size()
+		sizes[i], _ = opts.outDType(&ls[i]).Bytes(ls[i].Elements())
 	}
 	spans := shardSpans(sizes, opts.MaxShardBytes)
 	meta := make(map[string]string, len(c.Metadata)+1)
@@ -320,16 +318,4 @@ func stored(ls []format.Logical) []format.Tensor {
 		}
 	}
 	return ts
-}
-
-// folderLine describes a folder output in the summary.
-func folderLine(s *Summary) string {
-	if s.Shards == 0 {
-		return ""
-	}
-	index := ""
-	if s.Shards > 1 {
-		index = " and their index"
-	}
-	return fmt.Sprintf("  folder:  %d weight file(s)%s, %d other file(s) copied\n", s.Shards, index, s.SideFiles)
 }

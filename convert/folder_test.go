@@ -12,9 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/nlpodyssey/safetensors"
-
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 const storiesDir = "../../shared/fixtures/llm/stories260K"
@@ -203,7 +202,7 @@ func TestFolderRoundTrip(t *testing.T) {
 				t.Errorf("inspect: qins %v, %d tensors, %d encoded, %d files", rep.QINS, rep.Total.Tensors, rep.Total.Encoded, len(rep.Files))
 			}
 
-			rs, err := Restore(ctx, q, r, RestoreOptions{DType: safetensors.BF16, MaxShardBytes: tc.resMax, ChunkBytes: 999})
+			rs, err := Restore(ctx, q, r, RestoreOptions{DType: dtype.BF16, MaxShardBytes: tc.resMax, ChunkBytes: 999})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,6 +2,7 @@ package convert
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -57,7 +58,7 @@ func TestHeaderLimit(t *testing.T) {
 					}
 					continue
 				}
-				if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "above the safetensors limit") || len(ents) != 0 {
+				if !errors.Is(err, ErrHeaderTooLarge) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "above the safetensors limit") || len(ents) != 0 {
 					t.Errorf("%s, %s, limit %d: got %v and %d files, want %q", src, layout, tc.limit, err, len(ents), tc.want)
 				}
 			}

@@ -2,24 +2,22 @@ package convert
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/nlpodyssey/safetensors"
-
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/quant"
 )
 
 // RestoreOptions configure Restore.
 type RestoreOptions struct {
 	// DType is the dtype of decoded tensors and of copied floating-point
-	// tensors: F32, F16, BF16 or F64. The zero value (BOOL) means F32.
-	DType safetensors.DType
+	// tensors: F32, F16, BF16 or F64. The zero value (Invalid) means F32.
+	DType dtype.DType
 	// Force replaces an existing output.
 	Force bool
 	// Progress, when set, follows the work in input bytes.
@@ -38,6 +36,19 @@ type RestoreOptions struct {
 	// Pending, when set, tracks the output until it is committed, for a
 	// signal handler (see format.Pending).
 	Pending *format.Pending
+	// scales holds the names of the tensors that scale an FP8, FP6 or
+	// FP4 tensor, kept in their dtype (set by Restore).
+	scales map[string]bool
+}
+
+// outDType returns the dtype l is restored to: opts.DType for a floating-
+// point tensor, but for the scales of low-precision tensors, which keep
+// theirs as the other tensors of dtypes the codec does not read do.
+func (o *RestoreOptions) outDType(l *format.Logical) dtype.DType {
+	if quant.IsFloat(l.DType) && (l.Encoded() || !o.scales[l.Name]) {
+		return o.DType
+	}
+	return l.DType
 }
 
 // Restore decodes the QINS file or folder at in into a plain safetensors
@@ -47,8 +58,8 @@ type RestoreOptions struct {
 // unchanged.
 func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary, error) {
 	start := time.Now()
-	if opts.DType == safetensors.BOOL { // the zero value
-		opts.DType = safetensors.F32
+	if opts.DType == dtype.Invalid { // the zero value
+		opts.DType = dtype.F32
 	}
 	if !quant.IsFloat(opts.DType) {
 		return nil, fmt.Errorf("cannot restore to dtype %v: choose F32, F16, BF16 or F64", opts.DType)
@@ -58,8 +69,12 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 		return nil, err
 	}
 	defer c.Close()
+	opts.scales = map[string]bool{}
+	for i := range ls {
+		addScales(opts.scales, ls[i].Name, ls[i].DType)
+	}
 	if !format.IsQINS(c.Metadata) {
-		return nil, &format.Error{Path: c.Path, Err: errors.New(`is not a QINS file (no "qins" metadata); qins convert makes one`)}
+		return nil, &format.Error{Path: c.Path, Err: ErrNotQINS}
 	}
 	if OutputIsFolder(in, out) {
 		return restoreFolder(ctx, c, ls, in, out, opts, start)
@@ -89,12 +104,7 @@ func restoreFile(ctx context.Context, c *format.Checkpoint, ls []format.Logical,
 			meta[k] = v
 		}
 	}
-	outDType := func(l *format.Logical) safetensors.DType {
-		if quant.IsFloat(l.DType) {
-			return opts.DType
-		}
-		return l.DType
-	}
+	outDType := opts.outDType
 	// Largest element size first keeps every tensor aligned.
 	order := make([]int, len(ls))
 	for i := range order {
@@ -129,18 +139,22 @@ func restoreFile(ctx context.Context, c *format.Checkpoint, ls []format.Logical,
 		case l.Encoded():
 			err = r.decode(l, opts.DType, k)
 			s.Encoded++
-		case quant.IsFloat(l.DType) && l.DType != opts.DType:
+		case outDType(l) != l.DType:
 			err = r.cast(l, opts.DType, k)
 			s.Copied++
 		default:
 			err = r.copy(l, k)
 			s.Copied++
+			if !quant.IsFloat(l.DType) {
+				s.kept(l.DType.String())
+			}
 		}
 		if err != nil {
 			return nil, err
 		}
 		w.StartWriteback(k)
-		s.FP32Bytes += fp32Bytes(format.TensorInfo{DType: l.DType, Shape: l.Shape, End: l.Elements() * l.DType.Size()})
+		stored, _ := l.DType.Bytes(l.Elements())
+		s.FP32Bytes += fp32Bytes(format.TensorInfo{DType: l.DType, Shape: l.Shape, End: stored})
 	}
 	if err := c.Unchanged(); err != nil {
 		return nil, err
@@ -196,7 +210,7 @@ func (r *restorer) copy(l *format.Logical, k int) error {
 }
 
 // decode writes the decoded values of an encoded tensor in dtype dt.
-func (r *restorer) decode(l *format.Logical, dt safetensors.DType, k int) error {
+func (r *restorer) decode(l *format.Logical, dt dtype.DType, k int) error {
 	if err := l.Params.CheckFinite(dt); err != nil {
 		return &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: fmt.Errorf("cannot be restored to %v: %v", dt, err)}
 	}
@@ -224,7 +238,7 @@ func (r *restorer) decode(l *format.Logical, dt safetensors.DType, k int) error 
 }
 
 // cast writes a stored floating-point tensor in dtype dt.
-func (r *restorer) cast(l *format.Logical, dt safetensors.DType, k int) error {
+func (r *restorer) cast(l *format.Logical, dt dtype.DType, k int) error {
 	t := *l.Plain
 	read, err := quant.Reader(l.DType)
 	if err != nil {

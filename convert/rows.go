@@ -6,7 +6,7 @@ import (
 	"math"
 	"sync"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/quant"
@@ -19,11 +19,11 @@ import (
 // rowBufs are one goroutine's per-row coders, one per dtype, and the bytes
 // of the ranges of a step.
 type rowBufs struct {
-	coders map[safetensors.DType]*quant.RowCoder
+	coders map[dtype.DType]*quant.RowCoder
 	ranges []byte
 }
 
-func (r *rowBufs) coder(dt safetensors.DType) (*quant.RowCoder, error) {
+func (r *rowBufs) coder(dt dtype.DType) (*quant.RowCoder, error) {
 	if rc := r.coders[dt]; rc != nil {
 		return rc, nil
 	}
@@ -32,7 +32,7 @@ func (r *rowBufs) coder(dt safetensors.DType) (*quant.RowCoder, error) {
 		return nil, err
 	}
 	if r.coders == nil {
-		r.coders = make(map[safetensors.DType]*quant.RowCoder)
+		r.coders = make(map[dtype.DType]*quant.RowCoder)
 	}
 	r.coders[dt] = rc
 	return rc, nil

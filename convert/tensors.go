@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -56,6 +57,16 @@ func (t *Tensors) Shape(name string) ([]uint64, bool) {
 		return nil, false
 	}
 	return l.Shape, true
+}
+
+// DType returns the source dtype of the named tensor, and whether it
+// exists.
+func (t *Tensors) DType(name string) (dtype.DType, bool) {
+	l, ok := t.byName[name]
+	if !ok {
+		return dtype.Invalid, false
+	}
+	return l.DType, true
 }
 
 // readChunk is the number of elements one goroutine reads at a time.

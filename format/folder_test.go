@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 func TestShardNames(t *testing.T) {
@@ -64,9 +64,9 @@ func qinsShards(t *testing.T, meta1, meta2 map[string]string) string {
 			t.Fatal(err)
 		}
 	}
-	write("s1.safetensors", meta1, TensorInfo{Name: "n", DType: safetensors.F32, Shape: []uint64{3}})
-	write("s2.safetensors", meta2, TensorInfo{Name: "w.qins", DType: safetensors.U8, Shape: []uint64{2, 3}},
-		TensorInfo{Name: "w.sign", DType: safetensors.I8, Shape: []uint64{2, 3}})
+	write("s1.safetensors", meta1, TensorInfo{Name: "n", DType: dtype.F32, Shape: []uint64{3}})
+	write("s2.safetensors", meta2, TensorInfo{Name: "w.qins", DType: dtype.U8, Shape: []uint64{2, 3}},
+		TensorInfo{Name: "w.sign", DType: dtype.I8, Shape: []uint64{2, 3}})
 	index := filepath.Join(dir, "model.qins.safetensors.index.json")
 	js := MarshalIndex(18, map[string]string{"n": "s1.safetensors", "w.qins": "s2.safetensors", "w.sign": "s2.safetensors"})
 	if err := os.WriteFile(index, js, 0o644); err != nil {

@@ -3,13 +3,13 @@ package format
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/nlpodyssey/safetensors"
-
+	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -24,6 +24,12 @@ func seedFiles(f *testing.F, paths ...string) {
 	}
 }
 
+// bytesFit reports whether n elements of d take exactly size bytes.
+func bytesFit(d dtype.DType, n, size uint64) bool {
+	b, ok := d.Bytes(n)
+	return ok && b == size
+}
+
 // FuzzReadHeader checks that any file either fails to parse or yields a
 // header whose tensors tile the data exactly and survive a round trip.
 func FuzzReadHeader(f *testing.F) {
@@ -33,6 +39,14 @@ func FuzzReadHeader(f *testing.F) {
 	f.Add(rawFile(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"dtype":"I8"}}`, []byte{1}))
 	f.Add(rawFile(`{"a":{"DTYPE":"U8","shape":[1],"data_offsets":[0,1]}}`, []byte{1}))
 	f.Add(rawFile(`{"__metadata__":{"k":"1","k":"2"},"a\u0000\ud83d\ude00<&>":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, []byte{1}))
+	// One tensor of each dtype, and sub-byte ones of sizes that do and do
+	// not fill whole bytes.
+	for _, d := range dtype.All() {
+		size, _ := d.Bytes(4)
+		f.Add(rawFile(fmt.Sprintf(`{"a":{"dtype":"%v","shape":[2,2],"data_offsets":[0,%d]}}`, d, size), make([]byte, size)))
+	}
+	f.Add(rawFile(`{"a":{"dtype":"F4","shape":[3],"data_offsets":[0,2]}}`, make([]byte, 2)))
+	f.Add(rawFile(`{"a":{"dtype":"F6_E2M3","shape":[4],"data_offsets":[0,3]},"b":{"dtype":"F6_E3M2","shape":[1,2],"data_offsets":[3,5]}}`, make([]byte, 5)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, start, err := ReadHeader(bytes.NewReader(b), int64(len(b)))
 		if err != nil {
@@ -44,7 +58,7 @@ func FuzzReadHeader(f *testing.F) {
 			if ti.Name == "" || ti.Begin != pos || ti.End < ti.Begin {
 				t.Fatalf("tensor %+v at %d", ti, pos)
 			}
-			if n, ok := Elements(ti.Shape); !ok || n*ti.DType.Size() != ti.Bytes() {
+			if n, ok := Elements(ti.Shape); !ok || !bytesFit(ti.DType, n, ti.Bytes()) {
 				t.Fatalf("tensor %+v: size does not match its shape", ti)
 			}
 			pos = ti.End
@@ -136,7 +150,7 @@ func FuzzEncodedMeta(f *testing.F) {
 		if math.IsInf(m.LogMin, 0) || math.IsInf(m.LogMax, 0) || m.LogMin > m.LogMax {
 			t.Fatalf("%q: accepted range [%v, %v]", s, m.LogMin, m.LogMax)
 		}
-		dt, _ := safetensors.ParseDType(m.DType)
+		dt, _ := dtype.Parse(m.DType)
 		p := quant.Params{LogMin: m.LogMin, LogMax: m.LogMax}
 		back, err := ParseEncodedMeta(MarshalEncodedMeta(p, dt, m.Layout, m.Range, m.Granularity))
 		if err != nil || back != m {

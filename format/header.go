@@ -15,7 +15,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // MaxHeaderSize is the largest header the safetensors format allows.
@@ -24,7 +24,7 @@ const MaxHeaderSize = 100_000_000
 // TensorInfo describes one tensor stored in a safetensors file.
 type TensorInfo struct {
 	Name  string
-	DType safetensors.DType
+	DType dtype.DType
 	Shape []uint64
 	// Begin and End are byte offsets into the data section, which starts
 	// right after the header.
@@ -289,7 +289,7 @@ func (p *headerParser) dtype(t *TensorInfo) error {
 	if err != nil {
 		return err
 	}
-	if t.DType, err = safetensors.ParseDType(string(dt)); err != nil {
+	if t.DType, err = dtype.Parse(string(dt)); err != nil {
 		return herr(t.Name, "unknown dtype %q", dt)
 	}
 	return nil
@@ -363,11 +363,16 @@ func checkSize(t *TensorInfo) error {
 	if !ok {
 		return herr(t.Name, "shape %v has too many elements", t.Shape)
 	}
-	hi, size := bits.Mul64(n, t.DType.Size())
+	hi, nbits := bits.Mul64(n, t.DType.Bits())
 	if hi != 0 {
 		return herr(t.Name, "shape %v is too large for dtype %v", t.Shape, t.DType)
 	}
-	if t.End-t.Begin != size {
+	if nbits%8 != 0 {
+		// The specification packs sub-byte elements across the whole
+		// tensor, which must fill whole bytes.
+		return herr(t.Name, "%v %v is %d elements of %d bits, not a whole number of bytes", t.DType, t.Shape, n, t.DType.Bits())
+	}
+	if size := nbits / 8; t.End-t.Begin != size {
 		return herr(t.Name, "holds %d bytes, but %v %v needs %d", t.End-t.Begin, t.DType, t.Shape, size)
 	}
 	return nil
@@ -491,7 +496,11 @@ func HeaderLen(metadata map[string]string, tensors []TensorInfo) (n int, ok bool
 		if !ok {
 			return 0, false
 		}
-		t.Begin, t.End = off, off+size*t.DType.Size()
+		b, ok := t.DType.Bytes(size)
+		if !ok {
+			return 0, false
+		}
+		t.Begin, t.End = off, off+b
 		n += EntryLen(t)
 		off = t.End
 	}

@@ -3,12 +3,15 @@ package format
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/nlpodyssey/safetensors"
+
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // rawFile builds a safetensors file from its header JSON and data.
@@ -46,7 +49,7 @@ func TestOpenValid(t *testing.T) {
 		t.Errorf("tensors in data order: got %v", names)
 	}
 	a, _ := f.Tensor("a")
-	if a.DType != safetensors.BF16 || a.Elements() != 3 || a.Bytes() != 6 {
+	if a.DType != dtype.BF16 || a.Elements() != 3 || a.Bytes() != 6 {
 		t.Errorf("tensor a: %+v", a)
 	}
 }
@@ -77,6 +80,13 @@ func TestOpenRejects(t *testing.T) {
 		{"overflowing bytes", rawFile(`{"t":{"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,1]}}`, make([]byte, 1)), "too large"},
 		{"reversed offsets", rawFile(`{"t":{"dtype":"U8","shape":[0],"data_offsets":[1,0]}}`, make([]byte, 1)), "reversed"},
 		{"bytes not elements times size", rawFile(`{"t":{"dtype":"F16","shape":[3],"data_offsets":[0,4]}}`, make([]byte, 4)), "needs 6"},
+		{"F4 bytes for the shape", rawFile(`{"t":{"dtype":"F4","shape":[2,4],"data_offsets":[0,8]}}`, make([]byte, 8)), "F4 [2 4] needs 4"},
+		{"F4 odd elements", rawFile(`{"t":{"dtype":"F4","shape":[1,3],"data_offsets":[0,2]}}`, make([]byte, 2)), "not a whole number of bytes"},
+		{"F6 per row rounding", rawFile(`{"t":{"dtype":"F6_E2M3","shape":[2,2],"data_offsets":[0,4]}}`, make([]byte, 4)), "needs 3"},
+		{"F6 partial byte", rawFile(`{"t":{"dtype":"F6_E3M2","shape":[2],"data_offsets":[0,2]}}`, make([]byte, 2)), "not a whole number of bytes"},
+		{"C64 as F32", rawFile(`{"t":{"dtype":"C64","shape":[2],"data_offsets":[0,8]}}`, make([]byte, 8)), "needs 16"},
+		{"F8 two bytes", rawFile(`{"t":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,4]}}`, make([]byte, 4)), "needs 2"},
+		{"dtype in lower case", rawFile(`{"t":{"dtype":"f8_e4m3","shape":[1],"data_offsets":[0,1]}}`, make([]byte, 1)), "unknown dtype"},
 		{"gap", rawFile(`{"t":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}`, make([]byte, 2)), "gap"},
 		{"overlap", rawFile(`{"t":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"u":{"dtype":"U8","shape":[2],"data_offsets":[1,3]}}`, make([]byte, 3)), "overlaps"},
 		{"extra data at end", rawFile(t16(""), make([]byte, 9)), "holds 9 bytes"},
@@ -119,6 +129,45 @@ func TestOpenRejects(t *testing.T) {
 	}
 }
 
+// Every dtype of the specification is read, with the byte size the
+// specification gives: elements times bits, in whole bytes, F4 and F6
+// packed across the whole tensor.
+func TestOpenEveryDType(t *testing.T) {
+	var h strings.Builder
+	h.WriteString("{")
+	var off uint64
+	want := map[string]uint64{}
+	for i, d := range dtype.All() {
+		// 8 elements fill whole bytes in every dtype: 4 bytes of F4, 6 of F6.
+		size := 8 * d.Bits() / 8
+		if i > 0 {
+			h.WriteString(",")
+		}
+		fmt.Fprintf(&h, `"t.%v":{"dtype":"%v","shape":[2,4],"data_offsets":[%d,%d]}`, d, d, off, off+size)
+		want["t."+d.String()] = size
+		off += size
+	}
+	h.WriteString("}")
+	p := writeTemp(t, "all.safetensors", rawFile(h.String(), make([]byte, off)))
+	f, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if len(f.Tensors) != len(dtype.All()) {
+		t.Fatalf("%d tensors, want %d", len(f.Tensors), len(dtype.All()))
+	}
+	for _, ti := range f.Tensors {
+		if ti.Bytes() != want[ti.Name] || "t."+ti.DType.String() != ti.Name {
+			t.Errorf("%s: %v of %d bytes, want %d", ti.Name, ti.DType, ti.Bytes(), want[ti.Name])
+		}
+	}
+	// Encode writes them back as it read them.
+	if back := Encode(nil, f.Tensors, 0); strings.TrimRight(string(back), " ") != h.String() {
+		t.Errorf("Encode:\n%s\nwant\n%s", back, h.String())
+	}
+}
+
 func TestErrorNamesTensor(t *testing.T) {
 	p := writeTemp(t, "x.safetensors", rawFile(`{"w.1":{"dtype":"F16","shape":[3],"data_offsets":[0,4]}}`, make([]byte, 4)))
 	_, err := Open(p)
@@ -129,9 +178,9 @@ func TestErrorNamesTensor(t *testing.T) {
 
 func TestEncodeParsesBackAndMatchesLibrary(t *testing.T) {
 	ts := []TensorInfo{
-		{Name: "z", DType: safetensors.F32, Shape: []uint64{2, 2}, Begin: 0, End: 16},
-		{Name: "a \"quoted\" name", DType: safetensors.I8, Shape: []uint64{3}, Begin: 16, End: 19},
-		{Name: "scalar", DType: safetensors.U8, Shape: []uint64{}, Begin: 19, End: 20},
+		{Name: "z", DType: dtype.F32, Shape: []uint64{2, 2}, Begin: 0, End: 16},
+		{Name: "a \"quoted\" name", DType: dtype.I8, Shape: []uint64{3}, Begin: 16, End: 19},
+		{Name: "scalar", DType: dtype.U8, Shape: []uint64{}, Begin: 19, End: 20},
 	}
 	meta := map[string]string{"format": "pt", "note": "ünïcode \\ \"x\""}
 	h := Encode(meta, ts, 100)
@@ -169,9 +218,9 @@ func TestHeaderLen(t *testing.T) {
 	}
 	var ts []TensorInfo
 	for i, name := range names {
-		ts = append(ts, TensorInfo{Name: name, DType: safetensors.F32, Shape: []uint64{uint64(i), 3, 1000}})
+		ts = append(ts, TensorInfo{Name: name, DType: dtype.F32, Shape: []uint64{uint64(i), 3, 1000}})
 	}
-	ts = append(ts, TensorInfo{Name: "scalar", DType: safetensors.U8, Shape: []uint64{}})
+	ts = append(ts, TensorInfo{Name: "scalar", DType: dtype.U8, Shape: []uint64{}})
 	// Encode takes the offsets as given: lay them out as HeaderLen does.
 	var off uint64
 	for i := range ts {
@@ -188,7 +237,7 @@ func TestHeaderLen(t *testing.T) {
 			t.Errorf("metadata %v, no tensors: HeaderLen = %d, Encode gives %q", meta, got, Encode(meta, nil, 0))
 		}
 	}
-	if _, ok := HeaderLen(nil, []TensorInfo{{Name: "x", DType: safetensors.U8, Shape: []uint64{1 << 40, 1 << 40}}}); ok {
+	if _, ok := HeaderLen(nil, []TensorInfo{{Name: "x", DType: dtype.U8, Shape: []uint64{1 << 40, 1 << 40}}}); ok {
 		t.Error("an overflowing shape is ok")
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // outputKinds are the two ways an Output is kept until Commit.
@@ -118,7 +118,7 @@ func TestWriterBothOutputKinds(t *testing.T) {
 		for _, buffered := range []bool{false, true} {
 			dir := t.TempDir()
 			out := filepath.Join(dir, "out.safetensors")
-			ts := []TensorInfo{{Name: "a", DType: safetensors.U8, Shape: []uint64{5000}}}
+			ts := []TensorInfo{{Name: "a", DType: dtype.U8, Shape: []uint64{5000}}}
 			w, err := Create(out, nil, ts, CreateOptions{named: k.named, Buffered: buffered})
 			if err != nil {
 				t.Fatal(err)

@@ -11,8 +11,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/nlpodyssey/safetensors"
-
+	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -80,7 +79,7 @@ const (
 
 // MarshalEncodedMeta renders the metadata value of an encoded tensor. The
 // numbers are written in their shortest form that reads back exactly.
-func MarshalEncodedMeta(p quant.Params, dt safetensors.DType, layout, rng, granularity string) string {
+func MarshalEncodedMeta(p quant.Params, dt dtype.DType, layout, rng, granularity string) string {
 	m := EncodedMeta{LogMin: p.LogMin, LogMax: p.LogMax, DType: dt.String()}
 	if granularity == GranularityRow {
 		m.Granularity = granularity
@@ -114,7 +113,7 @@ func IsQINS(metadata map[string]string) bool {
 // or encoded as codes and signs.
 type Logical struct {
 	Name  string
-	DType safetensors.DType // the source dtype
+	DType dtype.DType // the source dtype
 	Shape []uint64
 	// Plain is the stored tensor when the tensor is not encoded.
 	Plain *Tensor
@@ -286,9 +285,9 @@ func encodedLogical(c *Checkpoint, byName map[string]int32, name, meta, version 
 	if err != nil {
 		return Logical{}, fmt.Errorf("metadata %q: %v", ParamsPrefix+name, err)
 	}
-	signsSuffix, signsDType := SignsSuffix, safetensors.I8
+	signsSuffix, signsDType := SignsSuffix, dtype.I8
 	if m.Layout == LayoutPacked {
-		signsSuffix, signsDType = SignBitsSuffix, safetensors.U8
+		signsSuffix, signsDType = SignBitsSuffix, dtype.U8
 	}
 	lookup := func(n string) *Tensor {
 		if i, ok := byName[n]; ok {
@@ -304,7 +303,7 @@ func encodedLogical(c *Checkpoint, byName map[string]int32, name, meta, version 
 		return Logical{}, fmt.Errorf("has %s but no %s", signsSuffix, CodesSuffix)
 	case signs == nil:
 		return Logical{}, fmt.Errorf("has %s but no %s", CodesSuffix, signsSuffix)
-	case codes.DType != safetensors.U8 || signs.DType != signsDType:
+	case codes.DType != dtype.U8 || signs.DType != signsDType:
 		return Logical{}, fmt.Errorf("codes are %v and signs %v; want U8 and %v", codes.DType, signs.DType, signsDType)
 	case m.Layout != LayoutPacked && !SameShape(codes.Shape, signs.Shape):
 		return Logical{}, fmt.Errorf("codes have shape %v but signs %v", codes.Shape, signs.Shape)
@@ -314,7 +313,7 @@ func encodedLogical(c *Checkpoint, byName map[string]int32, name, meta, version 
 	if lookup(name) != nil {
 		return Logical{}, errors.New("is stored both encoded and unchanged")
 	}
-	dt, _ := safetensors.ParseDType(m.DType) // checked by ParseEncodedMeta
+	dt, _ := dtype.Parse(m.DType) // checked by ParseEncodedMeta
 	p := quant.Params{LogMin: m.LogMin, LogMax: m.LogMax}
 	if err := p.CheckFinite(dt); err != nil {
 		return Logical{}, err
@@ -338,7 +337,7 @@ func encodedLogical(c *Checkpoint, byName map[string]int32, name, meta, version 
 	if r == nil {
 		return Logical{}, fmt.Errorf("has per-row ranges but no %s", name+RangesSuffix)
 	}
-	if want := []uint64{uint64(l.Rows()), 2}; r.DType != safetensors.F32 || !SameShape(r.Shape, want) {
+	if want := []uint64{uint64(l.Rows()), 2}; r.DType != dtype.F32 || !SameShape(r.Shape, want) {
 		return Logical{}, fmt.Errorf("%s is %v %v; want F32 %v", r.Name, r.DType, r.Shape, want)
 	}
 	l.Ranges = r
@@ -446,7 +445,7 @@ func (m *EncodedMeta) check() error {
 	if err := (quant.Params{LogMin: m.LogMin, LogMax: m.LogMax}).Validate(); err != nil {
 		return err
 	}
-	if dt, err := safetensors.ParseDType(m.DType); err != nil || !quant.IsFloat(dt) {
+	if dt, err := dtype.Parse(m.DType); err != nil || !quant.IsFloat(dt) {
 		return fmt.Errorf("dtype %q is not F16, BF16, F32 or F64", m.DType)
 	}
 	if m.Layout == LayoutU8I8 {

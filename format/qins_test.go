@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // qinsFile writes a small QINS-layout file from tensors (name, dtype, shape
@@ -36,9 +36,9 @@ func qinsFile(t *testing.T, meta map[string]string, tensors ...TensorInfo) strin
 func TestLogicals(t *testing.T) {
 	good := `{"log_min":-5,"log_max":-1,"dtype":"BF16"}`
 	packed := `{"log_min":-5,"log_max":-1,"dtype":"BF16","layout":"packed"}`
-	codes := TensorInfo{Name: "w.qins", DType: safetensors.U8, Shape: []uint64{2, 3}}
-	signs := TensorInfo{Name: "w.sign", DType: safetensors.I8, Shape: []uint64{2, 3}}
-	norm := TensorInfo{Name: "n", DType: safetensors.F32, Shape: []uint64{3}}
+	codes := TensorInfo{Name: "w.qins", DType: dtype.U8, Shape: []uint64{2, 3}}
+	signs := TensorInfo{Name: "w.sign", DType: dtype.I8, Shape: []uint64{2, 3}}
+	norm := TensorInfo{Name: "n", DType: dtype.F32, Shape: []uint64{3}}
 	meta := func(kv ...string) map[string]string {
 		m := map[string]string{"qins": "1", "format": "pt"}
 		for i := 0; i < len(kv); i += 2 {
@@ -52,7 +52,7 @@ func TestLogicals(t *testing.T) {
 		return m
 	}
 	rowMeta := `{"log_min":-5,"log_max":-1,"dtype":"BF16","granularity":"row"}`
-	ranges := TensorInfo{Name: "w.logrange", DType: safetensors.F32, Shape: []uint64{2, 2}}
+	ranges := TensorInfo{Name: "w.logrange", DType: dtype.F32, Shape: []uint64{2, 2}}
 	p := qinsFile(t, meta("qins:w", good), norm, codes, signs)
 	c, err := OpenCheckpoint(p)
 	if err != nil {
@@ -63,7 +63,7 @@ func TestLogicals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ls) != 2 || ls[1].Name != "w" || !ls[1].Encoded() || ls[1].DType != safetensors.BF16 || ls[1].Params.LogMin != -5 || ls[0].Encoded() {
+	if len(ls) != 2 || ls[1].Name != "w" || !ls[1].Encoded() || ls[1].DType != dtype.BF16 || ls[1].Params.LogMin != -5 || ls[0].Encoded() {
 		t.Fatalf("logicals %+v", ls)
 	}
 
@@ -76,9 +76,9 @@ func TestLogicals(t *testing.T) {
 		want    string // the logicals, name:encoded
 	}{
 		{"suffixes without metadata", meta(), []TensorInfo{codes, signs}, "w.qins:false w.sign:false"},
-		{"I8 .sign beside an encoded tensor", meta("qins:w", good), []TensorInfo{codes, signs, {Name: "attention.sign", DType: safetensors.I8, Shape: []uint64{4}}}, "attention.sign:false w:true"},
-		{"U8 .qins and .signbits", meta("qins:w", good), []TensorInfo{codes, signs, {Name: "vocab.qins", DType: safetensors.U8, Shape: []uint64{4}}, {Name: "vocab.signbits", DType: safetensors.U8, Shape: []uint64{1}}}, "vocab.qins:false vocab.signbits:false w:true"},
-		{"codes of an encoded .qins", meta("qins:w.qins", good), []TensorInfo{{Name: "w.qins.qins", DType: safetensors.U8, Shape: []uint64{2}}, {Name: "w.qins.sign", DType: safetensors.I8, Shape: []uint64{2}}, signs}, "w.qins:true w.sign:false"},
+		{"I8 .sign beside an encoded tensor", meta("qins:w", good), []TensorInfo{codes, signs, {Name: "attention.sign", DType: dtype.I8, Shape: []uint64{4}}}, "attention.sign:false w:true"},
+		{"U8 .qins and .signbits", meta("qins:w", good), []TensorInfo{codes, signs, {Name: "vocab.qins", DType: dtype.U8, Shape: []uint64{4}}, {Name: "vocab.signbits", DType: dtype.U8, Shape: []uint64{1}}}, "vocab.qins:false vocab.signbits:false w:true"},
+		{"codes of an encoded .qins", meta("qins:w.qins", good), []TensorInfo{{Name: "w.qins.qins", DType: dtype.U8, Shape: []uint64{2}}, {Name: "w.qins.sign", DType: dtype.I8, Shape: []uint64{2}}, signs}, "w.qins:true w.sign:false"},
 	}
 	for _, c := range plain {
 		t.Run(c.name, func(t *testing.T) {
@@ -111,8 +111,8 @@ func TestLogicals(t *testing.T) {
 		{"codes without signs", meta("qins:w", good), []TensorInfo{codes}, "has .qins but no .sign"},
 		{"signs without codes", meta("qins:w", good), []TensorInfo{signs}, "has .sign but no .qins"},
 		{"neither", meta("qins:w", good), []TensorInfo{norm}, "neither"},
-		{"shapes differ", meta("qins:w", good), []TensorInfo{codes, {Name: "w.sign", DType: safetensors.I8, Shape: []uint64{3, 2}}}, "shape"},
-		{"codes not U8", meta("qins:w", good), []TensorInfo{{Name: "w.qins", DType: safetensors.I8, Shape: []uint64{2, 3}}, signs}, "want U8 and I8"},
+		{"shapes differ", meta("qins:w", good), []TensorInfo{codes, {Name: "w.sign", DType: dtype.I8, Shape: []uint64{3, 2}}}, "shape"},
+		{"codes not U8", meta("qins:w", good), []TensorInfo{{Name: "w.qins", DType: dtype.I8, Shape: []uint64{2, 3}}, signs}, "want U8 and I8"},
 		{"metadata not JSON", meta("qins:w", "{"), []TensorInfo{codes, signs}, "not valid JSON"},
 		{"metadata not an object", meta("qins:w", "[1]"), []TensorInfo{codes, signs}, "not a JSON object"},
 		{"metadata with data after", meta("qins:w", good+" {}"), []TensorInfo{codes, signs}, "data after"},
@@ -136,14 +136,14 @@ func TestLogicals(t *testing.T) {
 		{"unknown version", map[string]string{"qins": "3", "qins:w": good}, []TensorInfo{codes, signs}, `version "3"`},
 		{"per-row in version 1", meta("qins:w", rowMeta), []TensorInfo{codes, signs, ranges}, "need QINS version 2"},
 		{"per-row without ranges", v2("qins:w", rowMeta), []TensorInfo{codes, signs}, "no w.logrange"},
-		{"ranges of wrong shape", v2("qins:w", rowMeta), []TensorInfo{codes, signs, {Name: "w.logrange", DType: safetensors.F32, Shape: []uint64{3, 2}}}, "want F32 [2 2]"},
-		{"ranges of wrong dtype", v2("qins:w", rowMeta), []TensorInfo{codes, signs, {Name: "w.logrange", DType: safetensors.F64, Shape: []uint64{2, 2}}}, "want F32"},
+		{"ranges of wrong shape", v2("qins:w", rowMeta), []TensorInfo{codes, signs, {Name: "w.logrange", DType: dtype.F32, Shape: []uint64{3, 2}}}, "want F32 [2 2]"},
+		{"ranges of wrong dtype", v2("qins:w", rowMeta), []TensorInfo{codes, signs, {Name: "w.logrange", DType: dtype.F64, Shape: []uint64{2, 2}}}, "want F32"},
 		{"unknown granularity", v2("qins:w", `{"log_min":-5,"log_max":-1,"dtype":"BF16","granularity":"block"}`), []TensorInfo{codes, signs, ranges}, `granularity "block"`},
-		{"stored twice", meta("qins:w", good), []TensorInfo{codes, signs, {Name: "w", DType: safetensors.F32, Shape: []uint64{1}}}, "both encoded and unchanged"},
+		{"stored twice", meta("qins:w", good), []TensorInfo{codes, signs, {Name: "w", DType: dtype.F32, Shape: []uint64{1}}}, "both encoded and unchanged"},
 		{"unknown layout", meta("qins:w", `{"log_min":-5,"log_max":-1,"dtype":"BF16","layout":"zip"}`), []TensorInfo{codes, signs}, `layout "zip"`},
 		{"packed without sign bits", meta("qins:w", packed), []TensorInfo{codes, signs}, "has .qins but no .signbits"},
-		{"packed sign bits too short", meta("qins:w", packed), []TensorInfo{codes, {Name: "w.signbits", DType: safetensors.U8, Shape: []uint64{0}}}, "need [1]"},
-		{"packed sign bits not U8", meta("qins:w", packed), []TensorInfo{codes, {Name: "w.signbits", DType: safetensors.I8, Shape: []uint64{1}}}, "want U8 and U8"},
+		{"packed sign bits too short", meta("qins:w", packed), []TensorInfo{codes, {Name: "w.signbits", DType: dtype.U8, Shape: []uint64{0}}}, "need [1]"},
+		{"packed sign bits not U8", meta("qins:w", packed), []TensorInfo{codes, {Name: "w.signbits", DType: dtype.I8, Shape: []uint64{1}}}, "want U8 and U8"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -172,7 +172,7 @@ func TestLogicalsCancel(t *testing.T) {
 	for i := range 2 * checkEvery {
 		name := fmt.Sprintf("w%d", i)
 		meta["qins:"+name] = `{"log_min":-5,"log_max":-1,"dtype":"BF16"}`
-		ts = append(ts, TensorInfo{Name: name + ".qins", DType: safetensors.U8, Shape: []uint64{1}}, TensorInfo{Name: name + ".sign", DType: safetensors.I8, Shape: []uint64{1}})
+		ts = append(ts, TensorInfo{Name: name + ".qins", DType: dtype.U8, Shape: []uint64{1}}, TensorInfo{Name: name + ".sign", DType: dtype.I8, Shape: []uint64{1}})
 	}
 	c, err := OpenCheckpoint(qinsFile(t, meta, ts...))
 	if err != nil {

@@ -68,10 +68,11 @@ func Create(path string, metadata map[string]string, tensors []TensorInfo, opts 
 	w.tensors = make([]TensorInfo, 0, len(tensors))
 	for _, t := range tensors {
 		n, ok := Elements(t.Shape)
-		if !ok {
-			return nil, &Error{Path: path, Tensor: t.Name, Err: errors.New("shape overflows")}
+		size, ok2 := t.DType.Bytes(n)
+		if !ok || !ok2 {
+			return nil, &Error{Path: path, Tensor: t.Name, Err: fmt.Errorf("%v %v overflows or is not a whole number of bytes", t.DType, t.Shape)}
 		}
-		t.Begin, t.End = off, off+n*t.DType.Size()
+		t.Begin, t.End = off, off+size
 		off = t.End
 		w.tensors = append(w.tensors, t)
 	}

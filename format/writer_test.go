@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 func listDir(t *testing.T, dir string) []string {
@@ -32,8 +32,8 @@ func TestWriterCommit(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.safetensors")
 	ts := []TensorInfo{
-		{Name: "a", DType: safetensors.F32, Shape: []uint64{2}},
-		{Name: "b", DType: safetensors.U8, Shape: []uint64{3}},
+		{Name: "a", DType: dtype.F32, Shape: []uint64{2}},
+		{Name: "b", DType: dtype.U8, Shape: []uint64{3}},
 	}
 	w, err := Create(out, map[string]string{"k": "v"}, ts, CreateOptions{Reserve: 40})
 	if err != nil {
@@ -78,7 +78,7 @@ func TestWriterCommit(t *testing.T) {
 }
 
 func TestWriterFailuresLeaveNothing(t *testing.T) {
-	ts := []TensorInfo{{Name: "a", DType: safetensors.U8, Shape: []uint64{4}}}
+	ts := []TensorInfo{{Name: "a", DType: dtype.U8, Shape: []uint64{4}}}
 	cases := []struct {
 		name string
 		do   func(w *Writer) error
@@ -131,7 +131,7 @@ func TestWriterRefusesExisting(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.safetensors")
 	os.WriteFile(out, []byte("keep me"), 0o644)
-	ts := []TensorInfo{{Name: "a", DType: safetensors.U8, Shape: []uint64{1}}}
+	ts := []TensorInfo{{Name: "a", DType: dtype.U8, Shape: []uint64{1}}}
 	if _, err := Create(out, nil, ts, CreateOptions{}); !errors.Is(err, ErrExists) {
 		t.Fatalf("got %v, want ErrExists", err)
 	}
@@ -157,11 +157,11 @@ func TestWriterRefusesExisting(t *testing.T) {
 // I/O.
 func TestWriterPiecesAnyOrder(t *testing.T) {
 	ts := []TensorInfo{
-		{Name: "odd", DType: safetensors.U8, Shape: []uint64{5003}},
-		{Name: "one", DType: safetensors.U8, Shape: []uint64{1}},
-		{Name: "blocks", DType: safetensors.F32, Shape: []uint64{3, 1024}},
-		{Name: "big", DType: safetensors.U8, Shape: []uint64{stageSize + 3*blockSize + 17}},
-		{Name: "tail", DType: safetensors.U8, Shape: []uint64{77}},
+		{Name: "odd", DType: dtype.U8, Shape: []uint64{5003}},
+		{Name: "one", DType: dtype.U8, Shape: []uint64{1}},
+		{Name: "blocks", DType: dtype.F32, Shape: []uint64{3, 1024}},
+		{Name: "big", DType: dtype.U8, Shape: []uint64{stageSize + 3*blockSize + 17}},
+		{Name: "tail", DType: dtype.U8, Shape: []uint64{77}},
 	}
 	for _, buffered := range []bool{false, true} {
 		for _, piece := range []int{1000, blockSize, 3*blockSize + 1, 1 << 20} {

@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 const benchElems = 1 << 20
 
 // weights returns benchElems Normal(0, 0.02) values stored in dtype dt.
-func weights(b *testing.B, dt safetensors.DType) []byte {
+func weights(b *testing.B, dt dtype.DType) []byte {
 	r := rand.New(rand.NewPCG(3, 4))
 	put, err := Putter(dt)
 	if err != nil {
@@ -49,7 +49,7 @@ func start(b *testing.B) time.Duration {
 // as the min/max range runs them: the range scan, the encoder's tables and
 // the encode; MB/s is of the source bytes.
 func BenchmarkEncode(b *testing.B) {
-	for _, dt := range []safetensors.DType{safetensors.BF16, safetensors.F16, safetensors.F32} {
+	for _, dt := range []dtype.DType{dtype.BF16, dtype.F16, dtype.F32} {
 		b.Run(dt.String(), func(b *testing.B) {
 			raw := weights(b, dt)
 			codes, signs := make([]uint8, benchElems), make([]int8, benchElems)
@@ -72,7 +72,7 @@ func BenchmarkEncode(b *testing.B) {
 // BenchmarkScan measures the range pass alone, as the min/max range runs
 // it (NewRangeScanner).
 func BenchmarkScan(b *testing.B) {
-	for _, dt := range []safetensors.DType{safetensors.BF16, safetensors.F16, safetensors.F32} {
+	for _, dt := range []dtype.DType{dtype.BF16, dtype.F16, dtype.F32} {
 		b.Run(dt.String(), func(b *testing.B) {
 			raw := weights(b, dt)
 			b.SetBytes(int64(len(raw)))
@@ -89,7 +89,7 @@ func BenchmarkScan(b *testing.B) {
 // BenchmarkScanCounts measures the range pass as the mse range runs it:
 // counting values (NewScanner).
 func BenchmarkScanCounts(b *testing.B) {
-	for _, dt := range []safetensors.DType{safetensors.BF16, safetensors.F16, safetensors.F32} {
+	for _, dt := range []dtype.DType{dtype.BF16, dtype.F16, dtype.F32} {
 		b.Run(dt.String(), func(b *testing.B) {
 			raw := weights(b, dt)
 			b.SetBytes(int64(len(raw)))
@@ -107,8 +107,8 @@ func BenchmarkScanCounts(b *testing.B) {
 // where the assembly ones cannot: the range scan and the encode of whole
 // groups of eight.
 func BenchmarkGo(b *testing.B) {
-	raw := weights(b, safetensors.BF16)
-	s, _ := NewRangeScanner(safetensors.BF16)
+	raw := weights(b, dtype.BF16)
+	s, _ := NewRangeScanner(dtype.BF16)
 	e := s.EncoderFor(Params{LogMin: -18, LogMax: -1})
 	codes, signs := make([]uint8, benchElems), make([]int8, benchElems)
 	b.Run("Scan/BF16", func(b *testing.B) {
@@ -134,14 +134,14 @@ func BenchmarkGo(b *testing.B) {
 // BenchmarkDecode measures decoding to each output dtype; MB/s is of the
 // codes and signs read.
 func BenchmarkDecode(b *testing.B) {
-	raw := weights(b, safetensors.BF16)
-	s, _ := NewScanner(safetensors.BF16)
+	raw := weights(b, dtype.BF16)
+	s, _ := NewScanner(dtype.BF16)
 	s.Scan(raw, 0)
 	e, _ := s.Encoder()
 	codes, signs := make([]uint8, benchElems), make([]int8, benchElems)
 	e.Encode(raw, codes, signs)
 	d := NewDecoder(e.Params())
-	for _, dt := range []safetensors.DType{safetensors.F32, safetensors.BF16} {
+	for _, dt := range []dtype.DType{dtype.F32, dtype.BF16} {
 		b.Run(dt.String(), func(b *testing.B) {
 			out := make([]byte, benchElems*int(dt.Size()))
 			b.SetBytes(2 * benchElems)
@@ -171,8 +171,8 @@ func BenchmarkDecode(b *testing.B) {
 // scanned tensor (it does not depend on the tensor's size, only on how
 // many distinct values it holds).
 func BenchmarkMSEParams(b *testing.B) {
-	raw := weights(b, safetensors.BF16)
-	s, _ := NewScanner(safetensors.BF16)
+	raw := weights(b, dtype.BF16)
+	s, _ := NewScanner(dtype.BF16)
 	s.Scan(raw, 0)
 	for b.Loop() {
 		if _, err := s.MSEParams(); err != nil {
@@ -184,7 +184,7 @@ func BenchmarkMSEParams(b *testing.B) {
 // BenchmarkEncodePass measures the encode pass alone, after the range
 // pass: the lookup of codes and signs.
 func BenchmarkEncodePass(b *testing.B) {
-	for _, dt := range []safetensors.DType{safetensors.BF16, safetensors.F16, safetensors.F32} {
+	for _, dt := range []dtype.DType{dtype.BF16, dtype.F16, dtype.F32} {
 		b.Run(dt.String(), func(b *testing.B) {
 			raw := weights(b, dt)
 			s, _ := NewScanner(dt)
@@ -231,8 +231,8 @@ func BenchmarkUnpackSigns(b *testing.B) {
 // BenchmarkEncodePacked measures the encode pass of the packed layout:
 // codes with 0 for the exact zeros, and sign bits.
 func BenchmarkEncodePacked(b *testing.B) {
-	raw := weights(b, safetensors.BF16)
-	s, _ := NewRangeScanner(safetensors.BF16)
+	raw := weights(b, dtype.BF16)
+	s, _ := NewRangeScanner(dtype.BF16)
 	s.Scan(raw, 0)
 	e, err := s.Encoder()
 	if err != nil {
@@ -251,7 +251,7 @@ func BenchmarkEncodePacked(b *testing.B) {
 // hidden size), min/max and mse: range and codes of every row, signs
 // included; MB/s is of the source bytes.
 func BenchmarkRowEncode(b *testing.B) {
-	for _, dt := range []safetensors.DType{safetensors.BF16, safetensors.F32} {
+	for _, dt := range []dtype.DType{dtype.BF16, dtype.F32} {
 		for _, mse := range []bool{false, true} {
 			name := dt.String() + "/minmax"
 			if mse {

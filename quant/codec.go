@@ -25,7 +25,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // Tiny is the magnitude at or below which an element does not take part in
@@ -53,7 +53,7 @@ func (p Params) Validate() error {
 // in dtype dt: a range beyond float64's (log_max - log_min overflows), or
 // whose largest magnitude rounds to an infinity in dt, decodes to NaN or
 // infinities. p must be valid (see Validate).
-func (p Params) CheckFinite(dt safetensors.DType) error {
+func (p Params) CheckFinite(dt dtype.DType) error {
 	if math.IsInf(p.LogMax-p.LogMin, 0) {
 		return fmt.Errorf("log_min %v and log_max %v are too far apart to decode", p.LogMin, p.LogMax)
 	}
@@ -61,11 +61,11 @@ func (p Params) CheckFinite(dt safetensors.DType) error {
 	m := p.Magnitude(1)
 	inf := math.IsInf(m, 0)
 	switch dt {
-	case safetensors.F32:
+	case dtype.F32:
 		inf = inf || math.IsInf(float64(float32(m)), 0)
-	case safetensors.F16:
+	case dtype.F16:
 		inf = inf || math.IsInf(float64(F16ToFloat32(Float64ToF16(m))), 0)
-	case safetensors.BF16:
+	case dtype.BF16:
 		inf = inf || math.IsInf(float64(BF16ToFloat32(Float64ToBF16(m))), 0)
 	}
 	if inf {

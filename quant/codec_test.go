@@ -8,11 +8,11 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // encodeAll runs both passes of an Encoder over one buffer.
-func encodeAll(t *testing.T, dt safetensors.DType, raw []byte) (Params, []uint8, []int8, error) {
+func encodeAll(t *testing.T, dt dtype.DType, raw []byte) (Params, []uint8, []int8, error) {
 	t.Helper()
 	// Two scanners take alternate uneven chunks, as goroutines would, and
 	// are merged.
@@ -66,7 +66,7 @@ func encodeAll(t *testing.T, dt safetensors.DType, raw []byte) (Params, []uint8,
 }
 
 // toRaw stores values in dtype dt, and returns the values as stored.
-func toRaw(t *testing.T, dt safetensors.DType, vals []float64) ([]byte, []float64) {
+func toRaw(t *testing.T, dt dtype.DType, vals []float64) ([]byte, []float64) {
 	t.Helper()
 	put, err := Putter(dt)
 	if err != nil {
@@ -82,15 +82,15 @@ func toRaw(t *testing.T, dt safetensors.DType, vals []float64) ([]byte, []float6
 	return raw, stored
 }
 
-var floatTypes = []safetensors.DType{safetensors.F16, safetensors.BF16, safetensors.F32, safetensors.F64}
+var floatTypes = []dtype.DType{dtype.F16, dtype.BF16, dtype.F32, dtype.F64}
 
 func TestHandComputedVectors(t *testing.T) {
 	// log_max = 0 (|w| = 1), log_min = -2 (|w| = e^-2): code = 255 - 127*(ln|w| + 2).
 	w := []float64{1, -math.Exp(-2), math.Exp(-1), 0, math.Copysign(0, -1), 1e-9, -1e-9, -math.Exp(-1.5)}
 	wantCodes := []uint8{1, 255, 128, 255, 255, 255, 255, 192} // 255-127*0.5 = 191.5 -> even 192
 	wantSigns := []int8{1, -1, 1, 0, 0, 1, -1, -1}
-	raw, _ := toRaw(t, safetensors.F64, w)
-	p, codes, signs, err := encodeAll(t, safetensors.F64, raw)
+	raw, _ := toRaw(t, dtype.F64, w)
+	p, codes, signs, err := encodeAll(t, dtype.F64, raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestBoundOnRandomTensors(t *testing.T) {
 // TestTableMatchesFormulaEveryPattern checks the 16-bit lookup path against
 // the formula for every finite pattern, on a tensor that holds them all.
 func TestTableMatchesFormulaEveryPattern(t *testing.T) {
-	for _, dt := range []safetensors.DType{safetensors.F16, safetensors.BF16} {
+	for _, dt := range []dtype.DType{dtype.F16, dtype.BF16} {
 		s, _ := NewScanner(dt)
 		var raw []byte
 		for h := 0; h < 1<<16; h++ {
@@ -208,7 +208,7 @@ func TestEncodeUnseenPatterns(t *testing.T) {
 		vals[i] = 0.02 * r.NormFloat64()
 	}
 	vals[500], vals[700] = 0, math.Copysign(0, -1)
-	for _, dt := range []safetensors.DType{safetensors.F16, safetensors.BF16} {
+	for _, dt := range []dtype.DType{dtype.F16, dtype.BF16} {
 		raw, stored := toRaw(t, dt, vals)
 		s, _ := NewScanner(dt)
 		s.Scan(raw[:2*100], 0)
@@ -384,9 +384,9 @@ func TestPackedSigns(t *testing.T) {
 	bits = make([]byte, (n+7)/8)
 	PackSigns(signs, bits)
 	checkUnpack(t, "long run", codes, signs, bits, 10)
-	raw, _ := toRaw(t, safetensors.BF16, []float64{0.5, 0, math.Copysign(0, -1), -2})
+	raw, _ := toRaw(t, dtype.BF16, []float64{0.5, 0, math.Copysign(0, -1), -2})
 	zc := []uint8{9, 9, 9, 9}
-	ZeroCodes(safetensors.BF16, raw, zc)
+	ZeroCodes(dtype.BF16, raw, zc)
 	if zc[0] != 9 || zc[1] != 0 || zc[2] != 0 || zc[3] != 9 {
 		t.Errorf("ZeroCodes: %v", zc)
 	}
@@ -404,7 +404,7 @@ func TestPackedSigns(t *testing.T) {
 	for i := range zc {
 		zc[i] = 7
 	}
-	ZeroCodes(safetensors.BF16, pats, zc)
+	ZeroCodes(dtype.BF16, pats, zc)
 	for i := range zc {
 		zero := pats[2*i] == 0 && pats[2*i+1]&0x7f == 0
 		if (zc[i] == 0) != zero || (!zero && zc[i] != 7) {
@@ -414,7 +414,7 @@ func TestPackedSigns(t *testing.T) {
 }
 
 // relRMSE encodes raw with p and returns rmse / rms of the stored values.
-func relRMSE(t *testing.T, dt safetensors.DType, raw []byte, s *Scanner, p Params) float64 {
+func relRMSE(t *testing.T, dt dtype.DType, raw []byte, s *Scanner, p Params) float64 {
 	t.Helper()
 	n := len(raw) / int(dt.Size())
 	codes, signs, dec, vals := make([]uint8, n), make([]int8, n), make([]float64, n), make([]float64, n)
@@ -465,14 +465,14 @@ func TestMSERange(t *testing.T) {
 
 func TestCheckFinite(t *testing.T) {
 	cases := []struct {
-		dt     safetensors.DType
+		dt     dtype.DType
 		top    float64 // the largest magnitude, exp(log_max)
 		finite bool
 	}{
-		{safetensors.F16, 65519, true}, {safetensors.F16, 65521, false},
-		{safetensors.BF16, 3.39e38, true}, {safetensors.BF16, 3.397e38, false},
-		{safetensors.F32, 3.4028234e38, true}, {safetensors.F32, 3.40283e38, false},
-		{safetensors.F64, 1e308, true}, {safetensors.F32, 1e-40, true},
+		{dtype.F16, 65519, true}, {dtype.F16, 65521, false},
+		{dtype.BF16, 3.39e38, true}, {dtype.BF16, 3.397e38, false},
+		{dtype.F32, 3.4028234e38, true}, {dtype.F32, 3.40283e38, false},
+		{dtype.F64, 1e308, true}, {dtype.F32, 1e-40, true},
 	}
 	for _, c := range cases {
 		p := Params{LogMin: math.Log(c.top) - 20, LogMax: math.Log(c.top)}
@@ -481,7 +481,7 @@ func TestCheckFinite(t *testing.T) {
 		}
 	}
 	for _, p := range []Params{{LogMin: -1e308, LogMax: 1e308}, {LogMin: 0, LogMax: 710}, {LogMin: -10, LogMax: 1000}} {
-		if err := p.CheckFinite(safetensors.F64); err == nil {
+		if err := p.CheckFinite(dtype.F64); err == nil {
 			t.Errorf("%+v: accepted", p)
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // InvalidError reports a stored code or sign that no encoder writes.
@@ -116,12 +116,12 @@ func (d *Decoder) decode64(tab *[3][256]float64, codes []uint8, signs []int8, ds
 // DecodeTo writes the values of a chunk whose first element has flat index
 // first to dst as little-endian elements of dtype dt (F16, BF16, F32 or
 // F64), each rounded once from the float64 value.
-func (d *Decoder) DecodeTo(dt safetensors.DType, codes []uint8, signs []int8, dst []byte, first int64) error {
+func (d *Decoder) DecodeTo(dt dtype.DType, codes []uint8, signs []int8, dst []byte, first int64) error {
 	if len(codes) != len(signs) {
 		return fmt.Errorf("quant: %d codes but %d signs", len(codes), len(signs))
 	}
 	signs = signs[:len(codes)]
-	if dt == safetensors.F32 {
+	if dt == dtype.F32 {
 		dst = dst[:4*len(codes)]
 		for i, c := range codes {
 			k := uint8(signs[i]) + 1
@@ -138,11 +138,11 @@ func (d *Decoder) DecodeTo(dt safetensors.DType, codes []uint8, signs []int8, ds
 	}
 	var conv func(float64) uint64
 	switch dt {
-	case safetensors.F16:
+	case dtype.F16:
 		conv = func(v float64) uint64 { return uint64(Float64ToF16(v)) }
-	case safetensors.BF16:
+	case dtype.BF16:
 		conv = func(v float64) uint64 { return uint64(Float64ToBF16(v)) }
-	case safetensors.F64:
+	case dtype.F64:
 		conv = math.Float64bits
 	default:
 		return fmt.Errorf("quant: cannot decode to dtype %v", dt)

@@ -5,17 +5,66 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // IsFloat reports whether dt is one of the floating-point dtypes the codec
 // reads: F16, BF16, F32 or F64.
-func IsFloat(dt safetensors.DType) bool {
+func IsFloat(dt dtype.DType) bool {
 	switch dt {
-	case safetensors.F16, safetensors.BF16, safetensors.F32, safetensors.F64:
+	case dtype.F16, dtype.BF16, dtype.F32, dtype.F64:
 		return true
 	}
 	return false
+}
+
+// ReadsFloat reports whether Reader reads dt as floating-point values: the
+// codec's dtypes (IsFloat) and the OCP FP8 formats F8_E4M3 and F8_E5M2,
+// which the codec does not encode.
+func ReadsFloat(dt dtype.DType) bool {
+	return IsFloat(dt) || dt == dtype.F8_E4M3 || dt == dtype.F8_E5M2
+}
+
+// F8E4M3ToFloat32 converts OCP FP8 E4M3 bits to float32 exactly: exponent
+// bias 7, subnormals below 2^-6, no infinities, S.1111.111 NaN; the
+// largest magnitude is 448.
+func F8E4M3ToFloat32(b uint8) float32 {
+	exp, mant := int(b>>3)&0xf, int(b&7)
+	var v float64
+	switch {
+	case exp == 0xf && mant == 7:
+		v = math.NaN()
+	case exp == 0: // subnormal: mant * 2^-9
+		v = math.Ldexp(float64(mant), -9)
+	default:
+		v = math.Ldexp(float64(8+mant), exp-7-3)
+	}
+	if b&0x80 != 0 {
+		v = -v
+	}
+	return float32(v)
+}
+
+// F8E5M2ToFloat32 converts OCP FP8 E5M2 bits to float32 exactly: exponent
+// bias 15, subnormals below 2^-14, infinities and NaNs as in IEEE 754; the
+// largest finite magnitude is 57344.
+func F8E5M2ToFloat32(b uint8) float32 {
+	exp, mant := int(b>>2)&0x1f, int(b&3)
+	var v float64
+	switch {
+	case exp == 0x1f && mant == 0:
+		v = math.Inf(1)
+	case exp == 0x1f:
+		v = math.NaN()
+	case exp == 0: // subnormal: mant * 2^-16
+		v = math.Ldexp(float64(mant), -16)
+	default:
+		v = math.Ldexp(float64(4+mant), exp-15-2)
+	}
+	if b&0x80 != 0 {
+		v = -v
+	}
+	return float32(v)
 }
 
 // F16ToFloat32 converts IEEE 754 half-precision bits to float32 exactly.
@@ -118,123 +167,140 @@ func Float64ToF16(x float64) uint16 { return Float32ToF16(roundToOddFloat32(x)) 
 func Float64ToBF16(x float64) uint16 { return Float32ToBF16(roundToOddFloat32(x)) }
 
 // Reader returns a function that converts little-endian elements of dtype
-// dt to float64: exactly for the float dtypes and for integers up to 2^53.
-func Reader(dt safetensors.DType) (func(b []byte, dst []float64), error) {
+// dt to float64: exactly for the float dtypes (FP8 included) and for
+// integers up to 2^53. It returns an error for the dtypes whose values it
+// does not read: F4, F6_*, F8_E8M0, the FNUZ formats and C64.
+func Reader(dt dtype.DType) (func(b []byte, dst []float64), error) {
+	if read := floatReader(dt); read != nil {
+		return read, nil
+	}
+	if read := intReader(dt); read != nil {
+		return read, nil
+	}
+	return nil, fmt.Errorf("cannot read the values of dtype %v", dt)
+}
+
+// floatReader is Reader for the dtypes of ReadsFloat, nil for the others.
+func floatReader(dt dtype.DType) func(b []byte, dst []float64) {
 	le := binary.LittleEndian
 	switch dt {
-	case safetensors.F16:
+	case dtype.F16:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(F16ToFloat32(le.Uint16(b[2*i:])))
 			}
-		}, nil
-	case safetensors.BF16:
+		}
+	case dtype.BF16:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(BF16ToFloat32(le.Uint16(b[2*i:])))
 			}
-		}, nil
-	case safetensors.F32:
+		}
+	case dtype.F32:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(math.Float32frombits(le.Uint32(b[4*i:])))
 			}
-		}, nil
-	case safetensors.F64:
+		}
+	case dtype.F64:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = math.Float64frombits(le.Uint64(b[8*i:]))
 			}
-		}, nil
-	case safetensors.BOOL, safetensors.U8:
+		}
+	case dtype.F8_E4M3:
+		return func(b []byte, dst []float64) {
+			for i := range dst {
+				dst[i] = float64(F8E4M3ToFloat32(b[i]))
+			}
+		}
+	case dtype.F8_E5M2:
+		return func(b []byte, dst []float64) {
+			for i := range dst {
+				dst[i] = float64(F8E5M2ToFloat32(b[i]))
+			}
+		}
+	}
+	return nil
+}
+
+// intReader is Reader for BOOL and the integer dtypes, nil for the others.
+func intReader(dt dtype.DType) func(b []byte, dst []float64) {
+	le := binary.LittleEndian
+	switch dt {
+	case dtype.BOOL, dtype.U8:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(b[i])
 			}
-		}, nil
-	case safetensors.I8:
+		}
+	case dtype.I8:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(int8(b[i]))
 			}
-		}, nil
-	case safetensors.U16:
+		}
+	case dtype.U16:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(le.Uint16(b[2*i:]))
 			}
-		}, nil
-	case safetensors.I16:
+		}
+	case dtype.I16:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(int16(le.Uint16(b[2*i:])))
 			}
-		}, nil
-	case safetensors.U32:
+		}
+	case dtype.U32:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(le.Uint32(b[4*i:]))
 			}
-		}, nil
-	case safetensors.I32:
+		}
+	case dtype.I32:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(int32(le.Uint32(b[4*i:])))
 			}
-		}, nil
-	case safetensors.U64:
+		}
+	case dtype.U64:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(le.Uint64(b[8*i:]))
 			}
-		}, nil
-	case safetensors.I64:
+		}
+	case dtype.I64:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(int64(le.Uint64(b[8*i:])))
 			}
-		}, nil
+		}
 	}
-	return nil, fmt.Errorf("unknown dtype %v", dt)
+	return nil
 }
 
 // Putter returns a function that stores v as element i of b in dtype dt,
 // rounding to nearest even once. It returns an error for a dtype other than
 // F16, BF16, F32 or F64.
-func Putter(dt safetensors.DType) (func(b []byte, i int, v float64), error) {
+func Putter(dt dtype.DType) (func(b []byte, i int, v float64), error) {
 	switch dt {
-	case safetensors.F16:
+	case dtype.F16:
 		return func(b []byte, i int, v float64) {
 			binary.LittleEndian.PutUint16(b[2*i:], Float64ToF16(v))
 		}, nil
-	case safetensors.BF16:
+	case dtype.BF16:
 		return func(b []byte, i int, v float64) {
 			binary.LittleEndian.PutUint16(b[2*i:], Float64ToBF16(v))
 		}, nil
-	case safetensors.F32:
+	case dtype.F32:
 		return func(b []byte, i int, v float64) {
 			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(float32(v)))
 		}, nil
-	case safetensors.F64:
+	case dtype.F64:
 		return func(b []byte, i int, v float64) {
 			binary.LittleEndian.PutUint64(b[8*i:], math.Float64bits(v))
 		}, nil
 	}
 	return nil, fmt.Errorf("dtype %v is not a floating-point dtype", dt)
-}
-
-// MaxFinite returns the largest finite value of float dtype dt, and +Inf
-// for any other dtype.
-func MaxFinite(dt safetensors.DType) float64 {
-	switch dt {
-	case safetensors.F16:
-		return 65504
-	case safetensors.BF16:
-		return float64(math.Float32frombits(0x7f7f0000))
-	case safetensors.F32:
-		return math.MaxFloat32
-	case safetensors.F64:
-		return math.MaxFloat64
-	}
-	return math.Inf(1)
 }

@@ -6,7 +6,7 @@ import (
 	"math"
 	"unsafe"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // Scanner is the range pass over one tensor held as little-endian bytes of
@@ -23,7 +23,7 @@ import (
 // counts[m] + counts[m|0x8000]: consecutive values go to either half, so
 // that equal neighbours do not wait on each other's increment.
 type Scanner struct {
-	dt     safetensors.DType
+	dt     dtype.DType
 	size   int
 	r      *Range
 	counts *[1 << 16]uint32 // per magnitude or bucket, in two halves; nil for a range scanner
@@ -42,7 +42,7 @@ type Scanner struct {
 
 // NewScanner returns a Scanner for a tensor of dtype dt, which must be F16,
 // BF16, F32 or F64, that counts values for MSEParams.
-func NewScanner(dt safetensors.DType) (*Scanner, error) {
+func NewScanner(dt dtype.DType) (*Scanner, error) {
 	s, err := NewRangeScanner(dt)
 	if err != nil {
 		return nil, err
@@ -54,7 +54,7 @@ func NewScanner(dt safetensors.DType) (*Scanner, error) {
 // NewRangeScanner returns a Scanner for a tensor of dtype dt, which must be
 // F16, BF16, F32 or F64, that finds only the min/max range: it scans
 // several times faster than one from NewScanner, and has no MSEParams.
-func NewRangeScanner(dt safetensors.DType) (*Scanner, error) {
+func NewRangeScanner(dt dtype.DType) (*Scanner, error) {
 	if !IsFloat(dt) {
 		return nil, fmt.Errorf("dtype %v cannot be encoded: it is not F16, BF16, F32 or F64", dt)
 	}
@@ -90,11 +90,11 @@ func tiny16(toF32 func(uint16) float32) uint16 {
 }
 
 // toF32 returns the conversion and the exponent mask of a 16-bit dtype.
-func toF32(dt safetensors.DType) (func(uint16) float32, uint16) {
+func toF32(dt dtype.DType) (func(uint16) float32, uint16) {
 	switch dt {
-	case safetensors.F16:
+	case dtype.F16:
 		return F16ToFloat32, 0x7c00
-	case safetensors.BF16:
+	case dtype.BF16:
 		return BF16ToFloat32, 0x7f80
 	}
 	return nil, 0
@@ -105,7 +105,7 @@ func toF32(dt safetensors.DType) (func(uint16) float32, uint16) {
 func (s *Scanner) Scan(b []byte, first int64) {
 	n := len(b) / s.size
 	counts := s.counts
-	if s.dt == safetensors.F32 {
+	if s.dt == dtype.F32 {
 		s.scan32(b[:4*n], first)
 		return
 	}
@@ -158,7 +158,7 @@ func (s *Scanner) Reset() {
 }
 
 // DType returns the dtype s scans.
-func (s *Scanner) DType() safetensors.DType { return s.dt }
+func (s *Scanner) DType() dtype.DType { return s.dt }
 
 // Counts reports whether s counts values, as MSEParams needs.
 func (s *Scanner) Counts() bool { return s.counts != nil }
@@ -226,7 +226,7 @@ func (s *Scanner) Elements() int64 { return s.r.n }
 // Params returns the tensor's parameters, or a *NonFiniteError naming the
 // first NaN or infinity.
 func (s *Scanner) Params() (Params, error) {
-	if s.dt == safetensors.F32 {
+	if s.dt == dtype.F32 {
 		r := *s.r
 		r.addMagnitude(float64(math.Float32frombits(s.maxU)))
 		if s.minU != math.MaxUint32 {
@@ -273,7 +273,7 @@ func (s *Scanner) EncoderFor(p Params) *Encoder {
 	}
 	// The thresholds cost about as much as coding 10,000 elements with a
 	// logarithm each.
-	if s.dt == safetensors.F32 && s.r.n >= minF32Coder && p.Validate() == nil {
+	if s.dt == dtype.F32 && s.r.n >= minF32Coder && p.Validate() == nil {
 		e.f32 = newF32Coder(p)
 	}
 	return e
@@ -323,7 +323,7 @@ func newCodeTable(p Params, toF32 func(uint16) float32, tiny, expAll uint16) *co
 // Encoder encodes the chunks of one scanned tensor. It is safe for
 // concurrent use.
 type Encoder struct {
-	dt   safetensors.DType
+	dt   dtype.DType
 	size int
 	p    Params
 	// 16-bit: the code of each finite magnitude; nil for invalid
@@ -335,7 +335,7 @@ type Encoder struct {
 
 // NewEncoder returns the encoder of a tensor of dtype dt with parameters p,
 // without a range pass.
-func NewEncoder(dt safetensors.DType, p Params) (*Encoder, error) {
+func NewEncoder(dt dtype.DType, p Params) (*Encoder, error) {
 	s, err := NewRangeScanner(dt)
 	if err != nil {
 		return nil, err
@@ -430,12 +430,12 @@ func (e *Encoder) Codes(b []byte, codes []uint8) {
 	le := binary.LittleEndian
 	p := e.p
 	switch e.dt {
-	case safetensors.F16, safetensors.BF16:
+	case dtype.F16, dtype.BF16:
 		b = b[:2*n]
 		for i := range codes {
 			codes[i] = e.code16(uint16(b[2*i]) | uint16(b[2*i+1])<<8)
 		}
-	case safetensors.F32:
+	case dtype.F32:
 		if e.f32 != nil {
 			e.f32.codes32(b, codes)
 			return
@@ -443,7 +443,7 @@ func (e *Encoder) Codes(b []byte, codes []uint8) {
 		for i := range codes {
 			codes[i] = p.Code(math.Abs(float64(math.Float32frombits(le.Uint32(b[4*i:])))))
 		}
-	case safetensors.F64:
+	case dtype.F64:
 		for i := range codes {
 			codes[i] = p.Code(math.Abs(math.Float64frombits(le.Uint64(b[8*i:]))))
 		}
@@ -453,7 +453,7 @@ func (e *Encoder) Codes(b []byte, codes []uint8) {
 // Signs writes the signs of a chunk of a float tensor of dtype dt: -1, +1,
 // and 0 for a zero of either sign. They need no range pass. signs must hold
 // one entry per element of b.
-func Signs(dt safetensors.DType, b []byte, signs []int8) {
+func Signs(dt dtype.DType, b []byte, signs []int8) {
 	le := binary.LittleEndian
 	switch dt.Size() {
 	case 2: // Encode takes the signs of 16-bit tensors from its table
@@ -560,7 +560,7 @@ func UnpackSigns(codes []uint8, bits []byte, bitOff int, signs []int8) int {
 
 // ZeroCodes sets to 0 the codes of the exact zeros of a chunk of dtype dt:
 // the codes of the packed layout.
-func ZeroCodes(dt safetensors.DType, b []byte, codes []uint8) {
+func ZeroCodes(dt dtype.DType, b []byte, codes []uint8) {
 	size := int(dt.Size())
 	codes = codes[:len(b)/size]
 	if size == 2 {

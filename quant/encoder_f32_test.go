@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // TestF32CoderMatchesFormula checks the thresholds against Params.Code
@@ -77,8 +77,8 @@ func TestF32TensorUsesThresholds(t *testing.T) {
 	}
 	vals[5], vals[6], vals[7] = 0, math.Copysign(0, -1), 3e-9
 	for _, rng := range []string{"minmax", "mse"} {
-		raw, stored := toRaw(t, safetensors.F32, vals)
-		s, _ := NewScanner(safetensors.F32)
+		raw, stored := toRaw(t, dtype.F32, vals)
+		s, _ := NewScanner(dtype.F32)
 		s.Scan(raw, 0)
 		params := s.Params
 		if rng == "mse" {
@@ -122,7 +122,7 @@ func checkEncode32(t *testing.T, f *f32Coder, mags []uint32, r *rand.Rand) {
 	want := func(i int) (uint8, int8) {
 		v := float64(math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:])))
 		s := make([]int8, 1) // as Signs gives it, also for a NaN
-		Signs(safetensors.F32, raw[4*i:4*i+4], s)
+		Signs(dtype.F32, raw[4*i:4*i+4], s)
 		return f.p.Code(math.Abs(v)), s[0]
 	}
 	for _, k := range []func(*[1 << 15]uint32, []byte, []uint8, []int8) int{encode32, encode32Fast} {

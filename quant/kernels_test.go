@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // TestCodeTableMatchesFormula checks the 16-bit code tables against
@@ -24,7 +24,7 @@ func TestCodeTableMatchesFormula(t *testing.T) {
 		{LogMin: 0, LogMax: 200},
 		{LogMin: -5, LogMax: 89},
 	}
-	for _, dt := range []safetensors.DType{safetensors.F16, safetensors.BF16} {
+	for _, dt := range []dtype.DType{dtype.F16, dtype.BF16} {
 		s, _ := NewRangeScanner(dt)
 		for _, p := range params {
 			tab := s.EncoderFor(p).table
@@ -80,7 +80,7 @@ func TestKernels(t *testing.T) {
 	t.Logf("AVX-512 kernels: %v", avx512)
 	r := rand.New(rand.NewPCG(21, 22))
 	p := Params{LogMin: -16.1, LogMax: -2.9}
-	s, _ := NewRangeScanner(safetensors.BF16)
+	s, _ := NewRangeScanner(dtype.BF16)
 	tab := s.EncoderFor(p).table
 	tiny := uint16(s.tinyU)
 	// Every length up to a few blocks, and long ones, which the Go range

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // RowCoder finds the log range of each row of a tensor and encodes the row
@@ -15,7 +15,7 @@ import (
 // every code is the formula's with the stored range. A RowCoder is not safe
 // for concurrent use; each goroutine makes its own.
 type RowCoder struct {
-	dt   safetensors.DType
+	dt   dtype.DType
 	size int
 	// 16-bit: ln of each magnitude pattern (+Inf for NaN and infinity
 	// patterns, which a range refuses), and the largest pattern <= Tiny.
@@ -32,7 +32,7 @@ type RowCoder struct {
 
 // NewRowCoder returns a RowCoder for rows of dtype dt, which must be F16,
 // BF16, F32 or F64.
-func NewRowCoder(dt safetensors.DType) (*RowCoder, error) {
+func NewRowCoder(dt dtype.DType) (*RowCoder, error) {
 	if !IsFloat(dt) {
 		return nil, fmt.Errorf("dtype %v cannot be encoded: it is not F16, BF16, F32 or F64", dt)
 	}

@@ -7,14 +7,16 @@ RESTORED_FOLDER is what `qins convert ORIG_FOLDER` then `qins restore` wrote.
 With numpy alone (no safetensors package), this checks that:
 - the weights are named as Hugging Face names them: model.safetensors, or
   model-0000i-of-0000n.safetensors shards listed by model.safetensors.index.json;
-- every header is well formed (offsets tile the data, sizes match dtypes);
+- every header is well formed (offsets tile the data, sizes match dtypes,
+  every dtype of the safetensors specification, F4 and F6 packed);
 - the index agrees with the shards: every weight_map entry is in its shard,
   every shard tensor is listed, no other .safetensors file is there, and
   metadata.total_size is the sum of the tensor bytes;
 - every tensor of the original is there with the same shape; floating-point
   tensors in the restored dtype (config.json's torch_dtype), within
-  --max-rel-rmse of the original (default 0.05), all finite; others
-  byte-identical;
+  --max-rel-rmse of the original (default 0.05), all finite; others (FP8,
+  FP6, FP4, C64, integers, and the NAME_scale/NAME_scale_inv of an FP8, FP6
+  or FP4 tensor NAME) byte-identical;
 - every other file of the original (config, tokenizer, ...) is there and
   byte-identical, except config.json, byte-identical but for the value of
   its torch_dtype (or added torch_dtype); and the restored folder holds
@@ -30,12 +32,18 @@ import sys
 
 import numpy as np
 
-SIZES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2,
-         "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+# Bits per element of every dtype of the safetensors specification; F4 and
+# F6 elements are packed across the whole tensor, which fills whole bytes.
+BITS = {"BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8,
+        "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8,
+        "I16": 16, "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32,
+        "C64": 64, "F64": 64, "I64": 64, "U64": 64}
 NUMPY = {"BOOL": np.bool_, "U8": np.uint8, "I8": np.int8, "I16": np.int16, "U16": np.uint16,
          "F16": np.float16, "BF16": np.uint16, "I32": np.int32, "U32": np.uint32, "F32": np.float32,
          "I64": np.int64, "U64": np.uint64, "F64": np.float64}
 FLOATS = {"F16", "BF16", "F32", "F64"}
+# FP8, FP6 and FP4: their scales (NAME_scale, NAME_scale_inv) keep their dtype.
+LOW_PRECISION = {"F4", "F6_E2M3", "F6_E3M2", "F8_E5M2", "F8_E4M3", "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ"}
 TORCH = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64"}
 WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json", ".pth", ".pt", ".ckpt", ".gguf",
                    ".h5", ".msgpack", ".onnx", ".onnx_data", ".tflite", ".ot")
@@ -61,9 +69,9 @@ def header(path):
     for name, t in h.items():
         count = int(np.prod(t["shape"], dtype=np.int64)) if t["shape"] else 1
         b, e = t["data_offsets"]
-        if t["dtype"] not in SIZES:
+        if t["dtype"] not in BITS:
             print(f"note: {path}: {name}: dtype {t['dtype']} not known here; compared by bytes only")
-        elif e - b != count * SIZES[t["dtype"]]:
+        elif count * BITS[t["dtype"]] % 8 or e - b != count * BITS[t["dtype"]] // 8:
             problem(f"{path}: {name}: {e - b} bytes for {t['dtype']} {t['shape']}")
         tensors[name] = (t["dtype"], list(t["shape"]), 8 + n + b, 8 + n + e)
         spans.append((b, e))
@@ -144,6 +152,8 @@ def check_tensors(orig, restored, dtype, max_rel_rmse):
     for name in sorted(b_all.keys() - a_all.keys()):
         problem(f"{restored}: {name} is not in the original")
     worst = (0.0, "")
+    scales = {n + suffix for n, a in a_all.items() if a[1] in LOW_PRECISION
+              for suffix in ("_scale", "_scale_inv")}
     for name, a in sorted(a_all.items()):
         b = b_all.get(name)
         if b is None:
@@ -154,7 +164,7 @@ def check_tensors(orig, restored, dtype, max_rel_rmse):
             continue
         ra, va = values(a)
         rb, vb = values(b)
-        if a[1] not in FLOATS or a[1] not in NUMPY:
+        if a[1] not in FLOATS or a[1] not in NUMPY or name in scales:
             if b[1] != a[1] or not np.array_equal(ra, rb):
                 problem(f"{name}: {a[1]} tensor not copied byte for byte")
             continue

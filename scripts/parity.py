@@ -22,9 +22,12 @@ What it checks, for each SOURCE/QINSFILE pair:
 * the QINS file is a well-formed safetensors file: 8-byte little-endian header
   length, JSON header without duplicate keys (anywhere, compared exactly:
   never case-folded) and with UTF-8 strings only, every tensor's byte range inside
-  the data section and of the size its dtype and shape imply, the data section
+  the data section and of the size its dtype and shape imply (any dtype of the
+  safetensors specification: elements times bits, F4 and F6 packed across
+  the tensor, which must fill whole bytes), the data section
   covered without holes or overlaps, tensors laid out largest element size
-  first, each one aligned (in the file) to its element size;
+  first, each one aligned (in the file) to its element size (F4 and F6, under
+  a byte, are not checked for order);
 * `__metadata__["qins"] == "1"`, every source `__metadata__` entry is kept,
   and there is no other metadata than those, "qins" and one "qins:NAME" per
   encoded tensor;
@@ -106,9 +109,15 @@ TIE_EPS = 1e-9           # unrounded code this close to .5: either neighbour is 
 LOG_ULPS = 4             # log_min/log_max tolerance, in units in the last place
 MAX_LINES = 10           # failure lines printed per pair
 
-ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1,
-            "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-            "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+# Bits per element of every dtype of the safetensors specification. A
+# tensor takes numel * bits / 8 bytes, and numel * bits must be a multiple
+# of 8: F4 and F6 elements are packed across the whole tensor.
+BITS = {"BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8,
+        "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8,
+        "I16": 16, "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32,
+        "C64": 64, "F64": 64, "I64": 64, "U64": 64}
+# Bytes per element of the dtypes whose elements are whole bytes.
+ITEMSIZE = {dt: bits // 8 for dt, bits in BITS.items() if bits % 8 == 0}
 FLOATS = ("F16", "BF16", "F32", "F64")
 READ_DTYPE = {"F32": "<f4", "F64": "<f8"}     # F16/BF16 are read as "<u2" patterns
 # The least float64 that rounds (to nearest even) to an infinity in a dtype.
@@ -210,8 +219,12 @@ def _tensor_entry(path, name, t, data_start, data_len):
     if not begin <= end <= data_len:
         raise InputError("%s: data_offsets %s outside the data" % (what, [begin, end]))
     tensor = Tensor(name, dtype, shape, path, data_start + begin, end - begin)
-    if dtype in ITEMSIZE and tensor.numel * ITEMSIZE[dtype] != end - begin:
-        raise InputError("%s: %d bytes for %s %s" % (what, end - begin, dtype, shape))
+    if dtype in BITS:
+        bits = tensor.numel * BITS[dtype]
+        if bits % 8:
+            raise InputError("%s: %s %s is not a whole number of bytes" % (what, dtype, shape))
+        if bits // 8 != end - begin:
+            raise InputError("%s: %d bytes for %s %s" % (what, end - begin, dtype, shape))
     return tensor
 
 
@@ -560,7 +573,7 @@ def check_copied(t, q, rep):
         diff = np.flatnonzero(a != b)
         if diff.size:
             byte = first + int(diff[0])
-            el = byte // ITEMSIZE.get(t.dtype, 1)
+            el = byte * 8 // BITS.get(t.dtype, 8)  # the first element of that byte
             return rep.fail("%s: copied bytes differ at byte %d (element %s): "
                             "source 0x%02x, QINS 0x%02x (%d bytes differ in this chunk)"
                             % (t.name, byte, where(t, el) if t.dtype in ITEMSIZE else el,

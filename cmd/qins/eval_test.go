@@ -110,6 +110,7 @@ func TestEvalErrors(t *testing.T) {
 		{[]string{stories, tiny}, 2, "vocab_size 128, but"},
 		{[]string{tiny, filepath.Join(tiny, "model-00001-of-00002.safetensors")}, 2, "does not have the tensors of"},
 		{[]string{bare, stories}, 2, "no config.json"},
+		{[]string{bare, stories}, 2, "\nhint: pass --config FILE\n"},
 		{[]string{bare, stories, "--config", mistral}, 2, "FalconForCausalLM"},
 		{[]string{stories, stories, "--tokens", write("big.json", "[1, 512]")}, 2, "outside the vocabulary of 512"},
 		{[]string{stories, stories, "--tokens", write("bad.json", `{"ids": [1]}`)}, 2, "not a JSON array"},

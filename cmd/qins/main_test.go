@@ -143,6 +143,9 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"missing input", []string{"convert", filepath.Join(dir, "nope"), "-o", filepath.Join(dir, "o")}, 1, []string{"nope"}},
 		{"NaN", []string{"convert", nan, "-o", filepath.Join(dir, "o")}, 1, []string{nan, `tensor "layer.weight"`, "element 3"}},
 		{"restore of a plain file", []string{"restore", notQINS, "-o", filepath.Join(dir, "o")}, 1, []string{"not a QINS file"}},
+		// Run in this process: an unknown command must not exit it.
+		{"unknown command", []string{"frobnicate", tiny}, 2, []string{"usage error", `no command "frobnicate"`}},
+		{"help of an unknown command", []string{"help", "frobnicate"}, 2, []string{"usage error", `no command "frobnicate"`}},
 		{"convert of a QINS file", nil, 1, []string{"already a QINS file"}},
 	}
 	q := filepath.Join(dir, "q.safetensors")
@@ -170,6 +173,38 @@ func TestExitCodesAndMessages(t *testing.T) {
 				t.Errorf("files before %v, after %v", before, after)
 			}
 		})
+	}
+}
+
+// TestHints checks that errors of the library, which speak of its
+// options, reach the user with the flag that helps, on the line after.
+func TestHints(t *testing.T) {
+	dir := t.TempDir()
+	notQINS := filepath.Join(tiny, "model-00002-of-00002.safetensors")
+	existing := filepath.Join(dir, "existing.safetensors")
+	if err := os.WriteFile(existing, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args        []string
+		first, hint string
+	}{
+		{[]string{"convert", tiny, "-o", filepath.Join(dir, "o"), "--include", "^nothing$"}, `the include pattern "^nothing$" matches no floating-point tensor`, "hint: --include REGEX names the floating-point tensors to encode"},
+		{[]string{"restore", notQINS, "-o", filepath.Join(dir, "o")}, "is not a QINS file", "hint: qins convert makes one"},
+		{[]string{"convert", notQINS, "-o", existing}, "exists", "hint: pass --force to replace it"},
+		{[]string{"inspect", filepath.Join(dir, "nope")}, "nope", "hint: check the path"},
+	} {
+		code, _, errs := qins(t, c.args...)
+		lines := strings.Split(strings.TrimSuffix(errs, "\n"), "\n")
+		if code != 1 || len(lines) != 2 || !strings.Contains(lines[0], c.first) || !strings.HasPrefix(lines[1], c.hint) {
+			t.Errorf("%v: exit %d, stderr %q: want exit 1, %q, then %q", c.args, code, errs, c.first, c.hint)
+		}
+	}
+	if got := files(t, dir); len(got) != 1 {
+		t.Errorf("left behind: %v", got)
+	}
+	if b, _ := os.ReadFile(existing); string(b) != "keep" {
+		t.Errorf("%s changed", existing)
 	}
 }
 

@@ -39,6 +39,16 @@ func TestScripts(t *testing.T) {
 				ts.Check(err)
 				time.Sleep(d)
 			},
+			// newdtypes DIR copies the fixture with every dtype into DIR.
+			"newdtypes": func(ts *testscript.TestScript, neg bool, args []string) {
+				dir := ts.MkAbs(args[0])
+				ts.Check(os.MkdirAll(dir, 0o755))
+				for _, n := range []string{"config.json", "model.safetensors"} {
+					b, err := os.ReadFile(filepath.Join(newDTypes, n))
+					ts.Check(err)
+					ts.Check(os.WriteFile(filepath.Join(dir, n), b, 0o644))
+				}
+			},
 			"mkfifo": func(ts *testscript.TestScript, neg bool, args []string) {
 				for _, a := range args {
 					ts.Check(syscall.Mkfifo(ts.MkAbs(a), 0o644))

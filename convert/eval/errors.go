@@ -10,7 +10,7 @@ import (
 
 var (
 	// ErrNoConfig is wrapped by the error of a checkpoint without a
-	// config.json beside it.
+	// config.json beside it; Options.Config names one elsewhere.
 	ErrNoConfig = errors.New("no config.json")
 	// ErrNoTokenizer is wrapped by the error of a text to tokenise without a
 	// tokenizer.json or tokenizer.model beside the checkpoint.

@@ -220,7 +220,7 @@ func readConfig(path string, given bool) (*model.Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) && !given {
-			return nil, &InputError{Path: path, Err: fmt.Errorf("%w beside the reference checkpoint; pass --config", ErrNoConfig)}
+			return nil, &InputError{Path: path, Err: fmt.Errorf("%w beside the reference checkpoint", ErrNoConfig)}
 		}
 		return nil, &InputError{Path: path, Err: unwrapPath(err)}
 	}

@@ -271,7 +271,7 @@ func TestErrors(t *testing.T) {
 	}{
 		{"mismatched", tiny, filepath.Join(tiny, "model-00001-of-00002.safetensors"), Options{}, nil, new(*MismatchError), []string{"does not have the tensors of", "missing"}},
 		{"other architecture and vocabulary", stories, tiny, Options{}, nil, new(*InputError), []string{"vocab_size 128", "cannot be compared"}},
-		{"no config", bare, stories, Options{}, ErrNoConfig, new(*InputError), []string{filepath.Join(bare, "config.json"), "--config"}},
+		{"no config", bare, stories, Options{}, ErrNoConfig, new(*InputError), []string{filepath.Join(bare, "config.json"), "beside the reference checkpoint"}},
 		{"config given", bare, stories, Options{Config: filepath.Join(gpt2, "config.json"), Tokens: []int{1, 2}, Generate: -1}, nil, new(*InputError), []string{"GPT2LMHeadModel", filepath.Join(gpt2, "config.json")}},
 		{"text without tokenizer", noTok, stories, Options{Text: "Once"}, ErrNoTokenizer, new(*InputError), []string{"tokenizer"}},
 		{"unknown tokenizer", badTok, stories, Options{Text: "Once"}, nil, new(*InputError), []string{"tokenizer.json"}},

@@ -2,10 +2,7 @@ package eval
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
-	"strconv"
-	"strings"
 )
 
 // Dist summarises a per-position measure.
@@ -77,34 +74,5 @@ func (r *Report) WriteJSON(w io.Writer) error {
 		return err
 	}
 	_, err = w.Write(append(js, '\n'))
-	return err
-}
-
-// WriteText writes a short table, then both greedy texts.
-func (r *Report) WriteText(w io.Writer) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "ref          %s (%s)\n", r.Ref, r.Architecture)
-	fmt.Fprintf(&b, "cand         %s\n", r.Cand)
-	src := map[string]string{"text": "--text", "tokens": "--tokens", "greedy": "REF's greedy generation"}[r.Source]
-	fmt.Fprintf(&b, "tokens       %d (%s), %d positions compared in %.1f s\n", r.Tokens, src, r.Positions, r.Seconds)
-	fmt.Fprintf(&b, "top-1        %.2f%% (%d of %d)\n", 100*r.Top1, r.Top1Agree, r.Positions)
-	fmt.Fprintf(&b, "KLD          mean %.6g  median %.6g  p99 %.6g  max %.6g\n", r.KLD.Mean, r.KLD.Median, r.KLD.P99, r.KLD.Max)
-	fmt.Fprintf(&b, "perplexity   ref %.6g  cand %.6g  ratio %.6g\n", r.PPL.Ref, r.PPL.Cand, r.PPL.Ratio)
-	if g := r.Greedy; g != nil {
-		div := "none"
-		if g.FirstDivergence != nil {
-			div = "at token " + strconv.Itoa(*g.FirstDivergence)
-		}
-		fmt.Fprintf(&b, "greedy       %d tokens from a %d-token prompt, first divergence %s (%.1f s)\n", len(g.RefIDs), len(g.Prompt), div, g.Seconds)
-		if g.RefText != nil && g.CandText != nil {
-			fmt.Fprintf(&b, "\nREF:\n%s\n\nCAND:\n%s\n", *g.RefText, *g.CandText)
-		} else {
-			fmt.Fprintf(&b, "\nREF ids:  %v\nCAND ids: %v\n", g.RefIDs, g.CandIDs)
-		}
-	}
-	for _, f := range r.Fails {
-		fmt.Fprintf(&b, "FAIL: %s\n", f)
-	}
-	_, err := io.WriteString(w, b.String())
 	return err
 }

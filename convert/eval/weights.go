@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/qins-dev/qins/convert"
 	"github.com/qins-dev/qins/format"
@@ -22,7 +23,34 @@ func OpenWeights(ctx context.Context, path string) (*Weights, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Weights{t: t}, nil
+	w := &Weights{t: t}
+	if err := w.checkDTypes(); err != nil {
+		t.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// checkDTypes refuses low-precision weights the forward pass cannot use:
+// FP8 block-scaled ones (a NAME_scale_inv beside NAME, as DeepSeek-V3 and
+// other FP8 releases ship them), and any matrix in FP8, FP6 or FP4, whose
+// scales live elsewhere. It checks them all before any is read.
+func (w *Weights) checkDTypes() error {
+	names := w.t.Names()
+	for _, name := range names {
+		if base, ok := strings.CutSuffix(name, "_scale_inv"); ok {
+			if dt, ok := w.t.DType(base); ok {
+				return w.errorf(base, "is %v, block-scaled by %s: eval does not run FP8 block-scaled weights; dequantise them to BF16 or F32 first", dt, name)
+			}
+		}
+	}
+	for _, name := range names {
+		dt, _ := w.t.DType(name)
+		if s, _ := w.t.Shape(name); len(s) >= 2 && dt.LowPrecision() {
+			return w.errorf(name, "is %v: eval does not run FP8, FP6 or FP4 weights; dequantise them to BF16 or F32 first", dt)
+		}
+	}
+	return nil
 }
 
 // Path returns the file or index the checkpoint was read from.

@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/nlpodyssey/safetensors"
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // fileWeights is a test-only Weights over a plain F32/BF16 safetensors
@@ -71,9 +71,9 @@ func (w *fileWeights) read(t format.Tensor, off int64, dst []float32) error {
 	}
 	for i := range dst {
 		switch t.DType {
-		case safetensors.F32:
+		case dtype.F32:
 			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:]))
-		case safetensors.BF16:
+		case dtype.BF16:
 			dst[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(buf[2*i:])) << 16)
 		default:
 			return fmt.Errorf("%s: dtype %s not handled", t.Name, t.DType)

@@ -39,7 +39,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/nlpodyssey/safetensors"
+	"github.com/qins-dev/qins/format/dtype"
 
 	"github.com/qins-dev/qins/convert"
 	"github.com/qins-dev/qins/format"
@@ -410,7 +410,7 @@ func writeQ80(dst, src string) error {
 	for i, t := range c.Tensors {
 		infos[i] = format.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape}
 		if measured(t) {
-			infos[i].DType = safetensors.F32
+			infos[i].DType = dtype.F32
 		}
 	}
 	w, err := format.Create(dst, c.Metadata, infos, format.CreateOptions{})

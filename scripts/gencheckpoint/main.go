@@ -27,9 +27,8 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/nlpodyssey/safetensors"
-
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -130,7 +129,7 @@ func Generate(dir string, a Arch, seed uint64, force bool) error {
 		// Hugging Face's writer orders a shard's tensors by name.
 		sort.Slice(mine, func(i, j int) bool { return mine[i].Name < mine[j].Name })
 		for _, s := range mine {
-			ts = append(ts, format.TensorInfo{Name: s.Name, DType: safetensors.BF16, Shape: s.Shape})
+			ts = append(ts, format.TensorInfo{Name: s.Name, DType: dtype.BF16, Shape: s.Shape})
 			weightMap[s.Name] = name
 		}
 		w, err := format.Create(filepath.Join(dir, name), map[string]string{"format": "pt"}, ts, format.CreateOptions{Force: force})

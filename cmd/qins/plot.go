@@ -1,4 +1,4 @@
-package convert
+package main
 
 import (
 	"errors"
@@ -16,6 +16,7 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
+	"github.com/qins-dev/qins/convert"
 	"github.com/qins-dev/qins/format"
 )
 
@@ -23,26 +24,26 @@ import (
 // "mlp.down_proj.weight".
 var layerName = regexp.MustCompile(`^(.*?\.)?(?:layers|blocks|h|layer)\.(\d+)\.(.+)$`)
 
-// CheckPlotPath refuses a plot path that does not end in .png, the one
-// format SavePlot writes.
-func CheckPlotPath(path string) error {
+// checkPlotPath refuses a plot path that does not end in .png, the one
+// format savePlot writes.
+func checkPlotPath(path string) error {
 	if !strings.EqualFold(filepath.Ext(path), ".png") {
 		return &format.Error{Path: path, Err: errors.New("a plot is a PNG file: name it FILE.png")}
 	}
 	return nil
 }
 
-// SavePlot draws the SNR of every tensor that is not an exact match, by
+// savePlot draws the SNR of every tensor that is not an exact match, by
 // layer (x) with one marker per kind of tensor, to a PNG file at path.
 // Tensors outside the numbered layers stand at the left (embeddings and
 // the like) or the right (heads and final norms) of the layers. The file
 // is a format.Output: it appears complete or not at all, and replaces an
 // existing file only with opts.Force.
-func (r *DiffReport) SavePlot(path string, opts format.OutputOptions) error {
-	if err := CheckPlotPath(path); err != nil {
+func savePlot(r *convert.DiffReport, path string, opts format.OutputOptions) error {
+	if err := checkPlotPath(path); err != nil {
 		return err
 	}
-	p, err := r.plot()
+	p, err := snrPlot(r)
 	if err != nil {
 		return &format.Error{Path: path, Err: err}
 	}
@@ -61,14 +62,18 @@ func (r *DiffReport) SavePlot(path string, opts format.OutputOptions) error {
 	return o.Commit()
 }
 
-// plot builds the plot SavePlot draws.
-func (r *DiffReport) plot() (*plot.Plot, error) {
-	type point struct {
-		x, snr float64
-	}
-	kinds := map[string][]point{}
-	var outside []TensorDiff
-	maxLayer := -1
+// point is a tensor's place in the plot: its layer and its SNR.
+type point struct {
+	x, snr float64
+}
+
+// snrPoints returns the points of the tensors that are not an exact
+// match, by kind of tensor, and the last layer (-1 when there is none).
+// Tensors outside the layers stand at x = -2 or maxLayer + 2.
+func snrPoints(r *convert.DiffReport) (kinds map[string][]point, maxLayer int) {
+	kinds = map[string][]point{}
+	var outside []convert.TensorDiff
+	maxLayer = -1
 	for _, t := range r.Tensors {
 		if m := layerName.FindStringSubmatch(t.Name); m != nil {
 			if n, err := strconv.Atoi(m[2]); err == nil {
@@ -97,6 +102,12 @@ func (r *DiffReport) plot() (*plot.Plot, error) {
 		}
 		kinds[strings.TrimSuffix(t.Name, ".weight")] = append(kinds[strings.TrimSuffix(t.Name, ".weight")], point{x, float64(t.SNRdB)})
 	}
+	return kinds, maxLayer
+}
+
+// snrPlot builds the plot savePlot draws.
+func snrPlot(r *convert.DiffReport) (*plot.Plot, error) {
+	kinds, maxLayer := snrPoints(r)
 	if len(kinds) == 0 {
 		return nil, fmt.Errorf("nothing to plot: every tensor matches exactly")
 	}
@@ -135,19 +146,25 @@ func (r *DiffReport) plot() (*plot.Plot, error) {
 	p.Legend.Top = false
 	p.Legend.Left = true
 	if maxLayer >= 0 {
-		var ticks []plot.Tick
-		for l := 0; l <= maxLayer; l++ {
-			label := ""
-			if l%4 == 0 || l == maxLayer {
-				label = strconv.Itoa(l)
-			}
-			ticks = append(ticks, plot.Tick{Value: float64(l), Label: label})
-		}
-		ticks = append(ticks, plot.Tick{Value: -2, Label: "in"}, plot.Tick{Value: float64(maxLayer + 2), Label: "out"})
-		p.X.Tick.Marker = plot.ConstantTicks(ticks)
+		p.X.Tick.Marker = layerTicks(maxLayer)
 		p.X.Min, p.X.Max = -3, float64(maxLayer+3)
 	}
 	return p, nil
+}
+
+// layerTicks labels every fourth layer and the last, and the places of
+// the tensors outside the layers.
+func layerTicks(maxLayer int) plot.Ticker {
+	var ticks []plot.Tick
+	for l := 0; l <= maxLayer; l++ {
+		label := ""
+		if l%4 == 0 || l == maxLayer {
+			label = strconv.Itoa(l)
+		}
+		ticks = append(ticks, plot.Tick{Value: float64(l), Label: label})
+	}
+	ticks = append(ticks, plot.Tick{Value: -2, Label: "in"}, plot.Tick{Value: float64(maxLayer + 2), Label: "out"})
+	return plot.ConstantTicks(ticks)
 }
 
 var glyphs = []draw.GlyphDrawer{

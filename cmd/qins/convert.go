@@ -1,0 +1,188 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+
+	"github.com/qins-dev/qins/format/dtype"
+	"github.com/urfave/cli/v2"
+
+	"github.com/qins-dev/qins/convert"
+	"github.com/qins-dev/qins/format"
+)
+
+// convert runs `qins convert`.
+func (a *app) convert(c *cli.Context) error {
+	src, err := oneArg(c, "SRC")
+	if err != nil {
+		return err
+	}
+	opts, err := convertOptions(c)
+	if err != nil {
+		return err
+	}
+	opts.Pending = a.pending
+	out, err := outputFlag(c)
+	if err != nil {
+		return err
+	}
+	if out == "" {
+		out = convert.DefaultOutput(src)
+	}
+	return a.pipeline(c, converted, func(p convert.Progress) (*convert.Summary, error) {
+		opts.Progress = p
+		return convert.Convert(a.ctx, src, out, opts)
+	})
+}
+
+// convertOptions reads convert's flags.
+func convertOptions(c *cli.Context) (convert.Options, error) {
+	opts := convert.Options{Force: c.Bool("force"), Layout: c.String("layout"), Range: c.String("range"), Granularity: c.String("granularity")}
+	var err error
+	if opts.MaxShardBytes, err = maxShardBytes(c); err != nil {
+		return opts, err
+	}
+	if l := opts.Layout; l != format.LayoutU8I8 && l != format.LayoutPacked {
+		return opts, usageError{fmt.Errorf("--layout %q: choose u8+i8 or packed", l)}
+	}
+	if r := opts.Range; r != format.RangeMinMax && r != format.RangeMSE {
+		return opts, usageError{fmt.Errorf("--range %q: choose minmax or mse", r)}
+	}
+	if g := opts.Granularity; g != format.GranularityTensor && g != format.GranularityRow {
+		return opts, usageError{fmt.Errorf("--granularity %q: choose tensor or row", g)}
+	}
+	for _, f := range []struct {
+		name string
+		re   **regexp.Regexp
+	}{{"include", &opts.Include}, {"exclude", &opts.Exclude}} {
+		if s := c.String(f.name); s != "" {
+			if *f.re, err = regexp.Compile(s); err != nil {
+				return opts, usageError{fmt.Errorf("--%s: %v", f.name, err)}
+			}
+		}
+	}
+	return opts, nil
+}
+
+// restore runs `qins restore`.
+func (a *app) restore(c *cli.Context) error {
+	in, err := oneArg(c, "IN")
+	if err != nil {
+		return err
+	}
+	dt, err := dtype.Parse(strings.ToUpper(c.String("dtype")))
+	if err != nil || !(dt == dtype.F32 || dt == dtype.F16 || dt == dtype.BF16 || dt == dtype.F64) {
+		return usageError{fmt.Errorf("--dtype %q: choose F32, F16, BF16 or F64", c.String("dtype"))}
+	}
+	out, err := outputFlag(c)
+	if err != nil {
+		return err
+	}
+	if out == "" {
+		if out, err = convert.DefaultRestoreOutput(in); err != nil {
+			return usageError{errors.New("restoring a file needs -o OUT")}
+		}
+	}
+	shard, err := maxShardBytes(c)
+	if err != nil {
+		return err
+	}
+	return a.pipeline(c, restored, func(p convert.Progress) (*convert.Summary, error) {
+		return convert.Restore(a.ctx, in, out, convert.RestoreOptions{DType: dt, Force: c.Bool("force"), Progress: p, MaxShardBytes: shard, Pending: a.pending})
+	})
+}
+
+// pipeline runs a convert or a restore with a progress bar, then prints
+// its summary unless --quiet.
+func (a *app) pipeline(c *cli.Context, d direction, run func(convert.Progress) (*convert.Summary, error)) error {
+	what := "converting"
+	if d == restored {
+		what = "restoring"
+	}
+	bar := newBar(a.stderr, what, c.Bool("quiet"))
+	s, err := run(bar)
+	bar.finish()
+	if err != nil {
+		return withHint(err)
+	}
+	if !c.Bool("quiet") {
+		writeSummary(a.stdout, s, d)
+	}
+	return nil
+}
+
+// direction is which way a summary's tensors went.
+type direction int
+
+const (
+	converted direction = iota // encoded into QINS
+	restored                   // decoded from QINS
+)
+
+// writeSummary writes the summary of a convert or restore in a few lines.
+func writeSummary(w io.Writer, s *convert.Summary, d direction) error {
+	verb, did := "converted", "encoded"
+	if d == restored {
+		verb, did = "restored", "decoded"
+	}
+	_, err := fmt.Fprintf(w, "%s %s -> %s\n"+
+		"  tensors: %d %s, %d copied%s\n"+
+		"  size:    %s in, %s out (%s the source, %s of FP32 at %s)\n"+
+		"%s%s%s"+
+		"  time:    %.2f s, %.0f MB/s\n",
+		verb, format.Printable(s.Input), format.Printable(s.Output),
+		s.Encoded, did, s.Copied, keptNote(s),
+		convert.HumanBytes(s.BytesIn), convert.HumanBytes(s.BytesOut), ratio(s.BytesOut, s.BytesIn), ratio(s.BytesOut, s.FP32Bytes), convert.HumanBytes(s.FP32Bytes),
+		bitsLine(s), packedHint(s), folderLine(s),
+		s.Elapsed.Seconds(), s.MBPerSecond())
+	return err
+}
+
+// keptNote says how many of the copied tensors were kept for their dtype.
+func keptNote(s *convert.Summary) string {
+	if s.KeptDType == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d of them for their dtype: %s)", s.KeptDType, strings.Join(s.KeptDTypes, ", "))
+}
+
+// ratio is a / b for a summary, "-" when b is 0.
+func ratio(a, b int64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.3fx", float64(a)/float64(b))
+}
+
+// bitsLine gives the bits per encoded weight, ranges included; empty
+// when nothing was encoded.
+func bitsLine(s *convert.Summary) string {
+	if s.EncodedElems == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  bits:    %.3f per encoded weight (codes, signs and ranges)\n", 8*float64(s.EncodedBytes)/float64(s.EncodedElems))
+}
+
+// packedHint tells what --layout packed would give, when it would help.
+func packedHint(s *convert.Summary) string {
+	if s.PackedBytes == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  hint:    the encoded tensors are 16-bit, so 2 bytes per weight saves nothing over them;\n"+
+		"           --layout packed (1.125 bytes per weight) would give about %s (%s the source)\n", convert.HumanBytes(s.PackedBytes), ratio(s.PackedBytes, s.BytesIn))
+}
+
+// folderLine tells what a folder output holds; empty for a file.
+func folderLine(s *convert.Summary) string {
+	if s.Shards == 0 {
+		return ""
+	}
+	index := ""
+	if s.Shards > 1 {
+		index = " and their index"
+	}
+	return fmt.Sprintf("  folder:  %d weight file(s)%s, %d other file(s) copied\n", s.Shards, index, s.SideFiles)
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/qins-dev/qins/convert"
+	"github.com/qins-dev/qins/format"
+)
+
+// diffCommand is `qins diff A B`.
+func diffCommand(quiet cli.Flag, action cli.ActionFunc) *cli.Command {
+	return &cli.Command{
+		Name:      "diff",
+		Usage:     "compare two checkpoints tensor by tensor (either may be a QINS file, decoded on the fly)",
+		ArgsUsage: "A B",
+		Description: "Exit status: 0 when every tensor is on both sides and within the thresholds given,\n" +
+			"1 otherwise, 2 when an input cannot be read. Thresholds apply to each tensor.",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
+			&cli.Float64Flag{Name: "max-rel-rmse", Usage: "fail when a tensor's rmse / rms(A) is above `X`"},
+			&cli.Float64Flag{Name: "min-snr-db", Usage: "fail when a tensor's SNR is below `Y` dB"},
+			&cli.Float64Flag{Name: "min-cosine", Usage: "fail when a tensor's cosine similarity is below `Z`"},
+			&cli.IntFlag{Name: "top", Value: 20, Usage: "show the `N` tensors furthest apart (0: none, -1: all)"},
+			&cli.StringFlag{Name: "plot", Usage: "also draw the SNR of each tensor by layer into `FILE.png`"},
+			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "replace the --plot file if it exists"},
+			quiet,
+		},
+		OnUsageError: usageErr,
+		Action:       action,
+	}
+}
+
+// diff runs `qins diff`.
+func (a *app) diff(c *cli.Context) error {
+	if c.NArg() != 2 {
+		return usageError{fmt.Errorf("diff takes two checkpoints, A and B; got %d arguments", c.NArg())}
+	}
+	opts := convert.DiffOptions{}
+	for name, dst := range map[string]**float64{"max-rel-rmse": &opts.MaxRelRMSE, "min-snr-db": &opts.MinSNRdB, "min-cosine": &opts.MinCosine} {
+		if c.IsSet(name) {
+			v := c.Float64(name)
+			*dst = &v
+		}
+	}
+	plot := c.String("plot")
+	if c.IsSet("plot") {
+		if err := checkPlotPath(plot); err != nil {
+			return usageError{fmt.Errorf("--plot: %v", err)}
+		}
+		if err := format.CheckOutput(plot, c.Bool("force")); err != nil {
+			return withHint(err)
+		}
+		opts.Outputs = []string{plot}
+	}
+	bar := newBar(a.stderr, "comparing", c.Bool("quiet") || c.Bool("json"))
+	opts.Progress = bar
+	r, err := convert.Diff(a.ctx, c.Args().Get(0), c.Args().Get(1), opts)
+	bar.finish()
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+		return unusable{withHint(err)}
+	}
+	if c.Bool("json") {
+		err = r.WriteJSON(a.stdout)
+	} else {
+		err = r.WriteText(a.stdout, c.Int("top"))
+	}
+	if err != nil {
+		return unusable{fmt.Errorf("writing the report: %w", err)}
+	}
+	if plot != "" {
+		if err := savePlot(r, plot, format.OutputOptions{Force: c.Bool("force"), Pending: a.pending}); err != nil {
+			return withHint(err)
+		}
+	}
+	if !r.OK() {
+		return differ{}
+	}
+	return nil
+}
+
+// inspect runs `qins inspect`.
+func (a *app) inspect(c *cli.Context) error {
+	path, err := oneArg(c, "FILE")
+	if err != nil {
+		return err
+	}
+	r, err := convert.Inspect(a.ctx, path)
+	if err != nil {
+		return withHint(err)
+	}
+	if c.Bool("json") {
+		return r.WriteJSON(a.stdout)
+	}
+	return r.WriteText(a.stdout)
+}

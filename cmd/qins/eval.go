@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/qins-dev/qins/convert/eval"
+)
+
+// evalCommand is `qins eval REF CAND`.
+func evalCommand(action cli.ActionFunc) *cli.Command {
+	return &cli.Command{
+		Name:      "eval",
+		Usage:     "compare two checkpoints' next-token predictions (teacher-forced KLD, top-1, perplexity) and greedy outputs",
+		ArgsUsage: "REF CAND",
+		Description: "config.json and the tokenizer are read beside REF. The token stream is --text, --tokens,\n" +
+			"or REF's own greedy generation of --generate tokens from BOS.\n" +
+			"Exit status: 0 when within the thresholds given, 1 otherwise, 2 when an input cannot be used.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "text", Usage: "tokenise `FILE` (UTF-8 text) into the stream"},
+			&cli.StringFlag{Name: "tokens", Usage: "read the stream from `FILE`, a JSON array of token ids"},
+			&cli.IntFlag{Name: "generate", Value: eval.DefaultGenerate, Usage: "`N` tokens each model generates greedily, and the length of the default stream (0 with --text or --tokens: no generation)"},
+			&cli.StringFlag{Name: "config", Usage: "read the model's config from `FILE` instead of REF's config.json"},
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
+			&cli.Float64Flag{Name: "max-kld", Usage: "fail when the mean KL divergence is above `X`", DefaultText: "none"},
+			&cli.Float64Flag{Name: "min-top1", Usage: "fail when the top-1 agreement is below `P` (a fraction, 0 to 1)", DefaultText: "none"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
+		},
+		OnUsageError: usageErr,
+		Action:       action,
+	}
+}
+
+// eval runs `qins eval`.
+func (a *app) eval(c *cli.Context) error {
+	if c.NArg() != 2 {
+		return usageError{fmt.Errorf("eval takes two checkpoints, REF and CAND; got %d arguments", c.NArg())}
+	}
+	opts, err := evalOptions(c)
+	if err != nil {
+		return err
+	}
+	bar := newCountBar(a.stderr, "layers", c.Bool("quiet") || c.Bool("json"))
+	opts.Progress = bar
+	r, err := eval.Eval(a.ctx, c.Args().Get(0), c.Args().Get(1), opts)
+	bar.finish()
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+		var se *eval.StreamError
+		if f := c.String("tokens") + c.String("text"); errors.As(err, &se) && f != "" {
+			err = fmt.Errorf("%s: %w", f, err)
+		}
+		return unusable{withHint(err)}
+	}
+	if c.Bool("json") {
+		err = r.WriteJSON(a.stdout)
+	} else {
+		err = writeEvalText(a.stdout, r)
+	}
+	if err != nil {
+		return err
+	}
+	if !r.OK() {
+		return differ{}
+	}
+	return nil
+}
+
+// readErr is the error of reading the file named by flag.
+func readErr(flag, path string, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("%s %s: %w", flag, path, err)
+}
+
+// evalOptions reads eval's flags and the --text or --tokens file.
+func evalOptions(c *cli.Context) (eval.Options, error) {
+	opts := eval.Options{Generate: c.Int("generate"), Config: c.String("config")}
+	text, tokens := c.String("text"), c.String("tokens")
+	switch {
+	case text != "" && tokens != "":
+		return opts, usageError{errors.New("give --text or --tokens, not both")}
+	case opts.Generate < 0:
+		return opts, usageError{fmt.Errorf("--generate %d: give a count >= 0", opts.Generate)}
+	case opts.Generate == 0 && text == "" && tokens == "":
+		return opts, usageError{errors.New("--generate 0 needs --text or --tokens: the default stream is REF's generation")}
+	case opts.Generate == 0:
+		opts.Generate = -1 // no greedy comparison
+	}
+	if c.IsSet("max-kld") {
+		v := c.Float64("max-kld")
+		opts.MaxKLD = &v
+	}
+	if c.IsSet("min-top1") {
+		v := c.Float64("min-top1")
+		if v < 0 || v > 1 {
+			return opts, usageError{fmt.Errorf("--min-top1 %g: give a fraction from 0 to 1", v)}
+		}
+		opts.MinTop1 = &v
+	}
+	if text != "" {
+		b, err := os.ReadFile(text)
+		if err != nil {
+			return opts, unusable{withHint(readErr("--text", text, err))}
+		}
+		if len(b) == 0 {
+			return opts, unusable{fmt.Errorf("--text %s: the file is empty", text)}
+		}
+		opts.Text = string(b)
+	}
+	if tokens != "" {
+		b, err := os.ReadFile(tokens)
+		if err != nil {
+			return opts, unusable{withHint(readErr("--tokens", tokens, err))}
+		}
+		if err := json.Unmarshal(b, &opts.Tokens); err != nil || opts.Tokens == nil {
+			return opts, unusable{fmt.Errorf("--tokens %s: not a JSON array of token ids", tokens)}
+		}
+	}
+	return opts, nil
+}
+
+// writeEvalText writes eval's report as a short table, then both greedy
+// texts.
+func writeEvalText(w io.Writer, r *eval.Report) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "ref          %s (%s)\n", r.Ref, r.Architecture)
+	fmt.Fprintf(&b, "cand         %s\n", r.Cand)
+	src := map[string]string{"text": "--text", "tokens": "--tokens", "greedy": "REF's greedy generation"}[r.Source]
+	fmt.Fprintf(&b, "tokens       %d (%s), %d positions compared in %.1f s\n", r.Tokens, src, r.Positions, r.Seconds)
+	fmt.Fprintf(&b, "top-1        %.2f%% (%d of %d)\n", 100*r.Top1, r.Top1Agree, r.Positions)
+	fmt.Fprintf(&b, "KLD          mean %.6g  median %.6g  p99 %.6g  max %.6g\n", r.KLD.Mean, r.KLD.Median, r.KLD.P99, r.KLD.Max)
+	fmt.Fprintf(&b, "perplexity   ref %.6g  cand %.6g  ratio %.6g\n", r.PPL.Ref, r.PPL.Cand, r.PPL.Ratio)
+	if g := r.Greedy; g != nil {
+		div := "none"
+		if g.FirstDivergence != nil {
+			div = "at token " + strconv.Itoa(*g.FirstDivergence)
+		}
+		fmt.Fprintf(&b, "greedy       %d tokens from a %d-token prompt, first divergence %s (%.1f s)\n", len(g.RefIDs), len(g.Prompt), div, g.Seconds)
+		if g.RefText != nil && g.CandText != nil {
+			fmt.Fprintf(&b, "\nREF:\n%s\n\nCAND:\n%s\n", *g.RefText, *g.CandText)
+		} else {
+			fmt.Fprintf(&b, "\nREF ids:  %v\nCAND ids: %v\n", g.RefIDs, g.CandIDs)
+		}
+	}
+	for _, f := range r.Fails {
+		fmt.Fprintf(&b, "FAIL: %s\n", f)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

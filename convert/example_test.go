@@ -1,0 +1,88 @@
+package convert_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+
+	"github.com/qins-dev/qins/convert"
+)
+
+// The small checkpoint of the golden tests: every float dtype and the
+// codec's special tensors.
+const (
+	small     = "../testdata/fuzz/small.safetensors"
+	smallQINS = "../testdata/fuzz/small.qins.safetensors"
+)
+
+func ExampleConvert() {
+	dir, err := os.MkdirTemp("", "qins-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	out := filepath.Join(dir, "small.qins.safetensors")
+	s, err := convert.Convert(context.Background(), small, out, convert.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%d tensors encoded, %d copied; %d bytes in, %d out\n", s.Encoded, s.Copied, s.BytesIn, s.BytesOut)
+	// Output: 5 tensors encoded, 2 copied; 664 bytes in, 1666 out
+}
+
+func ExampleRestore() {
+	dir, err := os.MkdirTemp("", "qins-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	// The default options decode to F32; RestoreOptions.DType chooses.
+	out := filepath.Join(dir, "small.restored.safetensors")
+	s, err := convert.Restore(context.Background(), smallQINS, out, convert.RestoreOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%d tensors decoded, %d copied; %d bytes out\n", s.Encoded, s.Copied, s.BytesOut)
+	// Output: 5 tensors decoded, 2 copied; 724 bytes out
+}
+
+func ExampleDiff() {
+	minSNR := 50.0
+	r, err := convert.Diff(context.Background(), small, smallQINS, convert.DiffOptions{MinSNRdB: &minSNR})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, t := range r.Worst(3) {
+		fmt.Printf("%s: snr %.1f dB, cosine %.4f, failing %v\n", t.Name, float64(t.SNRdB), float64(t.Cosine), t.Fails)
+	}
+	fmt.Printf("%d tensors compared, within the thresholds: %v\n", r.Total.Tensors, r.OK())
+	// Output:
+	// model.w: snr 46.2 dB, cosine 1.0000, failing [snr_db 46.22 < 50]
+	// model.f16: snr 52.3 dB, cosine 1.0000, failing []
+	// model.f64: snr 67.5 dB, cosine 1.0000, failing []
+	// 7 tensors compared, within the thresholds: false
+}
+
+func ExampleInspect() {
+	r, err := convert.Inspect(context.Background(), smallQINS)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, t := range r.Tensors {
+		fmt.Println(t.Name, t.DType, t.Shape, t.Encoded)
+	}
+	fmt.Printf("QINS version %s: %d bytes of tensors\n", r.Version, r.Total.Bytes)
+	// Output:
+	// model.steps I64 [1] false
+	// model.norm F32 [4] false
+	// model.w BF16 [4 8] true
+	// model.f16 F16 [2 3] true
+	// model.f64 F64 [2 2] true
+	// model.const F32 [3 1] true
+	// model.zero F32 [2 2] true
+	// QINS version 1: 122 bytes of tensors
+}
