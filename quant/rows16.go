@@ -114,19 +114,8 @@ func (rc *RowCoder) encode16(row []byte, first int64, mse bool, codes []uint8, s
 func (rc *RowCoder) mse16(p0 Params, n int) (p Params, coded bool) {
 	d := rc.dist
 	sqErr := func(p Params) float64 {
-		// The decoded magnitudes by a product from both ends (exact there,
-		// within a few ulps between): a ranking of two ranges needs no
-		// more, and 256 exponentials per range would cost more than the
-		// row.
 		var dec [256]float64
-		r := math.Exp((p.LogMax - p.LogMin) / 254)
-		dec[255], dec[1] = p.Magnitude(255), p.Magnitude(1)
-		for c := 254; c > 128; c-- {
-			dec[c] = dec[c+1] * r
-		}
-		for c := 2; c <= 128; c++ {
-			dec[c] = dec[c-1] / r
-		}
+		decTable(p, &dec)
 		var e float64
 		for _, m := range d.list {
 			c := rc.code16(m, p)
@@ -151,11 +140,41 @@ func (rc *RowCoder) mse16(p0 Params, n int) (p Params, coded bool) {
 	if p == p0 {
 		return p0, false
 	}
-	// The winner's codes stay in d.code: p's when it wins.
-	if e0 := sqErr(p0); e0 <= sqErr(p) {
+	// Both errors in one pass over the magnitudes; p's codes stay in
+	// d.code.
+	var dec0, dec [256]float64
+	decTable(p0, &dec0)
+	decTable(p, &dec)
+	var e0, e float64
+	for _, m := range d.list {
+		c0, c := rc.code16(m, p0), rc.code16(m, p)
+		d.code[m] = c
+		if m != 0 {
+			a, w := float64(rc.toF32(m)), float64(d.count[m])
+			x0, x := a-dec0[c0], a-dec[c]
+			e0 += w * x0 * x0
+			e += w * x * x
+		}
+	}
+	if e0 <= e {
 		return p0, false
 	}
 	return p, true
+}
+
+// decTable fills dec with the decoded magnitude of each code under p, by
+// a product from both ends (exact there, within a few ulps between): a
+// ranking of two ranges needs no more, and 256 exponentials per range
+// would cost more than the row.
+func decTable(p Params, dec *[256]float64) {
+	r := math.Exp((p.LogMax - p.LogMin) / 254)
+	dec[255], dec[1] = p.Magnitude(255), p.Magnitude(1)
+	for c := 254; c > 128; c-- {
+		dec[c] = dec[c+1] * r
+	}
+	for c := 2; c <= 128; c++ {
+		dec[c] = dec[c-1] / r
+	}
 }
 
 // exactSearch returns the stored range keeping p0's log_max whose log_min,
