@@ -67,6 +67,9 @@ type Options struct {
 	// Range is format.RangeMinMax (the formula's, the default when empty)
 	// or format.RangeMSE: log_min chosen to minimise the squared error.
 	Range string
+	// Granularity is format.GranularityTensor (one range per tensor, the
+	// default when empty) or format.GranularityRow (one per row).
+	Granularity string
 	// MaxShardBytes bounds the tensor data of each shard of a folder
 	// output; 0 means DefaultMaxShardBytes. A tensor larger than that gets
 	// a shard of its own.
@@ -118,6 +121,9 @@ type Summary struct {
 	// PackedBytes, for a convert to the u8+i8 layout of 16-bit tensors, is
 	// what the output would take with the packed layout; 0 otherwise.
 	PackedBytes int64
+	// EncodedElems and EncodedBytes, for a convert, are the weights
+	// encoded and the bytes they take: codes, signs and per-row ranges.
+	EncodedElems, EncodedBytes int64
 	// KeptDType counts the copied tensors kept because the codec does not
 	// read their dtype (integers, BOOL, FP8, FP6, FP4, C64...), whose
 	// names KeptDTypes lists, sorted.
@@ -224,6 +230,7 @@ type job struct {
 	encode bool
 	out    int // output tensor index: the copy, or the codes
 	signs  int // output index of the signs when encoded
+	ranges int // output index of the per-row ranges, or -1
 }
 
 // Convert converts the checkpoint at src (a .safetensors file, a folder or
@@ -265,6 +272,13 @@ func checkConvert(c *format.Checkpoint, opts *Options) error {
 	}
 	if err := opts.defaults(); err != nil {
 		return err
+	}
+	switch opts.Granularity {
+	case "":
+		opts.Granularity = format.GranularityTensor
+	case format.GranularityTensor, format.GranularityRow:
+	default:
+		return fmt.Errorf("granularity %q: choose %s or %s", opts.Granularity, format.GranularityTensor, format.GranularityRow)
 	}
 	opts.scales = scaleNames(c)
 	for k := range c.Metadata {
@@ -312,6 +326,7 @@ func convertFile(ctx context.Context, c *format.Checkpoint, dst string, opts Opt
 	cv := &converter{
 		pool: p, w: w, chunk: chunkSize(opts.ChunkBytes, p.workers, c), progress: pr.Add,
 		packed: opts.Layout == format.LayoutPacked, mse: opts.Range == format.RangeMSE,
+		rows: opts.Granularity == format.GranularityRow,
 	}
 	params, err := cv.run(jobs)
 	if err != nil {
@@ -332,8 +347,15 @@ func convertFile(ctx context.Context, c *format.Checkpoint, dst string, opts Opt
 			}
 			continue
 		}
-		w.SetMetadata(format.ParamsPrefix+j.src.Name, format.MarshalEncodedMeta(params[i], j.src.DType, opts.Layout, opts.Range))
+		w.SetMetadata(format.ParamsPrefix+j.src.Name, format.MarshalEncodedMeta(params[i], j.src.DType, opts.Layout, opts.Range, opts.Granularity))
 		s.Encoded++
+		n := int64(j.src.Elements())
+		s.EncodedElems += n
+		for _, k := range []int{j.out, j.signs, j.ranges} {
+			if k >= 0 {
+				s.EncodedBytes += int64(outTensors[k].Elements() * outTensors[k].DType.Size())
+			}
+		}
 		if n := j.src.Elements(); !cv.packed && j.src.DType.Size() == 2 {
 			saving += int64(n - format.SignBytes(n))
 		}
@@ -361,7 +383,7 @@ func checkNames(c *format.Checkpoint, opts *Options) error {
 	names := make(map[string]bool)
 	for i := range c.Tensors {
 		n := c.Tensors[i].Name
-		for _, suf := range []string{format.CodesSuffix, format.SignsSuffix, format.SignBitsSuffix} {
+		for _, suf := range []string{format.CodesSuffix, format.SignsSuffix, format.SignBitsSuffix, format.RangesSuffix} {
 			if strings.HasSuffix(n, suf) {
 				names[n] = true
 			}
@@ -370,18 +392,21 @@ func checkNames(c *format.Checkpoint, opts *Options) error {
 	if len(names) == 0 {
 		return nil
 	}
-	signs := format.SignsSuffix
+	parts := map[string]string{"codes": format.CodesSuffix, "signs": format.SignsSuffix}
 	if opts.Layout == format.LayoutPacked {
-		signs = format.SignBitsSuffix
+		parts["signs"] = format.SignBitsSuffix
+	}
+	if opts.Granularity == format.GranularityRow {
+		parts["row ranges"] = format.RangesSuffix
 	}
 	for i := range c.Tensors {
 		t := &c.Tensors[i]
 		if !opts.selected(t.TensorInfo) {
 			continue
 		}
-		for k, n := range []string{t.Name + format.CodesSuffix, t.Name + signs} {
-			if names[n] {
-				return &format.Error{Path: c.Path, Tensor: t.Name, Err: &NameClashError{Tensor: t.Name, Part: []string{"codes", "signs"}[k], Stored: n}}
+		for _, part := range []string{"codes", "signs", "row ranges"} {
+			if suf, ok := parts[part]; ok && names[t.Name+suf] {
+				return &format.Error{Path: c.Path, Tensor: t.Name, Err: &NameClashError{Tensor: t.Name, Part: part, Stored: t.Name + suf}}
 			}
 		}
 	}
@@ -421,10 +446,37 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 		meta[k] = v
 	}
 	meta[format.VersionKey] = format.Version
-	out := make([]format.TensorInfo, 0, len(jobs)+nEncoded)
+	rows := opts.Granularity == format.GranularityRow
+	if rows {
+		meta[format.VersionKey] = format.VersionRows
+	}
+	out := make([]format.TensorInfo, 0, len(jobs)+2*nEncoded)
+	// Per-row ranges go before the first tensor of smaller elements: F32
+	// tensors of a multiple of 8 bytes, they keep every tensor aligned.
+	ranges := func() error {
+		for _, i := range order {
+			j := &jobs[i]
+			if t := j.src.TensorInfo; j.encode && rows {
+				n := t.Name + format.RangesSuffix
+				j.ranges = len(out)
+				out = append(out, format.TensorInfo{Name: n, DType: dtype.F32, Shape: []uint64{rowCount(t.Shape), 2}})
+			}
+		}
+		return nil
+	}
+	for i := range jobs {
+		jobs[i].ranges = -1
+	}
+	placed := false
 	for _, i := range order {
 		j := &jobs[i]
 		t := j.src.TensorInfo
+		if !placed && outSize(j) < 4 {
+			if err := ranges(); err != nil {
+				return nil, nil, nil, err
+			}
+			placed = true
+		}
 		if !j.encode {
 			j.out = len(out)
 			out = append(out, format.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape})
@@ -436,7 +488,12 @@ func plan(c *format.Checkpoint, opts *Options) ([]job, []format.TensorInfo, map[
 		}
 		j.out, j.signs = len(out), len(out)+1
 		out = append(out, format.TensorInfo{Name: t.Name + format.CodesSuffix, DType: dtype.U8, Shape: t.Shape}, signs)
-		meta[format.ParamsPrefix+t.Name] = format.MarshalEncodedMeta(quant.Params{}, t.DType, opts.Layout, opts.Range)
+		meta[format.ParamsPrefix+t.Name] = format.MarshalEncodedMeta(quant.Params{}, t.DType, opts.Layout, opts.Range, opts.Granularity)
+	}
+	if !placed {
+		if err := ranges(); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	return jobs, out, meta, nil
 }
@@ -486,7 +543,7 @@ func leastHeaderLen(c *format.Checkpoint, jobs []job, opts *Options) int {
 		}
 		m, ok := metaLen[t.DType]
 		if !ok {
-			m = format.MetadataEntryLen(format.ParamsPrefix, format.MarshalEncodedMeta(quant.Params{}, t.DType, opts.Layout, opts.Range))
+			m = format.MetadataEntryLen(format.ParamsPrefix, format.MarshalEncodedMeta(quant.Params{}, t.DType, opts.Layout, opts.Range, opts.Granularity))
 			metaLen[t.DType] = m
 		}
 		entry := format.EntryLen(t) - len(t.DType.String()) // the name's and the shape's
@@ -497,6 +554,25 @@ func leastHeaderLen(c *format.Checkpoint, jobs []job, opts *Options) int {
 		n += 2*entry + len(format.CodesSuffix) + len("U8") + signs + m + len(t.Name) + format.EncodedMetaSlack
 	}
 	return n
+}
+
+// rowCount returns the rows of a shape: the product of all dimensions but
+// the last.
+func rowCount(shape []uint64) uint64 {
+	n := uint64(1)
+	for i := 0; i+1 < len(shape); i++ {
+		n *= shape[i]
+	}
+	return n
+}
+
+// rowLen returns the elements of a row: the last dimension, 1 for a
+// scalar.
+func rowLen(shape []uint64) int64 {
+	if len(shape) == 0 {
+		return 1
+	}
+	return int64(shape[len(shape)-1])
 }
 
 // outSize is the element size of a job's output tensors.
@@ -557,6 +633,7 @@ type converter struct {
 	progress func(int64)
 	packed   bool // the packed layout
 	mse      bool // log_min chosen for the least squared error
+	rows     bool // one range per row (rows.go)
 	scanners scanners
 }
 
@@ -572,6 +649,7 @@ const (
 	passCopy   = iota // copy the chunk unchanged
 	passScan          // the range pass: count the chunk's patterns
 	passEncode        // encode the chunk and write its codes and signs
+	passRows          // per-row ranges: range and encode whole rows at once
 )
 
 // tensorState follows one tensor through its steps.
@@ -589,6 +667,7 @@ type encodeState struct {
 	ready   chan struct{}  // closed once enc is set
 	enc     *quant.Encoder // dropped once the tensor is written
 	params  quant.Params
+	env     envelope // per-row ranges: their envelope
 }
 
 // workerBufs are one goroutine's buffers.
@@ -597,6 +676,7 @@ type workerBufs struct {
 	codes []uint8
 	signs []int8
 	bits  []byte
+	rows  rowBufs
 }
 
 // scanners keeps the scanners of finished tensors for the next ones:
@@ -660,6 +740,13 @@ func (cv *converter) run(jobs []job) ([]quant.Params, error) {
 			return nil, ctx.Err()
 		}
 		j, st := &jobs[i], &states[i]
+		if j.encode && cv.rows {
+			st.encodeState = &encodeState{}
+			sb := cv.rowStepBytes(j)
+			st.nWrite = (j.src.Section().Size() + sb - 1) / sb
+			chunks(i, passRows, sb)
+			continue
+		}
 		sb := stepBytes(j)
 		n := (j.src.Section().Size() + sb - 1) / sb
 		if !j.encode {
@@ -711,6 +798,9 @@ func (cv *converter) run(jobs []job) ([]quant.Params, error) {
 	for i := range jobs {
 		if jobs[i].encode {
 			params[i] = states[i].params
+			if cv.rows {
+				params[i] = states[i].env.p
+			}
 		}
 	}
 	return params, nil
@@ -791,6 +881,11 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 			return err
 		}
 		cv.progress(s.n - s.n/2)
+	case passRows:
+		if err := cv.encodeRows(j, st, in, s.off, b); err != nil {
+			return err
+		}
+		cv.progress(s.n)
 	}
 	if st.written.Add(1) == st.nWrite {
 		cv.w.StartWriteback(j.out)
@@ -800,6 +895,31 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 		}
 	}
 	return nil
+}
+
+// grow returns codes and signs buffers of k elements.
+func (b *workerBufs) grow(k int) ([]uint8, []int8) {
+	if len(b.codes) < k {
+		b.codes, b.signs, b.bits = make([]uint8, k), make([]int8, k), make([]byte, (k+7)/8)
+	}
+	return b.codes[:k], b.signs[:k]
+}
+
+// writeCodes writes the codes and signs of the chunk in at source byte
+// offset off, in the output's layout.
+func (cv *converter) writeCodes(j *job, in []byte, off int64, codes []uint8, signs []int8, b *workerBufs) error {
+	size := int64(j.src.DType.Size())
+	k := len(codes)
+	out, at := quant.Int8Bytes(signs), off/size
+	if cv.packed {
+		quant.ZeroCodes(j.src.DType, in, codes)
+		out, at = b.bits[:(k+7)/8], off/size/8
+		quant.PackSigns(signs, out)
+	}
+	if err := cv.w.WriteAt(j.out, codes, off/size); err != nil {
+		return err
+	}
+	return cv.w.WriteAt(j.signs, out, at)
 }
 
 // prepare merges the range pass of a tensor and makes its encoder, once

@@ -658,8 +658,11 @@ func (s *source) values(off, m int64, dst []float64, raw *[]byte) ([]byte, error
 		return nil, err
 	}
 	// Rounded to float32, as restore writes it.
-	if err := s.dec.DecodeF32(codes, quant.Int8s(signs), dst[:m], off); err != nil {
-		return nil, &format.Error{Path: s.l.Codes.File.Path, Tensor: s.l.Name, Err: err}
+	err := eachRow(s.l, s.dec, off, m, func(d *quant.Decoder, a, b int64) error {
+		return d.DecodeF32(codes[a:b], quant.Int8s(signs[a:b]), dst[a:b], off+a)
+	})
+	if err != nil {
+		return nil, decodeErr(s.l, err)
 	}
 	return nil, nil
 }

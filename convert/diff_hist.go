@@ -37,7 +37,10 @@ var errTooManyPairs = errors.New("too many pairs of keys")
 
 // keyed reports whether the elements of l can be told apart by 16 bits.
 func keyed(l *format.Logical) bool {
-	return l.Encoded() || (quant.IsFloat(l.DType) && l.DType.Size() == 2)
+	if l.Encoded() {
+		return l.Ranges == nil // a code means one value per tensor
+	}
+	return quant.IsFloat(l.DType) && l.DType.Size() == 2
 }
 
 // pairGroup counts the elements holding one pair of keys.

@@ -30,7 +30,7 @@ var (
 // unchanged avoids it.
 type NameClashError struct {
 	Tensor string // the tensor to encode
-	Part   string // "codes" or "signs"
+	Part   string // "codes", "signs" or "row ranges"
 	Stored string // the name the part would be stored under
 }
 

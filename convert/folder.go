@@ -141,6 +141,8 @@ func (s sharedProgress) Add(n int64) { s.p.Add(n) }
 // add adds the counts of one shard's summary to s.
 func (s *Summary) add(shard *Summary) {
 	s.Encoded += shard.Encoded
+	s.EncodedElems += shard.EncodedElems
+	s.EncodedBytes += shard.EncodedBytes
 	s.Copied += shard.Copied
 	s.KeptDType += shard.KeptDType
 	for _, dt := range shard.KeptDTypes {

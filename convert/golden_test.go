@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"github.com/qins-dev/qins/format/dtype"
@@ -19,6 +20,9 @@ const (
 	smallSrc      = "../testdata/fuzz/small.safetensors"
 	smallQINS     = "../testdata/fuzz/small.qins.safetensors"
 	smallRestored = "../testdata/fuzz/small.restored.safetensors"
+	// smallRows is the small checkpoint with every float tensor encoded
+	// per row (packed, range mse): QINS version 2.
+	smallRows = "../testdata/fuzz/small.rows.qins.safetensors"
 )
 
 // writeSmall writes the small source checkpoint: every float dtype, the
@@ -59,7 +63,11 @@ func TestGolden(t *testing.T) {
 	if _, err := Restore(context.Background(), q, r, RestoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	for _, g := range []struct{ got, golden string }{{q, smallQINS}, {r, smallRestored}} {
+	rows := filepath.Join(dir, "rows")
+	if _, err := Convert(context.Background(), smallSrc, rows, Options{Granularity: "row", Layout: "packed", Range: "mse", Include: regexp.MustCompile(".")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []struct{ got, golden string }{{q, smallQINS}, {r, smallRestored}, {rows, smallRows}} {
 		got, _ := os.ReadFile(g.got)
 		if *update {
 			if err := os.WriteFile(g.golden, got, 0o644); err != nil {

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/quant"
 )
 
 // Report describes a safetensors file or checkpoint, QINS or not.
@@ -32,6 +34,21 @@ type TensorReport struct {
 	Encoded  bool     `json:"encoded"`
 	LogMin   *float64 `json:"log_min,omitempty"`
 	LogMax   *float64 `json:"log_max,omitempty"`
+	// Granularity is "row" for per-row ranges, whose envelope LogMin and
+	// LogMax then give; Rows and Span describe the rows' ranges.
+	Granularity string `json:"granularity,omitempty"`
+	Rows        int64  `json:"rows,omitempty"`
+	// Span summarises log_max - log_min over the rows.
+	Span *SpanSummary `json:"span,omitempty"`
+}
+
+// SpanSummary is the smallest, median and largest span log_max - log_min
+// of a per-row tensor's rows (the median of an even count is the mean of
+// the middle two).
+type SpanSummary struct {
+	Min    float64 `json:"min"`
+	Median float64 `json:"median"`
+	Max    float64 `json:"max"`
 }
 
 // ReportTotal sums a Report.
@@ -98,6 +115,13 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 			lo, hi := l.Params.LogMin, l.Params.LogMax
 			t.LogMin, t.LogMax = &lo, &hi
 			r.Total.Encoded++
+			if l.Ranges != nil {
+				t.Bytes += l.Ranges.Bytes()
+				t.Granularity, t.Rows = format.GranularityRow, l.Rows()
+				if t.Span, err = spans(l); err != nil {
+					return nil, err
+				}
+			}
 		} else {
 			t.Bytes = l.Plain.Bytes()
 		}
@@ -108,6 +132,33 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 	}
 	r.Total.FileBytes = c.Size()
 	return r, nil
+}
+
+// spans reads and checks the rows' ranges of a per-row tensor and
+// summarises their spans.
+func spans(l *format.Logical) (*SpanSummary, error) {
+	n := l.Rows()
+	if n == 0 {
+		return nil, nil
+	}
+	all := make([]float64, 0, n)
+	ps := make([]quant.Params, min(n, 1<<16))
+	var raw []byte
+	for r := int64(0); r < n; r += int64(len(ps)) {
+		part := ps[:min(int64(len(ps)), n-r)]
+		if err := l.RowRanges(r, part, &raw); err != nil {
+			return nil, err
+		}
+		for _, p := range part {
+			all = append(all, p.LogMax-p.LogMin)
+		}
+	}
+	sort.Float64s(all)
+	med := all[n/2]
+	if n%2 == 0 {
+		med = (all[n/2-1] + all[n/2]) / 2
+	}
+	return &SpanSummary{Min: all[0], Median: med, Max: all[n-1]}, nil
 }
 
 // WriteJSON writes r as one JSON object.
@@ -129,7 +180,14 @@ func (r *Report) WriteText(w io.Writer) error {
 		kind = "QINS version " + r.Version
 	}
 	fmt.Fprintf(w, "%s: %s, %d file(s)\n", format.Printable(r.Path), kind, len(r.Files))
+	rows := false
+	for _, t := range r.Tensors {
+		rows = rows || t.Span != nil
+	}
 	header := []string{"name", "dtype", "shape", "bytes", "encoded", "log_min", "log_max"}
+	if rows {
+		header = append(header, "row span min/median/max")
+	}
 	err := writeTable(w, len(header), len(r.Tensors), func(i int, cells []string) {
 		if i < 0 {
 			copy(cells, header)
@@ -143,6 +201,12 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		cells[0], cells[1], cells[2], cells[3] = format.Printable(t.Name), t.DType, shapeString(t.Shape), strconv.FormatUint(t.Bytes, 10)
 		cells[4], cells[5], cells[6] = enc, lo, hi
+		switch {
+		case t.Span != nil:
+			cells[7] = fmt.Sprintf("%.4f / %.4f / %.4f", t.Span.Min, t.Span.Median, t.Span.Max)
+		case rows:
+			cells[7] = "-"
+		}
 	})
 	if err != nil {
 		return err

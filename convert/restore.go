@@ -223,8 +223,11 @@ func (r *restorer) decode(l *format.Logical, dt dtype.DType, k int) error {
 		if err := l.ReadCodes(off, n, b.codes, quant.Int8s(b.signs), &b.in); err != nil {
 			return err
 		}
-		if err := d.DecodeTo(dt, b.codes, quant.Int8s(b.signs), b.out, off); err != nil {
-			return &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: err}
+		err := eachRow(l, d, off, n, func(d *quant.Decoder, a, c int64) error {
+			return d.DecodeTo(dt, b.codes[a:c], quant.Int8s(b.signs[a:c]), b.out[a*size:c*size], off+a)
+		})
+		if err != nil {
+			return decodeErr(l, err)
 		}
 		if err := r.w.WriteAt(k, b.out, off*size); err != nil {
 			return err

@@ -120,6 +120,10 @@ func FuzzEncodedMeta(f *testing.F) {
 		`{"log_min":-3,"log_max":0,"dtype":"F32","layout":"u8+i8","layout":"packed"}`,
 		`{"log_min":-3,"log_max":0,"dtype":"F32"} `,
 		`{"log_min":-3,"log_max":0,"dtype":"F\u0033\u0032"}`,
+		`{"log_min":-3,"log_max":0,"dtype":"BF16","layout":"packed","range":"mse","granularity":"row"}`,
+		`{"log_min":-3,"log_max":0,"dtype":"BF16","granularity":"tensor"}`,
+		`{"log_min":-3,"log_max":0,"dtype":"BF16","granularity":"block"}`,
+		`{"log_min":-3,"log_max":0,"dtype":"BF16","granularity":"row","granularity":"row"}`,
 	} {
 		f.Add(s)
 	}
@@ -134,7 +138,7 @@ func FuzzEncodedMeta(f *testing.F) {
 		}
 		for k := range raw {
 			switch k {
-			case "log_min", "log_max", "dtype", "layout", "range":
+			case "log_min", "log_max", "dtype", "layout", "range", "granularity":
 			default:
 				t.Fatalf("accepted %q with key %q", s, k)
 			}
@@ -148,7 +152,7 @@ func FuzzEncodedMeta(f *testing.F) {
 		}
 		dt, _ := dtype.Parse(m.DType)
 		p := quant.Params{LogMin: m.LogMin, LogMax: m.LogMax}
-		back, err := ParseEncodedMeta(MarshalEncodedMeta(p, dt, m.Layout, m.Range))
+		back, err := ParseEncodedMeta(MarshalEncodedMeta(p, dt, m.Layout, m.Range, m.Granularity))
 		if err != nil || back != m {
 			t.Fatalf("%q: %+v marshals and reads back as %+v, %v", s, m, back, err)
 		}

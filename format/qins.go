@@ -3,9 +3,11 @@ package format
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -25,6 +27,20 @@ const (
 	CodesSuffix    = ".qins"
 	SignsSuffix    = ".sign"
 	SignBitsSuffix = ".signbits"
+	// RangesSuffix names the F32 [rows, 2] tensor of a per-row tensor's
+	// ranges: (log_min, log_max) per row, a row being a run of the last
+	// dimension.
+	RangesSuffix = ".logrange"
+	// VersionRows is the format version of a file with per-row ranges:
+	// version 1 plus them, so that version-1 readers refuse it.
+	VersionRows = "2"
+)
+
+// The granularities of the log range: one per tensor (the default), or one
+// per row, stored in NAME.logrange.
+const (
+	GranularityTensor = "tensor"
+	GranularityRow    = "row"
 )
 
 // The layouts of an encoded tensor. In LayoutU8I8 (the default) the codes
@@ -48,6 +64,10 @@ type EncodedMeta struct {
 	// Range is RangeMSE when log_min was chosen for accuracy, or empty for
 	// the min/max range. Decoding does not depend on it.
 	Range string `json:"range,omitempty"`
+	// Granularity is GranularityRow when each row has its own range, in
+	// NAME.logrange; LogMin and LogMax are then the smallest log_min and
+	// the largest log_max of the rows. Empty means GranularityTensor.
+	Granularity string `json:"granularity,omitempty"`
 }
 
 // The ways log_min is chosen: the min/max range of the formula, or the
@@ -59,8 +79,11 @@ const (
 
 // MarshalEncodedMeta renders the metadata value of an encoded tensor. The
 // numbers are written in their shortest form that reads back exactly.
-func MarshalEncodedMeta(p quant.Params, dt dtype.DType, layout, rng string) string {
+func MarshalEncodedMeta(p quant.Params, dt dtype.DType, layout, rng, granularity string) string {
 	m := EncodedMeta{LogMin: p.LogMin, LogMax: p.LogMax, DType: dt.String()}
+	if granularity == GranularityRow {
+		m.Granularity = granularity
+	}
 	if layout == LayoutPacked {
 		m.Layout = layout
 	}
@@ -98,7 +121,60 @@ type Logical struct {
 	// holds the sign bits in the packed layout.
 	Codes, Signs *Tensor
 	Layout       string // LayoutU8I8 or LayoutPacked
-	Params       quant.Params
+	// Params is the tensor's range; for a per-row tensor, the envelope of
+	// its rows' ranges, which are in Ranges.
+	Params quant.Params
+	// Ranges, for a per-row tensor, is the stored F32 [rows, 2] tensor of
+	// the rows' (log_min, log_max); nil for one range per tensor.
+	Ranges *Tensor
+}
+
+// RowLen returns the elements per row: the last dimension (1 for a
+// scalar).
+func (l *Logical) RowLen() int64 {
+	if len(l.Shape) == 0 {
+		return 1
+	}
+	return int64(l.Shape[len(l.Shape)-1])
+}
+
+// Rows returns the number of rows: the product of all dimensions but the
+// last.
+func (l *Logical) Rows() int64 {
+	n := int64(1)
+	for i := 0; i+1 < len(l.Shape); i++ {
+		n *= int64(l.Shape[i])
+	}
+	return n
+}
+
+// RowRanges reads the ranges of rows [row, row+len(dst)) of a per-row
+// tensor into dst, checking each: finite, log_min <= log_max, and
+// exp(log_max) finite in the source dtype. raw is reused for the bytes.
+func (l *Logical) RowRanges(row int64, dst []quant.Params, raw *[]byte) error {
+	n := 8 * len(dst)
+	if cap(*raw) < n {
+		*raw = make([]byte, n)
+	}
+	b := (*raw)[:n]
+	if _, err := l.Ranges.Section().ReadAt(b, 8*row); err != nil {
+		return &Error{Path: l.Ranges.File.Path, Tensor: l.Ranges.Name, Err: err}
+	}
+	for i := range dst {
+		p := quant.Params{
+			LogMin: float64(math.Float32frombits(binary.LittleEndian.Uint32(b[8*i:]))),
+			LogMax: float64(math.Float32frombits(binary.LittleEndian.Uint32(b[8*i+4:]))),
+		}
+		err := p.Validate()
+		if err == nil {
+			err = p.CheckFinite(l.DType)
+		}
+		if err != nil {
+			return &Error{Path: l.Ranges.File.Path, Tensor: l.Name, Err: fmt.Errorf("row %d of %s: %v", row+int64(i), l.Ranges.Name, err)}
+		}
+		dst[i] = p
+	}
+	return nil
 }
 
 // ReadCodes reads the codes and signs of elements [off, off+n) of an
@@ -162,8 +238,9 @@ func Logicals(ctx context.Context, c *Checkpoint) ([]Logical, error) {
 		return out, nil
 	}
 	path := c.Path
-	if v := c.Metadata[VersionKey]; v != Version {
-		return nil, &Error{Path: path, Err: fmt.Errorf("QINS format version %q is not supported (this qins reads version %s)", v, Version)}
+	version := c.Metadata[VersionKey]
+	if version != Version && version != VersionRows {
+		return nil, &Error{Path: path, Err: fmt.Errorf("QINS format version %q is not supported (this qins reads versions %s and %s)", version, Version, VersionRows)}
 	}
 	if err := checkShards(c); err != nil {
 		return nil, err
@@ -182,11 +259,14 @@ func Logicals(ctx context.Context, c *Checkpoint) ([]Logical, error) {
 		if n++; n%checkEvery == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		l, err := encodedLogical(c, byName, name, v)
+		l, err := encodedLogical(c, byName, name, v, version)
 		if err != nil {
 			return nil, &Error{Path: path, Tensor: name, Err: err}
 		}
 		used[byName[l.Codes.Name]], used[byName[l.Signs.Name]] = true, true
+		if l.Ranges != nil {
+			used[byName[l.Ranges.Name]] = true
+		}
 		out = append(out, l)
 	}
 	for i := range c.Tensors {
@@ -200,7 +280,7 @@ func Logicals(ctx context.Context, c *Checkpoint) ([]Logical, error) {
 
 // encodedLogical checks the stored tensors of the encoded tensor name,
 // whose "qins:NAME" metadata is meta.
-func encodedLogical(c *Checkpoint, byName map[string]int32, name, meta string) (Logical, error) {
+func encodedLogical(c *Checkpoint, byName map[string]int32, name, meta, version string) (Logical, error) {
 	m, err := ParseEncodedMeta(meta)
 	if err != nil {
 		return Logical{}, fmt.Errorf("metadata %q: %v", ParamsPrefix+name, err)
@@ -242,10 +322,26 @@ func encodedLogical(c *Checkpoint, byName map[string]int32, name, meta string) (
 	if layout == "" {
 		layout = LayoutU8I8
 	}
-	return Logical{
+	l := Logical{
 		Name: name, DType: dt, Shape: codes.Shape,
 		Codes: codes, Signs: signs, Layout: layout, Params: p,
-	}, nil
+	}
+	if m.Granularity != GranularityRow {
+		return l, nil
+	}
+	// Per-row ranges.
+	if version != VersionRows {
+		return Logical{}, fmt.Errorf("has per-row ranges, which need QINS version %s, not %s", VersionRows, version)
+	}
+	r := lookup(name + RangesSuffix)
+	if r == nil {
+		return Logical{}, fmt.Errorf("has per-row ranges but no %s", name+RangesSuffix)
+	}
+	if want := []uint64{uint64(l.Rows()), 2}; r.DType != dtype.F32 || !SameShape(r.Shape, want) {
+		return Logical{}, fmt.Errorf("%s is %v %v; want F32 %v", r.Name, r.DType, r.Shape, want)
+	}
+	l.Ranges = r
+	return l, nil
 }
 
 // first returns the stored tensor whose position orders l.
@@ -268,7 +364,7 @@ func (t *Tensor) compare(u *Tensor) int {
 
 // ParseEncodedMeta parses the value of a "qins:NAME" entry strictly: a
 // JSON object with exactly log_min, log_max and dtype, and optionally
-// layout and range, each once and spelt in lower case, numbers within
+// layout, range and granularity, each once and spelt in lower case, numbers within
 // float64's range, and values the format knows.
 func ParseEncodedMeta(v string) (EncodedMeta, error) {
 	var m EncodedMeta
@@ -276,8 +372,8 @@ func ParseEncodedMeta(v string) (EncodedMeta, error) {
 	if !s.eat('{') {
 		return m, errors.New("is not a JSON object")
 	}
-	var seen [5]bool
-	keys := [5]string{"log_min", "log_max", "dtype", "layout", "range"}
+	var seen [6]bool
+	keys := [6]string{"log_min", "log_max", "dtype", "layout", "range", "granularity"}
 	for first := true; ; first = false {
 		more, err := s.more(first, '}')
 		if err != nil {
@@ -334,6 +430,8 @@ func (m *EncodedMeta) set(s *scanner, k string) error {
 			m.Layout = string(b)
 		case "range":
 			m.Range = string(b)
+		case "granularity":
+			m.Granularity = string(b)
 		}
 	}
 	if err != nil {
@@ -358,6 +456,12 @@ func (m *EncodedMeta) check() error {
 	}
 	if m.Range != "" && m.Range != RangeMinMax && m.Range != RangeMSE {
 		return fmt.Errorf("range %q is not %q or %q", m.Range, RangeMinMax, RangeMSE)
+	}
+	if m.Granularity == GranularityTensor {
+		m.Granularity = ""
+	}
+	if m.Granularity != "" && m.Granularity != GranularityRow {
+		return fmt.Errorf("granularity %q is not %q or %q", m.Granularity, GranularityTensor, GranularityRow)
 	}
 	return nil
 }

@@ -37,11 +37,16 @@ func checkShards(c *Checkpoint) error {
 			seen[name] = f
 			// Only the parts this entry's layout names belong to it: a
 			// tensor that merely ends in another suffix is an ordinary one.
-			signs := SignsSuffix
-			if m, err := ParseEncodedMeta(f.Metadata[k]); err == nil && m.Layout == LayoutPacked {
-				signs = SignBitsSuffix
+			parts := []string{CodesSuffix, SignsSuffix}
+			if m, err := ParseEncodedMeta(f.Metadata[k]); err == nil {
+				if m.Layout == LayoutPacked {
+					parts[1] = SignBitsSuffix
+				}
+				if m.Granularity == GranularityRow {
+					parts = append(parts, RangesSuffix)
+				}
 			}
-			for _, suf := range []string{CodesSuffix, signs} {
+			for _, suf := range parts {
 				if h := holder[name+suf]; h != nil && h != f {
 					return &Error{Path: f.Path, Tensor: name, Err: fmt.Errorf("metadata %q is in this shard but %s is in %s", k, name+suf, h.Path)}
 				}

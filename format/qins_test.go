@@ -46,6 +46,13 @@ func TestLogicals(t *testing.T) {
 		}
 		return m
 	}
+	v2 := func(kv ...string) map[string]string {
+		m := meta(kv...)
+		m["qins"] = "2"
+		return m
+	}
+	rowMeta := `{"log_min":-5,"log_max":-1,"dtype":"BF16","granularity":"row"}`
+	ranges := TensorInfo{Name: "w.logrange", DType: dtype.F32, Shape: []uint64{2, 2}}
 	p := qinsFile(t, meta("qins:w", good), norm, codes, signs)
 	c, err := OpenCheckpoint(p)
 	if err != nil {
@@ -126,7 +133,12 @@ func TestLogicals(t *testing.T) {
 		{"log_min not a number", meta("qins:w", `{"log_min":"x","log_max":0,"dtype":"F32"}`), []TensorInfo{codes, signs}, "log_min: not valid JSON"},
 		{"huge log range", meta("qins:w", `{"log_min":-1e400,"log_max":0,"dtype":"F32"}`), []TensorInfo{codes, signs}, "-1e400 is out of the range"},
 		{"unknown source dtype", meta("qins:w", `{"log_min":0,"log_max":0,"dtype":"I64"}`), []TensorInfo{codes, signs}, "dtype"},
-		{"unknown version", map[string]string{"qins": "2", "qins:w": good}, []TensorInfo{codes, signs}, `version "2"`},
+		{"unknown version", map[string]string{"qins": "3", "qins:w": good}, []TensorInfo{codes, signs}, `version "3"`},
+		{"per-row in version 1", meta("qins:w", rowMeta), []TensorInfo{codes, signs, ranges}, "need QINS version 2"},
+		{"per-row without ranges", v2("qins:w", rowMeta), []TensorInfo{codes, signs}, "no w.logrange"},
+		{"ranges of wrong shape", v2("qins:w", rowMeta), []TensorInfo{codes, signs, {Name: "w.logrange", DType: dtype.F32, Shape: []uint64{3, 2}}}, "want F32 [2 2]"},
+		{"ranges of wrong dtype", v2("qins:w", rowMeta), []TensorInfo{codes, signs, {Name: "w.logrange", DType: dtype.F64, Shape: []uint64{2, 2}}}, "want F32"},
+		{"unknown granularity", v2("qins:w", `{"log_min":-5,"log_max":-1,"dtype":"BF16","granularity":"block"}`), []TensorInfo{codes, signs, ranges}, `granularity "block"`},
 		{"stored twice", meta("qins:w", good), []TensorInfo{codes, signs, {Name: "w", DType: dtype.F32, Shape: []uint64{1}}}, "both encoded and unchanged"},
 		{"unknown layout", meta("qins:w", `{"log_min":-5,"log_max":-1,"dtype":"BF16","layout":"zip"}`), []TensorInfo{codes, signs}, `layout "zip"`},
 		{"packed without sign bits", meta("qins:w", packed), []TensorInfo{codes, signs}, "has .qins but no .signbits"},

@@ -33,7 +33,15 @@ type Decoder struct {
 // NewDecoder returns a Decoder for a tensor with parameters p, which must be
 // valid (see Params.Validate).
 func NewDecoder(p Params) *Decoder {
-	d := &Decoder{bad32: 0x7fc0dead}
+	d := new(Decoder)
+	d.Reset(p)
+	return d
+}
+
+// Reset makes d the Decoder of parameters p, which must be valid, keeping
+// its memory: a per-row tensor decodes each row with its own parameters.
+func (d *Decoder) Reset(p Params) {
+	d.bad32 = 0x7fc0dead
 	for c := range 256 {
 		m := p.Magnitude(uint8(c))
 		if c == 0 {
@@ -43,11 +51,11 @@ func NewDecoder(p Params) *Decoder {
 		d.f64r[0][c], d.f64r[2][c] = float64(-float32(m)), float64(float32(m))
 		d.f32[0][c] = math.Float32bits(-float32(m))
 		d.f32[2][c] = math.Float32bits(float32(m))
+		d.f64[1][c], d.f64r[1][c], d.f32[1][c] = 0, 0, 0
 	}
 	// Sign 0 decodes to +0 whatever the code, but code 0 stays invalid.
 	d.f64[1][0], d.f64r[1][0] = math.NaN(), math.NaN()
 	d.f32[0][0], d.f32[1][0], d.f32[2][0] = d.bad32, d.bad32, d.bad32
-	return d
 }
 
 // invalid finds the first invalid element of a chunk and describes it: a

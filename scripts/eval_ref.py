@@ -132,7 +132,7 @@ class Checkpoint:
         self.meta = {}
         for m in src.metadatas:
             self.meta.update(m)
-        self.qins = self.meta.get("qins") == "1"
+        self.qins = self.meta.get("qins") in ("1", "2")   # 2: per-row ranges
         self.encoded = {}
         if self.qins:
             for key, text in self.meta.items():
@@ -143,7 +143,7 @@ class Checkpoint:
                         raise InputError("%s: metadata %r: %s" % (arg, key, e))
         hidden = set()
         for name in self.encoded:
-            hidden.update({name + ".qins", name + ".sign", name + ".signbits"})
+            hidden.update({name + ".qins", name + ".sign", name + ".signbits", name + ".logrange"})
         self.names = set(self.encoded) | (set(self.raw) - hidden)
 
     def shape(self, name):
@@ -195,6 +195,16 @@ class Checkpoint:
         else:
             s = self._raw(name + ".sign")
             signs = parity.read_array(s, "i1", 0, s.numel)
+        if meta.get("granularity") == "row":
+            # README: one (log_min, log_max) per row of the last dimension,
+            # F32 [rows, 2] in NAME.logrange; the same decode per row.
+            r = self._raw(name + ".logrange")
+            rng = parity.read_array(r, "<f4", 0, r.numel).astype(np.float64).reshape(-1, 2)
+            per = q.shape[-1] if q.shape else 1
+            lo, hi = np.repeat(rng[:, 0], per), np.repeat(rng[:, 1], per)
+            mag = np.exp(lo + (255 - codes.astype(np.float64)) / 254 * (hi - lo))
+            w = np.where(signs == 0, 0.0, signs * mag)
+            return w.astype(np.float32).astype(np.float64).reshape(q.shape)
         dec = parity.Decoder(lo, hi, packed=packed)
         w = np.where(signs == 0, 0.0, signs * dec.magnitude[codes])
         return w.astype(np.float32).astype(np.float64).reshape(q.shape)

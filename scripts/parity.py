@@ -125,6 +125,7 @@ FIRST_INFINITE = {"F16": 65520.0, "BF16": 2.0 ** 127 * (2 - 2.0 ** -8),
                   "F32": 2.0 ** 127 * (2 - 2.0 ** -24)}
 LAYOUTS = ("u8+i8", "packed")                 # values of "layout" in "qins:NAME"
 RANGES = ("minmax", "mse")                    # values of "range" in "qins:NAME"
+GRANULARITIES = ("tensor", "row")             # values of "granularity" in "qins:NAME"
 
 
 class InputError(Exception):
@@ -451,10 +452,11 @@ def close(a, b):
 
 # ------------------------------------------------------- file-level checks
 
-def check_metadata(src, q, encoded, rep):
+def check_metadata(src, q, encoded, rep, rows=()):
     meta = q.metadata
-    if meta.get("qins") != "1":
-        rep.fail("__metadata__[\"qins\"] is %r, want \"1\"" % meta.get("qins"))
+    version = "2" if rows else "1"
+    if meta.get("qins") != version:
+        rep.fail("__metadata__[\"qins\"] is %r, want %r" % (meta.get("qins"), version))
     wanted = {}
     for m in src.metadatas:
         for k, v in m.items():
@@ -521,17 +523,30 @@ def declared_range(text):
     return obj.get("range", RANGES[0]) if isinstance(obj, dict) else RANGES[0]
 
 
+def declared_granularity(text):
+    """The "granularity" of "qins:NAME", read leniently: "tensor" when
+    absent or unreadable."""
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return GRANULARITIES[0]
+    return obj.get("granularity", GRANULARITIES[0]) if isinstance(obj, dict) else GRANULARITIES[0]
+
+
 def sign_part(layout):
     """Suffix of the sign tensor for a declared_layout value."""
     return ".signbits" if layout == "packed" else ".sign"
 
 
-def expected_names(src, encoded, rep):
-    """{QINS tensor name: source name}; encoded maps NAME to its layout."""
+def expected_names(src, encoded, rep, rows=()):
+    """{QINS tensor name: source name}; encoded maps NAME to its layout,
+    rows holds the per-row tensors."""
     names = {}
     for name in src.tensors:
         if name in encoded:
             outs = [name + ".qins", name + sign_part(encoded[name])]
+            if name in rows:
+                outs.append(name + ".logrange")
         else:
             outs = [name]
         for out in outs:
@@ -581,9 +596,12 @@ def parse_qins_meta(name, text, rep):
     except (ValueError, InputError) as e:
         return rep.fail("%s: qins metadata %r is not JSON: %s" % (name, text, e))
     if not isinstance(obj, dict) or \
-            set(obj) - {"layout", "range"} != {"log_min", "log_max", "dtype"}:
+            set(obj) - {"layout", "range", "granularity"} != {"log_min", "log_max", "dtype"}:
         return rep.fail("%s: qins metadata %r needs exactly log_min, log_max, dtype"
-                        " and optionally layout and range" % (name, text))
+                        " and optionally layout, range and granularity" % (name, text))
+    if obj.get("granularity", GRANULARITIES[0]) not in GRANULARITIES:
+        return rep.fail("%s: qins metadata granularity %r, want one of %s"
+                        % (name, obj["granularity"], ", ".join(map(repr, GRANULARITIES))))
     layout = obj.get("layout", LAYOUTS[0])
     if layout not in LAYOUTS or not isinstance(layout, str):
         return rep.fail("%s: qins metadata layout %r, want one of %s"
@@ -607,7 +625,7 @@ def parse_qins_meta(name, text, rep):
     for s in raw:
         if _digits(s) != _digits(repr(float(s))):
             rep.fail("%s: %s is not the shortest form of %r" % (name, s, float(s)))
-    return float(lo), float(hi), obj["dtype"], layout, range_
+    return float(lo), float(hi), obj["dtype"], layout, range_, obj.get("granularity", "tensor")
 
 
 def _digits(s):
@@ -637,10 +655,12 @@ def check_encoded(t, q, text, layout, rep):
     stored = parse_qins_meta(t.name, text, rep)
     if stored is None:
         return
-    lo_s, hi_s, dtype, layout_s, range_ = stored
+    lo_s, hi_s, dtype, layout_s, range_, granularity = stored
     assert layout_s == layout   # a strictly valid text says what the lenient read saw
     if dtype != t.dtype:
         rep.fail("%s: qins dtype %r, source dtype %r" % (t.name, dtype, t.dtype))
+    if granularity == "row":
+        return check_rows(t, q, parts, layout == "packed", range_, (lo_s, hi_s), rep)
     if t.dtype in ("F16", "BF16"):
         encoder = PatternEncoder(t, rep)
     else:
@@ -906,6 +926,165 @@ def check_decoded(t, first, exp, codes, signs, decoder, idx, tie, rep):
                      decoder.excess(err[pos[0]], low), pos.size), count=pos.size)
 
 
+# ------------------------------------------------------------ per-row ranges
+
+def f32_down(x):
+    """The largest float32 at or below x, as float64."""
+    f = np.float32(x)
+    f = np.where(f.astype(np.float64) > x, np.nextafter(f, np.float32(-np.inf)), f)
+    return f.astype(np.float64)
+
+
+def stored_row_range(lo, hi):
+    """README: log_max rounded down to float32, log_min to the nearest
+    float32 but not above that."""
+    hi32 = f32_down(hi)
+    return np.minimum(np.float32(lo).astype(np.float64), hi32), hi32
+
+
+def row_codes(a, lo, hi):
+    """The README formula per element with per-element log_min/log_max
+    arrays: (codes, unrounded values)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lnw = np.log(a)
+        span = hi - lo
+        u = np.where(span > 0, 255.0 - 254.0 * (lnw - lo) / np.where(span > 0, span, 1), 1.0)
+        code = np.clip(np.rint(u), 1, 255)
+    return np.where(a > SIGNIFICANT, code, 255).astype(np.uint8), u, lnw
+
+
+def row_sq_err(a, lo, hi, rowlen):
+    """Squared error of each row coded and decoded with (lo, hi) per
+    element (zeros excluded: they decode to exactly 0)."""
+    code, _, _ = row_codes(a, lo, hi)
+    dec = np.exp(lo + (255.0 - code) / 254.0 * (hi - lo))
+    e = np.where(a == 0, 0.0, (a - dec) ** 2)
+    return e.reshape(-1, rowlen).sum(axis=1)
+
+
+def check_rows(t, q, parts, packed, range_, envelope, rep):
+    """A per-row tensor: NAME.logrange is F32 [rows, 2]; each row's range is
+    the README's min/max range of the row, stored as float32 (range mse:
+    log_max the same, log_min in [the min/max log_min, log_max] and the
+    row's squared error no larger than with the min/max range); the
+    envelope in "qins:NAME" is the smallest log_min and largest log_max;
+    codes are the formula's with each row's stored range (ties by one),
+    signs as the tensor-wide case, and decoding each row with its stored
+    range stays within half a code step of ln|w| (elements below the row's
+    log_min decode to exactly exp(log_min)) and never above the row's
+    largest magnitude."""
+    rowlen = t.shape[-1] if t.shape else 1
+    nrows = t.numel // rowlen if rowlen else (t.numel and 1)
+    rt = q.tensors.get(t.name + ".logrange")
+    want = [int(np.prod(t.shape[:-1])) if t.shape else 1, 2]
+    if rt is None:
+        return rep.fail("%s: granularity row but no F32 tensor %s.logrange" % (t.name, t.name))
+    if rt.dtype != "F32" or list(rt.shape) != want:
+        return rep.fail("%s: %s is %s %s, want F32 %s" % (t.name, rt.name, rt.dtype, list(rt.shape), want))
+    if rowlen == 0:
+        return
+    per = max(8, (CHUNK // rowlen) // 8 * 8)     # rows per chunk: whole sign-bit bytes
+    env_lo, env_hi = np.inf, -np.inf
+    dt = READ_DTYPE.get(t.dtype)
+    values = pattern_values(t.dtype) if dt is None else None
+    for r0 in range(0, nrows, per):
+        nr = min(per, nrows - r0)
+        first, n = r0 * rowlen, nr * rowlen
+        if dt is None:
+            w = values[read_array(t, "<u2", first, n)]
+        else:
+            w = read_array(t, dt, first, n).astype(np.float64)
+        if not np.isfinite(w).all():
+            i = int(np.flatnonzero(~np.isfinite(w))[0])
+            return rep.fail("%s: %r in the source: the converter must refuse it" % (where(t, first + i), w[i]))
+        a = np.abs(w).reshape(nr, rowlen)
+        sig = a > SIGNIFICANT
+        largest = a.max(axis=1)
+        with np.errstate(divide="ignore"):
+            lo = np.log(np.where(sig, a, np.inf).min(axis=1))
+            hi = np.log(np.where(sig, a, 0).max(axis=1))
+            none = np.log(largest)
+        lo = np.where(sig.any(axis=1), lo, np.where(largest > 0, none, 0.0))
+        hi = np.where(sig.any(axis=1), hi, np.where(largest > 0, none, 0.0))
+        mm_lo, mm_hi = stored_row_range(lo, hi)
+        st = read_array(rt, "<f4", 2 * r0, 2 * nr).astype(np.float64).reshape(nr, 2)
+        lo_s, hi_s = st[:, 0], st[:, 1]
+        env_lo, env_hi = min(env_lo, lo_s.min()), max(env_hi, hi_s.max())
+        ulp = np.spacing(np.float32(np.abs(mm_hi)) + np.float32(1e-30)).astype(np.float64)
+        bad = np.flatnonzero(~(np.abs(hi_s - mm_hi) <= ulp))
+        if bad.size:
+            i = int(bad[0])
+            return rep.fail("%s: row %d log_max %r, expected %r (%d rows)" % (t.name, r0 + i, hi_s[i], mm_hi[i], bad.size))
+        a = a.reshape(-1)
+        if range_ == "mse":
+            bad = np.flatnonzero(~((lo_s >= mm_lo - np.spacing(np.float32(np.abs(mm_lo))).astype(np.float64))
+                                   & (lo_s <= hi_s)))
+            if bad.size:
+                i = int(bad[0])
+                return rep.fail("%s: row %d mse log_min %r outside [%r, %r]" % (t.name, r0 + i, lo_s[i], mm_lo[i], hi_s[i]))
+            e_s = row_sq_err(a, np.repeat(lo_s, rowlen), np.repeat(hi_s, rowlen), rowlen)
+            e_m = row_sq_err(a, np.repeat(mm_lo, rowlen), np.repeat(mm_hi, rowlen), rowlen)
+            bad = np.flatnonzero(e_s > e_m * (1 + 1e-9) + 1e-300)
+            if bad.size:
+                i = int(bad[0])
+                rep.fail("%s: row %d mse squared error %r above the min/max range's %r" % (t.name, r0 + i, e_s[i], e_m[i]))
+        else:
+            bad = np.flatnonzero(~(np.abs(lo_s - mm_lo) <= np.spacing(np.float32(np.abs(mm_lo) + 1e-30)).astype(np.float64)))
+            if bad.size:
+                i = int(bad[0])
+                return rep.fail("%s: row %d log_min %r, expected %r" % (t.name, r0 + i, lo_s[i], mm_lo[i]))
+        elo, ehi = np.repeat(lo_s, rowlen), np.repeat(hi_s, rowlen)
+        code, u, lnw = row_codes(a, elo, ehi)
+        sign = np.sign(w).astype(np.int8)
+        zero = w == 0
+        if packed:
+            code = np.where(zero, np.uint8(0), code)
+        codes = read_array(parts[0], "u1", first, n)
+        diff = np.flatnonzero(codes != code)
+        with np.errstate(invalid="ignore"):
+            tie = (np.abs(codes[diff].astype(np.int16) - code[diff]) == 1) & (a[diff] > SIGNIFICANT) \
+                & (np.abs(codes[diff] - u[diff]) <= 0.5 + TIE_EPS) & (codes[diff] >= 1)
+        rep.ties += int(tie.sum())
+        if (~tie).any():
+            i = int(diff[~tie][0])
+            rep.fail("%s: code %d, expected %d (unrounded %.12f, value %r, row range %r %r); %d such codes" % (
+                where(t, first + i), codes[i], code[i], u[i], w[i], elo[i], ehi[i], int((~tie).sum())), count=int((~tie).sum()))
+        if packed:
+            raw = read_array(parts[1], "u1", first // 8, (n + 7) // 8)
+            unpacked = np.unpackbits(raw, bitorder="little")
+            bits = unpacked[:n]
+            bad = np.flatnonzero(bits != (sign < 0))
+            if bad.size:
+                rep.fail("%s: sign bit %d, expected %d" % (where(t, first + int(bad[0])), bits[bad[0]], sign[bad[0]] < 0), count=bad.size)
+            if unpacked[n:].any():
+                rep.fail("%s: a padding bit of its last byte is 1" % parts[1].name)
+            signs = np.where(codes == 0, 0, 1 - 2 * bits.astype(np.int8))
+        else:
+            signs = read_array(parts[1], "i1", first, n)
+            bad = np.flatnonzero(signs != sign)
+            if bad.size:
+                rep.fail("%s: sign %d, expected %d" % (where(t, first + int(bad[0])), signs[bad[0]], sign[bad[0]]), count=bad.size)
+        mag = np.where(codes == 0, 0.0, np.exp(elo + (255.0 - codes) / 254.0 * (ehi - elo)))
+        dec = signs * mag
+        if (dec[zero] != 0).any():
+            rep.fail("%s: an exact zero does not decode to 0" % where(t, first + int(np.flatnonzero(zero & (dec != 0))[0])))
+        s = a > SIGNIFICANT
+        below = s & (lnw < elo)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            err = np.abs(np.log(mag) - lnw)
+        limit = (ehi - elo) / 508 + 1e-6 + np.where(np.isin(np.arange(n), diff[tie]), (ehi - elo) / 254, 0)
+        far = np.where(below, mag != np.exp(elo), s & (err > limit))
+        if far.any():
+            i = int(np.flatnonzero(far)[0])
+            rep.fail("%s: value %r decodes to %r (row range %r %r)" % (where(t, first + i), w[i], dec[i], elo[i], ehi[i]), count=int(far.sum()))
+        over = np.flatnonzero(np.abs(dec) > np.repeat(largest, rowlen) * (1 + 1e-13))
+        if over.size:
+            i = int(over[0])
+            rep.fail("%s: decodes to %r, above its row's largest magnitude" % (where(t, first + i), dec[i]))
+    if nrows and (envelope[0] != env_lo or envelope[1] != env_hi):
+        rep.fail("%s: qins metadata log_min/log_max %r, the rows' envelope is %r" % (t.name, envelope, (env_lo, env_hi)))
+
+
 # ------------------------------------------------------------------ a pair
 
 def check_pair(source_arg, qins_path):
@@ -915,9 +1094,11 @@ def check_pair(source_arg, qins_path):
     rep = Report()
     encoded = {k[5:]: declared_layout(v) for k, v in q.metadata.items()
                if k.startswith("qins:") and k[5:] in src.tensors}
-    check_metadata(src, q, encoded, rep)
+    rows = {name for name in encoded
+            if declared_granularity(q.metadata["qins:" + name]) == "row"}
+    check_metadata(src, q, encoded, rep, rows)
     check_layout(q, rep)
-    names = expected_names(src, encoded, rep)
+    names = expected_names(src, encoded, rep, rows)
     for extra in sorted(set(q.tensors) - set(names)):
         rep.fail("%s: tensor in the QINS file but not expected" % extra)
     elements = 0
@@ -932,18 +1113,20 @@ def check_pair(source_arg, qins_path):
     mse = sum(1 for name in encoded
               if declared_range(q.metadata["qins:" + name]) == "mse")
     counts = (len(src.tensors), len(encoded), packed, len(src.tensors) - len(encoded),
-              elements, mse)
+              elements, mse, len(rows))
     return counts, rep
 
 
 def summary(source_arg, qins_path, counts, rep):
-    n, e, p, c, m, r = counts
+    n, e, p, c, m, r = counts[:6]
     enc = "%d encoded" % e
     notes = []  # u8+i8 minmax files keep the summary they always had
     if p:
         notes.append("%s packed" % ("all" if p == e else "%d" % p))
     if r:
         notes.append("%s range mse" % ("all" if r == e else "%d" % r))
+    if len(counts) > 6 and counts[6]:
+        notes.append("%s per row" % ("all" if counts[6] == e else "%d" % counts[6]))
     if notes:
         enc += " (%s)" % ", ".join(notes)
     return ("%s -> %s: %d tensors (%s, %d copied), %d elements, "
@@ -976,7 +1159,9 @@ def corruptions(qins_path, source_arg=None):
     layouts = {k[5:]: declared_layout(v) for k, v in q.metadata.items()
                if k.startswith("qins:")}
     parts = {name + suffix for name, layout in layouts.items()
-             for suffix in (".qins", sign_part(layout))}
+             for suffix in (".qins", sign_part(layout), ".logrange")}
+    per_row = {k[5:] for k, v in q.metadata.items()
+               if k.startswith("qins:") and declared_granularity(v) == "row"}
     enc = sorted(name for name, layout in layouts.items()
                  if q.tensors.get(name + ".qins") is not None
                  and q.tensors.get(name + sign_part(layout)) is not None
@@ -1012,7 +1197,14 @@ def corruptions(qins_path, source_arg=None):
     if packed:
         out += _packed_corruptions(q, packed)
     mse = [n for n in enc[len(enc) // 2:] + enc[:len(enc) // 2]
-           if declared_range(q.metadata["qins:" + n]) == "mse"]
+           if declared_range(q.metadata["qins:" + n]) == "mse" and n not in per_row]
+    ranged = [n for n in enc if n in per_row and q.tensors.get(n + ".logrange") is not None
+              and q.tensors[n + ".logrange"].nbytes]
+    if ranged:
+        rt = q.tensors[ranged[len(ranged) // 2] + ".logrange"]
+        byte = read_bytes(rt, 7, 1)[0]
+        out.append(("exponent bit of row 0's log_max in %s flipped" % rt.name, ranged[len(ranged) // 2],
+                    _poke(rt.start + 7, bytes([byte ^ 1])), "log_max"))
     if mse and source_arg is not None:
         out += _mse_corruption(source_arg, q, mse[0])
     if copied:
@@ -1021,8 +1213,10 @@ def corruptions(qins_path, source_arg=None):
         byte = read_bytes(t, t.nbytes - 1, 1)[0]
         out.append(("last byte of copied %s xor 0x01" % name, name,
                     _poke(t.start + t.nbytes - 1, bytes([byte ^ 1]))))
-    out.append(('__metadata__["qins"] set to "2"', "qins", _header_edit(
-        b'"qins":"1"', b'"qins":"2"')))
+    v = q.metadata.get("qins", "1")
+    w = "1" if v == "2" else "2"
+    out.append(('__metadata__["qins"] set to "%s"' % w, "qins", _header_edit(
+        ('"qins":"%s"' % v).encode(), ('"qins":"%s"' % w).encode())))
     return out
 
 

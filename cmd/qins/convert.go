@@ -40,7 +40,7 @@ func (a *app) convert(c *cli.Context) error {
 
 // convertOptions reads convert's flags.
 func convertOptions(c *cli.Context) (convert.Options, error) {
-	opts := convert.Options{Force: c.Bool("force"), Layout: c.String("layout"), Range: c.String("range")}
+	opts := convert.Options{Force: c.Bool("force"), Layout: c.String("layout"), Range: c.String("range"), Granularity: c.String("granularity")}
 	var err error
 	if opts.MaxShardBytes, err = maxShardBytes(c); err != nil {
 		return opts, err
@@ -50,6 +50,9 @@ func convertOptions(c *cli.Context) (convert.Options, error) {
 	}
 	if r := opts.Range; r != format.RangeMinMax && r != format.RangeMSE {
 		return opts, usageError{fmt.Errorf("--range %q: choose minmax or mse", r)}
+	}
+	if g := opts.Granularity; g != format.GranularityTensor && g != format.GranularityRow {
+		return opts, usageError{fmt.Errorf("--granularity %q: choose tensor or row", g)}
 	}
 	for _, f := range []struct {
 		name string
@@ -128,12 +131,12 @@ func writeSummary(w io.Writer, s *convert.Summary, d direction) error {
 	_, err := fmt.Fprintf(w, "%s %s -> %s\n"+
 		"  tensors: %d %s, %d copied%s\n"+
 		"  size:    %s in, %s out (%s the source, %s of FP32 at %s)\n"+
-		"%s%s"+
+		"%s%s%s"+
 		"  time:    %.2f s, %.0f MB/s\n",
 		verb, format.Printable(s.Input), format.Printable(s.Output),
 		s.Encoded, did, s.Copied, keptNote(s),
 		convert.HumanBytes(s.BytesIn), convert.HumanBytes(s.BytesOut), ratio(s.BytesOut, s.BytesIn), ratio(s.BytesOut, s.FP32Bytes), convert.HumanBytes(s.FP32Bytes),
-		packedHint(s), folderLine(s),
+		bitsLine(s), packedHint(s), folderLine(s),
 		s.Elapsed.Seconds(), s.MBPerSecond())
 	return err
 }
@@ -152,6 +155,15 @@ func ratio(a, b int64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.3fx", float64(a)/float64(b))
+}
+
+// bitsLine gives the bits per encoded weight, ranges included; empty
+// when nothing was encoded.
+func bitsLine(s *convert.Summary) string {
+	if s.EncodedElems == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  bits:    %.3f per encoded weight (codes, signs and ranges)\n", 8*float64(s.EncodedBytes)/float64(s.EncodedElems))
 }
 
 // packedHint tells what --layout packed would give, when it would help.

@@ -101,11 +101,16 @@ func TestNamesRoundTrip(t *testing.T) {
 // another tensor is refused with the flag that avoids it, before anything
 // is written; with that flag the checkpoint round-trips.
 func TestNameCollision(t *testing.T) {
-	for _, other := range []string{"x.qins", "x.sign", "x.signbits"} {
-		layout := "u8+i8"
-		if other == "x.signbits" {
-			layout = "packed"
-		}
+	for _, c := range []struct {
+		other string
+		opts  []string
+	}{
+		{"x.qins", nil},
+		{"x.sign", nil},
+		{"x.signbits", []string{"--layout", "packed"}},
+		{"x.logrange", []string{"--granularity", "row"}},
+	} {
+		other := c.other
 		h := `{"x":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"` + other + `":{"dtype":"U8","shape":[4],"data_offsets":[16,20]}}`
 		dir := t.TempDir()
 		src := filepath.Join(dir, "src.safetensors")
@@ -113,11 +118,11 @@ func TestNameCollision(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := filepath.Join(dir, "out.qins.safetensors")
-		code, _, errs := qins(t, "convert", src, "-o", out, "--layout", layout)
+		code, _, errs := qins(t, append([]string{"convert", src, "-o", out}, c.opts...)...)
 		if code != 1 || !strings.Contains(errs, `tensor "x"`) || !strings.Contains(errs, `"`+other+`"`) || !strings.Contains(errs, `--exclude '^x$'`) || len(files(t, dir)) != 1 {
 			t.Errorf("%s: exit %d, %q, files %v: want exit 1 naming x, it and the --exclude that avoids it, and no output", other, code, errs, files(t, dir))
 		}
-		if code, _, errs := qins(t, "convert", src, "-o", out, "--layout", layout, "--exclude", "^x$", "--quiet"); code != 0 {
+		if code, _, errs := qins(t, append([]string{"convert", src, "-o", out, "--exclude", "^x$", "--quiet"}, c.opts...)...); code != 0 {
 			t.Fatalf("%s: with --exclude: exit %d: %s", other, code, errs)
 		}
 		back := filepath.Join(dir, "back.safetensors")

@@ -190,6 +190,7 @@ func (a *app) cli() *cli.App {
 					&cli.StringFlag{Name: "exclude", Usage: "keep the tensors whose names match `REGEX` unchanged"},
 					&cli.StringFlag{Name: "layout", Value: "u8+i8", Usage: "u8+i8 (a code byte and a sign byte per weight) or packed (a code byte and a sign bit: 1.125 bytes per weight)"},
 					&cli.StringFlag{Name: "range", Value: "minmax", Usage: "minmax (the formula's log range) or mse (log_min chosen for the least squared error; decodes the same way)"},
+					&cli.StringFlag{Name: "granularity", Value: "tensor", Usage: "tensor (one log range per tensor) or row (one per row of the last dimension, in NAME.logrange; QINS version 2)"},
 					maxShardFlag(),
 				},
 				OnUsageError: usageErr,

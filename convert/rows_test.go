@@ -1,0 +1,236 @@
+package convert
+
+import (
+	"context"
+	"encoding/binary"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/quant"
+)
+
+// rowRanges reads every row's range of a per-row tensor.
+func rowRanges(t *testing.T, l *format.Logical) []quant.Params {
+	t.Helper()
+	ps := make([]quant.Params, l.Rows())
+	var raw []byte
+	if err := l.RowRanges(0, ps, &raw); err != nil {
+		t.Fatal(err)
+	}
+	return ps
+}
+
+// TestRowGranularity converts with one range per row, every layout and
+// range, and checks each code against the formula with its row's stored
+// range, the rows' ranges against the min/max rule, mse against min/max
+// row by row, and that restore, diff's reader (which eval uses) and the
+// decode formula agree.
+func TestRowGranularity(t *testing.T) {
+	for _, src := range []string{tinyDir, "../testdata/stories260K", smallSrc} {
+		var include *regexp.Regexp
+		if src == smallSrc {
+			include = regexp.MustCompile(".") // the rank-1 norm too, and 1-element rows
+		}
+		sc := open(t, src)
+		srcT := byName(sc)
+		for _, layout := range []string{format.LayoutU8I8, format.LayoutPacked} {
+			rowErr := map[string][]float64{} // per range, per tensor's rows: squared error
+			for _, rng := range []string{format.RangeMinMax, format.RangeMSE} {
+				t.Run(filepath.Base(src)+"/"+layout+"/"+rng, func(t *testing.T) {
+					dir := t.TempDir()
+					q, r := filepath.Join(dir, "q.safetensors"), filepath.Join(dir, "r.safetensors")
+					s, err := Convert(context.Background(), src, q, Options{Layout: layout, Range: rng, Granularity: format.GranularityRow, Include: include, ChunkBytes: 1000, Workers: 3})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if s.EncodedElems == 0 || s.EncodedBytes <= s.EncodedElems {
+						t.Errorf("summary: %d bytes for %d weights", s.EncodedBytes, s.EncodedElems)
+					}
+					if _, err := Restore(context.Background(), q, r, RestoreOptions{}); err != nil {
+						t.Fatal(err)
+					}
+					qc := open(t, q)
+					if qc.Metadata[format.VersionKey] != format.VersionRows {
+						t.Fatalf("version %q", qc.Metadata[format.VersionKey])
+					}
+					ls, err := format.Logicals(context.Background(), qc)
+					if err != nil {
+						t.Fatal(err)
+					}
+					restored := byName(open(t, r))
+					ts, err := OpenTensors(context.Background(), q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer ts.Close()
+					for i := range ls {
+						l := &ls[i]
+						if !l.Encoded() {
+							continue
+						}
+						if l.Ranges == nil {
+							t.Fatalf("%s: no per-row ranges", l.Name)
+						}
+						errs := checkRows(t, l, values(t, srcT[l.Name]), rowRanges(t, l), rng == format.RangeMSE)
+						rowErr[rng] = append(rowErr[rng], errs...)
+						got := values(t, restored[l.Name])
+						viaDiff := make([]float32, len(got))
+						if err := ts.ReadFloat32(context.Background(), l.Name, 0, viaDiff); err != nil {
+							t.Fatal(err)
+						}
+						for k := range got {
+							if float32(got[k]) != viaDiff[k] {
+								t.Fatalf("%s[%d]: restore %v, diff's reader %v", l.Name, k, got[k], viaDiff[k])
+							}
+						}
+						checkDecoded(t, l, values(t, srcT[l.Name]), rowRanges(t, l), got)
+					}
+				})
+			}
+			mm, ms := rowErr[format.RangeMinMax], rowErr[format.RangeMSE]
+			var better int
+			for k := range ms {
+				if ms[k] > mm[k]*(1+1e-12) {
+					t.Errorf("%s %s: row %d: mse error %g above min/max %g", src, layout, k, ms[k], mm[k])
+				}
+				if ms[k] < mm[k] {
+					better++
+				}
+			}
+			if src != smallSrc && better == 0 {
+				t.Errorf("%s %s: mse improved no row", src, layout)
+			}
+		}
+	}
+}
+
+// checkRows checks the codes of l's elements against the formula with
+// each row's stored range, and the ranges against the min/max rule; it
+// returns each row's squared error.
+func checkRows(t *testing.T, l *format.Logical, src []float64, ps []quant.Params, mse bool) []float64 {
+	t.Helper()
+	n := l.RowLen()
+	codes, signs := make([]uint8, len(src)), make([]int8, len(src))
+	var scratch []byte
+	if err := l.ReadCodes(0, int64(len(src)), codes, signs, &scratch); err != nil {
+		t.Fatal(err)
+	}
+	errs := make([]float64, len(ps))
+	for r, p := range ps {
+		row := src[int64(r)*n : int64(r+1)*n]
+		rg := quant.NewRange()
+		rg.Add(row, 0)
+		want, _ := rg.Params()
+		want = quant.StoredRange(want)
+		if p.LogMax != want.LogMax || (!mse && p != want) || p.LogMin < want.LogMin || p.LogMin > p.LogMax {
+			t.Fatalf("%s row %d: range %+v, min/max %+v", l.Name, r, p, want)
+		}
+		for k, x := range row {
+			i := int64(r)*n + int64(k)
+			if c := p.Code(math.Abs(x)); codes[i] != c || signs[i] != quant.Sign(x) {
+				t.Fatalf("%s[%d]: code %d sign %d, formula %d %d", l.Name, i, codes[i], signs[i], c, quant.Sign(x))
+			}
+			if x != 0 {
+				d := math.Abs(x) - p.Magnitude(codes[i])
+				errs[r] += d * d
+			}
+		}
+	}
+	return errs
+}
+
+// checkDecoded checks restored F32 values against the decode formula with
+// each row's range.
+func checkDecoded(t *testing.T, l *format.Logical, src []float64, ps []quant.Params, got []float64) {
+	t.Helper()
+	n := l.RowLen()
+	for i, x := range src {
+		p := ps[int64(i)/n]
+		want := 0.0
+		if x != 0 {
+			want = float64(float32(float64(quant.Sign(x)) * p.Magnitude(p.Code(math.Abs(x)))))
+		}
+		if got[i] != want {
+			t.Fatalf("%s[%d]: restored %v, want %v", l.Name, i, got[i], want)
+		}
+	}
+}
+
+// TestRowRangesHostile rewrites one row's range of a per-row file into
+// values no converter writes: restore, inspect and diff must each fail
+// with one error naming the file and the tensor, and restore leave nothing.
+func TestRowRangesHostile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.safetensors")
+	if _, err := Convert(context.Background(), smallSrc, good, Options{Granularity: format.GranularityRow, Include: regexp.MustCompile("^model.f16$")}); err != nil {
+		t.Fatal(err)
+	}
+	c := open(t, good)
+	raw, _ := os.ReadFile(good)
+	off := fileOffset(t, c, "model.f16"+format.RangesSuffix)
+	f32 := func(v float64) []byte { return binary.LittleEndian.AppendUint32(nil, math.Float32bits(float32(v))) }
+	cases := []struct {
+		name     string
+		row      int // which row
+		lo, hi   []byte
+		wantText string
+	}{
+		{"NaN log_min", 1, f32(math.NaN()), nil, "finite"},
+		{"infinite log_max", 0, nil, f32(math.Inf(1)), "finite"},
+		{"log_min above log_max", 1, f32(5), f32(-5), "greater than"},
+		{"beyond F16", 0, f32(-1), f32(12), "beyond the largest F16"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := append([]byte(nil), raw...)
+			if tc.lo != nil {
+				copy(b[off+int64(8*tc.row):], tc.lo)
+			}
+			if tc.hi != nil {
+				copy(b[off+int64(8*tc.row)+4:], tc.hi)
+			}
+			d := t.TempDir()
+			in := filepath.Join(d, "bad.safetensors")
+			if err := os.WriteFile(in, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(d, "out.safetensors")
+			_, rerr := Restore(context.Background(), in, out, RestoreOptions{})
+			_, ierr := Inspect(context.Background(), in)
+			_, derr := Diff(context.Background(), smallSrc, in, DiffOptions{})
+			for what, err := range map[string]error{"restore": rerr, "inspect": ierr, "diff": derr} {
+				if err == nil {
+					t.Fatalf("%s accepted it", what)
+				}
+				if msg := err.Error(); !strings.Contains(msg, in) || !strings.Contains(msg, "model.f16") || !strings.Contains(msg, tc.wantText) || strings.Count(msg, "\n") > 0 {
+					t.Errorf("%s: %q, want the file, the tensor and %q", what, msg, tc.wantText)
+				}
+			}
+			if ents, _ := os.ReadDir(d); len(ents) != 1 {
+				t.Errorf("restore left %d files", len(ents))
+			}
+		})
+	}
+}
+
+// fileOffset returns where tensor name's data starts in c's only file.
+func fileOffset(t *testing.T, c *format.Checkpoint, name string) int64 {
+	t.Helper()
+	raw, err := os.ReadFile(c.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int64(binary.LittleEndian.Uint64(raw))
+	for _, ts := range c.Tensors {
+		if ts.Name == name {
+			return 8 + n + int64(ts.Begin)
+		}
+	}
+	t.Fatalf("no tensor %s", name)
+	return 0
+}
