@@ -43,7 +43,7 @@ func CreateDir(path string, force bool, pending *Pending) (*DirWriter, error) {
 		return nil, &Error{Path: path, Err: err}
 	}
 	d := &DirWriter{path: path, tmp: tmp, force: force, pending: pending}
-	if err := pending.addDir(d); err != nil {
+	if err := pending.add(d, func() { os.RemoveAll(d.tmp) }); err != nil {
 		return nil, &Error{Path: path, Err: err}
 	}
 	return d, nil
@@ -168,7 +168,7 @@ func (d *DirWriter) Commit() error {
 	if d.done {
 		return errors.New("format: Commit after Commit or Abort")
 	}
-	err := d.pending.commitDir(d, d.commit)
+	err := d.pending.commit(d, d.commit)
 	if err != nil {
 		d.Abort()
 		return err
@@ -243,5 +243,5 @@ func (d *DirWriter) Abort() {
 	}
 	d.done = true
 	os.RemoveAll(d.tmp)
-	d.pending.removeDir(d)
+	d.pending.forget(d)
 }

@@ -63,7 +63,7 @@ func CreateOutput(path string, opts OutputOptions) (*Output, error) {
 		}
 		o.f, o.tmp = f, tmp
 	}
-	if err := o.pending.add(o); err != nil {
+	if err := o.pending.add(o, o.removeTemp); err != nil {
 		o.Abort()
 		return nil, &Error{Path: path, Err: err}
 	}
@@ -228,7 +228,8 @@ func (o *Output) Abort() {
 	}
 	o.done = true
 	o.f.Close()
-	o.pending.remove(o)
+	o.pending.forget(o)
+	o.removeTemp()
 }
 
 // Pending tracks the outputs of a process that are not yet committed, so
@@ -236,43 +237,41 @@ func (o *Output) Abort() {
 // is ready; a nil *Pending tracks nothing.
 type Pending struct {
 	mu     sync.Mutex
-	outs   map[*Output]bool
-	dirs   map[*DirWriter]bool
+	clean  map[any]func() // per output not yet committed, what removes it
 	closed bool
 }
 
-func (p *Pending) add(o *Output) error {
+// add tracks the output key, which clean removes, or runs clean and fails
+// when Close has run.
+func (p *Pending) add(key any, clean func()) error {
 	if p == nil {
 		return nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		os.Remove(o.tmp)
+		clean()
 		return ErrInterrupted
 	}
-	if p.outs == nil {
-		p.outs = make(map[*Output]bool)
+	if p.clean == nil {
+		p.clean = make(map[any]func())
 	}
-	p.outs[o] = true
+	p.clean[key] = clean
 	return nil
 }
 
-// remove forgets o and removes its temporary name, if it has one.
-func (p *Pending) remove(o *Output) {
+// forget stops tracking key.
+func (p *Pending) forget(key any) {
 	if p != nil {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		delete(p.outs, o)
-	}
-	if o.tmp != "" {
-		os.Remove(o.tmp)
+		delete(p.clean, key)
 	}
 }
 
-// commit runs publish unless Close has run, holding the lock so that
-// Close waits for a publish under way.
-func (p *Pending) commit(o *Output, publish func() error) error {
+// commit runs publish for the output key unless Close has run, holding
+// the lock so that Close waits for a publish under way.
+func (p *Pending) commit(key any, publish func() error) error {
 	if p == nil {
 		return publish()
 	}
@@ -281,7 +280,7 @@ func (p *Pending) commit(o *Output, publish func() error) error {
 	if p.closed {
 		return ErrInterrupted
 	}
-	delete(p.outs, o)
+	delete(p.clean, key)
 	return publish()
 }
 
@@ -292,58 +291,17 @@ func (p *Pending) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed = true
-	for o := range p.outs {
-		if o.tmp != "" {
-			os.Remove(o.tmp)
-		}
+	for _, clean := range p.clean {
+		clean()
 	}
-	for d := range p.dirs {
-		os.RemoveAll(d.tmp)
-	}
-	p.outs, p.dirs = nil, nil
+	p.clean = nil
 }
 
-// addDir tracks the folder output d, or removes its temporary folder and
-// fails when Close has run.
-func (p *Pending) addDir(d *DirWriter) error {
-	if p == nil {
-		return nil
+// removeTemp removes o's temporary name, if it has one.
+func (o *Output) removeTemp() {
+	if o.tmp != "" {
+		os.Remove(o.tmp)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		os.RemoveAll(d.tmp)
-		return ErrInterrupted
-	}
-	if p.dirs == nil {
-		p.dirs = make(map[*DirWriter]bool)
-	}
-	p.dirs[d] = true
-	return nil
-}
-
-// removeDir forgets d.
-func (p *Pending) removeDir(d *DirWriter) {
-	if p != nil {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		delete(p.dirs, d)
-	}
-}
-
-// commitDir runs publish for the folder output d unless Close has run,
-// holding the lock so that Close waits for a publish under way.
-func (p *Pending) commitDir(d *DirWriter, publish func() error) error {
-	if p == nil {
-		return publish()
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return ErrInterrupted
-	}
-	delete(p.dirs, d)
-	return publish()
 }
 
 // renameChecked renames src to dst unless dst exists, for file systems
