@@ -246,7 +246,7 @@ func TestSignalWhileBlocked(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(300 * time.Millisecond) // in open(2) by now
+			waitBlockedOnFIFO(cmd.Process.Pid)
 			cmd.Process.Signal(c.sig)
 			if code := exitOf(t, cmd, 10*time.Second); code != c.code {
 				t.Errorf("exit %d, want %d; stderr %q", code, c.code, stderr.String())
@@ -392,4 +392,25 @@ func TestSourceRewrittenDuringRun(t *testing.T) {
 	if got := files(t, dir); len(got) != 1 {
 		t.Errorf("left %v", got)
 	}
+}
+
+// waitBlockedOnFIFO waits until a thread of process pid sleeps in the
+// kernel waiting for the other end of a FIFO, so that a signal sent next
+// finds qins's handler in place (a loaded machine can take longer than any
+// fixed delay to get there); without /proc it waits a second.
+func waitBlockedOnFIFO(pid int) {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/wchan", pid))
+		if err != nil || len(tasks) == 0 {
+			break
+		}
+		for _, w := range tasks {
+			if b, _ := os.ReadFile(w); string(b) == "wait_for_partner" {
+				return
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
 }
