@@ -392,21 +392,22 @@ func checkNames(c *format.Checkpoint, opts *Options) error {
 	if len(names) == 0 {
 		return nil
 	}
-	parts := map[string]string{"codes": format.CodesSuffix, "signs": format.SignsSuffix}
+	type part struct{ what, suffix string }
+	parts := []part{{"codes", format.CodesSuffix}, {"signs", format.SignsSuffix}}
 	if opts.Layout == format.LayoutPacked {
-		parts["signs"] = format.SignBitsSuffix
+		parts[1].suffix = format.SignBitsSuffix
 	}
 	if opts.Granularity == format.GranularityRow {
-		parts["row ranges"] = format.RangesSuffix
+		parts = append(parts, part{"row ranges", format.RangesSuffix})
 	}
 	for i := range c.Tensors {
 		t := &c.Tensors[i]
 		if !opts.selected(t.TensorInfo) {
 			continue
 		}
-		for _, part := range []string{"codes", "signs", "row ranges"} {
-			if suf, ok := parts[part]; ok && names[t.Name+suf] {
-				return &format.Error{Path: c.Path, Tensor: t.Name, Err: &NameClashError{Tensor: t.Name, Part: part, Stored: t.Name + suf}}
+		for _, p := range parts {
+			if n := t.Name + p.suffix; names[n] {
+				return &format.Error{Path: c.Path, Tensor: t.Name, Err: &NameClashError{Tensor: t.Name, Part: p.what, Stored: n}}
 			}
 		}
 	}
