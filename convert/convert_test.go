@@ -80,7 +80,7 @@ func checkRoundTrip(t *testing.T, src string) {
 	dir := t.TempDir()
 	qf := filepath.Join(dir, "model.qins.safetensors")
 	rf := filepath.Join(dir, "restored.safetensors")
-	s, err := Convert(context.Background(), src, qf, Options{ChunkBytes: 1000}) // small chunks: many per tensor
+	s, err := Convert(context.Background(), src, qf, Options{WriteOptions: WriteOptions{ChunkBytes: 1000}}) // small chunks: many per tensor
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func checkRoundTrip(t *testing.T, src string) {
 	}
 
 	// Restore: names, shapes and metadata back; values within the bound.
-	if _, err := Restore(context.Background(), qf, rf, RestoreOptions{ChunkBytes: 999}); err != nil {
+	if _, err := Restore(context.Background(), qf, rf, RestoreOptions{WriteOptions: WriteOptions{ChunkBytes: 999}}); err != nil {
 		t.Fatal(err)
 	}
 	r := open(t, rf)
@@ -304,16 +304,16 @@ func TestPackedLayout(t *testing.T) {
 			dir := t.TempDir()
 			files := map[string]string{}
 			var encodedElems uint64
-			for _, layout := range []string{format.LayoutU8I8, format.LayoutPacked} {
-				q := filepath.Join(dir, layout+".qins")
-				r := filepath.Join(dir, layout+".restored")
-				if _, err := Convert(context.Background(), src, q, Options{Layout: layout, ChunkBytes: 1000}); err != nil {
+			for _, layout := range []format.Layout{format.LayoutU8I8, format.LayoutPacked} {
+				q := filepath.Join(dir, layout.String()+".qins")
+				r := filepath.Join(dir, layout.String()+".restored")
+				if _, err := Convert(context.Background(), src, q, Options{WriteOptions: WriteOptions{ChunkBytes: 1000}, Layout: layout}); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := Restore(context.Background(), q, r, RestoreOptions{ChunkBytes: 999}); err != nil {
+				if _, err := Restore(context.Background(), q, r, RestoreOptions{WriteOptions: WriteOptions{ChunkBytes: 999}}); err != nil {
 					t.Fatal(err)
 				}
-				files[layout], files[layout+"r"] = q, r
+				files[layout.String()], files[layout.String()+"r"] = q, r
 				if layout == format.LayoutPacked {
 					c := open(t, q)
 					var data uint64
@@ -331,7 +331,7 @@ func TestPackedLayout(t *testing.T) {
 					for _, l := range ls {
 						if l.Encoded() {
 							if l.Layout != format.LayoutPacked {
-								t.Fatalf("%s: layout %q", l.Name, l.Layout)
+								t.Fatalf("%s: layout %v", l.Name, l.Layout)
 							}
 							packed += l.Codes.Bytes() + l.Signs.Bytes()
 							if want := l.Elements() + format.SignBytes(l.Elements()); l.Codes.Bytes()+l.Signs.Bytes() != want {
@@ -346,13 +346,13 @@ func TestPackedLayout(t *testing.T) {
 					}
 				}
 			}
-			a, _ := os.ReadFile(files[format.LayoutU8I8+"r"])
-			b, _ := os.ReadFile(files[format.LayoutPacked+"r"])
+			a, _ := os.ReadFile(files[format.LayoutU8I8.String()+"r"])
+			b, _ := os.ReadFile(files[format.LayoutPacked.String()+"r"])
 			if !bytes.Equal(a, b) {
 				t.Error("the two layouts restore differently")
 			}
-			d1 := diff(t, src, files[format.LayoutU8I8], DiffOptions{})
-			d2 := diff(t, src, files[format.LayoutPacked], DiffOptions{})
+			d1 := diff(t, src, files[format.LayoutU8I8.String()], DiffOptions{})
+			d2 := diff(t, src, files[format.LayoutPacked.String()], DiffOptions{})
 			if !reflect.DeepEqual(d1.Total.DiffStats, d2.Total.DiffStats) {
 				t.Errorf("diff totals differ:\n%+v\n%+v", d1.Total, d2.Total)
 			}
@@ -375,7 +375,7 @@ func TestMSERange(t *testing.T) {
 			if _, err := Convert(context.Background(), src, mm, Options{}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := Convert(context.Background(), src, ms, Options{Range: format.RangeMSE, ChunkBytes: 1000}); err != nil {
+			if _, err := Convert(context.Background(), src, ms, Options{WriteOptions: WriteOptions{ChunkBytes: 1000}, Range: format.RangeMSE}); err != nil {
 				t.Fatal(err)
 			}
 			q := open(t, ms)
@@ -418,7 +418,7 @@ func TestConvertAnyChunkSize(t *testing.T) {
 	wb, _ := os.ReadFile(want)
 	for _, chunk := range []int{1, 16, 33, 1000} {
 		got := filepath.Join(dir, fmt.Sprintf("got-%d.safetensors", chunk))
-		if _, err := Convert(context.Background(), smallSrc, got, Options{ChunkBytes: chunk, Workers: 3}); err != nil {
+		if _, err := Convert(context.Background(), smallSrc, got, Options{WriteOptions: WriteOptions{ChunkBytes: chunk, Workers: 3}}); err != nil {
 			t.Fatalf("chunk %d: %v", chunk, err)
 		}
 		if gb, _ := os.ReadFile(got); !bytes.Equal(gb, wb) {
@@ -450,7 +450,7 @@ func TestChunkSizeBoundsMemory(t *testing.T) {
 		{0, 4, small, 200},
 		{3, 4, small, 8},
 	} {
-		if got := chunkSize(tc.asked, tc.workers, tc.c); got != tc.want {
+		if got := workers(tc.workers).chunkSize(tc.asked, tc.c); got != tc.want {
 			t.Errorf("chunkSize(%d, %d workers, largest %d) = %d, want %d", tc.asked, tc.workers, tc.c.Tensors[0].Bytes(), got, tc.want)
 		}
 	}

@@ -149,7 +149,7 @@ func diffWith(ctx context.Context, pathA, pathB string, opts DiffOptions, hooks 
 	}
 	pr := orNoProgress(opts.Progress)
 	pr.Start(workBytes(ca) + workBytes(cb))
-	d := differ{pool: newPool(ctx, opts.Workers), chunk: opts.ChunkElems, histChunk: opts.ChunkElems, progress: pr.Add, floatOnly: hooks.floatOnly, histMin: hooks.histMin}
+	d := differ{workers: computeWorkers(opts.Workers), chunk: opts.ChunkElems, histChunk: opts.ChunkElems, progress: pr.Add, floatOnly: hooks.floatOnly, histMin: hooks.histMin}
 	if d.histMin == 0 {
 		d.histMin = minHistElems
 	}
@@ -159,9 +159,9 @@ func diffWith(ctx context.Context, pathA, pathB string, opts DiffOptions, hooks 
 		// reads cost fewer calls (2.7 s instead of 3.1 s for the full
 		// Phi-3.5 diff on 2 cores), as long as the goroutines together
 		// keep few of them.
-		d.histChunk = share(histBudget, d.pool.workers, 1<<16, 1<<18)
+		d.histChunk = share(histBudget, int(d.workers), 1<<16, 1<<18)
 	}
-	d.bufs = make([]diffBufs, d.pool.workers)
+	d.bufs = make([]diffBufs, d.workers)
 
 	r := &DiffReport{A: ca.Path, B: cb.Path, Tensors: []TensorDiff{}, MissingInA: []string{}, MissingInB: []string{}, ShapeMismatch: []Mismatch{}}
 	inB := make(map[string]int32, len(lb))
@@ -187,7 +187,7 @@ func diffWith(ctx context.Context, pathA, pathB string, opts DiffOptions, hooks 
 			r.ShapeMismatch = append(r.ShapeMismatch, m)
 			continue
 		}
-		st, err := d.tensor(a, b)
+		st, err := d.tensor(ctx, a, b)
 		if err != nil {
 			return nil, err
 		}
@@ -457,7 +457,7 @@ func (s *Accumulator) Stats() DiffStats {
 
 // differ compares tensors chunk by chunk on several goroutines.
 type differ struct {
-	pool      *pool
+	workers   workers
 	chunk     int
 	histChunk int // elements at a time on the fast path
 	progress  func(int64)
@@ -475,9 +475,9 @@ type diffBufs struct {
 
 // tensor compares a and b, of the same shape. The chunks' sums are merged
 // in chunk order, so the result does not depend on scheduling.
-func (d *differ) tensor(a, b *format.Logical) (*Accumulator, error) {
+func (d *differ) tensor(ctx context.Context, a, b *format.Logical) (*Accumulator, error) {
 	if bitsOnly(a.DType) { // and b's, the same
-		return d.bitsTensor(a, b)
+		return d.bitsTensor(ctx, a, b)
 	}
 	sa, err := newSource(a)
 	if err != nil {
@@ -489,14 +489,14 @@ func (d *differ) tensor(a, b *format.Logical) (*Accumulator, error) {
 	}
 	n := int64(a.Elements())
 	if !d.floatOnly && n >= d.histMin && keyed(a) && keyed(b) {
-		if acc, err := d.histTensor(sa, sb, n); acc != nil || err != nil {
+		if acc, err := d.histTensor(ctx, sa, sb, n); acc != nil || err != nil {
 			return acc, err
 		}
 	}
 	step := int64(d.chunk)
 	parts := make([]Accumulator, (n+step-1)/step)
 	exactBytes := !quant.ReadsFloat(a.DType) // integers: compare the bytes too
-	err = d.pool.each(n, step, func(w int, off, m int64) error {
+	err = d.workers.each(ctx, n, step, func(_ context.Context, w int, off, m int64) error {
 		buf := &d.bufs[w]
 		if buf.a == nil {
 			buf.a, buf.b = make([]float64, step), make([]float64, step)
@@ -532,14 +532,14 @@ func (d *differ) tensor(a, b *format.Logical) (*Accumulator, error) {
 
 // bitsTensor compares two stored tensors of a dtype in bitsOnly, chunk by
 // chunk: how many elements have the same bits.
-func (d *differ) bitsTensor(a, b *format.Logical) (*Accumulator, error) {
+func (d *differ) bitsTensor(ctx context.Context, a, b *format.Logical) (*Accumulator, error) {
 	ta, tb := *a.Plain, *b.Plain // a dtype in bitsOnly is never encoded
 	width := int(a.DType.Bits())
 	n := int64(ta.Bytes())
 	// 24 bytes hold whole elements of every width: 48 F4, 32 F6, 3 C64.
 	step := max(24, int64(d.chunk)/24*24)
 	parts := make([]Accumulator, (n+step-1)/step)
-	err := d.pool.each(n, step, func(w int, off, m int64) error {
+	err := d.workers.each(ctx, n, step, func(_ context.Context, w int, off, m int64) error {
 		buf := &d.bufs[w]
 		buf.rawA, buf.rawB = grow(buf.rawA, int(m)), grow(buf.rawB, int(m))
 		if _, err := ta.Section().ReadAt(buf.rawA, off); err != nil {

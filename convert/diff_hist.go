@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -213,7 +214,7 @@ func (s *source) keyValue(k uint16, idx int64) (float64, error) {
 
 // histTensor is differ.tensor's fast path. It returns nil, with no error,
 // when a and b pair their keys in too many ways.
-func (d *differ) histTensor(sa, sb *source, n int64) (*Accumulator, error) {
+func (d *differ) histTensor(ctx context.Context, sa, sb *source, n int64) (*Accumulator, error) {
 	for w := range d.bufs {
 		if h := d.bufs[w].hist; h != nil {
 			h.reset()
@@ -223,7 +224,7 @@ func (d *differ) histTensor(sa, sb *source, n int64) (*Accumulator, error) {
 	// Progress is reported once the tensor is done: if the fast path gives
 	// up, the float path reports the whole tensor.
 	var done atomic.Int64
-	err := d.pool.each(n, step, func(w int, off, m int64) error {
+	err := d.workers.each(ctx, n, step, func(_ context.Context, w int, off, m int64) error {
 		buf := &d.bufs[w]
 		if buf.hist == nil {
 			buf.hist = new(pairHist)
@@ -265,10 +266,22 @@ func (d *differ) histTensor(sa, sb *source, n int64) (*Accumulator, error) {
 		return nil, err
 	}
 	d.progress(done.Load())
+	return d.sumPairs(sa, sb)
+}
 
-	// Every pair with its count, whichever goroutine saw it, in the order
-	// of the keys, so that the sums do not depend on scheduling.
+// sumPairs adds up the pairs of keys the goroutines' histograms counted:
+// every pair with its count, whichever goroutine saw it, in the order of
+// the keys, so that the sums do not depend on scheduling.
+func (d *differ) sumPairs(sa, sb *source) (*Accumulator, error) {
 	all := make(map[uint32]*pairGroup)
+	add := func(key uint32, n uint64, first int64) {
+		if g := all[key]; g != nil {
+			g.n += n
+			g.first = min(g.first, first)
+		} else {
+			all[key] = &pairGroup{n: n, first: first}
+		}
+	}
 	for w := range d.bufs {
 		h := d.bufs[w].hist
 		if h == nil || !h.used {
@@ -276,22 +289,11 @@ func (d *differ) histTensor(sa, sb *source, n int64) (*Accumulator, error) {
 		}
 		for _, a := range h.keys {
 			if v := h.pair[a]; v != 0 {
-				key := uint32(a)<<16 | v&0xffff
-				if g := all[key]; g != nil {
-					g.n += h.count[a]
-					g.first = min(g.first, h.first[a])
-				} else {
-					all[key] = &pairGroup{n: h.count[a], first: h.first[a]}
-				}
+				add(uint32(a)<<16|v&0xffff, h.count[a], h.first[a])
 			}
 		}
 		for key, e := range h.extra {
-			if g := all[key]; g != nil {
-				g.n += e.n
-				g.first = min(g.first, e.first)
-			} else {
-				all[key] = &pairGroup{n: e.n, first: e.first}
-			}
+			add(key, e.n, e.first)
 		}
 	}
 	keys := make([]uint32, 0, len(all))

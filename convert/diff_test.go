@@ -23,8 +23,8 @@ type tensorSpec struct {
 	vals  []float64
 }
 
-// writeFile writes tensors, in the given order, to a safetensors file.
-func writeFile(t *testing.T, path string, specs ...tensorSpec) string {
+// writeTensors writes tensors, in the given order, to a safetensors file.
+func writeTensors(t *testing.T, path string, specs ...tensorSpec) string {
 	t.Helper()
 	var ts []format.TensorInfo
 	for _, s := range specs {
@@ -90,10 +90,10 @@ func TestDiffKnownDifferences(t *testing.T) {
 	dir := t.TempDir()
 	a := []float64{1, 2, 3, 4, 5, 6, 7, 8}
 	b := []float64{1, 2, 3.5, 4, 5, 6, 7, 6} // two differences: +0.5 at 2, -2 at 7
-	fa := writeFile(t, filepath.Join(dir, "a.safetensors"),
+	fa := writeTensors(t, filepath.Join(dir, "a.safetensors"),
 		tensorSpec{"w", dtype.F32, []uint64{2, 4}, a},
 		tensorSpec{"steps", dtype.I64, []uint64{1}, []float64{7}})
-	fb := writeFile(t, filepath.Join(dir, "b.safetensors"),
+	fb := writeTensors(t, filepath.Join(dir, "b.safetensors"),
 		tensorSpec{"steps", dtype.I64, []uint64{1}, []float64{7}},
 		tensorSpec{"w", dtype.BF16, []uint64{2, 4}, b}) // another dtype, same values
 	r := diff(t, fa, fb, DiffOptions{})
@@ -147,13 +147,13 @@ func TestDiffKnownDifferences(t *testing.T) {
 
 func TestDiffMissingAndMismatched(t *testing.T) {
 	dir := t.TempDir()
-	fa := writeFile(t, filepath.Join(dir, "a.safetensors"),
+	fa := writeTensors(t, filepath.Join(dir, "a.safetensors"),
 		tensorSpec{"only_a", dtype.F32, []uint64{1}, []float64{1}},
 		tensorSpec{"shape", dtype.F32, []uint64{2}, []float64{1, 2}},
 		tensorSpec{"kind", dtype.I64, []uint64{1}, []float64{1}},
 		tensorSpec{"ints", dtype.I64, []uint64{2}, []float64{1, 2}},
 		tensorSpec{"same", dtype.F16, []uint64{1}, []float64{0.5}})
-	fb := writeFile(t, filepath.Join(dir, "b.safetensors"),
+	fb := writeTensors(t, filepath.Join(dir, "b.safetensors"),
 		tensorSpec{"only_b", dtype.F32, []uint64{1}, []float64{1}},
 		tensorSpec{"shape", dtype.F32, []uint64{1, 2}, []float64{1, 2}},
 		tensorSpec{"kind", dtype.F32, []uint64{1}, []float64{1}},
@@ -254,16 +254,16 @@ func TestDiffFastPathMatchesFloatPath(t *testing.T) {
 	va[11], vb[12] = math.Inf(1), math.Inf(-1)
 	va[13], vb[13] = 0, math.Copysign(0, -1)
 	va[14] = math.NaN()
-	a16 := writeFile(t, filepath.Join(dir, "a16.safetensors"), tensorSpec{"w", dtype.BF16, []uint64{50, 100}, va})
-	b16 := writeFile(t, filepath.Join(dir, "b16.safetensors"), tensorSpec{"w", dtype.F16, []uint64{50, 100}, vb})
+	a16 := writeTensors(t, filepath.Join(dir, "a16.safetensors"), tensorSpec{"w", dtype.BF16, []uint64{50, 100}, va})
+	b16 := writeTensors(t, filepath.Join(dir, "b16.safetensors"), tensorSpec{"w", dtype.F16, []uint64{50, 100}, vb})
 	// So many distinct pairs that the fast path gives up.
 	big := 1 << 18
 	wa, wb := make([]float64, big), make([]float64, big)
 	for i := range wa {
 		wa[i], wb[i] = r.NormFloat64(), r.NormFloat64()
 	}
-	manyA := writeFile(t, filepath.Join(dir, "ma.safetensors"), tensorSpec{"w", dtype.BF16, []uint64{uint64(big)}, wa})
-	manyB := writeFile(t, filepath.Join(dir, "mb.safetensors"), tensorSpec{"w", dtype.BF16, []uint64{uint64(big)}, wb})
+	manyA := writeTensors(t, filepath.Join(dir, "ma.safetensors"), tensorSpec{"w", dtype.BF16, []uint64{uint64(big)}, wa})
+	manyB := writeTensors(t, filepath.Join(dir, "mb.safetensors"), tensorSpec{"w", dtype.BF16, []uint64{uint64(big)}, wb})
 
 	cases := []struct{ name, a, b string }{
 		{"source vs QINS", tinyDir, q},

@@ -167,7 +167,7 @@ func TestNewDTypesEveryCommand(t *testing.T) {
 		if out == qShards {
 			shard = 1 // a shard per tensor: a scale apart from its weight
 		}
-		s, err := Convert(ctx, src, out, Options{ChunkBytes: 64, MaxShardBytes: shard})
+		s, err := Convert(ctx, src, out, Options{WriteOptions: WriteOptions{ChunkBytes: 64, MaxShardBytes: shard}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,7 +213,7 @@ func TestNewDTypesEveryCommand(t *testing.T) {
 		{qDir, filepath.Join(dir, "r.restored"), dtype.BF16, 0},
 		{qShards, filepath.Join(dir, "sharded.restored"), dtype.F16, 1},
 	} {
-		s, err := Restore(ctx, c.in, c.out, RestoreOptions{DType: c.dt, ChunkBytes: 64, MaxShardBytes: c.shard})
+		s, err := Restore(ctx, c.in, c.out, RestoreOptions{WriteOptions: WriteOptions{ChunkBytes: 64, MaxShardBytes: c.shard}, DType: c.dt})
 		if err != nil {
 			t.Fatal(err)
 		}

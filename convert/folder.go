@@ -2,14 +2,11 @@ package convert
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/qins-dev/qins/format"
 )
@@ -131,101 +128,6 @@ func shardSpans(sizes []uint64, max int64) []span {
 	return spans
 }
 
-// sharedProgress passes the pieces of several pipelines on to one
-// Progress, started once for all of them.
-type sharedProgress struct{ p Progress }
-
-func (sharedProgress) Start(int64)   {}
-func (s sharedProgress) Add(n int64) { s.p.Add(n) }
-
-// add adds the counts of one shard's summary to s.
-func (s *Summary) add(shard *Summary) {
-	s.Encoded += shard.Encoded
-	s.EncodedElems += shard.EncodedElems
-	s.EncodedBytes += shard.EncodedBytes
-	s.Copied += shard.Copied
-	s.KeptDType += shard.KeptDType
-	for _, dt := range shard.KeptDTypes {
-		s.keptName(dt)
-	}
-	s.FP32Bytes += shard.FP32Bytes
-	s.BytesOut += shard.BytesOut
-}
-
-// convertFolder converts c into the model folder dst: the QINS weights in
-// shards, their index when there are several, and the other files of the
-// source folder.
-func convertFolder(ctx context.Context, c *format.Checkpoint, src, dst string, opts Options, start time.Time) (*Summary, error) {
-	srcDir, _ := modelFolder(src)
-	side, err := sideFiles(srcDir, c)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkFolderOutput(dst, srcDir, c, side); err != nil {
-		return nil, err
-	}
-	if err := checkNames(c, &opts); err != nil {
-		return nil, err
-	}
-	sizes := make([]uint64, len(c.Tensors))
-	for i, t := range c.Tensors {
-		sizes[i] = convertedBytes(t.TensorInfo, &opts)
-	}
-	spans := shardSpans(sizes, opts.MaxShardBytes)
-	dw, err := format.CreateDir(dst, opts.Force, opts.Pending)
-	if err != nil {
-		return nil, err
-	}
-	defer dw.Abort()
-	pr := orNoProgress(opts.Progress)
-	pr.Start(workBytes(c))
-	sub := opts
-	sub.Force, sub.Progress, sub.MaxShardBytes = false, sharedProgress{pr}, 0
-	s := &Summary{Input: c.Path, Output: dst, BytesIn: c.Size()}
-	var saving int64
-	err = writeShards(dw, qinsPrefix, len(spans), s, func(i int, path string) (*Summary, error) {
-		part := &format.Checkpoint{Path: c.Path, Index: c.Index, Files: c.Files, Metadata: c.Metadata,
-			Tensors: c.Tensors[spans[i].from:spans[i].to]}
-		// The last shard's buffers are garbage now: collecting them before
-		// the next shard allocates its own keeps the peak memory that of
-		// one shard (62 MB instead of 90 to 115 MB for 1.3 GB in 300 MB
-		// shards).
-		runtime.GC()
-		ss, err := convertFile(ctx, part, path, sub)
-		if err == nil && ss.PackedBytes > 0 {
-			saving += ss.BytesOut - ss.PackedBytes
-		}
-		return ss, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	if saving > 0 {
-		s.PackedBytes = s.BytesOut - saving
-	}
-	if err := copySideFiles(ctx, dw, side, ""); err != nil {
-		return nil, err
-	}
-	s.SideFiles = len(side)
-	if err := dw.Commit(); err != nil {
-		return nil, err
-	}
-	s.Elapsed = time.Since(start)
-	return s, nil
-}
-
-// convertedBytes is the size of tensor t once converted under opts.
-func convertedBytes(t format.TensorInfo, opts *Options) uint64 {
-	if !opts.selected(t) {
-		return t.Bytes()
-	}
-	n := t.Elements()
-	if opts.Layout == format.LayoutPacked {
-		return n + format.SignBytes(n)
-	}
-	return 2 * n
-}
-
 // writeShards writes n shards named after prefix into dw with write, adds
 // their summaries to s, and writes the index that lists them when there
 // are several.
@@ -257,65 +159,15 @@ func writeShards(dw *format.DirWriter, prefix string, n int, s *Summary, write f
 	return dw.WriteFile(index, bytes.NewReader(format.MarshalIndex(total, weightMap)), nil)
 }
 
-// restoreFolder decodes c into the model folder dst: the weights in
-// shards, their index when there are several, and the other files of the
-// QINS folder, with config.json's dtype set to the restored one.
-func restoreFolder(ctx context.Context, c *format.Checkpoint, ls []format.Logical, in, dst string, opts RestoreOptions, start time.Time) (*Summary, error) {
-	inDir, _ := modelFolder(in)
-	side, err := sideFiles(inDir, c)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkFolderOutput(dst, inDir, c, side); err != nil {
-		return nil, err
-	}
-	sizes := make([]uint64, len(ls))
-	for i := range ls {
-		sizes[i], _ = opts.outDType(&ls[i]).Bytes(ls[i].Elements())
-	}
-	spans := shardSpans(sizes, opts.MaxShardBytes)
-	meta := make(map[string]string, len(c.Metadata)+1)
-	for k, v := range c.Metadata {
-		meta[k] = v
-	}
-	if _, ok := meta["format"]; !ok {
-		meta["format"] = "pt" // transformers refuses safetensors files without it
-	}
-	dw, err := format.CreateDir(dst, opts.Force, opts.Pending)
-	if err != nil {
-		return nil, err
-	}
-	defer dw.Abort()
-	pr := orNoProgress(opts.Progress)
-	pr.Start(workBytes(c))
-	sub := opts
-	sub.Force, sub.Progress, sub.MaxShardBytes = false, sharedProgress{pr}, 0
-	s := &Summary{Input: c.Path, Output: dst, BytesIn: c.Size()}
-	err = writeShards(dw, restoredPrefix, len(spans), s, func(i int, path string) (*Summary, error) {
-		part := ls[spans[i].from:spans[i].to]
-		runtime.GC() // as in convertFolder
-		return restoreFile(ctx, &format.Checkpoint{Path: c.Path, Files: c.Files, Metadata: meta, Tensors: stored(part)}, part, path, sub)
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := copySideFiles(ctx, dw, side, torchDType(opts.DType)); err != nil {
-		return nil, err
-	}
-	s.SideFiles = len(side)
-	if err := dw.Commit(); err != nil {
-		return nil, err
-	}
-	s.Elapsed = time.Since(start)
-	return s, nil
-}
-
 // stored returns the stored tensors of ls.
 func stored(ls []format.Logical) []format.Tensor {
 	var ts []format.Tensor
 	for _, l := range ls {
 		if l.Encoded() {
 			ts = append(ts, *l.Codes, *l.Signs)
+			if l.Ranges != nil {
+				ts = append(ts, *l.Ranges)
+			}
 		} else {
 			ts = append(ts, *l.Plain)
 		}

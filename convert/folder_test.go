@@ -166,7 +166,7 @@ func TestFolderRoundTrip(t *testing.T) {
 			ctx := context.Background()
 			dir := t.TempDir()
 			q, r := filepath.Join(dir, "m.qins"), filepath.Join(dir, "m.restored")
-			s, err := Convert(ctx, tc.src, q, Options{MaxShardBytes: tc.convMax, ChunkBytes: 4096})
+			s, err := Convert(ctx, tc.src, q, Options{WriteOptions: WriteOptions{MaxShardBytes: tc.convMax, ChunkBytes: 4096}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -202,7 +202,7 @@ func TestFolderRoundTrip(t *testing.T) {
 				t.Errorf("inspect: qins %v, %d tensors, %d encoded, %d files", rep.QINS, rep.Total.Tensors, rep.Total.Encoded, len(rep.Files))
 			}
 
-			rs, err := Restore(ctx, q, r, RestoreOptions{DType: dtype.BF16, MaxShardBytes: tc.resMax, ChunkBytes: 999})
+			rs, err := Restore(ctx, q, r, RestoreOptions{WriteOptions: WriteOptions{MaxShardBytes: tc.resMax, ChunkBytes: 999}, DType: dtype.BF16})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -297,7 +297,7 @@ func TestFolderRefusals(t *testing.T) {
 	src := copyDir(t, tinyDir, filepath.Join(dir, "phi"))
 	before := snapshot(t, src)
 	q := filepath.Join(dir, "phi.qins")
-	if _, err := Convert(context.Background(), src, q, Options{MaxShardBytes: 60_000}); err != nil {
+	if _, err := Convert(context.Background(), src, q, Options{WriteOptions: WriteOptions{MaxShardBytes: 60_000}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -307,19 +307,19 @@ func TestFolderRefusals(t *testing.T) {
 		wantErr error
 	}{
 		{"output inside the input", func() error {
-			_, err := Convert(context.Background(), src, filepath.Join(src, "out.qins"), Options{Force: true})
+			_, err := Convert(context.Background(), src, filepath.Join(src, "out.qins"), Options{WriteOptions: WriteOptions{Force: true}})
 			return err
 		}, "inside the input folder", nil},
 		{"output is the input", func() error {
-			_, err := Convert(context.Background(), src, src+"/", Options{Force: true})
+			_, err := Convert(context.Background(), src, src+"/", Options{WriteOptions: WriteOptions{Force: true}})
 			return err
 		}, "input", nil},
 		{"output holds the input", func() error {
-			_, err := Convert(context.Background(), src, dir, Options{Force: true})
+			_, err := Convert(context.Background(), src, dir, Options{WriteOptions: WriteOptions{Force: true}})
 			return err
 		}, "an input of this command", nil},
 		{"restore into the QINS folder", func() error {
-			_, err := Restore(context.Background(), q, filepath.Join(q, "r.restored"), RestoreOptions{Force: true})
+			_, err := Restore(context.Background(), q, filepath.Join(q, "r.restored"), RestoreOptions{WriteOptions: WriteOptions{Force: true}})
 			return err
 		}, "inside the input folder", nil},
 		{"existing output", func() error {
@@ -336,7 +336,7 @@ func TestFolderRefusals(t *testing.T) {
 			return err
 		}, "output exists", format.ErrExists},
 		{"shard size for a file", func() error {
-			_, err := Convert(context.Background(), src, filepath.Join(dir, "x.safetensors"), Options{MaxShardBytes: 1})
+			_, err := Convert(context.Background(), src, filepath.Join(dir, "x.safetensors"), Options{WriteOptions: WriteOptions{MaxShardBytes: 1}})
 			return err
 		}, "folder output", nil},
 		{"convert cancelled before", func() error {
@@ -349,7 +349,7 @@ func TestFolderRefusals(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			p := &cancelAfter{n: 100_000, cancel: cancel, glob: filepath.Join(dir, ".c.qins.tmp-*", "model.qins-00001-of-*.safetensors")}
-			_, err := Convert(ctx, src, filepath.Join(dir, "c.qins"), Options{MaxShardBytes: 60_000, ChunkBytes: 512, Progress: p})
+			_, err := Convert(ctx, src, filepath.Join(dir, "c.qins"), Options{WriteOptions: WriteOptions{MaxShardBytes: 60_000, ChunkBytes: 512, Progress: p}})
 			if p.seen.Load() != 1 {
 				t.Errorf("cancelled with %d first shards written", p.seen.Load())
 			}
@@ -359,7 +359,7 @@ func TestFolderRefusals(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			p := &cancelAfter{n: 120_000, cancel: cancel, glob: filepath.Join(dir, ".c.restored.tmp-*", "model-00001-of-*.safetensors")}
-			_, err := Restore(ctx, q, filepath.Join(dir, "c.restored"), RestoreOptions{MaxShardBytes: 100_000, ChunkBytes: 512, Progress: p})
+			_, err := Restore(ctx, q, filepath.Join(dir, "c.restored"), RestoreOptions{WriteOptions: WriteOptions{MaxShardBytes: 100_000, ChunkBytes: 512, Progress: p}})
 			if p.seen.Load() != 1 {
 				t.Errorf("cancelled with %d first shards written", p.seen.Load())
 			}
@@ -412,7 +412,7 @@ func TestFolderForceReplaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(q, "stale.safetensors"), []byte("stale"), 0o644)
-	if _, err := Convert(context.Background(), tinyDir, q, Options{Force: true}); err != nil {
+	if _, err := Convert(context.Background(), tinyDir, q, Options{WriteOptions: WriteOptions{Force: true}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := names(t, dir); !equalStrings(got, []string{"m.qins"}) {
@@ -424,7 +424,7 @@ func TestFolderForceReplaces(t *testing.T) {
 	// A file in the way is replaced too.
 	r := filepath.Join(dir, "m.restored")
 	os.WriteFile(r, []byte("a file"), 0o644)
-	if _, err := Restore(context.Background(), q, r, RestoreOptions{Force: true}); err != nil {
+	if _, err := Restore(context.Background(), q, r, RestoreOptions{WriteOptions: WriteOptions{Force: true}}); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := os.Stat(r); err != nil || !st.IsDir() {
@@ -475,7 +475,7 @@ func TestSideFilesFollowLinksAndSkipWeights(t *testing.T) {
 		t.Error(err)
 	}
 	// Replacing the folder that holds a linked input is refused.
-	if _, err := Convert(context.Background(), src, blobs, Options{Force: true}); err == nil {
+	if _, err := Convert(context.Background(), src, blobs, Options{WriteOptions: WriteOptions{Force: true}}); err == nil {
 		t.Error("replacing the folder of a linked input: no error")
 	}
 }

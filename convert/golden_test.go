@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
 )
 
@@ -38,7 +39,7 @@ func writeSmall(t *testing.T, path string) {
 	}
 	w := normal(32, 0.02)
 	w[3], w[9], w[17] = 0, math.Copysign(0, -1), 5e-9
-	writeFile(t, path,
+	writeTensors(t, path,
 		tensorSpec{"model.w", dtype.BF16, []uint64{4, 8}, w},
 		tensorSpec{"model.f16", dtype.F16, []uint64{2, 3}, normal(6, 0.5)},
 		tensorSpec{"model.f64", dtype.F64, []uint64{2, 2}, normal(4, 1)},
@@ -64,7 +65,7 @@ func TestGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows := filepath.Join(dir, "rows")
-	if _, err := Convert(context.Background(), smallSrc, rows, Options{Granularity: "row", Layout: "packed", Range: "mse", Include: regexp.MustCompile(".")}); err != nil {
+	if _, err := Convert(context.Background(), smallSrc, rows, Options{Granularity: format.GranularityRow, Layout: format.LayoutPacked, Range: format.RangeMSE, Include: regexp.MustCompile(".")}); err != nil {
 		t.Fatal(err)
 	}
 	for _, g := range []struct{ got, golden string }{{q, smallQINS}, {r, smallRestored}, {rows, smallRows}} {

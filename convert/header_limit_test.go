@@ -17,25 +17,20 @@ import (
 // bound never exceeds the exact length.
 func TestHeaderLimit(t *testing.T) {
 	for _, src := range []string{tinyDir, smallSrc} {
-		for _, layout := range []string{format.LayoutU8I8, format.LayoutPacked} {
+		for _, layout := range []format.Layout{format.LayoutU8I8, format.LayoutPacked} {
 			c, err := format.OpenCheckpoint(src)
 			if err != nil {
 				t.Fatal(err)
 			}
 			opts := Options{Layout: layout, Range: format.RangeMinMax}
-			jobs, out, meta, err := plan(c, &opts)
+			cv := &converter{c: c, opts: &opts, limit: format.MaxHeaderSize}
+			p, err := cv.plan()
 			if err != nil {
 				t.Fatal(err)
 			}
-			n := 0
-			for _, j := range jobs {
-				if j.encode {
-					n++
-				}
-			}
-			exact, _ := format.HeaderLen(meta, out)
-			exact = (exact+7)/8*8 + n*format.EncodedMetaSlack
-			least := leastHeaderLen(c, jobs, &opts)
+			exact, _ := format.HeaderLen(p.meta, p.tensors)
+			exact = (exact+7)/8*8 + p.reserve
+			least := leastHeaderLen(c, cv.jobs, opts.encoding())
 			c.Close()
 			if least > exact || least < exact*9/10 {
 				t.Errorf("%s, %s: early bound %d, exact %d", src, layout, least, exact)
@@ -50,7 +45,7 @@ func TestHeaderLimit(t *testing.T) {
 			} {
 				dir := t.TempDir()
 				dst := filepath.Join(dir, "out.qins.safetensors")
-				_, err := Convert(context.Background(), src, dst, Options{Layout: layout, maxHeader: tc.limit})
+				_, err := convertWith(context.Background(), src, dst, Options{Layout: layout}, convertHooks{maxHeader: tc.limit})
 				ents, _ := os.ReadDir(dir)
 				if tc.want == "" {
 					if err != nil {

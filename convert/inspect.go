@@ -117,7 +117,7 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 			r.Total.Encoded++
 			if l.Ranges != nil {
 				t.Bytes += l.Ranges.Bytes()
-				t.Granularity, t.Rows = format.GranularityRow, l.Rows()
+				t.Granularity, t.Rows = format.GranularityRow.String(), l.Rows()
 				if t.Span, err = spans(l); err != nil {
 					return nil, err
 				}

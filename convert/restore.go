@@ -3,7 +3,6 @@ package convert
 import (
 	"context"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -15,27 +14,10 @@ import (
 
 // RestoreOptions configure Restore.
 type RestoreOptions struct {
+	WriteOptions
 	// DType is the dtype of decoded tensors and of copied floating-point
 	// tensors: F32, F16, BF16 or F64. The zero value (Invalid) means F32.
 	DType dtype.DType
-	// Force replaces an existing output.
-	Force bool
-	// Progress, when set, follows the work in input bytes.
-	Progress Progress
-	// ChunkBytes bounds the bytes each goroutine reads or writes at a time;
-	// 0 means DefaultChunkBytes, or less when there are so many workers
-	// that memory would grow past a bound.
-	ChunkBytes int
-	// Workers is the number of goroutines; 0 means twice GOMAXPROCS up to
-	// 8, and at least GOMAXPROCS up to 64, so that some compute while
-	// others wait for the disk.
-	Workers int
-	// MaxShardBytes bounds the tensor data of each shard of a folder
-	// output; 0 means DefaultMaxShardBytes.
-	MaxShardBytes int64
-	// Pending, when set, tracks the output until it is committed, for a
-	// signal handler (see format.Pending).
-	Pending *format.Pending
 	// scales holds the names of the tensors that scale an FP8, FP6 or
 	// FP4 tensor, kept in their dtype (set by Restore).
 	scales map[string]bool
@@ -76,36 +58,70 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 	if !format.IsQINS(c.Metadata) {
 		return nil, &format.Error{Path: c.Path, Err: ErrNotQINS}
 	}
-	if OutputIsFolder(in, out) {
-		return restoreFolder(ctx, c, ls, in, out, opts, start)
-	}
-	if opts.MaxShardBytes != 0 {
-		return nil, fmt.Errorf("%s: a shard size only applies to a folder output", out)
-	}
-	if err := checkNotInput(out, c); err != nil {
-		return nil, err
-	}
-	s, err := restoreFile(ctx, c, ls, out, opts)
-	if err != nil {
-		return nil, err
-	}
-	s.BytesIn = c.Size()
-	s.Elapsed = time.Since(start)
-	return s, nil
+	p := &restorePipeline{c: c, ls: ls, opts: &opts}
+	return write(ctx, p, &output{src: c, in: in, dst: out, prefix: restoredPrefix, configDType: torchDType(opts.DType), opts: opts.WriteOptions, start: start})
 }
 
-// restoreFile decodes the tensors ls of c into one file at out. c may hold
-// only the stored tensors of ls: one shard of a folder output. The
-// summary's input size and time are left to the caller.
-func restoreFile(ctx context.Context, c *format.Checkpoint, ls []format.Logical, out string, opts RestoreOptions) (*Summary, error) {
-	meta := make(map[string]string)
-	for k, v := range c.Metadata {
+// restorePipeline is Restore's work, for write.
+type restorePipeline struct {
+	c    *format.Checkpoint
+	ls   []format.Logical
+	opts *RestoreOptions
+}
+
+var _ pipeline = (*restorePipeline)(nil)
+
+// outBytes returns the size of each tensor once restored.
+func (p *restorePipeline) outBytes() []uint64 {
+	sizes := make([]uint64, len(p.ls))
+	for i := range p.ls {
+		sizes[i], _ = p.opts.outDType(&p.ls[i]).Bytes(p.ls[i].Elements())
+	}
+	return sizes
+}
+
+// file returns a restorer of tensors [from, to). The shards of a folder
+// carry "format": "pt", without which transformers refuses them.
+func (p *restorePipeline) file(from, to int, inFolder bool) fileWork {
+	meta := make(map[string]string, len(p.c.Metadata)+1)
+	for k, v := range p.c.Metadata {
 		if k != format.VersionKey && !strings.HasPrefix(k, format.ParamsPrefix) {
 			meta[k] = v
 		}
 	}
-	outDType := opts.outDType
-	// Largest element size first keeps every tensor aligned.
+	if _, ok := meta["format"]; !ok && inFolder {
+		meta["format"] = "pt"
+	}
+	ls := p.ls[from:to]
+	part := &format.Checkpoint{Path: p.c.Path, Index: p.c.Index, Files: p.c.Files, Metadata: p.c.Metadata, Tensors: stored(ls)}
+	return &restorer{c: part, ls: ls, meta: meta, opts: p.opts}
+}
+
+// restorer writes the decoded tensors of a QINS checkpoint, or of a part
+// of one, into one file. It reads in the input's order, each tensor in
+// chunks on the goroutines of a command; the writer takes tensors in any
+// order.
+type restorer struct {
+	c    *format.Checkpoint
+	ls   []format.Logical
+	meta map[string]string
+	opts *RestoreOptions
+	// outIndex is the output index of each tensor of ls (set by plan).
+	outIndex []int
+
+	workers  workers
+	w        *format.Writer
+	chunk    int
+	progress func(int64)
+	bufs     []restoreBufs // per goroutine
+}
+
+var _ fileWork = (*restorer)(nil)
+
+// plan lays out the output, largest element size first so that every
+// tensor stays aligned.
+func (r *restorer) plan() (*outputPlan, error) {
+	ls, outDType := r.ls, r.opts.outDType
 	order := make([]int, len(ls))
 	for i := range order {
 		order[i] = i
@@ -114,68 +130,46 @@ func restoreFile(ctx context.Context, c *format.Checkpoint, ls []format.Logical,
 		return outDType(&ls[order[a]]).Size() > outDType(&ls[order[b]]).Size()
 	})
 	tensors := make([]format.TensorInfo, len(ls))
-	outIndex := make([]int, len(ls))
+	r.outIndex = make([]int, len(ls))
 	for k, i := range order {
 		tensors[k] = format.TensorInfo{Name: ls[i].Name, DType: outDType(&ls[i]), Shape: ls[i].Shape}
-		outIndex[i] = k
+		r.outIndex[i] = k
 	}
-	w, err := createOutput(c.Path, out, meta, tensors, format.CreateOptions{Force: opts.Force, Pending: opts.Pending}, format.MaxHeaderSize)
-	if err != nil {
-		return nil, err
-	}
-	defer w.Abort()
+	return &outputPlan{meta: r.meta, tensors: tensors, limit: format.MaxHeaderSize}, nil
+}
 
-	p := newWriterPool(ctx, opts.Workers)
-	pr := orNoProgress(opts.Progress)
-	pr.Start(workBytes(c))
-	r := &restorer{pool: p, w: w, chunk: chunkSize(opts.ChunkBytes, p.workers, c), progress: pr.Add}
-	r.bufs = make([]restoreBufs, r.pool.workers)
-	s := &Summary{Input: c.Path, Output: out}
-	// Read in the input's order; the writer takes tensors in any order.
-	for i := range ls {
-		l := &ls[i]
-		k := outIndex[i]
+// run decodes, casts or copies each tensor into w.
+func (r *restorer) run(ctx context.Context, w *format.Writer, progress func(int64), s *Summary) error {
+	r.w, r.progress = w, progress
+	r.workers = writeWorkers(r.opts.Workers)
+	r.chunk = r.workers.chunkSize(r.opts.ChunkBytes, r.c)
+	r.bufs = make([]restoreBufs, r.workers)
+	dt := r.opts.DType
+	for i := range r.ls {
+		l, k := &r.ls[i], r.outIndex[i]
+		var err error
 		switch {
 		case l.Encoded():
-			err = r.decode(l, opts.DType, k)
+			err = r.decode(ctx, l, dt, k)
 			s.Encoded++
-		case outDType(l) != l.DType:
-			err = r.cast(l, opts.DType, k)
+		case r.opts.outDType(l) != l.DType:
+			err = r.cast(ctx, l, dt, k)
 			s.Copied++
 		default:
-			err = r.copy(l, k)
+			err = r.copy(ctx, l, k)
 			s.Copied++
 			if !quant.IsFloat(l.DType) {
 				s.kept(l.DType.String())
 			}
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		w.StartWriteback(k)
 		stored, _ := l.DType.Bytes(l.Elements())
 		s.FP32Bytes += fp32Bytes(format.TensorInfo{DType: l.DType, Shape: l.Shape, End: stored})
 	}
-	if err := c.Unchanged(); err != nil {
-		return nil, err
-	}
-	if err := w.Commit(); err != nil {
-		return nil, err
-	}
-	if st, err := os.Stat(out); err == nil {
-		s.BytesOut = st.Size()
-	}
-	return s, nil
-}
-
-// restorer runs the tensors of a restore through a pool of goroutines,
-// each reading, decoding and writing its own chunks.
-type restorer struct {
-	pool     *pool
-	w        *format.Writer
-	chunk    int
-	progress func(int64)
-	bufs     []restoreBufs // per goroutine
+	return nil
 }
 
 type restoreBufs struct {
@@ -192,10 +186,10 @@ func grow(b []byte, n int) []byte {
 }
 
 // copy writes a stored tensor unchanged.
-func (r *restorer) copy(l *format.Logical, k int) error {
+func (r *restorer) copy(ctx context.Context, l *format.Logical, k int) error {
 	t := *l.Plain
 	sec := t.Section()
-	return r.pool.each(sec.Size(), int64(r.chunk), func(w int, off, n int64) error {
+	return r.workers.each(ctx, sec.Size(), int64(r.chunk), func(_ context.Context, w int, off, n int64) error {
 		b := &r.bufs[w]
 		b.in = grow(b.in, int(n))
 		if _, err := sec.ReadAt(b.in, off); err != nil {
@@ -210,14 +204,14 @@ func (r *restorer) copy(l *format.Logical, k int) error {
 }
 
 // decode writes the decoded values of an encoded tensor in dtype dt.
-func (r *restorer) decode(l *format.Logical, dt dtype.DType, k int) error {
+func (r *restorer) decode(ctx context.Context, l *format.Logical, dt dtype.DType, k int) error {
 	if err := l.Params.CheckFinite(dt); err != nil {
 		return &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: fmt.Errorf("cannot be restored to %v: %v", dt, err)}
 	}
 	d := quant.NewDecoder(l.Params)
 	size := int64(dt.Size())
 	step := max(8, int64(r.chunk)/size/8*8) // elements, whole bytes of sign bits
-	return r.pool.each(int64(l.Elements()), step, func(w int, off, n int64) error {
+	return r.workers.each(ctx, int64(l.Elements()), step, func(_ context.Context, w int, off, n int64) error {
 		b := &r.bufs[w]
 		b.codes, b.signs, b.out = grow(b.codes, int(n)), grow(b.signs, int(n)), grow(b.out, int(n*size))
 		if err := l.ReadCodes(off, n, b.codes, quant.Int8s(b.signs), &b.in); err != nil {
@@ -238,7 +232,7 @@ func (r *restorer) decode(l *format.Logical, dt dtype.DType, k int) error {
 }
 
 // cast writes a stored floating-point tensor in dtype dt.
-func (r *restorer) cast(l *format.Logical, dt dtype.DType, k int) error {
+func (r *restorer) cast(ctx context.Context, l *format.Logical, dt dtype.DType, k int) error {
 	t := *l.Plain
 	read, err := quant.Reader(l.DType)
 	if err != nil {
@@ -251,7 +245,7 @@ func (r *restorer) cast(l *format.Logical, dt dtype.DType, k int) error {
 	in, outSize := int64(l.DType.Size()), int64(dt.Size())
 	step := max(1, int64(r.chunk)/max(in, outSize)) // elements
 	sec := t.Section()
-	return r.pool.each(int64(l.Elements()), step, func(w int, off, n int64) error {
+	return r.workers.each(ctx, int64(l.Elements()), step, func(_ context.Context, w int, off, n int64) error {
 		b := &r.bufs[w]
 		b.in, b.out = grow(b.in, int(n*in)), grow(b.out, int(n*outSize))
 		if int64(cap(b.vals)) < n {

@@ -38,13 +38,13 @@ func TestRowGranularity(t *testing.T) {
 		}
 		sc := open(t, src)
 		srcT := byName(sc)
-		for _, layout := range []string{format.LayoutU8I8, format.LayoutPacked} {
-			rowErr := map[string][]float64{} // per range, per tensor's rows: squared error
-			for _, rng := range []string{format.RangeMinMax, format.RangeMSE} {
-				t.Run(filepath.Base(src)+"/"+layout+"/"+rng, func(t *testing.T) {
+		for _, layout := range []format.Layout{format.LayoutU8I8, format.LayoutPacked} {
+			rowErr := map[format.Range][]float64{} // per range, per tensor's rows: squared error
+			for _, rng := range []format.Range{format.RangeMinMax, format.RangeMSE} {
+				t.Run(filepath.Base(src)+"/"+layout.String()+"/"+rng.String(), func(t *testing.T) {
 					dir := t.TempDir()
 					q, r := filepath.Join(dir, "q.safetensors"), filepath.Join(dir, "r.safetensors")
-					s, err := Convert(context.Background(), src, q, Options{Layout: layout, Range: rng, Granularity: format.GranularityRow, Include: include, ChunkBytes: 1000, Workers: 3})
+					s, err := Convert(context.Background(), src, q, Options{WriteOptions: WriteOptions{ChunkBytes: 1000, Workers: 3}, Layout: layout, Range: rng, Granularity: format.GranularityRow, Include: include})
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -90,13 +90,13 @@ func (t *Tensors) ReadFloat32(ctx context.Context, name string, off int64, dst [
 	if err != nil {
 		return err
 	}
-	p := newPool(ctx, t.Workers)
+	p := computeWorkers(t.Workers)
 	type bufs struct {
 		vals []float64
 		raw  []byte
 	}
-	bs := make([]bufs, p.workers)
-	return p.each(n, readChunk, func(w int, i, m int64) error {
+	bs := make([]bufs, p)
+	return p.each(ctx, n, readChunk, func(_ context.Context, w int, i, m int64) error {
 		b := &bs[w]
 		if b.vals == nil {
 			b.vals = make([]float64, readChunk)

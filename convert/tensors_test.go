@@ -15,9 +15,9 @@ import (
 func TestTensorsReadAsRestoreWrites(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	for _, layout := range []string{format.LayoutU8I8, format.LayoutPacked} {
-		q := filepath.Join(dir, layout+".qins.safetensors")
-		rf := filepath.Join(dir, layout+".restored.safetensors")
+	for _, layout := range []format.Layout{format.LayoutU8I8, format.LayoutPacked} {
+		q := filepath.Join(dir, layout.String()+".qins.safetensors")
+		rf := filepath.Join(dir, layout.String()+".restored.safetensors")
 		if _, err := Convert(ctx, tinyDir, q, Options{Layout: layout}); err != nil {
 			t.Fatal(err)
 		}

@@ -144,7 +144,7 @@ func FuzzEncodedMeta(f *testing.F) {
 			}
 		}
 		var std EncodedMeta
-		if err := json.Unmarshal([]byte(s), &std); err != nil || std.LogMin != m.LogMin || std.LogMax != m.LogMax || std.DType != m.DType {
+		if err := json.Unmarshal([]byte(s), &std); err != nil || std.LogMin != m.LogMin || std.LogMax != m.LogMax || std.DType != m.DType || std.Encoding != m.Encoding {
 			t.Fatalf("%q: read as %+v, encoding/json reads %+v (%v)", s, m, std, err)
 		}
 		if math.IsInf(m.LogMin, 0) || math.IsInf(m.LogMax, 0) || m.LogMin > m.LogMax {
@@ -152,7 +152,7 @@ func FuzzEncodedMeta(f *testing.F) {
 		}
 		dt, _ := dtype.Parse(m.DType)
 		p := quant.Params{LogMin: m.LogMin, LogMax: m.LogMax}
-		back, err := ParseEncodedMeta(MarshalEncodedMeta(p, dt, m.Layout, m.Range, m.Granularity))
+		back, err := ParseEncodedMeta(MarshalEncodedMeta(p, dt, m.Encoding))
 		if err != nil || back != m {
 			t.Fatalf("%q: %+v marshals and reads back as %+v, %v", s, m, back, err)
 		}

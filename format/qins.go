@@ -15,88 +15,25 @@ import (
 	"github.com/qins-dev/qins/quant"
 )
 
-// The QINS layout inside a safetensors file. For each encoded tensor NAME:
-// NAME.qins (U8, the source shape) holds the codes, NAME.sign (I8, the
-// source shape) the signs, and __metadata__["qins:NAME"] a JSON object with
-// log_min, log_max and the source dtype. __metadata__["qins"] holds the
-// format version. Every other tensor is stored as it was.
-const (
-	VersionKey     = "qins"
-	Version        = "1"
-	ParamsPrefix   = "qins:"
-	CodesSuffix    = ".qins"
-	SignsSuffix    = ".sign"
-	SignBitsSuffix = ".signbits"
-	// RangesSuffix names the F32 [rows, 2] tensor of a per-row tensor's
-	// ranges: (log_min, log_max) per row, a row being a run of the last
-	// dimension.
-	RangesSuffix = ".logrange"
-	// VersionRows is the format version of a file with per-row ranges:
-	// version 1 plus them, so that version-1 readers refuse it.
-	VersionRows = "2"
-)
-
-// The granularities of the log range: one per tensor (the default), or one
-// per row, stored in NAME.logrange.
-const (
-	GranularityTensor = "tensor"
-	GranularityRow    = "row"
-)
-
-// The layouts of an encoded tensor. In LayoutU8I8 (the default) the codes
-// are 1..255 and the signs an I8 tensor of the source shape. In
-// LayoutPacked the codes are 0 for an exact zero and 1..255 otherwise, and
-// NAME.signbits, U8 of shape [ceil(n/8)], holds one bit per element, least
-// significant bit first, set when the element is negative: 1.125 bytes per
-// element instead of 2. Both decode to the same values.
-const (
-	LayoutU8I8   = "u8+i8"
-	LayoutPacked = "packed"
-)
-
 // EncodedMeta is the JSON stored under "qins:NAME".
 type EncodedMeta struct {
 	LogMin float64 `json:"log_min"`
 	LogMax float64 `json:"log_max"`
 	DType  string  `json:"dtype"`
-	// Layout is LayoutPacked, or empty for LayoutU8I8.
-	Layout string `json:"layout,omitempty"`
-	// Range is RangeMSE when log_min was chosen for accuracy, or empty for
-	// the min/max range. Decoding does not depend on it.
-	Range string `json:"range,omitempty"`
-	// Granularity is GranularityRow when each row has its own range, in
-	// NAME.logrange; LogMin and LogMax are then the smallest log_min and
-	// the largest log_max of the rows. Empty means GranularityTensor.
-	Granularity string `json:"granularity,omitempty"`
+	// Encoding is how the tensor is stored; the JSON omits the zero
+	// values. With GranularityRow, each row has its own range, in
+	// NAME.logrange, and LogMin and LogMax are the smallest log_min and
+	// the largest log_max of the rows.
+	Encoding
 }
 
-// The ways log_min is chosen: the min/max range of the formula, or the
-// log_min that minimises the squared error (log_max stays the maximum).
-const (
-	RangeMinMax = "minmax"
-	RangeMSE    = "mse"
-)
-
-// MarshalEncodedMeta renders the metadata value of an encoded tensor. The
-// numbers are written in their shortest form that reads back exactly.
-func MarshalEncodedMeta(p quant.Params, dt dtype.DType, layout, rng, granularity string) string {
-	m := EncodedMeta{LogMin: p.LogMin, LogMax: p.LogMax, DType: dt.String()}
-	if granularity == GranularityRow {
-		m.Granularity = granularity
-	}
-	if layout == LayoutPacked {
-		m.Layout = layout
-	}
-	if rng == RangeMSE {
-		m.Range = rng
-	}
-	js, _ := json.Marshal(m)
+// MarshalEncodedMeta renders the metadata value of a tensor of dtype dt
+// encoded with range p. The numbers are written in their shortest form
+// that reads back exactly.
+func MarshalEncodedMeta(p quant.Params, dt dtype.DType, e Encoding) string {
+	js, _ := json.Marshal(EncodedMeta{LogMin: p.LogMin, LogMax: p.LogMax, DType: dt.String(), Encoding: e})
 	return string(js)
 }
-
-// SignBytes returns the size of the sign bits of n elements in the packed
-// layout.
-func SignBytes(n uint64) uint64 { return (n + 7) / 8 }
 
 // EncodedMetaSlack bounds how many bytes an encoded tensor's final log_min
 // and log_max can add to its header entry over placeholders of 0: a writer
@@ -120,7 +57,7 @@ type Logical struct {
 	// Codes and Signs are the stored tensors of an encoded tensor; Signs
 	// holds the sign bits in the packed layout.
 	Codes, Signs *Tensor
-	Layout       string // LayoutU8I8 or LayoutPacked
+	Layout       Layout
 	// Params is the tensor's range; for a per-row tensor, the envelope of
 	// its rows' ranges, which are in Ranges.
 	Params quant.Params
@@ -279,36 +216,38 @@ func Logicals(ctx context.Context, c *Checkpoint) ([]Logical, error) {
 }
 
 // encodedLogical checks the stored tensors of the encoded tensor name,
-// whose "qins:NAME" metadata is meta.
+// whose "qins:NAME" metadata is meta, against the parts its encoding
+// names.
 func encodedLogical(c *Checkpoint, byName map[string]int32, name, meta, version string) (Logical, error) {
 	m, err := ParseEncodedMeta(meta)
 	if err != nil {
 		return Logical{}, fmt.Errorf("metadata %q: %v", ParamsPrefix+name, err)
 	}
-	signsSuffix, signsDType := SignsSuffix, dtype.I8
-	if m.Layout == LayoutPacked {
-		signsSuffix, signsDType = SignBitsSuffix, dtype.U8
-	}
+	e := m.Encoding
 	lookup := func(n string) *Tensor {
 		if i, ok := byName[n]; ok {
 			return &c.Tensors[i]
 		}
 		return nil
 	}
-	codes, signs := lookup(name+CodesSuffix), lookup(name+signsSuffix)
+	codesSuffix, signsSuffix := e.Suffix(PartCodes), e.Suffix(PartSigns)
+	codes, signs := lookup(name+codesSuffix), lookup(name+signsSuffix)
 	switch {
 	case codes == nil && signs == nil:
-		return Logical{}, fmt.Errorf("has metadata but neither %s nor %s", CodesSuffix, signsSuffix)
+		return Logical{}, fmt.Errorf("has metadata but neither %s nor %s", codesSuffix, signsSuffix)
 	case codes == nil:
-		return Logical{}, fmt.Errorf("has %s but no %s", signsSuffix, CodesSuffix)
+		return Logical{}, fmt.Errorf("has %s but no %s", signsSuffix, codesSuffix)
 	case signs == nil:
-		return Logical{}, fmt.Errorf("has %s but no %s", CodesSuffix, signsSuffix)
-	case codes.DType != dtype.U8 || signs.DType != signsDType:
-		return Logical{}, fmt.Errorf("codes are %v and signs %v; want U8 and %v", codes.DType, signs.DType, signsDType)
-	case m.Layout != LayoutPacked && !SameShape(codes.Shape, signs.Shape):
+		return Logical{}, fmt.Errorf("has %s but no %s", codesSuffix, signsSuffix)
+	}
+	want := e.Stored(PartSigns, name, codes.Shape)
+	switch {
+	case codes.DType != dtype.U8 || signs.DType != want.DType:
+		return Logical{}, fmt.Errorf("codes are %v and signs %v; want U8 and %v", codes.DType, signs.DType, want.DType)
+	case e.Layout != LayoutPacked && !SameShape(signs.Shape, want.Shape):
 		return Logical{}, fmt.Errorf("codes have shape %v but signs %v", codes.Shape, signs.Shape)
-	case m.Layout == LayoutPacked && !SameShape(signs.Shape, []uint64{SignBytes(codes.Elements())}):
-		return Logical{}, fmt.Errorf("sign bits have shape %v; %d elements need [%d]", signs.Shape, codes.Elements(), SignBytes(codes.Elements()))
+	case !SameShape(signs.Shape, want.Shape):
+		return Logical{}, fmt.Errorf("sign bits have shape %v; %d elements need %v", signs.Shape, codes.Elements(), want.Shape)
 	}
 	if lookup(name) != nil {
 		return Logical{}, errors.New("is stored both encoded and unchanged")
@@ -318,27 +257,23 @@ func encodedLogical(c *Checkpoint, byName map[string]int32, name, meta, version 
 	if err := p.CheckFinite(dt); err != nil {
 		return Logical{}, err
 	}
-	layout := m.Layout
-	if layout == "" {
-		layout = LayoutU8I8
-	}
 	l := Logical{
 		Name: name, DType: dt, Shape: codes.Shape,
-		Codes: codes, Signs: signs, Layout: layout, Params: p,
+		Codes: codes, Signs: signs, Layout: e.Layout, Params: p,
 	}
-	if m.Granularity != GranularityRow {
+	if e.Granularity != GranularityRow {
 		return l, nil
 	}
-	// Per-row ranges.
 	if version != VersionRows {
 		return Logical{}, fmt.Errorf("has per-row ranges, which need QINS version %s, not %s", VersionRows, version)
 	}
-	r := lookup(name + RangesSuffix)
+	want = e.Stored(PartRanges, name, codes.Shape)
+	r := lookup(want.Name)
 	if r == nil {
-		return Logical{}, fmt.Errorf("has per-row ranges but no %s", name+RangesSuffix)
+		return Logical{}, fmt.Errorf("has per-row ranges but no %s", want.Name)
 	}
-	if want := []uint64{uint64(l.Rows()), 2}; r.DType != dtype.F32 || !SameShape(r.Shape, want) {
-		return Logical{}, fmt.Errorf("%s is %v %v; want F32 %v", r.Name, r.DType, r.Shape, want)
+	if r.DType != want.DType || !SameShape(r.Shape, want.Shape) {
+		return Logical{}, fmt.Errorf("%s is %v %v; want %v %v", r.Name, r.DType, r.Shape, want.DType, want.Shape)
 	}
 	l.Ranges = r
 	return l, nil
@@ -422,22 +357,39 @@ func (m *EncodedMeta) set(s *scanner, k string) error {
 			return fmt.Errorf("%s is not a string", k)
 		}
 		var b []byte
-		b, err = s.str()
+		if b, err = s.str(); err != nil {
+			break
+		}
+		v := string(b)
 		switch k {
 		case "dtype":
-			m.DType = string(b)
+			m.DType = v
 		case "layout":
-			m.Layout = string(b)
+			m.Layout, err = ParseLayout(v)
 		case "range":
-			m.Range = string(b)
+			m.Range, err = ParseRange(v)
 		case "granularity":
-			m.Granularity = string(b)
+			m.Granularity, err = ParseGranularity(v)
+		}
+		if err != nil && k != "dtype" {
+			return fmt.Errorf("%s %q is not %q or %q", k, v, enumNames(k)[0], enumNames(k)[1])
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %v", k, err)
 	}
 	return nil
+}
+
+// enumNames returns the values a metadata key k of an enum takes.
+func enumNames(k string) []string {
+	switch k {
+	case "layout":
+		return layoutNames
+	case "range":
+		return rangeNames
+	}
+	return granularityNames
 }
 
 // check checks the values of m.
@@ -447,21 +399,6 @@ func (m *EncodedMeta) check() error {
 	}
 	if dt, err := dtype.Parse(m.DType); err != nil || !quant.IsFloat(dt) {
 		return fmt.Errorf("dtype %q is not F16, BF16, F32 or F64", m.DType)
-	}
-	if m.Layout == LayoutU8I8 {
-		m.Layout = ""
-	}
-	if m.Layout != "" && m.Layout != LayoutPacked {
-		return fmt.Errorf("layout %q is not %q or %q", m.Layout, LayoutU8I8, LayoutPacked)
-	}
-	if m.Range != "" && m.Range != RangeMinMax && m.Range != RangeMSE {
-		return fmt.Errorf("range %q is not %q or %q", m.Range, RangeMinMax, RangeMSE)
-	}
-	if m.Granularity == GranularityTensor {
-		m.Granularity = ""
-	}
-	if m.Granularity != "" && m.Granularity != GranularityRow {
-		return fmt.Errorf("granularity %q is not %q or %q", m.Granularity, GranularityTensor, GranularityRow)
 	}
 	return nil
 }

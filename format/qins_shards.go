@@ -37,18 +37,13 @@ func checkShards(c *Checkpoint) error {
 			seen[name] = f
 			// Only the parts this entry's layout names belong to it: a
 			// tensor that merely ends in another suffix is an ordinary one.
-			parts := []string{CodesSuffix, SignsSuffix}
+			var e Encoding
 			if m, err := ParseEncodedMeta(f.Metadata[k]); err == nil {
-				if m.Layout == LayoutPacked {
-					parts[1] = SignBitsSuffix
-				}
-				if m.Granularity == GranularityRow {
-					parts = append(parts, RangesSuffix)
-				}
+				e = m.Encoding
 			}
-			for _, suf := range parts {
-				if h := holder[name+suf]; h != nil && h != f {
-					return &Error{Path: f.Path, Tensor: name, Err: fmt.Errorf("metadata %q is in this shard but %s is in %s", k, name+suf, h.Path)}
+			for _, p := range e.Parts() {
+				if h := holder[name+e.Suffix(p)]; h != nil && h != f {
+					return &Error{Path: f.Path, Tensor: name, Err: fmt.Errorf("metadata %q is in this shard but %s is in %s", k, name+e.Suffix(p), h.Path)}
 				}
 			}
 		}

@@ -24,7 +24,6 @@ func (a *app) convert(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	opts.Pending = a.pending
 	out, err := outputFlag(c)
 	if err != nil {
 		return err
@@ -32,27 +31,26 @@ func (a *app) convert(c *cli.Context) error {
 	if out == "" {
 		out = convert.DefaultOutput(src)
 	}
-	return a.pipeline(c, converted, func(p convert.Progress) (*convert.Summary, error) {
-		opts.Progress = p
+	return a.pipeline(c, converted, &opts.WriteOptions, func() (*convert.Summary, error) {
 		return convert.Convert(a.ctx, src, out, opts)
 	})
 }
 
 // convertOptions reads convert's flags.
 func convertOptions(c *cli.Context) (convert.Options, error) {
-	opts := convert.Options{Force: c.Bool("force"), Layout: c.String("layout"), Range: c.String("range"), Granularity: c.String("granularity")}
+	var opts convert.Options
 	var err error
-	if opts.MaxShardBytes, err = maxShardBytes(c); err != nil {
+	if opts.WriteOptions, err = writeOptions(c); err != nil {
 		return opts, err
 	}
-	if l := opts.Layout; l != format.LayoutU8I8 && l != format.LayoutPacked {
-		return opts, usageError{fmt.Errorf("--layout %q: choose u8+i8 or packed", l)}
+	if opts.Layout, err = format.ParseLayout(c.String("layout")); err != nil {
+		return opts, usageError{fmt.Errorf("--%v", err)}
 	}
-	if r := opts.Range; r != format.RangeMinMax && r != format.RangeMSE {
-		return opts, usageError{fmt.Errorf("--range %q: choose minmax or mse", r)}
+	if opts.Range, err = format.ParseRange(c.String("range")); err != nil {
+		return opts, usageError{fmt.Errorf("--%v", err)}
 	}
-	if g := opts.Granularity; g != format.GranularityTensor && g != format.GranularityRow {
-		return opts, usageError{fmt.Errorf("--granularity %q: choose tensor or row", g)}
+	if opts.Granularity, err = format.ParseGranularity(c.String("granularity")); err != nil {
+		return opts, usageError{fmt.Errorf("--%v", err)}
 	}
 	for _, f := range []struct {
 		name string
@@ -86,24 +84,31 @@ func (a *app) restore(c *cli.Context) error {
 			return usageError{errors.New("restoring a file needs -o OUT")}
 		}
 	}
-	shard, err := maxShardBytes(c)
-	if err != nil {
+	opts := convert.RestoreOptions{DType: dt}
+	if opts.WriteOptions, err = writeOptions(c); err != nil {
 		return err
 	}
-	return a.pipeline(c, restored, func(p convert.Progress) (*convert.Summary, error) {
-		return convert.Restore(a.ctx, in, out, convert.RestoreOptions{DType: dt, Force: c.Bool("force"), Progress: p, MaxShardBytes: shard, Pending: a.pending})
+	return a.pipeline(c, restored, &opts.WriteOptions, func() (*convert.Summary, error) {
+		return convert.Restore(a.ctx, in, out, opts)
 	})
 }
 
-// pipeline runs a convert or a restore with a progress bar, then prints
-// its summary unless --quiet.
-func (a *app) pipeline(c *cli.Context, d direction, run func(convert.Progress) (*convert.Summary, error)) error {
+// writeOptions reads the flags convert and restore share.
+func writeOptions(c *cli.Context) (convert.WriteOptions, error) {
+	shard, err := maxShardBytes(c)
+	return convert.WriteOptions{Force: c.Bool("force"), MaxShardBytes: shard}, err
+}
+
+// pipeline runs a convert or a restore of options o with a progress bar
+// and the app's pending outputs, then prints its summary unless --quiet.
+func (a *app) pipeline(c *cli.Context, d direction, o *convert.WriteOptions, run func() (*convert.Summary, error)) error {
 	what := "converting"
 	if d == restored {
 		what = "restoring"
 	}
 	bar := newBar(a.stderr, what, c.Bool("quiet"))
-	s, err := run(bar)
+	o.Progress, o.Pending = bar, a.pending
+	s, err := run()
 	bar.finish()
 	if err != nil {
 		return withHint(err)

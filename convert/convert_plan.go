@@ -1,0 +1,135 @@
+package convert
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/dtype"
+	"github.com/qins-dev/qins/quant"
+)
+
+// job is one source tensor and where it goes in the output.
+type job struct {
+	src    *format.Tensor
+	encode bool
+	out    int // output tensor index: the copy, or the codes
+	signs  int // output index of the signs when encoded
+	ranges int // output index of the per-row ranges, or -1
+}
+
+// plan decides which tensors are encoded and lays out the output: copied
+// tensors first, largest dtype first so every tensor stays aligned to its
+// element size, then codes and signs in source order; per-row ranges go
+// before the first tensor of elements smaller than theirs.
+func (cv *converter) plan() (*outputPlan, error) {
+	c, opts := cv.c, cv.opts
+	e := opts.encoding()
+	jobs := make([]job, len(c.Tensors))
+	nEncoded := 0
+	for i := range c.Tensors {
+		t := &c.Tensors[i]
+		jobs[i] = job{src: t, encode: opts.selected(t.TensorInfo), ranges: -1}
+		if jobs[i].encode {
+			nEncoded++
+		}
+	}
+	if n := leastHeaderLen(c, jobs, e); n > cv.limit {
+		return nil, headerTooLarge(c.Path, n, "at least ")
+	}
+	order := make([]int32, len(jobs))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortStableFunc(order, func(a, b int32) int {
+		return cmp.Compare(outSize(&jobs[b]), outSize(&jobs[a]))
+	})
+	meta := make(map[string]string, len(c.Metadata)+nEncoded+1)
+	for k, v := range c.Metadata {
+		meta[k] = v
+	}
+	meta[format.VersionKey] = e.Version()
+	out := make([]format.TensorInfo, 0, len(jobs)+2*nEncoded)
+	placed := e.Granularity != format.GranularityRow // the ranges, when any
+	for _, i := range order {
+		j := &jobs[i]
+		t := j.src.TensorInfo
+		if !placed && outSize(j) < 4 {
+			out, placed = placeRanges(jobs, order, e, out), true
+		}
+		if !j.encode {
+			j.out = len(out)
+			out = append(out, format.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape})
+			continue
+		}
+		j.out, j.signs = len(out), len(out)+1
+		out = append(out, e.Stored(format.PartCodes, t.Name, t.Shape), e.Stored(format.PartSigns, t.Name, t.Shape))
+		meta[format.ParamsPrefix+t.Name] = format.MarshalEncodedMeta(quant.Params{}, t.DType, e)
+	}
+	if !placed {
+		out = placeRanges(jobs, order, e, out)
+	}
+	cv.jobs = jobs
+	return &outputPlan{meta: meta, tensors: out, reserve: format.EncodedMetaSlack * nEncoded, limit: cv.limit}, nil
+}
+
+// placeRanges appends to out the per-row ranges of the encoded jobs, in
+// the given order: F32 tensors of a multiple of 8 bytes, they keep every
+// tensor after them aligned.
+func placeRanges(jobs []job, order []int32, e format.Encoding, out []format.TensorInfo) []format.TensorInfo {
+	for _, i := range order {
+		if j := &jobs[i]; j.encode {
+			j.ranges = len(out)
+			out = append(out, e.Stored(format.PartRanges, j.src.Name, j.src.Shape))
+		}
+	}
+	return out
+}
+
+// leastHeaderLen returns the least bytes the output's header can take, its
+// offsets aside, from the plan's choices alone: a header far above the
+// limit is refused before the output's tensors and metadata are built.
+func leastHeaderLen(c *format.Checkpoint, jobs []job, e format.Encoding) int {
+	n := 2 + len(`"__metadata__":{}`) - 1 + format.MetadataEntryLen(format.VersionKey, format.Version)
+	for k, v := range c.Metadata {
+		n += format.MetadataEntryLen(k, v)
+	}
+	metaLen := map[dtype.DType]int{} // the placeholder, per dtype
+	for i := range jobs {
+		t := jobs[i].src.TensorInfo
+		t.Begin, t.End = 0, 0
+		if !jobs[i].encode {
+			n += format.EntryLen(t)
+			continue
+		}
+		m, ok := metaLen[t.DType]
+		if !ok {
+			m = format.MetadataEntryLen(format.ParamsPrefix, format.MarshalEncodedMeta(quant.Params{}, t.DType, e))
+			metaLen[t.DType] = m
+		}
+		entry := format.EntryLen(t) - len(t.DType.String()) // the name's and the shape's
+		signs := len(format.SignsSuffix) + len("I8")
+		if e.Layout == format.LayoutPacked {
+			signs = len(format.SignBitsSuffix) + len("U8") + format.EntryLen(format.TensorInfo{Shape: []uint64{format.SignBytes(t.Elements())}}) - format.EntryLen(format.TensorInfo{Shape: t.Shape})
+		}
+		n += 2*entry + len(format.CodesSuffix) + len("U8") + signs + m + len(t.Name) + format.EncodedMetaSlack
+	}
+	return n
+}
+
+// rowLen returns the elements of a row: the last dimension, 1 for a
+// scalar.
+func rowLen(shape []uint64) int64 {
+	if len(shape) == 0 {
+		return 1
+	}
+	return int64(shape[len(shape)-1])
+}
+
+// outSize is the element size of a job's output tensors.
+func outSize(j *job) uint64 {
+	if j.encode {
+		return 1
+	}
+	return j.src.DType.Size()
+}

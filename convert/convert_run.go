@@ -1,0 +1,393 @@
+package convert
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/dtype"
+	"github.com/qins-dev/qins/quant"
+)
+
+// converter writes the tensors of a checkpoint, or of a part of one, into
+// one QINS file: it plans the file, then runs its steps on the goroutines
+// of a command, each reading, encoding and writing its own chunks.
+type converter struct {
+	c     *format.Checkpoint
+	opts  *Options
+	limit int   // of the header
+	jobs  []job // set by plan
+
+	workers  workers
+	w        *format.Writer
+	chunk    int
+	progress func(int64)
+	packed   bool // the packed layout
+	mse      bool // log_min chosen for the least squared error
+	rows     bool // one range per row (rows.go)
+	scanners scanners
+}
+
+var _ fileWork = (*converter)(nil)
+
+// A step is one chunk of one pass over a tensor.
+type step struct {
+	job  int // index in the jobs
+	pass int
+	off  int64 // in source bytes
+	n    int64
+}
+
+const (
+	passCopy   = iota // copy the chunk unchanged
+	passScan          // the range pass: count the chunk's patterns
+	passEncode        // encode the chunk and write its codes and signs
+	passRows          // per-row ranges: range and encode whole rows at once
+)
+
+// tensorState follows one tensor through its steps.
+type tensorState struct {
+	written      atomic.Int64 // writing steps done
+	nWrite       int64
+	*encodeState // nil for a copy: a header of tiny copies stays small
+}
+
+// encodeState follows the passes of an encoded tensor.
+type encodeState struct {
+	scans   []*quant.Scanner // per goroutine
+	scanned atomic.Int64     // scan steps done
+	nScan   int64
+	ready   chan struct{}  // closed once enc is set
+	enc     *quant.Encoder // dropped once the tensor is written
+	params  quant.Params
+	env     envelope // per-row ranges: their envelope
+}
+
+// workerBufs are one goroutine's buffers.
+type workerBufs struct {
+	in    []byte
+	codes []uint8
+	signs []int8
+	bits  []byte
+	rows  rowBufs
+}
+
+// scanners keeps the scanners of finished tensors for the next ones:
+// each that counts values holds 256 KB of counts.
+type scanners struct {
+	mu   sync.Mutex
+	free []*quant.Scanner
+}
+
+// get returns a scanner for dtype dt that counts values when counts is
+// set (the mse range needs them; the min/max range scans faster without).
+func (p *scanners) get(dt dtype.DType, counts bool) (*quant.Scanner, error) {
+	p.mu.Lock()
+	for i, s := range p.free {
+		if s.DType() == dt && s.Counts() == counts {
+			p.free = append(p.free[:i], p.free[i+1:]...)
+			p.mu.Unlock()
+			s.Reset()
+			return s, nil
+		}
+	}
+	p.mu.Unlock()
+	if counts {
+		return quant.NewScanner(dt)
+	}
+	return quant.NewRangeScanner(dt)
+}
+
+func (p *scanners) put(s *quant.Scanner) {
+	p.mu.Lock()
+	p.free = append(p.free, s)
+	p.mu.Unlock()
+}
+
+// run converts every job into w, then sets the metadata of the encoded
+// tensors and counts them in s.
+func (cv *converter) run(ctx context.Context, w *format.Writer, progress func(int64), s *Summary) error {
+	opts := cv.opts
+	cv.w, cv.progress = w, progress
+	cv.workers = writeWorkers(opts.Workers)
+	cv.chunk = cv.workers.chunkSize(opts.ChunkBytes, cv.c)
+	cv.packed = opts.Layout == format.LayoutPacked
+	cv.mse = opts.Range == format.RangeMSE
+	cv.rows = opts.Granularity == format.GranularityRow
+	steps, states, err := cv.schedule(ctx)
+	if err != nil {
+		return err
+	}
+	bufs := make([]workerBufs, cv.workers)
+	err = cv.workers.each(ctx, int64(len(steps)), 1, func(ctx context.Context, wk int, k, _ int64) error {
+		s := steps[k]
+		return cv.do(ctx, &cv.jobs[s.job], &states[s.job], s, wk, &bufs[wk])
+	})
+	if err != nil {
+		return err
+	}
+	return cv.finish(ctx, states, s)
+}
+
+// schedule returns the steps of the jobs, in the order they are to run,
+// and the state of each job. Encoding needs two passes over a tensor, the
+// second after the first is complete; to keep the cores and the disk
+// busy, the range pass of each tensor runs while the previous one is
+// being encoded and written.
+func (cv *converter) schedule(ctx context.Context) ([]step, []tensorState, error) {
+	jobs := cv.jobs
+	states := make([]tensorState, len(jobs))
+	steps := make([]step, 0, countSteps(jobs, cv.stepBytes))
+	chunks := func(i, pass int, stepBytes int64) {
+		size := jobs[i].src.Section().Size()
+		for off := int64(0); off < size; off += stepBytes {
+			steps = append(steps, step{i, pass, off, min(stepBytes, size-off)})
+		}
+	}
+	pending := -1 // the encoded tensor whose encode steps come next
+	for i := range jobs {
+		if i%checkEvery == 0 && ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		j, st := &jobs[i], &states[i]
+		if j.encode && cv.rows {
+			st.encodeState = &encodeState{}
+			sb := cv.rowStepBytes(j)
+			st.nWrite = (j.src.Section().Size() + sb - 1) / sb
+			chunks(i, passRows, sb)
+			continue
+		}
+		sb := cv.stepBytes(j)
+		n := (j.src.Section().Size() + sb - 1) / sb
+		if !j.encode {
+			st.nWrite = n
+			chunks(i, passCopy, sb)
+			continue
+		}
+		st.encodeState = &encodeState{}
+		st.nScan, st.nWrite = n, n
+		st.scans = make([]*quant.Scanner, cv.workers)
+		st.ready = make(chan struct{})
+		chunks(i, passScan, sb)
+		if n == 0 {
+			if err := cv.prepare(j, st); err != nil {
+				return nil, nil, err
+			}
+		}
+		if pending >= 0 {
+			chunks(pending, passEncode, cv.stepBytes(&jobs[pending]))
+		}
+		pending = i
+	}
+	if pending >= 0 {
+		chunks(pending, passEncode, cv.stepBytes(&jobs[pending]))
+	}
+	return steps, states, nil
+}
+
+// stepBytes returns the source bytes of the steps of j: a chunk, of whole
+// elements and whole bytes of sign bits when encoded.
+func (cv *converter) stepBytes(j *job) int64 {
+	if !j.encode {
+		return int64(cv.chunk)
+	}
+	size := int64(j.src.DType.Size())
+	return max(8, int64(cv.chunk)/size/8*8) * size
+}
+
+// countSteps returns how many steps jobs take, in pieces of stepBytes: so
+// that the schedule of a header of a million tensors is allocated once.
+func countSteps(jobs []job, stepBytes func(*job) int64) int {
+	n := 0
+	for i := range jobs {
+		sb := stepBytes(&jobs[i])
+		k := (int64(jobs[i].src.Bytes()) + sb - 1) / sb
+		if jobs[i].encode {
+			k *= 2 // the range pass, then the encode pass
+		}
+		n += int(k)
+	}
+	return n
+}
+
+// finish sets the metadata of the encoded tensors, with their final
+// ranges, and counts the jobs in s.
+func (cv *converter) finish(ctx context.Context, states []tensorState, s *Summary) error {
+	e := cv.opts.encoding()
+	for i := range cv.jobs {
+		if i%checkEvery == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		j := &cv.jobs[i]
+		s.FP32Bytes += fp32Bytes(j.src.TensorInfo)
+		if !j.encode {
+			s.Copied++
+			if !encodable(j.src.DType) {
+				s.kept(j.src.DType.String())
+			}
+			continue
+		}
+		p := states[i].params
+		if cv.rows {
+			p = states[i].env.p
+		}
+		cv.w.SetMetadata(format.ParamsPrefix+j.src.Name, format.MarshalEncodedMeta(p, j.src.DType, e))
+		s.Encoded++
+		n := int64(j.src.Elements())
+		s.EncodedElems += n
+		s.EncodedBytes += int64(e.EncodedBytes(j.src.Shape))
+		if !cv.packed && j.src.DType.Size() == 2 {
+			s.packedSaving += n - int64(format.SignBytes(uint64(n)))
+		}
+	}
+	return nil
+}
+
+// do runs one step on goroutine w.
+func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w int, b *workerBufs) error {
+	t := *j.src
+	if int64(len(b.in)) < s.n { // a step holds at least 8 elements
+		b.in = make([]byte, max(int64(cv.chunk), s.n))
+	}
+	in := b.in[:s.n]
+	if s.pass == passEncode {
+		// The range pass of this tensor was scheduled before any of its
+		// encode steps, so it only has steps in progress left.
+		select {
+		case <-st.ready:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if _, err := t.Section().ReadAt(in, s.off); err != nil {
+		return tensorErr(t, err)
+	}
+	var err error
+	switch s.pass {
+	case passCopy:
+		err = cv.w.WriteAt(j.out, in, s.off)
+	case passScan:
+		return cv.scan(j, st, in, s, w)
+	case passEncode:
+		err = cv.encode(j, st, in, s.off, b)
+	case passRows:
+		err = cv.encodeRows(j, st, in, s.off, b)
+	}
+	if err != nil {
+		return err
+	}
+	done := s.n
+	if s.pass == passEncode {
+		done -= s.n / 2 // the scan pass reported the other half
+	}
+	cv.progress(done)
+	if st.written.Add(1) == st.nWrite {
+		cv.w.StartWriteback(j.out)
+		if j.encode {
+			st.enc = nil // its tables (32 KB, 160 KB for F32); every step of the tensor is done
+			cv.w.StartWriteback(j.signs)
+		}
+	}
+	return nil
+}
+
+// scan runs the range pass on the chunk in of step s, and prepares the
+// tensor's encoder after its last scan step.
+func (cv *converter) scan(j *job, st *tensorState, in []byte, s step, w int) error {
+	t := *j.src
+	size := int64(t.DType.Size())
+	if st.scans[w] == nil {
+		var err error
+		if st.scans[w], err = cv.scanners.get(t.DType, cv.mse); err != nil {
+			return tensorErr(t, err)
+		}
+	}
+	st.scans[w].Scan(in, s.off/size)
+	cv.progress(s.n / 2)
+	if st.scanned.Add(1) == st.nScan {
+		return cv.prepare(j, st)
+	}
+	return nil
+}
+
+// encode encodes the chunk in at source byte offset off with the tensor's
+// encoder, and writes its codes and signs.
+func (cv *converter) encode(j *job, st *tensorState, in []byte, off int64, b *workerBufs) error {
+	size := int64(j.src.DType.Size())
+	k := len(in) / int(size)
+	codes, signs := b.grow(k)
+	out, at := quant.Int8Bytes(signs), off/size
+	if cv.packed {
+		out, at = b.bits[:(k+7)/8], off/size/8
+		st.enc.EncodePacked(in, codes, out)
+	} else {
+		st.enc.Encode(in, codes, signs)
+	}
+	if err := cv.w.WriteAt(j.out, codes, off/size); err != nil {
+		return err
+	}
+	return cv.w.WriteAt(j.signs, out, at)
+}
+
+// grow returns codes and signs buffers of k elements.
+func (b *workerBufs) grow(k int) ([]uint8, []int8) {
+	if len(b.codes) < k {
+		b.codes, b.signs, b.bits = make([]uint8, k), make([]int8, k), make([]byte, (k+7)/8)
+	}
+	return b.codes[:k], b.signs[:k]
+}
+
+// writeCodes writes the codes and signs of the chunk in at source byte
+// offset off, in the output's layout.
+func (cv *converter) writeCodes(j *job, in []byte, off int64, codes []uint8, signs []int8, b *workerBufs) error {
+	size := int64(j.src.DType.Size())
+	k := len(codes)
+	out, at := quant.Int8Bytes(signs), off/size
+	if cv.packed {
+		quant.ZeroCodes(j.src.DType, in, codes)
+		out, at = b.bits[:(k+7)/8], off/size/8
+		quant.PackSigns(signs, out)
+	}
+	if err := cv.w.WriteAt(j.out, codes, off/size); err != nil {
+		return err
+	}
+	return cv.w.WriteAt(j.signs, out, at)
+}
+
+// prepare merges the range pass of a tensor and makes its encoder, once
+// the last of its scan steps is done.
+func (cv *converter) prepare(j *job, st *tensorState) error {
+	t := *j.src
+	var scan *quant.Scanner
+	for _, s := range st.scans {
+		if s == nil {
+			continue
+		}
+		if scan == nil {
+			scan = s
+		} else {
+			scan.Merge(s)
+			cv.scanners.put(s)
+		}
+	}
+	st.scans = nil
+	if scan == nil { // an empty tensor
+		var err error
+		if scan, err = quant.NewScanner(t.DType); err != nil {
+			return tensorErr(t, err)
+		}
+	}
+	params := scan.Params
+	if cv.mse {
+		params = scan.MSEParams
+	}
+	p, err := params()
+	if err != nil {
+		return tensorErr(t, err)
+	}
+	st.enc, st.params = scan.EncoderFor(p), p
+	cv.scanners.put(scan)
+	close(st.ready)
+	return nil
+}

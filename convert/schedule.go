@@ -1,0 +1,113 @@
+package convert
+
+import (
+	"context"
+	"runtime"
+	"sync/atomic"
+
+	"github.com/qins-dev/qins/format"
+	"golang.org/x/sync/errgroup"
+)
+
+// DefaultChunkBytes is the size of the pieces tensors are read in, on
+// machines with up to 8 cores.
+const DefaultChunkBytes = 4 << 20
+
+// chunkBudget bounds the default chunks of all goroutines together: with
+// more goroutines than it holds at DefaultChunkBytes, the chunks shrink,
+// so that memory does not grow with the number of cores.
+const chunkBudget = 32 << 20
+
+// minChunkBytes is the smallest default chunk: below it, the calls per
+// byte start to cost more than the memory saved.
+const minChunkBytes = 256 << 10
+
+// checkEvery is how many tensors a loop over a whole header handles between
+// two looks at its context.
+const checkEvery = 4096
+
+// maxWriters caps the extra goroutines of work that writes, whose memory
+// grows with their number.
+const maxWriters = 8
+
+// maxWorkers caps the default number of goroutines. Each keeps buffers of
+// its own, and 64 cores already encode many times faster than a disk
+// writes.
+const maxWorkers = 64
+
+// workers is the number of goroutines of a command: the one scheduler
+// every pipeline runs its pieces on. Each goroutine has an index, so that
+// it can keep buffers of its own across pieces.
+type workers int
+
+// computeWorkers returns n, or when 0 one goroutine per core, up to
+// maxWorkers.
+func computeWorkers(n int) workers {
+	if n <= 0 {
+		n = min(runtime.GOMAXPROCS(0), maxWorkers)
+	}
+	return workers(n)
+}
+
+// writeWorkers returns n, or when 0 the default for work that writes its
+// output: twice as many goroutines as cores up to maxWriters, and never
+// fewer than the cores (up to maxWorkers), because a direct write blocks
+// its goroutine until the disk has the data, and the cores should go on
+// computing meanwhile.
+func writeWorkers(n int) workers {
+	if n <= 0 {
+		c := min(runtime.GOMAXPROCS(0), maxWorkers)
+		n = max(c, min(2*c, maxWriters))
+	}
+	return workers(n)
+}
+
+// share returns budget split among n goroutines, but no less than lo and
+// no more than hi: the default size of what each reads at a time.
+func share(budget, n, lo, hi int) int {
+	return min(hi, max(lo, budget/max(n, 1)))
+}
+
+// chunkSize returns the read size: the one asked for, or when 0 the
+// default for that many goroutines, but no more than the largest tensor
+// of c needs, so that small models take little memory. It is at least 8,
+// one element of any dtype.
+func (n workers) chunkSize(asked int, c *format.Checkpoint) int {
+	if asked <= 0 {
+		asked = share(chunkBudget, int(n), minChunkBytes, DefaultChunkBytes)
+	}
+	var largest uint64
+	for _, t := range c.Tensors {
+		largest = max(largest, t.Bytes())
+	}
+	return max(8, int(min(uint64(asked), largest)))
+}
+
+// each calls fn(ctx, w, off, n) for the consecutive pieces [off, off+n)
+// of [0, size), each step long but the last, on up to n goroutines; w is
+// the goroutine's index. The first error cancels the ctx the other pieces
+// see, stops the pieces not yet begun and is returned; so is the
+// context's error once it is done.
+func (n workers) each(ctx context.Context, size, step int64, fn func(ctx context.Context, w int, off, n int64) error) error {
+	pieces := (size + step - 1) / step
+	g, ctx := errgroup.WithContext(ctx)
+	var next atomic.Int64
+	for w := range int(min(int64(n), max(pieces, 1))) {
+		g.Go(func() error {
+			for {
+				k := next.Add(1) - 1
+				if k >= pieces {
+					return nil
+				}
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				off := k * step
+				if err := fn(ctx, w, off, min(step, size-off)); err != nil {
+					return err
+				}
+			}
+		})
+	}
+	return g.Wait()
+}

@@ -1,0 +1,90 @@
+package convert
+
+import (
+	"slices"
+	"time"
+
+	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/quant"
+)
+
+// Summary reports what a pipeline did.
+type Summary struct {
+	Input, Output string
+	Encoded       int   // tensors encoded (convert) or decoded (restore)
+	Copied        int   // tensors stored unchanged or cast
+	BytesIn       int64 // size of the input files
+	BytesOut      int64 // size of the output file
+	FP32Bytes     int64 // size of the model's tensors with every float as F32
+	// PackedBytes, for a convert to the u8+i8 layout of 16-bit tensors, is
+	// what the output would take with the packed layout; 0 otherwise.
+	PackedBytes int64
+	// EncodedElems and EncodedBytes, for a convert, are the weights
+	// encoded and the bytes they take: codes, signs and per-row ranges.
+	EncodedElems, EncodedBytes int64
+	// KeptDType counts the copied tensors kept because the codec does not
+	// read their dtype (integers, BOOL, FP8, FP6, FP4, C64...), whose
+	// names KeptDTypes lists, sorted.
+	KeptDType  int
+	KeptDTypes []string
+	Elapsed    time.Duration
+	// Shards and SideFiles, for a folder output, count the weight files
+	// written and the other files copied.
+	Shards, SideFiles int
+	// packedSaving is what the packed layout would save on the 16-bit
+	// tensors of a u8+i8 convert.
+	packedSaving int64
+}
+
+// MBPerSecond returns the input throughput in MB/s (10^6 bytes).
+func (s *Summary) MBPerSecond() float64 {
+	sec := s.Elapsed.Seconds()
+	if sec <= 0 {
+		return 0
+	}
+	return float64(s.BytesIn) / 1e6 / sec
+}
+
+// setPacked sets PackedBytes from the output size and what the packed
+// layout would save.
+func (s *Summary) setPacked() {
+	if s.packedSaving > 0 {
+		s.PackedBytes = s.BytesOut - s.packedSaving
+	}
+}
+
+// add adds the counts of one shard's summary to s.
+func (s *Summary) add(shard *Summary) {
+	s.Encoded += shard.Encoded
+	s.EncodedElems += shard.EncodedElems
+	s.EncodedBytes += shard.EncodedBytes
+	s.Copied += shard.Copied
+	s.KeptDType += shard.KeptDType
+	for _, dt := range shard.KeptDTypes {
+		s.keptName(dt)
+	}
+	s.FP32Bytes += shard.FP32Bytes
+	s.BytesOut += shard.BytesOut
+	s.packedSaving += shard.packedSaving
+}
+
+// kept counts a tensor copied because of its dtype, named dt.
+func (s *Summary) kept(dt string) {
+	s.KeptDType++
+	s.keptName(dt)
+}
+
+// keptName adds dt to KeptDTypes, kept sorted and without repeats.
+func (s *Summary) keptName(dt string) {
+	if i, found := slices.BinarySearch(s.KeptDTypes, dt); !found {
+		s.KeptDTypes = slices.Insert(s.KeptDTypes, i, dt)
+	}
+}
+
+// fp32Bytes is the size of t with every float as F32.
+func fp32Bytes(t format.TensorInfo) int64 {
+	if quant.IsFloat(t.DType) {
+		return int64(t.Elements()) * 4
+	}
+	return int64(t.Bytes())
+}

@@ -1,0 +1,250 @@
+package format
+
+import (
+	"fmt"
+
+	"github.com/qins-dev/qins/format/dtype"
+)
+
+// The QINS layout inside a safetensors file. For each encoded tensor NAME:
+// NAME.qins (U8, the source shape) holds the codes, NAME.sign (I8, the
+// source shape) the signs, and __metadata__["qins:NAME"] a JSON object with
+// log_min, log_max and the source dtype. __metadata__["qins"] holds the
+// format version. Every other tensor is stored as it was. This file owns
+// the names, dtypes and shapes of those parts, for writers and readers.
+const (
+	VersionKey     = "qins"
+	Version        = "1"
+	ParamsPrefix   = "qins:"
+	CodesSuffix    = ".qins"
+	SignsSuffix    = ".sign"
+	SignBitsSuffix = ".signbits"
+	// RangesSuffix names the F32 [rows, 2] tensor of a per-row tensor's
+	// ranges: (log_min, log_max) per row, a row being a run of the last
+	// dimension.
+	RangesSuffix = ".logrange"
+	// VersionRows is the format version of a file with per-row ranges:
+	// version 1 plus them, so that version-1 readers refuse it.
+	VersionRows = "2"
+)
+
+// Layout is how the codes and signs of an encoded tensor are stored. In
+// LayoutU8I8 (the zero value) the codes are 1..255 and the signs an I8
+// tensor of the source shape. In LayoutPacked the codes are 0 for an exact
+// zero and 1..255 otherwise, and NAME.signbits, U8 of shape [ceil(n/8)],
+// holds one bit per element, least significant bit first, set when the
+// element is negative: 1.125 bytes per element instead of 2. Both decode
+// to the same values.
+type Layout uint8
+
+const (
+	LayoutU8I8 Layout = iota
+	LayoutPacked
+)
+
+// Range is how log_min is chosen: the min/max range of the formula (the
+// zero value), or the log_min that minimises the squared error (log_max
+// stays the maximum). Decoding does not depend on it.
+type Range uint8
+
+const (
+	RangeMinMax Range = iota
+	RangeMSE
+)
+
+// Granularity is how many log ranges a tensor has: one (the zero value),
+// or one per row, stored in NAME.logrange.
+type Granularity uint8
+
+const (
+	GranularityTensor Granularity = iota
+	GranularityRow
+)
+
+var (
+	layoutNames      = []string{"u8+i8", "packed"}
+	rangeNames       = []string{"minmax", "mse"}
+	granularityNames = []string{"tensor", "row"}
+)
+
+// String returns the layout's name in files and on the command line.
+func (l Layout) String() string { return enumString(layoutNames, int(l), "Layout") }
+
+// String returns the range's name in files and on the command line.
+func (r Range) String() string { return enumString(rangeNames, int(r), "Range") }
+
+// String returns the granularity's name in files and on the command line.
+func (g Granularity) String() string { return enumString(granularityNames, int(g), "Granularity") }
+
+// ParseLayout returns the layout named s.
+func ParseLayout(s string) (Layout, error) {
+	i, err := parseEnum(layoutNames, s, "layout")
+	return Layout(i), err
+}
+
+// ParseRange returns the range named s.
+func ParseRange(s string) (Range, error) {
+	i, err := parseEnum(rangeNames, s, "range")
+	return Range(i), err
+}
+
+// ParseGranularity returns the granularity named s.
+func ParseGranularity(s string) (Granularity, error) {
+	i, err := parseEnum(granularityNames, s, "granularity")
+	return Granularity(i), err
+}
+
+// MarshalText returns the layout's name, for JSON.
+func (l Layout) MarshalText() ([]byte, error) { return marshalEnum(layoutNames, int(l), "layout") }
+
+// MarshalText returns the range's name, for JSON.
+func (r Range) MarshalText() ([]byte, error) { return marshalEnum(rangeNames, int(r), "range") }
+
+// MarshalText returns the granularity's name, for JSON.
+func (g Granularity) MarshalText() ([]byte, error) {
+	return marshalEnum(granularityNames, int(g), "granularity")
+}
+
+// UnmarshalText reads a layout's name.
+func (l *Layout) UnmarshalText(b []byte) (err error) { *l, err = ParseLayout(string(b)); return }
+
+// UnmarshalText reads a range's name.
+func (r *Range) UnmarshalText(b []byte) (err error) { *r, err = ParseRange(string(b)); return }
+
+// UnmarshalText reads a granularity's name.
+func (g *Granularity) UnmarshalText(b []byte) (err error) {
+	*g, err = ParseGranularity(string(b))
+	return
+}
+
+func enumString(names []string, i int, typ string) string {
+	if i < len(names) {
+		return names[i]
+	}
+	return fmt.Sprintf("%s(%d)", typ, i)
+}
+
+func parseEnum(names []string, s, what string) (int, error) {
+	for i, n := range names {
+		if s == n {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("%s %q: choose %s or %s", what, s, names[0], names[1])
+}
+
+func marshalEnum(names []string, i int, what string) ([]byte, error) {
+	if i < len(names) {
+		return []byte(names[i]), nil
+	}
+	return nil, fmt.Errorf("invalid %s %d", what, i)
+}
+
+// Encoding is how the tensors of a convert are encoded.
+type Encoding struct {
+	Layout      Layout      `json:"layout,omitempty"`
+	Range       Range       `json:"range,omitempty"`
+	Granularity Granularity `json:"granularity,omitempty"`
+}
+
+// Check reports an Encoding with a value out of its type's range.
+func (e Encoding) Check() error {
+	switch {
+	case int(e.Layout) >= len(layoutNames):
+		return fmt.Errorf("invalid layout %d", e.Layout)
+	case int(e.Range) >= len(rangeNames):
+		return fmt.Errorf("invalid range %d", e.Range)
+	case int(e.Granularity) >= len(granularityNames):
+		return fmt.Errorf("invalid granularity %d", e.Granularity)
+	}
+	return nil
+}
+
+// Version returns the format version of a file holding tensors encoded
+// so: VersionRows with per-row ranges, Version otherwise.
+func (e Encoding) Version() string {
+	if e.Granularity == GranularityRow {
+		return VersionRows
+	}
+	return Version
+}
+
+// Part is one of the stored tensors of an encoded tensor.
+type Part uint8
+
+const (
+	PartCodes  Part = iota // NAME.qins
+	PartSigns              // NAME.sign, or NAME.signbits in the packed layout
+	PartRanges             // NAME.logrange, with per-row ranges
+)
+
+// String says what the part holds.
+func (p Part) String() string {
+	return enumString([]string{"codes", "signs", "row ranges"}, int(p), "Part")
+}
+
+// Parts returns the stored tensors of a tensor encoded so, in the order
+// PartCodes, PartSigns, then PartRanges for per-row ranges.
+func (e Encoding) Parts() []Part {
+	if e.Granularity == GranularityRow {
+		return []Part{PartCodes, PartSigns, PartRanges}
+	}
+	return []Part{PartCodes, PartSigns}
+}
+
+// Suffix returns what part p of an encoded tensor adds to its name.
+func (e Encoding) Suffix(p Part) string {
+	switch {
+	case p == PartCodes:
+		return CodesSuffix
+	case p == PartSigns && e.Layout == LayoutPacked:
+		return SignBitsSuffix
+	case p == PartSigns:
+		return SignsSuffix
+	}
+	return RangesSuffix
+}
+
+// Stored returns the name, dtype and shape of part p of the tensor name of
+// the given source shape, encoded so; its offsets are left to the writer.
+func (e Encoding) Stored(p Part, name string, shape []uint64) TensorInfo {
+	t := TensorInfo{Name: name + e.Suffix(p), DType: dtype.U8, Shape: shape}
+	switch p {
+	case PartSigns:
+		if e.Layout == LayoutPacked {
+			n, _ := Elements(shape)
+			t.Shape = []uint64{SignBytes(n)}
+		} else {
+			t.DType = dtype.I8
+		}
+	case PartRanges:
+		t.DType, t.Shape = dtype.F32, []uint64{RowCount(shape), 2}
+	}
+	return t
+}
+
+// EncodedBytes returns the bytes a tensor of the given source shape takes
+// once encoded so.
+func (e Encoding) EncodedBytes(shape []uint64) uint64 {
+	var n uint64
+	for _, p := range e.Parts() {
+		t := e.Stored(p, "", shape)
+		b, _ := t.DType.Bytes(t.Elements())
+		n += b
+	}
+	return n
+}
+
+// RowCount returns the rows of a shape: the product of all dimensions but
+// the last.
+func RowCount(shape []uint64) uint64 {
+	n := uint64(1)
+	for i := 0; i+1 < len(shape); i++ {
+		n *= shape[i]
+	}
+	return n
+}
+
+// SignBytes returns the size of the sign bits of n elements in the packed
+// layout.
+func SignBytes(n uint64) uint64 { return (n + 7) / 8 }
