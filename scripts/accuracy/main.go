@@ -37,13 +37,13 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
-
-	"github.com/qins-dev/qins/format/dtype"
+	"sync/atomic"
 
 	"github.com/qins-dev/qins/convert"
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/quant"
+	"golang.org/x/sync/errgroup"
 )
 
 // chunkElems is a multiple of the Q8_0 block size.
@@ -257,6 +257,8 @@ func main() {
 	}
 }
 
+// report prints the accuracy of every method on the measured tensors of
+// the checkpoint at path.
 func report(w io.Writer, path string) error {
 	c, err := format.OpenCheckpoint(path)
 	if err != nil {
@@ -269,46 +271,48 @@ func report(w io.Writer, path string) error {
 			todo = append(todo, t)
 		}
 	}
-	results := make([]result, len(todo))
-	var next int
-	var mu sync.Mutex
-	var firstErr error
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, chunkElems*8)
-			a, out := make([]float64, chunkElems), make([]float64, chunkElems)
-			for {
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
-				if i >= len(todo) {
-					return
-				}
-				r, err := measure(todo[i], buf, a, out)
-				if err != nil {
-					mu.Lock()
-					firstErr = fmt.Errorf("%s: tensor %q: %v", todo[i].File.Path, todo[i].Name, err)
-					next = len(todo)
-					mu.Unlock()
-					return
-				}
-				results[i] = r
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	results, err := measureAll(todo)
+	if err != nil {
+		return err
 	}
 	var elems uint64
 	for _, t := range todo {
 		elems += t.Elements()
 	}
 	fmt.Fprintf(w, "%s: %d tensors, %d weights\n\n", c.Path, len(todo), elems)
+	printTotals(w, todo, results, elems)
+	printWorst(w, results)
+	return nil
+}
+
+// measureAll measures the tensors todo on one goroutine per core.
+func measureAll(todo []format.Tensor) ([]result, error) {
+	results := make([]result, len(todo))
+	var next atomic.Int64
+	var g errgroup.Group
+	for range runtime.GOMAXPROCS(0) {
+		g.Go(func() error {
+			buf := make([]byte, chunkElems*8)
+			a, out := make([]float64, chunkElems), make([]float64, chunkElems)
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(todo) {
+					return nil
+				}
+				r, err := measure(todo[i], buf, a, out)
+				if err != nil {
+					next.Store(int64(len(todo)))
+					return fmt.Errorf("%s: tensor %q: %v", todo[i].File.Path, todo[i].Name, err)
+				}
+				results[i] = r
+			}
+		})
+	}
+	return results, g.Wait()
+}
+
+// printTotals prints the table of each method over all tensors.
+func printTotals(w io.Writer, todo []format.Tensor, results []result, elems uint64) {
 	fmt.Fprintln(w, "| method | bits/weight (QINS: packed) | rel_rmse | SNR dB | cosine | max_abs_err | worst tensor (SNR dB) |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for m := range methods {
@@ -332,6 +336,11 @@ func report(w io.Writer, path string) error {
 		fmt.Fprintf(w, "| %s | %.3f | %.4f | %s | %.6f | %.4g | %s |\n",
 			methods[m].name, bits/float64(elems), float64(s.RelRMSE), snr(s), float64(s.Cosine), float64(s.MaxAbsErr), worstCol)
 	}
+}
+
+// printWorst prints the three tensors QINS (min/max) encodes worst, with
+// every method's SNR on them.
+func printWorst(w io.Writer, results []result) {
 	sort.SliceStable(results, func(i, j int) bool {
 		return results[i].stats[0].Stats().SNRdB < results[j].stats[0].Stats().SNRdB
 	})
@@ -348,7 +357,6 @@ func report(w io.Writer, path string) error {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w)
-	return nil
 }
 
 func snr(s convert.DiffStats) string {
