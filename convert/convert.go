@@ -102,7 +102,7 @@ func checkConvert(c *format.Checkpoint, opts *Options) error {
 	}
 	opts.scales = scaleNames(c)
 	for k := range c.Metadata {
-		if k == format.VersionKey || strings.HasPrefix(k, format.ParamsPrefix) {
+		if format.IsQINSKey(k) {
 			return &format.Error{Path: c.Path, Err: fmt.Errorf("metadata key %q is reserved for QINS files", k)}
 		}
 	}

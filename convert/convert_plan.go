@@ -107,12 +107,10 @@ func leastHeaderLen(c *format.Checkpoint, jobs []job, e format.Encoding) int {
 			m = format.MetadataEntryLen(format.ParamsPrefix, format.MarshalEncodedMeta(quant.Params{}, t.DType, e))
 			metaLen[t.DType] = m
 		}
-		entry := format.EntryLen(t) - len(t.DType.String()) // the name's and the shape's
-		signs := len(format.SignsSuffix) + len("I8")
-		if e.Layout == format.LayoutPacked {
-			signs = len(format.SignBitsSuffix) + len("U8") + format.EntryLen(format.TensorInfo{Shape: []uint64{format.SignBytes(t.Elements())}}) - format.EntryLen(format.TensorInfo{Shape: t.Shape})
+		for _, p := range e.Parts() {
+			n += format.EntryLen(e.Stored(p, t.Name, t.Shape))
 		}
-		n += 2*entry + len(format.CodesSuffix) + len("U8") + signs + m + len(t.Name) + format.EncodedMetaSlack
+		n += m + len(t.Name) + format.EncodedMetaSlack
 	}
 	return n
 }

@@ -17,12 +17,12 @@ import (
 // bound never exceeds the exact length.
 func TestHeaderLimit(t *testing.T) {
 	for _, src := range []string{tinyDir, smallSrc} {
-		for _, layout := range []format.Layout{format.LayoutU8I8, format.LayoutPacked} {
+		for _, e := range []format.Encoding{{}, {Layout: format.LayoutPacked}, {Granularity: format.GranularityRow}, {Layout: format.LayoutPacked, Range: format.RangeMSE, Granularity: format.GranularityRow}} {
 			c, err := format.OpenCheckpoint(src)
 			if err != nil {
 				t.Fatal(err)
 			}
-			opts := Options{Layout: layout, Range: format.RangeMinMax}
+			opts := Options{Layout: e.Layout, Range: e.Range, Granularity: e.Granularity}
 			cv := &converter{c: c, opts: &opts, limit: format.MaxHeaderSize}
 			p, err := cv.plan()
 			if err != nil {
@@ -33,7 +33,7 @@ func TestHeaderLimit(t *testing.T) {
 			least := leastHeaderLen(c, cv.jobs, opts.encoding())
 			c.Close()
 			if least > exact || least < exact*9/10 {
-				t.Errorf("%s, %s: early bound %d, exact %d", src, layout, least, exact)
+				t.Errorf("%s, %s: early bound %d, exact %d", src, e, least, exact)
 			}
 			for _, tc := range []struct {
 				limit int
@@ -45,16 +45,16 @@ func TestHeaderLimit(t *testing.T) {
 			} {
 				dir := t.TempDir()
 				dst := filepath.Join(dir, "out.qins.safetensors")
-				_, err := convertWith(context.Background(), src, dst, Options{Layout: layout}, convertHooks{maxHeader: tc.limit})
+				_, err := convertWith(context.Background(), src, dst, opts, convertHooks{maxHeader: tc.limit})
 				ents, _ := os.ReadDir(dir)
 				if tc.want == "" {
 					if err != nil {
-						t.Errorf("%s, %s, limit %d: %v", src, layout, tc.limit, err)
+						t.Errorf("%s, %s, limit %d: %v", src, e, tc.limit, err)
 					}
 					continue
 				}
 				if !errors.Is(err, ErrHeaderTooLarge) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "above the safetensors limit") || len(ents) != 0 {
-					t.Errorf("%s, %s, limit %d: got %v and %d files, want %q", src, layout, tc.limit, err, len(ents), tc.want)
+					t.Errorf("%s, %s, limit %d: got %v and %d files, want %q", src, e, tc.limit, err, len(ents), tc.want)
 				}
 			}
 		}

@@ -95,8 +95,7 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 		switch {
 		case k == format.VersionKey:
 			r.Version = v
-		case strings.HasPrefix(k, format.ParamsPrefix):
-		default:
+		case !format.IsQINSKey(k):
 			r.Metadata[k] = v
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/qins-dev/qins/format"
@@ -85,7 +84,7 @@ func (p *restorePipeline) outBytes() []uint64 {
 func (p *restorePipeline) file(from, to int, inFolder bool) fileWork {
 	meta := make(map[string]string, len(p.c.Metadata)+1)
 	for k, v := range p.c.Metadata {
-		if k != format.VersionKey && !strings.HasPrefix(k, format.ParamsPrefix) {
+		if !format.IsQINSKey(k) {
 			meta[k] = v
 		}
 	}

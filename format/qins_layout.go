@@ -2,6 +2,7 @@ package format
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/qins-dev/qins/format/dtype"
 )
@@ -27,6 +28,12 @@ const (
 	// version 1 plus them, so that version-1 readers refuse it.
 	VersionRows = "2"
 )
+
+// IsQINSKey reports whether a metadata key is one the QINS layout
+// reserves: the version, or the parameters of an encoded tensor.
+func IsQINSKey(k string) bool {
+	return k == VersionKey || strings.HasPrefix(k, ParamsPrefix)
+}
 
 // Layout is how the codes and signs of an encoded tensor are stored. In
 // LayoutU8I8 (the zero value) the codes are 1..255 and the signs an I8
