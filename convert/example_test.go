@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/qins-dev/qins/convert"
+	"github.com/qins-dev/qins/format"
 )
 
 // The small checkpoint of the golden tests: every float dtype and the
@@ -31,6 +32,30 @@ func ExampleConvert() {
 	}
 	fmt.Printf("%d tensors encoded, %d copied; %d bytes in, %d out\n", s.Encoded, s.Copied, s.BytesIn, s.BytesOut)
 	// Output: 5 tensors encoded, 2 copied; 664 bytes in, 1666 out
+}
+
+// The zero Options are the formula's encoding; the typed fields choose
+// another, and WriteOptions say how the output is written.
+func ExampleConvert_options() {
+	dir, err := os.MkdirTemp("", "qins-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	opts := convert.Options{
+		Layout:       format.LayoutPacked,   // sign bits: 1.125 bytes a weight
+		Range:        format.RangeMSE,       // log_min for the least squared error
+		Granularity:  format.GranularityRow, // one range per row
+		WriteOptions: convert.WriteOptions{Force: true},
+	}
+	out := filepath.Join(dir, "small.qins.safetensors")
+	s, err := convert.Convert(context.Background(), small, out, opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%d tensors encoded: %d weights in %d bytes\n", s.Encoded, s.EncodedElems, s.EncodedBytes)
+	// Output: 5 tensors encoded: 49 weights in 161 bytes
 }
 
 func ExampleRestore() {
