@@ -455,3 +455,44 @@ func TestChunkSizeBoundsMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreCastOverflow: a copied tensor whose values the restore dtype
+// cannot hold is an error naming the tensor and the element, and leaves
+// no output, instead of infinities.
+func TestRestoreCastOverflow(t *testing.T) {
+	dir := t.TempDir()
+	src := writeTensors(t, filepath.Join(dir, "src.safetensors"),
+		tensorSpec{"norm", dtype.F32, []uint64{3}, []float64{1, -70000, 2}},
+		tensorSpec{"w", dtype.F32, []uint64{2, 2}, []float64{1, -2, 3, 4}})
+	q := filepath.Join(dir, "q.safetensors")
+	if _, err := Convert(context.Background(), src, q, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "r.safetensors")
+	_, err := Restore(context.Background(), q, out, RestoreOptions{DType: dtype.F16})
+	var ce *CastError
+	var fe *format.Error
+	if !errors.As(err, &ce) || ce.Index != 1 || ce.Value != -70000 || !errors.As(err, &fe) || fe.Tensor != "norm" {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("output left behind: %v", err)
+	}
+	// BF16 holds it.
+	if _, err := Restore(context.Background(), q, out, RestoreOptions{DType: dtype.BF16}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		dt   dtype.DType
+		v    float64
+		over bool
+	}{
+		{dtype.F16, 65504, false}, {dtype.F16, 65519.99, false}, {dtype.F16, 65520, true}, {dtype.F16, math.Inf(1), false}, {dtype.F16, math.NaN(), false},
+		{dtype.BF16, 3.38e38, false}, {dtype.BF16, -3.4e38, true},
+		{dtype.F32, math.MaxFloat32, false}, {dtype.F32, 3.5e38, true}, {dtype.F64, math.MaxFloat64, false},
+	} {
+		if got := castOverflows(tc.dt)(tc.v); got != tc.over {
+			t.Errorf("%v %g: overflows %v, want %v", tc.dt, tc.v, got, tc.over)
+		}
+	}
+}

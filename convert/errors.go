@@ -3,6 +3,8 @@ package convert
 import (
 	"errors"
 	"fmt"
+
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // Errors a caller may act on. The errors of Convert, Restore and
@@ -36,4 +38,16 @@ type NameClashError struct {
 
 func (e *NameClashError) Error() string {
 	return fmt.Sprintf("cannot be encoded: its %s would be stored as %q, the name of another tensor of the checkpoint; exclude it to keep it unchanged", e.Part, e.Stored)
+}
+
+// CastError is a stored value beyond the range of the dtype a restore
+// writes, which would become infinite.
+type CastError struct {
+	Index int64 // flat index of the element
+	Value float64
+	DType dtype.DType
+}
+
+func (e *CastError) Error() string {
+	return fmt.Sprintf("element %d is %g, beyond the largest %v", e.Index, e.Value, e.DType)
 }

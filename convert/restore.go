@@ -3,6 +3,7 @@ package convert
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -244,6 +245,7 @@ func (r *restorer) cast(ctx context.Context, l *format.Logical, dt dtype.DType, 
 	in, outSize := int64(l.DType.Size()), int64(dt.Size())
 	step := max(1, int64(r.chunk)/max(in, outSize)) // elements
 	sec := t.Section()
+	overflows := castOverflows(dt)
 	return r.workers.each(ctx, int64(l.Elements()), step, func(_ context.Context, w int, off, n int64) error {
 		b := &r.bufs[w]
 		b.in, b.out = grow(b.in, int(n*in)), grow(b.out, int(n*outSize))
@@ -256,6 +258,9 @@ func (r *restorer) cast(ctx context.Context, l *format.Logical, dt dtype.DType, 
 		}
 		read(b.in, vals)
 		for i, v := range vals {
+			if overflows(v) {
+				return tensorErr(t, &CastError{Index: off + int64(i), Value: v, DType: dt})
+			}
 			put(b.out, i, v)
 		}
 		if err := r.w.WriteAt(k, b.out, off*outSize); err != nil {
@@ -264,4 +269,18 @@ func (r *restorer) cast(ctx context.Context, l *format.Logical, dt dtype.DType, 
 		r.progress(n * in)
 		return nil
 	})
+}
+
+// castOverflows returns whether a finite value becomes infinite in dt:
+// a cast that would turn a weight into infinity silently.
+func castOverflows(dt dtype.DType) func(v float64) bool {
+	switch dt {
+	case dtype.F16:
+		return func(v float64) bool { return quant.Float64ToF16(v)&0x7fff == 0x7c00 && !math.IsInf(v, 0) }
+	case dtype.BF16:
+		return func(v float64) bool { return quant.Float64ToBF16(v)&0x7fff == 0x7f80 && !math.IsInf(v, 0) }
+	case dtype.F32:
+		return func(v float64) bool { return math.IsInf(float64(float32(v)), 0) && !math.IsInf(v, 0) }
+	}
+	return func(float64) bool { return false }
 }

@@ -257,6 +257,7 @@ func oneArg(c *cli.Context, name string) (string, error) {
 // speak of its options, the hints of the flags that set them.
 func withHint(err error) error {
 	var clash *convert.NameClashError
+	var cast *convert.CastError
 	switch {
 	case errors.Is(err, format.ErrExists):
 		return hinted{err, "pass --force to replace it"}
@@ -270,6 +271,8 @@ func withHint(err error) error {
 		return hinted{err, "keep tensors unchanged with --exclude REGEX"}
 	case errors.Is(err, convert.ErrNotQINS):
 		return hinted{err, "qins convert makes one"}
+	case errors.As(err, &cast):
+		return hinted{err, "restore to a wider dtype, such as --dtype F32"}
 	case errors.Is(err, eval.ErrNoConfig):
 		return hinted{err, "pass --config FILE"}
 	}
