@@ -89,6 +89,8 @@ func TestQINSShards(t *testing.T) {
 		{"metadata in both shards", withW, withW, "is in this shard but w.qins is in"},
 		{"a shard without the version", map[string]string{"format": "pt"}, withW, "without \"qins\" metadata"},
 		{"versions differ", v, map[string]string{"qins": "2", "qins:w": params}, "differs from the other shards"},
+		// The error names the shard that holds the bad entry, not the index.
+		{"a bad entry", v, map[string]string{"qins": "1", "qins:w": `{"log_min":-5}`}, "s2.safetensors: tensor \"w\": metadata"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := OpenCheckpoint(qinsShards(t, tc.meta1, tc.meta2))

@@ -198,7 +198,7 @@ func Logicals(ctx context.Context, c *Checkpoint) ([]Logical, error) {
 		}
 		l, err := encodedLogical(c, byName, name, v, version)
 		if err != nil {
-			return nil, &Error{Path: path, Tensor: name, Err: err}
+			return nil, &Error{Path: metadataFile(c, k), Tensor: name, Err: err}
 		}
 		used[byName[l.Codes.Name]], used[byName[l.Signs.Name]] = true, true
 		if l.Ranges != nil {
@@ -213,6 +213,19 @@ func Logicals(ctx context.Context, c *Checkpoint) ([]Logical, error) {
 	}
 	slices.SortFunc(out, func(a, b Logical) int { return a.first().compare(b.first()) })
 	return out, nil
+}
+
+// metadataFile returns the file of c whose metadata holds key k: the shard
+// to name in an error about it, or c's path.
+func metadataFile(c *Checkpoint, k string) string {
+	if len(c.Files) > 1 {
+		for _, f := range c.Files {
+			if _, ok := f.Metadata[k]; ok {
+				return f.Path
+			}
+		}
+	}
+	return c.Path
 }
 
 // encodedLogical checks the stored tensors of the encoded tensor name,
