@@ -1,6 +1,6 @@
 // Package format reads and writes safetensors files, single or sharded with
-// an index, without loading tensor data into memory, and describes the QINS
-// layout stored inside them.
+// an index, without loading tensor data into memory. Apart from that
+// generic I/O, the files qins_*.go own the QINS layout stored inside them.
 package format
 
 import (

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -14,37 +13,6 @@ import (
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/quant"
 )
-
-// EncodedMeta is the JSON stored under "qins:NAME".
-type EncodedMeta struct {
-	LogMin float64 `json:"log_min"`
-	LogMax float64 `json:"log_max"`
-	DType  string  `json:"dtype"`
-	// Encoding is how the tensor is stored; the JSON omits the zero
-	// values. With GranularityRow, each row has its own range, in
-	// NAME.logrange, and LogMin and LogMax are the smallest log_min and
-	// the largest log_max of the rows.
-	Encoding
-}
-
-// MarshalEncodedMeta renders the metadata value of a tensor of dtype dt
-// encoded with range p. The numbers are written in their shortest form
-// that reads back exactly.
-func MarshalEncodedMeta(p quant.Params, dt dtype.DType, e Encoding) string {
-	js, _ := json.Marshal(EncodedMeta{LogMin: p.LogMin, LogMax: p.LogMax, DType: dt.String(), Encoding: e})
-	return string(js)
-}
-
-// EncodedMetaSlack bounds how many bytes an encoded tensor's final log_min
-// and log_max can add to its header entry over placeholders of 0: a writer
-// that only knows them after the data reserves this much per tensor.
-const EncodedMetaSlack = 64
-
-// IsQINS reports whether a file's metadata marks it as a QINS file.
-func IsQINS(metadata map[string]string) bool {
-	_, ok := metadata[VersionKey]
-	return ok
-}
 
 // Logical is a tensor as the source model had it: either stored unchanged,
 // or encoded as codes and signs.
@@ -308,112 +276,6 @@ func (t *Tensor) compare(u *Tensor) int {
 		return c
 	}
 	return strings.Compare(t.Name, u.Name)
-}
-
-// ParseEncodedMeta parses the value of a "qins:NAME" entry strictly: a
-// JSON object with exactly log_min, log_max and dtype, and optionally
-// layout, range and granularity, each once and spelt in lower case, numbers within
-// float64's range, and values the format knows.
-func ParseEncodedMeta(v string) (EncodedMeta, error) {
-	var m EncodedMeta
-	s := scanner{b: []byte(v)}
-	if !s.eat('{') {
-		return m, errors.New("is not a JSON object")
-	}
-	var seen [6]bool
-	keys := [6]string{"log_min", "log_max", "dtype", "layout", "range", "granularity"}
-	for first := true; ; first = false {
-		more, err := s.more(first, '}')
-		if err != nil {
-			return m, err
-		}
-		if !more {
-			break
-		}
-		k, err := s.key()
-		if err != nil {
-			return m, err
-		}
-		i := slices.Index(keys[:], string(k))
-		switch {
-		case i < 0:
-			return m, fmt.Errorf("has unknown key %q (keys are %s)", k, strings.Join(keys[:], ", "))
-		case seen[i]:
-			return m, fmt.Errorf("has key %q twice", k)
-		}
-		seen[i] = true
-		if err := m.set(&s, keys[i]); err != nil {
-			return m, err
-		}
-	}
-	if !s.end() {
-		return m, errors.New("has data after its JSON object")
-	}
-	for i, k := range keys[:3] {
-		if !seen[i] {
-			return m, fmt.Errorf("lacks %q", k)
-		}
-	}
-	return m, m.check()
-}
-
-// set reads the value of key k.
-func (m *EncodedMeta) set(s *scanner, k string) error {
-	var err error
-	switch k {
-	case "log_min":
-		m.LogMin, err = s.float()
-	case "log_max":
-		m.LogMax, err = s.float()
-	default:
-		if s.next() != '"' {
-			return fmt.Errorf("%s is not a string", k)
-		}
-		var b []byte
-		if b, err = s.str(); err != nil {
-			break
-		}
-		v := string(b)
-		switch k {
-		case "dtype":
-			m.DType = v
-		case "layout":
-			m.Layout, err = ParseLayout(v)
-		case "range":
-			m.Range, err = ParseRange(v)
-		case "granularity":
-			m.Granularity, err = ParseGranularity(v)
-		}
-		if err != nil && k != "dtype" {
-			return fmt.Errorf("%s %q is not %q or %q", k, v, enumNames(k)[0], enumNames(k)[1])
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %v", k, err)
-	}
-	return nil
-}
-
-// enumNames returns the values a metadata key k of an enum takes.
-func enumNames(k string) []string {
-	switch k {
-	case "layout":
-		return layoutNames
-	case "range":
-		return rangeNames
-	}
-	return granularityNames
-}
-
-// check checks the values of m.
-func (m *EncodedMeta) check() error {
-	if err := (quant.Params{LogMin: m.LogMin, LogMax: m.LogMax}).Validate(); err != nil {
-		return err
-	}
-	if dt, err := dtype.Parse(m.DType); err != nil || !quant.IsFloat(dt) {
-		return fmt.Errorf("dtype %q is not F16, BF16, F32 or F64", m.DType)
-	}
-	return nil
 }
 
 // SameShape reports whether two shapes are equal.
