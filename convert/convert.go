@@ -109,7 +109,7 @@ func checkConvert(c *format.Checkpoint, opts *Options) error {
 	if opts.Include != nil && !anySelected(c, opts) {
 		return &format.Error{Path: c.Path, Err: fmt.Errorf("the include pattern %q %w", opts.Include, ErrNoneSelected)}
 	}
-	return checkNames(c, opts)
+	return nil
 }
 
 // anySelected reports whether opts selects any tensor of c.
@@ -149,7 +149,7 @@ func checkNames(c *format.Checkpoint, opts *Options) error {
 		}
 		for _, p := range parts {
 			if n := t.Name + e.Suffix(p); names[n] {
-				return &format.Error{Path: c.Path, Tensor: t.Name, Err: &NameClashError{Tensor: t.Name, Part: p.String(), Stored: n}}
+				return &format.Error{Path: c.Path, Tensor: t.Name, Err: &NameClashError{Tensor: t.Name, Part: p, Stored: n}}
 			}
 		}
 	}
@@ -201,6 +201,10 @@ type convertPipeline struct {
 }
 
 var _ pipeline = (*convertPipeline)(nil)
+
+// check refuses a checkpoint whose encoded tensors' parts would take the
+// names of other tensors.
+func (p *convertPipeline) check() error { return checkNames(p.c, p.opts) }
 
 // outBytes returns the size of each tensor once converted.
 func (p *convertPipeline) outBytes() []uint64 {

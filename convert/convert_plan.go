@@ -64,7 +64,7 @@ func (cv *converter) plan() (*outputPlan, error) {
 		}
 		j.out, j.signs = len(out), len(out)+1
 		out = append(out, e.Stored(format.PartCodes, t.Name, t.Shape), e.Stored(format.PartSigns, t.Name, t.Shape))
-		meta[format.ParamsPrefix+t.Name] = format.MarshalEncodedMeta(quant.Params{}, t.DType, e)
+		meta[format.ParamsKey(t.Name)] = format.MarshalEncodedMeta(quant.Params{}, t.DType, e)
 	}
 	if !placed {
 		out = placeRanges(jobs, order, e, out)

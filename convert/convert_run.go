@@ -232,7 +232,7 @@ func (cv *converter) finish(ctx context.Context, states []tensorState, s *Summar
 		if cv.rows {
 			p = states[i].env.p
 		}
-		cv.w.SetMetadata(format.ParamsPrefix+j.src.Name, format.MarshalEncodedMeta(p, j.src.DType, e))
+		cv.w.SetMetadata(format.ParamsKey(j.src.Name), format.MarshalEncodedMeta(p, j.src.DType, e))
 		s.Encoded++
 		n := int64(j.src.Elements())
 		s.EncodedElems += n

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
 )
 
@@ -32,12 +33,12 @@ var (
 // unchanged avoids it.
 type NameClashError struct {
 	Tensor string // the tensor to encode
-	Part   string // "codes", "signs" or "row ranges"
+	Part   format.Part
 	Stored string // the name the part would be stored under
 }
 
 func (e *NameClashError) Error() string {
-	return fmt.Sprintf("cannot be encoded: its %s would be stored as %q, the name of another tensor of the checkpoint; exclude it to keep it unchanged", e.Part, e.Stored)
+	return fmt.Sprintf("cannot be encoded: its %v would be stored as %q, the name of another tensor of the checkpoint; exclude it to keep it unchanged", e.Part, e.Stored)
 }
 
 // CastError is a stored value beyond the range of the dtype a restore

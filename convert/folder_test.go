@@ -479,3 +479,36 @@ func TestSideFilesFollowLinksAndSkipWeights(t *testing.T) {
 		t.Error("replacing the folder of a linked input: no error")
 	}
 }
+
+// TestProgressAddsUp: convert and restore report exactly the total they
+// start with, in every layout and granularity, to a file and to a folder.
+func TestProgressAddsUp(t *testing.T) {
+	ctx := context.Background()
+	for _, e := range []format.Encoding{{}, {Layout: format.LayoutPacked}, {Granularity: format.GranularityRow}, {Layout: format.LayoutPacked, Range: format.RangeMSE, Granularity: format.GranularityRow}} {
+		for _, out := range []string{"q.safetensors", "q.qins"} {
+			dir := t.TempDir()
+			q := filepath.Join(dir, out)
+			var cp sumProgress
+			opts := Options{WriteOptions: WriteOptions{ChunkBytes: 999, MaxShardBytes: 0, Progress: &cp}, Layout: e.Layout, Range: e.Range, Granularity: e.Granularity}
+			if strings.HasSuffix(out, ".qins") {
+				opts.MaxShardBytes = 100_000
+			}
+			if _, err := Convert(ctx, tinyDir, q, opts); err != nil {
+				t.Fatal(err)
+			}
+			var rp sumProgress
+			r := filepath.Join(dir, strings.Replace(out, "q.", "r.", 1))
+			if strings.HasSuffix(out, ".qins") {
+				r = filepath.Join(dir, "r.restored")
+			}
+			if _, err := Restore(ctx, q, r, RestoreOptions{WriteOptions: WriteOptions{ChunkBytes: 777, Progress: &rp}}); err != nil {
+				t.Fatal(err)
+			}
+			for what, p := range map[string]*sumProgress{"convert": &cp, "restore": &rp} {
+				if p.total == 0 || p.sum.Load() != p.total {
+					t.Errorf("%v, %s: %s progress adds up to %d of %d", e, out, what, p.sum.Load(), p.total)
+				}
+			}
+		}
+	}
+}

@@ -110,12 +110,11 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 			t.Shape = []uint64{}
 		}
 		if l.Encoded() {
-			t.Bytes = l.Codes.Bytes() + l.Signs.Bytes()
+			t.Bytes = l.StoredBytes()
 			lo, hi := l.Params.LogMin, l.Params.LogMax
 			t.LogMin, t.LogMax = &lo, &hi
 			r.Total.Encoded++
 			if l.Ranges != nil {
-				t.Bytes += l.Ranges.Bytes()
 				t.Granularity, t.Rows = format.GranularityRow.String(), l.Rows()
 				if t.Span, err = spans(l); err != nil {
 					return nil, err

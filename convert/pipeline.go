@@ -75,6 +75,9 @@ func workBytes(c *format.Checkpoint) int64 {
 // output file or a model folder of shards: each turns the units of its
 // source (tensors, in order) into output tensors.
 type pipeline interface {
+	// check refuses an input the pipeline cannot write, once the output
+	// is known to be usable.
+	check() error
 	// outBytes returns the output bytes of each unit, in order: where the
 	// shards of a folder split.
 	outBytes() []uint64
@@ -131,9 +134,10 @@ func write(ctx context.Context, p pipeline, o *output) (*Summary, error) {
 	if err := checkNotInput(o.dst, o.src); err != nil {
 		return nil, err
 	}
-	pr := orNoProgress(o.opts.Progress)
-	pr.Start(workBytes(o.src))
-	s, err := writeFile(ctx, p.file(0, len(p.outBytes()), false), o, o.dst, o.opts.Force, pr)
+	if err := p.check(); err != nil {
+		return nil, err
+	}
+	s, err := writeFile(ctx, p.file(0, len(p.outBytes()), false), o, o.dst, o.opts.Force, orNoProgress(o.opts.Progress))
 	if err != nil {
 		return nil, err
 	}
@@ -143,8 +147,10 @@ func write(ctx context.Context, p pipeline, o *output) (*Summary, error) {
 }
 
 // writeFile writes the file dst planned and filled by fw: created aside,
-// committed once complete and the input unchanged. The summary's input
-// size and time are left to the caller.
+// committed once complete and the input unchanged. It starts pr with the
+// input's bytes once the output is created (a folder's shards share a
+// Progress started once). The summary's input size and time are left to
+// the caller.
 func writeFile(ctx context.Context, fw fileWork, o *output, dst string, force bool, pr Progress) (*Summary, error) {
 	p, err := fw.plan()
 	if err != nil {
@@ -158,6 +164,7 @@ func writeFile(ctx context.Context, fw fileWork, o *output, dst string, force bo
 		return nil, err
 	}
 	defer w.Abort()
+	pr.Start(workBytes(o.src))
 	s := &Summary{Input: o.src.Path, Output: dst}
 	if err := fw.run(ctx, w, pr.Add, s); err != nil {
 		return nil, err
@@ -185,6 +192,9 @@ func writeFolder(ctx context.Context, p pipeline, o *output) (*Summary, error) {
 		return nil, err
 	}
 	if err := checkFolderOutput(o.dst, dir, o.src, side); err != nil {
+		return nil, err
+	}
+	if err := p.check(); err != nil {
 		return nil, err
 	}
 	spans := shardSpans(p.outBytes(), o.opts.MaxShardBytes)
@@ -224,8 +234,7 @@ func writeFolder(ctx context.Context, p pipeline, o *output) (*Summary, error) {
 // take more header than data, and each encoded one takes two entries and
 // its metadata.
 func checkHeaderLen(src string, p *outputPlan) error {
-	n, ok := format.HeaderLen(p.meta, p.tensors)
-	n = (n+7)/8*8 + p.reserve // as format.Create pads it
+	n, ok := format.CreatedHeaderLen(p.meta, p.tensors, p.reserve)
 	if ok && n <= p.limit {
 		return nil
 	}

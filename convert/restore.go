@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/bits"
 	"sort"
 	"time"
 
@@ -70,6 +71,9 @@ type restorePipeline struct {
 }
 
 var _ pipeline = (*restorePipeline)(nil)
+
+// check accepts any QINS checkpoint: Restore checked it is one.
+func (p *restorePipeline) check() error { return nil }
 
 // outBytes returns the size of each tensor once restored.
 func (p *restorePipeline) outBytes() []uint64 {
@@ -226,7 +230,9 @@ func (r *restorer) decode(ctx context.Context, l *format.Logical, dt dtype.DType
 		if err := r.w.WriteAt(k, b.out, off*size); err != nil {
 			return err
 		}
-		r.progress(int64(l.Codes.Bytes()+l.Signs.Bytes()) * n / max(int64(l.Elements()), 1))
+		// The stored bytes of elements [0, x), scaled, telescope to the
+		// tensor's whole size over its chunks.
+		r.progress(int64(share64(l.StoredBytes(), uint64(off+n), l.Elements()) - share64(l.StoredBytes(), uint64(off), l.Elements())))
 		return nil
 	})
 }
@@ -283,4 +289,14 @@ func castOverflows(dt dtype.DType) func(v float64) bool {
 		return func(v float64) bool { return math.IsInf(float64(float32(v)), 0) && !math.IsInf(v, 0) }
 	}
 	return func(float64) bool { return false }
+}
+
+// share64 returns floor(a*x/e), for x <= e, without overflow.
+func share64(a, x, e uint64) uint64 {
+	if e == 0 {
+		return 0
+	}
+	hi, lo := bits.Mul64(a, x)
+	q, _ := bits.Div64(hi, lo, e)
+	return q
 }

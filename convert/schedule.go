@@ -72,9 +72,9 @@ func share(budget, n, lo, hi int) int {
 // default for that many goroutines, but no more than the largest tensor
 // of c needs, so that small models take little memory. It is at least 8,
 // one element of any dtype.
-func (n workers) chunkSize(asked int, c *format.Checkpoint) int {
+func (ws workers) chunkSize(asked int, c *format.Checkpoint) int {
 	if asked <= 0 {
-		asked = share(chunkBudget, int(n), minChunkBytes, DefaultChunkBytes)
+		asked = share(chunkBudget, int(ws), minChunkBytes, DefaultChunkBytes)
 	}
 	var largest uint64
 	for _, t := range c.Tensors {
@@ -84,15 +84,15 @@ func (n workers) chunkSize(asked int, c *format.Checkpoint) int {
 }
 
 // each calls fn(ctx, w, off, n) for the consecutive pieces [off, off+n)
-// of [0, size), each step long but the last, on up to n goroutines; w is
+// of [0, size), each step long but the last, on up to ws goroutines; w is
 // the goroutine's index. The first error cancels the ctx the other pieces
 // see, stops the pieces not yet begun and is returned; so is the
 // context's error once it is done.
-func (n workers) each(ctx context.Context, size, step int64, fn func(ctx context.Context, w int, off, n int64) error) error {
+func (ws workers) each(ctx context.Context, size, step int64, fn func(ctx context.Context, w int, off, n int64) error) error {
 	pieces := (size + step - 1) / step
 	g, ctx := errgroup.WithContext(ctx)
 	var next atomic.Int64
-	for w := range int(min(int64(n), max(pieces, 1))) {
+	for w := range int(min(int64(ws), max(pieces, 1))) {
 		g.Go(func() error {
 			for {
 				k := next.Add(1) - 1

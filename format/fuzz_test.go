@@ -124,6 +124,7 @@ func FuzzEncodedMeta(f *testing.F) {
 		`{"log_min":-3,"log_max":0,"dtype":"BF16","granularity":"tensor"}`,
 		`{"log_min":-3,"log_max":0,"dtype":"BF16","granularity":"block"}`,
 		`{"log_min":-3,"log_max":0,"dtype":"BF16","granularity":"row","granularity":"row"}`,
+		`{"log_min":-3,"log_max":0,"dtype":"BF16","layout":"","range":"","granularity":""}`,
 	} {
 		f.Add(s)
 	}

@@ -478,6 +478,14 @@ func Encode(metadata map[string]string, tensors []TensorInfo, minLen int) []byte
 	return b
 }
 
+// CreatedHeaderLen returns the length of the header Create writes for
+// metadata and tensors with reserve bytes kept: HeaderLen padded to 8
+// bytes, then the room reserved. ok is false when a shape overflows.
+func CreatedHeaderLen(metadata map[string]string, tensors []TensorInfo, reserve int) (n int, ok bool) {
+	n, ok = HeaderLen(metadata, tensors)
+	return ((n+7)/8*8 + reserve + 7) / 8 * 8, ok
+}
+
 // HeaderLen returns the length of the header Encode renders for metadata
 // and tensors, before its padding, with the tensors laid out one after the
 // other in the order given (their offsets ignored), as Create lays them

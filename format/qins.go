@@ -117,6 +117,19 @@ func (l *Logical) ReadCodes(off, n int64, codes []uint8, signs []int8, scratch *
 	return nil
 }
 
+// StoredBytes returns the bytes l takes in its file: for an encoded
+// tensor, its codes, signs and per-row ranges.
+func (l *Logical) StoredBytes() uint64 {
+	if !l.Encoded() {
+		return l.Plain.Bytes()
+	}
+	n := l.Codes.Bytes() + l.Signs.Bytes()
+	if l.Ranges != nil {
+		n += l.Ranges.Bytes()
+	}
+	return n
+}
+
 // Encoded reports whether l is stored encoded.
 func (l *Logical) Encoded() bool { return l.Codes != nil }
 

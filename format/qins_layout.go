@@ -33,6 +33,10 @@ const (
 	VersionRows = "2"
 )
 
+// ParamsKey returns the metadata key of the parameters of the encoded
+// tensor name: "qins:NAME".
+func ParamsKey(name string) string { return ParamsPrefix + name }
+
 // IsQINSKey reports whether a metadata key is one the QINS layout
 // reserves: the version, or the parameters of an encoded tensor.
 func IsQINSKey(k string) bool {
@@ -49,8 +53,8 @@ func IsQINSKey(k string) bool {
 type Layout uint8
 
 const (
-	LayoutU8I8 Layout = iota
-	LayoutPacked
+	LayoutU8I8   Layout = iota // codes 1..255 and an I8 sign per element
+	LayoutPacked               // code 0 for zeros, and one sign bit per element
 )
 
 // Range is how log_min is chosen: the min/max range of the formula (the
@@ -59,8 +63,8 @@ const (
 type Range uint8
 
 const (
-	RangeMinMax Range = iota
-	RangeMSE
+	RangeMinMax Range = iota // log_min and log_max of the magnitudes
+	RangeMSE                 // log_min for the least squared error
 )
 
 // Granularity is how many log ranges a tensor has: one (the zero value),
@@ -68,64 +72,75 @@ const (
 type Granularity uint8
 
 const (
-	GranularityTensor Granularity = iota
-	GranularityRow
+	GranularityTensor Granularity = iota // one range per tensor
+	GranularityRow                       // one range per row, in NAME.logrange
 )
 
-var (
-	layoutNames      = []string{"u8+i8", "packed"}
-	rangeNames       = []string{"minmax", "mse"}
-	granularityNames = []string{"tensor", "row"}
-)
+// The names of the values of each enum, in order: in files and on the
+// command line.
+func layoutNames() []string      { return []string{"u8+i8", "packed"} }
+func rangeNames() []string       { return []string{"minmax", "mse"} }
+func granularityNames() []string { return []string{"tensor", "row"} }
 
 // String returns the layout's name in files and on the command line.
-func (l Layout) String() string { return enumString(layoutNames, int(l), "Layout") }
+func (l Layout) String() string { return enumString(layoutNames(), int(l), "Layout") }
 
 // String returns the range's name in files and on the command line.
-func (r Range) String() string { return enumString(rangeNames, int(r), "Range") }
+func (r Range) String() string { return enumString(rangeNames(), int(r), "Range") }
 
 // String returns the granularity's name in files and on the command line.
-func (g Granularity) String() string { return enumString(granularityNames, int(g), "Granularity") }
+func (g Granularity) String() string { return enumString(granularityNames(), int(g), "Granularity") }
 
 // ParseLayout returns the layout named s.
 func ParseLayout(s string) (Layout, error) {
-	i, err := parseEnum(layoutNames, s, "layout")
+	i, err := parseEnum(layoutNames(), s, "layout")
 	return Layout(i), err
 }
 
 // ParseRange returns the range named s.
 func ParseRange(s string) (Range, error) {
-	i, err := parseEnum(rangeNames, s, "range")
+	i, err := parseEnum(rangeNames(), s, "range")
 	return Range(i), err
 }
 
 // ParseGranularity returns the granularity named s.
 func ParseGranularity(s string) (Granularity, error) {
-	i, err := parseEnum(granularityNames, s, "granularity")
+	i, err := parseEnum(granularityNames(), s, "granularity")
 	return Granularity(i), err
 }
 
 // MarshalText returns the layout's name, for JSON.
-func (l Layout) MarshalText() ([]byte, error) { return marshalEnum(layoutNames, int(l), "layout") }
+func (l Layout) MarshalText() ([]byte, error) { return marshalEnum(layoutNames(), int(l), "layout") }
 
 // MarshalText returns the range's name, for JSON.
-func (r Range) MarshalText() ([]byte, error) { return marshalEnum(rangeNames, int(r), "range") }
+func (r Range) MarshalText() ([]byte, error) { return marshalEnum(rangeNames(), int(r), "range") }
 
 // MarshalText returns the granularity's name, for JSON.
 func (g Granularity) MarshalText() ([]byte, error) {
-	return marshalEnum(granularityNames, int(g), "granularity")
+	return marshalEnum(granularityNames(), int(g), "granularity")
 }
 
-// UnmarshalText reads a layout's name.
-func (l *Layout) UnmarshalText(b []byte) (err error) { *l, err = ParseLayout(string(b)); return }
+// UnmarshalText reads a layout's name; empty is the default.
+func (l *Layout) UnmarshalText(b []byte) error { return unmarshalEnum(b, l, ParseLayout) }
 
-// UnmarshalText reads a range's name.
-func (r *Range) UnmarshalText(b []byte) (err error) { *r, err = ParseRange(string(b)); return }
+// UnmarshalText reads a range's name; empty is the default.
+func (r *Range) UnmarshalText(b []byte) error { return unmarshalEnum(b, r, ParseRange) }
 
-// UnmarshalText reads a granularity's name.
-func (g *Granularity) UnmarshalText(b []byte) (err error) {
-	*g, err = ParseGranularity(string(b))
-	return
+// UnmarshalText reads a granularity's name; empty is the default.
+func (g *Granularity) UnmarshalText(b []byte) error {
+	return unmarshalEnum(b, g, ParseGranularity)
+}
+
+func unmarshalEnum[T ~uint8](b []byte, v *T, parse func(string) (T, error)) error {
+	if len(b) == 0 {
+		*v = 0
+		return nil
+	}
+	p, err := parse(string(b))
+	if err == nil {
+		*v = p
+	}
+	return err
 }
 
 func enumString(names []string, i int, typ string) string {
@@ -161,11 +176,11 @@ type Encoding struct {
 // Check reports an Encoding with a value out of its type's range.
 func (e Encoding) Check() error {
 	switch {
-	case int(e.Layout) >= len(layoutNames):
+	case int(e.Layout) >= len(layoutNames()):
 		return fmt.Errorf("invalid layout %d", e.Layout)
-	case int(e.Range) >= len(rangeNames):
+	case int(e.Range) >= len(rangeNames()):
 		return fmt.Errorf("invalid range %d", e.Range)
-	case int(e.Granularity) >= len(granularityNames):
+	case int(e.Granularity) >= len(granularityNames()):
 		return fmt.Errorf("invalid granularity %d", e.Granularity)
 	}
 	return nil
@@ -341,6 +356,9 @@ func (m *EncodedMeta) set(s *scanner, k string) error {
 			break
 		}
 		v := string(b)
+		if v == "" && k != "dtype" {
+			break // the default, as if the key were absent
+		}
 		switch k {
 		case "dtype":
 			m.DType = v
@@ -365,11 +383,11 @@ func (m *EncodedMeta) set(s *scanner, k string) error {
 func enumNames(k string) []string {
 	switch k {
 	case "layout":
-		return layoutNames
+		return layoutNames()
 	case "range":
-		return rangeNames
+		return rangeNames()
 	}
-	return granularityNames
+	return granularityNames()
 }
 
 // check checks the values of m.

@@ -86,6 +86,13 @@ func TestEnumNames(t *testing.T) {
 	if _, err := json.Marshal(Layout(9)); err == nil {
 		t.Error("layout 9 marshals")
 	}
+	m, err := ParseEncodedMeta(`{"log_min":-3,"log_max":0,"dtype":"BF16","layout":"","range":"","granularity":""}`)
+	if err != nil || m.Encoding != (Encoding{}) {
+		t.Errorf("empty names: %+v, %v; want the defaults", m, err)
+	}
+	if _, err := ParseEncodedMeta(`{"log_min":-3,"log_max":0,"dtype":"BF16","layout":"Packed"}`); err == nil || err.Error() != `layout "Packed" is not "u8+i8" or "packed"` {
+		t.Errorf("layout Packed: %v", err)
+	}
 	var zero Encoding
 	if zero.Layout != LayoutU8I8 || zero.Range != RangeMinMax || zero.Granularity != GranularityTensor || zero.Check() != nil {
 		t.Errorf("zero Encoding %v", zero)

@@ -79,8 +79,7 @@ func Create(path string, metadata map[string]string, tensors []TensorInfo, opts 
 	w.written = make([]uint64, len(w.tensors))
 	// The header is encoded on Commit; here only its length counts: what
 	// Encode writes, padded to 8 bytes, then the room reserved.
-	n, _ := HeaderLen(w.meta, w.tensors)
-	w.headerLen = ((n+7)/8*8 + opts.Reserve + 7) / 8 * 8
+	w.headerLen, _ = CreatedHeaderLen(w.meta, w.tensors, opts.Reserve)
 	w.dataStart = 8 + int64(w.headerLen)
 
 	out, err := CreateOutput(path, OutputOptions{Force: opts.Force, Pending: opts.Pending, named: opts.named})
