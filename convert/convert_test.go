@@ -496,3 +496,26 @@ func TestRestoreCastOverflow(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckOrder: the output's problems are reported before the input's
+// name clashes, as before the pipeline had one path.
+func TestCheckOrder(t *testing.T) {
+	dir := t.TempDir()
+	src := writeTensors(t, filepath.Join(dir, "clash.safetensors"),
+		tensorSpec{"a", dtype.F32, []uint64{2, 2}, []float64{1, 2, 3, 4}},
+		tensorSpec{"a.qins", dtype.F32, []uint64{2, 2}, []float64{1, 2, 3, 4}})
+	for _, tc := range []struct {
+		dst  string
+		opts Options
+		want string
+	}{
+		{src, Options{}, "is an input of this command"},
+		{filepath.Join(dir, "x.safetensors"), Options{WriteOptions: WriteOptions{MaxShardBytes: 1000}}, "a shard size only applies to a folder output"},
+		{filepath.Join(dir, "x.safetensors"), Options{}, "would be stored as \"a.qins\""},
+	} {
+		_, err := Convert(context.Background(), src, tc.dst, tc.opts)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want %q", tc.dst, err, tc.want)
+		}
+	}
+}
