@@ -218,3 +218,15 @@ func count32(b []byte, counts *[1 << 16]uint32) {
 		counts[le.Uint32(b)>>16&0x7fff]++
 	}
 }
+
+// rowCodes16 writes t[i] = the code of a magnitude whose logarithm is
+// logs[i], under a range with log_min lmin and log_max - log_min d > 0:
+// Params.Code's operations in its order, so the same code. It returns
+// len(t); the kernel of kernels_amd64.s does the same on blocks of 8.
+func rowCodes16(logs []float64, t []uint8, lmin, d float64) int {
+	logs = logs[:len(t)]
+	for i, l := range logs {
+		t[i] = uint8(min(max(math.RoundToEven(255-254*(l-lmin)/d), 1), 255))
+	}
+	return len(t)
+}

@@ -102,3 +102,19 @@ func encode16PackedFast(t *codeTable, b []byte, codes []uint8, bits []byte) int 
 	}
 	return k + encode16Packed(t, b[2*k:], codes[k:], bits[k/8:])
 }
+
+// rowCodes16AVX512 is rowCodes16 on blocks of 8 logarithms.
+//
+//go:noescape
+func rowCodes16AVX512(logs *float64, blocks int, t *byte, lmin, d float64)
+
+// rowCodes16Fast is rowCodes16, with the AVX-512 kernel where it runs.
+func rowCodes16Fast(logs []float64, t []uint8, lmin, d float64) int {
+	n := min(len(logs), len(t))
+	if k := n / 8; avx512 && k > 0 {
+		rowCodes16AVX512(&logs[0], k, &t[0], lmin, d)
+		logs, t = logs[8*k:n], t[8*k:n]
+		return 8*k + rowCodes16(logs, t, lmin, d)
+	}
+	return rowCodes16(logs[:n], t[:n], lmin, d)
+}

@@ -258,3 +258,68 @@ donep:
 	MOVQ    BX, ret+40(FP)
 	VZEROUPPER
 	RET
+
+// func rowCodes16AVX512(logs *float64, blocks int, t *byte, lmin, d float64)
+//
+// Per block of 8: 255 - 254*(l - lmin)/d in float64, each operation
+// rounded as Go rounds it (no fused operation), rounded half to even and
+// clamped to [1, 255]. The division is first replaced by a product with
+// 1/d, which is off by a few ulps at most (up to 1e-13 within [-50, 300];
+// beyond, the clamp hides any difference): the block keeps that result
+// when each lane is more than 1e-9 away from a half-integer, as the
+// exact value then rounds to the same integer, and else divides.
+TEXT ·rowCodes16AVX512(SB), NOSPLIT, $0-40
+	MOVQ    logs+0(FP), SI
+	MOVQ    blocks+8(FP), CX
+	MOVQ    t+16(FP), DI
+	VBROADCASTSD lmin+24(FP), Z1
+	VBROADCASTSD d+32(FP), Z2
+	MOVQ    $0x406fc00000000000, AX // 254.0
+	MOVQ    AX, X3
+	VBROADCASTSD X3, Z3
+	MOVQ    $0x406fe00000000000, AX // 255.0
+	MOVQ    AX, X4
+	VBROADCASTSD X4, Z4
+	MOVQ    $0x3ff0000000000000, AX // 1.0
+	MOVQ    AX, X5
+	VBROADCASTSD X5, Z5
+	VDIVPD  Z2, Z5, Z6            // 1/d
+	MOVQ    $0x3fdffffffeed1f41, AX // 0.5 - 1e-9
+	MOVQ    AX, X7
+	VBROADCASTSD X7, Z7
+	MOVQ    $0x7fffffffffffffff, AX
+	MOVQ    AX, X11
+	VBROADCASTSD X11, Z11         // magnitude bits
+	TESTQ   CX, CX
+	JZ      donec
+loopc:
+	VMOVUPD (SI), Z0
+	VSUBPD  Z1, Z0, Z0            // l - lmin
+	VMULPD  Z3, Z0, Z0            // 254 * (l - lmin)
+	VMULPD  Z6, Z0, Z8            // times 1/d
+	VSUBPD  Z8, Z4, Z8            // 255 - that
+	VRNDSCALEPD $0, Z8, Z9        // half to even
+	VSUBPD  Z9, Z8, Z10           // how far it was rounded
+	VANDPD  Z11, Z10, Z10
+	VCMPPD  $0x1e, Z7, Z10, K1    // farther than 0.5 - 1e-9
+	KORTESTB K1, K1
+	JNZ     exact
+	VMOVAPD Z9, Z0
+	JMP     store
+exact:
+	VDIVPD  Z2, Z0, Z0            // / d
+	VSUBPD  Z0, Z4, Z0            // 255 - that
+	VRNDSCALEPD $0, Z0, Z0
+store:
+	VMAXPD  Z5, Z0, Z0
+	VMINPD  Z4, Z0, Z0
+	VCVTTPD2DQ Z0, Y0
+	VPMOVDB Y0, X0
+	MOVQ    X0, (DI)
+	ADDQ    $64, SI
+	ADDQ    $8, DI
+	DECQ    CX
+	JNZ     loopc
+donec:
+	VZEROUPPER
+	RET
