@@ -3,6 +3,7 @@ package quant
 import (
 	"encoding/binary"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/qins-dev/qins/format/dtype"
@@ -19,9 +20,14 @@ import (
 // tables16 are the read-only tables of a 16-bit dtype, shared by all its
 // RowCoders.
 type tables16 struct {
-	logs  [1 << 15]float64 // ln of each magnitude pattern; +Inf for NaN and infinity
-	mags  [1 << 15]float32 // each magnitude pattern's value
-	tinyH uint16           // the largest pattern <= Tiny
+	logs [1 << 15]float64 // ln of each magnitude pattern; +Inf for NaN and infinity
+	mags [1 << 15]float32 // each magnitude pattern's value
+	// For the model's buckets (see rowHist): the value of each pattern is
+	// sig * 2^x, x set by its bucket, and next[b] is the first pattern
+	// past bucket b.
+	sig   [1 << 15]uint16
+	next  [1 << 11]uint16
+	tinyH uint16 // the largest pattern <= Tiny
 }
 
 // The tables of BF16 and F16, computed on first use.
@@ -44,6 +50,9 @@ func newTables16(dt dtype.DType) *tables16 {
 	for m := range t.logs {
 		a := toF32(uint16(m))
 		t.mags[m] = a
+		u := math.Float32bits(a)
+		t.sig[m] = uint16((u&0x7fffff | min(u>>23, 1)<<23) >> 13)
+		t.next[u>>20] = uint16(m + 1)
 		if uint16(m)&expAll == expAll {
 			t.logs[m] = math.Inf(1)
 			continue
@@ -144,7 +153,14 @@ func (rc *RowCoder) table16(k int, p Params, mn, mx uint16) *codeTable {
 		}
 		return t
 	}
-	rowCodes16Fast(rc.tab.logs[mn:int(mx)+1], t[mn:int(mx)+1], p.LogMin, d)
+	// Patterns at or below exp(log_min) clamp to 255 (the logarithms grow
+	// with the patterns): an mse range leaves many.
+	logs := rc.tab.logs[mn : int(mx)+1]
+	c, _ := slices.BinarySearch(logs, math.Nextafter(p.LogMin, math.Inf(1)))
+	for m := range c {
+		t[int(mn)+m] = 255
+	}
+	rowCodes16Fast(logs[c:], t[int(mn)+c:int(mx)+1], p.LogMin, d)
 	return t
 }
 
@@ -230,32 +246,25 @@ func (rc *RowCoder) model16(p0 Params, lo, mx uint16) Params {
 	// so its sums are integers times powers of two: summed as integers
 	// they are exact, as the old float sums were (below 2^53, for rows of
 	// up to 2^31 elements), and equal to them.
-	h, mags, counts := &rc.hist, &rc.tab.mags, rc.counts
-	bucket := func(m int) int { return int(math.Float32bits(mags[m]) >> 20) }
-	var n, s1, s2 uint64
-	flush := func(b int) {
+	h, tab, counts := &rc.hist, rc.tab, rc.counts
+	blo := int(math.Float32bits(tab.mags[lo]) >> 20)
+	b := blo
+	for m := int(lo); m <= int(mx); {
+		b = int(math.Float32bits(tab.mags[m]) >> 20)
+		end := min(int(tab.next[b]), int(mx)+1)
+		var n, s1, s2 uint64
+		for ; m < end; m++ {
+			w, k := uint64(counts[m]), uint64(tab.sig[m])
+			n += w
+			s1 += w * k
+			s2 += w * k * k
+		}
 		e := max(b>>3, 1) // the float32 biased exponent, 1 for subnormals
 		scale := math.Float64frombits(uint64(e-137+1023) << 52)
 		h.n[b] = float64(n)
 		h.s1[b] = float64(s1) * scale
 		h.s2[b] = float64(s2) * scale * scale
-		n, s1, s2 = 0, 0, 0
 	}
-	b := bucket(int(lo))
-	blo := b
-	for m := int(lo); m <= int(mx); m++ {
-		u := math.Float32bits(mags[m])
-		if nb := int(u >> 20); nb != b {
-			flush(b)
-			b = nb
-		}
-		k := uint64(u&0x7fffff|min(u>>23, 1)<<23) >> 13
-		w := uint64(counts[m])
-		n += w
-		s1 += w * k
-		s2 += w * k * k
-	}
-	flush(b)
 	return h.pick(p0, blo, b)
 }
 
