@@ -20,8 +20,9 @@ import (
 // tables16 are the read-only tables of a 16-bit dtype, shared by all its
 // RowCoders.
 type tables16 struct {
-	logs [1 << 15]float64 // ln of each magnitude pattern; +Inf for NaN and infinity
-	mags [1 << 15]float32 // each magnitude pattern's value
+	logs   [1 << 15]float64 // ln of each magnitude pattern; +Inf for NaN and infinity
+	logs32 [1 << 15]float32 // the same rounded to float32, for the code kernel
+	mags   [1 << 15]float32 // each magnitude pattern's value
 	// For the model's buckets (see rowHist): the value of each pattern is
 	// sig * 2^x, x set by its bucket, and next[b] is the first pattern
 	// past bucket b.
@@ -54,10 +55,11 @@ func newTables16(dt dtype.DType) *tables16 {
 		t.sig[m] = uint16((u&0x7fffff | min(u>>23, 1)<<23) >> 13)
 		t.next[u>>20] = uint16(m + 1)
 		if uint16(m)&expAll == expAll {
-			t.logs[m] = math.Inf(1)
+			t.logs[m], t.logs32[m] = math.Inf(1), float32(math.Inf(1))
 			continue
 		}
 		t.logs[m] = math.Log(float64(a))
+		t.logs32[m] = float32(t.logs[m])
 	}
 	return t
 }
@@ -160,7 +162,7 @@ func (rc *RowCoder) table16(k int, p Params, mn, mx uint16) *codeTable {
 	for m := range c {
 		t[int(mn)+m] = 255
 	}
-	rowCodes16Fast(logs[c:], t[int(mn)+c:int(mx)+1], p.LogMin, d)
+	rowCodes16Fast(logs[c:], rc.tab.logs32[int(mn)+c:int(mx)+1], t[int(mn)+c:int(mx)+1], p.LogMin, d)
 	return t
 }
 

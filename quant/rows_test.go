@@ -174,10 +174,10 @@ func TestStoredRange(t *testing.T) {
 	}
 }
 
-// TestRowCodes16 checks the per-row code kernel against the formula on
+// TestRowCodes16 checks the per-row code kernels against the formula on
 // logarithms at and a few ulps around the half-way points between codes,
-// where its product by 1/d alone would round the other way, and far
-// outside the range.
+// where a product by 1/d or float32 alone would round the other way, and
+// far outside the range.
 func TestRowCodes16(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	ties := 0
@@ -198,8 +198,13 @@ func TestRowCodes16(t *testing.T) {
 				logs[i] = tc.lmin + (2*r.Float64()-1)*1e3*tc.d
 			}
 		}
+		slices.Sort(logs) // as a row's patterns give them
+		logs32 := make([]float32, len(logs))
+		for i, l := range logs {
+			logs32[i] = float32(l)
+		}
 		got := make([]uint8, len(logs))
-		if n := rowCodes16Fast(logs, got, tc.lmin, tc.d); n != len(logs) {
+		if n := rowCodes16Fast(logs, logs32, got, tc.lmin, tc.d); n != len(logs) {
 			t.Fatalf("%+v: %d codes of %d", tc, n, len(logs))
 		}
 		inv, approx := 1/tc.d, 0
