@@ -84,7 +84,7 @@ func (rc *RowCoder) code16(m uint16, p Params) uint8 {
 func (rc *RowCoder) encode16(row []byte, first int64, mse bool, codes []uint8, signs []int8) (Params, error) {
 	n := len(codes)
 	if mse && n <= ExactRowMax {
-		return rc.encodeShort16(row, first, codes, signs)
+		return rc.encodeDistinct16(row, first, codes, signs)
 	}
 	mx, mn := minMax16Fast(row, rc.tinyH, 0, 0xffff)
 	if mx >= rc.expAll {
@@ -103,6 +103,9 @@ func (rc *RowCoder) encode16(row []byte, first int64, mse bool, codes []uint8, s
 		mn = mx + 1
 	}
 	if mse && p.LogMin != p.LogMax {
+		if int(mx)-int(mn) > 2*n {
+			return rc.encodeDistinct16(row, first, codes, signs)
+		}
 		var t *codeTable
 		t, p = rc.mse16(row, p, mn, mx)
 		rc.lookup16(t, p, row, codes, signs)
@@ -348,8 +351,7 @@ func exactSearch(p0 Params, sqErr func(Params) float64) Params {
 	return best
 }
 
-// distinct16 is a short row's distinct magnitude patterns and their
-// counts.
+// distinct16 is a row's distinct magnitude patterns and their counts.
 type distinct16 struct {
 	stamp [1 << 15]uint32 // == cur when the pattern is in the current row
 	count [1 << 15]uint32
@@ -388,10 +390,12 @@ func (d *distinct16) scan(row []byte, signs []int8) {
 	d.list = list[:k]
 }
 
-// encodeShort16 is Encode with mse for F16 and BF16 rows of at most
-// ExactRowMax elements: the exact search, each candidate's error summed
-// over the row's distinct magnitudes.
-func (rc *RowCoder) encodeShort16(row []byte, first int64, codes []uint8, signs []int8) (Params, error) {
+// encodeDistinct16 is Encode with mse for F16 and BF16 rows of at most
+// ExactRowMax elements, or whose patterns spread over more than twice
+// their count (F16 has eight times BF16's patterns per octave): it works
+// on the row's distinct magnitudes, with their counts, rather than on all
+// the patterns between its smallest and largest.
+func (rc *RowCoder) encodeDistinct16(row []byte, first int64, codes []uint8, signs []int8) (Params, error) {
 	if rc.dist == nil {
 		rc.dist = new(distinct16)
 	}
@@ -417,8 +421,30 @@ func (rc *RowCoder) encodeShort16(row []byte, first int64, codes []uint8, signs 
 	if err != nil {
 		return Params{}, err
 	}
+	coded := false
 	if p.LogMin != p.LogMax {
-		p = exactSearch(p, func(p Params) float64 {
+		p, coded = rc.mseDistinct16(p, len(codes))
+	}
+	if !coded {
+		for _, m := range d.list {
+			d.code[m] = rc.code16(m, p)
+		}
+	}
+	le := binary.LittleEndian
+	for i := range codes {
+		codes[i] = d.code[le.Uint16(row[2*i:])&0x7fff]
+	}
+	return p, nil
+}
+
+// mseDistinct16 chooses the range of a row of n elements whose distinct
+// magnitudes are in rc.dist, as Encode does: by the exact search on short
+// rows, else by the model, keeping p0 unless the choice's error is
+// smaller; coded reports that rc.dist.code already holds its codes.
+func (rc *RowCoder) mseDistinct16(p0 Params, n int) (p Params, coded bool) {
+	d := rc.dist
+	if n <= ExactRowMax {
+		return exactSearch(p0, func(p Params) float64 {
 			var dec [256]float64
 			decTable(p, &dec)
 			var e float64
@@ -429,14 +455,36 @@ func (rc *RowCoder) encodeShort16(row []byte, first int64, codes []uint8, signs 
 				}
 			}
 			return e
-		})
+		}), false
 	}
+	p = rc.modelRange(p0, func(add func(m, w float64)) {
+		for _, m := range d.list {
+			if m != 0 {
+				add(float64(rc.toF32(m)), float64(d.count[m]))
+			}
+		}
+	})
+	if p == p0 {
+		return p0, false
+	}
+	// Both errors in one pass over the magnitudes; p's codes stay in
+	// d.code.
+	var dec0, dec [256]float64
+	decTable(p0, &dec0)
+	decTable(p, &dec)
+	var e0, e float64
 	for _, m := range d.list {
-		d.code[m] = rc.code16(m, p)
+		c0, c := rc.code16(m, p0), rc.code16(m, p)
+		d.code[m] = c
+		if m != 0 {
+			a, w := float64(rc.toF32(m)), float64(d.count[m])
+			x0, x := a-dec0[c0], a-dec[c]
+			e0 += w * x0 * x0
+			e += w * x * x
+		}
 	}
-	le := binary.LittleEndian
-	for i := range codes {
-		codes[i] = d.code[le.Uint16(row[2*i:])&0x7fff]
+	if e0 <= e {
+		return p0, false
 	}
-	return p, nil
+	return p, true
 }

@@ -25,9 +25,20 @@ func rowCases(r *rand.Rand) map[string][]float64 {
 		}
 	}
 	normal[5] = 3e-9 // tiny: code 255
+	// Magnitudes within two octaves: an F16 row that takes the histogram
+	// of patterns (the others span more patterns than they have elements).
+	narrow := make([]float64, 3072)
+	rn := rand.New(rand.NewPCG(13, 14)) // r draws as before
+	for i := range narrow {
+		narrow[i] = (0.01 + 0.03*rn.Float64()) * float64(1-2*(i%3%2))
+		if i%211 == 0 {
+			narrow[i] = 0
+		}
+	}
 	short := []float64{0.5, -0.25, 0.125, 0, -1e-9, 0.75, -0.01}
 	return map[string][]float64{
 		"normal":    normal,
+		"narrow":    narrow,
 		"short":     short,
 		"equal":     {0.5, -0.5, 0, 0.5, -0.5, 1e-9},
 		"all tiny":  {1e-9, -5e-9, 0, 2e-10},
