@@ -16,11 +16,26 @@ import (
 // finds each row's range and encodes the row with it at once, and writes
 // the rows' ranges to NAME.logrange.
 
-// rowBufs are one goroutine's per-row coders, one per dtype, and the bytes
-// of the ranges of a step.
+// rowBufs are one goroutine's per-row coders, one per dtype, and its
+// buffers: the signs of a step, their bits in the packed layout, and the
+// codes of a step's first row.
 type rowBufs struct {
 	coders map[dtype.DType]*quant.RowCoder
-	ranges []byte
+	signs  []int8
+	bits   []byte
+	first  []uint8
+}
+
+// grow returns the signs buffer, of at least k elements, and makes the
+// first row's buffer at least n.
+func (r *rowBufs) grow(k, n int) []int8 {
+	if len(r.signs) < k {
+		r.signs = make([]int8, k)
+	}
+	if len(r.first) < n {
+		r.first = make([]uint8, n)
+	}
+	return r.signs
 }
 
 func (r *rowBufs) coder(dt dtype.DType) (*quant.RowCoder, error) {
@@ -39,13 +54,19 @@ func (r *rowBufs) coder(dt dtype.DType) (*quant.RowCoder, error) {
 }
 
 // envelope is the smallest log_min and largest log_max of a tensor's rows,
-// which its qins:NAME metadata gives.
+// which its qins:NAME metadata gives, and the tensor's ranges until its
+// last step writes them at once: a small write per step would leave a
+// partial block of the direct-I/O writer at each end, each an 8 KB
+// buffer for the collector.
 type envelope struct {
-	mu  sync.Mutex
-	set bool
-	p   quant.Params
+	mu     sync.Mutex
+	set    bool
+	p      quant.Params
+	ranges []byte // 8 bytes per row of the tensor
+	done   int64  // steps whose rows are in ranges
 }
 
+// add merges p, the envelope of a step's rows, into e.
 func (e *envelope) add(p quant.Params) {
 	e.mu.Lock()
 	if !e.set {
@@ -53,6 +74,30 @@ func (e *envelope) add(p quant.Params) {
 	}
 	e.p.LogMin, e.p.LogMax = min(e.p.LogMin, p.LogMin), max(e.p.LogMax, p.LogMax)
 	e.mu.Unlock()
+}
+
+// buffer returns the tensor's ranges, of rows rows, made on first use.
+func (e *envelope) buffer(rows int64) []byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ranges == nil {
+		e.ranges = make([]byte, 8*rows)
+	}
+	return e.ranges
+}
+
+// stepDone counts a step whose rows are in the ranges, and returns the
+// ranges when it was the last of steps, else nil.
+func (e *envelope) stepDone(steps int64) []byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.done++
+	if e.done < steps {
+		return nil
+	}
+	r := e.ranges
+	e.ranges = nil
+	return r
 }
 
 // rowStepBytes returns the source bytes of a step of whole rows: about a
@@ -83,7 +128,9 @@ func gcd(a, b int64) int64 {
 }
 
 // encodeRows encodes the whole rows of the chunk in at source byte offset
-// off, and writes their codes, signs and ranges.
+// off, and writes their codes, signs and ranges. The codes overwrite in
+// as they go, row r's over the bytes of rows before it (the first row's
+// once it is coded): the step needs no codes buffer of its own.
 func (cv *converter) encodeRows(j *job, st *tensorState, in []byte, off int64, b *workerBufs) error {
 	t := *j.src
 	size := int64(t.DType.Size())
@@ -94,27 +141,82 @@ func (cv *converter) encodeRows(j *job, st *tensorState, in []byte, off int64, b
 	k := int64(len(in)) / size
 	n := rowLen(t.Shape)
 	rows := k / n
-	codes, signs := b.grow(int(k))
-	if int64(cap(b.rows.ranges)) < 8*rows {
-		b.rows.ranges = make([]byte, 8*rows)
-	}
-	ranges := b.rows.ranges[:8*rows]
+	codes := in[:k]
+	// Of a full chunk, as the per-tensor steps make theirs, rather than of
+	// this step's rows: steps of rows of another length would grow it
+	// again.
+	signs := b.rows.grow(int(max(k, int64(cv.chunk)/size)), int(n))[:k]
 	first := off / size
+	ranges := st.env.buffer(t.Section().Size() / size / n)[8*(first/n):][:8*rows]
 	le := binary.LittleEndian
+	var env quant.Params
 	for r := int64(0); r < rows; r++ {
 		e := (r + 1) * n
-		p, err := rc.Encode(in[r*n*size:e*size], first+r*n, cv.mse, codes[r*n:e], signs[r*n:e])
+		dst := codes[r*n : e]
+		if r == 0 {
+			dst = b.rows.first[:n]
+		}
+		p, err := rc.Encode(in[r*n*size:e*size], first+r*n, cv.mse, dst, signs[r*n:e])
 		if err != nil {
 			return tensorErr(t, err)
 		}
-		st.env.add(p)
+		if r == 0 {
+			copy(codes, dst)
+			env = p
+		}
+		env.LogMin, env.LogMax = min(env.LogMin, p.LogMin), max(env.LogMax, p.LogMax)
 		le.PutUint32(ranges[8*r:], math.Float32bits(float32(p.LogMin)))
 		le.PutUint32(ranges[8*r+4:], math.Float32bits(float32(p.LogMax)))
 	}
-	if err := cv.writeCodes(j, in, off, codes, signs, b); err != nil {
+	if rows > 0 {
+		st.env.add(env)
+	}
+	if err := cv.writeRows(j, first, codes, signs, &b.rows); err != nil {
 		return err
 	}
-	return cv.w.WriteAt(j.ranges, ranges, 8*(first/n))
+	if all := st.env.stepDone(st.nWrite); all != nil {
+		return cv.w.WriteAt(j.ranges, all, 0)
+	}
+	return nil
+}
+
+// writeRows writes the codes and signs of a step whose first element is
+// element first of the tensor, in the output's layout. The source is
+// gone (the codes are over it), so the packed layout's exact zeros are
+// found by their sign.
+func (cv *converter) writeRows(j *job, first int64, codes []uint8, signs []int8, b *rowBufs) error {
+	out, at := quant.Int8Bytes(signs), first
+	if cv.packed {
+		zeroBySign(codes, signs)
+		k := len(codes)
+		if cap(b.bits) < (k+7)/8 {
+			b.bits = make([]byte, (k+7)/8)
+		}
+		out, at = b.bits[:(k+7)/8], first/8
+		quant.PackSigns(signs, out)
+	}
+	if err := cv.w.WriteAt(j.out, codes, first); err != nil {
+		return err
+	}
+	return cv.w.WriteAt(j.signs, out, at)
+}
+
+// zeroBySign sets to 0 the codes whose sign is 0, those of the exact zeros.
+func zeroBySign(codes []uint8, signs []int8) {
+	sb := quant.Int8Bytes(signs)[:len(codes)]
+	le := binary.LittleEndian
+	i := 0
+	for ; i+8 <= len(codes); i += 8 {
+		s := le.Uint64(sb[i:])
+		// The top bit of each byte: set unless the byte is 0.
+		nz := ((s & 0x7f7f7f7f7f7f7f7f) + 0x7f7f7f7f7f7f7f7f | s) & 0x8080808080808080
+		le.PutUint64(codes[i:], le.Uint64(codes[i:])&(nz>>7*0xff))
+	}
+	for ; i < len(codes); i++ {
+		if sb[i] == 0 {
+			codes[i] = 0
+		}
+	}
 }
 
 // eachRow calls fn for each run [a, b) of elements [off, off+m) of an

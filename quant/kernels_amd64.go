@@ -102,3 +102,35 @@ func encode16PackedFast(t *codeTable, b []byte, codes []uint8, bits []byte) int 
 	}
 	return k + encode16Packed(t, b[2*k:], codes[k:], bits[k/8:])
 }
+
+// rowCodes16AVX512 is rowCodes16 on blocks of 8 logarithms.
+//
+//go:noescape
+func rowCodes16AVX512(logs *float64, blocks int, t *byte, lmin, d float64)
+
+// rowCodes16F32AVX512 is rowCodes16 on blocks of 16 logarithms, in
+// float32 where that gives the same codes (see rowCodes32Bound); logs32
+// are the logarithms rounded to float32.
+//
+//go:noescape
+func rowCodes16F32AVX512(logs32 *float32, logs *float64, blocks int, t *byte, c, k, lim float32, lmin, d float64)
+
+// rowCodes16Fast is rowCodes16, with the AVX-512 kernels where they run;
+// logs32 are the logarithms rounded to float32.
+func rowCodes16Fast(logs []float64, logs32 []float32, t []uint8, lmin, d float64) int {
+	n := min(len(logs), len(t))
+	if !avx512 || n < 8 {
+		return rowCodes16(logs[:n], t[:n], lmin, d)
+	}
+	done := 0
+	if c, k, lim, ok := rowCodes32Bound(logs[0], logs[n-1], lmin, d); ok && n >= 16 {
+		b := n / 16
+		rowCodes16F32AVX512(&logs32[0], &logs[0], b, &t[0], c, k, lim, lmin, d)
+		done = 16 * b
+	}
+	if b := (n - done) / 8; b > 0 {
+		rowCodes16AVX512(&logs[done], b, &t[done], lmin, d)
+		done += 8 * b
+	}
+	return done + rowCodes16(logs[done:n], t[done:n], lmin, d)
+}

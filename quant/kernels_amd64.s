@@ -258,3 +258,151 @@ donep:
 	MOVQ    BX, ret+40(FP)
 	VZEROUPPER
 	RET
+
+// func rowCodes16AVX512(logs *float64, blocks int, t *byte, lmin, d float64)
+//
+// Per block of 8: 255 - 254*(l - lmin)/d in float64, each operation
+// rounded as Go rounds it (no fused operation), rounded half to even and
+// clamped to [1, 255]. The division is first replaced by a product with
+// 1/d, which is off by a few ulps at most (up to 1e-13 within [-50, 300];
+// beyond, the clamp hides any difference): the block keeps that result
+// when each lane is more than 1e-9 away from a half-integer, as the
+// exact value then rounds to the same integer, and else divides.
+TEXT ·rowCodes16AVX512(SB), NOSPLIT, $0-40
+	MOVQ    logs+0(FP), SI
+	MOVQ    blocks+8(FP), CX
+	MOVQ    t+16(FP), DI
+	VBROADCASTSD lmin+24(FP), Z1
+	VBROADCASTSD d+32(FP), Z2
+	MOVQ    $0x406fc00000000000, AX // 254.0
+	MOVQ    AX, X3
+	VBROADCASTSD X3, Z3
+	MOVQ    $0x406fe00000000000, AX // 255.0
+	MOVQ    AX, X4
+	VBROADCASTSD X4, Z4
+	MOVQ    $0x3ff0000000000000, AX // 1.0
+	MOVQ    AX, X5
+	VBROADCASTSD X5, Z5
+	VDIVPD  Z2, Z5, Z6            // 1/d
+	MOVQ    $0x3fdffffffeed1f41, AX // 0.5 - 1e-9
+	MOVQ    AX, X7
+	VBROADCASTSD X7, Z7
+	MOVQ    $0x7fffffffffffffff, AX
+	MOVQ    AX, X11
+	VBROADCASTSD X11, Z11         // magnitude bits
+	TESTQ   CX, CX
+	JZ      donec
+loopc:
+	VMOVUPD (SI), Z0
+	VSUBPD  Z1, Z0, Z0            // l - lmin
+	VMULPD  Z3, Z0, Z0            // 254 * (l - lmin)
+	VMULPD  Z6, Z0, Z8            // times 1/d
+	VSUBPD  Z8, Z4, Z8            // 255 - that
+	VRNDSCALEPD $0, Z8, Z9        // half to even
+	VSUBPD  Z9, Z8, Z10           // how far it was rounded
+	VANDPD  Z11, Z10, Z10
+	VCMPPD  $0x1e, Z7, Z10, K1    // farther than 0.5 - 1e-9
+	KORTESTB K1, K1
+	JNZ     exact
+	VMOVAPD Z9, Z0
+	JMP     store
+exact:
+	VDIVPD  Z2, Z0, Z0            // / d
+	VSUBPD  Z0, Z4, Z0            // 255 - that
+	VRNDSCALEPD $0, Z0, Z0
+store:
+	VMAXPD  Z5, Z0, Z0
+	VMINPD  Z4, Z0, Z0
+	VCVTTPD2DQ Z0, Y0
+	VPMOVDB Y0, X0
+	MOVQ    X0, (DI)
+	ADDQ    $64, SI
+	ADDQ    $8, DI
+	DECQ    CX
+	JNZ     loopc
+donec:
+	VZEROUPPER
+	RET
+
+// func rowCodes16F32AVX512(logs32 *float32, logs *float64, blocks int, t *byte, c, k, lim float32, lmin, d float64)
+//
+// rowCodes16AVX512 on blocks of 16, first in float32: r = k - c*l with
+// c = 254/d and k = 255 + lmin*c, one fused operation. The caller bounds
+// how far r can be from the formula's value by eps, and passes
+// lim = 0.5 - eps: a block whose lanes were all rounded by at most lim
+// keeps those integers (the formula's value rounds to the same), else
+// its two halves take rowCodes16AVX512's exact path.
+TEXT ·rowCodes16F32AVX512(SB), NOSPLIT, $0-64
+	MOVQ    logs32+0(FP), R10
+	MOVQ    logs+8(FP), SI
+	MOVQ    blocks+16(FP), CX
+	MOVQ    t+24(FP), DI
+	VBROADCASTSS c+32(FP), Z12
+	VBROADCASTSS k+36(FP), Z13
+	VBROADCASTSS lim+40(FP), Z14
+	MOVL    $0x7fffffff, AX
+	VPBROADCASTD AX, Z15          // float32 magnitude bits
+	MOVL    $0x3f800000, AX       // 1.0
+	VPBROADCASTD AX, Z16
+	MOVL    $0x437f0000, AX       // 255.0
+	VPBROADCASTD AX, Z17
+	VBROADCASTSD lmin+48(FP), Z1
+	VBROADCASTSD d+56(FP), Z2
+	MOVQ    $0x406fc00000000000, AX // 254.0
+	MOVQ    AX, X3
+	VBROADCASTSD X3, Z3
+	MOVQ    $0x406fe00000000000, AX // 255.0
+	MOVQ    AX, X4
+	VBROADCASTSD X4, Z4
+	MOVQ    $0x3ff0000000000000, AX // 1.0
+	MOVQ    AX, X5
+	VBROADCASTSD X5, Z5
+	TESTQ   CX, CX
+	JZ      done16
+loop16:
+	VMOVUPS (R10), Z0
+	VFNMADD213PS Z13, Z12, Z0     // k - c*l
+	VRNDSCALEPS $0, Z0, Z8        // half to even
+	VSUBPS  Z8, Z0, Z9            // how far it was rounded
+	VANDPS  Z15, Z9, Z9
+	VCMPPS  $0x1e, Z14, Z9, K1    // farther than lim
+	KORTESTW K1, K1
+	JNZ     exact16
+	VMAXPS  Z16, Z8, Z8
+	VMINPS  Z17, Z8, Z8
+	VCVTTPS2DQ Z8, Z8
+	VPMOVDB Z8, X8
+	VMOVDQU X8, (DI)
+	JMP     next16
+exact16:
+	VMOVUPD (SI), Z0
+	VMOVUPD 64(SI), Z6
+	VSUBPD  Z1, Z0, Z0            // l - lmin
+	VSUBPD  Z1, Z6, Z6
+	VMULPD  Z3, Z0, Z0            // 254 * (l - lmin)
+	VMULPD  Z3, Z6, Z6
+	VDIVPD  Z2, Z0, Z0            // / d
+	VDIVPD  Z2, Z6, Z6
+	VSUBPD  Z0, Z4, Z0            // 255 - that
+	VSUBPD  Z6, Z4, Z6
+	VRNDSCALEPD $0, Z0, Z0
+	VRNDSCALEPD $0, Z6, Z6
+	VMAXPD  Z5, Z0, Z0
+	VMAXPD  Z5, Z6, Z6
+	VMINPD  Z4, Z0, Z0
+	VMINPD  Z4, Z6, Z6
+	VCVTTPD2DQ Z0, Y0
+	VCVTTPD2DQ Z6, Y6
+	VPMOVDB Y0, X0
+	VPMOVDB Y6, X6
+	MOVQ    X0, (DI)
+	MOVQ    X6, 8(DI)
+next16:
+	ADDQ    $64, R10
+	ADDQ    $128, SI
+	ADDQ    $16, DI
+	DECQ    CX
+	JNZ     loop16
+done16:
+	VZEROUPPER
+	RET

@@ -19,3 +19,8 @@ func encode16PackedFast(t *codeTable, b []byte, codes []uint8, bits []byte) int 
 }
 
 const avx512 = false
+
+func rowCodes16Fast(logs []float64, _ []float32, t []uint8, lmin, d float64) int {
+	n := min(len(logs), len(t))
+	return rowCodes16(logs[:n], t[:n], lmin, d)
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/qins-dev/qins/format/dtype"
 )
@@ -17,17 +18,18 @@ import (
 type RowCoder struct {
 	dt   dtype.DType
 	size int
-	// 16-bit: ln of each magnitude pattern (+Inf for NaN and infinity
-	// patterns, which a range refuses), and the largest pattern <= Tiny.
-	logs   *[1 << 15]float64
+	read func([]byte, []float64)
+	vals []float64 // F32 and F64: the row's values
+	alt  []uint8   // mse: the min/max range's codes
+	hist rowHist
+	// 16-bit: the dtype's shared tables, and this coder's scratch.
+	tab    *tables16
 	toF32  func(uint16) float32
 	expAll uint16
-	tinyH  uint16
-	read   func([]byte, []float64)
-	vals   []float64 // F32 and F64: the row's values
-	alt    []uint8   // mse: the min/max range's codes
-	hist   rowHist
-	dist   *distinct16 // 16-bit
+	tinyH  uint16 // the largest pattern <= Tiny
+	tables [2]*codeTable
+	counts *[1 << 15]uint32 // mse: the row's count of each pattern, zero between rows
+	dist   *distinct16      // mse on rows of at most ExactRowMax
 }
 
 // NewRowCoder returns a RowCoder for rows of dtype dt, which must be F16,
@@ -43,19 +45,8 @@ func NewRowCoder(dt dtype.DType) (*RowCoder, error) {
 	rc := &RowCoder{dt: dt, size: int(dt.Size()), read: read}
 	rc.toF32, rc.expAll = toF32(dt)
 	if rc.toF32 != nil {
-		rc.dist = new(distinct16)
-		rc.logs = new([1 << 15]float64)
-		for m := range rc.logs {
-			a := float64(rc.toF32(uint16(m)))
-			if a <= Tiny {
-				rc.tinyH = uint16(m)
-			}
-			if uint16(m)&rc.expAll == rc.expAll {
-				rc.logs[m] = math.Inf(1)
-				continue
-			}
-			rc.logs[m] = math.Log(a)
-		}
+		rc.tab = shared16(dt)
+		rc.tinyH = rc.tab.tinyH
 	}
 	return rc, nil
 }
@@ -128,7 +119,7 @@ func (rc *RowCoder) values(row []byte) []float64 {
 func (rc *RowCoder) Encode(row []byte, first int64, mse bool, codes []uint8, signs []int8) (Params, error) {
 	n := len(row) / rc.size
 	codes, signs = codes[:n], signs[:n]
-	if rc.dist != nil {
+	if rc.tab != nil {
 		return rc.encode16(row[:2*n], first, mse, codes, signs)
 	}
 	p0, err := rc.Range(row, first)
@@ -159,8 +150,9 @@ func (rc *RowCoder) Encode(row []byte, first int64, mse bool, codes []uint8, sig
 	return p, nil
 }
 
-// codes writes the codes of a row with range p, and with withErr returns
-// the row's squared reconstruction error, each value decoded in float64.
+// codes writes the codes of an F32 or F64 row with range p, and with
+// withErr returns the row's squared reconstruction error, each value
+// decoded in float64.
 func (rc *RowCoder) codes(row []byte, p Params, codes []uint8, withErr bool) float64 {
 	var dec [256]float64
 	if withErr {
@@ -169,38 +161,13 @@ func (rc *RowCoder) codes(row []byte, p Params, codes []uint8, withErr bool) flo
 		}
 	}
 	var e float64
-	if rc.toF32 == nil {
-		for i, x := range rc.values(row) {
-			a := math.Abs(x)
-			c := p.Code(a)
-			codes[i] = c
-			if withErr && a != 0 {
-				d := a - dec[c]
-				e += d * d
-			}
-		}
-		return e
-	}
-	le := binary.LittleEndian
-	d := p.LogMax - p.LogMin
-	tiny, logs := rc.tinyH, rc.logs
-	for i := range codes {
-		m := le.Uint16(row[2*i:]) & 0x7fff
-		var c uint8
-		switch {
-		case m <= tiny:
-			c = 255
-		case d == 0:
-			c = 1
-		default:
-			// Params.Code with the logarithm from the table: the same
-			// operations in the same order, so the same code.
-			c = uint8(min(max(math.RoundToEven(255-254*(logs[m]-p.LogMin)/d), 1), 255))
-		}
+	for i, x := range rc.values(row) {
+		a := math.Abs(x)
+		c := p.Code(a)
 		codes[i] = c
-		if withErr && m != 0 {
-			x := float64(rc.toF32(m)) - dec[c]
-			e += x * x
+		if withErr && a != 0 {
+			d := a - dec[c]
+			e += d * d
 		}
 	}
 	return e
@@ -253,10 +220,17 @@ func (rc *RowCoder) exactMSE(row []byte, p0 Params, _ []uint8) Params {
 // squares, for MSERange's model.
 type rowHist struct {
 	n, s1, s2 [1 << 11]float64
-	// edge[b] is ln of bucket b's lower edge, filled on first use.
-	edge  [1 << 11]float64
-	edged bool
 }
+
+// bucketEdges holds ln of the lower edge of each bucket of rowHist,
+// computed once and only read.
+var bucketEdges = sync.OnceValue(func() *[1 << 11]float64 {
+	edge := new([1 << 11]float64)
+	for b := range edge {
+		edge[b] = math.Log(float64(math.Float32frombits(uint32(b) << 20)))
+	}
+	return edge
+})
 
 // MSERange returns the stored range that keeps p0's log_max and chooses
 // log_min to minimise the row's modelled squared error, p0 being the row's
@@ -301,7 +275,13 @@ func (rc *RowCoder) modelRange(p0 Params, visit func(add func(m, w float64))) Pa
 		h.s2[b] += w * m * m
 		lo, hi = min(lo, b), max(hi, b)
 	})
-	if hi < 0 {
+	return h.pick(p0, lo, hi)
+}
+
+// pick is modelRange's choice over the buckets [lo, hi] of h, which it
+// empties; hi < lo when the row has no non-zero element.
+func (h *rowHist) pick(p0 Params, lo, hi int) Params {
+	if hi < lo {
 		return p0
 	}
 	var total float64
@@ -313,16 +293,11 @@ func (rc *RowCoder) modelRange(p0 Params, visit func(add func(m, w float64))) Pa
 		s := (p0.LogMax - lmin) / 254
 		return s*s/12*(total-s2) + s2 - 2*e*s1 + e*e*n
 	}
-	if !h.edged {
-		for b := range h.edge {
-			h.edge[b] = math.Log(float64(math.Float32frombits(uint32(b) << 20)))
-		}
-		h.edged = true
-	}
+	edges := bucketEdges()
 	best, bestErr := p0.LogMin, math.Inf(1)
 	var n, s1, s2 float64
 	for b := lo; b <= hi; b++ {
-		edge := h.edge[b]
+		edge := edges[b]
 		if edge > p0.LogMin && edge < p0.LogMax {
 			if e := model(edge, float64(math.Float32frombits(uint32(b)<<20)), n, s1, s2); e < bestErr {
 				best, bestErr = edge, e

@@ -3,12 +3,353 @@ package quant
 import (
 	"encoding/binary"
 	"math"
+	"slices"
+	"sync"
+
+	"github.com/qins-dev/qins/format/dtype"
 )
 
-// The 16-bit rows: a row of 3072 BF16 weights holds about a thousand
-// distinct magnitudes, so the range, the mse choice and the codes are
-// computed once per distinct magnitude, each with the formula, and the
-// elements only look their code up.
+// The 16-bit rows. A row's range comes from the kernel that scans a
+// tensor's; the code of every magnitude pattern between the row's
+// smallest and largest is then computed with the formula (the logarithm
+// from a table shared by all coders; on AVX-512 sixteen patterns at a
+// time, in float32 where a bound on its error shows the formula's code:
+// a row of 3072 Normal-like BF16 weights spans about 1700 patterns), and
+// the elements look their code up with the per-tensor encode kernel. The
+// mse range works on the row's histogram of patterns: the model's sums
+// per bucket, then the exact errors of the two candidate ranges, each
+// summed over the patterns with their counts.
+
+// tables16 are the read-only tables of a 16-bit dtype, shared by all its
+// RowCoders.
+type tables16 struct {
+	logs   [1 << 15]float64 // ln of each magnitude pattern; +Inf for NaN and infinity
+	logs32 [1 << 15]float32 // the same rounded to float32, for the code kernel
+	mags   [1 << 15]float32 // each magnitude pattern's value
+	// For the model's buckets (see rowHist): the value of each pattern is
+	// sig * 2^x, x set by its bucket, and next[b] is the first pattern
+	// past bucket b.
+	sig   [1 << 15]uint16
+	next  [1 << 11]uint16
+	tinyH uint16 // the largest pattern <= Tiny
+}
+
+// The tables of BF16 and F16, computed on first use.
+var (
+	bf16Tables = sync.OnceValue(func() *tables16 { return newTables16(dtype.BF16) })
+	f16Tables  = sync.OnceValue(func() *tables16 { return newTables16(dtype.F16) })
+)
+
+// shared16 returns the tables of 16-bit dtype dt.
+func shared16(dt dtype.DType) *tables16 {
+	if dt == dtype.BF16 {
+		return bf16Tables()
+	}
+	return f16Tables()
+}
+
+func newTables16(dt dtype.DType) *tables16 {
+	toF32, expAll := toF32(dt)
+	t := &tables16{tinyH: tiny16(toF32)}
+	for m := range t.logs {
+		a := toF32(uint16(m))
+		t.mags[m] = a
+		u := math.Float32bits(a)
+		t.sig[m] = uint16((u&0x7fffff | min(u>>23, 1)<<23) >> 13)
+		t.next[u>>20] = uint16(m + 1)
+		if uint16(m)&expAll == expAll {
+			t.logs[m], t.logs32[m] = math.Inf(1), float32(math.Inf(1))
+			continue
+		}
+		t.logs[m] = math.Log(float64(a))
+		t.logs32[m] = float32(t.logs[m])
+	}
+	return t
+}
+
+// code16 is Params.Code for the magnitude pattern m, with the logarithm
+// from the table: the same operations in the same order, so the same code.
+func (rc *RowCoder) code16(m uint16, p Params) uint8 {
+	switch d := p.LogMax - p.LogMin; {
+	case m <= rc.tinyH:
+		return 255
+	case d == 0:
+		return 1
+	default:
+		return uint8(min(max(math.RoundToEven(255-254*(rc.tab.logs[m]-p.LogMin)/d), 1), 255))
+	}
+}
+
+// encode16 is Encode for F16 and BF16 rows.
+func (rc *RowCoder) encode16(row []byte, first int64, mse bool, codes []uint8, signs []int8) (Params, error) {
+	n := len(codes)
+	if mse && n <= ExactRowMax {
+		return rc.encodeDistinct16(row, first, codes, signs)
+	}
+	mx, mn := minMax16Fast(row, rc.tinyH, 0, 0xffff)
+	if mx >= rc.expAll {
+		le := binary.LittleEndian
+		for i := range codes {
+			if h := le.Uint16(row[2*i:]); h&rc.expAll == rc.expAll {
+				return Params{}, &NonFiniteError{Index: first + int64(i), Value: float64(rc.toF32(h))}
+			}
+		}
+	}
+	p, err := rc.range16(mx, mn)
+	if err != nil {
+		return Params{}, err
+	}
+	if mn == 0xffff { // nothing above Tiny: every code is 255
+		mn = mx + 1
+	}
+	if mse && p.LogMin != p.LogMax {
+		if int(mx)-int(mn) > 2*n {
+			return rc.encodeDistinct16(row, first, codes, signs)
+		}
+		var t *codeTable
+		t, p = rc.mse16(row, p, mn, mx)
+		rc.lookup16(t, p, row, codes, signs)
+		return p, nil
+	}
+	if int(mx)-int(mn) > 8*n {
+		// A short row spread wide: the formula per element is cheaper
+		// than per pattern.
+		le := binary.LittleEndian
+		for i := range codes {
+			h := le.Uint16(row[2*i:])
+			codes[i] = rc.code16(h&0x7fff, p)
+			nz := int8(min(h&0x7fff, 1))
+			signs[i] = nz - 2*nz*int8(h>>15)
+		}
+		return p, nil
+	}
+	rc.lookup16(rc.table16(0, p, mn, mx), p, row, codes, signs)
+	return p, nil
+}
+
+// range16 returns the stored range of a row whose largest magnitude
+// pattern is mx and smallest above Tiny mn (0xffff for none).
+func (rc *RowCoder) range16(mx, mn uint16) (Params, error) {
+	r := NewRange()
+	r.addMagnitude(float64(rc.toF32(mx)))
+	if mn != 0xffff {
+		r.addMagnitude(float64(rc.toF32(mn)))
+	}
+	p, err := r.Params()
+	return StoredRange(p), err
+}
+
+// table16 returns code table k of rc with the codes under p of the
+// patterns [mn, mx], all above Tiny, and 255 for those at or below Tiny;
+// its other entries are left from earlier rows.
+func (rc *RowCoder) table16(k int, p Params, mn, mx uint16) *codeTable {
+	t := rc.tables[k]
+	if t == nil {
+		t = new(codeTable)
+		for m := range int(rc.tinyH) + 1 {
+			t[m] = 255
+		}
+		rc.tables[k] = t
+	}
+	if mn > mx {
+		return t
+	}
+	d := p.LogMax - p.LogMin
+	if d == 0 {
+		for m := int(mn); m <= int(mx); m++ {
+			t[m] = 1
+		}
+		return t
+	}
+	// Patterns at or below exp(log_min) clamp to 255 (the logarithms grow
+	// with the patterns): an mse range leaves many.
+	logs := rc.tab.logs[mn : int(mx)+1]
+	c, _ := slices.BinarySearch(logs, math.Nextafter(p.LogMin, math.Inf(1)))
+	for m := range c {
+		t[int(mn)+m] = 255
+	}
+	rowCodes16Fast(logs[c:], rc.tab.logs32[int(mn)+c:int(mx)+1], t[int(mn)+c:int(mx)+1], p.LogMin, d)
+	return t
+}
+
+// lookup16 writes the codes and signs of a row from t, which holds the
+// code under p of each of its magnitudes.
+func (rc *RowCoder) lookup16(t *codeTable, p Params, row []byte, codes []uint8, signs []int8) {
+	n := len(codes)
+	for i := 0; i < n; {
+		i += encode16Fast(t, row[2*i:2*n], codes[i:], signs[i:])
+		// The kernels stop before the last few, and at a group holding a
+		// magnitude without an entry, which t should not have.
+		for end := min(i+32, n); i < end; i++ {
+			h := uint16(row[2*i]) | uint16(row[2*i+1])<<8
+			c := t[h&0x7fff]
+			if c == 0 {
+				c = rc.code16(h&0x7fff, p)
+			}
+			codes[i] = c
+			nz := int8(min(h&0x7fff, 1))
+			signs[i] = nz - 2*nz*int8(h>>15)
+		}
+	}
+}
+
+// mse16 chooses the range of a long row whose min/max range is p0 and
+// whose patterns above Tiny are in [mn, mx], as Encode does: by the model
+// on the row's histogram, keeping p0 unless the choice's exact error is
+// smaller. It returns the range and the table holding its codes.
+func (rc *RowCoder) mse16(row []byte, p0 Params, mn, mx uint16) (*codeTable, Params) {
+	if rc.counts == nil {
+		rc.counts = new([1 << 15]uint32)
+	}
+	counts, mags := rc.counts, &rc.tab.mags
+	// The smallest non-zero pattern, which may be at or below Tiny.
+	lo := mn
+	if _, nz := minMax16Fast(row, 0, 0, 0xffff); nz < lo {
+		lo = nz
+	}
+	histogram16(row, counts)
+	counts[0] = 0
+	p := rc.model16(p0, lo, mx)
+	t0 := rc.table16(0, p0, mn, mx)
+	if p == p0 {
+		clear(counts[lo : int(mx)+1])
+		return t0, p0
+	}
+	t := rc.table16(1, p, mn, mx)
+	// Both exact errors in one pass over the patterns, without a branch:
+	// an absent pattern has weight 0 (and its stale codes decode to a
+	// finite value).
+	var dec0, dec [256]float64
+	fastDecTable(p0, &dec0)
+	fastDecTable(p, &dec)
+	var e0, e, f0, f float64
+	m := int(lo)
+	for ; m+1 <= int(mx); m += 2 {
+		w, a := float64(counts[m]), float64(mags[m])
+		v, b := float64(counts[m+1]), float64(mags[m+1])
+		x0, x := a-dec0[t0[m]], a-dec[t[m]]
+		y0, y := b-dec0[t0[m+1]], b-dec[t[m+1]]
+		e0 += w * x0 * x0
+		e += w * x * x
+		f0 += v * y0 * y0
+		f += v * y * y
+	}
+	if m == int(mx) {
+		w, a := float64(counts[m]), float64(mags[m])
+		x0, x := a-dec0[t0[m]], a-dec[t[m]]
+		e0 += w * x0 * x0
+		e += w * x * x
+	}
+	clear(counts[lo : int(mx)+1])
+	if e0+f0 <= e+f {
+		return t0, p0
+	}
+	return t, p
+}
+
+// model16 is MSERange on the row whose histogram is rc.counts, its
+// non-zero patterns being in [lo, mx].
+func (rc *RowCoder) model16(p0 Params, lo, mx uint16) Params {
+	// A bucket's magnitudes are k * 2^x for integers k < 2^11 and one x,
+	// so its sums are integers times powers of two: summed as integers
+	// they are exact, as the old float sums were (below 2^53, for rows of
+	// up to 2^31 elements), and equal to them.
+	h, tab, counts := &rc.hist, rc.tab, rc.counts
+	blo := int(math.Float32bits(tab.mags[lo]) >> 20)
+	b := blo
+	for m := int(lo); m <= int(mx); {
+		b = int(math.Float32bits(tab.mags[m]) >> 20)
+		end := min(int(tab.next[b]), int(mx)+1)
+		var n, s1, s2 uint64
+		for ; m < end; m++ {
+			w, k := uint64(counts[m]), uint64(tab.sig[m])
+			n += w
+			s1 += w * k
+			s2 += w * k * k
+		}
+		e := max(b>>3, 1) // the float32 biased exponent, 1 for subnormals
+		scale := math.Float64frombits(uint64(e-137+1023) << 52)
+		h.n[b] = float64(n)
+		h.s1[b] = float64(s1) * scale
+		h.s2[b] = float64(s2) * scale * scale
+	}
+	return h.pick(p0, blo, b)
+}
+
+// histogram16 adds to counts the magnitude patterns of the 16-bit values
+// of row.
+func histogram16(row []byte, counts *[1 << 15]uint32) {
+	le := binary.LittleEndian
+	for ; len(row) >= 8; row = row[8:] {
+		x := le.Uint64(row)
+		counts[x&0x7fff]++
+		counts[x>>16&0x7fff]++
+		counts[x>>32&0x7fff]++
+		counts[x>>48&0x7fff]++
+	}
+	for ; len(row) >= 2; row = row[2:] {
+		counts[le.Uint16(row)&0x7fff]++
+	}
+}
+
+// fastDecTable is decTable with eight chains of products from each end
+// instead of one (and a product by 1/r instead of a division by r), for
+// mse16's ranking of two ranges: as close, a few ulps, and faster.
+func fastDecTable(p Params, dec *[256]float64) {
+	r := math.Exp((p.LogMax - p.LogMin) / 254)
+	dec[255], dec[1] = p.Magnitude(255), p.Magnitude(1)
+	up, down := r, 1/r
+	for c := 254; c >= 247; c-- {
+		dec[c], up = dec[255]*up, up*r
+	}
+	for c := 2; c <= 9; c++ {
+		dec[c], down = dec[1]*down, down/r
+	}
+	r2 := r * r
+	r8 := r2 * r2 * (r2 * r2)
+	d8 := 1 / r8
+	for c := 246; c > 128; c-- {
+		dec[c] = dec[c+8] * r8
+	}
+	for c := 10; c <= 128; c++ {
+		dec[c] = dec[c-8] * d8
+	}
+}
+
+// decTable fills dec with the decoded magnitude of each code under p, by
+// a product from both ends (exact there, within a few ulps between): a
+// ranking of two ranges needs no more, and 256 exponentials per range
+// would cost more than the row.
+func decTable(p Params, dec *[256]float64) {
+	r := math.Exp((p.LogMax - p.LogMin) / 254)
+	dec[255], dec[1] = p.Magnitude(255), p.Magnitude(1)
+	for c := 254; c > 128; c-- {
+		dec[c] = dec[c+1] * r
+	}
+	for c := 2; c <= 128; c++ {
+		dec[c] = dec[c-1] / r
+	}
+}
+
+// exactSearch returns the stored range keeping p0's log_max whose log_min,
+// in [p0.LogMin, p0.LogMax], gives the least sqErr, by a coarse-to-fine
+// search (64 candidates, then three rounds of 32 around the best); p0 is
+// a candidate.
+func exactSearch(p0 Params, sqErr func(Params) float64) Params {
+	best, bestErr := p0, sqErr(p0)
+	lo, hi := p0.LogMin, p0.LogMax
+	for _, steps := range []int{64, 32, 32, 32} {
+		width := (hi - lo) / float64(steps)
+		for k := 0; k < steps; k++ {
+			p := StoredRange(Params{LogMin: lo + float64(k)*width, LogMax: p0.LogMax})
+			if e := sqErr(p); e < bestErr {
+				best, bestErr = p, e
+			}
+		}
+		lo, hi = max(p0.LogMin, best.LogMin-width), min(p0.LogMax, best.LogMin+width)
+	}
+	return best
+}
 
 // distinct16 is a row's distinct magnitude patterns and their counts.
 type distinct16 struct {
@@ -49,21 +390,15 @@ func (d *distinct16) scan(row []byte, signs []int8) {
 	d.list = list[:k]
 }
 
-// code16 is Params.Code for the magnitude pattern m, with the logarithm
-// from the table: the same operations in the same order, so the same code.
-func (rc *RowCoder) code16(m uint16, p Params) uint8 {
-	switch d := p.LogMax - p.LogMin; {
-	case m <= rc.tinyH:
-		return 255
-	case d == 0:
-		return 1
-	default:
-		return uint8(min(max(math.RoundToEven(255-254*(rc.logs[m]-p.LogMin)/d), 1), 255))
+// encodeDistinct16 is Encode with mse for F16 and BF16 rows of at most
+// ExactRowMax elements, or whose patterns spread over more than twice
+// their count (F16 has eight times BF16's patterns per octave): it works
+// on the row's distinct magnitudes, with their counts, rather than on all
+// the patterns between its smallest and largest.
+func (rc *RowCoder) encodeDistinct16(row []byte, first int64, codes []uint8, signs []int8) (Params, error) {
+	if rc.dist == nil {
+		rc.dist = new(distinct16)
 	}
-}
-
-// encode16 is Encode for F16 and BF16 rows.
-func (rc *RowCoder) encode16(row []byte, first int64, mse bool, codes []uint8, signs []int8) (Params, error) {
 	d := rc.dist
 	d.scan(row, signs)
 	var maxM uint16
@@ -82,18 +417,13 @@ func (rc *RowCoder) encode16(row []byte, first int64, mse bool, codes []uint8, s
 			}
 		}
 	}
-	r := NewRange()
-	r.addMagnitude(float64(rc.toF32(maxM)))
-	if minM != 0xffff {
-		r.addMagnitude(float64(rc.toF32(minM)))
-	}
-	p0, err := r.Params()
+	p, err := rc.range16(maxM, minM)
 	if err != nil {
 		return Params{}, err
 	}
-	p, coded := StoredRange(p0), false
-	if mse && p.LogMin != p.LogMax {
-		p, coded = rc.mse16(p, len(codes))
+	coded := false
+	if p.LogMin != p.LogMax {
+		p, coded = rc.mseDistinct16(p, len(codes))
 	}
 	if !coded {
 		for _, m := range d.list {
@@ -107,28 +437,25 @@ func (rc *RowCoder) encode16(row []byte, first int64, mse bool, codes []uint8, s
 	return p, nil
 }
 
-// mse16 chooses the range of a row of n elements whose distinct
+// mseDistinct16 chooses the range of a row of n elements whose distinct
 // magnitudes are in rc.dist, as Encode does: by the exact search on short
 // rows, else by the model, keeping p0 unless the choice's error is
 // smaller; coded reports that rc.dist.code already holds its codes.
-func (rc *RowCoder) mse16(p0 Params, n int) (p Params, coded bool) {
+func (rc *RowCoder) mseDistinct16(p0 Params, n int) (p Params, coded bool) {
 	d := rc.dist
-	sqErr := func(p Params) float64 {
-		var dec [256]float64
-		decTable(p, &dec)
-		var e float64
-		for _, m := range d.list {
-			c := rc.code16(m, p)
-			d.code[m] = c
-			if m != 0 {
-				x := float64(rc.toF32(m)) - dec[c]
-				e += float64(d.count[m]) * x * x
-			}
-		}
-		return e
-	}
 	if n <= ExactRowMax {
-		return exactSearch(p0, sqErr), false
+		return exactSearch(p0, func(p Params) float64 {
+			var dec [256]float64
+			decTable(p, &dec)
+			var e float64
+			for _, m := range d.list {
+				if m != 0 {
+					x := float64(rc.toF32(m)) - dec[rc.code16(m, p)]
+					e += float64(d.count[m]) * x * x
+				}
+			}
+			return e
+		}), false
 	}
 	p = rc.modelRange(p0, func(add func(m, w float64)) {
 		for _, m := range d.list {
@@ -160,39 +487,4 @@ func (rc *RowCoder) mse16(p0 Params, n int) (p Params, coded bool) {
 		return p0, false
 	}
 	return p, true
-}
-
-// decTable fills dec with the decoded magnitude of each code under p, by
-// a product from both ends (exact there, within a few ulps between): a
-// ranking of two ranges needs no more, and 256 exponentials per range
-// would cost more than the row.
-func decTable(p Params, dec *[256]float64) {
-	r := math.Exp((p.LogMax - p.LogMin) / 254)
-	dec[255], dec[1] = p.Magnitude(255), p.Magnitude(1)
-	for c := 254; c > 128; c-- {
-		dec[c] = dec[c+1] * r
-	}
-	for c := 2; c <= 128; c++ {
-		dec[c] = dec[c-1] / r
-	}
-}
-
-// exactSearch returns the stored range keeping p0's log_max whose log_min,
-// in [p0.LogMin, p0.LogMax], gives the least sqErr, by a coarse-to-fine
-// search (64 candidates, then three rounds of 32 around the best); p0 is
-// a candidate.
-func exactSearch(p0 Params, sqErr func(Params) float64) Params {
-	best, bestErr := p0, sqErr(p0)
-	lo, hi := p0.LogMin, p0.LogMax
-	for _, steps := range []int{64, 32, 32, 32} {
-		width := (hi - lo) / float64(steps)
-		for k := 0; k < steps; k++ {
-			p := StoredRange(Params{LogMin: lo + float64(k)*width, LogMax: p0.LogMax})
-			if e := sqErr(p); e < bestErr {
-				best, bestErr = p, e
-			}
-		}
-		lo, hi = max(p0.LogMin, best.LogMin-width), min(p0.LogMax, best.LogMin+width)
-	}
-	return best
 }

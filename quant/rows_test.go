@@ -2,8 +2,10 @@ package quant
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/qins-dev/qins/format/dtype"
@@ -23,9 +25,20 @@ func rowCases(r *rand.Rand) map[string][]float64 {
 		}
 	}
 	normal[5] = 3e-9 // tiny: code 255
+	// Magnitudes within two octaves: an F16 row that takes the histogram
+	// of patterns (the others span more patterns than they have elements).
+	narrow := make([]float64, 3072)
+	rn := rand.New(rand.NewPCG(13, 14)) // r draws as before
+	for i := range narrow {
+		narrow[i] = (0.01 + 0.03*rn.Float64()) * float64(1-2*(i%3%2))
+		if i%211 == 0 {
+			narrow[i] = 0
+		}
+	}
 	short := []float64{0.5, -0.25, 0.125, 0, -1e-9, 0.75, -0.01}
 	return map[string][]float64{
 		"normal":    normal,
+		"narrow":    narrow,
 		"short":     short,
 		"equal":     {0.5, -0.5, 0, 0.5, -0.5, 1e-9},
 		"all tiny":  {1e-9, -5e-9, 0, 2e-10},
@@ -168,6 +181,123 @@ func TestStoredRange(t *testing.T) {
 		}
 		if s.LogMin > s.LogMax || (p.LogMin == p.LogMax) != (s.LogMin == s.LogMax) {
 			t.Errorf("%+v: stored %+v", p, s)
+		}
+	}
+}
+
+// TestRowCodes16 checks the per-row code kernels against the formula on
+// logarithms at and a few ulps around the half-way points between codes,
+// where a product by 1/d or float32 alone would round the other way, and
+// far outside the range.
+func TestRowCodes16(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	ties := 0
+	for _, tc := range []struct{ lmin, d float64 }{{-17.3, 15.1}, {-9, 1e-9}, {0.5, 200}, {-3, 0.25}, {-11.09, 8.6}} {
+		logs := make([]float64, 1003) // not a multiple of the kernel's blocks
+		for i := range logs {
+			switch i % 3 {
+			case 0:
+				k := float64(r.IntN(300) - 20)
+				l := tc.lmin + (k+0.5)*tc.d/254
+				for range r.IntN(4) {
+					l = math.Nextafter(l, math.Inf(2*r.IntN(2)-1))
+				}
+				logs[i] = l
+			case 1:
+				logs[i] = tc.lmin + (1.5*r.Float64()-0.25)*tc.d
+			default:
+				logs[i] = tc.lmin + (2*r.Float64()-1)*1e3*tc.d
+			}
+		}
+		slices.Sort(logs) // as a row's patterns give them
+		logs32 := make([]float32, len(logs))
+		for i, l := range logs {
+			logs32[i] = float32(l)
+		}
+		got := make([]uint8, len(logs))
+		if n := rowCodes16Fast(logs, logs32, got, tc.lmin, tc.d); n != len(logs) {
+			t.Fatalf("%+v: %d codes of %d", tc, n, len(logs))
+		}
+		inv, approx := 1/tc.d, 0
+		for i, l := range logs {
+			want := uint8(min(max(math.RoundToEven(255-254*(l-tc.lmin)/tc.d), 1), 255))
+			if got[i] != want {
+				t.Fatalf("%+v: log %v: code %d, formula %d", tc, l, got[i], want)
+			}
+			if uint8(min(max(math.RoundToEven(255-254*(l-tc.lmin)*inv), 1), 255)) != want {
+				approx++
+			}
+		}
+		ties += approx
+	}
+	if ties == 0 {
+		t.Error("no logarithm where a product by 1/d rounds otherwise: the test misses the kernel's division")
+	}
+}
+
+// TestRowModelExact checks that the model on a long 16-bit row's
+// histogram (integer sums) picks the range the model picks from the
+// row's elements one by one (float sums).
+func TestRowModelExact(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, dt := range []dtype.DType{dtype.BF16, dtype.F16} {
+		for k := 0; k < 30; k++ {
+			vals := rowCases(r)["normal"]
+			if k%3 == 1 {
+				vals = logNormal(r, 4096)
+			}
+			if k%3 == 2 { // subnormal and tiny magnitudes
+				for i := range vals {
+					vals[i] *= math.Exp(-8 * r.Float64() * float64(i%5))
+				}
+			}
+			raw, _ := toRaw(t, dt, vals)
+			rc, _ := NewRowCoder(dt)
+			mx, mn := minMax16Fast(raw, rc.tinyH, 0, 0xffff)
+			p0, _ := rc.range16(mx, mn)
+			_, lo := minMax16Fast(raw, 0, 0, 0xffff)
+			rc.counts = new([1 << 15]uint32)
+			histogram16(raw, rc.counts)
+			rc.counts[0] = 0
+			got := rc.model16(p0, lo, mx)
+			want := rc.MSERange(raw, p0)
+			if got != want {
+				t.Errorf("%v row %d: model on the histogram %+v, on the elements %+v", dt, k, got, want)
+			}
+		}
+	}
+}
+
+// TestRowCoderReuse checks that a coder encoding row after row, of either
+// range, gives each row what a new coder gives it.
+func TestRowCoderReuse(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, dt := range floatTypes {
+		rc, _ := NewRowCoder(dt)
+		for k := 0; k < 40; k++ {
+			var vals []float64
+			for _, v := range rowCases(r) {
+				vals = v
+				if r.IntN(3) == 0 {
+					break
+				}
+			}
+			mse := k%2 == 0
+			raw, _ := toRaw(t, dt, vals)
+			codes, signs := make([]uint8, len(vals)), make([]int8, len(vals))
+			p, err := rc.Encode(raw, 0, mse, codes, signs)
+			fresh, _ := NewRowCoder(dt)
+			codes1, signs1 := make([]uint8, len(vals)), make([]int8, len(vals))
+			p1, err1 := fresh.Encode(raw, 0, mse, codes1, signs1)
+			if err != nil || err1 != nil {
+				if fmt.Sprint(err) != fmt.Sprint(err1) {
+					t.Fatalf("%v row %d (mse %v): reused coder: %v, new coder: %v", dt, k, mse, err, err1)
+				}
+				continue
+			}
+			if p != p1 || !slices.Equal(codes, codes1) || !slices.Equal(signs, signs1) {
+				t.Fatalf("%v row %d (mse %v): reused coder %+v %v, new coder %+v %v", dt, k, mse, p, err, p1, err1)
+			}
 		}
 	}
 }
