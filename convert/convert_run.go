@@ -338,23 +338,6 @@ func (b *workerBufs) grow(k int) ([]uint8, []int8) {
 	return b.codes[:k], b.signs[:k]
 }
 
-// writeCodes writes the codes and signs of the chunk in at source byte
-// offset off, in the output's layout.
-func (cv *converter) writeCodes(j *job, in []byte, off int64, codes []uint8, signs []int8, b *workerBufs) error {
-	size := int64(j.src.DType.Size())
-	k := len(codes)
-	out, at := quant.Int8Bytes(signs), off/size
-	if cv.packed {
-		quant.ZeroCodes(j.src.DType, in, codes)
-		out, at = b.bits[:(k+7)/8], off/size/8
-		quant.PackSigns(signs, out)
-	}
-	if err := cv.w.WriteAt(j.out, codes, off/size); err != nil {
-		return err
-	}
-	return cv.w.WriteAt(j.signs, out, at)
-}
-
 // prepare merges the range pass of a tensor and makes its encoder, once
 // the last of its scan steps is done.
 func (cv *converter) prepare(j *job, st *tensorState) error {
