@@ -247,7 +247,9 @@ func rowCodes32Bound(first, last, lmin, d float64) (c, k, lim float32, ok bool) 
 	kf := 255 + lmin*cf
 	maxL := max(math.Abs(first), math.Abs(last))
 	eps := 0x1p-24*(2*cf*maxL+math.Abs(kf)+300)*1.01 + 1e-9
-	if eps > 0.05 || math.IsInf(kf, 0) || math.IsNaN(kf) || cf > math.MaxFloat32 {
+	// The bound holds for logarithms float32 holds; the 1.01 is the margin
+	// the roundings of lim and of subnormals take, not to be loosened.
+	if eps > 0.05 || math.IsInf(kf, 0) || math.IsNaN(kf) || cf > math.MaxFloat32 || maxL > math.MaxFloat32 {
 		return 0, 0, 0, false
 	}
 	return float32(cf), float32(kf), float32(0.5 - eps), true

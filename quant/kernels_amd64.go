@@ -2,7 +2,11 @@
 
 package quant
 
-import "golang.org/x/sys/cpu"
+import (
+	"math"
+
+	"golang.org/x/sys/cpu"
+)
 
 // avx512 reports whether the AVX-512 kernels of kernels_amd64.s can run.
 var avx512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL
@@ -119,11 +123,15 @@ func rowCodes16F32AVX512(logs32 *float32, logs *float64, blocks int, t *byte, c,
 // logs32 are the logarithms rounded to float32.
 func rowCodes16Fast(logs []float64, logs32 []float32, t []uint8, lmin, d float64) int {
 	n := min(len(logs), len(t))
-	if !avx512 || n < 8 {
+	// A width whose reciprocal overflows would make the kernels' 1/d
+	// infinite: the formula's own division is kept for it.
+	if !avx512 || n < 8 || math.IsInf(1/d, 0) {
 		return rowCodes16(logs[:n], t[:n], lmin, d)
 	}
 	done := 0
-	if c, k, lim, ok := rowCodes32Bound(logs[0], logs[n-1], lmin, d); ok && n >= 16 {
+	// The bound looks at the first and last logarithms only: they must
+	// ascend, as the tables' do.
+	if c, k, lim, ok := rowCodes32Bound(logs[0], logs[n-1], lmin, d); ok && n >= 16 && len(logs32) >= n {
 		b := n / 16
 		rowCodes16F32AVX512(&logs32[0], &logs[0], b, &t[0], c, k, lim, lmin, d)
 		done = 16 * b

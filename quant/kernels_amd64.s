@@ -301,7 +301,7 @@ loopc:
 	VRNDSCALEPD $0, Z8, Z9        // half to even
 	VSUBPD  Z9, Z8, Z10           // how far it was rounded
 	VANDPD  Z11, Z10, Z10
-	VCMPPD  $0x1e, Z7, Z10, K1    // farther than 0.5 - 1e-9
+	VCMPPD  $0x16, Z7, Z10, K1    // farther than 0.5 - 1e-9, or NaN
 	KORTESTB K1, K1
 	JNZ     exact
 	VMOVAPD Z9, Z0
@@ -365,7 +365,7 @@ loop16:
 	VRNDSCALEPS $0, Z0, Z8        // half to even
 	VSUBPS  Z8, Z0, Z9            // how far it was rounded
 	VANDPS  Z15, Z9, Z9
-	VCMPPS  $0x1e, Z14, Z9, K1    // farther than lim
+	VCMPPS  $0x16, Z14, Z9, K1    // farther than lim, or NaN
 	KORTESTW K1, K1
 	JNZ     exact16
 	VMAXPS  Z16, Z8, Z8

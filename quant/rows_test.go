@@ -301,3 +301,44 @@ func TestRowCoderReuse(t *testing.T) {
 		}
 	}
 }
+
+// TestRowCodes16Edges: inputs no row gives (a subnormal width, whose
+// reciprocal overflows; logarithms beyond float32; infinite ones) still get
+// the formula's codes from the kernels, which once turned the NaN lanes
+// they made into code 1.
+func TestRowCodes16Edges(t *testing.T) {
+	fill := func(n int, v float64) []float64 {
+		s := make([]float64, n)
+		for i := range s {
+			s[i] = v
+		}
+		return s
+	}
+	d := 254 / 2.6e-34
+	for _, tc := range []struct {
+		name    string
+		logs    []float64
+		lmin, d float64
+	}{
+		{"subnormal width, 8", fill(8, 0), 0, 1e-310},
+		{"subnormal width, 16", fill(16, 0), 0, 1e-310},
+		{"logarithms beyond float32", fill(16, 1e39), 1e39 - d/2, d},
+		{"+Inf logarithms", fill(16, math.Inf(1)), -3, 5},
+		{"-Inf logarithms", fill(24, math.Inf(-1)), -3, 5},
+	} {
+		logs32 := make([]float32, len(tc.logs))
+		for i, l := range tc.logs {
+			logs32[i] = float32(l)
+		}
+		got := make([]uint8, len(tc.logs))
+		if n := rowCodes16Fast(tc.logs, logs32, got, tc.lmin, tc.d); n != len(got) {
+			t.Fatalf("%s: %d codes of %d", tc.name, n, len(got))
+		}
+		for i, l := range tc.logs {
+			if want := uint8(min(max(math.RoundToEven(255-254*(l-tc.lmin)/tc.d), 1), 255)); got[i] != want {
+				t.Errorf("%s: element %d: code %d, want %d", tc.name, i, got[i], want)
+				break
+			}
+		}
+	}
+}
