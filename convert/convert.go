@@ -206,6 +206,9 @@ var _ pipeline = (*convertPipeline)(nil)
 // names of other tensors.
 func (p *convertPipeline) check() error { return checkNames(p.c, p.opts) }
 
+// units returns the number of tensors of the checkpoint.
+func (p *convertPipeline) units() int { return len(p.c.Tensors) }
+
 // outBytes returns the size of each tensor once converted.
 func (p *convertPipeline) outBytes() []uint64 {
 	e := p.opts.encoding()

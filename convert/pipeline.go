@@ -78,6 +78,8 @@ type pipeline interface {
 	// check refuses an input the pipeline cannot write, once the output
 	// is known to be usable.
 	check() error
+	// units returns how many units the source has.
+	units() int
 	// outBytes returns the output bytes of each unit, in order: where the
 	// shards of a folder split.
 	outBytes() []uint64
@@ -137,7 +139,7 @@ func write(ctx context.Context, p pipeline, o *output) (*Summary, error) {
 	if err := p.check(); err != nil {
 		return nil, err
 	}
-	s, err := writeFile(ctx, p.file(0, len(p.outBytes()), false), o, o.dst, o.opts.Force, orNoProgress(o.opts.Progress))
+	s, err := writeFile(ctx, p.file(0, p.units(), false), o, o.dst, o.opts.Force, orNoProgress(o.opts.Progress))
 	if err != nil {
 		return nil, err
 	}

@@ -75,6 +75,9 @@ var _ pipeline = (*restorePipeline)(nil)
 // check accepts any QINS checkpoint: Restore checked it is one.
 func (p *restorePipeline) check() error { return nil }
 
+// units returns the number of tensors of the model.
+func (p *restorePipeline) units() int { return len(p.ls) }
+
 // outBytes returns the size of each tensor once restored.
 func (p *restorePipeline) outBytes() []uint64 {
 	sizes := make([]uint64, len(p.ls))
