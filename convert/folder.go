@@ -156,7 +156,7 @@ func writeShards(dw *format.DirWriter, prefix string, n int, s *Summary, write f
 	if n == 1 {
 		return nil
 	}
-	return dw.WriteFile(index, bytes.NewReader(format.MarshalIndex(total, weightMap)), nil)
+	return dw.WriteFile(index, bytes.NewReader(format.MarshalIndex(total, weightMap)), 0o644, nil)
 }
 
 // stored returns the stored tensors of ls.

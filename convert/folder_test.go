@@ -435,51 +435,6 @@ func TestFolderForceReplaces(t *testing.T) {
 	}
 }
 
-func TestSideFilesFollowLinksAndSkipWeights(t *testing.T) {
-	dir := t.TempDir()
-	src := copyDir(t, tinyDir, filepath.Join(dir, "m"))
-	blobs := filepath.Join(dir, "blobs")
-	os.Mkdir(blobs, 0o755)
-	os.WriteFile(filepath.Join(blobs, "tok"), []byte("tokenizer bytes"), 0o644)
-	os.Symlink(filepath.Join(blobs, "tok"), filepath.Join(src, "tokenizer.json"))
-	os.MkdirAll(filepath.Join(src, "original"), 0o755)
-	os.WriteFile(filepath.Join(src, "original", "params.json"), []byte("{}"), 0o644)
-	for _, n := range []string{"original/consolidated.00.pth", "pytorch_model.bin", ".gitattributes", "extra.safetensors"} {
-		os.WriteFile(filepath.Join(src, n), []byte("weights"), 0o644)
-	}
-	os.Remove(filepath.Join(src, "extra.safetensors")) // it would make the folder ambiguous
-	c := open(t, src)
-	side, err := sideFiles(src, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, s := range side {
-		got = append(got, s.rel)
-	}
-	want := []string{"config.json", "original/params.json", "tokenizer.json"}
-	if !equalStrings(got, want) {
-		t.Errorf("side files %v, want %v", got, want)
-	}
-	q := filepath.Join(dir, "m.qins")
-	if _, err := Convert(context.Background(), src, q, Options{}); err != nil {
-		t.Fatal(err)
-	}
-	if b, err := os.ReadFile(filepath.Join(q, "tokenizer.json")); err != nil || string(b) != "tokenizer bytes" {
-		t.Errorf("tokenizer.json: %q, %v", b, err)
-	}
-	if st, err := os.Lstat(filepath.Join(q, "tokenizer.json")); err != nil || !st.Mode().IsRegular() {
-		t.Error("the symlink was not resolved into a file")
-	}
-	if _, err := os.Stat(filepath.Join(q, "original", "params.json")); err != nil {
-		t.Error(err)
-	}
-	// Replacing the folder that holds a linked input is refused.
-	if _, err := Convert(context.Background(), src, blobs, Options{WriteOptions: WriteOptions{Force: true}}); err == nil {
-		t.Error("replacing the folder of a linked input: no error")
-	}
-}
-
 // TestProgressAddsUp: convert and restore report exactly the total they
 // start with, in every layout and granularity, to a file and to a folder.
 func TestProgressAddsUp(t *testing.T) {

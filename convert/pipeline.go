@@ -31,6 +31,26 @@ type WriteOptions struct {
 	// Pending, when set, tracks the output until it is committed, for a
 	// signal handler (see format.Pending).
 	Pending *format.Pending
+	// SkipOutsideLinks makes a folder output skip the side files that are
+	// symbolic links leading outside the model folder (listed in
+	// Summary.SkippedLinks) instead of failing with ErrOutsideLink.
+	SkipOutsideLinks bool
+	// MaxSideFile and MaxSideTotal bound the bytes of one side file of a
+	// folder output and of all of them; 0 means DefaultMaxSideFile and
+	// DefaultMaxSideTotal.
+	MaxSideFile, MaxSideTotal int64
+}
+
+// maxSide returns the side-file limits of o.
+func (o *WriteOptions) maxSide() (file, total int64) {
+	file, total = o.MaxSideFile, o.MaxSideTotal
+	if file <= 0 {
+		file = DefaultMaxSideFile
+	}
+	if total <= 0 {
+		total = DefaultMaxSideTotal
+	}
+	return file, total
 }
 
 // Progress follows a pipeline: Start once with the total, in input bytes,
@@ -189,11 +209,11 @@ func writeFile(ctx context.Context, fw fileWork, o *output, dst string, force bo
 // folder.
 func writeFolder(ctx context.Context, p pipeline, o *output) (*Summary, error) {
 	dir, _ := modelFolder(o.in)
-	side, err := sideFiles(dir, o.src)
+	side, err := sideFiles(dir, o.src, &o.opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkFolderOutput(o.dst, dir, o.src, side); err != nil {
+	if err := checkFolderOutput(o.dst, dir, o.src, side.files); err != nil {
 		return nil, err
 	}
 	if err := p.check(); err != nil {
@@ -220,10 +240,15 @@ func writeFolder(ctx context.Context, p pipeline, o *output) (*Summary, error) {
 		return nil, err
 	}
 	s.setPacked()
-	if err := copySideFiles(ctx, dw, side, o.configDType); err != nil {
+	if err := copySideFiles(ctx, dw, side.files, o.configDType); err != nil {
 		return nil, err
 	}
-	s.SideFiles = len(side)
+	s.SideFiles, s.SkippedLinks = len(side.files), side.skipped
+	for _, f := range side.files {
+		if err := f.unchanged(); err != nil {
+			return nil, err
+		}
+	}
 	if err := dw.Commit(); err != nil {
 		return nil, err
 	}

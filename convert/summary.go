@@ -31,6 +31,10 @@ type Summary struct {
 	// Shards and SideFiles, for a folder output, count the weight files
 	// written and the other files copied.
 	Shards, SideFiles int
+	// SkippedLinks, for a folder output with WriteOptions.SkipOutsideLinks,
+	// names the side files not copied because they link outside the
+	// model folder (slash-separated, relative to it).
+	SkippedLinks []string
 	// packedSaving is what the packed layout would save on the 16-bit
 	// tensors of a u8+i8 convert.
 	packedSaving int64

@@ -15,7 +15,7 @@ import (
 // DirWriter builds a folder under a temporary name beside its destination
 // and puts it in place only on Commit; Abort, or a failed Commit, removes
 // it. Files inside are written with the usual writers (Create, CopyFile)
-// at the paths Path gives.
+// at the paths Path gives, or with WriteFile.
 type DirWriter struct {
 	path, tmp string
 	force     bool
@@ -110,23 +110,12 @@ func (d *DirWriter) Mkdir(rel string) error {
 	return nil
 }
 
-// CopyFile copies the file at src to rel in the folder, byte for byte, as
-// an ordinary file (mode 0644), and syncs it. check is called between
-// pieces; its error stops the copy.
-func (d *DirWriter) CopyFile(rel, src string, check func() error) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return pathError(err)
-	}
-	defer in.Close()
-	return d.WriteFile(rel, in, check)
-}
-
-// WriteFile writes what r reads to rel in the folder and syncs it. check
-// is called before each read; its error stops the copy.
-func (d *DirWriter) WriteFile(rel string, r io.Reader, check func() error) error {
+// WriteFile writes what r reads to rel in the folder, a new file of mode
+// perm (less the umask), and syncs it. check is called before each read;
+// its error stops the copy.
+func (d *DirWriter) WriteFile(rel string, r io.Reader, perm fs.FileMode, check func() error) error {
 	dst := filepath.Join(d.path, filepath.FromSlash(rel))
-	out, err := os.OpenFile(d.Path(rel), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	out, err := os.OpenFile(d.Path(rel), os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm.Perm())
 	if err != nil {
 		return &Error{Path: dst, Err: err}
 	}

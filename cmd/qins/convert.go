@@ -95,8 +95,8 @@ func (a *app) restore(c *cli.Context) error {
 
 // writeOptions reads the flags convert and restore share.
 func writeOptions(c *cli.Context) (convert.WriteOptions, error) {
-	shard, err := maxShardBytes(c)
-	return convert.WriteOptions{Force: c.Bool("force"), MaxShardBytes: shard}, err
+	o := convert.WriteOptions{Force: c.Bool("force")}
+	return o, folderOptions(c, &o)
 }
 
 // pipeline runs a convert or a restore of options o with a progress bar
@@ -112,6 +112,13 @@ func (a *app) pipeline(c *cli.Context, d direction, o *convert.WriteOptions, run
 	bar.finish()
 	if err != nil {
 		return withHint(err)
+	}
+	if n := len(s.SkippedLinks); n > 0 {
+		names := make([]string, n)
+		for i, l := range s.SkippedLinks {
+			names[i] = format.Printable(l)
+		}
+		fmt.Fprintf(a.stderr, "qins: warning: left out %d side file(s) linking outside the model folder (--skip-outside-links): %s\n", n, strings.Join(names, ", "))
 	}
 	if !c.Bool("quiet") {
 		writeSummary(a.stdout, s, d)

@@ -8,20 +8,31 @@ import (
 	"github.com/qins-dev/qins/convert"
 )
 
-// maxShardFlag is the --max-shard-size flag of convert and restore.
-func maxShardFlag() cli.Flag {
-	return &cli.StringFlag{Name: "max-shard-size", Usage: "for a folder output, split the weights into shards of at most `SIZE` (5GB, 500MB, 2GiB or bytes; default 5GB)"}
+// folderFlags are the flags of convert and restore for a folder output.
+func folderFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "max-shard-size", Usage: "for a folder output, split the weights into shards of at most `SIZE` (5GB, 500MB, 2GiB or bytes; default 5GB)"},
+		&cli.BoolFlag{Name: "skip-outside-links", Usage: "for a folder output, leave out (with a warning) the side files that are symbolic links leading outside the model folder, instead of failing"},
+		&cli.StringFlag{Name: "max-side-file", Usage: "for a folder output, refuse a side file (config, tokenizer...) larger than `SIZE` (default 1GiB)"},
+		&cli.StringFlag{Name: "max-side-total", Usage: "for a folder output, refuse side files larger than `SIZE` together (default 4GiB)"},
+	}
 }
 
-// maxShardBytes returns the value of --max-shard-size in bytes, 0 when it
-// is not given.
-func maxShardBytes(c *cli.Context) (int64, error) {
-	if !c.IsSet("max-shard-size") {
-		return 0, nil
+// folderOptions reads the folder flags into o.
+func folderOptions(c *cli.Context, o *convert.WriteOptions) error {
+	o.SkipOutsideLinks = c.Bool("skip-outside-links")
+	for _, f := range []struct {
+		name string
+		to   *int64
+	}{{"max-shard-size", &o.MaxShardBytes}, {"max-side-file", &o.MaxSideFile}, {"max-side-total", &o.MaxSideTotal}} {
+		if !c.IsSet(f.name) {
+			continue
+		}
+		n, err := convert.ParseSize(c.String(f.name))
+		if err != nil {
+			return usageError{fmt.Errorf("--%s: %v", f.name, err)}
+		}
+		*f.to = n
 	}
-	n, err := convert.ParseSize(c.String("max-shard-size"))
-	if err != nil {
-		return 0, usageError{fmt.Errorf("--max-shard-size: %v", err)}
-	}
-	return n, nil
+	return nil
 }

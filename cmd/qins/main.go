@@ -185,14 +185,13 @@ func (a *app) cli() *cli.App {
 				Name:      "convert",
 				Usage:     "encode a checkpoint (folder, file or index.json) into a QINS folder or file",
 				ArgsUsage: "SRC",
-				Flags: []cli.Flag{output, force, quiet,
+				Flags: append([]cli.Flag{output, force, quiet,
 					&cli.StringFlag{Name: "include", Usage: "encode the floating-point tensors whose names match `REGEX` (default: those of rank >= 2)"},
 					&cli.StringFlag{Name: "exclude", Usage: "keep the tensors whose names match `REGEX` unchanged"},
 					&cli.StringFlag{Name: "layout", Value: "u8+i8", Usage: "u8+i8 (a code byte and a sign byte per weight) or packed (a code byte and a sign bit: 1.125 bytes per weight)"},
 					&cli.StringFlag{Name: "range", Value: "minmax", Usage: "minmax (the formula's log range) or mse (log_min chosen for the least squared error; decodes the same way)"},
 					&cli.StringFlag{Name: "granularity", Value: "tensor", Usage: "tensor (one log range per tensor) or row (one per row of the last dimension, in NAME.logrange; QINS version 2)"},
-					maxShardFlag(),
-				},
+				}, folderFlags()...),
 				OnUsageError: usageErr,
 				Action:       a.convert,
 			},
@@ -200,10 +199,9 @@ func (a *app) cli() *cli.App {
 				Name:      "restore",
 				Usage:     "decode a QINS folder or file into a plain safetensors folder or file",
 				ArgsUsage: "IN",
-				Flags: []cli.Flag{output, force, quiet,
+				Flags: append([]cli.Flag{output, force, quiet,
 					&cli.StringFlag{Name: "dtype", Value: "F32", Usage: "dtype of the floating-point tensors: F32, F16, BF16 or F64"},
-					maxShardFlag(),
-				},
+				}, folderFlags()...),
 				OnUsageError: usageErr,
 				Action:       a.restore,
 			},
@@ -273,6 +271,10 @@ func withHint(err error) error {
 		return hinted{err, "qins convert makes one"}
 	case errors.As(err, &cast):
 		return hinted{err, "restore to a wider dtype, such as --dtype F32"}
+	case errors.Is(err, convert.ErrOutsideLink):
+		return hinted{err, "copy the file into the folder, or pass --skip-outside-links to leave such files out"}
+	case errors.Is(err, convert.ErrSideTooLarge):
+		return hinted{err, "move the file out of the model folder, or raise the limit with --max-side-file or --max-side-total SIZE"}
 	case errors.Is(err, eval.ErrNoConfig):
 		return hinted{err, "pass --config FILE"}
 	}

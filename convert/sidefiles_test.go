@@ -1,0 +1,298 @@
+package convert
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/qins-dev/qins/format"
+)
+
+// sideNames lists the side files of the model folder src.
+func sideNames(t *testing.T, src string, opts WriteOptions) ([]string, []string, error) {
+	t.Helper()
+	c := open(t, src)
+	side, err := sideFiles(src, c, &opts)
+	var got []string
+	for _, s := range side.files {
+		got = append(got, s.rel)
+	}
+	return got, side.skipped, err
+}
+
+// TestSideFilesInsideAndWeights: files in subfolders and links that stay
+// inside the folder are copied, weights in any format and hidden files are
+// not.
+func TestSideFilesInsideAndWeights(t *testing.T) {
+	dir := t.TempDir()
+	src := copyDir(t, tinyDir, filepath.Join(dir, "m"))
+	os.MkdirAll(filepath.Join(src, "original", "deep"), 0o755)
+	os.WriteFile(filepath.Join(src, "original", "params.json"), []byte("{}"), 0o644)
+	os.WriteFile(filepath.Join(src, "tok.real"), []byte("tokenizer bytes"), 0o644)
+	os.Symlink("tok.real", filepath.Join(src, "tokenizer.json")) // a link inside, relative
+	os.Symlink("..", filepath.Join(src, "original", "deep", "o2"))
+	for _, n := range []string{"original/consolidated.00.pth", "pytorch_model.bin", ".gitattributes"} {
+		os.WriteFile(filepath.Join(src, n), []byte("weights"), 0o644)
+	}
+	_, _, err := sideNames(t, src, WriteOptions{})
+	if err == nil || !strings.Contains(err.Error(), "a loop") {
+		t.Fatalf("a link to a folder above: %v, want a loop error", err)
+	}
+	os.Remove(filepath.Join(src, "original", "deep", "o2"))
+	os.Symlink("../../original/params.json", filepath.Join(src, "original", "deep", "p.json"))
+	got, _, err := sideNames(t, src, WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"config.json", "original/deep/p.json", "original/params.json", "tok.real", "tokenizer.json"}
+	if !equalStrings(got, want) {
+		t.Errorf("side files %v, want %v", got, want)
+	}
+	q := filepath.Join(dir, "m.qins")
+	if _, err := Convert(context.Background(), src, q, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(q, "tokenizer.json")); err != nil || string(b) != "tokenizer bytes" {
+		t.Errorf("tokenizer.json: %q, %v", b, err)
+	}
+	if st, err := os.Lstat(filepath.Join(q, "tokenizer.json")); err != nil || !st.Mode().IsRegular() {
+		t.Error("the symlink was not resolved into a file")
+	}
+}
+
+// TestSideFilesDeepTree: a plain tree deeper than any depth limit is
+// copied; loops are found by identity, not depth.
+func TestSideFilesDeepTree(t *testing.T) {
+	dir := t.TempDir()
+	src := copyDir(t, tinyDir, filepath.Join(dir, "m"))
+	deep := filepath.Join(src, "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l")
+	os.MkdirAll(deep, 0o755)
+	os.WriteFile(filepath.Join(deep, "x.txt"), []byte("x"), 0o644)
+	got, _, err := sideNames(t, src, WriteOptions{})
+	if err != nil || len(got) != 2 || got[0] != "a/b/c/d/e/f/g/h/i/j/k/l/x.txt" {
+		t.Errorf("deep tree: %v, %v", got, err)
+	}
+	os.Symlink(src, filepath.Join(deep, "top"))
+	if _, _, err := sideNames(t, src, WriteOptions{}); err == nil || !strings.Contains(err.Error(), "a loop") {
+		t.Errorf("a link to the top: %v, want a loop error", err)
+	}
+}
+
+// TestSideFilesOutsideLinks: a link leading outside the folder, to a file
+// or a folder, is refused, or skipped and listed with SkipOutsideLinks;
+// nothing is written when refused.
+func TestSideFilesOutsideLinks(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	os.WriteFile(secret, []byte("private key"), 0o600)
+	os.MkdirAll(filepath.Join(dir, "home", "ssh"), 0o755)
+	os.WriteFile(filepath.Join(dir, "home", "ssh", "id"), []byte("key"), 0o600)
+	cases := []struct{ name, target string }{
+		{"file", secret},
+		{"relative", "../secret"},
+		{"folder", filepath.Join(dir, "home")},
+		{"proc", "/proc/self/environ"},
+		{"pagemap", "/proc/self/pagemap"},
+		{"chain", "inside"}, // inside -> ../secret
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := copyDir(t, tinyDir, filepath.Join(t.TempDir(), "m"))
+			os.Symlink("../../"+filepath.Base(dir)+"/secret", filepath.Join(src, "inside"))
+			os.Remove(filepath.Join(src, "inside"))
+			if c.name == "chain" {
+				os.Symlink(secret, filepath.Join(src, "inside"))
+				os.Symlink("inside", filepath.Join(src, "tokenizer.json"))
+			} else {
+				os.Symlink(c.target, filepath.Join(src, "tokenizer.json"))
+			}
+			if c.name == "relative" {
+				os.Remove(filepath.Join(src, "tokenizer.json"))
+				rel, _ := filepath.Rel(src, secret)
+				os.Symlink(rel, filepath.Join(src, "tokenizer.json"))
+			}
+			out := filepath.Join(filepath.Dir(src), "m.qins")
+			_, err := Convert(context.Background(), src, out, Options{})
+			if !errors.Is(err, ErrOutsideLink) {
+				t.Fatalf("convert: %v, want ErrOutsideLink", err)
+			}
+			if got := names(t, filepath.Dir(src)); len(got) != 1 {
+				t.Errorf("left beside the input: %v", got)
+			}
+			s, err := Convert(context.Background(), src, out, Options{WriteOptions: WriteOptions{SkipOutsideLinks: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{"tokenizer.json"}
+			if c.name == "chain" {
+				want = []string{"inside", "tokenizer.json"}
+			}
+			if !equalStrings(s.SkippedLinks, want) {
+				t.Errorf("skipped %v, want %v", s.SkippedLinks, want)
+			}
+			for _, n := range want {
+				if _, err := os.Lstat(filepath.Join(out, n)); err == nil {
+					t.Errorf("%s was copied", n)
+				}
+			}
+		})
+	}
+}
+
+// TestSideFilesHFCache: a snapshot of the Hugging Face cache reads its
+// links into the repository's blobs, and nothing else outside it.
+func TestSideFilesHFCache(t *testing.T) {
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "hub", "models--org--tiny")
+	snap := filepath.Join(repo, "snapshots", "0123abc")
+	blobs := filepath.Join(repo, "blobs")
+	os.MkdirAll(snap, 0o755)
+	os.MkdirAll(blobs, 0o755)
+	ents, _ := os.ReadDir(tinyDir)
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(tinyDir, e.Name()))
+		os.WriteFile(filepath.Join(blobs, "h-"+e.Name()), b, 0o644)
+		os.Symlink("../../blobs/h-"+e.Name(), filepath.Join(snap, e.Name()))
+	}
+	os.WriteFile(filepath.Join(blobs, "h-tok"), []byte("tokenizer"), 0o644)
+	os.MkdirAll(filepath.Join(snap, "sub"), 0o755)
+	os.Symlink("../../../blobs/h-tok", filepath.Join(snap, "sub", "tokenizer.json"))
+	got, _, err := sideNames(t, snap, WriteOptions{})
+	if err != nil || !equalStrings(got, []string{"config.json", "sub/tokenizer.json"}) {
+		t.Fatalf("cache snapshot: %v, %v", got, err)
+	}
+	// The blobs folder itself holds every revision's weights; another
+	// repository's blobs are outside.
+	other := filepath.Join(dir, "hub", "models--org--other", "blobs")
+	os.MkdirAll(other, 0o755)
+	os.WriteFile(filepath.Join(other, "h"), []byte("other"), 0o644)
+	for _, target := range []string{"../../blobs", "../../../models--org--other/blobs/h", "../../blobs/../../models--org--other/blobs/h"} {
+		l := filepath.Join(snap, "extra")
+		os.Remove(l)
+		os.Symlink(target, l)
+		if _, _, err := sideNames(t, snap, WriteOptions{}); !errors.Is(err, ErrOutsideLink) {
+			t.Errorf("link to %s: %v, want ErrOutsideLink", target, err)
+		}
+	}
+}
+
+// TestSideFilesModeAndLimits: modes are kept as cp keeps them; a file or
+// a tree above its limit is refused.
+func TestSideFilesModeAndLimits(t *testing.T) {
+	dir := t.TempDir()
+	src := copyDir(t, tinyDir, filepath.Join(dir, "m"))
+	os.WriteFile(filepath.Join(src, "private.json"), []byte("0123456789"), 0o600)
+	os.WriteFile(filepath.Join(src, "run.py"), []byte("print()"), 0o755)
+	q := filepath.Join(dir, "m.qins")
+	if _, err := Convert(context.Background(), src, q, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	mask := syscall.Umask(0)
+	syscall.Umask(mask)
+	for n, mode := range map[string]os.FileMode{"private.json": 0o600, "run.py": 0o755, "config.json": 0o644} {
+		if st, err := os.Stat(filepath.Join(q, n)); err != nil || st.Mode().Perm() != mode&^os.FileMode(mask) {
+			t.Errorf("%s: mode %v, %v; want %v", n, st.Mode(), err, mode&^os.FileMode(mask))
+		}
+	}
+	r := filepath.Join(dir, "m.restored")
+	if _, err := Restore(context.Background(), q, r, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(filepath.Join(r, "private.json")); err != nil || st.Mode().Perm() != 0o600&^os.FileMode(mask) {
+		t.Errorf("restored private.json: %v, %v", st.Mode(), err)
+	}
+	cfg, _ := os.Stat(filepath.Join(src, "config.json"))
+	if _, _, err := sideNames(t, src, WriteOptions{MaxSideFile: 9}); !errors.Is(err, ErrSideTooLarge) {
+		t.Errorf("a file above the limit: %v", err)
+	}
+	if _, _, err := sideNames(t, src, WriteOptions{MaxSideTotal: cfg.Size() + 12}); !errors.Is(err, ErrSideTooLarge) {
+		t.Errorf("a tree above the limit: %v", err)
+	}
+	if got, _, err := sideNames(t, src, WriteOptions{MaxSideTotal: cfg.Size() + 17}); err != nil || len(got) != 3 {
+		t.Errorf("a tree at the limit: %v, %v", got, err)
+	}
+}
+
+// TestSideFilesChanged: a side file rewritten after it was listed is
+// refused when copied, and one rewritten after it was copied before the
+// commit.
+func TestSideFilesChanged(t *testing.T) {
+	dir := t.TempDir()
+	src := copyDir(t, tinyDir, filepath.Join(dir, "m"))
+	tok := filepath.Join(src, "tokenizer.json")
+	os.WriteFile(tok, []byte("old bytes"), 0o644)
+	c := open(t, src)
+	side, err := sideFiles(src, c, &WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s sideFile
+	for _, f := range side.files {
+		if f.rel == "tokenizer.json" {
+			s = f
+		}
+	}
+	if err := s.unchanged(); err != nil {
+		t.Fatalf("unchanged file: %v", err)
+	}
+	// Same size, new bytes and modification time: the in-place rewrite
+	// of the issue.
+	f, _ := os.OpenFile(tok, os.O_WRONLY, 0)
+	f.WriteAt([]byte("new"), 0)
+	f.Close()
+	os.Chtimes(tok, s.info.ModTime().Add(time.Second), s.info.ModTime().Add(time.Second))
+	if err := s.unchanged(); err == nil || !strings.Contains(err.Error(), "changed while") {
+		t.Errorf("rewritten file: %v", err)
+	}
+	out := filepath.Join(dir, "o")
+	if err := copyTo(t, out, s); err == nil || !strings.Contains(err.Error(), "changed while") {
+		t.Errorf("copy of a rewritten file: %v", err)
+	}
+	// Replaced by another file of the same size and time (the old one
+	// kept alive, so that its inode is not reused).
+	os.Link(tok, filepath.Join(dir, "old"))
+	os.Remove(tok)
+	os.WriteFile(tok, []byte("old bytes"), 0o644)
+	os.Chtimes(tok, s.info.ModTime(), s.info.ModTime())
+	if st, _ := os.Stat(tok); st.Size() != s.info.Size() || !st.ModTime().Equal(s.info.ModTime()) {
+		t.Fatal("the replacement differs in size or time")
+	}
+	if err := s.unchanged(); err == nil {
+		t.Error("replaced file: no error")
+	}
+}
+
+// copyTo copies s into a new folder out, aborted afterwards.
+func copyTo(t *testing.T, out string, s sideFile) error {
+	t.Helper()
+	dw, err := format.CreateDir(out, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dw.Abort()
+	return copySideFiles(context.Background(), dw, []sideFile{s}, "")
+}
+
+// TestSideFilesErrorsQuoted: a dangling link and a FIFO are named once,
+// quoted when their names hold control characters.
+func TestSideFilesErrorsQuoted(t *testing.T) {
+	src := copyDir(t, tinyDir, filepath.Join(t.TempDir(), "m"))
+	bad := filepath.Join(src, "tok\x1b[31m.json")
+	os.Symlink("nowhere\x1b[0m", bad)
+	_, _, err := sideNames(t, src, WriteOptions{})
+	if err == nil || strings.ContainsRune(err.Error(), 0x1b) || strings.Count(err.Error(), "tok") != 1 || !strings.Contains(err.Error(), "cannot be followed") {
+		t.Errorf("dangling link: %q", err)
+	}
+	os.Remove(bad)
+	if err := syscall.Mkfifo(filepath.Join(src, "fifo"), 0o644); err != nil {
+		t.Skip(err)
+	}
+	if _, _, err := sideNames(t, src, WriteOptions{}); err == nil || !strings.Contains(err.Error(), "named pipe") {
+		t.Errorf("fifo: %v", err)
+	}
+}
