@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Golden logits for convert/model's tests, from an independent torch forward pass.
+"""Golden logits for convert/eval/internal/model's tests, from an independent torch forward pass.
 
 Written from Hugging Face transformers' formulas (modeling_llama, modeling_mistral,
 modeling_phi3, modeling_qwen2, modeling_rope_utils), not from the Go code: float32
@@ -7,7 +7,7 @@ RMSNorm, rotate-half RoPE (default, linear, llama3, longrope with its attention
 factor and partial_rotary_factor), GQA, causal (and sliding-window) attention with
 softmax in float32, SiLU-gated MLP, tied embeddings.
 
-It writes, under convert/model/testdata/:
+It writes, under convert/eval/internal/model/testdata/:
   - tiny synthetic checkpoints (config.json + model.safetensors) for Qwen2 (q/k/v
     biases, BF16), Mistral (sliding window, head_dim != hidden/heads) and Llama
     (llama3 rope_scaling, attention_bias, mlp_bias, tied embeddings);

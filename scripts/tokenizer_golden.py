@@ -3,14 +3,14 @@
 
     scripts/tokenizer_golden.py [STORIES260K_DIR]
 
-Why: convert/tokenizer is a hand-written SentencePiece BPE. Its tests compare
+Why: convert/eval/internal/tokenizer is a hand-written SentencePiece BPE. Its tests compare
 it with what Google's own sentencepiece (Debian python3-sentencepiece) does,
 on strings chosen to hit the edges: spaces at the ends and in runs, newlines,
 accents, CJK, emoji and other characters outside the vocabulary (byte
 fallback), repeated letters (ties between equal pieces), literal "<s>", U+2581 itself, the empty string, and seeded random
 mixtures of all of these.
 
-It writes, under convert/tokenizer/testdata/:
+It writes, under convert/eval/internal/tokenizer/testdata/:
 
 * golden-stories260K.json: encode cases (text -> ids) and decode cases
   (ids -> text) for STORIES260K_DIR/tokenizer.model (default

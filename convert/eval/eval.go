@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/qins-dev/qins/convert"
-	"github.com/qins-dev/qins/convert/model"
-	"github.com/qins-dev/qins/convert/tokenizer"
+	"github.com/qins-dev/qins/convert/eval/internal/model"
+	"github.com/qins-dev/qins/convert/eval/internal/tokenizer"
 )
 
 // DefaultGenerate is the number of tokens generated when Options.Generate

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/qins-dev/qins/convert"
-	"github.com/qins-dev/qins/convert/model"
+	"github.com/qins-dev/qins/convert/eval/internal/model"
 	"github.com/qins-dev/qins/format"
 )
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/qins-dev/qins/convert/internal/gemm"
+	"github.com/qins-dev/qins/convert/eval/internal/gemm"
 )
 
 // reader reads weight tensors for forward passes. Within budget bytes it

@@ -190,7 +190,7 @@ func randomWeights(c *Config) memWeights {
 // the repository's testdata copy; it skips the test when neither exists.
 func fixture(t testing.TB, name string) string {
 	t.Helper()
-	for _, dir := range []string{filepath.Join("..", "..", "testdata", name), filepath.Join("..", "..", "..", "shared", "fixtures", "llm", name)} {
+	for _, dir := range []string{filepath.Join("..", "..", "..", "..", "testdata", name), filepath.Join("..", "..", "..", "..", "..", "shared", "fixtures", "llm", name)} {
 		if _, err := os.Stat(filepath.Join(dir, "model.safetensors")); err == nil {
 			return dir
 		}

@@ -11,8 +11,8 @@ import (
 // fixtureDirs are where the stories260K tokenizer may be, best first: the
 // repository's copy, then the shared fixtures beside the worktree.
 var fixtureDirs = []string{
-	"../../testdata/stories260K",
-	"../../../shared/fixtures/llm/stories260K",
+	"../../../../testdata/stories260K",
+	"../../../../../shared/fixtures/llm/stories260K",
 }
 
 // fixtureDir returns the first stories260K folder that exists, or skips.

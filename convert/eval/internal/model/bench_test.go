@@ -80,7 +80,7 @@ func (w synthWeights) ReadRows(ctx context.Context, name string, r0, r1 int, dst
 // BenchmarkLayerPhi35 runs one Phi-3.5-mini layer (hidden 3072, MLP 8192,
 // 32 heads) over 128 positions, weights made up on read.
 func BenchmarkLayerPhi35(b *testing.B) {
-	data, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "phi-3.5-mini", "config.json"))
+	data, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "..", "shared", "phi-3.5-mini", "config.json"))
 	if err != nil {
 		b.Skip("no ../shared/phi-3.5-mini/config.json")
 	}

@@ -112,7 +112,7 @@ func TestPhi3LayoutMatchesLlama(t *testing.T) {
 		cfg *Config
 		w   Weights
 	}{"testdata view": {pcfg, pw}}
-	shared := filepath.Join("..", "..", "..", "shared", "fixtures", "llm", "stories260K-phi3")
+	shared := filepath.Join("..", "..", "..", "..", "..", "shared", "fixtures", "llm", "stories260K-phi3")
 	if _, err := os.Stat(shared); err == nil {
 		views["../shared stories260K-phi3"] = struct {
 			cfg *Config
@@ -305,7 +305,7 @@ func TestParseConfig(t *testing.T) {
 }
 
 func TestParseConfigPhi35(t *testing.T) {
-	path := filepath.Join("..", "..", "..", "shared", "phi-3.5-mini", "config.json")
+	path := filepath.Join("..", "..", "..", "..", "..", "shared", "phi-3.5-mini", "config.json")
 	if _, err := os.Stat(path); err != nil {
 		t.Skip("no ../shared/phi-3.5-mini")
 	}
