@@ -14,6 +14,7 @@ import (
 
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
+	"github.com/qins-dev/qins/format/qins"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -29,22 +30,22 @@ type Options struct {
 	// Exclude keeps the matching tensors unchanged.
 	Exclude *regexp.Regexp
 	// Layout is how codes and signs are stored; the zero value is
-	// format.LayoutU8I8.
-	Layout format.Layout
+	// qins.LayoutU8I8.
+	Layout qins.Layout
 	// Range is how log_min is chosen; the zero value is the formula's,
-	// format.RangeMinMax.
-	Range format.Range
+	// qins.RangeMinMax.
+	Range qins.Range
 	// Granularity is how many ranges a tensor has; the zero value is one,
-	// format.GranularityTensor.
-	Granularity format.Granularity
+	// qins.GranularityTensor.
+	Granularity qins.Granularity
 	// scales holds the names of the tensors that scale an FP8, FP6 or
 	// FP4 tensor of the checkpoint (set by checkConvert).
 	scales map[string]bool
 }
 
 // encoding returns how opts encodes tensors.
-func (o *Options) encoding() format.Encoding {
-	return format.Encoding{Layout: o.Layout, Range: o.Range, Granularity: o.Granularity}
+func (o *Options) encoding() qins.Encoding {
+	return qins.Encoding{Layout: o.Layout, Range: o.Range, Granularity: o.Granularity}
 }
 
 // convertHooks change Convert for tests.
@@ -94,7 +95,7 @@ func DefaultOutput(src string) string {
 // checkConvert checks that c can be converted under opts, and sets the
 // scales of opts.
 func checkConvert(c *format.Checkpoint, opts *Options) error {
-	if format.IsQINS(c.Metadata) {
+	if qins.IsQINS(c.Metadata) {
 		return &format.Error{Path: c.Path, Err: ErrIsQINS}
 	}
 	if err := opts.encoding().Check(); err != nil {
@@ -102,7 +103,7 @@ func checkConvert(c *format.Checkpoint, opts *Options) error {
 	}
 	opts.scales = scaleNames(c)
 	for k := range c.Metadata {
-		if format.IsQINSKey(k) {
+		if qins.IsQINSKey(k) {
 			return &format.Error{Path: c.Path, Err: fmt.Errorf("metadata key %q is reserved for QINS files", k)}
 		}
 	}
@@ -133,7 +134,7 @@ func checkNames(c *format.Checkpoint, opts *Options) error {
 	names := make(map[string]bool)
 	for i := range c.Tensors {
 		n := c.Tensors[i].Name
-		for _, suf := range []string{format.CodesSuffix, format.SignsSuffix, format.SignBitsSuffix, format.RangesSuffix} {
+		for _, suf := range []string{qins.CodesSuffix, qins.SignsSuffix, qins.SignBitsSuffix, qins.RangesSuffix} {
 			if strings.HasSuffix(n, suf) {
 				names[n] = true
 			}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
+	"github.com/qins-dev/qins/format/qins"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -48,9 +49,9 @@ func (cv *converter) plan() (*outputPlan, error) {
 	for k, v := range c.Metadata {
 		meta[k] = v
 	}
-	meta[format.VersionKey] = e.Version()
+	meta[qins.VersionKey] = e.Version()
 	out := make([]format.TensorInfo, 0, len(jobs)+2*nEncoded)
-	placed := e.Granularity != format.GranularityRow // the ranges, when any
+	placed := e.Granularity != qins.GranularityRow // the ranges, when any
 	for _, i := range order {
 		j := &jobs[i]
 		t := j.src.TensorInfo
@@ -63,24 +64,24 @@ func (cv *converter) plan() (*outputPlan, error) {
 			continue
 		}
 		j.out, j.signs = len(out), len(out)+1
-		out = append(out, e.Stored(format.PartCodes, t.Name, t.Shape), e.Stored(format.PartSigns, t.Name, t.Shape))
-		meta[format.ParamsKey(t.Name)] = format.MarshalEncodedMeta(quant.Params{}, t.DType, e)
+		out = append(out, e.Stored(qins.PartCodes, t.Name, t.Shape), e.Stored(qins.PartSigns, t.Name, t.Shape))
+		meta[qins.ParamsKey(t.Name)] = qins.MarshalEncodedMeta(quant.Params{}, t.DType, e)
 	}
 	if !placed {
 		out = placeRanges(jobs, order, e, out)
 	}
 	cv.jobs = jobs
-	return &outputPlan{meta: meta, tensors: out, reserve: format.EncodedMetaSlack * nEncoded, limit: cv.limit}, nil
+	return &outputPlan{meta: meta, tensors: out, reserve: qins.EncodedMetaSlack * nEncoded, limit: cv.limit}, nil
 }
 
 // placeRanges appends to out the per-row ranges of the encoded jobs, in
 // the given order: F32 tensors of a multiple of 8 bytes, they keep every
 // tensor after them aligned.
-func placeRanges(jobs []job, order []int32, e format.Encoding, out []format.TensorInfo) []format.TensorInfo {
+func placeRanges(jobs []job, order []int32, e qins.Encoding, out []format.TensorInfo) []format.TensorInfo {
 	for _, i := range order {
 		if j := &jobs[i]; j.encode {
 			j.ranges = len(out)
-			out = append(out, e.Stored(format.PartRanges, j.src.Name, j.src.Shape))
+			out = append(out, e.Stored(qins.PartRanges, j.src.Name, j.src.Shape))
 		}
 	}
 	return out
@@ -89,8 +90,8 @@ func placeRanges(jobs []job, order []int32, e format.Encoding, out []format.Tens
 // leastHeaderLen returns the least bytes the output's header can take, its
 // offsets aside, from the plan's choices alone: a header far above the
 // limit is refused before the output's tensors and metadata are built.
-func leastHeaderLen(c *format.Checkpoint, jobs []job, e format.Encoding) int {
-	n := 2 + len(`"__metadata__":{}`) - 1 + format.MetadataEntryLen(format.VersionKey, format.Version)
+func leastHeaderLen(c *format.Checkpoint, jobs []job, e qins.Encoding) int {
+	n := 2 + len(`"__metadata__":{}`) - 1 + format.MetadataEntryLen(qins.VersionKey, qins.Version)
 	for k, v := range c.Metadata {
 		n += format.MetadataEntryLen(k, v)
 	}
@@ -104,13 +105,13 @@ func leastHeaderLen(c *format.Checkpoint, jobs []job, e format.Encoding) int {
 		}
 		m, ok := metaLen[t.DType]
 		if !ok {
-			m = format.MetadataEntryLen(format.ParamsPrefix, format.MarshalEncodedMeta(quant.Params{}, t.DType, e))
+			m = format.MetadataEntryLen(qins.ParamsPrefix, qins.MarshalEncodedMeta(quant.Params{}, t.DType, e))
 			metaLen[t.DType] = m
 		}
 		for _, p := range e.Parts() {
 			n += format.EntryLen(e.Stored(p, t.Name, t.Shape))
 		}
-		n += m + len(t.Name) + format.EncodedMetaSlack
+		n += m + len(t.Name) + qins.EncodedMetaSlack
 	}
 	return n
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
+	"github.com/qins-dev/qins/format/qins"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -112,9 +113,9 @@ func (cv *converter) run(ctx context.Context, w *format.Writer, progress func(in
 	cv.w, cv.progress = w, progress
 	cv.workers = writeWorkers(opts.Workers)
 	cv.chunk = cv.workers.chunkSize(opts.ChunkBytes, cv.c)
-	cv.packed = opts.Layout == format.LayoutPacked
-	cv.mse = opts.Range == format.RangeMSE
-	cv.rows = opts.Granularity == format.GranularityRow
+	cv.packed = opts.Layout == qins.LayoutPacked
+	cv.mse = opts.Range == qins.RangeMSE
+	cv.rows = opts.Granularity == qins.GranularityRow
 	steps, states, err := cv.schedule(ctx)
 	if err != nil {
 		return err
@@ -232,13 +233,13 @@ func (cv *converter) finish(ctx context.Context, states []tensorState, s *Summar
 		if cv.rows {
 			p = states[i].env.p
 		}
-		cv.w.SetMetadata(format.ParamsKey(j.src.Name), format.MarshalEncodedMeta(p, j.src.DType, e))
+		cv.w.SetMetadata(qins.ParamsKey(j.src.Name), qins.MarshalEncodedMeta(p, j.src.DType, e))
 		s.Encoded++
 		n := int64(j.src.Elements())
 		s.EncodedElems += n
 		s.EncodedBytes += int64(e.EncodedBytes(j.src.Shape))
 		if !cv.packed && j.src.DType.Size() == 2 {
-			s.packedSaving += n - int64(format.SignBytes(uint64(n)))
+			s.packedSaving += n - int64(qins.SignBytes(uint64(n)))
 		}
 	}
 	return nil

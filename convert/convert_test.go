@@ -19,6 +19,7 @@ import (
 
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
+	"github.com/qins-dev/qins/format/qins"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -128,7 +129,7 @@ func checkRoundTrip(t *testing.T, src string) {
 			t.Fatalf("%s: codes or signs missing", st.Name)
 		}
 		if codes.DType().String() != "U8" || signs.DType().String() != "I8" ||
-			!format.SameShape(codes.Shape(), st.Shape) || !format.SameShape(signs.Shape(), st.Shape) {
+			!qins.SameShape(codes.Shape(), st.Shape) || !qins.SameShape(signs.Shape(), st.Shape) {
 			t.Fatalf("%s: codes %v%v, signs %v%v; want U8 and I8 of shape %v", st.Name, codes.DType(), codes.Shape(), signs.DType(), signs.Shape(), st.Shape)
 		}
 		n := st.Elements()
@@ -137,7 +138,7 @@ func checkRoundTrip(t *testing.T, src string) {
 		}
 		encodedElems += n
 		dataBytes += 2 * n
-		var m format.EncodedMeta
+		var m qins.EncodedMeta
 		if err := json.Unmarshal([]byte(q.Metadata["qins:"+st.Name]), &m); err != nil {
 			t.Fatalf("%s: metadata: %v", st.Name, err)
 		}
@@ -184,7 +185,7 @@ func checkRoundTrip(t *testing.T, src string) {
 	}
 	for _, st := range srcC.Tensors {
 		got, ok := rt[st.Name]
-		if !ok || !format.SameShape(got.Shape, st.Shape) {
+		if !ok || !qins.SameShape(got.Shape, st.Shape) {
 			t.Fatalf("%s: missing or reshaped in the restore", st.Name)
 		}
 		if !quant.IsFloat(st.DType) {
@@ -197,7 +198,7 @@ func checkRoundTrip(t *testing.T, src string) {
 			t.Fatalf("%s: restored as %v, want F32", st.Name, got.DType)
 		}
 		w, d := values(t, st), values(t, got)
-		var m format.EncodedMeta
+		var m qins.EncodedMeta
 		json.Unmarshal([]byte(q.Metadata["qins:"+st.Name]), &m)
 		bound := (m.LogMax-m.LogMin)/508 + 1e-6
 		for i := range w {
@@ -304,7 +305,7 @@ func TestPackedLayout(t *testing.T) {
 			dir := t.TempDir()
 			files := map[string]string{}
 			var encodedElems uint64
-			for _, layout := range []format.Layout{format.LayoutU8I8, format.LayoutPacked} {
+			for _, layout := range []qins.Layout{qins.LayoutU8I8, qins.LayoutPacked} {
 				q := filepath.Join(dir, layout.String()+".qins")
 				r := filepath.Join(dir, layout.String()+".restored")
 				if _, err := Convert(context.Background(), src, q, Options{WriteOptions: WriteOptions{ChunkBytes: 1000}, Layout: layout}); err != nil {
@@ -314,27 +315,27 @@ func TestPackedLayout(t *testing.T) {
 					t.Fatal(err)
 				}
 				files[layout.String()], files[layout.String()+"r"] = q, r
-				if layout == format.LayoutPacked {
+				if layout == qins.LayoutPacked {
 					c := open(t, q)
 					var data uint64
 					for _, ts := range c.Tensors {
 						data += ts.Bytes()
-						if strings.HasSuffix(ts.Name, format.CodesSuffix) {
+						if strings.HasSuffix(ts.Name, qins.CodesSuffix) {
 							encodedElems += ts.Elements()
 						}
 					}
-					ls, err := format.Logicals(context.Background(), c)
+					ls, err := qins.Logicals(context.Background(), c)
 					if err != nil {
 						t.Fatal(err)
 					}
 					var copied, packed uint64
 					for _, l := range ls {
 						if l.Encoded() {
-							if l.Layout != format.LayoutPacked {
+							if l.Layout != qins.LayoutPacked {
 								t.Fatalf("%s: layout %v", l.Name, l.Layout)
 							}
 							packed += l.Codes.Bytes() + l.Signs.Bytes()
-							if want := l.Elements() + format.SignBytes(l.Elements()); l.Codes.Bytes()+l.Signs.Bytes() != want {
+							if want := l.Elements() + qins.SignBytes(l.Elements()); l.Codes.Bytes()+l.Signs.Bytes() != want {
 								t.Errorf("%s: %d bytes, want %d", l.Name, l.Codes.Bytes()+l.Signs.Bytes(), want)
 							}
 						} else {
@@ -346,13 +347,13 @@ func TestPackedLayout(t *testing.T) {
 					}
 				}
 			}
-			a, _ := os.ReadFile(files[format.LayoutU8I8.String()+"r"])
-			b, _ := os.ReadFile(files[format.LayoutPacked.String()+"r"])
+			a, _ := os.ReadFile(files[qins.LayoutU8I8.String()+"r"])
+			b, _ := os.ReadFile(files[qins.LayoutPacked.String()+"r"])
 			if !bytes.Equal(a, b) {
 				t.Error("the two layouts restore differently")
 			}
-			d1 := diff(t, src, files[format.LayoutU8I8.String()], DiffOptions{})
-			d2 := diff(t, src, files[format.LayoutPacked.String()], DiffOptions{})
+			d1 := diff(t, src, files[qins.LayoutU8I8.String()], DiffOptions{})
+			d2 := diff(t, src, files[qins.LayoutPacked.String()], DiffOptions{})
 			if !reflect.DeepEqual(d1.Total.DiffStats, d2.Total.DiffStats) {
 				t.Errorf("diff totals differ:\n%+v\n%+v", d1.Total, d2.Total)
 			}
@@ -375,11 +376,11 @@ func TestMSERange(t *testing.T) {
 			if _, err := Convert(context.Background(), src, mm, Options{}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := Convert(context.Background(), src, ms, Options{WriteOptions: WriteOptions{ChunkBytes: 1000}, Range: format.RangeMSE}); err != nil {
+			if _, err := Convert(context.Background(), src, ms, Options{WriteOptions: WriteOptions{ChunkBytes: 1000}, Range: qins.RangeMSE}); err != nil {
 				t.Fatal(err)
 			}
 			q := open(t, ms)
-			ls, err := format.Logicals(context.Background(), q)
+			ls, err := qins.Logicals(context.Background(), q)
 			if err != nil {
 				t.Fatal(err)
 			}

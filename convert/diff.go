@@ -10,6 +10,7 @@ import (
 
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
+	"github.com/qins-dev/qins/format/qins"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -205,7 +206,7 @@ func diffWith(ctx context.Context, pathA, pathB string, opts DiffOptions, hooks 
 }
 
 // tensorDiff reports the comparison st of a and b, checked against opts.
-func tensorDiff(a, b *format.Logical, st *Accumulator, opts DiffOptions) TensorDiff {
+func tensorDiff(a, b *qins.Logical, st *Accumulator, opts DiffOptions) TensorDiff {
 	td := TensorDiff{Name: a.Name, Shape: a.Shape, DTypeA: a.DType.String(), DTypeB: b.DType.String(), DiffStats: st.Stats()}
 	if td.Shape == nil {
 		td.Shape = []uint64{}
@@ -218,10 +219,10 @@ func tensorDiff(a, b *format.Logical, st *Accumulator, opts DiffOptions) TensorD
 }
 
 // mismatch reports why a and b cannot be compared, if they cannot.
-func mismatch(a, b *format.Logical) (Mismatch, bool) {
+func mismatch(a, b *qins.Logical) (Mismatch, bool) {
 	m := Mismatch{Name: a.Name, ShapeA: a.Shape, ShapeB: b.Shape, DTypeA: a.DType.String(), DTypeB: b.DType.String()}
 	switch {
-	case !format.SameShape(a.Shape, b.Shape):
+	case !qins.SameShape(a.Shape, b.Shape):
 		m.Reason = "shapes differ"
 	case quant.ReadsFloat(a.DType) != quant.ReadsFloat(b.DType) || (!quant.ReadsFloat(a.DType) && a.DType != b.DType):
 		m.Reason = "dtypes differ and are not both floating point"
@@ -313,7 +314,7 @@ type diffBufs struct {
 
 // tensor compares a and b, of the same shape. The chunks' sums are merged
 // in chunk order, so the result does not depend on scheduling.
-func (d *differ) tensor(ctx context.Context, a, b *format.Logical) (*Accumulator, error) {
+func (d *differ) tensor(ctx context.Context, a, b *qins.Logical) (*Accumulator, error) {
 	if bitsOnly(a.DType) { // and b's, the same
 		return d.bitsTensor(ctx, a, b)
 	}
@@ -375,7 +376,7 @@ func merged(parts []Accumulator, err error) (*Accumulator, error) {
 
 // bitsTensor compares two stored tensors of a dtype in bitsOnly, chunk by
 // chunk: how many elements have the same bits.
-func (d *differ) bitsTensor(ctx context.Context, a, b *format.Logical) (*Accumulator, error) {
+func (d *differ) bitsTensor(ctx context.Context, a, b *qins.Logical) (*Accumulator, error) {
 	ta, tb := *a.Plain, *b.Plain // a dtype in bitsOnly is never encoded
 	width := int(a.DType.Bits())
 	n := int64(ta.Bytes())

@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/qins"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -37,7 +38,7 @@ const histBudget = 1 << 21
 var errTooManyPairs = errors.New("too many pairs of keys")
 
 // keyed reports whether the elements of l can be told apart by 16 bits.
-func keyed(l *format.Logical) bool {
+func keyed(l *qins.Logical) bool {
 	if l.Encoded() {
 		return l.Ranges == nil // a code means one value per tensor
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
+	"github.com/qins-dev/qins/format/qins"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -238,7 +239,7 @@ func TestDiffFastPathMatchesFloatPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	packed := filepath.Join(dir, "p.safetensors")
-	if _, err := Convert(context.Background(), tinyDir, packed, Options{Layout: format.LayoutPacked, Range: format.RangeMSE}); err != nil {
+	if _, err := Convert(context.Background(), tinyDir, packed, Options{Layout: qins.LayoutPacked, Range: qins.RangeMSE}); err != nil {
 		t.Fatal(err)
 	}
 	// Two 16-bit files whose patterns pair in many ways, with zeros of

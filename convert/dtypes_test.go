@@ -14,6 +14,7 @@ import (
 
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
+	"github.com/qins-dev/qins/format/qins"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -145,7 +146,7 @@ func checkKept(t *testing.T, path string) {
 			t.Errorf("%s: %s missing", path, name)
 			continue
 		}
-		if g.DType != s.dt || !format.SameShape(g.Shape, s.shape) || !bytes.Equal(readAll(t, g), s.data) {
+		if g.DType != s.dt || !qins.SameShape(g.Shape, s.shape) || !bytes.Equal(readAll(t, g), s.data) {
 			t.Errorf("%s: %s is %v %v, want %v %v unchanged", path, name, g.DType, g.Shape, s.dt, s.shape)
 		}
 	}

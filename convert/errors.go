@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
+	"github.com/qins-dev/qins/format/qins"
 )
 
 // Errors a caller may act on. The errors of Convert, Restore and
@@ -33,7 +33,7 @@ var (
 // unchanged avoids it.
 type NameClashError struct {
 	Tensor string // the tensor to encode
-	Part   format.Part
+	Part   qins.Part
 	Stored string // the name the part would be stored under
 }
 

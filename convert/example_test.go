@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/qins-dev/qins/convert"
-	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/qins"
 )
 
 // The small checkpoint of the golden tests: every float dtype and the
@@ -44,9 +44,9 @@ func ExampleConvert_options() {
 	defer os.RemoveAll(dir)
 
 	opts := convert.Options{
-		Layout:       format.LayoutPacked,   // sign bits: 1.125 bytes a weight
-		Range:        format.RangeMSE,       // log_min for the least squared error
-		Granularity:  format.GranularityRow, // one range per row
+		Layout:       qins.LayoutPacked,   // sign bits: 1.125 bytes a weight
+		Range:        qins.RangeMSE,       // log_min for the least squared error
+		Granularity:  qins.GranularityRow, // one range per row
 		WriteOptions: convert.WriteOptions{Force: true},
 	}
 	out := filepath.Join(dir, "small.qins.safetensors")

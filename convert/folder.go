@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/qins"
 )
 
 // DefaultMaxShardBytes bounds the tensor data of a shard of a folder
@@ -160,7 +161,7 @@ func writeShards(dw *format.DirWriter, prefix string, n int, s *Summary, write f
 }
 
 // stored returns the stored tensors of ls.
-func stored(ls []format.Logical) []format.Tensor {
+func stored(ls []qins.Logical) []format.Tensor {
 	var ts []format.Tensor
 	for _, l := range ls {
 		if l.Encoded() {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
+	"github.com/qins-dev/qins/format/qins"
 )
 
 const storiesDir = "../../shared/fixtures/llm/stories260K"
@@ -216,7 +217,7 @@ func TestFolderRoundTrip(t *testing.T) {
 			checkWeights(t, r, restoredPrefix, max)
 			checkSideFiles(t, tc.src, r, "bfloat16")
 			rc := open(t, r)
-			if rc.Metadata["format"] != "pt" || format.IsQINS(rc.Metadata) {
+			if rc.Metadata["format"] != "pt" || qins.IsQINS(rc.Metadata) {
 				t.Errorf("restored metadata %v", rc.Metadata)
 			}
 
@@ -254,7 +255,7 @@ func same(t *testing.T, a, b string) {
 	if len(la) != len(lb) {
 		t.Fatalf("%d tensors against %d", len(la), len(lb))
 	}
-	inB := map[string]format.Logical{}
+	inB := map[string]qins.Logical{}
 	for _, l := range lb {
 		inB[l.Name] = l
 	}
@@ -439,7 +440,7 @@ func TestFolderForceReplaces(t *testing.T) {
 // start with, in every layout and granularity, to a file and to a folder.
 func TestProgressAddsUp(t *testing.T) {
 	ctx := context.Background()
-	for _, e := range []format.Encoding{{}, {Layout: format.LayoutPacked}, {Granularity: format.GranularityRow}, {Layout: format.LayoutPacked, Range: format.RangeMSE, Granularity: format.GranularityRow}} {
+	for _, e := range []qins.Encoding{{}, {Layout: qins.LayoutPacked}, {Granularity: qins.GranularityRow}, {Layout: qins.LayoutPacked, Range: qins.RangeMSE, Granularity: qins.GranularityRow}} {
 		for _, out := range []string{"q.safetensors", "q.qins"} {
 			dir := t.TempDir()
 			q := filepath.Join(dir, out)

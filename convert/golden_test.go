@@ -11,8 +11,8 @@ import (
 	"regexp"
 	"testing"
 
-	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
+	"github.com/qins-dev/qins/format/qins"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in ../testdata/fuzz")
@@ -65,7 +65,7 @@ func TestGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows := filepath.Join(dir, "rows")
-	if _, err := Convert(context.Background(), smallSrc, rows, Options{Granularity: format.GranularityRow, Layout: format.LayoutPacked, Range: format.RangeMSE, Include: regexp.MustCompile(".")}); err != nil {
+	if _, err := Convert(context.Background(), smallSrc, rows, Options{Granularity: qins.GranularityRow, Layout: qins.LayoutPacked, Range: qins.RangeMSE, Include: regexp.MustCompile(".")}); err != nil {
 		t.Fatal(err)
 	}
 	for _, g := range []struct{ got, golden string }{{q, smallQINS}, {r, smallRestored}, {rows, smallRows}} {

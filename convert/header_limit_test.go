@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/qins"
 )
 
 // TestHeaderLimit checks that convert refuses, before writing anything,
@@ -17,7 +18,7 @@ import (
 // bound never exceeds the exact length.
 func TestHeaderLimit(t *testing.T) {
 	for _, src := range []string{tinyDir, smallSrc} {
-		for _, e := range []format.Encoding{{}, {Layout: format.LayoutPacked}, {Granularity: format.GranularityRow}, {Layout: format.LayoutPacked, Range: format.RangeMSE, Granularity: format.GranularityRow}} {
+		for _, e := range []qins.Encoding{{}, {Layout: qins.LayoutPacked}, {Granularity: qins.GranularityRow}, {Layout: qins.LayoutPacked, Range: qins.RangeMSE, Granularity: qins.GranularityRow}} {
 			c, err := format.OpenCheckpoint(src)
 			if err != nil {
 				t.Fatal(err)

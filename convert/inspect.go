@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/qins"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -63,12 +64,12 @@ type ReportTotal struct {
 // openModel opens the checkpoint at path with its tensors as the source
 // model had them (a QINS file's encoded tensors as one each). The caller
 // closes the checkpoint.
-func openModel(ctx context.Context, path string) (*format.Checkpoint, []format.Logical, error) {
+func openModel(ctx context.Context, path string) (*format.Checkpoint, []qins.Logical, error) {
 	c, err := format.OpenCheckpoint(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	ls, err := format.Logicals(ctx, c)
+	ls, err := qins.Logicals(ctx, c)
 	if err != nil {
 		c.Close()
 		return nil, nil, err
@@ -87,15 +88,15 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	r := &Report{Path: c.Path, QINS: format.IsQINS(c.Metadata), Metadata: map[string]string{}}
+	r := &Report{Path: c.Path, QINS: qins.IsQINS(c.Metadata), Metadata: map[string]string{}}
 	for _, f := range c.Files {
 		r.Files = append(r.Files, f.Path)
 	}
 	for k, v := range c.Metadata {
 		switch {
-		case k == format.VersionKey:
+		case k == qins.VersionKey:
 			r.Version = v
-		case !format.IsQINSKey(k):
+		case !qins.IsQINSKey(k):
 			r.Metadata[k] = v
 		}
 	}
@@ -115,7 +116,7 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 			t.LogMin, t.LogMax = &lo, &hi
 			r.Total.Encoded++
 			if l.Ranges != nil {
-				t.Granularity, t.Rows = format.GranularityRow.String(), l.Rows()
+				t.Granularity, t.Rows = qins.GranularityRow.String(), l.Rows()
 				if t.Span, err = spans(l); err != nil {
 					return nil, err
 				}
@@ -134,7 +135,7 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 
 // spans reads and checks the rows' ranges of a per-row tensor and
 // summarises their spans.
-func spans(l *format.Logical) (*SpanSummary, error) {
+func spans(l *qins.Logical) (*SpanSummary, error) {
 	n := l.Rows()
 	if n == 0 {
 		return nil, nil

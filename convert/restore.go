@@ -10,6 +10,7 @@ import (
 
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
+	"github.com/qins-dev/qins/format/qins"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -27,7 +28,7 @@ type RestoreOptions struct {
 // outDType returns the dtype l is restored to: opts.DType for a floating-
 // point tensor, but for the scales of low-precision tensors, which keep
 // theirs as the other tensors of dtypes the codec does not read do.
-func (o *RestoreOptions) outDType(l *format.Logical) dtype.DType {
+func (o *RestoreOptions) outDType(l *qins.Logical) dtype.DType {
 	if quant.IsFloat(l.DType) && (l.Encoded() || !o.scales[l.Name]) {
 		return o.DType
 	}
@@ -56,7 +57,7 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 	for i := range ls {
 		addScales(opts.scales, ls[i].Name, ls[i].DType)
 	}
-	if !format.IsQINS(c.Metadata) {
+	if !qins.IsQINS(c.Metadata) {
 		return nil, &format.Error{Path: c.Path, Err: ErrNotQINS}
 	}
 	p := &restorePipeline{c: c, ls: ls, opts: &opts}
@@ -66,7 +67,7 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 // restorePipeline is Restore's work, for write.
 type restorePipeline struct {
 	c    *format.Checkpoint
-	ls   []format.Logical
+	ls   []qins.Logical
 	opts *RestoreOptions
 }
 
@@ -92,7 +93,7 @@ func (p *restorePipeline) outBytes() []uint64 {
 func (p *restorePipeline) file(from, to int, inFolder bool) fileWork {
 	meta := make(map[string]string, len(p.c.Metadata)+1)
 	for k, v := range p.c.Metadata {
-		if !format.IsQINSKey(k) {
+		if !qins.IsQINSKey(k) {
 			meta[k] = v
 		}
 	}
@@ -110,7 +111,7 @@ func (p *restorePipeline) file(from, to int, inFolder bool) fileWork {
 // order.
 type restorer struct {
 	c    *format.Checkpoint
-	ls   []format.Logical
+	ls   []qins.Logical
 	meta map[string]string
 	opts *RestoreOptions
 	// outIndex is the output index of each tensor of ls (set by plan).
@@ -193,7 +194,7 @@ func grow(b []byte, n int) []byte {
 }
 
 // copy writes a stored tensor unchanged.
-func (r *restorer) copy(ctx context.Context, l *format.Logical, k int) error {
+func (r *restorer) copy(ctx context.Context, l *qins.Logical, k int) error {
 	t := *l.Plain
 	sec := t.Section()
 	return r.workers.each(ctx, sec.Size(), int64(r.chunk), func(_ context.Context, w int, off, n int64) error {
@@ -211,7 +212,7 @@ func (r *restorer) copy(ctx context.Context, l *format.Logical, k int) error {
 }
 
 // decode writes the decoded values of an encoded tensor in dtype dt.
-func (r *restorer) decode(ctx context.Context, l *format.Logical, dt dtype.DType, k int) error {
+func (r *restorer) decode(ctx context.Context, l *qins.Logical, dt dtype.DType, k int) error {
 	if err := l.Params.CheckFinite(dt); err != nil {
 		return &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: fmt.Errorf("cannot be restored to %v: %v", dt, err)}
 	}
@@ -241,7 +242,7 @@ func (r *restorer) decode(ctx context.Context, l *format.Logical, dt dtype.DType
 }
 
 // cast writes a stored floating-point tensor in dtype dt.
-func (r *restorer) cast(ctx context.Context, l *format.Logical, dt dtype.DType, k int) error {
+func (r *restorer) cast(ctx context.Context, l *qins.Logical, dt dtype.DType, k int) error {
 	t := *l.Plain
 	read, err := quant.Reader(l.DType)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/qins-dev/qins/format/dtype"
 
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/qins"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -223,7 +224,7 @@ func zeroBySign(codes []uint8, signs []int8) {
 // encoded tensor, relative to off, that shares one range, with the decoder
 // of that range: for a tensor with one range, once, with whole; for a
 // per-row tensor, once per row, each with its row's stored range.
-func eachRow(l *format.Logical, whole *quant.Decoder, off, m int64, fn func(d *quant.Decoder, a, b int64) error) error {
+func eachRow(l *qins.Logical, whole *quant.Decoder, off, m int64, fn func(d *quant.Decoder, a, b int64) error) error {
 	if l.Ranges == nil {
 		return fn(whole, 0, m)
 	}
@@ -249,7 +250,7 @@ func eachRow(l *format.Logical, whole *quant.Decoder, off, m int64, fn func(d *q
 
 // decodeErr names the file and tensor of a decoding error of l, unless it
 // already names them (a row's range, read by eachRow).
-func decodeErr(l *format.Logical, err error) error {
+func decodeErr(l *qins.Logical, err error) error {
 	var fe *format.Error
 	if err == nil || errors.As(err, &fe) {
 		return err

@@ -12,11 +12,12 @@ import (
 
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
+	"github.com/qins-dev/qins/format/qins"
 	"github.com/qins-dev/qins/quant"
 )
 
 // rowRanges reads every row's range of a per-row tensor.
-func rowRanges(t *testing.T, l *format.Logical) []quant.Params {
+func rowRanges(t *testing.T, l *qins.Logical) []quant.Params {
 	t.Helper()
 	ps := make([]quant.Params, l.Rows())
 	var raw []byte
@@ -39,13 +40,13 @@ func TestRowGranularity(t *testing.T) {
 		}
 		sc := open(t, src)
 		srcT := byName(sc)
-		for _, layout := range []format.Layout{format.LayoutU8I8, format.LayoutPacked} {
-			rowErr := map[format.Range][]float64{} // per range, per tensor's rows: squared error
-			for _, rng := range []format.Range{format.RangeMinMax, format.RangeMSE} {
+		for _, layout := range []qins.Layout{qins.LayoutU8I8, qins.LayoutPacked} {
+			rowErr := map[qins.Range][]float64{} // per range, per tensor's rows: squared error
+			for _, rng := range []qins.Range{qins.RangeMinMax, qins.RangeMSE} {
 				t.Run(filepath.Base(src)+"/"+layout.String()+"/"+rng.String(), func(t *testing.T) {
 					dir := t.TempDir()
 					q, r := filepath.Join(dir, "q.safetensors"), filepath.Join(dir, "r.safetensors")
-					s, err := Convert(context.Background(), src, q, Options{WriteOptions: WriteOptions{ChunkBytes: 1000, Workers: 3}, Layout: layout, Range: rng, Granularity: format.GranularityRow, Include: include})
+					s, err := Convert(context.Background(), src, q, Options{WriteOptions: WriteOptions{ChunkBytes: 1000, Workers: 3}, Layout: layout, Range: rng, Granularity: qins.GranularityRow, Include: include})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -56,10 +57,10 @@ func TestRowGranularity(t *testing.T) {
 						t.Fatal(err)
 					}
 					qc := open(t, q)
-					if qc.Metadata[format.VersionKey] != format.VersionRows {
-						t.Fatalf("version %q", qc.Metadata[format.VersionKey])
+					if qc.Metadata[qins.VersionKey] != qins.VersionRows {
+						t.Fatalf("version %q", qc.Metadata[qins.VersionKey])
 					}
-					ls, err := format.Logicals(context.Background(), qc)
+					ls, err := qins.Logicals(context.Background(), qc)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -77,7 +78,7 @@ func TestRowGranularity(t *testing.T) {
 						if l.Ranges == nil {
 							t.Fatalf("%s: no per-row ranges", l.Name)
 						}
-						errs := checkRows(t, l, values(t, srcT[l.Name]), rowRanges(t, l), rng == format.RangeMSE)
+						errs := checkRows(t, l, values(t, srcT[l.Name]), rowRanges(t, l), rng == qins.RangeMSE)
 						rowErr[rng] = append(rowErr[rng], errs...)
 						got := values(t, restored[l.Name])
 						viaDiff := make([]float32, len(got))
@@ -93,7 +94,7 @@ func TestRowGranularity(t *testing.T) {
 					}
 				})
 			}
-			mm, ms := rowErr[format.RangeMinMax], rowErr[format.RangeMSE]
+			mm, ms := rowErr[qins.RangeMinMax], rowErr[qins.RangeMSE]
 			var better int
 			for k := range ms {
 				if ms[k] > mm[k]*(1+1e-12) {
@@ -113,7 +114,7 @@ func TestRowGranularity(t *testing.T) {
 // checkRows checks the codes of l's elements against the formula with
 // each row's stored range, and the ranges against the min/max rule; it
 // returns each row's squared error.
-func checkRows(t *testing.T, l *format.Logical, src []float64, ps []quant.Params, mse bool) []float64 {
+func checkRows(t *testing.T, l *qins.Logical, src []float64, ps []quant.Params, mse bool) []float64 {
 	t.Helper()
 	n := l.RowLen()
 	codes, signs := make([]uint8, len(src)), make([]int8, len(src))
@@ -147,7 +148,7 @@ func checkRows(t *testing.T, l *format.Logical, src []float64, ps []quant.Params
 
 // checkDecoded checks restored F32 values against the decode formula with
 // each row's range.
-func checkDecoded(t *testing.T, l *format.Logical, src []float64, ps []quant.Params, got []float64) {
+func checkDecoded(t *testing.T, l *qins.Logical, src []float64, ps []quant.Params, got []float64) {
 	t.Helper()
 	n := l.RowLen()
 	for i, x := range src {
@@ -168,12 +169,12 @@ func checkDecoded(t *testing.T, l *format.Logical, src []float64, ps []quant.Par
 func TestRowRangesHostile(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.safetensors")
-	if _, err := Convert(context.Background(), smallSrc, good, Options{Granularity: format.GranularityRow, Include: regexp.MustCompile("^model.f16$")}); err != nil {
+	if _, err := Convert(context.Background(), smallSrc, good, Options{Granularity: qins.GranularityRow, Include: regexp.MustCompile("^model.f16$")}); err != nil {
 		t.Fatal(err)
 	}
 	c := open(t, good)
 	raw, _ := os.ReadFile(good)
-	off := fileOffset(t, c, "model.f16"+format.RangesSuffix)
+	off := fileOffset(t, c, "model.f16"+qins.RangesSuffix)
 	f32 := func(v float64) []byte { return binary.LittleEndian.AppendUint32(nil, math.Float32bits(float32(v))) }
 	cases := []struct {
 		name     string

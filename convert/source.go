@@ -5,19 +5,20 @@ import (
 
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
+	"github.com/qins-dev/qins/format/qins"
 	"github.com/qins-dev/qins/quant"
 )
 
 // source reads a logical tensor's values as float64: stored values
 // converted exactly, or encoded values decoded and rounded to F32.
 type source struct {
-	l    *format.Logical
+	l    *qins.Logical
 	read func([]byte, []float64)
 	dec  *quant.Decoder
 	size int
 }
 
-func newSource(l *format.Logical) (*source, error) {
+func newSource(l *qins.Logical) (*source, error) {
 	if l.Encoded() {
 		// Decoded as an F32 restore writes it, which must be finite.
 		if err := l.Params.CheckFinite(dtype.F32); err != nil {
@@ -38,7 +39,7 @@ func (s *source) bytesOf(off, m int64) int64 {
 	switch {
 	case s.dec == nil:
 		return m * int64(s.size)
-	case s.l.Layout == format.LayoutPacked:
+	case s.l.Layout == qins.LayoutPacked:
 		return m + (off+m+7)/8 - (off+7)/8 // codes, then the sign bits begun
 	}
 	return 2 * m // codes and signs

@@ -6,6 +6,7 @@ import (
 
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
+	"github.com/qins-dev/qins/format/qins"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -16,8 +17,8 @@ import (
 // Its methods are safe for concurrent use.
 type Tensors struct {
 	c      *format.Checkpoint
-	ls     []format.Logical
-	byName map[string]*format.Logical
+	ls     []qins.Logical
+	byName map[string]*qins.Logical
 	// Workers is the number of goroutines a read uses; 0 means GOMAXPROCS,
 	// up to 64.
 	Workers int
@@ -30,7 +31,7 @@ func OpenTensors(ctx context.Context, path string) (*Tensors, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Tensors{c: c, ls: ls, byName: make(map[string]*format.Logical, len(ls))}
+	t := &Tensors{c: c, ls: ls, byName: make(map[string]*qins.Logical, len(ls))}
 	for i := range ls {
 		t.byName[ls[i].Name] = &ls[i]
 	}

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/qins"
 )
 
 // Tensors reads every tensor of a plain checkpoint exactly, and of a QINS
@@ -15,7 +15,7 @@ import (
 func TestTensorsReadAsRestoreWrites(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	for _, layout := range []format.Layout{format.LayoutU8I8, format.LayoutPacked} {
+	for _, layout := range []qins.Layout{qins.LayoutU8I8, qins.LayoutPacked} {
 		q := filepath.Join(dir, layout.String()+".qins.safetensors")
 		rf := filepath.Join(dir, layout.String()+".restored.safetensors")
 		if _, err := Convert(ctx, tinyDir, q, Options{Layout: layout}); err != nil {
@@ -37,7 +37,7 @@ func TestTensorsReadAsRestoreWrites(t *testing.T) {
 			for _, name := range ts.Names() {
 				w := values(t, want[name])
 				shape, ok := ts.Shape(name)
-				if !ok || !format.SameShape(shape, want[name].Shape) {
+				if !ok || !qins.SameShape(shape, want[name].Shape) {
 					t.Fatalf("%s %s: shape %v, want %v", c.path, name, shape, want[name].Shape)
 				}
 				// The whole tensor, then a window that crosses chunks.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/qins-dev/qins/convert"
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/qins"
 )
 
 // convert runs `qins convert`.
@@ -43,13 +44,13 @@ func convertOptions(c *cli.Context) (convert.Options, error) {
 	if opts.WriteOptions, err = writeOptions(c); err != nil {
 		return opts, err
 	}
-	if opts.Layout, err = format.ParseLayout(c.String("layout")); err != nil {
+	if opts.Layout, err = qins.ParseLayout(c.String("layout")); err != nil {
 		return opts, usageError{fmt.Errorf("--%v", err)}
 	}
-	if opts.Range, err = format.ParseRange(c.String("range")); err != nil {
+	if opts.Range, err = qins.ParseRange(c.String("range")); err != nil {
 		return opts, usageError{fmt.Errorf("--%v", err)}
 	}
-	if opts.Granularity, err = format.ParseGranularity(c.String("granularity")); err != nil {
+	if opts.Granularity, err = qins.ParseGranularity(c.String("granularity")); err != nil {
 		return opts, usageError{fmt.Errorf("--%v", err)}
 	}
 	for _, f := range []struct {

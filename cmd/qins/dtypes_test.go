@@ -15,26 +15,26 @@ const newDTypes = "../../testdata/newdtypes"
 func TestNewDTypesCommands(t *testing.T) {
 	dir := t.TempDir()
 	q, r := filepath.Join(dir, "m.qins"), filepath.Join(dir, "m.restored")
-	code, out, errs := qins(t, "convert", newDTypes, "-o", q)
+	code, out, errs := runQINS(t, "convert", newDTypes, "-o", q)
 	if code != 0 || !strings.Contains(out, "2 encoded, 11 copied (10 of them for their dtype: BOOL, C64, F4, F6_E2M3, F6_E3M2, F8_E4M3, F8_E4M3FNUZ, F8_E5M2, F8_E5M2FNUZ, F8_E8M0)") {
 		t.Fatalf("convert: exit %d\n%s%s", code, out, errs)
 	}
-	code, out, _ = qins(t, "inspect", q)
+	code, out, _ = runQINS(t, "inspect", q)
 	for _, dt := range []string{"F4 ", "F6_E2M3", "F6_E3M2", "F8_E4M3 ", "F8_E5M2 ", "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "C64", "BOOL"} {
 		if code != 0 || !strings.Contains(out, dt) {
 			t.Errorf("inspect: exit %d, no %q:\n%s", code, dt, out)
 		}
 	}
-	if code, _, errs := qins(t, "restore", q, "-o", r, "--dtype", "bf16", "-q"); code != 0 {
+	if code, _, errs := runQINS(t, "restore", q, "-o", r, "--dtype", "bf16", "-q"); code != 0 {
 		t.Fatalf("restore: exit %d: %s", code, errs)
 	}
 	for _, b := range []string{q, r} {
-		code, out, errs := qins(t, "diff", newDTypes, b, "--top", "-1", "--min-snr-db", "30", "--min-cosine", "0.999", "--max-rel-rmse", "0.05")
+		code, out, errs := runQINS(t, "diff", newDTypes, b, "--top", "-1", "--min-snr-db", "30", "--min-cosine", "0.999", "--max-rel-rmse", "0.05")
 		if code != 0 || !strings.HasSuffix(out, "OK\n") || strings.Contains(out, "NaN") {
 			t.Errorf("diff %s: exit %d\n%s%s", b, code, out, errs)
 		}
 	}
-	code, _, errs = qins(t, "eval", newDTypes, r)
+	code, _, errs = runQINS(t, "eval", newDTypes, r)
 	if code != 2 || !strings.Contains(errs, `tensor "model.layers.0.self_attn.q_proj.weight": is F8_E4M3, block-scaled by`) {
 		t.Errorf("eval: exit %d: %s", code, errs)
 	}
@@ -54,7 +54,7 @@ func TestNewDTypesMalformed(t *testing.T) {
 		{"diff", bad, bad},
 		{"restore", bad, "-o", out},
 	} {
-		code, _, errs := qins(t, args...)
+		code, _, errs := runQINS(t, args...)
 		want := "qins: error: " + bad + `: tensor "w": holds 4 bytes, but F6_E3M2 [2 2] needs 3` + "\n"
 		if wantCode := map[bool]int{true: 2, false: 1}[args[0] == "diff"]; code != wantCode || errs != want {
 			t.Errorf("%s: exit %d, stderr %q; want %q", args[0], code, errs, want)

@@ -32,7 +32,7 @@ type evalJSON struct {
 func TestEval(t *testing.T) {
 	dir := t.TempDir()
 	q := filepath.Join(dir, "stories.qins.safetensors")
-	if code, _, errs := qins(t, "convert", stories, "-o", q, "--quiet"); code != 0 {
+	if code, _, errs := runQINS(t, "convert", stories, "-o", q, "--quiet"); code != 0 {
 		t.Fatalf("convert: %s", errs)
 	}
 	text, _ := os.ReadFile(filepath.Join(stories, "expected-greedy-200.txt"))
@@ -42,7 +42,7 @@ func TestEval(t *testing.T) {
 	os.WriteFile(tokens, []byte("[1, 403, 407, 261, 378, 1, 9]"), 0o644)
 
 	// Default stream, JSON: every field of the contract.
-	code, out, errs := qins(t, "eval", stories, q, "--json", "--generate", "40")
+	code, out, errs := runQINS(t, "eval", stories, q, "--json", "--generate", "40")
 	if code != 0 || errs != "" {
 		t.Fatalf("eval --json: exit %d: %s", code, errs)
 	}
@@ -81,7 +81,7 @@ func TestEval(t *testing.T) {
 		{[]string{"--tokens", tokens, "--generate", "0"}, 0, "--tokens"},
 		{[]string{"--text", textFile, "--generate", "5"}, 0, "REF:\nShe loved to play"},
 	} {
-		code, out, errs := qins(t, append([]string{"eval", stories, q}, c.args...)...)
+		code, out, errs := runQINS(t, append([]string{"eval", stories, q}, c.args...)...)
 		if code != c.code || !strings.Contains(out, c.says) {
 			t.Errorf("%v: exit %d (want %d), output lacks %q:\n%s%s", c.args, code, c.code, c.says, out, errs)
 		}
@@ -121,7 +121,7 @@ func TestEvalErrors(t *testing.T) {
 		{[]string{stories, stories, "--min-top1", "97.5"}, 2, "fraction"},
 		{[]string{stories, filepath.Join(dir, "nothing")}, 2, "nothing"},
 	} {
-		code, _, errs := qins(t, append([]string{"eval"}, c.args...)...)
+		code, _, errs := runQINS(t, append([]string{"eval"}, c.args...)...)
 		if code != c.code || !strings.Contains(errs, c.says) {
 			t.Errorf("%v: exit %d (want %d), stderr lacks %q: %s", c.args, code, c.code, c.says, errs)
 		}

@@ -31,7 +31,7 @@ func TestFolderCommands(t *testing.T) {
 	dir := t.TempDir()
 	src := copyTiny(t, dir, "phi")
 	// OUT omitted: a folder beside the source.
-	code, out, errs := qins(t, "convert", src, "--max-shard-size", "60kB")
+	code, out, errs := runQINS(t, "convert", src, "--max-shard-size", "60kB")
 	if code != 0 {
 		t.Fatalf("convert: exit %d: %s", code, errs)
 	}
@@ -44,10 +44,10 @@ func TestFolderCommands(t *testing.T) {
 	if got := files(t, q); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("QINS folder holds %v", got)
 	}
-	if code, out, _ := qins(t, "inspect", q); code != 0 || !strings.Contains(out, "QINS version 1, 3 file(s)") {
+	if code, out, _ := runQINS(t, "inspect", q); code != 0 || !strings.Contains(out, "QINS version 1, 3 file(s)") {
 		t.Errorf("inspect: exit %d\n%s", code, out)
 	}
-	if code, _, errs := qins(t, "restore", q, "--dtype", "bf16", "-q"); code != 0 {
+	if code, _, errs := runQINS(t, "restore", q, "--dtype", "bf16", "-q"); code != 0 {
 		t.Fatalf("restore: exit %d: %s", code, errs)
 	}
 	r := filepath.Join(dir, "phi.restored")
@@ -58,23 +58,23 @@ func TestFolderCommands(t *testing.T) {
 	if !strings.Contains(string(cfg), `"torch_dtype": "bfloat16"`) {
 		t.Errorf("config.json:\n%s", cfg)
 	}
-	if code, out, errs := qins(t, "diff", src, r, "--min-snr-db", "30", "--top", "0"); code != 0 {
+	if code, out, errs := runQINS(t, "diff", src, r, "--min-snr-db", "30", "--top", "0"); code != 0 {
 		t.Errorf("diff: exit %d: %s%s", code, out, errs)
 	}
 
 	// Again without --force: refused, with the hint.
-	code, _, errs = qins(t, "convert", src)
+	code, _, errs = runQINS(t, "convert", src)
 	if code != 1 || !strings.Contains(errs, "output exists") || !strings.Contains(errs, "--force") {
 		t.Errorf("existing folder: exit %d, %q", code, errs)
 	}
 	// Into the input: refused even with --force.
-	code, _, errs = qins(t, "convert", src, "-o", filepath.Join(src, "x.qins"), "--force")
+	code, _, errs = runQINS(t, "convert", src, "-o", filepath.Join(src, "x.qins"), "--force")
 	if code != 1 || !strings.Contains(errs, "inside the input folder") {
 		t.Errorf("output inside input: exit %d, %q", code, errs)
 	}
 	// -o FILE.safetensors: one file, as before.
 	f := filepath.Join(dir, "one.safetensors")
-	if code, _, errs := qins(t, "convert", src, "-o", f, "-q"); code != 0 {
+	if code, _, errs := runQINS(t, "convert", src, "-o", f, "-q"); code != 0 {
 		t.Errorf("file output: exit %d: %s", code, errs)
 	}
 	if st, err := os.Stat(f); err != nil || !st.Mode().IsRegular() {
@@ -89,7 +89,7 @@ func TestFolderCommands(t *testing.T) {
 		{[]string{"convert", src, "-o", filepath.Join(dir, "b.safetensors"), "--max-shard-size", "1MB"}, 1, "folder output"},
 		{[]string{"restore", f}, 2, "needs -o OUT"},
 	} {
-		code, _, errs := qins(t, tc.args...)
+		code, _, errs := runQINS(t, tc.args...)
 		if code != tc.code || !strings.Contains(errs, tc.want) {
 			t.Errorf("%v: exit %d, %q", tc.args, code, errs)
 		}
@@ -152,7 +152,7 @@ func TestFolderSignalAndFullDisk(t *testing.T) {
 		}
 		writeF32(t, filepath.Join(src, "model.safetensors"), "w", []uint64{512, 1024}, vals)
 		os.WriteFile(filepath.Join(src, "config.json"), []byte("{}"), 0o644)
-		code, _, errs := qins(t, "convert", src, "-o", filepath.Join(full, "m.qins"))
+		code, _, errs := runQINS(t, "convert", src, "-o", filepath.Join(full, "m.qins"))
 		want := filepath.Join(full, "m.qins", "model.qins.safetensors") + ": "
 		if code != 1 || !strings.Contains(errs, "no space left on device") || !strings.Contains(errs, want) {
 			t.Errorf("exit %d, %q", code, errs)

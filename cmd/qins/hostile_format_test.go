@@ -82,14 +82,14 @@ func TestNamesRoundTrip(t *testing.T) {
 			{"diff", src, q},
 			{"diff", src, back},
 		} {
-			if code, _, errs := qins(t, args...); code != 0 {
+			if code, _, errs := runQINS(t, args...); code != 0 {
 				t.Fatalf("%s: exit %d: %s", strings.Join(args, " "), code, errs)
 			}
 		}
 		if got := strings.Join(names(t, back), ","); got != want {
 			t.Errorf("%s: restored names %s, source %s", layout, got, want)
 		}
-		_, out, _ := qins(t, "inspect", q, "--json")
+		_, out, _ := runQINS(t, "inspect", q, "--json")
 		var r struct{ Tensors []struct{ Name string } }
 		if err := json.Unmarshal([]byte(out), &r); err != nil || len(r.Tensors) != 5 {
 			t.Errorf("%s: inspect lists %+v (%v), want the 5 source tensors", layout, r.Tensors, err)
@@ -118,15 +118,15 @@ func TestNameCollision(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := filepath.Join(dir, "out.qins.safetensors")
-		code, _, errs := qins(t, append([]string{"convert", src, "-o", out}, c.opts...)...)
+		code, _, errs := runQINS(t, append([]string{"convert", src, "-o", out}, c.opts...)...)
 		if code != 1 || !strings.Contains(errs, `tensor "x"`) || !strings.Contains(errs, `"`+other+`"`) || !strings.Contains(errs, `--exclude '^x$'`) || len(files(t, dir)) != 1 {
 			t.Errorf("%s: exit %d, %q, files %v: want exit 1 naming x, it and the --exclude that avoids it, and no output", other, code, errs, files(t, dir))
 		}
-		if code, _, errs := qins(t, append([]string{"convert", src, "-o", out, "--exclude", "^x$", "--quiet"}, c.opts...)...); code != 0 {
+		if code, _, errs := runQINS(t, append([]string{"convert", src, "-o", out, "--exclude", "^x$", "--quiet"}, c.opts...)...); code != 0 {
 			t.Fatalf("%s: with --exclude: exit %d: %s", other, code, errs)
 		}
 		back := filepath.Join(dir, "back.safetensors")
-		if code, _, errs := qins(t, "restore", out, "-o", back, "--quiet"); code != 0 || strings.Join(names(t, back), ",") != strings.Join(names(t, src), ",") {
+		if code, _, errs := runQINS(t, "restore", out, "-o", back, "--quiet"); code != 0 || strings.Join(names(t, back), ",") != strings.Join(names(t, src), ",") {
 			t.Errorf("%s: restore exit %d (%s), names %v", other, code, errs, names(t, back))
 		}
 	}
@@ -174,7 +174,7 @@ func TestHostileQINSMetadata(t *testing.T) {
 				if c.dataOnly && args[0] == "inspect" {
 					continue // inspect reads no data
 				}
-				code, _, errs := qins(t, args...)
+				code, _, errs := runQINS(t, args...)
 				want := 1
 				if args[0] == "diff" {
 					want = 2
@@ -197,7 +197,7 @@ func TestHostileQINSMetadata(t *testing.T) {
 	for name, b := range map[string][]byte{"packed": packed(0b001), "u8+i8": u8i8(`{"log_min":-10.74,"log_max":1.55,"dtype":"F32","layout":"u8+i8","range":"minmax"}`)} {
 		in := filepath.Join(dir, name+".safetensors")
 		os.WriteFile(in, b, 0o644)
-		if code, _, errs := qins(t, "restore", in, "-o", in+".out", "--quiet"); code != 0 {
+		if code, _, errs := runQINS(t, "restore", in, "-o", in+".out", "--quiet"); code != 0 {
 			t.Errorf("%s: valid file refused: %s", name, errs)
 		}
 	}
@@ -214,7 +214,7 @@ func TestRestoreDTypeRange(t *testing.T) {
 	}
 	for dt, ok := range map[string]bool{"F32": true, "BF16": true, "F64": true, "F16": false} {
 		out := filepath.Join(dir, dt+".safetensors")
-		code, _, errs := qins(t, "restore", in, "-o", out, "--dtype", dt, "--quiet")
+		code, _, errs := runQINS(t, "restore", in, "-o", out, "--dtype", dt, "--quiet")
 		if ok != (code == 0) || (!ok && (!strings.Contains(errs, `tensor "w"`) || !strings.Contains(errs, "cannot be restored to F16"))) {
 			t.Errorf("--dtype %s: exit %d, %q", dt, code, errs)
 		}
@@ -249,7 +249,7 @@ func TestNamesInShardedFolders(t *testing.T) {
 		{"restore", q, "-o", back, "--quiet"},
 		{"diff", src, q},
 	} {
-		if code, _, errs := qins(t, args...); code != 0 {
+		if code, _, errs := runQINS(t, args...); code != 0 {
 			t.Fatalf("%s: exit %d: %s", strings.Join(args, " "), code, errs)
 		}
 	}
@@ -258,7 +258,7 @@ func TestNamesInShardedFolders(t *testing.T) {
 	}
 	// packed: w's sign bits would take w.signbits's name, in any shard.
 	out := filepath.Join(dir, "b.qins")
-	code, _, errs := qins(t, "convert", src, "-o", out, "--layout", "packed", "--max-shard-size", "40")
+	code, _, errs := runQINS(t, "convert", src, "-o", out, "--layout", "packed", "--max-shard-size", "40")
 	if code != 1 || !strings.Contains(errs, `"w.signbits"`) {
 		t.Errorf("packed, sharded: exit %d, %q: want the clash refused", code, errs)
 	}

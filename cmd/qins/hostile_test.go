@@ -83,7 +83,7 @@ func TestHostileInputs(t *testing.T) {
 					// anyway, and the tiny checkpoint has no tensor "w".
 					continue
 				}
-				code, _, errs := qins(t, args...)
+				code, _, errs := runQINS(t, args...)
 				lines := strings.Split(strings.TrimRight(errs, "\n"), "\n")
 				if code != want || !strings.HasPrefix(lines[0], "qins: error: ") || !strings.Contains(lines[0], in) || len(lines) > 2 {
 					t.Errorf("%s: exit %d (want %d), stderr %q: want one line naming %s", strings.Join(args[:1], " "), code, want, errs, in)

@@ -16,7 +16,7 @@ const tiny = "../../testdata/phi-3.5-mini-tiny"
 
 // qins runs the command line in-process and returns its exit status and
 // output.
-func qins(t *testing.T, args ...string) (int, string, string) {
+func runQINS(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := run(context.Background(), append([]string{"qins"}, args...), &out, &errb)
@@ -41,7 +41,7 @@ func TestConvertRestoreInspect(t *testing.T) {
 	q := filepath.Join(dir, "tiny.qins.safetensors")
 	r := filepath.Join(dir, "tiny.f32.safetensors")
 	// Flags after the positional argument, as people type them.
-	code, out, errs := qins(t, "convert", tiny, "-o", q)
+	code, out, errs := runQINS(t, "convert", tiny, "-o", q)
 	if code != 0 {
 		t.Fatalf("convert: exit %d: %s", code, errs)
 	}
@@ -54,10 +54,10 @@ func TestConvertRestoreInspect(t *testing.T) {
 		t.Errorf("stderr not empty when it is not a terminal: %q", errs)
 	}
 	// Flags first works too.
-	if code, _, errs := qins(t, "restore", "-o", r, "--dtype", "f32", q); code != 0 {
+	if code, _, errs := runQINS(t, "restore", "-o", r, "--dtype", "f32", q); code != 0 {
 		t.Fatalf("restore: exit %d: %s", code, errs)
 	}
-	code, out, _ = qins(t, "inspect", q, "--json")
+	code, out, _ = runQINS(t, "inspect", q, "--json")
 	if code != 0 {
 		t.Fatalf("inspect: exit %d", code)
 	}
@@ -76,7 +76,7 @@ func TestConvertRestoreInspect(t *testing.T) {
 	if !rep.QINS || rep.Total.Tensors != 195 || rep.Total.Encoded != 130 {
 		t.Errorf("inspect: %+v", rep.Total)
 	}
-	code, out, _ = qins(t, "inspect", r)
+	code, out, _ = runQINS(t, "inspect", r)
 	if code != 0 || !strings.Contains(out, "lm_head.weight") || !strings.Contains(out, "F32") {
 		t.Errorf("inspect text: exit %d\n%s", code, out)
 	}
@@ -87,7 +87,7 @@ func TestDefaultOutputBesideSource(t *testing.T) {
 	src := filepath.Join(dir, "one.safetensors")
 	b, _ := os.ReadFile(filepath.Join(tiny, "model-00002-of-00002.safetensors"))
 	os.WriteFile(src, b, 0o644)
-	if code, _, errs := qins(t, "convert", "-q", src); code != 0 {
+	if code, _, errs := runQINS(t, "convert", "-q", src); code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "one.qins.safetensors")); err != nil {
@@ -99,14 +99,14 @@ func TestRefusals(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.safetensors")
 	os.WriteFile(out, []byte("precious"), 0o644)
-	code, _, errs := qins(t, "convert", tiny, "-o", out)
+	code, _, errs := runQINS(t, "convert", tiny, "-o", out)
 	if code != 1 || !strings.Contains(errs, out) || !strings.Contains(errs, "--force") {
 		t.Errorf("existing output: exit %d, %q", code, errs)
 	}
 	if b, _ := os.ReadFile(out); string(b) != "precious" {
 		t.Error("existing output overwritten without --force")
 	}
-	if code, _, errs := qins(t, "convert", tiny, "-o", out, "--force", "-q"); code != 0 {
+	if code, _, errs := runQINS(t, "convert", tiny, "-o", out, "--force", "-q"); code != 0 {
 		t.Errorf("--force: exit %d: %s", code, errs)
 	}
 
@@ -114,7 +114,7 @@ func TestRefusals(t *testing.T) {
 	src := filepath.Join(dir, "in.safetensors")
 	b, _ := os.ReadFile(filepath.Join(tiny, "model-00002-of-00002.safetensors"))
 	os.WriteFile(src, b, 0o644)
-	code, _, errs = qins(t, "convert", src, "-o", src, "--force")
+	code, _, errs = runQINS(t, "convert", src, "-o", src, "--force")
 	if code != 1 || !strings.Contains(errs, "input") {
 		t.Errorf("output = input: exit %d, %q", code, errs)
 	}
@@ -149,14 +149,14 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"convert of a QINS file", nil, 1, []string{"already a QINS file"}},
 	}
 	q := filepath.Join(dir, "q.safetensors")
-	if code, _, errs := qins(t, "convert", "-q", tiny, "-o", q); code != 0 {
+	if code, _, errs := runQINS(t, "convert", "-q", tiny, "-o", q); code != 0 {
 		t.Fatal(errs)
 	}
 	cases[len(cases)-1].args = []string{"convert", q, "-o", filepath.Join(dir, "o")}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := files(t, dir)
-			code, _, errs := qins(t, c.args...)
+			code, _, errs := runQINS(t, c.args...)
 			if code != c.code {
 				t.Errorf("exit %d, want %d; stderr %q", code, c.code, errs)
 			}
@@ -194,7 +194,7 @@ func TestHints(t *testing.T) {
 		{[]string{"convert", notQINS, "-o", existing}, "exists", "hint: pass --force to replace it"},
 		{[]string{"inspect", filepath.Join(dir, "nope")}, "nope", "hint: check the path"},
 	} {
-		code, _, errs := qins(t, c.args...)
+		code, _, errs := runQINS(t, c.args...)
 		lines := strings.Split(strings.TrimSuffix(errs, "\n"), "\n")
 		if code != 1 || len(lines) != 2 || !strings.Contains(lines[0], c.first) || !strings.HasPrefix(lines[1], c.hint) {
 			t.Errorf("%v: exit %d, stderr %q: want exit 1, %q, then %q", c.args, code, errs, c.first, c.hint)
@@ -263,7 +263,7 @@ func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 func TestDiffExitCodes(t *testing.T) {
 	dir := t.TempDir()
 	q := filepath.Join(dir, "q.safetensors")
-	if code, _, errs := qins(t, "convert", "-q", tiny, "-o", q); code != 0 {
+	if code, _, errs := runQINS(t, "convert", "-q", tiny, "-o", q); code != 0 {
 		t.Fatal(errs)
 	}
 	cases := []struct {
@@ -283,7 +283,7 @@ func TestDiffExitCodes(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			code, out, errs := qins(t, c.args...)
+			code, out, errs := runQINS(t, c.args...)
 			if code != c.code || !strings.Contains(out, c.out) {
 				t.Errorf("exit %d (want %d), stdout lacks %q?\n%s\n%s", code, c.code, c.out, out, errs)
 			}
@@ -297,10 +297,10 @@ func TestDiffExitCodes(t *testing.T) {
 func TestDiffPlot(t *testing.T) {
 	dir := t.TempDir()
 	q, png := filepath.Join(dir, "q.safetensors"), filepath.Join(dir, "snr.png")
-	if code, _, errs := qins(t, "convert", "-q", tiny, "-o", q); code != 0 {
+	if code, _, errs := runQINS(t, "convert", "-q", tiny, "-o", q); code != 0 {
 		t.Fatal(errs)
 	}
-	if code, _, errs := qins(t, "diff", tiny, q, "--top", "0", "--plot", png); code != 0 {
+	if code, _, errs := runQINS(t, "diff", tiny, q, "--top", "0", "--plot", png); code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 	b, err := os.ReadFile(png)
@@ -309,7 +309,7 @@ func TestDiffPlot(t *testing.T) {
 	}
 	// Nothing to draw when every tensor matches: an error, exit 2 is not
 	// right for it (the inputs are fine), so it is 1.
-	if code, _, errs := qins(t, "diff", tiny, tiny, "--plot", filepath.Join(dir, "none.png")); code != 1 || !strings.Contains(errs, "nothing to plot") {
+	if code, _, errs := runQINS(t, "diff", tiny, tiny, "--plot", filepath.Join(dir, "none.png")); code != 1 || !strings.Contains(errs, "nothing to plot") {
 		t.Errorf("exact diff with --plot: exit %d, %q", code, errs)
 	}
 }

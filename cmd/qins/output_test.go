@@ -39,7 +39,7 @@ func TestFlagWithoutValue(t *testing.T) {
 		{"diff", src, src, "--top"},
 	}
 	for _, args := range cases {
-		code, _, errs := qins(t, args...)
+		code, _, errs := runQINS(t, args...)
 		if code != 2 || !strings.HasPrefix(errs, "qins: usage error: ") {
 			t.Errorf("%q: exit %d, stderr %q; want a usage error", args, code, errs)
 		}
@@ -82,7 +82,7 @@ func TestOutputNotRegular(t *testing.T) {
 			{"convert", src, "-o", c.out, "--force"},
 			{"convert", src, "-o", c.out},
 		} {
-			code, _, errs := qins(t, args...)
+			code, _, errs := runQINS(t, args...)
 			if code != 1 || !strings.Contains(errs, c.out) || !strings.Contains(errs, c.want) {
 				t.Errorf("%q: exit %d, %q; want %q", args, code, errs, c.want)
 			}
@@ -107,11 +107,11 @@ func TestOutputLongName(t *testing.T) {
 		dir := t.TempDir()
 		src := one(t, dir)
 		out := filepath.Join(dir, strings.Repeat("x", n-len(".safetensors"))+".safetensors")
-		if code, _, errs := qins(t, "convert", "-q", src, "-o", out); code != 0 {
+		if code, _, errs := runQINS(t, "convert", "-q", src, "-o", out); code != 0 {
 			t.Fatalf("%d-byte name: exit %d: %s", n, code, errs)
 		}
 		// Replacing goes through a temporary name: it must fit too.
-		if code, _, errs := qins(t, "convert", "-q", src, "-o", out, "--force"); code != 0 {
+		if code, _, errs := runQINS(t, "convert", "-q", src, "-o", out, "--force"); code != 0 {
 			t.Fatalf("%d-byte name, --force: exit %d: %s", n, code, errs)
 		}
 		if got := files(t, dir); len(got) != 2 {
@@ -134,7 +134,7 @@ func TestOutputModeFollowsUmask(t *testing.T) {
 		{[]string{"restore", "-q", q, "-o", filepath.Join(dir, "r.safetensors")}, filepath.Join(dir, "r.safetensors")},
 		{[]string{"convert", "-q", src, "-o", q, "--force"}, q},
 	} {
-		if code, _, errs := qins(t, c.args...); code != 0 {
+		if code, _, errs := runQINS(t, c.args...); code != 0 {
 			t.Fatalf("%q: exit %d: %s", c.args, code, errs)
 		}
 		if st, _ := os.Stat(c.out); st.Mode().Perm() != 0o640 {
@@ -147,7 +147,7 @@ func TestDiffPlotSafety(t *testing.T) {
 	dir := t.TempDir()
 	src := one(t, dir)
 	q := filepath.Join(dir, "q.safetensors")
-	if code, _, errs := qins(t, "convert", "-q", src, "-o", q); code != 0 {
+	if code, _, errs := runQINS(t, "convert", "-q", src, "-o", q); code != 0 {
 		t.Fatal(errs)
 	}
 	orig, _ := os.ReadFile(src)
@@ -168,7 +168,7 @@ func TestDiffPlotSafety(t *testing.T) {
 	os.Mkdir(filepath.Join(dir, "sub.png"), 0o755)
 	for _, c := range cases {
 		before, _ := os.ReadFile(png)
-		code, _, errs := qins(t, c.args...)
+		code, _, errs := runQINS(t, c.args...)
 		if code != c.code || !strings.Contains(errs, c.want) {
 			t.Errorf("%s: exit %d (want %d), stderr %q (want %q)", c.name, code, c.code, errs, c.want)
 		}
@@ -186,7 +186,7 @@ func TestDiffPlotSafety(t *testing.T) {
 	// work: diff exits 2 and the input stays as it was.
 	odd := filepath.Join(dir, "odd.png")
 	os.WriteFile(odd, orig, 0o644)
-	code, _, errs := qins(t, "diff", odd, q, "--plot", odd, "--force")
+	code, _, errs := runQINS(t, "diff", odd, q, "--plot", odd, "--force")
 	if code != 2 || !strings.Contains(errs, "input") {
 		t.Errorf("a .png input as the plot: exit %d, %q", code, errs)
 	}
@@ -242,7 +242,7 @@ func TestControlCharactersQuoted(t *testing.T) {
 	rawFile(t, a, h.String(), 4*len(names))
 	rawFile(t, b, `{"plain":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, 4)
 	for _, args := range [][]string{{"inspect", a}, {"diff", a, a, "--top", "-1"}, {"diff", a, b}} {
-		_, out, errs := qins(t, args...)
+		_, out, errs := runQINS(t, args...)
 		for _, bad := range []string{"\x1b", "\x00", "\nforged", "tab\tcell"} {
 			if strings.Contains(out, bad) {
 				t.Errorf("%q prints %q raw:\n%s", args, bad, out)

@@ -208,7 +208,7 @@ func TestOutputAppearsDuringRun(t *testing.T) {
 	if codes[0] != 0 || codes[1] != 1 {
 		t.Errorf("two converts to one new output: exits %v, want one 0 and one 1; stderr %q %q", codes, errs[0].String(), errs[1].String())
 	}
-	if code, _, errs := qins(t, "inspect", out); code != 0 {
+	if code, _, errs := runQINS(t, "inspect", out); code != 0 {
 		t.Errorf("the output is not a whole QINS file: %s", errs)
 	}
 }

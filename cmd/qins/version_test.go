@@ -32,13 +32,13 @@ func TestVersionText(t *testing.T) {
 
 func TestVersionCommand(t *testing.T) {
 	for _, args := range [][]string{{"--version"}, {"-V"}, {"version"}} {
-		code, out, errs := qins(t, args...)
+		code, out, errs := runQINS(t, args...)
 		if code != 0 || !strings.HasPrefix(out, "qins ") || !strings.Contains(out, runtime.Version()) || errs != "" {
 			t.Errorf("%v: exit %d, out %q, err %q", args, code, out, errs)
 		}
 	}
 	// Without a command or flag, help as before.
-	if code, out, _ := qins(t); code != 0 || !strings.Contains(out, "COMMANDS") {
+	if code, out, _ := runQINS(t); code != 0 || !strings.Contains(out, "COMMANDS") {
 		t.Errorf("no arguments: exit %d, %q", code, out)
 	}
 }

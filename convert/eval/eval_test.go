@@ -14,6 +14,7 @@ import (
 	"github.com/qins-dev/qins/convert"
 	"github.com/qins-dev/qins/convert/eval/internal/model"
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/qins"
 )
 
 const (
@@ -206,7 +207,7 @@ func TestText(t *testing.T) {
 // index, against its own QINS file.
 func TestTinyPhi35(t *testing.T) {
 	q := filepath.Join(t.TempDir(), "tiny.qins.safetensors")
-	if _, err := convert.Convert(context.Background(), tiny, q, convert.Options{Layout: format.LayoutPacked}); err != nil {
+	if _, err := convert.Convert(context.Background(), tiny, q, convert.Options{Layout: qins.LayoutPacked}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := Eval(context.Background(), filepath.Join(tiny, format.IndexName), q, Options{Generate: 20, Config: filepath.Join(tiny, "config.json")})

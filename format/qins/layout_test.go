@@ -1,8 +1,10 @@
-package format
+package qins
 
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/qins-dev/qins/format"
 
 	"github.com/qins-dev/qins/format/dtype"
 )
@@ -13,15 +15,15 @@ func TestEncodingParts(t *testing.T) {
 	shape := []uint64{3, 5, 7}
 	for _, tc := range []struct {
 		e     Encoding
-		parts []TensorInfo
+		parts []format.TensorInfo
 	}{
-		{Encoding{}, []TensorInfo{
+		{Encoding{}, []format.TensorInfo{
 			{Name: "w.qins", DType: dtype.U8, Shape: shape},
 			{Name: "w.sign", DType: dtype.I8, Shape: shape}}},
-		{Encoding{Layout: LayoutPacked, Range: RangeMSE}, []TensorInfo{
+		{Encoding{Layout: LayoutPacked, Range: RangeMSE}, []format.TensorInfo{
 			{Name: "w.qins", DType: dtype.U8, Shape: shape},
 			{Name: "w.signbits", DType: dtype.U8, Shape: []uint64{14}}}},
-		{Encoding{Granularity: GranularityRow}, []TensorInfo{
+		{Encoding{Granularity: GranularityRow}, []format.TensorInfo{
 			{Name: "w.qins", DType: dtype.U8, Shape: shape},
 			{Name: "w.sign", DType: dtype.I8, Shape: shape},
 			{Name: "w.logrange", DType: dtype.F32, Shape: []uint64{15, 2}}}},

@@ -1,11 +1,15 @@
-package format
+package qins
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
+	"strconv"
 	"strings"
+
+	"github.com/qins-dev/qins/format"
 
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/quant"
@@ -156,7 +160,7 @@ func parseEnum(names []string, s, what string) (int, error) {
 			return i, nil
 		}
 	}
-	return 0, fmt.Errorf("%s %q: choose %s or %s", what, s, names[0], names[1])
+	return 0, fmt.Errorf("%s %q: choose %s", what, s, orList(names))
 }
 
 func marshalEnum(names []string, i int, what string) ([]byte, error) {
@@ -233,12 +237,12 @@ func (e Encoding) Suffix(p Part) string {
 
 // Stored returns the name, dtype and shape of part p of the tensor name of
 // the given source shape, encoded so; its offsets are left to the writer.
-func (e Encoding) Stored(p Part, name string, shape []uint64) TensorInfo {
-	t := TensorInfo{Name: name + e.Suffix(p), DType: dtype.U8, Shape: shape}
+func (e Encoding) Stored(p Part, name string, shape []uint64) format.TensorInfo {
+	t := format.TensorInfo{Name: name + e.Suffix(p), DType: dtype.U8, Shape: shape}
 	switch p {
 	case PartSigns:
 		if e.Layout == LayoutPacked {
-			n, _ := Elements(shape)
+			n, _ := format.Elements(shape)
 			t.Shape = []uint64{SignBytes(n)}
 		} else {
 			t.DType = dtype.I8
@@ -292,31 +296,28 @@ func IsQINS(metadata map[string]string) bool {
 	return ok
 }
 
+var errSyntax = errors.New("not valid JSON")
+
 // ParseEncodedMeta parses the value of a "qins:NAME" entry strictly: a
 // JSON object with exactly log_min, log_max and dtype, and optionally
-// layout, range and granularity, each once and spelt in lower case, numbers within
-// float64's range, and values the format knows.
+// layout, range and granularity, each once and spelt in lower case, numbers
+// within float64's range, and values the format knows.
 func ParseEncodedMeta(v string) (EncodedMeta, error) {
 	var m EncodedMeta
-	s := scanner{b: []byte(v)}
-	if !s.eat('{') {
+	d := json.NewDecoder(strings.NewReader(v))
+	d.UseNumber()
+	if t, err := d.Token(); err != nil || t != json.Delim('{') {
 		return m, errors.New("is not a JSON object")
 	}
 	var seen [6]bool
 	keys := [6]string{"log_min", "log_max", "dtype", "layout", "range", "granularity"}
-	for first := true; ; first = false {
-		more, err := s.more(first, '}')
+	for d.More() {
+		t, err := d.Token()
 		if err != nil {
-			return m, err
+			return m, errSyntax
 		}
-		if !more {
-			break
-		}
-		k, err := s.key()
-		if err != nil {
-			return m, err
-		}
-		i := slices.Index(keys[:], string(k))
+		k, _ := t.(string) // a key is always a string
+		i := slices.Index(keys[:], k)
 		switch {
 		case i < 0:
 			return m, fmt.Errorf("has unknown key %q (keys are %s)", k, strings.Join(keys[:], ", "))
@@ -324,11 +325,17 @@ func ParseEncodedMeta(v string) (EncodedMeta, error) {
 			return m, fmt.Errorf("has key %q twice", k)
 		}
 		seen[i] = true
-		if err := m.set(&s, keys[i]); err != nil {
+		if t, err = d.Token(); err != nil {
+			return m, fmt.Errorf("%s: %w", k, errSyntax)
+		}
+		if err := m.set(keys[i], t); err != nil {
 			return m, err
 		}
 	}
-	if !s.end() {
+	if _, err := d.Token(); err != nil {
+		return m, errSyntax
+	}
+	if _, err := d.Token(); err != io.EOF {
 		return m, errors.New("has data after its JSON object")
 	}
 	for i, k := range keys[:3] {
@@ -339,23 +346,29 @@ func ParseEncodedMeta(v string) (EncodedMeta, error) {
 	return m, m.check()
 }
 
-// set reads the value of key k.
-func (m *EncodedMeta) set(s *scanner, k string) error {
+// set reads the value t of key k.
+func (m *EncodedMeta) set(k string, t json.Token) error {
 	var err error
 	switch k {
-	case "log_min":
-		m.LogMin, err = s.float()
-	case "log_max":
-		m.LogMax, err = s.float()
+	case "log_min", "log_max":
+		n, ok := t.(json.Number)
+		if !ok {
+			return fmt.Errorf("%s: %w (not a number)", k, errSyntax)
+		}
+		f, perr := strconv.ParseFloat(string(n), 64)
+		if perr != nil {
+			return fmt.Errorf("%s: %s is out of the range of a float64", k, n)
+		}
+		if k == "log_min" {
+			m.LogMin = f
+		} else {
+			m.LogMax = f
+		}
 	default:
-		if s.next() != '"' {
+		v, ok := t.(string)
+		if !ok {
 			return fmt.Errorf("%s is not a string", k)
 		}
-		var b []byte
-		if b, err = s.str(); err != nil {
-			break
-		}
-		v := string(b)
 		if v == "" && k != "dtype" {
 			break // the default, as if the key were absent
 		}
@@ -369,14 +382,28 @@ func (m *EncodedMeta) set(s *scanner, k string) error {
 		case "granularity":
 			m.Granularity, err = ParseGranularity(v)
 		}
-		if err != nil && k != "dtype" {
-			return fmt.Errorf("%s %q is not %q or %q", k, v, enumNames(k)[0], enumNames(k)[1])
+		if err != nil {
+			return fmt.Errorf("%s %q is not %s", k, v, orList(quoted(enumNames(k))))
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("%s: %v", k, err)
-	}
 	return nil
+}
+
+// orList joins names as "a or b", "a, b or c".
+func orList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+// quoted returns each of names quoted.
+func quoted(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = strconv.Quote(n)
+	}
+	return out
 }
 
 // enumNames returns the values a metadata key k of an enum takes.

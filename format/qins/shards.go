@@ -1,8 +1,10 @@
-package format
+package qins
 
 import (
 	"fmt"
 	"strings"
+
+	"github.com/qins-dev/qins/format"
 )
 
 // checkShards checks that a QINS checkpoint of several shards keeps each
@@ -10,21 +12,21 @@ import (
 // entry together, and that every shard is QINS of the same version. The
 // merged metadata Logicals reads would otherwise hide a "qins:NAME" entry
 // given twice, or one left in another shard than its tensor.
-func checkShards(c *Checkpoint) error {
+func checkShards(c *format.Checkpoint) error {
 	if len(c.Files) < 2 {
 		return nil
 	}
-	holder := make(map[string]*File, len(c.Tensors))
+	holder := make(map[string]*format.File, len(c.Tensors))
 	for _, t := range c.Tensors {
 		holder[t.Name] = t.File
 	}
 	version := c.Metadata[VersionKey]
-	seen := make(map[string]*File)
+	seen := make(map[string]*format.File)
 	for _, f := range c.Files {
 		if v, ok := f.Metadata[VersionKey]; !ok {
-			return &Error{Path: f.Path, Err: fmt.Errorf("is a shard of a QINS checkpoint (%s) without %q metadata", c.Path, VersionKey)}
+			return &format.Error{Path: f.Path, Err: fmt.Errorf("is a shard of a QINS checkpoint (%s) without %q metadata", c.Path, VersionKey)}
 		} else if v != version {
-			return &Error{Path: f.Path, Err: fmt.Errorf("QINS version %q differs from the other shards' %q", v, version)}
+			return &format.Error{Path: f.Path, Err: fmt.Errorf("QINS version %q differs from the other shards' %q", v, version)}
 		}
 		for k := range f.Metadata {
 			name, ok := strings.CutPrefix(k, ParamsPrefix)
@@ -32,7 +34,7 @@ func checkShards(c *Checkpoint) error {
 				continue
 			}
 			if other := seen[name]; other != nil {
-				return &Error{Path: f.Path, Tensor: name, Err: fmt.Errorf("metadata %q is also in shard %s", k, other.Path)}
+				return &format.Error{Path: f.Path, Tensor: name, Err: fmt.Errorf("metadata %q is also in shard %s", k, other.Path)}
 			}
 			seen[name] = f
 			// Only the parts this entry's layout names belong to it: a
@@ -43,7 +45,7 @@ func checkShards(c *Checkpoint) error {
 			}
 			for _, p := range e.Parts() {
 				if h := holder[name+e.Suffix(p)]; h != nil && h != f {
-					return &Error{Path: f.Path, Tensor: name, Err: fmt.Errorf("metadata %q is in this shard but %s is in %s", k, name+e.Suffix(p), h.Path)}
+					return &format.Error{Path: f.Path, Tensor: name, Err: fmt.Errorf("metadata %q is in this shard but %s is in %s", k, name+e.Suffix(p), h.Path)}
 				}
 			}
 		}

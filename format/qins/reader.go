@@ -1,4 +1,4 @@
-package format
+package qins
 
 import (
 	"cmp"
@@ -9,6 +9,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/qins-dev/qins/format"
 
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/quant"
@@ -21,17 +23,17 @@ type Logical struct {
 	DType dtype.DType // the source dtype
 	Shape []uint64
 	// Plain is the stored tensor when the tensor is not encoded.
-	Plain *Tensor
+	Plain *format.Tensor
 	// Codes and Signs are the stored tensors of an encoded tensor; Signs
 	// holds the sign bits in the packed layout.
-	Codes, Signs *Tensor
+	Codes, Signs *format.Tensor
 	Layout       Layout
 	// Params is the tensor's range; for a per-row tensor, the envelope of
 	// its rows' ranges, which are in Ranges.
 	Params quant.Params
 	// Ranges, for a per-row tensor, is the stored F32 [rows, 2] tensor of
 	// the rows' (log_min, log_max); nil for one range per tensor.
-	Ranges *Tensor
+	Ranges *format.Tensor
 }
 
 // RowLen returns the elements per row: the last dimension (1 for a
@@ -63,7 +65,7 @@ func (l *Logical) RowRanges(row int64, dst []quant.Params, raw *[]byte) error {
 	}
 	b := (*raw)[:n]
 	if _, err := l.Ranges.Section().ReadAt(b, 8*row); err != nil {
-		return &Error{Path: l.Ranges.File.Path, Tensor: l.Ranges.Name, Err: err}
+		return &format.Error{Path: l.Ranges.File.Path, Tensor: l.Ranges.Name, Err: err}
 	}
 	for i := range dst {
 		p := quant.Params{
@@ -75,7 +77,7 @@ func (l *Logical) RowRanges(row int64, dst []quant.Params, raw *[]byte) error {
 			err = p.CheckFinite(l.DType)
 		}
 		if err != nil {
-			return &Error{Path: l.Ranges.File.Path, Tensor: l.Name, Err: fmt.Errorf("row %d of %s: %v", row+int64(i), l.Ranges.Name, err)}
+			return &format.Error{Path: l.Ranges.File.Path, Tensor: l.Name, Err: fmt.Errorf("row %d of %s: %v", row+int64(i), l.Ranges.Name, err)}
 		}
 		dst[i] = p
 	}
@@ -89,11 +91,11 @@ func (l *Logical) RowRanges(row int64, dst []quant.Params, raw *[]byte) error {
 func (l *Logical) ReadCodes(off, n int64, codes []uint8, signs []int8, scratch *[]byte) error {
 	codes, signs = codes[:n], signs[:n]
 	if _, err := l.Codes.Section().ReadAt(codes, off); err != nil {
-		return &Error{Path: l.Codes.File.Path, Tensor: l.Codes.Name, Err: err}
+		return &format.Error{Path: l.Codes.File.Path, Tensor: l.Codes.Name, Err: err}
 	}
 	if l.Layout != LayoutPacked {
 		if _, err := l.Signs.Section().ReadAt(quant.Int8Bytes(signs), off); err != nil {
-			return &Error{Path: l.Signs.File.Path, Tensor: l.Signs.Name, Err: err}
+			return &format.Error{Path: l.Signs.File.Path, Tensor: l.Signs.Name, Err: err}
 		}
 		return nil
 	}
@@ -103,15 +105,15 @@ func (l *Logical) ReadCodes(off, n int64, codes []uint8, signs []int8, scratch *
 	}
 	bits := (*scratch)[:last-first]
 	if _, err := l.Signs.Section().ReadAt(bits, first); err != nil {
-		return &Error{Path: l.Signs.File.Path, Tensor: l.Signs.Name, Err: err}
+		return &format.Error{Path: l.Signs.File.Path, Tensor: l.Signs.Name, Err: err}
 	}
 	if i := quant.UnpackSigns(codes, bits, int(off%8), signs); i >= 0 {
-		return &Error{Path: l.Signs.File.Path, Tensor: l.Name, Err: &quant.InvalidError{Index: off + int64(i), What: "an exact zero (code 0) has its sign bit set"}}
+		return &format.Error{Path: l.Signs.File.Path, Tensor: l.Name, Err: &quant.InvalidError{Index: off + int64(i), What: "an exact zero (code 0) has its sign bit set"}}
 	}
 	// The bits past the last element pad its byte, and are 0.
 	if end := off + n; end == int64(l.Elements()) && end%8 != 0 {
 		if pad := bits[len(bits)-1] >> (end % 8); pad != 0 {
-			return &Error{Path: l.Signs.File.Path, Tensor: l.Name, Err: fmt.Errorf("padding bits of the last sign byte are %#02x, not 0", pad<<(end%8))}
+			return &format.Error{Path: l.Signs.File.Path, Tensor: l.Name, Err: fmt.Errorf("padding bits of the last sign byte are %#02x, not 0", pad<<(end%8))}
 		}
 	}
 	return nil
@@ -134,7 +136,7 @@ func (l *Logical) StoredBytes() uint64 {
 func (l *Logical) Encoded() bool { return l.Codes != nil }
 
 // Elements returns the number of elements.
-func (l *Logical) Elements() uint64 { n, _ := Elements(l.Shape); return n }
+func (l *Logical) Elements() uint64 { n, _ := format.Elements(l.Shape); return n }
 
 // checkEvery is how many tensors a long loop over a header handles between
 // two looks at its context: often enough to stop within milliseconds,
@@ -146,7 +148,7 @@ const checkEvery = 4096
 // that layout. A tensor is encoded exactly when a "qins:NAME" entry says
 // so; any other tensor, whatever its name, is stored unchanged. Tensors
 // keep the order of their (codes) data.
-func Logicals(ctx context.Context, c *Checkpoint) ([]Logical, error) {
+func Logicals(ctx context.Context, c *format.Checkpoint) ([]Logical, error) {
 	out := make([]Logical, 0, len(c.Tensors))
 	if !IsQINS(c.Metadata) {
 		for i := range c.Tensors {
@@ -158,7 +160,7 @@ func Logicals(ctx context.Context, c *Checkpoint) ([]Logical, error) {
 	path := c.Path
 	version := c.Metadata[VersionKey]
 	if version != Version && version != VersionRows {
-		return nil, &Error{Path: path, Err: fmt.Errorf("QINS format version %q is not supported (this qins reads versions %s and %s)", version, Version, VersionRows)}
+		return nil, &format.Error{Path: path, Err: fmt.Errorf("QINS format version %q is not supported (this qins reads versions %s and %s)", version, Version, VersionRows)}
 	}
 	if err := checkShards(c); err != nil {
 		return nil, err
@@ -179,7 +181,7 @@ func Logicals(ctx context.Context, c *Checkpoint) ([]Logical, error) {
 		}
 		l, err := encodedLogical(c, byName, name, v, version)
 		if err != nil {
-			return nil, &Error{Path: metadataFile(c, k), Tensor: name, Err: err}
+			return nil, &format.Error{Path: metadataFile(c, k), Tensor: name, Err: err}
 		}
 		used[byName[l.Codes.Name]], used[byName[l.Signs.Name]] = true, true
 		if l.Ranges != nil {
@@ -192,13 +194,13 @@ func Logicals(ctx context.Context, c *Checkpoint) ([]Logical, error) {
 			out = append(out, Logical{Name: t.Name, DType: t.DType, Shape: t.Shape, Plain: t})
 		}
 	}
-	slices.SortFunc(out, func(a, b Logical) int { return a.first().compare(b.first()) })
+	slices.SortFunc(out, func(a, b Logical) int { return compare(a.first(), b.first()) })
 	return out, nil
 }
 
 // metadataFile returns the file of c whose metadata holds key k: the shard
 // to name in an error about it, or c's path.
-func metadataFile(c *Checkpoint, k string) string {
+func metadataFile(c *format.Checkpoint, k string) string {
 	if len(c.Files) > 1 {
 		for _, f := range c.Files {
 			if _, ok := f.Metadata[k]; ok {
@@ -212,13 +214,13 @@ func metadataFile(c *Checkpoint, k string) string {
 // encodedLogical checks the stored tensors of the encoded tensor name,
 // whose "qins:NAME" metadata is meta, against the parts its encoding
 // names.
-func encodedLogical(c *Checkpoint, byName map[string]int32, name, meta, version string) (Logical, error) {
+func encodedLogical(c *format.Checkpoint, byName map[string]int32, name, meta, version string) (Logical, error) {
 	m, err := ParseEncodedMeta(meta)
 	if err != nil {
 		return Logical{}, fmt.Errorf("metadata %q: %v", ParamsPrefix+name, err)
 	}
 	e := m.Encoding
-	lookup := func(n string) *Tensor {
+	lookup := func(n string) *format.Tensor {
 		if i, ok := byName[n]; ok {
 			return &c.Tensors[i]
 		}
@@ -274,14 +276,14 @@ func encodedLogical(c *Checkpoint, byName map[string]int32, name, meta, version 
 }
 
 // first returns the stored tensor whose position orders l.
-func (l *Logical) first() *Tensor {
+func (l *Logical) first() *format.Tensor {
 	if l.Codes != nil {
 		return l.Codes
 	}
 	return l.Plain
 }
 
-func (t *Tensor) compare(u *Tensor) int {
+func compare(t, u *format.Tensor) int {
 	if t.File != u.File {
 		return strings.Compare(t.File.Path, u.File.Path)
 	}
