@@ -262,7 +262,7 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 		}
 	}
 	if _, err := t.Section().ReadAt(in, s.off); err != nil {
-		return tensorErr(t, err)
+		return t.Err(err)
 	}
 	var err error
 	switch s.pass {
@@ -301,7 +301,7 @@ func (cv *converter) scan(j *job, st *tensorState, in []byte, s step, w int) err
 	if st.scans[w] == nil {
 		var err error
 		if st.scans[w], err = cv.scanners.get(t.DType, cv.mse); err != nil {
-			return tensorErr(t, err)
+			return t.Err(err)
 		}
 	}
 	st.scans[w].Scan(in, s.off/size)
@@ -359,7 +359,7 @@ func (cv *converter) prepare(j *job, st *tensorState) error {
 	if scan == nil { // an empty tensor
 		var err error
 		if scan, err = quant.NewScanner(t.DType); err != nil {
-			return tensorErr(t, err)
+			return t.Err(err)
 		}
 	}
 	params := scan.Params
@@ -368,7 +368,7 @@ func (cv *converter) prepare(j *job, st *tensorState) error {
 	}
 	p, err := params()
 	if err != nil {
-		return tensorErr(t, err)
+		return t.Err(err)
 	}
 	st.enc, st.params = scan.EncoderFor(p), p
 	cv.scanners.put(scan)

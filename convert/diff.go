@@ -318,11 +318,11 @@ func (d *differ) tensor(ctx context.Context, a, b *qins.Logical) (*Accumulator, 
 	if bitsOnly(a.DType) { // and b's, the same
 		return d.bitsTensor(ctx, a, b)
 	}
-	sa, err := newSource(a)
+	sa, err := qins.NewSource(a)
 	if err != nil {
 		return nil, err
 	}
-	sb, err := newSource(b)
+	sb, err := qins.NewSource(b)
 	if err != nil {
 		return nil, err
 	}
@@ -340,11 +340,11 @@ func (d *differ) tensor(ctx context.Context, a, b *qins.Logical) (*Accumulator, 
 		if buf.a == nil {
 			buf.a, buf.b = make([]float64, step), make([]float64, step)
 		}
-		ra, err := sa.values(off, m, buf.a, &buf.rawA)
+		ra, err := sa.Values(off, m, buf.a, &buf.rawA)
 		if err != nil {
 			return err
 		}
-		rb, err := sb.values(off, m, buf.b, &buf.rawB)
+		rb, err := sb.Values(off, m, buf.b, &buf.rawB)
 		if err != nil {
 			return err
 		}
@@ -354,9 +354,9 @@ func (d *differ) tensor(ctx context.Context, a, b *qins.Logical) (*Accumulator, 
 		if exactBytes {
 			// Integers beyond 2^53 can be equal as float64 and differ as
 			// stored: count what is identical as stored.
-			p.identical = identicalElems(ra, rb, sa.size)
+			p.identical = identicalElems(ra, rb, int(a.DType.Size()))
 		}
-		d.progress(sa.bytesOf(off, m) + sb.bytesOf(off, m))
+		d.progress(sa.BytesOf(off, m) + sb.BytesOf(off, m))
 		return nil
 	})
 	return merged(parts, err)
@@ -387,10 +387,10 @@ func (d *differ) bitsTensor(ctx context.Context, a, b *qins.Logical) (*Accumulat
 		buf := &d.bufs[w]
 		buf.rawA, buf.rawB = grow(buf.rawA, int(m)), grow(buf.rawB, int(m))
 		if _, err := ta.Section().ReadAt(buf.rawA, off); err != nil {
-			return tensorErr(ta, err)
+			return ta.Err(err)
 		}
 		if _, err := tb.Section().ReadAt(buf.rawB, off); err != nil {
-			return tensorErr(tb, err)
+			return tb.Err(err)
 		}
 		p := &parts[off/step]
 		p.maxIdx = -1

@@ -2,14 +2,11 @@ package convert
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"math"
 	"sort"
 	"sync/atomic"
-	"unsafe"
 
-	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/qins"
 	"github.com/qins-dev/qins/quant"
 )
@@ -130,92 +127,9 @@ func (h *pairHist) addExtra(key uint32, n uint64, first int64) error {
 	return nil
 }
 
-// keys reads elements [off, off+m) as keys: the stored bit patterns of a
-// 16-bit float tensor, or code | uint8(sign)<<8 of an encoded one. A
-// 16-bit tensor is read straight into dst.
-func (s *source) keys(off, m int64, dst []uint16, raw *[]byte) error {
-	dst = dst[:m]
-	if s.dec == nil {
-		b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 2*m)
-		if _, err := s.l.Plain.Section().ReadAt(b, off*2); err != nil {
-			return tensorErr(*s.l.Plain, err)
-		}
-		if !nativeLittleEndian {
-			for i := range dst {
-				dst[i] = uint16(b[2*i]) | uint16(b[2*i+1])<<8
-			}
-		}
-		return nil
-	}
-	codes, signs, err := s.codes(off, m, raw)
-	if err != nil {
-		return err
-	}
-	interleave(dst, codes, signs)
-	return nil
-}
-
-// codes reads the codes and signs of elements [off, off+m) of an encoded
-// tensor into *raw.
-func (s *source) codes(off, m int64, raw *[]byte) (codes, signs []byte, err error) {
-	need := 2*int(m) + int(m)/8 + 2
-	if cap(*raw) < need {
-		*raw = make([]byte, need)
-	}
-	b := (*raw)[:need]
-	codes, signs, bits := b[:m], b[m:2*m], b[2*m:]
-	if err := s.l.ReadCodes(off, m, codes, quant.Int8s(signs), &bits); err != nil {
-		return nil, nil, err
-	}
-	return codes, signs, nil
-}
-
-// interleave sets dst[i] to codes[i] | signs[i]<<8.
-func interleave(dst []uint16, codes, signs []byte) {
-	i := 0
-	if nativeLittleEndian {
-		le := binary.LittleEndian
-		db := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 2*len(dst))
-		for ; i+8 <= len(dst); i += 8 {
-			c, sg, out := le.Uint64(codes[i:i+8]), le.Uint64(signs[i:i+8]), db[2*i:2*i+16]
-			le.PutUint64(out[:8], spread(uint32(c))|spread(uint32(sg))<<8)
-			le.PutUint64(out[8:], spread(uint32(c>>32))|spread(uint32(sg>>32))<<8)
-		}
-	}
-	for ; i < len(dst); i++ {
-		dst[i] = uint16(codes[i]) | uint16(signs[i])<<8
-	}
-}
-
-// spread moves the four bytes of x to the low bytes of four 16-bit lanes.
-func spread(x uint32) uint64 {
-	t := uint64(x)
-	t = (t | t<<16) & 0x0000ffff0000ffff
-	return (t | t<<8) & 0x00ff00ff00ff00ff
-}
-
-// nativeLittleEndian reports whether uint16s are stored as safetensors
-// stores them, so that bytes read from a file can be used as they are.
-var nativeLittleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
-
-// keyValue returns the value the float path reads for key k, found first
-// at flat index idx; an encoded key that no encoder writes is an error.
-func (s *source) keyValue(k uint16, idx int64) (float64, error) {
-	var v [1]float64
-	if s.dec == nil {
-		s.read([]byte{byte(k), byte(k >> 8)}, v[:])
-		return v[0], nil
-	}
-	err := s.dec.DecodeF32([]uint8{uint8(k)}, []int8{int8(uint8(k >> 8))}, v[:], idx)
-	if err != nil {
-		return 0, &format.Error{Path: s.l.Codes.File.Path, Tensor: s.l.Name, Err: err}
-	}
-	return v[0], nil
-}
-
 // histTensor is differ.tensor's fast path. It returns nil, with no error,
 // when a and b pair their keys in too many ways.
-func (d *differ) histTensor(ctx context.Context, sa, sb *source, n int64) (*Accumulator, error) {
+func (d *differ) histTensor(ctx context.Context, sa, sb *qins.Source, n int64) (*Accumulator, error) {
 	for w := range d.bufs {
 		if h := d.bufs[w].hist; h != nil {
 			h.reset()
@@ -233,16 +147,16 @@ func (d *differ) histTensor(ctx context.Context, sa, sb *source, n int64) (*Accu
 		if int64(len(buf.ka)) < m {
 			buf.ka = make([]uint16, step)
 		}
-		if sb.dec == nil && int64(len(buf.kb)) < m {
+		if !sb.Encoded() && int64(len(buf.kb)) < m {
 			buf.kb = make([]uint16, step)
 		}
-		if err := sa.keys(off, m, buf.ka, &buf.rawA); err != nil {
+		if err := sa.Keys(off, m, buf.ka, &buf.rawA); err != nil {
 			return err
 		}
-		if sb.dec != nil {
+		if sb.Encoded() {
 			// The common case, a QINS file against its source: no keys
 			// to make for B.
-			codes, signs, err := sb.codes(off, m, &buf.rawB)
+			codes, signs, err := sb.Codes(off, m, &buf.rawB)
 			if err != nil {
 				return err
 			}
@@ -250,14 +164,14 @@ func (d *differ) histTensor(ctx context.Context, sa, sb *source, n int64) (*Accu
 				return err
 			}
 		} else {
-			if err := sb.keys(off, m, buf.kb, &buf.rawB); err != nil {
+			if err := sb.Keys(off, m, buf.kb, &buf.rawB); err != nil {
 				return err
 			}
 			if err := buf.hist.add(buf.ka[:m], buf.kb[:m], off); err != nil {
 				return err
 			}
 		}
-		done.Add(sa.bytesOf(off, m) + sb.bytesOf(off, m))
+		done.Add(sa.BytesOf(off, m) + sb.BytesOf(off, m))
 		return nil
 	})
 	if errors.Is(err, errTooManyPairs) {
@@ -273,7 +187,7 @@ func (d *differ) histTensor(ctx context.Context, sa, sb *source, n int64) (*Accu
 // sumPairs adds up the pairs of keys the goroutines' histograms counted:
 // every pair with its count, whichever goroutine saw it, in the order of
 // the keys, so that the sums do not depend on scheduling.
-func (d *differ) sumPairs(sa, sb *source) (*Accumulator, error) {
+func (d *differ) sumPairs(sa, sb *qins.Source) (*Accumulator, error) {
 	all := make(map[uint32]*pairGroup)
 	add := func(key uint32, n uint64, first int64) {
 		if g := all[key]; g != nil {
@@ -306,11 +220,11 @@ func (d *differ) sumPairs(sa, sb *source) (*Accumulator, error) {
 	s := NewAccumulator()
 	for _, key := range keys {
 		g := all[key]
-		a, err := sa.keyValue(uint16(key>>16), g.first)
+		a, err := sa.KeyValue(uint16(key>>16), g.first)
 		if err != nil {
 			return nil, err
 		}
-		b, err := sb.keyValue(uint16(key), g.first)
+		b, err := sb.KeyValue(uint16(key), g.first)
 		if err != nil {
 			return nil, err
 		}

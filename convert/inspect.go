@@ -62,19 +62,13 @@ type ReportTotal struct {
 }
 
 // openModel opens the checkpoint at path with its tensors as the source
-// model had them (a QINS file's encoded tensors as one each). The caller
-// closes the checkpoint.
+// model had them (see qins.Open). The caller closes the checkpoint.
 func openModel(ctx context.Context, path string) (*format.Checkpoint, []qins.Logical, error) {
-	c, err := format.OpenCheckpoint(path)
+	r, err := qins.Open(ctx, path)
 	if err != nil {
 		return nil, nil, err
 	}
-	ls, err := qins.Logicals(ctx, c)
-	if err != nil {
-		c.Close()
-		return nil, nil, err
-	}
-	return c, ls, nil
+	return r.Checkpoint, r.Tensors, nil
 }
 
 // Inspect describes the file, folder or index at path. It stops with

@@ -290,13 +290,3 @@ func checkNotInput(dst string, c *format.Checkpoint) error {
 	}
 	return nil
 }
-
-// tensorErr names the file and tensor in err, unless it is a cancellation
-// or already names a file.
-func tensorErr(t format.Tensor, err error) error {
-	var fe *format.Error
-	if err == nil || errors.Is(err, context.Canceled) || errors.As(err, &fe) {
-		return err
-	}
-	return &format.Error{Path: t.File.Path, Tensor: t.Name, Err: err}
-}

@@ -201,7 +201,7 @@ func (r *restorer) copy(ctx context.Context, l *qins.Logical, k int) error {
 		b := &r.bufs[w]
 		b.in = grow(b.in, int(n))
 		if _, err := sec.ReadAt(b.in, off); err != nil {
-			return tensorErr(t, err)
+			return t.Err(err)
 		}
 		if err := r.w.WriteAt(k, b.in, off); err != nil {
 			return err
@@ -216,7 +216,7 @@ func (r *restorer) decode(ctx context.Context, l *qins.Logical, dt dtype.DType, 
 	if err := l.Params.CheckFinite(dt); err != nil {
 		return &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: fmt.Errorf("cannot be restored to %v: %v", dt, err)}
 	}
-	d := quant.NewDecoder(l.Params)
+	d := qins.NewDecoder(l)
 	size := int64(dt.Size())
 	step := max(8, int64(r.chunk)/size/8*8) // elements, whole bytes of sign bits
 	return r.workers.each(ctx, int64(l.Elements()), step, func(_ context.Context, w int, off, n int64) error {
@@ -225,11 +225,8 @@ func (r *restorer) decode(ctx context.Context, l *qins.Logical, dt dtype.DType, 
 		if err := l.ReadCodes(off, n, b.codes, quant.Int8s(b.signs), &b.in); err != nil {
 			return err
 		}
-		err := eachRow(l, d, off, n, func(d *quant.Decoder, a, c int64) error {
-			return d.DecodeTo(dt, b.codes[a:c], quant.Int8s(b.signs[a:c]), b.out[a*size:c*size], off+a)
-		})
-		if err != nil {
-			return decodeErr(l, err)
+		if err := d.DecodeTo(dt, off, b.codes, quant.Int8s(b.signs), b.out); err != nil {
+			return err
 		}
 		if err := r.w.WriteAt(k, b.out, off*size); err != nil {
 			return err
@@ -246,11 +243,11 @@ func (r *restorer) cast(ctx context.Context, l *qins.Logical, dt dtype.DType, k 
 	t := *l.Plain
 	read, err := quant.Reader(l.DType)
 	if err != nil {
-		return tensorErr(t, err)
+		return t.Err(err)
 	}
 	put, err := quant.Putter(dt)
 	if err != nil {
-		return tensorErr(t, err)
+		return t.Err(err)
 	}
 	in, outSize := int64(l.DType.Size()), int64(dt.Size())
 	step := max(1, int64(r.chunk)/max(in, outSize)) // elements
@@ -264,12 +261,12 @@ func (r *restorer) cast(ctx context.Context, l *qins.Logical, dt dtype.DType, k 
 		}
 		vals := b.vals[:n]
 		if _, err := sec.ReadAt(b.in, off*in); err != nil {
-			return tensorErr(t, err)
+			return t.Err(err)
 		}
 		read(b.in, vals)
 		for i, v := range vals {
 			if overflows(v) {
-				return tensorErr(t, &CastError{Index: off + int64(i), Value: v, DType: dt})
+				return t.Err(&CastError{Index: off + int64(i), Value: v, DType: dt})
 			}
 			put(b.out, i, v)
 		}

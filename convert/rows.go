@@ -2,14 +2,11 @@ package convert
 
 import (
 	"encoding/binary"
-	"errors"
 	"math"
 	"sync"
 
 	"github.com/qins-dev/qins/format/dtype"
 
-	"github.com/qins-dev/qins/format"
-	"github.com/qins-dev/qins/format/qins"
 	"github.com/qins-dev/qins/quant"
 )
 
@@ -137,7 +134,7 @@ func (cv *converter) encodeRows(j *job, st *tensorState, in []byte, off int64, b
 	size := int64(t.DType.Size())
 	rc, err := b.rows.coder(t.DType)
 	if err != nil {
-		return tensorErr(t, err)
+		return t.Err(err)
 	}
 	k := int64(len(in)) / size
 	n := rowLen(t.Shape)
@@ -159,7 +156,7 @@ func (cv *converter) encodeRows(j *job, st *tensorState, in []byte, off int64, b
 		}
 		p, err := rc.Encode(in[r*n*size:e*size], first+r*n, cv.mse, dst, signs[r*n:e])
 		if err != nil {
-			return tensorErr(t, err)
+			return t.Err(err)
 		}
 		if r == 0 {
 			copy(codes, dst)
@@ -218,42 +215,4 @@ func zeroBySign(codes []uint8, signs []int8) {
 			codes[i] = 0
 		}
 	}
-}
-
-// eachRow calls fn for each run [a, b) of elements [off, off+m) of an
-// encoded tensor, relative to off, that shares one range, with the decoder
-// of that range: for a tensor with one range, once, with whole; for a
-// per-row tensor, once per row, each with its row's stored range.
-func eachRow(l *qins.Logical, whole *quant.Decoder, off, m int64, fn func(d *quant.Decoder, a, b int64) error) error {
-	if l.Ranges == nil {
-		return fn(whole, 0, m)
-	}
-	n := l.RowLen()
-	if m <= 0 || n <= 0 {
-		return nil
-	}
-	r0, r1 := off/n, (off+m-1)/n
-	ps := make([]quant.Params, r1-r0+1)
-	var raw []byte
-	if err := l.RowRanges(r0, ps, &raw); err != nil {
-		return err
-	}
-	d := new(quant.Decoder)
-	for r := r0; r <= r1; r++ {
-		d.Reset(ps[r-r0])
-		if err := fn(d, max(off, r*n)-off, min(off+m, (r+1)*n)-off); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// decodeErr names the file and tensor of a decoding error of l, unless it
-// already names them (a row's range, read by eachRow).
-func decodeErr(l *qins.Logical, err error) error {
-	var fe *format.Error
-	if err == nil || errors.As(err, &fe) {
-		return err
-	}
-	return &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: err}
 }

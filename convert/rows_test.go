@@ -65,7 +65,7 @@ func TestRowGranularity(t *testing.T) {
 						t.Fatal(err)
 					}
 					restored := byName(open(t, r))
-					ts, err := OpenTensors(context.Background(), q)
+					ts, err := qins.Open(context.Background(), q)
 					if err != nil {
 						t.Fatal(err)
 					}

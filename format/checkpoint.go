@@ -2,6 +2,7 @@ package format
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,16 @@ type Tensor struct {
 
 // Section returns a reader of the tensor's data.
 func (t Tensor) Section() *io.SectionReader { return t.File.Section(t.TensorInfo) }
+
+// Err returns err naming the tensor and its file, unless err is nil, a
+// cancellation, or already names a file.
+func (t Tensor) Err(err error) error {
+	var fe *Error
+	if err == nil || errors.Is(err, context.Canceled) || errors.As(err, &fe) {
+		return err
+	}
+	return &Error{Path: t.File.Path, Tensor: t.Name, Err: err}
+}
 
 // Checkpoint is a model stored as one safetensors file, or as shards listed
 // by an index.json.

@@ -14,7 +14,6 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/qins-dev/qins/convert"
 	"github.com/qins-dev/qins/convert/eval/internal/model"
 	"github.com/qins-dev/qins/convert/eval/internal/tokenizer"
 )
@@ -48,7 +47,14 @@ type Options struct {
 	MinTop1 *float64
 	// Progress, when set, follows the teacher-forced pass, one unit per
 	// layer of both models.
-	Progress convert.Progress
+	Progress Progress
+}
+
+// Progress follows the teacher-forced pass: Start once with the total,
+// then Add as the work is done, adding up to that total.
+type Progress interface {
+	Start(total int64)
+	Add(n int64)
 }
 
 // Eval compares the candidate checkpoint cand with the reference ref.
@@ -327,7 +333,7 @@ func (s *session) checkStream(ids []int) error {
 
 // teacherForced runs both models over r.IDs, layer by layer, and compares
 // their next-token distributions.
-func (s *session) teacherForced(ctx context.Context, r *Report, p convert.Progress) error {
+func (s *session) teacherForced(ctx context.Context, r *Report, p Progress) error {
 	if p == nil {
 		p = noProgress{}
 	}

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/qins-dev/qins/convert"
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/qins"
 )
 
 // Weights gives the tensors of any checkpoint `qins diff` reads (a file, a
@@ -14,12 +14,12 @@ import (
 // floating-point values converted exactly, QINS codes decoded as `qins
 // restore` writes F32. Nothing is kept in memory between reads.
 type Weights struct {
-	t *convert.Tensors
+	t *qins.Reader
 }
 
 // OpenWeights opens the checkpoint at path, stopping early when ctx is done.
 func OpenWeights(ctx context.Context, path string) (*Weights, error) {
-	t, err := convert.OpenTensors(ctx, path)
+	t, err := qins.Open(ctx, path)
 	if err != nil {
 		return nil, err
 	}
@@ -36,18 +36,16 @@ func OpenWeights(ctx context.Context, path string) (*Weights, error) {
 // other FP8 releases ship them), and any matrix in FP8, FP6 or FP4, whose
 // scales live elsewhere. It checks them all before any is read.
 func (w *Weights) checkDTypes() error {
-	names := w.t.Names()
-	for _, name := range names {
-		if base, ok := strings.CutSuffix(name, "_scale_inv"); ok {
-			if dt, ok := w.t.DType(base); ok {
-				return w.errorf(base, "is %v, block-scaled by %s: eval does not run FP8 block-scaled weights; dequantise them to BF16 or F32 first", dt, name)
+	for _, l := range w.t.Tensors {
+		if base, ok := strings.CutSuffix(l.Name, "_scale_inv"); ok {
+			if b, ok := w.t.Tensor(base); ok {
+				return w.errorf(base, "is %v, block-scaled by %s: eval does not run FP8 block-scaled weights; dequantise them to BF16 or F32 first", b.DType, l.Name)
 			}
 		}
 	}
-	for _, name := range names {
-		dt, _ := w.t.DType(name)
-		if s, _ := w.t.Shape(name); len(s) >= 2 && dt.LowPrecision() {
-			return w.errorf(name, "is %v: eval does not run FP8, FP6 or FP4 weights; dequantise them to BF16 or F32 first", dt)
+	for _, l := range w.t.Tensors {
+		if len(l.Shape) >= 2 && l.DType.LowPrecision() {
+			return w.errorf(l.Name, "is %v: eval does not run FP8, FP6 or FP4 weights; dequantise them to BF16 or F32 first", l.DType)
 		}
 	}
 	return nil
@@ -57,11 +55,26 @@ func (w *Weights) checkDTypes() error {
 func (w *Weights) Path() string { return w.t.Path() }
 
 // Names returns the tensor names, in the order of their data.
-func (w *Weights) Names() []string { return w.t.Names() }
+func (w *Weights) Names() []string {
+	names := make([]string, len(w.t.Tensors))
+	for i := range w.t.Tensors {
+		names[i] = w.t.Tensors[i].Name
+	}
+	return names
+}
+
+// shape returns the shape of the named tensor, and whether it exists.
+func (w *Weights) shape(name string) ([]uint64, bool) {
+	l, ok := w.t.Tensor(name)
+	if !ok {
+		return nil, false
+	}
+	return l.Shape, true
+}
 
 // Shape returns the shape of the named tensor, and whether it exists.
 func (w *Weights) Shape(name string) ([]int, bool) {
-	s, ok := w.t.Shape(name)
+	s, ok := w.shape(name)
 	if !ok {
 		return nil, false
 	}
@@ -75,7 +88,7 @@ func (w *Weights) Shape(name string) ([]int, bool) {
 // Read fills dst, which holds exactly the tensor's elements, with the
 // whole tensor.
 func (w *Weights) Read(ctx context.Context, name string, dst []float32) error {
-	s, ok := w.t.Shape(name)
+	s, ok := w.shape(name)
 	if !ok {
 		return w.errorf(name, "no such tensor")
 	}
@@ -87,7 +100,7 @@ func (w *Weights) Read(ctx context.Context, name string, dst []float32) error {
 
 // ReadRows fills dst with rows [r0, r1) of a 2-D tensor.
 func (w *Weights) ReadRows(ctx context.Context, name string, r0, r1 int, dst []float32) error {
-	s, ok := w.t.Shape(name)
+	s, ok := w.shape(name)
 	switch {
 	case !ok:
 		return w.errorf(name, "no such tensor")
