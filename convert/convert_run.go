@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/qins-dev/qins/convert/internal/work"
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/format/qins"
@@ -20,7 +21,7 @@ type converter struct {
 	limit int   // of the header
 	jobs  []job // set by plan
 
-	workers  workers
+	workers  work.Workers
 	w        *format.Writer
 	chunk    int
 	progress func(int64)
@@ -111,8 +112,8 @@ func (p *scanners) put(s *quant.Scanner) {
 func (cv *converter) run(ctx context.Context, w *format.Writer, progress func(int64), s *Summary) error {
 	opts := cv.opts
 	cv.w, cv.progress = w, progress
-	cv.workers = writeWorkers(opts.Workers)
-	cv.chunk = cv.workers.chunkSize(opts.ChunkBytes, cv.c)
+	cv.workers = work.ForWriting(opts.Workers)
+	cv.chunk = cv.workers.ChunkSize(opts.ChunkBytes, cv.c)
 	cv.packed = opts.Layout == qins.LayoutPacked
 	cv.mse = opts.Range == qins.RangeMSE
 	cv.rows = opts.Granularity == qins.GranularityRow
@@ -121,7 +122,7 @@ func (cv *converter) run(ctx context.Context, w *format.Writer, progress func(in
 		return err
 	}
 	bufs := make([]workerBufs, cv.workers)
-	err = cv.workers.each(ctx, int64(len(steps)), 1, func(ctx context.Context, wk int, k, _ int64) error {
+	err = cv.workers.Each(ctx, int64(len(steps)), 1, func(ctx context.Context, wk int, k, _ int64) error {
 		s := steps[k]
 		return cv.do(ctx, &cv.jobs[s.job], &states[s.job], s, wk, &bufs[wk])
 	})
@@ -148,7 +149,7 @@ func (cv *converter) schedule(ctx context.Context) ([]step, []tensorState, error
 	}
 	pending := -1 // the encoded tensor whose encode steps come next
 	for i := range jobs {
-		if i%checkEvery == 0 && ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
 		j, st := &jobs[i], &states[i]
@@ -217,7 +218,7 @@ func countSteps(jobs []job, stepBytes func(*job) int64) int {
 func (cv *converter) finish(ctx context.Context, states []tensorState, s *Summary) error {
 	e := cv.opts.encoding()
 	for i := range cv.jobs {
-		if i%checkEvery == 0 && ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		j := &cv.jobs[i]

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nlpodyssey/safetensors"
 
+	"github.com/qins-dev/qins/convert/internal/work"
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/format/qins"
@@ -441,17 +442,17 @@ func TestChunkSizeBoundsMemory(t *testing.T) {
 		c              *format.Checkpoint
 		want           int
 	}{
-		{0, 1, big, DefaultChunkBytes},
-		{0, 8, big, DefaultChunkBytes},
+		{0, 1, big, work.DefaultChunkBytes},
+		{0, 8, big, work.DefaultChunkBytes},
 		{0, 16, big, 2 << 20},
 		{0, 64, big, 512 << 10},
-		{0, 1000, big, minChunkBytes},
+		{0, 1000, big, work.MinChunkBytes},
 		{1000, 64, big, 1000},
 		{64 << 20, 64, big, 64 << 20},
 		{0, 4, small, 200},
 		{3, 4, small, 8},
 	} {
-		if got := workers(tc.workers).chunkSize(tc.asked, tc.c); got != tc.want {
+		if got := work.Workers(tc.workers).ChunkSize(tc.asked, tc.c); got != tc.want {
 			t.Errorf("chunkSize(%d, %d workers, largest %d) = %d, want %d", tc.asked, tc.workers, tc.c.Tensors[0].Bytes(), got, tc.want)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"sort"
 
+	"github.com/qins-dev/qins/convert/internal/work"
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/format/qins"
@@ -161,7 +162,7 @@ func diffWith(ctx context.Context, pathA, pathB string, opts DiffOptions, hooks 
 	r.Tensors = make([]TensorDiff, 0, min(len(la), len(lb)))
 	total := NewAccumulator()
 	for i := range la {
-		if i%checkEvery == 0 && ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		a := &la[i]
@@ -278,7 +279,7 @@ func check(td *TensorDiff, opts DiffOptions, float bool) []string {
 
 // newDiffer returns a differ for opts that reports its progress.
 func newDiffer(opts *DiffOptions, hooks diffHooks, progress func(int64)) *differ {
-	d := &differ{workers: computeWorkers(opts.Workers), chunk: opts.ChunkElems, histChunk: opts.ChunkElems, progress: progress, floatOnly: hooks.floatOnly, histMin: hooks.histMin}
+	d := &differ{workers: work.Compute(opts.Workers), chunk: opts.ChunkElems, histChunk: opts.ChunkElems, progress: progress, floatOnly: hooks.floatOnly, histMin: hooks.histMin}
 	if d.histMin == 0 {
 		d.histMin = minHistElems
 	}
@@ -288,7 +289,7 @@ func newDiffer(opts *DiffOptions, hooks diffHooks, progress func(int64)) *differ
 		// reads cost fewer calls (2.7 s instead of 3.1 s for the full
 		// Phi-3.5 diff on 2 cores), as long as the goroutines together
 		// keep few of them.
-		d.histChunk = share(histBudget, int(d.workers), 1<<16, 1<<18)
+		d.histChunk = work.Share(histBudget, int(d.workers), 1<<16, 1<<18)
 	}
 	d.bufs = make([]diffBufs, d.workers)
 	return d
@@ -296,7 +297,7 @@ func newDiffer(opts *DiffOptions, hooks diffHooks, progress func(int64)) *differ
 
 // differ compares tensors chunk by chunk on several goroutines.
 type differ struct {
-	workers   workers
+	workers   work.Workers
 	chunk     int
 	histChunk int // elements at a time on the fast path
 	progress  func(int64)
@@ -335,7 +336,7 @@ func (d *differ) tensor(ctx context.Context, a, b *qins.Logical) (*Accumulator, 
 	step := int64(d.chunk)
 	parts := make([]Accumulator, (n+step-1)/step)
 	exactBytes := !quant.ReadsFloat(a.DType) // integers: compare the bytes too
-	err = d.workers.each(ctx, n, step, func(_ context.Context, w int, off, m int64) error {
+	err = d.workers.Each(ctx, n, step, func(_ context.Context, w int, off, m int64) error {
 		buf := &d.bufs[w]
 		if buf.a == nil {
 			buf.a, buf.b = make([]float64, step), make([]float64, step)
@@ -383,7 +384,7 @@ func (d *differ) bitsTensor(ctx context.Context, a, b *qins.Logical) (*Accumulat
 	// 24 bytes hold whole elements of every width: 48 F4, 32 F6, 3 C64.
 	step := max(24, int64(d.chunk)/24*24)
 	parts := make([]Accumulator, (n+step-1)/step)
-	err := d.workers.each(ctx, n, step, func(_ context.Context, w int, off, m int64) error {
+	err := d.workers.Each(ctx, n, step, func(_ context.Context, w int, off, m int64) error {
 		buf := &d.bufs[w]
 		buf.rawA, buf.rawB = grow(buf.rawA, int(m)), grow(buf.rawB, int(m))
 		if _, err := ta.Section().ReadAt(buf.rawA, off); err != nil {

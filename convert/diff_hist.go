@@ -139,7 +139,7 @@ func (d *differ) histTensor(ctx context.Context, sa, sb *qins.Source, n int64) (
 	// Progress is reported once the tensor is done: if the fast path gives
 	// up, the float path reports the whole tensor.
 	var done atomic.Int64
-	err := d.workers.each(ctx, n, step, func(_ context.Context, w int, off, m int64) error {
+	err := d.workers.Each(ctx, n, step, func(_ context.Context, w int, off, m int64) error {
 		buf := &d.bufs[w]
 		if buf.hist == nil {
 			buf.hist = new(pairHist)

@@ -96,7 +96,7 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 	}
 	r.Tensors = make([]TensorReport, 0, len(ls))
 	for i := range ls {
-		if i%checkEvery == 0 && ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		l := &ls[i]

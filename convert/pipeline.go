@@ -17,7 +17,7 @@ type WriteOptions struct {
 	Force bool
 	// Progress, when set, follows the work in input bytes.
 	Progress Progress
-	// ChunkBytes is the read size; 0 means DefaultChunkBytes, or less when
+	// ChunkBytes is the read size; 0 means work.DefaultChunkBytes, or less when
 	// there are so many workers that memory would grow past a bound.
 	ChunkBytes int
 	// Workers is the number of goroutines; 0 means twice GOMAXPROCS up to

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/qins-dev/qins/convert/internal/work"
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/format/qins"
@@ -117,7 +118,7 @@ type restorer struct {
 	// outIndex is the output index of each tensor of ls (set by plan).
 	outIndex []int
 
-	workers  workers
+	workers  work.Workers
 	w        *format.Writer
 	chunk    int
 	progress func(int64)
@@ -149,8 +150,8 @@ func (r *restorer) plan() (*outputPlan, error) {
 // run decodes, casts or copies each tensor into w.
 func (r *restorer) run(ctx context.Context, w *format.Writer, progress func(int64), s *Summary) error {
 	r.w, r.progress = w, progress
-	r.workers = writeWorkers(r.opts.Workers)
-	r.chunk = r.workers.chunkSize(r.opts.ChunkBytes, r.c)
+	r.workers = work.ForWriting(r.opts.Workers)
+	r.chunk = r.workers.ChunkSize(r.opts.ChunkBytes, r.c)
 	r.bufs = make([]restoreBufs, r.workers)
 	dt := r.opts.DType
 	for i := range r.ls {
@@ -197,7 +198,7 @@ func grow(b []byte, n int) []byte {
 func (r *restorer) copy(ctx context.Context, l *qins.Logical, k int) error {
 	t := *l.Plain
 	sec := t.Section()
-	return r.workers.each(ctx, sec.Size(), int64(r.chunk), func(_ context.Context, w int, off, n int64) error {
+	return r.workers.Each(ctx, sec.Size(), int64(r.chunk), func(_ context.Context, w int, off, n int64) error {
 		b := &r.bufs[w]
 		b.in = grow(b.in, int(n))
 		if _, err := sec.ReadAt(b.in, off); err != nil {
@@ -219,7 +220,7 @@ func (r *restorer) decode(ctx context.Context, l *qins.Logical, dt dtype.DType, 
 	d := qins.NewDecoder(l)
 	size := int64(dt.Size())
 	step := max(8, int64(r.chunk)/size/8*8) // elements, whole bytes of sign bits
-	return r.workers.each(ctx, int64(l.Elements()), step, func(_ context.Context, w int, off, n int64) error {
+	return r.workers.Each(ctx, int64(l.Elements()), step, func(_ context.Context, w int, off, n int64) error {
 		b := &r.bufs[w]
 		b.codes, b.signs, b.out = grow(b.codes, int(n)), grow(b.signs, int(n)), grow(b.out, int(n*size))
 		if err := l.ReadCodes(off, n, b.codes, quant.Int8s(b.signs), &b.in); err != nil {
@@ -253,7 +254,7 @@ func (r *restorer) cast(ctx context.Context, l *qins.Logical, dt dtype.DType, k 
 	step := max(1, int64(r.chunk)/max(in, outSize)) // elements
 	sec := t.Section()
 	overflows := castOverflows(dt)
-	return r.workers.each(ctx, int64(l.Elements()), step, func(_ context.Context, w int, off, n int64) error {
+	return r.workers.Each(ctx, int64(l.Elements()), step, func(_ context.Context, w int, off, n int64) error {
 		b := &r.bufs[w]
 		b.in, b.out = grow(b.in, int(n*in)), grow(b.out, int(n*outSize))
 		if int64(cap(b.vals)) < n {

@@ -138,11 +138,6 @@ func (l *Logical) Encoded() bool { return l.Codes != nil }
 // Elements returns the number of elements.
 func (l *Logical) Elements() uint64 { n, _ := format.Elements(l.Shape); return n }
 
-// checkEvery is how many tensors a long loop over a header handles between
-// two looks at its context: often enough to stop within milliseconds,
-// rarely enough to cost nothing.
-const checkEvery = 4096
-
 // Logicals returns the tensors of a checkpoint as the source model had
 // them, decoding the QINS layout when the metadata marks it, and checking
 // that layout. A tensor is encoded exactly when a "qins:NAME" entry says
@@ -170,13 +165,12 @@ func Logicals(ctx context.Context, c *format.Checkpoint) ([]Logical, error) {
 		byName[c.Tensors[i].Name] = int32(i)
 	}
 	used := make([]bool, len(c.Tensors))
-	n := 0
 	for k, v := range c.Metadata {
 		name, ok := strings.CutPrefix(k, ParamsPrefix)
 		if !ok {
 			continue
 		}
-		if n++; n%checkEvery == 0 && ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		l, err := encodedLogical(c, byName, name, v, version)

@@ -1,4 +1,4 @@
-package convert
+package work
 
 import (
 	"context"
@@ -12,13 +12,13 @@ import (
 // offset and length, whatever the number of goroutines.
 func TestEachPieces(t *testing.T) {
 	for _, tc := range []struct {
-		n          workers
+		n          Workers
 		size, step int64
 	}{{1, 1000, 64}, {3, 1000, 64}, {8, 64, 64}, {4, 0, 8}, {2, 7, 100}} {
 		var mu sync.Mutex
 		seen := map[int64]int64{}
 		var bad atomic.Bool
-		err := tc.n.each(context.Background(), tc.size, tc.step, func(_ context.Context, w int, off, n int64) error {
+		err := tc.n.Each(context.Background(), tc.size, tc.step, func(_ context.Context, w int, off, n int64) error {
 			if w < 0 || w >= int(tc.n) {
 				bad.Store(true)
 			}
@@ -48,7 +48,7 @@ func TestEachPieces(t *testing.T) {
 func TestEachFirstError(t *testing.T) {
 	boom := errors.New("boom")
 	var ran atomic.Int64
-	err := workers(4).each(context.Background(), 1000, 1, func(ctx context.Context, _ int, off, _ int64) error {
+	err := Workers(4).Each(context.Background(), 1000, 1, func(ctx context.Context, _ int, off, _ int64) error {
 		ran.Add(1)
 		if off == 10 {
 			return boom
@@ -72,7 +72,7 @@ func TestEachCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	var ran atomic.Int64
-	err := workers(2).each(ctx, 100, 1, func(context.Context, int, int64, int64) error {
+	err := Workers(2).Each(ctx, 100, 1, func(context.Context, int, int64, int64) error {
 		ran.Add(1)
 		return nil
 	})

@@ -1,4 +1,8 @@
-package convert
+// Package work is the one scheduler of convert's commands: pieces of work
+// on a fixed number of goroutines, each with an index for buffers of its
+// own, the first error cancelling the rest. It holds no state between
+// calls.
+package work
 
 import (
 	"context"
@@ -18,13 +22,9 @@ const DefaultChunkBytes = 4 << 20
 // so that memory does not grow with the number of cores.
 const chunkBudget = 32 << 20
 
-// minChunkBytes is the smallest default chunk: below it, the calls per
+// MinChunkBytes is the smallest default chunk: below it, the calls per
 // byte start to cost more than the memory saved.
-const minChunkBytes = 256 << 10
-
-// checkEvery is how many tensors a loop over a whole header handles between
-// two looks at its context.
-const checkEvery = 4096
+const MinChunkBytes = 256 << 10
 
 // maxWriters caps the extra goroutines of work that writes, whose memory
 // grows with their number.
@@ -35,46 +35,46 @@ const maxWriters = 8
 // writes.
 const maxWorkers = 64
 
-// workers is the number of goroutines of a command: the one scheduler
+// Workers is the number of goroutines of a command: the one scheduler
 // every pipeline runs its pieces on. Each goroutine has an index, so that
 // it can keep buffers of its own across pieces.
-type workers int
+type Workers int
 
-// computeWorkers returns n, or when 0 one goroutine per core, up to
+// Compute returns n, or when 0 one goroutine per core, up to
 // maxWorkers.
-func computeWorkers(n int) workers {
+func Compute(n int) Workers {
 	if n <= 0 {
 		n = min(runtime.GOMAXPROCS(0), maxWorkers)
 	}
-	return workers(n)
+	return Workers(n)
 }
 
-// writeWorkers returns n, or when 0 the default for work that writes its
+// ForWriting returns n, or when 0 the default for work that writes its
 // output: twice as many goroutines as cores up to maxWriters, and never
 // fewer than the cores (up to maxWorkers), because a direct write blocks
 // its goroutine until the disk has the data, and the cores should go on
 // computing meanwhile.
-func writeWorkers(n int) workers {
+func ForWriting(n int) Workers {
 	if n <= 0 {
 		c := min(runtime.GOMAXPROCS(0), maxWorkers)
 		n = max(c, min(2*c, maxWriters))
 	}
-	return workers(n)
+	return Workers(n)
 }
 
-// share returns budget split among n goroutines, but no less than lo and
+// Share returns budget split among n goroutines, but no less than lo and
 // no more than hi: the default size of what each reads at a time.
-func share(budget, n, lo, hi int) int {
+func Share(budget, n, lo, hi int) int {
 	return min(hi, max(lo, budget/max(n, 1)))
 }
 
-// chunkSize returns the read size: the one asked for, or when 0 the
+// ChunkSize returns the read size: the one asked for, or when 0 the
 // default for that many goroutines, but no more than the largest tensor
 // of c needs, so that small models take little memory. It is at least 8,
 // one element of any dtype.
-func (ws workers) chunkSize(asked int, c *format.Checkpoint) int {
+func (ws Workers) ChunkSize(asked int, c *format.Checkpoint) int {
 	if asked <= 0 {
-		asked = share(chunkBudget, int(ws), minChunkBytes, DefaultChunkBytes)
+		asked = Share(chunkBudget, int(ws), MinChunkBytes, DefaultChunkBytes)
 	}
 	var largest uint64
 	for _, t := range c.Tensors {
@@ -83,12 +83,12 @@ func (ws workers) chunkSize(asked int, c *format.Checkpoint) int {
 	return max(8, int(min(uint64(asked), largest)))
 }
 
-// each calls fn(ctx, w, off, n) for the consecutive pieces [off, off+n)
+// Each calls fn(ctx, w, off, n) for the consecutive pieces [off, off+n)
 // of [0, size), each step long but the last, on up to ws goroutines; w is
 // the goroutine's index. The first error cancels the ctx the other pieces
 // see, stops the pieces not yet begun and is returned; so is the
 // context's error once it is done.
-func (ws workers) each(ctx context.Context, size, step int64, fn func(ctx context.Context, w int, off, n int64) error) error {
+func (ws Workers) Each(ctx context.Context, size, step int64, fn func(ctx context.Context, w int, off, n int64) error) error {
 	pieces := (size + step - 1) / step
 	g, ctx := errgroup.WithContext(ctx)
 	var next atomic.Int64
