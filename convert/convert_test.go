@@ -17,6 +17,8 @@ import (
 
 	"github.com/nlpodyssey/safetensors"
 
+	"github.com/qins-dev/qins/convert/diff"
+	"github.com/qins-dev/qins/convert/internal/testfile"
 	"github.com/qins-dev/qins/convert/internal/work"
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
@@ -353,9 +355,9 @@ func TestPackedLayout(t *testing.T) {
 			if !bytes.Equal(a, b) {
 				t.Error("the two layouts restore differently")
 			}
-			d1 := diff(t, src, files[qins.LayoutU8I8.String()], DiffOptions{})
-			d2 := diff(t, src, files[qins.LayoutPacked.String()], DiffOptions{})
-			if !reflect.DeepEqual(d1.Total.DiffStats, d2.Total.DiffStats) {
+			d1 := diffOf(t, src, files[qins.LayoutU8I8.String()], diff.Options{})
+			d2 := diffOf(t, src, files[qins.LayoutPacked.String()], diff.Options{})
+			if !reflect.DeepEqual(d1.Total.Stats, d2.Total.Stats) {
 				t.Errorf("diff totals differ:\n%+v\n%+v", d1.Total, d2.Total)
 			}
 		})
@@ -390,7 +392,7 @@ func TestMSERange(t *testing.T) {
 					t.Fatalf("%s: metadata %s", l.Name, q.Metadata["qins:"+l.Name])
 				}
 			}
-			d0, d1 := diff(t, src, mm, DiffOptions{}), diff(t, src, ms, DiffOptions{})
+			d0, d1 := diffOf(t, src, mm, diff.Options{}), diffOf(t, src, ms, diff.Options{})
 			better := 0
 			for i := range d0.Tensors {
 				a, b := d0.Tensors[i], d1.Tensors[i]
@@ -463,9 +465,9 @@ func TestChunkSizeBoundsMemory(t *testing.T) {
 // no output, instead of infinities.
 func TestRestoreCastOverflow(t *testing.T) {
 	dir := t.TempDir()
-	src := writeTensors(t, filepath.Join(dir, "src.safetensors"),
-		tensorSpec{"norm", dtype.F32, []uint64{3}, []float64{1, -70000, 2}},
-		tensorSpec{"w", dtype.F32, []uint64{2, 2}, []float64{1, -2, 3, 4}})
+	src := testfile.Write(t, filepath.Join(dir, "src.safetensors"),
+		testfile.T("norm", dtype.F32, []uint64{3}, []float64{1, -70000, 2}),
+		testfile.T("w", dtype.F32, []uint64{2, 2}, []float64{1, -2, 3, 4}))
 	q := filepath.Join(dir, "q.safetensors")
 	if _, err := Convert(context.Background(), src, q, Options{}); err != nil {
 		t.Fatal(err)
@@ -503,9 +505,9 @@ func TestRestoreCastOverflow(t *testing.T) {
 // name clashes, as before the pipeline had one path.
 func TestCheckOrder(t *testing.T) {
 	dir := t.TempDir()
-	src := writeTensors(t, filepath.Join(dir, "clash.safetensors"),
-		tensorSpec{"a", dtype.F32, []uint64{2, 2}, []float64{1, 2, 3, 4}},
-		tensorSpec{"a.qins", dtype.F32, []uint64{2, 2}, []float64{1, 2, 3, 4}})
+	src := testfile.Write(t, filepath.Join(dir, "clash.safetensors"),
+		testfile.T("a", dtype.F32, []uint64{2, 2}, []float64{1, 2, 3, 4}),
+		testfile.T("a.qins", dtype.F32, []uint64{2, 2}, []float64{1, 2, 3, 4}))
 	for _, tc := range []struct {
 		dst  string
 		opts Options

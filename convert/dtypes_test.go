@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qins-dev/qins/convert/diff"
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/format/qins"
@@ -232,18 +234,18 @@ func TestNewDTypesEveryCommand(t *testing.T) {
 		// Diff against the source: the kept tensors exact, the others
 		// within the README's thresholds.
 		for _, b := range []string{c.in, c.out} {
-			d := diff(t, src, b, DiffOptions{MinSNRdB: ptr(30.0), MinCosine: ptr(0.999), MaxRelRMSE: ptr(0.05)})
+			d := diffOf(t, src, b, diff.Options{MinSNRdB: ptr(30.0), MinCosine: ptr(0.999), MaxRelRMSE: ptr(0.05)})
 			if !d.OK() || d.Total.Tensors != len(kept)+3 {
 				t.Errorf("diff %s: OK %v, %d tensors, %+v", b, d.OK(), d.Total.Tensors, d.ShapeMismatch)
 			}
 			for _, td := range d.Tensors {
 				if _, ok := kept[td.Name]; ok && (!td.Exact || td.Identical != td.Elements) {
-					t.Errorf("diff %s: %s not exact: %+v", b, td.Name, td.DiffStats)
+					t.Errorf("diff %s: %s not exact: %+v", b, td.Name, td.Stats)
 				}
 			}
 		}
 	}
-	if _, err := Diff(ctx, src, qDir, DiffOptions{}); err != nil {
+	if _, err := diff.Diff(ctx, src, qDir, diff.Options{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -278,13 +280,13 @@ func TestDiffFP8ByValue(t *testing.T) {
 			rawSpec{"e4", dt, []uint64{16, 16}, widen(dt, e4, quant.F8E4M3ToFloat32)},
 			rawSpec{"e5", dt, []uint64{256}, widen(dt, e5, quant.F8E5M2ToFloat32)})
 		for _, pair := range [][2]string{{fp8, wide}, {wide, fp8}} {
-			d := diff(t, pair[0], pair[1], DiffOptions{})
+			d := diffOf(t, pair[0], pair[1], diff.Options{})
 			if !d.OK() || len(d.Tensors) != 2 {
 				t.Fatalf("%v: %+v", dt, d)
 			}
 			for _, td := range d.Tensors {
 				if !td.Exact || td.Identical != 256 || td.NonFinite != 0 {
-					t.Errorf("%v %s: %+v", dt, td.Name, td.DiffStats)
+					t.Errorf("%v %s: %+v", dt, td.Name, td.Stats)
 				}
 			}
 		}
@@ -300,7 +302,7 @@ func TestDiffFP8ByValue(t *testing.T) {
 	writeRaw(t, changed,
 		rawSpec{"e4", dtype.F8_E4M3, []uint64{16, 16}, e4b},
 		rawSpec{"e5", dtype.F8_E5M2, []uint64{256}, e5b})
-	d := diff(t, fp8, changed, DiffOptions{})
+	d := diffOf(t, fp8, changed, diff.Options{})
 	want := map[string]struct {
 		err float64
 		at  int64
@@ -323,7 +325,7 @@ func TestDiffFP8ByValue(t *testing.T) {
 	put(e5f, 255-0x7c, 57344)
 	numbers := filepath.Join(dir, "numbers.safetensors")
 	writeRaw(t, numbers, rawSpec{"e4", dtype.F32, []uint64{16, 16}, e4f}, rawSpec{"e5", dtype.F32, []uint64{256}, e5f})
-	d = diff(t, fp8, numbers, DiffOptions{})
+	d = diffOf(t, fp8, numbers, diff.Options{})
 	for _, td := range d.Tensors {
 		if td.NonFinite != 1 || td.Identical != 255 || len(td.Fails) != 1 {
 			t.Errorf("%s: %d unmatched non-finite, %d identical, fails %v; want 1, 255, one", td.Name, td.NonFinite, td.Identical, td.Fails)
@@ -334,7 +336,7 @@ func TestDiffFP8ByValue(t *testing.T) {
 	// by value.
 	u8 := filepath.Join(dir, "u8.safetensors")
 	writeRaw(t, u8, rawSpec{"e4", dtype.U8, []uint64{16, 16}, e4}, rawSpec{"e5", dtype.F8_E4M3, []uint64{256}, e5})
-	d = diff(t, fp8, u8, DiffOptions{})
+	d = diffOf(t, fp8, u8, diff.Options{})
 	if len(d.ShapeMismatch) != 1 || d.ShapeMismatch[0].Name != "e4" || len(d.Tensors) != 1 || d.Tensors[0].Exact {
 		t.Errorf("FP8 against U8 and E4M3: %+v, %+v", d.ShapeMismatch, d.Tensors)
 	}
@@ -363,7 +365,7 @@ func TestDiffByBits(t *testing.T) {
 	changed[2].data[9] = 2     // the second complex
 	b := filepath.Join(dir, "b.safetensors")
 	writeRaw(t, b, changed...)
-	d := diff(t, a, b, DiffOptions{})
+	d := diffOf(t, a, b, diff.Options{})
 	want := map[string][2]uint64{"f4": {32, 31}, "f6": {32, 29}, "c64": {3, 2}, "e8m0": {5, 5}}
 	if len(d.Tensors) != len(want) {
 		t.Fatalf("%d tensors compared", len(d.Tensors))
@@ -380,18 +382,13 @@ func TestDiffByBits(t *testing.T) {
 	if d.OK() || d.Total.Failing != 3 {
 		t.Errorf("OK %v with %d failing", d.OK(), d.Total.Failing)
 	}
-	var js bytes.Buffer
-	if err := d.WriteJSON(&js); err != nil || !strings.Contains(js.String(), `"rel_rmse": null`) {
-		t.Errorf("JSON: %v\n%s", err, js.String())
-	}
-	var text bytes.Buffer
-	if err := d.WriteText(&text, -1); err != nil || strings.Contains(text.String(), "NaN") {
-		t.Errorf("text: %v\n%s", err, text.String())
+	if js, err := json.Marshal(d); err != nil || !strings.Contains(string(js), `"rel_rmse":null`) {
+		t.Errorf("JSON: %v\n%s", err, js)
 	}
 	// A dtype compared by bits is not comparable to another dtype.
 	other := filepath.Join(dir, "other.safetensors")
 	writeRaw(t, other, rawSpec{"f4", dtype.U8, []uint64{4, 4}, make([]byte, 16)})
-	if d := diff(t, a, other, DiffOptions{}); len(d.ShapeMismatch) != 1 {
+	if d := diffOf(t, a, other, diff.Options{}); len(d.ShapeMismatch) != 1 {
 		t.Errorf("F4 against U8: %+v", d.ShapeMismatch)
 	}
 }
@@ -423,7 +420,7 @@ func TestNewDTypesMalformed(t *testing.T) {
 			_, errs["convert"] = Convert(ctx, bad, out, Options{})
 			_, errs["restore"] = Restore(ctx, bad, out, RestoreOptions{})
 			_, errs["inspect"] = Inspect(ctx, bad)
-			_, errs["diff"] = Diff(ctx, bad, bad, DiffOptions{})
+			_, errs["diff"] = diff.Diff(ctx, bad, bad, diff.Options{})
 			for cmd, err := range errs {
 				if err == nil || !strings.HasPrefix(err.Error(), bad+`: tensor "w": `) || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
 					t.Errorf("%s: %v; want one line naming %s and tensor w, saying %q", cmd, err, bad, c.want)

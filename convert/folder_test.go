@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/qins-dev/qins/convert/diff"
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/format/qins"
@@ -224,9 +225,9 @@ func TestFolderRoundTrip(t *testing.T) {
 			// Within the README's figures, both from the QINS folder and
 			// from the restored one.
 			lo, cos, rel := 30.0, 0.999, 0.05
-			opts := DiffOptions{MinSNRdB: &lo, MinCosine: &cos, MaxRelRMSE: &rel}
+			opts := diff.Options{MinSNRdB: &lo, MinCosine: &cos, MaxRelRMSE: &rel}
 			for _, b := range []string{q, r} {
-				d, err := Diff(ctx, tc.src, b, opts)
+				d, err := diff.Diff(ctx, tc.src, b, opts)
 				if err != nil {
 					t.Fatal(err)
 				}

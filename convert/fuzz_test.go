@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/qins-dev/qins/convert/diff"
 	"github.com/qins-dev/qins/format"
 )
 
@@ -78,7 +79,7 @@ func FuzzQINSFile(f *testing.F) {
 			}
 			c.Close()
 		}
-		if _, err := Diff(context.Background(), in, in, DiffOptions{ChunkElems: 7, Workers: 2}); err == nil && ierr != nil {
+		if _, err := diff.Diff(context.Background(), in, in, diff.Options{ChunkElems: 7, Workers: 2}); err == nil && ierr != nil {
 			t.Fatalf("diff accepted what inspect refused: %v", ierr)
 		}
 	})

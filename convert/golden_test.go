@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/qins-dev/qins/convert/internal/testfile"
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/format/qins"
 )
@@ -39,14 +40,14 @@ func writeSmall(t *testing.T, path string) {
 	}
 	w := normal(32, 0.02)
 	w[3], w[9], w[17] = 0, math.Copysign(0, -1), 5e-9
-	writeTensors(t, path,
-		tensorSpec{"model.w", dtype.BF16, []uint64{4, 8}, w},
-		tensorSpec{"model.f16", dtype.F16, []uint64{2, 3}, normal(6, 0.5)},
-		tensorSpec{"model.f64", dtype.F64, []uint64{2, 2}, normal(4, 1)},
-		tensorSpec{"model.const", dtype.F32, []uint64{3, 1}, []float64{0.25, -0.25, 0.25}},
-		tensorSpec{"model.zero", dtype.F32, []uint64{2, 2}, []float64{0, 0, 0, 0}},
-		tensorSpec{"model.norm", dtype.F32, []uint64{4}, []float64{1, 1.01, 0.99, 1}},
-		tensorSpec{"model.steps", dtype.I64, []uint64{1}, []float64{12345}},
+	testfile.Write(t, path,
+		testfile.T("model.w", dtype.BF16, []uint64{4, 8}, w),
+		testfile.T("model.f16", dtype.F16, []uint64{2, 3}, normal(6, 0.5)),
+		testfile.T("model.f64", dtype.F64, []uint64{2, 2}, normal(4, 1)),
+		testfile.T("model.const", dtype.F32, []uint64{3, 1}, []float64{0.25, -0.25, 0.25}),
+		testfile.T("model.zero", dtype.F32, []uint64{2, 2}, []float64{0, 0, 0, 0}),
+		testfile.T("model.norm", dtype.F32, []uint64{4}, []float64{1, 1.01, 0.99, 1}),
+		testfile.T("model.steps", dtype.I64, []uint64{1}, []float64{12345}),
 	)
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qins-dev/qins/convert/diff"
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/qins"
 )
@@ -70,7 +71,7 @@ func TestCanceledBeforeTheTensors(t *testing.T) {
 	if _, err := Inspect(ctx, smallSrc); err != context.Canceled {
 		t.Errorf("inspect: %v", err)
 	}
-	if _, err := Diff(ctx, smallSrc, smallQINS, DiffOptions{}); err != context.Canceled {
+	if _, err := diff.Diff(ctx, smallSrc, smallQINS, diff.Options{}); err != context.Canceled {
 		t.Errorf("diff: %v", err)
 	}
 	dir := t.TempDir()

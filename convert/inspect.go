@@ -2,12 +2,7 @@ package convert
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/qins"
@@ -152,80 +147,4 @@ func spans(l *qins.Logical) (*SpanSummary, error) {
 		med = (all[n/2-1] + all[n/2]) / 2
 	}
 	return &SpanSummary{Min: all[0], Median: med, Max: all[n-1]}, nil
-}
-
-// WriteJSON writes r as one JSON object.
-func (r *Report) WriteJSON(w io.Writer) error {
-	if len(r.Tensors) == 0 {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
-	}
-	head := *r
-	head.Tensors = []TensorReport{}
-	return writeIndented(w, &head, "tensors", len(r.Tensors), func(i int) any { return &r.Tensors[i] })
-}
-
-// WriteText writes r as a table a person reads.
-func (r *Report) WriteText(w io.Writer) error {
-	kind := "safetensors"
-	if r.QINS {
-		kind = "QINS version " + r.Version
-	}
-	fmt.Fprintf(w, "%s: %s, %d file(s)\n", format.Printable(r.Path), kind, len(r.Files))
-	rows := false
-	for _, t := range r.Tensors {
-		rows = rows || t.Span != nil
-	}
-	header := []string{"name", "dtype", "shape", "bytes", "encoded", "log_min", "log_max"}
-	if rows {
-		header = append(header, "row span min/median/max")
-	}
-	err := writeTable(w, len(header), len(r.Tensors), func(i int, cells []string) {
-		if i < 0 {
-			copy(cells, header)
-			return
-		}
-		t := &r.Tensors[i]
-		enc, lo, hi := "no", "-", "-"
-		if t.Encoded {
-			enc = "yes"
-			lo, hi = strconv.FormatFloat(*t.LogMin, 'f', 4, 64), strconv.FormatFloat(*t.LogMax, 'f', 4, 64)
-		}
-		cells[0], cells[1], cells[2], cells[3] = format.Printable(t.Name), t.DType, shapeString(t.Shape), strconv.FormatUint(t.Bytes, 10)
-		cells[4], cells[5], cells[6] = enc, lo, hi
-		switch {
-		case t.Span != nil:
-			cells[7] = fmt.Sprintf("%.4f / %.4f / %.4f", t.Span.Min, t.Span.Median, t.Span.Max)
-		case rows:
-			cells[7] = "-"
-		}
-	})
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "total: %d tensors (%d encoded), %d elements, %s of tensor data, %s on disk\n",
-		r.Total.Tensors, r.Total.Encoded, r.Total.Elements, HumanBytes(int64(r.Total.Bytes)), HumanBytes(r.Total.FileBytes))
-	return err
-}
-
-func shapeString(s []uint64) string {
-	parts := make([]string, len(s))
-	for i, d := range s {
-		parts[i] = fmt.Sprint(d)
-	}
-	return "[" + strings.Join(parts, ", ") + "]"
-}
-
-// HumanBytes formats n bytes in decimal units (kB, MB, GB).
-func HumanBytes(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d B", n)
 }

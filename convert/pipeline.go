@@ -81,16 +81,6 @@ type sharedProgress struct{ p Progress }
 func (sharedProgress) Start(int64)   {}
 func (s sharedProgress) Add(n int64) { s.p.Add(n) }
 
-// workBytes returns the total a Progress follows for c: the data bytes of
-// its tensors.
-func workBytes(c *format.Checkpoint) int64 {
-	var n int64
-	for _, t := range c.Tensors {
-		n += int64(t.Bytes())
-	}
-	return n
-}
-
 // A pipeline is the work of Convert or Restore, which write runs into one
 // output file or a model folder of shards: each turns the units of its
 // source (tensors, in order) into output tensors.
@@ -186,7 +176,7 @@ func writeFile(ctx context.Context, fw fileWork, o *output, dst string, force bo
 		return nil, err
 	}
 	defer w.Abort()
-	pr.Start(workBytes(o.src))
+	pr.Start(o.src.DataBytes())
 	s := &Summary{Input: o.src.Path, Output: dst}
 	if err := fw.run(ctx, w, pr.Add, s); err != nil {
 		return nil, err
@@ -226,7 +216,7 @@ func writeFolder(ctx context.Context, p pipeline, o *output) (*Summary, error) {
 	}
 	defer dw.Abort()
 	pr := orNoProgress(o.opts.Progress)
-	pr.Start(workBytes(o.src))
+	pr.Start(o.src.DataBytes())
 	s := &Summary{Input: o.src.Path, Output: o.dst, BytesIn: o.src.Size()}
 	err = writeShards(dw, o.prefix, len(spans), s, func(i int, path string) (*Summary, error) {
 		// The last shard's buffers are garbage now: collecting them before
@@ -274,19 +264,8 @@ func headerTooLarge(src string, n int, least string) error {
 
 // checkNotInput refuses an output that is one of the input files.
 func checkNotInput(dst string, c *format.Checkpoint) error {
-	st, err := os.Stat(dst)
-	if err != nil {
-		return nil // does not exist yet, or Create reports it
-	}
-	if c.Index != "" {
-		if ist, err := os.Stat(c.Index); err == nil && os.SameFile(st, ist) {
-			return &format.Error{Path: dst, Err: errors.New("is an input of this command; refusing to overwrite it")}
-		}
-	}
-	for _, f := range c.Files {
-		if fst, err := f.Stat(); err == nil && os.SameFile(st, fst) {
-			return &format.Error{Path: dst, Err: errors.New("is an input of this command; refusing to overwrite it")}
-		}
+	if c.IsInput(dst) {
+		return &format.Error{Path: dst, Err: errors.New("is an input of this command; refusing to overwrite it")}
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qins-dev/qins/convert/diff"
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/format/qins"
@@ -204,7 +205,7 @@ func TestRowRangesHostile(t *testing.T) {
 			out := filepath.Join(d, "out.safetensors")
 			_, rerr := Restore(context.Background(), in, out, RestoreOptions{})
 			_, ierr := Inspect(context.Background(), in)
-			_, derr := Diff(context.Background(), smallSrc, in, DiffOptions{})
+			_, derr := diff.Diff(context.Background(), smallSrc, in, diff.Options{})
 			for what, err := range map[string]error{"restore": rerr, "inspect": ierr, "diff": derr} {
 				if err == nil {
 					t.Fatalf("%s accepted it", what)

@@ -94,6 +94,35 @@ func (c *Checkpoint) Unchanged() error {
 	return nil
 }
 
+// IsInput reports whether path names one of c's files or its index: an
+// output that must not be written there.
+func (c *Checkpoint) IsInput(path string) bool {
+	st, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	if c.Index != "" {
+		if ist, err := os.Stat(c.Index); err == nil && os.SameFile(st, ist) {
+			return true
+		}
+	}
+	for _, f := range c.Files {
+		if fst, err := f.Stat(); err == nil && os.SameFile(st, fst) {
+			return true
+		}
+	}
+	return false
+}
+
+// DataBytes returns the bytes of tensor data of c.
+func (c *Checkpoint) DataBytes() int64 {
+	var n int64
+	for _, t := range c.Tensors {
+		n += int64(t.Bytes())
+	}
+	return n
+}
+
 // pickInFolder finds what to open in a checkpoint folder.
 func pickInFolder(dir string) (string, error) {
 	if _, err := os.Stat(filepath.Join(dir, IndexName)); err == nil {

@@ -148,7 +148,7 @@ func writeSummary(w io.Writer, s *convert.Summary, d direction) error {
 		"  time:    %.2f s, %.0f MB/s\n",
 		verb, format.Printable(s.Input), format.Printable(s.Output),
 		s.Encoded, did, s.Copied, keptNote(s),
-		convert.HumanBytes(s.BytesIn), convert.HumanBytes(s.BytesOut), ratio(s.BytesOut, s.BytesIn), ratio(s.BytesOut, s.FP32Bytes), convert.HumanBytes(s.FP32Bytes),
+		humanBytes(s.BytesIn), humanBytes(s.BytesOut), ratio(s.BytesOut, s.BytesIn), ratio(s.BytesOut, s.FP32Bytes), humanBytes(s.FP32Bytes),
 		bitsLine(s), packedHint(s), folderLine(s),
 		s.Elapsed.Seconds(), s.MBPerSecond())
 	return err
@@ -185,7 +185,7 @@ func packedHint(s *convert.Summary) string {
 		return ""
 	}
 	return fmt.Sprintf("  hint:    the encoded tensors are 16-bit, so 2 bytes per weight saves nothing over them;\n"+
-		"           --layout packed (1.125 bytes per weight) would give about %s (%s the source)\n", convert.HumanBytes(s.PackedBytes), ratio(s.PackedBytes, s.BytesIn))
+		"           --layout packed (1.125 bytes per weight) would give about %s (%s the source)\n", humanBytes(s.PackedBytes), ratio(s.PackedBytes, s.BytesIn))
 }
 
 // folderLine tells what a folder output holds; empty for a file.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/qins-dev/qins/convert/diff"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/qins-dev/qins/convert"
@@ -39,7 +41,7 @@ func (a *app) diff(c *cli.Context) error {
 	if c.NArg() != 2 {
 		return usageError{fmt.Errorf("diff takes two checkpoints, A and B; got %d arguments", c.NArg())}
 	}
-	opts := convert.DiffOptions{}
+	opts := diff.Options{}
 	for name, dst := range map[string]**float64{"max-rel-rmse": &opts.MaxRelRMSE, "min-snr-db": &opts.MinSNRdB, "min-cosine": &opts.MinCosine} {
 		if c.IsSet(name) {
 			v := c.Float64(name)
@@ -58,7 +60,7 @@ func (a *app) diff(c *cli.Context) error {
 	}
 	bar := newBar(a.stderr, "comparing", c.Bool("quiet") || c.Bool("json"))
 	opts.Progress = bar
-	r, err := convert.Diff(a.ctx, c.Args().Get(0), c.Args().Get(1), opts)
+	r, err := diff.Diff(a.ctx, c.Args().Get(0), c.Args().Get(1), opts)
 	bar.finish()
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
@@ -67,9 +69,9 @@ func (a *app) diff(c *cli.Context) error {
 		return unusable{withHint(err)}
 	}
 	if c.Bool("json") {
-		err = r.WriteJSON(a.stdout)
+		err = writeDiffJSON(a.stdout, r)
 	} else {
-		err = r.WriteText(a.stdout, c.Int("top"))
+		err = writeDiffText(a.stdout, r, c.Int("top"))
 	}
 	if err != nil {
 		return unusable{fmt.Errorf("writing the report: %w", err)}
@@ -96,7 +98,7 @@ func (a *app) inspect(c *cli.Context) error {
 		return withHint(err)
 	}
 	if c.Bool("json") {
-		return r.WriteJSON(a.stdout)
+		return writeInspectJSON(a.stdout, r)
 	}
-	return r.WriteText(a.stdout)
+	return writeInspectText(a.stdout, r)
 }

@@ -11,12 +11,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/qins-dev/qins/convert/diff"
+
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
-	"github.com/qins-dev/qins/convert"
 	"github.com/qins-dev/qins/format"
 )
 
@@ -39,7 +40,7 @@ func checkPlotPath(path string) error {
 // the like) or the right (heads and final norms) of the layers. The file
 // is a format.Output: it appears complete or not at all, and replaces an
 // existing file only with opts.Force.
-func savePlot(r *convert.DiffReport, path string, opts format.OutputOptions) error {
+func savePlot(r *diff.Report, path string, opts format.OutputOptions) error {
 	if err := checkPlotPath(path); err != nil {
 		return err
 	}
@@ -70,9 +71,9 @@ type point struct {
 // snrPoints returns the points of the tensors that are not an exact
 // match, by kind of tensor, and the last layer (-1 when there is none).
 // Tensors outside the layers stand at x = -2 or maxLayer + 2.
-func snrPoints(r *convert.DiffReport) (kinds map[string][]point, maxLayer int) {
+func snrPoints(r *diff.Report) (kinds map[string][]point, maxLayer int) {
 	kinds = map[string][]point{}
-	var outside []convert.TensorDiff
+	var outside []diff.Tensor
 	maxLayer = -1
 	for _, t := range r.Tensors {
 		if m := layerName.FindStringSubmatch(t.Name); m != nil {
@@ -106,7 +107,7 @@ func snrPoints(r *convert.DiffReport) (kinds map[string][]point, maxLayer int) {
 }
 
 // snrPlot builds the plot savePlot draws.
-func snrPlot(r *convert.DiffReport) (*plot.Plot, error) {
+func snrPlot(r *diff.Report) (*plot.Plot, error) {
 	kinds, maxLayer := snrPoints(r)
 	if len(kinds) == 0 {
 		return nil, fmt.Errorf("nothing to plot: every tensor matches exactly")

@@ -39,7 +39,8 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/qins-dev/qins/convert"
+	"github.com/qins-dev/qins/convert/diff"
+
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/quant"
@@ -229,7 +230,7 @@ func qins(t format.Tensor, buf []byte, mse bool) (func(a, out []float64, first i
 
 type result struct {
 	name  string
-	stats []*convert.Accumulator // per method
+	stats []*diff.Accumulator // per method
 }
 
 func main() {
@@ -316,7 +317,7 @@ func printTotals(w io.Writer, todo []format.Tensor, results []result, elems uint
 	fmt.Fprintln(w, "| method | bits/weight (QINS: packed) | rel_rmse | SNR dB | cosine | max_abs_err | worst tensor (SNR dB) |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for m := range methods {
-		total := convert.NewAccumulator()
+		total := diff.NewAccumulator()
 		worst, worstSNR := "", math.Inf(1)
 		for _, r := range results {
 			total.Merge(r.stats[m])
@@ -359,7 +360,7 @@ func printWorst(w io.Writer, results []result) {
 	fmt.Fprintln(w)
 }
 
-func snr(s convert.DiffStats) string {
+func snr(s diff.Stats) string {
 	if s.Exact {
 		return "exact"
 	}
@@ -378,7 +379,7 @@ func measure(t format.Tensor, buf []byte, a, out []float64) (result, error) {
 		if recon[m], err = methods[m].start(t, buf); err != nil {
 			return result{}, err
 		}
-		res.stats = append(res.stats, convert.NewAccumulator())
+		res.stats = append(res.stats, diff.NewAccumulator())
 	}
 	size := int64(t.DType.Size())
 	n := int64(t.Elements())
@@ -397,7 +398,7 @@ func measure(t format.Tensor, buf []byte, a, out []float64) (result, error) {
 			if err := recon[k](a[:m], out[:m], off); err != nil {
 				return result{}, err
 			}
-			part := convert.NewAccumulator()
+			part := diff.NewAccumulator()
 			part.Add(a[:m], out[:m], off)
 			res.stats[k].Merge(part)
 		}

@@ -1,7 +1,6 @@
-package convert
+package diff
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"math"
@@ -11,55 +10,16 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/convert"
+	"github.com/qins-dev/qins/convert/internal/testfile"
+
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/format/qins"
-	"github.com/qins-dev/qins/quant"
 )
 
-type tensorSpec struct {
-	name  string
-	dt    dtype.DType
-	shape []uint64
-	vals  []float64
-}
+const tinyDir = "../../testdata/phi-3.5-mini-tiny"
 
-// writeTensors writes tensors, in the given order, to a safetensors file.
-func writeTensors(t *testing.T, path string, specs ...tensorSpec) string {
-	t.Helper()
-	var ts []format.TensorInfo
-	for _, s := range specs {
-		ts = append(ts, format.TensorInfo{Name: s.name, DType: s.dt, Shape: s.shape})
-	}
-	w, err := format.Create(path, map[string]string{"format": "pt"}, ts, format.CreateOptions{Force: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, s := range specs {
-		b := make([]byte, len(s.vals)*int(s.dt.Size()))
-		for j, v := range s.vals {
-			switch s.dt {
-			case dtype.I64:
-				for k := 0; k < 8; k++ {
-					b[8*j+k] = byte(uint64(int64(v)) >> (8 * k))
-				}
-			default:
-				put, err := quant.Putter(s.dt)
-				if err != nil {
-					t.Fatal(err)
-				}
-				put(b, j, v)
-			}
-		}
-		w.TensorWriter(i).Write(b)
-	}
-	if err := w.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func diff(t *testing.T, a, b string, opts DiffOptions) *DiffReport {
+func diff(t *testing.T, a, b string, opts Options) *Report {
 	t.Helper()
 	opts.ChunkElems = 3 // many chunks, merged across workers
 	r, err := Diff(context.Background(), a, b, opts)
@@ -71,17 +31,17 @@ func diff(t *testing.T, a, b string, opts DiffOptions) *DiffReport {
 
 func TestDiffSelfIsExact(t *testing.T) {
 	q := filepath.Join(t.TempDir(), "q.safetensors")
-	if _, err := Convert(context.Background(), tinyDir, q, Options{}); err != nil {
+	if _, err := convert.Convert(context.Background(), tinyDir, q, convert.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{tinyDir, q} {
-		r := diff(t, p, p, DiffOptions{})
+		r := diff(t, p, p, Options{})
 		if !r.OK() || r.Total.Tensors != 195 || !r.Total.Exact || r.Total.Identical != r.Total.Elements {
 			t.Errorf("%s against itself: %+v", p, r.Total)
 		}
 		for _, td := range r.Tensors {
 			if !td.Exact || td.RMSE != 0 || td.Cosine != 1 || td.MaxAbsErr != 0 {
-				t.Errorf("%s: %+v", td.Name, td.DiffStats)
+				t.Errorf("%s: %+v", td.Name, td.Stats)
 			}
 		}
 	}
@@ -91,14 +51,14 @@ func TestDiffKnownDifferences(t *testing.T) {
 	dir := t.TempDir()
 	a := []float64{1, 2, 3, 4, 5, 6, 7, 8}
 	b := []float64{1, 2, 3.5, 4, 5, 6, 7, 6} // two differences: +0.5 at 2, -2 at 7
-	fa := writeTensors(t, filepath.Join(dir, "a.safetensors"),
-		tensorSpec{"w", dtype.F32, []uint64{2, 4}, a},
-		tensorSpec{"steps", dtype.I64, []uint64{1}, []float64{7}})
-	fb := writeTensors(t, filepath.Join(dir, "b.safetensors"),
-		tensorSpec{"steps", dtype.I64, []uint64{1}, []float64{7}},
-		tensorSpec{"w", dtype.BF16, []uint64{2, 4}, b}) // another dtype, same values
-	r := diff(t, fa, fb, DiffOptions{})
-	var w TensorDiff
+	fa := testfile.Write(t, filepath.Join(dir, "a.safetensors"),
+		testfile.T("w", dtype.F32, []uint64{2, 4}, a),
+		testfile.T("steps", dtype.I64, []uint64{1}, []float64{7}))
+	fb := testfile.Write(t, filepath.Join(dir, "b.safetensors"),
+		testfile.T("steps", dtype.I64, []uint64{1}, []float64{7}),
+		testfile.T("w", dtype.BF16, []uint64{2, 4}, b)) // another dtype, same values
+	r := diff(t, fa, fb, Options{})
+	var w Tensor
 	for _, td := range r.Tensors {
 		if td.Name == "w" {
 			w = td
@@ -111,14 +71,14 @@ func TestDiffKnownDifferences(t *testing.T) {
 		sab += a[i] * b[i]
 	}
 	sse := 0.25 + 4.0
-	want := DiffStats{
+	want := Stats{
 		Elements: 8, MaxAbsErr: 2, MaxAbsErrIndex: 7, MeanAbsErr: 2.5 / 8,
 		RMSE: Num(math.Sqrt(sse / 8)), RelRMSE: Num(math.Sqrt(sse / sa2)),
 		Cosine: Num(sab / math.Sqrt(sa2*sb2)), SNRdB: Num(10 * math.Log10(sa2/sse)),
 		Identical: 6,
 	}
-	if !reflect.DeepEqual(w.DiffStats, want) {
-		t.Errorf("got  %+v\nwant %+v", w.DiffStats, want)
+	if !reflect.DeepEqual(w.Stats, want) {
+		t.Errorf("got  %+v\nwant %+v", w.Stats, want)
 	}
 	if w.DTypeA != "F32" || w.DTypeB != "BF16" {
 		t.Errorf("dtypes %s %s", w.DTypeA, w.DTypeB)
@@ -130,37 +90,37 @@ func TestDiffKnownDifferences(t *testing.T) {
 		t.Error("no thresholds given, nothing missing: want OK")
 	}
 	lo, hi := 15.0, 20.0 // the SNR is 10*log10(204/4.25) = 16.8 dB
-	if r := diff(t, fa, fb, DiffOptions{MinSNRdB: &lo}); !r.OK() {
+	if r := diff(t, fa, fb, Options{MinSNRdB: &lo}); !r.OK() {
 		t.Errorf("min-snr-db 15 failed: %v", r.Tensors)
 	}
-	if r := diff(t, fa, fb, DiffOptions{MinSNRdB: &hi}); r.OK() || r.Total.Failing != 1 {
+	if r := diff(t, fa, fb, Options{MinSNRdB: &hi}); r.OK() || r.Total.Failing != 1 {
 		t.Errorf("min-snr-db 20 passed")
 	}
 	rel := 0.1
-	if r := diff(t, fa, fb, DiffOptions{MaxRelRMSE: &rel}); r.OK() {
+	if r := diff(t, fa, fb, Options{MaxRelRMSE: &rel}); r.OK() {
 		t.Errorf("max-rel-rmse 0.1 passed with rel_rmse %v", want.RelRMSE)
 	}
 	cosT := 0.999
-	if r := diff(t, fa, fb, DiffOptions{MinCosine: &cosT}); r.OK() {
+	if r := diff(t, fa, fb, Options{MinCosine: &cosT}); r.OK() {
 		t.Errorf("min-cosine 0.999 passed with cosine %v", want.Cosine)
 	}
 }
 
 func TestDiffMissingAndMismatched(t *testing.T) {
 	dir := t.TempDir()
-	fa := writeTensors(t, filepath.Join(dir, "a.safetensors"),
-		tensorSpec{"only_a", dtype.F32, []uint64{1}, []float64{1}},
-		tensorSpec{"shape", dtype.F32, []uint64{2}, []float64{1, 2}},
-		tensorSpec{"kind", dtype.I64, []uint64{1}, []float64{1}},
-		tensorSpec{"ints", dtype.I64, []uint64{2}, []float64{1, 2}},
-		tensorSpec{"same", dtype.F16, []uint64{1}, []float64{0.5}})
-	fb := writeTensors(t, filepath.Join(dir, "b.safetensors"),
-		tensorSpec{"only_b", dtype.F32, []uint64{1}, []float64{1}},
-		tensorSpec{"shape", dtype.F32, []uint64{1, 2}, []float64{1, 2}},
-		tensorSpec{"kind", dtype.F32, []uint64{1}, []float64{1}},
-		tensorSpec{"ints", dtype.I64, []uint64{2}, []float64{1, 3}},
-		tensorSpec{"same", dtype.F32, []uint64{1}, []float64{0.5}})
-	r := diff(t, fa, fb, DiffOptions{})
+	fa := testfile.Write(t, filepath.Join(dir, "a.safetensors"),
+		testfile.T("only_a", dtype.F32, []uint64{1}, []float64{1}),
+		testfile.T("shape", dtype.F32, []uint64{2}, []float64{1, 2}),
+		testfile.T("kind", dtype.I64, []uint64{1}, []float64{1}),
+		testfile.T("ints", dtype.I64, []uint64{2}, []float64{1, 2}),
+		testfile.T("same", dtype.F16, []uint64{1}, []float64{0.5}))
+	fb := testfile.Write(t, filepath.Join(dir, "b.safetensors"),
+		testfile.T("only_b", dtype.F32, []uint64{1}, []float64{1}),
+		testfile.T("shape", dtype.F32, []uint64{1, 2}, []float64{1, 2}),
+		testfile.T("kind", dtype.F32, []uint64{1}, []float64{1}),
+		testfile.T("ints", dtype.I64, []uint64{2}, []float64{1, 3}),
+		testfile.T("same", dtype.F32, []uint64{1}, []float64{0.5}))
+	r := diff(t, fa, fb, Options{})
 	if r.OK() {
 		t.Fatal("OK despite differences")
 	}
@@ -179,13 +139,13 @@ func TestDiffMissingAndMismatched(t *testing.T) {
 func TestDiffQINSOnTheFlyEqualsRestored(t *testing.T) {
 	dir := t.TempDir()
 	q, rf := filepath.Join(dir, "q.safetensors"), filepath.Join(dir, "r.safetensors")
-	if _, err := Convert(context.Background(), tinyDir, q, Options{}); err != nil {
+	if _, err := convert.Convert(context.Background(), tinyDir, q, convert.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Restore(context.Background(), q, rf, RestoreOptions{}); err != nil {
+	if _, err := convert.Restore(context.Background(), q, rf, convert.RestoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	onTheFly, restored := diff(t, tinyDir, q, DiffOptions{}), diff(t, tinyDir, rf, DiffOptions{})
+	onTheFly, restored := diff(t, tinyDir, q, Options{}), diff(t, tinyDir, rf, Options{})
 	if onTheFly.Total.Exact || onTheFly.Total.RelRMSE == 0 {
 		t.Fatal("the QINS file compares exact: nothing decoded?")
 	}
@@ -197,7 +157,7 @@ func TestDiffQINSOnTheFlyEqualsRestored(t *testing.T) {
 // sameReports checks that two reports hold the same tensors and figures:
 // counts, indices and largest errors exactly, sums to 1e-12 relative.
 // With dtypeB false, the dtypes of B may differ.
-func sameReports(t *testing.T, x, y *DiffReport, ignoreDTypeB bool) {
+func sameReports(t *testing.T, x, y *Report, ignoreDTypeB bool) {
 	t.Helper()
 	if len(x.Tensors) != len(y.Tensors) {
 		t.Fatalf("%d tensors against %d", len(x.Tensors), len(y.Tensors))
@@ -206,7 +166,7 @@ func sameReports(t *testing.T, x, y *DiffReport, ignoreDTypeB bool) {
 		fa, fb := float64(a), float64(b)
 		return fa == fb || (math.IsNaN(fa) && math.IsNaN(fb)) || math.Abs(fa-fb) <= 1e-12*math.Max(math.Abs(fa), math.Abs(fb))
 	}
-	same := func(name string, a, b DiffStats) {
+	same := func(name string, a, b Stats) {
 		exact := a.Elements == b.Elements && a.MaxAbsErr == b.MaxAbsErr && a.MaxAbsErrIndex == b.MaxAbsErrIndex &&
 			a.Exact == b.Exact && a.Identical == b.Identical && a.NonFinite == b.NonFinite
 		if !exact || !near(a.MeanAbsErr, b.MeanAbsErr) || !near(a.RMSE, b.RMSE) || !near(a.RelRMSE, b.RelRMSE) ||
@@ -222,9 +182,9 @@ func sameReports(t *testing.T, x, y *DiffReport, ignoreDTypeB bool) {
 		if a.Name != b.Name || !reflect.DeepEqual(a.Shape, b.Shape) || a.DTypeA != b.DTypeA || a.DTypeB != b.DTypeB || !reflect.DeepEqual(a.Fails, b.Fails) {
 			t.Errorf("%+v\n%+v", a, b)
 		}
-		same(a.Name, a.DiffStats, b.DiffStats)
+		same(a.Name, a.Stats, b.Stats)
 	}
-	same("total", x.Total.DiffStats, y.Total.DiffStats)
+	same("total", x.Total.Stats, y.Total.Stats)
 	if x.Total.MaxAbsErrTensor != y.Total.MaxAbsErrTensor || x.Total.Failing != y.Total.Failing || x.Total.Tensors != y.Total.Tensors {
 		t.Errorf("totals:\n%+v\n%+v", x.Total, y.Total)
 	}
@@ -235,11 +195,11 @@ func sameReports(t *testing.T, x, y *DiffReport, ignoreDTypeB bool) {
 func TestDiffFastPathMatchesFloatPath(t *testing.T) {
 	dir := t.TempDir()
 	q := filepath.Join(dir, "q.safetensors")
-	if _, err := Convert(context.Background(), tinyDir, q, Options{}); err != nil {
+	if _, err := convert.Convert(context.Background(), tinyDir, q, convert.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	packed := filepath.Join(dir, "p.safetensors")
-	if _, err := Convert(context.Background(), tinyDir, packed, Options{Layout: qins.LayoutPacked, Range: qins.RangeMSE}); err != nil {
+	if _, err := convert.Convert(context.Background(), tinyDir, packed, convert.Options{Layout: qins.LayoutPacked, Range: qins.RangeMSE}); err != nil {
 		t.Fatal(err)
 	}
 	// Two 16-bit files whose patterns pair in many ways, with zeros of
@@ -255,16 +215,16 @@ func TestDiffFastPathMatchesFloatPath(t *testing.T) {
 	va[11], vb[12] = math.Inf(1), math.Inf(-1)
 	va[13], vb[13] = 0, math.Copysign(0, -1)
 	va[14] = math.NaN()
-	a16 := writeTensors(t, filepath.Join(dir, "a16.safetensors"), tensorSpec{"w", dtype.BF16, []uint64{50, 100}, va})
-	b16 := writeTensors(t, filepath.Join(dir, "b16.safetensors"), tensorSpec{"w", dtype.F16, []uint64{50, 100}, vb})
+	a16 := testfile.Write(t, filepath.Join(dir, "a16.safetensors"), testfile.T("w", dtype.BF16, []uint64{50, 100}, va))
+	b16 := testfile.Write(t, filepath.Join(dir, "b16.safetensors"), testfile.T("w", dtype.F16, []uint64{50, 100}, vb))
 	// So many distinct pairs that the fast path gives up.
 	big := 1 << 18
 	wa, wb := make([]float64, big), make([]float64, big)
 	for i := range wa {
 		wa[i], wb[i] = r.NormFloat64(), r.NormFloat64()
 	}
-	manyA := writeTensors(t, filepath.Join(dir, "ma.safetensors"), tensorSpec{"w", dtype.BF16, []uint64{uint64(big)}, wa})
-	manyB := writeTensors(t, filepath.Join(dir, "mb.safetensors"), tensorSpec{"w", dtype.BF16, []uint64{uint64(big)}, wb})
+	manyA := testfile.Write(t, filepath.Join(dir, "ma.safetensors"), testfile.T("w", dtype.BF16, []uint64{uint64(big)}, wa))
+	manyB := testfile.Write(t, filepath.Join(dir, "mb.safetensors"), testfile.T("w", dtype.BF16, []uint64{uint64(big)}, wb))
 
 	cases := []struct{ name, a, b string }{
 		{"source vs QINS", tinyDir, q},
@@ -278,7 +238,7 @@ func TestDiffFastPathMatchesFloatPath(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			for _, chunk := range []int{3, 1000, 0} {
 				var pr sumProgress
-				fast, err := diffWith(context.Background(), c.a, c.b, DiffOptions{ChunkElems: chunk, Progress: &pr}, diffHooks{histMin: 1})
+				fast, err := diffWith(context.Background(), c.a, c.b, Options{ChunkElems: chunk, Progress: &pr}, testHooks{histMin: 1})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -286,7 +246,7 @@ func TestDiffFastPathMatchesFloatPath(t *testing.T) {
 					t.Errorf("progress adds up to %d of %d", pr.sum.Load(), pr.total)
 				}
 				var sp sumProgress
-				slow, err := diffWith(context.Background(), c.a, c.b, DiffOptions{ChunkElems: chunk, Progress: &sp}, diffHooks{floatOnly: true})
+				slow, err := diffWith(context.Background(), c.a, c.b, Options{ChunkElems: chunk, Progress: &sp}, testHooks{floatOnly: true})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -304,15 +264,15 @@ func TestDiffFastPathMatchesFloatPath(t *testing.T) {
 
 func TestDiffJSONFields(t *testing.T) {
 	q := filepath.Join(t.TempDir(), "q.safetensors")
-	if _, err := Convert(context.Background(), tinyDir, q, Options{}); err != nil {
+	if _, err := convert.Convert(context.Background(), tinyDir, q, convert.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if err := diff(t, tinyDir, q, DiffOptions{}).WriteJSON(&buf); err != nil {
+	js, err := json.Marshal(diff(t, tinyDir, q, Options{}))
+	if err != nil {
 		t.Fatal(err)
 	}
 	var obj map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &obj); err != nil {
+	if err := json.Unmarshal(js, &obj); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"a", "b", "tensors", "missing_in_a", "missing_in_b", "shape_mismatch", "total"} {

@@ -1,4 +1,4 @@
-package convert
+package main
 
 import (
 	"encoding/json"
@@ -8,24 +8,26 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/qins-dev/qins/convert/diff"
+
 	"github.com/qins-dev/qins/format"
 )
 
-// WriteJSON writes r as one JSON object.
-func (r *DiffReport) WriteJSON(w io.Writer) error {
+// writeDiffJSON writes r as one JSON object.
+func writeDiffJSON(w io.Writer, r *diff.Report) error {
 	if len(r.Tensors) == 0 {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(r)
 	}
 	head := *r
-	head.Tensors = []TensorDiff{}
+	head.Tensors = []diff.Tensor{}
 	return writeIndented(w, &head, "tensors", len(r.Tensors), func(i int) any { return &r.Tensors[i] })
 }
 
-// WriteText writes r as a table a person reads: the top tensors furthest
+// writeDiffText writes r as a table a person reads: the top tensors furthest
 // apart (all when top < 0), then the totals and what could not be compared.
-func (r *DiffReport) WriteText(w io.Writer, top int) error {
+func writeDiffText(w io.Writer, r *diff.Report, top int) error {
 	fmt.Fprintf(w, "a: %s\nb: %s\n", format.Printable(r.A), format.Printable(r.B))
 	worst := r.Worst(top)
 	if len(worst) < len(r.Tensors) {
@@ -33,7 +35,7 @@ func (r *DiffReport) WriteText(w io.Writer, top int) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "tensor\telements\tmax_abs_err\tat\tmean_abs_err\trmse\trel_rmse\tcosine\tsnr_db\tidentical\t")
-	row := func(name string, s DiffStats, fails []string) {
+	row := func(name string, s diff.Stats, fails []string) {
 		mark := ""
 		if len(fails) > 0 {
 			mark = "  FAIL: " + strings.Join(fails, "; ")
@@ -42,9 +44,9 @@ func (r *DiffReport) WriteText(w io.Writer, top int) error {
 			g(s.MaxAbsErr), s.MaxAbsErrIndex, g(s.MeanAbsErr), g(s.RMSE), g(s.RelRMSE), cos(s.Cosine), snr(s), pct(s.Identical, s.Elements), mark)
 	}
 	for _, t := range worst {
-		row(format.Printable(t.Name), t.DiffStats, t.Fails)
+		row(format.Printable(t.Name), t.Stats, t.Fails)
 	}
-	row(fmt.Sprintf("total (%d tensors)", r.Total.Tensors), r.Total.DiffStats, nil)
+	row(fmt.Sprintf("total (%d tensors)", r.Total.Tensors), r.Total.Stats, nil)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -74,7 +76,7 @@ func (r *DiffReport) WriteText(w io.Writer, top int) error {
 	return err
 }
 
-func g(n Num) string {
+func g(n diff.Num) string {
 	f := float64(n)
 	switch {
 	case math.IsInf(f, 1):
@@ -85,14 +87,14 @@ func g(n Num) string {
 	return fmt.Sprintf("%.4g", f)
 }
 
-func cos(n Num) string {
+func cos(n diff.Num) string {
 	if math.IsNaN(float64(n)) {
 		return "-"
 	}
 	return fmt.Sprintf("%.6f", float64(n))
 }
 
-func snr(s DiffStats) string {
+func snr(s diff.Stats) string {
 	if s.Exact {
 		return "exact"
 	}

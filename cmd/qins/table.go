@@ -1,4 +1,4 @@
-package convert
+package main
 
 import (
 	"bufio"
@@ -51,7 +51,7 @@ func writeIndented(w io.Writer, v any, field string, n int, elem func(i int) any
 	open := []byte("\n  \"" + field + "\": [")
 	k := bytes.Index(head, append(open, ']'))
 	if k < 0 {
-		return fmt.Errorf("convert: no empty %q in the report", field)
+		return fmt.Errorf("qins: no empty %q in the report", field)
 	}
 	k += len(open)
 	bw := bufio.NewWriter(w)

@@ -1,11 +1,13 @@
-package convert
+package diff
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/qins-dev/qins/convert/internal/work"
@@ -15,8 +17,8 @@ import (
 	"github.com/qins-dev/qins/quant"
 )
 
-// DiffOptions configure Diff. A nil threshold is not checked.
-type DiffOptions struct {
+// Options configure Diff. A nil threshold is not checked.
+type Options struct {
 	MaxRelRMSE *float64 // per tensor
 	MinSNRdB   *float64 // per tensor; an exact match passes
 	MinCosine  *float64 // per tensor
@@ -34,11 +36,23 @@ type DiffOptions struct {
 	Outputs []string
 }
 
-// diffHooks are the choices of tests that callers do not make.
-type diffHooks struct {
+// testHooks are the choices of tests that callers do not make.
+type testHooks struct {
 	floatOnly bool  // no fast path (diff_hist.go)
 	histMin   int64 // the fast path's smallest tensor, when not 0
 }
+
+// Progress follows a diff: Start once with the total, in input bytes of
+// both sides, then Add as they are compared, adding up to that total.
+type Progress interface {
+	Start(total int64)
+	Add(n int64)
+}
+
+type noProgress struct{}
+
+func (noProgress) Start(int64) {}
+func (noProgress) Add(int64)   {}
 
 // Num is a float64 that is written to JSON as null when it is not finite.
 type Num float64
@@ -52,11 +66,11 @@ func (n Num) MarshalJSON() ([]byte, error) {
 	return json.Marshal(f)
 }
 
-// DiffStats measure how far B is from A over some elements. For tensors
+// Stats measure how far B is from A over some elements. For tensors
 // whose values diff does not read (F4, F6_*, F8_E8M0, the FNUZ formats,
 // C64), compared by their bits, the measures of values are NaN, null in
 // JSON, and only Elements, Identical and Exact say something.
-type DiffStats struct {
+type Stats struct {
 	Elements       uint64 `json:"elements"`
 	MaxAbsErr      Num    `json:"max_abs_err"`
 	MaxAbsErrIndex int64  `json:"max_abs_err_index"` // flat index in the tensor
@@ -76,13 +90,13 @@ type DiffStats struct {
 	NonFinite uint64 `json:"non_finite_mismatches"`
 }
 
-// TensorDiff is the comparison of one tensor.
-type TensorDiff struct {
+// Tensor is the comparison of one tensor.
+type Tensor struct {
 	Name   string   `json:"name"`
 	Shape  []uint64 `json:"shape"`
 	DTypeA string   `json:"dtype_a"`
 	DTypeB string   `json:"dtype_b"`
-	DiffStats
+	Stats
 	// Fails lists the thresholds this tensor misses.
 	Fails []string `json:"fails,omitempty"`
 }
@@ -97,28 +111,28 @@ type Mismatch struct {
 	Reason string   `json:"reason"`
 }
 
-// DiffTotal sums the comparison over every tensor compared.
-type DiffTotal struct {
+// Total sums the comparison over every tensor compared.
+type Total struct {
 	Tensors int `json:"tensors"`
-	DiffStats
+	Stats
 	MaxAbsErrTensor string `json:"max_abs_err_tensor"`
 	Failing         int    `json:"failing_tensors"`
 }
 
-// DiffReport is the result of Diff.
-type DiffReport struct {
-	A             string       `json:"a"`
-	B             string       `json:"b"`
-	Tensors       []TensorDiff `json:"tensors"`
-	MissingInA    []string     `json:"missing_in_a"`
-	MissingInB    []string     `json:"missing_in_b"`
-	ShapeMismatch []Mismatch   `json:"shape_mismatch"`
-	Total         DiffTotal    `json:"total"`
+// Report is the result of Diff.
+type Report struct {
+	A             string     `json:"a"`
+	B             string     `json:"b"`
+	Tensors       []Tensor   `json:"tensors"`
+	MissingInA    []string   `json:"missing_in_a"`
+	MissingInB    []string   `json:"missing_in_b"`
+	ShapeMismatch []Mismatch `json:"shape_mismatch"`
+	Total         Total      `json:"total"`
 }
 
 // OK reports whether every tensor is present on both sides, comparable, and
 // within the thresholds.
-func (r *DiffReport) OK() bool {
+func (r *Report) OK() bool {
 	return len(r.MissingInA) == 0 && len(r.MissingInB) == 0 && len(r.ShapeMismatch) == 0 && r.Total.Failing == 0
 }
 
@@ -126,40 +140,44 @@ func (r *DiffReport) OK() bool {
 // be a safetensors file, folder or index, or a QINS file, which is decoded
 // on the fly as `qins restore` would write it (F32). Both sides are read in
 // chunks, so memory is a few chunks whatever the model size.
-func Diff(ctx context.Context, pathA, pathB string, opts DiffOptions) (*DiffReport, error) {
-	return diffWith(ctx, pathA, pathB, opts, diffHooks{})
+func Diff(ctx context.Context, pathA, pathB string, opts Options) (*Report, error) {
+	return diffWith(ctx, pathA, pathB, opts, testHooks{})
 }
 
 // diffWith is Diff with the tests' hooks.
-func diffWith(ctx context.Context, pathA, pathB string, opts DiffOptions, hooks diffHooks) (*DiffReport, error) {
-	ca, la, err := openModel(ctx, pathA)
+func diffWith(ctx context.Context, pathA, pathB string, opts Options, hooks testHooks) (*Report, error) {
+	ra, err := qins.Open(ctx, pathA)
 	if err != nil {
 		return nil, err
 	}
-	defer ca.Close()
-	cb, lb, err := openModel(ctx, pathB)
+	defer ra.Close()
+	rb, err := qins.Open(ctx, pathB)
 	if err != nil {
 		return nil, err
 	}
-	defer cb.Close()
+	defer rb.Close()
+	ca, la, cb, lb := ra.Checkpoint, ra.Tensors, rb.Checkpoint, rb.Tensors
 	for _, out := range opts.Outputs {
 		for _, c := range []*format.Checkpoint{ca, cb} {
-			if err := checkNotInput(out, c); err != nil {
-				return nil, err
+			if c.IsInput(out) {
+				return nil, &format.Error{Path: out, Err: errors.New("is an input of this command; refusing to overwrite it")}
 			}
 		}
 	}
-	pr := orNoProgress(opts.Progress)
-	pr.Start(workBytes(ca) + workBytes(cb))
+	var pr Progress = noProgress{}
+	if opts.Progress != nil {
+		pr = opts.Progress
+	}
+	pr.Start(ca.DataBytes() + cb.DataBytes())
 	d := newDiffer(&opts, hooks, pr.Add)
 
-	r := &DiffReport{A: ca.Path, B: cb.Path, Tensors: []TensorDiff{}, MissingInA: []string{}, MissingInB: []string{}, ShapeMismatch: []Mismatch{}}
+	r := &Report{A: ca.Path, B: cb.Path, Tensors: []Tensor{}, MissingInA: []string{}, MissingInB: []string{}, ShapeMismatch: []Mismatch{}}
 	inB := make(map[string]int32, len(lb))
 	for i := range lb {
 		inB[lb[i].Name] = int32(i)
 	}
 	seenB := make([]bool, len(lb))
-	r.Tensors = make([]TensorDiff, 0, min(len(la), len(lb)))
+	r.Tensors = make([]Tensor, 0, min(len(la), len(lb)))
 	total := NewAccumulator()
 	for i := range la {
 		if ctx.Err() != nil {
@@ -197,7 +215,7 @@ func diffWith(ctx context.Context, pathA, pathB string, opts DiffOptions, hooks 
 		}
 	}
 	r.Total.Tensors = len(r.Tensors)
-	r.Total.DiffStats = total.Stats()
+	r.Total.Stats = total.Stats()
 	for _, c := range []*format.Checkpoint{ca, cb} {
 		if err := c.Unchanged(); err != nil {
 			return nil, err
@@ -207,13 +225,13 @@ func diffWith(ctx context.Context, pathA, pathB string, opts DiffOptions, hooks 
 }
 
 // tensorDiff reports the comparison st of a and b, checked against opts.
-func tensorDiff(a, b *qins.Logical, st *Accumulator, opts DiffOptions) TensorDiff {
-	td := TensorDiff{Name: a.Name, Shape: a.Shape, DTypeA: a.DType.String(), DTypeB: b.DType.String(), DiffStats: st.Stats()}
+func tensorDiff(a, b *qins.Logical, st *Accumulator, opts Options) Tensor {
+	td := Tensor{Name: a.Name, Shape: a.Shape, DTypeA: a.DType.String(), DTypeB: b.DType.String(), Stats: st.Stats()}
 	if td.Shape == nil {
 		td.Shape = []uint64{}
 	}
 	if bitsOnly(a.DType) {
-		td.DiffStats.noValues()
+		td.Stats.noValues()
 	}
 	td.Fails = check(&td, opts, quant.ReadsFloat(a.DType))
 	return td
@@ -243,14 +261,14 @@ func bitsOnly(dt dtype.DType) bool {
 
 // noValues marks the measures of values as unknown (null in JSON), for a
 // tensor compared by its bits only.
-func (s *DiffStats) noValues() {
+func (s *Stats) noValues() {
 	nan := Num(math.NaN())
 	s.MaxAbsErr, s.MeanAbsErr, s.RMSE, s.RelRMSE, s.Cosine, s.SNRdB = nan, nan, nan, nan, nan, nan
 }
 
 // check returns the thresholds td misses. A non-float tensor must match
 // exactly.
-func check(td *TensorDiff, opts DiffOptions, float bool) []string {
+func check(td *Tensor, opts Options, float bool) []string {
 	var fails []string
 	if !float {
 		if !td.Exact {
@@ -278,7 +296,7 @@ func check(td *TensorDiff, opts DiffOptions, float bool) []string {
 }
 
 // newDiffer returns a differ for opts that reports its progress.
-func newDiffer(opts *DiffOptions, hooks diffHooks, progress func(int64)) *differ {
+func newDiffer(opts *Options, hooks testHooks, progress func(int64)) *differ {
 	d := &differ{workers: work.Compute(opts.Workers), chunk: opts.ChunkElems, histChunk: opts.ChunkElems, progress: progress, floatOnly: hooks.floatOnly, histMin: hooks.histMin}
 	if d.histMin == 0 {
 		d.histMin = minHistElems
@@ -386,7 +404,7 @@ func (d *differ) bitsTensor(ctx context.Context, a, b *qins.Logical) (*Accumulat
 	parts := make([]Accumulator, (n+step-1)/step)
 	err := d.workers.Each(ctx, n, step, func(_ context.Context, w int, off, m int64) error {
 		buf := &d.bufs[w]
-		buf.rawA, buf.rawB = grow(buf.rawA, int(m)), grow(buf.rawB, int(m))
+		buf.rawA, buf.rawB = slices.Grow(buf.rawA[:0], int(m))[:m], slices.Grow(buf.rawB[:0], int(m))[:m]
 		if _, err := ta.Section().ReadAt(buf.rawA, off); err != nil {
 			return ta.Err(err)
 		}
@@ -439,8 +457,8 @@ func identicalElems(a, b []byte, size int) uint64 {
 
 // Worst returns up to n tensors, the furthest apart first: by relative
 // RMSE, then by max_abs_err.
-func (r *DiffReport) Worst(n int) []TensorDiff {
-	key := func(t *TensorDiff) float64 {
+func (r *Report) Worst(n int) []Tensor {
+	key := func(t *Tensor) float64 {
 		switch v := float64(t.RelRMSE); {
 		case !math.IsNaN(v):
 			return v
@@ -465,7 +483,7 @@ func (r *DiffReport) Worst(n int) []TensorDiff {
 	if n >= 0 && len(idx) > n {
 		idx = idx[:n]
 	}
-	ts := make([]TensorDiff, len(idx))
+	ts := make([]Tensor, len(idx))
 	for k, i := range idx {
 		ts[k] = r.Tensors[i]
 	}

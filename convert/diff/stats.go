@@ -1,8 +1,8 @@
-package convert
+package diff
 
 import "math"
 
-// Accumulator accumulates the sums behind DiffStats, in float64. Feed it
+// Accumulator accumulates the sums behind Stats, in float64. Feed it
 // with Add, in any order of chunks, and Merge the chunks in order.
 type Accumulator struct {
 	n, identical, nonFinite uint64
@@ -138,8 +138,8 @@ func (s *Accumulator) Merge(t *Accumulator) {
 }
 
 // Stats returns the measures of what was added.
-func (s *Accumulator) Stats() DiffStats {
-	st := DiffStats{Elements: s.n, MaxAbsErr: Num(s.maxErr), MaxAbsErrIndex: max(s.maxIdx, 0), Identical: s.identical, NonFinite: s.nonFinite}
+func (s *Accumulator) Stats() Stats {
+	st := Stats{Elements: s.n, MaxAbsErr: Num(s.maxErr), MaxAbsErrIndex: max(s.maxIdx, 0), Identical: s.identical, NonFinite: s.nonFinite}
 	m := float64(s.n - s.nonFinite)
 	if m > 0 {
 		st.MeanAbsErr = Num(s.sumAbs / m)

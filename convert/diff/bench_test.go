@@ -1,4 +1,4 @@
-package convert
+package diff
 
 import (
 	"math/rand/v2"
