@@ -7,7 +7,6 @@ package convert
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -56,7 +55,7 @@ type convertHooks struct {
 
 // Convert converts the checkpoint at src (a .safetensors file, a folder or
 // an index.json) into a QINS file at dst, or into a model folder when dst
-// names one (see OutputIsFolder).
+// names one (WriteOptions.Folder).
 func Convert(ctx context.Context, src, dst string, opts Options) (*Summary, error) {
 	return convertWith(ctx, src, dst, opts, convertHooks{})
 }
@@ -78,18 +77,6 @@ func convertWith(ctx context.Context, src, dst string, opts Options, hooks conve
 	}
 	p := &convertPipeline{c: c, opts: &opts, limit: limit}
 	return write(ctx, p, &output{src: c, in: src, dst: dst, prefix: qinsPrefix, opts: opts.WriteOptions, start: start})
-}
-
-// DefaultOutput returns where Convert writes when no output is given:
-// for a folder, or an index inside one, the folder <folder>.qins beside it;
-// for a file, <SRC name>.qins.safetensors beside it.
-func DefaultOutput(src string) string {
-	if dir, ok := modelFolder(src); ok {
-		return besideFolder(dir, ".qins")
-	}
-	src = filepath.Clean(src)
-	base := strings.TrimSuffix(filepath.Base(src), ".safetensors")
-	return filepath.Join(filepath.Dir(src), base+".qins.safetensors")
 }
 
 // checkConvert checks that c can be converted under opts, and sets the

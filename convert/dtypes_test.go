@@ -170,7 +170,7 @@ func TestNewDTypesEveryCommand(t *testing.T) {
 		if out == qShards {
 			shard = 1 // a shard per tensor: a scale apart from its weight
 		}
-		s, err := Convert(ctx, src, out, Options{WriteOptions: WriteOptions{ChunkBytes: 64, MaxShardBytes: shard}})
+		s, err := convertTo(ctx, src, out, Options{WriteOptions: WriteOptions{ChunkBytes: 64, MaxShardBytes: shard}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +188,7 @@ func TestNewDTypesEveryCommand(t *testing.T) {
 		}
 	}
 	// --include still encodes a scale it names.
-	s, err := Convert(ctx, src, filepath.Join(dir, "scale.qins.safetensors"), Options{Include: regexp.MustCompile(`_scale_inv$`)})
+	s, err := convertTo(ctx, src, filepath.Join(dir, "scale.qins.safetensors"), Options{Include: regexp.MustCompile(`_scale_inv$`)})
 	if err != nil || s.Encoded != 1 {
 		t.Errorf("--include the scale: %v, %d encoded", err, s.Encoded)
 	}
@@ -216,7 +216,7 @@ func TestNewDTypesEveryCommand(t *testing.T) {
 		{qDir, filepath.Join(dir, "r.restored"), dtype.BF16, 0},
 		{qShards, filepath.Join(dir, "sharded.restored"), dtype.F16, 1},
 	} {
-		s, err := Restore(ctx, c.in, c.out, RestoreOptions{WriteOptions: WriteOptions{ChunkBytes: 64, MaxShardBytes: c.shard}, DType: c.dt})
+		s, err := restoreTo(ctx, c.in, c.out, RestoreOptions{WriteOptions: WriteOptions{ChunkBytes: 64, MaxShardBytes: c.shard}, DType: c.dt})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -417,8 +417,8 @@ func TestNewDTypesMalformed(t *testing.T) {
 			}
 			out := filepath.Join(dir, "out.safetensors")
 			errs := map[string]error{}
-			_, errs["convert"] = Convert(ctx, bad, out, Options{})
-			_, errs["restore"] = Restore(ctx, bad, out, RestoreOptions{})
+			_, errs["convert"] = convertTo(ctx, bad, out, Options{})
+			_, errs["restore"] = restoreTo(ctx, bad, out, RestoreOptions{})
 			_, errs["inspect"] = Inspect(ctx, bad)
 			_, errs["diff"] = diff.Diff(ctx, bad, bad, diff.Options{})
 			for cmd, err := range errs {

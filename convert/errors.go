@@ -8,8 +8,8 @@ import (
 	"github.com/qins-dev/qins/format/qins"
 )
 
-// Errors a caller may act on. The errors of Convert, Restore and
-// DefaultRestoreOutput wrap them (test with errors.Is), inside a
+// Errors a caller may act on. The errors of Convert and Restore wrap
+// them (test with errors.Is), inside a
 // *format.Error naming the file where there is one.
 var (
 	// ErrIsQINS: Convert was given a checkpoint that is already QINS.
@@ -22,9 +22,6 @@ var (
 	// safetensors limit, format.MaxHeaderSize; fewer encoded tensors
 	// (Options.Exclude) or a split checkpoint make it smaller.
 	ErrHeaderTooLarge = errors.New("above the safetensors limit")
-	// ErrNoDefaultOutput: a single QINS file has no default restore
-	// output; the caller must name one.
-	ErrNoDefaultOutput = errors.New("a single QINS file has no default restore output")
 )
 
 // NameClashError is the error of Convert for a tensor to encode whose

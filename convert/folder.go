@@ -2,10 +2,8 @@ package convert
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/qins-dev/qins/format"
@@ -27,31 +25,9 @@ const (
 	restoredPrefix = "model"
 )
 
-// OutputIsFolder reports whether Convert or Restore of src writes a model
-// folder at dst rather than one file: when dst is an existing folder, ends
-// in a path separator, ends in .qins or .restored, or, for a src that is a
-// folder or an index, does not end in .safetensors.
-func OutputIsFolder(src, dst string) bool {
-	if st, err := os.Stat(dst); err == nil && st.IsDir() {
-		return true
-	}
-	if strings.HasSuffix(dst, "/") || strings.HasSuffix(dst, string(filepath.Separator)) {
-		return true
-	}
-	base := filepath.Base(filepath.Clean(dst))
-	switch {
-	case strings.HasSuffix(base, ".qins"), strings.HasSuffix(base, ".restored"):
-		return true
-	case strings.HasSuffix(base, ".safetensors"):
-		return false
-	}
-	_, isFolder := modelFolder(src)
-	return isFolder
-}
-
-// modelFolder returns the folder of a model given as a folder or as an
-// index inside one.
-func modelFolder(src string) (string, bool) {
+// ModelFolder returns the folder of a model given as a folder or as an
+// index inside one, and whether src is one of those; a file's is "".
+func ModelFolder(src string) (string, bool) {
 	if st, err := os.Stat(src); err == nil && st.IsDir() {
 		return filepath.Clean(src), true
 	}
@@ -59,49 +35,6 @@ func modelFolder(src string) (string, bool) {
 		return filepath.Dir(filepath.Clean(src)), true
 	}
 	return "", false
-}
-
-// besideFolder returns the folder dir renamed with suffix, beside it; a
-// trailing .qins is replaced rather than kept.
-func besideFolder(dir, suffix string) string {
-	if abs, err := filepath.Abs(dir); err == nil && (dir == "." || dir == ".." || strings.HasSuffix(dir, "/..")) {
-		dir = abs
-	}
-	base := filepath.Base(dir)
-	if suffix != ".qins" {
-		base = strings.TrimSuffix(base, ".qins")
-	}
-	return filepath.Join(filepath.Dir(dir), base+suffix)
-}
-
-// DefaultRestoreOutput returns where Restore writes when no output is
-// given: for a QINS folder X.qins (or an index inside it), the folder
-// X.restored beside it. A single file has no default.
-func DefaultRestoreOutput(in string) (string, error) {
-	if dir, ok := modelFolder(in); ok {
-		return besideFolder(dir, ".restored"), nil
-	}
-	return "", ErrNoDefaultOutput
-}
-
-// ParseSize reads a size in bytes: a number, optionally followed by B, kB,
-// MB, GB or TB (powers of 1000) or KiB, MiB, GiB or TiB (powers of 1024),
-// in any case, as Hugging Face's max_shard_size.
-func ParseSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	num := strings.TrimRight(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ")
-	units := map[string]float64{"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
-		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
-	unit, ok := units[strings.ToLower(strings.TrimSpace(t[len(num):]))]
-	v, err := strconv.ParseFloat(num, 64)
-	if err != nil || !ok {
-		return 0, fmt.Errorf("size %q: want a number of bytes, or one with a unit such as 500MB or 5GB", s)
-	}
-	n := v * unit
-	if !(n >= 1) || n > 1<<62 {
-		return 0, fmt.Errorf("size %q: out of range", s)
-	}
-	return int64(n), nil
 }
 
 // span is a run of consecutive tensors [from, to) stored in one shard.

@@ -168,7 +168,7 @@ func TestFolderRoundTrip(t *testing.T) {
 			ctx := context.Background()
 			dir := t.TempDir()
 			q, r := filepath.Join(dir, "m.qins"), filepath.Join(dir, "m.restored")
-			s, err := Convert(ctx, tc.src, q, Options{WriteOptions: WriteOptions{MaxShardBytes: tc.convMax, ChunkBytes: 4096}})
+			s, err := convertTo(ctx, tc.src, q, Options{WriteOptions: WriteOptions{MaxShardBytes: tc.convMax, ChunkBytes: 4096}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -191,7 +191,7 @@ func TestFolderRoundTrip(t *testing.T) {
 
 			// The folder holds the same codes as the single file.
 			single := filepath.Join(dir, "single.qins.safetensors")
-			if _, err := Convert(ctx, tc.src, single, Options{}); err != nil {
+			if _, err := convertTo(ctx, tc.src, single, Options{}); err != nil {
 				t.Fatal(err)
 			}
 			same(t, single, q)
@@ -204,7 +204,7 @@ func TestFolderRoundTrip(t *testing.T) {
 				t.Errorf("inspect: qins %v, %d tensors, %d encoded, %d files", rep.QINS, rep.Total.Tensors, rep.Total.Encoded, len(rep.Files))
 			}
 
-			rs, err := Restore(ctx, q, r, RestoreOptions{WriteOptions: WriteOptions{MaxShardBytes: tc.resMax, ChunkBytes: 999}, DType: dtype.BF16})
+			rs, err := restoreTo(ctx, q, r, RestoreOptions{WriteOptions: WriteOptions{MaxShardBytes: tc.resMax, ChunkBytes: 999}, DType: dtype.BF16})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -299,7 +299,7 @@ func TestFolderRefusals(t *testing.T) {
 	src := copyDir(t, tinyDir, filepath.Join(dir, "phi"))
 	before := snapshot(t, src)
 	q := filepath.Join(dir, "phi.qins")
-	if _, err := Convert(context.Background(), src, q, Options{WriteOptions: WriteOptions{MaxShardBytes: 60_000}}); err != nil {
+	if _, err := convertTo(context.Background(), src, q, Options{WriteOptions: WriteOptions{MaxShardBytes: 60_000}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -309,23 +309,23 @@ func TestFolderRefusals(t *testing.T) {
 		wantErr error
 	}{
 		{"output inside the input", func() error {
-			_, err := Convert(context.Background(), src, filepath.Join(src, "out.qins"), Options{WriteOptions: WriteOptions{Force: true}})
+			_, err := convertTo(context.Background(), src, filepath.Join(src, "out.qins"), Options{WriteOptions: WriteOptions{Force: true}})
 			return err
 		}, "inside the input folder", nil},
 		{"output is the input", func() error {
-			_, err := Convert(context.Background(), src, src+"/", Options{WriteOptions: WriteOptions{Force: true}})
+			_, err := convertTo(context.Background(), src, src+"/", Options{WriteOptions: WriteOptions{Force: true}})
 			return err
 		}, "input", nil},
 		{"output holds the input", func() error {
-			_, err := Convert(context.Background(), src, dir, Options{WriteOptions: WriteOptions{Force: true}})
+			_, err := convertTo(context.Background(), src, dir, Options{WriteOptions: WriteOptions{Force: true}})
 			return err
 		}, "an input of this command", nil},
 		{"restore into the QINS folder", func() error {
-			_, err := Restore(context.Background(), q, filepath.Join(q, "r.restored"), RestoreOptions{WriteOptions: WriteOptions{Force: true}})
+			_, err := restoreTo(context.Background(), q, filepath.Join(q, "r.restored"), RestoreOptions{WriteOptions: WriteOptions{Force: true}})
 			return err
 		}, "inside the input folder", nil},
 		{"existing output", func() error {
-			_, err := Convert(context.Background(), src, q, Options{})
+			_, err := convertTo(context.Background(), src, q, Options{})
 			return err
 		}, "output exists", format.ErrExists},
 		{"existing restore output", func() error {
@@ -333,25 +333,25 @@ func TestFolderRefusals(t *testing.T) {
 				return err
 			}
 			os.WriteFile(filepath.Join(dir, "r.restored", "model.safetensors"), nil, 0o644)
-			_, err := Restore(context.Background(), q, filepath.Join(dir, "r.restored"), RestoreOptions{})
+			_, err := restoreTo(context.Background(), q, filepath.Join(dir, "r.restored"), RestoreOptions{})
 			os.RemoveAll(filepath.Join(dir, "r.restored"))
 			return err
 		}, "output exists", format.ErrExists},
 		{"shard size for a file", func() error {
-			_, err := Convert(context.Background(), src, filepath.Join(dir, "x.safetensors"), Options{WriteOptions: WriteOptions{MaxShardBytes: 1}})
+			_, err := convertTo(context.Background(), src, filepath.Join(dir, "x.safetensors"), Options{WriteOptions: WriteOptions{MaxShardBytes: 1}})
 			return err
 		}, "folder output", nil},
 		{"convert cancelled before", func() error {
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
-			_, err := Convert(ctx, src, filepath.Join(dir, "c.qins"), Options{})
+			_, err := convertTo(ctx, src, filepath.Join(dir, "c.qins"), Options{})
 			return err
 		}, "", context.Canceled},
 		{"convert cancelled in the second shard", func() error {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			p := &cancelAfter{n: 100_000, cancel: cancel, glob: filepath.Join(dir, ".c.qins.tmp-*", "model.qins-00001-of-*.safetensors")}
-			_, err := Convert(ctx, src, filepath.Join(dir, "c.qins"), Options{WriteOptions: WriteOptions{MaxShardBytes: 60_000, ChunkBytes: 512, Progress: p}})
+			_, err := convertTo(ctx, src, filepath.Join(dir, "c.qins"), Options{WriteOptions: WriteOptions{MaxShardBytes: 60_000, ChunkBytes: 512, Progress: p}})
 			if p.seen.Load() != 1 {
 				t.Errorf("cancelled with %d first shards written", p.seen.Load())
 			}
@@ -361,7 +361,7 @@ func TestFolderRefusals(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			p := &cancelAfter{n: 120_000, cancel: cancel, glob: filepath.Join(dir, ".c.restored.tmp-*", "model-00001-of-*.safetensors")}
-			_, err := Restore(ctx, q, filepath.Join(dir, "c.restored"), RestoreOptions{WriteOptions: WriteOptions{MaxShardBytes: 100_000, ChunkBytes: 512, Progress: p}})
+			_, err := restoreTo(ctx, q, filepath.Join(dir, "c.restored"), RestoreOptions{WriteOptions: WriteOptions{MaxShardBytes: 100_000, ChunkBytes: 512, Progress: p}})
 			if p.seen.Load() != 1 {
 				t.Errorf("cancelled with %d first shards written", p.seen.Load())
 			}
@@ -414,7 +414,7 @@ func TestFolderForceReplaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(q, "stale.safetensors"), []byte("stale"), 0o644)
-	if _, err := Convert(context.Background(), tinyDir, q, Options{WriteOptions: WriteOptions{Force: true}}); err != nil {
+	if _, err := convertTo(context.Background(), tinyDir, q, Options{WriteOptions: WriteOptions{Force: true}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := names(t, dir); !equalStrings(got, []string{"m.qins"}) {
@@ -426,7 +426,7 @@ func TestFolderForceReplaces(t *testing.T) {
 	// A file in the way is replaced too.
 	r := filepath.Join(dir, "m.restored")
 	os.WriteFile(r, []byte("a file"), 0o644)
-	if _, err := Restore(context.Background(), q, r, RestoreOptions{WriteOptions: WriteOptions{Force: true}}); err != nil {
+	if _, err := restoreTo(context.Background(), q, r, RestoreOptions{WriteOptions: WriteOptions{Force: true}}); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := os.Stat(r); err != nil || !st.IsDir() {
@@ -450,7 +450,7 @@ func TestProgressAddsUp(t *testing.T) {
 			if strings.HasSuffix(out, ".qins") {
 				opts.MaxShardBytes = 100_000
 			}
-			if _, err := Convert(ctx, tinyDir, q, opts); err != nil {
+			if _, err := convertTo(ctx, tinyDir, q, opts); err != nil {
 				t.Fatal(err)
 			}
 			var rp sumProgress
@@ -458,7 +458,7 @@ func TestProgressAddsUp(t *testing.T) {
 			if strings.HasSuffix(out, ".qins") {
 				r = filepath.Join(dir, "r.restored")
 			}
-			if _, err := Restore(ctx, q, r, RestoreOptions{WriteOptions: WriteOptions{ChunkBytes: 777, Progress: &rp}}); err != nil {
+			if _, err := restoreTo(ctx, q, r, RestoreOptions{WriteOptions: WriteOptions{ChunkBytes: 777, Progress: &rp}}); err != nil {
 				t.Fatal(err)
 			}
 			for what, p := range map[string]*sumProgress{"convert": &cp, "restore": &rp} {

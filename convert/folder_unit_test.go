@@ -1,43 +1,10 @@
 package convert
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 )
-
-func TestParseSize(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want int64
-		bad  bool
-	}{
-		{"5GB", 5_000_000_000, false},
-		{"500MB", 500_000_000, false},
-		{"2GiB", 2 << 30, false},
-		{"10 kB", 10_000, false},
-		{"1.5gb", 1_500_000_000, false},
-		{"123456", 123456, false},
-		{"100B", 100, false},
-		{"", 0, true},
-		{"GB", 0, true},
-		{"5XB", 0, true},
-		{"-1MB", 0, true},
-		{"0", 0, true},
-		{"1e30", 0, true},
-		{"5 5MB", 0, true},
-		{"5.5.5MB", 0, true},
-		{"0x10", 0, true},
-		{"NaN", 0, true},
-	} {
-		got, err := ParseSize(tc.in)
-		if (err != nil) != tc.bad || got != tc.want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d, error %v", tc.in, got, err, tc.want, tc.bad)
-		}
-	}
-}
 
 func TestShardSpans(t *testing.T) {
 	for _, tc := range []struct {
@@ -56,60 +23,6 @@ func TestShardSpans(t *testing.T) {
 		if got := shardSpans(tc.sizes, tc.max); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("shardSpans(%v, %d) = %v, want %v", tc.sizes, tc.max, got, tc.want)
 		}
-	}
-}
-
-func TestOutputIsFolder(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "m.safetensors")
-	os.WriteFile(file, nil, 0o644)
-	existing := filepath.Join(dir, "out")
-	os.Mkdir(existing, 0o755)
-	for _, tc := range []struct {
-		src, dst string
-		want     bool
-	}{
-		{dir, "x.safetensors", false},
-		{dir, "x.qins", true},
-		{dir, "x.restored", true},
-		{dir, "x/", true},
-		{dir, "x", true}, // a folder in, no .safetensors: a folder out
-		{filepath.Join(dir, "model.safetensors.index.json"), "x", true},
-		{file, "x", false},
-		{file, "x.qins", true},
-		{file, existing, true},
-		{file, "x.qins.safetensors", false},
-	} {
-		if got := OutputIsFolder(tc.src, tc.dst); got != tc.want {
-			t.Errorf("OutputIsFolder(%q, %q) = %v", tc.src, tc.dst, got)
-		}
-	}
-}
-
-func TestDefaultOutputs(t *testing.T) {
-	dir := t.TempDir()
-	m := filepath.Join(dir, "phi")
-	os.Mkdir(m, 0o755)
-	q := filepath.Join(dir, "phi.qins")
-	os.Mkdir(q, 0o755)
-	for _, tc := range []struct{ in, want string }{
-		{m, q},
-		{m + "/", q},
-		{filepath.Join(m, "model.safetensors.index.json"), q},
-		{filepath.Join(dir, "a.safetensors"), filepath.Join(dir, "a.qins.safetensors")},
-	} {
-		if got := DefaultOutput(tc.in); got != tc.want {
-			t.Errorf("DefaultOutput(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-	if got, err := DefaultRestoreOutput(q); err != nil || got != filepath.Join(dir, "phi.restored") {
-		t.Errorf("DefaultRestoreOutput(%q) = %q, %v", q, got, err)
-	}
-	if got, err := DefaultRestoreOutput(m); err != nil || got != filepath.Join(dir, "phi.restored") {
-		t.Errorf("DefaultRestoreOutput(%q) = %q, %v", m, got, err)
-	}
-	if _, err := DefaultRestoreOutput(filepath.Join(dir, "a.qins.safetensors")); err == nil {
-		t.Error("a file has a default restore output")
 	}
 }
 

@@ -2,6 +2,7 @@ package convert
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -28,3 +29,17 @@ type sumProgress struct {
 
 func (p *sumProgress) Start(total int64) { p.total = total }
 func (p *sumProgress) Add(n int64)       { p.sum.Add(n) }
+
+// convertTo is Convert with a folder output exactly when dst does not end
+// in .safetensors, as the tests name their outputs.
+func convertTo(ctx context.Context, src, dst string, opts Options) (*Summary, error) {
+	opts.Folder = !strings.HasSuffix(dst, ".safetensors")
+	return Convert(ctx, src, dst, opts)
+}
+
+// restoreTo is Restore with a folder output exactly when out does not end
+// in .safetensors.
+func restoreTo(ctx context.Context, in, out string, opts RestoreOptions) (*Summary, error) {
+	opts.Folder = !strings.HasSuffix(out, ".safetensors")
+	return Restore(ctx, in, out, opts)
+}

@@ -15,6 +15,11 @@ import (
 type WriteOptions struct {
 	// Force replaces an existing output.
 	Force bool
+	// Folder writes a model folder at the output path: the weights in
+	// shards of MaxShardBytes, an index when there are several, and the
+	// other files of the input's folder, if it has one (see ModelFolder).
+	// Otherwise the output is one safetensors file.
+	Folder bool
 	// Progress, when set, follows the work in input bytes.
 	Progress Progress
 	// ChunkBytes is the read size; 0 means work.DefaultChunkBytes, or less when
@@ -133,11 +138,11 @@ type output struct {
 	start       time.Time
 }
 
-// write runs p into a model folder at o.dst when o.dst names one (see
-// OutputIsFolder), and into one file otherwise: the one path every output
+// write runs p into a model folder at o.dst when o.opts.Folder is set,
+// and into one file otherwise: the one path every output
 // takes.
 func write(ctx context.Context, p pipeline, o *output) (*Summary, error) {
-	if OutputIsFolder(o.in, o.dst) {
+	if o.opts.Folder {
 		return writeFolder(ctx, p, o)
 	}
 	if o.opts.MaxShardBytes != 0 {
@@ -198,7 +203,7 @@ func writeFile(ctx context.Context, fw fileWork, o *output, dst string, force bo
 // their index when there are several, and the other files of the input's
 // folder.
 func writeFolder(ctx context.Context, p pipeline, o *output) (*Summary, error) {
-	dir, _ := modelFolder(o.in)
+	dir, _ := ModelFolder(o.in)
 	side, err := sideFiles(dir, o.src, &o.opts)
 	if err != nil {
 		return nil, err

@@ -37,8 +37,7 @@ func (o *RestoreOptions) outDType(l *qins.Logical) dtype.DType {
 }
 
 // Restore decodes the QINS file or folder at in into a plain safetensors
-// file at out, or into a model folder when out names one (see
-// OutputIsFolder): the source's tensor names, shapes and metadata, with
+// file at out, or into a model folder (WriteOptions.Folder): the source's tensor names, shapes and metadata, with
 // every floating-point tensor in opts.DType and every other tensor
 // unchanged.
 func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary, error) {

@@ -54,7 +54,7 @@ func TestSideFilesInsideAndWeights(t *testing.T) {
 		t.Errorf("side files %v, want %v", got, want)
 	}
 	q := filepath.Join(dir, "m.qins")
-	if _, err := Convert(context.Background(), src, q, Options{}); err != nil {
+	if _, err := convertTo(context.Background(), src, q, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(filepath.Join(q, "tokenizer.json")); err != nil || string(b) != "tokenizer bytes" {
@@ -117,14 +117,14 @@ func TestSideFilesOutsideLinks(t *testing.T) {
 				os.Symlink(rel, filepath.Join(src, "tokenizer.json"))
 			}
 			out := filepath.Join(filepath.Dir(src), "m.qins")
-			_, err := Convert(context.Background(), src, out, Options{})
+			_, err := convertTo(context.Background(), src, out, Options{})
 			if !errors.Is(err, ErrOutsideLink) {
 				t.Fatalf("convert: %v, want ErrOutsideLink", err)
 			}
 			if got := names(t, filepath.Dir(src)); len(got) != 1 {
 				t.Errorf("left beside the input: %v", got)
 			}
-			s, err := Convert(context.Background(), src, out, Options{WriteOptions: WriteOptions{SkipOutsideLinks: true}})
+			s, err := convertTo(context.Background(), src, out, Options{WriteOptions: WriteOptions{SkipOutsideLinks: true}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -189,7 +189,7 @@ func TestSideFilesModeAndLimits(t *testing.T) {
 	os.WriteFile(filepath.Join(src, "private.json"), []byte("0123456789"), 0o600)
 	os.WriteFile(filepath.Join(src, "run.py"), []byte("print()"), 0o755)
 	q := filepath.Join(dir, "m.qins")
-	if _, err := Convert(context.Background(), src, q, Options{}); err != nil {
+	if _, err := convertTo(context.Background(), src, q, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	mask := syscall.Umask(0)
@@ -200,7 +200,7 @@ func TestSideFilesModeAndLimits(t *testing.T) {
 		}
 	}
 	r := filepath.Join(dir, "m.restored")
-	if _, err := Restore(context.Background(), q, r, RestoreOptions{}); err != nil {
+	if _, err := restoreTo(context.Background(), q, r, RestoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := os.Stat(filepath.Join(r, "private.json")); err != nil || st.Mode().Perm() != 0o600&^os.FileMode(mask) {

@@ -30,8 +30,9 @@ func (a *app) convert(c *cli.Context) error {
 		return err
 	}
 	if out == "" {
-		out = convert.DefaultOutput(src)
+		out = defaultOutput(src)
 	}
+	opts.Folder = outputIsFolder(src, out)
 	return a.pipeline(c, converted, &opts.WriteOptions, func() (*convert.Summary, error) {
 		return convert.Convert(a.ctx, src, out, opts)
 	})
@@ -81,7 +82,8 @@ func (a *app) restore(c *cli.Context) error {
 		return err
 	}
 	if out == "" {
-		if out, err = convert.DefaultRestoreOutput(in); err != nil {
+		var ok bool
+		if out, ok = defaultRestoreOutput(in); !ok {
 			return usageError{errors.New("restoring a file needs -o OUT")}
 		}
 	}
@@ -89,6 +91,7 @@ func (a *app) restore(c *cli.Context) error {
 	if opts.WriteOptions, err = writeOptions(c); err != nil {
 		return err
 	}
+	opts.Folder = outputIsFolder(in, out)
 	return a.pipeline(c, restored, &opts.WriteOptions, func() (*convert.Summary, error) {
 		return convert.Restore(a.ctx, in, out, opts)
 	})

@@ -28,7 +28,7 @@ func folderOptions(c *cli.Context, o *convert.WriteOptions) error {
 		if !c.IsSet(f.name) {
 			continue
 		}
-		n, err := convert.ParseSize(c.String(f.name))
+		n, err := parseSize(c.String(f.name))
 		if err != nil {
 			return usageError{fmt.Errorf("--%s: %v", f.name, err)}
 		}
