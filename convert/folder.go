@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/qins-dev/qins/format/outfile"
+
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/qins"
 )
@@ -65,7 +67,7 @@ func shardSpans(sizes []uint64, max int64) []span {
 // writeShards writes n shards named after prefix into dw with write, adds
 // their summaries to s, and writes the index that lists them when there
 // are several.
-func writeShards(dw *format.DirWriter, prefix string, n int, s *Summary, write func(i int, path string) (*Summary, error)) error {
+func writeShards(dw *outfile.DirWriter, prefix string, n int, s *Summary, write func(i int, path string) (*Summary, error)) error {
 	names, index := format.ShardNames(prefix, n)
 	weightMap := make(map[string]string)
 	var total uint64

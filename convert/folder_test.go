@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/qins-dev/qins/format/outfile"
+
 	"github.com/qins-dev/qins/convert/diff"
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
@@ -327,7 +329,7 @@ func TestFolderRefusals(t *testing.T) {
 		{"existing output", func() error {
 			_, err := convertTo(context.Background(), src, q, Options{})
 			return err
-		}, "output exists", format.ErrExists},
+		}, "output exists", outfile.ErrExists},
 		{"existing restore output", func() error {
 			if err := os.Mkdir(filepath.Join(dir, "r.restored"), 0o755); err != nil {
 				return err
@@ -336,7 +338,7 @@ func TestFolderRefusals(t *testing.T) {
 			_, err := restoreTo(context.Background(), q, filepath.Join(dir, "r.restored"), RestoreOptions{})
 			os.RemoveAll(filepath.Join(dir, "r.restored"))
 			return err
-		}, "output exists", format.ErrExists},
+		}, "output exists", outfile.ErrExists},
 		{"shard size for a file", func() error {
 			_, err := convertTo(context.Background(), src, filepath.Join(dir, "x.safetensors"), Options{WriteOptions: WriteOptions{MaxShardBytes: 1}})
 			return err

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/qins-dev/qins/format/outfile"
+
 	"github.com/qins-dev/qins/format"
 )
 
@@ -34,8 +36,8 @@ type WriteOptions struct {
 	// a shard of its own.
 	MaxShardBytes int64
 	// Pending, when set, tracks the output until it is committed, for a
-	// signal handler (see format.Pending).
-	Pending *format.Pending
+	// signal handler (see outfile.Pending).
+	Pending *outfile.Pending
 	// SkipOutsideLinks makes a folder output skip the side files that are
 	// symbolic links leading outside the model folder (listed in
 	// Summary.SkippedLinks) instead of failing with ErrOutsideLink.
@@ -215,7 +217,7 @@ func writeFolder(ctx context.Context, p pipeline, o *output) (*Summary, error) {
 		return nil, err
 	}
 	spans := shardSpans(p.outBytes(), o.opts.MaxShardBytes)
-	dw, err := format.CreateDir(o.dst, o.opts.Force, o.opts.Pending)
+	dw, err := outfile.CreateDir(o.dst, o.opts.Force, o.opts.Pending)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/qins-dev/qins/format/outfile"
+
 	"github.com/qins-dev/qins/format"
 )
 
@@ -301,7 +303,7 @@ const maxConfigSize = 16 << 20
 // copySideFiles copies the side files into dw, each with its mode (as cp
 // does: the umask applies); when dtype is not empty, config.json gets it
 // as its torch_dtype (see setTorchDType).
-func copySideFiles(ctx context.Context, dw *format.DirWriter, side []sideFile, dtype string) error {
+func copySideFiles(ctx context.Context, dw *outfile.DirWriter, side []sideFile, dtype string) error {
 	made := map[string]bool{".": true}
 	for _, s := range side {
 		if err := ctx.Err(); err != nil {
@@ -322,7 +324,7 @@ func copySideFiles(ctx context.Context, dw *format.DirWriter, side []sideFile, d
 
 // copy copies s into dw, exactly the bytes its size said when it was
 // listed, or with config.json's dtype set.
-func (s sideFile) copy(ctx context.Context, dw *format.DirWriter, dtype string) error {
+func (s sideFile) copy(ctx context.Context, dw *outfile.DirWriter, dtype string) error {
 	f, err := os.Open(s.path)
 	if err != nil {
 		return &format.Error{Path: s.path, Err: unwrapPath(err)}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/outfile"
 )
 
 // sideNames lists the side files of the model folder src.
@@ -270,7 +270,7 @@ func TestSideFilesChanged(t *testing.T) {
 // copyTo copies s into a new folder out, aborted afterwards.
 func copyTo(t *testing.T, out string, s sideFile) error {
 	t.Helper()
-	dw, err := format.CreateDir(out, false, nil)
+	dw, err := outfile.CreateDir(out, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

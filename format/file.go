@@ -6,52 +6,26 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"strconv"
-	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/qins-dev/qins/format/internal/fileerr"
 )
 
 // Error is an error about a file, and the tensor in it when there is one.
-type Error struct {
-	Path   string
-	Tensor string // empty when the error is not about one tensor
-	Err    error
-}
-
-func (e *Error) Error() string {
-	if e.Tensor != "" {
-		return fmt.Sprintf("%s: tensor %q: %v", Printable(e.Path), e.Tensor, e.Err)
-	}
-	return Printable(e.Path) + ": " + e.Err.Error()
-}
+// Its message names the file (and tensor) through Printable.
+type Error = fileerr.Error
 
 // Printable returns s as it is when it prints safely on a terminal, and
 // quoted as a Go string otherwise: with a control character (a newline,
 // a tab, NUL, ESC), a character that does not print, invalid UTF-8, or a
 // leading quote, which would make a quoted name ambiguous. Errors and
-// tables print names and paths through it, so that a file cannot
-// write escape sequences to the terminal or forge rows.
-func Printable(s string) string {
-	if strings.HasPrefix(s, `"`) || !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-		return strconv.Quote(s)
-	}
-	return s
-}
-
-func (e *Error) Unwrap() error { return e.Err }
+// tables print names and paths through it, so that a file cannot write
+// escape sequences to the terminal or forge rows.
+func Printable(s string) string { return fileerr.Printable(s) }
 
 // pathError turns an *fs.PathError into an *Error, whose message reads
 // "path: what is wrong" rather than "open path: what is wrong".
-func pathError(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return &Error{Path: pe.Path, Err: pe.Err}
-	}
-	return err
-}
+func pathError(err error) error { return fileerr.FromPath(err) }
 
 // File is a safetensors file opened for reading. Tensor data is read on
 // demand with ReadAt; only the header is held in memory.

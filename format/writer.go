@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
-)
 
-// ErrExists is returned by Create when the output exists and Force is off.
-var ErrExists = errors.New("output exists")
+	"github.com/qins-dev/qins/format/outfile"
+)
 
 // CreateOptions configure Create.
 type CreateOptions struct {
@@ -23,10 +21,8 @@ type CreateOptions struct {
 	// supports direct I/O, which is used otherwise.
 	Buffered bool
 	// Pending, when set, tracks the output until Commit or Abort (see
-	// Pending.Close).
-	Pending *Pending
-
-	named bool // see OutputOptions
+	// outfile.Pending).
+	Pending *outfile.Pending
 }
 
 // Writer writes a safetensors file whose tensors are declared up front and
@@ -36,14 +32,11 @@ type CreateOptions struct {
 // error, removes it. The
 // first error is sticky: later writes return it. Where the file system
 // allows it, the data goes to the disk with direct I/O, past the page
-// cache (see directWriter).
+// cache (see outfile.Options).
 type Writer struct {
 	path      string
-	out       *Output
-	f         *os.File      // out's file
-	direct    *directWriter // nil when writing through the page cache
-	mu        sync.Mutex    // guards written and err
-	io        sync.Mutex    // one buffered write at a time: see pwrite
+	out       *outfile.Output
+	mu        sync.Mutex // guards written and err
 	meta      map[string]string
 	tensors   []TensorInfo
 	headerLen int
@@ -57,7 +50,7 @@ type Writer struct {
 // and tensors, laid out in the order given. Offsets in tensors are ignored
 // and recomputed.
 func Create(path string, metadata map[string]string, tensors []TensorInfo, opts CreateOptions) (*Writer, error) {
-	if err := checkTarget(path, opts.Force); err != nil {
+	if err := outfile.Check(path, opts.Force); err != nil {
 		return nil, err
 	}
 	w := &Writer{path: path, meta: make(map[string]string, len(metadata))}
@@ -82,23 +75,11 @@ func Create(path string, metadata map[string]string, tensors []TensorInfo, opts 
 	w.headerLen, _ = CreatedHeaderLen(w.meta, w.tensors, opts.Reserve)
 	w.dataStart = 8 + int64(w.headerLen)
 
-	out, err := CreateOutput(path, OutputOptions{Force: opts.Force, Pending: opts.Pending, named: opts.named})
+	out, err := outfile.Create(path, outfile.Options{Force: opts.Force, Pending: opts.Pending, Size: w.dataStart + int64(off), Buffered: opts.Buffered})
 	if err != nil {
 		return nil, err
 	}
-	w.out, w.f = out, out.File()
-	f := w.f
-	// Reserve the whole file now: the data is written at offsets, not in
-	// order, and filling holes costs the filesystem more than overwriting
-	// allocated blocks. A full disk shows up here, before any work.
-	if err := preallocate(f, w.dataStart+int64(off)); err != nil {
-		w.fail(err)
-		w.Abort()
-		return nil, w.err
-	}
-	if !opts.Buffered {
-		w.direct = openDirect(out.reopenPath(), w.dataStart+int64(off))
-	}
+	w.out = out
 	return w, nil
 }
 
@@ -135,7 +116,7 @@ func (w *Writer) WriteAt(i int, p []byte, off int64) error {
 	if off < 0 || uint64(off)+uint64(len(p)) > t.Bytes() {
 		return w.fail(fmt.Errorf("tensor %q: writing [%d, %d) outside its %d bytes", t.Name, off, off+int64(len(p)), t.Bytes()))
 	}
-	if err := w.pwrite(p, w.dataStart+int64(t.Begin)+off); err != nil {
+	if err := w.out.WriteAt(p, w.dataStart+int64(t.Begin)+off); err != nil {
 		return w.fail(err)
 	}
 	w.mu.Lock()
@@ -144,30 +125,13 @@ func (w *Writer) WriteAt(i int, p []byte, off int64) error {
 	return nil
 }
 
-// pwrite writes p at offset off of the file.
-func (w *Writer) pwrite(p []byte, off int64) error {
-	if w.direct != nil {
-		return w.direct.WriteAt(p, off)
-	}
-	// The kernel serializes buffered writes to one file anyway (the inode
-	// lock); waiting here parks the goroutine instead of spinning in the
-	// kernel, which leaves the core to the goroutines that are computing.
-	w.io.Lock()
-	defer w.io.Unlock()
-	_, err := w.f.WriteAt(p, off)
-	return err
-}
-
 // StartWriteback asks the kernel to start writing tensor i's data to disk
 // now, without waiting: once a tensor is complete there is no reason to
 // let it sit in memory until the final sync, and the disk can work while
 // the next tensors are computed. It is only a hint.
 func (w *Writer) StartWriteback(i int) {
-	if w.direct != nil {
-		return // nothing waits in the page cache
-	}
 	t := w.tensors[i]
-	startWriteback(w.f, w.dataStart+int64(t.Begin), int64(t.Bytes()))
+	w.out.StartWriteback(w.dataStart+int64(t.Begin), int64(t.Bytes()))
 }
 
 // Tensors returns the tensors as laid out in the file.
@@ -226,9 +190,7 @@ func (w *Writer) Commit() error {
 		return w.err
 	}
 	buf := binary.LittleEndian.AppendUint64(nil, uint64(len(header)))
-	if err := w.pwrite(append(buf, header...), 0); err != nil {
-		w.fail(err)
-	} else if err := w.closeDirect(); err != nil {
+	if err := w.out.WriteAt(append(buf, header...), 0); err != nil {
 		w.fail(err)
 	} else if err := w.out.Commit(); err != nil {
 		w.done = true // the Output removed itself
@@ -242,15 +204,6 @@ func (w *Writer) Commit() error {
 	return nil
 }
 
-// syncDir makes a rename durable; failure only costs durability, so it is
-// not reported.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-}
-
 // Abort removes the temporary file. It is safe to call more than once, and
 // after Commit, where it does nothing.
 func (w *Writer) Abort() {
@@ -258,22 +211,5 @@ func (w *Writer) Abort() {
 		return
 	}
 	w.done = true
-	if w.direct != nil {
-		w.direct.f.Close()
-	}
 	w.out.Abort()
-}
-
-// closeDirect completes a direct write: the last partial block, then the
-// descriptor.
-func (w *Writer) closeDirect() error {
-	if w.direct == nil {
-		return nil
-	}
-	err := w.direct.Close()
-	if cerr := w.direct.f.Close(); err == nil {
-		err = cerr
-	}
-	w.direct = nil
-	return err
 }

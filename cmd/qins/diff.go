@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/qins-dev/qins/format/outfile"
+
 	"github.com/qins-dev/qins/convert/diff"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/qins-dev/qins/convert"
-	"github.com/qins-dev/qins/format"
 )
 
 // diffCommand is `qins diff A B`.
@@ -53,7 +54,7 @@ func (a *app) diff(c *cli.Context) error {
 		if err := checkPlotPath(plot); err != nil {
 			return usageError{fmt.Errorf("--plot: %v", err)}
 		}
-		if err := format.CheckOutput(plot, c.Bool("force")); err != nil {
+		if err := outfile.Check(plot, c.Bool("force")); err != nil {
 			return withHint(err)
 		}
 		opts.Outputs = []string{plot}
@@ -77,7 +78,7 @@ func (a *app) diff(c *cli.Context) error {
 		return unusable{fmt.Errorf("writing the report: %w", err)}
 	}
 	if plot != "" {
-		if err := savePlot(r, plot, format.OutputOptions{Force: c.Bool("force"), Pending: a.pending}); err != nil {
+		if err := savePlot(r, plot, outfile.Options{Force: c.Bool("force"), Pending: a.pending}); err != nil {
 			return withHint(err)
 		}
 	}

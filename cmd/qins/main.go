@@ -15,15 +15,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/qins-dev/qins/format/outfile"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/qins-dev/qins/convert"
 	"github.com/qins-dev/qins/convert/eval"
-	"github.com/qins-dev/qins/format"
 )
 
 func main() {
-	pending := &format.Pending{}
+	pending := &outfile.Pending{}
 	ctx, sig, stop := withSignals(pending, os.Stderr, signalGrace)
 	code := runPending(ctx, pending, os.Args, os.Stdout, os.Stderr)
 	stop()
@@ -43,7 +44,7 @@ const signalGrace = time.Second
 // short: after grace, or at a second signal, the handler removes the
 // pending outputs and exits with 128 + the signal's number. stop ends the
 // handling; after it the handler never exits the process.
-func withSignals(pending *format.Pending, stderr io.Writer, grace time.Duration) (context.Context, func() os.Signal, func()) {
+func withSignals(pending *outfile.Pending, stderr io.Writer, grace time.Duration) (context.Context, func() os.Signal, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
@@ -112,7 +113,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // runPending is run with the outputs tracked in pending (see withSignals).
-func runPending(ctx context.Context, pending *format.Pending, args []string, stdout, stderr io.Writer) int {
+func runPending(ctx context.Context, pending *outfile.Pending, args []string, stdout, stderr io.Writer) int {
 	a := &app{ctx: ctx, pending: pending, stdout: stdout, stderr: stderr}
 	cmd := a.cli()
 	args, err := reorderArgs(cmd, args)
@@ -134,7 +135,7 @@ func runPending(ctx context.Context, pending *format.Pending, args []string, std
 	if errors.As(err, new(differ)) {
 		return 1
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, format.ErrInterrupted) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, outfile.ErrInterrupted) {
 		fmt.Fprintln(stderr, "qins: interrupted; no output written")
 		return 130
 	}
@@ -152,13 +153,13 @@ func runPending(ctx context.Context, pending *format.Pending, args []string, std
 // app is what the commands of one run share.
 type app struct {
 	ctx            context.Context
-	pending        *format.Pending // outputs to remove on a signal; may be nil
+	pending        *outfile.Pending // outputs to remove on a signal; may be nil
 	stdout, stderr io.Writer
 	unknown        string // a command asked for that does not exist
 }
 
 // newApp returns the command line of qins writing to stdout and stderr.
-func newApp(ctx context.Context, pending *format.Pending, stdout, stderr io.Writer) *cli.App {
+func newApp(ctx context.Context, pending *outfile.Pending, stdout, stderr io.Writer) *cli.App {
 	return (&app{ctx: ctx, pending: pending, stdout: stdout, stderr: stderr}).cli()
 }
 
@@ -257,7 +258,7 @@ func withHint(err error) error {
 	var clash *convert.NameClashError
 	var cast *convert.CastError
 	switch {
-	case errors.Is(err, format.ErrExists):
+	case errors.Is(err, outfile.ErrExists):
 		return hinted{err, "pass --force to replace it"}
 	case errors.Is(err, os.ErrNotExist):
 		return hinted{err, "check the path"}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/qins-dev/qins/format/outfile"
+
 	"github.com/qins-dev/qins/convert/diff"
 
 	"gonum.org/v1/plot"
@@ -40,7 +42,7 @@ func checkPlotPath(path string) error {
 // the like) or the right (heads and final norms) of the layers. The file
 // is a format.Output: it appears complete or not at all, and replaces an
 // existing file only with opts.Force.
-func savePlot(r *diff.Report, path string, opts format.OutputOptions) error {
+func savePlot(r *diff.Report, path string, opts outfile.Options) error {
 	if err := checkPlotPath(path); err != nil {
 		return err
 	}
@@ -52,7 +54,7 @@ func savePlot(r *diff.Report, path string, opts format.OutputOptions) error {
 	if err != nil {
 		return &format.Error{Path: path, Err: err}
 	}
-	o, err := format.CreateOutput(path, opts)
+	o, err := outfile.Create(path, opts)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package format
+package outfile
 
 import (
 	"errors"
@@ -7,8 +7,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/qins-dev/qins/format/dtype"
 )
 
 // outputKinds are the two ways an Output is kept until Commit.
@@ -22,15 +20,15 @@ func TestOutputNoReplaceWithoutForce(t *testing.T) {
 		t.Run(k.name, func(t *testing.T) {
 			dir := t.TempDir()
 			out := filepath.Join(dir, "out")
-			o, err := CreateOutput(out, OutputOptions{named: k.named})
+			o, err := Create(out, Options{named: k.named})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if _, err := o.Write([]byte("new")); err != nil {
 				t.Fatal(err)
 			}
-			if k.named != (len(listDir(t, dir)) == 1) {
-				t.Errorf("folder holds %v while writing", listDir(t, dir))
+			if k.named != (len(dirNames(t, dir)) == 1) {
+				t.Errorf("folder holds %v while writing", dirNames(t, dir))
 			}
 			os.WriteFile(out, []byte("appeared"), 0o644)
 			if err := o.Commit(); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), out) {
@@ -39,11 +37,11 @@ func TestOutputNoReplaceWithoutForce(t *testing.T) {
 			if b, _ := os.ReadFile(out); string(b) != "appeared" {
 				t.Errorf("the file that appeared holds %q", b)
 			}
-			if names := listDir(t, dir); len(names) != 1 {
+			if names := dirNames(t, dir); len(names) != 1 {
 				t.Errorf("folder holds %v", names)
 			}
 			// With Force, it is replaced.
-			o, err = CreateOutput(out, OutputOptions{Force: true, named: k.named})
+			o, err = Create(out, Options{Force: true, named: k.named})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -54,7 +52,7 @@ func TestOutputNoReplaceWithoutForce(t *testing.T) {
 			if b, _ := os.ReadFile(out); string(b) != "new" {
 				t.Errorf("forced output holds %q", b)
 			}
-			if names := listDir(t, dir); len(names) != 1 {
+			if names := dirNames(t, dir); len(names) != 1 {
 				t.Errorf("folder holds %v", names)
 			}
 		})
@@ -66,22 +64,22 @@ func TestPendingClose(t *testing.T) {
 		t.Run(k.name, func(t *testing.T) {
 			dir := t.TempDir()
 			p := &Pending{}
-			o, err := CreateOutput(filepath.Join(dir, "out"), OutputOptions{Pending: p, named: k.named})
+			o, err := Create(filepath.Join(dir, "out"), Options{Pending: p, named: k.named})
 			if err != nil {
 				t.Fatal(err)
 			}
 			o.Write([]byte("half"))
 			p.Close() // a signal handler, while the output is written
-			if names := listDir(t, dir); len(names) != 0 {
+			if names := dirNames(t, dir); len(names) != 0 {
 				t.Errorf("after Close the folder holds %v", names)
 			}
 			if err := o.Commit(); !errors.Is(err, ErrInterrupted) {
 				t.Errorf("Commit after Close: %v, want ErrInterrupted", err)
 			}
-			if _, err := CreateOutput(filepath.Join(dir, "other"), OutputOptions{Pending: p, named: k.named}); !errors.Is(err, ErrInterrupted) {
+			if _, err := Create(filepath.Join(dir, "other"), Options{Pending: p, named: k.named}); !errors.Is(err, ErrInterrupted) {
 				t.Errorf("CreateOutput after Close: %v", err)
 			}
-			if names := listDir(t, dir); len(names) != 0 {
+			if names := dirNames(t, dir); len(names) != 0 {
 				t.Errorf("folder holds %v", names)
 			}
 		})
@@ -101,7 +99,7 @@ func TestTempNameFits(t *testing.T) {
 	// A named temporary file beside a 255-byte output name works.
 	dir := t.TempDir()
 	out := filepath.Join(dir, strings.Repeat("y", 255))
-	o, err := CreateOutput(out, OutputOptions{named: true})
+	o, err := Create(out, Options{named: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,35 +109,37 @@ func TestTempNameFits(t *testing.T) {
 	}
 }
 
-func TestWriterBothOutputKinds(t *testing.T) {
+// TestSizedBothOutputKinds: a sized output written at offsets, with
+// direct I/O or through the page cache, named or not, holds its bytes and
+// follows the umask.
+func TestSizedBothOutputKinds(t *testing.T) {
 	old := syscall.Umask(0o077)
 	defer syscall.Umask(old)
 	for _, k := range outputKinds {
 		for _, buffered := range []bool{false, true} {
 			dir := t.TempDir()
-			out := filepath.Join(dir, "out.safetensors")
-			ts := []TensorInfo{{Name: "a", DType: dtype.U8, Shape: []uint64{5000}}}
-			w, err := Create(out, nil, ts, CreateOptions{named: k.named, Buffered: buffered})
-			if err != nil {
-				t.Fatal(err)
-			}
+			out := filepath.Join(dir, "out.bin")
 			data := make([]byte, 5000)
 			for i := range data {
 				data[i] = byte(i)
 			}
-			w.TensorWriter(0).Write(data)
-			if err := w.Commit(); err != nil {
-				t.Fatal(err)
-			}
-			f, err := Open(out)
+			o, err := Create(out, Options{named: k.named, Buffered: buffered, Size: int64(len(data))})
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := make([]byte, 5000)
-			f.Section(f.Tensors[0]).ReadAt(got, 0)
-			f.Close()
-			if string(got) != string(data) {
-				t.Errorf("%s, buffered %v: data differs", k.name, buffered)
+			// Out of order, across block boundaries.
+			if err := o.WriteAt(data[4000:], 4000); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.WriteAt(data[:4000], 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(out)
+			if err != nil || string(got) != string(data) {
+				t.Errorf("%s, buffered %v: data differs (%v)", k.name, buffered, err)
 			}
 			if st, _ := os.Stat(out); st.Mode().Perm() != 0o600 {
 				t.Errorf("%s: mode %v, want 0600 under umask 077", k.name, st.Mode().Perm())

@@ -1,4 +1,4 @@
-package format
+package outfile
 
 import (
 	"crypto/rand"
@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/qins-dev/qins/format/internal/fileerr"
 )
 
 // DirWriter builds a folder under a temporary name beside its destination
@@ -32,19 +34,19 @@ func CreateDir(path string, force bool, pending *Pending) (*DirWriter, error) {
 	path = filepath.Clean(path)
 	if st, err := os.Lstat(path); err == nil {
 		if err := replaceable(path, st); err != nil {
-			return nil, &Error{Path: path, Err: err}
+			return nil, &fileerr.Error{Path: path, Err: err}
 		}
 		if !force {
-			return nil, &Error{Path: path, Err: ErrExists}
+			return nil, &fileerr.Error{Path: path, Err: ErrExists}
 		}
 	}
 	tmp, err := mkdirTemp(path)
 	if err != nil {
-		return nil, &Error{Path: path, Err: err}
+		return nil, &fileerr.Error{Path: path, Err: err}
 	}
 	d := &DirWriter{path: path, tmp: tmp, force: force, pending: pending}
 	if err := pending.add(d, func() { os.RemoveAll(d.tmp) }); err != nil {
-		return nil, &Error{Path: path, Err: err}
+		return nil, &fileerr.Error{Path: path, Err: err}
 	}
 	return d, nil
 }
@@ -91,7 +93,7 @@ func (d *DirWriter) Path(rel string) string { return filepath.Join(d.tmp, filepa
 // Final returns err with a path inside the temporary folder named as it
 // will be once the folder is in place, which is what a user knows.
 func (d *DirWriter) Final(err error) error {
-	var fe *Error
+	var fe *fileerr.Error
 	if errors.As(err, &fe) {
 		if rel, e := filepath.Rel(d.tmp, fe.Path); e == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
 			fe.Path = filepath.Join(d.path, rel)
@@ -104,7 +106,7 @@ func (d *DirWriter) Final(err error) error {
 func (d *DirWriter) Mkdir(rel string) error {
 	p := d.Path(rel)
 	if err := os.MkdirAll(p, 0o755); err != nil {
-		return &Error{Path: filepath.Join(d.path, filepath.FromSlash(rel)), Err: err}
+		return &fileerr.Error{Path: filepath.Join(d.path, filepath.FromSlash(rel)), Err: err}
 	}
 	d.dirs = append(d.dirs, p)
 	return nil
@@ -117,7 +119,7 @@ func (d *DirWriter) WriteFile(rel string, r io.Reader, perm fs.FileMode, check f
 	dst := filepath.Join(d.path, filepath.FromSlash(rel))
 	out, err := os.OpenFile(d.Path(rel), os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm.Perm())
 	if err != nil {
-		return &Error{Path: dst, Err: err}
+		return &fileerr.Error{Path: dst, Err: err}
 	}
 	if check != nil {
 		r = checkedReader{r, check}
@@ -129,9 +131,9 @@ func (d *DirWriter) WriteFile(rel string, r io.Reader, perm fs.FileMode, check f
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
-	var fe *Error
+	var fe *fileerr.Error
 	if err != nil && !errors.As(err, &fe) {
-		err = &Error{Path: dst, Err: err}
+		err = &fileerr.Error{Path: dst, Err: err}
 	}
 	return err
 }
@@ -155,7 +157,7 @@ func (c checkedReader) Read(p []byte) (int, error) {
 // is then removed.
 func (d *DirWriter) Commit() error {
 	if d.done {
-		return errors.New("format: Commit after Commit or Abort")
+		return errors.New("outfile: Commit after Commit or Abort")
 	}
 	err := d.pending.commit(d, d.commit)
 	if err != nil {
@@ -177,14 +179,14 @@ func (d *DirWriter) commit() error {
 		// What appeared or changed at the path during the run is checked
 		// again: only a file or a model folder is ever replaced.
 		if err := replaceable(d.path, st); err != nil {
-			return &Error{Path: d.path, Err: err}
+			return &fileerr.Error{Path: d.path, Err: err}
 		}
 	}
 	if err != nil || !d.force {
 		// Nothing to replace, or nothing that may be replaced: a folder
 		// or file that appeared meanwhile stays.
 		if err := renameNoReplace(d.tmp, d.path); err != nil {
-			return &Error{Path: d.path, Err: err}
+			return &fileerr.Error{Path: d.path, Err: err}
 		}
 		syncDir(parent)
 		return nil
@@ -197,14 +199,14 @@ func (d *DirWriter) commit() error {
 	}
 	aside, err := asideName(d.path)
 	if err != nil {
-		return &Error{Path: d.path, Err: err}
+		return &fileerr.Error{Path: d.path, Err: err}
 	}
 	if err := os.Rename(d.path, aside); err != nil {
-		return &Error{Path: d.path, Err: fmt.Errorf("moving the old one aside: %v", err)}
+		return &fileerr.Error{Path: d.path, Err: fmt.Errorf("moving the old one aside: %v", err)}
 	}
 	if err := os.Rename(d.tmp, d.path); err != nil {
 		os.Rename(aside, d.path) // put the old one back
-		return &Error{Path: d.path, Err: err}
+		return &fileerr.Error{Path: d.path, Err: err}
 	}
 	syncDir(parent)
 	os.RemoveAll(aside)

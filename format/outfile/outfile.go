@@ -1,4 +1,4 @@
-package format
+package outfile
 
 import (
 	"errors"
@@ -9,19 +9,31 @@ import (
 	"path/filepath"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/qins-dev/qins/format/internal/fileerr"
 )
+
+// ErrExists is the error, inside a *format.Error naming the path, of an
+// output that exists when it may not be replaced.
+var ErrExists = errors.New("output exists")
 
 // ErrInterrupted is returned by Commit once Pending.Close has run: the
 // process is being stopped and no output may appear any more.
 var ErrInterrupted = errors.New("interrupted; no output written")
 
-// OutputOptions configure CreateOutput.
-type OutputOptions struct {
+// Options configure Create.
+type Options struct {
 	// Force replaces an existing regular file at the path.
 	Force bool
 	// Pending, when set, tracks the output until it is committed or
 	// aborted, so that a signal handler can remove it (see Pending.Close).
 	Pending *Pending
+	// Size, when not 0, is the file's final size: it is reserved at once
+	// (a full disk shows up before any work), and WriteAt writes the file
+	// with direct I/O, past the page cache, where the file system allows
+	// it, unless Buffered is set.
+	Size     int64
+	Buffered bool
 
 	named bool // a named temporary file even where O_TMPFILE works: for tests
 }
@@ -39,13 +51,15 @@ type Output struct {
 	force   bool
 	pending *Pending
 	done    bool
+	direct  *directWriter // nil when writing through the page cache
+	io      sync.Mutex    // one buffered WriteAt at a time
 }
 
-// CreateOutput starts an output at path. It refuses a path that is a
+// Create starts an output at path. It refuses a path that is a
 // directory or any other non-regular file (a device, a FIFO), and an
 // existing file unless opts.Force. The file's mode follows the umask, as
 // a new file's does.
-func CreateOutput(path string, opts OutputOptions) (*Output, error) {
+func Create(path string, opts Options) (*Output, error) {
 	if err := checkTarget(path, opts.Force); err != nil {
 		return nil, err
 	}
@@ -59,15 +73,68 @@ func CreateOutput(path string, opts OutputOptions) (*Output, error) {
 		}
 		f, tmp, err := createTemp(path)
 		if err != nil {
-			return nil, &Error{Path: path, Err: err}
+			return nil, &fileerr.Error{Path: path, Err: err}
 		}
 		o.f, o.tmp = f, tmp
 	}
 	if err := o.pending.add(o, o.removeTemp); err != nil {
 		o.Abort()
-		return nil, &Error{Path: path, Err: err}
+		return nil, &fileerr.Error{Path: path, Err: err}
+	}
+	if opts.Size == 0 {
+		return o, nil
+	}
+	// Reserve the whole file now: data written at offsets, not in order,
+	// fills holes, which costs the file system more than overwriting
+	// allocated blocks.
+	if err := preallocate(o.f, opts.Size); err != nil {
+		o.Abort()
+		return nil, &fileerr.Error{Path: path, Err: err}
+	}
+	if !opts.Buffered {
+		o.direct = openDirect(o.reopenPath(), opts.Size)
 	}
 	return o, nil
+}
+
+// WriteAt writes p at offset off of a file created with a Size. It is
+// safe for concurrent use; writes must not overlap.
+func (o *Output) WriteAt(p []byte, off int64) error {
+	if o.direct != nil {
+		return o.direct.WriteAt(p, off)
+	}
+	// The kernel serializes buffered writes to one file anyway (the inode
+	// lock); waiting here parks the goroutine instead of spinning in the
+	// kernel, which leaves the core to the goroutines that are computing.
+	o.io.Lock()
+	defer o.io.Unlock()
+	_, err := o.f.WriteAt(p, off)
+	return err
+}
+
+// StartWriteback asks the kernel to start writing bytes [off, off+n) to
+// disk now, without waiting: once a piece is complete there is no reason
+// to let it sit in memory until the final sync, and the disk can work
+// while the next pieces are computed. It is only a hint, and does
+// nothing for direct writes, which skip the page cache.
+func (o *Output) StartWriteback(off, n int64) {
+	if o.direct == nil {
+		startWriteback(o.f, off, n)
+	}
+}
+
+// closeDirect completes direct writes: the last partial block, then the
+// descriptor.
+func (o *Output) closeDirect() error {
+	if o.direct == nil {
+		return nil
+	}
+	err := o.direct.Close()
+	if cerr := o.direct.f.Close(); err == nil {
+		err = cerr
+	}
+	o.direct = nil
+	return err
 }
 
 // checkTarget refuses what an output may not replace.
@@ -77,7 +144,7 @@ func checkTarget(path string, force bool) error {
 		return nil
 	}
 	if err != nil {
-		return &Error{Path: path, Err: err}
+		return &fileerr.Error{Path: path, Err: err}
 	}
 	if st.Mode()&fs.ModeSymlink != 0 {
 		if target, err := os.Stat(path); err == nil {
@@ -86,11 +153,11 @@ func checkTarget(path string, force bool) error {
 	}
 	switch {
 	case st.IsDir():
-		return &Error{Path: path, Err: errors.New("is a directory; name the output file")}
+		return &fileerr.Error{Path: path, Err: errors.New("is a directory; name the output file")}
 	case !st.Mode().IsRegular() && st.Mode()&fs.ModeSymlink == 0:
-		return &Error{Path: path, Err: fmt.Errorf("is %s, not a regular file; refusing to replace it", kind(st.Mode()))}
+		return &fileerr.Error{Path: path, Err: fmt.Errorf("is %s, not a regular file; refusing to replace it", kind(st.Mode()))}
 	case !force:
-		return &Error{Path: path, Err: ErrExists}
+		return &fileerr.Error{Path: path, Err: ErrExists}
 	}
 	return nil
 }
@@ -160,9 +227,12 @@ func (o *Output) reopenPath() string {
 // wrapping ErrExists.
 func (o *Output) Commit() error {
 	if o.done {
-		return errors.New("format: Commit after Commit or Abort")
+		return errors.New("outfile: Commit after Commit or Abort")
 	}
-	err := o.f.Sync()
+	err := o.closeDirect()
+	if err == nil {
+		err = o.f.Sync()
+	}
 	if err == nil && o.force {
 		// Re-checked: something not to replace may have appeared since.
 		err = checkTarget(o.path, true)
@@ -172,11 +242,11 @@ func (o *Output) Commit() error {
 	}
 	if err != nil {
 		o.Abort()
-		var fe *Error
+		var fe *fileerr.Error
 		if errors.As(err, &fe) {
 			return err
 		}
-		return &Error{Path: o.path, Err: err}
+		return &fileerr.Error{Path: o.path, Err: err}
 	}
 	o.done = true
 	o.f.Close()
@@ -227,6 +297,9 @@ func (o *Output) Abort() {
 		return
 	}
 	o.done = true
+	if o.direct != nil {
+		o.direct.f.Close()
+	}
 	o.f.Close()
 	o.pending.forget(o)
 	o.removeTemp()
@@ -314,7 +387,16 @@ func renameChecked(src, dst string) error {
 	return os.Rename(src, dst)
 }
 
-// CheckOutput returns the error CreateOutput would give at once for path:
-// a directory or other non-regular file, or an existing file without
-// force. Commands call it before long work.
-func CheckOutput(path string, force bool) error { return checkTarget(path, force) }
+// Check refuses, with an error naming path, what an output may not
+// replace: a directory or any other file that is not regular, and an
+// existing file unless force.
+func Check(path string, force bool) error { return checkTarget(path, force) }
+
+// syncDir makes a rename durable; failure only costs durability, so it is
+// not reported.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package format
+package outfile
 
 import (
 	"errors"
