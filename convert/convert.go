@@ -14,7 +14,6 @@ import (
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/format/qins"
-	"github.com/qins-dev/qins/quant"
 )
 
 // Options configure Convert.
@@ -144,9 +143,6 @@ func checkNames(c *format.Checkpoint, opts *Options) error {
 	return nil
 }
 
-// encodable reports whether dt is a dtype the codec reads.
-func encodable(dt dtype.DType) bool { return quant.IsFloat(dt) }
-
 // scaleNames returns the names of the tensors that would scale a tensor
 // of c in a low-precision dtype, as FP8 checkpoints store them.
 func scaleNames(c *format.Checkpoint) map[string]bool {
@@ -169,7 +165,7 @@ func addScales(m map[string]bool, name string, dt dtype.DType) {
 // default, the scales of low-precision tensors are not: their errors
 // would multiply those of the tensors they scale, to save a few bytes.
 func (o *Options) selected(t format.TensorInfo) bool {
-	if !encodable(t.DType) || (o.scales[t.Name] && o.Include == nil) {
+	if !t.DType.IsFloat() || (o.scales[t.Name] && o.Include == nil) {
 		return false
 	}
 	if o.Exclude != nil && o.Exclude.MatchString(t.Name) {

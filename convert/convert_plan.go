@@ -116,15 +116,6 @@ func leastHeaderLen(c *format.Checkpoint, jobs []job, e qins.Encoding) int {
 	return n
 }
 
-// rowLen returns the elements of a row: the last dimension, 1 for a
-// scalar.
-func rowLen(shape []uint64) int64 {
-	if len(shape) == 0 {
-		return 1
-	}
-	return int64(shape[len(shape)-1])
-}
-
 // outSize is the element size of a job's output tensors.
 func outSize(j *job) uint64 {
 	if j.encode {

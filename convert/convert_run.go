@@ -225,7 +225,7 @@ func (cv *converter) finish(ctx context.Context, states []tensorState, s *Summar
 		s.FP32Bytes += fp32Bytes(j.src.TensorInfo)
 		if !j.encode {
 			s.Copied++
-			if !encodable(j.src.DType) {
+			if !j.src.DType.IsFloat() {
 				s.kept(j.src.DType.String())
 			}
 			continue

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -42,7 +43,7 @@ func realFixtures(t *testing.T) []string {
 func values(t *testing.T, ts format.Tensor) []float64 {
 	t.Helper()
 	raw := readAll(t, ts)
-	read, err := quant.Reader(ts.DType)
+	read, err := dtype.Reader(ts.DType)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +115,7 @@ func checkRoundTrip(t *testing.T, src string) {
 	qt := byName(q)
 	var encodedElems, dataBytes uint64
 	for _, st := range srcC.Tensors {
-		encode := quant.IsFloat(st.DType) && len(st.Shape) >= 2
+		encode := st.DType.IsFloat() && len(st.Shape) >= 2
 		if !encode {
 			ct, ok := qt[st.Name]
 			if !ok {
@@ -132,7 +133,7 @@ func checkRoundTrip(t *testing.T, src string) {
 			t.Fatalf("%s: codes or signs missing", st.Name)
 		}
 		if codes.DType().String() != "U8" || signs.DType().String() != "I8" ||
-			!qins.SameShape(codes.Shape(), st.Shape) || !qins.SameShape(signs.Shape(), st.Shape) {
+			!slices.Equal(codes.Shape(), st.Shape) || !slices.Equal(signs.Shape(), st.Shape) {
 			t.Fatalf("%s: codes %v%v, signs %v%v; want U8 and I8 of shape %v", st.Name, codes.DType(), codes.Shape(), signs.DType(), signs.Shape(), st.Shape)
 		}
 		n := st.Elements()
@@ -188,10 +189,10 @@ func checkRoundTrip(t *testing.T, src string) {
 	}
 	for _, st := range srcC.Tensors {
 		got, ok := rt[st.Name]
-		if !ok || !qins.SameShape(got.Shape, st.Shape) {
+		if !ok || !slices.Equal(got.Shape, st.Shape) {
 			t.Fatalf("%s: missing or reshaped in the restore", st.Name)
 		}
-		if !quant.IsFloat(st.DType) {
+		if !st.DType.IsFloat() {
 			if got.DType != st.DType || string(readAll(t, got)) != string(readAll(t, st)) {
 				t.Errorf("%s: non-float tensor changed", st.Name)
 			}

@@ -10,14 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/qins-dev/qins/convert/diff"
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
-	"github.com/qins-dev/qins/format/qins"
-	"github.com/qins-dev/qins/quant"
 )
 
 // newDTypesDir is a model folder with one tensor of each dtype the codec
@@ -67,7 +66,7 @@ func newDTypeSpecs() []rawSpec {
 		return b
 	}
 	floats := func(dt dtype.DType, n int) []byte {
-		put, _ := quant.Putter(dt)
+		put, _ := dtype.Putter(dt)
 		b := make([]byte, n*int(dt.Size()))
 		for i := 0; i < n; i++ {
 			put(b, i, 0.05*r.NormFloat64())
@@ -129,7 +128,7 @@ func TestNewDTypesFixture(t *testing.T) {
 func keptSpecs() map[string]rawSpec {
 	m := map[string]rawSpec{}
 	for _, s := range newDTypeSpecs() {
-		if !quant.IsFloat(s.dt) {
+		if !s.dt.IsFloat() {
 			m[s.name] = s
 		}
 	}
@@ -148,7 +147,7 @@ func checkKept(t *testing.T, path string) {
 			t.Errorf("%s: %s missing", path, name)
 			continue
 		}
-		if g.DType != s.dt || !qins.SameShape(g.Shape, s.shape) || !bytes.Equal(readAll(t, g), s.data) {
+		if g.DType != s.dt || !slices.Equal(g.Shape, s.shape) || !bytes.Equal(readAll(t, g), s.data) {
 			t.Errorf("%s: %s is %v %v, want %v %v unchanged", path, name, g.DType, g.Shape, s.dt, s.shape)
 		}
 	}
@@ -267,7 +266,7 @@ func TestDiffFP8ByValue(t *testing.T) {
 		rawSpec{"e4", dtype.F8_E4M3, []uint64{16, 16}, e4},
 		rawSpec{"e5", dtype.F8_E5M2, []uint64{256}, e5})
 	widen := func(dt dtype.DType, b []byte, dec func(uint8) float32) []byte {
-		put, _ := quant.Putter(dt)
+		put, _ := dtype.Putter(dt)
 		out := make([]byte, len(b)*int(dt.Size()))
 		for i, v := range b {
 			put(out, i, float64(dec(v)))
@@ -277,8 +276,8 @@ func TestDiffFP8ByValue(t *testing.T) {
 	for _, dt := range []dtype.DType{dtype.BF16, dtype.F32} {
 		wide := filepath.Join(dir, dt.String()+".safetensors")
 		writeRaw(t, wide,
-			rawSpec{"e4", dt, []uint64{16, 16}, widen(dt, e4, quant.F8E4M3ToFloat32)},
-			rawSpec{"e5", dt, []uint64{256}, widen(dt, e5, quant.F8E5M2ToFloat32)})
+			rawSpec{"e4", dt, []uint64{16, 16}, widen(dt, e4, dtype.F8E4M3ToFloat32)},
+			rawSpec{"e5", dt, []uint64{256}, widen(dt, e5, dtype.F8E5M2ToFloat32)})
 		for _, pair := range [][2]string{{fp8, wide}, {wide, fp8}} {
 			d := diffOf(t, pair[0], pair[1], diff.Options{})
 			if !d.OK() || len(d.Tensors) != 2 {
@@ -319,8 +318,8 @@ func TestDiffFP8ByValue(t *testing.T) {
 
 	// E4M3's NaN (0x7f) against a number, and E5M2's infinity (0x7c, at
 	// 255-0x7c) against the largest finite value: both unmatched.
-	put, _ := quant.Putter(dtype.F32)
-	e4f, e5f := widen(dtype.F32, e4, quant.F8E4M3ToFloat32), widen(dtype.F32, e5, quant.F8E5M2ToFloat32)
+	put, _ := dtype.Putter(dtype.F32)
+	e4f, e5f := widen(dtype.F32, e4, dtype.F8E4M3ToFloat32), widen(dtype.F32, e5, dtype.F8E5M2ToFloat32)
 	put(e4f, 0x7f, 0)
 	put(e5f, 255-0x7c, 57344)
 	numbers := filepath.Join(dir, "numbers.safetensors")

@@ -105,7 +105,7 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 			t.LogMin, t.LogMax = &lo, &hi
 			r.Total.Encoded++
 			if l.Ranges != nil {
-				t.Granularity, t.Rows = qins.GranularityRow.String(), l.Rows()
+				t.Granularity, t.Rows = qins.GranularityRow.String(), qins.Rows(l.Shape)
 				if t.Span, err = spans(l); err != nil {
 					return nil, err
 				}
@@ -125,7 +125,7 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 // spans reads and checks the rows' ranges of a per-row tensor and
 // summarises their spans.
 func spans(l *qins.Logical) (*SpanSummary, error) {
-	n := l.Rows()
+	n := qins.Rows(l.Shape)
 	if n == 0 {
 		return nil, nil
 	}

@@ -30,7 +30,7 @@ type RestoreOptions struct {
 // point tensor, but for the scales of low-precision tensors, which keep
 // theirs as the other tensors of dtypes the codec does not read do.
 func (o *RestoreOptions) outDType(l *qins.Logical) dtype.DType {
-	if quant.IsFloat(l.DType) && (l.Encoded() || !o.scales[l.Name]) {
+	if l.DType.IsFloat() && (l.Encoded() || !o.scales[l.Name]) {
 		return o.DType
 	}
 	return l.DType
@@ -45,7 +45,7 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 	if opts.DType == dtype.Invalid { // the zero value
 		opts.DType = dtype.F32
 	}
-	if !quant.IsFloat(opts.DType) {
+	if !opts.DType.IsFloat() {
 		return nil, fmt.Errorf("cannot restore to dtype %v: choose F32, F16, BF16 or F64", opts.DType)
 	}
 	c, ls, err := openModel(ctx, in)
@@ -166,7 +166,7 @@ func (r *restorer) run(ctx context.Context, w *format.Writer, progress func(int6
 		default:
 			err = r.copy(ctx, l, k)
 			s.Copied++
-			if !quant.IsFloat(l.DType) {
+			if !l.DType.IsFloat() {
 				s.kept(l.DType.String())
 			}
 		}
@@ -241,11 +241,11 @@ func (r *restorer) decode(ctx context.Context, l *qins.Logical, dt dtype.DType, 
 // cast writes a stored floating-point tensor in dtype dt.
 func (r *restorer) cast(ctx context.Context, l *qins.Logical, dt dtype.DType, k int) error {
 	t := *l.Plain
-	read, err := quant.Reader(l.DType)
+	read, err := dtype.Reader(l.DType)
 	if err != nil {
 		return t.Err(err)
 	}
-	put, err := quant.Putter(dt)
+	put, err := dtype.Putter(dt)
 	if err != nil {
 		return t.Err(err)
 	}
@@ -283,9 +283,9 @@ func (r *restorer) cast(ctx context.Context, l *qins.Logical, dt dtype.DType, k 
 func castOverflows(dt dtype.DType) func(v float64) bool {
 	switch dt {
 	case dtype.F16:
-		return func(v float64) bool { return quant.Float64ToF16(v)&0x7fff == 0x7c00 && !math.IsInf(v, 0) }
+		return func(v float64) bool { return dtype.Float64ToF16(v)&0x7fff == 0x7c00 && !math.IsInf(v, 0) }
 	case dtype.BF16:
-		return func(v float64) bool { return quant.Float64ToBF16(v)&0x7fff == 0x7f80 && !math.IsInf(v, 0) }
+		return func(v float64) bool { return dtype.Float64ToBF16(v)&0x7fff == 0x7f80 && !math.IsInf(v, 0) }
 	case dtype.F32:
 		return func(v float64) bool { return math.IsInf(float64(float32(v)), 0) && !math.IsInf(v, 0) }
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/qins-dev/qins/format/dtype"
+	"github.com/qins-dev/qins/format/qins"
 
 	"github.com/qins-dev/qins/quant"
 )
@@ -106,7 +107,7 @@ func (e *envelope) stepDone(steps int64) []byte {
 // a step of its own (of up to 8 rows).
 func (cv *converter) rowStepBytes(j *job) int64 {
 	size := int64(j.src.DType.Size())
-	n := rowLen(j.src.Shape)
+	n := qins.RowLen(j.src.Shape)
 	if n == 0 {
 		return int64(cv.chunk)
 	}
@@ -137,7 +138,7 @@ func (cv *converter) encodeRows(j *job, st *tensorState, in []byte, off int64, b
 		return t.Err(err)
 	}
 	k := int64(len(in)) / size
-	n := rowLen(t.Shape)
+	n := qins.RowLen(t.Shape)
 	rows := k / n
 	codes := in[:k]
 	// Of a full chunk, as the per-tensor steps make theirs, rather than of

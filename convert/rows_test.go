@@ -20,7 +20,7 @@ import (
 // rowRanges reads every row's range of a per-row tensor.
 func rowRanges(t *testing.T, l *qins.Logical) []quant.Params {
 	t.Helper()
-	ps := make([]quant.Params, l.Rows())
+	ps := make([]quant.Params, qins.Rows(l.Shape))
 	var raw []byte
 	if err := l.RowRanges(0, ps, &raw); err != nil {
 		t.Fatal(err)
@@ -117,7 +117,7 @@ func TestRowGranularity(t *testing.T) {
 // returns each row's squared error.
 func checkRows(t *testing.T, l *qins.Logical, src []float64, ps []quant.Params, mse bool) []float64 {
 	t.Helper()
-	n := l.RowLen()
+	n := qins.RowLen(l.Shape)
 	codes, signs := make([]uint8, len(src)), make([]int8, len(src))
 	var scratch []byte
 	if err := l.ReadCodes(0, int64(len(src)), codes, signs, &scratch); err != nil {
@@ -126,7 +126,7 @@ func checkRows(t *testing.T, l *qins.Logical, src []float64, ps []quant.Params, 
 	errs := make([]float64, len(ps))
 	for r, p := range ps {
 		row := src[int64(r)*n : int64(r+1)*n]
-		rg := quant.NewRange()
+		rg := quant.NewMagnitudes()
 		rg.Add(row, 0)
 		want, _ := rg.Params()
 		want = quant.StoredRange(want)
@@ -151,7 +151,7 @@ func checkRows(t *testing.T, l *qins.Logical, src []float64, ps []quant.Params, 
 // each row's range.
 func checkDecoded(t *testing.T, l *qins.Logical, src []float64, ps []quant.Params, got []float64) {
 	t.Helper()
-	n := l.RowLen()
+	n := qins.RowLen(l.Shape)
 	for i, x := range src {
 		p := ps[int64(i)/n]
 		want := 0.0
@@ -246,7 +246,7 @@ func TestZeroBySign(t *testing.T) {
 	for n := 0; n <= 3*len(vals); n++ {
 		raw := make([]byte, 2*n)
 		for i := range n {
-			binary.LittleEndian.PutUint16(raw[2*i:], quant.Float64ToBF16(vals[(i*7)%len(vals)]))
+			binary.LittleEndian.PutUint16(raw[2*i:], dtype.Float64ToBF16(vals[(i*7)%len(vals)]))
 		}
 		codes, signs := make([]uint8, n), make([]int8, n)
 		for i := range codes {

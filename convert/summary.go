@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/qins-dev/qins/format"
-	"github.com/qins-dev/qins/quant"
 )
 
 // Summary reports what a pipeline did.
@@ -87,7 +86,7 @@ func (s *Summary) keptName(dt string) {
 
 // fp32Bytes is the size of t with every float as F32.
 func fp32Bytes(t format.TensorInfo) int64 {
-	if quant.IsFloat(t.DType) {
+	if t.DType.IsFloat() {
 		return int64(t.Elements()) * 4
 	}
 	return int64(t.Bytes())

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qins-dev/qins/scripts/cputime"
+
 	"github.com/qins-dev/qins/format/dtype"
 )
 
@@ -14,7 +16,7 @@ const benchElems = 1 << 20
 // weights returns benchElems Normal(0, 0.02) values stored in dtype dt.
 func weights(b *testing.B, dt dtype.DType) []byte {
 	r := rand.New(rand.NewPCG(3, 4))
-	put, err := Putter(dt)
+	put, err := dtype.Putter(dt)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -31,7 +33,7 @@ func weights(b *testing.B, dt dtype.DType) []byte {
 // start and report, on a thread locked by start.
 func report(b *testing.B, cpu0 time.Duration) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchElems, "ns/elem")
-	if cpu1, ok := threadCPU(); ok {
+	if cpu1, ok := cputime.Thread(); ok {
 		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N)/benchElems, "cpu-ns/elem")
 	}
 }
@@ -41,7 +43,7 @@ func report(b *testing.B, cpu0 time.Duration) {
 func start(b *testing.B) time.Duration {
 	runtime.LockOSThread()
 	b.Cleanup(runtime.UnlockOSThread)
-	t, _ := threadCPU()
+	t, _ := cputime.Thread()
 	return t
 }
 

@@ -64,9 +64,9 @@ func (p Params) CheckFinite(dt dtype.DType) error {
 	case dtype.F32:
 		inf = inf || math.IsInf(float64(float32(m)), 0)
 	case dtype.F16:
-		inf = inf || math.IsInf(float64(F16ToFloat32(Float64ToF16(m))), 0)
+		inf = inf || math.IsInf(float64(dtype.F16ToFloat32(dtype.Float64ToF16(m))), 0)
 	case dtype.BF16:
-		inf = inf || math.IsInf(float64(BF16ToFloat32(Float64ToBF16(m))), 0)
+		inf = inf || math.IsInf(float64(dtype.BF16ToFloat32(dtype.Float64ToBF16(m))), 0)
 	}
 	if inf {
 		return fmt.Errorf("log_max %v decodes to %g, beyond the largest %v", p.LogMax, m, dt)
@@ -109,21 +109,21 @@ func (e *NonFiniteError) Error() string {
 	return fmt.Sprintf("element %d is %v: NaN and infinities cannot be encoded", e.Index, e.Value)
 }
 
-// Range accumulates the magnitudes of a tensor's elements, as float64 values,
+// Magnitudes accumulates the magnitudes of a tensor's elements, as float64 values,
 // to find its Params.
-type Range struct {
+type Magnitudes struct {
 	n      int64   // elements seen
 	min    float64 // smallest |w| > Tiny; +Inf before the first
 	maxAll float64 // largest |w| of all elements
 	bad    *NonFiniteError
 }
 
-// NewRange returns an empty Range.
-func NewRange() *Range { return &Range{min: math.Inf(1)} }
+// NewMagnitudes returns an empty Magnitudes.
+func NewMagnitudes() *Magnitudes { return &Magnitudes{min: math.Inf(1)} }
 
 // Add takes elements of the tensor, the first of which has flat index
 // first.
-func (r *Range) Add(w []float64, first int64) {
+func (r *Magnitudes) Add(w []float64, first int64) {
 	for i, x := range w {
 		a := math.Abs(x)
 		if a > math.MaxFloat64 || a != a {
@@ -143,7 +143,7 @@ func (r *Range) Add(w []float64, first int64) {
 }
 
 // Merge adds what o took to r.
-func (r *Range) Merge(o *Range) {
+func (r *Magnitudes) Merge(o *Magnitudes) {
 	if o.bad != nil && (r.bad == nil || o.bad.Index < r.bad.Index) {
 		r.bad = o.bad
 	}
@@ -156,7 +156,7 @@ func (r *Range) Merge(o *Range) {
 
 // addMagnitude takes one magnitude known to be finite, without counting it
 // as an element; the 16-bit encoders feed their distinct values through it.
-func (r *Range) addMagnitude(a float64) {
+func (r *Magnitudes) addMagnitude(a float64) {
 	if a > r.maxAll {
 		r.maxAll = a
 	}
@@ -167,7 +167,7 @@ func (r *Range) addMagnitude(a float64) {
 
 // Params returns the tensor's parameters, or a *NonFiniteError for the first
 // NaN or infinity seen.
-func (r *Range) Params() (Params, error) {
+func (r *Magnitudes) Params() (Params, error) {
 	if r.bad != nil {
 		return Params{}, r.bad
 	}

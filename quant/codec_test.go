@@ -68,11 +68,11 @@ func encodeAll(t *testing.T, dt dtype.DType, raw []byte) (Params, []uint8, []int
 // toRaw stores values in dtype dt, and returns the values as stored.
 func toRaw(t *testing.T, dt dtype.DType, vals []float64) ([]byte, []float64) {
 	t.Helper()
-	put, err := Putter(dt)
+	put, err := dtype.Putter(dt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	read, _ := Reader(dt)
+	read, _ := dtype.Reader(dt)
 	raw := make([]byte, len(vals)*int(dt.Size()))
 	for i, v := range vals {
 		put(raw, i, v)
@@ -330,7 +330,7 @@ func TestDecodeToMatchesDecode(t *testing.T) {
 		if err := NewDecoder(p).DecodeTo(dt, codes, signs, buf, 0); err != nil {
 			t.Fatal(err)
 		}
-		put, _ := Putter(dt)
+		put, _ := dtype.Putter(dt)
 		exp := make([]byte, len(buf))
 		for i, v := range want {
 			put(exp, i, v)

@@ -139,9 +139,9 @@ func (d *Decoder) DecodeTo(dt dtype.DType, codes []uint8, signs []int8, dst []by
 	var conv func(float64) uint64
 	switch dt {
 	case dtype.F16:
-		conv = func(v float64) uint64 { return uint64(Float64ToF16(v)) }
+		conv = func(v float64) uint64 { return uint64(dtype.Float64ToF16(v)) }
 	case dtype.BF16:
-		conv = func(v float64) uint64 { return uint64(Float64ToBF16(v)) }
+		conv = func(v float64) uint64 { return uint64(dtype.Float64ToBF16(v)) }
 	case dtype.F64:
 		conv = math.Float64bits
 	default:

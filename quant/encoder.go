@@ -25,7 +25,7 @@ import (
 type Scanner struct {
 	dt     dtype.DType
 	size   int
-	r      *Range
+	r      *Magnitudes
 	counts *[1 << 16]uint32 // per magnitude or bucket, in two halves; nil for a range scanner
 	bad    int64            // 16-bit: first element that is NaN or infinite, or -1
 	badVal float64
@@ -55,14 +55,14 @@ func NewScanner(dt dtype.DType) (*Scanner, error) {
 // F16, BF16, F32 or F64, that finds only the min/max range: it scans
 // several times faster than one from NewScanner, and has no MSEParams.
 func NewRangeScanner(dt dtype.DType) (*Scanner, error) {
-	if !IsFloat(dt) {
+	if !dt.IsFloat() {
 		return nil, fmt.Errorf("dtype %v cannot be encoded: it is not F16, BF16, F32 or F64", dt)
 	}
-	read, err := Reader(dt)
+	read, err := dtype.Reader(dt)
 	if err != nil {
 		return nil, err
 	}
-	s := &Scanner{dt: dt, size: int(dt.Size()), r: NewRange(), read: read, bad: -1, minU: math.MaxUint32}
+	s := &Scanner{dt: dt, size: int(dt.Size()), r: NewMagnitudes(), read: read, bad: -1, minU: math.MaxUint32}
 	s.toF32, s.expAll = toF32(dt)
 	s.tinyU = math.Float32bits(float32(Tiny))
 	if float64(math.Float32frombits(s.tinyU)) > Tiny {
@@ -93,9 +93,9 @@ func tiny16(toF32 func(uint16) float32) uint16 {
 func toF32(dt dtype.DType) (func(uint16) float32, uint16) {
 	switch dt {
 	case dtype.F16:
-		return F16ToFloat32, 0x7c00
+		return dtype.F16ToFloat32, 0x7c00
 	case dtype.BF16:
-		return BF16ToFloat32, 0x7f80
+		return dtype.BF16ToFloat32, 0x7f80
 	}
 	return nil, 0
 }
@@ -152,7 +152,7 @@ func (s *Scanner) Reset() {
 	if s.counts != nil {
 		clear(s.counts[:])
 	}
-	*s.r = Range{min: math.Inf(1)}
+	*s.r = Magnitudes{min: math.Inf(1)}
 	s.bad, s.badVal = -1, 0
 	s.maxU, s.minU = 0, math.MaxUint32
 }
@@ -240,7 +240,7 @@ func (s *Scanner) Params() (Params, error) {
 	if s.bad >= 0 {
 		return Params{}, &NonFiniteError{Index: s.bad, Value: s.badVal}
 	}
-	r := NewRange()
+	r := NewMagnitudes()
 	if s.counts == nil {
 		r.addMagnitude(float64(s.toF32(uint16(s.maxU))))
 		if s.minU != math.MaxUint32 {

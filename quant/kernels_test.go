@@ -148,7 +148,7 @@ func TestKernels(t *testing.T) {
 					}
 					for i := range done {
 						h := binary.LittleEndian.Uint16(raw[2*i:])
-						v := float64(BF16ToFloat32(h))
+						v := float64(dtype.BF16ToFloat32(h))
 						if codes[i] != p.Code(math.Abs(v)) || signs[i] != Sign(v) {
 							t.Fatalf("n %d, element %d (%#04x): %d/%d, formula %d/%d", n, i, h, codes[i], signs[i], p.Code(math.Abs(v)), Sign(v))
 						}
@@ -169,7 +169,7 @@ func TestKernels(t *testing.T) {
 					}
 					for i := range done {
 						h := binary.LittleEndian.Uint16(raw[2*i:])
-						v := float64(BF16ToFloat32(h))
+						v := float64(dtype.BF16ToFloat32(h))
 						c := p.Code(math.Abs(v))
 						if v == 0 {
 							c = 0

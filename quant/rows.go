@@ -11,7 +11,7 @@ import (
 
 // RowCoder finds the log range of each row of a tensor and encodes the row
 // with it: the per-row granularity, where a row is a run of the last
-// dimension. A row's range follows the rules of a tensor's (see Range),
+// dimension. A row's range follows the rules of a tensor's (see Magnitudes),
 // and is rounded to float32 as the file stores it (see StoredRange), so that
 // every code is the formula's with the stored range. A RowCoder is not safe
 // for concurrent use; each goroutine makes its own.
@@ -35,10 +35,10 @@ type RowCoder struct {
 // NewRowCoder returns a RowCoder for rows of dtype dt, which must be F16,
 // BF16, F32 or F64.
 func NewRowCoder(dt dtype.DType) (*RowCoder, error) {
-	if !IsFloat(dt) {
+	if !dt.IsFloat() {
 		return nil, fmt.Errorf("dtype %v cannot be encoded: it is not F16, BF16, F32 or F64", dt)
 	}
-	read, err := Reader(dt)
+	read, err := dtype.Reader(dt)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ func StoredRange(p Params) Params {
 // infinity.
 func (rc *RowCoder) Range(row []byte, first int64) (Params, error) {
 	n := len(row) / rc.size
-	r := NewRange()
+	r := NewMagnitudes()
 	if rc.toF32 == nil {
 		v := rc.values(row)
 		r.Add(v, first)

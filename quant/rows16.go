@@ -130,7 +130,7 @@ func (rc *RowCoder) encode16(row []byte, first int64, mse bool, codes []uint8, s
 // range16 returns the stored range of a row whose largest magnitude
 // pattern is mx and smallest above Tiny mn (0xffff for none).
 func (rc *RowCoder) range16(mx, mn uint16) (Params, error) {
-	r := NewRange()
+	r := NewMagnitudes()
 	r.addMagnitude(float64(rc.toF32(mx)))
 	if mn != 0xffff {
 		r.addMagnitude(float64(rc.toF32(mn)))

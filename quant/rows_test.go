@@ -86,7 +86,7 @@ func TestRowCoderFormula(t *testing.T) {
 					t.Fatalf("%s %v: %v", name, dt, err)
 				}
 				// The range is the tensor rule's on this row, as stored.
-				rg := NewRange()
+				rg := NewMagnitudes()
 				rg.Add(stored, 0)
 				want, _ := rg.Params()
 				want = StoredRange(want)

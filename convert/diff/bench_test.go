@@ -30,7 +30,7 @@ func BenchmarkPairHist(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 2))
 	const n = 1 << 16
 	raw := make([]byte, 2*n)
-	put, _ := quant.Putter(dtype.BF16)
+	put, _ := dtype.Putter(dtype.BF16)
 	for i := 0; i < n; i++ {
 		put(raw, i, 0.02*r.NormFloat64())
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/format/qins"
-	"github.com/qins-dev/qins/quant"
 )
 
 // Options configure Diff. A nil threshold is not checked.
@@ -233,7 +232,7 @@ func tensorDiff(a, b *qins.Logical, st *Accumulator, opts Options) Tensor {
 	if bitsOnly(a.DType) {
 		td.Stats.noValues()
 	}
-	td.Fails = check(&td, opts, quant.ReadsFloat(a.DType))
+	td.Fails = check(&td, opts, a.DType.ReadsFloat())
 	return td
 }
 
@@ -241,9 +240,9 @@ func tensorDiff(a, b *qins.Logical, st *Accumulator, opts Options) Tensor {
 func mismatch(a, b *qins.Logical) (Mismatch, bool) {
 	m := Mismatch{Name: a.Name, ShapeA: a.Shape, ShapeB: b.Shape, DTypeA: a.DType.String(), DTypeB: b.DType.String()}
 	switch {
-	case !qins.SameShape(a.Shape, b.Shape):
+	case !slices.Equal(a.Shape, b.Shape):
 		m.Reason = "shapes differ"
-	case quant.ReadsFloat(a.DType) != quant.ReadsFloat(b.DType) || (!quant.ReadsFloat(a.DType) && a.DType != b.DType):
+	case a.DType.ReadsFloat() != b.DType.ReadsFloat() || (!a.DType.ReadsFloat() && a.DType != b.DType):
 		m.Reason = "dtypes differ and are not both floating point"
 	default:
 		return m, false
@@ -255,7 +254,7 @@ func mismatch(a, b *qins.Logical) (Mismatch, bool) {
 // of their elements only, not reading their values: F4, F6_*, F8_E8M0,
 // the FNUZ formats and C64.
 func bitsOnly(dt dtype.DType) bool {
-	_, err := quant.Reader(dt)
+	_, err := dtype.Reader(dt)
 	return err != nil
 }
 
@@ -353,7 +352,7 @@ func (d *differ) tensor(ctx context.Context, a, b *qins.Logical) (*Accumulator, 
 	}
 	step := int64(d.chunk)
 	parts := make([]Accumulator, (n+step-1)/step)
-	exactBytes := !quant.ReadsFloat(a.DType) // integers: compare the bytes too
+	exactBytes := !a.DType.ReadsFloat() // integers: compare the bytes too
 	err = d.workers.Each(ctx, n, step, func(_ context.Context, w int, off, m int64) error {
 		buf := &d.bufs[w]
 		if buf.a == nil {

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 
 	"github.com/qins-dev/qins/format/qins"
-	"github.com/qins-dev/qins/quant"
 )
 
 // The fast path of a diff. When each side's element is one of at most
@@ -39,7 +38,7 @@ func keyed(l *qins.Logical) bool {
 	if l.Encoded() {
 		return l.Ranges == nil // a code means one value per tensor
 	}
-	return quant.IsFloat(l.DType) && l.DType.Size() == 2
+	return l.DType.IsFloat() && l.DType.Size() == 2
 }
 
 // pairGroup counts the elements holding one pair of keys.

@@ -248,7 +248,7 @@ func (e Encoding) Stored(p Part, name string, shape []uint64) format.TensorInfo 
 			t.DType = dtype.I8
 		}
 	case PartRanges:
-		t.DType, t.Shape = dtype.F32, []uint64{RowCount(shape), 2}
+		t.DType, t.Shape = dtype.F32, []uint64{uint64(Rows(shape)), 2}
 	}
 	return t
 }
@@ -422,18 +422,28 @@ func (m *EncodedMeta) check() error {
 	if err := (quant.Params{LogMin: m.LogMin, LogMax: m.LogMax}).Validate(); err != nil {
 		return err
 	}
-	if dt, err := dtype.Parse(m.DType); err != nil || !quant.IsFloat(dt) {
+	if dt, err := dtype.Parse(m.DType); err != nil || !dt.IsFloat() {
 		return fmt.Errorf("dtype %q is not F16, BF16, F32 or F64", m.DType)
 	}
 	return nil
 }
 
-// RowCount returns the rows of a shape: the product of all dimensions but
-// the last.
-func RowCount(shape []uint64) uint64 {
-	n := uint64(1)
+// RowLen returns the elements of a row of a tensor of the given shape: a
+// run of its last dimension, which has one range in the per-row
+// granularity; 1 for a scalar.
+func RowLen(shape []uint64) int64 {
+	if len(shape) == 0 {
+		return 1
+	}
+	return int64(shape[len(shape)-1])
+}
+
+// Rows returns the rows of a tensor of the given shape: the product of
+// all its dimensions but the last.
+func Rows(shape []uint64) int64 {
+	n := int64(1)
 	for i := 0; i+1 < len(shape); i++ {
-		n *= shape[i]
+		n *= int64(shape[i])
 	}
 	return n
 }

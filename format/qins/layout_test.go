@@ -2,6 +2,7 @@ package qins
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/qins-dev/qins/format"
@@ -35,7 +36,7 @@ func TestEncodingParts(t *testing.T) {
 		}
 		for i, p := range parts {
 			got, want := tc.e.Stored(p, "w", shape), tc.parts[i]
-			if got.Name != want.Name || got.DType != want.DType || !SameShape(got.Shape, want.Shape) {
+			if got.Name != want.Name || got.DType != want.DType || !slices.Equal(got.Shape, want.Shape) {
 				t.Errorf("%v %v: %v %v %v, want %v %v %v", tc.e, p, got.Name, got.DType, got.Shape, want.Name, want.DType, want.Shape)
 			}
 			n, _ := want.DType.Bytes(want.Elements())

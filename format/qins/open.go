@@ -9,7 +9,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/qins-dev/qins/format"
-	"github.com/qins-dev/qins/quant"
 )
 
 // Reader reads the tensors of a checkpoint, QINS or not, as the source
@@ -68,7 +67,7 @@ func (r *Reader) ReadFloat32(ctx context.Context, name string, off int64, dst []
 	if !ok {
 		return &format.Error{Path: r.Path(), Tensor: name, Err: fmt.Errorf("no such tensor")}
 	}
-	if !quant.IsFloat(l.DType) {
+	if !l.DType.IsFloat() {
 		return &format.Error{Path: r.Path(), Tensor: name, Err: fmt.Errorf("is %v, not a floating-point tensor", l.DType)}
 	}
 	n := int64(len(dst))

@@ -36,25 +36,6 @@ type Logical struct {
 	Ranges *format.Tensor
 }
 
-// RowLen returns the elements per row: the last dimension (1 for a
-// scalar).
-func (l *Logical) RowLen() int64 {
-	if len(l.Shape) == 0 {
-		return 1
-	}
-	return int64(l.Shape[len(l.Shape)-1])
-}
-
-// Rows returns the number of rows: the product of all dimensions but the
-// last.
-func (l *Logical) Rows() int64 {
-	n := int64(1)
-	for i := 0; i+1 < len(l.Shape); i++ {
-		n *= int64(l.Shape[i])
-	}
-	return n
-}
-
 // RowRanges reads the ranges of rows [row, row+len(dst)) of a per-row
 // tensor into dst, checking each: finite, log_min <= log_max, and
 // exp(log_max) finite in the source dtype. raw is reused for the bytes.
@@ -234,9 +215,9 @@ func encodedLogical(c *format.Checkpoint, byName map[string]int32, name, meta, v
 	switch {
 	case codes.DType != dtype.U8 || signs.DType != want.DType:
 		return Logical{}, fmt.Errorf("codes are %v and signs %v; want U8 and %v", codes.DType, signs.DType, want.DType)
-	case e.Layout != LayoutPacked && !SameShape(signs.Shape, want.Shape):
+	case e.Layout != LayoutPacked && !slices.Equal(signs.Shape, want.Shape):
 		return Logical{}, fmt.Errorf("codes have shape %v but signs %v", codes.Shape, signs.Shape)
-	case !SameShape(signs.Shape, want.Shape):
+	case !slices.Equal(signs.Shape, want.Shape):
 		return Logical{}, fmt.Errorf("sign bits have shape %v; %d elements need %v", signs.Shape, codes.Elements(), want.Shape)
 	}
 	if lookup(name) != nil {
@@ -262,7 +243,7 @@ func encodedLogical(c *format.Checkpoint, byName map[string]int32, name, meta, v
 	if r == nil {
 		return Logical{}, fmt.Errorf("has per-row ranges but no %s", want.Name)
 	}
-	if r.DType != want.DType || !SameShape(r.Shape, want.Shape) {
+	if r.DType != want.DType || !slices.Equal(r.Shape, want.Shape) {
 		return Logical{}, fmt.Errorf("%s is %v %v; want %v %v", r.Name, r.DType, r.Shape, want.DType, want.Shape)
 	}
 	l.Ranges = r
@@ -285,17 +266,4 @@ func compare(t, u *format.Tensor) int {
 		return c
 	}
 	return strings.Compare(t.Name, u.Name)
-}
-
-// SameShape reports whether two shapes are equal.
-func SameShape(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -49,7 +49,7 @@ func (d *Decoder) eachRow(off, m int64, fn func(q *quant.Decoder, a, b int64) er
 	if l.Ranges == nil {
 		return d.err(fn(d.whole, 0, m))
 	}
-	n := l.RowLen()
+	n := RowLen(l.Shape)
 	if m <= 0 || n <= 0 {
 		return nil
 	}
@@ -100,7 +100,7 @@ func NewSource(l *Logical) (*Source, error) {
 		}
 		return &Source{l: l, dec: NewDecoder(l), size: 2}, nil
 	}
-	read, err := quant.Reader(l.DType)
+	read, err := dtype.Reader(l.DType)
 	if err != nil {
 		return nil, &format.Error{Path: l.Plain.File.Path, Tensor: l.Name, Err: err}
 	}

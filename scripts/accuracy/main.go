@@ -43,6 +43,7 @@ import (
 
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
+	"github.com/qins-dev/qins/format/qins"
 	"github.com/qins-dev/qins/quant"
 	"golang.org/x/sync/errgroup"
 )
@@ -84,13 +85,6 @@ func rowsOf(shape []uint64) uint64 {
 	return n
 }
 
-func rowLen(shape []uint64) int64 {
-	if len(shape) == 0 {
-		return 1
-	}
-	return int64(shape[len(shape)-1])
-}
-
 var methods = []method{
 	{"QINS, min/max range (the formula)", qinsBits(false), startQINS(false)},
 	{"QINS, --range mse", qinsBits(false), startQINS(true)},
@@ -99,13 +93,13 @@ var methods = []method{
 	{"BF16 rounding", fixedBits(16), func(format.Tensor, []byte) (func(a, out []float64, first int64) error, error) {
 		return func(a, out []float64, _ int64) error {
 			for i, v := range a {
-				out[i] = float64(quant.BF16ToFloat32(quant.Float64ToBF16(v)))
+				out[i] = float64(dtype.BF16ToFloat32(dtype.Float64ToBF16(v)))
 			}
 			return nil
 		}, nil
 	}},
 	{"Q8_0-style (32-blocks, FP16 scale)", fixedBits(8.5), func(t format.Tensor, _ []byte) (func(a, out []float64, first int64) error, error) {
-		n := rowLen(t.Shape)
+		n := qins.RowLen(t.Shape)
 		return func(a, out []float64, _ int64) error {
 			for r := int64(0); r < int64(len(a)); r += n {
 				q80(a[r:r+n], out[r:r+n])
@@ -129,7 +123,7 @@ func q80(a, out []float64) {
 		if d != 0 {
 			id = 1 / d
 		}
-		dh := quant.F16ToFloat32(quant.Float32ToF16(d))
+		dh := dtype.F16ToFloat32(dtype.Float32ToF16(d))
 		for i, v := range blk {
 			q := float32(math.RoundToEven(float64(float32(v) * id)))
 			out[b+i] = float64(q * dh)
@@ -145,9 +139,9 @@ func startRows(mse bool) func(t format.Tensor, buf []byte) (func(a, out []float6
 		if err != nil {
 			return nil, err
 		}
-		put, _ := quant.Putter(t.DType)
+		put, _ := dtype.Putter(t.DType)
 		size := int(t.DType.Size())
-		n := int(rowLen(t.Shape))
+		n := int(qins.RowLen(t.Shape))
 		raw, codes, signs := make([]byte, n*size), make([]uint8, n), make([]int8, n)
 		dec := new(quant.Decoder)
 		return func(a, out []float64, first int64) error {
@@ -173,11 +167,11 @@ func startRows(mse bool) func(t format.Tensor, buf []byte) (func(a, out []float6
 // then the encode-decode of its chunks, with the min/max or the mse range.
 func startQINS(mse bool) func(t format.Tensor, buf []byte) (func(a, out []float64, first int64) error, error) {
 	return func(t format.Tensor, buf []byte) (func(a, out []float64, first int64) error, error) {
-		return qins(t, buf, mse)
+		return qinsCodec(t, buf, mse)
 	}
 }
 
-func qins(t format.Tensor, buf []byte, mse bool) (func(a, out []float64, first int64) error, error) {
+func qinsCodec(t format.Tensor, buf []byte, mse bool) (func(a, out []float64, first int64) error, error) {
 	scan, err := quant.NewScanner(t.DType)
 	if err != nil {
 		return nil, err
@@ -202,7 +196,7 @@ func qins(t format.Tensor, buf []byte, mse bool) (func(a, out []float64, first i
 	}
 	enc := scan.EncoderFor(p)
 	dec := quant.NewDecoder(p)
-	put, _ := quant.Putter(t.DType)
+	put, _ := dtype.Putter(t.DType)
 	var raw []byte
 	var codes []uint8
 	var signs []int8
@@ -369,7 +363,7 @@ func snr(s diff.Stats) string {
 
 // measure reconstructs one tensor with every method.
 func measure(t format.Tensor, buf []byte, a, out []float64) (result, error) {
-	read, err := quant.Reader(t.DType)
+	read, err := dtype.Reader(t.DType)
 	if err != nil {
 		return result{}, err
 	}
@@ -384,7 +378,7 @@ func measure(t format.Tensor, buf []byte, a, out []float64) (result, error) {
 	size := int64(t.DType.Size())
 	n := int64(t.Elements())
 	r := t.Section()
-	step := max(1, chunkElems/max(rowLen(t.Shape), 1)) * max(rowLen(t.Shape), 1)
+	step := max(1, chunkElems/max(qins.RowLen(t.Shape), 1)) * max(qins.RowLen(t.Shape), 1)
 	if step > int64(len(a)) {
 		buf, a, out = make([]byte, step*8), make([]float64, step), make([]float64, step)
 	}
@@ -439,11 +433,11 @@ func writeQ80(dst, src string) error {
 			}
 			continue
 		}
-		read, err := quant.Reader(t.DType)
+		read, err := dtype.Reader(t.DType)
 		if err != nil {
 			return err
 		}
-		size, n := int64(t.DType.Size()), rowLen(t.Shape)
+		size, n := int64(t.DType.Size()), qins.RowLen(t.Shape)
 		raw, a, out, f32 := make([]byte, n*size), make([]float64, n), make([]float64, n), make([]byte, 4*n)
 		for r := int64(0); r < int64(rowsOf(t.Shape)); r++ {
 			if _, err := sec.ReadAt(raw, r*n*size); err != nil {
@@ -464,4 +458,4 @@ func writeQ80(dst, src string) error {
 
 // measured reports whether the report measures tensor t: floating point,
 // rank 2 or more, as `qins convert` encodes by default.
-func measured(t format.Tensor) bool { return quant.IsFloat(t.DType) && len(t.Shape) >= 2 }
+func measured(t format.Tensor) bool { return t.DType.IsFloat() && len(t.Shape) >= 2 }

@@ -29,7 +29,6 @@ import (
 
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
-	"github.com/qins-dev/qins/quant"
 )
 
 // Arch is the size of a Phi-3-architecture model.
@@ -273,6 +272,6 @@ func fill(b []byte, r *rand.Rand, norm bool) {
 		default:
 			v = 0.02 * r.NormFloat64()
 		}
-		binary.LittleEndian.PutUint16(b[2*i:], quant.Float64ToBF16(v))
+		binary.LittleEndian.PutUint16(b[2*i:], dtype.Float64ToBF16(v))
 	}
 }

@@ -10,8 +10,9 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/qins-dev/qins/format/dtype"
+
 	"github.com/qins-dev/qins/format"
-	"github.com/qins-dev/qins/quant"
 )
 
 // TestLayoutMatchesPhi35 checks the full-size layout against the real
@@ -88,7 +89,7 @@ func TestValuesLookLikeWeights(t *testing.T) {
 		raw := make([]byte, ts.Bytes())
 		ts.Section().ReadAt(raw, 0)
 		for i := 0; i+1 < len(raw); i += 2 {
-			v := float64(quant.BF16ToFloat32(binary.LittleEndian.Uint16(raw[i:])))
+			v := float64(dtype.BF16ToFloat32(binary.LittleEndian.Uint16(raw[i:])))
 			if len(ts.Shape) == 1 {
 				normSum += v
 				normN++

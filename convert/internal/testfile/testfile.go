@@ -7,7 +7,6 @@ import (
 
 	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
-	"github.com/qins-dev/qins/quant"
 )
 
 // Spec is one tensor of a test file: its values are stored in its dtype
@@ -40,7 +39,7 @@ func Write(t testing.TB, path string, specs ...Spec) string {
 					b[8*j+k] = byte(uint64(int64(v)) >> (8 * k))
 				}
 			default:
-				put, err := quant.Putter(s.DType)
+				put, err := dtype.Putter(s.DType)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -51,4 +51,3 @@ func FromPath(err error) error {
 	}
 	return err
 }
-

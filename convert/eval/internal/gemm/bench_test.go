@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/qins-dev/qins/scripts/cputime"
 )
 
 // benchShapes are issue 11's shapes (128 tokens by Phi-3.5's 3072×3072 and
@@ -37,14 +39,14 @@ func benchKernel(b *testing.B, kn kernel, m, n, k int) {
 	b.Run(fmt.Sprintf("%dx%dx%d/%s", m, n, k, kn.name), func(b *testing.B) {
 		b.SetBytes(int64(4 * n * k)) // b, read once per product
 		mulT(kn, c, x, w, m, n, k)   // untimed, as scripts/bench-gemm does for numpy: pages touched
-		cpu0 := cpuTime()
+		cpu0, cpuOK := cputime.Process()
 		for b.Loop() {
 			mulT(kn, c, x, w, m, n, k)
 		}
 		flops := 2 * float64(m) * float64(n) * float64(k) * float64(b.N)
 		b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOPS")
-		if cpu0 >= 0 {
-			b.ReportMetric(flops/(cpuTime()-cpu0).Seconds()/1e9, "cpu-GFLOPS")
+		if cpu1, _ := cputime.Process(); cpuOK {
+			b.ReportMetric(flops/(cpu1-cpu0).Seconds()/1e9, "cpu-GFLOPS")
 		}
 	})
 }

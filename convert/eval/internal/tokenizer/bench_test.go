@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qins-dev/qins/scripts/cputime"
 )
 
 // synthModel builds a SentencePiece BPE model with about n pieces, Llama
@@ -73,7 +75,7 @@ func synthText(words []string, size int) string {
 func BenchmarkLoad32k(b *testing.B) {
 	data, _ := synthModel(32000)
 	b.SetBytes(int64(len(data)))
-	c0 := cpuTime()
+	c0, _ := cputime.Process()
 	for b.Loop() {
 		if _, err := parseModel(data); err != nil {
 			b.Fatal(err)
@@ -114,7 +116,7 @@ func synthJSON(n int) []byte {
 func BenchmarkLoadJSON32k(b *testing.B) {
 	data := synthJSON(32000)
 	b.SetBytes(int64(len(data)))
-	c0 := cpuTime()
+	c0, _ := cputime.Process()
 	for b.Loop() {
 		if _, err := parseJSON(data); err != nil {
 			b.Fatal(err)
@@ -135,7 +137,7 @@ func BenchmarkEncode32k(b *testing.B) {
 		text := synthText(words, size)
 		b.Run(fmt.Sprintf("%dKB", size>>10), func(b *testing.B) {
 			b.SetBytes(int64(len(text)))
-			c0 := cpuTime()
+			c0, _ := cputime.Process()
 			for b.Loop() {
 				if _, err := tok.Encode(text); err != nil {
 					b.Fatal(err)
@@ -153,7 +155,7 @@ func reportCPU(b *testing.B, c0 time.Duration, size int) {
 	if size == 1 {
 		unit = "cpu-ns/op"
 	}
-	if c := cpuTime(); c0 > 0 {
+	if c, ok := cputime.Process(); ok {
 		b.ReportMetric(float64(c-c0)/float64(b.N)/float64(size), unit)
 	}
 }
@@ -170,7 +172,7 @@ func BenchmarkStories(b *testing.B) {
 	for name, tok := range loadBoth(b) {
 		b.Run("Encode/"+name, func(b *testing.B) {
 			b.SetBytes(int64(len(text)))
-			c0 := cpuTime()
+			c0, _ := cputime.Process()
 			for b.Loop() {
 				if _, err := tok.Encode(text); err != nil {
 					b.Fatal(err)

@@ -1,10 +1,8 @@
-package quant
+package dtype
 
 import (
 	"math"
 	"testing"
-
-	"github.com/qins-dev/qins/format/dtype"
 )
 
 // Values worked out by hand from the OCP FP8 definitions.
@@ -90,16 +88,16 @@ func TestFP8E4M3Ordered(t *testing.T) {
 
 func TestReaderFP8(t *testing.T) {
 	for _, c := range []struct {
-		dt   dtype.DType
+		dt   DType
 		in   []byte
 		want []float64
 	}{
-		{dtype.F8_E4M3, []byte{0x38, 0x7e, 0x01, 0xc0}, []float64{1, 448, 1.0 / 512, -2}},
-		{dtype.F8_E5M2, []byte{0x3c, 0x7b, 0x01, 0xfc}, []float64{1, 57344, 1.0 / 65536, math.Inf(-1)}},
+		{F8_E4M3, []byte{0x38, 0x7e, 0x01, 0xc0}, []float64{1, 448, 1.0 / 512, -2}},
+		{F8_E5M2, []byte{0x3c, 0x7b, 0x01, 0xfc}, []float64{1, 57344, 1.0 / 65536, math.Inf(-1)}},
 	} {
 		read, err := Reader(c.dt)
-		if err != nil || !ReadsFloat(c.dt) {
-			t.Fatalf("%v: %v, ReadsFloat %v", c.dt, err, ReadsFloat(c.dt))
+		if err != nil || !c.dt.ReadsFloat() {
+			t.Fatalf("%v: %v, ReadsFloat %v", c.dt, err, c.dt.ReadsFloat())
 		}
 		got := make([]float64, len(c.in))
 		read(c.in, got)
@@ -109,9 +107,9 @@ func TestReaderFP8(t *testing.T) {
 			}
 		}
 	}
-	for _, dt := range []dtype.DType{dtype.F4, dtype.F6_E2M3, dtype.F6_E3M2, dtype.F8_E8M0, dtype.F8_E4M3FNUZ, dtype.F8_E5M2FNUZ, dtype.C64} {
-		if _, err := Reader(dt); err == nil || ReadsFloat(dt) || IsFloat(dt) {
-			t.Errorf("%v: Reader error %v, ReadsFloat %v, IsFloat %v; want values not read", dt, err, ReadsFloat(dt), IsFloat(dt))
+	for _, dt := range []DType{F4, F6_E2M3, F6_E3M2, F8_E8M0, F8_E4M3FNUZ, F8_E5M2FNUZ, C64} {
+		if _, err := Reader(dt); err == nil || dt.ReadsFloat() || dt.IsFloat() {
+			t.Errorf("%v: Reader error %v, ReadsFloat %v, IsFloat %v; want values not read", dt, err, dt.ReadsFloat(), dt.IsFloat())
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package quant
+package dtype
 
 import (
 	"math"

@@ -1,18 +1,16 @@
-package quant
+package dtype
 
 import (
 	"encoding/binary"
 	"fmt"
 	"math"
-
-	"github.com/qins-dev/qins/format/dtype"
 )
 
 // IsFloat reports whether dt is one of the floating-point dtypes the codec
 // reads: F16, BF16, F32 or F64.
-func IsFloat(dt dtype.DType) bool {
+func (dt DType) IsFloat() bool {
 	switch dt {
-	case dtype.F16, dtype.BF16, dtype.F32, dtype.F64:
+	case F16, BF16, F32, F64:
 		return true
 	}
 	return false
@@ -21,8 +19,8 @@ func IsFloat(dt dtype.DType) bool {
 // ReadsFloat reports whether Reader reads dt as floating-point values: the
 // codec's dtypes (IsFloat) and the OCP FP8 formats F8_E4M3 and F8_E5M2,
 // which the codec does not encode.
-func ReadsFloat(dt dtype.DType) bool {
-	return IsFloat(dt) || dt == dtype.F8_E4M3 || dt == dtype.F8_E5M2
+func (dt DType) ReadsFloat() bool {
+	return dt.IsFloat() || dt == F8_E4M3 || dt == F8_E5M2
 }
 
 // F8E4M3ToFloat32 converts OCP FP8 E4M3 bits to float32 exactly: exponent
@@ -170,7 +168,7 @@ func Float64ToBF16(x float64) uint16 { return Float32ToBF16(roundToOddFloat32(x)
 // dt to float64: exactly for the float dtypes (FP8 included) and for
 // integers up to 2^53. It returns an error for the dtypes whose values it
 // does not read: F4, F6_*, F8_E8M0, the FNUZ formats and C64.
-func Reader(dt dtype.DType) (func(b []byte, dst []float64), error) {
+func Reader(dt DType) (func(b []byte, dst []float64), error) {
 	if read := floatReader(dt); read != nil {
 		return read, nil
 	}
@@ -181,40 +179,40 @@ func Reader(dt dtype.DType) (func(b []byte, dst []float64), error) {
 }
 
 // floatReader is Reader for the dtypes of ReadsFloat, nil for the others.
-func floatReader(dt dtype.DType) func(b []byte, dst []float64) {
+func floatReader(dt DType) func(b []byte, dst []float64) {
 	le := binary.LittleEndian
 	switch dt {
-	case dtype.F16:
+	case F16:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(F16ToFloat32(le.Uint16(b[2*i:])))
 			}
 		}
-	case dtype.BF16:
+	case BF16:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(BF16ToFloat32(le.Uint16(b[2*i:])))
 			}
 		}
-	case dtype.F32:
+	case F32:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(math.Float32frombits(le.Uint32(b[4*i:])))
 			}
 		}
-	case dtype.F64:
+	case F64:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = math.Float64frombits(le.Uint64(b[8*i:]))
 			}
 		}
-	case dtype.F8_E4M3:
+	case F8_E4M3:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(F8E4M3ToFloat32(b[i]))
 			}
 		}
-	case dtype.F8_E5M2:
+	case F8_E5M2:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(F8E5M2ToFloat32(b[i]))
@@ -225,52 +223,52 @@ func floatReader(dt dtype.DType) func(b []byte, dst []float64) {
 }
 
 // intReader is Reader for BOOL and the integer dtypes, nil for the others.
-func intReader(dt dtype.DType) func(b []byte, dst []float64) {
+func intReader(dt DType) func(b []byte, dst []float64) {
 	le := binary.LittleEndian
 	switch dt {
-	case dtype.BOOL, dtype.U8:
+	case BOOL, U8:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(b[i])
 			}
 		}
-	case dtype.I8:
+	case I8:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(int8(b[i]))
 			}
 		}
-	case dtype.U16:
+	case U16:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(le.Uint16(b[2*i:]))
 			}
 		}
-	case dtype.I16:
+	case I16:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(int16(le.Uint16(b[2*i:])))
 			}
 		}
-	case dtype.U32:
+	case U32:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(le.Uint32(b[4*i:]))
 			}
 		}
-	case dtype.I32:
+	case I32:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(int32(le.Uint32(b[4*i:])))
 			}
 		}
-	case dtype.U64:
+	case U64:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(le.Uint64(b[8*i:]))
 			}
 		}
-	case dtype.I64:
+	case I64:
 		return func(b []byte, dst []float64) {
 			for i := range dst {
 				dst[i] = float64(int64(le.Uint64(b[8*i:])))
@@ -283,21 +281,21 @@ func intReader(dt dtype.DType) func(b []byte, dst []float64) {
 // Putter returns a function that stores v as element i of b in dtype dt,
 // rounding to nearest even once. It returns an error for a dtype other than
 // F16, BF16, F32 or F64.
-func Putter(dt dtype.DType) (func(b []byte, i int, v float64), error) {
+func Putter(dt DType) (func(b []byte, i int, v float64), error) {
 	switch dt {
-	case dtype.F16:
+	case F16:
 		return func(b []byte, i int, v float64) {
 			binary.LittleEndian.PutUint16(b[2*i:], Float64ToF16(v))
 		}, nil
-	case dtype.BF16:
+	case BF16:
 		return func(b []byte, i int, v float64) {
 			binary.LittleEndian.PutUint16(b[2*i:], Float64ToBF16(v))
 		}, nil
-	case dtype.F32:
+	case F32:
 		return func(b []byte, i int, v float64) {
 			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(float32(v)))
 		}, nil
-	case dtype.F64:
+	case F64:
 		return func(b []byte, i int, v float64) {
 			binary.LittleEndian.PutUint64(b[8*i:], math.Float64bits(v))
 		}, nil
