@@ -36,9 +36,6 @@ type Options struct {
 	// Granularity is how many ranges a tensor has; the zero value is one,
 	// qins.GranularityTensor.
 	Granularity qins.Granularity
-	// scales holds the names of the tensors that scale an FP8, FP6 or
-	// FP4 tensor of the checkpoint (set by checkConvert).
-	scales map[string]bool
 }
 
 // encoding returns how opts encodes tensors.
@@ -67,42 +64,51 @@ func convertWith(ctx context.Context, src, dst string, opts Options, hooks conve
 		return nil, err
 	}
 	defer c.Close()
-	if err := checkConvert(c, &opts); err != nil {
+	sel, err := checkConvert(c, &opts)
+	if err != nil {
 		return nil, err
 	}
 	limit := format.MaxHeaderSize
 	if hooks.maxHeader > 0 {
 		limit = hooks.maxHeader
 	}
-	p := &convertPipeline{c: c, opts: &opts, limit: limit}
+	p := &convertPipeline{c: c, opts: &opts, sel: sel, limit: limit}
 	return write(ctx, p, &output{src: c, in: src, dst: dst, prefix: qinsPrefix, opts: opts.WriteOptions, start: start})
 }
 
-// checkConvert checks that c can be converted under opts, and sets the
-// scales of opts.
-func checkConvert(c *format.Checkpoint, opts *Options) error {
+// checkConvert checks that c can be converted under opts, and returns
+// which of its tensors are encoded.
+func checkConvert(c *format.Checkpoint, opts *Options) (*selection, error) {
 	if qins.IsQINS(c.Metadata) {
-		return &format.Error{Path: c.Path, Err: ErrIsQINS}
+		return nil, &format.Error{Path: c.Path, Err: ErrIsQINS}
 	}
 	if err := opts.encoding().Check(); err != nil {
-		return err
+		return nil, err
 	}
-	opts.scales = scaleNames(c)
+	sel := &selection{include: opts.Include, exclude: opts.Exclude, scales: scaleNames(c)}
 	for k := range c.Metadata {
 		if qins.IsQINSKey(k) {
-			return &format.Error{Path: c.Path, Err: fmt.Errorf("metadata key %q is reserved for QINS files", k)}
+			return nil, &format.Error{Path: c.Path, Err: fmt.Errorf("metadata key %q is reserved for QINS files", k)}
 		}
 	}
-	if opts.Include != nil && !anySelected(c, opts) {
-		return &format.Error{Path: c.Path, Err: fmt.Errorf("the include pattern %q %w", opts.Include, ErrNoneSelected)}
+	if opts.Include != nil && !sel.any(c) {
+		return nil, &format.Error{Path: c.Path, Err: fmt.Errorf("the include pattern %q %w", opts.Include, ErrNoneSelected)}
 	}
-	return nil
+	return sel, nil
 }
 
-// anySelected reports whether opts selects any tensor of c.
-func anySelected(c *format.Checkpoint, opts *Options) bool {
+// selection is which tensors of a checkpoint a convert encodes: those
+// Options.Include and Exclude choose, but for the scales of the
+// checkpoint's low-precision tensors.
+type selection struct {
+	include, exclude *regexp.Regexp
+	scales           map[string]bool
+}
+
+// any reports whether s selects any tensor of c.
+func (s *selection) any(c *format.Checkpoint) bool {
 	for _, t := range c.Tensors {
-		if opts.selected(t.TensorInfo) {
+		if s.selected(t.TensorInfo) {
 			return true
 		}
 	}
@@ -113,7 +119,7 @@ func anySelected(c *format.Checkpoint, opts *Options) bool {
 // (its codes, signs or ranges) would take the name of another tensor. It
 // looks at the whole checkpoint, so that a folder output split into
 // shards is checked as one.
-func checkNames(c *format.Checkpoint, opts *Options) error {
+func checkNames(c *format.Checkpoint, opts *Options, sel *selection) error {
 	e := opts.encoding()
 	parts := e.Parts()
 	// Only names with a suffix of the layout can be taken.
@@ -131,7 +137,7 @@ func checkNames(c *format.Checkpoint, opts *Options) error {
 	}
 	for i := range c.Tensors {
 		t := &c.Tensors[i]
-		if !opts.selected(t.TensorInfo) {
+		if !sel.selected(t.TensorInfo) {
 			continue
 		}
 		for _, p := range parts {
@@ -161,18 +167,18 @@ func addScales(m map[string]bool, name string, dt dtype.DType) {
 	}
 }
 
-// selected reports whether tensor t is to be encoded under opts. By
-// default, the scales of low-precision tensors are not: their errors
-// would multiply those of the tensors they scale, to save a few bytes.
-func (o *Options) selected(t format.TensorInfo) bool {
-	if !t.DType.IsFloat() || (o.scales[t.Name] && o.Include == nil) {
+// selected reports whether tensor t is to be encoded. By default, the
+// scales of low-precision tensors are not: their errors would multiply
+// those of the tensors they scale, to save a few bytes.
+func (s *selection) selected(t format.TensorInfo) bool {
+	if !t.DType.IsFloat() || (s.scales[t.Name] && s.include == nil) {
 		return false
 	}
-	if o.Exclude != nil && o.Exclude.MatchString(t.Name) {
+	if s.exclude != nil && s.exclude.MatchString(t.Name) {
 		return false
 	}
-	if o.Include != nil {
-		return o.Include.MatchString(t.Name)
+	if s.include != nil {
+		return s.include.MatchString(t.Name)
 	}
 	return len(t.Shape) >= 2
 }
@@ -181,6 +187,7 @@ func (o *Options) selected(t format.TensorInfo) bool {
 type convertPipeline struct {
 	c     *format.Checkpoint
 	opts  *Options
+	sel   *selection
 	limit int // of the header
 }
 
@@ -188,7 +195,7 @@ var _ pipeline = (*convertPipeline)(nil)
 
 // check refuses a checkpoint whose encoded tensors' parts would take the
 // names of other tensors.
-func (p *convertPipeline) check() error { return checkNames(p.c, p.opts) }
+func (p *convertPipeline) check() error { return checkNames(p.c, p.opts, p.sel) }
 
 // units returns the number of tensors of the checkpoint.
 func (p *convertPipeline) units() int { return len(p.c.Tensors) }
@@ -199,7 +206,7 @@ func (p *convertPipeline) outBytes() []uint64 {
 	sizes := make([]uint64, len(p.c.Tensors))
 	for i, t := range p.c.Tensors {
 		sizes[i] = t.Bytes()
-		if p.opts.selected(t.TensorInfo) {
+		if p.sel.selected(t.TensorInfo) {
 			sizes[i] = e.EncodedBytes(t.Shape)
 		}
 	}
@@ -207,8 +214,8 @@ func (p *convertPipeline) outBytes() []uint64 {
 }
 
 // file returns a converter of tensors [from, to).
-func (p *convertPipeline) file(from, to int, _ bool) fileWork {
+func (p *convertPipeline) file(from, to int) fileWork {
 	c := p.c
 	part := &format.Checkpoint{Path: c.Path, Index: c.Index, Files: c.Files, Metadata: c.Metadata, Tensors: c.Tensors[from:to]}
-	return &converter{c: part, opts: p.opts, limit: p.limit}
+	return &convertFile{c: part, opts: p.opts, sel: p.sel, limit: p.limit}
 }

@@ -2,6 +2,7 @@ package convert
 
 import (
 	"cmp"
+	"context"
 	"slices"
 
 	"github.com/qins-dev/qins/format"
@@ -23,19 +24,11 @@ type job struct {
 // tensors first, largest dtype first so every tensor stays aligned to its
 // element size, then codes and signs in source order; per-row ranges go
 // before the first tensor of elements smaller than theirs.
-func (cv *converter) plan() (*outputPlan, error) {
-	c, opts := cv.c, cv.opts
+func (cf *convertFile) plan() (*outputPlan, error) {
+	c, opts := cf.c, cf.opts
 	e := opts.encoding()
-	jobs := make([]job, len(c.Tensors))
-	nEncoded := 0
-	for i := range c.Tensors {
-		t := &c.Tensors[i]
-		jobs[i] = job{src: t, encode: opts.selected(t.TensorInfo), ranges: -1}
-		if jobs[i].encode {
-			nEncoded++
-		}
-	}
-	if n := leastHeaderLen(c, jobs, e); n > cv.limit {
+	jobs, nEncoded := newJobs(c, cf.sel)
+	if n := leastHeaderLen(c, jobs, e); n > cf.limit {
 		return nil, headerTooLarge(c.Path, n, "at least ")
 	}
 	order := make([]int32, len(jobs))
@@ -70,8 +63,25 @@ func (cv *converter) plan() (*outputPlan, error) {
 	if !placed {
 		out = placeRanges(jobs, order, e, out)
 	}
-	cv.jobs = jobs
-	return &outputPlan{meta: meta, tensors: out, reserve: qins.EncodedMetaSlack * nEncoded, limit: cv.limit}, nil
+	run := func(ctx context.Context, w *format.Writer, progress func(int64), s *Summary) error {
+		cv := &converter{c: c, opts: opts, jobs: jobs}
+		return cv.run(ctx, w, progress, s)
+	}
+	return &outputPlan{meta: meta, tensors: out, reserve: qins.EncodedMetaSlack * nEncoded, limit: cf.limit, run: run}, nil
+}
+
+// newJobs returns a job per tensor of c, and how many are encoded.
+func newJobs(c *format.Checkpoint, sel *selection) ([]job, int) {
+	jobs := make([]job, len(c.Tensors))
+	n := 0
+	for i := range c.Tensors {
+		t := &c.Tensors[i]
+		jobs[i] = job{src: t, encode: sel.selected(t.TensorInfo), ranges: -1}
+		if jobs[i].encode {
+			n++
+		}
+	}
+	return jobs, n
 }
 
 // placeRanges appends to out the per-row ranges of the encoded jobs, in

@@ -12,14 +12,24 @@ import (
 	"github.com/qins-dev/qins/quant"
 )
 
-// converter writes the tensors of a checkpoint, or of a part of one, into
-// one QINS file: it plans the file, then runs its steps on the goroutines
-// of a command, each reading, encoding and writing its own chunks.
-type converter struct {
+// convertFile is the work of converting a checkpoint, or a part of one,
+// into one QINS file: its plan lays the file out, and returns the run.
+type convertFile struct {
 	c     *format.Checkpoint
 	opts  *Options
-	limit int   // of the header
-	jobs  []job // set by plan
+	sel   *selection
+	limit int // of the header
+}
+
+var _ fileWork = (*convertFile)(nil)
+
+// converter writes the tensors of a planned QINS file: it runs the jobs'
+// steps on the goroutines of a command, each reading, encoding and
+// writing its own chunks.
+type converter struct {
+	c    *format.Checkpoint
+	opts *Options
+	jobs []job
 
 	workers  work.Workers
 	w        *format.Writer
@@ -30,8 +40,6 @@ type converter struct {
 	rows     bool // one range per row (rows.go)
 	scanners scanners
 }
-
-var _ fileWork = (*converter)(nil)
 
 // A step is one chunk of one pass over a tensor.
 type step struct {

@@ -25,14 +25,18 @@ func TestHeaderLimit(t *testing.T) {
 				t.Fatal(err)
 			}
 			opts := Options{Layout: e.Layout, Range: e.Range, Granularity: e.Granularity}
-			cv := &converter{c: c, opts: &opts, limit: format.MaxHeaderSize}
-			p, err := cv.plan()
+			sel, err := checkConvert(c, &opts)
 			if err != nil {
 				t.Fatal(err)
 			}
+			p, err := (&convertFile{c: c, opts: &opts, sel: sel, limit: format.MaxHeaderSize}).plan()
+			if err != nil {
+				t.Fatal(err)
+			}
+			jobs, _ := newJobs(c, sel)
 			exact, _ := format.HeaderLen(p.meta, p.tensors)
 			exact = (exact+7)/8*8 + p.reserve
-			least := leastHeaderLen(c, cv.jobs, opts.encoding())
+			least := leastHeaderLen(c, jobs, opts.encoding())
 			c.Close()
 			if least > exact || least < exact*9/10 {
 				t.Errorf("%s, %s: early bound %d, exact %d", src, e, least, exact)

@@ -100,19 +100,14 @@ type pipeline interface {
 	// outBytes returns the output bytes of each unit, in order: where the
 	// shards of a folder split.
 	outBytes() []uint64
-	// file returns the work of writing units [from, to) into one file, a
-	// shard of a folder when inFolder is set.
-	file(from, to int, inFolder bool) fileWork
+	// file returns the work of writing units [from, to) into one file.
+	file(from, to int) fileWork
 }
 
 // fileWork is a pipeline's work on one output file.
 type fileWork interface {
-	// plan lays out the output.
+	// plan lays out the output, and returns the run that fills it.
 	plan() (*outputPlan, error)
-	// run writes every tensor of the plan into w, reporting the input
-	// bytes done to progress, and counts them in s. It may set metadata
-	// that w writes when committed.
-	run(ctx context.Context, w *format.Writer, progress func(int64), s *Summary) error
 }
 
 // outputPlan is the layout of an output file, before any data.
@@ -124,6 +119,10 @@ type outputPlan struct {
 	// limit is the largest header allowed: format.MaxHeaderSize, or less
 	// in tests.
 	limit int
+	// run writes every tensor of the plan into w, reporting the input
+	// bytes done to progress, and counts them in s. It may set metadata
+	// that w writes when committed.
+	run func(ctx context.Context, w *format.Writer, progress func(int64), s *Summary) error
 }
 
 // output is where and how write puts a pipeline's output.
@@ -156,7 +155,7 @@ func write(ctx context.Context, p pipeline, o *output) (*Summary, error) {
 	if err := p.check(); err != nil {
 		return nil, err
 	}
-	s, err := writeFile(ctx, p.file(0, p.units(), false), o, o.dst, o.opts.Force, orNoProgress(o.opts.Progress))
+	s, err := writeFile(ctx, p.file(0, p.units()), o, o.dst, o.opts.Force, orNoProgress(o.opts.Progress))
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +184,7 @@ func writeFile(ctx context.Context, fw fileWork, o *output, dst string, force bo
 	defer w.Abort()
 	pr.Start(o.src.DataBytes())
 	s := &Summary{Input: o.src.Path, Output: dst}
-	if err := fw.run(ctx, w, pr.Add, s); err != nil {
+	if err := p.run(ctx, w, pr.Add, s); err != nil {
 		return nil, err
 	}
 	if err := o.src.Unchanged(); err != nil {
@@ -231,7 +230,7 @@ func writeFolder(ctx context.Context, p pipeline, o *output) (*Summary, error) {
 		// one shard (62 MB instead of 90 to 115 MB for 1.3 GB in 300 MB
 		// shards).
 		runtime.GC()
-		return writeFile(ctx, p.file(spans[i].from, spans[i].to, true), o, path, false, sharedProgress{pr})
+		return writeFile(ctx, p.file(spans[i].from, spans[i].to), o, path, false, sharedProgress{pr})
 	})
 	if err != nil {
 		return nil, err

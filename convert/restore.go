@@ -21,17 +21,20 @@ type RestoreOptions struct {
 	// DType is the dtype of decoded tensors and of copied floating-point
 	// tensors: F32, F16, BF16 or F64. The zero value (Invalid) means F32.
 	DType dtype.DType
-	// scales holds the names of the tensors that scale an FP8, FP6 or
-	// FP4 tensor, kept in their dtype (set by Restore).
+}
+
+// outDTypes is the dtype each tensor of a QINS checkpoint is restored to:
+// dt for a floating-point tensor, but for the scales of low-precision
+// tensors (FP8, FP6, FP4), which keep theirs as the other tensors of
+// dtypes the codec does not read do.
+type outDTypes struct {
+	dt     dtype.DType
 	scales map[string]bool
 }
 
-// outDType returns the dtype l is restored to: opts.DType for a floating-
-// point tensor, but for the scales of low-precision tensors, which keep
-// theirs as the other tensors of dtypes the codec does not read do.
-func (o *RestoreOptions) outDType(l *qins.Logical) dtype.DType {
+func (o outDTypes) of(l *qins.Logical) dtype.DType {
 	if l.DType.IsFloat() && (l.Encoded() || !o.scales[l.Name]) {
-		return o.DType
+		return o.dt
 	}
 	return l.DType
 }
@@ -40,7 +43,7 @@ func (o *RestoreOptions) outDType(l *qins.Logical) dtype.DType {
 // file at out, or into a model folder (WriteOptions.Folder): the source's tensor names, shapes and metadata, with
 // every floating-point tensor in opts.DType and every other tensor
 // unchanged.
-func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary, error) {
+func Restore(ctx context.Context, in, outPath string, opts RestoreOptions) (*Summary, error) {
 	start := time.Now()
 	if opts.DType == dtype.Invalid { // the zero value
 		opts.DType = dtype.F32
@@ -53,22 +56,23 @@ func Restore(ctx context.Context, in, out string, opts RestoreOptions) (*Summary
 		return nil, err
 	}
 	defer c.Close()
-	opts.scales = map[string]bool{}
+	out := outDTypes{dt: opts.DType, scales: map[string]bool{}}
 	for i := range ls {
-		addScales(opts.scales, ls[i].Name, ls[i].DType)
+		addScales(out.scales, ls[i].Name, ls[i].DType)
 	}
 	if !qins.IsQINS(c.Metadata) {
 		return nil, &format.Error{Path: c.Path, Err: ErrNotQINS}
 	}
-	p := &restorePipeline{c: c, ls: ls, opts: &opts}
-	return write(ctx, p, &output{src: c, in: in, dst: out, prefix: restoredPrefix, configDType: torchDType(opts.DType), opts: opts.WriteOptions, start: start})
+	p := &restorePipeline{c: c, ls: ls, opts: &opts, dtypes: out}
+	return write(ctx, p, &output{src: c, in: in, dst: outPath, prefix: restoredPrefix, configDType: torchDType(opts.DType), opts: opts.WriteOptions, start: start})
 }
 
 // restorePipeline is Restore's work, for write.
 type restorePipeline struct {
-	c    *format.Checkpoint
-	ls   []qins.Logical
-	opts *RestoreOptions
+	c      *format.Checkpoint
+	ls     []qins.Logical
+	opts   *RestoreOptions
+	dtypes outDTypes
 }
 
 var _ pipeline = (*restorePipeline)(nil)
@@ -83,38 +87,51 @@ func (p *restorePipeline) units() int { return len(p.ls) }
 func (p *restorePipeline) outBytes() []uint64 {
 	sizes := make([]uint64, len(p.ls))
 	for i := range p.ls {
-		sizes[i], _ = p.opts.outDType(&p.ls[i]).Bytes(p.ls[i].Elements())
+		sizes[i], _ = p.dtypes.of(&p.ls[i]).Bytes(p.ls[i].Elements())
 	}
 	return sizes
 }
 
-// file returns a restorer of tensors [from, to). The shards of a folder
-// carry "format": "pt", without which transformers refuses them.
-func (p *restorePipeline) file(from, to int, inFolder bool) fileWork {
+// file returns the restore of tensors [from, to) into one file. The
+// shards of a folder carry "format": "pt", without which transformers
+// refuses them.
+func (p *restorePipeline) file(from, to int) fileWork {
 	meta := make(map[string]string, len(p.c.Metadata)+1)
 	for k, v := range p.c.Metadata {
 		if !qins.IsQINSKey(k) {
 			meta[k] = v
 		}
 	}
-	if _, ok := meta["format"]; !ok && inFolder {
+	if _, ok := meta["format"]; !ok && p.opts.Folder {
 		meta["format"] = "pt"
 	}
 	ls := p.ls[from:to]
 	part := &format.Checkpoint{Path: p.c.Path, Index: p.c.Index, Files: p.c.Files, Metadata: p.c.Metadata, Tensors: stored(ls)}
-	return &restorer{c: part, ls: ls, meta: meta, opts: p.opts}
+	return &restoreFile{c: part, ls: ls, meta: meta, opts: p.opts, dtypes: p.dtypes}
 }
+
+// restoreFile is the work of restoring a QINS checkpoint, or a part of
+// one, into one file: its plan lays the file out and returns the run.
+type restoreFile struct {
+	c      *format.Checkpoint
+	ls     []qins.Logical
+	meta   map[string]string
+	opts   *RestoreOptions
+	dtypes outDTypes
+}
+
+var _ fileWork = (*restoreFile)(nil)
 
 // restorer writes the decoded tensors of a QINS checkpoint, or of a part
 // of one, into one file. It reads in the input's order, each tensor in
 // chunks on the goroutines of a command; the writer takes tensors in any
 // order.
 type restorer struct {
-	c    *format.Checkpoint
-	ls   []qins.Logical
-	meta map[string]string
-	opts *RestoreOptions
-	// outIndex is the output index of each tensor of ls (set by plan).
+	c      *format.Checkpoint
+	ls     []qins.Logical
+	opts   *RestoreOptions
+	dtypes outDTypes
+	// outIndex is the output index of each tensor of ls.
 	outIndex []int
 
 	workers  work.Workers
@@ -124,12 +141,10 @@ type restorer struct {
 	bufs     []restoreBufs // per goroutine
 }
 
-var _ fileWork = (*restorer)(nil)
-
 // plan lays out the output, largest element size first so that every
 // tensor stays aligned.
-func (r *restorer) plan() (*outputPlan, error) {
-	ls, outDType := r.ls, r.opts.outDType
+func (rf *restoreFile) plan() (*outputPlan, error) {
+	ls, outDType := rf.ls, rf.dtypes.of
 	order := make([]int, len(ls))
 	for i := range order {
 		order[i] = i
@@ -138,12 +153,16 @@ func (r *restorer) plan() (*outputPlan, error) {
 		return outDType(&ls[order[a]]).Size() > outDType(&ls[order[b]]).Size()
 	})
 	tensors := make([]format.TensorInfo, len(ls))
-	r.outIndex = make([]int, len(ls))
+	outIndex := make([]int, len(ls))
 	for k, i := range order {
 		tensors[k] = format.TensorInfo{Name: ls[i].Name, DType: outDType(&ls[i]), Shape: ls[i].Shape}
-		r.outIndex[i] = k
+		outIndex[i] = k
 	}
-	return &outputPlan{meta: r.meta, tensors: tensors, limit: format.MaxHeaderSize}, nil
+	run := func(ctx context.Context, w *format.Writer, progress func(int64), s *Summary) error {
+		r := &restorer{c: rf.c, ls: ls, opts: rf.opts, dtypes: rf.dtypes, outIndex: outIndex}
+		return r.run(ctx, w, progress, s)
+	}
+	return &outputPlan{meta: rf.meta, tensors: tensors, limit: format.MaxHeaderSize, run: run}, nil
 }
 
 // run decodes, casts or copies each tensor into w.
@@ -160,7 +179,7 @@ func (r *restorer) run(ctx context.Context, w *format.Writer, progress func(int6
 		case l.Encoded():
 			err = r.decode(ctx, l, dt, k)
 			s.Encoded++
-		case r.opts.outDType(l) != l.DType:
+		case r.dtypes.of(l) != l.DType:
 			err = r.cast(ctx, l, dt, k)
 			s.Copied++
 		default:
