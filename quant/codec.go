@@ -1,24 +1,3 @@
-// Package quant holds the QINS codec: the per-tensor log range, the uint8
-// log-magnitude code with its sign, and conversions between float dtypes.
-//
-// For a tensor with elements w, log_min and log_max are the minimum and
-// maximum of ln|w| over the elements with |w| > 1e-8, in float64, and
-//
-//	code = round(255 - 254 * (ln|w| - log_min) / (log_max - log_min))
-//
-// rounded half to even and clamped to [1, 255]: the largest magnitude gets 1,
-// the smallest 255, and 0 < |w| <= 1e-8 gets 255. The sign is -1 or +1, and 0
-// for an exact zero, which decodes to exactly 0. Decoding is
-//
-//	w' = sign * exp(log_min + (255 - code) / 254 * (log_max - log_min))
-//
-// Two cases the formula leaves open are defined here:
-//   - when every significant element has the same magnitude
-//     (log_max == log_min), significant elements get code 1, tiny ones 255,
-//     and all decode to sign * exp(log_min);
-//   - when no element has |w| > 1e-8, log_min = log_max = ln of the largest
-//     magnitude (0 when every element is zero), so every non-zero element
-//     decodes to ±(largest magnitude) and zeros stay zeros.
 package quant
 
 import (

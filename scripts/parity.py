@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent parity checker for QINS files, written from README.md alone.
+"""Independent parity checker for QINS files, written from the published spec alone.
 
     scripts/parity.py SOURCE QINSFILE [SOURCE QINSFILE ...]
     scripts/parity.py --self-test SOURCE QINSFILE
@@ -11,11 +11,11 @@ model.safetensors.index.json, its only *.safetensors.index.json, or its only
 
 Why: the Go converter and its tests share one implementation of the codec.
 This script re-derives every QINS file from its source with nothing but the
-published spec (README sections "The codec" and "The QINS file format
-(version 1)"), Python's standard library and numpy, so that a bug in the Go
-codec, in its BF16/F16 tables, or in its writer shows up as a difference here
-instead of being confirmed by the same code that made it. It never reads the
-Go sources.
+published spec (the package documentation of quant and format/qins: `go doc
+./quant`, `go doc ./format/qins`), Python's standard library and numpy, so
+that a bug in the Go codec, in its BF16/F16 tables, or in its writer shows
+up as a difference here instead of being confirmed by the same code that
+made it. It never reads the Go sources.
 
 What it checks, for each SOURCE/QINSFILE pair:
 

@@ -17,11 +17,10 @@ import (
 // diffCommand is `qins diff A B`.
 func diffCommand(quiet cli.Flag, action cli.ActionFunc) *cli.Command {
 	return &cli.Command{
-		Name:      "diff",
-		Usage:     "compare two checkpoints tensor by tensor (either may be a QINS file, decoded on the fly)",
-		ArgsUsage: "A B",
-		Description: "Exit status: 0 when every tensor is on both sides and within the thresholds given,\n" +
-			"1 otherwise, 2 when an input cannot be read. Thresholds apply to each tensor.",
+		Name:        "diff",
+		Usage:       "compare two checkpoints tensor by tensor (either may be a QINS file, decoded on the fly)",
+		ArgsUsage:   "A B",
+		Description: diffHelp,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
 			&cli.Float64Flag{Name: "max-rel-rmse", Usage: "fail when a tensor's rmse / rms(A) is above `X`"},

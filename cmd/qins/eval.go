@@ -20,12 +20,10 @@ import (
 // evalCommand is `qins eval REF CAND`.
 func evalCommand(action cli.ActionFunc) *cli.Command {
 	return &cli.Command{
-		Name:      "eval",
-		Usage:     "compare two checkpoints' next-token predictions (teacher-forced KLD, top-1, perplexity) and greedy outputs",
-		ArgsUsage: "REF CAND",
-		Description: "config.json and the tokenizer are read beside REF. The token stream is --text, --tokens,\n" +
-			"or REF's own greedy generation of --generate tokens from BOS.\n" +
-			"Exit status: 0 when within the thresholds given, 1 otherwise, 2 when an input cannot be used.",
+		Name:        "eval",
+		Usage:       "compare two checkpoints' next-token predictions (teacher-forced KLD, top-1, perplexity) and greedy outputs",
+		ArgsUsage:   "REF CAND",
+		Description: evalHelp,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "text", Usage: "tokenise `FILE` (UTF-8 text) into the stream"},
 			&cli.StringFlag{Name: "tokens", Usage: "read the stream from `FILE`, a JSON array of token ids"},

@@ -20,9 +20,10 @@ func addVersion(app *cli.App, stdout io.Writer) {
 		return err
 	}
 	app.Commands = append(app.Commands, &cli.Command{
-		Name:   "version",
-		Usage:  "print the version of qins, of Go, and the commit it was built from",
-		Action: show,
+		Name:        "version",
+		Usage:       "print the version of qins, of Go, and the commit it was built from",
+		Description: versionHelp,
+		Action:      show,
 	})
 	app.Flags = append(app.Flags, &cli.BoolFlag{Name: "version", Aliases: []string{"V"}, Usage: "print the version"})
 	app.Action = func(c *cli.Context) error {

@@ -1,0 +1,289 @@
+package main
+
+// The long help of each command, printed by `qins help COMMAND` and
+// `qins COMMAND --help` under DESCRIPTION. Plain text, wrapped by hand:
+// urfave/cli indents every line by three spaces and does not rewrap.
+
+const convertHelp = `Convert encodes the large floating-point tensors of a checkpoint into
+QINS: each weight becomes a uint8 log-magnitude code and a sign, with a log
+range per tensor (or per row). The output is itself a safetensors file, or
+a model folder of them; every other tensor is copied byte for byte. Memory
+stays at a few tens of MB whatever the size of the model.
+
+SRC is a .safetensors file, a model folder, or a *.safetensors.index.json.
+A folder is read through its model.safetensors.index.json (or its only
+index, or its only .safetensors file). An index is checked both ways:
+every listed tensor is in its shard, every shard tensor is listed, every
+shard exists, and no shard path leaves the folder (symlinked shards, as in
+the Hugging Face cache, are fine). Flags go before or after SRC.
+
+OUTPUT NAMES
+  Without -o, a folder or an index converts to the folder <folder>.qins/
+  beside it, and a file to <name>.qins.safetensors beside it.
+  -o OUT names a folder when OUT is an existing folder, ends in /, ends in
+  .qins or .restored, or, when SRC is a folder or an index, does not end
+  in .safetensors; otherwise one file (qins convert phi/ -o
+  phi.safetensors writes a single file). A file SRC with a folder output
+  gives a folder holding only the weights.
+
+THE QINS FOLDER
+  It holds model.qins.safetensors or, above --max-shard-size, shards
+  model.qins-00001-of-0000N.safetensors with
+  model.qins.safetensors.index.json; each shard is a complete QINS file.
+  The other files of SRC (config, generation config, tokenizer, chat
+  template, licence, README, *.py, in subfolders too) are copied byte for
+  byte with their modes. Left out: hidden files, the checkpoint's own
+  weights and index, and weights in any format (*.safetensors,
+  pytorch_model*.bin, *.pt, *.pth, *.ckpt, *.gguf, *.h5, *.msgpack,
+  *.onnx, *.tflite, *.ot).
+  Side files are copied only when safe to publish: a symbolic link is
+  followed only inside the model folder or, for a Hugging Face cache
+  snapshot, to a file of that repository's blobs/; any other link is an
+  error naming it and its target (--skip-outside-links leaves such files
+  out, with a warning). Only regular files, exactly their size, at most
+  --max-side-file (1GiB) each, --max-side-total (4GiB) together and
+  65,536 files; each is checked again just before the folder is committed.
+
+WHAT IS ENCODED
+  By default every F16, BF16, F32 or F64 tensor of rank 2 or more (for
+  Phi-3.5: embed_tokens, lm_head and every projection). Everything else
+  is copied byte for byte: other dtypes (FP8, FP6, FP4, integers...) and
+  the scales beside FP8, FP6 and FP4 tensors (NAME_scale, NAME_scale_inv).
+  --include REGEX  encode exactly the floating-point tensors whose names
+                   match, whatever their rank.
+  --exclude REGEX  keep the matching tensors unchanged; wins over
+                   --include.
+  If an encoded tensor's parts would take the name of another source
+  tensor (x beside x.qins), convert stops before writing and names both,
+  with the --exclude '^x$' that keeps x unchanged.
+
+ENCODING
+  --layout u8+i8   a code byte and a sign byte per weight: 2 bytes, the
+                   size of BF16 (the default).
+  --layout packed  a code byte and a sign bit: 1.125 bytes per weight, a
+                   BF16 checkpoint 1.78x smaller. Same decoded values.
+  --range minmax   the log range from the smallest magnitude above 1e-8
+                   to the largest (the default).
+  --range mse      keep log_max, choose log_min for the least squared
+                   error: on Normal-like weights it halves the error.
+                   Every decoder reads such files.
+  --granularity tensor
+                   one log range per tensor (the default).
+  --granularity row
+                   one log range per row of the last dimension (for a
+                   Linear weight [out, in], per output), in NAME.logrange
+                   (QINS version 2). Two float32 per row: under 0.03 bits
+                   per weight for rows of 3072, 1 bit for rows of 64. With
+                   --range mse each row gets its own best log_min.
+  The summary's bits: line gives the bits per encoded weight, codes,
+  signs and ranges included. See go doc github.com/qins-dev/qins/quant for
+  the codec and go doc github.com/qins-dev/qins/format/qins for the file.
+
+SHARDS
+  --max-shard-size SIZE  default 5GB; also 500MB, 2GiB or a number of
+                   bytes (GB and MB are powers of 1000, GiB and MiB of
+                   1024). A tensor larger than the limit gets a shard of
+                   its own.
+
+OUTPUT SAFETY
+  The output is built aside, synced, and named only when complete; on an
+  error, a full disk, SIGINT or SIGTERM nothing is left behind. Without
+  --force an existing output is an error. --force replaces a regular file,
+  or a folder that holds a safetensors model (the whole folder); never an
+  input, a folder that holds one, or any other folder. Every input is
+  checked again before the output is committed: if it changed during the
+  run, the command fails.
+
+EXIT STATUS
+  0 done; 1 an error (one line naming the file, and the tensor); 2 a usage
+  error; 130 or 143 after SIGINT or SIGTERM.
+
+EXAMPLES
+  qins convert Phi-3.5-mini-instruct/
+  qins convert Phi-3.5-mini-instruct/ -o phi-q --granularity row --range mse
+  qins convert model.safetensors --layout packed --range mse
+  qins convert phi/ -o phi.safetensors --exclude 'embed_tokens|lm_head'`
+
+const restoreHelp = `Restore decodes a QINS file or folder into plain safetensors. Every encoded
+tensor is decoded to --dtype (computed in float64, rounded once); copied
+F16, BF16, F32 and F64 tensors are cast to the same dtype, but for the
+scales of FP8, FP6 and FP4 tensors; tensors of other dtypes are copied
+unchanged. The original names, shapes and metadata come back.
+
+IN is a QINS file, a QINS folder, or its index. Flags go before or after
+IN.
+
+OUTPUT NAMES
+  Without -o, a QINS folder X.qins/ restores to X.restored/ beside it (a
+  folder not named .qins gets .restored added); a single file needs -o.
+  -o OUT names a folder by convert's rules: an existing folder, a
+  trailing /, a name ending in .qins or .restored, or, for a folder or
+  index input, a name not ending in .safetensors.
+
+THE RESTORED FOLDER
+  An ordinary Hugging Face model folder: model.safetensors, or shards
+  model-00001-of-0000N.safetensors with model.safetensors.index.json,
+  split by --max-shard-size (default 5GB). Shards carry "format": "pt".
+  config.json gets the restored dtype: the value of every "torch_dtype"
+  (nested configs too) and of a top-level "dtype" is replaced where it
+  stands, the rest of the file kept byte for byte; "torch_dtype" is added
+  when the top level has neither. The other files are copied under the
+  same rules as convert's (see qins help convert), with the same flags.
+
+OPTIONS
+  --dtype F32|F16|BF16|F64
+                   the dtype of the floating-point tensors (default F32).
+                   A tensor with a value that does not fit (above 65504
+                   for F16) is an error naming it, not a file of
+                   infinities: restore to a wider dtype.
+
+OUTPUT SAFETY
+  As for convert: built aside, named only when complete, nothing left on
+  an error or a signal, --force needed to replace, an input never replaced.
+
+EXIT STATUS
+  0 done; 1 an error (one line naming the file, and the tensor); 2 a usage
+  error; 130 or 143 after SIGINT or SIGTERM.
+
+EXAMPLES
+  qins restore Phi-3.5-mini-instruct.qins --dtype BF16
+  qins restore model.qins.safetensors -o model.safetensors`
+
+const inspectHelp = `Inspect lists each tensor of a QINS file or folder, or of any safetensors
+file, folder or index: name, dtype (the source dtype for encoded tensors),
+shape, stored bytes, whether it is encoded, log_min and log_max, then
+totals.
+
+For a per-row tensor (convert --granularity row) the stored bytes include
+its ranges, log_min and log_max are the envelope of its rows', and a last
+column gives the smallest, median and largest span log_max - log_min over
+its rows (every row's range is read and checked).
+
+  --json  print one object; per-row tensors add granularity, rows and
+          span {min, median, max}.
+
+EXIT STATUS
+  0 done; 1 an input that cannot be read (one line naming the file, and
+  the tensor); 2 a usage error.
+
+EXAMPLES
+  qins inspect tiny.qins.safetensors
+  qins inspect Phi-3.5-mini-instruct.qins --json`
+
+const diffHelp = `Diff compares two checkpoints tensor by tensor, by value, across dtypes (a
+BF16 original against its F32 restore, say). Either side may be a file, a
+folder, an index, or a QINS file or folder, which is decoded on the fly
+exactly as qins restore writes it (F32): no restore step is needed.
+
+For each tensor: elements, max_abs_err and the flat index where it occurs,
+mean_abs_err, rmse, rel_rmse (rmse / RMS of A), cosine similarity, snr_db
+(10 log10(sum a^2 / sum (a-b)^2); "exact" when nothing differs, null in
+JSON with "exact": true) and the number of identical elements. Then totals
+over the model, the tensors missing on either side, and the tensors whose
+shapes (or non-float dtypes) differ. Sums are in float64, merged in a
+fixed order, so the figures do not depend on scheduling.
+
+Integer and BOOL tensors must match exactly. FP8 E4M3 and E5M2 compare by
+value, decoded per the OCP definitions; F8_E8M0, the FNUZ FP8s, FP6, FP4
+and C64 compare by bits and must be equal (their value measures are - in
+the table and null in JSON).
+
+OPTIONS
+  --max-rel-rmse X, --min-snr-db Y, --min-cosine Z
+                   thresholds, applied to every tensor (none by default).
+  --top N          the N tensors furthest apart in the table (default 20,
+                   0 none, -1 all).
+  --json           one JSON object instead of the table.
+  --plot FILE.png  also draw the SNR of each tensor by layer, one marker
+                   per kind of tensor. The name must end in .png; an
+                   existing file is replaced only with --force, an input
+                   never.
+
+EXIT STATUS
+  0 every tensor is on both sides and within the thresholds; 1 otherwise
+  (the report is printed); 2 an input cannot be read, or the report
+  cannot be written; 130 or 143 after SIGINT or SIGTERM.
+
+EXAMPLES
+  qins diff Phi-3.5-mini-instruct Phi-3.5-mini-instruct.qins --min-snr-db 30
+  qins diff model.safetensors model.qins.safetensors --json
+  qins diff model.safetensors model.qins.safetensors --top -1 --plot snr.png`
+
+const evalHelp = `Eval runs both checkpoints as causal language models (Llama, Mistral,
+Phi-3 with longrope, Qwen2; in float32, as transformers computes them)
+over the same token stream and compares, at every position, CAND's
+next-token distribution with REF's:
+  - top-1 agreement: how often the most likely next token is the same;
+  - the KL divergence KL(P_REF || P_CAND) in nats: mean, median, 99th
+    percentile and max;
+  - each model's perplexity on the stream, and their ratio.
+Then both generate greedily from one prompt, and eval reports the first
+generated token where CAND differs, and both texts. This is the
+measurement of llama.cpp's llama-perplexity --kl-divergence. Compare the
+KLD and the top-1 agreement: perplexity on a model's own text is near its
+floor and hides most changes.
+
+INPUTS
+  REF and CAND: anything qins diff reads; a QINS file or folder is decoded
+  as qins restore writes F32. CAND must have REF's tensor names and
+  shapes, unless CAND's own folder holds a config.json for another
+  architecture (the same weights in another layout, such as Phi-3's fused
+  qkv_proj): CAND then runs with that config, and the two need only the
+  same vocabulary and depth. config.json, tokenizer.json or
+  tokenizer.model, and tokenizer_config.json are read beside REF (its
+  folder, or the folder of the file or index).
+
+THE STREAM
+  --text FILE      UTF-8 text, tokenised (BOS prepended when
+                   tokenizer_config.json says so).
+  --tokens FILE    a JSON array of token ids.
+  (neither)        REF's own greedy generation of --generate N tokens
+                   from BOS (default 128).
+  The greedy comparison starts from BOS for the default stream and from
+  the stream's first 16 tokens otherwise; --generate 0 (with --text or
+  --tokens) skips it. Each generated token runs every layer again, which
+  on a model of billions of weights reads the whole checkpoint: there,
+  give --tokens or --text with a small --generate, or --generate 0.
+
+  Eval runs layer by layer and holds at most about one layer of each
+  model, the activations and the two tokens x vocabulary logits.
+
+OPTIONS
+  --max-kld X      fail when the mean KLD is above X.
+  --min-top1 P     fail when the top-1 agreement (a fraction) is below P.
+  --config FILE    read the model's config from FILE instead of REF's
+                   config.json (a tokenizer is then also looked for
+                   beside it).
+  --json           print one object: ref, cand, architecture, source,
+                   ids, tokens, positions (tokens - 1), top1, top1_agree,
+                   kld {mean, median, p99, max}, ppl {ref, cand, ratio},
+                   seconds, greedy {prompt, first_divergence (1-based
+                   among the generated tokens, null when none), ref_ids,
+                   cand_ids, ref_text, cand_text, seconds} and fails.
+
+EXIT STATUS
+  0 within the thresholds; 1 a threshold failed (the report is printed);
+  2 an input cannot be used, with one line naming the file: names or
+  shapes that differ, no config.json, an architecture or tokenizer it
+  does not know, FP8, FP6 or FP4 weights, an id outside the vocabulary, a
+  stream longer than max_position_embeddings, logits that are not finite;
+  130 or 143 after SIGINT or SIGTERM.
+
+EXAMPLES
+  qins eval Phi-3.5-mini-instruct Phi-3.5-mini-instruct.qins
+  qins eval testdata/stories260K s.qins.safetensors --generate 200 --json
+  qins eval ref/ cand.qins --tokens ids.json --generate 0 --max-kld 0.01
+  qins eval ref/ cand.qins --min-top1 0.95`
+
+const versionHelp = `Version prints what the Go toolchain recorded in the binary: the module
+version (a tag, a pseudo-version for a go build in a git clone, or
+(devel)), the Go version and platform, and, when the build recorded it,
+the commit, with +dirty when the tree had uncommitted changes, and its
+time. qins --version prints the same. For example:
+
+  qins v0.0.0-20261202023430-f7cf2e298fcc+dirty
+  go1.26.8 linux/amd64
+  commit f7cf2e298fcc5f9d6d6d2a4d28b4107a6d88e06f+dirty (2026-12-02T02:34:30Z)
+
+With -buildvcs=false, or outside a git clone, there is no commit line and
+the version is (devel).`

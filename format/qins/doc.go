@@ -1,0 +1,165 @@
+// Package qins is the home of the QINS file format, versions 1 and 2,
+// described here. The codec that makes the codes and ranges (the formulas,
+// the range methods, zeros) is described in package
+// github.com/qins-dev/qins/quant.
+//
+// # The container
+//
+// A QINS file is a safetensors file: an 8-byte little-endian header length
+// N, N bytes of JSON header (padded with spaces), then the tensor data. Any
+// safetensors reader opens it. __metadata__["qins"] is the format version,
+// "1" or "2". Every tensor that is not encoded is stored unchanged under its
+// own name, dtype and bytes, and the source's own __metadata__ entries (such
+// as "format": "pt") are kept. Tensors are laid out largest element size
+// first, so every tensor's data is aligned to its element size.
+//
+// A tensor is encoded exactly when __metadata__ holds "qins:NAME" for it:
+// any other tensor is stored unchanged, whatever its name or dtype (a U8
+// tensor "vocab.qins" of the source is just that).
+//
+// # Layout u8+i8 (the default)
+//
+// For each encoded source tensor NAME:
+//
+//   - tensor NAME.qins: U8, the source shape: the codes, 1..255;
+//   - tensor NAME.sign: I8, the source shape: -1, 0 or +1;
+//   - __metadata__["qins:NAME"]: a JSON object as a string,
+//     {"log_min": <number>, "log_max": <number>, "dtype": "<source dtype>"},
+//     the numbers written in the shortest form that reads back to the same
+//     float64. The source dtype is F16, BF16, F32 or F64.
+//
+// An encoded tensor takes 2 bytes per element (half of F32, the same as
+// BF16).
+//
+// # Layout packed
+//
+// Written by qins convert --layout packed; 1.125 bytes per element:
+//
+//   - tensor NAME.qins: U8, the source shape: the codes, 1..255, and 0 for
+//     an exact zero;
+//   - tensor NAME.signbits: U8, shape [ceil(n/8)] for n elements: bit i
+//     (least significant bit first within each byte, elements in row-major
+//     order) is 1 when element i is negative and not zero; the bits of exact
+//     zeros (+0 and -0) and the padding bits of the last byte are 0;
+//   - __metadata__["qins:NAME"]: as above, plus "layout": "packed" (absent,
+//     or "u8+i8", means the default layout).
+//
+// A code 0 (packed only) decodes to exactly 0, whatever log_min and log_max
+// are. Both layouts decode to the same values, bit for bit.
+//
+// # The range method
+//
+// Either layout may carry "range": "mse" in qins:NAME (absent, or "minmax",
+// means the formula's min/max range): log_max is the maximum of ln|w| and
+// log_min was chosen within [min ln|w|, log_max] for the least squared
+// error. The codes are the formula's with that log_min, and decoding is
+// unchanged, so every decoder reads such files.
+//
+// # Version 2: one range per row
+//
+// qins convert --granularity row writes, for each encoded tensor NAME,
+// besides its codes and signs:
+//
+//   - tensor NAME.logrange: F32, shape [rows, 2], rows being the product of
+//     all dimensions but the last (1 for a vector or a scalar): (log_min,
+//     log_max) of each row, a row being a run of the last dimension
+//     (elements r*L .. r*L+L-1 in row-major order, L the last dimension);
+//   - __metadata__["qins:NAME"]: as in version 1, plus "granularity": "row"
+//     (absent, or "tensor", means one range per tensor); its log_min and
+//     log_max are then the smallest log_min and the largest log_max of the
+//     rows, for information.
+//
+// The file's __metadata__["qins"] is then "2", so that a version-1 reader
+// refuses it instead of decoding it with the wrong range. Version 2 is
+// version 1 plus this; a version-2 file may mix per-row and per-tensor
+// tensors (qins writes one or the other for all). Each row's range is
+// stored in float32 as package quant describes (log_max rounded down,
+// log_min to nearest but not above log_max), and its codes are the
+// formula's with the stored values read back as float64; decoding is the
+// same formula with them.
+//
+// # What readers check
+//
+// Every file is untrusted. Besides the strict safetensors header checks
+// (length within the file and the 100 MB limit, no duplicate key anywhere,
+// valid UTF-8, known dtypes, sizes that match the shapes, offsets that tile
+// the data), a QINS reader refuses, naming the file and the tensor:
+//
+//   - a version other than "1" or "2", and a per-row tensor in a version-1
+//     file;
+//   - a qins:NAME that is not exactly a JSON object with the keys log_min,
+//     log_max, dtype, layout, range and granularity, in lower case, each at
+//     most once, the first three required; numbers outside float64's range;
+//     a dtype other than F16, BF16, F32 or F64;
+//   - a range that does not decode to finite values in the source dtype:
+//     log_max - log_min must be finite, log_min not above log_max, and the
+//     largest magnitude, exp(log_max) (code 1), must not round to an
+//     infinity in that dtype;
+//   - codes or signs missing, of the wrong dtype or shape, or a tensor stored
+//     both encoded and unchanged;
+//   - a sign outside -1, 0, +1; a code 0 in layout u8+i8; in layout packed, a
+//     code 0 whose sign bit is set, or padding bits that are not 0;
+//   - a NAME.logrange of another dtype or shape, or a row whose values are
+//     not finite, whose log_min is above its log_max, or whose largest
+//     magnitude decodes beyond the source dtype.
+//
+// # Sharded folders
+//
+// A QINS model folder holds model.qins.safetensors or, split by a maximum
+// shard size, model.qins-00001-of-00003.safetensors and so on with
+// model.qins.safetensors.index.json, in Hugging Face's index format:
+//
+//	{"metadata": {"total_size": N}, "weight_map": {...}}
+//
+// N being the bytes of tensor data, and the map naming each stored tensor
+// (NAME.qins, NAME.sign or NAME.signbits, NAME.logrange, and the copied
+// ones). Each shard is itself a complete QINS file: tensors are split in
+// source order, an encoded tensor's parts and its qins:NAME entry always in
+// the same shard, and every shard carries the same "qins" version and the
+// source's own metadata. A tensor larger than the limit gets a shard of its
+// own. The shards hold the same bytes as the single-file output, split up
+// (with one shard, exactly the same file). Readers check the index both ways
+// (every listed tensor in its shard, every shard tensor listed, no shard
+// path outside the folder), that each encoded tensor's parts and qins:NAME
+// entry are in one shard, and that every shard is QINS of the same version.
+//
+// # Decoding with numpy
+//
+// One tensor, either layout, either version, with numpy alone:
+//
+//	import json, struct
+//	import numpy as np
+//
+//	def decode(path, name):
+//	    """Decode tensor `name` of a QINS file to float32, with numpy alone."""
+//	    with open(path, "rb") as f:
+//	        n = struct.unpack("<Q", f.read(8))[0]
+//	        header = json.loads(f.read(n))
+//	    def stored(key, dtype):
+//	        t = header[key]
+//	        begin, end = t["data_offsets"]
+//	        a = np.fromfile(path, dtype=dtype, count=(end - begin) // np.dtype(dtype).itemsize, offset=8 + n + begin)
+//	        return a.reshape(t["shape"])
+//	    meta = json.loads(header["__metadata__"]["qins:" + name])
+//	    lo, hi = meta["log_min"], meta["log_max"]
+//	    codes = stored(name + ".qins", np.uint8)
+//	    if meta.get("layout", "u8+i8") == "packed":
+//	        bits = np.unpackbits(stored(name + ".signbits", np.uint8), bitorder="little")
+//	        signs = np.where(codes == 0, 0, 1 - 2 * bits[: codes.size].reshape(codes.shape).astype(np.int8))
+//	    else:
+//	        signs = stored(name + ".sign", np.int8)
+//	    if meta.get("granularity") == "row":  # version 2: a range per row
+//	        ranges = stored(name + ".logrange", np.float32).astype(np.float64)
+//	        lo = ranges[:, 0].reshape(codes.shape[:-1] + (1,))
+//	        hi = ranges[:, 1].reshape(codes.shape[:-1] + (1,))
+//	    c = codes.astype(np.float64)
+//	    magnitude = np.exp(lo + (255 - c) / 254 * (hi - lo))
+//	    return np.where(signs == 0, 0.0, signs * magnitude).astype(np.float32)
+//
+//	w = decode("tiny.qins.safetensors", "model.layers.0.mlp.down_proj.weight")
+//
+// On the tiny checkpoint in testdata this gives, for all 130 encoded
+// tensors, both layouts and both granularities, arrays bit-identical to
+// those qins restore writes. scripts/parity.py is an independent checker
+// written from this description.
+package qins

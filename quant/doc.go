@@ -1,0 +1,103 @@
+// Package quant is the QINS codec: the log range of a tensor (or of each
+// of its rows), the uint8 log-magnitude code with its sign, encoding and
+// decoding, and the conversions between float dtypes (FP8 decoding
+// included). How a file stores codes, signs and ranges is described in
+// package github.com/qins-dev/qins/format/qins.
+//
+// # Encoding
+//
+// For each encoded tensor with elements w, read exactly from its dtype
+// (F16, BF16, F32 or F64) into float64:
+//
+// log_min and log_max are the minimum and maximum of ln|w| over the
+// elements with |w| > 1e-8 ([Tiny]), in float64. The code of an element is
+//
+//	code = round(255 - 254 * (ln|w| - log_min) / (log_max - log_min))
+//
+// rounded half to even and clamped to [1, 255]: the largest magnitude gets
+// 1, the smallest 255. Elements with |w| <= 1e-8 (zeros included) get 255.
+// The sign is -1 or +1, and 0 for an exact zero (+0 or -0).
+//
+// A NaN or an infinity in a tensor to be encoded is an error naming the
+// element index.
+//
+// # Decoding
+//
+//	w' = sign * exp(log_min + (255 - code) / 254 * (log_max - log_min))
+//
+// computed in float64 and rounded once to the output dtype. An exact zero
+// (sign 0) decodes to exactly 0.
+//
+// Two cases the formula leaves open are defined here:
+//
+//   - Every significant element has the same magnitude (log_max ==
+//     log_min): significant elements get code 1, tiny ones 255, and all
+//     decode to sign * exp(log_min), which is that magnitude.
+//   - No element has |w| > 1e-8: log_min = log_max = ln of the largest
+//     magnitude (0 when every element is zero), so every non-zero element
+//     decodes to ±(largest magnitude) and zeros stay zeros.
+//
+// Nothing ever decodes larger than the tensor's largest magnitude. For
+// every element with |w| > 1e-8,
+//
+//	|ln|w'| - ln|w|| <= (log_max - log_min) / 508
+//
+// (half a code step); with the mse range, elements below exp(log_min) are
+// the exception (below).
+//
+// # Range methods
+//
+// The range is chosen per tensor in one of two ways; decoding does not
+// depend on which, so every decoder reads both.
+//
+//   - minmax (the default): log_min and log_max as above.
+//   - mse: log_max stays the maximum of ln|w|, and log_min is chosen within
+//     [min ln|w|, log_max] to minimise the tensor's squared reconstruction
+//     error, by a coarse-to-fine search over the counts of the range pass
+//     (exact for 16-bit dtypes, whose counts hold every value; over buckets
+//     of magnitudes for F32 and F64). The min/max log_min is a candidate, so
+//     the result is never worse on the scanned values. The codes are the
+//     formula's with that log_min: elements with ln|w| < log_min clamp to
+//     code 255 and decode to exp(log_min). See [Scanner.MSEParams].
+//
+// # Per-row ranges
+//
+// With the row granularity every row, a run of the last dimension (elements
+// r*L .. r*L+L-1 in row-major order, L the last dimension; a vector or a
+// scalar is one row), has its own range, which follows the rules above on
+// that row's elements alone: the 1e-8 threshold, exact zeros staying zero,
+// the equal-magnitude and no-significant-element cases. The range is stored
+// as float32 ([StoredRange]): log_max rounded down to float32, so that
+// nothing decodes above the row's largest magnitude, and log_min rounded to
+// the nearest float32 but not above that log_max. The codes are the
+// formula's with the row's stored float32 values read back as float64, and
+// decoding is the same formula with them.
+//
+// With the mse range each row keeps its log_max and gets the log_min that
+// minimises its squared error:
+//
+//   - rows of at most 512 elements ([ExactRowMax]): an exact coarse-to-fine
+//     search, 64 candidates then 3 rounds of 32, each scored by the row's
+//     exact error;
+//   - longer rows: the high-resolution model of a log quantiser, expected
+//     error m²s²/12 for the elements above exp(log_min), with
+//     s = (log_max - log_min)/254, plus the exact clamp error below it, over
+//     buckets of an eighth of an octave; its pick is kept only when its
+//     exact error beats the min/max range's ([RowCoder.MSERange]).
+//
+// So no row is worse than with its min/max range. See [RowCoder].
+//
+// # Implementation
+//
+// For BF16 and F16 sources the range pass only finds the largest magnitude
+// and the smallest above 1e-8, from the values' bits (with mse it counts
+// each magnitude), and codes come from a per-tensor table of the 32768
+// magnitudes filled with the formula, so the codes are the formula's
+// exactly without a logarithm per element. The table is filled run by run:
+// the code never increases with the magnitude bits, so the end of each run
+// of equal codes is found by a search that asks the formula itself. F32
+// tensors are coded the same way from 254 thresholds. On amd64 with AVX-512
+// the range and encode passes run assembly kernels, chosen at start; the Go
+// versions run elsewhere or with -tags purego, and the tests run both
+// against the formula.
+package quant
