@@ -19,7 +19,9 @@ the Hugging Face cache, are fine). Flags go before or after SRC.
 
 OUTPUT NAMES
   Without -o, a folder or an index converts to the folder <folder>.qins/
-  beside it, and a file to <name>.qins.safetensors beside it.
+  beside it, and a file to <name>.qins.safetensors beside it. A snapshot
+  of the Hugging Face cache (.../models--ORG--NAME/snapshots/REV/)
+  converts to NAME.qins/ in the current folder, not into the cache.
   -o OUT names a folder when OUT is an existing folder, ends in /, ends in
   .qins or .restored, or, when SRC is a folder or an index, does not end
   in .safetensors; otherwise one file (qins convert phi/ -o
