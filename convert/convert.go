@@ -1,7 +1,12 @@
-// Package convert holds the qins pipelines: convert a safetensors checkpoint
-// into a QINS file, restore a QINS file to floating point, and inspect,
-// diff and evaluate either. Each streams tensor by tensor and chunk by
-// chunk, so memory stays bounded by a few chunks whatever the model size.
+// Package convert holds the qins pipelines that write: Convert a
+// safetensors checkpoint into a QINS file or model folder, Restore a QINS
+// checkpoint to floating point, and Inspect either. Each streams tensor by
+// tensor and chunk by chunk, so memory stays bounded by a few chunks
+// whatever the model size; a model folder output carries the input's
+// other files (config, tokenizer) under a side-file policy. Comparing
+// checkpoints is package convert/diff's, evaluating models
+// convert/eval's; the file formats are package format's and its
+// subpackages'; output names and all text are the command's.
 package convert
 
 import (

@@ -1,6 +1,9 @@
 // Package format reads and writes safetensors files, single or sharded with
-// an index, without loading tensor data into memory. Apart from that
-// generic I/O, the files qins_*.go own the QINS layout stored inside them.
+// an index, without loading tensor data into memory: the strict header
+// parser, File, Checkpoint, the index, and Writer. It knows nothing of
+// QINS (package format/qins reads and lays out the QINS container inside
+// a safetensors file) and leaves atomic output files and folders to
+// package format/outfile.
 package format
 
 import (

@@ -1,8 +1,9 @@
 // Package quant is the QINS codec: the log range of a tensor (or of each
 // of its rows), the uint8 log-magnitude code with its sign, encoding and
-// decoding, and the conversions between float dtypes (FP8 decoding
-// included). How a file stores codes, signs and ranges is described in
-// package github.com/qins-dev/qins/format/qins.
+// decoding. It holds no file format: how a file stores codes, signs and
+// ranges is described in package github.com/qins-dev/qins/format/qins,
+// and reading and writing float dtypes is package
+// github.com/qins-dev/qins/format/dtype's.
 //
 // # Encoding
 //

@@ -1,4 +1,9 @@
 // Command qins converts safetensors checkpoints into QINS files and back.
+// It parses flags, decides output names (file or folder, defaults),
+// renders every report as text or JSON, draws the diff plot, shows
+// progress, maps errors to hints and exit statuses, and owns the signals;
+// the work itself is the library's (packages convert, convert/diff,
+// convert/eval). Run 'qins help COMMAND' for each command's reference.
 package main
 
 import (

@@ -1,3 +1,9 @@
+// Package diff compares two checkpoints tensor by tensor, by value: error
+// statistics (max and mean absolute error, RMSE, relative RMSE, cosine,
+// SNR, identical elements) per tensor and in total, against optional
+// thresholds. Either side may be a QINS checkpoint, decoded on the fly as
+// a restore to F32 writes it; both stream in chunks. It renders no text:
+// a Report marshals to JSON, and the command prints it.
 package diff
 
 import (

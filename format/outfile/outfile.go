@@ -1,3 +1,9 @@
+// Package outfile writes outputs that appear only when complete: a file
+// written aside (unnamed with O_TMPFILE on Linux) and published whole by
+// Commit, optionally sized up front and written at offsets with direct
+// I/O; a folder built aside and renamed into place (DirWriter); and
+// Pending, the registry a signal handler uses to remove what is not yet
+// committed. It knows no file format.
 package outfile
 
 import (
