@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/qins-dev/qins/convert/internal/work"
 	"github.com/qins-dev/qins/format/outfile"
 
 	"github.com/qins-dev/qins/format"
@@ -60,26 +61,9 @@ func (o *WriteOptions) maxSide() (file, total int64) {
 	return file, total
 }
 
-// Progress follows a pipeline: Start once with the total, in input bytes,
+// Progress follows a pipeline, in input bytes: Start once with the total,
 // then Add as they are processed, adding up to that total.
-type Progress interface {
-	Start(total int64)
-	Add(n int64)
-}
-
-type noProgress struct{}
-
-func (noProgress) Start(int64) {}
-func (noProgress) Add(int64)   {}
-
-// orNoProgress returns p, or a Progress that ignores everything when p is
-// nil.
-func orNoProgress(p Progress) Progress {
-	if p == nil {
-		return noProgress{}
-	}
-	return p
-}
+type Progress = work.Progress
 
 // sharedProgress passes the pieces of several files on to one Progress,
 // started once for all of them.
@@ -155,7 +139,7 @@ func write(ctx context.Context, p pipeline, o *output) (*Summary, error) {
 	if err := p.check(); err != nil {
 		return nil, err
 	}
-	s, err := writeFile(ctx, p.file(0, p.units()), o, o.dst, o.opts.Force, orNoProgress(o.opts.Progress))
+	s, err := writeFile(ctx, p.file(0, p.units()), o, o.dst, o.opts.Force, work.OrNone(o.opts.Progress))
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +205,7 @@ func writeFolder(ctx context.Context, p pipeline, o *output) (*Summary, error) {
 		return nil, err
 	}
 	defer dw.Abort()
-	pr := orNoProgress(o.opts.Progress)
+	pr := work.OrNone(o.opts.Progress)
 	pr.Start(o.src.DataBytes())
 	s := &Summary{Input: o.src.Path, Output: o.dst, BytesIn: o.src.Size()}
 	err = writeShards(dw, o.prefix, len(spans), s, func(i int, path string) (*Summary, error) {

@@ -148,7 +148,7 @@ func sideFiles(dir string, c *format.Checkpoint, opts *WriteOptions) (sideList, 
 					return err
 				}
 			case !st.Mode().IsRegular():
-				return &format.Error{Path: p, Err: fmt.Errorf("is %s, not a regular file; cannot copy it", fileKind(st.Mode()))}
+				return &format.Error{Path: p, Err: fmt.Errorf("is %s, not a regular file; cannot copy it", format.FileKind(st.Mode()))}
 			case !sameAsAny(st, inputs):
 				if st.Size() > maxFile {
 					return &format.Error{Path: p, Err: fmt.Errorf("is %d bytes, %w (%d bytes for one file)", st.Size(), ErrSideTooLarge, maxFile)}
@@ -199,19 +199,6 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
-}
-
-// fileKind names what a non-regular file is, for errors.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	}
-	return "a special file"
 }
 
 func sameAsAny(st os.FileInfo, list []os.FileInfo) bool {

@@ -292,7 +292,7 @@ func TestSideFilesErrorsQuoted(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(src, "fifo"), 0o644); err != nil {
 		t.Skip(err)
 	}
-	if _, _, err := sideNames(t, src, WriteOptions{}); err == nil || !strings.Contains(err.Error(), "named pipe") {
+	if _, _, err := sideNames(t, src, WriteOptions{}); err == nil || !strings.Contains(err.Error(), "is a FIFO, not a regular file") {
 		t.Errorf("fifo: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/qins-dev/qins/format/internal/fileerr"
@@ -22,6 +23,10 @@ type Error = fileerr.Error
 // tables print names and paths through it, so that a file cannot write
 // escape sequences to the terminal or forge rows.
 func Printable(s string) string { return fileerr.Printable(s) }
+
+// FileKind names the type of a file that is not regular, for errors: "a
+// FIFO", "a socket", "a character device"...
+func FileKind(m fs.FileMode) string { return fileerr.Kind(m) }
 
 // pathError turns an *fs.PathError into an *Error, whose message reads
 // "path: what is wrong" rather than "open path: what is wrong".

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -15,11 +14,6 @@ import (
 
 // writeDiffJSON writes r as one JSON object.
 func writeDiffJSON(w io.Writer, r *diff.Report) error {
-	if len(r.Tensors) == 0 {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
-	}
 	head := *r
 	head.Tensors = []diff.Tensor{}
 	return writeIndented(w, &head, "tensors", len(r.Tensors), func(i int) any { return &r.Tensors[i] })

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -13,11 +12,6 @@ import (
 
 // writeInspectJSON writes r as one JSON object.
 func writeInspectJSON(w io.Writer, r *convert.Report) error {
-	if len(r.Tensors) == 0 {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
-	}
 	head := *r
 	head.Tensors = []convert.TensorReport{}
 	return writeIndented(w, &head, "tensors", len(r.Tensors), func(i int) any { return &r.Tensors[i] })

@@ -49,15 +49,7 @@ type testHooks struct {
 
 // Progress follows a diff: Start once with the total, in input bytes of
 // both sides, then Add as they are compared, adding up to that total.
-type Progress interface {
-	Start(total int64)
-	Add(n int64)
-}
-
-type noProgress struct{}
-
-func (noProgress) Start(int64) {}
-func (noProgress) Add(int64)   {}
+type Progress = work.Progress
 
 // Num is a float64 that is written to JSON as null when it is not finite.
 type Num float64
@@ -169,10 +161,7 @@ func diffWith(ctx context.Context, pathA, pathB string, opts Options, hooks test
 			}
 		}
 	}
-	var pr Progress = noProgress{}
-	if opts.Progress != nil {
-		pr = opts.Progress
-	}
+	pr := work.OrNone(opts.Progress)
 	pr.Start(ca.DataBytes() + cb.DataBytes())
 	d := newDiffer(&opts, hooks, pr.Add)
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/qins-dev/qins/convert/eval/internal/model"
 	"github.com/qins-dev/qins/convert/eval/internal/tokenizer"
+	"github.com/qins-dev/qins/convert/internal/work"
 )
 
 // DefaultGenerate is the number of tokens generated when Options.Generate
@@ -52,10 +53,7 @@ type Options struct {
 
 // Progress follows the teacher-forced pass: Start once with the total,
 // then Add as the work is done, adding up to that total.
-type Progress interface {
-	Start(total int64)
-	Add(n int64)
-}
+type Progress = work.Progress
 
 // Eval compares the candidate checkpoint cand with the reference ref.
 // Either may be anything `qins diff` reads; config.json and the tokenizer
@@ -334,9 +332,7 @@ func (s *session) checkStream(ids []int) error {
 // teacherForced runs both models over r.IDs, layer by layer, and compares
 // their next-token distributions.
 func (s *session) teacherForced(ctx context.Context, r *Report, p Progress) error {
-	if p == nil {
-		p = noProgress{}
-	}
+	p = work.OrNone(p)
 	start := time.Now()
 	sr, err := s.ref.Embed(ctx, r.IDs)
 	if err != nil {
@@ -442,8 +438,3 @@ func (r *Report) check(opts Options) {
 		r.Fails = append(r.Fails, fmt.Sprintf("top-1 agreement %.6g < %g", r.Top1, *t))
 	}
 }
-
-type noProgress struct{}
-
-func (noProgress) Start(int64) {}
-func (noProgress) Add(int64)   {}

@@ -60,7 +60,7 @@ func replaceable(path string, st os.FileInfo) error {
 	case st.Mode().IsRegular():
 		return nil
 	case !st.IsDir():
-		return fmt.Errorf("is %s, not a model folder or a regular file", kind(st.Mode()))
+		return fmt.Errorf("is %s, not a model folder or a regular file", fileerr.Kind(st.Mode()))
 	}
 	entries, _ := os.ReadDir(path)
 	for _, e := range entries {

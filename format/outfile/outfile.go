@@ -161,26 +161,11 @@ func checkTarget(path string, force bool) error {
 	case st.IsDir():
 		return &fileerr.Error{Path: path, Err: errors.New("is a directory; name the output file")}
 	case !st.Mode().IsRegular() && st.Mode()&fs.ModeSymlink == 0:
-		return &fileerr.Error{Path: path, Err: fmt.Errorf("is %s, not a regular file; refusing to replace it", kind(st.Mode()))}
+		return &fileerr.Error{Path: path, Err: fmt.Errorf("is %s, not a regular file; refusing to replace it", fileerr.Kind(st.Mode()))}
 	case !force:
 		return &fileerr.Error{Path: path, Err: ErrExists}
 	}
 	return nil
-}
-
-// kind names the type of a file that is not regular.
-func kind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	}
-	return "a special file"
 }
 
 // tempName returns a hidden name beside path, short enough for any valid

@@ -111,3 +111,24 @@ func (ws Workers) Each(ctx context.Context, size, step int64, fn func(ctx contex
 	}
 	return g.Wait()
 }
+
+// Progress follows a command's work: Start once with the total, then Add
+// as the work is done, adding up to that total. Packages convert,
+// convert/diff and convert/eval name it as their own Progress.
+type Progress interface {
+	Start(total int64)
+	Add(n int64)
+}
+
+// OrNone returns p, or a Progress that ignores everything when p is nil.
+func OrNone(p Progress) Progress {
+	if p == nil {
+		return noProgress{}
+	}
+	return p
+}
+
+type noProgress struct{}
+
+func (noProgress) Start(int64) {}
+func (noProgress) Add(int64)   {}

@@ -51,3 +51,19 @@ func FromPath(err error) error {
 	}
 	return err
 }
+
+// Kind names the type of a file that is not regular, for errors: "a
+// FIFO", "a socket"...
+func Kind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return "a special file"
+}
