@@ -101,29 +101,32 @@ func placeRanges(jobs []job, order []int32, e qins.Encoding, out []format.Tensor
 // offsets aside, from the plan's choices alone: a header far above the
 // limit is refused before the output's tensors and metadata are built.
 func leastHeaderLen(c *format.Checkpoint, jobs []job, e qins.Encoding) int {
-	n := 2 + len(`"__metadata__":{}`) - 1 + format.MetadataEntryLen(qins.VersionKey, qins.Version)
+	var h format.HeaderSize
+	h.Metadata(qins.VersionKey, qins.Version)
 	for k, v := range c.Metadata {
-		n += format.MetadataEntryLen(k, v)
+		h.Metadata(k, v)
 	}
-	metaLen := map[dtype.DType]int{} // the placeholder, per dtype
+	placeholder := map[dtype.DType]string{} // the qins:NAME value, per dtype
+	nEncoded := 0
 	for i := range jobs {
 		t := jobs[i].src.TensorInfo
 		t.Begin, t.End = 0, 0
 		if !jobs[i].encode {
-			n += format.EntryLen(t)
+			h.Tensor(t)
 			continue
 		}
-		m, ok := metaLen[t.DType]
+		v, ok := placeholder[t.DType]
 		if !ok {
-			m = format.MetadataEntryLen(qins.ParamsPrefix, qins.MarshalEncodedMeta(quant.Params{}, t.DType, e))
-			metaLen[t.DType] = m
+			v = qins.MarshalEncodedMeta(quant.Params{}, t.DType, e)
+			placeholder[t.DType] = v
 		}
+		h.Metadata(qins.ParamsKey(t.Name), v)
 		for _, p := range e.Parts() {
-			n += format.EntryLen(e.Stored(p, t.Name, t.Shape))
+			h.Tensor(e.Stored(p, t.Name, t.Shape))
 		}
-		n += m + len(t.Name) + qins.EncodedMetaSlack
+		nEncoded++
 	}
-	return n
+	return h.Len(qins.EncodedMetaSlack * nEncoded)
 }
 
 // outSize is the element size of a job's output tensors.

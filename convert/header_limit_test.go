@@ -34,8 +34,7 @@ func TestHeaderLimit(t *testing.T) {
 				t.Fatal(err)
 			}
 			jobs, _ := newJobs(c, sel)
-			exact, _ := format.HeaderLen(p.meta, p.tensors)
-			exact = (exact+7)/8*8 + p.reserve
+			exact, _ := format.CreatedHeaderLen(p.meta, p.tensors, p.reserve)
 			least := leastHeaderLen(c, jobs, opts.encoding())
 			c.Close()
 			if least > exact || least < exact*9/10 {

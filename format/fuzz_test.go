@@ -65,7 +65,7 @@ func FuzzReadHeader(f *testing.F) {
 			t.Fatalf("tensors end at %d, data holds %d", pos, size)
 		}
 		enc := Encode(h.Metadata, h.Tensors, 0)
-		if n, ok := HeaderLen(h.Metadata, h.Tensors); !ok || n != len(bytes.TrimRight(enc, " ")) {
+		if n, ok := headerLen(h.Metadata, h.Tensors); !ok || n != len(bytes.TrimRight(enc, " ")) {
 			t.Fatalf("HeaderLen %d, Encode wrote %d bytes before its padding", n, len(bytes.TrimRight(enc, " ")))
 		}
 		for _, ti := range h.Tensors {

@@ -434,7 +434,7 @@ func checkLayout(ts []TensorInfo, dataSize uint64) error {
 // that data starts aligned. Metadata keys are sorted; tensors keep their
 // order.
 func Encode(metadata map[string]string, tensors []TensorInfo, minLen int) []byte {
-	n, _ := HeaderLen(metadata, tensors)
+	n, _ := headerLen(metadata, tensors)
 	b := make([]byte, 0, max(n+7, minLen+7)/8*8)
 	b = append(b, '{')
 	if len(metadata) > 0 {
@@ -482,24 +482,25 @@ func Encode(metadata map[string]string, tensors []TensorInfo, minLen int) []byte
 }
 
 // CreatedHeaderLen returns the length of the header Create writes for
-// metadata and tensors with reserve bytes kept: HeaderLen padded to 8
+// metadata and tensors with reserve bytes kept: headerLen padded to 8
 // bytes, then the room reserved. ok is false when a shape overflows.
 func CreatedHeaderLen(metadata map[string]string, tensors []TensorInfo, reserve int) (n int, ok bool) {
-	n, ok = HeaderLen(metadata, tensors)
-	return ((n+7)/8*8 + reserve + 7) / 8 * 8, ok
+	n, ok = headerLen(metadata, tensors)
+	return padded(n, reserve), ok
 }
 
-// HeaderLen returns the length of the header Encode renders for metadata
+// padded returns the length of a header of n bytes of JSON as Create
+// writes it: padded to 8 bytes, then reserve bytes more, padded again.
+func padded(n, reserve int) int { return ((n+7)/8*8 + reserve + 7) / 8 * 8 }
+
+// headerLen returns the length of the header Encode renders for metadata
 // and tensors, before its padding, with the tensors laid out one after the
 // other in the order given (their offsets ignored), as Create lays them
 // out; it builds nothing. ok is false when a shape overflows.
-func HeaderLen(metadata map[string]string, tensors []TensorInfo) (n int, ok bool) {
-	n = 2 // {}
-	if len(metadata) > 0 {
-		n += len(`"__metadata__":{}`) - 1 // no comma after the last entry
-		for k, v := range metadata {
-			n += MetadataEntryLen(k, v)
-		}
+func headerLen(metadata map[string]string, tensors []TensorInfo) (n int, ok bool) {
+	var h HeaderSize
+	for k, v := range metadata {
+		h.Metadata(k, v)
 	}
 	var off uint64
 	for _, t := range tensors {
@@ -512,23 +513,29 @@ func HeaderLen(metadata map[string]string, tensors []TensorInfo) (n int, ok bool
 			return 0, false
 		}
 		t.Begin, t.End = off, off+b
-		n += EntryLen(t)
+		h.Tensor(t)
 		off = t.End
 	}
-	if len(metadata) == 0 && len(tensors) > 0 {
-		n-- // no comma before the first entry
-	}
-	return n, true
+	return h.json(), true
 }
 
-// MetadataEntryLen returns the bytes the metadata entry k: v takes in a
-// header Encode renders, with the comma that separates it.
-func MetadataEntryLen(k, v string) int { return jsonStringLen(k) + 1 + jsonStringLen(v) + 1 }
+// HeaderSize counts the bytes of a header entry by entry, without building
+// it: a writer bounds the header of a large checkpoint before it lays one
+// out. The zero value is an empty header.
+type HeaderSize struct {
+	entries       int // the entries' bytes, each with a separating comma
+	meta, tensors int // how many of each
+}
 
-// EntryLen returns the bytes t's entry takes in a header Encode renders,
-// offsets included, with the comma that separates it. With offsets of 0,
-// it is the least the entry can take.
-func EntryLen(t TensorInfo) int {
+// Metadata counts the metadata entry k: v.
+func (h *HeaderSize) Metadata(k, v string) {
+	h.entries += jsonStringLen(k) + 1 + jsonStringLen(v) + 1
+	h.meta++
+}
+
+// Tensor counts t's entry, with its offsets as given: with offsets of 0,
+// the least the entry can take.
+func (h *HeaderSize) Tensor(t TensorInfo) {
 	n := 1 + jsonStringLen(t.Name) + len(`:{"dtype":"","shape":[],"data_offsets":[,]}`) + len(t.DType.String())
 	for j, d := range t.Shape {
 		n += decimalLen(d)
@@ -536,7 +543,25 @@ func EntryLen(t TensorInfo) int {
 			n++
 		}
 	}
-	return n + decimalLen(t.Begin) + decimalLen(t.End)
+	h.entries += n + decimalLen(t.Begin) + decimalLen(t.End)
+	h.tensors++
+}
+
+// Len returns the length of the header as Create writes it with reserve
+// bytes kept (see CreateOptions.Reserve).
+func (h *HeaderSize) Len(reserve int) int { return padded(h.json(), reserve) }
+
+// json returns the length of the JSON of the entries counted, before
+// padding.
+func (h *HeaderSize) json() int {
+	n := 2 + h.entries // {}
+	if h.meta > 0 {
+		n += len(`"__metadata__":{}`) - 1 // no comma after the last entry
+	}
+	if h.meta == 0 && h.tensors > 0 {
+		n-- // no comma before the first entry
+	}
+	return n
 }
 
 func decimalLen(v uint64) int {

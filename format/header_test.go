@@ -228,16 +228,16 @@ func TestHeaderLen(t *testing.T) {
 		off = ts[i].End
 	}
 	for _, meta := range []map[string]string{nil, {"format": "pt"}, {"qins:<x>": `{"a":"\u2028"}`, "b": "\xff"}} {
-		got, ok := HeaderLen(meta, ts)
+		got, ok := headerLen(meta, ts)
 		// Encode pads with spaces after the closing brace.
 		if want := len(strings.TrimRight(string(Encode(meta, ts, 0)), " ")); !ok || got != want {
 			t.Errorf("metadata %v: HeaderLen = %d, %v; Encode gives %d bytes", meta, got, ok, want)
 		}
-		if got, _ := HeaderLen(meta, nil); got != len(strings.TrimRight(string(Encode(meta, nil, 0)), " ")) {
+		if got, _ := headerLen(meta, nil); got != len(strings.TrimRight(string(Encode(meta, nil, 0)), " ")) {
 			t.Errorf("metadata %v, no tensors: HeaderLen = %d, Encode gives %q", meta, got, Encode(meta, nil, 0))
 		}
 	}
-	if _, ok := HeaderLen(nil, []TensorInfo{{Name: "x", DType: dtype.U8, Shape: []uint64{1 << 40, 1 << 40}}}); ok {
+	if _, ok := headerLen(nil, []TensorInfo{{Name: "x", DType: dtype.U8, Shape: []uint64{1 << 40, 1 << 40}}}); ok {
 		t.Error("an overflowing shape is ok")
 	}
 }
