@@ -189,7 +189,7 @@ func writeFile(ctx context.Context, fw fileWork, o *output, dst string, force bo
 // folder.
 func writeFolder(ctx context.Context, p pipeline, o *output) (*Summary, error) {
 	dir, _ := ModelFolder(o.in)
-	side, err := sideFiles(dir, o.src, &o.opts)
+	side, err := sideFiles(ctx, dir, o.src, &o.opts)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +220,7 @@ func writeFolder(ctx context.Context, p pipeline, o *output) (*Summary, error) {
 		return nil, err
 	}
 	s.setPacked()
-	if err := copySideFiles(ctx, dw, side.files, o.configDType); err != nil {
+	if err := copySideFiles(ctx, dw, side, o.configDType); err != nil {
 		return nil, err
 	}
 	s.SideFiles, s.SkippedLinks = len(side.files), side.skipped

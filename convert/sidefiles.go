@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/qins-dev/qins/format/outfile"
 
@@ -20,9 +21,10 @@ import (
 // sideFile is a file of a model folder other than its weights: config,
 // tokenizer, chat template, licence, code.
 type sideFile struct {
-	rel  string      // slash-separated, relative to the folder
-	path string      // the file to read, symlinks resolved
-	info os.FileInfo // when listed: the copy and the commit check it again
+	rel   string      // slash-separated, relative to the folder
+	path  string      // the file to read, symlinks resolved
+	info  os.FileInfo // when listed: the copy and the commit check it again
+	scope linkScope   // where the file opened may be
 }
 
 // Side-file limits: what a folder output copies beside its weights. Real
@@ -40,21 +42,39 @@ const (
 
 // ErrOutsideLink is the error, inside a *format.Error naming the link, of
 // a side file or folder that is a symbolic link leading outside the model
-// folder (and outside the Hugging Face cache repository it belongs to).
-// WriteOptions.SkipOutsideLinks skips such files instead.
+// folder (and outside the Hugging Face cache repository it belongs to), or
+// into a hidden file or folder of it. WriteOptions.SkipOutsideLinks skips
+// such files instead.
 var ErrOutsideLink = errors.New("leads outside the model folder")
+
+// linkError is an ErrOutsideLink: where the link leads, and why not there.
+type linkError struct {
+	target, where string
+	swapped       bool // found when the file was opened, not when listed
+}
+
+func (e *linkError) Error() string {
+	what := "is a symbolic link to"
+	if e.swapped {
+		what = "was replaced by a symbolic link to"
+	}
+	return fmt.Sprintf("%s %s, %s; refusing to copy it", what, format.Printable(e.target), e.where)
+}
+
+func (e *linkError) Unwrap() error { return ErrOutsideLink }
 
 // ErrSideTooLarge is the error of a side file, or of the side files
 // together, above WriteOptions.MaxSideFile or MaxSideTotal.
 var ErrSideTooLarge = errors.New("above the limit for files copied beside the weights")
 
 // linkScope is where the links of a model folder may lead: inside the
-// folder, or, for a snapshot of the Hugging Face cache
+// folder, but not into a hidden file or folder of it (".git/config"), or,
+// for a folder inside a snapshot of the Hugging Face cache
 // (models--ORG--NAME/snapshots/REV, whose files are links to
 // ../../blobs/HASH), to a file of that repository's blobs.
 type linkScope struct {
 	root  string // the folder, absolute, symlinks resolved
-	blobs string // the cache repository's blobs folder, or ""
+	blobs string // the cache repository's blobs folder, resolved, or ""
 }
 
 func newLinkScope(dir string) (linkScope, error) {
@@ -63,26 +83,46 @@ func newLinkScope(dir string) (linkScope, error) {
 		return linkScope{}, &format.Error{Path: dir, Err: err}
 	}
 	s := linkScope{root: root}
-	snapshots := filepath.Dir(root)
-	repo := filepath.Dir(snapshots)
-	if filepath.Base(snapshots) == "snapshots" && strings.HasPrefix(filepath.Base(repo), "models--") {
-		s.blobs = filepath.Join(repo, "blobs")
+	// The snapshot may be the folder or one above it (a diffusers
+	// repository converts a subfolder).
+	for d := root; filepath.Dir(d) != d; d = filepath.Dir(d) {
+		snapshots := filepath.Dir(d)
+		repo := filepath.Dir(snapshots)
+		if filepath.Base(snapshots) == "snapshots" && strings.HasPrefix(filepath.Base(repo), "models--") {
+			if b, err := filepath.EvalSymlinks(filepath.Join(repo, "blobs")); err == nil {
+				s.blobs = b
+			}
+			break
+		}
 	}
 	return s, nil
 }
 
-// allows reports whether real (absolute, symlinks resolved) may be read:
-// anything inside the folder, and a regular file directly inside the
-// cache's blobs (never the blobs folder itself, which holds every
-// revision's weights).
-func (s linkScope) allows(real string, st os.FileInfo) bool {
-	return within(real, s.root) || s.blobs != "" && st.Mode().IsRegular() && filepath.Dir(real) == s.blobs
+// refuse says why real (absolute, symlinks resolved) may not be read, or
+// "" when it may: anything inside the folder that is not hidden there, and
+// a regular file directly inside the cache's blobs (never the blobs folder
+// itself, which holds every revision's weights).
+func (s linkScope) refuse(real string, st os.FileInfo) string {
+	if rel, err := filepath.Rel(s.root, real); err == nil && within(real, s.root) {
+		for _, part := range strings.Split(filepath.ToSlash(rel), "/") {
+			if strings.HasPrefix(part, ".") && part != "." {
+				return "a hidden file of the model folder"
+			}
+		}
+		return ""
+	}
+	if s.blobs != "" && st.Mode().IsRegular() && filepath.Dir(real) == s.blobs {
+		return ""
+	}
+	return "which leads outside the model folder"
 }
 
 // sideList is what sideFiles finds: the files to copy, and the links
-// leading outside the folder that opts.SkipOutsideLinks skipped.
+// that opts.SkipOutsideLinks skipped (leading outside the folder, or
+// nowhere).
 type sideList struct {
 	files   []sideFile
+	dirs    map[string]fs.FileMode // subfolders made, by rel, with their modes
 	skipped []string
 }
 
@@ -90,10 +130,11 @@ type sideList struct {
 // copies: every regular file, in subfolders too, except hidden ones (a
 // name starting with "."), the checkpoint's own files, and weights in any
 // format (isWeightFile). Symbolic links are followed only where
-// linkScope allows; a folder is entered once per path from the top, and a
-// link back to a folder above it is an error. dir "" has none.
-func sideFiles(dir string, c *format.Checkpoint, opts *WriteOptions) (sideList, error) {
-	var out sideList
+// linkScope allows; each folder is entered once, whatever the links that
+// lead to it, and a second way into it is an error (a loop, or a graph of
+// links that would copy it many times). dir "" has none.
+func sideFiles(ctx context.Context, dir string, c *format.Checkpoint, opts *WriteOptions) (sideList, error) {
+	out := sideList{dirs: map[string]fs.FileMode{}}
 	if dir == "" {
 		return out, nil
 	}
@@ -114,37 +155,50 @@ func sideFiles(dir string, c *format.Checkpoint, opts *WriteOptions) (sideList, 
 	}
 	maxFile, maxTotal := opts.maxSide()
 	var total int64
-	var walk func(abs, rel string, above []os.FileInfo) error
-	walk = func(abs, rel string, above []os.FileInfo) error {
+	entries := 0
+	var seen []os.FileInfo // the folders entered
+	skip := func(r string) { out.skipped = append(out.skipped, r) }
+	var walk func(abs, rel string) error
+	walk = func(abs, rel string) error {
 		ents, err := os.ReadDir(abs)
 		if err != nil {
 			return &format.Error{Path: abs, Err: unwrapPath(err)}
 		}
 		for _, e := range ents {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if entries++; entries > maxSideCount {
+				return &format.Error{Path: dir, Err: fmt.Errorf("holds more than %d files and folders besides its weights; refusing to copy them", maxSideCount)}
+			}
 			name := e.Name()
 			if strings.HasPrefix(name, ".") || isWeightFile(name) {
 				continue
 			}
 			p, r := filepath.Join(abs, name), path.Join(rel, name)
 			real, st, err := followSide(p)
+			if errors.Is(err, errDangling) && opts.SkipOutsideLinks {
+				skip(r)
+				continue
+			}
 			if err != nil {
 				return err
 			}
-			if !scope.allows(real, st) {
+			if why := scope.refuse(real, st); why != "" {
 				if opts.SkipOutsideLinks {
-					out.skipped = append(out.skipped, r)
+					skip(r)
 					continue
 				}
-				return &format.Error{Path: p, Err: fmt.Errorf("is a symbolic link to %s, which %w; refusing to copy it", format.Printable(real), ErrOutsideLink)}
+				return &format.Error{Path: p, Err: &linkError{target: real, where: why}}
 			}
 			switch {
 			case st.IsDir():
-				for _, a := range above {
-					if os.SameFile(a, st) {
-						return &format.Error{Path: p, Err: errors.New("is a symbolic link to a folder above it (a loop); refusing to copy it")}
-					}
+				if sameAsAny(st, seen) {
+					return &format.Error{Path: p, Err: errors.New("leads to a folder already copied (a loop, or a second link to it); refusing to copy it again")}
 				}
-				if err := walk(p, r, append(above, st)); err != nil {
+				seen = append(seen, st)
+				out.dirs[r] = st.Mode().Perm()
+				if err := walk(p, r); err != nil {
 					return err
 				}
 			case !st.Mode().IsRegular():
@@ -156,10 +210,7 @@ func sideFiles(dir string, c *format.Checkpoint, opts *WriteOptions) (sideList, 
 				if total += st.Size(); total > maxTotal {
 					return &format.Error{Path: dir, Err: fmt.Errorf("holds more than %d bytes of files besides its weights, %w (all of them together)", maxTotal, ErrSideTooLarge)}
 				}
-				if len(out.files) == maxSideCount {
-					return &format.Error{Path: dir, Err: fmt.Errorf("holds more than %d files besides its weights; refusing to copy them", maxSideCount)}
-				}
-				out.files = append(out.files, sideFile{rel: r, path: real, info: st})
+				out.files = append(out.files, sideFile{rel: r, path: real, info: st, scope: scope})
 			}
 		}
 		return nil
@@ -168,8 +219,12 @@ func sideFiles(dir string, c *format.Checkpoint, opts *WriteOptions) (sideList, 
 	if err != nil {
 		return out, &format.Error{Path: dir, Err: unwrapPath(err)}
 	}
-	return out, walk(dir, "", []os.FileInfo{root})
+	seen = append(seen, root)
+	return out, walk(dir, "")
 }
+
+// errDangling is the error of a symbolic link that leads nowhere.
+var errDangling = errors.New("is a symbolic link that cannot be followed")
 
 // followSide returns the file p names, symlinks resolved, and its
 // FileInfo.
@@ -177,7 +232,7 @@ func followSide(p string) (string, os.FileInfo, error) {
 	real, err := filepath.EvalSymlinks(p)
 	if err != nil {
 		if lst, lerr := os.Lstat(p); lerr == nil && lst.Mode()&os.ModeSymlink != 0 {
-			return "", nil, &format.Error{Path: p, Err: fmt.Errorf("is a symbolic link that cannot be followed: %v", unwrapPath(err))}
+			return "", nil, &format.Error{Path: p, Err: fmt.Errorf("%w: %v", errDangling, unwrapPath(err))}
 		}
 		return "", nil, &format.Error{Path: p, Err: fmt.Errorf("cannot be copied: %v", unwrapPath(err))}
 	}
@@ -244,7 +299,7 @@ func checkFolderOutput(dst, dir string, c *format.Checkpoint, side []sideFile) e
 			return &format.Error{Path: dir, Err: err}
 		}
 		if within(out, in) {
-			return &format.Error{Path: dst, Err: fmt.Errorf("is inside the input folder %s; write the output elsewhere", dir)}
+			return &format.Error{Path: dst, Err: fmt.Errorf("is inside the input folder %s; write the output elsewhere", format.Printable(dir))}
 		}
 		inputs = append(inputs, dir)
 	}
@@ -254,7 +309,7 @@ func checkFolderOutput(dst, dir string, c *format.Checkpoint, side []sideFile) e
 		}
 		in, err := resolve(p)
 		if err == nil && within(in, out) {
-			return &format.Error{Path: dst, Err: fmt.Errorf("is or holds %s, an input of this command; refusing to write there", p)}
+			return &format.Error{Path: dst, Err: fmt.Errorf("is or holds %s, an input of this command; refusing to write there", format.Printable(p))}
 		}
 	}
 	return nil
@@ -288,19 +343,27 @@ func within(p, dir string) bool {
 const maxConfigSize = 16 << 20
 
 // copySideFiles copies the side files into dw, each with its mode (as cp
-// does: the umask applies); when dtype is not empty, config.json gets it
-// as its torch_dtype (see setTorchDType).
-func copySideFiles(ctx context.Context, dw *outfile.DirWriter, side []sideFile, dtype string) error {
+// does: the umask applies), in subfolders with theirs; when dtype is not
+// empty, config.json gets it as its torch_dtype (see setTorchDType).
+func copySideFiles(ctx context.Context, dw *outfile.DirWriter, side sideList, dtype string) error {
 	made := map[string]bool{".": true}
-	for _, s := range side {
+	var mkdir func(d string) error
+	mkdir = func(d string) error {
+		if made[d] {
+			return nil
+		}
+		if err := mkdir(path.Dir(d)); err != nil {
+			return err
+		}
+		made[d] = true
+		return dw.Mkdir(d, side.dirs[d])
+	}
+	for _, s := range side.files {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if d := path.Dir(s.rel); !made[d] {
-			if err := dw.Mkdir(d); err != nil {
-				return err
-			}
-			made[d] = true
+		if err := mkdir(path.Dir(s.rel)); err != nil {
+			return err
 		}
 		if err := s.copy(ctx, dw, dtype); err != nil {
 			return err
@@ -312,13 +375,22 @@ func copySideFiles(ctx context.Context, dw *outfile.DirWriter, side []sideFile, 
 // copy copies s into dw, exactly the bytes its size said when it was
 // listed, or with config.json's dtype set.
 func (s sideFile) copy(ctx context.Context, dw *outfile.DirWriter, dtype string) error {
-	f, err := os.Open(s.path)
+	// Not blocking: a FIFO put in the file's place opens at once, and the
+	// check below refuses it.
+	f, err := os.OpenFile(s.path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return &format.Error{Path: s.path, Err: unwrapPath(err)}
 	}
 	defer f.Close()
 	if st, err := f.Stat(); err != nil || !sameVersion(st, s.info) {
 		return s.changed()
+	}
+	// What was opened, links followed at open time, must be in the scope:
+	// a link swapped in after the listing could lead anywhere.
+	if real, ok := openedPath(f); ok {
+		if why := s.scope.refuse(real, s.info); why != "" {
+			return &format.Error{Path: s.path, Err: &linkError{target: real, where: why, swapped: true}}
+		}
 	}
 	var n int64
 	var r io.Reader = countingReader{io.LimitReader(f, s.info.Size()), &n}

@@ -3,6 +3,7 @@ package convert
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,7 +18,7 @@ import (
 func sideNames(t *testing.T, src string, opts WriteOptions) ([]string, []string, error) {
 	t.Helper()
 	c := open(t, src)
-	side, err := sideFiles(src, c, &opts)
+	side, err := sideFiles(context.Background(), src, c, &opts)
 	var got []string
 	for _, s := range side.files {
 		got = append(got, s.rel)
@@ -227,7 +228,7 @@ func TestSideFilesChanged(t *testing.T) {
 	tok := filepath.Join(src, "tokenizer.json")
 	os.WriteFile(tok, []byte("old bytes"), 0o644)
 	c := open(t, src)
-	side, err := sideFiles(src, c, &WriteOptions{})
+	side, err := sideFiles(context.Background(), src, c, &WriteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +276,7 @@ func copyTo(t *testing.T, out string, s sideFile) error {
 		t.Fatal(err)
 	}
 	defer dw.Abort()
-	return copySideFiles(context.Background(), dw, []sideFile{s}, "")
+	return copySideFiles(context.Background(), dw, sideList{files: []sideFile{s}}, "")
 }
 
 // TestSideFilesErrorsQuoted: a dangling link and a FIFO are named once,
@@ -295,4 +296,112 @@ func TestSideFilesErrorsQuoted(t *testing.T) {
 	if _, _, err := sideNames(t, src, WriteOptions{}); err == nil || !strings.Contains(err.Error(), "is a FIFO, not a regular file") {
 		t.Errorf("fifo: %v", err)
 	}
+}
+
+// TestSideFilesRoundTwo: the second review's attacks: a link into a
+// hidden file of the folder, a graph of links that reaches a folder many
+// ways, a FIFO or an outside link put in a listed file's place, a snapshot
+// subfolder, blobs moved to another disk, dangling links, folder modes.
+func TestSideFilesRoundTwo(t *testing.T) {
+	t.Run("hidden target", func(t *testing.T) {
+		src := copyDir(t, tinyDir, filepath.Join(t.TempDir(), "m"))
+		os.MkdirAll(filepath.Join(src, ".git"), 0o755)
+		os.WriteFile(filepath.Join(src, ".git", "config"), []byte("url = https://user:token@host/x"), 0o644)
+		os.Symlink(".git/config", filepath.Join(src, "README.md"))
+		if _, _, err := sideNames(t, src, WriteOptions{}); !errors.Is(err, ErrOutsideLink) {
+			t.Errorf("a link into .git: %v, want ErrOutsideLink", err)
+		}
+		if _, skipped, err := sideNames(t, src, WriteOptions{SkipOutsideLinks: true}); err != nil || !equalStrings(skipped, []string{"README.md"}) {
+			t.Errorf("skipped %v, %v", skipped, err)
+		}
+	})
+	t.Run("link graph", func(t *testing.T) {
+		src := copyDir(t, tinyDir, filepath.Join(t.TempDir(), "m"))
+		prev := filepath.Join(src, "L")
+		os.Mkdir(prev, 0o755)
+		for i := range 40 { // 2^40 paths if each were walked
+			d := filepath.Join(src, fmt.Sprintf("d%d", i))
+			os.Mkdir(d, 0o755)
+			os.Symlink(d, filepath.Join(prev, "a"))
+			os.Symlink(d, filepath.Join(prev, "b"))
+			prev = d
+		}
+		if _, _, err := sideNames(t, src, WriteOptions{}); err == nil || !strings.Contains(err.Error(), "already copied") {
+			t.Errorf("a folder reached twice: %v", err)
+		}
+	})
+	t.Run("replaced after listing", func(t *testing.T) {
+		dir := t.TempDir()
+		src := copyDir(t, tinyDir, filepath.Join(dir, "m"))
+		secret := filepath.Join(dir, "secret")
+		os.WriteFile(secret, []byte("private key"), 0o600)
+		tok := filepath.Join(src, "tokenizer.json")
+		os.WriteFile(tok, []byte("tokenizer"), 0o644)
+		scope, err := newLinkScope(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The race lost: the name is a link to the secret by the time it
+		// is stat'ed, so the listing holds the secret's own FileInfo.
+		os.Remove(tok)
+		os.Symlink(secret, tok)
+		st, _ := os.Stat(tok)
+		s := sideFile{rel: "tokenizer.json", path: tok, info: st, scope: scope}
+		if err := copyTo(t, filepath.Join(dir, "o"), s); !errors.Is(err, ErrOutsideLink) {
+			t.Errorf("copy through a swapped link: %v, want ErrOutsideLink", err)
+		}
+		// A FIFO in its place: refused at once, no hang.
+		os.Remove(tok)
+		if err := syscall.Mkfifo(tok, 0o644); err != nil {
+			t.Skip(err)
+		}
+		s.info, _ = os.Stat(filepath.Join(src, "config.json"))
+		if err := copyTo(t, filepath.Join(dir, "o2"), s); err == nil || !strings.Contains(err.Error(), "changed while") {
+			t.Errorf("copy of a FIFO: %v", err)
+		}
+	})
+	t.Run("cache subfolder and moved blobs", func(t *testing.T) {
+		dir := t.TempDir()
+		repo := filepath.Join(dir, "hub", "models--org--diff")
+		snap := filepath.Join(repo, "snapshots", "rev", "text_encoder")
+		os.MkdirAll(snap, 0o755)
+		elsewhere := filepath.Join(dir, "disk2", "blobs")
+		os.MkdirAll(elsewhere, 0o755)
+		os.Symlink(elsewhere, filepath.Join(repo, "blobs"))
+		ents, _ := os.ReadDir(tinyDir)
+		for _, e := range ents {
+			b, _ := os.ReadFile(filepath.Join(tinyDir, e.Name()))
+			os.WriteFile(filepath.Join(elsewhere, "h-"+e.Name()), b, 0o644)
+			os.Symlink("../../../blobs/h-"+e.Name(), filepath.Join(snap, e.Name()))
+		}
+		os.Symlink("nowhere", filepath.Join(snap, "dangling.txt"))
+		if _, _, err := sideNames(t, snap, WriteOptions{}); err == nil || !strings.Contains(err.Error(), "cannot be followed") {
+			t.Errorf("a dangling link: %v", err)
+		}
+		got, skipped, err := sideNames(t, snap, WriteOptions{SkipOutsideLinks: true})
+		if err != nil || !equalStrings(got, []string{"config.json"}) || !equalStrings(skipped, []string{"dangling.txt"}) {
+			t.Errorf("cache subfolder: %v, skipped %v, %v", got, skipped, err)
+		}
+	})
+	t.Run("folder modes", func(t *testing.T) {
+		dir := t.TempDir()
+		src := copyDir(t, tinyDir, filepath.Join(dir, "m"))
+		os.MkdirAll(filepath.Join(src, "private", "ro"), 0o755)
+		os.WriteFile(filepath.Join(src, "private", "ro", "x.txt"), []byte("x"), 0o644)
+		os.Chmod(filepath.Join(src, "private", "ro"), 0o500)
+		os.Chmod(filepath.Join(src, "private"), 0o700)
+		defer os.Chmod(filepath.Join(src, "private", "ro"), 0o755)
+		q := filepath.Join(dir, "m.qins")
+		if _, err := convertTo(context.Background(), src, q, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		mask := syscall.Umask(0)
+		syscall.Umask(mask)
+		for rel, mode := range map[string]os.FileMode{"private": 0o700, "private/ro": 0o500} {
+			if st, err := os.Stat(filepath.Join(q, rel)); err != nil || st.Mode().Perm() != mode&^os.FileMode(mask) {
+				t.Errorf("%s: %v, %v; want %v", rel, st.Mode(), err, mode&^os.FileMode(mask))
+			}
+		}
+		os.Chmod(filepath.Join(q, "private", "ro"), 0o755) // for t.TempDir's cleanup
+	})
 }

@@ -227,6 +227,11 @@ func (a *app) cli() *cli.App {
 		},
 	}
 	addVersion(app, a.stdout)
+	for _, c := range app.Commands {
+		// No "help" subcommand: `qins convert h` converts the folder h
+		// (help is --help, or qins help convert).
+		c.HideHelpCommand = true
+	}
 	top := app.Action // help, or the version with --version
 	app.Action = func(c *cli.Context) error {
 		if c.NArg() > 0 {

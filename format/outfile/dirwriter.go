@@ -16,13 +16,14 @@ import (
 
 // DirWriter builds a folder under a temporary name beside its destination
 // and puts it in place only on Commit; Abort, or a failed Commit, removes
-// it. Files inside are written with the usual writers (Create, CopyFile)
-// at the paths Path gives, or with WriteFile.
+// it. Files inside are written with the usual writers at the paths Path
+// gives, or with WriteFile.
 type DirWriter struct {
 	path, tmp string
 	force     bool
 	pending   *Pending
-	dirs      []string // subfolders made, synced on Commit
+	dirs      []string      // subfolders made, synced on Commit
+	added     []fs.FileMode // the owner's bits each was made with beyond its mode
 	done      bool
 }
 
@@ -102,13 +103,17 @@ func (d *DirWriter) Final(err error) error {
 	return err
 }
 
-// Mkdir makes the subfolder rel and its parents.
-func (d *DirWriter) Mkdir(rel string) error {
+// Mkdir makes the subfolder rel, whose parent exists, with mode perm less
+// the umask, as cp gives a new folder. Until Commit the owner may also
+// write into it, so that a read-only folder can be filled.
+func (d *DirWriter) Mkdir(rel string, perm fs.FileMode) error {
 	p := d.Path(rel)
-	if err := os.MkdirAll(p, 0o755); err != nil {
+	perm = perm.Perm()
+	if err := os.Mkdir(p, perm|0o700); err != nil {
 		return &fileerr.Error{Path: filepath.Join(d.path, filepath.FromSlash(rel)), Err: err}
 	}
 	d.dirs = append(d.dirs, p)
+	d.added = append(d.added, 0o700&^perm)
 	return nil
 }
 
@@ -169,7 +174,16 @@ func (d *DirWriter) Commit() error {
 }
 
 func (d *DirWriter) commit() error {
-	for _, p := range d.dirs {
+	// Innermost first: the owner's extra bits go once the folder is full.
+	for i := len(d.dirs) - 1; i >= 0; i-- {
+		p := d.dirs[i]
+		if d.added[i] != 0 {
+			if st, err := os.Stat(p); err == nil {
+				if err := os.Chmod(p, st.Mode().Perm()&^d.added[i]); err != nil {
+					return &fileerr.Error{Path: p, Err: err}
+				}
+			}
+		}
 		syncDir(p)
 	}
 	syncDir(d.tmp)

@@ -19,7 +19,7 @@ func TestDirWriter(t *testing.T) {
 	}
 	src := filepath.Join(dir, "src.txt")
 	os.WriteFile(src, []byte("side file"), 0o444)
-	if err := d.Mkdir("sub"); err != nil {
+	if err := d.Mkdir("sub", 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.WriteFile("sub/a.txt", strings.NewReader("side file"), 0o640, nil); err != nil {
