@@ -39,12 +39,14 @@ THE QINS FOLDER
   pytorch_model*.bin, *.pt, *.pth, *.ckpt, *.gguf, *.h5, *.msgpack,
   *.onnx, *.tflite, *.ot).
   Side files are copied only when safe to publish: a symbolic link is
-  followed only inside the model folder or, for a Hugging Face cache
-  snapshot, to a file of that repository's blobs/; any other link is an
-  error naming it and its target (--skip-outside-links leaves such files
-  out, with a warning). Only regular files, exactly their size, at most
-  --max-side-file (1GiB) each, --max-side-total (4GiB) together and
-  65,536 files; each is checked again just before the folder is committed.
+  followed only inside the model folder (not into a hidden file of it)
+  or, inside a Hugging Face cache snapshot, to a file of that repository's
+  blobs/; any other link, or a dangling one, is an error naming it and its
+  target (--skip-outside-links leaves such files out, with a warning).
+  Only regular files, exactly their size, at most --max-side-file (1GiB)
+  each, --max-side-total (4GiB) together and 65,536 files and folders;
+  each folder is entered once (a loop is an error); each file is checked
+  again when opened and just before the folder is committed.
 
 WHAT IS ENCODED
   By default every F16, BF16, F32 or F64 tensor of rank 2 or more (for
