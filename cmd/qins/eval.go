@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -57,8 +58,14 @@ func (a *app) eval(c *cli.Context) error {
 			return err
 		}
 		var se *eval.StreamError
-		if f := c.String("tokens") + c.String("text"); errors.As(err, &se) && f != "" {
-			err = fmt.Errorf("%s: %w", f, err)
+		var ge *eval.GenerateError
+		switch f := c.String("tokens") + c.String("text"); {
+		case errors.As(err, &ge) && c.IsSet("generate"):
+			return usageError{fmt.Errorf("--generate %d: %w", ge.Generate, ge)}
+		case errors.As(err, &ge):
+			return unusable{hinted{err, fmt.Sprintf("lower --generate to %d or less", max(0, ge.MaxPositions-ge.Prompt))}}
+		case errors.As(err, &se) && f != "":
+			err = fmt.Errorf("%s: %w", format.Printable(f), err)
 		}
 		return unusable{withHint(err)}
 	}
@@ -82,7 +89,7 @@ func readErr(flag, path string, err error) error {
 	if errors.As(err, &pe) {
 		err = pe.Err
 	}
-	return fmt.Errorf("%s %s: %w", flag, path, err)
+	return fmt.Errorf("%s %s: %w", flag, format.Printable(path), err)
 }
 
 // evalOptions reads eval's flags and the --text or --tokens file.
@@ -100,33 +107,37 @@ func evalOptions(c *cli.Context) (eval.Options, error) {
 		opts.Generate = -1 // no greedy comparison
 	}
 	if c.IsSet("max-kld") {
+		// NaN would fail every run, infinity none.
 		v := c.Float64("max-kld")
+		if !(v >= 0 && !math.IsInf(v, 1)) {
+			return opts, usageError{fmt.Errorf("--max-kld %g: give a finite number >= 0", v)}
+		}
 		opts.MaxKLD = &v
 	}
 	if c.IsSet("min-top1") {
 		v := c.Float64("min-top1")
-		if v < 0 || v > 1 {
+		if !(v >= 0 && v <= 1) {
 			return opts, usageError{fmt.Errorf("--min-top1 %g: give a fraction from 0 to 1", v)}
 		}
 		opts.MinTop1 = &v
 	}
 	if text != "" {
-		b, err := os.ReadFile(text)
+		b, err := eval.ReadFile(text, eval.MaxTextBytes, "a text")
 		if err != nil {
 			return opts, unusable{withHint(readErr("--text", text, err))}
 		}
 		if len(b) == 0 {
-			return opts, unusable{fmt.Errorf("--text %s: the file is empty", text)}
+			return opts, unusable{fmt.Errorf("--text %s: the file is empty", format.Printable(text))}
 		}
 		opts.Text = string(b)
 	}
 	if tokens != "" {
-		b, err := os.ReadFile(tokens)
+		b, err := eval.ReadFile(tokens, eval.MaxTokensBytes, "a token file")
 		if err != nil {
 			return opts, unusable{withHint(readErr("--tokens", tokens, err))}
 		}
 		if err := json.Unmarshal(b, &opts.Tokens); err != nil || opts.Tokens == nil {
-			return opts, unusable{fmt.Errorf("--tokens %s: not a JSON array of token ids", tokens)}
+			return opts, unusable{fmt.Errorf("--tokens %s: not a JSON array of token ids", format.Printable(tokens))}
 		}
 	}
 	return opts, nil
@@ -152,6 +163,9 @@ func writeEvalText(w io.Writer, r *eval.Report) error {
 		if g.RefText != nil && g.CandText != nil {
 			fmt.Fprintf(&b, "\nREF:\n%s\n\nCAND:\n%s\n", printableText(*g.RefText), printableText(*g.CandText))
 		} else {
+			if g.TextError != "" {
+				fmt.Fprintf(&b, "\nids only, the tokenizer cannot be used: %s\n", printableText(g.TextError))
+			}
 			fmt.Fprintf(&b, "\nREF ids:  %v\nCAND ids: %v\n", g.RefIDs, g.CandIDs)
 		}
 	}

@@ -144,3 +144,111 @@ func TestPrintableText(t *testing.T) {
 		}
 	}
 }
+
+// Issue 23, hostile input round three: each refused with one line that
+// quotes what would not print, with the exit status of a usage error or an
+// unusable input, never a stack trace.
+func TestEvalHostile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "e\x1b[31m\nx")
+	os.MkdirAll(dir, 0o755)
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(s), 0o644)
+		return p
+	}
+	model, _ := os.ReadFile(filepath.Join(stories, "model.safetensors"))
+	cfg, _ := os.ReadFile(filepath.Join(stories, "config.json"))
+	folder := func(name, config string) string {
+		d := filepath.Join(dir, name)
+		os.Mkdir(d, 0o755)
+		os.WriteFile(filepath.Join(d, "model.safetensors"), model, 0o644)
+		os.WriteFile(filepath.Join(d, "config.json"), []byte(config), 0o644)
+		return d
+	}
+	set := func(kv string) string { // the last of a key wins
+		i := strings.LastIndex(string(cfg), "}")
+		return string(cfg[:i]) + "," + kv + "}"
+	}
+	byteLevel := folder("qwen-like", string(cfg))
+	write("qwen-like/tokenizer.json", `{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}, "pre_tokenizer": {"type": "ByteLevel"}, "decoder": {"type": "ByteLevel"}}`)
+	ids := write("ids.json", "[1, 403, 407, 261]")
+	zero := filepath.Join(dir, "zero")
+	os.Symlink("/dev/zero", zero)
+	quoted := `"` + strings.ReplaceAll(filepath.Join(dir), "\n", `\n`)
+	quoted = strings.ReplaceAll(quoted, "\x1b", `\x1b`)
+
+	for _, c := range []struct {
+		args []string
+		code int
+		says []string
+	}{
+		// Item 1: 8 × (2^61 + 8) wraps around to 64.
+		{[]string{folder("wrap", set(`"head_dim": 2305843009213693960`)), stories, "--tokens", ids}, 2, []string{quoted, "config.json", "head_dim is 2305843009213693960"}},
+		// Item 2.
+		{[]string{stories, stories, "--tokens", ids, "--generate", "9223372036854775807"}, 2, []string{"usage error", "--generate 9223372036854775807", "at most 508"}},
+		// Item 3.
+		{[]string{folder("layers", set(`"num_hidden_layers": 1000000000000`)), stories, "--tokens", ids}, 2, []string{"num_hidden_layers is 1000000000000"}},
+		// Item 4.
+		{[]string{stories, stories, "--tokens", zero}, 2, []string{quoted, "larger than 16 MiB, the limit for a token file"}},
+		{[]string{stories, stories, "--text", zero}, 2, []string{quoted, "larger than 16 MiB, the limit for a text"}},
+		{[]string{stories, stories, "--config", zero, "--tokens", ids}, 2, []string{quoted, "larger than 16 MiB, the limit for a config.json"}},
+		// Item 6.
+		{[]string{folder("four", set(`"num_hidden_layers": 4`)), stories, "--tokens", ids}, 2, []string{quoted, "9 tensors", "model.layers.4.", "and 6 more"}},
+		// Item 7.
+		{[]string{folder("theta", set(`"rope_theta": -1`)), stories, "--tokens", ids}, 2, []string{quoted, "rope_theta is -1"}},
+		{[]string{folder("eps", set(`"rms_norm_eps": -1e-5`)), stories, "--tokens", ids}, 2, []string{"rms_norm_eps is -1e-05"}},
+		{[]string{folder("factor", set(`"rope_scaling": {"type": "linear", "factor": 1e-300}`)), stories, "--tokens", ids}, 2, []string{"rope_scaling factor is 1e-300"}},
+		{[]string{folder("tiny-theta", set(`"rope_theta": 1e-300`)), stories, "--tokens", ids}, 2, []string{quoted, "config.json", "not finite", "rope_theta 1e-300"}},
+		// Item 8.
+		{[]string{stories, stories, "--tokens", ids, "--min-top1", "NaN"}, 2, []string{"usage error", "--min-top1 NaN"}},
+		{[]string{stories, stories, "--tokens", ids, "--max-kld", "NaN"}, 2, []string{"usage error", "--max-kld NaN"}},
+		{[]string{stories, stories, "--tokens", ids, "--max-kld", "-1"}, 2, []string{"usage error", "--max-kld -1"}},
+		{[]string{stories, stories, "--tokens", ids, "--max-kld", "+Inf"}, 2, []string{"usage error", "--max-kld +Inf"}},
+		// Item 9.
+		{[]string{stories, stories, "--tokens", write("bad.json", "{")}, 2, []string{quoted, "not a JSON array"}},
+		{[]string{stories, stories, "--tokens", write("big.json", "[1, 600]")}, 2, []string{quoted, "outside the vocabulary"}},
+		{[]string{stories, stories, "--tokens", filepath.Join(dir, "missing.json")}, 2, []string{quoted, "no such file"}},
+		{[]string{byteLevel, byteLevel, "--text", ids}, 2, []string{quoted, "ByteLevel"}},
+	} {
+		code, _, errs := runQINS(t, append([]string{"eval", "-q"}, c.args...)...)
+		if code != c.code {
+			t.Errorf("%q: exit %d, want %d: %s", c.args, code, c.code, errs)
+		}
+		for _, s := range c.says {
+			if !strings.Contains(errs, s) {
+				t.Errorf("%q: stderr lacks %q: %s", c.args, s, errs)
+			}
+		}
+		if strings.Contains(errs, "\x1b") || strings.Count(strings.TrimSpace(errs), "\n") > 1 {
+			t.Errorf("%q: stderr is not one printable error line (and a hint): %q", c.args, errs)
+		}
+	}
+
+	// Item 5: beside a tokenizer eval cannot read, --tokens runs; the
+	// generations are ids, with the reason.
+	code, out, errs := runQINS(t, "eval", "-q", byteLevel, byteLevel, "--tokens", ids, "--generate", "0")
+	if code != 0 || !strings.Contains(out, "top-1        100.00%") {
+		t.Errorf("byte-level tokenizer, --generate 0: exit %d: %s%s", code, out, errs)
+	}
+	code, out, errs = runQINS(t, "eval", "-q", byteLevel, byteLevel, "--tokens", ids, "--generate", "3")
+	if code != 0 || !strings.Contains(out, "ids only, the tokenizer cannot be used: "+quoted) || !strings.Contains(out, "REF ids:  [") || strings.Contains(out, "\x1b") {
+		t.Errorf("byte-level tokenizer, --generate 3: exit %d: %s%s", code, out, errs)
+	}
+	code, out, _ = runQINS(t, "eval", byteLevel, byteLevel, "--tokens", ids, "--generate", "3", "--json")
+	var r evalJSON
+	if err := json.Unmarshal([]byte(out), &r); code != 0 || err != nil || r.Greedy == nil || len(r.Greedy.RefIDs) != 3 || r.Greedy.RefText != nil {
+		t.Errorf("byte-level tokenizer, --json: exit %d, %v: %s", code, err, out)
+	}
+	if !strings.Contains(out, `"text_error": "`) {
+		t.Errorf("--json lacks text_error: %s", out)
+	}
+
+	// Item 9: CAND's extra tensor names.
+	extra := folder("extra", string(cfg))
+	h := `{"x\u001b[2J\ny":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`
+	os.WriteFile(filepath.Join(extra, "model.safetensors"), stFile(h, make([]byte, 4)), 0o644)
+	code, _, errs = runQINS(t, "eval", "-q", stories, extra, "--tokens", ids)
+	if code != 2 || !strings.Contains(errs, `"x\x1b[2J\ny"`) || strings.Contains(errs, "\x1b") || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
+		t.Errorf("extra tensor with ESC: exit %d: %q", code, errs)
+	}
+}

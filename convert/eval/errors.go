@@ -26,10 +26,11 @@ type InputError struct {
 
 func (e *InputError) Error() string {
 	var fe *format.Error
-	if e.Path == "" || errors.As(e.Err, &fe) || strings.Contains(e.Err.Error(), e.Path) {
+	p := format.Printable(e.Path)
+	if e.Path == "" || errors.As(e.Err, &fe) || strings.Contains(e.Err.Error(), p) {
 		return e.Err.Error()
 	}
-	return e.Path + ": " + e.Err.Error()
+	return p + ": " + e.Err.Error()
 }
 
 func (e *InputError) Unwrap() error { return e.Err }
@@ -40,7 +41,7 @@ type MismatchError struct {
 	Ref, Cand string
 	Missing   []string // in Ref, not in Cand
 	Extra     []string // in Cand, not in Ref
-	Shapes    []string // "name [a b] against [c d]"
+	Shapes    []string // "name [a b] against [c d]", the name through format.Printable
 }
 
 func (e *MismatchError) Error() string {
@@ -49,7 +50,7 @@ func (e *MismatchError) Error() string {
 		if len(names) == 0 {
 			return
 		}
-		s := fmt.Sprintf("%d %s (%s", len(names), what, names[0])
+		s := fmt.Sprintf("%d %s (%s", len(names), what, format.Printable(names[0]))
 		if len(names) > 1 {
 			s += fmt.Sprintf(", and %d more", len(names)-1)
 		}
@@ -58,7 +59,7 @@ func (e *MismatchError) Error() string {
 	list("tensors missing", e.Missing)
 	list("extra tensors", e.Extra)
 	list("shapes differ", e.Shapes)
-	return fmt.Sprintf("%s does not have the tensors of %s: %s", e.Cand, e.Ref, strings.Join(parts, "; "))
+	return fmt.Sprintf("%s does not have the tensors of %s: %s", format.Printable(e.Cand), format.Printable(e.Ref), strings.Join(parts, "; "))
 }
 
 // StreamError reports a token stream the model cannot take: too short, too
@@ -70,3 +71,15 @@ type StreamError struct {
 func (e *StreamError) Error() string { return "token stream: " + e.Err.Error() }
 
 func (e *StreamError) Unwrap() error { return e.Err }
+
+// GenerateError reports a number of tokens to generate that does not fit
+// in max_position_embeddings after the prompt.
+type GenerateError struct {
+	Prompt, Generate, MaxPositions int
+	Config                         string // the config.json that sets MaxPositions
+}
+
+func (e *GenerateError) Error() string {
+	return fmt.Sprintf("a %d-token prompt and %d generated tokens are longer than max_position_embeddings %d (%s): at most %d can be generated",
+		e.Prompt, e.Generate, e.MaxPositions, format.Printable(e.Config), max(0, e.MaxPositions-e.Prompt))
+}

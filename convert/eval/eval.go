@@ -9,14 +9,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/qins-dev/qins/convert/eval/internal/model"
 	"github.com/qins-dev/qins/convert/eval/internal/tokenizer"
 	"github.com/qins-dev/qins/convert/internal/work"
+	"github.com/qins-dev/qins/format"
 )
 
 // DefaultGenerate is the number of tokens generated when Options.Generate
@@ -41,10 +44,11 @@ type Options struct {
 	Generate int
 	// Config is the config.json to use; empty means the one beside REF.
 	Config string
-	// MaxKLD fails the report when the mean KL divergence is above it.
+	// MaxKLD fails the report when the mean KL divergence is above it: a
+	// finite number >= 0.
 	MaxKLD *float64
 	// MinTop1 fails the report when the top-1 agreement (a fraction) is
-	// below it.
+	// below it: a number from 0 to 1.
 	MinTop1 *float64
 	// Progress, when set, follows the teacher-forced pass, one unit per
 	// layer of both models.
@@ -59,10 +63,23 @@ type Progress = work.Progress
 // Either may be anything `qins diff` reads; config.json and the tokenizer
 // are looked up beside ref. An input that cannot be used gives an
 // *InputError, a *MismatchError (cand's tensors are not ref's) or a
-// *StreamError (a token stream the model cannot take).
+// *StreamError (a token stream the model cannot take, or a generation
+// longer than the model's positions: a *GenerateError in it).
+//
+// The tokenizer is read only when it is used: to tokenise Text, to find
+// BOS for the default stream, and to decode the greedy generations. A
+// tokenizer that cannot be read fails a Text run only: the default stream
+// then starts from config.json's bos_token_id, and the generations are
+// given as ids, with Greedy.TextError saying why.
 func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) {
 	if opts.Text != "" && opts.Tokens != nil {
 		return nil, errors.New("eval: give Text or Tokens, not both")
+	}
+	if t := opts.MaxKLD; t != nil && !(*t >= 0 && !math.IsInf(*t, 1)) {
+		return nil, fmt.Errorf("eval: MaxKLD %g: want a finite number >= 0", *t)
+	}
+	if t := opts.MinTop1; t != nil && !(*t >= 0 && *t <= 1) {
+		return nil, fmt.Errorf("eval: MinTop1 %g: want a fraction from 0 to 1", *t)
 	}
 	if opts.Generate < 0 && opts.Text == "" && opts.Tokens == nil {
 		return nil, errors.New("eval: the default stream is REF's generation, which needs Generate >= 0")
@@ -101,6 +118,12 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 	if err := s.checkStream(r.IDs); err != nil {
 		return nil, err
 	}
+	if opts.Generate > 0 && r.Greedy == nil {
+		// Before the teacher-forced pass, not after it.
+		if err := s.fits(min(PromptTokens, len(r.IDs)), opts.Generate); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.teacherForced(ctx, r, opts.Progress); err != nil {
 		return nil, err
 	}
@@ -117,10 +140,15 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 type session struct {
 	cfg       *model.Config
 	cfgPath   string
-	ccfgPath  string               // CAND's own config.json, when it runs with one
-	tok       *tokenizer.Tokenizer // nil when there is none
+	ccfgPath  string // CAND's own config.json, when it runs with one
 	rw, cw    *Weights
 	ref, cand *model.Model
+	// tokDirs are the folders the tokenizer is looked for in; tok and
+	// tokErr what tokenizer found, once tokLoaded.
+	tokDirs   []string
+	tok       *tokenizer.Tokenizer // nil when there is none
+	tokErr    error
+	tokLoaded bool
 }
 
 func (s *session) close() {
@@ -159,9 +187,7 @@ func (s *session) open(ctx context.Context, ref, cand, configPath string) error 
 	if s.cfg, err = readConfig(s.cfgPath, configPath != ""); err != nil {
 		return err
 	}
-	if s.tok, err = findTokenizer(dir, filepath.Dir(s.cfgPath)); err != nil {
-		return err
-	}
+	s.tokDirs = []string{dir, filepath.Dir(s.cfgPath)}
 	ccfg, err := s.candConfig()
 	if err != nil {
 		return err
@@ -179,7 +205,49 @@ func (s *session) open(ctx context.Context, ref, cand, configPath string) error 
 	if s.cand, err = model.New(ccfg, s.cw); err != nil {
 		return &InputError{Path: s.cw.Path(), Err: err}
 	}
-	return nil
+	ccfgPath := s.cfgPath
+	if s.ccfgPath != "" {
+		ccfgPath = s.ccfgPath
+	}
+	if err := unused(s.ref, s.rw, s.cfgPath); err != nil {
+		return err
+	}
+	return unused(s.cand, s.cw, ccfgPath)
+}
+
+// unused refuses a checkpoint with tensors the forward pass does not read,
+// the sign of a config.json that does not describe it (fewer layers, no
+// biases): what they hold would go unchecked.
+func unused(m *model.Model, w *Weights, cfgPath string) error {
+	names := m.Unused(w.Names())
+	if len(names) == 0 {
+		return nil
+	}
+	c := m.Config()
+	return &InputError{Path: w.Path(), Err: fmt.Errorf("%s the %s of %s (num_hidden_layers %d) does not read (%s): does the config describe this checkpoint?",
+		count(len(names), "tensor"), c.Architecture, format.Printable(cfgPath), c.Layers, firstNames(names, 3))}
+}
+
+// count writes n things, "1 tensor", "2 tensors".
+func count(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
+
+// firstNames lists the first k names, quoted where they would not print
+// safely, and how many more there are.
+func firstNames(names []string, k int) string {
+	var q []string
+	for _, n := range names[:min(k, len(names))] {
+		q = append(q, format.Printable(n))
+	}
+	s := strings.Join(q, ", ")
+	if len(names) > k {
+		s += fmt.Sprintf(" and %d more", len(names)-k)
+	}
+	return s
 }
 
 // candConfig returns the config CAND runs with: REF's, unless CAND's own
@@ -212,16 +280,16 @@ func (s *session) candConfig() (*model.Config, error) {
 func sameShape(a, b *model.Config, pa, pb string) error {
 	switch {
 	case a.Vocab != b.Vocab:
-		return &InputError{Path: pb, Err: fmt.Errorf("vocab_size %d, but %s has %d: the predictions cannot be compared", b.Vocab, pa, a.Vocab)}
+		return &InputError{Path: pb, Err: fmt.Errorf("vocab_size %d, but %s has %d: the predictions cannot be compared", b.Vocab, format.Printable(pa), a.Vocab)}
 	case a.Layers != b.Layers:
-		return &InputError{Path: pb, Err: fmt.Errorf("num_hidden_layers %d, but %s has %d", b.Layers, pa, a.Layers)}
+		return &InputError{Path: pb, Err: fmt.Errorf("num_hidden_layers %d, but %s has %d", b.Layers, format.Printable(pa), a.Layers)}
 	}
 	return nil
 }
 
-// readConfig reads and parses a config.json.
+// readConfig reads and parses a config.json of at most MaxConfigBytes.
 func readConfig(path string, given bool) (*model.Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path, MaxConfigBytes, "a config.json")
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) && !given {
 			return nil, &InputError{Path: path, Err: fmt.Errorf("%w beside the reference checkpoint", ErrNoConfig)}
@@ -243,6 +311,16 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// tokenizer loads the tokenizer the first time it is asked for, and returns
+// it, or its error; nil, nil when there is none.
+func (s *session) tokenizer() (*tokenizer.Tokenizer, error) {
+	if !s.tokLoaded {
+		s.tok, s.tokErr = findTokenizer(s.tokDirs...)
+		s.tokLoaded = true
+	}
+	return s.tok, s.tokErr
 }
 
 // findTokenizer loads the tokenizer of the first folder that has one;
@@ -275,7 +353,7 @@ func sameTensors(ref, cand *Weights) error {
 		case !ok:
 			e.Missing = append(e.Missing, name)
 		case fmt.Sprint(a) != fmt.Sprint(b):
-			e.Shapes = append(e.Shapes, fmt.Sprintf("%s %v against %v", name, a, b))
+			e.Shapes = append(e.Shapes, fmt.Sprintf("%s %v against %v", format.Printable(name), a, b))
 		}
 	}
 	for _, name := range cand.Names() {
@@ -290,25 +368,30 @@ func sameTensors(ref, cand *Weights) error {
 }
 
 // bos returns the id a generation from nothing starts with: the
-// tokenizer's BOS, or config.json's; -1 when neither has one.
+// tokenizer's BOS, or config.json's (also when the tokenizer cannot be
+// read); -1 when neither has one.
 func (s *session) bos() int {
-	if s.tok != nil && s.tok.BOS() >= 0 {
-		return s.tok.BOS()
+	if t, err := s.tokenizer(); err == nil && t != nil && t.BOS() >= 0 {
+		return t.BOS()
 	}
 	return s.cfg.BOS
 }
 
 // encode tokenises text, with BOS when the tokenizer's config asks for it.
 func (s *session) encode(text string) ([]int, error) {
-	if s.tok == nil {
+	t, err := s.tokenizer()
+	if err != nil {
+		return nil, err
+	}
+	if t == nil {
 		return nil, &InputError{Path: s.cfgPath, Err: ErrNoTokenizer}
 	}
-	ids, err := s.tok.Encode(text)
+	ids, err := t.Encode(text)
 	if err != nil {
 		return nil, &InputError{Err: fmt.Errorf("tokenising the text: %v", err)}
 	}
-	if s.tok.AddBOS() {
-		ids = append([]int{s.tok.BOS()}, ids...)
+	if t.AddBOS() {
+		ids = append([]int{t.BOS()}, ids...)
 	}
 	return ids, nil
 }
@@ -319,12 +402,21 @@ func (s *session) checkStream(ids []int) error {
 		return &StreamError{Err: fmt.Errorf("%d token(s): at least 2 are needed to compare one prediction", len(ids))}
 	}
 	if m := s.cfg.MaxPositions; m > 0 && len(ids) > m {
-		return &StreamError{Err: fmt.Errorf("%d tokens is longer than max_position_embeddings %d (%s)", len(ids), m, s.cfgPath)}
+		return &StreamError{Err: fmt.Errorf("%d tokens is longer than max_position_embeddings %d (%s)", len(ids), m, format.Printable(s.cfgPath))}
 	}
 	for i, id := range ids {
 		if id < 0 || id >= s.cfg.Vocab {
-			return &StreamError{Err: fmt.Errorf("token %d (position %d) is outside the vocabulary of %d (%s)", id, i, s.cfg.Vocab, s.cfgPath)}
+			return &StreamError{Err: fmt.Errorf("token %d (position %d) is outside the vocabulary of %d (%s)", id, i, s.cfg.Vocab, format.Printable(s.cfgPath))}
 		}
+	}
+	return nil
+}
+
+// fits checks that a prompt of p tokens and n generated ones fit in
+// max_position_embeddings, without overflow.
+func (s *session) fits(p, n int) error {
+	if mp := s.cfg.MaxPositions; n > mp-p {
+		return &StreamError{Err: &GenerateError{Prompt: p, Generate: n, MaxPositions: mp, Config: s.cfgPath}}
 	}
 	return nil
 }
@@ -363,7 +455,16 @@ func (s *session) teacherForced(ctx context.Context, r *Report, p Progress) erro
 		return s.modelErr(err, s.cw)
 	}
 	if side, t := compare(r, r.IDs, lr, lc, s.cfg.Vocab); t >= 0 {
-		w := map[string]*Weights{"REF": s.rw, "CAND": s.cw}[side]
+		w, m, cfgPath := s.rw, s.ref, s.cfgPath
+		if side == "CAND" {
+			w, m = s.cw, s.cand
+			if s.ccfgPath != "" {
+				cfgPath = s.ccfgPath
+			}
+		}
+		if why := m.Config().Unusual(); why != "" {
+			return &InputError{Path: cfgPath, Err: fmt.Errorf("%s's logits at position %d are not finite, likely from the config's %s", side, t, why)}
+		}
 		return &InputError{Path: w.Path(), Err: fmt.Errorf("%s's logits at position %d are not finite: a NaN or an infinity in its weights?", side, t)}
 	}
 	r.Seconds = time.Since(start).Seconds()
@@ -393,8 +494,10 @@ func (s *session) greedy(ctx context.Context, r *Report, n int) error {
 	if d := firstDivergence(g.RefIDs, g.CandIDs); d > 0 {
 		g.FirstDivergence = &d
 	}
-	if s.tok != nil {
-		rt, ct := s.tok.Decode(g.RefIDs), s.tok.Decode(g.CandIDs)
+	if t, err := s.tokenizer(); err != nil {
+		g.TextError = err.Error()
+	} else if t != nil {
+		rt, ct := t.Decode(g.RefIDs), t.Decode(g.CandIDs)
 		g.RefText, g.CandText = &rt, &ct
 	}
 	return nil
@@ -402,8 +505,8 @@ func (s *session) greedy(ctx context.Context, r *Report, n int) error {
 
 // generate runs m's greedy generation after checking its length.
 func (s *session) generate(ctx context.Context, m *model.Model, prompt []int, n int) ([]int, error) {
-	if mp := s.cfg.MaxPositions; mp > 0 && len(prompt)+n > mp {
-		return nil, &StreamError{Err: fmt.Errorf("a %d-token prompt and %d generated tokens are longer than max_position_embeddings %d (%s)", len(prompt), n, mp, s.cfgPath)}
+	if err := s.fits(len(prompt), n); err != nil {
+		return nil, err
 	}
 	w := s.rw
 	if m == s.cand {

@@ -33,7 +33,10 @@ type Greedy struct {
 	// tokenizer.
 	RefText  *string `json:"ref_text,omitempty"`
 	CandText *string `json:"cand_text,omitempty"`
-	Seconds  float64 `json:"seconds"` // both generations, wall clock
+	// TextError says why there are no texts when a tokenizer is there but
+	// cannot be read; empty otherwise.
+	TextError string  `json:"text_error,omitempty"`
+	Seconds   float64 `json:"seconds"` // both generations, wall clock
 }
 
 // Report is the result of Eval. Its JSON form is what `qins eval --json`

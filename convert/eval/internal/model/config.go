@@ -8,10 +8,26 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/bits"
 )
 
 // supportedList names the architectures the package runs, for errors.
 const supportedList = "LlamaForCausalLM, MistralForCausalLM, Phi3ForCausalLM, Qwen2ForCausalLM"
+
+// Bounds on config.json's sizes, far above those of any released model of
+// the supported architectures. Within them, no width made of config
+// values (num_attention_heads × head_dim, say), no matrix of two widths and
+// no product of a width and a stream length overflows an int, so such a
+// value cannot wrap around to a checkpoint's real width.
+const (
+	// MaxWidth bounds hidden_size, intermediate_size, vocab_size and the
+	// widths made of them: heads × head_dim, the fused projections.
+	MaxWidth = 1 << 24
+	// MaxLayers bounds num_hidden_layers.
+	MaxLayers = 1 << 16
+	// MaxPositions bounds max_position_embeddings.
+	MaxPositions = 1 << 26
+)
 
 // Config is the part of a Hugging Face config.json the forward pass needs.
 type Config struct {
@@ -142,17 +158,18 @@ func supported(arch string) bool {
 
 func (c *Config) phi3() bool { return c.Architecture == "Phi3ForCausalLM" }
 
-// sizes reads and checks the dimensions.
+// sizes reads and checks the dimensions: each within its bound, and every
+// width made of them computed with overflow-checked arithmetic.
 func (c *Config) sizes(r *rawConfig) error {
 	c.Hidden, c.Intermediate, c.Layers, c.Heads = r.Hidden, r.Intermediate, r.Layers, r.Heads
 	c.Vocab, c.MaxPositions = r.Vocab, r.MaxPositions
 	for _, f := range []struct {
-		name string
-		v    int
-	}{{"hidden_size", c.Hidden}, {"intermediate_size", c.Intermediate}, {"num_hidden_layers", c.Layers},
-		{"num_attention_heads", c.Heads}, {"vocab_size", c.Vocab}, {"max_position_embeddings", c.MaxPositions}} {
-		if f.v <= 0 {
-			return fmt.Errorf("%s is %d, want > 0", f.name, f.v)
+		name   string
+		v, max int
+	}{{"hidden_size", c.Hidden, MaxWidth}, {"intermediate_size", c.Intermediate, MaxWidth}, {"num_hidden_layers", c.Layers, MaxLayers},
+		{"num_attention_heads", c.Heads, MaxWidth}, {"vocab_size", c.Vocab, MaxWidth}, {"max_position_embeddings", c.MaxPositions, MaxPositions}} {
+		if f.v <= 0 || f.v > f.max {
+			return fmt.Errorf("%s is %d, want > 0 and at most %d", f.name, f.v, f.max)
 		}
 	}
 	c.KVHeads = c.Heads
@@ -170,12 +187,18 @@ func (c *Config) sizes(r *rawConfig) error {
 		}
 		c.HeadDim = c.Hidden / c.Heads
 	}
-	if c.HeadDim <= 0 {
-		return fmt.Errorf("head_dim is %d, want > 0", c.HeadDim)
+	if c.HeadDim <= 0 || c.HeadDim > MaxWidth {
+		return fmt.Errorf("head_dim is %d, want > 0 and at most %d", c.HeadDim, MaxWidth)
+	}
+	if err := c.widths(); err != nil {
+		return err
 	}
 	partial := 1.0
 	if r.PartialRotary != nil {
 		partial = *r.PartialRotary
+	}
+	if !(partial > 0 && partial <= 1) {
+		return fmt.Errorf("partial_rotary_factor is %g, want > 0 and at most 1", partial)
 	}
 	c.RotaryDim = int(float64(c.HeadDim) * partial)
 	if c.RotaryDim <= 0 || c.RotaryDim%2 != 0 || c.RotaryDim > c.HeadDim {
@@ -185,14 +208,87 @@ func (c *Config) sizes(r *rawConfig) error {
 	if r.RMSNormEps != nil {
 		c.NormEps = *r.RMSNormEps
 	}
+	if !(c.NormEps >= 0) || math.IsInf(c.NormEps, 0) {
+		return fmt.Errorf("rms_norm_eps is %g, want a finite number >= 0", c.NormEps)
+	}
 	c.RopeTheta = 10000
 	if r.RopeTheta != nil {
 		c.RopeTheta = *r.RopeTheta
+	}
+	if !(c.RopeTheta > 0) || math.IsInf(c.RopeTheta, 0) {
+		return fmt.Errorf("rope_theta is %g, want a finite number > 0", c.RopeTheta)
 	}
 	if r.HiddenAct != "" && r.HiddenAct != "silu" {
 		return fmt.Errorf("hidden_act %q is not supported (only silu)", r.HiddenAct)
 	}
 	return nil
+}
+
+// widths checks, with overflow-checked arithmetic, every width the forward
+// pass makes of config values (the attention's, the fused projections'),
+// every matrix of two widths, and the products of a width, or of the
+// attention scores' row, with the longest stream.
+func (c *Config) widths() error {
+	type width struct {
+		what string
+		v    int
+		ok   bool
+	}
+	q, okQ := mul(c.Heads, c.HeadDim)
+	kv, okKV := mul(c.KVHeads, c.HeadDim)
+	kv2, ok2 := mul(2, kv)
+	qkv, okQKV := add(q, kv2)
+	gateUp, okGU := mul(2, c.Intermediate)
+	ws := []width{
+		{"hidden_size", c.Hidden, true},
+		{"intermediate_size", c.Intermediate, true},
+		{"vocab_size", c.Vocab, true},
+		{fmt.Sprintf("num_attention_heads %d × head_dim %d", c.Heads, c.HeadDim), q, okQ},
+		{fmt.Sprintf("num_key_value_heads %d × head_dim %d", c.KVHeads, c.HeadDim), kv, okKV},
+		{fmt.Sprintf("(num_attention_heads %d + 2 × num_key_value_heads %d) × head_dim %d", c.Heads, c.KVHeads, c.HeadDim), qkv, okQ && okKV && ok2 && okQKV},
+		{fmt.Sprintf("2 × intermediate_size %d", c.Intermediate), gateUp, okGU},
+	}
+	for _, w := range ws {
+		if !w.ok || w.v > MaxWidth {
+			return fmt.Errorf("%s is too large: a width over %d", w.what, MaxWidth)
+		}
+	}
+	// Each matrix is two of these widths; each activation a width times
+	// the stream's length; the attention scores the length squared.
+	for _, a := range ws {
+		for _, b := range ws {
+			if _, ok := mul(a.v, b.v); !ok {
+				return fmt.Errorf("a %s × %s matrix does not fit an int", a.what, b.what)
+			}
+		}
+		if _, ok := mul(a.v, c.MaxPositions); !ok {
+			return fmt.Errorf("%s × max_position_embeddings %d does not fit an int", a.what, c.MaxPositions)
+		}
+	}
+	if _, ok := mul(c.MaxPositions, c.MaxPositions); !ok {
+		return fmt.Errorf("max_position_embeddings %d squared does not fit an int", c.MaxPositions)
+	}
+	return nil
+}
+
+// mul returns a×b for a, b >= 0, and false when it does not fit an int.
+func mul(a, b int) (int, bool) {
+	if a < 0 || b < 0 {
+		return 0, false
+	}
+	hi, lo := bits.Mul64(uint64(a), uint64(b))
+	if hi != 0 || lo > math.MaxInt {
+		return 0, false
+	}
+	return int(lo), true
+}
+
+// add returns a+b for a, b >= 0, and false when it does not fit an int.
+func add(a, b int) (int, bool) {
+	if a < 0 || b < 0 || a > math.MaxInt-b {
+		return 0, false
+	}
+	return a + b, true
 }
 
 // extras reads tied embeddings, biases and the sliding window.
@@ -245,6 +341,9 @@ func (c *Config) rope(r *rawConfig) error {
 	c.Rope.Type = t
 	if rr.Factor != nil {
 		c.Rope.Factor = *rr.Factor
+		if err := float32Positive("rope_scaling factor", c.Rope.Factor); err != nil {
+			return err
+		}
 	}
 	switch t {
 	case "default":
@@ -252,13 +351,18 @@ func (c *Config) rope(r *rawConfig) error {
 		// Dynamic NTK changes nothing up to max_position_embeddings, the
 		// longest stream the package accepts.
 	case "linear":
-		if c.Rope.Factor <= 0 {
-			return fmt.Errorf("rope_scaling linear: factor %g, want > 0", c.Rope.Factor)
-		}
 	case "llama3":
 		c.Rope.LowFreqFactor, c.Rope.HighFreqFactor, c.Rope.OriginalMax = rr.LowFreqFactor, rr.HighFreqFactor, rr.OriginalMax
-		if c.Rope.Factor <= 0 || rr.OriginalMax <= 0 || rr.HighFreqFactor <= rr.LowFreqFactor || rr.LowFreqFactor <= 0 {
+		if rr.OriginalMax <= 0 || rr.HighFreqFactor <= rr.LowFreqFactor || rr.LowFreqFactor <= 0 {
 			return fmt.Errorf("rope_scaling llama3: need factor > 0, original_max_position_embeddings > 0, high_freq_factor > low_freq_factor > 0")
+		}
+		for _, f := range []struct {
+			name string
+			v    float64
+		}{{"low_freq_factor", rr.LowFreqFactor}, {"high_freq_factor", rr.HighFreqFactor}, {"high_freq_factor - low_freq_factor", rr.HighFreqFactor - rr.LowFreqFactor}} {
+			if err := float32Positive("rope_scaling "+f.name, f.v); err != nil {
+				return err
+			}
 		}
 	case "longrope":
 		return c.longrope(r, &rr)
@@ -277,6 +381,16 @@ func (c *Config) longrope(r *rawConfig, rr *rawRope) error {
 	half := c.RotaryDim / 2
 	if len(rr.ShortFactor) != half || len(rr.LongFactor) != half {
 		return fmt.Errorf("rope_scaling longrope: short_factor has %d values and long_factor %d, want %d (rotary dim / 2)", len(rr.ShortFactor), len(rr.LongFactor), half)
+	}
+	for _, f := range []struct {
+		name string
+		v    []float64
+	}{{"short_factor", rr.ShortFactor}, {"long_factor", rr.LongFactor}} {
+		for i, v := range f.v {
+			if err := float32Positive(fmt.Sprintf("rope_scaling %s[%d]", f.name, i), v); err != nil {
+				return err
+			}
+		}
 	}
 	c.Rope.ShortFactor, c.Rope.LongFactor = rr.ShortFactor, rr.LongFactor
 	// Phi-3 keeps the pretraining length beside max_position_embeddings
@@ -299,12 +413,56 @@ func (c *Config) longrope(r *rawConfig, rr *rawRope) error {
 	switch {
 	case rr.AttentionFactor != nil:
 		c.Rope.AttentionFactor = *rr.AttentionFactor
+		if err := float32Positive("rope_scaling attention_factor", c.Rope.AttentionFactor); err != nil {
+			return err
+		}
 	case c.Rope.Factor <= 1:
 		c.Rope.AttentionFactor = 1
 	default:
 		c.Rope.AttentionFactor = math.Sqrt(1 + math.Log(c.Rope.Factor)/math.Log(float64(c.Rope.OriginalMax)))
 	}
 	return nil
+}
+
+// float32Positive checks a scale config.json gives RoPE, which computes in
+// float32: a positive number that float32 holds as neither 0 nor infinity.
+func float32Positive(name string, v float64) error {
+	if f := float32(v); !(v > 0) || math.IsInf(v, 0) || f < 0x1p-126 || math.IsInf(float64(f), 0) {
+		return fmt.Errorf("%s is %g, want a positive number float32 holds (%.2g to %.2g)", name, v, 0x1p-126, math.MaxFloat32)
+	}
+	return nil
+}
+
+// Unusual names the first of the values that scale RoPE or the RMS norms
+// that is outside the range of released models ("rope_theta 1e-30, outside
+// 1..1e+12"), "" when none is: when a forward pass gives NaN or
+// infinities, such a value is a likelier cause than the weights.
+func (c *Config) Unusual() string {
+	type value struct {
+		name    string
+		v       float64
+		lo, hi  float64
+		applies bool
+	}
+	r := c.Rope
+	vs := []value{
+		{"rope_theta", c.RopeTheta, 1, 1e12, true},
+		{"rms_norm_eps", c.NormEps, 1e-12, 0.1, true},
+		{"rope_scaling factor", r.Factor, 1, 1e6, r.Type == "linear" || r.Type == "llama3"},
+		{"rope_scaling attention_factor", r.AttentionFactor, 1e-3, 1e3, r.Type == "longrope"},
+	}
+	for i, f := range r.ShortFactor {
+		vs = append(vs, value{fmt.Sprintf("rope_scaling short_factor[%d]", i), f, 1e-3, 1e6, true})
+	}
+	for i, f := range r.LongFactor {
+		vs = append(vs, value{fmt.Sprintf("rope_scaling long_factor[%d]", i), f, 1e-3, 1e6, true})
+	}
+	for _, v := range vs {
+		if v.applies && !(v.v >= v.lo && v.v <= v.hi) {
+			return fmt.Sprintf("%s %g, outside %g..%g", v.name, v.v, v.lo, v.hi)
+		}
+	}
+	return ""
 }
 
 // firstID reads an optional token id; -1 when absent or null.

@@ -21,8 +21,9 @@ func (m *Model) Generate(ctx context.Context, prompt []int, n int) ([]int, error
 	if err := m.checkIDs(prompt, 0); err != nil {
 		return nil, err
 	}
-	// The last token generated is never fed back.
-	if last := len(prompt) + n - 1; last > m.cfg.MaxPositions {
+	// The last token generated is never fed back. (checkIDs has put the
+	// prompt within MaxPositions: the difference cannot overflow.)
+	if n-1 > m.cfg.MaxPositions-len(prompt) {
 		return nil, fmt.Errorf("model: prompt of %d tokens and %d to generate exceed max_position_embeddings %d", len(prompt), n, m.cfg.MaxPositions)
 	}
 	g := &generation{m: m, rd: m.reader(map[string][]float32{})}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -33,8 +34,9 @@ type Model struct {
 	// GenerateBudget is how many bytes of decoded weights Generate may
 	// keep in memory between steps; the rest is read again every step.
 	GenerateBudget int64
-	maxMatrix      int       // elements of a layer's largest matrix
-	scratch        []float32 // read buffer for matrices not kept
+	maxMatrix      int             // elements of a layer's largest matrix
+	scratch        []float32       // read buffer for matrices not kept
+	reads          map[string]bool // the tensors the forward pass reads
 }
 
 // Tensor names, Hugging Face's.
@@ -47,46 +49,98 @@ const (
 func layerName(l int, s string) string { return fmt.Sprintf("model.layers.%d.%s", l, s) }
 
 // New checks that w holds every tensor cfg's architecture needs, with the
-// right shapes, and returns the model. It reads no tensor data.
+// right shapes, and returns the model. It reads no tensor data. The
+// tensors are checked one by one as the architecture lists them, so a
+// config.json with more layers than the checkpoint stops at the first
+// missing tensor: memory does not grow with num_hidden_layers.
 func New(cfg *Config, w Weights) (*Model, error) {
-	m := &Model{cfg: cfg, w: w, head: headName, GenerateBudget: DefaultGenerateBudget}
+	m := &Model{cfg: cfg, w: w, head: headName, GenerateBudget: DefaultGenerateBudget, reads: map[string]bool{}}
 	if cfg.TieEmbeddings {
 		m.head = embedName
 	} else if _, ok := w.Shape(headName); !ok {
 		m.head = embedName
 	}
-	for _, t := range m.tensors() {
-		got, ok := w.Shape(t.name)
+	err := m.eachTensor(func(name string, shape ...int) error {
+		got, ok := w.Shape(name)
 		if !ok {
-			return nil, fmt.Errorf("%s: tensor %s is missing", cfg.Architecture, t.name)
+			if l, ok := layerOf(name); ok && l > 0 {
+				return fmt.Errorf("%s: tensor %s is missing (config.json: num_hidden_layers %d)", cfg.Architecture, name, cfg.Layers)
+			}
+			return fmt.Errorf("%s: tensor %s is missing", cfg.Architecture, name)
 		}
-		if !slices.Equal(got, t.shape) {
-			return nil, fmt.Errorf("%s: tensor %s has shape %v, want %v", cfg.Architecture, t.name, got, t.shape)
+		if !slices.Equal(got, shape) {
+			return fmt.Errorf("%s: tensor %s has shape %v, want %v", cfg.Architecture, name, got, shape)
 		}
+		m.reads[name] = true
 		// The read buffer fits a layer's largest matrix; the embedding is
 		// read by rows and the head in blocks that fit the buffer too.
-		if len(t.shape) == 2 && strings.HasPrefix(t.name, "model.layers.") {
-			m.maxMatrix = max(m.maxMatrix, t.shape[0]*t.shape[1])
+		if len(shape) == 2 && strings.HasPrefix(name, "model.layers.") {
+			m.maxMatrix = max(m.maxMatrix, shape[0]*shape[1])
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return m, nil
 }
 
-type tensorSpec struct {
-	name  string
-	shape []int
+// layerOf returns the layer of a "model.layers.N." name.
+func layerOf(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, "model.layers.")
+	if !ok {
+		return 0, false
+	}
+	n, _, ok := strings.Cut(rest, ".")
+	if !ok {
+		return 0, false
+	}
+	l, err := strconv.Atoi(n)
+	return l, err == nil
 }
 
-// tensors lists every tensor the architecture reads, with its shape.
-func (m *Model) tensors() []tensorSpec {
+// Unused returns the names, in their order, that the forward pass does not
+// read, but for those it may ignore: lm_head.weight when the head is the
+// embedding (tie_word_embeddings, as transformers ties them), and the
+// rotary_emb.inv_freq buffers older checkpoints hold, which transformers
+// computes again.
+func (m *Model) Unused(names []string) []string {
+	var out []string
+	for _, name := range names {
+		switch {
+		case m.reads[name]:
+		case name == headName && m.head == embedName:
+		case strings.HasPrefix(name, "model.layers.") && strings.HasSuffix(name, ".self_attn.rotary_emb.inv_freq"):
+		default:
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// eachTensor calls f with every tensor the architecture reads, and its
+// shape, one at a time; it stops at the first error f returns.
+func (m *Model) eachTensor(f func(name string, shape ...int) error) error {
 	c := m.cfg
 	h, q, kv := c.Hidden, c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
-	ts := []tensorSpec{{embedName, []int{c.Vocab, h}}, {normName, []int{h}}}
+	if err := f(embedName, c.Vocab, h); err != nil {
+		return err
+	}
+	if err := f(normName, h); err != nil {
+		return err
+	}
 	if m.head != embedName {
-		ts = append(ts, tensorSpec{headName, []int{c.Vocab, h}})
+		if err := f(headName, c.Vocab, h); err != nil {
+			return err
+		}
 	}
 	for l := 0; l < c.Layers; l++ {
-		add := func(s string, shape ...int) { ts = append(ts, tensorSpec{layerName(l, s), shape}) }
+		var err error
+		add := func(s string, shape ...int) {
+			if err == nil {
+				err = f(layerName(l, s), shape...)
+			}
+		}
 		add("input_layernorm.weight", h)
 		add("post_attention_layernorm.weight", h)
 		add("self_attn.o_proj.weight", h, q)
@@ -94,28 +148,31 @@ func (m *Model) tensors() []tensorSpec {
 		if c.phi3() {
 			add("self_attn.qkv_proj.weight", q+2*kv, h)
 			add("mlp.gate_up_proj.weight", 2*c.Intermediate, h)
-			continue
+		} else {
+			add("self_attn.q_proj.weight", q, h)
+			add("self_attn.k_proj.weight", kv, h)
+			add("self_attn.v_proj.weight", kv, h)
+			add("mlp.gate_proj.weight", c.Intermediate, h)
+			add("mlp.up_proj.weight", c.Intermediate, h)
+			if c.QKVBias {
+				add("self_attn.q_proj.bias", q)
+				add("self_attn.k_proj.bias", kv)
+				add("self_attn.v_proj.bias", kv)
+			}
+			if c.OBias {
+				add("self_attn.o_proj.bias", h)
+			}
+			if c.MLPBias {
+				add("mlp.gate_proj.bias", c.Intermediate)
+				add("mlp.up_proj.bias", c.Intermediate)
+				add("mlp.down_proj.bias", h)
+			}
 		}
-		add("self_attn.q_proj.weight", q, h)
-		add("self_attn.k_proj.weight", kv, h)
-		add("self_attn.v_proj.weight", kv, h)
-		add("mlp.gate_proj.weight", c.Intermediate, h)
-		add("mlp.up_proj.weight", c.Intermediate, h)
-		if c.QKVBias {
-			add("self_attn.q_proj.bias", q)
-			add("self_attn.k_proj.bias", kv)
-			add("self_attn.v_proj.bias", kv)
-		}
-		if c.OBias {
-			add("self_attn.o_proj.bias", h)
-		}
-		if c.MLPBias {
-			add("mlp.gate_proj.bias", c.Intermediate)
-			add("mlp.up_proj.bias", c.Intermediate)
-			add("mlp.down_proj.bias", h)
+		if err != nil {
+			return err
 		}
 	}
-	return ts
+	return nil
 }
 
 // Config returns the model's configuration.

@@ -211,3 +211,18 @@ func loadConfig(t testing.TB, path string) *Config {
 	}
 	return c
 }
+
+type tensorSpec struct {
+	name  string
+	shape []int
+}
+
+// tensors lists every tensor the architecture reads, with its shape.
+func (m *Model) tensors() []tensorSpec {
+	var ts []tensorSpec
+	m.eachTensor(func(name string, shape ...int) error {
+		ts = append(ts, tensorSpec{name, shape})
+		return nil
+	})
+	return ts
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/qins-dev/qins/format"
 )
 
 // tokenConfig is what applyConfig reads of tokenizer_config.json.
@@ -51,7 +53,7 @@ func (t *Tokenizer) applyConfig(path string) error {
 	}
 	var c tokenConfig
 	if err := json.Unmarshal(data, &c); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return &format.Error{Path: path, Err: err}
 	}
 	if c.AddBOS != nil {
 		t.addBOS = *c.AddBOS
@@ -69,7 +71,7 @@ func (t *Tokenizer) applyConfig(path string) error {
 		}
 		id, ok := t.lookup(s.v.content)
 		if !ok {
-			return fmt.Errorf("%s: %s %q is not in the vocabulary of %s", path, s.name, s.v.content, t.src)
+			return &format.Error{Path: path, Err: fmt.Errorf("%s %q is not in the vocabulary of %s", s.name, s.v.content, format.Printable(t.src))}
 		}
 		*s.id = id
 	}

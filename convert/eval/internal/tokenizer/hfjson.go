@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/qins-dev/qins/format"
 )
 
 // hfFile is the part of a Hugging Face tokenizer.json this package reads.
@@ -63,7 +65,7 @@ func loadJSON(path string) (*Tokenizer, error) {
 	}
 	t, err := parseJSON(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, &format.Error{Path: path, Err: err}
 	}
 	t.src = path
 	return t, nil

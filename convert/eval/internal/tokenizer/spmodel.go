@@ -4,13 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
+
+	"github.com/qins-dev/qins/format"
 )
 
-// maxFileBytes bounds a tokenizer file read into memory; real ones are
-// well under 20 MB.
-const maxFileBytes = 256 << 20
+// maxFileBytes bounds a tokenizer file read into memory: a tokenizer.json,
+// a tokenizer.model or a tokenizer_config.json. The largest real
+// tokenizer.json files are about 35 MB.
+const maxFileBytes = 64 << 20
 
 // maxPieces bounds the vocabulary size.
 const maxPieces = 1 << 22
@@ -61,21 +65,42 @@ type spSpec struct {
 	haveNormalize bool
 }
 
-// readLimited reads a whole file of at most maxFileBytes.
+// readLimited reads a whole file of at most maxFileBytes. Its errors name
+// the file through format.Printable, and wrap an *fs.PathError's error
+// (os.ErrNotExist, say).
 func readLimited(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, pathError(err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, &format.Error{Path: path, Err: unwrapPath(err)}
 	}
 	if len(data) > maxFileBytes {
-		return nil, fmt.Errorf("%s: larger than %d MB, not a tokenizer", path, maxFileBytes>>20)
+		return nil, &format.Error{Path: path, Err: fmt.Errorf("larger than %d MiB, the limit for a tokenizer file", maxFileBytes>>20)}
 	}
 	return data, nil
+}
+
+// pathError turns an *fs.PathError into a *format.Error, which prints its
+// path through format.Printable.
+func pathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return &format.Error{Path: pe.Path, Err: pe.Err}
+	}
+	return err
+}
+
+// unwrapPath drops the operation and path of an *fs.PathError.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // loadModel reads a SentencePiece tokenizer.model (a ModelProto in
@@ -87,7 +112,7 @@ func loadModel(path string) (*Tokenizer, error) {
 	}
 	t, err := parseModel(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, &format.Error{Path: path, Err: err}
 	}
 	t.src = path
 	return t, nil

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/qins-dev/qins/format"
 )
 
 // Names of the files Load looks for in a model folder.
@@ -95,10 +97,10 @@ func Load(dir string) (*Tokenizer, error) {
 		if _, err := os.Stat(p); err == nil {
 			return LoadFile(p)
 		} else if !errors.Is(err, os.ErrNotExist) {
-			return nil, err
+			return nil, pathError(err)
 		}
 	}
-	return nil, fmt.Errorf("%s: no %s or %s", dir, JSONFile, ModelFile)
+	return nil, &format.Error{Path: dir, Err: fmt.Errorf("no %s or %s", JSONFile, ModelFile)}
 }
 
 // LoadFile reads one tokenizer file, a tokenizer.json (by its .json
@@ -152,7 +154,7 @@ func (t *Tokenizer) Piece(id int) string {
 func (t *Tokenizer) Encode(text string) ([]int, error) {
 	n := t.normalize(text)
 	if len(n) > math.MaxInt32 {
-		return nil, fmt.Errorf("tokenizer %s: text of %d bytes is too long", t.src, len(n))
+		return nil, fmt.Errorf("tokenizer %s: text of %d bytes is too long", format.Printable(t.src), len(n))
 	}
 	e := encoder{out: make([]int, 0, len(n)/4+1)}
 	for start := 0; start < len(n); {
