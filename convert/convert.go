@@ -12,6 +12,7 @@ package convert
 import (
 	"context"
 	"fmt"
+	"math"
 	"regexp"
 	"strings"
 	"time"
@@ -41,11 +42,34 @@ type Options struct {
 	// Granularity is how many ranges a tensor has; the zero value is one,
 	// qins.GranularityTensor.
 	Granularity qins.Granularity
+	// Codec is the code; the zero value is the log codec, qins.CodecLog.
+	// The rational codec (QINS version 3) takes the zero Layout, Range
+	// and Granularity.
+	Codec qins.Codec
+	// Alpha is the rational codec's parameter for every tensor, rounded to
+	// float32; 0 chooses, per tensor, the alpha of the least squared error.
+	Alpha float64
 }
 
 // encoding returns how opts encodes tensors.
 func (o *Options) encoding() qins.Encoding {
-	return qins.Encoding{Layout: o.Layout, Range: o.Range, Granularity: o.Granularity}
+	return qins.Encoding{Layout: o.Layout, Range: o.Range, Granularity: o.Granularity, Codec: o.Codec}
+}
+
+// checkAlpha checks Options.Alpha against the codec.
+func (o *Options) checkAlpha() error {
+	switch {
+	case o.Alpha == 0:
+		return nil
+	case o.Codec != qins.CodecRational:
+		return fmt.Errorf("alpha is for the rational codec, not the %v codec", o.Codec)
+	case math.IsNaN(o.Alpha) || math.IsInf(o.Alpha, 0) || o.Alpha < 0:
+		return fmt.Errorf("alpha %v must be finite and above 0", o.Alpha)
+	}
+	if a := float32(o.Alpha); a == 0 || math.IsInf(float64(a), 0) {
+		return fmt.Errorf("alpha %v is beyond float32's range", o.Alpha)
+	}
+	return nil
 }
 
 // convertHooks change Convert for tests.
@@ -88,6 +112,9 @@ func checkConvert(c *format.Checkpoint, opts *Options) (*selection, error) {
 		return nil, &format.Error{Path: c.Path, Err: ErrIsQINS}
 	}
 	if err := opts.encoding().Check(); err != nil {
+		return nil, err
+	}
+	if err := opts.checkAlpha(); err != nil {
 		return nil, err
 	}
 	sel := &selection{include: opts.Include, exclude: opts.Exclude, scales: scaleNames(c)}

@@ -16,7 +16,7 @@ type job struct {
 	src    *format.Tensor
 	encode bool
 	out    int // output tensor index: the copy, or the codes
-	signs  int // output index of the signs when encoded
+	signs  int // output index of the signs when encoded, or -1 (rational)
 	ranges int // output index of the per-row ranges, or -1
 }
 
@@ -56,9 +56,15 @@ func (cf *convertFile) plan() (*outputPlan, error) {
 			out = append(out, format.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape})
 			continue
 		}
+		if e.Codec == qins.CodecRational {
+			j.out, j.signs = len(out), -1
+			out = append(out, e.Stored(qins.PartCodes, t.Name, t.Shape))
+			meta[qins.ParamsKey(t.Name)] = encodedMeta(quant.Params{}, 0, t.DType, e)
+			continue
+		}
 		j.out, j.signs = len(out), len(out)+1
 		out = append(out, e.Stored(qins.PartCodes, t.Name, t.Shape), e.Stored(qins.PartSigns, t.Name, t.Shape))
-		meta[qins.ParamsKey(t.Name)] = qins.MarshalEncodedMeta(quant.Params{}, t.DType, e)
+		meta[qins.ParamsKey(t.Name)] = encodedMeta(quant.Params{}, 0, t.DType, e)
 	}
 	if !placed {
 		out = placeRanges(jobs, order, e, out)
@@ -117,7 +123,7 @@ func leastHeaderLen(c *format.Checkpoint, jobs []job, e qins.Encoding) int {
 		}
 		v, ok := placeholder[t.DType]
 		if !ok {
-			v = qins.MarshalEncodedMeta(quant.Params{}, t.DType, e)
+			v = encodedMeta(quant.Params{}, 0, t.DType, e)
 			placeholder[t.DType] = v
 		}
 		h.Metadata(qins.ParamsKey(t.Name), v)
@@ -127,6 +133,16 @@ func leastHeaderLen(c *format.Checkpoint, jobs []job, e qins.Encoding) int {
 		nEncoded++
 	}
 	return h.Len(qins.EncodedMetaSlack * nEncoded)
+}
+
+// encodedMeta renders the qins:NAME value of a tensor of dtype dt encoded
+// so, with range p for the log codec or parameter alpha for the rational
+// codec.
+func encodedMeta(p quant.Params, alpha float64, dt dtype.DType, e qins.Encoding) string {
+	if e.Codec == qins.CodecRational {
+		return qins.MarshalRationalMeta(alpha, dt)
+	}
+	return qins.MarshalEncodedMeta(p, dt, e)
 }
 
 // outSize is the element size of a job's output tensors.

@@ -38,6 +38,7 @@ type converter struct {
 	packed   bool // the packed layout
 	mse      bool // log_min chosen for the least squared error
 	rows     bool // one range per row (rows.go)
+	rational bool // the rational codec
 	scanners scanners
 }
 
@@ -72,6 +73,10 @@ type encodeState struct {
 	enc     *quant.Encoder // dropped once the tensor is written
 	params  quant.Params
 	env     envelope // per-row ranges: their envelope
+	// rat encodes a tensor of the rational codec, instead of enc; alpha
+	// is its parameter.
+	rat   *quant.RationalEncoder
+	alpha float32
 }
 
 // workerBufs are one goroutine's buffers.
@@ -124,6 +129,10 @@ func (cv *converter) run(ctx context.Context, w *format.Writer, progress func(in
 	cv.chunk = cv.workers.ChunkSize(opts.ChunkBytes, cv.c)
 	cv.packed = opts.Layout == qins.LayoutPacked
 	cv.mse = opts.Range == qins.RangeMSE
+	cv.rational = opts.Codec == qins.CodecRational
+	if cv.rational {
+		cv.mse = opts.Alpha == 0 // the alpha of the least squared error
+	}
 	cv.rows = opts.Granularity == qins.GranularityRow
 	steps, states, err := cv.schedule(ctx)
 	if err != nil {
@@ -242,12 +251,16 @@ func (cv *converter) finish(ctx context.Context, states []tensorState, s *Summar
 		if cv.rows {
 			p = states[i].env.p
 		}
-		cv.w.SetMetadata(qins.ParamsKey(j.src.Name), qins.MarshalEncodedMeta(p, j.src.DType, e))
+		alpha := float64(states[i].alpha)
+		cv.w.SetMetadata(qins.ParamsKey(j.src.Name), encodedMeta(p, alpha, j.src.DType, e))
+		if cv.rational {
+			s.alpha(alpha, cv.mse)
+		}
 		s.Encoded++
 		n := int64(j.src.Elements())
 		s.EncodedElems += n
 		s.EncodedBytes += int64(e.EncodedBytes(j.src.Shape))
-		if !cv.packed && j.src.DType.Size() == 2 {
+		if !cv.packed && !cv.rational && j.src.DType.Size() == 2 {
 			s.packedSaving += n - int64(qins.SignBytes(uint64(n)))
 		}
 	}
@@ -295,8 +308,10 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 	if st.written.Add(1) == st.nWrite {
 		cv.w.StartWriteback(j.out)
 		if j.encode {
-			st.enc = nil // its tables (32 KB, 160 KB for F32); every step of the tensor is done
-			cv.w.StartWriteback(j.signs)
+			st.enc, st.rat = nil, nil // their tables (32 KB, 160 KB for F32; 64 KB); every step of the tensor is done
+			if j.signs >= 0 {
+				cv.w.StartWriteback(j.signs)
+			}
 		}
 	}
 	return nil
@@ -327,6 +342,10 @@ func (cv *converter) encode(j *job, st *tensorState, in []byte, off int64, b *wo
 	size := int64(j.src.DType.Size())
 	k := len(in) / int(size)
 	codes, signs := b.grow(k)
+	if st.rat != nil {
+		st.rat.Encode(in, codes)
+		return cv.w.WriteAt(j.out, codes, off/size)
+	}
 	out, at := quant.Int8Bytes(signs), off/size
 	if cv.packed {
 		out, at = b.bits[:(k+7)/8], off/size/8
@@ -371,6 +390,15 @@ func (cv *converter) prepare(j *job, st *tensorState) error {
 			return t.Err(err)
 		}
 	}
+	if cv.rational {
+		err := cv.prepareRational(scan, t, st.encodeState)
+		cv.scanners.put(scan)
+		if err != nil {
+			return err
+		}
+		close(st.ready)
+		return nil
+	}
 	params := scan.Params
 	if cv.mse {
 		params = scan.MSEParams
@@ -382,5 +410,29 @@ func (cv *converter) prepare(j *job, st *tensorState) error {
 	st.enc, st.params = scan.EncoderFor(p), p
 	cv.scanners.put(scan)
 	close(st.ready)
+	return nil
+}
+
+// prepareRational makes the rational encoder of a scanned tensor t, with
+// Options.Alpha or the alpha of the least squared error.
+func (cv *converter) prepareRational(scan *quant.Scanner, t format.Tensor, st *encodeState) error {
+	if _, err := scan.Params(); err != nil { // a NaN or an infinity
+		return t.Err(err)
+	}
+	a := float32(cv.opts.Alpha)
+	if cv.mse {
+		var err error
+		if a, err = scan.RationalAlpha(); err != nil {
+			return t.Err(err)
+		}
+	}
+	if err := quant.CheckRationalAlpha(float64(a), t.DType); err != nil {
+		return t.Err(err)
+	}
+	enc, err := quant.NewRationalEncoder(t.DType, a)
+	if err != nil {
+		return t.Err(err)
+	}
+	st.rat, st.alpha = enc, a
 	return nil
 }

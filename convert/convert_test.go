@@ -412,6 +412,85 @@ func TestMSERange(t *testing.T) {
 	}
 }
 
+// TestRationalRoundTrip converts with the rational codec (--alpha 1 and
+// the mse alpha), restores, and compares: the restored F32 values are what
+// diff reads from the QINS file, zeros stay zeros of the same sign, no
+// weight changes sign, and the mse alpha is no worse than alpha 1.
+func TestRationalRoundTrip(t *testing.T) {
+	for _, src := range []string{tinyDir, "../testdata/stories260K"} {
+		t.Run(filepath.Base(src), func(t *testing.T) {
+			dir := t.TempDir()
+			var total [2]float64
+			for k, opts := range []Options{{Codec: qins.CodecRational, Alpha: 1}, {Codec: qins.CodecRational, WriteOptions: WriteOptions{ChunkBytes: 1000}}} {
+				q, r := filepath.Join(dir, fmt.Sprint(k, ".qins.safetensors")), filepath.Join(dir, fmt.Sprint(k, ".f32.safetensors"))
+				s, err := Convert(context.Background(), src, q, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if s.Codec != qins.CodecRational || s.AlphaMSE != (opts.Alpha == 0) || s.AlphaMin <= 0 || s.EncodedBytes != s.EncodedElems {
+					t.Fatalf("summary %+v", s)
+				}
+				c := open(t, q)
+				if c.Metadata["qins"] != "3" {
+					t.Fatalf("version %q", c.Metadata["qins"])
+				}
+				c.Close()
+				if _, err := Restore(context.Background(), q, r, RestoreOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				if d := diffOf(t, q, r, diff.Options{}); !d.Total.Exact {
+					t.Errorf("restored F32 differs from the QINS file's values: %+v", d.Total)
+				}
+				d := diffOf(t, src, q, diff.Options{})
+				total[k] = float64(d.Total.RelRMSE)
+				if dr := diffOf(t, src, r, diff.Options{}); float64(dr.Total.RelRMSE) != total[k] {
+					t.Errorf("rel_rmse against the QINS file %v, against its restore %v", d.Total.RelRMSE, dr.Total.RelRMSE)
+				}
+				orig, back := open(t, src), open(t, r)
+				want := byName(orig)
+				for _, tb := range back.Tensors {
+					ta, ok := want[tb.Name]
+					if !ok || !ta.DType.IsFloat() {
+						continue
+					}
+					a, b := values(t, ta), values(t, tb)
+					for i := range a {
+						switch {
+						case a[i] == 0 && (b[i] != 0 || math.Signbit(a[i]) != math.Signbit(b[i])):
+							t.Fatalf("%s[%d]: zero %v comes back as %v", tb.Name, i, a[i], b[i])
+						case a[i] > 0 && b[i] < 0, a[i] < 0 && b[i] > 0:
+							t.Fatalf("%s[%d]: %v comes back as %v", tb.Name, i, a[i], b[i])
+						}
+					}
+				}
+				orig.Close()
+				back.Close()
+			}
+			if total[1] > total[0] {
+				t.Errorf("rel_rmse %v with the mse alpha, %v with alpha 1", total[1], total[0])
+			}
+			t.Logf("rel_rmse: alpha 1 %.5f, mse alpha %.5f", total[0], total[1])
+		})
+	}
+}
+
+// TestRationalOptions: the rational codec refuses what it does not take.
+func TestRationalOptions(t *testing.T) {
+	dst := filepath.Join(t.TempDir(), "q.safetensors")
+	for _, opts := range []Options{
+		{Codec: qins.CodecRational, Granularity: qins.GranularityRow},
+		{Codec: qins.CodecRational, Layout: qins.LayoutPacked},
+		{Codec: qins.CodecRational, Alpha: -1},
+		{Codec: qins.CodecRational, Alpha: math.NaN()},
+		{Codec: qins.CodecRational, Alpha: 1e300},
+		{Alpha: 1},
+	} {
+		if _, err := Convert(context.Background(), tinyDir, dst, opts); err == nil {
+			t.Errorf("%+v: no error", opts)
+		}
+	}
+}
+
 // TestConvertAnyChunkSize converts with chunks smaller than the 8 elements
 // a step holds, and with odd sizes, to the same bytes as the default.
 func TestConvertAnyChunkSize(t *testing.T) {

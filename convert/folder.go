@@ -100,7 +100,10 @@ func stored(ls []qins.Logical) []format.Tensor {
 	var ts []format.Tensor
 	for _, l := range ls {
 		if l.Encoded() {
-			ts = append(ts, *l.Codes, *l.Signs)
+			ts = append(ts, *l.Codes)
+			if l.Signs != nil {
+				ts = append(ts, *l.Signs)
+			}
 			if l.Ranges != nil {
 				ts = append(ts, *l.Ranges)
 			}

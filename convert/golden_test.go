@@ -25,6 +25,10 @@ const (
 	// smallRows is the small checkpoint with every float tensor encoded
 	// per row (packed, range mse): QINS version 2.
 	smallRows = "../testdata/fuzz/small.rows.qins.safetensors"
+	// smallRational is the small checkpoint with every float tensor
+	// encoded with the rational codec, each with its mse alpha: QINS
+	// version 3.
+	smallRational = "../testdata/fuzz/small.rational.qins.safetensors"
 )
 
 // writeSmall writes the small source checkpoint: every float dtype, the
@@ -69,7 +73,11 @@ func TestGolden(t *testing.T) {
 	if _, err := Convert(context.Background(), smallSrc, rows, Options{Granularity: qins.GranularityRow, Layout: qins.LayoutPacked, Range: qins.RangeMSE, Include: regexp.MustCompile(".")}); err != nil {
 		t.Fatal(err)
 	}
-	for _, g := range []struct{ got, golden string }{{q, smallQINS}, {r, smallRestored}, {rows, smallRows}} {
+	rational := filepath.Join(dir, "rational")
+	if _, err := Convert(context.Background(), smallSrc, rational, Options{Codec: qins.CodecRational, Include: regexp.MustCompile(".")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []struct{ got, golden string }{{q, smallQINS}, {r, smallRestored}, {rows, smallRows}, {rational, smallRational}} {
 		got, _ := os.ReadFile(g.got)
 		if *update {
 			if err := os.WriteFile(g.golden, got, 0o644); err != nil {

@@ -28,8 +28,12 @@ type TensorReport struct {
 	Elements uint64   `json:"elements"`
 	Bytes    uint64   `json:"bytes"` // stored: codes and signs when encoded
 	Encoded  bool     `json:"encoded"`
-	LogMin   *float64 `json:"log_min,omitempty"`
-	LogMax   *float64 `json:"log_max,omitempty"`
+	// Codec is "rational" for the rational codec, whose parameter is
+	// Alpha (it has no LogMin and LogMax).
+	Codec  string   `json:"codec,omitempty"`
+	Alpha  *float64 `json:"alpha,omitempty"`
+	LogMin *float64 `json:"log_min,omitempty"`
+	LogMax *float64 `json:"log_max,omitempty"`
 	// Granularity is "row" for per-row ranges, whose envelope LogMin and
 	// LogMax then give; Rows and Span describe the rows' ranges.
 	Granularity string `json:"granularity,omitempty"`
@@ -101,9 +105,18 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 		}
 		if l.Encoded() {
 			t.Bytes = l.StoredBytes()
+			r.Total.Encoded++
+			if l.Codec == qins.CodecRational {
+				a := l.Alpha
+				t.Codec, t.Alpha = l.Codec.String(), &a
+				r.Tensors = append(r.Tensors, t)
+				r.Total.Tensors++
+				r.Total.Elements += t.Elements
+				r.Total.Bytes += t.Bytes
+				continue
+			}
 			lo, hi := l.Params.LogMin, l.Params.LogMax
 			t.LogMin, t.LogMax = &lo, &hi
-			r.Total.Encoded++
 			if l.Ranges != nil {
 				t.Granularity, t.Rows = qins.GranularityRow.String(), qins.Rows(l.Shape)
 				if t.Span, err = spans(l); err != nil {

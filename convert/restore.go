@@ -232,7 +232,7 @@ func (r *restorer) copy(ctx context.Context, l *qins.Logical, k int) error {
 
 // decode writes the decoded values of an encoded tensor in dtype dt.
 func (r *restorer) decode(ctx context.Context, l *qins.Logical, dt dtype.DType, k int) error {
-	if err := l.Params.CheckFinite(dt); err != nil {
+	if err := l.CheckFinite(dt); err != nil {
 		return &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: fmt.Errorf("cannot be restored to %v: %v", dt, err)}
 	}
 	d := qins.NewDecoder(l)

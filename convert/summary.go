@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/qins"
 )
 
 // Summary reports what a pipeline did.
@@ -34,6 +35,13 @@ type Summary struct {
 	// names the side files not copied because they link outside the
 	// model folder (slash-separated, relative to it).
 	SkippedLinks []string
+	// Codec is the convert's codec. For the rational codec, AlphaMSE
+	// says that each tensor got the alpha of its least squared error
+	// (otherwise Options.Alpha), and AlphaMin and AlphaMax bound the
+	// tensors' alphas.
+	Codec              qins.Codec
+	AlphaMSE           bool
+	AlphaMin, AlphaMax float64
 	// packedSaving is what the packed layout would save on the 16-bit
 	// tensors of a u8+i8 convert.
 	packedSaving int64
@@ -56,8 +64,22 @@ func (s *Summary) setPacked() {
 	}
 }
 
+// alpha counts the alpha of a rational tensor, chosen for the least
+// squared error when mse.
+func (s *Summary) alpha(a float64, mse bool) {
+	if s.Codec != qins.CodecRational {
+		s.AlphaMin, s.AlphaMax = a, a
+	}
+	s.AlphaMin, s.AlphaMax = min(s.AlphaMin, a), max(s.AlphaMax, a)
+	s.Codec, s.AlphaMSE = qins.CodecRational, mse
+}
+
 // add adds the counts of one shard's summary to s.
 func (s *Summary) add(shard *Summary) {
+	if shard.Codec == qins.CodecRational {
+		s.alpha(shard.AlphaMin, shard.AlphaMSE)
+		s.alpha(shard.AlphaMax, shard.AlphaMSE)
+	}
 	s.Encoded += shard.Encoded
 	s.EncodedElems += shard.EncodedElems
 	s.EncodedBytes += shard.EncodedBytes

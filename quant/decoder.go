@@ -28,6 +28,8 @@ type Decoder struct {
 	f64r  [3][256]float64 // values rounded to float32
 	f32   [3][256]uint32  // F32 bits
 	bad32 uint32          // the F32 entry of code 0
+	// zeroOK: code 0 is valid (the rational codec's).
+	zeroOK bool
 }
 
 // NewDecoder returns a Decoder for a tensor with parameters p, which must be
@@ -41,7 +43,7 @@ func NewDecoder(p Params) *Decoder {
 // Reset makes d the Decoder of parameters p, which must be valid, keeping
 // its memory: a per-row tensor decodes each row with its own parameters.
 func (d *Decoder) Reset(p Params) {
-	d.bad32 = 0x7fc0dead
+	d.bad32, d.zeroOK = 0x7fc0dead, false
 	for c := range 256 {
 		m := p.Magnitude(uint8(c))
 		if c == 0 {
@@ -63,10 +65,10 @@ func (d *Decoder) Reset(p Params) {
 // parameters never give; see Params.CheckFinite).
 func (d *Decoder) invalid(codes []uint8, signs []int8, first int64) error {
 	for i, c := range codes {
-		if s := signs[i]; s < -1 || s > 1 {
+		if s := signs[i]; s < -1 || s > 1 || d.zeroOK && s != 1 {
 			return &InvalidError{Index: first + int64(i), What: fmt.Sprintf("sign %d is not -1, 0 or 1", s)}
 		}
-		if c == 0 {
+		if c == 0 && !d.zeroOK {
 			return &InvalidError{Index: first + int64(i), What: "code 0 is not a valid code"}
 		}
 		if v := d.f64[uint8(signs[i])+1][c]; v != v {
@@ -149,14 +151,14 @@ func (d *Decoder) DecodeTo(dt dtype.DType, codes []uint8, signs []int8, dst []by
 	}
 	var tab [3][256]uint64
 	for k := range tab {
-		for c := 1; c < 256; c++ {
+		for c := 0; c < 256; c++ {
 			tab[k][c] = conv(d.f64[k][c])
 		}
 	}
 	size := int(dt.Size())
 	for i, c := range codes {
 		k := uint8(signs[i]) + 1
-		if k > 2 || c == 0 {
+		if k > 2 || c == 0 && !d.zeroOK || d.zeroOK && k != 2 {
 			return d.invalid(codes, signs, first)
 		}
 		if size == 2 {

@@ -88,6 +88,52 @@
 //
 // So no row is worse than with its min/max range. See [RowCoder].
 //
+// # The rational codec
+//
+// A second codec, after the reference dkeviv/Cogumi-IntLLM
+// (qins_weight_codec.py): one byte per weight, the sign inside, and one
+// parameter alpha per tensor (finite, above 0; qins uses float32 values).
+// Each weight is read exactly from its dtype and rounded to float32 (exact
+// for F16, BF16 and F32), and its code is, in float32 arithmetic, each
+// operation rounded to float32 in this order:
+//
+//	z = sign(w) / (1 + alpha*|w|)
+//	code = round((z + 1) * 127.5)
+//
+// rounded half to even and clamped to [0, 255]: these are the reference's
+// codes bit for bit (its numpy/torch arithmetic on float32 weights), but
+// for two cases where the reference breaks, defined here:
+//
+//   - An exact zero: the reference gives z = 0 and code 128, which decodes
+//     to +254/alpha, the largest weight. Here +0 gets 255 and -0 gets 0,
+//     which decode to exactly +0 and -0, with the reference's own decoder
+//     too.
+//   - The sign: a weight w > 0 never gets a code below 128, nor w < 0 one
+//     above 127. Float rounding can make z + 1 exactly 1 for a negative
+//     weight with alpha*|w| above about 2^24, whose code 128 the reference
+//     decodes as positive; it gets 127 here.
+//
+// A nonzero weight with alpha*|w| below about 1/254 gets 255 or 0 and
+// decodes to a zero of its sign, as in the reference. Decoding, in float64
+// and rounded once to the output dtype:
+//
+//	z = code/127.5 - 1
+//	w' = sign(z) * (1 - |z|) / (alpha * |z|)
+//
+// (the reference decodes in float32, which makes code 128 253.996/alpha
+// instead of 254/alpha). The largest magnitude, of codes 127 and 128, is
+// about 254/alpha, and must be finite in the source dtype and in F32.
+//
+// Alpha is either given (qins convert --alpha) or chosen per tensor for the
+// least squared error of the decoded weights (see
+// [Scanner.RationalAlpha]): a grid of 49 points on log alpha over
+// [0.01, 5000] divided by the largest magnitude, then 40 steps of golden
+// section around the grid's best, each candidate rounded to float32 and
+// scored over the scanned values (each magnitude's error the mean of its
+// error as a positive and as a negative weight), exactly per bit pattern
+// for 16-bit dtypes and over buckets of magnitudes (the top 16 bits of the
+// float32 magnitude) for F32 and F64.
+//
 // # Implementation
 //
 // For BF16 and F16 sources the range pass only finds the largest magnitude

@@ -3,6 +3,7 @@
 
     scripts/parity.py SOURCE QINSFILE [SOURCE QINSFILE ...]
     scripts/parity.py --self-test SOURCE QINSFILE
+    scripts/parity.py --rational SOURCE QINSFILE [RESTORED ...] [-- SOURCE QINSFILE ...]
 
 SOURCE is a .safetensors file, a checkpoint folder (its
 model.safetensors.index.json, its only *.safetensors.index.json, or its only
@@ -93,6 +94,7 @@ an unreadable input.
 """
 
 import json
+import math
 import os
 import shutil
 import struct
@@ -1149,6 +1151,180 @@ def run_pairs(args):
     return status
 
 
+# ------------------------------------------------------- the rational codec
+#
+# QINS version 3: a tensor of the rational codec has "qins:NAME" exactly
+# {"codec": "rational", "alpha": A, "dtype": DT} and one part, NAME.qins (U8,
+# the source shape). Its codes are the reference's (dkeviv/Cogumi-IntLLM,
+# qins_weight_codec.py) with alpha rounded to float32, but for exact zeros:
+# +0 gets 255 and -0 gets 0 (the reference gives 128, which decodes to
+# +254/alpha). Decoding is z = q/127.5 - 1, sign(z) (1 - |z|) / (alpha |z|)
+# in float64, rounded once to the output dtype.
+
+def qins_encode(w, alpha):
+    """The reference's encoder, transcribed from its formulas: float32
+    weights and float32 arithmetic, numpy's round half to even."""
+    w = np.asarray(w, dtype=np.float32)
+    a = np.float32(alpha)
+    with np.errstate(over="ignore"):
+        z = np.sign(w) / (np.float32(1) + a * np.abs(w))
+        q = np.round((z + np.float32(1)) * np.float32(127.5))
+    return np.clip(q, 0, 255).astype(np.uint8)
+
+
+def qins_decode(q, alpha):
+    """The reference's decoder, transcribed from its formulas (float32)."""
+    z = np.asarray(q).astype(np.float32) / np.float32(127.5) - np.float32(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.sign(z) * (np.float32(1) - np.abs(z)) / (np.float32(alpha) * np.abs(z))
+
+
+def rational_decode(q, alpha):
+    """The spec's decoder: float64; codes 0 and 255 give -0 and +0."""
+    z = np.asarray(q).astype(np.float64) / 127.5 - 1
+    a = np.abs(z)
+    return np.copysign((1 - a) / (alpha * a), z)
+
+
+def source_values(t, first, n):
+    """Elements of a floating source tensor as float64."""
+    if t.dtype in ("F16", "BF16"):
+        return pattern_values(t.dtype)[read_array(t, "<u2", first, n)]
+    return read_array(t, READ_DTYPE[t.dtype], first, n).astype(np.float64)
+
+
+def check_rational_pair(source_arg, qins_path, restored=()):
+    """Check a version-3 file of rational tensors against its source and,
+    for each RESTORED F32 or F64 file, its decoded values. Returns
+    (summary line, Report)."""
+    src = open_source(source_arg)
+    q = read_header(qins_path)
+    rep = Report()
+    if q.metadata.get("qins") != "3":
+        rep.fail("__metadata__[\"qins\"] is %r, want '3'" % q.metadata.get("qins"))
+    check_layout(q, rep)
+    encoded, zeros, elements = {}, 0, 0
+    for k, v in sorted(q.metadata.items()):
+        if not k.startswith("qins:"):
+            continue
+        name = k[5:]
+        try:
+            meta = json.loads(v, object_pairs_hook=_no_duplicates)
+        except (ValueError, InputError) as e:
+            rep.fail("%s: qins metadata %r is not JSON: %s" % (name, v, e))
+            continue
+        if not isinstance(meta, dict) or set(meta) != {"codec", "alpha", "dtype"} or \
+                meta["codec"] != "rational":
+            rep.fail("%s: qins metadata %r is not exactly codec rational, alpha, dtype" % (name, v))
+            continue
+        alpha = meta["alpha"]
+        if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or \
+                not math.isfinite(alpha) or alpha <= 0:
+            rep.fail("%s: alpha %r is not a finite number above 0" % (name, alpha))
+            continue
+        t = src.tensors.get(name)
+        if t is None or t.dtype not in FLOATS or meta["dtype"] != t.dtype:
+            rep.fail("%s: no floating source tensor of dtype %r" % (name, meta["dtype"]))
+            continue
+        codes_t = q.tensors.get(name + ".qins")
+        if codes_t is None or codes_t.dtype != "U8" or codes_t.shape != t.shape:
+            rep.fail("%s: no NAME.qins U8 of the source shape" % name)
+            continue
+        for extra in (name, name + ".sign", name + ".signbits", name + ".logrange"):
+            if extra in q.tensors:
+                rep.fail("%s: the QINS file also has %s" % (name, extra))
+        a32 = float(np.float32(alpha))
+        if a32 != alpha:
+            rep.fail("%s: alpha %r is not a float32 value" % (name, alpha))
+        encoded[name] = alpha
+        for first, n in chunks(t.numel):
+            w = source_values(t, first, n)
+            if not np.isfinite(w).all():
+                rep.fail("%s: NaN or infinity in the source" % where(t, first + np.flatnonzero(~np.isfinite(w))[0]))
+                break
+            ours = read_array(codes_t, np.uint8, first, n)
+            ref = qins_encode(w, alpha)
+            zero = w == 0
+            zeros += int(zero.sum())
+            want = ref.copy()
+            want[zero & ~np.signbit(w)] = 255
+            want[zero & np.signbit(w)] = 0
+            if (ref[zero] != 128).any():
+                rep.fail("%s: the reference encodes an exact zero to %d, not 128" % (name, ref[zero][0]))
+            bad = np.flatnonzero(ours != want)
+            if bad.size:
+                i = bad[0]
+                rep.fail("%s: code %d, the reference's %d (w=%r, alpha=%r; %d differ in this chunk)"
+                         % (where(t, first + i), ours[i], ref[i], w[i], alpha, bad.size), bad.size)
+            # Zeros come back as zeros with the reference's own decoder,
+            # and no weight changes sign.
+            if (qins_decode(ours[zero], alpha) != 0).any():
+                rep.fail("%s: a zero does not decode to 0 with the reference's decoder" % name)
+            dec = rational_decode(ours, alpha)
+            flip = np.flatnonzero((w > 0) & (dec < 0) | (w < 0) & (dec > 0))
+            if flip.size:
+                rep.fail("%s: the weight changes sign" % where(t, first + flip[0]), flip.size)
+            for path in restored:
+                r = read_header(path).tensors.get(name)
+                if r is None or r.dtype not in ("F32", "F64") or r.shape != t.shape:
+                    rep.fail("%s: %s has no F32 or F64 %s of the source shape" % (name, path, name))
+                    continue
+                got = read_array(r, READ_DTYPE[r.dtype], first, n)
+                exp = dec.astype(got.dtype)
+                diff = np.flatnonzero(got.view("u%d" % got.itemsize) != exp.view("u%d" % got.itemsize))
+                if diff.size:
+                    i = diff[0]
+                    rep.fail("%s: %s restores %r, the spec decodes code %d to %r"
+                             % (where(t, first + i), path, got[i], ours[i], exp[i]), diff.size)
+        elements += t.numel
+    for name, t in sorted(src.tensors.items()):
+        if name not in encoded and "qins:" + name not in q.metadata:
+            check_copied(t, q, rep)
+    line = ("%s -> %s: %d rational tensors, %d elements, %d exact zeros (the only "
+            "codes that differ from the reference's), %d other differences: %s"
+            % (source_arg, qins_path, len(encoded), elements, zeros, rep.failures,
+               "OK" if not rep.failures else "FAILED"))
+    if not encoded:
+        rep.fail("no rational tensor")
+    return line, rep
+
+
+def run_rational(args):
+    """--rational SOURCE QINSFILE [RESTORED ...] [-- SOURCE QINSFILE ...]"""
+    status = 0
+    groups, cur = [], []
+    for a in args + ["--"]:
+        if a == "--":
+            if cur:
+                groups.append(cur)
+            cur = []
+        else:
+            cur.append(a)
+    for g in groups:
+        if len(g) < 2:
+            raise InputError("--rational needs SOURCE QINSFILE")
+        line, rep = check_rational_pair(g[0], g[1], g[2:])
+        print(line, flush=True)
+        for l in rep.lines:
+            print("  " + l)
+        if rep.failures:
+            status = 1
+    return status
+
+
+def reference_self_test():
+    """The reference's arithmetic on chosen values: codes 0, 127, 128, 255."""
+    w = np.array([0.0, -0.0, 1e-30, -1e-30, 1.0, -1.0, 3e38, -3e38], dtype=np.float32)
+    ref = qins_encode(w, 1.0)
+    assert list(ref) == [128, 128, 255, 0, 191, 64, 128, 128], list(ref)
+    # In float32, 128/127.5 - 1 loses bits: code 128 decodes to 253.99614, not 254.
+    assert abs(qins_decode(np.uint8(128), 1.0) - 254) < 0.01, qins_decode(np.uint8(128), 1.0)
+    assert qins_decode(np.uint8(255), 1.0) == 0 and qins_decode(np.uint8(0), 1.0) == 0
+    assert abs(rational_decode(np.uint8(128), 1.0) - 254) < 1e-9
+    # The reference's sign flip: a huge negative weight rounds to 127.5,
+    # then to 128, a positive code; qins clamps it to 127.
+
+
 # --------------------------------------------------------------- self-test
 
 def corruptions(qins_path, source_arg=None):
@@ -1359,6 +1535,9 @@ def main(argv):
     try:
         if argv[:1] == ["--self-test"] and len(argv) == 3:
             return self_test(argv[1], argv[2])
+        if argv[:1] == ["--rational"]:
+            reference_self_test()
+            return run_rational(argv[1:])
         if not argv or len(argv) % 2 or argv[0].startswith("-"):
             sys.stderr.write("usage:\n" + __doc__.split("\n\n")[1] + "\n")
             return 2

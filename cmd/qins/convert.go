@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"regexp"
 	"strings"
 
@@ -54,6 +55,12 @@ func convertOptions(c *cli.Context) (convert.Options, error) {
 	if opts.Granularity, err = qins.ParseGranularity(c.String("granularity")); err != nil {
 		return opts, usageError{fmt.Errorf("--%v", err)}
 	}
+	if opts.Codec, err = qins.ParseCodec(c.String("codec")); err != nil {
+		return opts, usageError{fmt.Errorf("--%v", err)}
+	}
+	if err := rationalOptions(c, &opts); err != nil {
+		return opts, usageError{err}
+	}
 	for _, f := range []struct {
 		name string
 		re   **regexp.Regexp
@@ -65,6 +72,40 @@ func convertOptions(c *cli.Context) (convert.Options, error) {
 		}
 	}
 	return opts, nil
+}
+
+// rationalOptions checks --alpha and the flags the rational codec does
+// not take, and sets opts.Alpha.
+func rationalOptions(c *cli.Context, opts *convert.Options) error {
+	if opts.Codec != qins.CodecRational {
+		if c.IsSet("alpha") {
+			return fmt.Errorf("--alpha is for --codec rational, not --codec %v", opts.Codec)
+		}
+		return nil
+	}
+	switch {
+	case opts.Granularity == qins.GranularityRow:
+		return errors.New("--codec rational --granularity row is not yet supported: the rational codec has one alpha per tensor")
+	case c.IsSet("layout"):
+		return errors.New("--layout is for --codec log: the rational codec stores one byte per weight, the sign inside")
+	case c.IsSet("range") && opts.Range != qins.RangeMSE:
+		return errors.New("--codec rational takes --range mse (the alpha of the least squared error, the default) or --alpha A")
+	case c.IsSet("range") && c.IsSet("alpha"):
+		return errors.New("--codec rational takes either --range mse or --alpha A, not both")
+	}
+	opts.Range = qins.RangeMinMax // the rational codec has no log range
+	if !c.IsSet("alpha") {
+		return nil
+	}
+	a := c.Float64("alpha")
+	if math.IsNaN(a) || math.IsInf(a, 0) || a <= 0 {
+		return fmt.Errorf("--alpha %v: must be finite and above 0", a)
+	}
+	if f := float32(a); f == 0 || math.IsInf(float64(f), 0) {
+		return fmt.Errorf("--alpha %v: is beyond float32's range", a)
+	}
+	opts.Alpha = a
+	return nil
 }
 
 // restore runs `qins restore`.
@@ -152,7 +193,7 @@ func writeSummary(w io.Writer, s *convert.Summary, d direction) error {
 		verb, format.Printable(s.Input), format.Printable(s.Output),
 		s.Encoded, did, s.Copied, keptNote(s),
 		humanBytes(s.BytesIn), humanBytes(s.BytesOut), ratio(s.BytesOut, s.BytesIn), ratio(s.BytesOut, s.FP32Bytes), humanBytes(s.FP32Bytes),
-		bitsLine(s), packedHint(s), folderLine(s),
+		bitsLine(s), codecLine(s)+packedHint(s), folderLine(s),
 		s.Elapsed.Seconds(), s.MBPerSecond())
 	return err
 }
@@ -180,6 +221,17 @@ func bitsLine(s *convert.Summary) string {
 		return ""
 	}
 	return fmt.Sprintf("  bits:    %.3f per encoded weight (codes, signs and ranges)\n", 8*float64(s.EncodedBytes)/float64(s.EncodedElems))
+}
+
+// codecLine tells the rational codec's alphas; empty for the log codec.
+func codecLine(s *convert.Summary) string {
+	if s.Codec != qins.CodecRational {
+		return ""
+	}
+	if !s.AlphaMSE {
+		return fmt.Sprintf("  codec:   rational, alpha %v for every tensor (--alpha)\n", s.AlphaMin)
+	}
+	return fmt.Sprintf("  codec:   rational, alpha of the least squared error per tensor (%.4g .. %.4g)\n", s.AlphaMin, s.AlphaMax)
 }
 
 // packedHint tells what --layout packed would give, when it would help.

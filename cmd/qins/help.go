@@ -79,6 +79,24 @@ ENCODING
                    (QINS version 2). Two float32 per row: under 0.03 bits
                    per weight for rows of 3072, 1 bit for rows of 64. With
                    --range mse each row gets its own best log_min.
+  --codec log      the log-magnitude code above, a code and a sign per
+                   weight (the default; QINS version 1 or 2).
+  --codec rational the rational code of dkeviv/Cogumi-IntLLM: z =
+                   sign(w)/(1+alpha*|w|) stored as round((z+1)*127.5),
+                   one byte per weight with the sign inside, one alpha
+                   per tensor (QINS version 3). Its codes are the
+                   reference's, computed in float32, but for exact zeros:
+                   +0 and -0 get 255 and 0 and decode to zeros (the
+                   reference gives 128, which decodes to +254/alpha), and
+                   no weight changes sign. It takes no --layout, and
+                   --granularity row is not yet supported.
+  --alpha A        the rational codec's alpha for every tensor (finite,
+                   above 0; rounded to float32). Without it (or with
+                   --range mse) each tensor gets the alpha of its least
+                   squared error, a search on log alpha over the tensor's
+                   values (exact per bit pattern for 16-bit tensors):
+                   several times less error than --alpha 1 on small
+                   weights. The summary's codec: line gives the alphas.
   The summary's bits: line gives the bits per encoded weight, codes,
   signs and ranges included. See go doc github.com/qins-dev/qins/quant for
   the codec and go doc github.com/qins-dev/qins/format/qins for the file.
@@ -106,6 +124,7 @@ EXAMPLES
   qins convert Phi-3.5-mini-instruct/
   qins convert Phi-3.5-mini-instruct/ -o phi-q --granularity row --range mse
   qins convert model.safetensors --layout packed --range mse
+  qins convert model.safetensors --codec rational
   qins convert phi/ -o phi.safetensors --exclude 'embed_tokens|lm_head'`
 
 const restoreHelp = `Restore decodes a QINS file or folder into plain safetensors. Every encoded

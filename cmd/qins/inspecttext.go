@@ -24,13 +24,17 @@ func writeInspectText(w io.Writer, r *convert.Report) error {
 		kind = "QINS version " + r.Version
 	}
 	fmt.Fprintf(w, "%s: %s, %d file(s)\n", format.Printable(r.Path), kind, len(r.Files))
-	rows := false
+	rows, rational := false, false
 	for _, t := range r.Tensors {
 		rows = rows || t.Span != nil
+		rational = rational || t.Alpha != nil
 	}
 	header := []string{"name", "dtype", "shape", "bytes", "encoded", "log_min", "log_max"}
 	if rows {
 		header = append(header, "row span min/median/max")
+	}
+	if rational {
+		header = append(header, "alpha")
 	}
 	err := writeTable(w, len(header), len(r.Tensors), func(i int, cells []string) {
 		if i < 0 {
@@ -39,7 +43,10 @@ func writeInspectText(w io.Writer, r *convert.Report) error {
 		}
 		t := &r.Tensors[i]
 		enc, lo, hi := "no", "-", "-"
-		if t.Encoded {
+		switch {
+		case t.Alpha != nil:
+			enc = t.Codec
+		case t.Encoded:
 			enc = "yes"
 			lo, hi = strconv.FormatFloat(*t.LogMin, 'f', 4, 64), strconv.FormatFloat(*t.LogMax, 'f', 4, 64)
 		}
@@ -50,6 +57,12 @@ func writeInspectText(w io.Writer, r *convert.Report) error {
 			cells[7] = fmt.Sprintf("%.4f / %.4f / %.4f", t.Span.Min, t.Span.Median, t.Span.Max)
 		case rows:
 			cells[7] = "-"
+		}
+		if rational {
+			cells[len(cells)-1] = "-"
+			if t.Alpha != nil {
+				cells[len(cells)-1] = strconv.FormatFloat(*t.Alpha, 'g', 6, 64)
+			}
 		}
 	})
 	if err != nil {

@@ -198,6 +198,8 @@ func (a *app) cli() *cli.App {
 					&cli.StringFlag{Name: "layout", Value: "u8+i8", Usage: "u8+i8 (a code byte and a sign byte per weight) or packed (a code byte and a sign bit: 1.125 bytes per weight)"},
 					&cli.StringFlag{Name: "range", Value: "minmax", Usage: "minmax (the formula's log range) or mse (log_min chosen for the least squared error; decodes the same way)"},
 					&cli.StringFlag{Name: "granularity", Value: "tensor", Usage: "tensor (one log range per tensor) or row (one per row of the last dimension, in NAME.logrange; QINS version 2)"},
+					&cli.StringFlag{Name: "codec", Value: "log", Usage: "log (log-magnitude codes and signs) or rational (sign(w)/(1+alpha*|w|) in one byte per weight; QINS version 3)"},
+					&cli.Float64Flag{Name: "alpha", Usage: "the rational codec's alpha for every tensor (finite, above 0); by default each tensor gets the alpha of its least squared error"},
 				}, folderFlags()...),
 				OnUsageError: usageErr,
 				Action:       a.convert,

@@ -202,6 +202,14 @@ func TestDiffFastPathMatchesFloatPath(t *testing.T) {
 	if _, err := convert.Convert(context.Background(), tinyDir, packed, convert.Options{Layout: qins.LayoutPacked, Range: qins.RangeMSE}); err != nil {
 		t.Fatal(err)
 	}
+	rational := filepath.Join(dir, "r.safetensors")
+	if _, err := convert.Convert(context.Background(), tinyDir, rational, convert.Options{Codec: qins.CodecRational}); err != nil {
+		t.Fatal(err)
+	}
+	rational1 := filepath.Join(dir, "r1.safetensors")
+	if _, err := convert.Convert(context.Background(), tinyDir, rational1, convert.Options{Codec: qins.CodecRational, Alpha: 1}); err != nil {
+		t.Fatal(err)
+	}
 	// Two 16-bit files whose patterns pair in many ways, with zeros of
 	// both signs, NaNs and infinities on either side or both.
 	r := rand.New(rand.NewPCG(7, 8))
@@ -231,6 +239,9 @@ func TestDiffFastPathMatchesFloatPath(t *testing.T) {
 		{"QINS vs source", q, tinyDir},
 		{"source vs packed mse", tinyDir, packed},
 		{"QINS vs QINS", q, packed},
+		{"source vs rational", tinyDir, rational},
+		{"rational vs source", rational1, tinyDir},
+		{"rational vs log", rational, q},
 		{"BF16 vs F16", a16, b16},
 		{"too many pairs", manyA, manyB},
 	}

@@ -1,4 +1,4 @@
-// Package qins is the home of the QINS file format, versions 1 and 2,
+// Package qins is the home of the QINS file format, versions 1, 2 and 3,
 // described here. The codec that makes the codes and ranges (the formulas,
 // the range methods, zeros) is described in package
 // github.com/qins-dev/qins/quant.
@@ -8,7 +8,7 @@
 // A QINS file is a safetensors file: an 8-byte little-endian header length
 // N, N bytes of JSON header (padded with spaces), then the tensor data. Any
 // safetensors reader opens it. __metadata__["qins"] is the format version,
-// "1" or "2". Every tensor that is not encoded is stored unchanged under its
+// "1", "2" or "3". Every tensor that is not encoded is stored unchanged under its
 // own name, dtype and bytes, and the source's own __metadata__ entries (such
 // as "format": "pt") are kept. Tensors are laid out largest element size
 // first, so every tensor's data is aligned to its element size.
@@ -78,6 +78,29 @@
 // formula's with the stored values read back as float64; decoding is the
 // same formula with them.
 //
+// # Version 3: the rational codec
+//
+// qins convert --codec rational writes, for each encoded tensor NAME:
+//
+//   - tensor NAME.qins: U8, the source shape: the codes, 0..255, the sign
+//     inside (package quant describes the code); no other part (no NAME.sign,
+//     NAME.signbits or NAME.logrange);
+//   - __metadata__["qins:NAME"]: exactly {"codec": "rational", "alpha": <number>,
+//     "dtype": "<source dtype>"}, alpha in the shortest form that reads back to
+//     the same float64 (qins writes float32 values), finite and above 0.
+//
+// One byte per weight. The file's __metadata__["qins"] is then "3", so that
+// readers of versions 1 and 2 refuse it. Version 3 is version 2 plus this: a
+// "codec" key absent, or "log", means the log codec of versions 1 and 2, with
+// its keys; files that use only the log codec keep version "1" or "2" and are
+// unchanged. Decoding, in float64 and rounded once to the output dtype:
+//
+//	z = code/127.5 - 1
+//	w' = sign(z) * (1 - |z|) / (alpha * |z|)
+//
+// so code 255 decodes to +0, code 0 to -0, and codes 128 and 127 to the
+// largest magnitudes, about ±254/alpha.
+//
 // # What readers check
 //
 // Every file is untrusted. Besides the strict safetensors header checks
@@ -85,12 +108,17 @@
 // valid UTF-8, known dtypes, sizes that match the shapes, offsets that tile
 // the data), a QINS reader refuses, naming the file and the tensor:
 //
-//   - a version other than "1" or "2", and a per-row tensor in a version-1
-//     file;
+//   - a version other than "1", "2" or "3", a per-row tensor in a version-1
+//     file, and a rational tensor in a file of version 1 or 2;
 //   - a qins:NAME that is not exactly a JSON object with the keys log_min,
-//     log_max, dtype, layout, range and granularity, in lower case, each at
+//     log_max, dtype, layout, range, granularity and codec ("log"), in lower case, each at
 //     most once, the first three required; numbers outside float64's range;
 //     a dtype other than F16, BF16, F32 or F64;
+//   - for the rational codec, a qins:NAME that is not exactly codec, alpha and
+//     dtype (no log_min, log_max, layout, range or granularity), an alpha that
+//     is not finite and above 0, or whose largest magnitude (codes 127 and
+//     128) rounds to an infinity in the source dtype; NAME.qins missing or not
+//     U8;
 //   - a range that does not decode to finite values in the source dtype:
 //     log_max - log_min must be finite, log_min not above log_max, and the
 //     largest magnitude, exp(log_max) (code 1), must not round to an
@@ -141,8 +169,11 @@
 //	        a = np.fromfile(path, dtype=dtype, count=(end - begin) // np.dtype(dtype).itemsize, offset=8 + n + begin)
 //	        return a.reshape(t["shape"])
 //	    meta = json.loads(header["__metadata__"]["qins:" + name])
-//	    lo, hi = meta["log_min"], meta["log_max"]
 //	    codes = stored(name + ".qins", np.uint8)
+//	    if meta.get("codec") == "rational":  # version 3
+//	        z = codes.astype(np.float64) / 127.5 - 1
+//	        return np.copysign((1 - np.abs(z)) / (meta["alpha"] * np.abs(z)), z).astype(np.float32)
+//	    lo, hi = meta["log_min"], meta["log_max"]
 //	    if meta.get("layout", "u8+i8") == "packed":
 //	        bits = np.unpackbits(stored(name + ".signbits", np.uint8), bitorder="little")
 //	        signs = np.where(codes == 0, 0, 1 - 2 * bits[: codes.size].reshape(codes.shape).astype(np.int8))

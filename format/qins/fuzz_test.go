@@ -30,6 +30,19 @@ func FuzzEncodedMeta(f *testing.F) {
 		`{"log_min":-3,"log_max":0,"dtype":"BF16","granularity":"block"}`,
 		`{"log_min":-3,"log_max":0,"dtype":"BF16","granularity":"row","granularity":"row"}`,
 		`{"log_min":-3,"log_max":0,"dtype":"BF16","layout":"","range":"","granularity":""}`,
+		// Version 3: the rational codec.
+		`{"codec":"rational","alpha":1,"dtype":"BF16"}`,
+		`{"codec":"rational","alpha":0.0123,"dtype":"F32"}`,
+		`{"codec":"rational","alpha":-1,"dtype":"F32"}`,
+		`{"codec":"rational","alpha":0,"dtype":"F16"}`,
+		`{"codec":"rational","alpha":1e999,"dtype":"F16"}`,
+		`{"codec":"rational","dtype":"F16"}`,
+		`{"codec":"rational","alpha":1,"dtype":"F16","log_min":-1,"log_max":0}`,
+		`{"codec":"rational","alpha":1,"dtype":"F16","layout":"packed"}`,
+		`{"codec":"log","log_min":-3,"log_max":0,"dtype":"F32"}`,
+		`{"codec":"log","log_min":-3,"log_max":0,"dtype":"F32","alpha":2}`,
+		`{"codec":"zip","alpha":1,"dtype":"F16"}`,
+		`{"codec":"rational","codec":"rational","alpha":1,"dtype":"F16"}`,
 	} {
 		f.Add(s)
 	}
@@ -44,10 +57,29 @@ func FuzzEncodedMeta(f *testing.F) {
 		}
 		for k := range raw {
 			switch k {
-			case "log_min", "log_max", "dtype", "layout", "range", "granularity":
+			case "log_min", "log_max", "dtype", "layout", "range", "granularity", "codec", "alpha":
 			default:
 				t.Fatalf("accepted %q with key %q", s, k)
 			}
+		}
+		if m.Codec == CodecRational {
+			for k := range raw {
+				if k != "codec" && k != "alpha" && k != "dtype" {
+					t.Fatalf("accepted %q, rational with key %q", s, k)
+				}
+			}
+			if !(m.Alpha > 0) || math.IsInf(m.Alpha, 0) {
+				t.Fatalf("%q: accepted alpha %v", s, m.Alpha)
+			}
+			dt, _ := dtype.Parse(m.DType)
+			back, err := ParseEncodedMeta(MarshalRationalMeta(m.Alpha, dt))
+			if err != nil || back != m {
+				t.Fatalf("%q: %+v marshals and reads back as %+v, %v", s, m, back, err)
+			}
+			return
+		}
+		if _, ok := raw["alpha"]; ok {
+			t.Fatalf("accepted %q: alpha for the log codec", s)
 		}
 		var std EncodedMeta
 		if err := json.Unmarshal([]byte(s), &std); err != nil || std.LogMin != m.LogMin || std.LogMax != m.LogMax || std.DType != m.DType || std.Encoding != m.Encoding {

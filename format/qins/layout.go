@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,6 +36,9 @@ const (
 	// VersionRows is the format version of a file with per-row ranges:
 	// version 1 plus them, so that version-1 readers refuse it.
 	VersionRows = "2"
+	// VersionRational is the format version of a file with tensors of the
+	// rational codec: version 2 plus them, so that older readers refuse it.
+	VersionRational = "3"
 )
 
 // ParamsKey returns the metadata key of the parameters of the encoded
@@ -80,11 +84,37 @@ const (
 	GranularityRow                       // one range per row, in NAME.logrange
 )
 
+// Codec is the code of an encoded tensor: the log-magnitude code with
+// its sign (the zero value), or the rational code, one byte per weight
+// with the sign inside and one alpha per tensor.
+type Codec uint8
+
+const (
+	CodecLog      Codec = iota // log-magnitude codes, signs, log ranges
+	CodecRational              // sign(w)/(1+alpha*|w|) in one byte
+)
+
 // The names of the values of each enum, in order: in files and on the
 // command line.
+func codecNames() []string       { return []string{"log", "rational"} }
 func layoutNames() []string      { return []string{"u8+i8", "packed"} }
 func rangeNames() []string       { return []string{"minmax", "mse"} }
 func granularityNames() []string { return []string{"tensor", "row"} }
+
+// String returns the codec's name in files and on the command line.
+func (c Codec) String() string { return enumString(codecNames(), int(c), "Codec") }
+
+// ParseCodec returns the codec named s.
+func ParseCodec(s string) (Codec, error) {
+	i, err := parseEnum(codecNames(), s, "codec")
+	return Codec(i), err
+}
+
+// MarshalText returns the codec's name, for JSON.
+func (c Codec) MarshalText() ([]byte, error) { return marshalEnum(codecNames(), int(c), "codec") }
+
+// UnmarshalText reads a codec's name; empty is the default.
+func (c *Codec) UnmarshalText(b []byte) error { return unmarshalEnum(b, c, ParseCodec) }
 
 // String returns the layout's name in files and on the command line.
 func (l Layout) String() string { return enumString(layoutNames(), int(l), "Layout") }
@@ -175,6 +205,9 @@ type Encoding struct {
 	Layout      Layout      `json:"layout,omitempty"`
 	Range       Range       `json:"range,omitempty"`
 	Granularity Granularity `json:"granularity,omitempty"`
+	// Codec is the code; the rational codec has no layout, range or
+	// granularity: its only part is the codes.
+	Codec Codec `json:"codec,omitempty"`
 }
 
 // Check reports an Encoding with a value out of its type's range.
@@ -186,13 +219,21 @@ func (e Encoding) Check() error {
 		return fmt.Errorf("invalid range %d", e.Range)
 	case int(e.Granularity) >= len(granularityNames()):
 		return fmt.Errorf("invalid granularity %d", e.Granularity)
+	case int(e.Codec) >= len(codecNames()):
+		return fmt.Errorf("invalid codec %d", e.Codec)
+	case e.Codec == CodecRational && (e.Layout != 0 || e.Range != 0 || e.Granularity != 0):
+		return errors.New("the rational codec has no layout, range or granularity")
 	}
 	return nil
 }
 
 // Version returns the format version of a file holding tensors encoded
-// so: VersionRows with per-row ranges, Version otherwise.
+// so: VersionRational for the rational codec, VersionRows with per-row
+// ranges, Version otherwise.
 func (e Encoding) Version() string {
+	if e.Codec == CodecRational {
+		return VersionRational
+	}
 	if e.Granularity == GranularityRow {
 		return VersionRows
 	}
@@ -214,8 +255,12 @@ func (p Part) String() string {
 }
 
 // Parts returns the stored tensors of a tensor encoded so, in the order
-// PartCodes, PartSigns, then PartRanges for per-row ranges.
+// PartCodes, PartSigns, then PartRanges for per-row ranges; the rational
+// codec has only PartCodes.
 func (e Encoding) Parts() []Part {
+	if e.Codec == CodecRational {
+		return []Part{PartCodes}
+	}
 	if e.Granularity == GranularityRow {
 		return []Part{PartCodes, PartSigns, PartRanges}
 	}
@@ -270,6 +315,9 @@ type EncodedMeta struct {
 	LogMin float64 `json:"log_min"`
 	LogMax float64 `json:"log_max"`
 	DType  string  `json:"dtype"`
+	// Alpha is the rational codec's parameter (Encoding.Codec), which has
+	// no LogMin and LogMax.
+	Alpha float64 `json:"-"`
 	// Encoding is how the tensor is stored; the JSON omits the zero
 	// values. With GranularityRow, each row has its own range, in
 	// NAME.logrange, and LogMin and LogMax are the smallest log_min and
@@ -282,6 +330,19 @@ type EncodedMeta struct {
 // that reads back exactly.
 func MarshalEncodedMeta(p quant.Params, dt dtype.DType, e Encoding) string {
 	js, _ := json.Marshal(EncodedMeta{LogMin: p.LogMin, LogMax: p.LogMax, DType: dt.String(), Encoding: e})
+	return string(js)
+}
+
+// MarshalRationalMeta renders the metadata value of a tensor of dtype dt
+// encoded with the rational codec and parameter alpha:
+// {"codec":"rational","alpha":A,"dtype":"DT"}, alpha in its shortest form
+// that reads back exactly.
+func MarshalRationalMeta(alpha float64, dt dtype.DType) string {
+	js, _ := json.Marshal(struct {
+		Codec Codec   `json:"codec"`
+		Alpha float64 `json:"alpha"`
+		DType string  `json:"dtype"`
+	}{CodecRational, alpha, dt.String()})
 	return string(js)
 }
 
@@ -300,8 +361,9 @@ var errSyntax = errors.New("not valid JSON")
 
 // ParseEncodedMeta parses the value of a "qins:NAME" entry strictly: a
 // JSON object with exactly log_min, log_max and dtype, and optionally
-// layout, range and granularity, each once and spelt in lower case, numbers
-// within float64's range, and values the format knows.
+// layout, range, granularity and codec "log"; or, for the rational codec,
+// exactly codec "rational", alpha and dtype. Each key once and spelt in
+// lower case, numbers within float64's range, and values the format knows.
 func ParseEncodedMeta(v string) (EncodedMeta, error) {
 	var m EncodedMeta
 	d := json.NewDecoder(strings.NewReader(v))
@@ -309,8 +371,8 @@ func ParseEncodedMeta(v string) (EncodedMeta, error) {
 	if t, err := d.Token(); err != nil || t != json.Delim('{') {
 		return m, errors.New("is not a JSON object")
 	}
-	var seen [6]bool
-	keys := [6]string{"log_min", "log_max", "dtype", "layout", "range", "granularity"}
+	var seen [8]bool
+	keys := [8]string{"log_min", "log_max", "dtype", "layout", "range", "granularity", "codec", "alpha"}
 	for d.More() {
 		t, err := d.Token()
 		if err != nil {
@@ -338,8 +400,16 @@ func ParseEncodedMeta(v string) (EncodedMeta, error) {
 	if _, err := d.Token(); err != io.EOF {
 		return m, errors.New("has data after its JSON object")
 	}
-	for i, k := range keys[:3] {
-		if !seen[i] {
+	need, allowed := keys[:3], keys[:7] // the log codec's
+	if m.Codec == CodecRational {
+		need = []string{"codec", "alpha", "dtype"}
+		allowed = need
+	}
+	for i, k := range keys {
+		switch {
+		case seen[i] && !slices.Contains(allowed, k):
+			return m, fmt.Errorf("has key %q, which the %v codec does not have (its keys are %s)", k, m.Codec, strings.Join(allowed, ", "))
+		case !seen[i] && slices.Contains(need, k):
 			return m, fmt.Errorf("lacks %q", k)
 		}
 	}
@@ -350,7 +420,7 @@ func ParseEncodedMeta(v string) (EncodedMeta, error) {
 func (m *EncodedMeta) set(k string, t json.Token) error {
 	var err error
 	switch k {
-	case "log_min", "log_max":
+	case "log_min", "log_max", "alpha":
 		n, ok := t.(json.Number)
 		if !ok {
 			return fmt.Errorf("%s: %w (not a number)", k, errSyntax)
@@ -359,10 +429,13 @@ func (m *EncodedMeta) set(k string, t json.Token) error {
 		if perr != nil {
 			return fmt.Errorf("%s: %s is out of the range of a float64", k, n)
 		}
-		if k == "log_min" {
+		switch k {
+		case "log_min":
 			m.LogMin = f
-		} else {
+		case "log_max":
 			m.LogMax = f
+		default:
+			m.Alpha = f
 		}
 	default:
 		v, ok := t.(string)
@@ -381,6 +454,8 @@ func (m *EncodedMeta) set(k string, t json.Token) error {
 			m.Range, err = ParseRange(v)
 		case "granularity":
 			m.Granularity, err = ParseGranularity(v)
+		case "codec":
+			m.Codec, err = ParseCodec(v)
 		}
 		if err != nil {
 			return fmt.Errorf("%s %q is not %s", k, v, orList(quoted(enumNames(k))))
@@ -413,13 +488,19 @@ func enumNames(k string) []string {
 		return layoutNames()
 	case "range":
 		return rangeNames()
+	case "codec":
+		return codecNames()
 	}
 	return granularityNames()
 }
 
 // check checks the values of m.
 func (m *EncodedMeta) check() error {
-	if err := (quant.Params{LogMin: m.LogMin, LogMax: m.LogMax}).Validate(); err != nil {
+	if m.Codec == CodecRational {
+		if math.IsNaN(m.Alpha) || math.IsInf(m.Alpha, 0) || m.Alpha <= 0 {
+			return fmt.Errorf("alpha %v must be finite and above 0", m.Alpha)
+		}
+	} else if err := (quant.Params{LogMin: m.LogMin, LogMax: m.LogMax}).Validate(); err != nil {
 		return err
 	}
 	if dt, err := dtype.Parse(m.DType); err != nil || !dt.IsFloat() {

@@ -28,6 +28,8 @@ func TestEncodingParts(t *testing.T) {
 			{Name: "w.qins", DType: dtype.U8, Shape: shape},
 			{Name: "w.sign", DType: dtype.I8, Shape: shape},
 			{Name: "w.logrange", DType: dtype.F32, Shape: []uint64{15, 2}}}},
+		{Encoding{Codec: CodecRational}, []format.TensorInfo{
+			{Name: "w.qins", DType: dtype.U8, Shape: shape}}},
 	} {
 		var bytes uint64
 		parts := tc.e.Parts()
@@ -48,6 +50,12 @@ func TestEncodingParts(t *testing.T) {
 	}
 	if v := (Encoding{Granularity: GranularityRow}).Version(); v != VersionRows {
 		t.Errorf("per-row version %q", v)
+	}
+	if v := (Encoding{Codec: CodecRational}).Version(); v != VersionRational {
+		t.Errorf("rational version %q", v)
+	}
+	if err := (Encoding{Codec: CodecRational, Granularity: GranularityRow}).Check(); err == nil {
+		t.Error("rational per row: no error")
 	}
 	if v := (Encoding{Layout: LayoutPacked}).Version(); v != Version {
 		t.Errorf("per-tensor version %q", v)

@@ -25,9 +25,14 @@ type Logical struct {
 	// Plain is the stored tensor when the tensor is not encoded.
 	Plain *format.Tensor
 	// Codes and Signs are the stored tensors of an encoded tensor; Signs
-	// holds the sign bits in the packed layout.
+	// holds the sign bits in the packed layout, and is nil for the
+	// rational codec, whose codes hold the signs.
 	Codes, Signs *format.Tensor
-	Layout       Layout
+	// Codec is the encoded tensor's code, and Alpha the rational codec's
+	// parameter.
+	Codec  Codec
+	Alpha  float64
+	Layout Layout
 	// Params is the tensor's range; for a per-row tensor, the envelope of
 	// its rows' ranges, which are in Ranges.
 	Params quant.Params
@@ -69,10 +74,19 @@ func (l *Logical) RowRanges(row int64, dst []quant.Params, raw *[]byte) error {
 // encoded tensor into codes and signs, in the u8+i8 form whatever the
 // layout: a packed zero comes back as code 255 with sign 0. scratch is
 // reused for the packed bits.
+//
+// The rational codec has no signs: they come back as +1, which its
+// decoder wants.
 func (l *Logical) ReadCodes(off, n int64, codes []uint8, signs []int8, scratch *[]byte) error {
 	codes, signs = codes[:n], signs[:n]
 	if _, err := l.Codes.Section().ReadAt(codes, off); err != nil {
 		return &format.Error{Path: l.Codes.File.Path, Tensor: l.Codes.Name, Err: err}
+	}
+	if l.Signs == nil {
+		for i := range signs {
+			signs[i] = 1
+		}
+		return nil
 	}
 	if l.Layout != LayoutPacked {
 		if _, err := l.Signs.Section().ReadAt(quant.Int8Bytes(signs), off); err != nil {
@@ -106,11 +120,23 @@ func (l *Logical) StoredBytes() uint64 {
 	if !l.Encoded() {
 		return l.Plain.Bytes()
 	}
-	n := l.Codes.Bytes() + l.Signs.Bytes()
+	n := l.Codes.Bytes()
+	if l.Signs != nil {
+		n += l.Signs.Bytes()
+	}
 	if l.Ranges != nil {
 		n += l.Ranges.Bytes()
 	}
 	return n
+}
+
+// CheckFinite reports whether every code of the encoded tensor l decodes
+// to a finite value in dtype dt.
+func (l *Logical) CheckFinite(dt dtype.DType) error {
+	if l.Codec == CodecRational {
+		return quant.CheckRationalAlpha(l.Alpha, dt)
+	}
+	return l.Params.CheckFinite(dt)
 }
 
 // Encoded reports whether l is stored encoded.
@@ -135,8 +161,8 @@ func Logicals(ctx context.Context, c *format.Checkpoint) ([]Logical, error) {
 	}
 	path := c.Path
 	version := c.Metadata[VersionKey]
-	if version != Version && version != VersionRows {
-		return nil, &format.Error{Path: path, Err: fmt.Errorf("QINS format version %q is not supported (this qins reads versions %s and %s)", version, Version, VersionRows)}
+	if version != Version && version != VersionRows && version != VersionRational {
+		return nil, &format.Error{Path: path, Err: fmt.Errorf("QINS format version %q is not supported (this qins reads versions %s, %s and %s)", version, Version, VersionRows, VersionRational)}
 	}
 	if err := checkShards(c); err != nil {
 		return nil, err
@@ -158,7 +184,10 @@ func Logicals(ctx context.Context, c *format.Checkpoint) ([]Logical, error) {
 		if err != nil {
 			return nil, &format.Error{Path: metadataFile(c, k), Tensor: name, Err: err}
 		}
-		used[byName[l.Codes.Name]], used[byName[l.Signs.Name]] = true, true
+		used[byName[l.Codes.Name]] = true
+		if l.Signs != nil {
+			used[byName[l.Signs.Name]] = true
+		}
 		if l.Ranges != nil {
 			used[byName[l.Ranges.Name]] = true
 		}
@@ -200,6 +229,9 @@ func encodedLogical(c *format.Checkpoint, byName map[string]int32, name, meta, v
 			return &c.Tensors[i]
 		}
 		return nil
+	}
+	if e.Codec == CodecRational {
+		return rationalLogical(m, lookup, name, version)
 	}
 	codesSuffix, signsSuffix := e.Suffix(PartCodes), e.Suffix(PartSigns)
 	codes, signs := lookup(name+codesSuffix), lookup(name+signsSuffix)
@@ -248,6 +280,28 @@ func encodedLogical(c *format.Checkpoint, byName map[string]int32, name, meta, v
 	}
 	l.Ranges = r
 	return l, nil
+}
+
+// rationalLogical checks the stored codes of the rational tensor name,
+// whose metadata is m.
+func rationalLogical(m EncodedMeta, lookup func(string) *format.Tensor, name, version string) (Logical, error) {
+	if version != VersionRational {
+		return Logical{}, fmt.Errorf("has the rational codec, which needs QINS version %s, not %s", VersionRational, version)
+	}
+	codes := lookup(name + CodesSuffix)
+	switch {
+	case codes == nil:
+		return Logical{}, fmt.Errorf("has metadata but no %s", CodesSuffix)
+	case codes.DType != dtype.U8:
+		return Logical{}, fmt.Errorf("codes are %v; want U8", codes.DType)
+	case lookup(name) != nil:
+		return Logical{}, errors.New("is stored both encoded and unchanged")
+	}
+	dt, _ := dtype.Parse(m.DType) // checked by ParseEncodedMeta
+	if err := quant.CheckRationalAlpha(m.Alpha, dt); err != nil {
+		return Logical{}, err
+	}
+	return Logical{Name: name, DType: dt, Shape: codes.Shape, Codes: codes, Codec: CodecRational, Alpha: m.Alpha}, nil
 }
 
 // first returns the stored tensor whose position orders l.

@@ -2,7 +2,9 @@ package qins
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/qins-dev/qins/format"
 
 	"github.com/qins-dev/qins/format/dtype"
+	"github.com/qins-dev/qins/quant"
 )
 
 // qinsFile writes a small QINS-layout file from tensors (name, dtype, shape
@@ -54,6 +57,12 @@ func TestLogicals(t *testing.T) {
 		return m
 	}
 	rowMeta := `{"log_min":-5,"log_max":-1,"dtype":"BF16","granularity":"row"}`
+	v3 := func(kv ...string) map[string]string {
+		m := meta(kv...)
+		m["qins"] = "3"
+		return m
+	}
+	rational := `{"codec":"rational","alpha":2,"dtype":"BF16"}`
 	ranges := format.TensorInfo{Name: "w.logrange", DType: dtype.F32, Shape: []uint64{2, 2}}
 	p := qinsFile(t, meta("qins:w", good), norm, codes, signs)
 	c, err := format.OpenCheckpoint(p)
@@ -135,7 +144,7 @@ func TestLogicals(t *testing.T) {
 		{"log_min not a number", meta("qins:w", `{"log_min":"x","log_max":0,"dtype":"F32"}`), []format.TensorInfo{codes, signs}, "log_min: not valid JSON"},
 		{"huge log range", meta("qins:w", `{"log_min":-1e400,"log_max":0,"dtype":"F32"}`), []format.TensorInfo{codes, signs}, "-1e400 is out of the range"},
 		{"unknown source dtype", meta("qins:w", `{"log_min":0,"log_max":0,"dtype":"I64"}`), []format.TensorInfo{codes, signs}, "dtype"},
-		{"unknown version", map[string]string{"qins": "3", "qins:w": good}, []format.TensorInfo{codes, signs}, `version "3"`},
+		{"unknown version", map[string]string{"qins": "4", "qins:w": good}, []format.TensorInfo{codes, signs}, `version "4"`},
 		{"per-row in version 1", meta("qins:w", rowMeta), []format.TensorInfo{codes, signs, ranges}, "need QINS version 2"},
 		{"per-row without ranges", v2("qins:w", rowMeta), []format.TensorInfo{codes, signs}, "no w.logrange"},
 		{"ranges of wrong shape", v2("qins:w", rowMeta), []format.TensorInfo{codes, signs, {Name: "w.logrange", DType: dtype.F32, Shape: []uint64{3, 2}}}, "want F32 [2 2]"},
@@ -145,6 +154,20 @@ func TestLogicals(t *testing.T) {
 		{"unknown layout", meta("qins:w", `{"log_min":-5,"log_max":-1,"dtype":"BF16","layout":"zip"}`), []format.TensorInfo{codes, signs}, `layout "zip"`},
 		{"packed without sign bits", meta("qins:w", packed), []format.TensorInfo{codes, signs}, "has .qins but no .signbits"},
 		{"packed sign bits too short", meta("qins:w", packed), []format.TensorInfo{codes, {Name: "w.signbits", DType: dtype.U8, Shape: []uint64{0}}}, "need [1]"},
+		{"rational in version 2", v2("qins:w", rational), []format.TensorInfo{codes}, "needs QINS version 3"},
+		{"rational in version 1", meta("qins:w", rational), []format.TensorInfo{codes}, "needs QINS version 3"},
+		{"rational without codes", v3("qins:w", rational), []format.TensorInfo{signs}, "no .qins"},
+		{"rational codes not U8", v3("qins:w", rational), []format.TensorInfo{{Name: "w.qins", DType: dtype.I8, Shape: []uint64{2, 3}}}, "want U8"},
+		{"rational stored twice", v3("qins:w", rational), []format.TensorInfo{codes, {Name: "w", DType: dtype.F32, Shape: []uint64{1}}}, "both encoded and unchanged"},
+		{"rational with log_min", v3("qins:w", `{"codec":"rational","alpha":2,"dtype":"BF16","log_min":-1}`), []format.TensorInfo{codes}, `key "log_min", which the rational codec does not have`},
+		{"rational with layout", v3("qins:w", `{"codec":"rational","alpha":2,"dtype":"BF16","layout":"packed"}`), []format.TensorInfo{codes}, `key "layout"`},
+		{"rational without alpha", v3("qins:w", `{"codec":"rational","dtype":"BF16"}`), []format.TensorInfo{codes}, `lacks "alpha"`},
+		{"rational alpha 0", v3("qins:w", `{"codec":"rational","alpha":0,"dtype":"BF16"}`), []format.TensorInfo{codes}, "above 0"},
+		{"rational alpha negative", v3("qins:w", `{"codec":"rational","alpha":-2,"dtype":"BF16"}`), []format.TensorInfo{codes}, "above 0"},
+		{"rational alpha too large a number", v3("qins:w", `{"codec":"rational","alpha":1e999,"dtype":"BF16"}`), []format.TensorInfo{codes}, "out of the range"},
+		{"rational alpha beyond F16", v3("qins:w", `{"codec":"rational","alpha":0.001,"dtype":"F16"}`), []format.TensorInfo{codes}, "beyond the largest F16"},
+		{"log codec with alpha", v3("qins:w", `{"log_min":-5,"log_max":-1,"dtype":"BF16","alpha":2}`), []format.TensorInfo{codes, signs}, `key "alpha", which the log codec does not have`},
+		{"unknown codec", v3("qins:w", `{"codec":"zip","alpha":2,"dtype":"BF16"}`), []format.TensorInfo{codes}, `codec "zip"`},
 		{"packed sign bits not U8", meta("qins:w", packed), []format.TensorInfo{codes, {Name: "w.signbits", DType: dtype.I8, Shape: []uint64{1}}}, "want U8 and U8"},
 	}
 	for _, c := range cases {
@@ -188,5 +211,71 @@ func TestLogicalsCancel(t *testing.T) {
 	cancel()
 	if _, err := Logicals(ctx, c); err != context.Canceled {
 		t.Fatalf("canceled: got %v", err)
+	}
+}
+
+// TestLogicalsRational: a version-3 file's rational tensor has its codes
+// alone, and every reader decodes them with its alpha: code 1 with alpha
+// 2 is sign(z) (1-|z|)/(2|z|), z = 1/127.5 - 1.
+func TestLogicalsRational(t *testing.T) {
+	codes := format.TensorInfo{Name: "w.qins", DType: dtype.U8, Shape: []uint64{2, 3}}
+	meta := map[string]string{"qins": "3", "qins:w": `{"codec":"rational","alpha":2,"dtype":"BF16"}`,
+		"qins:v": `{"log_min":-5,"log_max":-1,"dtype":"F32"}`}
+	p := qinsFile(t, meta, codes,
+		format.TensorInfo{Name: "v.qins", DType: dtype.U8, Shape: []uint64{2}},
+		format.TensorInfo{Name: "v.sign", DType: dtype.I8, Shape: []uint64{2}})
+	c, err := format.OpenCheckpoint(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ls, err := Logicals(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l *Logical
+	for i := range ls {
+		if ls[i].Name == "w" {
+			l = &ls[i]
+		}
+	}
+	if len(ls) != 2 || l == nil || l.Codec != CodecRational || l.Alpha != 2 || l.Signs != nil || l.DType != dtype.BF16 || l.StoredBytes() != 6 {
+		t.Fatalf("logicals %+v", ls)
+	}
+	want := quant.RationalValue(1, 2)
+	src, err := NewSource(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := make([]float64, 6)
+	var raw []byte
+	if _, err := src.Values(0, 6, vals, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vals {
+		if v != float64(float32(want)) || v >= 0 {
+			t.Fatalf("values %v, want %v", vals, want)
+		}
+	}
+	keys := make([]uint16, 6)
+	if err := src.Keys(0, 6, keys, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := src.KeyValue(keys[0], 0); err != nil || v != vals[0] {
+		t.Fatalf("key %#x: %v, %v", keys[0], v, err)
+	}
+	if n := src.BytesOf(0, 6); n != 6 {
+		t.Errorf("BytesOf %d", n)
+	}
+	out := make([]byte, 6*8)
+	cs, signs := make([]uint8, 6), make([]int8, 6)
+	if err := l.ReadCodes(0, 6, cs, signs, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewDecoder(l).DecodeTo(dtype.F64, 0, cs, signs, out); err != nil {
+		t.Fatal(err)
+	}
+	if got := math.Float64frombits(binary.LittleEndian.Uint64(out)); got != want {
+		t.Errorf("F64 %v, want %v", got, want)
 	}
 }

@@ -20,6 +20,9 @@ type Decoder struct {
 
 // NewDecoder returns the decoder of the encoded tensor l.
 func NewDecoder(l *Logical) *Decoder {
+	if l.Codec == CodecRational {
+		return &Decoder{l: l, whole: quant.NewRationalDecoder(l.Alpha)}
+	}
 	return &Decoder{l: l, whole: quant.NewDecoder(l.Params)}
 }
 
@@ -95,7 +98,7 @@ type Source struct {
 func NewSource(l *Logical) (*Source, error) {
 	if l.Encoded() {
 		// Decoded as an F32 restore writes it, which must be finite.
-		if err := l.Params.CheckFinite(dtype.F32); err != nil {
+		if err := l.CheckFinite(dtype.F32); err != nil {
 			return nil, &format.Error{Path: l.Codes.File.Path, Tensor: l.Name, Err: errors.New("cannot be decoded to F32: " + err.Error())}
 		}
 		return &Source{l: l, dec: NewDecoder(l), size: 2}, nil
@@ -116,6 +119,8 @@ func (s *Source) BytesOf(off, m int64) int64 {
 	switch {
 	case s.dec == nil:
 		return m * int64(s.size)
+	case s.l.Signs == nil:
+		return m // the rational codec: the codes alone
 	case s.l.Layout == LayoutPacked:
 		return m + (off+m+7)/8 - (off+7)/8 // codes, then the sign bits begun
 	}
@@ -149,7 +154,8 @@ func (s *Source) Values(off, m int64, dst []float64, raw *[]byte) ([]byte, error
 
 // Keys reads elements [off, off+m) as 16-bit keys, equal keys being equal
 // values: the stored bit patterns of a 16-bit float tensor, or code |
-// uint8(sign)<<8 of an encoded one. A 16-bit tensor is read straight
+// uint8(sign)<<8 of an encoded one (sign +1 for the rational codec, whose
+// code alone is the value). A 16-bit tensor is read straight
 // into dst.
 func (s *Source) Keys(off, m int64, dst []uint16, raw *[]byte) error {
 	dst = dst[:m]
