@@ -53,6 +53,7 @@ func (t *Tokenizer) applyConfig(path string) error {
 	if err := json.Unmarshal(data, &c); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	bos, eos := t.bos, t.eos
 	if c.AddBOS != nil {
 		t.addBOS = *c.AddBOS
 	}
@@ -72,6 +73,9 @@ func (t *Tokenizer) applyConfig(path string) error {
 			return fmt.Errorf("%s: %s %q is not in the vocabulary of %s", path, s.name, s.v.content, t.src)
 		}
 		*s.id = id
+	}
+	if t.bos != bos || t.eos != eos {
+		t.indexAdded() // BOS and EOS are not matched in the text
 	}
 	return nil
 }
