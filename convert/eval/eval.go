@@ -109,6 +109,7 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 			return nil, err
 		}
 	}
+	r.NonFinite = r.nonFinite()
 	r.check(opts)
 	return r, nil
 }
@@ -117,6 +118,7 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 type session struct {
 	cfg       *model.Config
 	cfgPath   string
+	ccfg      *model.Config        // the config CAND runs with
 	ccfgPath  string               // CAND's own config.json, when it runs with one
 	tok       *tokenizer.Tokenizer // nil when there is none
 	rw, cw    *Weights
@@ -166,6 +168,7 @@ func (s *session) open(ctx context.Context, ref, cand, configPath string) error 
 	if err != nil {
 		return err
 	}
+	s.ccfg = ccfg
 	if ccfg == s.cfg {
 		if err := sameTensors(s.rw, s.cw); err != nil {
 			return err
@@ -363,8 +366,7 @@ func (s *session) teacherForced(ctx context.Context, r *Report, p Progress) erro
 		return s.modelErr(err, s.cw)
 	}
 	if side, t := compare(r, r.IDs, lr, lc, s.cfg.Vocab); t >= 0 {
-		w := map[string]*Weights{"REF": s.rw, "CAND": s.cw}[side]
-		return &InputError{Path: w.Path(), Err: fmt.Errorf("%s's logits at position %d are not finite: a NaN or an infinity in its weights?", side, t)}
+		return s.nonFiniteErr(side, t, "teacher-forced pass")
 	}
 	r.Seconds = time.Since(start).Seconds()
 	return nil
@@ -405,11 +407,15 @@ func (s *session) generate(ctx context.Context, m *model.Model, prompt []int, n 
 	if mp := s.cfg.MaxPositions; mp > 0 && len(prompt)+n > mp {
 		return nil, &StreamError{Err: fmt.Errorf("a %d-token prompt and %d generated tokens are longer than max_position_embeddings %d (%s)", len(prompt), n, mp, s.cfgPath)}
 	}
-	w := s.rw
+	w, side := s.rw, "REF"
 	if m == s.cand {
-		w = s.cw
+		w, side = s.cw, "CAND"
 	}
 	ids, err := m.Generate(ctx, prompt, n)
+	var nf *model.NonFiniteError
+	if errors.As(err, &nf) {
+		return nil, s.nonFiniteErr(side, nf.Pos, fmt.Sprintf("greedy generation after a %d-token prompt", len(prompt)))
+	}
 	if err != nil {
 		return nil, s.modelErr(err, w)
 	}
