@@ -90,7 +90,12 @@ func newMatcher(toks []addedToken, pats []string) *matcher {
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(rev[a], rev[b]) })
+	slices.SortFunc(order, func(a, b int) int {
+		if c := strings.Compare(rev[a], rev[b]); c != 0 {
+			return c
+		}
+		return a - b
+	})
 
 	// The trie, built from the sorted patterns: each adds the nodes past
 	// its common prefix with the one before, so every node's children

@@ -279,3 +279,25 @@ func BenchmarkAddedTokens(b *testing.B) {
 		})
 	}
 }
+
+// FuzzAddedTokens checks that with added tokens, overlapping and spanning
+// words among them, any text decodes back from its ids (with "▁" as a
+// space and invalid UTF-8 as U+FFFD, as FuzzEncode).
+func FuzzAddedTokens(f *testing.F) {
+	for _, s := range []string{"a b", "x yz x y", "Lily and Tom", "candy and<|user|>x", " foo", "\xff a b\xc3"} {
+		f.Add(s)
+	}
+	tok, err := parseJSON(editJSON(f, withAdded("<|user|>", "a b", "ily", "Lily and", "and|w", " foo", "x▁y", "b a", "▁", "  ")))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ids, err := tok.Encode(s)
+		if err != nil {
+			t.Fatalf("Encode(%q): %v", s, err)
+		}
+		if got, want := tok.Decode(ids), strings.ReplaceAll(replaceInvalid(s), spaceMark, " "); got != want {
+			t.Fatalf("Decode(Encode(%q)) = %q (ids %v)", s, got, ids)
+		}
+	})
+}
