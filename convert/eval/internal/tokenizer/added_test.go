@@ -3,6 +3,8 @@ package tokenizer
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -300,4 +302,24 @@ func FuzzAddedTokens(f *testing.F) {
 			t.Fatalf("Decode(Encode(%q)) = %q (ids %v)", s, got, ids)
 		}
 	})
+}
+
+// TestAddedEOSFromConfig checks that an added token that
+// tokenizer_config.json makes EOS is no longer matched in the text.
+func TestAddedEOSFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, JSONFile), editJSON(t, withAdded("<|end|>", "<|user|>")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ConfigFile), []byte(`{"eos_token": "<|end|>"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := tok.Encode("<|user|>hi<|end|>")
+	if err != nil || tok.EOS() != 512 || slices.Contains(ids, 512) || !slices.Contains(ids, 513) || tok.Decode(ids) != "<|user|>hi<|end|>" {
+		t.Errorf("EOS %d; Encode = %v, %v; decoded %q", tok.EOS(), ids, err, tok.Decode(ids))
+	}
 }
