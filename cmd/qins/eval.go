@@ -152,8 +152,8 @@ func writeEvalText(w io.Writer, r *eval.Report) error {
 	src := map[string]string{"text": "--text", "tokens": "--tokens", "greedy": "REF's greedy generation"}[r.Source]
 	fmt.Fprintf(&b, "tokens       %d (%s), %d positions compared in %.1f s\n", r.Tokens, src, r.Positions, r.Seconds)
 	fmt.Fprintf(&b, "top-1        %.2f%% (%d of %d)\n", 100*r.Top1, r.Top1Agree, r.Positions)
-	fmt.Fprintf(&b, "KLD          mean %.6g  median %.6g  p99 %.6g  max %.6g\n", r.KLD.Mean, r.KLD.Median, r.KLD.P99, r.KLD.Max)
-	fmt.Fprintf(&b, "perplexity   ref %.6g  cand %.6g  ratio %.6g\n", r.PPL.Ref, r.PPL.Cand, r.PPL.Ratio)
+	fmt.Fprintf(&b, "KLD          mean %s  median %s  p99 %s  max %s\n", figure(r.KLD.Mean), figure(r.KLD.Median), figure(r.KLD.P99), figure(r.KLD.Max))
+	fmt.Fprintf(&b, "perplexity   ref %s  cand %s  ratio %s\n", figure(r.PPL.Ref), figure(r.PPL.Cand), figure(r.PPL.Ratio))
 	if g := r.Greedy; g != nil {
 		div := "none"
 		if g.FirstDivergence != nil {
@@ -174,6 +174,20 @@ func writeEvalText(w io.Writer, r *eval.Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// figure formats one figure of the report: "inf" for an infinity (a
+// perplexity past float64), "-" for NaN (a ratio of two infinities).
+func figure(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "-"
+	case math.IsInf(v, 1):
+		return "inf"
+	case math.IsInf(v, -1):
+		return "-inf"
+	}
+	return fmt.Sprintf("%.6g", v)
 }
 
 // printableText returns a decoded text with every character that would act

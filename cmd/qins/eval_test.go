@@ -1,9 +1,12 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -250,5 +253,107 @@ func TestEvalHostile(t *testing.T) {
 	code, _, errs = runQINS(t, "eval", "-q", stories, extra, "--tokens", ids)
 	if code != 2 || !strings.Contains(errs, `"x\x1b[2J\ny"`) || strings.Contains(errs, "\x1b") || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
 		t.Errorf("extra tensor with ESC: exit %d: %q", code, errs)
+	}
+}
+
+// scaledStories writes stories260K's model.safetensors with its (tied)
+// embedding times k to dir, and its config.json and tokenizer beside it;
+// it returns dir.
+func scaledStories(t *testing.T, dir string, k float32) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(stories, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := binary.LittleEndian.Uint64(b)
+	var header map[string]json.RawMessage
+	if err := json.Unmarshal(b[8:8+n], &header); err != nil {
+		t.Fatal(err)
+	}
+	var e struct {
+		DType   string   `json:"dtype"`
+		Offsets []uint64 `json:"data_offsets"`
+	}
+	if err := json.Unmarshal(header["model.embed_tokens.weight"], &e); err != nil || e.DType != "F32" {
+		t.Fatalf("embedding: %v %+v", err, e)
+	}
+	data := b[8+n:]
+	for off := e.Offsets[0]; off < e.Offsets[1]; off += 4 {
+		v := math.Float32frombits(binary.LittleEndian.Uint32(data[off:]))
+		binary.LittleEndian.PutUint32(data[off:], math.Float32bits(v*k))
+	}
+	os.MkdirAll(dir, 0o755)
+	for _, name := range []string{"config.json", "tokenizer.json", "tokenizer_config.json"} {
+		side, _ := os.ReadFile(filepath.Join(stories, name))
+		os.WriteFile(filepath.Join(dir, name), side, 0o644)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "model.safetensors"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// An infinite perplexity (logits 1e4 times too large) is reported: the
+// text says "inf" and "-" for a NaN ratio, the JSON null with the figures
+// named in "nonfinite", and neither fails.
+func TestEvalInfinitePerplexity(t *testing.T) {
+	dir := t.TempDir()
+	big := scaledStories(t, filepath.Join(dir, "big"), 1e4)
+	big2 := scaledStories(t, filepath.Join(dir, "big2"), 1e4)
+	text := filepath.Join(stories, "expected-greedy-200.txt")
+	for _, c := range []struct {
+		ref, cand string
+		text      string
+		ppl       map[string]bool // finite or not
+		nonfinite []string
+	}{
+		{stories, big, "  cand inf  ratio inf\n", map[string]bool{"ref": true}, []string{"ppl_cand", "ppl_ratio"}},
+		{big, big2, "perplexity   ref inf  cand inf  ratio -\n", nil, []string{"ppl_ref", "ppl_cand", "ppl_ratio"}},
+	} {
+		code, out, errs := runQINS(t, "eval", c.ref, c.cand, "--text", text, "--generate", "8", "-q")
+		if code != 0 || !strings.Contains(out, c.text) {
+			t.Errorf("%s against %s: exit %d, output lacks %q:\n%s%s", c.ref, c.cand, code, c.text, out, errs)
+		}
+		code, out, errs = runQINS(t, "eval", c.ref, c.cand, "--text", text, "--generate", "8", "--json")
+		var r struct {
+			PPL       map[string]*float64 `json:"ppl"`
+			NonFinite []string            `json:"nonfinite"`
+		}
+		if err := json.Unmarshal([]byte(out), &r); code != 0 || err != nil {
+			t.Errorf("%s against %s --json: exit %d, %v: %s%s", c.ref, c.cand, code, err, out, errs)
+			continue
+		}
+		for _, k := range []string{"ref", "cand", "ratio"} {
+			if (r.PPL[k] != nil) != c.ppl[k] {
+				t.Errorf("%s against %s --json: ppl.%s = %v", c.ref, c.cand, k, r.PPL[k])
+			}
+		}
+		if !slices.Equal(r.NonFinite, c.nonfinite) {
+			t.Errorf("%s against %s --json: nonfinite %q, want %q", c.ref, c.cand, r.NonFinite, c.nonfinite)
+		}
+	}
+}
+
+// Logits that turn NaN during the generation (a LongRoPE long factor of
+// 2e-38, used past original_max_position_embeddings) are an unusable input: exit
+// 2, naming the model, the position and the config value.
+func TestEvalNonFiniteGeneration(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(tiny, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(b), `"original_max_position_embeddings": 4096`, `"original_max_position_embeddings": 8`, 1)
+	s = strings.Replace(s, "1.0800000429153442", "2e-38", 1)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.json")
+	os.WriteFile(cfg, []byte(s), 0o644)
+	tokens := filepath.Join(dir, "ids.json")
+	os.WriteFile(tokens, []byte("[1, 5, 9, 3, 7]"), 0o644)
+	// The stream is short enough for the short factors: only the
+	// generation reaches the long ones.
+	code, out, errs := runQINS(t, "eval", tiny, tiny, "--config", cfg, "--tokens", tokens, "--generate", "12", "-q")
+	want := "REF's logits at position 8 are not finite (greedy generation after a 5-token prompt): likely from the config's rope_scaling long_factor[0] 2e-38"
+	if code != 2 || !strings.Contains(errs, want) || out != "" {
+		t.Errorf("exit %d (want 2), stderr lacks %q:\n%s%s", code, want, out, errs)
 	}
 }

@@ -132,6 +132,7 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 			return nil, err
 		}
 	}
+	r.NonFinite = r.nonFinite()
 	r.check(opts)
 	return r, nil
 }
@@ -455,17 +456,7 @@ func (s *session) teacherForced(ctx context.Context, r *Report, p Progress) erro
 		return s.modelErr(err, s.cw)
 	}
 	if side, t := compare(r, r.IDs, lr, lc, s.cfg.Vocab); t >= 0 {
-		w, m, cfgPath := s.rw, s.ref, s.cfgPath
-		if side == "CAND" {
-			w, m = s.cw, s.cand
-			if s.ccfgPath != "" {
-				cfgPath = s.ccfgPath
-			}
-		}
-		if why := m.Config().Unusual(); why != "" {
-			return &InputError{Path: cfgPath, Err: fmt.Errorf("%s's logits at position %d are not finite, likely from the config's %s", side, t, why)}
-		}
-		return &InputError{Path: w.Path(), Err: fmt.Errorf("%s's logits at position %d are not finite: a NaN or an infinity in its weights?", side, t)}
+		return s.nonFiniteErr(side, t, "teacher-forced pass")
 	}
 	r.Seconds = time.Since(start).Seconds()
 	return nil
@@ -508,11 +499,15 @@ func (s *session) generate(ctx context.Context, m *model.Model, prompt []int, n 
 	if err := s.fits(len(prompt), n); err != nil {
 		return nil, err
 	}
-	w := s.rw
+	w, side := s.rw, "REF"
 	if m == s.cand {
-		w = s.cw
+		w, side = s.cw, "CAND"
 	}
 	ids, err := m.Generate(ctx, prompt, n)
+	var nf *model.NonFiniteError
+	if errors.As(err, &nf) {
+		return nil, s.nonFiniteErr(side, nf.Pos, fmt.Sprintf("greedy generation after a %d-token prompt", len(prompt)))
+	}
 	if err != nil {
 		return nil, s.modelErr(err, w)
 	}

@@ -3,6 +3,7 @@ package eval
 import (
 	"encoding/json"
 	"io"
+	"math"
 )
 
 // Dist summarises a per-position measure.
@@ -13,12 +14,45 @@ type Dist struct {
 	Max    float64 `json:"max"`
 }
 
+// MarshalJSON writes a figure that is not finite as null.
+func (d Dist) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Mean   jsonFloat `json:"mean"`
+		Median jsonFloat `json:"median"`
+		P99    jsonFloat `json:"p99"`
+		Max    jsonFloat `json:"max"`
+	}{jsonFloat(d.Mean), jsonFloat(d.Median), jsonFloat(d.P99), jsonFloat(d.Max)})
+}
+
 // Perplexity is exp(mean negative log-likelihood of the stream's next
-// tokens) for each model, and Cand / Ref.
+// tokens) for each model, and Cand / Ref. A mean negative log-likelihood
+// above about 709 makes a perplexity +Inf, and then the ratio +Inf, 0 or
+// NaN.
 type Perplexity struct {
 	Ref   float64 `json:"ref"`
 	Cand  float64 `json:"cand"`
 	Ratio float64 `json:"ratio"`
+}
+
+// MarshalJSON writes a figure that is not finite as null.
+func (p Perplexity) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Ref   jsonFloat `json:"ref"`
+		Cand  jsonFloat `json:"cand"`
+		Ratio jsonFloat `json:"ratio"`
+	}{jsonFloat(p.Ref), jsonFloat(p.Cand), jsonFloat(p.Ratio)})
+}
+
+// jsonFloat is a float64 that JSON, which has no NaN or infinity, gets as
+// null when it is not finite.
+type jsonFloat float64
+
+func (f jsonFloat) MarshalJSON() ([]byte, error) {
+	v := float64(f)
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return []byte("null"), nil
+	}
+	return json.Marshal(v)
 }
 
 // Greedy compares the two models' greedy generations from one prompt.
@@ -59,6 +93,11 @@ type Report struct {
 	Top1Agree int        `json:"top1_agree"`
 	KLD       Dist       `json:"kld"` // KL(P_ref || P_cand), natural log, per position
 	PPL       Perplexity `json:"ppl"`
+	// NonFinite names the figures above that are not finite, which JSON
+	// gives as null: "kld_mean", "kld_median", "kld_p99", "kld_max",
+	// "ppl_ref", "ppl_cand", "ppl_ratio". Empty (and left out of the JSON)
+	// when all are.
+	NonFinite []string `json:"nonfinite,omitempty"`
 	// Seconds is the wall-clock time of the teacher-forced pass of both
 	// models.
 	Seconds float64 `json:"seconds"`
@@ -70,9 +109,30 @@ type Report struct {
 // OK reports whether every threshold given was met.
 func (r *Report) OK() bool { return len(r.Fails) == 0 }
 
-// WriteJSON writes the report as one indented JSON object.
+// nonFinite lists the figures of r that are not finite, as NonFinite
+// names them.
+func (r *Report) nonFinite() []string {
+	var out []string
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{
+		{"kld_mean", r.KLD.Mean}, {"kld_median", r.KLD.Median}, {"kld_p99", r.KLD.P99}, {"kld_max", r.KLD.Max},
+		{"ppl_ref", r.PPL.Ref}, {"ppl_cand", r.PPL.Cand}, {"ppl_ratio", r.PPL.Ratio},
+	} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}
+
+// WriteJSON writes the report as one indented JSON object. Figures that
+// are not finite are null, and NonFinite names them.
 func (r *Report) WriteJSON(w io.Writer) error {
-	js, err := json.MarshalIndent(r, "", "  ")
+	c := *r
+	c.NonFinite = r.nonFinite()
+	js, err := json.MarshalIndent(&c, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -50,7 +50,8 @@ func kl(logp, logq []float64) float64 {
 // compare fills the teacher-forced figures of r from the logits of both
 // models over ids (T×vocab each, row-major): position t predicts
 // ids[t+1]. It returns the side ("REF" or "CAND") and position of the
-// first logits that are not all finite, or "" and -1.
+// first logits that are not all finite, the last row (which predicts
+// nothing compared) included, or "" and -1.
 func compare(r *Report, ids []int, ref, cand []float32, vocab int) (string, int) {
 	positions := len(ids) - 1
 	lp, lq := make([]float64, vocab), make([]float64, vocab)
@@ -73,6 +74,13 @@ func compare(r *Report, ids []int, ref, cand []float32, vocab int) (string, int)
 		klds[t] = kl(lp, lq)
 		nllRef -= lp[ids[t+1]]
 		nllCand -= lq[ids[t+1]]
+	}
+	last := positions * vocab
+	if !finiteRow(ref[last : last+vocab]) {
+		return "REF", positions
+	}
+	if !finiteRow(cand[last : last+vocab]) {
+		return "CAND", positions
 	}
 	r.Positions = positions
 	r.Top1 = float64(agree) / float64(positions)

@@ -59,9 +59,9 @@ func TestSoftmaxAndKL(t *testing.T) {
 
 func TestCompare(t *testing.T) {
 	// Two positions, vocabulary 3. Position 0: the same argmax; position 1:
-	// not.
-	ref := []float32{2, 0, 0, 0, 1, 0}
-	cand := []float32{2, 0, 0, 1, 0, 0}
+	// not. The last row predicts nothing compared.
+	ref := []float32{2, 0, 0, 0, 1, 0, 5, 5, 5}
+	cand := []float32{2, 0, 0, 1, 0, 0, 6, 6, 6}
 	ids := []int{0, 0, 1}
 	var r Report
 	if side, pos := compare(&r, ids, ref, cand, 3); side != "" || pos != -1 {
@@ -85,15 +85,17 @@ func TestCompare(t *testing.T) {
 
 func TestCompareNotFinite(t *testing.T) {
 	nan, inf := float32(math.NaN()), float32(math.Inf(1))
-	ok := []float32{1, 2, 3, 1, 2, 3}
+	ok := []float32{1, 2, 3, 1, 2, 3, 1, 2, 3}
 	for _, c := range []struct {
 		ref, cand []float32
 		side      string
 		pos       int
 	}{
-		{ok, []float32{1, 2, 3, 1, nan, 3}, "CAND", 1},
-		{[]float32{inf, 2, 3, 1, 2, 3}, ok, "REF", 0},
-		{ok, []float32{1, 2, 3, 1, 2, float32(math.Inf(-1))}, "CAND", 1},
+		{ok, []float32{1, 2, 3, 1, nan, 3, 1, 2, 3}, "CAND", 1},
+		{[]float32{inf, 2, 3, 1, 2, 3, 1, 2, 3}, ok, "REF", 0},
+		{ok, []float32{1, 2, 3, 1, 2, float32(math.Inf(-1)), 1, 2, 3}, "CAND", 1},
+		{ok, []float32{1, 2, 3, 1, 2, 3, 1, 2, nan}, "CAND", 2},
+		{[]float32{1, 2, 3, 1, 2, 3, inf, 2, 3}, ok, "REF", 2},
 	} {
 		var r Report
 		if side, pos := compare(&r, []int{0, 1, 2}, c.ref, c.cand, 3); side != c.side || pos != c.pos {

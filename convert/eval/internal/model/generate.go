@@ -7,7 +7,8 @@ import (
 
 // Generate decodes n tokens greedily (the most likely each step, the
 // lowest id on ties) after prompt, with a KV cache, and returns them. It
-// does not stop at EOS. Every step runs all layers; decoded weights are
+// does not stop at EOS. Logits that are not all finite are a
+// *NonFiniteError: no token is picked from them. Every step runs all layers; decoded weights are
 // kept between steps up to m.GenerateBudget bytes and read again otherwise,
 // so memory does not grow with the model.
 //
@@ -31,6 +32,9 @@ func (m *Model) Generate(ctx context.Context, prompt []int, n int) ([]int, error
 	logits, err := g.prefill(ctx, seq)
 	out := make([]int, 0, n)
 	for err == nil && len(out) < n {
+		if !finite(logits) {
+			return nil, &NonFiniteError{Pos: len(seq) - 1}
+		}
 		id := argmax(logits)
 		out = append(out, id)
 		seq = append(seq, id)
@@ -47,6 +51,25 @@ func (m *Model) Generate(ctx context.Context, prompt []int, n int) ([]int, error
 		return nil, err
 	}
 	return out, nil
+}
+
+// NonFiniteError is the error of Generate when the logits at a position
+// hold a NaN or an infinity.
+type NonFiniteError struct {
+	Pos int // the position whose logits they are, 0-based in prompt + generated
+}
+
+func (e *NonFiniteError) Error() string {
+	return fmt.Sprintf("model: the logits at position %d are not finite", e.Pos)
+}
+
+// finite reports whether every value of x is finite.
+func finite(x []float32) bool {
+	var s float32
+	for _, v := range x {
+		s += v - v // NaN for a NaN or an infinity
+	}
+	return s == 0
 }
 
 // generation is the state of one Generate call.

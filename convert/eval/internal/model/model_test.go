@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -436,5 +437,26 @@ func TestReads(t *testing.T) {
 		if n := w.reads["model.layers.0.mlp.down_proj.weight"]; n != tt.want {
 			t.Errorf("budget %d: down_proj read %d times, want %d", tt.budget, n, tt.want)
 		}
+	}
+}
+
+// TestGenerateNonFinite checks that Generate picks no token from logits
+// that are not finite: a LongRoPE long factor of 0 gives NaN only once
+// the stream outgrows original_max_position_embeddings (64), in the
+// middle of the generation, which must then stop with the position.
+func TestGenerateNonFinite(t *testing.T) {
+	_, _, ids := stories(t)
+	cfg, w := phi3Stories(t, "testdata/phi3-longrope/config.json")
+	c := *cfg
+	c.Rope.LongFactor = []float64{0, 1.5, 3, 7.5}
+	m := newModel(t, &c, w)
+	got, err := m.Generate(context.Background(), ids[:60], 8)
+	var nf *NonFiniteError
+	if !errors.As(err, &nf) || nf.Pos != 64 || got != nil {
+		t.Fatalf("Generate = %v, %v; want a *NonFiniteError at position 64", got, err)
+	}
+	// Up to there the factors are the short ones: the first tokens come.
+	if _, err := m.Generate(context.Background(), ids[:60], 4); err != nil {
+		t.Errorf("4 tokens, positions 59..62: %v", err)
 	}
 }

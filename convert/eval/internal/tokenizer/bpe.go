@@ -2,7 +2,6 @@ package tokenizer
 
 import (
 	"fmt"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -83,24 +82,19 @@ type encoder struct {
 	rev     map[string]int // unused piece -> length of its left part
 }
 
-// split cuts n[start:end] into one symbol per character, or per
-// user-defined piece where one starts.
-func (t *Tokenizer) split(n string, start, end int, e *encoder) {
+// split cuts n[start:end] into one symbol per character, or per added
+// token of spans (those in the run, in order), which never merges.
+func (t *Tokenizer) split(n string, start, end int, spans []span, e *encoder) {
 	syms := e.syms[:0]
 	for i := start; i < end; {
+		var id int32
 		size, frozen := 0, false
-		for _, u := range t.user {
-			if strings.HasPrefix(n[i:], u) {
-				size, frozen = len(u), true
-				break
-			}
-		}
-		if size == 0 {
+		if len(spans) > 0 && int(spans[0].start) == i {
+			size, id, frozen = int(spans[0].end-spans[0].start), spans[0].id, true
+			spans = spans[1:]
+		} else {
 			_, size = utf8.DecodeRuneInString(n[i:end])
-		}
-		id, ok := t.ids[n[i:i+size]]
-		if !ok {
-			id = -1
+			id = t.idOrNone(n[i : i+size])
 		}
 		k := int32(len(syms))
 		syms = append(syms, symbol{start: int32(i), end: int32(i + size), prev: k - 1, next: k + 1, id: id, frozen: frozen})

@@ -76,9 +76,9 @@ func TestGoldenTiny(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok.byteFall || !tok.norm.removeExtra || len(tok.user) != 2 {
-		t.Fatalf("tiny-bpe.model read as byte fallback %v, remove extra spaces %v, user pieces %q; want false, true, 2",
-			tok.byteFall, tok.norm.removeExtra, tok.user)
+	if tok.byteFall || !tok.norm.removeExtra || len(tok.added) != 2 {
+		t.Fatalf("tiny-bpe.model read as byte fallback %v, remove extra spaces %v, user pieces %+v; want false, true, 2",
+			tok.byteFall, tok.norm.removeExtra, tok.added)
 	}
 	checkGolden(t, tok, g)
 }

@@ -15,6 +15,12 @@ type hfFile struct {
 		ID      int    `json:"id"`
 		Content string `json:"content"`
 		Special bool   `json:"special"`
+		// SingleWord is honoured. LStrip and RStrip are not: the
+		// whitespace they would take into the token is encoded as text,
+		// so that the ids decode to the text. Normalized changes nothing:
+		// a token is matched in the normalized text with its spaces
+		// normalized, but without the Prepend normalizer's prefix.
+		SingleWord bool `json:"single_word"`
 	} `json:"added_tokens"`
 	Normalizer    json.RawMessage `json:"normalizer"`
 	PreTokenizer  json.RawMessage `json:"pre_tokenizer"`
@@ -183,7 +189,7 @@ func (t *Tokenizer) jsonVocab(f *hfFile) error {
 		}
 		t.pieces[a.ID] = piece{text: a.Content, kind: k}
 		if k == userDefined {
-			t.user = append(t.user, a.Content)
+			t.added = append(t.added, addedToken{content: a.Content, id: int32(a.ID), singleWord: a.SingleWord})
 		}
 	}
 	if u := f.Model.UnkToken; u != nil {
@@ -199,7 +205,6 @@ func (t *Tokenizer) jsonVocab(f *hfFile) error {
 			t.ids[p.text] = int32(id)
 		}
 	}
-	sortLongestFirst(t.user)
 	return nil
 }
 

@@ -287,7 +287,7 @@ func newSPTokenizer(pieces []piece, s *spSpec) (*Tokenizer, error) {
 			}
 			t.ids[p.text] = int32(i)
 			if p.kind == userDefined {
-				t.user = append(t.user, p.text)
+				t.added = append(t.added, addedToken{content: p.text, id: int32(i)})
 			}
 		case byteKind:
 			b, ok := parseBytePiece(p.text)
@@ -309,7 +309,6 @@ func newSPTokenizer(pieces []piece, s *spSpec) (*Tokenizer, error) {
 	if t.unk < 0 {
 		return nil, errors.New("no unknown piece")
 	}
-	sortLongestFirst(t.user)
 	if id, ok := reserved[s.bosPiece]; ok && pieces[id].kind == control {
 		t.bos = id
 	}

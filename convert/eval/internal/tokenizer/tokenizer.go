@@ -67,8 +67,11 @@ type Tokenizer struct {
 	byteID [256]int32 // id of <0xNN>, -1 when absent
 	// merges holds tokenizer.json's merge table, keyed by the pair of
 	// ids; nil for tokenizer.model, which merges by piece score.
-	merges     map[uint64]merge
-	user       []string // user-defined pieces, matched whole, longest first
+	merges map[uint64]merge
+	// added holds the user-defined pieces, in the file's order; match
+	// finds those Encode matches whole in the text (see indexAdded).
+	added      []addedToken
+	match      *matcher
 	norm       normalizer
 	splitWords bool // Metaspace split: no merge across a "▁" that starts a word
 	// wordSplit is set when no piece has "▁" after another character, so
@@ -151,15 +154,42 @@ func (t *Tokenizer) Piece(id int) string {
 // Encode returns the token ids of text, without BOS or EOS. The text is
 // taken literally: "<s>" in it is three characters, not BOS. Invalid UTF-8
 // bytes are encoded as U+FFFD, as SentencePiece does.
+//
+// Added tokens that are not special (tokenizer.json) and user-defined
+// pieces (tokenizer.model) are found first, leftmost-longest in the
+// normalized text as Hugging Face tokenizers finds them, in time linear in
+// the text; single_word is honoured. What they do not match is encoded
+// with BPE, and Decode of the ids gives the text back: BOS and EOS are
+// not matched (Decode skips them), lstrip and rstrip take no whitespace
+// into a token, and a token's spaces match the text's.
 func (t *Tokenizer) Encode(text string) ([]int, error) {
 	n := t.normalize(text)
 	if len(n) > math.MaxInt32 {
 		return nil, fmt.Errorf("tokenizer %s: text of %d bytes is too long", format.Printable(t.src), len(n))
 	}
 	e := encoder{out: make([]int, 0, len(n)/4+1)}
+	// The added tokens are found first, in the whole text: no run below
+	// cuts one, and none takes text that a run encodes again.
+	spans := t.match.find(n)
 	for start := 0; start < len(n); {
 		end := t.wordEnd(n, start)
-		t.split(n, start, end, &e)
+		if len(spans) > 0 && (t.splitWords || t.wordSplit) {
+			// Words are encoded apart: an added token is a run of its own.
+			if s := spans[0]; int(s.start) == start {
+				e.out = append(e.out, int(s.id))
+				e.prevUnk = false
+				start, spans = int(s.end), spans[1:]
+				continue
+			}
+			end = min(end, int(spans[0].start))
+		}
+		// Added tokens inside a run are symbols that never merge.
+		k := 0
+		for k < len(spans) && int(spans[k].end) <= end {
+			k++
+		}
+		t.split(n, start, end, spans[:k], &e)
+		spans = spans[k:]
 		t.bpe(n, &e)
 		if err := t.emit(n, &e); err != nil {
 			return nil, err
@@ -208,6 +238,7 @@ func (t *Tokenizer) finish() {
 			t.wordSplit = false
 		}
 	}
+	t.indexAdded()
 }
 
 // normalize applies the normalizer: spaces to "▁" and the dummy prefix.
@@ -304,8 +335,8 @@ func (t *Tokenizer) Decode(ids []int) string {
 			continue
 		}
 		s := p.surface
-		if wasFirst && t.stripSpace && strings.HasPrefix(p.text, spaceMark) {
-			s = s[1:] // "▁" became one space
+		if wasFirst && t.stripSpace && (strings.HasPrefix(p.text, spaceMark) || p.kind == userDefined && strings.HasPrefix(s, " ")) {
+			s = s[1:] // "▁" (or an added token's " ", matched as "▁") became one space
 		}
 		b.WriteString(s)
 	}

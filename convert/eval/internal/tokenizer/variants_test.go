@@ -10,7 +10,7 @@ import (
 )
 
 // editJSON returns the fixture tokenizer.json with fn applied to it.
-func editJSON(t *testing.T, fn func(m map[string]any)) []byte {
+func editJSON(t testing.TB, fn func(m map[string]any)) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(fixtureDir(t), JSONFile))
 	if err != nil {

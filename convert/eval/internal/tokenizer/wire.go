@@ -3,7 +3,6 @@ package tokenizer
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"unicode/utf8"
 )
 
@@ -109,9 +108,4 @@ func eachField(b []byte, fn func(field) error) error {
 		}
 	}
 	return nil
-}
-
-// sortLongestFirst orders user-defined pieces so the longest match wins.
-func sortLongestFirst(s []string) {
-	sort.SliceStable(s, func(i, j int) bool { return len(s[i]) > len(s[j]) })
 }
