@@ -165,6 +165,13 @@ func (cv *converter) schedule(ctx context.Context) ([]step, []tensorState, error
 			st.encodeState = &encodeState{}
 			sb := cv.rowStepBytes(j)
 			st.nWrite = (j.src.Section().Size() + sb - 1) / sb
+			if st.nWrite == 0 {
+				// No step: rows of no elements (a last dimension of 0),
+				// each of range (0, 0), as an empty tensor has.
+				if err := cv.emptyRows(ctx, j); err != nil {
+					return nil, nil, err
+				}
+			}
 			chunks(i, passRows, sb)
 			continue
 		}

@@ -64,6 +64,7 @@
 //     all dimensions but the last (1 for a vector or a scalar): (log_min,
 //     log_max) of each row, a row being a run of the last dimension
 //     (elements r*L .. r*L+L-1 in row-major order, L the last dimension);
+//     a row of no elements (L = 0) has the range (0, 0), as a row of zeros;
 //   - __metadata__["qins:NAME"]: as in version 1, plus "granularity": "row"
 //     (absent, or "tensor", means one range per tensor); its log_min and
 //     log_max are then the smallest log_min and the largest log_max of the
