@@ -15,10 +15,11 @@ import (
 // convertFile is the work of converting a checkpoint, or a part of one,
 // into one QINS file: its plan lays the file out, and returns the run.
 type convertFile struct {
-	c     *format.Checkpoint
-	opts  *Options
-	sel   *selection
-	limit int // of the header
+	c       *format.Checkpoint
+	opts    *Options
+	sel     *selection
+	limit   int    // of the header
+	version string // the format version, the whole checkpoint's
 }
 
 var _ fileWork = (*convertFile)(nil)

@@ -349,3 +349,73 @@ func TestRowGranularityEmptyTensors(t *testing.T) {
 		}
 	}
 }
+
+// TestRowVersion checks that the format version is the least that
+// describes the output: 2 only when a tensor has per-row ranges, 1 when
+// --granularity row encodes nothing, and in a folder of shards, the
+// version of the whole checkpoint in every shard, even one without a
+// per-row tensor (issue 23).
+func TestRowVersion(t *testing.T) {
+	put, _ := dtype.Putter(dtype.F32)
+	f32 := make([]byte, 4*24)
+	for i := range 24 {
+		put(f32, i, float64(i)-11.5)
+	}
+	ints := make([]byte, 8*64)
+	for i := range 64 {
+		binary.LittleEndian.PutUint64(ints[8*i:], uint64(i))
+	}
+	dir := t.TempDir()
+	mixed, onlyInts := filepath.Join(dir, "mixed.safetensors"), filepath.Join(dir, "ints.safetensors")
+	writeRaw(t, mixed, rawSpec{"ids", dtype.I64, []uint64{64}, ints}, rawSpec{"mask", dtype.U8, []uint64{4}, []byte{1, 0, 1, 1}}, rawSpec{"w", dtype.F32, []uint64{4, 6}, f32})
+	writeRaw(t, onlyInts, rawSpec{"ids", dtype.I64, []uint64{64}, ints}, rawSpec{"mask", dtype.U8, []uint64{4}, []byte{1, 0, 1, 1}})
+	none := regexp.MustCompile(".")
+	for _, tc := range []struct {
+		name, src   string
+		opts        Options
+		version     string
+		encoded     int
+		folderShard int64 // for a folder output: its shard size
+	}{
+		{"row", mixed, Options{Granularity: qins.GranularityRow}, qins.VersionRows, 1, 0},
+		{"row packed mse", mixed, Options{Granularity: qins.GranularityRow, Layout: qins.LayoutPacked, Range: qins.RangeMSE}, qins.VersionRows, 1, 0},
+		{"tensor", mixed, Options{}, qins.Version, 1, 0},
+		{"row, integers only", onlyInts, Options{Granularity: qins.GranularityRow}, qins.Version, 0, 0},
+		{"row, integers only, packed mse", onlyInts, Options{Granularity: qins.GranularityRow, Layout: qins.LayoutPacked, Range: qins.RangeMSE}, qins.Version, 0, 0},
+		{"row, all excluded", mixed, Options{Granularity: qins.GranularityRow, Exclude: none}, qins.Version, 0, 0},
+		{"row, folder, a shard per tensor", mixed, Options{Granularity: qins.GranularityRow}, qins.VersionRows, 1, 1},
+		{"row, folder of integers", onlyInts, Options{Granularity: qins.GranularityRow}, qins.Version, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := t.TempDir()
+			out := filepath.Join(d, "q.safetensors")
+			if tc.folderShard > 0 {
+				out = filepath.Join(d, "q.qins")
+				tc.opts.MaxShardBytes = tc.folderShard
+			}
+			s, err := convertTo(context.Background(), tc.src, out, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Encoded != tc.encoded {
+				t.Errorf("%d encoded, want %d", s.Encoded, tc.encoded)
+			}
+			c := open(t, out)
+			if tc.folderShard > 0 && len(c.Files) != len(byName(open(t, tc.src))) {
+				t.Fatalf("%d shards", len(c.Files))
+			}
+			for _, f := range c.Files {
+				if v := f.Metadata[qins.VersionKey]; v != tc.version {
+					t.Errorf("%s: version %q, want %q", f.Path, v, tc.version)
+				}
+			}
+			if _, err := qins.Logicals(context.Background(), c); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := Inspect(context.Background(), out)
+			if err != nil || rep.Total.Encoded != tc.encoded {
+				t.Fatalf("inspect: %v", err)
+			}
+		})
+	}
+}

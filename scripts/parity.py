@@ -28,7 +28,10 @@ What it checks, for each SOURCE/QINSFILE pair:
   covered without holes or overlaps, tensors laid out largest element size
   first, each one aligned (in the file) to its element size (F4 and F6, under
   a byte, are not checked for order);
-* `__metadata__["qins"] == "1"`, every source `__metadata__` entry is kept,
+* `__metadata__["qins"]` is the least version that describes the file: "2"
+  when a tensor has per-row ranges ("granularity": "row"), else "1" (also
+  for a --granularity row convert that encoded nothing); every source
+  `__metadata__` entry is kept,
   and there is no other metadata than those, "qins" and one "qins:NAME" per
   encoded tensor;
 * the tensor set is exactly: for every encoded source tensor NAME (one with a

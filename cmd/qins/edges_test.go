@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/binary"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,5 +38,26 @@ func TestRowGranularityEmptyTensor(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestRowGranularityNothingEncoded converts a checkpoint with nothing to
+// encode with one range per row: the output is QINS version 1, the least
+// version that describes it (issue 23).
+func TestRowGranularityNothingEncoded(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "ints.safetensors")
+	h := `{"ids":{"dtype":"I64","shape":[2,2],"data_offsets":[0,32]},"mask":{"dtype":"U8","shape":[2,4],"data_offsets":[32,40]}}`
+	b := binary.LittleEndian.AppendUint64(nil, uint64(len(h)))
+	b = append(append(b, h...), make([]byte, 40)...)
+	if err := os.WriteFile(src, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	q := filepath.Join(dir, "q.safetensors")
+	if code, _, errs := runQINS(t, "convert", "-q", src, "-o", q, "--granularity", "row"); code != 0 {
+		t.Fatalf("convert: exit %d: %s", code, errs)
+	}
+	if _, out, _ := runQINS(t, "inspect", q); !strings.Contains(out, "QINS version 1") {
+		t.Errorf("inspect:\n%s", out)
 	}
 }
