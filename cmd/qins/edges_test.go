@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,5 +60,73 @@ func TestRowGranularityNothingEncoded(t *testing.T) {
 	}
 	if _, out, _ := runQINS(t, "inspect", q); !strings.Contains(out, "QINS version 1") {
 		t.Errorf("inspect:\n%s", out)
+	}
+}
+
+// TestRestoreWarnsUnmarkedPairs restores a QINS file holding pairs of
+// codes and signs that no qins:NAME entry marks: they are copied, with
+// one warning line on stderr naming them printably, the first few and a
+// count (issue 23).
+func TestRestoreWarnsUnmarkedPairs(t *testing.T) {
+	write := func(path string, pairs []string) {
+		t.Helper()
+		type entry struct {
+			DType   string   `json:"dtype"`
+			Shape   []uint64 `json:"shape"`
+			Offsets [2]int   `json:"data_offsets"`
+		}
+		h := map[string]any{"__metadata__": map[string]string{"qins": "1", "qins:w": `{"log_min":-3,"log_max":0,"dtype":"F32"}`}}
+		off := 0
+		add := func(name, dt string, n int) {
+			h[name] = entry{dt, []uint64{uint64(n)}, [2]int{off, off + n}}
+			off += n
+		}
+		add("w.qins", "U8", 2)
+		add("w.sign", "I8", 2)
+		for _, p := range pairs {
+			add(p+".qins", "U8", 9)
+			add(p+".signbits", "U8", 2)
+		}
+		js, _ := json.Marshal(h)
+		b := binary.LittleEndian.AppendUint64(nil, uint64(len(js)))
+		data := make([]byte, off)
+		data[0], data[1] = 1, 1 // w's codes; every other byte 0 is valid
+		if err := os.WriteFile(path, append(append(b, js...), data...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name  string
+		pairs []string
+		want  string // the warning, after "qins: warning: "
+	}{
+		{"none", nil, ""},
+		{"hostile name", []string{"evil\x1b[2J\nname", "plain"},
+			`2 tensor(s) stored as QINS codes and signs without their qins:NAME metadata were copied as plain tensors, not decoded (has the file lost that metadata?): "evil\x1b[2J\nname", plain`},
+		{"many", []string{"p1", "p2", "p3", "p4", "p5", "p6", "p7"},
+			`7 tensor(s) stored as QINS codes and signs without their qins:NAME metadata were copied as plain tensors, not decoded (has the file lost that metadata?): p1, p2, p3, p4, p5 and 2 more`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := filepath.Join(dir, tc.name+".safetensors")
+			write(in, tc.pairs)
+			for _, quiet := range []bool{true, false} { // a warning shows even with -q
+				args := []string{"restore", in, "-o", filepath.Join(dir, tc.name+".restored.safetensors"), "--force"}
+				if quiet {
+					args = append(args, "-q")
+				}
+				code, _, errs := runQINS(t, args...)
+				if code != 0 {
+					t.Fatalf("exit %d: %s", code, errs)
+				}
+				want := ""
+				if tc.want != "" {
+					want = "qins: warning: " + tc.want + "\n"
+				}
+				if errs != want {
+					t.Errorf("quiet %v: stderr\n%q\nwant\n%q", quiet, errs, want)
+				}
+			}
+		})
 	}
 }
