@@ -244,7 +244,7 @@ func checkFolderOutput(dst, dir string, c *format.Checkpoint, side []sideFile) e
 			return &format.Error{Path: dir, Err: err}
 		}
 		if within(out, in) {
-			return &format.Error{Path: dst, Err: fmt.Errorf("is inside the input folder %s; write the output elsewhere", dir)}
+			return &format.Error{Path: dst, Err: fmt.Errorf("is inside the input folder %s; write the output elsewhere", format.Printable(dir))}
 		}
 		inputs = append(inputs, dir)
 	}
@@ -254,7 +254,7 @@ func checkFolderOutput(dst, dir string, c *format.Checkpoint, side []sideFile) e
 		}
 		in, err := resolve(p)
 		if err == nil && within(in, out) {
-			return &format.Error{Path: dst, Err: fmt.Errorf("is or holds %s, an input of this command; refusing to write there", p)}
+			return &format.Error{Path: dst, Err: fmt.Errorf("is or holds %s, an input of this command; refusing to write there", format.Printable(p))}
 		}
 	}
 	return nil

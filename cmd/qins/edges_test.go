@@ -130,3 +130,53 @@ func TestRestoreWarnsUnmarkedPairs(t *testing.T) {
 		})
 	}
 }
+
+// TestSideFileErrorsPrintable converts model folders whose side files or
+// own name hold an ESC and a newline: each error is one line, its names
+// quoted, none repeated unquoted (issue 23).
+func TestSideFileErrorsPrintable(t *testing.T) {
+	model, err := os.ReadFile(filepath.Join(tiny, "model-00002-of-00002.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mkModel := func(dir string) {
+		t.Helper()
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "model.safetensors"), model, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := t.TempDir()
+	dangling := filepath.Join(base, "m")
+	mkModel(dangling)
+	if err := os.Symlink("nowhere\x1b[0m\nX", filepath.Join(dangling, "tok\x1b[31m\nY.json")); err != nil {
+		t.Fatal(err)
+	}
+	weird := filepath.Join(base, "n\x1b[1m\nZ")
+	mkModel(weird)
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		want   string
+		quoted int // names quoted in the message
+	}{
+		// The link's target is not named: only the link, once.
+		{"dangling link", []string{"convert", dangling, "-o", filepath.Join(base, "out")}, `/m/tok\x1b[31m\nY.json": is a symbolic link that cannot be followed: no such file or directory`, 1},
+		{"output inside the input folder", []string{"convert", weird, "-o", filepath.Join(weird, "out")}, `/out": is inside the input folder "` + base + `/n\x1b[1m\nZ"; write the output elsewhere`, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errs := runQINS(t, tc.args...)
+			if code != 1 {
+				t.Fatalf("exit %d: %q", code, errs)
+			}
+			if strings.ContainsAny(errs, "\x1b\r") || !strings.HasSuffix(errs, "\n") || strings.Count(errs, "\n") != strings.Count(errs, "\nhint: ")+1 {
+				t.Errorf("stderr not printable lines: %q", errs)
+			}
+			if !strings.Contains(errs, tc.want) || strings.Count(errs, "\\x1b[") != tc.quoted {
+				t.Errorf("stderr %q\nwant %q, %d name(s) quoted", errs, tc.want, tc.quoted)
+			}
+		})
+	}
+}
