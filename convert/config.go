@@ -27,7 +27,8 @@ func torchDType(dt dtype.DType) string {
 // setTorchDType returns the config.json js with its dtype set to name,
 // changing nothing else: the value of every "torch_dtype" key (in nested
 // configs too) and of a top-level "dtype" key (the name transformers uses
-// since 4.56) is replaced in place when it is a string or null; when the
+// since 4.56) is replaced in place, whatever it is (a string, null, a
+// number, an object or an array: one value, never a second key); when the
 // top level has neither, "torch_dtype" is added as its last key, indented
 // like the others.
 func setTorchDType(js []byte, name string) ([]byte, error) {
@@ -52,18 +53,23 @@ func setTorchDType(js []byte, name string) ([]byte, error) {
 	return out, nil
 }
 
-// frame is an open JSON object or array while scanning.
-type frame struct{ object, wantKey bool }
+// frame is an open JSON object or array while scanning; start is where it
+// begins when it is a value setTorchDType replaces, else -1.
+type frame struct {
+	object, wantKey bool
+	start           int64
+}
 
 // dtypeValues returns the byte spans of the values setTorchDType
-// replaces, and whether one is at the top level; js must be a JSON object.
+// replaces, in order and apart, and whether one is at the top level; js
+// must be a JSON object. A value inside a replaced one is not listed.
 func dtypeValues(js []byte) (spans [][2]int64, top bool, err error) {
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.UseNumber()
 	var stack []frame
-	var key string
 	objects := 0
-	keyEnd := int64(-1)
+	keyEnd := int64(-1) // after a key whose value is replaced
+	replacing := 0      // open frames that are replaced values
 	for {
 		tok, err := dec.Token()
 		if err == io.EOF {
@@ -77,37 +83,45 @@ func dtypeValues(js []byte) (spans [][2]int64, top bool, err error) {
 				return nil, false, errors.New("is not one JSON object")
 			}
 		}
-		if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantKey {
-			if d, ok := tok.(json.Delim); ok && d == '}' {
-				stack = stack[:n-1]
-				valueDone(stack)
+		n := len(stack)
+		if n > 0 && stack[n-1].object && stack[n-1].wantKey {
+			if tok != json.Delim('}') {
+				key := tok.(string) // a key is always a string
+				keyEnd = -1
+				if replacing == 0 && (key == "torch_dtype" || (key == "dtype" && n == 1)) {
+					keyEnd = dec.InputOffset()
+				}
+				stack[n-1].wantKey = false
 				continue
 			}
-			key, keyEnd = tok.(string), -1
-			if key == "torch_dtype" || (key == "dtype" && n == 1) {
-				keyEnd = dec.InputOffset()
-			}
-			stack[n-1].wantKey = false
-			continue
+		}
+		start := int64(-1) // of this value, when it is replaced
+		if keyEnd >= 0 {
+			// The value starts after the key's colon and white space.
+			start = keyEnd + int64(len(js[keyEnd:])-len(bytes.TrimLeft(js[keyEnd:], " \t\r\n:")))
+			top = top || n == 1
+			keyEnd = -1
 		}
 		switch tok {
-		case json.Delim('{'):
-			stack, keyEnd = append(stack, frame{object: true, wantKey: true}), -1
+		case json.Delim('{'), json.Delim('['):
+			isObject := tok == json.Delim('{')
+			stack = append(stack, frame{object: isObject, wantKey: isObject, start: start})
+			if start >= 0 {
+				replacing++
+			}
 			continue
-		case json.Delim('['):
-			stack, keyEnd = append(stack, frame{}), -1
-			continue
-		case json.Delim(']'):
-			stack = stack[:len(stack)-1]
+		case json.Delim('}'), json.Delim(']'):
+			f := stack[n-1]
+			stack = stack[:n-1]
+			if f.start >= 0 {
+				replacing--
+				spans = append(spans, [2]int64{f.start, dec.InputOffset()})
+			}
 		default:
-			if _, isString := tok.(string); keyEnd >= 0 && (isString || tok == nil) {
-				end := dec.InputOffset()
-				start := keyEnd + int64(bytes.IndexAny(js[keyEnd:end], `"n`))
-				spans = append(spans, [2]int64{start, end})
-				top = top || len(stack) == 1
+			if start >= 0 {
+				spans = append(spans, [2]int64{start, dec.InputOffset()})
 			}
 		}
-		keyEnd = -1
 		valueDone(stack)
 	}
 	if objects == 0 || len(stack) > 0 {

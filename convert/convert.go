@@ -101,7 +101,7 @@ func convertWith(ctx context.Context, src, dst string, opts Options, hooks conve
 	if hooks.maxHeader > 0 {
 		limit = hooks.maxHeader
 	}
-	p := &convertPipeline{c: c, opts: &opts, sel: sel, limit: limit}
+	p := &convertPipeline{c: c, opts: &opts, sel: sel, limit: limit, version: fileVersion(c, &opts, sel)}
 	return write(ctx, p, &output{src: c, in: src, dst: dst, prefix: qinsPrefix, opts: opts.WriteOptions, start: start})
 }
 
@@ -127,6 +127,18 @@ func checkConvert(c *format.Checkpoint, opts *Options) (*selection, error) {
 		return nil, &format.Error{Path: c.Path, Err: fmt.Errorf("the include pattern %q %w", opts.Include, ErrNoneSelected)}
 	}
 	return sel, nil
+}
+
+// fileVersion returns the format version of the output of c: the least
+// that describes it, qins.VersionRows only when a tensor is encoded with
+// per-row ranges, so that a file without them stays readable by
+// version-1 readers. It is decided over the whole checkpoint: every shard
+// of a folder output carries the same version.
+func fileVersion(c *format.Checkpoint, opts *Options, sel *selection) string {
+	if !sel.any(c) {
+		return qins.Version
+	}
+	return opts.encoding().Version()
 }
 
 // selection is which tensors of a checkpoint a convert encodes: those
@@ -217,10 +229,11 @@ func (s *selection) selected(t format.TensorInfo) bool {
 
 // convertPipeline is Convert's work, for write.
 type convertPipeline struct {
-	c     *format.Checkpoint
-	opts  *Options
-	sel   *selection
-	limit int // of the header
+	c       *format.Checkpoint
+	opts    *Options
+	sel     *selection
+	limit   int    // of the header
+	version string // of every output file (fileVersion)
 }
 
 var _ pipeline = (*convertPipeline)(nil)
@@ -249,5 +262,5 @@ func (p *convertPipeline) outBytes() []uint64 {
 func (p *convertPipeline) file(from, to int) fileWork {
 	c := p.c
 	part := &format.Checkpoint{Path: c.Path, Index: c.Index, Files: c.Files, Metadata: c.Metadata, Tensors: c.Tensors[from:to]}
-	return &convertFile{c: part, opts: p.opts, sel: p.sel, limit: p.limit}
+	return &convertFile{c: part, opts: p.opts, sel: p.sel, limit: p.limit, version: p.version}
 }

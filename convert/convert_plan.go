@@ -42,7 +42,7 @@ func (cf *convertFile) plan() (*outputPlan, error) {
 	for k, v := range c.Metadata {
 		meta[k] = v
 	}
-	meta[qins.VersionKey] = e.Version()
+	meta[qins.VersionKey] = cf.version
 	out := make([]format.TensorInfo, 0, len(jobs)+2*nEncoded)
 	placed := e.Granularity != qins.GranularityRow // the ranges, when any
 	for _, i := range order {

@@ -15,10 +15,11 @@ import (
 // convertFile is the work of converting a checkpoint, or a part of one,
 // into one QINS file: its plan lays the file out, and returns the run.
 type convertFile struct {
-	c     *format.Checkpoint
-	opts  *Options
-	sel   *selection
-	limit int // of the header
+	c       *format.Checkpoint
+	opts    *Options
+	sel     *selection
+	limit   int    // of the header
+	version string // the format version, the whole checkpoint's
 }
 
 var _ fileWork = (*convertFile)(nil)
@@ -174,6 +175,13 @@ func (cv *converter) schedule(ctx context.Context) ([]step, []tensorState, error
 			st.encodeState = &encodeState{}
 			sb := cv.rowStepBytes(j)
 			st.nWrite = (j.src.Section().Size() + sb - 1) / sb
+			if st.nWrite == 0 {
+				// No step: rows of no elements (a last dimension of 0),
+				// each of range (0, 0), as an empty tensor has.
+				if err := cv.emptyRows(ctx, j); err != nil {
+					return nil, nil, err
+				}
+			}
 			chunks(i, passRows, sb)
 			continue
 		}

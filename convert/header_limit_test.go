@@ -29,7 +29,7 @@ func TestHeaderLimit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := (&convertFile{c: c, opts: &opts, sel: sel, limit: format.MaxHeaderSize}).plan()
+			p, err := (&convertFile{c: c, opts: &opts, sel: sel, limit: format.MaxHeaderSize, version: fileVersion(c, &opts, sel)}).plan()
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -131,7 +131,7 @@ func write(ctx context.Context, p pipeline, o *output) (*Summary, error) {
 		return writeFolder(ctx, p, o)
 	}
 	if o.opts.MaxShardBytes != 0 {
-		return nil, fmt.Errorf("%s: a shard size only applies to a folder output", o.dst)
+		return nil, &format.Error{Path: o.dst, Err: errors.New("a shard size only applies to a folder output")}
 	}
 	if err := checkNotInput(o.dst, o.src); err != nil {
 		return nil, err

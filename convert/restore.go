@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/qins-dev/qins/convert/internal/work"
@@ -64,7 +66,44 @@ func Restore(ctx context.Context, in, outPath string, opts RestoreOptions) (*Sum
 		return nil, &format.Error{Path: c.Path, Err: ErrNotQINS}
 	}
 	p := &restorePipeline{c: c, ls: ls, opts: &opts, dtypes: out}
-	return write(ctx, p, &output{src: c, in: in, dst: outPath, prefix: restoredPrefix, configDType: torchDType(opts.DType), opts: opts.WriteOptions, start: start})
+	s, err := write(ctx, p, &output{src: c, in: in, dst: outPath, prefix: restoredPrefix, configDType: torchDType(opts.DType), opts: opts.WriteOptions, start: start})
+	if err != nil {
+		return nil, err
+	}
+	s.Unmarked = unmarkedPairs(ls)
+	return s, nil
+}
+
+// unmarkedPairs returns, sorted, the names NAME of the QINS checkpoint's
+// tensors ls for which NAME.qins (U8) and its signs, NAME.sign (I8 of the
+// same shape) or NAME.signbits (U8 of shape [ceil(n/8)]), are stored
+// plain: no qins:NAME entry marks them encoded. Restore copies them, as
+// the format says, but such a pair is what an encoded tensor whose entry
+// was lost looks like.
+func unmarkedPairs(ls []qins.Logical) []string {
+	plain := make(map[string]*qins.Logical)
+	for i := range ls {
+		if l := &ls[i]; !l.Encoded() {
+			plain[l.Name] = l
+		}
+	}
+	var names []string
+	for i := range ls {
+		codes := &ls[i]
+		name, ok := strings.CutSuffix(codes.Name, qins.CodesSuffix)
+		if !ok || codes.Encoded() || codes.DType != dtype.U8 {
+			continue
+		}
+		for _, e := range []qins.Encoding{{Layout: qins.LayoutU8I8}, {Layout: qins.LayoutPacked}} {
+			want := e.Stored(qins.PartSigns, name, codes.Shape)
+			if signs := plain[want.Name]; signs != nil && signs.DType == want.DType && slices.Equal(signs.Shape, want.Shape) {
+				names = append(names, name)
+				break
+			}
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 // restorePipeline is Restore's work, for write.

@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"context"
 	"encoding/binary"
 	"math"
 	"sync"
@@ -175,6 +176,25 @@ func (cv *converter) encodeRows(j *job, st *tensorState, in []byte, off int64, b
 	}
 	if all := st.env.stepDone(st.nWrite); all != nil {
 		return cv.w.WriteAt(j.ranges, all, 0)
+	}
+	return nil
+}
+
+// emptyRows writes the ranges of an encoded tensor that has no elements,
+// which no step writes: zeros, the float32 range (0, 0) of each of its
+// rows, when its last dimension is 0 and the others are not (a tensor of
+// no rows has no ranges). A hostile header can give such a tensor many
+// rows; their ranges are written in bounded pieces.
+func (cv *converter) emptyRows(ctx context.Context, j *job) error {
+	size := 8 * qins.Rows(j.src.Shape)
+	zeros := make([]byte, min(size, 1<<16))
+	for off := int64(0); off < size; off += int64(len(zeros)) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := cv.w.WriteAt(j.ranges, zeros[:min(int64(len(zeros)), size-off)], off); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -261,5 +263,159 @@ func TestZeroBySign(t *testing.T) {
 				t.Fatalf("length %d: code %d is %d, want %d", n, i, codes[i], want[i])
 			}
 		}
+	}
+}
+
+// TestRowGranularityEmptyTensors converts tensors of no elements, of rows
+// (a last dimension of 0) or of none, with one range per row, in every
+// layout and range, beside a tensor with data and in chunks of many
+// sizes: each row of no elements has the range (0, 0), as an empty tensor
+// has, and restore, diff and inspect read the file.
+func TestRowGranularityEmptyTensors(t *testing.T) {
+	put, _ := dtype.Putter(dtype.BF16)
+	data := make([]byte, 2*24)
+	for i := range 24 {
+		put(data, i, float64(i%7)-3.25)
+	}
+	shapes := [][]uint64{{5, 0}, {0, 5}, {3, 0, 5}, {0, 0}, {2, 3, 0}, {0}}
+	specs := []rawSpec{{"w", dtype.BF16, []uint64{4, 6}, data}}
+	for i, sh := range shapes {
+		specs = append(specs, rawSpec{"e" + string(rune('0'+i)), dtype.F32, sh, nil})
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.safetensors")
+	writeRaw(t, src, specs...)
+	for _, layout := range []qins.Layout{qins.LayoutU8I8, qins.LayoutPacked} {
+		for _, rng := range []qins.Range{qins.RangeMinMax, qins.RangeMSE} {
+			for _, chunk := range []int{0, 8, 1000} {
+				name := layout.String() + "/" + rng.String() + "/" + strconv.Itoa(chunk)
+				t.Run(name, func(t *testing.T) {
+					d := t.TempDir()
+					q, r := filepath.Join(d, "q.safetensors"), filepath.Join(d, "r.safetensors")
+					opts := Options{WriteOptions: WriteOptions{ChunkBytes: chunk, Workers: 2}, Layout: layout, Range: rng, Granularity: qins.GranularityRow, Include: regexp.MustCompile(".")}
+					s, err := Convert(context.Background(), src, q, opts)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if s.Encoded != len(specs) {
+						t.Errorf("%d encoded, want %d", s.Encoded, len(specs))
+					}
+					qc := open(t, q)
+					if v := qc.Metadata[qins.VersionKey]; v != qins.VersionRows {
+						t.Errorf("version %q", v)
+					}
+					ls, err := qins.Logicals(context.Background(), qc)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i := range ls {
+						l := &ls[i]
+						if l.Ranges == nil {
+							t.Fatalf("%s: no per-row ranges", l.Name)
+						}
+						if l.Name == "w" {
+							continue
+						}
+						if l.Params != (quant.Params{}) {
+							t.Errorf("%s: envelope %+v, want (0, 0)", l.Name, l.Params)
+						}
+						for k, p := range rowRanges(t, l) {
+							if p != (quant.Params{}) {
+								t.Errorf("%s: row %d range %+v, want (0, 0)", l.Name, k, p)
+							}
+						}
+					}
+					if _, err := Restore(context.Background(), q, r, RestoreOptions{}); err != nil {
+						t.Fatal(err)
+					}
+					rc := byName(open(t, r))
+					for _, sp := range specs[1:] {
+						if got := rc[sp.name]; !slices.Equal(got.Shape, sp.shape) || got.DType != dtype.F32 || got.Bytes() != 0 {
+							t.Errorf("%s restored as %v %v", sp.name, got.DType, got.Shape)
+						}
+					}
+					if rep := diffOf(t, q, r, diff.Options{}); !rep.OK() || !rep.Total.Exact || rep.Total.Elements != 24 || len(rep.Tensors) != len(specs) {
+						t.Errorf("diff: %d elements in %d tensors", rep.Total.Elements, len(rep.Tensors))
+					}
+					ir, err := Inspect(context.Background(), q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if ir.Total.Encoded != len(specs) {
+						t.Errorf("inspect: %d encoded", ir.Total.Encoded)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestRowVersion checks that the format version is the least that
+// describes the output: 2 only when a tensor has per-row ranges, 1 when
+// --granularity row encodes nothing, and in a folder of shards, the
+// version of the whole checkpoint in every shard, even one without a
+// per-row tensor (issue 23).
+func TestRowVersion(t *testing.T) {
+	put, _ := dtype.Putter(dtype.F32)
+	f32 := make([]byte, 4*24)
+	for i := range 24 {
+		put(f32, i, float64(i)-11.5)
+	}
+	ints := make([]byte, 8*64)
+	for i := range 64 {
+		binary.LittleEndian.PutUint64(ints[8*i:], uint64(i))
+	}
+	dir := t.TempDir()
+	mixed, onlyInts := filepath.Join(dir, "mixed.safetensors"), filepath.Join(dir, "ints.safetensors")
+	writeRaw(t, mixed, rawSpec{"ids", dtype.I64, []uint64{64}, ints}, rawSpec{"mask", dtype.U8, []uint64{4}, []byte{1, 0, 1, 1}}, rawSpec{"w", dtype.F32, []uint64{4, 6}, f32})
+	writeRaw(t, onlyInts, rawSpec{"ids", dtype.I64, []uint64{64}, ints}, rawSpec{"mask", dtype.U8, []uint64{4}, []byte{1, 0, 1, 1}})
+	none := regexp.MustCompile(".")
+	for _, tc := range []struct {
+		name, src   string
+		opts        Options
+		version     string
+		encoded     int
+		folderShard int64 // for a folder output: its shard size
+	}{
+		{"row", mixed, Options{Granularity: qins.GranularityRow}, qins.VersionRows, 1, 0},
+		{"row packed mse", mixed, Options{Granularity: qins.GranularityRow, Layout: qins.LayoutPacked, Range: qins.RangeMSE}, qins.VersionRows, 1, 0},
+		{"tensor", mixed, Options{}, qins.Version, 1, 0},
+		{"row, integers only", onlyInts, Options{Granularity: qins.GranularityRow}, qins.Version, 0, 0},
+		{"row, integers only, packed mse", onlyInts, Options{Granularity: qins.GranularityRow, Layout: qins.LayoutPacked, Range: qins.RangeMSE}, qins.Version, 0, 0},
+		{"row, all excluded", mixed, Options{Granularity: qins.GranularityRow, Exclude: none}, qins.Version, 0, 0},
+		{"row, folder, a shard per tensor", mixed, Options{Granularity: qins.GranularityRow}, qins.VersionRows, 1, 1},
+		{"row, folder of integers", onlyInts, Options{Granularity: qins.GranularityRow}, qins.Version, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := t.TempDir()
+			out := filepath.Join(d, "q.safetensors")
+			if tc.folderShard > 0 {
+				out = filepath.Join(d, "q.qins")
+				tc.opts.MaxShardBytes = tc.folderShard
+			}
+			s, err := convertTo(context.Background(), tc.src, out, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Encoded != tc.encoded {
+				t.Errorf("%d encoded, want %d", s.Encoded, tc.encoded)
+			}
+			c := open(t, out)
+			if tc.folderShard > 0 && len(c.Files) != len(byName(open(t, tc.src))) {
+				t.Fatalf("%d shards", len(c.Files))
+			}
+			for _, f := range c.Files {
+				if v := f.Metadata[qins.VersionKey]; v != tc.version {
+					t.Errorf("%s: version %q, want %q", f.Path, v, tc.version)
+				}
+			}
+			if _, err := qins.Logicals(context.Background(), c); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := Inspect(context.Background(), out)
+			if err != nil || rep.Total.Encoded != tc.encoded {
+				t.Fatalf("inspect: %v", err)
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/outfile"
 )
 
@@ -404,4 +405,18 @@ func TestSideFilesRoundTwo(t *testing.T) {
 		}
 		os.Chmod(filepath.Join(q, "private", "ro"), 0o755) // for t.TempDir's cleanup
 	})
+}
+
+// TestFolderOutputErrorsQuoted: the input an output folder would hold is
+// named quoted when its name holds control characters (issue 23).
+func TestFolderOutputErrorsQuoted(t *testing.T) {
+	out := t.TempDir()
+	side := filepath.Join(out, "tok\x1b[31m\n.json")
+	if err := os.WriteFile(side, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := checkFolderOutput(out, "", &format.Checkpoint{}, []sideFile{{rel: "tok.json", path: side}})
+	if err == nil || strings.ContainsAny(err.Error(), "\x1b\n") || !strings.Contains(err.Error(), `tok\x1b[31m\n.json", an input of this command`) {
+		t.Errorf("%q", err)
+	}
 }

@@ -42,6 +42,13 @@ type Summary struct {
 	Codec              qins.Codec
 	AlphaMSE           bool
 	AlphaMin, AlphaMax float64
+	// Unmarked, for a restore, names the tensors NAME whose codes and
+	// signs are stored as an encoded tensor's are (NAME.qins, U8, with
+	// NAME.sign, I8 of the same shape, or NAME.signbits, U8 of
+	// ceil(n/8) bytes) but without the qins:NAME metadata that would mark
+	// them encoded: they were copied as plain tensors, as the format
+	// says, but the file may have lost that metadata. Sorted.
+	Unmarked []string
 	// packedSaving is what the packed layout would save on the 16-bit
 	// tensors of a u8+i8 convert.
 	packedSaving int64

@@ -29,7 +29,10 @@ What it checks, for each SOURCE/QINSFILE pair:
   covered without holes or overlaps, tensors laid out largest element size
   first, each one aligned (in the file) to its element size (F4 and F6, under
   a byte, are not checked for order);
-* `__metadata__["qins"] == "1"`, every source `__metadata__` entry is kept,
+* `__metadata__["qins"]` is the least version that describes the file: "2"
+  when a tensor has per-row ranges ("granularity": "row"), else "1" (also
+  for a --granularity row convert that encoded nothing); every source
+  `__metadata__` entry is kept,
   and there is no other metadata than those, "qins" and one "qins:NAME" per
   encoded tensor;
 * the tensor set is exactly: for every encoded source tensor NAME (one with a
@@ -984,6 +987,15 @@ def check_rows(t, q, parts, packed, range_, envelope, rep):
     if rt.dtype != "F32" or list(rt.shape) != want:
         return rep.fail("%s: %s is %s %s, want F32 %s" % (t.name, rt.name, rt.dtype, list(rt.shape), want))
     if rowlen == 0:
+        # Rows of no elements: like a row of zeros, log_min = log_max = 0.
+        for r0 in range(0, want[0], CHUNK):
+            nr = min(CHUNK, want[0] - r0)
+            st = read_array(rt, "<f4", 2 * r0, 2 * nr)
+            if st.any():
+                i = int(np.flatnonzero(st)[0]) // 2
+                return rep.fail("%s: row %d of no elements has range %r, want (0, 0)" % (t.name, r0 + i, tuple(st[2 * i:2 * i + 2].tolist())))
+        if want[0] and envelope != (0.0, 0.0):
+            rep.fail("%s: qins metadata log_min/log_max %r, the rows' envelope is (0, 0)" % (t.name, envelope))
         return
     per = max(8, (CHUNK // rowlen) // 8 * 8)     # rows per chunk: whole sign-bit bytes
     env_lo, env_hi = np.inf, -np.inf

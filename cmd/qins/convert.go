@@ -165,10 +165,27 @@ func (a *app) pipeline(c *cli.Context, d direction, o *convert.WriteOptions, run
 		}
 		fmt.Fprintf(a.stderr, "qins: warning: left out %d side file(s) linking outside the model folder (--skip-outside-links): %s\n", n, strings.Join(names, ", "))
 	}
+	if n := len(s.Unmarked); n > 0 {
+		fmt.Fprintf(a.stderr, "qins: warning: %d tensor(s) stored as QINS codes and signs without their qins:NAME metadata were copied as plain tensors, not decoded (has the file lost that metadata?): %s\n", n, nameList(s.Unmarked, 5))
+	}
 	if !c.Bool("quiet") {
 		writeSummary(a.stdout, s, d)
 	}
 	return nil
+}
+
+// nameList joins the first max names, each through format.Printable, and
+// says how many more there are.
+func nameList(names []string, max int) string {
+	shown := make([]string, 0, min(len(names), max))
+	for _, n := range names[:min(len(names), max)] {
+		shown = append(shown, format.Printable(n))
+	}
+	list := strings.Join(shown, ", ")
+	if more := len(names) - len(shown); more > 0 {
+		list += fmt.Sprintf(" and %d more", more)
+	}
+	return list
 }
 
 // direction is which way a summary's tensors went.

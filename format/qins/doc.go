@@ -64,6 +64,7 @@
 //     all dimensions but the last (1 for a vector or a scalar): (log_min,
 //     log_max) of each row, a row being a run of the last dimension
 //     (elements r*L .. r*L+L-1 in row-major order, L the last dimension);
+//     a row of no elements (L = 0) has the range (0, 0), as a row of zeros;
 //   - __metadata__["qins:NAME"]: as in version 1, plus "granularity": "row"
 //     (absent, or "tensor", means one range per tensor); its log_min and
 //     log_max are then the smallest log_min and the largest log_max of the
@@ -72,7 +73,15 @@
 // The file's __metadata__["qins"] is then "2", so that a version-1 reader
 // refuses it instead of decoding it with the wrong range. Version 2 is
 // version 1 plus this; a version-2 file may mix per-row and per-tensor
-// tensors (qins writes one or the other for all). Each row's range is
+// tensors (qins writes one or the other for all). The version is the
+// least that describes the checkpoint: qins writes "2" exactly when at
+// least one encoded tensor of the checkpoint has per-row ranges (an empty
+// one included), and "1" otherwise, even with --granularity row (a
+// checkpoint of integers only, or one whose tensors are all excluded), so
+// that a version-1 reader reads it. The version is the whole checkpoint's:
+// every shard of a folder carries it, including a shard that holds no
+// per-row tensor. Readers accept a version-2 file without per-row tensors.
+// Each row's range is
 // stored in float32 as package quant describes (log_max rounded down,
 // log_min to nearest but not above log_max), and its codes are the
 // formula's with the stored values read back as float64; decoding is the
