@@ -160,6 +160,13 @@ OPTIONS
                    for F16) is an error naming it, not a file of
                    infinities: restore to a wider dtype.
 
+UNMARKED PARTS
+  Only a qins:NAME metadata entry marks NAME as encoded; any other tensor
+  is copied as it is. When a file holds NAME.qins (U8) with NAME.sign (I8
+  of the same shape) or NAME.signbits, but no qins:NAME entry, restore
+  copies them and warns on stderr (even with --quiet): the file may have
+  lost its metadata.
+
 OUTPUT SAFETY
   As for convert: built aside, named only when complete, nothing left on
   an error or a signal, --force needed to replace, an input never replaced.
@@ -255,6 +262,19 @@ INPUTS
   same vocabulary and depth. config.json, tokenizer.json or
   tokenizer.model, and tokenizer_config.json are read beside REF (its
   folder, or the folder of the file or index).
+  Limits: config files, --tokens and --text of at most 16 MiB each,
+  tokenizer files of at most 64 MiB. The tokenizer is read only to
+  tokenise --text, to find BOS for the default stream and to decode the
+  generations; when it cannot be read, --tokens runs still work and the
+  generations are shown as ids, with the reason (text_error in --json).
+  The config's sizes are checked (with overflow-checked arithmetic) before
+  they size anything, and rope_theta, rms_norm_eps and the rope scaling
+  factors must be positive numbers float32 holds. A checkpoint holding
+  tensors the config does not read is refused, naming them (but
+  lm_head.weight beside tied embeddings, and rotary_emb.inv_freq, which
+  transformers ignores too). Added tokens are matched whole
+  (leftmost-longest, single_word honoured); lstrip and rstrip are not
+  applied, so the ids always decode to the text.
 
 THE STREAM
   --text FILE      UTF-8 text, tokenised (BOS prepended when
@@ -283,13 +303,19 @@ OPTIONS
                    seconds, greedy {prompt, first_divergence (1-based
                    among the generated tokens, null when none), ref_ids,
                    cand_ids, ref_text, cand_text, seconds} and fails.
+                   Figures that are not finite (a perplexity past
+                   float64) are null and listed in nonfinite.
 
 EXIT STATUS
   0 within the thresholds; 1 a threshold failed (the report is printed);
   2 an input cannot be used, with one line naming the file: names or
   shapes that differ, no config.json, an architecture or tokenizer it
   does not know, FP8, FP6 or FP4 weights, an id outside the vocabulary, a
-  stream longer than max_position_embeddings, logits that are not finite;
+  stream longer than max_position_embeddings, logits that are not finite
+  (in the teacher-forced pass or either generation: the error names the
+  model, the position and the likely cause, a config value outside the
+  range of released models, else the weights); --max-kld must be a finite
+  number >= 0 and --min-top1 a number from 0 to 1 (else exit 2);
   130 or 143 after SIGINT or SIGTERM.
 
 EXAMPLES
