@@ -145,7 +145,11 @@ func pickInFolder(dir string) (string, error) {
 	case len(indexes) == 1:
 		return filepath.Join(dir, indexes[0]), nil
 	case len(indexes) > 1:
-		return "", &Error{Path: dir, Err: fmt.Errorf("holds several index files (%s): name the one to use", strings.Join(indexes, ", "))}
+		shown := make([]string, len(indexes))
+		for i, n := range indexes {
+			shown[i] = Printable(n)
+		}
+		return "", &Error{Path: dir, Err: fmt.Errorf("holds several index files (%s): name the one to use", strings.Join(shown, ", "))}
 	case len(files) == 1:
 		return filepath.Join(dir, files[0]), nil
 	case len(files) == 0:
@@ -247,7 +251,7 @@ func anyKey(m map[string]bool) string {
 // readIndex reads the weight_map of an index.json, refusing duplicate names
 // and shard paths that leave the index's folder.
 func readIndex(path string) (map[string]string, error) {
-	f, err := os.Open(path)
+	f, err := OpenInput(path)
 	if err != nil {
 		return nil, pathError(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"syscall"
 
 	"github.com/qins-dev/qins/format/internal/fileerr"
 )
@@ -46,9 +47,29 @@ type File struct {
 // lfsPrefix starts every Git LFS pointer file.
 const lfsPrefix = "version https://git-lfs"
 
+// OpenInput opens the file at path for reading, refusing, without
+// blocking, anything but a regular file: a FIFO would block the open or
+// the reads forever, a device never end. Its errors are *fs.PathError,
+// as os.Open's.
+func OpenInput(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		err = fmt.Errorf("is %s, not a regular file", fileerr.Kind(st.Mode()))
+	}
+	if err != nil {
+		f.Close()
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return f, nil
+}
+
 // Open opens and validates the safetensors file at path.
 func Open(path string) (*File, error) {
-	f, err := os.Open(path)
+	f, err := OpenInput(path)
 	if err != nil {
 		return nil, pathError(err)
 	}

@@ -163,10 +163,10 @@ func (a *app) pipeline(c *cli.Context, d direction, o *convert.WriteOptions, run
 		for i, l := range s.SkippedLinks {
 			names[i] = format.Printable(l)
 		}
-		fmt.Fprintf(a.stderr, "qins: warning: left out %d side file(s) linking outside the model folder (--skip-outside-links): %s\n", n, strings.Join(names, ", "))
+		fmt.Fprintf(a.stderr, "qins: warning: left out %d side file(s) linking outside the model folder (--skip-outside-links): %s\n", n, escape(strings.Join(names, ", ")))
 	}
 	if n := len(s.Unmarked); n > 0 {
-		fmt.Fprintf(a.stderr, "qins: warning: %d tensor(s) stored as QINS codes and signs without their qins:NAME metadata were copied as plain tensors, not decoded (has the file lost that metadata?): %s\n", n, nameList(s.Unmarked, 5))
+		fmt.Fprintf(a.stderr, "qins: warning: %d tensor(s) stored as QINS codes and signs without their qins:NAME metadata were copied as plain tensors, not decoded (has the file lost that metadata?): %s\n", n, escape(nameList(s.Unmarked, 5)))
 	}
 	if !c.Bool("quiet") {
 		writeSummary(a.stdout, s, d)

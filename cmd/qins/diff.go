@@ -69,7 +69,7 @@ func (a *app) diff(c *cli.Context) error {
 		return unusable{withHint(err)}
 	}
 	if c.Bool("json") {
-		err = writeDiffJSON(a.stdout, r)
+		err = writeDiffJSON(&jsonWriter{w: a.stdout}, r)
 	} else {
 		err = writeDiffText(a.stdout, r, c.Int("top"))
 	}
@@ -98,7 +98,7 @@ func (a *app) inspect(c *cli.Context) error {
 		return withHint(err)
 	}
 	if c.Bool("json") {
-		return writeInspectJSON(a.stdout, r)
+		return writeInspectJSON(&jsonWriter{w: a.stdout}, r)
 	}
 	return writeInspectText(a.stdout, r)
 }

@@ -70,7 +70,7 @@ func (a *app) eval(c *cli.Context) error {
 		return unusable{withHint(err)}
 	}
 	if c.Bool("json") {
-		err = r.WriteJSON(a.stdout)
+		err = r.WriteJSON(&jsonWriter{w: a.stdout})
 	} else {
 		err = writeEvalText(a.stdout, r)
 	}

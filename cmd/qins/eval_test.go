@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -177,6 +178,10 @@ func TestEvalHostile(t *testing.T) {
 	ids := write("ids.json", "[1, 403, 407, 261]")
 	zero := filepath.Join(dir, "zero")
 	os.Symlink("/dev/zero", zero)
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	quoted := `"` + strings.ReplaceAll(filepath.Join(dir), "\n", `\n`)
 	quoted = strings.ReplaceAll(quoted, "\x1b", `\x1b`)
 
@@ -192,9 +197,13 @@ func TestEvalHostile(t *testing.T) {
 		// Item 3.
 		{[]string{folder("layers", set(`"num_hidden_layers": 1000000000000`)), stories, "--tokens", ids}, 2, []string{"num_hidden_layers is 1000000000000"}},
 		// Item 4.
-		{[]string{stories, stories, "--tokens", zero}, 2, []string{quoted, "larger than 16 MiB, the limit for a token file"}},
-		{[]string{stories, stories, "--text", zero}, 2, []string{quoted, "larger than 16 MiB, the limit for a text"}},
-		{[]string{stories, stories, "--config", zero, "--tokens", ids}, 2, []string{quoted, "larger than 16 MiB, the limit for a config.json"}},
+		{[]string{stories, stories, "--tokens", zero}, 2, []string{quoted, "is a character device, not a regular file"}},
+		{[]string{stories, stories, "--text", zero}, 2, []string{quoted, "is a character device, not a regular file"}},
+		{[]string{stories, stories, "--config", zero, "--tokens", ids}, 2, []string{quoted, "is a character device, not a regular file"}},
+		// Round four: a FIFO is refused at once, never waited on.
+		{[]string{stories, stories, "--tokens", fifo}, 2, []string{quoted, "is a FIFO, not a regular file"}},
+		{[]string{stories, stories, "--text", fifo}, 2, []string{quoted, "is a FIFO, not a regular file"}},
+		{[]string{stories, stories, "--config", fifo, "--tokens", ids}, 2, []string{quoted, "is a FIFO, not a regular file"}},
 		// Item 6.
 		{[]string{folder("four", set(`"num_hidden_layers": 4`)), stories, "--tokens", ids}, 2, []string{quoted, "9 tensors", "model.layers.4.", "and 6 more"}},
 		// Item 7.

@@ -133,7 +133,7 @@ func runPending(ctx context.Context, pending *outfile.Pending, args []string, st
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "qins: usage error: %v\n", ue.error)
+		fmt.Fprintf(stderr, "qins: usage error: %s\n", escape(ue.error.Error()))
 		fmt.Fprintln(stderr, "hint: run 'qins help' or 'qins COMMAND --help'")
 		return 2
 	}
@@ -144,10 +144,10 @@ func runPending(ctx context.Context, pending *outfile.Pending, args []string, st
 		fmt.Fprintln(stderr, "qins: interrupted; no output written")
 		return 130
 	}
-	fmt.Fprintf(stderr, "qins: error: %v\n", err)
+	fmt.Fprintf(stderr, "qins: error: %s\n", escape(err.Error()))
 	var h hinted
 	if errors.As(err, &h) {
-		fmt.Fprintf(stderr, "hint: %s\n", h.hint)
+		fmt.Fprintf(stderr, "hint: %s\n", escape(h.hint))
 	}
 	if errors.As(err, new(unusable)) {
 		return 2

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/qins-dev/qins/format"
 )
 
 // Limits on the files Eval and `qins eval` read whole into memory. A larger
@@ -26,7 +28,7 @@ const (
 // errors are *os.PathError, whose Err says what is wrong without the
 // path.
 func ReadFile(path string, limit int64, what string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := format.OpenInput(path)
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,7 @@ func checkShards(c *format.Checkpoint) error {
 	seen := make(map[string]*format.File)
 	for _, f := range c.Files {
 		if v, ok := f.Metadata[VersionKey]; !ok {
-			return &format.Error{Path: f.Path, Err: fmt.Errorf("is a shard of a QINS checkpoint (%s) without %q metadata", c.Path, VersionKey)}
+			return &format.Error{Path: f.Path, Err: fmt.Errorf("is a shard of a QINS checkpoint (%s) without %q metadata", format.Printable(c.Path), VersionKey)}
 		} else if v != version {
 			return &format.Error{Path: f.Path, Err: fmt.Errorf("QINS version %q differs from the other shards' %q", v, version)}
 		}
@@ -34,7 +34,7 @@ func checkShards(c *format.Checkpoint) error {
 				continue
 			}
 			if other := seen[name]; other != nil {
-				return &format.Error{Path: f.Path, Tensor: name, Err: fmt.Errorf("metadata %q is also in shard %s", k, other.Path)}
+				return &format.Error{Path: f.Path, Tensor: name, Err: fmt.Errorf("metadata %q is also in shard %s", k, format.Printable(other.Path))}
 			}
 			seen[name] = f
 			// Only the parts this entry's layout names belong to it: a
@@ -45,7 +45,7 @@ func checkShards(c *format.Checkpoint) error {
 			}
 			for _, p := range e.Parts() {
 				if h := holder[name+e.Suffix(p)]; h != nil && h != f {
-					return &format.Error{Path: f.Path, Tensor: name, Err: fmt.Errorf("metadata %q is in this shard but %s is in %s", k, name+e.Suffix(p), h.Path)}
+					return &format.Error{Path: f.Path, Tensor: name, Err: fmt.Errorf("metadata %q is in this shard but %s is in %s", k, format.Printable(name+e.Suffix(p)), format.Printable(h.Path))}
 				}
 			}
 		}

@@ -56,6 +56,8 @@ func FromPath(err error) error {
 // FIFO", "a socket"...
 func Kind(m fs.FileMode) string {
 	switch {
+	case m.IsDir():
+		return "a directory"
 	case m&fs.ModeNamedPipe != 0:
 		return "a FIFO"
 	case m&fs.ModeCharDevice != 0:

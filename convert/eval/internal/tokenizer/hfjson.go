@@ -340,5 +340,5 @@ func describe(p *hfPart) string {
 	if p.Type == "" {
 		return "a part without type"
 	}
-	return "type " + p.Type
+	return "type " + format.Printable(p.Type)
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"math"
-	"os"
 
 	"github.com/qins-dev/qins/format"
 )
@@ -69,7 +68,7 @@ type spSpec struct {
 // the file through format.Printable, and wrap an *fs.PathError's error
 // (os.ErrNotExist, say).
 func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := format.OpenInput(path)
 	if err != nil {
 		return nil, pathError(err)
 	}
