@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/qins-dev/qins/format/outfile"
 
@@ -42,11 +43,26 @@ func (a *app) diff(c *cli.Context) error {
 		return usageError{fmt.Errorf("diff takes two checkpoints, A and B; got %d arguments", c.NArg())}
 	}
 	opts := diff.Options{}
-	for name, dst := range map[string]**float64{"max-rel-rmse": &opts.MaxRelRMSE, "min-snr-db": &opts.MinSNRdB, "min-cosine": &opts.MinCosine} {
-		if c.IsSet(name) {
-			v := c.Float64(name)
-			*dst = &v
+	for _, f := range []struct {
+		name   string
+		dst    **float64
+		lo, hi float64
+	}{
+		{"max-rel-rmse", &opts.MaxRelRMSE, 0, math.MaxFloat64},
+		{"min-snr-db", &opts.MinSNRdB, -math.MaxFloat64, math.MaxFloat64},
+		{"min-cosine", &opts.MinCosine, -1, 1},
+	} {
+		if !c.IsSet(f.name) {
+			continue
 		}
+		v := c.Float64(f.name)
+		if !(v >= f.lo && v <= f.hi) { // NaN too
+			return usageError{fmt.Errorf("--%s %v: want a finite number from %g to %g", f.name, v, f.lo, f.hi)}
+		}
+		*f.dst = &v
+	}
+	if top := c.Int("top"); top < -1 {
+		return usageError{fmt.Errorf("--top %d: want a number of tensors, or -1 for all", top)}
 	}
 	plot := c.String("plot")
 	if c.IsSet("plot") {
