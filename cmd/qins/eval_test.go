@@ -210,6 +210,8 @@ func TestEvalHostile(t *testing.T) {
 		{[]string{stories, stories, "--tokens", ids, "--max-kld", "+Inf"}, 2, []string{"usage error", "--max-kld +Inf"}},
 		// Item 9.
 		{[]string{stories, stories, "--tokens", write("bad.json", "{")}, 2, []string{quoted, "not a JSON array"}},
+		{[]string{stories, stories, "--tokens", write("null.json", "[1, null]"), "--generate", "0"}, 2, []string{quoted, "null.json", "element 1 is null"}},
+		{[]string{stories, stories, "--tokens", write("frac.json", "[1, 2, 3.5]"), "--generate", "0"}, 2, []string{quoted, "element 2 is 3.5"}},
 		{[]string{stories, stories, "--tokens", write("big.json", "[1, 600]")}, 2, []string{quoted, "outside the vocabulary"}},
 		{[]string{stories, stories, "--tokens", filepath.Join(dir, "missing.json")}, 2, []string{quoted, "no such file"}},
 		{[]string{byteLevel, byteLevel, "--text", ids}, 2, []string{quoted, "ByteLevel"}},
