@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -136,8 +135,8 @@ func evalOptions(c *cli.Context) (eval.Options, error) {
 		if err != nil {
 			return opts, unusable{withHint(readErr("--tokens", tokens, err))}
 		}
-		if err := json.Unmarshal(b, &opts.Tokens); err != nil || opts.Tokens == nil {
-			return opts, unusable{fmt.Errorf("--tokens %s: not a JSON array of token ids", format.Printable(tokens))}
+		if opts.Tokens, err = eval.ParseTokens(b); err != nil {
+			return opts, unusable{fmt.Errorf("--tokens %s: %w", format.Printable(tokens), err)}
 		}
 	}
 	return opts, nil

@@ -210,7 +210,8 @@ func TestEvalHostile(t *testing.T) {
 		{[]string{folder("theta", set(`"rope_theta": -1`)), stories, "--tokens", ids}, 2, []string{quoted, "rope_theta is -1"}},
 		{[]string{folder("eps", set(`"rms_norm_eps": -1e-5`)), stories, "--tokens", ids}, 2, []string{"rms_norm_eps is -1e-05"}},
 		{[]string{folder("factor", set(`"rope_scaling": {"type": "linear", "factor": 1e-300}`)), stories, "--tokens", ids}, 2, []string{"rope_scaling factor is 1e-300"}},
-		{[]string{folder("tiny-theta", set(`"rope_theta": 1e-300`)), stories, "--tokens", ids}, 2, []string{quoted, "config.json", "not finite", "rope_theta 1e-300"}},
+		{[]string{folder("tiny-theta", set(`"rope_theta": 1e-300`)), stories, "--tokens", ids}, 2, []string{quoted, "config.json", "rope_theta is 1e-300"}},
+		{[]string{folder("huge-eps", set(`"rms_norm_eps": 1e39`)), stories, "--tokens", ids}, 2, []string{quoted, "config.json", "rms_norm_eps is 1e+39"}},
 		// Item 8.
 		{[]string{stories, stories, "--tokens", ids, "--min-top1", "NaN"}, 2, []string{"usage error", "--min-top1 NaN"}},
 		{[]string{stories, stories, "--tokens", ids, "--max-kld", "NaN"}, 2, []string{"usage error", "--max-kld NaN"}},
@@ -218,6 +219,8 @@ func TestEvalHostile(t *testing.T) {
 		{[]string{stories, stories, "--tokens", ids, "--max-kld", "+Inf"}, 2, []string{"usage error", "--max-kld +Inf"}},
 		// Item 9.
 		{[]string{stories, stories, "--tokens", write("bad.json", "{")}, 2, []string{quoted, "not a JSON array"}},
+		{[]string{stories, stories, "--tokens", write("null.json", "[1, null]"), "--generate", "0"}, 2, []string{quoted, "null.json", "element 1 is null"}},
+		{[]string{stories, stories, "--tokens", write("frac.json", "[1, 2, 3.5]"), "--generate", "0"}, 2, []string{quoted, "element 2 is 3.5"}},
 		{[]string{stories, stories, "--tokens", write("big.json", "[1, 600]")}, 2, []string{quoted, "outside the vocabulary"}},
 		{[]string{stories, stories, "--tokens", filepath.Join(dir, "missing.json")}, 2, []string{quoted, "no such file"}},
 		{[]string{byteLevel, byteLevel, "--text", ids}, 2, []string{quoted, "ByteLevel"}},

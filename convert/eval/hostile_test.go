@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -81,7 +83,11 @@ func TestHostileInputs(t *testing.T) {
 		{"rope_theta 0", map[string]any{"rope_theta": 0}, tokens, new(*InputError), []string{"config.json", "rope_theta is 0"}},
 		{"rms_norm_eps negative", map[string]any{"rms_norm_eps": -1}, tokens, new(*InputError), []string{"config.json", "rms_norm_eps is -1"}},
 		{"factor 1e-300", map[string]any{"rope_scaling": map[string]any{"type": "linear", "factor": 1e-300}}, tokens, new(*InputError), []string{"config.json", "rope_scaling factor is 1e-300"}},
-		{"rope_theta 1e-300", map[string]any{"rope_theta": 1e-300}, tokens, new(*InputError), []string{"config.json", "not finite", "rope_theta 1e-300"}},
+		// Round 4: float32 holds no 1e-300, so it is refused up front.
+		{"rope_theta 1e-300", map[string]any{"rope_theta": 1e-300}, tokens, new(*InputError), []string{"config.json", "rope_theta is 1e-300"}},
+		{"rope_theta 1e39", map[string]any{"rope_theta": 1e39}, tokens, new(*InputError), []string{"config.json", "rope_theta is 1e+39"}},
+		{"rms_norm_eps 0", map[string]any{"rms_norm_eps": 0}, tokens, new(*InputError), []string{"config.json", "rms_norm_eps is 0"}},
+		{"rms_norm_eps 1e30", map[string]any{"rms_norm_eps": 1e30}, tokens, new(*InputError), []string{"config.json", "rms_norm_eps is 1e+30"}},
 		// Item 2.
 		{"generate MaxInt", nil, Options{Tokens: tokens.Tokens, Generate: math.MaxInt}, new(*GenerateError), []string{"config.json", "max_position_embeddings 512", "at most 508"}},
 		{"generate MaxInt from BOS", nil, Options{Generate: math.MaxInt}, new(*StreamError), []string{"max_position_embeddings 512", "at most 511"}},
@@ -233,5 +239,62 @@ func TestPrintableErrors(t *testing.T) {
 			t.Errorf("%s: %q does not say %q and the quoted path", c.name, err, c.says)
 		}
 		oneLine(t, c.name, err)
+	}
+}
+
+// Round 4: Phi-3's original_max_position_embeddings of 1 derives an
+// infinite attention factor; it is refused up front, by its key.
+func TestOriginalMaxOne(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(tiny, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []int{1, 0, 131073} {
+		m["original_max_position_embeddings"] = v
+		b, _ = json.Marshal(m)
+		p := filepath.Join(t.TempDir(), "config.json")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err = Eval(context.Background(), tiny, tiny, Options{Config: p, Tokens: []int{1, 2, 3}, Generate: -1})
+		var ie *InputError
+		if err == nil || !errors.As(err, &ie) || !strings.Contains(err.Error(), "config.json") ||
+			!strings.Contains(err.Error(), fmt.Sprintf("original_max_position_embeddings is %d", v)) || strings.Contains(err.Error(), "attention_factor") {
+			t.Errorf("%d: %v, want an InputError naming config.json and original_max_position_embeddings", v, err)
+		}
+	}
+}
+
+// Round 4: every element of a token file is a JSON integer; the first
+// that is not is named by its index.
+func TestParseTokens(t *testing.T) {
+	for in, want := range map[string]string{
+		`[1, null]`:                       "element 1 is null",
+		`[null]`:                          "element 0 is null",
+		`[1, 2, 2.5]`:                     "element 2 is 2.5",
+		`[1.0]`:                           "element 0 is 1.0",
+		`[1, "2"]`:                        "element 1 is a string",
+		`[1, [2]]`:                        "element 1 is an array",
+		`[true]`:                          "element 0 is a boolean",
+		`[1e2]`:                           "element 0 is 1e2",
+		`[99999999999999999999999999999]`: "element 0 is 999999999999999999999999…",
+		`null`:                            "not a JSON array",
+		`{"ids": [1]}`:                    "not a JSON array",
+	} {
+		ids, err := ParseTokens([]byte(in))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v %v, want an error saying %q", in, ids, err, want)
+		}
+	}
+	ids, err := ParseTokens([]byte(" [1, 403 ,-2, 0]\n"))
+	if err != nil || !slices.Equal(ids, []int{1, 403, -2, 0}) {
+		t.Errorf("ids %v, %v", ids, err)
+	}
+	if ids, err := ParseTokens([]byte("[]")); err != nil || ids == nil || len(ids) != 0 {
+		t.Errorf("[]: %v, %v, want an empty stream", ids, err)
 	}
 }

@@ -1,6 +1,9 @@
 package eval
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -49,4 +52,48 @@ func sizeName(n int64) string {
 		return fmt.Sprintf("%d MiB", n>>20)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// ParseTokens reads a token file: a JSON array whose every element is a
+// JSON integer that fits an int (not null, not 1.5, not 1.0). An error
+// names the first element that is not one, by its index. Whether the ids
+// are in a model's vocabulary is for Eval to check.
+func ParseTokens(data []byte) ([]int, error) {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil || raw == nil {
+		return nil, errors.New("not a JSON array of token ids")
+	}
+	ids := make([]int, len(raw))
+	for i, r := range raw {
+		r = bytes.TrimSpace(r)
+		if err := json.Unmarshal(r, &ids[i]); err != nil || bytes.Equal(r, []byte("null")) {
+			return nil, fmt.Errorf("element %d is %s, want a token id (a JSON integer)", i, jsonKind(r))
+		}
+	}
+	return ids, nil
+}
+
+// jsonKind describes a JSON value for an error: a number as written
+// (shortened when long), else its kind.
+func jsonKind(r []byte) string {
+	switch {
+	case len(r) == 0:
+		return "empty"
+	case r[0] == '-' || r[0] >= '0' && r[0] <= '9':
+		if len(r) > 24 {
+			return string(r[:24]) + "…"
+		}
+		return string(r)
+	case r[0] == 'n':
+		return "null"
+	case r[0] == 't' || r[0] == 'f':
+		return "a boolean"
+	case r[0] == '"':
+		return "a string"
+	case r[0] == '[':
+		return "an array"
+	case r[0] == '{':
+		return "an object"
+	}
+	return "not a JSON value"
 }

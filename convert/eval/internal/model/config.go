@@ -27,6 +27,8 @@ const (
 	MaxLayers = 1 << 16
 	// MaxPositions bounds max_position_embeddings.
 	MaxPositions = 1 << 26
+	// MaxNormEps bounds rms_norm_eps.
+	MaxNormEps = 1
 )
 
 // Config is the part of a Hugging Face config.json the forward pass needs.
@@ -77,6 +79,9 @@ type RopeScaling struct {
 	ShortFactor, LongFactor []float64
 	// AttentionFactor scales cos and sin (longrope); 1 when not scaled.
 	AttentionFactor float64
+	// derivedFrom, when not "", says what AttentionFactor is derived
+	// from, config.json not holding attention_factor.
+	derivedFrom string
 }
 
 type rawConfig struct {
@@ -137,7 +142,9 @@ func ParseConfig(data []byte) (*Config, error) {
 	if err := c.rope(&r); err != nil {
 		return nil, fmt.Errorf("config.json: %s: %w", c.Architecture, err)
 	}
-	c.extras(&r)
+	if err := c.extras(&r); err != nil {
+		return nil, fmt.Errorf("config.json: %s: %w", c.Architecture, err)
+	}
 	var err error
 	if c.BOS, err = firstID(r.BOS); err != nil {
 		return nil, fmt.Errorf("config.json: bos_token_id: %w", err)
@@ -208,15 +215,20 @@ func (c *Config) sizes(r *rawConfig) error {
 	if r.RMSNormEps != nil {
 		c.NormEps = *r.RMSNormEps
 	}
-	if !(c.NormEps >= 0) || math.IsInf(c.NormEps, 0) {
-		return fmt.Errorf("rms_norm_eps is %g, want a finite number >= 0", c.NormEps)
+	// 0 or a huge epsilon flattens every norm, and so the distribution;
+	// released models use 1e-5 or 1e-6.
+	if err := float32Positive("rms_norm_eps", c.NormEps); err != nil {
+		return err
+	}
+	if c.NormEps > MaxNormEps {
+		return fmt.Errorf("rms_norm_eps is %g, want at most %g (released models use 1e-5 or 1e-6)", c.NormEps, float64(MaxNormEps))
 	}
 	c.RopeTheta = 10000
 	if r.RopeTheta != nil {
 		c.RopeTheta = *r.RopeTheta
 	}
-	if !(c.RopeTheta > 0) || math.IsInf(c.RopeTheta, 0) {
-		return fmt.Errorf("rope_theta is %g, want a finite number > 0", c.RopeTheta)
+	if err := float32Positive("rope_theta", c.RopeTheta); err != nil {
+		return err
 	}
 	if r.HiddenAct != "" && r.HiddenAct != "silu" {
 		return fmt.Errorf("hidden_act %q is not supported (only silu)", r.HiddenAct)
@@ -291,8 +303,9 @@ func add(a, b int) (int, bool) {
 	return a + b, true
 }
 
-// extras reads tied embeddings, biases and the sliding window.
-func (c *Config) extras(r *rawConfig) {
+// extras reads tied embeddings, biases and the sliding window. A window
+// that is not null must be > 0: null is no window, as in transformers.
+func (c *Config) extras(r *rawConfig) error {
 	c.TieEmbeddings = r.Tie != nil && *r.Tie
 	switch c.Architecture {
 	case "LlamaForCausalLM":
@@ -302,6 +315,9 @@ func (c *Config) extras(r *rawConfig) {
 		// Qwen2 slides only when use_sliding_window, from layer
 		// max_window_layers on (transformers' layer_types).
 		if r.UseSlidingWindow != nil && *r.UseSlidingWindow && r.SlidingWindow != nil {
+			if *r.SlidingWindow <= 0 {
+				return fmt.Errorf("sliding_window is %d, want > 0 (or null for no window)", *r.SlidingWindow)
+			}
 			c.SlidingWindow = *r.SlidingWindow
 			c.SlidingFrom = 28 // Qwen2Config's default
 			if r.MaxWindowLayers != nil {
@@ -310,12 +326,13 @@ func (c *Config) extras(r *rawConfig) {
 		}
 	case "MistralForCausalLM", "Phi3ForCausalLM":
 		if r.SlidingWindow != nil {
+			if *r.SlidingWindow <= 0 {
+				return fmt.Errorf("sliding_window is %d, want > 0 (or null for no window)", *r.SlidingWindow)
+			}
 			c.SlidingWindow = *r.SlidingWindow
 		}
 	}
-	if c.SlidingWindow < 0 {
-		c.SlidingWindow = 0
-	}
+	return nil
 }
 
 // rope reads rope_scaling.
@@ -395,11 +412,13 @@ func (c *Config) longrope(r *rawConfig, rr *rawRope) error {
 	c.Rope.ShortFactor, c.Rope.LongFactor = rr.ShortFactor, rr.LongFactor
 	// Phi-3 keeps the pretraining length beside max_position_embeddings
 	// and the scale is their ratio; otherwise rope_scaling's own fields.
+	key := "original_max_position_embeddings"
 	switch {
 	case r.OriginalMax != nil:
 		c.Rope.OriginalMax = *r.OriginalMax
 		c.Rope.Factor = float64(c.MaxPositions) / float64(*r.OriginalMax)
-	case rr.OriginalMax > 0:
+	case rr.OriginalMax != 0:
+		key = "rope_scaling original_max_position_embeddings"
 		c.Rope.OriginalMax = rr.OriginalMax
 		if rr.Factor == nil {
 			c.Rope.Factor = float64(c.MaxPositions) / float64(rr.OriginalMax)
@@ -407,8 +426,8 @@ func (c *Config) longrope(r *rawConfig, rr *rawRope) error {
 	default:
 		c.Rope.OriginalMax = c.MaxPositions
 	}
-	if c.Rope.OriginalMax <= 0 {
-		return fmt.Errorf("rope_scaling longrope: original_max_position_embeddings is %d, want > 0", c.Rope.OriginalMax)
+	if c.Rope.OriginalMax <= 0 || c.Rope.OriginalMax > c.MaxPositions {
+		return fmt.Errorf("rope_scaling longrope: %s is %d, want > 0 and at most max_position_embeddings %d", key, c.Rope.OriginalMax, c.MaxPositions)
 	}
 	switch {
 	case rr.AttentionFactor != nil:
@@ -419,7 +438,12 @@ func (c *Config) longrope(r *rawConfig, rr *rawRope) error {
 	case c.Rope.Factor <= 1:
 		c.Rope.AttentionFactor = 1
 	default:
+		// ln(1) is 0: an original length of 1 scales by infinity.
 		c.Rope.AttentionFactor = math.Sqrt(1 + math.Log(c.Rope.Factor)/math.Log(float64(c.Rope.OriginalMax)))
+		c.Rope.derivedFrom = fmt.Sprintf("%s %d", key, c.Rope.OriginalMax)
+		if err := float32Positive("rope_scaling attention_factor", c.Rope.AttentionFactor); err != nil {
+			return fmt.Errorf("rope_scaling longrope: %s is %d: the attention factor derived from it, sqrt(1 + ln(factor %g) / ln(%d)), is %g, not a positive number float32 holds", key, c.Rope.OriginalMax, c.Rope.Factor, c.Rope.OriginalMax, c.Rope.AttentionFactor)
+		}
 	}
 	return nil
 }
@@ -445,11 +469,16 @@ func (c *Config) Unusual() string {
 		applies bool
 	}
 	r := c.Rope
+	// Name only keys config.json holds.
+	attention := "rope_scaling attention_factor"
+	if r.derivedFrom != "" {
+		attention = "attention factor (derived from " + r.derivedFrom + ")"
+	}
 	vs := []value{
 		{"rope_theta", c.RopeTheta, 1, 1e12, true},
 		{"rms_norm_eps", c.NormEps, 1e-12, 0.1, true},
 		{"rope_scaling factor", r.Factor, 1, 1e6, r.Type == "linear" || r.Type == "llama3"},
-		{"rope_scaling attention_factor", r.AttentionFactor, 1e-3, 1e3, r.Type == "longrope"},
+		{attention, r.AttentionFactor, 1e-3, 1e3, r.Type == "longrope"},
 	}
 	for i, f := range r.ShortFactor {
 		vs = append(vs, value{fmt.Sprintf("rope_scaling short_factor[%d]", i), f, 1e-3, 1e6, true})

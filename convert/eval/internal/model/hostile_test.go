@@ -72,15 +72,82 @@ func TestParseConfigValues(t *testing.T) {
 	}
 }
 
+// Round 4: values the help's promise ("positive numbers float32 holds")
+// and released models rule out are refused by key, not run to a uniform
+// distribution or to non-finite logits blamed on a derived value.
+func TestParseConfigRound4(t *testing.T) {
+	phi := `"architectures": ["Phi3ForCausalLM"], "rope_scaling": {"type": "longrope", "short_factor": [1, 1, 1, 1], "long_factor": [1, 1, 1, 1]}, `
+	for _, tt := range []struct{ name, extra, want string }{
+		{"eps 0", `"rms_norm_eps": 0`, "rms_norm_eps is 0"},
+		{"eps 1e30", `"rms_norm_eps": 1e30`, "rms_norm_eps is 1e+30"},
+		{"eps 1e39", `"rms_norm_eps": 1e39`, "rms_norm_eps is 1e+39"},
+		{"eps 1e300", `"rms_norm_eps": 1e300`, "rms_norm_eps is 1e+300"},
+		{"eps 1e-300", `"rms_norm_eps": 1e-300`, "rms_norm_eps is 1e-300"},
+		{"theta 1e39", `"rope_theta": 1e39`, "rope_theta is 1e+39"},
+		{"theta 1e300", `"rope_theta": 1e300`, "rope_theta is 1e+300"},
+		{"theta 1e-300", `"rope_theta": 1e-300`, "rope_theta is 1e-300"},
+		{"original max 1", phi + `"original_max_position_embeddings": 1`, "original_max_position_embeddings is 1"},
+		{"original max 0", phi + `"original_max_position_embeddings": 0`, "original_max_position_embeddings is 0"},
+		{"original max over max", phi + `"original_max_position_embeddings": 513`, "original_max_position_embeddings is 513"},
+		{"rope_scaling original max 1", `"architectures": ["Phi3ForCausalLM"], "rope_scaling": {"type": "longrope", "short_factor": [1, 1, 1, 1], "long_factor": [1, 1, 1, 1], "original_max_position_embeddings": 1}`, "original_max_position_embeddings is 1"},
+		{"mistral window -5", `"architectures": ["MistralForCausalLM"], "sliding_window": -5`, "sliding_window is -5"},
+		{"mistral window 0", `"architectures": ["MistralForCausalLM"], "sliding_window": 0`, "sliding_window is 0"},
+		{"phi3 window 0", `"architectures": ["Phi3ForCausalLM"], "sliding_window": 0`, "sliding_window is 0"},
+		{"qwen2 window -1", `"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": true, "sliding_window": -1`, "sliding_window is -1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(`{` + hostileBase + `, ` + tt.extra + `}`))
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "config.json: ") {
+				t.Errorf("error %v, want one naming config.json and %q", err, tt.want)
+			}
+		})
+	}
+	// null is no window; a window is kept as given.
+	for extra, want := range map[string]int{
+		`"architectures": ["MistralForCausalLM"], "sliding_window": null`:                         0,
+		`"architectures": ["MistralForCausalLM"], "sliding_window": 4096`:                         4096,
+		`"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": false, "sliding_window": 0`: 0,
+		`"architectures": ["LlamaForCausalLM"], "sliding_window": -5`:                             0,
+		phi + `"original_max_position_embeddings": 512`:                                           0,
+		phi + `"original_max_position_embeddings": 2`:                                             0,
+	} {
+		c, err := ParseConfig([]byte(`{` + hostileBase + `, ` + extra + `}`))
+		if err != nil || c.SlidingWindow != want {
+			t.Errorf("%s: %v, window %v, want %d", extra, err, c, want)
+		}
+	}
+}
+
+// Unusual names only keys config.json holds: a derived attention factor
+// says what it is derived from.
+func TestUnusualDerived(t *testing.T) {
+	c, err := ParseConfig([]byte(`{` + hostileBase + `, "architectures": ["Phi3ForCausalLM"], "original_max_position_embeddings": 2, "rope_scaling": {"type": "longrope", "short_factor": [1, 1, 1, 1], "long_factor": [1, 1, 1, 1]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Rope.AttentionFactor = math.Inf(1) // as a hostile derivation would make it
+	got := c.Unusual()
+	if !strings.Contains(got, "derived from original_max_position_embeddings 2") || strings.HasPrefix(got, "rope_scaling attention_factor") {
+		t.Errorf("Unusual() = %q, want the attention factor named as derived from original_max_position_embeddings", got)
+	}
+	c, err = ParseConfig([]byte(`{` + hostileBase + `, "architectures": ["Phi3ForCausalLM"], "rope_scaling": {"type": "longrope", "short_factor": [1, 1, 1, 1], "long_factor": [1, 1, 1, 1], "attention_factor": 1e-5}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Unusual(); !strings.HasPrefix(got, "rope_scaling attention_factor 1e-05") {
+		t.Errorf("Unusual() = %q, want rope_scaling attention_factor named", got)
+	}
+}
+
 // Unusual names the value a NaN most likely comes from.
 func TestUnusual(t *testing.T) {
 	for extra, want := range map[string]string{
 		`"rope_theta": 500000`:                                "",
 		`"rms_norm_eps": 1e-5`:                                "",
-		`"rope_theta": 1e-300`:                                "rope_theta 1e-300",
-		`"rms_norm_eps": 0`:                                   "rms_norm_eps 0",
-		`"rms_norm_eps": 1e30`:                                "rms_norm_eps 1e+30",
-		`"rope_theta": 1e200`:                                 "rope_theta 1e+200",
+		`"rope_theta": 1e-30`:                                 "rope_theta 1e-30",
+		`"rms_norm_eps": 1e-30`:                               "rms_norm_eps 1e-30",
+		`"rms_norm_eps": 0.5`:                                 "rms_norm_eps 0.5",
+		`"rope_theta": 1e30`:                                  "rope_theta 1e+30",
 		`"rope_scaling": {"type": "linear", "factor": 1e-30}`: "rope_scaling factor 1e-30",
 	} {
 		c, err := ParseConfig([]byte(`{` + hostileBase + `, ` + extra + `}`))
