@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+
+	"github.com/qins-dev/qins/format"
 )
 
 // supportedList names the architectures the package runs, for errors.
@@ -134,7 +136,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	}
 	c := &Config{Architecture: r.Architectures[0]}
 	if !supported(c.Architecture) {
-		return nil, fmt.Errorf("config.json: architecture %s is not supported (supported: %s)", c.Architecture, supportedList)
+		return nil, fmt.Errorf("config.json: architecture %s is not supported (supported: %s)", format.Printable(c.Architecture), supportedList)
 	}
 	if err := c.sizes(&r); err != nil {
 		return nil, fmt.Errorf("config.json: %s: %w", c.Architecture, err)
