@@ -66,7 +66,7 @@ func TestEncodingParts(t *testing.T) {
 // JSON string; unknown names and values are errors; the zero values are
 // the defaults.
 func TestEnumNames(t *testing.T) {
-	for _, name := range []string{"u8+i8", "packed"} {
+	for _, name := range []string{"u8+i8", "packed", "i8"} {
 		l, err := ParseLayout(name)
 		js, _ := json.Marshal(l)
 		if err != nil || l.String() != name || string(js) != `"`+name+`"` {
@@ -85,7 +85,7 @@ func TestEnumNames(t *testing.T) {
 			t.Errorf("granularity %q: %v %v", name, g, err)
 		}
 	}
-	if _, err := ParseLayout("Packed"); err == nil || err.Error() != `layout "Packed": choose u8+i8 or packed` {
+	if _, err := ParseLayout("Packed"); err == nil || err.Error() != `layout "Packed": choose u8+i8, packed or i8` {
 		t.Errorf("ParseLayout(Packed): %v", err)
 	}
 	if _, err := ParseGranularity("block"); err == nil {
@@ -101,7 +101,7 @@ func TestEnumNames(t *testing.T) {
 	if err != nil || m.Encoding != (Encoding{}) {
 		t.Errorf("empty names: %+v, %v; want the defaults", m, err)
 	}
-	if _, err := ParseEncodedMeta(`{"log_min":-3,"log_max":0,"dtype":"BF16","layout":"Packed"}`); err == nil || err.Error() != `layout "Packed" is not "u8+i8" or "packed"` {
+	if _, err := ParseEncodedMeta(`{"log_min":-3,"log_max":0,"dtype":"BF16","layout":"Packed"}`); err == nil || err.Error() != `layout "Packed" is not "u8+i8", "packed" or "i8"` {
 		t.Errorf("layout Packed: %v", err)
 	}
 	var zero Encoding
