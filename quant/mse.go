@@ -20,6 +20,9 @@ func (s *Scanner) MSEParams() (Params, error) { return s.MSEParamsLevels(Levels8
 // whose codes are round(levels - (levels-1) * (ln|w| - log_min) /
 // (log_max - log_min)) in 1..levels.
 func (s *Scanner) MSEParamsLevels(levels int) (Params, error) {
+	if levels < 2 || levels > Levels8 {
+		return Params{}, fmt.Errorf("quant: %d levels: want 2..%d", levels, Levels8)
+	}
 	if s.counts == nil {
 		return Params{}, errors.New("the mse range needs a scanner that counts values (NewScanner)")
 	}
@@ -44,9 +47,6 @@ func (s *Scanner) MSEParamsLevels(levels int) (Params, error) {
 			m = float64(math.Float32frombits(uint32(h)<<16 | 0x8000)) // the bucket's middle
 		}
 		mags, logs, ns = append(mags, m), append(logs, math.Log(m)), append(ns, float64(n))
-	}
-	if levels < 2 || levels > Levels8 {
-		return Params{}, fmt.Errorf("quant: %d levels: want 2..%d", levels, Levels8)
 	}
 	var dec [256]float64
 	top := float64(levels)

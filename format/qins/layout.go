@@ -513,6 +513,9 @@ func (m *EncodedMeta) check() error {
 	} else if err := (quant.Params{LogMin: m.LogMin, LogMax: m.LogMax}).Validate(); err != nil {
 		return err
 	}
+	if m.Layout == LayoutI8 && m.Granularity == GranularityRow {
+		return errors.New(`layout "i8" has one range per tensor: granularity "row" is not supported with it`)
+	}
 	if dt, err := dtype.Parse(m.DType); err != nil || !dt.IsFloat() {
 		return fmt.Errorf("dtype %q is not F16, BF16, F32 or F64", m.DType)
 	}

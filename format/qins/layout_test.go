@@ -30,6 +30,8 @@ func TestEncodingParts(t *testing.T) {
 			{Name: "w.logrange", DType: dtype.F32, Shape: []uint64{15, 2}}}},
 		{Encoding{Codec: CodecRational}, []format.TensorInfo{
 			{Name: "w.qins", DType: dtype.U8, Shape: shape}}},
+		{Encoding{Layout: LayoutI8, Range: RangeMSE}, []format.TensorInfo{
+			{Name: "w.qins", DType: dtype.I8, Shape: shape}}},
 	} {
 		var bytes uint64
 		parts := tc.e.Parts()
@@ -56,6 +58,15 @@ func TestEncodingParts(t *testing.T) {
 	}
 	if err := (Encoding{Codec: CodecRational, Granularity: GranularityRow}).Check(); err == nil {
 		t.Error("rational per row: no error")
+	}
+	if v := (Encoding{Layout: LayoutI8}).Version(); v != VersionRational {
+		t.Errorf("i8 version %q", v)
+	}
+	if err := (Encoding{Layout: LayoutI8, Codec: CodecRational}).Check(); err == nil {
+		t.Error("rational i8: no error")
+	}
+	if err := (Encoding{Layout: LayoutI8, Granularity: GranularityRow}).Check(); err == nil {
+		t.Error("i8 per row: no error (not yet supported)")
 	}
 	if v := (Encoding{Layout: LayoutPacked}).Version(); v != Version {
 		t.Errorf("per-tensor version %q", v)
