@@ -16,7 +16,7 @@ type job struct {
 	src    *format.Tensor
 	encode bool
 	out    int // output tensor index: the copy, or the codes
-	signs  int // output index of the signs when encoded, or -1 (rational)
+	signs  int // output index of the signs when encoded, or -1 (rational, i8)
 	ranges int // output index of the per-row ranges, or -1
 }
 
@@ -56,7 +56,7 @@ func (cf *convertFile) plan() (*outputPlan, error) {
 			out = append(out, format.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape})
 			continue
 		}
-		if e.Codec == qins.CodecRational {
+		if e.Codec == qins.CodecRational || e.Layout == qins.LayoutI8 {
 			j.out, j.signs = len(out), -1
 			out = append(out, e.Stored(qins.PartCodes, t.Name, t.Shape))
 			meta[qins.ParamsKey(t.Name)] = encodedMeta(quant.Params{}, 0, t.DType, e)

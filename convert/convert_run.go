@@ -40,6 +40,7 @@ type converter struct {
 	mse      bool // log_min chosen for the least squared error
 	rows     bool // one range per row (rows.go)
 	rational bool // the rational codec
+	i8       bool // the i8 layout of the log codec
 	scanners scanners
 }
 
@@ -78,6 +79,8 @@ type encodeState struct {
 	// is its parameter.
 	rat   *quant.RationalEncoder
 	alpha float32
+	// i8 encodes a tensor in the i8 layout, instead of enc.
+	i8 *quant.I8Encoder
 }
 
 // workerBufs are one goroutine's buffers.
@@ -131,6 +134,7 @@ func (cv *converter) run(ctx context.Context, w *format.Writer, progress func(in
 	cv.packed = opts.Layout == qins.LayoutPacked
 	cv.mse = opts.Range == qins.RangeMSE
 	cv.rational = opts.Codec == qins.CodecRational
+	cv.i8 = opts.Layout == qins.LayoutI8
 	if cv.rational {
 		cv.mse = opts.Alpha == 0 // the alpha of the least squared error
 	}
@@ -268,7 +272,7 @@ func (cv *converter) finish(ctx context.Context, states []tensorState, s *Summar
 		n := int64(j.src.Elements())
 		s.EncodedElems += n
 		s.EncodedBytes += int64(e.EncodedBytes(j.src.Shape))
-		if !cv.packed && !cv.rational && j.src.DType.Size() == 2 {
+		if !cv.packed && !cv.rational && !cv.i8 && j.src.DType.Size() == 2 {
 			s.packedSaving += n - int64(qins.SignBytes(uint64(n)))
 		}
 	}
@@ -316,7 +320,7 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 	if st.written.Add(1) == st.nWrite {
 		cv.w.StartWriteback(j.out)
 		if j.encode {
-			st.enc, st.rat = nil, nil // their tables (32 KB, 160 KB for F32; 64 KB); every step of the tensor is done
+			st.enc, st.rat, st.i8 = nil, nil, nil // their tables (32 KB, 160 KB for F32; 64 KB); every step of the tensor is done
 			if j.signs >= 0 {
 				cv.w.StartWriteback(j.signs)
 			}
@@ -353,6 +357,10 @@ func (cv *converter) encode(j *job, st *tensorState, in []byte, off int64, b *wo
 	if st.rat != nil {
 		st.rat.Encode(in, codes)
 		return cv.w.WriteAt(j.out, codes, off/size)
+	}
+	if st.i8 != nil {
+		st.i8.Encode(in, signs)
+		return cv.w.WriteAt(j.out, quant.Int8Bytes(signs), off/size)
 	}
 	out, at := quant.Int8Bytes(signs), off/size
 	if cv.packed {
@@ -410,10 +418,23 @@ func (cv *converter) prepare(j *job, st *tensorState) error {
 	params := scan.Params
 	if cv.mse {
 		params = scan.MSEParams
+		if cv.i8 {
+			params = func() (quant.Params, error) { return scan.MSEParamsLevels(quant.Levels7) }
+		}
 	}
 	p, err := params()
 	if err != nil {
 		return t.Err(err)
+	}
+	if cv.i8 {
+		enc, err := quant.NewI8Encoder(t.DType, p)
+		if err != nil {
+			return t.Err(err)
+		}
+		st.i8, st.params = enc, p
+		cv.scanners.put(scan)
+		close(st.ready)
+		return nil
 	}
 	st.enc, st.params = scan.EncoderFor(p), p
 	cv.scanners.put(scan)

@@ -474,12 +474,86 @@ func TestRationalRoundTrip(t *testing.T) {
 	}
 }
 
+// TestI8RoundTrip converts in the i8 layout (min/max and mse ranges),
+// restores, and compares: each restored F32 value is the formula's value
+// of the source weight's i8 code (sign * code7, 0 for an exact zero), it
+// is what diff reads from the QINS file, and the mse range is no worse.
+func TestI8RoundTrip(t *testing.T) {
+	for _, src := range []string{tinyDir, "../testdata/stories260K"} {
+		t.Run(filepath.Base(src), func(t *testing.T) {
+			dir := t.TempDir()
+			var total [2]float64
+			for k, opts := range []Options{{Layout: qins.LayoutI8}, {Layout: qins.LayoutI8, Range: qins.RangeMSE, WriteOptions: WriteOptions{ChunkBytes: 1000}}} {
+				q, r := filepath.Join(dir, fmt.Sprint(k, ".qins.safetensors")), filepath.Join(dir, fmt.Sprint(k, ".f32.safetensors"))
+				s, err := Convert(context.Background(), src, q, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if s.Encoded == 0 || s.EncodedBytes != s.EncodedElems {
+					t.Fatalf("summary %+v: want one byte per encoded weight", s)
+				}
+				c := open(t, q)
+				if c.Metadata["qins"] != "3" {
+					t.Fatalf("version %q", c.Metadata["qins"])
+				}
+				params := map[string]quant.Params{}
+				for k, v := range c.Metadata {
+					if name, ok := strings.CutPrefix(k, qins.ParamsPrefix); ok {
+						m, err := qins.ParseEncodedMeta(v)
+						if err != nil || m.Layout != qins.LayoutI8 || m.Range != opts.Range {
+							t.Fatalf("%s: %+v %v", k, m, err)
+						}
+						params[name] = quant.Params{LogMin: m.LogMin, LogMax: m.LogMax}
+					}
+				}
+				for _, tn := range c.Tensors {
+					if strings.HasSuffix(tn.Name, qins.SignsSuffix) || strings.HasSuffix(tn.Name, qins.SignBitsSuffix) {
+						t.Fatalf("sign tensor %s in the i8 layout", tn.Name)
+					}
+				}
+				c.Close()
+				if _, err := Restore(context.Background(), q, r, RestoreOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				if d := diffOf(t, q, r, diff.Options{}); !d.Total.Exact {
+					t.Errorf("restored F32 differs from the QINS file's values: %+v", d.Total)
+				}
+				d := diffOf(t, src, q, diff.Options{})
+				total[k] = float64(d.Total.RelRMSE)
+				orig, back := open(t, src), open(t, r)
+				want := byName(orig)
+				for _, tb := range back.Tensors {
+					ta, ok := want[tb.Name]
+					p, enc := params[tb.Name]
+					if !ok || !enc {
+						continue
+					}
+					a, b := values(t, ta), values(t, tb)
+					for i := range a {
+						if w := float64(float32(p.ValueI8(p.CodeI8(a[i])))); b[i] != w || math.Signbit(b[i]) != math.Signbit(w) {
+							t.Fatalf("%s[%d]: %v comes back as %v, want %v", tb.Name, i, a[i], b[i], w)
+						}
+					}
+				}
+				orig.Close()
+				back.Close()
+			}
+			if total[1] > total[0] {
+				t.Errorf("rel_rmse %v with the mse range, %v with min/max", total[1], total[0])
+			}
+			t.Logf("rel_rmse: min/max %.5f, mse %.5f", total[0], total[1])
+		})
+	}
+}
+
 // TestRationalOptions: the rational codec refuses what it does not take.
 func TestRationalOptions(t *testing.T) {
 	dst := filepath.Join(t.TempDir(), "q.safetensors")
 	for _, opts := range []Options{
 		{Codec: qins.CodecRational, Granularity: qins.GranularityRow},
 		{Codec: qins.CodecRational, Layout: qins.LayoutPacked},
+		{Codec: qins.CodecRational, Layout: qins.LayoutI8},
+		{Layout: qins.LayoutI8, Granularity: qins.GranularityRow},
 		{Codec: qins.CodecRational, Alpha: -1},
 		{Codec: qins.CodecRational, Alpha: math.NaN()},
 		{Codec: qins.CodecRational, Alpha: 1e300},

@@ -29,6 +29,9 @@ const (
 	// encoded with the rational codec, each with its mse alpha: QINS
 	// version 3.
 	smallRational = "../testdata/fuzz/small.rational.qins.safetensors"
+	// smallI8 is the small checkpoint with every float tensor encoded in
+	// the i8 layout, range mse: QINS version 3.
+	smallI8 = "../testdata/fuzz/small.i8.qins.safetensors"
 )
 
 // writeSmall writes the small source checkpoint: every float dtype, the
@@ -77,7 +80,11 @@ func TestGolden(t *testing.T) {
 	if _, err := Convert(context.Background(), smallSrc, rational, Options{Codec: qins.CodecRational, Include: regexp.MustCompile(".")}); err != nil {
 		t.Fatal(err)
 	}
-	for _, g := range []struct{ got, golden string }{{q, smallQINS}, {r, smallRestored}, {rows, smallRows}, {rational, smallRational}} {
+	i8 := filepath.Join(dir, "i8")
+	if _, err := Convert(context.Background(), smallSrc, i8, Options{Layout: qins.LayoutI8, Range: qins.RangeMSE, Include: regexp.MustCompile(".")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []struct{ got, golden string }{{q, smallQINS}, {r, smallRestored}, {rows, smallRows}, {rational, smallRational}, {i8, smallI8}} {
 		got, _ := os.ReadFile(g.got)
 		if *update {
 			if err := os.WriteFile(g.golden, got, 0o644); err != nil {

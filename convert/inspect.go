@@ -30,8 +30,11 @@ type TensorReport struct {
 	Encoded  bool     `json:"encoded"`
 	// Codec is "rational" for the rational codec, whose parameter is
 	// Alpha (it has no LogMin and LogMax).
-	Codec  string   `json:"codec,omitempty"`
-	Alpha  *float64 `json:"alpha,omitempty"`
+	Codec string   `json:"codec,omitempty"`
+	Alpha *float64 `json:"alpha,omitempty"`
+	// Layout is "i8" for the log codec's i8 layout, one I8 per weight
+	// (empty for the others, which decode alike).
+	Layout string   `json:"layout,omitempty"`
 	LogMin *float64 `json:"log_min,omitempty"`
 	LogMax *float64 `json:"log_max,omitempty"`
 	// Granularity is "row" for per-row ranges, whose envelope LogMin and
@@ -117,6 +120,9 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 			}
 			lo, hi := l.Params.LogMin, l.Params.LogMax
 			t.LogMin, t.LogMax = &lo, &hi
+			if l.Layout == qins.LayoutI8 {
+				t.Layout = l.Layout.String()
+			}
 			if l.Ranges != nil {
 				t.Granularity, t.Rows = qins.GranularityRow.String(), qins.Rows(l.Shape)
 				if t.Span, err = spans(l); err != nil {

@@ -28,8 +28,10 @@ type Decoder struct {
 	f64r  [3][256]float64 // values rounded to float32
 	f32   [3][256]uint32  // F32 bits
 	bad32 uint32          // the F32 entry of code 0
-	// zeroOK: code 0 is valid (the rational codec's).
+	// zeroOK: code 0 is valid (the rational codec's, the i8 form's).
 	zeroOK bool
+	// i8: the codes are the i8 form's, read as bytes.
+	i8 bool
 }
 
 // NewDecoder returns a Decoder for a tensor with parameters p, which must be
@@ -43,7 +45,7 @@ func NewDecoder(p Params) *Decoder {
 // Reset makes d the Decoder of parameters p, which must be valid, keeping
 // its memory: a per-row tensor decodes each row with its own parameters.
 func (d *Decoder) Reset(p Params) {
-	d.bad32, d.zeroOK = 0x7fc0dead, false
+	d.bad32, d.zeroOK, d.i8 = 0x7fc0dead, false, false
 	for c := range 256 {
 		m := p.Magnitude(uint8(c))
 		if c == 0 {
@@ -67,6 +69,9 @@ func (d *Decoder) invalid(codes []uint8, signs []int8, first int64) error {
 	for i, c := range codes {
 		if s := signs[i]; s < -1 || s > 1 || d.zeroOK && s != 1 {
 			return &InvalidError{Index: first + int64(i), What: fmt.Sprintf("sign %d is not -1, 0 or 1", s)}
+		}
+		if d.i8 && c == 0x80 {
+			return &InvalidError{Index: first + int64(i), What: "i8 code -128 is not a valid code (codes are -127..127)"}
 		}
 		if c == 0 && !d.zeroOK {
 			return &InvalidError{Index: first + int64(i), What: "code 0 is not a valid code"}
@@ -158,7 +163,7 @@ func (d *Decoder) DecodeTo(dt dtype.DType, codes []uint8, signs []int8, dst []by
 	size := int(dt.Size())
 	for i, c := range codes {
 		k := uint8(signs[i]) + 1
-		if k > 2 || c == 0 && !d.zeroOK || d.zeroOK && k != 2 {
+		if k > 2 || c == 0 && !d.zeroOK || d.zeroOK && k != 2 || d.f64[k][c] != d.f64[k][c] {
 			return d.invalid(codes, signs, first)
 		}
 		if size == 2 {

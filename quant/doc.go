@@ -88,6 +88,30 @@
 //
 // So no row is worse than with its min/max range. See [RowCoder].
 //
+// # The i8 form
+//
+// The same log code with 127 levels instead of 255, and the sign inside:
+// one int8 per weight (the i8 layout of package format/qins). log_min and
+// log_max are found as above, per tensor, and
+//
+//	code7 = round(127 - 126 * (ln|w| - log_min) / (log_max - log_min))
+//
+// rounded half to even and clamped to [1, 127], evaluated in float64 in
+// this order ([Params.Code7]). Elements with 0 < |w| <= 1e-8 get code7 127
+// (as they get 255 in the 8-bit code), and log_max == log_min gives 1. The
+// stored code is 0 for an exact zero (+0 or -0) and sign(w) * code7
+// otherwise, in -127..127; -128 is invalid ([Params.CodeI8]). Decoding, in
+// float64 and rounded once to the output dtype ([Params.ValueI8]):
+//
+//	w' = sign(c) * exp(log_min + (127 - |c|) / 126 * (log_max - log_min))
+//
+// and 0 for c = 0. Half a code step is (log_max - log_min) / 252. With the
+// mse range, log_min is chosen by the search of [Scanner.MSEParams] with
+// the 7-bit code's levels in its error model ([Scanner.MSEParamsLevels]
+// with [Levels7]); log_max stays the maximum. The 16-bit dtypes are
+// encoded through a table of every bit pattern filled with the formula,
+// F32 and F64 with the formula per element ([I8Encoder]).
+//
 // # The rational codec
 //
 // A second codec, after the reference dkeviv/Cogumi-IntLLM

@@ -2,6 +2,7 @@ package quant
 
 import (
 	"errors"
+	"fmt"
 	"math"
 )
 
@@ -12,7 +13,16 @@ import (
 // than Params on the scanned values. For 16-bit dtypes the error is exact
 // (the counts hold every value); for F32 and F64 it is measured on the
 // counts' buckets of magnitudes.
-func (s *Scanner) MSEParams() (Params, error) {
+func (s *Scanner) MSEParams() (Params, error) { return s.MSEParamsLevels(Levels8) }
+
+// MSEParamsLevels is MSEParams for a code of the given levels: Levels8
+// for the 8-bit code (MSEParams), Levels7 for the i8 form's 7-bit code,
+// whose codes are round(levels - (levels-1) * (ln|w| - log_min) /
+// (log_max - log_min)) in 1..levels.
+func (s *Scanner) MSEParamsLevels(levels int) (Params, error) {
+	if levels < 2 || levels > Levels8 {
+		return Params{}, fmt.Errorf("quant: %d levels: want 2..%d", levels, Levels8)
+	}
 	if s.counts == nil {
 		return Params{}, errors.New("the mse range needs a scanner that counts values (NewScanner)")
 	}
@@ -39,19 +49,20 @@ func (s *Scanner) MSEParams() (Params, error) {
 		mags, logs, ns = append(mags, m), append(logs, math.Log(m)), append(ns, float64(n))
 	}
 	var dec [256]float64
+	top := float64(levels)
 	sqErr := func(lmin float64) float64 {
 		p := Params{LogMin: lmin, LogMax: p0.LogMax}
-		for c := range dec {
-			dec[c] = p.Magnitude(uint8(c))
+		for c := range levels + 1 {
+			dec[c] = p.magnitudeL(c, levels)
 		}
-		scale := 254 / (p.LogMax - p.LogMin)
+		scale := float64(levels-1) / (p.LogMax - p.LogMin)
 		var e float64
 		for i, m := range mags {
-			c := 255.0
+			c := top
 			if m > Tiny {
 				// As Params.Code, with the logarithm computed once (the
 				// order of operations differs: ties may round otherwise).
-				c = min(max(math.RoundToEven(255-(logs[i]-lmin)*scale), 1), 255)
+				c = min(max(math.RoundToEven(top-(logs[i]-lmin)*scale), 1), top)
 			}
 			d := m - dec[int(c)]
 			e += ns[i] * d * d

@@ -4,6 +4,7 @@
     scripts/parity.py SOURCE QINSFILE [SOURCE QINSFILE ...]
     scripts/parity.py --self-test SOURCE QINSFILE
     scripts/parity.py --rational SOURCE QINSFILE [RESTORED ...] [-- SOURCE QINSFILE ...]
+    scripts/parity.py --i8 SOURCE QINSFILE [RESTORED ...] [-- SOURCE QINSFILE ...]
 
 SOURCE is a .safetensors file, a checkpoint folder (its
 model.safetensors.index.json, its only *.safetensors.index.json, or its only
@@ -79,6 +80,20 @@ element: each element still gets the formula's value, computed once per
 distinct value. Likewise the decode bound is checked once per pattern present
 at its expected code (an element's decoded value depends only on its code),
 and element by element wherever the stored code is not the expected one.
+
+The i8 layout (QINS version 3): `--i8 SOURCE QINSFILE [RESTORED ...] [--
+SOURCE QINSFILE ...]` checks files of i8 tensors: "qins:NAME" is log_min,
+log_max, dtype, layout "i8" and optionally range; NAME.qins is I8 of the
+source shape with no other part and no code -128; range minmax agrees with
+this script's within 4 ulps and the codes (0 for an exact zero, else sign *
+round(127 - 126 (ln|w| - log_min) / (log_max - log_min)) clamped to 1..127,
+127 at or below 1e-8) are recomputed from the source with this script's
+range, range mse from the stored one; codes may differ only by 1 at a
+rounding tie. Decoded with the spec's formula, zeros stay 0, no weight
+changes sign, nothing exceeds the largest magnitude, the log error is within
+half a code step ((log_max - log_min)/252, one step more at a tie; in mse
+below log_min exactly exp(log_min)), and each RESTORED F32 (F64) file holds
+the decoded values within 1 (64) ulps: two libms' exp may differ.
 
 Self-test: `--self-test SOURCE QINSFILE` checks the pair, then corrupts
 copies of QINSFILE in a temporary folder (a code +2, a flipped sign, a digit
@@ -1340,6 +1355,223 @@ def reference_self_test():
     # then to 128, a positive code; qins clamps it to 127.
 
 
+# ------------------------------------------------------------ the i8 layout
+#
+# QINS version 3: a tensor in the i8 layout of the log codec has "qins:NAME"
+# {"log_min", "log_max", "dtype", "layout": "i8"} and optionally "range"
+# ("minmax" or "mse"), one range per tensor, and one part, NAME.qins (I8, the
+# source shape): 0 for an exact zero, else sign(w) * code7, code7 =
+# round(127 - 126 (ln|w| - log_min) / (log_max - log_min)) clamped to
+# [1, 127], 127 for 0 < |w| <= 1e-8; -128 is invalid. Decoding: sign(c) *
+# exp(log_min + (127 - |c|) / 126 (log_max - log_min)) in float64, 0 for 0.
+
+def i8_expected(w, lo, hi):
+    """(codes, unrounded code7) of float64 values w with a range, from the
+    spec's formula."""
+    a = np.abs(w)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lnw = np.log(a)
+        if hi > lo:
+            t = 127.0 - 126.0 * (lnw - lo) / (hi - lo)
+            c7 = np.clip(np.rint(t), 1, 127)
+        else:
+            t = np.ones_like(a)
+            c7 = np.ones_like(a)
+    c7 = np.where(a > SIGNIFICANT, c7, 127)
+    return np.where(w == 0, 0, np.sign(w) * c7).astype(np.int8), t
+
+
+def i8_decode(c, lo, hi):
+    """The spec's decoding of i8 codes, in float64."""
+    c = np.asarray(c).astype(np.float64)
+    mag = np.exp(lo + (127.0 - np.abs(c)) / 126.0 * (hi - lo))
+    return np.where(c == 0, 0.0, np.sign(c) * mag)
+
+
+def within_ulps(got, exp, ulps):
+    """Elements of got (F32 or F64) more than ulps units in the last place
+    from exp (two libms' exp may differ by an ulp)."""
+    return np.abs(got.astype(np.float64) - exp.astype(np.float64)) > ulps * np.spacing(np.abs(exp)).astype(np.float64)
+
+
+def check_i8_pair(source_arg, qins_path, restored=()):
+    """Check a version-3 file of i8 tensors against its source, and each
+    RESTORED F32 or F64 file against the spec's decoding. Returns (summary
+    line, Report)."""
+    src = open_source(source_arg)
+    q = read_header(qins_path)
+    rep = Report()
+    want = "3" if any(k.startswith("qins:") for k in q.metadata) else "1"
+    if q.metadata.get("qins") != want:
+        rep.fail("__metadata__[\"qins\"] is %r, want %r" % (q.metadata.get("qins"), want))
+    check_layout(q, rep)
+    encoded, elements, mse, off = {}, 0, 0, 0
+    for k, v in sorted(q.metadata.items()):
+        if not k.startswith("qins:"):
+            continue
+        name = k[5:]
+        try:
+            meta = json.loads(v, object_pairs_hook=_no_duplicates)
+        except (ValueError, InputError) as e:
+            rep.fail("%s: qins metadata %r is not JSON: %s" % (name, v, e))
+            continue
+        if not isinstance(meta, dict) or not {"log_min", "log_max", "dtype", "layout"} <= set(meta) or \
+                set(meta) - {"log_min", "log_max", "dtype", "layout", "range"} or meta["layout"] != "i8" or \
+                meta.get("range", "minmax") not in RANGES:
+            rep.fail("%s: qins metadata %r is not log_min, log_max, dtype, layout i8 and optionally range" % (name, v))
+            continue
+        lo_s, hi_s = meta["log_min"], meta["log_max"]
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in (lo_s, hi_s)) \
+                or lo_s > hi_s:
+            rep.fail("%s: bad log_min/log_max %r %r" % (name, lo_s, hi_s))
+            continue
+        lo_s, hi_s = float(lo_s), float(hi_s)
+        t = src.tensors.get(name)
+        if t is None or t.dtype not in FLOATS or meta["dtype"] != t.dtype:
+            rep.fail("%s: no floating source tensor of dtype %r" % (name, meta["dtype"]))
+            continue
+        codes_t = q.tensors.get(name + ".qins")
+        if codes_t is None or codes_t.dtype != "I8" or codes_t.shape != t.shape:
+            rep.fail("%s: no NAME.qins I8 of the source shape" % name)
+            continue
+        for extra in (name, name + ".sign", name + ".signbits", name + ".logrange"):
+            if extra in q.tensors:
+                rep.fail("%s: the QINS file also has %s" % (name, extra))
+        # This script's min/max range, from the source.
+        smin, smax, largest = None, None, 0.0
+        for first, n in chunks(t.numel):
+            w = source_values(t, first, n)
+            if not np.isfinite(w).all():
+                rep.fail("%s: NaN or infinity in the source" % where(t, first + np.flatnonzero(~np.isfinite(w))[0]))
+                break
+            a = np.abs(w)
+            sig = a[a > SIGNIFICANT]
+            if sig.size:
+                smin = sig.min() if smin is None else min(smin, sig.min())
+                smax = sig.max() if smax is None else max(smax, sig.max())
+            if a.size:
+                largest = max(largest, float(a.max()))
+        else:
+            lo, hi, _ = log_range(smin, smax, largest)
+            range_ = meta.get("range", "minmax")
+            if range_ == "mse":
+                mse += 1
+                if not close(hi, hi_s):
+                    rep.fail("%s: log_max %r, expected %r" % (name, hi_s, hi))
+                if not check_mse_log_min(name, lo, hi, lo_s, hi_s, rep):
+                    continue
+                elo, ehi = lo_s, hi_s       # codes from the stored range, clamping below log_min
+            else:
+                for what, mine, theirs in (("log_min", lo, lo_s), ("log_max", hi, hi_s)):
+                    if not close(mine, theirs):
+                        rep.fail("%s: %s %r, expected %r" % (name, what, theirs, mine))
+                elo, ehi = lo, hi           # codes recomputed exactly from the source
+            encoded[name] = meta
+            bound = (hi_s - lo_s) / 252 + 1e-6
+            step = (hi_s - lo_s) / 126
+            for first, n in chunks(t.numel):
+                w = source_values(t, first, n)
+                ours = read_array(codes_t, "i1", first, n)
+                bad = np.flatnonzero(ours == -128)
+                if bad.size:
+                    rep.fail("%s: code -128, which is invalid" % where(t, first + bad[0]), bad.size)
+                    continue
+                exp, unrounded = i8_expected(w, elo, ehi)
+                diff = np.flatnonzero(ours != exp)
+                with np.errstate(invalid="ignore"):
+                    tie = (np.abs(ours[diff].astype(np.int16) - exp[diff]) == 1) & (np.sign(ours[diff]) == np.sign(exp[diff])) & \
+                        (np.abs(np.abs(ours[diff].astype(np.float64)) - unrounded[diff]) <= 0.5 + TIE_EPS) & \
+                        (np.abs(w[diff]) > SIGNIFICANT)
+                rep.ties += int(tie.sum())
+                wrong = diff[~tie]
+                off += wrong.size
+                if wrong.size:
+                    i = wrong[0]
+                    rep.fail("%s: code %d, expected %d (unrounded %.12f, value %r); %d such codes in this chunk"
+                             % (where(t, first + i), ours[i], exp[i], unrounded[i], w[i], wrong.size), wrong.size)
+                dec = i8_decode(ours, lo_s, hi_s)
+                zero = w == 0
+                if (dec[zero] != 0).any():
+                    rep.fail("%s: an exact zero does not decode to 0" % where(t, first + int(np.flatnonzero(zero & (dec != 0))[0])))
+                flip = np.flatnonzero((w > 0) & (dec < 0) | (w < 0) & (dec > 0))
+                if flip.size:
+                    rep.fail("%s: the weight changes sign" % where(t, first + flip[0]), flip.size)
+                over = np.flatnonzero(np.abs(dec) > largest * (1 + 1e-13))
+                if over.size:
+                    rep.fail("%s: decodes to %r, above the largest magnitude %r" % (where(t, first + over[0]), dec[over[0]], largest))
+                a = np.abs(w)
+                s = a > SIGNIFICANT
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    lnw = np.log(a)
+                    err = np.abs(np.log(np.abs(dec)) - lnw)
+                below = s & (lnw < lo_s) if range_ == "mse" else np.zeros(n, bool)
+                limit = bound + np.where(np.isin(np.arange(n), diff[tie]), step, 0)
+                far = np.where(below, np.abs(dec) != np.exp(lo_s), s & (err > limit))
+                if far.any():
+                    i = int(np.flatnonzero(far)[0])
+                    rep.fail("%s: value %r decodes to %r (|ln| error %.3g > %.3g)" % (where(t, first + i), w[i], dec[i], err[i], bound), int(far.sum()))
+                for path in restored:
+                    r = read_header(path).tensors.get(name)
+                    if r is None or r.dtype not in ("F32", "F64") or r.shape != t.shape:
+                        rep.fail("%s: %s has no F32 or F64 %s of the source shape" % (name, path, name))
+                        continue
+                    got = read_array(r, READ_DTYPE[r.dtype], first, n)
+                    # Two libms' exp, and the rounding of its argument (up to
+                    # |log_min| ~ 30), may differ by some ulps of float64: F64
+                    # restores agree within 64 ulps, F32 within 1.
+                    ulps = 64 if r.dtype == "F64" else 1
+                    far = np.flatnonzero(within_ulps(got, dec.astype(got.dtype), ulps) | (np.signbit(got) != np.signbit(dec)) & (dec != 0))
+                    if far.size:
+                        i = far[0]
+                        rep.fail("%s: %s restores %r, the spec decodes code %d to %r"
+                                 % (where(t, first + i), path, got[i], ours[i], dec[i]), far.size)
+            elements += t.numel
+    for name, t in sorted(src.tensors.items()):
+        if name not in encoded and "qins:" + name not in q.metadata:
+            check_copied(t, q, rep)
+    line = ("%s -> %s: %d i8 tensors (%d range mse), %d elements, %d codes differ at rounding ties, "
+            "%d codes off, %d other differences: %s"
+            % (source_arg, qins_path, len(encoded), mse, elements, rep.ties, off, rep.failures - off,
+               "OK" if not rep.failures else "FAILED"))
+    if not encoded and any(t.dtype in FLOATS and len(t.shape) >= 2 for t in src.tensors.values()):
+        rep.fail("no i8 tensor, though the source has floating-point matrices")
+    return line, rep
+
+
+def run_i8(args):
+    """--i8 SOURCE QINSFILE [RESTORED ...] [-- SOURCE QINSFILE ...]"""
+    status = 0
+    groups, cur = [], []
+    for a in args + ["--"]:
+        if a == "--":
+            if cur:
+                groups.append(cur)
+            cur = []
+        else:
+            cur.append(a)
+    for g in groups:
+        if len(g) < 2:
+            raise InputError("--i8 needs SOURCE QINSFILE")
+        line, rep = check_i8_pair(g[0], g[1], g[2:])
+        print(line, flush=True)
+        for l in rep.lines:
+            print("  " + l)
+        if rep.failures:
+            status = 1
+    return status
+
+
+def i8_self_test():
+    """The formula on chosen values: codes 0, +-1, +-127, -128's absence."""
+    lo, hi = math.log(0.001), math.log(2.0)
+    w = np.array([0.0, -0.0, 2.0, -2.0, 0.001, -0.001, 1e-9, -1e-9, 5.0], dtype=np.float64)
+    codes, _ = i8_expected(w, lo, hi)
+    assert list(codes) == [0, 0, 1, -1, 127, -127, 127, -127, 1], list(codes)
+    dec = i8_decode(np.array([0, 1, -1, 127, -127], np.int8), lo, hi)
+    assert dec[0] == 0 and abs(dec[1] - 2) < 1e-12 and abs(dec[2] + 2) < 1e-12
+    assert abs(dec[3] - 0.001) < 1e-15 and abs(dec[4] + 0.001) < 1e-15
+
+
 # --------------------------------------------------------------- self-test
 
 def corruptions(qins_path, source_arg=None):
@@ -1553,6 +1785,9 @@ def main(argv):
         if argv[:1] == ["--rational"]:
             reference_self_test()
             return run_rational(argv[1:])
+        if argv[:1] == ["--i8"]:
+            i8_self_test()
+            return run_i8(argv[1:])
         if not argv or len(argv) % 2 or argv[0].startswith("-"):
             sys.stderr.write("usage:\n" + __doc__.split("\n\n")[1] + "\n")
             return 2

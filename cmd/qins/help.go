@@ -66,6 +66,15 @@ ENCODING
                    size of BF16 (the default).
   --layout packed  a code byte and a sign bit: 1.125 bytes per weight, a
                    BF16 checkpoint 1.78x smaller. Same decoded values.
+  --layout i8      one I8 per weight: 0 for an exact zero, else the sign
+                   times a 7-bit log code 1..127 (the formula with 127
+                   levels: round(127 - 126 (ln|w| - log_min) / (log_max -
+                   log_min)); magnitudes at or below 1e-8 get 127). 1 byte
+                   per weight, no sign tensor, QINS version 3. Half the
+                   levels of the 8-bit code, so about twice its error;
+                   takes --range minmax or mse (log_min for the least
+                   squared error with 127 levels). --granularity row is
+                   not yet supported with it, nor --codec rational.
   --range minmax   the log range from the smallest magnitude above 1e-8
                    to the largest (the default).
   --range mse      keep log_max, choose log_min for the least squared
@@ -124,6 +133,7 @@ EXAMPLES
   qins convert Phi-3.5-mini-instruct/
   qins convert Phi-3.5-mini-instruct/ -o phi-q --granularity row --range mse
   qins convert model.safetensors --layout packed --range mse
+  qins convert model.safetensors --layout i8 --range mse
   qins convert model.safetensors --codec rational
   qins convert phi/ -o phi.safetensors --exclude 'embed_tokens|lm_head'`
 

@@ -48,6 +48,9 @@ func writeInspectText(w io.Writer, r *convert.Report) error {
 			enc = t.Codec
 		case t.Encoded:
 			enc = "yes"
+			if t.Layout != "" {
+				enc = t.Layout // i8
+			}
 			lo, hi = strconv.FormatFloat(*t.LogMin, 'f', 4, 64), strconv.FormatFloat(*t.LogMax, 'f', 4, 64)
 		}
 		cells[0], cells[1], cells[2], cells[3] = format.Printable(t.Name), t.DType, shapeString(t.Shape), strconv.FormatUint(t.Bytes, 10)

@@ -210,6 +210,10 @@ func TestDiffFastPathMatchesFloatPath(t *testing.T) {
 	if _, err := convert.Convert(context.Background(), tinyDir, rational1, convert.Options{Codec: qins.CodecRational, Alpha: 1}); err != nil {
 		t.Fatal(err)
 	}
+	i8 := filepath.Join(dir, "i8.safetensors")
+	if _, err := convert.Convert(context.Background(), tinyDir, i8, convert.Options{Layout: qins.LayoutI8, Range: qins.RangeMSE}); err != nil {
+		t.Fatal(err)
+	}
 	// Two 16-bit files whose patterns pair in many ways, with zeros of
 	// both signs, NaNs and infinities on either side or both.
 	r := rand.New(rand.NewPCG(7, 8))
@@ -242,6 +246,9 @@ func TestDiffFastPathMatchesFloatPath(t *testing.T) {
 		{"source vs rational", tinyDir, rational},
 		{"rational vs source", rational1, tinyDir},
 		{"rational vs log", rational, q},
+		{"source vs i8", tinyDir, i8},
+		{"i8 vs source", i8, tinyDir},
+		{"i8 vs log", i8, q},
 		{"BF16 vs F16", a16, b16},
 		{"too many pairs", manyA, manyB},
 	}

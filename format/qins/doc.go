@@ -110,6 +110,27 @@
 // so code 255 decodes to +0, code 0 to -0, and codes 128 and 127 to the
 // largest magnitudes, about ±254/alpha.
 //
+// # Version 3: the i8 layout
+//
+// qins convert --layout i8 writes the log codec's i8 form (package quant
+// describes it: a 7-bit log code, 127 levels), for each encoded tensor NAME:
+//
+//   - tensor NAME.qins: I8, the source shape: 0 for an exact zero, else
+//     sign(w) * code7 with code7 in 1..127; -128 is invalid. No other part
+//     (no NAME.sign, NAME.signbits or NAME.logrange);
+//   - __metadata__["qins:NAME"]: as in version 1 plus "layout": "i8"
+//     (and "range": "mse" for the mse range), one range per tensor
+//     ("granularity": "row" is refused with it for now).
+//
+// One byte per weight, and the file's __metadata__["qins"] is "3", so that
+// readers of versions 1 and 2 refuse it; files without i8 or rational
+// tensors keep their versions and bytes. Decoding, in float64 and rounded
+// once to the output dtype:
+//
+//	w' = sign(c) * exp(log_min + (127 - |c|) / 126 * (log_max - log_min))
+//
+// and exactly +0 for c = 0.
+//
 // # What readers check
 //
 // Every file is untrusted. Besides the strict safetensors header checks
@@ -118,7 +139,7 @@
 // the data), a QINS reader refuses, naming the file and the tensor:
 //
 //   - a version other than "1", "2" or "3", a per-row tensor in a version-1
-//     file, and a rational tensor in a file of version 1 or 2;
+//     file, and a rational or i8 tensor in a file of version 1 or 2;
 //   - a qins:NAME that is not exactly a JSON object with the keys log_min,
 //     log_max, dtype, layout, range, granularity and codec ("log"), in lower case, each at
 //     most once, the first three required; numbers outside float64's range;
@@ -128,6 +149,9 @@
 //     is not finite and above 0, or whose largest magnitude (codes 127 and
 //     128) rounds to an infinity in the source dtype; NAME.qins missing or not
 //     U8;
+//   - for the i8 layout, NAME.qins missing or not I8, a NAME.sign or
+//     NAME.signbits beside it, "granularity": "row", and a code -128 (when
+//     decoded, naming the element);
 //   - a range that does not decode to finite values in the source dtype:
 //     log_max - log_min must be finite, log_min not above log_max, and the
 //     largest magnitude, exp(log_max) (code 1), must not round to an
@@ -178,6 +202,11 @@
 //	        a = np.fromfile(path, dtype=dtype, count=(end - begin) // np.dtype(dtype).itemsize, offset=8 + n + begin)
 //	        return a.reshape(t["shape"])
 //	    meta = json.loads(header["__metadata__"]["qins:" + name])
+//	    if meta.get("layout") == "i8":  # version 3: sign * 7-bit code
+//	        c = stored(name + ".qins", np.int8).astype(np.float64)
+//	        lo, hi = meta["log_min"], meta["log_max"]
+//	        magnitude = np.exp(lo + (127 - np.abs(c)) / 126 * (hi - lo))
+//	        return np.where(c == 0, 0.0, np.sign(c) * magnitude).astype(np.float32)
 //	    codes = stored(name + ".qins", np.uint8)
 //	    if meta.get("codec") == "rational":  # version 3
 //	        z = codes.astype(np.float64) / 127.5 - 1

@@ -43,6 +43,12 @@ func FuzzEncodedMeta(f *testing.F) {
 		`{"codec":"log","log_min":-3,"log_max":0,"dtype":"F32","alpha":2}`,
 		`{"codec":"zip","alpha":1,"dtype":"F16"}`,
 		`{"codec":"rational","codec":"rational","alpha":1,"dtype":"F16"}`,
+		// Version 3: the i8 layout.
+		`{"log_min":-3,"log_max":0,"dtype":"BF16","layout":"i8"}`,
+		`{"log_min":-3,"log_max":0,"dtype":"F32","layout":"i8","range":"mse"}`,
+		`{"log_min":-3,"log_max":0,"dtype":"F32","layout":"I8"}`,
+		`{"log_min":-3,"log_max":0,"dtype":"F32","layout":"i8","granularity":"row"}`,
+		`{"codec":"rational","alpha":1,"dtype":"F16","layout":"i8"}`,
 	} {
 		f.Add(s)
 	}

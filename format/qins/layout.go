@@ -57,12 +57,16 @@ func IsQINSKey(k string) bool {
 // zero and 1..255 otherwise, and NAME.signbits, U8 of shape [ceil(n/8)],
 // holds one bit per element, least significant bit first, set when the
 // element is negative: 1.125 bytes per element instead of 2. Both decode
-// to the same values.
+// to the same values. LayoutI8 is another code of the log codec, one byte
+// per element: NAME.qins is I8 of the source shape, holding 0 for an exact
+// zero and sign * code7 otherwise, code7 the 7-bit magnitude code 1..127
+// (QINS version 3; no sign tensor).
 type Layout uint8
 
 const (
 	LayoutU8I8   Layout = iota // codes 1..255 and an I8 sign per element
 	LayoutPacked               // code 0 for zeros, and one sign bit per element
+	LayoutI8                   // one I8 per element: sign * 7-bit code, 0 for zeros
 )
 
 // Range is how log_min is chosen: the min/max range of the formula (the
@@ -97,7 +101,7 @@ const (
 // The names of the values of each enum, in order: in files and on the
 // command line.
 func codecNames() []string       { return []string{"log", "rational"} }
-func layoutNames() []string      { return []string{"u8+i8", "packed"} }
+func layoutNames() []string      { return []string{"u8+i8", "packed", "i8"} }
 func rangeNames() []string       { return []string{"minmax", "mse"} }
 func granularityNames() []string { return []string{"tensor", "row"} }
 
@@ -223,15 +227,17 @@ func (e Encoding) Check() error {
 		return fmt.Errorf("invalid codec %d", e.Codec)
 	case e.Codec == CodecRational && (e.Layout != 0 || e.Range != 0 || e.Granularity != 0):
 		return errors.New("the rational codec has no layout, range or granularity")
+	case e.Layout == LayoutI8 && e.Granularity == GranularityRow:
+		return errors.New("the i8 layout has one range per tensor: per-row ranges are not yet supported")
 	}
 	return nil
 }
 
 // Version returns the format version of a file holding tensors encoded
-// so: VersionRational for the rational codec, VersionRows with per-row
-// ranges, Version otherwise.
+// so: VersionRational for the rational codec and the i8 layout,
+// VersionRows with per-row ranges, Version otherwise.
 func (e Encoding) Version() string {
-	if e.Codec == CodecRational {
+	if e.Codec == CodecRational || e.Layout == LayoutI8 {
 		return VersionRational
 	}
 	if e.Granularity == GranularityRow {
@@ -256,9 +262,9 @@ func (p Part) String() string {
 
 // Parts returns the stored tensors of a tensor encoded so, in the order
 // PartCodes, PartSigns, then PartRanges for per-row ranges; the rational
-// codec has only PartCodes.
+// codec and the i8 layout have only PartCodes.
 func (e Encoding) Parts() []Part {
-	if e.Codec == CodecRational {
+	if e.Codec == CodecRational || e.Layout == LayoutI8 {
 		return []Part{PartCodes}
 	}
 	if e.Granularity == GranularityRow {
@@ -285,6 +291,10 @@ func (e Encoding) Suffix(p Part) string {
 func (e Encoding) Stored(p Part, name string, shape []uint64) format.TensorInfo {
 	t := format.TensorInfo{Name: name + e.Suffix(p), DType: dtype.U8, Shape: shape}
 	switch p {
+	case PartCodes:
+		if e.Layout == LayoutI8 {
+			t.DType = dtype.I8
+		}
 	case PartSigns:
 		if e.Layout == LayoutPacked {
 			n, _ := format.Elements(shape)
@@ -502,6 +512,9 @@ func (m *EncodedMeta) check() error {
 		}
 	} else if err := (quant.Params{LogMin: m.LogMin, LogMax: m.LogMax}).Validate(); err != nil {
 		return err
+	}
+	if m.Layout == LayoutI8 && m.Granularity == GranularityRow {
+		return errors.New(`layout "i8" has one range per tensor: granularity "row" is not supported with it`)
 	}
 	if dt, err := dtype.Parse(m.DType); err != nil || !dt.IsFloat() {
 		return fmt.Errorf("dtype %q is not F16, BF16, F32 or F64", m.DType)

@@ -30,6 +30,8 @@ func TestEncodingParts(t *testing.T) {
 			{Name: "w.logrange", DType: dtype.F32, Shape: []uint64{15, 2}}}},
 		{Encoding{Codec: CodecRational}, []format.TensorInfo{
 			{Name: "w.qins", DType: dtype.U8, Shape: shape}}},
+		{Encoding{Layout: LayoutI8, Range: RangeMSE}, []format.TensorInfo{
+			{Name: "w.qins", DType: dtype.I8, Shape: shape}}},
 	} {
 		var bytes uint64
 		parts := tc.e.Parts()
@@ -57,6 +59,15 @@ func TestEncodingParts(t *testing.T) {
 	if err := (Encoding{Codec: CodecRational, Granularity: GranularityRow}).Check(); err == nil {
 		t.Error("rational per row: no error")
 	}
+	if v := (Encoding{Layout: LayoutI8}).Version(); v != VersionRational {
+		t.Errorf("i8 version %q", v)
+	}
+	if err := (Encoding{Layout: LayoutI8, Codec: CodecRational}).Check(); err == nil {
+		t.Error("rational i8: no error")
+	}
+	if err := (Encoding{Layout: LayoutI8, Granularity: GranularityRow}).Check(); err == nil {
+		t.Error("i8 per row: no error (not yet supported)")
+	}
 	if v := (Encoding{Layout: LayoutPacked}).Version(); v != Version {
 		t.Errorf("per-tensor version %q", v)
 	}
@@ -66,7 +77,7 @@ func TestEncodingParts(t *testing.T) {
 // JSON string; unknown names and values are errors; the zero values are
 // the defaults.
 func TestEnumNames(t *testing.T) {
-	for _, name := range []string{"u8+i8", "packed"} {
+	for _, name := range []string{"u8+i8", "packed", "i8"} {
 		l, err := ParseLayout(name)
 		js, _ := json.Marshal(l)
 		if err != nil || l.String() != name || string(js) != `"`+name+`"` {
@@ -85,7 +96,7 @@ func TestEnumNames(t *testing.T) {
 			t.Errorf("granularity %q: %v %v", name, g, err)
 		}
 	}
-	if _, err := ParseLayout("Packed"); err == nil || err.Error() != `layout "Packed": choose u8+i8 or packed` {
+	if _, err := ParseLayout("Packed"); err == nil || err.Error() != `layout "Packed": choose u8+i8, packed or i8` {
 		t.Errorf("ParseLayout(Packed): %v", err)
 	}
 	if _, err := ParseGranularity("block"); err == nil {
@@ -101,7 +112,7 @@ func TestEnumNames(t *testing.T) {
 	if err != nil || m.Encoding != (Encoding{}) {
 		t.Errorf("empty names: %+v, %v; want the defaults", m, err)
 	}
-	if _, err := ParseEncodedMeta(`{"log_min":-3,"log_max":0,"dtype":"BF16","layout":"Packed"}`); err == nil || err.Error() != `layout "Packed" is not "u8+i8" or "packed"` {
+	if _, err := ParseEncodedMeta(`{"log_min":-3,"log_max":0,"dtype":"BF16","layout":"Packed"}`); err == nil || err.Error() != `layout "Packed" is not "u8+i8", "packed" or "i8"` {
 		t.Errorf("layout Packed: %v", err)
 	}
 	var zero Encoding

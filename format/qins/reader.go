@@ -78,8 +78,8 @@ func (l *Logical) RowRanges(row int64, dst []quant.Params, raw *[]byte) error {
 // layout: a packed zero comes back as code 255 with sign 0. scratch is
 // reused for the packed bits.
 //
-// The rational codec has no signs: they come back as +1, which its
-// decoder wants.
+// The rational codec and the i8 layout have no signs: they come back as
+// +1, which their decoders want, and i8 codes come back as their bytes.
 func (l *Logical) ReadCodes(off, n int64, codes []uint8, signs []int8, scratch *[]byte) error {
 	codes, signs = codes[:n], signs[:n]
 	if _, err := l.Codes.Section().ReadAt(codes, off); err != nil {
@@ -236,6 +236,9 @@ func encodedLogical(c *format.Checkpoint, byName map[string]int32, name, meta, v
 	if e.Codec == CodecRational {
 		return rationalLogical(m, lookup, name, version)
 	}
+	if e.Layout == LayoutI8 {
+		return i8Logical(m, lookup, name, version)
+	}
 	codesSuffix, signsSuffix := e.Suffix(PartCodes), e.Suffix(PartSigns)
 	codes, signs := lookup(name+codesSuffix), lookup(name+signsSuffix)
 	switch {
@@ -305,6 +308,34 @@ func rationalLogical(m EncodedMeta, lookup func(string) *format.Tensor, name, ve
 		return Logical{}, err
 	}
 	return Logical{Name: name, DType: dt, Shape: codes.Shape, Codes: codes, Codec: CodecRational, Alpha: m.Alpha}, nil
+}
+
+// i8Logical checks the stored codes of the tensor name in the i8 layout,
+// whose metadata is m.
+func i8Logical(m EncodedMeta, lookup func(string) *format.Tensor, name, version string) (Logical, error) {
+	if version != VersionRational {
+		return Logical{}, fmt.Errorf("has the i8 layout, which needs QINS version %s, not %s", VersionRational, version)
+	}
+	if m.Granularity == GranularityRow {
+		return Logical{}, errors.New("has the i8 layout with per-row ranges, which this qins does not read")
+	}
+	codes := lookup(name + CodesSuffix)
+	switch {
+	case codes == nil:
+		return Logical{}, fmt.Errorf("has metadata but no %s", CodesSuffix)
+	case codes.DType != dtype.I8:
+		return Logical{}, fmt.Errorf("codes are %v; want I8 in the i8 layout", codes.DType)
+	case lookup(name+SignsSuffix) != nil || lookup(name+SignBitsSuffix) != nil:
+		return Logical{}, fmt.Errorf("has a sign tensor, which the i8 layout does not have")
+	case lookup(name) != nil:
+		return Logical{}, errors.New("is stored both encoded and unchanged")
+	}
+	dt, _ := dtype.Parse(m.DType) // checked by ParseEncodedMeta
+	p := quant.Params{LogMin: m.LogMin, LogMax: m.LogMax}
+	if err := p.CheckFinite(dt); err != nil {
+		return Logical{}, err
+	}
+	return Logical{Name: name, DType: dt, Shape: codes.Shape, Codes: codes, Layout: LayoutI8, Params: p}, nil
 }
 
 // first returns the stored tensor whose position orders l.

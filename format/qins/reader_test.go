@@ -279,3 +279,135 @@ func TestLogicalsRational(t *testing.T) {
 		t.Errorf("F64 %v, want %v", got, want)
 	}
 }
+
+// i8File writes a version-v file with the i8 tensor w of the given codes
+// and metadata m, and its codes stored as dt.
+func i8File(t *testing.T, v, m string, dt dtype.DType, codes []int8, extra ...format.TensorInfo) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "q.safetensors")
+	infos := append([]format.TensorInfo{{Name: "w.qins", DType: dt, Shape: []uint64{2, uint64(len(codes) / 2)}}}, extra...)
+	w, err := format.Create(p, map[string]string{"qins": v, "qins:w": m}, infos, format.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ti := range w.Tensors() {
+		b := make([]byte, ti.Bytes())
+		if i == 0 {
+			copy(b, quant.Int8Bytes(codes))
+		}
+		w.TensorWriter(i).Write(b)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestLogicalsI8: a version-3 file's i8 tensor has its I8 codes alone;
+// codes 0, ±1 and ±127 decode by the formula through every reader, -128
+// is refused, and the parts, dtype and version are checked.
+func TestLogicalsI8(t *testing.T) {
+	meta := `{"log_min":-5,"log_max":-1,"dtype":"BF16","layout":"i8"}`
+	p := quant.Params{LogMin: -5, LogMax: -1}
+	codes := []int8{0, 1, -1, 127, -127, 64}
+	c, err := format.OpenCheckpoint(i8File(t, "3", meta, dtype.I8, codes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ls, err := Logicals(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 1 || ls[0].Layout != LayoutI8 || ls[0].Signs != nil || ls[0].Params != p || ls[0].StoredBytes() != 6 {
+		t.Fatalf("logicals %+v", ls)
+	}
+	l := &ls[0]
+	src, err := NewSource(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := make([]float64, 6)
+	var raw []byte
+	if _, err := src.Values(0, 6, vals, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range codes {
+		want := float64(float32(p.ValueI8(c)))
+		if vals[i] != want {
+			t.Errorf("code %d: %v, want %v", c, vals[i], want)
+		}
+	}
+	if vals[1] != float64(float32(math.Exp(-1))) || vals[4] != float64(float32(-math.Exp(-5))) || vals[0] != 0 {
+		t.Errorf("values %v", vals)
+	}
+	keys := make([]uint16, 6)
+	if err := src.Keys(0, 6, keys, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for i := range keys {
+		if v, err := src.KeyValue(keys[i], int64(i)); err != nil || v != vals[i] {
+			t.Fatalf("key %#x: %v, %v", keys[i], v, err)
+		}
+	}
+	if n := src.BytesOf(0, 6); n != 6 {
+		t.Errorf("BytesOf %d", n)
+	}
+	cs, signs := make([]uint8, 6), make([]int8, 6)
+	if err := l.ReadCodes(0, 6, cs, signs, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, dt := range []dtype.DType{dtype.F16, dtype.BF16, dtype.F32, dtype.F64} {
+		out := make([]byte, 6*dt.Size())
+		if err := NewDecoder(l).DecodeTo(dt, 0, cs, signs, out); err != nil {
+			t.Fatal(err)
+		}
+		if dt == dtype.F64 {
+			if got := math.Float64frombits(binary.LittleEndian.Uint64(out[8*3:])); got != math.Exp(-5) {
+				t.Errorf("F64 code 127: %v", got)
+			}
+		}
+	}
+
+	// Code -128 is refused when decoded, naming the element.
+	bad, err := format.OpenCheckpoint(i8File(t, "3", meta, dtype.I8, []int8{0, 1, -128, 5}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	ls, err = Logicals(context.Background(), bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src, err = NewSource(&ls[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Values(0, 4, vals, &raw); err == nil || !strings.Contains(err.Error(), "element 2") || !strings.Contains(err.Error(), "-128") {
+		t.Errorf("code -128: %v", err)
+	}
+
+	for _, tc := range []struct {
+		name, version, meta string
+		dt                  dtype.DType
+		extra               []format.TensorInfo
+		want                string
+	}{
+		{"version 2", "2", meta, dtype.I8, nil, "needs QINS version 3"},
+		{"version 1", "1", meta, dtype.I8, nil, "needs QINS version 3"},
+		{"U8 codes", "3", meta, dtype.U8, nil, "want I8"},
+		{"a sign tensor", "3", meta, dtype.I8, []format.TensorInfo{{Name: "w.sign", DType: dtype.I8, Shape: []uint64{2, 2}}}, "sign tensor"},
+		{"stored twice", "3", meta, dtype.I8, []format.TensorInfo{{Name: "w", DType: dtype.BF16, Shape: []uint64{2, 2}}}, "both encoded"},
+		{"per row", "3", `{"log_min":-5,"log_max":-1,"dtype":"BF16","layout":"i8","granularity":"row"}`, dtype.I8, nil, "granularity"},
+		{"infinite range", "3", `{"log_min":-5,"log_max":1000,"dtype":"BF16","layout":"i8"}`, dtype.I8, nil, "beyond"},
+	} {
+		c, err := format.OpenCheckpoint(i8File(t, tc.version, tc.meta, tc.dt, []int8{1, 2, 3, 4}, tc.extra...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Logicals(context.Background(), c)
+		c.Close()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
+		}
+	}
+}

@@ -23,6 +23,9 @@ func NewDecoder(l *Logical) *Decoder {
 	if l.Codec == CodecRational {
 		return &Decoder{l: l, whole: quant.NewRationalDecoder(l.Alpha)}
 	}
+	if l.Layout == LayoutI8 {
+		return &Decoder{l: l, whole: quant.NewI8Decoder(l.Params)}
+	}
 	return &Decoder{l: l, whole: quant.NewDecoder(l.Params)}
 }
 
@@ -120,7 +123,7 @@ func (s *Source) BytesOf(off, m int64) int64 {
 	case s.dec == nil:
 		return m * int64(s.size)
 	case s.l.Signs == nil:
-		return m // the rational codec: the codes alone
+		return m // the rational codec and the i8 layout: the codes alone
 	case s.l.Layout == LayoutPacked:
 		return m + (off+m+7)/8 - (off+7)/8 // codes, then the sign bits begun
 	}
