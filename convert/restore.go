@@ -70,17 +70,18 @@ func Restore(ctx context.Context, in, outPath string, opts RestoreOptions) (*Sum
 	if err != nil {
 		return nil, err
 	}
-	s.Unmarked = unmarkedPairs(ls)
+	s.Unmarked = unmarkedPairs(ls, c.Metadata[qins.VersionKey])
 	return s, nil
 }
 
 // unmarkedPairs returns, sorted, the names NAME of the QINS checkpoint's
 // tensors ls for which NAME.qins (U8) and its signs, NAME.sign (I8 of the
 // same shape) or NAME.signbits (U8 of shape [ceil(n/8)]), are stored
-// plain: no qins:NAME entry marks them encoded. Restore copies them, as
-// the format says, but such a pair is what an encoded tensor whose entry
-// was lost looks like.
-func unmarkedPairs(ls []qins.Logical) []string {
+// plain: no qins:NAME entry marks them encoded; in a file of version 3,
+// also a lone NAME.qins of U8 or I8 (a rational or i8 tensor has no signs).
+// Restore copies them, as the format says, but that is what an encoded
+// tensor whose entry was lost looks like.
+func unmarkedPairs(ls []qins.Logical, version string) []string {
 	plain := make(map[string]*qins.Logical)
 	for i := range ls {
 		if l := &ls[i]; !l.Encoded() {
@@ -91,7 +92,14 @@ func unmarkedPairs(ls []qins.Logical) []string {
 	for i := range ls {
 		codes := &ls[i]
 		name, ok := strings.CutSuffix(codes.Name, qins.CodesSuffix)
-		if !ok || codes.Encoded() || codes.DType != dtype.U8 {
+		if !ok || codes.Encoded() || codes.DType != dtype.U8 && codes.DType != dtype.I8 {
+			continue
+		}
+		if version == qins.VersionRational {
+			names = append(names, name)
+			continue
+		}
+		if codes.DType != dtype.U8 {
 			continue
 		}
 		for _, e := range []qins.Encoding{{Layout: qins.LayoutU8I8}, {Layout: qins.LayoutPacked}} {

@@ -118,7 +118,12 @@ func TestUnmarkedPairsShapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := unmarkedPairs(ls); !slices.Equal(got, []string{"a", "b"}) {
+	if got := unmarkedPairs(ls, qins.VersionRows); !slices.Equal(got, []string{"a", "b"}) {
 		t.Errorf("unmarked %q, want a and b", got)
+	}
+	// In a version-3 file a lone codes tensor, U8 (rational) or I8 (i8),
+	// is what a tensor that lost its entry looks like too.
+	if got := unmarkedPairs(ls, qins.VersionRational); !slices.Equal(got, []string{"a", "b", "c", "d", "e", "f", "g"}) {
+		t.Errorf("version 3: unmarked %q, want a to g", got)
 	}
 }

@@ -175,11 +175,17 @@ func Logicals(ctx context.Context, c *format.Checkpoint) ([]Logical, error) {
 		byName[c.Tensors[i].Name] = int32(i)
 	}
 	used := make([]bool, len(c.Tensors))
-	for k, v := range c.Metadata {
-		name, ok := strings.CutPrefix(k, ParamsPrefix)
-		if !ok {
-			continue
+	// In a fixed order, so that a file with several problems always names
+	// the same first.
+	var keys []string
+	for k := range c.Metadata {
+		if strings.HasPrefix(k, ParamsPrefix) {
+			keys = append(keys, k)
 		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		name, v := strings.TrimPrefix(k, ParamsPrefix), c.Metadata[k]
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}

@@ -411,3 +411,28 @@ func TestLogicalsI8(t *testing.T) {
 		}
 	}
 }
+
+// TestLogicalsFirstErrorIsStable: a file with several bad entries names
+// the same one, the first by name, on every run (issue 23, round four:
+// it depended on the order of a map).
+func TestLogicalsFirstErrorIsStable(t *testing.T) {
+	meta := map[string]string{"qins": "1"}
+	var ts []format.TensorInfo
+	for _, n := range []string{"m", "c", "x", "a", "q"} {
+		meta["qins:"+n] = `{"log_min":1,"log_max":0,"dtype":"F32"}` // log_min above log_max
+		ts = append(ts, format.TensorInfo{Name: n + ".qins", DType: dtype.U8, Shape: []uint64{2}},
+			format.TensorInfo{Name: n + ".sign", DType: dtype.I8, Shape: []uint64{2}})
+	}
+	p := qinsFile(t, meta, ts...)
+	for range 20 {
+		ck, err := format.OpenCheckpoint(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Logicals(context.Background(), ck)
+		ck.Close()
+		if err == nil || !strings.Contains(err.Error(), `tensor "a"`) {
+			t.Fatalf("got %v, want the error of tensor a", err)
+		}
+	}
+}
