@@ -57,6 +57,7 @@ func (cf *convertFile) plan() (*outputPlan, error) {
 			continue
 		}
 		if e.Codec == qins.CodecRational || e.Layout == qins.LayoutI8 {
+			// (per-row i8 ranges: placed as for the other layouts)
 			j.out, j.signs = len(out), -1
 			out = append(out, e.Stored(qins.PartCodes, t.Name, t.Shape))
 			meta[qins.ParamsKey(t.Name)] = encodedMeta(quant.Params{}, 0, t.DType, e)

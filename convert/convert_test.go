@@ -553,7 +553,6 @@ func TestRationalOptions(t *testing.T) {
 		{Codec: qins.CodecRational, Granularity: qins.GranularityRow},
 		{Codec: qins.CodecRational, Layout: qins.LayoutPacked},
 		{Codec: qins.CodecRational, Layout: qins.LayoutI8},
-		{Layout: qins.LayoutI8, Granularity: qins.GranularityRow},
 		{Codec: qins.CodecRational, Alpha: -1},
 		{Codec: qins.CodecRational, Alpha: math.NaN()},
 		{Codec: qins.CodecRational, Alpha: 1e300},

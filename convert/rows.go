@@ -150,6 +150,39 @@ func (cv *converter) encodeRows(j *job, st *tensorState, in []byte, off int64, b
 	ranges := st.env.buffer(t.Section().Size() / size / n)[8*(first/n):][:8*rows]
 	le := binary.LittleEndian
 	var env quant.Params
+	if cv.i8 {
+		// One I8 per element, over the source as it goes: row r's codes
+		// over bytes of rows before it, the first row's once it is coded.
+		out := quant.Int8s(codes)
+		for r := int64(0); r < rows; r++ {
+			e := (r + 1) * n
+			dst := out[r*n : e]
+			if r == 0 {
+				dst = quant.Int8s(b.rows.first[:n])
+			}
+			p, err := rc.EncodeI8(in[r*n*size:e*size], first+r*n, cv.mse, dst)
+			if err != nil {
+				return t.Err(err)
+			}
+			if r == 0 {
+				copy(codes, b.rows.first[:n])
+				env = p
+			}
+			env.LogMin, env.LogMax = min(env.LogMin, p.LogMin), max(env.LogMax, p.LogMax)
+			le.PutUint32(ranges[8*r:], math.Float32bits(float32(p.LogMin)))
+			le.PutUint32(ranges[8*r+4:], math.Float32bits(float32(p.LogMax)))
+		}
+		if rows > 0 {
+			st.env.add(env)
+		}
+		if err := cv.w.WriteAt(j.out, codes, first); err != nil {
+			return err
+		}
+		if all := st.env.stepDone(st.nWrite); all != nil {
+			return cv.w.WriteAt(j.ranges, all, 0)
+		}
+		return nil
+	}
 	for r := int64(0); r < rows; r++ {
 		e := (r + 1) * n
 		dst := codes[r*n : e]

@@ -78,7 +78,16 @@ func (p Params) ValueI8(c int8) float64 {
 // Params.CheckFinite): codes -127..127 are valid, -128 is not, and the
 // sign must be +1 (the sign is inside the code).
 func NewI8Decoder(p Params) *Decoder {
-	d := &Decoder{bad32: 0x7fc0dead, zeroOK: true, i8: true}
+	d := new(Decoder)
+	d.ResetI8(p)
+	return d
+}
+
+// ResetI8 makes d the Decoder of i8 codes with parameters p, which must
+// be valid, keeping its memory: a per-row tensor in the i8 layout decodes
+// each row with its own parameters.
+func (d *Decoder) ResetI8(p Params) {
+	d.bad32, d.zeroOK, d.i8 = 0x7fc0dead, true, true
 	nan := math.NaN()
 	for b := range 256 {
 		v := p.ValueI8(int8(uint8(b)))
@@ -89,7 +98,6 @@ func NewI8Decoder(p Params) *Decoder {
 			d.f32[2][b] = d.bad32
 		}
 	}
-	return d
 }
 
 // I8Encoder encodes the elements of a tensor in the i8 form of the log

@@ -30,6 +30,7 @@ type RowCoder struct {
 	tables [2]*codeTable
 	counts *[1 << 15]uint32 // mse: the row's count of each pattern, zero between rows
 	dist   *distinct16      // mse on rows of at most ExactRowMax
+	scan   *Scanner         // the i8 form's mse: the row's counts
 }
 
 // NewRowCoder returns a RowCoder for rows of dtype dt, which must be F16,

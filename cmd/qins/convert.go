@@ -61,9 +61,6 @@ func convertOptions(c *cli.Context) (convert.Options, error) {
 	if err := rationalOptions(c, &opts); err != nil {
 		return opts, usageError{err}
 	}
-	if opts.Layout == qins.LayoutI8 && opts.Granularity == qins.GranularityRow {
-		return opts, usageError{errors.New("--layout i8 --granularity row is not yet supported: the i8 layout has one log range per tensor")}
-	}
 	for _, f := range []struct {
 		name string
 		re   **regexp.Regexp

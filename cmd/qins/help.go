@@ -73,8 +73,11 @@ ENCODING
                    per weight, no sign tensor, QINS version 3. Half the
                    levels of the 8-bit code, so about twice its error;
                    takes --range minmax or mse (log_min for the least
-                   squared error with 127 levels). --granularity row is
-                   not yet supported with it, nor --codec rational.
+                   squared error with 127 levels), and --granularity row
+                   (each row's range in NAME.logrange, as for the 8-bit
+                   code; with --range mse each row's log_min for the
+                   least squared error with 127 levels). Not with
+                   --codec rational.
   --range minmax   the log range from the smallest magnitude above 1e-8
                    to the largest (the default).
   --range mse      keep log_max, choose log_min for the least squared

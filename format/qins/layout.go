@@ -227,8 +227,6 @@ func (e Encoding) Check() error {
 		return fmt.Errorf("invalid codec %d", e.Codec)
 	case e.Codec == CodecRational && (e.Layout != 0 || e.Range != 0 || e.Granularity != 0):
 		return errors.New("the rational codec has no layout, range or granularity")
-	case e.Layout == LayoutI8 && e.Granularity == GranularityRow:
-		return errors.New("the i8 layout has one range per tensor: per-row ranges are not yet supported")
 	}
 	return nil
 }
@@ -262,10 +260,14 @@ func (p Part) String() string {
 
 // Parts returns the stored tensors of a tensor encoded so, in the order
 // PartCodes, PartSigns, then PartRanges for per-row ranges; the rational
-// codec and the i8 layout have only PartCodes.
+// codec has only PartCodes, and the i8 layout PartCodes, then PartRanges
+// for per-row ranges.
 func (e Encoding) Parts() []Part {
-	if e.Codec == CodecRational || e.Layout == LayoutI8 {
+	if e.Codec == CodecRational || e.Layout == LayoutI8 && e.Granularity != GranularityRow {
 		return []Part{PartCodes}
+	}
+	if e.Layout == LayoutI8 {
+		return []Part{PartCodes, PartRanges}
 	}
 	if e.Granularity == GranularityRow {
 		return []Part{PartCodes, PartSigns, PartRanges}
@@ -512,9 +514,6 @@ func (m *EncodedMeta) check() error {
 		}
 	} else if err := (quant.Params{LogMin: m.LogMin, LogMax: m.LogMax}).Validate(); err != nil {
 		return err
-	}
-	if m.Layout == LayoutI8 && m.Granularity == GranularityRow {
-		return errors.New(`layout "i8" has one range per tensor: granularity "row" is not supported with it`)
 	}
 	if dt, err := dtype.Parse(m.DType); err != nil || !dt.IsFloat() {
 		return fmt.Errorf("dtype %q is not F16, BF16, F32 or F64", m.DType)

@@ -32,6 +32,9 @@ func TestEncodingParts(t *testing.T) {
 			{Name: "w.qins", DType: dtype.U8, Shape: shape}}},
 		{Encoding{Layout: LayoutI8, Range: RangeMSE}, []format.TensorInfo{
 			{Name: "w.qins", DType: dtype.I8, Shape: shape}}},
+		{Encoding{Layout: LayoutI8, Range: RangeMSE, Granularity: GranularityRow}, []format.TensorInfo{
+			{Name: "w.qins", DType: dtype.I8, Shape: shape},
+			{Name: "w.logrange", DType: dtype.F32, Shape: []uint64{15, 2}}}},
 	} {
 		var bytes uint64
 		parts := tc.e.Parts()
@@ -65,8 +68,11 @@ func TestEncodingParts(t *testing.T) {
 	if err := (Encoding{Layout: LayoutI8, Codec: CodecRational}).Check(); err == nil {
 		t.Error("rational i8: no error")
 	}
-	if err := (Encoding{Layout: LayoutI8, Granularity: GranularityRow}).Check(); err == nil {
-		t.Error("i8 per row: no error (not yet supported)")
+	if err := (Encoding{Layout: LayoutI8, Granularity: GranularityRow}).Check(); err != nil {
+		t.Errorf("i8 per row: %v", err)
+	}
+	if v := (Encoding{Layout: LayoutI8, Granularity: GranularityRow}).Version(); v != VersionRational {
+		t.Errorf("i8 per-row version %q", v)
 	}
 	if v := (Encoding{Layout: LayoutPacked}).Version(); v != Version {
 		t.Errorf("per-tensor version %q", v)

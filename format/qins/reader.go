@@ -322,9 +322,6 @@ func i8Logical(m EncodedMeta, lookup func(string) *format.Tensor, name, version 
 	if version != VersionRational {
 		return Logical{}, fmt.Errorf("has the i8 layout, which needs QINS version %s, not %s", VersionRational, version)
 	}
-	if m.Granularity == GranularityRow {
-		return Logical{}, errors.New("has the i8 layout with per-row ranges, which this qins does not read")
-	}
 	codes := lookup(name + CodesSuffix)
 	switch {
 	case codes == nil:
@@ -341,7 +338,20 @@ func i8Logical(m EncodedMeta, lookup func(string) *format.Tensor, name, version 
 	if err := p.CheckFinite(dt); err != nil {
 		return Logical{}, err
 	}
-	return Logical{Name: name, DType: dt, Shape: codes.Shape, Codes: codes, Layout: LayoutI8, Params: p}, nil
+	l := Logical{Name: name, DType: dt, Shape: codes.Shape, Codes: codes, Layout: LayoutI8, Params: p}
+	if m.Granularity != GranularityRow {
+		return l, nil
+	}
+	want := m.Encoding.Stored(PartRanges, name, codes.Shape)
+	r := lookup(want.Name)
+	if r == nil {
+		return Logical{}, fmt.Errorf("has per-row ranges but no %s", want.Name)
+	}
+	if r.DType != want.DType || !slices.Equal(r.Shape, want.Shape) {
+		return Logical{}, fmt.Errorf("%s is %v %v; want %v %v", r.Name, r.DType, r.Shape, want.DType, want.Shape)
+	}
+	l.Ranges = r
+	return l, nil
 }
 
 // first returns the stored tensor whose position orders l.

@@ -397,7 +397,8 @@ func TestLogicalsI8(t *testing.T) {
 		{"U8 codes", "3", meta, dtype.U8, nil, "want I8"},
 		{"a sign tensor", "3", meta, dtype.I8, []format.TensorInfo{{Name: "w.sign", DType: dtype.I8, Shape: []uint64{2, 2}}}, "sign tensor"},
 		{"stored twice", "3", meta, dtype.I8, []format.TensorInfo{{Name: "w", DType: dtype.BF16, Shape: []uint64{2, 2}}}, "both encoded"},
-		{"per row", "3", `{"log_min":-5,"log_max":-1,"dtype":"BF16","layout":"i8","granularity":"row"}`, dtype.I8, nil, "granularity"},
+		{"per row", "3", `{"log_min":-5,"log_max":-1,"dtype":"BF16","layout":"i8","granularity":"row"}`, dtype.I8, nil, "no w.logrange"},
+		{"per row, bad ranges", "3", `{"log_min":-5,"log_max":-1,"dtype":"BF16","layout":"i8","granularity":"row"}`, dtype.I8, []format.TensorInfo{{Name: "w.logrange", DType: dtype.F32, Shape: []uint64{3, 2}}}, "want F32 [2 2]"},
 		{"infinite range", "3", `{"log_min":-5,"log_max":1000,"dtype":"BF16","layout":"i8"}`, dtype.I8, nil, "beyond"},
 	} {
 		c, err := format.OpenCheckpoint(i8File(t, tc.version, tc.meta, tc.dt, []int8{1, 2, 3, 4}, tc.extra...))

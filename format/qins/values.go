@@ -16,6 +16,7 @@ import (
 type Decoder struct {
 	l     *Logical
 	whole *quant.Decoder
+	i8    bool // the i8 layout: each row's decoder is an i8 one
 }
 
 // NewDecoder returns the decoder of the encoded tensor l.
@@ -24,7 +25,7 @@ func NewDecoder(l *Logical) *Decoder {
 		return &Decoder{l: l, whole: quant.NewRationalDecoder(l.Alpha)}
 	}
 	if l.Layout == LayoutI8 {
-		return &Decoder{l: l, whole: quant.NewI8Decoder(l.Params)}
+		return &Decoder{l: l, whole: quant.NewI8Decoder(l.Params), i8: true}
 	}
 	return &Decoder{l: l, whole: quant.NewDecoder(l.Params)}
 }
@@ -67,7 +68,11 @@ func (d *Decoder) eachRow(off, m int64, fn func(q *quant.Decoder, a, b int64) er
 	}
 	q := new(quant.Decoder)
 	for r := r0; r <= r1; r++ {
-		q.Reset(ps[r-r0])
+		if d.i8 {
+			q.ResetI8(ps[r-r0])
+		} else {
+			q.Reset(ps[r-r0])
+		}
 		if err := fn(q, max(off, r*n)-off, min(off+m, (r+1)*n)-off); err != nil {
 			return d.err(err)
 		}
