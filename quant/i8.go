@@ -89,8 +89,20 @@ func NewI8Decoder(p Params) *Decoder {
 func (d *Decoder) ResetI8(p Params) {
 	d.bad32, d.zeroOK, d.i8 = 0x7fc0dead, true, true
 	nan := math.NaN()
+	var mag [128]float64 // Magnitude7 of each code; ValueI8(-c) is -ValueI8(c)
+	for c := 1; c < 128; c++ {
+		mag[c] = p.Magnitude7(c)
+	}
 	for b := range 256 {
-		v := p.ValueI8(int8(uint8(b)))
+		var v float64
+		switch c := int8(uint8(b)); {
+		case c == -128:
+			v = nan
+		case c < 0:
+			v = -mag[-c]
+		default:
+			v = mag[c]
+		}
 		d.f64[0][b], d.f64[1][b], d.f64[2][b] = nan, nan, v
 		d.f64r[0][b], d.f64r[1][b], d.f64r[2][b] = nan, nan, float64(float32(v))
 		d.f32[0][b], d.f32[1][b], d.f32[2][b] = d.bad32, d.bad32, math.Float32bits(float32(v))
