@@ -93,7 +93,12 @@ rounding tie. Decoded with the spec's formula, zeros stay 0, no weight
 changes sign, nothing exceeds the largest magnitude, the log error is within
 half a code step ((log_max - log_min)/252, one step more at a tie; in mse
 below log_min exactly exp(log_min)), and each RESTORED F32 (F64) file holds
-the decoded values within 1 (64) ulps: two libms' exp may differ.
+the decoded values within 1 (64) ulps: two libms' exp may differ. With
+granularity "row" NAME.logrange is F32 [rows, 2] and each row's range is
+checked as the 8-bit per-row files' (the row's min/max range in float32,
+log_max rounded down; mse: log_min within [min/max log_min, log_max]), the
+"qins:NAME" range being the rows' envelope; codes are recomputed with each
+row's range (0 codes off but ties) and decoded with each row's stored range.
 
 Self-test: `--self-test SOURCE QINSFILE` checks the pair, then corrupts
 copies of QINSFILE in a temporary folder (a code +2, a flipped sign, a digit
@@ -1405,7 +1410,7 @@ def check_i8_pair(source_arg, qins_path, restored=()):
     if q.metadata.get("qins") != want:
         rep.fail("__metadata__[\"qins\"] is %r, want %r" % (q.metadata.get("qins"), want))
     check_layout(q, rep)
-    encoded, elements, mse, off = {}, 0, 0, 0
+    encoded, elements, mse, off, rows = {}, 0, 0, 0, 0
     for k, v in sorted(q.metadata.items()):
         if not k.startswith("qins:"):
             continue
@@ -1416,9 +1421,9 @@ def check_i8_pair(source_arg, qins_path, restored=()):
             rep.fail("%s: qins metadata %r is not JSON: %s" % (name, v, e))
             continue
         if not isinstance(meta, dict) or not {"log_min", "log_max", "dtype", "layout"} <= set(meta) or \
-                set(meta) - {"log_min", "log_max", "dtype", "layout", "range"} or meta["layout"] != "i8" or \
-                meta.get("range", "minmax") not in RANGES:
-            rep.fail("%s: qins metadata %r is not log_min, log_max, dtype, layout i8 and optionally range" % (name, v))
+                set(meta) - {"log_min", "log_max", "dtype", "layout", "range", "granularity"} or meta["layout"] != "i8" or \
+                meta.get("range", "minmax") not in RANGES or meta.get("granularity", "tensor") not in GRANULARITIES:
+            rep.fail("%s: qins metadata %r is not log_min, log_max, dtype, layout i8 and optionally range and granularity" % (name, v))
             continue
         lo_s, hi_s = meta["log_min"], meta["log_max"]
         if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in (lo_s, hi_s)) \
@@ -1434,9 +1439,18 @@ def check_i8_pair(source_arg, qins_path, restored=()):
         if codes_t is None or codes_t.dtype != "I8" or codes_t.shape != t.shape:
             rep.fail("%s: no NAME.qins I8 of the source shape" % name)
             continue
-        for extra in (name, name + ".sign", name + ".signbits", name + ".logrange"):
+        per_row = meta.get("granularity", "tensor") == "row"
+        for extra in (name, name + ".sign", name + ".signbits") + (() if per_row else (name + ".logrange",)):
             if extra in q.tensors:
                 rep.fail("%s: the QINS file also has %s" % (name, extra))
+        if per_row:
+            range_ = meta.get("range", "minmax")
+            mse += range_ == "mse"
+            encoded[name] = meta
+            rows += 1
+            off += check_i8_rows(t, q, codes_t, range_, (lo_s, hi_s), restored, rep)
+            elements += t.numel
+            continue
         # This script's min/max range, from the source.
         smin, smax, largest = None, None, 0.0
         for first, n in chunks(t.numel):
@@ -1529,13 +1543,159 @@ def check_i8_pair(source_arg, qins_path, restored=()):
     for name, t in sorted(src.tensors.items()):
         if name not in encoded and "qins:" + name not in q.metadata:
             check_copied(t, q, rep)
-    line = ("%s -> %s: %d i8 tensors (%d range mse), %d elements, %d codes differ at rounding ties, "
+    line = ("%s -> %s: %d i8 tensors (%d range mse, %d per row), %d elements, %d codes differ at rounding ties, "
             "%d codes off, %d other differences: %s"
-            % (source_arg, qins_path, len(encoded), mse, elements, rep.ties, off, rep.failures - off,
+            % (source_arg, qins_path, len(encoded), mse, rows, elements, rep.ties, off, rep.failures - off,
                "OK" if not rep.failures else "FAILED"))
     if not encoded and any(t.dtype in FLOATS and len(t.shape) >= 2 for t in src.tensors.values()):
         rep.fail("no i8 tensor, though the source has floating-point matrices")
     return line, rep
+
+
+def i8_expected_rows(w, lo, hi):
+    """i8_expected with per-element log_min and log_max arrays."""
+    a = np.abs(w)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lnw = np.log(a)
+        span = hi - lo
+        t = np.where(span > 0, 127.0 - 126.0 * (lnw - lo) / np.where(span > 0, span, 1), 1.0)
+        c7 = np.clip(np.rint(t), 1, 127)
+    c7 = np.where(a > SIGNIFICANT, c7, 127)
+    return np.where(w == 0, 0, np.sign(w) * c7).astype(np.int8), t
+
+
+def check_i8_rows(t, q, codes_t, range_, envelope, restored, rep):
+    """An i8 tensor with one range per row (granularity "row"): NAME.logrange
+    is F32 [rows, 2], each row's range stored as the 8-bit per-row files
+    store theirs: the row's min/max range with log_max rounded down to
+    float32 and log_min to nearest (range mse: log_max the same, log_min in
+    [the min/max log_min, log_max]); the envelope in "qins:NAME" is the
+    smallest log_min and largest log_max. Codes are recomputed from the
+    source with this script's row range (minmax) or with the stored one
+    (mse), ties by one; decoded with each row's stored range, zeros stay 0,
+    no weight changes sign, nothing exceeds its row's largest magnitude,
+    the log error is within half a code step (mse: below log_min exactly
+    exp(log_min)); RESTORED files hold the decoded values (F32 1 ulp, F64
+    64). Returns the number of codes off."""
+    off = 0
+    rowlen = t.shape[-1] if t.shape else 1
+    nrows = int(np.prod(t.shape[:-1])) if t.shape else 1
+    rt = q.tensors.get(t.name + ".logrange")
+    if rt is None:
+        rep.fail("%s: granularity row but no F32 tensor %s.logrange" % (t.name, t.name))
+        return off
+    if rt.dtype != "F32" or list(rt.shape) != [nrows, 2]:
+        rep.fail("%s: %s is %s %s, want F32 %s" % (t.name, rt.name, rt.dtype, list(rt.shape), [nrows, 2]))
+        return off
+    if rowlen == 0:
+        st = read_array(rt, "<f4", 0, 2 * nrows) if nrows else np.zeros(0)
+        if st.any():
+            rep.fail("%s: a row of no elements has a range other than (0, 0)" % t.name)
+        if nrows and tuple(envelope) != (0.0, 0.0):
+            rep.fail("%s: qins metadata log_min/log_max %r, the rows' envelope is (0, 0)" % (t.name, envelope))
+        return off
+    restored_t = []
+    for path in restored:
+        r = read_header(path).tensors.get(t.name)
+        if r is None or r.dtype not in ("F32", "F64") or r.shape != t.shape:
+            rep.fail("%s: %s has no F32 or F64 %s of the source shape" % (t.name, path, t.name))
+            continue
+        restored_t.append((path, r))
+    per = max(1, CHUNK // rowlen)
+    env_lo, env_hi = np.inf, -np.inf
+    for r0 in range(0, nrows, per):
+        nr = min(per, nrows - r0)
+        first, n = r0 * rowlen, nr * rowlen
+        w = source_values(t, first, n)
+        if not np.isfinite(w).all():
+            rep.fail("%s: NaN or infinity in the source" % where(t, first + int(np.flatnonzero(~np.isfinite(w))[0])))
+            return off
+        a = np.abs(w).reshape(nr, rowlen)
+        sig = a > SIGNIFICANT
+        largest = a.max(axis=1)
+        with np.errstate(divide="ignore"):
+            lo = np.log(np.where(sig, a, np.inf).min(axis=1))
+            hi = np.log(np.where(sig, a, 0).max(axis=1))
+            none = np.log(largest)
+        lo = np.where(sig.any(axis=1), lo, np.where(largest > 0, none, 0.0))
+        hi = np.where(sig.any(axis=1), hi, np.where(largest > 0, none, 0.0))
+        mm_lo, mm_hi = stored_row_range(lo, hi)
+        st = read_array(rt, "<f4", 2 * r0, 2 * nr).astype(np.float64).reshape(nr, 2)
+        lo_s, hi_s = st[:, 0], st[:, 1]
+        env_lo, env_hi = min(env_lo, lo_s.min()), max(env_hi, hi_s.max())
+        ulp_hi = np.spacing(np.float32(np.abs(mm_hi)) + np.float32(1e-30)).astype(np.float64)
+        bad = np.flatnonzero(~(np.abs(hi_s - mm_hi) <= ulp_hi))
+        if bad.size:
+            i = int(bad[0])
+            rep.fail("%s: row %d log_max %r, expected %r (%d rows)" % (t.name, r0 + i, hi_s[i], mm_hi[i], bad.size))
+            return off
+        ulp_lo = np.spacing(np.float32(np.abs(mm_lo) + 1e-30)).astype(np.float64)
+        if range_ == "mse":
+            one = mm_lo == mm_hi
+            bad = np.flatnonzero(~((lo_s >= mm_lo - ulp_lo) & (lo_s <= hi_s)) | one & (lo_s != hi_s))
+            if bad.size:
+                i = int(bad[0])
+                rep.fail("%s: row %d mse log_min %r outside [%r, %r]" % (t.name, r0 + i, lo_s[i], mm_lo[i], hi_s[i]))
+                return off
+            clo, chi = lo_s, hi_s           # codes from the stored range
+        else:
+            bad = np.flatnonzero(~(np.abs(lo_s - mm_lo) <= ulp_lo))
+            if bad.size:
+                i = int(bad[0])
+                rep.fail("%s: row %d log_min %r, expected %r" % (t.name, r0 + i, lo_s[i], mm_lo[i]))
+                return off
+            clo, chi = mm_lo, mm_hi         # codes recomputed from the source
+        elo, ehi = np.repeat(lo_s, rowlen), np.repeat(hi_s, rowlen)
+        exp, unrounded = i8_expected_rows(w, np.repeat(clo, rowlen), np.repeat(chi, rowlen))
+        ours = read_array(codes_t, "i1", first, n)
+        bad = np.flatnonzero(ours == -128)
+        if bad.size:
+            rep.fail("%s: code -128, which is invalid" % where(t, first + int(bad[0])), bad.size)
+            continue
+        diff = np.flatnonzero(ours != exp)
+        with np.errstate(invalid="ignore"):
+            tie = (np.abs(ours[diff].astype(np.int16) - exp[diff]) == 1) & (np.sign(ours[diff]) == np.sign(exp[diff])) & \
+                (np.abs(np.abs(ours[diff].astype(np.float64)) - unrounded[diff]) <= 0.5 + TIE_EPS) & \
+                (np.abs(w[diff]) > SIGNIFICANT)
+        rep.ties += int(tie.sum())
+        wrong = diff[~tie]
+        off += wrong.size
+        if wrong.size:
+            i = int(wrong[0])
+            rep.fail("%s: code %d, expected %d (unrounded %.12f, value %r, row range %r %r); %d such codes in this chunk"
+                     % (where(t, first + i), ours[i], exp[i], unrounded[i], w[i], elo[i], ehi[i], wrong.size), wrong.size)
+        dec = np.where(ours == 0, 0.0, np.sign(ours) * np.exp(elo + (127.0 - np.abs(ours.astype(np.float64))) / 126.0 * (ehi - elo)))
+        zero = w == 0
+        if (dec[zero] != 0).any():
+            rep.fail("%s: an exact zero does not decode to 0" % where(t, first + int(np.flatnonzero(zero & (dec != 0))[0])))
+        flip = np.flatnonzero((w > 0) & (dec < 0) | (w < 0) & (dec > 0))
+        if flip.size:
+            rep.fail("%s: the weight changes sign" % where(t, first + int(flip[0])), flip.size)
+        over = np.flatnonzero(np.abs(dec) > np.repeat(largest, rowlen) * (1 + 1e-13))
+        if over.size:
+            rep.fail("%s: decodes to %r, above its row's largest magnitude" % (where(t, first + int(over[0])), dec[over[0]]))
+        av = a.reshape(-1)
+        s = av > SIGNIFICANT
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lnw = np.log(av)
+            err = np.abs(np.log(np.abs(dec)) - lnw)
+        below = s & (lnw < elo) if range_ == "mse" else np.zeros(n, bool)
+        limit = (ehi - elo) / 252 + 1e-6 + np.where(np.isin(np.arange(n), diff[tie]), (ehi - elo) / 126, 0)
+        far = np.where(below, np.abs(dec) != np.exp(elo), s & (err > limit))
+        if far.any():
+            i = int(np.flatnonzero(far)[0])
+            rep.fail("%s: value %r decodes to %r (row range %r %r)" % (where(t, first + i), w[i], dec[i], elo[i], ehi[i]), int(far.sum()))
+        for path, r in restored_t:
+            got = read_array(r, READ_DTYPE[r.dtype], first, n)
+            ulps = 64 if r.dtype == "F64" else 1
+            far = np.flatnonzero(within_ulps(got, dec.astype(got.dtype), ulps) | (np.signbit(got) != np.signbit(dec)) & (dec != 0))
+            if far.size:
+                i = int(far[0])
+                rep.fail("%s: %s restores %r, the spec decodes code %d with its row's range to %r"
+                         % (where(t, first + i), path, got[i], ours[i], dec[i]), far.size)
+    if nrows and (envelope[0] != env_lo or envelope[1] != env_hi):
+        rep.fail("%s: qins metadata log_min/log_max %r, the rows' envelope is %r" % (t.name, envelope, (env_lo, env_hi)))
+    return off
 
 
 def run_i8(args):
