@@ -112,6 +112,12 @@
 // encoded through a table of every bit pattern filled with the formula,
 // F32 and F64 with the formula per element ([I8Encoder]).
 //
+// With the row granularity, each row's range is found and stored as the
+// 8-bit code's ([RowCoder.Range], [StoredRange]); with the mse range,
+// log_min is [Scanner.MSEParamsLevels] with [Levels7] on the row alone,
+// rounded by [StoredRange]. The row's codes are then the formula's with
+// its stored range ([RowCoder.EncodeI8], per element, no kernels).
+//
 // # The rational codec
 //
 // A second codec, after the reference dkeviv/Cogumi-IntLLM

@@ -116,11 +116,17 @@
 // describes it: a 7-bit log code, 127 levels), for each encoded tensor NAME:
 //
 //   - tensor NAME.qins: I8, the source shape: 0 for an exact zero, else
-//     sign(w) * code7 with code7 in 1..127; -128 is invalid. No other part
-//     (no NAME.sign, NAME.signbits or NAME.logrange);
+//     sign(w) * code7 with code7 in 1..127; -128 is invalid. No sign part
+//     (no NAME.sign or NAME.signbits);
 //   - __metadata__["qins:NAME"]: as in version 1 plus "layout": "i8"
-//     (and "range": "mse" for the mse range), one range per tensor
-//     ("granularity": "row" is refused with it for now).
+//     (and "range": "mse" for the mse range), one range per tensor;
+//   - with --granularity row, "granularity": "row" in "qins:NAME" too,
+//     whose log_min and log_max are then the rows' envelope, and
+//     NAME.logrange, F32 [rows, 2], each row's (log_min, log_max) stored
+//     exactly as in version 2 (the row's min/max range, log_max rounded
+//     down to float32, log_min to nearest; with "range": "mse", log_min
+//     chosen for the row's least squared error with 127 levels). Each
+//     row's codes are the formula's with its row's stored range.
 //
 // One byte per weight, and the file's __metadata__["qins"] is "3", so that
 // readers of versions 1 and 2 refuse it; files without i8 or rational
@@ -150,8 +156,9 @@
 //     128) rounds to an infinity in the source dtype; NAME.qins missing or not
 //     U8;
 //   - for the i8 layout, NAME.qins missing or not I8, a NAME.sign or
-//     NAME.signbits beside it, "granularity": "row", and a code -128 (when
-//     decoded, naming the element);
+//     NAME.signbits beside it, with "granularity": "row" a NAME.logrange
+//     missing or not F32 [rows, 2], and a code -128 (when decoded, naming
+//     the element);
 //   - a range that does not decode to finite values in the source dtype:
 //     log_max - log_min must be finite, log_min not above log_max, and the
 //     largest magnitude, exp(log_max) (code 1), must not round to an
@@ -205,6 +212,10 @@
 //	    if meta.get("layout") == "i8":  # version 3: sign * 7-bit code
 //	        c = stored(name + ".qins", np.int8).astype(np.float64)
 //	        lo, hi = meta["log_min"], meta["log_max"]
+//	        if meta.get("granularity") == "row":  # a range per row
+//	            ranges = stored(name + ".logrange", np.float32).astype(np.float64)
+//	            lo = ranges[:, 0].reshape(c.shape[:-1] + (1,))
+//	            hi = ranges[:, 1].reshape(c.shape[:-1] + (1,))
 //	        magnitude = np.exp(lo + (127 - np.abs(c)) / 126 * (hi - lo))
 //	        return np.where(c == 0, 0.0, np.sign(c) * magnitude).astype(np.float32)
 //	    codes = stored(name + ".qins", np.uint8)
