@@ -132,17 +132,7 @@ func NewI8Encoder(dt dtype.DType, p Params) (*I8Encoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &I8Encoder{dt: dt, p: p, read: read}
-	if to, expAll := toF32(dt); to != nil {
-		e.tab = make([]int8, 1<<16)
-		for h := range 1 << 16 {
-			if uint16(h)&expAll == expAll {
-				continue // NaN and infinities: the range pass refuses them
-			}
-			e.tab[h] = p.CodeI8(float64(to(uint16(h))))
-		}
-	}
-	return e, nil
+	return &I8Encoder{dt: dt, p: p, read: read, tab: patternTable(dt, p.CodeI8)}, nil
 }
 
 // Params returns the encoder's parameters.
@@ -174,4 +164,21 @@ func (e *I8Encoder) Encode(b []byte, codes []int8) {
 	for i, x := range v {
 		codes[i] = e.p.CodeI8(x)
 	}
+}
+
+// patternTable returns, for a 16-bit dtype, the code of each bit pattern,
+// so that encoding is one lookup per element; nil for other dtypes. NaN
+// and infinities get 0: the range pass refuses them first.
+func patternTable[T any](dt dtype.DType, code func(float64) T) []T {
+	to, expAll := toF32(dt)
+	if to == nil {
+		return nil
+	}
+	tab := make([]T, 1<<16)
+	for h := range 1 << 16 {
+		if uint16(h)&expAll != expAll {
+			tab[h] = code(float64(to(uint16(h))))
+		}
+	}
+	return tab
 }

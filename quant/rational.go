@@ -110,17 +110,8 @@ func NewRationalEncoder(dt dtype.DType, alpha float32) (*RationalEncoder, error)
 	if err != nil {
 		return nil, err
 	}
-	e := &RationalEncoder{dt: dt, alpha: alpha, read: read}
-	if to, expAll := toF32(dt); to != nil {
-		e.tab = make([]uint8, 1<<16)
-		for h := range 1 << 16 {
-			if uint16(h)&expAll == expAll {
-				continue // NaN and infinities: the range pass refuses them
-			}
-			e.tab[h] = RationalCode(float64(to(uint16(h))), alpha)
-		}
-	}
-	return e, nil
+	code := func(w float64) uint8 { return RationalCode(w, alpha) }
+	return &RationalEncoder{dt: dt, alpha: alpha, read: read, tab: patternTable(dt, code)}, nil
 }
 
 // Alpha returns the encoder's parameter.

@@ -282,30 +282,31 @@ func encodedLogical(c *format.Checkpoint, byName map[string]int32, name, meta, v
 	if version != VersionRows {
 		return Logical{}, fmt.Errorf("has per-row ranges, which need QINS version %s, not %s", VersionRows, version)
 	}
-	want = e.Stored(PartRanges, name, codes.Shape)
+	l.Ranges, err = rowRanges(e, lookup, name, codes.Shape)
+	return l, err
+}
+
+// rowRanges returns the stored per-row ranges of the tensor name of the
+// given shape, encoded so, checked against the part the encoding names.
+func rowRanges(e Encoding, lookup func(string) *format.Tensor, name string, shape []uint64) (*format.Tensor, error) {
+	want := e.Stored(PartRanges, name, shape)
 	r := lookup(want.Name)
 	if r == nil {
-		return Logical{}, fmt.Errorf("has per-row ranges but no %s", want.Name)
+		return nil, fmt.Errorf("has per-row ranges but no %s", want.Name)
 	}
 	if r.DType != want.DType || !slices.Equal(r.Shape, want.Shape) {
-		return Logical{}, fmt.Errorf("%s is %v %v; want %v %v", r.Name, r.DType, r.Shape, want.DType, want.Shape)
+		return nil, fmt.Errorf("%s is %v %v; want %v %v", r.Name, r.DType, r.Shape, want.DType, want.Shape)
 	}
-	l.Ranges = r
-	return l, nil
+	return r, nil
 }
 
 // rationalLogical checks the stored codes of the rational tensor name,
 // whose metadata is m.
 func rationalLogical(m EncodedMeta, lookup func(string) *format.Tensor, name, version string) (Logical, error) {
-	if version != VersionRational {
-		return Logical{}, fmt.Errorf("has the rational codec, which needs QINS version %s, not %s", VersionRational, version)
-	}
-	codes := lookup(name + CodesSuffix)
+	codes, err := oneByteCodes(lookup, name, version, "the rational codec", dtype.U8, "")
 	switch {
-	case codes == nil:
-		return Logical{}, fmt.Errorf("has metadata but no %s", CodesSuffix)
-	case codes.DType != dtype.U8:
-		return Logical{}, fmt.Errorf("codes are %v; want U8", codes.DType)
+	case err != nil:
+		return Logical{}, err
 	case lookup(name) != nil:
 		return Logical{}, errors.New("is stored both encoded and unchanged")
 	}
@@ -316,18 +317,30 @@ func rationalLogical(m EncodedMeta, lookup func(string) *format.Tensor, name, ve
 	return Logical{Name: name, DType: dt, Shape: codes.Shape, Codes: codes, Codec: CodecRational, Alpha: m.Alpha}, nil
 }
 
-// i8Logical checks the stored codes of the tensor name in the i8 layout,
-// whose metadata is m.
-func i8Logical(m EncodedMeta, lookup func(string) *format.Tensor, name, version string) (Logical, error) {
+// oneByteCodes returns the codes of the tensor name stored in one byte per
+// weight, as the rational codec and the i8 layout store them (what names
+// which), checking the file's version and their dtype.
+func oneByteCodes(lookup func(string) *format.Tensor, name, version, what string, dt dtype.DType, where string) (*format.Tensor, error) {
 	if version != VersionRational {
-		return Logical{}, fmt.Errorf("has the i8 layout, which needs QINS version %s, not %s", VersionRational, version)
+		return nil, fmt.Errorf("has %s, which needs QINS version %s, not %s", what, VersionRational, version)
 	}
 	codes := lookup(name + CodesSuffix)
 	switch {
 	case codes == nil:
-		return Logical{}, fmt.Errorf("has metadata but no %s", CodesSuffix)
-	case codes.DType != dtype.I8:
-		return Logical{}, fmt.Errorf("codes are %v; want I8 in the i8 layout", codes.DType)
+		return nil, fmt.Errorf("has metadata but no %s", CodesSuffix)
+	case codes.DType != dt:
+		return nil, fmt.Errorf("codes are %v; want %v%s", codes.DType, dt, where)
+	}
+	return codes, nil
+}
+
+// i8Logical checks the stored codes of the tensor name in the i8 layout,
+// whose metadata is m.
+func i8Logical(m EncodedMeta, lookup func(string) *format.Tensor, name, version string) (Logical, error) {
+	codes, err := oneByteCodes(lookup, name, version, "the i8 layout", dtype.I8, " in the i8 layout")
+	switch {
+	case err != nil:
+		return Logical{}, err
 	case lookup(name+SignsSuffix) != nil || lookup(name+SignBitsSuffix) != nil:
 		return Logical{}, fmt.Errorf("has a sign tensor, which the i8 layout does not have")
 	case lookup(name) != nil:
@@ -342,16 +355,8 @@ func i8Logical(m EncodedMeta, lookup func(string) *format.Tensor, name, version 
 	if m.Granularity != GranularityRow {
 		return l, nil
 	}
-	want := m.Encoding.Stored(PartRanges, name, codes.Shape)
-	r := lookup(want.Name)
-	if r == nil {
-		return Logical{}, fmt.Errorf("has per-row ranges but no %s", want.Name)
-	}
-	if r.DType != want.DType || !slices.Equal(r.Shape, want.Shape) {
-		return Logical{}, fmt.Errorf("%s is %v %v; want %v %v", r.Name, r.DType, r.Shape, want.DType, want.Shape)
-	}
-	l.Ranges = r
-	return l, nil
+	l.Ranges, err = rowRanges(m.Encoding, lookup, name, codes.Shape)
+	return l, err
 }
 
 // first returns the stored tensor whose position orders l.
