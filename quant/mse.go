@@ -31,22 +31,10 @@ func (s *Scanner) MSEParamsLevels(levels int) (Params, error) {
 		return p0, err
 	}
 	// The distinct non-zero magnitudes, their logarithms and counts.
-	var mags, logs, ns []float64
-	for h := 1; h < 1<<15; h++ {
-		n := s.counts[h] + s.counts[h|0x8000]
-		if n == 0 {
-			continue
-		}
-		var m float64
-		if s.toF32 != nil {
-			if uint16(h)&s.expAll == s.expAll {
-				continue
-			}
-			m = float64(s.toF32(uint16(h)))
-		} else {
-			m = float64(math.Float32frombits(uint32(h)<<16 | 0x8000)) // the bucket's middle
-		}
-		mags, logs, ns = append(mags, m), append(logs, math.Log(m)), append(ns, float64(n))
+	mags, ns := s.magnitudes()
+	logs := make([]float64, len(mags))
+	for i, m := range mags {
+		logs[i] = math.Log(m)
 	}
 	var dec [256]float64
 	top := float64(levels)
@@ -86,4 +74,28 @@ func (s *Scanner) MSEParamsLevels(levels int) (Params, error) {
 		}
 	}
 	return Params{LogMin: best, LogMax: p0.LogMax}, nil
+}
+
+// magnitudes returns the distinct non-zero magnitudes the scanner counted,
+// in increasing order, and how many elements had each: for a 16-bit
+// dtype its values, for F32 and F64 the middle of each bucket of the
+// counts. NaN and infinities are left out (the range pass refuses them).
+func (s *Scanner) magnitudes() (mags, ns []float64) {
+	for h := 1; h < 1<<15; h++ {
+		n := s.counts[h] + s.counts[h|0x8000]
+		if n == 0 {
+			continue
+		}
+		var m float64
+		if s.toF32 != nil {
+			if uint16(h)&s.expAll == s.expAll {
+				continue
+			}
+			m = float64(s.toF32(uint16(h)))
+		} else {
+			m = float64(math.Float32frombits(uint32(h)<<16 | 0x8000)) // the bucket's middle
+		}
+		mags, ns = append(mags, m), append(ns, float64(n))
+	}
+	return mags, ns
 }

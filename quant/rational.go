@@ -161,23 +161,7 @@ func (s *Scanner) RationalAlpha() (float32, error) {
 	if err != nil {
 		return 0, err
 	}
-	var mags, ns []float64
-	for h := 1; h < 1<<15; h++ {
-		n := s.counts[h] + s.counts[h|0x8000]
-		if n == 0 {
-			continue
-		}
-		var m float64
-		if s.toF32 != nil {
-			if uint16(h)&s.expAll == s.expAll {
-				continue
-			}
-			m = float64(s.toF32(uint16(h)))
-		} else {
-			m = float64(math.Float32frombits(uint32(h)<<16 | 0x8000)) // the bucket's middle
-		}
-		mags, ns = append(mags, m), append(ns, float64(n))
-	}
+	mags, ns := s.magnitudes()
 	if len(mags) == 0 {
 		return 1, nil
 	}

@@ -1324,8 +1324,10 @@ def check_rational_pair(source_arg, qins_path, restored=()):
     return line, rep
 
 
-def run_rational(args):
-    """--rational SOURCE QINSFILE [RESTORED ...] [-- SOURCE QINSFILE ...]"""
+def run_groups(args, flag, check):
+    """FLAG SOURCE QINSFILE [RESTORED ...] [-- SOURCE QINSFILE ...]: each
+    group through check(source, qins, restored), its line and failures
+    printed; 1 when any failed."""
     status = 0
     groups, cur = [], []
     for a in args + ["--"]:
@@ -1337,14 +1339,19 @@ def run_rational(args):
             cur.append(a)
     for g in groups:
         if len(g) < 2:
-            raise InputError("--rational needs SOURCE QINSFILE")
-        line, rep = check_rational_pair(g[0], g[1], g[2:])
+            raise InputError("%s needs SOURCE QINSFILE" % flag)
+        line, rep = check(g[0], g[1], g[2:])
         print(line, flush=True)
         for l in rep.lines:
             print("  " + l)
         if rep.failures:
             status = 1
     return status
+
+
+def run_rational(args):
+    """--rational SOURCE QINSFILE [RESTORED ...] [-- SOURCE QINSFILE ...]"""
+    return run_groups(args, "--rational", check_rational_pair)
 
 
 def reference_self_test():
@@ -1700,25 +1707,7 @@ def check_i8_rows(t, q, codes_t, range_, envelope, restored, rep):
 
 def run_i8(args):
     """--i8 SOURCE QINSFILE [RESTORED ...] [-- SOURCE QINSFILE ...]"""
-    status = 0
-    groups, cur = [], []
-    for a in args + ["--"]:
-        if a == "--":
-            if cur:
-                groups.append(cur)
-            cur = []
-        else:
-            cur.append(a)
-    for g in groups:
-        if len(g) < 2:
-            raise InputError("--i8 needs SOURCE QINSFILE")
-        line, rep = check_i8_pair(g[0], g[1], g[2:])
-        print(line, flush=True)
-        for l in rep.lines:
-            print("  " + l)
-        if rep.failures:
-            status = 1
-    return status
+    return run_groups(args, "--i8", check_i8_pair)
 
 
 def i8_self_test():
