@@ -960,6 +960,23 @@ def f32_down(x):
     return f.astype(np.float64)
 
 
+def minmax_row_ranges(a):
+    """The min/max range of each row of magnitudes a ([rows, rowlen]), as
+    stored (float32): ln of the smallest and largest magnitude above
+    SIGNIFICANT; a row with none takes ln of its largest for both, and a
+    row of zeros (0, 0). Also each row's largest magnitude."""
+    sig = a > SIGNIFICANT
+    largest = a.max(axis=1)
+    with np.errstate(divide="ignore"):
+        lo = np.log(np.where(sig, a, np.inf).min(axis=1))
+        hi = np.log(np.where(sig, a, 0).max(axis=1))
+        none = np.log(largest)
+    lo = np.where(sig.any(axis=1), lo, np.where(largest > 0, none, 0.0))
+    hi = np.where(sig.any(axis=1), hi, np.where(largest > 0, none, 0.0))
+    mm_lo, mm_hi = stored_row_range(lo, hi)
+    return mm_lo, mm_hi, largest
+
+
 def stored_row_range(lo, hi):
     """README: log_max rounded down to float32, log_min to the nearest
     float32 but not above that."""
@@ -1032,15 +1049,7 @@ def check_rows(t, q, parts, packed, range_, envelope, rep):
             i = int(np.flatnonzero(~np.isfinite(w))[0])
             return rep.fail("%s: %r in the source: the converter must refuse it" % (where(t, first + i), w[i]))
         a = np.abs(w).reshape(nr, rowlen)
-        sig = a > SIGNIFICANT
-        largest = a.max(axis=1)
-        with np.errstate(divide="ignore"):
-            lo = np.log(np.where(sig, a, np.inf).min(axis=1))
-            hi = np.log(np.where(sig, a, 0).max(axis=1))
-            none = np.log(largest)
-        lo = np.where(sig.any(axis=1), lo, np.where(largest > 0, none, 0.0))
-        hi = np.where(sig.any(axis=1), hi, np.where(largest > 0, none, 0.0))
-        mm_lo, mm_hi = stored_row_range(lo, hi)
+        mm_lo, mm_hi, largest = minmax_row_ranges(a)
         st = read_array(rt, "<f4", 2 * r0, 2 * nr).astype(np.float64).reshape(nr, 2)
         lo_s, hi_s = st[:, 0], st[:, 1]
         env_lo, env_hi = min(env_lo, lo_s.min()), max(env_hi, hi_s.max())
@@ -1618,15 +1627,7 @@ def check_i8_rows(t, q, codes_t, range_, envelope, restored, rep):
             rep.fail("%s: NaN or infinity in the source" % where(t, first + int(np.flatnonzero(~np.isfinite(w))[0])))
             return off
         a = np.abs(w).reshape(nr, rowlen)
-        sig = a > SIGNIFICANT
-        largest = a.max(axis=1)
-        with np.errstate(divide="ignore"):
-            lo = np.log(np.where(sig, a, np.inf).min(axis=1))
-            hi = np.log(np.where(sig, a, 0).max(axis=1))
-            none = np.log(largest)
-        lo = np.where(sig.any(axis=1), lo, np.where(largest > 0, none, 0.0))
-        hi = np.where(sig.any(axis=1), hi, np.where(largest > 0, none, 0.0))
-        mm_lo, mm_hi = stored_row_range(lo, hi)
+        mm_lo, mm_hi, largest = minmax_row_ranges(a)
         st = read_array(rt, "<f4", 2 * r0, 2 * nr).astype(np.float64).reshape(nr, 2)
         lo_s, hi_s = st[:, 0], st[:, 1]
         env_lo, env_hi = min(env_lo, lo_s.min()), max(env_hi, hi_s.max())
