@@ -30,8 +30,14 @@ func (s *Scanner) MSEParamsLevels(levels int) (Params, error) {
 	if err != nil || p0.LogMax == p0.LogMin {
 		return p0, err
 	}
-	// The distinct non-zero magnitudes, their logarithms and counts.
 	mags, ns := s.magnitudes()
+	return mseSearch(p0, mags, ns, levels), nil
+}
+
+// mseSearch is MSEParamsLevels's search over the distinct non-zero
+// magnitudes mags, in increasing order, with their counts ns, from the
+// min/max range p0 (log_min < log_max).
+func mseSearch(p0 Params, mags, ns []float64, levels int) Params {
 	logs := make([]float64, len(mags))
 	for i, m := range mags {
 		logs[i] = math.Log(m)
@@ -73,7 +79,7 @@ func (s *Scanner) MSEParamsLevels(levels int) (Params, error) {
 			break
 		}
 	}
-	return Params{LogMin: best, LogMax: p0.LogMax}, nil
+	return Params{LogMin: best, LogMax: p0.LogMax}
 }
 
 // magnitudes returns the distinct non-zero magnitudes the scanner counted,

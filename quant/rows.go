@@ -30,7 +30,11 @@ type RowCoder struct {
 	tables [2]*codeTable
 	counts *[1 << 15]uint32 // mse: the row's count of each pattern, zero between rows
 	dist   *distinct16      // mse on rows of at most ExactRowMax
-	scan   *Scanner         // the i8 form's mse: the row's counts
+	// The i8 form: its code tables, and the row's distinct magnitudes.
+	tables7 [2]*codeTable
+	keys    []uint16
+	mags    []float64
+	ns      []float64
 }
 
 // NewRowCoder returns a RowCoder for rows of dtype dt, which must be F16,
@@ -276,14 +280,22 @@ func (rc *RowCoder) modelRange(p0 Params, visit func(add func(m, w float64))) Pa
 		h.s2[b] += w * m * m
 		lo, hi = min(lo, b), max(hi, b)
 	})
-	return h.pick(p0, lo, hi)
+	return h.pick(p0, lo, hi, Levels8)
 }
 
-// pick is modelRange's choice over the buckets [lo, hi] of h, which it
-// empties; hi < lo when the row has no non-zero element.
-func (h *rowHist) pick(p0 Params, lo, hi int) Params {
+// pick is modelRange's choice, for a code of the given levels, over the
+// buckets [lo, hi] of h, which it empties; hi < lo when the row has no
+// non-zero element.
+func (h *rowHist) pick(p0 Params, lo, hi, levels int) Params {
+	p, _ := h.pickGain(p0, lo, hi, levels)
+	return p
+}
+
+// pickGain is pick, and the ratio of the model's error of its choice to
+// the model's error of p0 (1 when it keeps p0).
+func (h *rowHist) pickGain(p0 Params, lo, hi, levels int) (Params, float64) {
 	if hi < lo {
-		return p0
+		return p0, 1
 	}
 	var total float64
 	for b := lo; b <= hi; b++ {
@@ -291,7 +303,7 @@ func (h *rowHist) pick(p0 Params, lo, hi int) Params {
 	}
 	// e is exp(lmin), the magnitude clamped elements decode to.
 	model := func(lmin, e, n, s1, s2 float64) float64 {
-		s := (p0.LogMax - lmin) / 254
+		s := (p0.LogMax - lmin) / float64(levels-1)
 		return s*s/12*(total-s2) + s2 - 2*e*s1 + e*e*n
 	}
 	edges := bucketEdges()
@@ -309,8 +321,9 @@ func (h *rowHist) pick(p0 Params, lo, hi int) Params {
 	}
 	// p0 itself, modelled with nothing clamped but the tiny elements
 	// (whose error is the same for every candidate near it).
-	if e := model(p0.LogMin, 0, 0, 0, 0); e <= bestErr {
-		return p0
+	e0 := model(p0.LogMin, 0, 0, 0, 0)
+	if e0 <= bestErr {
+		return p0, 1
 	}
-	return StoredRange(Params{LogMin: best, LogMax: p0.LogMax})
+	return StoredRange(Params{LogMin: best, LogMax: p0.LogMax}), bestErr / e0
 }

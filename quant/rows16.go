@@ -130,13 +130,18 @@ func (rc *RowCoder) encode16(row []byte, first int64, mse bool, codes []uint8, s
 // range16 returns the stored range of a row whose largest magnitude
 // pattern is mx and smallest above Tiny mn (0xffff for none).
 func (rc *RowCoder) range16(mx, mn uint16) (Params, error) {
+	p, err := rc.rawRange16(mx, mn)
+	return StoredRange(p), err
+}
+
+// rawRange16 is range16 before StoredRange.
+func (rc *RowCoder) rawRange16(mx, mn uint16) (Params, error) {
 	r := NewMagnitudes()
 	r.addMagnitude(float64(rc.toF32(mx)))
 	if mn != 0xffff {
 		r.addMagnitude(float64(rc.toF32(mn)))
 	}
-	p, err := r.Params()
-	return StoredRange(p), err
+	return r.Params()
 }
 
 // table16 returns code table k of rc with the codes under p of the
@@ -201,7 +206,7 @@ func (rc *RowCoder) mse16(row []byte, p0 Params, mn, mx uint16) (*codeTable, Par
 	if rc.counts == nil {
 		rc.counts = new([1 << 15]uint32)
 	}
-	counts, mags := rc.counts, &rc.tab.mags
+	counts := rc.counts
 	// The smallest non-zero pattern, which may be at or below Tiny.
 	lo := mn
 	if _, nz := minMax16Fast(row, 0, 0, 0xffff); nz < lo {
@@ -209,20 +214,30 @@ func (rc *RowCoder) mse16(row []byte, p0 Params, mn, mx uint16) (*codeTable, Par
 	}
 	histogram16(row, counts)
 	counts[0] = 0
-	p := rc.model16(p0, lo, mx)
+	defer clear(counts[lo : int(mx)+1])
+	p := rc.model16(p0, lo, mx, Levels8)
 	t0 := rc.table16(0, p0, mn, mx)
 	if p == p0 {
-		clear(counts[lo : int(mx)+1])
 		return t0, p0
 	}
 	t := rc.table16(1, p, mn, mx)
-	// Both exact errors in one pass over the patterns, without a branch:
-	// an absent pattern has weight 0 (and its stale codes decode to a
-	// finite value).
 	var dec0, dec [256]float64
 	fastDecTable(p0, &dec0)
 	fastDecTable(p, &dec)
-	var e0, e, f0, f float64
+	if e0, e := rc.errors16(lo, mx, t0, t, &dec0, &dec); e0 <= e {
+		return t0, p0
+	}
+	return t, p
+}
+
+// errors16 returns the squared errors of the row whose histogram is
+// rc.counts, its non-zero patterns in [lo, mx], decoded through the code
+// tables t0 and t with the decoded magnitudes dec0 and dec: both in one
+// pass over the patterns, without a branch (an absent pattern has weight
+// 0, and its stale codes decode to a finite value).
+func (rc *RowCoder) errors16(lo, mx uint16, t0, t *codeTable, dec0, dec *[256]float64) (e0, e float64) {
+	counts, mags := rc.counts, &rc.tab.mags
+	var f0, f float64
 	m := int(lo)
 	for ; m+1 <= int(mx); m += 2 {
 		w, a := float64(counts[m]), float64(mags[m])
@@ -240,16 +255,18 @@ func (rc *RowCoder) mse16(row []byte, p0 Params, mn, mx uint16) (*codeTable, Par
 		e0 += w * x0 * x0
 		e += w * x * x
 	}
-	clear(counts[lo : int(mx)+1])
-	if e0+f0 <= e+f {
-		return t0, p0
-	}
-	return t, p
+	return e0 + f0, e + f
 }
 
-// model16 is MSERange on the row whose histogram is rc.counts, its
-// non-zero patterns being in [lo, mx].
-func (rc *RowCoder) model16(p0 Params, lo, mx uint16) Params {
+// model16 is MSERange, for a code of the given levels, on the row whose
+// histogram is rc.counts, its non-zero patterns being in [lo, mx].
+func (rc *RowCoder) model16(p0 Params, lo, mx uint16, levels int) Params {
+	p, _ := rc.model16Gain(p0, lo, mx, levels)
+	return p
+}
+
+// model16Gain is model16, and pickGain's ratio.
+func (rc *RowCoder) model16Gain(p0 Params, lo, mx uint16, levels int) (Params, float64) {
 	// A bucket's magnitudes are k * 2^x for integers k < 2^11 and one x,
 	// so its sums are integers times powers of two: summed as integers
 	// they are exact, as the old float sums were (below 2^53, for rows of
@@ -261,6 +278,11 @@ func (rc *RowCoder) model16(p0 Params, lo, mx uint16) Params {
 		b = int(math.Float32bits(tab.mags[m]) >> 20)
 		end := min(int(tab.next[b]), int(mx)+1)
 		var n, s1, s2 uint64
+		if rc.dt == dtype.BF16 && m&15 == 0 && end == m+16 {
+			// A whole BF16 bucket: k = K + 8j for j = m&15.
+			n, s1, s2 = bucketBF16((*[16]uint32)(counts[m:end]), bucketK(b))
+			m = end
+		}
 		for ; m < end; m++ {
 			w, k := uint64(counts[m]), uint64(tab.sig[m])
 			n += w
@@ -273,7 +295,27 @@ func (rc *RowCoder) model16(p0 Params, lo, mx uint16) Params {
 		h.s1[b] = float64(s1) * scale
 		h.s2[b] = float64(s2) * scale * scale
 	}
-	return h.pick(p0, blo, b)
+	return h.pickGain(p0, blo, b, levels)
+}
+
+// bucketBF16 returns the count and the sums of k and k² of a BF16 bucket
+// whose patterns' counts are c, k being K + 8j for the j-th.
+func bucketBF16(c *[16]uint32, K uint64) (n, s1, s2 uint64) {
+	var sj, sj2 uint64
+	for j := range uint64(16) {
+		w := uint64(c[j])
+		n += w
+		sj += w * j
+		sj2 += w * j * j
+	}
+	return n, K*n + 8*sj, K*K*n + 16*K*sj + 64*sj2
+}
+
+// bucketK is the significand, in units of 2^-10, of the smallest
+// magnitude of float32 bucket b (its top 11 bits): the implicit bit is 0
+// in the subnormal buckets.
+func bucketK(b int) uint64 {
+	return uint64(min(b>>3, 1))<<10 | uint64(b&7)<<7
 }
 
 // histogram16 adds to counts the magnitude patterns of the 16-bit values
@@ -358,6 +400,24 @@ type distinct16 struct {
 	code  [1 << 15]uint8 // the pattern's code in the current row
 	cur   uint32
 	list  []uint16 // the row's distinct patterns, in first-seen order
+}
+
+// scanKeys finds the distinct keys of a row, with their counts.
+func (d *distinct16) scanKeys(keys []uint16) {
+	d.cur++
+	if d.cur == 0 {
+		clear(d.stamp[:])
+		d.cur = 1
+	}
+	d.list = d.list[:0]
+	cur := d.cur
+	for _, m := range keys {
+		if d.stamp[m] != cur {
+			d.stamp[m], d.count[m] = cur, 0
+			d.list = append(d.list, m)
+		}
+		d.count[m]++
+	}
 }
 
 // scan finds the distinct magnitudes of a row and writes its signs.

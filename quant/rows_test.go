@@ -244,7 +244,7 @@ func TestRowModelExact(t *testing.T) {
 		for k := 0; k < 30; k++ {
 			vals := rowCases(r)["normal"]
 			if k%3 == 1 {
-				vals = logNormal(r, 4096)
+				vals = logNormal(r, 4096+300*k) // several chunks of bucketSums
 			}
 			if k%3 == 2 { // subnormal and tiny magnitudes
 				for i := range vals {
@@ -259,7 +259,7 @@ func TestRowModelExact(t *testing.T) {
 			rc.counts = new([1 << 15]uint32)
 			histogram16(raw, rc.counts)
 			rc.counts[0] = 0
-			got := rc.model16(p0, lo, mx)
+			got := rc.model16(p0, lo, mx, Levels8)
 			want := rc.MSERange(raw, p0)
 			if got != want {
 				t.Errorf("%v row %d: model on the histogram %+v, on the elements %+v", dt, k, got, want)
@@ -338,6 +338,82 @@ func TestRowCodes16Edges(t *testing.T) {
 			if want := uint8(min(max(math.RoundToEven(255-254*(l-tc.lmin)/tc.d), 1), 255)); got[i] != want {
 				t.Errorf("%s: element %d: code %d, want %d", tc.name, i, got[i], want)
 				break
+			}
+		}
+	}
+}
+
+// sqErr7 is the squared error of the row's values coded in the i8 form
+// with p.
+func sqErr7(vals []float64, p Params) float64 {
+	var e float64
+	for _, x := range vals {
+		if x == 0 {
+			continue
+		}
+		d := math.Abs(x) - p.Magnitude7(int(p.Code7(math.Abs(x))))
+		e += d * d
+	}
+	return e
+}
+
+// TestEncodeI8Rows checks the i8 form's rows: every code is the formula's
+// with the returned stored range; the mse range keeps log_max, is never
+// worse than the min/max range, and on short 16-bit rows equals the
+// search of MSEParamsLevels on the row; a coder reused row after row gives
+// what a new coder gives.
+func TestEncodeI8Rows(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	cases := rowCases(r)
+	cases["lognormal long"] = logNormal(r, 5000)
+	cases["normal outliers long"] = cases["normal"]
+	for _, dt := range floatTypes {
+		reused, _ := NewRowCoder(dt)
+		for name, vals := range cases {
+			for _, mse := range []bool{false, true} {
+				raw, stored := toRaw(t, dt, vals)
+				rc, _ := NewRowCoder(dt)
+				codes := make([]int8, len(vals))
+				p, err := rc.EncodeI8(raw, 0, mse, codes)
+				if err != nil {
+					t.Fatalf("%s %v: %v", name, dt, err)
+				}
+				for i, x := range stored {
+					if c := p.CodeI8(x); codes[i] != c {
+						t.Fatalf("%s %v mse=%v: element %d (%v) code %d, formula %d", name, dt, mse, i, x, codes[i], c)
+					}
+				}
+				again := make([]int8, len(vals))
+				if p1, _ := reused.EncodeI8(raw, 0, mse, again); p1 != p || !slices.Equal(again, codes) {
+					t.Fatalf("%s %v mse=%v: reused coder %+v, new coder %+v", name, dt, mse, p1, p)
+				}
+				rg := NewMagnitudes()
+				rg.Add(stored, 0)
+				raw0, _ := rg.Params()
+				want := StoredRange(raw0)
+				if !mse {
+					if p != want {
+						t.Errorf("%s %v: range %+v, want %+v", name, dt, p, want)
+					}
+					continue
+				}
+				if p.LogMax != want.LogMax || p.LogMin < want.LogMin || p != StoredRange(p) {
+					t.Errorf("%s %v: mse range %+v outside the min/max %+v", name, dt, p, want)
+				}
+				if e, e0 := sqErr7(stored, p), sqErr7(stored, want); e > e0 {
+					t.Errorf("%s %v: mse squared error %g above the min/max range's %g", name, dt, e, e0)
+				}
+				if len(vals) <= ExactRowMax && (dt == dtype.F16 || dt == dtype.BF16) {
+					s, _ := NewScanner(dt)
+					s.Scan(raw, 0)
+					q, err := s.MSEParamsLevels(Levels7)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if q = StoredRange(q); p != q {
+						t.Errorf("%s %v: mse range %+v, the scanner's search %+v", name, dt, p, q)
+					}
+				}
 			}
 		}
 	}

@@ -1,47 +1,226 @@
 package quant
 
+import (
+	"encoding/binary"
+	"math"
+	"slices"
+)
+
 // The per-row granularity of the i8 form: each row's range is found as
-// the 8-bit code's (RowCoder.Range, stored in float32 by StoredRange), or
-// for mse with MSEParamsLevels(Levels7) on the row alone, and the row's
-// i8 codes are the formula's with that stored range. A plain loop over
-// the row's values: no kernels.
+// the 8-bit code's (RowCoder.Range, stored in float32 by StoredRange). With
+// mse, rows of at most ExactRowMax elements, F32 and F64 rows, and 16-bit
+// rows spread over more patterns than twice their length take the search
+// of MSEParamsLevels(Levels7) on the row's distinct magnitudes (exact,
+// where a Scanner counts F32 and F64 in buckets); longer 16-bit rows take the model of
+// MSERange with the 7-bit code's step on the row's histogram, kept only
+// when its exact error beats the min/max range's, as the 8-bit rows do.
+// The codes are the formula's with the stored range: for 16-bit rows
+// through a table of the row's patterns, for F32 and F64 per element.
 
 // EncodeI8 writes the i8 codes of one row, whose first element has flat
 // index first, and returns the stored range it used: the row's min/max
-// range, or with mse the range MSEParamsLevels(Levels7) chooses for the
-// row, rounded as StoredRange rounds it. codes must hold one entry per
-// element of the row.
+// range, or with mse the range chosen as above, rounded as StoredRange
+// rounds it. codes must hold one entry per element of the row.
 func (rc *RowCoder) EncodeI8(row []byte, first int64, mse bool, codes []int8) (Params, error) {
 	n := len(row) / rc.size
 	codes = codes[:n]
 	row = row[:n*rc.size]
-	p, err := rc.Range(row, first)
+	if rc.tab == nil {
+		return rc.encodeI8Values(row, first, mse, codes)
+	}
+	mx, mn := minMax16Fast(row, rc.tinyH, 0, 0xffff)
+	if mx >= rc.expAll {
+		if _, err := rc.Range(row, first); err != nil {
+			return Params{}, err // names the first NaN or infinity
+		}
+	}
+	raw, err := rc.rawRange16(mx, mn)
 	if err != nil {
 		return Params{}, err
 	}
-	if mse && p.LogMin != p.LogMax {
-		if rc.scan == nil {
-			if rc.scan, err = NewScanner(rc.dt); err != nil {
-				return Params{}, err
-			}
-		}
-		rc.scan.Reset()
-		rc.scan.Scan(row, first)
-		q, err := rc.scan.MSEParamsLevels(Levels7)
-		if err != nil {
-			return Params{}, err
-		}
-		p = StoredRange(q)
+	p := StoredRange(raw)
+	if mn == 0xffff { // nothing above Tiny: every code is ±127
+		mn = mx + 1
 	}
-	if rc.toF32 != nil {
-		for i := range codes {
-			m := uint16(row[2*i]) | uint16(row[2*i+1])<<8
-			codes[i] = p.CodeI8(float64(rc.toF32(m)))
+	if mse && p.LogMin != p.LogMax && raw.LogMin != raw.LogMax {
+		if n <= ExactRowMax || int(mx)-int(mn) > 2*n {
+			p = StoredRange(mseSearch(raw, rc.distinctMagnitudes(row), rc.distinctCounts(), Levels7))
+		} else {
+			p = rc.mseI8(row, p, mn, mx)
 		}
-		return p, nil
+	}
+	t := rc.table7(0, p, mn, mx)
+	le := binary.LittleEndian
+	for i := range codes {
+		h := le.Uint16(row[2*i:])
+		m := h & 0x7fff
+		nz := int8(min(m, 1))
+		codes[i] = (nz - 2*nz*int8(h>>15)) * int8(t[m])
+	}
+	return p, nil
+}
+
+// encodeI8Values is EncodeI8 for F32 and F64 rows: the formula per
+// element.
+func (rc *RowCoder) encodeI8Values(row []byte, first int64, mse bool, codes []int8) (Params, error) {
+	v := rc.values(row)
+	r := NewMagnitudes()
+	r.Add(v, first)
+	raw, err := r.Params()
+	if err != nil {
+		return Params{}, err
+	}
+	p := StoredRange(raw)
+	if mse && p.LogMin != p.LogMax && raw.LogMin != raw.LogMax {
+		p = StoredRange(mseSearch(raw, rc.distinctMagnitudes(row), rc.distinctCounts(), Levels7))
 	}
 	for i, x := range rc.values(row) {
 		codes[i] = p.CodeI8(x)
 	}
 	return p, nil
+}
+
+// distinctMagnitudes returns the distinct non-zero magnitudes of a row,
+// in increasing order; distinctCounts then gives how many elements had
+// each.
+func (rc *RowCoder) distinctMagnitudes(row []byte) []float64 {
+	rc.mags, rc.ns = rc.mags[:0], rc.ns[:0]
+	if rc.tab == nil {
+		// F32 and F64: the values themselves, sorted.
+		for _, x := range rc.values(row) {
+			if x != 0 {
+				rc.mags = append(rc.mags, math.Abs(x))
+			}
+		}
+		slices.Sort(rc.mags)
+		k := 0
+		for i, a := range rc.mags {
+			if i > 0 && a == rc.mags[k-1] {
+				rc.ns[k-1]++
+				continue
+			}
+			rc.mags[k] = a
+			rc.ns = append(rc.ns, 1)
+			k++
+		}
+		rc.mags = rc.mags[:k]
+		return rc.mags
+	}
+	if rc.dist == nil {
+		rc.dist = new(distinct16)
+	}
+	n := len(row) / 2
+	if cap(rc.keys) < n {
+		rc.keys = make([]uint16, n)
+	}
+	keys := rc.keys[:n]
+	le := binary.LittleEndian
+	for i := range keys {
+		keys[i] = le.Uint16(row[2*i:]) & 0x7fff
+	}
+	d := rc.dist
+	d.scanKeys(keys)
+	slices.Sort(d.list)
+	for _, k := range d.list {
+		if k != 0 {
+			rc.mags = append(rc.mags, float64(rc.toF32(k)))
+			rc.ns = append(rc.ns, float64(d.count[k]))
+		}
+	}
+	return rc.mags
+}
+
+// distinctCounts returns the counts of the magnitudes distinctMagnitudes
+// returned last.
+func (rc *RowCoder) distinctCounts() []float64 { return rc.ns }
+
+// mseI8 chooses the range of a long 16-bit row whose stored min/max range
+// is p0 and whose patterns above Tiny are in [mn, mx]: the model on the
+// row's histogram with the 7-bit code's step, kept only when its exact
+// error is smaller than p0's.
+func (rc *RowCoder) mseI8(row []byte, p0 Params, mn, mx uint16) Params {
+	if rc.counts == nil {
+		rc.counts = new([1 << 15]uint32)
+	}
+	counts := rc.counts
+	lo := mn
+	if _, nz := minMax16Fast(row, 0, 0, 0xffff); nz < lo {
+		lo = nz
+	}
+	histogram16(row, counts)
+	counts[0] = 0
+	defer clear(counts[lo : int(mx)+1])
+	p := rc.model16(p0, lo, mx, Levels7)
+	if p == p0 {
+		return p0
+	}
+	t0, t := rc.table7(0, p0, mn, mx), rc.table7(1, p, mn, mx)
+	var dec0, dec [256]float64
+	decTableL(p0, Levels7, &dec0)
+	decTableL(p, Levels7, &dec)
+	if e0, e := rc.errors16(lo, mx, t0, t, &dec0, &dec); e0 <= e {
+		return p0
+	}
+	return p
+}
+
+// table7 returns 7-bit code table k of rc with the code7 under p of the
+// patterns [mn, mx], all above Tiny, and 127 for those at or below Tiny;
+// its other entries are left from earlier rows.
+func (rc *RowCoder) table7(k int, p Params, mn, mx uint16) *codeTable {
+	t := rc.tables7[k]
+	if t == nil {
+		t = new(codeTable)
+		for m := range int(rc.tinyH) + 1 {
+			t[m] = Levels7
+		}
+		rc.tables7[k] = t
+	}
+	if mn > mx {
+		return t
+	}
+	d := p.LogMax - p.LogMin
+	if d == 0 {
+		for m := int(mn); m <= int(mx); m++ {
+			t[m] = 1
+		}
+		return t
+	}
+	code7s(rc.tab.logs[mn:int(mx)+1], t[mn:int(mx)+1], p.LogMin, d)
+	return t
+}
+
+// code7s writes t[i] = the code7 of a magnitude whose logarithm is
+// logs[i], under a range with log_min lmin and log_max - log_min d > 0:
+// Params.Code7's value. The product by 126/d differs from the formula's
+// division by a few ulps (1e-13 within [-50, 300]); a value that close to
+// a rounding tie takes the formula's own operations.
+func code7s(logs []float64, t []uint8, lmin, d float64) {
+	inv := 126 / d
+	if math.IsInf(inv, 0) {
+		inv = math.NaN() // every element takes the formula
+	}
+	for i, l := range logs[:len(t)] {
+		y := 127 - (l-lmin)*inv
+		r := math.RoundToEven(y)
+		if !(math.Abs(y-r) < 0.5-1e-9 && y > -50 && y < 300) {
+			r = math.RoundToEven(127 - 126*(l-lmin)/d)
+		}
+		t[i] = uint8(min(max(r, 1), 127))
+	}
+}
+
+// decTableL fills dec[1..levels] with the decoded magnitude of each code
+// of a code of the given levels under p, by products from both ends (a
+// ranking of two ranges needs no more), and dec[0] with 0.
+func decTableL(p Params, levels int, dec *[256]float64) {
+	r := math.Exp((p.LogMax - p.LogMin) / float64(levels-1))
+	dec[0], dec[levels], dec[1] = 0, p.magnitudeL(levels, levels), p.magnitudeL(1, levels)
+	mid := (levels + 1) / 2
+	for c := levels - 1; c > mid; c-- {
+		dec[c] = dec[c+1] * r
+	}
+	for c := 2; c <= mid; c++ {
+		dec[c] = dec[c-1] / r
+	}
 }
