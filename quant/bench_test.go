@@ -282,3 +282,32 @@ func BenchmarkRowEncode(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRowEncodeI8 is BenchmarkRowEncode for the i8 form's rows.
+func BenchmarkRowEncodeI8(b *testing.B) {
+	for _, mse := range []bool{false, true} {
+		name := "BF16/minmax"
+		if mse {
+			name = "BF16/mse"
+		}
+		b.Run(name, func(b *testing.B) {
+			raw := weights(b, dtype.BF16)
+			rc, err := NewRowCoder(dtype.BF16)
+			if err != nil {
+				b.Fatal(err)
+			}
+			const n = 3072
+			codes := make([]int8, n)
+			b.SetBytes(int64(len(raw)))
+			cpu0 := start(b)
+			for b.Loop() {
+				for r := 0; r+n <= benchElems; r += n {
+					if _, err := rc.EncodeI8(raw[2*r:2*(r+n)], int64(r), mse, codes); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			report(b, cpu0)
+		})
+	}
+}

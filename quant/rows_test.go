@@ -418,3 +418,33 @@ func TestEncodeI8Rows(t *testing.T) {
 		}
 	}
 }
+
+// TestCode7s checks the 7-bit code table against Params.Code7's formula
+// on logarithms at and around every rounding tie, beyond the clamps, and
+// for a width whose reciprocal overflows.
+func TestCode7s(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	for k := 0; k < 200; k++ {
+		lmin := -20 + 20*r.Float64()
+		d := math.Exp(-6 + 10*r.Float64())
+		if k == 0 {
+			d = 5e-324 // 126/d overflows
+		}
+		var logs []float64
+		for c := -60; c <= 320; c++ {
+			// Where the formula's value is c + 0.5, and around it.
+			l := lmin + (127-(float64(c)+0.5))*d/126
+			logs = append(logs, l, math.Nextafter(l, math.Inf(1)), math.Nextafter(l, math.Inf(-1)), l+1e-12, l-1e-12)
+		}
+		logs = append(logs, lmin-1e6, lmin+1e6, lmin-1e300, lmin+1e300)
+		tab := make([]uint8, len(logs))
+		code7s(logs, tab, lmin, d)
+		for i, l := range logs {
+			// Params.Code7 after its logarithm.
+			want := uint8(min(max(math.RoundToEven(127-126*(l-lmin)/d), 1), 127))
+			if tab[i] != want {
+				t.Fatalf("lmin %v d %g log %v: table %d, formula %d", lmin, d, l, tab[i], want)
+			}
+		}
+	}
+}

@@ -200,13 +200,15 @@ func code7s(logs []float64, t []uint8, lmin, d float64) {
 	if math.IsInf(inv, 0) {
 		inv = math.NaN() // every element takes the formula
 	}
+	const half = 0x1.8p52 // y + half - half rounds y half to even, for |y| < 2^51
 	for i, l := range logs[:len(t)] {
 		y := 127 - (l-lmin)*inv
-		r := math.RoundToEven(y)
-		if !(math.Abs(y-r) < 0.5-1e-9 && y > -50 && y < 300) {
+		r := y + half - half
+		if !(y > -50 && y < 300 && y-r < 0.5-1e-9 && r-y < 0.5-1e-9) {
 			r = math.RoundToEven(127 - 126*(l-lmin)/d)
+			r = min(max(r, -50), 300) // within what an int holds
 		}
-		t[i] = uint8(min(max(r, 1), 127))
+		t[i] = uint8(min(max(int(r), 1), 127))
 	}
 }
 
