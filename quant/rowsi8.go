@@ -39,6 +39,7 @@ func (rc *RowCoder) EncodeI8(row []byte, first int64, mse bool, codes []int8) (P
 		return Params{}, err
 	}
 	p := StoredRange(raw)
+	var t *codeTable // the codes of p, when mseI8 has them
 	if mn == 0xffff { // nothing above Tiny: every code is ±127
 		mn = mx + 1
 	}
@@ -46,10 +47,12 @@ func (rc *RowCoder) EncodeI8(row []byte, first int64, mse bool, codes []int8) (P
 		if n <= ExactRowMax || int(mx)-int(mn) > 2*n {
 			p = StoredRange(mseSearch(raw, rc.distinctMagnitudes(row), rc.distinctCounts(), Levels7))
 		} else {
-			p = rc.mseI8(row, p, mn, mx)
+			t, p = rc.mseI8(row, p, mn, mx)
 		}
 	}
-	t := rc.table7(0, p, mn, mx)
+	if t == nil {
+		t = rc.table7(0, p, mn, mx)
+	}
 	le := binary.LittleEndian
 	for i := range codes {
 		h := le.Uint16(row[2*i:])
@@ -137,8 +140,9 @@ func (rc *RowCoder) distinctCounts() []float64 { return rc.ns }
 // mseI8 chooses the range of a long 16-bit row whose stored min/max range
 // is p0 and whose patterns above Tiny are in [mn, mx]: the model on the
 // row's histogram with the 7-bit code's step, kept only when its exact
-// error is smaller than p0's.
-func (rc *RowCoder) mseI8(row []byte, p0 Params, mn, mx uint16) Params {
+// error is smaller than p0's. It returns the range and the table holding
+// its codes.
+func (rc *RowCoder) mseI8(row []byte, p0 Params, mn, mx uint16) (*codeTable, Params) {
 	if rc.counts == nil {
 		rc.counts = new([1 << 15]uint32)
 	}
@@ -151,17 +155,18 @@ func (rc *RowCoder) mseI8(row []byte, p0 Params, mn, mx uint16) Params {
 	counts[0] = 0
 	defer clear(counts[lo : int(mx)+1])
 	p := rc.model16(p0, lo, mx, Levels7)
+	t0 := rc.table7(0, p0, mn, mx)
 	if p == p0 {
-		return p0
+		return t0, p0
 	}
-	t0, t := rc.table7(0, p0, mn, mx), rc.table7(1, p, mn, mx)
+	t := rc.table7(1, p, mn, mx)
 	var dec0, dec [256]float64
 	decTableL(p0, Levels7, &dec0)
 	decTableL(p, Levels7, &dec)
 	if e0, e := rc.errors16(lo, mx, t0, t, &dec0, &dec); e0 <= e {
-		return p0
+		return t0, p0
 	}
-	return p
+	return t, p
 }
 
 // table7 returns 7-bit code table k of rc with the code7 under p of the
@@ -186,7 +191,14 @@ func (rc *RowCoder) table7(k int, p Params, mn, mx uint16) *codeTable {
 		}
 		return t
 	}
-	code7s(rc.tab.logs[mn:int(mx)+1], t[mn:int(mx)+1], p.LogMin, d)
+	// Patterns at or below exp(log_min) clamp to 127 (the logarithms grow
+	// with the patterns): an mse range leaves many.
+	logs := rc.tab.logs[mn : int(mx)+1]
+	c, _ := slices.BinarySearch(logs, math.Nextafter(p.LogMin, math.Inf(1)))
+	for m := range c {
+		t[int(mn)+m] = Levels7
+	}
+	code7s(logs[c:], t[int(mn)+c:int(mx)+1], p.LogMin, d)
 	return t
 }
 
