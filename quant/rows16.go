@@ -233,29 +233,33 @@ func (rc *RowCoder) mse16(row []byte, p0 Params, mn, mx uint16) (*codeTable, Par
 // errors16 returns the squared errors of the row whose histogram is
 // rc.counts, its non-zero patterns in [lo, mx], decoded through the code
 // tables t0 and t with the decoded magnitudes dec0 and dec: both in one
-// pass over the patterns, without a branch (an absent pattern has weight
-// 0, and its stale codes decode to a finite value).
+// pass over the patterns (an absent pattern has weight 0, and its stale
+// codes decode to a finite value), summed in eight lanes as errorLanes
+// sums them.
 func (rc *RowCoder) errors16(lo, mx uint16, t0, t *codeTable, dec0, dec *[256]float64) (e0, e float64) {
-	counts, mags := rc.counts, &rc.tab.mags
-	var f0, f float64
-	m := int(lo)
-	for ; m+1 <= int(mx); m += 2 {
-		w, a := float64(counts[m]), float64(mags[m])
-		v, b := float64(counts[m+1]), float64(mags[m+1])
-		x0, x := a-dec0[t0[m]], a-dec[t[m]]
-		y0, y := b-dec0[t0[m+1]], b-dec[t[m+1]]
-		e0 += w * x0 * x0
-		e += w * x * x
-		f0 += v * y0 * y0
-		f += v * y * y
+	end := int(mx) + 1
+	var acc [16]float64
+	errorLanesFast(rc.counts[lo:end], rc.tab.mags[lo:end], t0[lo:end], t[lo:end], dec0, dec, &acc)
+	for k := range 8 {
+		e0, e = e0+acc[k], e+acc[8+k]
 	}
-	if m == int(mx) {
-		w, a := float64(counts[m]), float64(mags[m])
-		x0, x := a-dec0[t0[m]], a-dec[t[m]]
-		e0 += w * x0 * x0
-		e += w * x * x
+	return e0, e
+}
+
+// errorLanes adds to acc[k] and acc[8+k] the squared errors under the
+// codes t0 and t, decoded by dec0 and dec, of the patterns i = k mod 8 of
+// a histogram: counts[i] elements of magnitude mags[i]. The kernel does
+// the same operations in the same order: both paths choose alike.
+func errorLanes(counts []uint32, mags []float32, t0, t []uint8, dec0, dec *[256]float64, acc *[16]float64) {
+	mags, t0, t = mags[:len(counts)], t0[:len(counts)], t[:len(counts)]
+	for i, c := range counts {
+		w, a := float64(c), float64(mags[i])
+		x0, x := a-dec0[t0[i]], a-dec[t[i]]
+		k := i & 7
+		// The conversions keep each product rounded, as the kernel's.
+		acc[k] += float64(float64(w*x0) * x0)
+		acc[8+k] += float64(float64(w*x) * x)
 	}
-	return e0 + f0, e + f
 }
 
 // model16 is MSERange, for a code of the given levels, on the row whose
@@ -301,12 +305,13 @@ func (rc *RowCoder) model16Gain(p0 Params, lo, mx uint16, levels int) (Params, f
 // bucketBF16 returns the count and the sums of k and k² of a BF16 bucket
 // whose patterns' counts are c, k being K + 8j for the j-th.
 func bucketBF16(c *[16]uint32, K uint64) (n, s1, s2 uint64) {
+	// Unrolled, in four independent chains, with j and j² as constants.
 	var sj, sj2 uint64
-	for j := range uint64(16) {
-		w := uint64(c[j])
-		n += w
-		sj += w * j
-		sj2 += w * j * j
+	for j := uint64(0); j < 16; j += 4 {
+		w0, w1, w2, w3 := uint64(c[j]), uint64(c[j+1]), uint64(c[j+2]), uint64(c[j+3])
+		n += w0 + w1 + w2 + w3
+		sj += j*(w0+w1+w2+w3) + w1 + 2*w2 + 3*w3
+		sj2 += j*j*w0 + (j+1)*(j+1)*w1 + (j+2)*(j+2)*w2 + (j+3)*(j+3)*w3
 	}
 	return n, K*n + 8*sj, K*K*n + 16*K*sj + 64*sj2
 }
