@@ -39,7 +39,7 @@ func (rc *RowCoder) EncodeI8(row []byte, first int64, mse bool, codes []int8) (P
 		return Params{}, err
 	}
 	p := StoredRange(raw)
-	var t *codeTable // the codes of p, when mseI8 has them
+	var t *codeTable  // the codes of p, when mseI8 has them
 	if mn == 0xffff { // nothing above Tiny: every code is ±127
 		mn = mx + 1
 	}
