@@ -32,6 +32,8 @@ type RowCoder struct {
 	dist   *distinct16      // mse on rows of at most ExactRowMax
 	// The i8 form: its code tables, and the row's distinct magnitudes.
 	tables7 [2]*codeTable
+	mcodes  []uint8 // a row's magnitude codes and signs
+	msigns  []int8
 	keys    []uint16
 	mags    []float64
 	ns      []float64

@@ -53,14 +53,42 @@ func (rc *RowCoder) EncodeI8(row []byte, first int64, mse bool, codes []int8) (P
 	if t == nil {
 		t = rc.table7(0, p, mn, mx)
 	}
-	le := binary.LittleEndian
-	for i := range codes {
-		h := le.Uint16(row[2*i:])
-		m := h & 0x7fff
-		nz := int8(min(m, 1))
-		codes[i] = (nz - 2*nz*int8(h>>15)) * int8(t[m])
+	// The 8-bit kernel gives the magnitudes' codes and the signs; then
+	// the codes take their signs, eight at a time.
+	if cap(rc.mcodes) < n {
+		rc.mcodes, rc.msigns = make([]uint8, n), make([]int8, n)
 	}
+	mc, ms := rc.mcodes[:n], rc.msigns[:n]
+	i := encode16Fast(t, row, mc, ms)
+	le := binary.LittleEndian
+	for ; i < n; i++ {
+		h := le.Uint16(row[2*i:])
+		mc[i] = t[h&0x7fff]
+		nz := int8(min(h&0x7fff, 1))
+		ms[i] = nz - 2*nz*int8(h>>15)
+	}
+	signCodes(mc, ms, codes)
 	return p, nil
+}
+
+// signCodes writes codes[i] = signs[i] * mags[i] for signs of 1, -1 or 0
+// and magnitude codes below 128.
+func signCodes(mags []uint8, signs []int8, codes []int8) {
+	n := min(len(mags), len(signs), len(codes))
+	out, sb := Int8Bytes(codes[:n]), Int8Bytes(signs[:n])
+	le := binary.LittleEndian
+	const ones = 0x0101010101010101
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		c, s := le.Uint64(mags[i:]), le.Uint64(sb[i:])
+		neg := (s >> 1 & ones) * 0xff // bytes of -1: 0xff
+		nz := (s & ones) * 0xff       // bytes of 1 or -1
+		// c ^ 0xff + 1 is -c in each byte: no byte carries, c being 1..127.
+		le.PutUint64(out[i:], ((c^neg)+(neg&ones))&nz)
+	}
+	for ; i < n; i++ {
+		codes[i] = signs[i] * int8(mags[i])
+	}
 }
 
 // encodeI8Values is EncodeI8 for F32 and F64 rows: the formula per
