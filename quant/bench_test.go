@@ -283,6 +283,91 @@ func BenchmarkRowEncode(b *testing.B) {
 	}
 }
 
+// BenchmarkI8Encode measures the i8 form's encode pass alone, after the
+// range pass and the encoder's table.
+func BenchmarkI8Encode(b *testing.B) {
+	for _, dt := range []dtype.DType{dtype.BF16, dtype.F16, dtype.F32} {
+		b.Run(dt.String(), func(b *testing.B) {
+			raw := weights(b, dt)
+			s, _ := NewRangeScanner(dt)
+			s.Scan(raw, 0)
+			p, err := s.Params()
+			if err != nil {
+				b.Fatal(err)
+			}
+			e, err := NewI8Encoder(dt, p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			codes := make([]int8, benchElems)
+			b.SetBytes(int64(len(raw)))
+			cpu0 := start(b)
+			for b.Loop() {
+				e.Encode(raw, codes)
+			}
+			report(b, cpu0)
+		})
+	}
+}
+
+// BenchmarkRationalEncode measures the rational codec's encode pass
+// alone, with a given alpha.
+func BenchmarkRationalEncode(b *testing.B) {
+	for _, dt := range []dtype.DType{dtype.BF16, dtype.F16, dtype.F32} {
+		b.Run(dt.String(), func(b *testing.B) {
+			raw := weights(b, dt)
+			e, err := NewRationalEncoder(dt, 60)
+			if err != nil {
+				b.Fatal(err)
+			}
+			codes := make([]uint8, benchElems)
+			b.SetBytes(int64(len(raw)))
+			cpu0 := start(b)
+			for b.Loop() {
+				e.Encode(raw, codes)
+			}
+			report(b, cpu0)
+		})
+	}
+}
+
+// BenchmarkEncoders measures making the i8 and rational encoders of a
+// 16-bit tensor: their tables of every bit pattern (once per tensor).
+func BenchmarkEncoders(b *testing.B) {
+	b.Run("I8/BF16", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := NewI8Encoder(dtype.BF16, Params{LogMin: -18, LogMax: -1}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Rational/BF16", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := NewRationalEncoder(dtype.BF16, 60); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkRationalAlpha measures the search for the rational codec's
+// alpha on one scanned tensor (it depends on how many distinct magnitudes
+// the tensor holds, not on its size).
+func BenchmarkRationalAlpha(b *testing.B) {
+	for _, dt := range []dtype.DType{dtype.BF16, dtype.F32} {
+		b.Run(dt.String(), func(b *testing.B) {
+			raw := weights(b, dt)
+			s, _ := NewScanner(dt)
+			s.Scan(raw, 0)
+			for b.Loop() {
+				if _, err := s.RationalAlpha(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkRowEncodeI8 is BenchmarkRowEncode for the i8 form's rows.
 func BenchmarkRowEncodeI8(b *testing.B) {
 	for _, mse := range []bool{false, true} {

@@ -109,8 +109,11 @@
 // mse range, log_min is chosen by the search of [Scanner.MSEParams] with
 // the 7-bit code's levels in its error model ([Scanner.MSEParamsLevels]
 // with [Levels7]); log_max stays the maximum. The 16-bit dtypes are
-// encoded through a table of every bit pattern filled with the formula,
-// F32 and F64 with the formula per element ([I8Encoder]).
+// encoded through a table of every bit pattern: the codes of the positive
+// values filled run by run from the formula (see Implementation), those
+// of the negative values their negations. F32 chunks of 16384 elements or
+// more are coded from 126 thresholds as the 8-bit code's (see
+// Implementation), F64 with the formula per element ([I8Encoder]).
 //
 // With the row granularity, each row's range is found and stored as the
 // 8-bit code's ([RowCoder.Range], [StoredRange]). With the mse range, a
@@ -169,6 +172,14 @@
 // for 16-bit dtypes and over buckets of magnitudes (the top 16 bits of the
 // float32 magnitude) for F32 and F64.
 //
+// The 16-bit dtypes are encoded through a table of every bit pattern, F32
+// with the formula itself, F64 with the formula per element
+// ([RationalEncoder]). The formula is float32 arithmetic of IEEE single
+// operations, each rounded to nearest, so on amd64 with AVX-512 a kernel
+// evaluates it 16 weights at a time with the same operations in the same
+// order, which gives the same codes; it fills the tables, codes F32
+// tensors and scores the alpha search's candidates.
+//
 // # Implementation
 //
 // For BF16 and F16 sources the range pass only finds the largest magnitude
@@ -179,7 +190,8 @@
 // the code never increases with the magnitude bits, so the end of each run
 // of equal codes is found by a search that asks the formula itself. F32
 // tensors are coded the same way from 254 thresholds. On amd64 with AVX-512
-// the range and encode passes run assembly kernels, chosen at start; the Go
-// versions run elsewhere or with -tags purego, and the tests run both
-// against the formula.
+// the range and encode passes run assembly kernels, chosen at start (the
+// i8 and rational tables are read by a kernel that gathers each bit
+// pattern's entry); the Go versions run elsewhere or with -tags purego,
+// and the tests run both against the formula.
 package quant

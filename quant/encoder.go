@@ -127,7 +127,7 @@ func (s *Scanner) Scan(b []byte, first int64) {
 	s.r.n += int64(n)
 	nonFinite := false
 	if counts != nil {
-		count16(b, counts)
+		count16Fast(b, counts)
 		nonFinite = s.sawNonFinite()
 	} else {
 		mx, mn := minMax16Fast(b, uint16(s.tinyU), 0, 0xffff)
@@ -295,28 +295,7 @@ func newCodeTable(p Params, toF32 func(uint16) float32, tiny, expAll uint16) *co
 		t[m] = 255
 	}
 	code := func(m int) uint8 { return p.Code(float64(toF32(uint16(m)))) }
-	end := int(expAll) // the first non-finite magnitude
-	for m := int(tiny) + 1; m < end; {
-		c := code(m)
-		// The run of c is [m, last]; last+step is past it or past end.
-		last, step := m, 1
-		for last+step < end && code(last+step) == c {
-			last += step
-			step *= 2
-		}
-		for hi := min(last+step, end); hi-last > 1; {
-			mid := last + (hi-last)/2
-			if code(mid) == c {
-				last = mid
-			} else {
-				hi = mid
-			}
-		}
-		for k := m; k <= last; k++ {
-			t[k] = c
-		}
-		m = last + 1
-	}
+	fillRuns(t[:], int(tiny)+1, int(expAll), code) // up to the first non-finite magnitude
 	return t
 }
 

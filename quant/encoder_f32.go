@@ -14,8 +14,11 @@ import (
 // in ln|w|, far more than the float64 rounding of the formula.)
 type f32Coder struct {
 	p Params
-	// thr[c], for c in 1..254, is the smallest magnitude bits whose code
-	// is at most c.
+	// levels is Levels8 for the 8-bit code, Params.Code, or Levels7 for
+	// the i8 form's 7-bit code, Params.Code7: the same thresholds, fewer.
+	levels int
+	// thr[c], for c in 1..levels-1, is the smallest magnitude bits whose
+	// code is at most c.
 	thr [255]uint32
 	// start[b] is the code of magnitude bits b<<16, the start of bucket b.
 	start [1 << 15]uint8
@@ -35,17 +38,29 @@ const maxFinite32 = 0x7f7fffff
 
 func (p Params) code32(u uint32) uint8 { return p.Code(float64(math.Float32frombits(u))) }
 
+// formula returns the code of magnitude bits u by the formula itself.
+func (f *f32Coder) formula(u uint32) uint8 {
+	if f.levels == Levels7 {
+		return uint8(f.p.Code7(float64(math.Float32frombits(u))))
+	}
+	return f.p.code32(u)
+}
+
 // newF32Coder returns the coder of parameters p, which must be valid (see
 // Params.Validate): with LogMin > LogMax the codes are not monotonic.
-func newF32Coder(p Params) *f32Coder {
-	f := &f32Coder{p: p}
-	for c := 1; c <= 254; c++ {
+func newF32Coder(p Params) *f32Coder { return newF32CoderLevels(p, Levels8) }
+
+// newF32CoderLevels is newF32Coder for the code of the given levels,
+// Levels8 or Levels7.
+func newF32CoderLevels(p Params, levels int) *f32Coder {
+	f := &f32Coder{p: p, levels: levels}
+	for c := 1; c < levels; c++ {
 		// maxFinite32+1 stands for no finite magnitude: when log_max is
 		// above ln(MaxFloat32), the smallest codes are never reached.
 		lo, hi := uint32(0), uint32(maxFinite32+1)
 		for lo < hi {
 			mid := lo + (hi-lo)/2
-			if p.code32(mid) <= uint8(c) {
+			if f.formula(mid) <= uint8(c) {
 				hi = mid
 			} else {
 				lo = mid + 1
@@ -55,7 +70,7 @@ func newF32Coder(p Params) *f32Coder {
 	}
 	// Walk the buckets and the thresholds together: the code at u is 1
 	// plus the number of thresholds above u.
-	c := 255
+	c := levels
 	for b := range f.start {
 		u := uint32(b) << 16
 		for c > 1 && u >= f.thr[c-1] {
@@ -109,7 +124,7 @@ func (f *f32Coder) codes32(b []byte, codes []uint8) {
 		if u > maxFinite32 {
 			// A NaN or an infinity, which a range pass refuses; coded as
 			// the formula does.
-			codes[i] = f.p.code32(u)
+			codes[i] = f.formula(u)
 			continue
 		}
 		codes[i] = f.code(u)
@@ -133,7 +148,7 @@ func (f *f32Coder) encode32(b []byte, codes []uint8, signs []int8) {
 			signs[i] = nz - 2*nz*int8(h>>31)
 			c, ok := f.fast(u)
 			if !ok {
-				c = f.p.code32(u)
+				c = f.formula(u)
 				if u <= maxFinite32 {
 					c = f.code(u)
 				}

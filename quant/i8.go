@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/qins-dev/qins/format/dtype"
 )
@@ -113,13 +114,17 @@ func (d *Decoder) ResetI8(p Params) {
 }
 
 // I8Encoder encodes the elements of a tensor in the i8 form of the log
-// code.
+// code. It is safe for concurrent use.
 type I8Encoder struct {
-	dt   dtype.DType
-	p    Params
-	tab  []int8 // 16-bit dtypes: the code of each bit pattern
+	dt  dtype.DType
+	p   Params
+	tab *byteTable // 16-bit dtypes: the code of each bit pattern
+	// F32: the thresholds of the 7-bit code, made for the first chunk of
+	// minF32Coder elements or more; nil for invalid parameters, whose
+	// codes are computed element by element.
+	once sync.Once
+	f32  *f32Coder
 	read func([]byte, []float64)
-	vals []float64
 }
 
 // NewI8Encoder returns the encoder of a tensor of dtype dt (F16, BF16, F32
@@ -132,53 +137,108 @@ func NewI8Encoder(dt dtype.DType, p Params) (*I8Encoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &I8Encoder{dt: dt, p: p, read: read, tab: patternTable(dt, p.CodeI8)}, nil
+	return &I8Encoder{dt: dt, p: p, read: read, tab: i8Table(dt, p)}, nil
 }
 
 // Params returns the encoder's parameters.
 func (e *I8Encoder) Params() Params { return e.p }
 
 // Encode writes the i8 codes of the elements in b (whole elements of the
-// encoder's dtype) to codes.
+// encoder's dtype) to codes: Params.CodeI8 of each.
 func (e *I8Encoder) Encode(b []byte, codes []int8) {
 	size := int(e.dt.Size())
 	n := len(b) / size
-	codes = codes[:n]
-	if e.tab != nil {
-		for i := range codes {
-			codes[i] = e.tab[binary.LittleEndian.Uint16(b[2*i:])]
+	codes, b = codes[:n], b[:n*size]
+	switch {
+	case e.tab != nil:
+		lookup16Fast(e.tab, b, Int8Bytes(codes))
+	case e.dt == dtype.F32:
+		e.encode32(b, codes)
+	default:
+		var vals [512]float64
+		for len(codes) > 0 {
+			k := min(len(codes), len(vals))
+			e.read(b[:k*size], vals[:k])
+			for i, x := range vals[:k] {
+				codes[i] = e.p.CodeI8(x)
+			}
+			b, codes = b[k*size:], codes[k:]
 		}
-		return
 	}
-	if e.dt == dtype.F32 {
+}
+
+// encode32 is Encode for F32: the 8-bit code's thresholds with 127 levels
+// give the magnitude codes and the signs, which signCodes joins.
+func (e *I8Encoder) encode32(b []byte, codes []int8) {
+	if len(codes) >= minF32Coder {
+		e.once.Do(func() {
+			if e.p.Validate() == nil {
+				e.f32 = newF32CoderLevels(e.p, Levels7)
+			}
+		})
+	}
+	if len(codes) < minF32Coder || e.f32 == nil {
 		for i := range codes {
 			codes[i] = e.p.CodeI8(float64(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))))
 		}
 		return
 	}
-	if cap(e.vals) < n {
-		e.vals = make([]float64, n)
-	}
-	v := e.vals[:n]
-	e.read(b, v)
-	for i, x := range v {
-		codes[i] = e.p.CodeI8(x)
+	var mags [2048]uint8
+	var signs [2048]int8
+	for len(codes) > 0 {
+		k := min(len(codes), len(mags))
+		e.f32.encode32(b[:4*k], mags[:k], signs[:k])
+		signCodes(mags[:k], signs[:k], codes[:k])
+		b, codes = b[4*k:], codes[k:]
 	}
 }
 
-// patternTable returns, for a 16-bit dtype, the code of each bit pattern,
-// so that encoding is one lookup per element; nil for other dtypes. NaN
-// and infinities get 0: the range pass refuses them first.
-func patternTable[T any](dt dtype.DType, code func(float64) T) []T {
+// signCodes writes out[i] = signs[i] * int8(mags[i]), for signs -1, 0
+// and +1, eight at a time.
+func signCodes(mags []uint8, signs []int8, out []int8) {
+	const lanes, highs = 0x0101010101010101, 0x8080808080808080
+	n := min(len(mags), len(signs), len(out))
+	sb, ob := Int8Bytes(signs[:n]), Int8Bytes(out[:n])
+	le := binary.LittleEndian
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		c, s := le.Uint64(mags[i:]), le.Uint64(sb[i:])
+		neg := s >> 7 & lanes * 0xff // 0xff where the sign is -1
+		nz := s & lanes * 0xff       // 0xff where it is not 0
+		// -c as ^c + 1, the increment kept within each byte.
+		x := c ^ neg
+		x = (x&^highs + neg&lanes) ^ x&highs
+		le.PutUint64(ob[i:], x&nz)
+	}
+	for ; i < n; i++ {
+		out[i] = signs[i] * int8(mags[i])
+	}
+}
+
+// i8Table returns, for a 16-bit dtype, the i8 code of each bit pattern (as
+// its byte), so that encoding is one lookup per element; nil for other
+// dtypes. NaN and infinities get 0: the range pass refuses them first.
+// For valid parameters the codes of the positive values are filled run by
+// run (0 for +0, then Code7, which never increases with the magnitude
+// bits), and those of the negative values are their negations, as
+// CodeI8(-w) = -CodeI8(w).
+func i8Table(dt dtype.DType, p Params) *byteTable {
 	to, expAll := toF32(dt)
 	if to == nil {
 		return nil
 	}
-	tab := make([]T, 1<<16)
-	for h := range 1 << 16 {
-		if uint16(h)&expAll != expAll {
-			tab[h] = code(float64(to(uint16(h))))
+	t := new(byteTable)
+	end := int(expAll) // the first non-finite magnitude
+	code := func(m int) uint8 { return uint8(p.CodeI8(float64(to(uint16(m))))) }
+	if p.Validate() == nil {
+		fillRuns(t[:], 0, end, code)
+	} else {
+		for m := range end {
+			t[m] = code(m)
 		}
 	}
-	return tab
+	for m := range end {
+		t[0x8000|m] = uint8(-int8(t[m]))
+	}
+	return t
 }

@@ -254,3 +254,69 @@ func rowCodes32Bound(first, last, lmin, d float64) (c, k, lim float32, ok bool) 
 	}
 	return float32(cf), float32(kf), float32(0.5 - eps), true
 }
+
+// byteTable holds a byte for each 16-bit bit pattern: the i8 or rational
+// code of the value it stands for. The padding lets a kernel read four
+// bytes at any entry.
+type byteTable [1<<16 + 3]uint8
+
+// lookup16 writes out[i] = t[v], v the i-th little-endian 16-bit value of
+// b, for the first min(len(b)/2, len(out)) values, and returns how many.
+func lookup16(t *byteTable, b []byte, out []byte) int {
+	n := min(len(b)/2, len(out))
+	b, out = b[:2*n], out[:n]
+	le := binary.LittleEndian
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		x, y := le.Uint64(b[2*i:]), le.Uint64(b[2*i+8:])
+		c := uint64(t[uint16(x)]) | uint64(t[uint16(x>>16)])<<8 | uint64(t[uint16(x>>32)])<<16 | uint64(t[x>>48])<<24 |
+			uint64(t[uint16(y)])<<32 | uint64(t[uint16(y>>16)])<<40 | uint64(t[uint16(y>>32)])<<48 | uint64(t[y>>48])<<56
+		le.PutUint64(out[i:], c)
+	}
+	for ; i < n; i++ {
+		out[i] = t[le.Uint16(b[2*i:])]
+	}
+	return n
+}
+
+// rational32 writes the rational codes with parameter alpha of the
+// little-endian float32 values of b, for the first min(len(b)/4,
+// len(codes)) values, and returns how many: RationalCode itself.
+func rational32(b []byte, alpha float32, codes []uint8) int {
+	n := min(len(b)/4, len(codes))
+	b, codes = b[:4*n], codes[:n]
+	for i := range codes {
+		codes[i] = RationalCode(float64(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))), alpha)
+	}
+	return n
+}
+
+// fillRuns sets t[m] = code(m) for every m in [lo, end), where each code
+// is taken by one run of consecutive m, as a code that never increases (or
+// never decreases) with m is: run by run, each run's end found by a
+// galloping search that asks code itself, a few calls per run instead of
+// one per m.
+func fillRuns[T comparable](t []T, lo, end int, code func(int) T) {
+	t = t[:end]
+	for m := lo; m < end; {
+		c := code(m)
+		// The run of c is [m, last]; last+step is past it or past end.
+		last, step := m, 1
+		for last+step < end && code(last+step) == c {
+			last += step
+			step *= 2
+		}
+		for hi := min(last+step, end); hi-last > 1; {
+			mid := last + (hi-last)/2
+			if code(mid) == c {
+				last = mid
+			} else {
+				hi = mid
+			}
+		}
+		for k := m; k <= last; k++ {
+			t[k] = c
+		}
+		m = last + 1
+	}
+}

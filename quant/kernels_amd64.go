@@ -142,3 +142,53 @@ func rowCodes16Fast(logs []float64, logs32 []float32, t []uint8, lmin, d float64
 	}
 	return done + rowCodes16(logs[done:n], t[done:n], lmin, d)
 }
+
+// lookup16AVX512 is lookup16 on blocks of 32 values.
+//
+//go:noescape
+func lookup16AVX512(t *byteTable, p *byte, blocks int, out *byte)
+
+// lookup16Fast is lookup16, with the AVX-512 kernel where it runs.
+func lookup16Fast(t *byteTable, b []byte, out []byte) int {
+	n := min(len(b)/2, len(out))
+	if !avx512 || n < 32 {
+		return lookup16(t, b, out)
+	}
+	k := 32 * (n / 32)
+	lookup16AVX512(t, &b[0], n/32, &out[0])
+	return k + lookup16(t, b[2*k:2*n], out[k:n])
+}
+
+// rational32AVX512 is rational32 on blocks of 16 values, for a valid
+// alpha (finite, above 0) and values that are not NaN.
+//
+//go:noescape
+func rational32AVX512(p *byte, blocks int, alpha float32, codes *byte)
+
+// rational32Fast is rational32, with the AVX-512 kernel where it runs.
+// alpha must be finite and above 0, and the values not NaN: the kernel's
+// codes are RationalCode's for those (a NaN has no code).
+func rational32Fast(b []byte, alpha float32, codes []uint8) int {
+	n := min(len(b)/4, len(codes))
+	if !avx512 || n < 16 {
+		return rational32(b, alpha, codes)
+	}
+	k := 16 * (n / 16)
+	rational32AVX512(&b[0], n/16, alpha, &codes[0])
+	return k + rational32(b[4*k:4*n], alpha, codes[k:n])
+}
+
+// count16Asm is count16 on n groups of four values.
+//
+//go:noescape
+func count16Asm(p *byte, n int, counts *[1 << 16]uint32)
+
+// count16Fast is count16, with the assembly loop (which needs no
+// AVX-512).
+func count16Fast(b []byte, counts *[1 << 16]uint32) {
+	if n := len(b) / 8; n > 0 {
+		count16Asm(&b[0], n, counts)
+		b = b[8*n:]
+	}
+	count16(b, counts)
+}

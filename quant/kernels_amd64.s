@@ -406,3 +406,126 @@ next16:
 done16:
 	VZEROUPPER
 	RET
+
+// func lookup16AVX512(t *byteTable, p *byte, blocks int, out *byte)
+//
+// Per block of 32 little-endian 16-bit values: each value's entry is
+// gathered, four bytes at the value as a byte offset (the table is padded
+// for it), and the low byte of each is stored.
+TEXT ·lookup16AVX512(SB), NOSPLIT, $0-32
+	MOVQ    t+0(FP), DI
+	MOVQ    p+8(FP), SI
+	MOVQ    blocks+16(FP), CX
+	MOVQ    out+24(FP), R8
+	TESTQ   CX, CX
+	JZ      donel
+loopl:
+	VPMOVZXWD (SI), Z2            // the values, as dword offsets
+	VPMOVZXWD 32(SI), Z3
+	KXNORW  K1, K1, K1
+	KXNORW  K2, K2, K2
+	VPXORD  Z6, Z6, Z6
+	VPXORD  Z7, Z7, Z7
+	VPGATHERDD (DI)(Z2*1), K1, Z6
+	VPGATHERDD (DI)(Z3*1), K2, Z7
+	VPMOVDB Z6, (R8)
+	VPMOVDB Z7, 16(R8)
+	ADDQ    $64, SI
+	ADDQ    $32, R8
+	DECQ    CX
+	JNZ     loopl
+donel:
+	VZEROUPPER
+	RET
+
+// func rational32AVX512(p *byte, blocks int, alpha float32, codes *byte)
+//
+// Per block of 16 little-endian float32 values w: RationalCode's float32
+// operations in its order, each an IEEE single operation rounded to
+// nearest as Go's are (t = alpha*|w|, d = 1 + t, z = 1/d, z negated for a
+// set sign bit, u = z + 1, y = u*127.5), y rounded half to even (the
+// MXCSR's default rounding, which Go keeps) and clamped to [0, 255], then
+// at least 128 for a clear sign bit and at most 127 for a set one. An
+// exact zero needs no case of its own: +0 gives y = 255 and -0 gives y = 0.
+TEXT ·rational32AVX512(SB), NOSPLIT, $0-32
+	MOVQ    p+0(FP), SI
+	MOVQ    blocks+8(FP), CX
+	VBROADCASTSS alpha+16(FP), Z10
+	MOVQ    codes+24(FP), R8
+	MOVL    $0x7fffffff, AX
+	VPBROADCASTD AX, Z11          // magnitude bits
+	MOVL    $0x80000000, AX
+	VPBROADCASTD AX, Z12          // sign bit
+	MOVL    $0x3f800000, AX       // 1.0
+	VPBROADCASTD AX, Z13
+	MOVL    $0x42ff0000, AX       // 127.5
+	VPBROADCASTD AX, Z14
+	MOVL    $0x437f0000, AX       // 255.0
+	VPBROADCASTD AX, Z15
+	VPXORD  Z16, Z16, Z16         // 0.0
+	MOVL    $128, AX
+	VPBROADCASTD AX, Z17
+	MOVL    $127, AX
+	VPBROADCASTD AX, Z18
+	TESTQ   CX, CX
+	JZ      doner
+loopr:
+	VMOVDQU32 (SI), Z0
+	VPANDD  Z11, Z0, Z1           // |w|
+	VPANDD  Z12, Z0, Z2           // its sign bit
+	VMULPS  Z1, Z10, Z1           // t = alpha * |w|
+	VADDPS  Z13, Z1, Z1           // d = 1 + t
+	VDIVPS  Z1, Z13, Z1           // z = 1 / d
+	VPXORD  Z2, Z1, Z1            // -z for a set sign bit
+	VADDPS  Z13, Z1, Z1           // u = z + 1
+	VMULPS  Z14, Z1, Z1           // y = u * 127.5
+	VMAXPS  Z16, Z1, Z1
+	VMINPS  Z15, Z1, Z1
+	VCVTPS2DQ Z1, Z1              // rounded half to even
+	VPTESTMD Z12, Z0, K1          // sign bit set
+	KNOTW   K1, K2
+	VPMAXSD Z17, Z1, K2, Z1       // at least 128
+	VPMINSD Z18, Z1, K1, Z1       // at most 127
+	VPMOVDB Z1, (R8)
+	ADDQ    $64, SI
+	ADDQ    $16, R8
+	DECQ    CX
+	JNZ     loopr
+doner:
+	VZEROUPPER
+	RET
+
+// func count16Asm(p *byte, n int, counts *[1 << 16]uint32)
+//
+// count16 on n groups of four little-endian 16-bit values (8 bytes): the
+// same increments, alternately in counts[m] and counts[m|0x8000], with an
+// increment in memory per value, which the Go compiler's loop spends a few
+// more instructions on.
+TEXT ·count16Asm(SB), NOSPLIT, $0-24
+	MOVQ    p+0(FP), SI
+	MOVQ    n+8(FP), CX
+	MOVQ    counts+16(FP), DI
+	LEAQ    0x20000(DI), R9       // counts[0x8000:]
+	TESTQ   CX, CX
+	JZ      donecnt
+loopcnt:
+	MOVQ    (SI), AX
+	MOVL    AX, BX
+	ANDL    $0x7fff, BX
+	MOVQ    AX, DX
+	SHRQ    $16, DX
+	ANDL    $0x7fff, DX
+	INCL    (DI)(BX*4)
+	INCL    (R9)(DX*4)
+	MOVQ    AX, BX
+	SHRQ    $32, BX
+	ANDL    $0x7fff, BX
+	SHRQ    $48, AX
+	ANDL    $0x7fff, AX
+	INCL    (DI)(BX*4)
+	INCL    (R9)(AX*4)
+	ADDQ    $8, SI
+	DECQ    CX
+	JNZ     loopcnt
+donecnt:
+	RET

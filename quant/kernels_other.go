@@ -24,3 +24,9 @@ func rowCodes16Fast(logs []float64, _ []float32, t []uint8, lmin, d float64) int
 	n := min(len(logs), len(t))
 	return rowCodes16(logs[:n], t[:n], lmin, d)
 }
+
+func lookup16Fast(t *byteTable, b []byte, out []byte) int { return lookup16(t, b, out) }
+
+func rational32Fast(b []byte, alpha float32, codes []uint8) int { return rational32(b, alpha, codes) }
+
+func count16Fast(b []byte, counts *[1 << 16]uint32) { count16(b, counts) }

@@ -92,57 +92,84 @@ func NewRationalDecoder(alpha float64) *Decoder {
 }
 
 // RationalEncoder encodes the elements of a tensor with the rational codec.
+// It is safe for concurrent use.
 type RationalEncoder struct {
 	dt    dtype.DType
 	alpha float32
-	tab   []uint8 // 16-bit dtypes: the code of each bit pattern
+	tab   *byteTable // 16-bit dtypes: the code of each bit pattern
 	read  func([]byte, []float64)
-	vals  []float64
 }
 
 // NewRationalEncoder returns the encoder of a tensor of dtype dt (F16,
-// BF16, F32 or F64) with parameter alpha.
+// BF16, F32 or F64) with parameter alpha, which must be finite and above
+// 0 (see also CheckRationalAlpha).
 func NewRationalEncoder(dt dtype.DType, alpha float32) (*RationalEncoder, error) {
 	if !dt.IsFloat() {
 		return nil, fmt.Errorf("dtype %v cannot be encoded: it is not F16, BF16, F32 or F64", dt)
+	}
+	if a := float64(alpha); math.IsNaN(a) || math.IsInf(a, 0) || a <= 0 {
+		return nil, fmt.Errorf("alpha %v must be finite and above 0", alpha)
 	}
 	read, err := dtype.Reader(dt)
 	if err != nil {
 		return nil, err
 	}
-	code := func(w float64) uint8 { return RationalCode(w, alpha) }
-	return &RationalEncoder{dt: dt, alpha: alpha, read: read, tab: patternTable(dt, code)}, nil
+	return &RationalEncoder{dt: dt, alpha: alpha, read: read, tab: rationalTable(dt, alpha)}, nil
 }
 
 // Alpha returns the encoder's parameter.
 func (e *RationalEncoder) Alpha() float32 { return e.alpha }
 
 // Encode writes the codes of the elements in b (whole elements of the
-// encoder's dtype) to codes.
+// encoder's dtype) to codes: RationalCode of each. The codes of NaNs are
+// unspecified (the range pass refuses them).
 func (e *RationalEncoder) Encode(b []byte, codes []uint8) {
 	size := int(e.dt.Size())
 	n := len(b) / size
-	codes = codes[:n]
-	if e.tab != nil {
-		for i := range codes {
-			codes[i] = e.tab[binary.LittleEndian.Uint16(b[2*i:])]
+	codes, b = codes[:n], b[:n*size]
+	switch {
+	case e.tab != nil:
+		lookup16Fast(e.tab, b, codes)
+	case e.dt == dtype.F32:
+		rational32Fast(b, e.alpha, codes)
+	default:
+		var vals [512]float64
+		for len(codes) > 0 {
+			k := min(len(codes), len(vals))
+			e.read(b[:k*size], vals[:k])
+			for i, x := range vals[:k] {
+				codes[i] = RationalCode(x, e.alpha)
+			}
+			b, codes = b[k*size:], codes[k:]
 		}
-		return
 	}
-	if e.dt == dtype.F32 {
-		for i := range codes {
-			codes[i] = RationalCode(float64(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))), e.alpha)
+}
+
+// rationalTable returns, for a 16-bit dtype, the rational code of each bit
+// pattern with parameter alpha, so that encoding is one lookup per
+// element; nil for other dtypes. Every value of a 16-bit dtype is a
+// float32, coded as F32 values are. NaN and infinities get 0: the range
+// pass refuses them first.
+func rationalTable(dt dtype.DType, alpha float32) *byteTable {
+	to, expAll := toF32(dt)
+	if to == nil {
+		return nil
+	}
+	t := new(byteTable)
+	const k = 1024
+	var vals [4 * k]byte // k float32 values
+	for h0 := 0; h0 < 1<<16; h0 += k {
+		for i := range k {
+			binary.LittleEndian.PutUint32(vals[4*i:], math.Float32bits(to(uint16(h0+i))))
 		}
-		return
+		rational32Fast(vals[:], alpha, t[h0:h0+k])
 	}
-	if cap(e.vals) < n {
-		e.vals = make([]float64, n)
+	for h := range 1 << 16 {
+		if uint16(h)&expAll == expAll {
+			t[h] = 0
+		}
 	}
-	v := e.vals[:n]
-	e.read(b, v)
-	for i, x := range v {
-		codes[i] = RationalCode(x, e.alpha)
-	}
+	return t
 }
 
 // RationalAlpha returns the alpha, a float32, that minimises the squared
@@ -165,22 +192,18 @@ func (s *Scanner) RationalAlpha() (float32, error) {
 	if len(mags) == 0 {
 		return 1, nil
 	}
-	top := math.Exp(p.LogMax)
+	var errs alphaErrors
+	errs.reset(mags, ns)
 	// The least alpha whose largest magnitude is finite in the dtype.
 	least := 254 / maxFinite(s.dt) * 1.01
-	var dec [256]float64
-	sqErr := func(a float32) float64 {
-		for c := range dec {
-			dec[c] = RationalValue(uint8(c), float64(a))
-		}
-		var e float64
-		for i, m := range mags {
-			d1 := m - dec[RationalCode(m, a)]
-			d2 := -m - dec[RationalCode(-m, a)]
-			e += ns[i] * (d1*d1 + d2*d2) / 2
-		}
-		return e
-	}
+	return searchAlpha(math.Exp(p.LogMax), least, errs.sqErr), nil
+}
+
+// searchAlpha returns the float32 alpha of the least sqErr for weights of
+// largest magnitude top: a grid of 49 points on log alpha over [0.01,
+// 5000] / top, then 40 steps of golden section around the grid's best,
+// each candidate exp(x) rounded to float32 within [least, MaxFloat32].
+func searchAlpha(top, least float64, sqErr func(float32) float64) float32 {
 	alphaAt := func(x float64) float32 {
 		return float32(min(max(math.Exp(x), least), math.MaxFloat32))
 	}
@@ -210,12 +233,64 @@ func (s *Scanner) RationalAlpha() (float32, error) {
 			fd = sqErr(alphaAt(d))
 		}
 	}
-	for _, x := range []float64{c, d} {
-		if e := sqErr(alphaAt(x)); e < bestErr {
-			best, bestErr = x, e
-		}
+	if fc < bestErr {
+		best, bestErr = c, fc
 	}
-	return alphaAt(best), nil
+	if fd < bestErr {
+		best = d
+	}
+	return alphaAt(best)
+}
+
+// alphaErrors gives the squared error of the decoded weights with any
+// alpha over a set of distinct magnitudes with counts: each magnitude's
+// error is the mean of its error as a positive and as a negative weight.
+type alphaErrors struct {
+	mags, ns []float64
+	// Each magnitude as a positive and as a negative float32 (the
+	// magnitudes are float32 values), coded by rational32Fast: the codes
+	// are RationalCode's.
+	pos, neg []byte
+	cp, cn   []uint8
+	dec      [256]float64
+}
+
+// reset makes e the errors of magnitudes mags (float32 values, at least 0)
+// with counts ns, keeping its memory.
+func (e *alphaErrors) reset(mags, ns []float64) {
+	n := len(mags)
+	e.mags, e.ns = mags, ns[:n]
+	if cap(e.cp) < n {
+		e.pos, e.neg = make([]byte, 4*n), make([]byte, 4*n)
+		e.cp, e.cn = make([]uint8, n), make([]uint8, n)
+	}
+	e.pos, e.neg, e.cp, e.cn = e.pos[:4*n], e.neg[:4*n], e.cp[:n], e.cn[:n]
+	for i, m := range mags {
+		u := math.Float32bits(float32(m))
+		binary.LittleEndian.PutUint32(e.pos[4*i:], u)
+		binary.LittleEndian.PutUint32(e.neg[4*i:], u|1<<31)
+	}
+}
+
+// sqErr returns the squared error with alpha a, which must be finite and
+// above 0: the sum over the magnitudes m, in order, of n * (d1*d1 +
+// d2*d2) / 2, d1 = m - RationalValue(RationalCode(m, a), a) and d2 the
+// same for -m.
+func (e *alphaErrors) sqErr(a float32) float64 {
+	dec := &e.dec
+	for c := range dec {
+		dec[c] = RationalValue(uint8(c), float64(a))
+	}
+	rational32Fast(e.pos, a, e.cp)
+	rational32Fast(e.neg, a, e.cn)
+	cp, cn, ns := e.cp, e.cn[:len(e.cp)], e.ns[:len(e.cp)]
+	var s float64
+	for i, m := range e.mags[:len(cp)] {
+		d1 := m - dec[cp[i]]
+		d2 := -m - dec[cn[i]]
+		s += ns[i] * (d1*d1 + d2*d2) / 2
+	}
+	return s
 }
 
 // maxFinite returns the largest value a tensor of dtype dt may decode to:

@@ -71,26 +71,6 @@ func (rc *RowCoder) EncodeI8(row []byte, first int64, mse bool, codes []int8) (P
 	return p, nil
 }
 
-// signCodes writes codes[i] = signs[i] * mags[i] for signs of 1, -1 or 0
-// and magnitude codes below 128.
-func signCodes(mags []uint8, signs []int8, codes []int8) {
-	n := min(len(mags), len(signs), len(codes))
-	out, sb := Int8Bytes(codes[:n]), Int8Bytes(signs[:n])
-	le := binary.LittleEndian
-	const ones = 0x0101010101010101
-	i := 0
-	for ; i+8 <= n; i += 8 {
-		c, s := le.Uint64(mags[i:]), le.Uint64(sb[i:])
-		neg := (s >> 1 & ones) * 0xff // bytes of -1: 0xff
-		nz := (s & ones) * 0xff       // bytes of 1 or -1
-		// c ^ 0xff + 1 is -c in each byte: no byte carries, c being 1..127.
-		le.PutUint64(out[i:], ((c^neg)+(neg&ones))&nz)
-	}
-	for ; i < n; i++ {
-		codes[i] = signs[i] * int8(mags[i])
-	}
-}
-
 // encodeI8Values is EncodeI8 for F32 and F64 rows: the formula per
 // element.
 func (rc *RowCoder) encodeI8Values(row []byte, first int64, mse bool, codes []int8) (Params, error) {
