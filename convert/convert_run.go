@@ -272,6 +272,11 @@ func (cv *converter) finish(ctx context.Context, states []tensorState, s *Summar
 		n := int64(j.src.Elements())
 		s.EncodedElems += n
 		s.EncodedBytes += int64(e.EncodedBytes(j.src.Shape))
+		if cv.rows {
+			r := e.Stored(qins.PartRanges, "", j.src.Shape)
+			b, _ := r.DType.Bytes(r.Elements())
+			s.RangeBytes += int64(b)
+		}
 		if !cv.packed && !cv.rational && !cv.i8 && j.src.DType.Size() == 2 {
 			s.packedSaving += n - int64(qins.SignBytes(uint64(n)))
 		}

@@ -20,8 +20,15 @@ type Summary struct {
 	// what the output would take with the packed layout; 0 otherwise.
 	PackedBytes int64
 	// EncodedElems and EncodedBytes, for a convert, are the weights
-	// encoded and the bytes they take: codes, signs and per-row ranges.
-	EncodedElems, EncodedBytes int64
+	// encoded and the bytes of the tensors they are stored in: codes,
+	// signs and per-row ranges. RangeBytes is the part of EncodedBytes
+	// that the per-row ranges take (0 with one range per tensor, which
+	// the metadata holds).
+	EncodedElems, EncodedBytes, RangeBytes int64
+	// Encoding, for a convert, is how the tensors were encoded: the
+	// Options' layout, range, granularity and codec (the rational codec
+	// has no layout, range or granularity: their zero values).
+	Encoding qins.Encoding
 	// KeptDType counts the copied tensors kept because the codec does not
 	// read their dtype (integers, BOOL, FP8, FP6, FP4, C64...), whose
 	// names KeptDTypes lists, sorted.
@@ -90,6 +97,7 @@ func (s *Summary) add(shard *Summary) {
 	s.Encoded += shard.Encoded
 	s.EncodedElems += shard.EncodedElems
 	s.EncodedBytes += shard.EncodedBytes
+	s.RangeBytes += shard.RangeBytes
 	s.Copied += shard.Copied
 	s.KeptDType += shard.KeptDType
 	for _, dt := range shard.KeptDTypes {

@@ -22,7 +22,7 @@ func (a *app) convert(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	opts, err := convertOptions(c)
+	opts, ch, err := convertOptions(c)
 	if err != nil {
 		return err
 	}
@@ -34,32 +34,25 @@ func (a *app) convert(c *cli.Context) error {
 		out = defaultOutput(src)
 	}
 	opts.Folder = outputIsFolder(src, out)
-	return a.pipeline(c, converted, &opts.WriteOptions, func() (*convert.Summary, error) {
+	return a.pipeline(c, summaryOf{converted, ch}, &opts.WriteOptions, func() (*convert.Summary, error) {
 		return convert.Convert(a.ctx, src, out, opts)
 	})
 }
 
-// convertOptions reads convert's flags.
-func convertOptions(c *cli.Context) (convert.Options, error) {
+// convertOptions reads convert's flags, and says what chose the
+// encoding.
+func convertOptions(c *cli.Context) (convert.Options, choice, error) {
 	var opts convert.Options
 	var err error
 	if opts.WriteOptions, err = writeOptions(c); err != nil {
-		return opts, err
+		return opts, choice{}, err
 	}
-	if opts.Layout, err = qins.ParseLayout(c.String("layout")); err != nil {
-		return opts, usageError{fmt.Errorf("--%v", err)}
-	}
-	if opts.Range, err = qins.ParseRange(c.String("range")); err != nil {
-		return opts, usageError{fmt.Errorf("--%v", err)}
-	}
-	if opts.Granularity, err = qins.ParseGranularity(c.String("granularity")); err != nil {
-		return opts, usageError{fmt.Errorf("--%v", err)}
-	}
-	if opts.Codec, err = qins.ParseCodec(c.String("codec")); err != nil {
-		return opts, usageError{fmt.Errorf("--%v", err)}
+	ch, err := chooseEncoding(c, &opts)
+	if err != nil {
+		return opts, ch, err
 	}
 	if err := rationalOptions(c, &opts); err != nil {
-		return opts, usageError{err}
+		return opts, ch, usageError{err}
 	}
 	for _, f := range []struct {
 		name string
@@ -67,11 +60,11 @@ func convertOptions(c *cli.Context) (convert.Options, error) {
 	}{{"include", &opts.Include}, {"exclude", &opts.Exclude}} {
 		if s := c.String(f.name); s != "" {
 			if *f.re, err = regexp.Compile(s); err != nil {
-				return opts, usageError{fmt.Errorf("--%s: %v", f.name, err)}
+				return opts, ch, usageError{fmt.Errorf("--%s: %v", f.name, err)}
 			}
 		}
 	}
-	return opts, nil
+	return opts, ch, nil
 }
 
 // rationalOptions checks --alpha and the flags the rational codec does
@@ -133,7 +126,7 @@ func (a *app) restore(c *cli.Context) error {
 		return err
 	}
 	opts.Folder = outputIsFolder(in, out)
-	return a.pipeline(c, restored, &opts.WriteOptions, func() (*convert.Summary, error) {
+	return a.pipeline(c, summaryOf{d: restored}, &opts.WriteOptions, func() (*convert.Summary, error) {
 		return convert.Restore(a.ctx, in, out, opts)
 	})
 }
@@ -146,9 +139,9 @@ func writeOptions(c *cli.Context) (convert.WriteOptions, error) {
 
 // pipeline runs a convert or a restore of options o with a progress bar
 // and the app's pending outputs, then prints its summary unless --quiet.
-func (a *app) pipeline(c *cli.Context, d direction, o *convert.WriteOptions, run func() (*convert.Summary, error)) error {
+func (a *app) pipeline(c *cli.Context, how summaryOf, o *convert.WriteOptions, run func() (*convert.Summary, error)) error {
 	what := "converting"
-	if d == restored {
+	if how.d == restored {
 		what = "restoring"
 	}
 	bar := newBar(a.stderr, what, c.Bool("quiet"))
@@ -169,7 +162,7 @@ func (a *app) pipeline(c *cli.Context, d direction, o *convert.WriteOptions, run
 		fmt.Fprintf(a.stderr, "qins: warning: %d tensor(s) stored as QINS codes and signs without their qins:NAME metadata were copied as plain tensors, not decoded (has the file lost that metadata?): %s\n", n, escape(nameList(s.Unmarked, 5)))
 	}
 	if !c.Bool("quiet") {
-		writeSummary(a.stdout, s, d)
+		writeSummary(a.stdout, s, how)
 	}
 	return nil
 }
@@ -196,21 +189,28 @@ const (
 	restored                   // decoded from QINS
 )
 
+// summaryOf is what a summary needs besides the library's Summary: which
+// way the tensors went, and, for a convert, what chose the encoding.
+type summaryOf struct {
+	d      direction
+	choice choice
+}
+
 // writeSummary writes the summary of a convert or restore in a few lines.
-func writeSummary(w io.Writer, s *convert.Summary, d direction) error {
+func writeSummary(w io.Writer, s *convert.Summary, how summaryOf) error {
 	verb, did := "converted", "encoded"
-	if d == restored {
+	if how.d == restored {
 		verb, did = "restored", "decoded"
 	}
 	_, err := fmt.Fprintf(w, "%s %s -> %s\n"+
-		"  tensors: %d %s, %d copied%s\n"+
-		"  size:    %s in, %s out (%s the source, %s of FP32 at %s)\n"+
-		"%s%s%s"+
-		"  time:    %.2f s, %.0f MB/s\n",
+		"  tensors:  %d %s, %d copied%s\n"+
+		"  size:     %s in, %s out (%s the source, %s of FP32 at %s)\n"+
+		"%s%s%s%s%s"+
+		"  time:     %.2f s, %.0f MB/s\n",
 		verb, format.Printable(s.Input), format.Printable(s.Output),
 		s.Encoded, did, s.Copied, keptNote(s),
 		humanBytes(s.BytesIn), humanBytes(s.BytesOut), ratio(s.BytesOut, s.BytesIn), ratio(s.BytesOut, s.FP32Bytes), humanBytes(s.FP32Bytes),
-		bitsLine(s), codecLine(s)+packedHint(s), folderLine(s),
+		encodingLine(s, how.choice), codecLine(s), packedHint(s), rowsHint(s, how.choice), folderLine(s),
 		s.Elapsed.Seconds(), s.MBPerSecond())
 	return err
 }
@@ -231,33 +231,24 @@ func ratio(a, b int64) string {
 	return fmt.Sprintf("%.3fx", float64(a)/float64(b))
 }
 
-// bitsLine gives the bits per encoded weight, ranges included; empty
-// when nothing was encoded.
-func bitsLine(s *convert.Summary) string {
-	if s.EncodedElems == 0 {
-		return ""
-	}
-	return fmt.Sprintf("  bits:    %.3f per encoded weight (codes, signs and ranges)\n", 8*float64(s.EncodedBytes)/float64(s.EncodedElems))
-}
-
 // codecLine tells the rational codec's alphas; empty for the log codec.
 func codecLine(s *convert.Summary) string {
 	if s.Codec != qins.CodecRational {
 		return ""
 	}
 	if !s.AlphaMSE {
-		return fmt.Sprintf("  codec:   rational, alpha %v for every tensor (--alpha)\n", s.AlphaMin)
+		return fmt.Sprintf("  codec:    rational, alpha %v for every tensor (--alpha)\n", s.AlphaMin)
 	}
-	return fmt.Sprintf("  codec:   rational, alpha of the least squared error per tensor (%.4g .. %.4g)\n", s.AlphaMin, s.AlphaMax)
+	return fmt.Sprintf("  codec:    rational, alpha of the least squared error per tensor (%.4g .. %.4g)\n", s.AlphaMin, s.AlphaMax)
 }
 
-// packedHint tells what --layout packed would give, when it would help.
+// packedHint tells what the packed layout would give, when it would help.
 func packedHint(s *convert.Summary) string {
 	if s.PackedBytes == 0 {
 		return ""
 	}
-	return fmt.Sprintf("  hint:    the encoded tensors are 16-bit, so 2 bytes per weight saves nothing over them;\n"+
-		"           --layout packed (1.125 bytes per weight) would give about %s (%s the source)\n", humanBytes(s.PackedBytes), ratio(s.PackedBytes, s.BytesIn))
+	return fmt.Sprintf("  hint:     the encoded tensors are 16-bit, so 2 bytes per weight saves nothing over them;\n"+
+		"            the packed layout (1.125 bytes per weight, the same values) would give about %s (%s the source)\n", humanBytes(s.PackedBytes), ratio(s.PackedBytes, s.BytesIn))
 }
 
 // folderLine tells what a folder output holds; empty for a file.
@@ -269,5 +260,5 @@ func folderLine(s *convert.Summary) string {
 	if s.Shards > 1 {
 		index = " and their index"
 	}
-	return fmt.Sprintf("  folder:  %d weight file(s)%s, %d other file(s) copied\n", s.Shards, index, s.SideFiles)
+	return fmt.Sprintf("  folder:   %d weight file(s)%s, %d other file(s) copied\n", s.Shards, index, s.SideFiles)
 }

@@ -36,7 +36,8 @@ type evalJSON struct {
 func TestEval(t *testing.T) {
 	dir := t.TempDir()
 	q := filepath.Join(dir, "stories.qins.safetensors")
-	if code, _, errs := runQINS(t, "convert", stories, "-o", q, "--quiet"); code != 0 {
+	// The reference's encoding: enough error for --min-top1 1 to fail.
+	if code, _, errs := runQINS(t, "convert", stories, "-o", q, "--quiet", "--reference"); code != 0 {
 		t.Fatalf("convert: %s", errs)
 	}
 	text, _ := os.ReadFile(filepath.Join(stories, "expected-greedy-200.txt"))

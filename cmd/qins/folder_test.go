@@ -44,7 +44,7 @@ func TestFolderCommands(t *testing.T) {
 	if got := files(t, q); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("QINS folder holds %v", got)
 	}
-	if code, out, _ := runQINS(t, "inspect", q); code != 0 || !strings.Contains(out, "QINS version 1, 3 file(s)") {
+	if code, out, _ := runQINS(t, "inspect", q); code != 0 || !strings.Contains(out, "QINS version 2, 3 file(s)") {
 		t.Errorf("inspect: exit %d\n%s", code, out)
 	}
 	if code, _, errs := runQINS(t, "restore", q, "--dtype", "bf16", "-q"); code != 0 {
@@ -146,13 +146,13 @@ func TestFolderSignalAndFullDisk(t *testing.T) {
 		t.Cleanup(func() { exec.Command("umount", full).Run() })
 		src := filepath.Join(t.TempDir(), "m")
 		os.Mkdir(src, 0o755)
-		vals := make([]float32, 1<<19) // 1 MiB of codes and signs: more than fits
+		vals := make([]float32, 1<<19) // 1 MiB of codes and signs (u8+i8): more than fits
 		for i := range vals {
 			vals[i] = float32(i%1000+1) * 1e-4
 		}
 		writeF32(t, filepath.Join(src, "model.safetensors"), "w", []uint64{512, 1024}, vals)
 		os.WriteFile(filepath.Join(src, "config.json"), []byte("{}"), 0o644)
-		code, _, errs := runQINS(t, "convert", src, "-o", filepath.Join(full, "m.qins"))
+		code, _, errs := runQINS(t, "convert", src, "-o", filepath.Join(full, "m.qins"), "--reference")
 		want := filepath.Join(full, "m.qins", "model.qins.safetensors") + ": "
 		if code != 1 || !strings.Contains(errs, "no space left on device") || !strings.Contains(errs, want) {
 			t.Errorf("exit %d, %q", code, errs)

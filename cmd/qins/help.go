@@ -6,7 +6,7 @@ package main
 
 const convertHelp = `Convert encodes the large floating-point tensors of a checkpoint into
 QINS: each weight becomes a uint8 log-magnitude code and a sign, with a log
-range per tensor (or per row). The output is itself a safetensors file, or
+range per row (or per tensor). The output is itself a safetensors file, or
 a model folder of them; every other tensor is copied byte for byte. Memory
 stays at a few tens of MB whatever the size of the model.
 
@@ -62,37 +62,51 @@ WHAT IS ENCODED
   with the --exclude '^x$' that keeps x unchanged.
 
 ENCODING
-  --layout u8+i8   a code byte and a sign byte per weight: 2 bytes, the
-                   size of BF16 (the default).
+  By default the log codec stores a code byte and a sign bit per weight
+  (--layout packed), with one log range per row (--granularity row) whose
+  log_min is chosen for the least squared error (--range mse): 9.02 bits
+  per weight on Phi-3.5 (0.564x a BF16 source), 9.87 on stories260K's
+  short rows, for a tenth of the reference encoding's mean KLD. Each flag
+  below overrides its part and keeps the rest of the default.
+  --reference      the reference implementation's encoding, 16 bits per
+                   weight: --codec log --layout u8+i8 --granularity tensor
+                   --range minmax. A flag that contradicts it is a usage
+                   error; flags that agree with it are fine.
   --layout packed  a code byte and a sign bit: 1.125 bytes per weight, a
-                   BF16 checkpoint 1.78x smaller. Same decoded values.
+                   BF16 checkpoint 1.78x smaller (the default).
+  --layout u8+i8   a code byte and a sign byte per weight: 2 bytes, the
+                   size of BF16. Same decoded values as packed.
   --layout i8      one I8 per weight: 0 for an exact zero, else the sign
                    times a 7-bit log code 1..127 (the formula with 127
                    levels: round(127 - 126 (ln|w| - log_min) / (log_max -
                    log_min)); magnitudes at or below 1e-8 get 127). 1 byte
                    per weight, no sign tensor, QINS version 3. Half the
                    levels of the 8-bit code, so about twice its error;
-                   takes --range minmax or mse (log_min for the least
-                   squared error with 127 levels), and --granularity row
-                   (each row's range in NAME.logrange, as for the 8-bit
-                   code; with --range mse each row's log_min for the
-                   least squared error with 127 levels). Not with
-                   --codec rational.
-  --range minmax   the log range from the smallest magnitude above 1e-8
-                   to the largest (the default).
+                   with --range mse log_min is chosen for the least
+                   squared error with 127 levels; with --granularity row
+                   each row's range is in NAME.logrange, as for the 8-bit
+                   code. Not with --codec rational.
   --range mse      keep log_max, choose log_min for the least squared
                    error: on Normal-like weights it halves the error.
-                   Every decoder reads such files.
-  --granularity tensor
-                   one log range per tensor (the default).
+                   Every decoder reads such files (the default).
+  --range minmax   the log range from the smallest magnitude above 1e-8
+                   to the largest.
   --granularity row
                    one log range per row of the last dimension (for a
                    Linear weight [out, in], per output), in NAME.logrange
                    (QINS version 2). Two float32 per row: under 0.03 bits
-                   per weight for rows of 3072, 1 bit for rows of 64. With
-                   --range mse each row gets its own best log_min.
+                   per weight for rows of 3072, 1 bit for rows of 64, 4
+                   bits for rows of 16. With --range mse each row gets its
+                   own best log_min (the default for --codec log). When
+                   the rows are short (ranges above 1 bit per weight, as
+                   in LoRA adapters and convolutions) and the granularity
+                   was not given, the summary says what --granularity
+                   tensor would give.
+  --granularity tensor
+                   one log range per tensor (the default for --codec
+                   rational).
   --codec log      the log-magnitude code above, a code and a sign per
-                   weight (the default; QINS version 1 or 2).
+                   weight (the default; QINS version 1, 2 or 3).
   --codec rational the rational code of dkeviv/Cogumi-IntLLM: z =
                    sign(w)/(1+alpha*|w|) stored as round((z+1)*127.5),
                    one byte per weight with the sign inside, one alpha
@@ -109,9 +123,11 @@ ENCODING
                    values (exact per bit pattern for 16-bit tensors):
                    several times less error than --alpha 1 on small
                    weights. The summary's codec: line gives the alphas.
-  The summary's bits: line gives the bits per encoded weight, codes,
-  signs and ranges included. See go doc github.com/qins-dev/qins/quant for
-  the codec and go doc github.com/qins-dev/qins/format/qins for the file.
+  The summary's encoding: line says what was chosen, by which flags (or
+  "the default"), and the bits per encoded weight its tensors take:
+  codes, signs and per-row ranges, as written. See go doc
+  github.com/qins-dev/qins/quant for the codec and go doc
+  github.com/qins-dev/qins/format/qins for the file.
 
 SHARDS
   --max-shard-size SIZE  default 5GB; also 500MB, 2GiB or a number of
@@ -134,9 +150,9 @@ EXIT STATUS
 
 EXAMPLES
   qins convert Phi-3.5-mini-instruct/
-  qins convert Phi-3.5-mini-instruct/ -o phi-q --granularity row --range mse
-  qins convert model.safetensors --layout packed --range mse
-  qins convert model.safetensors --layout i8 --range mse
+  qins convert Phi-3.5-mini-instruct/ -o phi-ref --reference
+  qins convert adapter_model.safetensors --granularity tensor
+  qins convert model.safetensors --layout i8
   qins convert model.safetensors --codec rational
   qins convert phi/ -o phi.safetensors --exclude 'embed_tokens|lm_head'`
 

@@ -106,9 +106,11 @@ func TestNameCollision(t *testing.T) {
 		opts  []string
 	}{
 		{"x.qins", nil},
-		{"x.sign", nil},
-		{"x.signbits", []string{"--layout", "packed"}},
-		{"x.logrange", []string{"--granularity", "row"}},
+		{"x.sign", []string{"--layout", "u8+i8"}},
+		{"x.sign", []string{"--reference"}},
+		{"x.signbits", nil}, // the default layout is packed
+		{"x.logrange", nil}, // with per-row ranges
+		{"x.logrange", []string{"--layout", "i8"}},
 	} {
 		other := c.other
 		h := `{"x":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"` + other + `":{"dtype":"U8","shape":[4],"data_offsets":[16,20]}}`
@@ -244,7 +246,7 @@ func TestNamesInShardedFolders(t *testing.T) {
 	q := filepath.Join(dir, "a.qins")
 	back := filepath.Join(dir, "a.restored")
 	for _, args := range [][]string{
-		{"convert", src, "-o", q, "--max-shard-size", "40", "--quiet"},
+		{"convert", src, "-o", q, "--max-shard-size", "40", "--quiet", "--reference"},
 		{"inspect", q},
 		{"restore", q, "-o", back, "--quiet"},
 		{"diff", src, q},
@@ -256,9 +258,10 @@ func TestNamesInShardedFolders(t *testing.T) {
 	if shards, _ := filepath.Glob(filepath.Join(q, "*.safetensors")); len(shards) < 2 {
 		t.Errorf("want several shards, got %v", shards)
 	}
-	// packed: w's sign bits would take w.signbits's name, in any shard.
+	// packed (the default): w's sign bits would take w.signbits's name,
+	// in any shard.
 	out := filepath.Join(dir, "b.qins")
-	code, _, errs := runQINS(t, "convert", src, "-o", out, "--layout", "packed", "--max-shard-size", "40")
+	code, _, errs := runQINS(t, "convert", src, "-o", out, "--max-shard-size", "40")
 	if code != 1 || !strings.Contains(errs, `"w.signbits"`) {
 		t.Errorf("packed, sharded: exit %d, %q: want the clash refused", code, errs)
 	}

@@ -103,15 +103,16 @@ func TestOutputNotRegular(t *testing.T) {
 }
 
 func TestOutputLongName(t *testing.T) {
+	// --reference, the fastest encoding: the names are under test.
 	for _, n := range []int{200, 243, 250, 255} {
 		dir := t.TempDir()
 		src := one(t, dir)
 		out := filepath.Join(dir, strings.Repeat("x", n-len(".safetensors"))+".safetensors")
-		if code, _, errs := runQINS(t, "convert", "-q", src, "-o", out); code != 0 {
+		if code, _, errs := runQINS(t, "convert", "-q", src, "-o", out, "--reference"); code != 0 {
 			t.Fatalf("%d-byte name: exit %d: %s", n, code, errs)
 		}
 		// Replacing goes through a temporary name: it must fit too.
-		if code, _, errs := runQINS(t, "convert", "-q", src, "-o", out, "--force"); code != 0 {
+		if code, _, errs := runQINS(t, "convert", "-q", src, "-o", out, "--force", "--reference"); code != 0 {
 			t.Fatalf("%d-byte name, --force: exit %d: %s", n, code, errs)
 		}
 		if got := files(t, dir); len(got) != 2 {
@@ -130,9 +131,9 @@ func TestOutputModeFollowsUmask(t *testing.T) {
 		args []string
 		out  string
 	}{
-		{[]string{"convert", "-q", src, "-o", q}, q},
+		{[]string{"convert", "-q", src, "-o", q, "--reference"}, q},
 		{[]string{"restore", "-q", q, "-o", filepath.Join(dir, "r.safetensors")}, filepath.Join(dir, "r.safetensors")},
-		{[]string{"convert", "-q", src, "-o", q, "--force"}, q},
+		{[]string{"convert", "-q", src, "-o", q, "--force", "--reference"}, q},
 	} {
 		if code, _, errs := runQINS(t, c.args...); code != 0 {
 			t.Fatalf("%q: exit %d: %s", c.args, code, errs)
@@ -147,7 +148,7 @@ func TestDiffPlotSafety(t *testing.T) {
 	dir := t.TempDir()
 	src := one(t, dir)
 	q := filepath.Join(dir, "q.safetensors")
-	if code, _, errs := runQINS(t, "convert", "-q", src, "-o", q); code != 0 {
+	if code, _, errs := runQINS(t, "convert", "-q", src, "-o", q, "--reference"); code != 0 {
 		t.Fatal(errs)
 	}
 	orig, _ := os.ReadFile(src)

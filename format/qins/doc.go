@@ -17,9 +17,10 @@
 // any other tensor is stored unchanged, whatever its name or dtype (a U8
 // tensor "vocab.qins" of the source is just that).
 //
-// # Layout u8+i8 (the default)
+// # Layout u8+i8 (the default of the metadata)
 //
-// For each encoded source tensor NAME:
+// Written by qins convert --reference (or --layout u8+i8). For each encoded
+// source tensor NAME:
 //
 //   - tensor NAME.qins: U8, the source shape: the codes, 1..255;
 //   - tensor NAME.sign: I8, the source shape: -1, 0 or +1;
@@ -33,7 +34,8 @@
 //
 // # Layout packed
 //
-// Written by qins convert --layout packed; 1.125 bytes per element:
+// Written by qins convert by default (--layout packed); 1.125 bytes per
+// element:
 //
 //   - tensor NAME.qins: U8, the source shape: the codes, 1..255, and 0 for
 //     an exact zero;
@@ -57,8 +59,8 @@
 //
 // # Version 2: one range per row
 //
-// qins convert --granularity row writes, for each encoded tensor NAME,
-// besides its codes and signs:
+// qins convert writes by default (--granularity row), for each encoded
+// tensor NAME, besides its codes and signs:
 //
 //   - tensor NAME.logrange: F32, shape [rows, 2], rows being the product of
 //     all dimensions but the last (1 for a vector or a scalar): (log_min,
