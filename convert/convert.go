@@ -54,6 +54,15 @@ type Options struct {
 	// Alpha is the rational codec's parameter for every tensor, rounded to
 	// float32; 0 chooses, per tensor, the alpha of the least squared error.
 	Alpha float64
+	// RowRangeBudget, when above 0 with GranularityRow, is the most bits
+	// per encoded weight that the per-row ranges may take over the
+	// checkpoint: above it, every tensor gets one range instead, and
+	// Summary.ShortRows says what the rows would have cost. The qins
+	// command's default granularity is row with a budget of 1 bit (rows of
+	// 64 weights or more: not LoRA adapters' or convolutions').
+	RowRangeBudget float64
+
+	shortRows float64 // set by checkConvert: see Summary.ShortRows
 }
 
 // encoding returns how opts encodes tensors.
@@ -111,8 +120,27 @@ func convertWith(ctx context.Context, src, dst string, opts Options, hooks conve
 	if err != nil {
 		return nil, err
 	}
-	s.Encoding = opts.encoding()
+	s.Encoding, s.ShortRows = opts.encoding(), opts.shortRows
 	return s, nil
+}
+
+// rowRangeBits returns the bits per encoded weight that per-row ranges
+// take over the tensors of c that sel selects under e.
+func rowRangeBits(c *format.Checkpoint, sel *selection, e qins.Encoding) float64 {
+	var bytes, elems int64
+	for _, t := range c.Tensors {
+		if !sel.selected(t.TensorInfo) {
+			continue
+		}
+		r := e.Stored(qins.PartRanges, "", t.Shape)
+		b, _ := r.DType.Bytes(r.Elements())
+		bytes += int64(b)
+		elems += int64(t.Elements())
+	}
+	if elems == 0 {
+		return 0
+	}
+	return 8 * float64(bytes) / float64(elems)
 }
 
 // checkConvert checks that c can be converted under opts, and returns
@@ -128,6 +156,11 @@ func checkConvert(c *format.Checkpoint, opts *Options) (*selection, error) {
 		return nil, err
 	}
 	sel := &selection{include: opts.Include, exclude: opts.Exclude, scales: scaleNames(c)}
+	if e := opts.encoding(); e.Granularity == qins.GranularityRow && opts.RowRangeBudget > 0 {
+		if bits := rowRangeBits(c, sel, e); bits > opts.RowRangeBudget {
+			opts.Granularity, opts.shortRows = qins.GranularityTensor, bits
+		}
+	}
 	for k := range c.Metadata {
 		if qins.IsQINSKey(k) {
 			return nil, &format.Error{Path: c.Path, Err: fmt.Errorf("metadata key %q is reserved for QINS files", k)}

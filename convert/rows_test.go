@@ -419,3 +419,38 @@ func TestRowVersion(t *testing.T) {
 		})
 	}
 }
+
+// TestRowRangeBudget checks the automatic granularity: per-row ranges are
+// kept where they cost at most the budget in bits per encoded weight over
+// the checkpoint (stories260K's rows of 64 and 172: 0.87 bits), and
+// replaced by one range per tensor above it (the tiny checkpoint's rows of
+// 16 and 32: 3.619 bits), with Summary.ShortRows saying what they would
+// have cost; without a budget the rows are kept.
+func TestRowRangeBudget(t *testing.T) {
+	for _, c := range []struct {
+		src      string
+		budget   float64
+		rows     bool
+		wantBits float64
+	}{
+		{"../testdata/stories260K", 1, true, 0},
+		{tinyDir, 1, false, 3.619},
+		{tinyDir, 4, true, 0},
+		{tinyDir, 0, true, 0},
+	} {
+		q := filepath.Join(t.TempDir(), "q.safetensors")
+		s, err := Convert(context.Background(), c.src, q, Options{Layout: qins.LayoutPacked, Range: qins.RangeMSE, Granularity: qins.GranularityRow, RowRangeBudget: c.budget})
+		if err != nil {
+			t.Fatal(err)
+		}
+		version := open(t, q).Metadata[qins.VersionKey]
+		gotRows := s.Encoding.Granularity == qins.GranularityRow
+		if gotRows != c.rows || (version == qins.VersionRows) != c.rows || math.Abs(s.ShortRows-c.wantBits) > 0.001 {
+			t.Errorf("%s, budget %v: granularity %v, version %s, short rows %.4f bits; want rows %v, %.3f bits",
+				c.src, c.budget, s.Encoding.Granularity, version, s.ShortRows, c.rows, c.wantBits)
+		}
+		if c.rows != (s.RangeBytes > 0) {
+			t.Errorf("%s, budget %v: %d bytes of ranges", c.src, c.budget, s.RangeBytes)
+		}
+	}
+}

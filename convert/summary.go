@@ -29,6 +29,10 @@ type Summary struct {
 	// Options' layout, range, granularity and codec (the rational codec
 	// has no layout, range or granularity: their zero values).
 	Encoding qins.Encoding
+	// ShortRows, when Options.RowRangeBudget turned per-row ranges into
+	// one range per tensor, is the bits per encoded weight the rows'
+	// ranges would have taken; 0 otherwise.
+	ShortRows float64
 	// KeptDType counts the copied tensors kept because the codec does not
 	// read their dtype (integers, BOOL, FP8, FP6, FP4, C64...), whose
 	// names KeptDTypes lists, sorted.

@@ -205,12 +205,12 @@ func writeSummary(w io.Writer, s *convert.Summary, how summaryOf) error {
 	_, err := fmt.Fprintf(w, "%s %s -> %s\n"+
 		"  tensors:  %d %s, %d copied%s\n"+
 		"  size:     %s in, %s out (%s the source, %s of FP32 at %s)\n"+
-		"%s%s%s%s%s"+
+		"%s%s%s%s"+
 		"  time:     %.2f s, %.0f MB/s\n",
 		verb, format.Printable(s.Input), format.Printable(s.Output),
 		s.Encoded, did, s.Copied, keptNote(s),
 		humanBytes(s.BytesIn), humanBytes(s.BytesOut), ratio(s.BytesOut, s.BytesIn), ratio(s.BytesOut, s.FP32Bytes), humanBytes(s.FP32Bytes),
-		encodingLine(s, how.choice), codecLine(s), packedHint(s), rowsHint(s, how.choice), folderLine(s),
+		encodingLine(s, how.choice), codecLine(s), packedHint(s), folderLine(s),
 		s.Elapsed.Seconds(), s.MBPerSecond())
 	return err
 }

@@ -36,8 +36,6 @@ const referenceFlags = "--codec log --layout u8+i8 --granularity tensor --range 
 type choice struct {
 	// by names what chose it: "the default", or the flags given.
 	by string
-	// rowsByDefault says that the per-row ranges were not asked for.
-	rowsByDefault bool
 }
 
 // chooseEncoding reads the encoding flags into opts: the defaults, or
@@ -88,6 +86,11 @@ func chooseEncoding(c *cli.Context, opts *convert.Options) (choice, error) {
 	// The rational codec's own checks (rationalOptions) refuse a layout,
 	// per-row granularity or a min/max range given with it.
 	opts.Codec, opts.Layout, opts.Granularity, opts.Range = e.Codec, e.Layout, e.Granularity, e.Range
+	if e.Granularity == qins.GranularityRow && !c.IsSet("granularity") {
+		// Rows not asked for: only where their ranges cost at most a bit
+		// per weight (not on LoRA adapters' or convolutions' short rows).
+		opts.RowRangeBudget = 1
+	}
 
 	var given []string
 	for _, n := range []string{"reference", "codec", "layout", "granularity", "range", "alpha"} {
@@ -103,7 +106,7 @@ func chooseEncoding(c *cli.Context, opts *convert.Options) (choice, error) {
 			given = append(given, "--"+n+" "+c.String(n))
 		}
 	}
-	ch := choice{by: "the default", rowsByDefault: e.Granularity == qins.GranularityRow && !c.IsSet("granularity")}
+	ch := choice{by: "the default"}
 	if len(given) > 0 {
 		ch.by = strings.Join(given, " ")
 		rest := !c.IsSet("layout") || !c.IsSet("granularity") || !c.IsSet("range")
@@ -137,24 +140,15 @@ func encodingLine(s *convert.Summary, ch choice) string {
 		}
 		what = fmt.Sprintf("log codec, %v layout, %s %v range per %s", e.Layout, article, e.Range, per)
 	}
-	by := ""
-	if ch.by != "" {
-		by = " (" + ch.by + ")"
+	by := ch.by
+	if s.ShortRows > 0 {
+		by += fmt.Sprintf("; the rows are short: their ranges would take %.3f bits per weight", s.ShortRows)
+	}
+	if by != "" {
+		by = " (" + by + ")"
 	}
 	return fmt.Sprintf("  encoding: %s%s: %.3f bits per encoded weight\n", what, by, bitsPerWeight(s.EncodedBytes, s.EncodedElems))
 }
 
 // bitsPerWeight is 8 bytes / elems.
 func bitsPerWeight(bytes, elems int64) float64 { return 8 * float64(bytes) / float64(elems) }
-
-// rowsHint tells what one range per tensor would save when the per-row
-// ranges, not asked for, take more than a bit per weight (rows under 64
-// weights, as in LoRA adapters and convolutions).
-func rowsHint(s *convert.Summary, ch choice) string {
-	if !ch.rowsByDefault || s.EncodedElems == 0 || 8*s.RangeBytes <= s.EncodedElems {
-		return ""
-	}
-	without := s.BytesOut - s.RangeBytes
-	return fmt.Sprintf("  hint:     the rows are short: their ranges take %.3f bits per weight;\n"+
-		"            --granularity tensor would give about %s (%s the source)\n", bitsPerWeight(s.RangeBytes, s.EncodedElems), humanBytes(without), ratio(without, s.BytesIn))
-}

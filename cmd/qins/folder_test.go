@@ -31,7 +31,7 @@ func TestFolderCommands(t *testing.T) {
 	dir := t.TempDir()
 	src := copyTiny(t, dir, "phi")
 	// OUT omitted: a folder beside the source.
-	code, out, errs := runQINS(t, "convert", src, "--max-shard-size", "60kB")
+	code, out, errs := runQINS(t, "convert", src, "--max-shard-size", "60kB", "--granularity", "row")
 	if code != 0 {
 		t.Fatalf("convert: exit %d: %s", code, errs)
 	}

@@ -97,11 +97,12 @@ ENCODING
                    (QINS version 2). Two float32 per row: under 0.03 bits
                    per weight for rows of 3072, 1 bit for rows of 64, 4
                    bits for rows of 16. With --range mse each row gets its
-                   own best log_min (the default for --codec log). When
-                   the rows are short (ranges above 1 bit per weight, as
-                   in LoRA adapters and convolutions) and the granularity
-                   was not given, the summary says what --granularity
-                   tensor would give.
+                   own best log_min (the default for --codec log, where
+                   the ranges take at most 1 bit per weight over the
+                   checkpoint: rows of 64 weights or more; on shorter
+                   rows, as in LoRA adapters and convolutions, the
+                   default takes one range per tensor and the summary
+                   says so; --granularity row keeps them per row).
   --granularity tensor
                    one log range per tensor (the default for --codec
                    rational).
@@ -151,7 +152,7 @@ EXIT STATUS
 EXAMPLES
   qins convert Phi-3.5-mini-instruct/
   qins convert Phi-3.5-mini-instruct/ -o phi-ref --reference
-  qins convert adapter_model.safetensors --granularity tensor
+  qins convert adapter_model.safetensors --granularity row
   qins convert model.safetensors --layout i8
   qins convert model.safetensors --codec rational
   qins convert phi/ -o phi.safetensors --exclude 'embed_tokens|lm_head'`

@@ -108,9 +108,9 @@ func TestNameCollision(t *testing.T) {
 		{"x.qins", nil},
 		{"x.sign", []string{"--layout", "u8+i8"}},
 		{"x.sign", []string{"--reference"}},
-		{"x.signbits", nil}, // the default layout is packed
-		{"x.logrange", nil}, // with per-row ranges
-		{"x.logrange", []string{"--layout", "i8"}},
+		{"x.signbits", nil},                              // the default layout is packed
+		{"x.logrange", []string{"--granularity", "row"}}, // rows of 2 take a range each only when asked
+		{"x.logrange", []string{"--layout", "i8", "--granularity", "row"}},
 	} {
 		other := c.other
 		h := `{"x":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"` + other + `":{"dtype":"U8","shape":[4],"data_offsets":[16,20]}}`

@@ -10,7 +10,7 @@ import (
 )
 
 func TestWriteSummary(t *testing.T) {
-	byDefault := summaryOf{converted, choice{by: "the default", rowsByDefault: true}}
+	byDefault := summaryOf{converted, choice{by: "the default"}}
 	cases := []struct {
 		name string
 		s    convert.Summary
@@ -32,14 +32,12 @@ func TestWriteSummary(t *testing.T) {
 				"  size:     33.6 MB in, 18.9 MB out (0.563x the source, - of FP32 at 0 B)\n" +
 				"  encoding: log codec, packed layout, an mse range per row (the default): 9.016 bits per encoded weight\n" +
 				"  time:     0.00 s, 0 MB/s\n"},
-		{"the default, short rows", convert.Summary{Input: "m", Output: "q", Encoded: 1, BytesIn: 2 * 16 * 16, BytesOut: 9*2*16 + 8*16 + 100, EncodedElems: 16 * 16, EncodedBytes: 9*2*16 + 8*16, RangeBytes: 8 * 16,
-			Encoding: qins.Encoding{Layout: qins.LayoutPacked, Range: qins.RangeMSE, Granularity: qins.GranularityRow}}, byDefault,
+		{"the default, short rows", convert.Summary{Input: "m", Output: "q", Encoded: 1, BytesIn: 2 * 16 * 16, BytesOut: 9*2*16 + 100, EncodedElems: 16 * 16, EncodedBytes: 9 * 2 * 16, ShortRows: 4,
+			Encoding: qins.Encoding{Layout: qins.LayoutPacked, Range: qins.RangeMSE, Granularity: qins.GranularityTensor}}, byDefault,
 			"converted m -> q\n" +
 				"  tensors:  1 encoded, 0 copied\n" +
-				"  size:     512 B in, 516 B out (1.008x the source, - of FP32 at 0 B)\n" +
-				"  encoding: log codec, packed layout, an mse range per row (the default): 13.000 bits per encoded weight\n" +
-				"  hint:     the rows are short: their ranges take 4.000 bits per weight;\n" +
-				"            --granularity tensor would give about 388 B (0.758x the source)\n" +
+				"  size:     512 B in, 388 B out (0.758x the source, - of FP32 at 0 B)\n" +
+				"  encoding: log codec, packed layout, an mse range per tensor (the default; the rows are short: their ranges would take 4.000 bits per weight): 9.000 bits per encoded weight\n" +
 				"  time:     0.00 s, 0 MB/s\n"},
 		{"short rows asked for", convert.Summary{Input: "m", Output: "q", Encoded: 1, BytesIn: 2 * 16 * 16, BytesOut: 9*2*16 + 8*16 + 100, EncodedElems: 16 * 16, EncodedBytes: 9*2*16 + 8*16, RangeBytes: 8 * 16,
 			Encoding: qins.Encoding{Layout: qins.LayoutPacked, Range: qins.RangeMSE, Granularity: qins.GranularityRow}}, summaryOf{converted, choice{by: "--granularity row, the rest by default"}},
