@@ -104,6 +104,8 @@ func evalOptions(c *cli.Context) (eval.Options, error) {
 		return opts, usageError{errors.New("--generate 0 needs --text or --tokens: the default stream is REF's generation")}
 	case opts.Generate == 0:
 		opts.Generate = -1 // no greedy comparison
+	case !c.IsSet("generate"):
+		opts.Generate = 0 // the default, cut to fit the model's positions
 	}
 	if c.IsSet("max-kld") {
 		// NaN would fail every run, infinity none.
@@ -153,6 +155,9 @@ func writeEvalText(w io.Writer, r *eval.Report) error {
 	fmt.Fprintf(&b, "top-1        %.2f%% (%d of %d)\n", 100*r.Top1, r.Top1Agree, r.Positions)
 	fmt.Fprintf(&b, "KLD          mean %s  median %s  p99 %s  max %s\n", figure(r.KLD.Mean), figure(r.KLD.Median), figure(r.KLD.P99), figure(r.KLD.Max))
 	fmt.Fprintf(&b, "perplexity   ref %s  cand %s  ratio %s\n", figure(r.PPL.Ref), figure(r.PPL.Cand), figure(r.PPL.Ratio))
+	if g := r.GenerateCut; g != nil {
+		fmt.Fprintf(&b, "generate     %d tokens, not the default %d: max_position_embeddings is %d\n", g.To, g.From, g.MaxPositions)
+	}
 	if g := r.Greedy; g != nil {
 		div := "none"
 		if g.FirstDivergence != nil {

@@ -39,8 +39,10 @@ type Options struct {
 	Tokens []int
 	// Generate is the number of tokens each model generates greedily, and
 	// the length of the default stream (REF's own greedy generation from
-	// BOS); 0 means DefaultGenerate, and a negative value skips the greedy
-	// comparison (only with Text or Tokens).
+	// BOS); 0 means DefaultGenerate, cut to what max_position_embeddings
+	// leaves after the prompt (Report.GenerateCut says so), and a
+	// negative value skips the greedy comparison (only with Text or
+	// Tokens). A count given that does not fit is a *GenerateError.
 	Generate int
 	// Config is the config.json to use; empty means the one beside REF.
 	Config string
@@ -84,7 +86,8 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 	if opts.Generate < 0 && opts.Text == "" && opts.Tokens == nil {
 		return nil, errors.New("eval: the default stream is REF's generation, which needs Generate >= 0")
 	}
-	if opts.Generate == 0 {
+	byDefault := opts.Generate == 0
+	if byDefault {
 		opts.Generate = DefaultGenerate
 	}
 	s, err := open(ctx, ref, cand, opts.Config)
@@ -93,6 +96,13 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 	}
 	defer s.close()
 	r := &Report{Ref: s.rw.Path(), Cand: s.cw.Path(), Architecture: s.cfg.Architecture, Fails: []string{}}
+	// cut fits the default count after a prompt of p tokens.
+	cut := func(p int) {
+		if mp := s.cfg.MaxPositions; byDefault && mp > 0 && opts.Generate > mp-p {
+			opts.Generate = max(0, mp-p)
+			r.GenerateCut = &GenerateCut{From: DefaultGenerate, To: opts.Generate, MaxPositions: mp}
+		}
+	}
 	var refGen []int
 	switch {
 	case opts.Tokens != nil:
@@ -107,6 +117,7 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 		if s.bos() < 0 {
 			return nil, &InputError{Path: s.cfgPath, Err: errors.New("no bos_token_id to start a generation from; give a text or tokens")}
 		}
+		cut(1)
 		start := time.Now()
 		if refGen, err = s.generate(ctx, s.ref, []int{s.bos()}, opts.Generate); err != nil {
 			return nil, err
@@ -117,6 +128,9 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 	r.Tokens = len(r.IDs)
 	if err := s.checkStream(r.IDs); err != nil {
 		return nil, err
+	}
+	if r.Greedy == nil {
+		cut(min(PromptTokens, len(r.IDs)))
 	}
 	if opts.Generate > 0 && r.Greedy == nil {
 		// Before the teacher-forced pass, not after it.

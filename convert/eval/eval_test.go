@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -319,5 +320,53 @@ func TestNoBOS(t *testing.T) {
 	// A stream given needs none.
 	if _, err := Eval(context.Background(), dir, stories, Options{Tokens: []int{5, 6, 7}, Generate: 2}); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestGenerateCut: the default generation length is cut to what the
+// model's positions leave after the prompt, and the report says so; a
+// count given that does not fit is still an error.
+func TestGenerateCut(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(stories, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["max_position_embeddings"] = 40
+	b, _ = json.Marshal(m)
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(cfg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tokens := []int{1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267}
+	for _, c := range []struct {
+		name    string
+		opts    Options
+		cut     *GenerateCut
+		refLen  int
+		wantErr bool
+	}{
+		{"tokens, the default", Options{Config: cfg, Tokens: tokens}, &GenerateCut{From: DefaultGenerate, To: 40 - PromptTokens, MaxPositions: 40}, 40 - PromptTokens, false},
+		{"from BOS, the default", Options{Config: cfg}, &GenerateCut{From: DefaultGenerate, To: 39, MaxPositions: 40}, 39, false},
+		{"tokens, given and fitting", Options{Config: cfg, Tokens: tokens, Generate: 10}, nil, 10, false},
+		{"tokens, given too long", Options{Config: cfg, Tokens: tokens, Generate: 25}, nil, 0, true},
+	} {
+		r, err := Eval(context.Background(), stories, stories, c.opts)
+		if c.wantErr {
+			var ge *GenerateError
+			if !errors.As(err, &ge) {
+				t.Errorf("%s: %v, want a GenerateError", c.name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if !reflect.DeepEqual(r.GenerateCut, c.cut) || r.Greedy == nil || len(r.Greedy.RefIDs) != c.refLen {
+			t.Errorf("%s: cut %+v, %d generated; want %+v, %d", c.name, r.GenerateCut, len(r.Greedy.RefIDs), c.cut, c.refLen)
+		}
 	}
 }

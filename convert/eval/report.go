@@ -102,6 +102,9 @@ type Report struct {
 	// models.
 	Seconds float64 `json:"seconds"`
 	Greedy  *Greedy `json:"greedy"` // nil when no generation was asked for
+	// GenerateCut, when the default number of generated tokens did not
+	// fit the model's positions, says what it was cut to; nil otherwise.
+	GenerateCut *GenerateCut `json:"generate_cut,omitempty"`
 	// Fails lists the thresholds missed.
 	Fails []string `json:"fails"`
 }
@@ -138,4 +141,12 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	}
 	_, err = w.Write(append(js, '\n'))
 	return err
+}
+
+// GenerateCut is the default generation length cut to fit
+// max_position_embeddings after the prompt.
+type GenerateCut struct {
+	From         int `json:"from"`
+	To           int `json:"to"`
+	MaxPositions int `json:"max_position_embeddings"`
 }
