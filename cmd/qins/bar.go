@@ -17,7 +17,8 @@ type bar struct {
 	w     io.Writer
 	what  string
 	on    bool
-	units bool // counts units (layers), not bytes
+	units bool   // counts units (layers), not bytes
+	rate  string // units shows a rate of these per second ("tokens")
 	pb    *progressbar.ProgressBar
 }
 
@@ -48,6 +49,9 @@ func (b *bar) Start(total int64) {
 	}
 	if b.units {
 		opts = append(opts, progressbar.OptionShowCount())
+	}
+	if b.rate != "" {
+		opts = append(opts, progressbar.OptionShowIts(), progressbar.OptionSetItsString(b.rate))
 	}
 	b.pb = progressbar.NewOptions64(total, opts...)
 }

@@ -48,10 +48,24 @@ func (a *app) eval(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	bar := newCountBar(a.stderr, "layers", c.Bool("quiet") || c.Bool("json"))
-	opts.Progress = bar
+	quiet := c.Bool("quiet") || c.Bool("json")
+	var gens []*bar
+	layers := newCountBar(a.stderr, "layers", quiet)
+	opts.Progress = layers
+	opts.Generation = func(side string) eval.Progress {
+		for _, g := range gens {
+			g.finish()
+		}
+		g := newCountBar(a.stderr, side+" generating", quiet)
+		g.rate = "tokens"
+		gens = append(gens, g)
+		return g
+	}
 	r, err := eval.Eval(a.ctx, c.Args().Get(0), c.Args().Get(1), opts)
-	bar.finish()
+	layers.finish()
+	for _, g := range gens {
+		g.finish()
+	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return err

@@ -55,6 +55,9 @@ type Options struct {
 	// Progress, when set, follows the teacher-forced pass, one unit per
 	// layer of both models.
 	Progress Progress
+	// Generation, when set, gives the Progress of each greedy generation,
+	// one unit per token; side is "REF" or "CAND".
+	Generation func(side string) Progress
 }
 
 // Progress follows the teacher-forced pass: Start once with the total,
@@ -95,6 +98,7 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 		return nil, err
 	}
 	defer s.close()
+	s.generation = opts.Generation
 	r := &Report{Ref: s.rw.Path(), Cand: s.cw.Path(), Architecture: s.cfg.Architecture, Fails: []string{}}
 	// cut fits the default count after a prompt of p tokens.
 	cut := func(p int) {
@@ -153,11 +157,12 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 
 // session holds both models and what is read beside REF.
 type session struct {
-	cfg       *model.Config
-	cfgPath   string
-	ccfgPath  string // CAND's own config.json, when it runs with one
-	rw, cw    *Weights
-	ref, cand *model.Model
+	generation func(side string) Progress // Options.Generation
+	cfg        *model.Config
+	cfgPath    string
+	ccfgPath   string // CAND's own config.json, when it runs with one
+	rw, cw     *Weights
+	ref, cand  *model.Model
 	// tokDirs are the folders the tokenizer is looked for in; tok and
 	// tokErr what tokenizer found, once tokLoaded.
 	tokDirs   []string
@@ -517,7 +522,13 @@ func (s *session) generate(ctx context.Context, m *model.Model, prompt []int, n 
 	if m == s.cand {
 		w, side = s.cw, "CAND"
 	}
-	ids, err := m.Generate(ctx, prompt, n)
+	var token func()
+	if s.generation != nil {
+		p := work.OrNone(s.generation(side))
+		p.Start(int64(n))
+		token = func() { p.Add(1) }
+	}
+	ids, err := m.GenerateEach(ctx, prompt, n, token)
 	var nf *model.NonFiniteError
 	if errors.As(err, &nf) {
 		return nil, s.nonFiniteErr(side, nf.Pos, fmt.Sprintf("greedy generation after a %d-token prompt", len(prompt)))

@@ -370,3 +370,32 @@ func TestGenerateCut(t *testing.T) {
 		}
 	}
 }
+
+// countProgress counts what a Progress is told.
+type countProgress struct{ total, done int64 }
+
+func (c *countProgress) Start(n int64) { c.total = n }
+func (c *countProgress) Add(n int64)   { c.done += n }
+
+// TestGenerationProgress: each greedy generation reports its tokens, REF's
+// (the default stream) first, then CAND's.
+func TestGenerationProgress(t *testing.T) {
+	var sides []string
+	got := map[string]*countProgress{}
+	opts := Options{Generate: 12, Generation: func(side string) Progress {
+		sides = append(sides, side)
+		got[side] = &countProgress{}
+		return got[side]
+	}}
+	if _, err := Eval(context.Background(), stories, stories, opts); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(sides, []string{"REF", "CAND"}) {
+		t.Fatalf("generations %v, want REF then CAND", sides)
+	}
+	for side, p := range got {
+		if p.total != 12 || p.done != 12 {
+			t.Errorf("%s: started with %d, added %d; want 12 and 12", side, p.total, p.done)
+		}
+	}
+}

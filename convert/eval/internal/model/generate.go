@@ -16,6 +16,12 @@ import (
 // outgrows original_max_position_embeddings, the cache is recomputed with
 // the long factors.
 func (m *Model) Generate(ctx context.Context, prompt []int, n int) ([]int, error) {
+	return m.GenerateEach(ctx, prompt, n, nil)
+}
+
+// GenerateEach is Generate calling token, when not nil, after each token
+// generated.
+func (m *Model) GenerateEach(ctx context.Context, prompt []int, n int, token func()) ([]int, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("model: cannot generate %d tokens", n)
 	}
@@ -37,6 +43,9 @@ func (m *Model) Generate(ctx context.Context, prompt []int, n int) ([]int, error
 		}
 		id := argmax(logits)
 		out = append(out, id)
+		if token != nil {
+			token()
+		}
 		seq = append(seq, id)
 		if len(out) == n {
 			break
