@@ -497,7 +497,7 @@ func (s *session) greedy(ctx context.Context, r *Report, n int) error {
 	}
 	start := time.Now()
 	var err error
-	if g.CandIDs, err = s.generate(ctx, s.cand, g.Prompt, n); err != nil {
+	if g.CandIDs, err = s.candGreedy(ctx, r, n); err != nil {
 		return err
 	}
 	g.Seconds += time.Since(start).Seconds()
@@ -511,6 +511,32 @@ func (s *session) greedy(ctx context.Context, r *Report, n int) error {
 		g.RefText, g.CandText = &rt, &ct
 	}
 	return nil
+}
+
+// candGreedy returns CAND's greedy generation of n tokens from r.Greedy's
+// prompt. When the stream is REF's own generation from that prompt, the
+// teacher-forced pass has CAND's most likely token at each of its
+// positions: CAND's generation is REF's up to the first position where
+// they differ, then CAND's token there; only the tokens after it are
+// generated (none when they never differ).
+func (s *session) candGreedy(ctx context.Context, r *Report, n int) ([]int, error) {
+	g := r.Greedy
+	if r.Source != "greedy" || len(r.candArgmax) < n || len(g.RefIDs) != n {
+		return s.generate(ctx, s.cand, g.Prompt, n)
+	}
+	out := make([]int, 0, n)
+	for k := range n {
+		out = append(out, r.candArgmax[k])
+		if r.candArgmax[k] != g.RefIDs[k] {
+			break
+		}
+	}
+	if len(out) == n {
+		return out, nil
+	}
+	prompt := append(append([]int(nil), g.Prompt...), out...)
+	rest, err := s.generate(ctx, s.cand, prompt, n-len(out))
+	return append(out, rest...), err
 }
 
 // generate runs m's greedy generation after checking its length.

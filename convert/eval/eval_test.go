@@ -378,24 +378,82 @@ func (c *countProgress) Start(n int64) { c.total = n }
 func (c *countProgress) Add(n int64)   { c.done += n }
 
 // TestGenerationProgress: each greedy generation reports its tokens, REF's
-// (the default stream) first, then CAND's.
+// (the default stream) first, then CAND's after its first divergence from
+// it (the tokens before come from the teacher-forced pass).
 func TestGenerationProgress(t *testing.T) {
+	q := filepath.Join(t.TempDir(), "i8.qins.safetensors")
+	if _, err := convert.Convert(context.Background(), stories, q, convert.Options{Layout: qins.LayoutI8}); err != nil {
+		t.Fatal(err)
+	}
 	var sides []string
 	got := map[string]*countProgress{}
-	opts := Options{Generate: 12, Generation: func(side string) Progress {
+	opts := Options{Generate: 40, Generation: func(side string) Progress {
 		sides = append(sides, side)
 		got[side] = &countProgress{}
 		return got[side]
 	}}
-	if _, err := Eval(context.Background(), stories, stories, opts); err != nil {
+	r, err := Eval(context.Background(), stories, q, opts)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if r.Greedy.FirstDivergence == nil {
+		t.Fatal("no divergence in 40 tokens: the test needs one")
+	}
+	d := *r.Greedy.FirstDivergence
 	if !slices.Equal(sides, []string{"REF", "CAND"}) {
 		t.Fatalf("generations %v, want REF then CAND", sides)
 	}
-	for side, p := range got {
-		if p.total != 12 || p.done != 12 {
-			t.Errorf("%s: started with %d, added %d; want 12 and 12", side, p.total, p.done)
+	if p := got["REF"]; p.total != 40 || p.done != 40 {
+		t.Errorf("REF: started with %d, added %d; want 40 and 40", p.total, p.done)
+	}
+	if p := got["CAND"]; p.total != int64(40-d) || p.done != p.total {
+		t.Errorf("CAND: started with %d, added %d; want %d, after the divergence at %d", p.total, p.done, 40-d, d)
+	}
+}
+
+// TestCandGreedyFromPass: CAND's greedy tokens taken from the
+// teacher-forced pass up to the first divergence, then generated, equal
+// its whole generation; and with CAND = REF nothing is generated.
+func TestCandGreedyFromPass(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name string
+		opts convert.Options
+	}{
+		{"i8", convert.Options{Layout: qins.LayoutI8}},
+		{"reference", convert.Options{}},
+		{"rational alpha 1", convert.Options{Codec: qins.CodecRational, Alpha: 1}},
+	} {
+		q := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "_")+".qins.safetensors")
+		if _, err := convert.Convert(ctx, stories, q, c.opts); err != nil {
+			t.Fatal(err)
 		}
+		r, err := Eval(ctx, stories, q, Options{Generate: 120})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := open(ctx, stories, q, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole, err := s.generate(ctx, s.cand, r.Greedy.Prompt, 120)
+		s.close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(r.Greedy.CandIDs, whole) {
+			t.Errorf("%s: CAND's greedy tokens from the pass %v, its whole generation %v", c.name, r.Greedy.CandIDs, whole)
+		}
+	}
+	var n int
+	opts := Options{Generate: 30, Generation: func(side string) Progress {
+		if side == "CAND" {
+			n++
+		}
+		return nil
+	}}
+	if r, err := Eval(ctx, stories, stories, opts); err != nil || n != 0 || !slices.Equal(r.Greedy.CandIDs, r.Greedy.RefIDs) {
+		t.Errorf("CAND = REF: %d generations, %v", n, err)
 	}
 }

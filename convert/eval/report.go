@@ -62,7 +62,11 @@ type Greedy struct {
 	// the first that differs; nil when none does.
 	FirstDivergence *int  `json:"first_divergence"`
 	RefIDs          []int `json:"ref_ids"` // generated ids only, prompt excluded
-	CandIDs         []int `json:"cand_ids"`
+	// CandIDs, when the stream is REF's generation, are CAND's most likely
+	// tokens of the teacher-forced pass up to the first that differs
+	// (the same prefix, so the same tokens, up to the order of float
+	// sums), then generated.
+	CandIDs []int `json:"cand_ids"`
 	// RefText and CandText decode the generated ids; nil without a
 	// tokenizer.
 	RefText  *string `json:"ref_text,omitempty"`
@@ -107,6 +111,8 @@ type Report struct {
 	GenerateCut *GenerateCut `json:"generate_cut,omitempty"`
 	// Fails lists the thresholds missed.
 	Fails []string `json:"fails"`
+
+	candArgmax []int // CAND's most likely next token at each position
 }
 
 // OK reports whether every threshold given was met.

@@ -49,7 +49,8 @@ func kl(logp, logq []float64) float64 {
 
 // compare fills the teacher-forced figures of r from the logits of both
 // models over ids (T×vocab each, row-major): position t predicts
-// ids[t+1]. It returns the side ("REF" or "CAND") and position of the
+// ids[t+1], and r.candArgmax[t] is CAND's most likely token there. It
+// returns the side ("REF" or "CAND") and position of the
 // first logits that are not all finite, the last row (which predicts
 // nothing compared) included, or "" and -1.
 func compare(r *Report, ids []int, ref, cand []float32, vocab int) (string, int) {
@@ -58,9 +59,11 @@ func compare(r *Report, ids []int, ref, cand []float32, vocab int) (string, int)
 	klds := make([]float64, positions)
 	var agree int
 	var nllRef, nllCand float64
+	r.candArgmax = make([]int, positions)
 	for t := range positions {
 		x, y := ref[t*vocab:(t+1)*vocab], cand[t*vocab:(t+1)*vocab]
-		if argmax(x) == argmax(y) {
+		r.candArgmax[t] = argmax(y)
+		if argmax(x) == r.candArgmax[t] {
 			agree++
 		}
 		if !finiteRow(x) {
