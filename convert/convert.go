@@ -11,6 +11,7 @@ package convert
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -77,6 +78,8 @@ func (o *Options) checkAlpha() error {
 		return nil
 	case o.Codec != qins.CodecRational:
 		return fmt.Errorf("alpha is for the rational codec, not the %v codec", o.Codec)
+	case o.Granularity == qins.GranularityRow:
+		return errors.New("alpha gives every tensor one alpha; the row granularity chooses one per row: give one or the other")
 	case math.IsNaN(o.Alpha) || math.IsInf(o.Alpha, 0) || o.Alpha < 0:
 		return fmt.Errorf("alpha %v must be finite and above 0", o.Alpha)
 	}

@@ -141,7 +141,7 @@ func leastHeaderLen(c *format.Checkpoint, jobs []job, e qins.Encoding) int {
 // codec.
 func encodedMeta(p quant.Params, alpha float64, dt dtype.DType, e qins.Encoding) string {
 	if e.Codec == qins.CodecRational {
-		return qins.MarshalRationalMeta(alpha, dt)
+		return qins.MarshalRationalMeta(alpha, dt, e.Granularity)
 	}
 	return qins.MarshalEncodedMeta(p, dt, e)
 }

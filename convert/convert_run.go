@@ -264,9 +264,13 @@ func (cv *converter) finish(ctx context.Context, states []tensorState, s *Summar
 			p = states[i].env.p
 		}
 		alpha := float64(states[i].alpha)
+		hi := alpha
+		if cv.rational && cv.rows {
+			alpha, hi = states[i].env.alphas()
+		}
 		cv.w.SetMetadata(qins.ParamsKey(j.src.Name), encodedMeta(p, alpha, j.src.DType, e))
 		if cv.rational {
-			s.alpha(alpha, cv.mse)
+			s.alpha(alpha, hi, cv.mse, cv.rows)
 		}
 		s.Encoded++
 		n := int64(j.src.Elements())

@@ -550,7 +550,7 @@ func TestI8RoundTrip(t *testing.T) {
 func TestRationalOptions(t *testing.T) {
 	dst := filepath.Join(t.TempDir(), "q.safetensors")
 	for _, opts := range []Options{
-		{Codec: qins.CodecRational, Granularity: qins.GranularityRow},
+		{Codec: qins.CodecRational, Granularity: qins.GranularityRow, Alpha: 2},
 		{Codec: qins.CodecRational, Layout: qins.LayoutPacked},
 		{Codec: qins.CodecRational, Layout: qins.LayoutI8},
 		{Codec: qins.CodecRational, Alpha: -1},

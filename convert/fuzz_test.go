@@ -16,7 +16,7 @@ import (
 // and diff must return an error or a valid result, never panic, and a
 // failed restore leaves nothing behind.
 func FuzzQINSFile(f *testing.F) {
-	for _, p := range []string{smallQINS, smallSrc, smallRows, smallRational, smallI8, filepath.Join(newDTypesDir, "model.safetensors")} {
+	for _, p := range []string{smallQINS, smallSrc, smallRows, smallRational, smallI8, smallRationalRows, filepath.Join(newDTypesDir, "model.safetensors")} {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)

@@ -32,6 +32,9 @@ const (
 	// smallI8 is the small checkpoint with every float tensor encoded in
 	// the i8 layout, range mse: QINS version 3.
 	smallI8 = "../testdata/fuzz/small.i8.qins.safetensors"
+	// smallRationalRows is the small checkpoint with every float tensor
+	// encoded with the rational codec, one alpha per row: QINS version 4.
+	smallRationalRows = "../testdata/fuzz/small.rationalrows.qins.safetensors"
 )
 
 // writeSmall writes the small source checkpoint: every float dtype, the
@@ -84,7 +87,11 @@ func TestGolden(t *testing.T) {
 	if _, err := Convert(context.Background(), smallSrc, i8, Options{Layout: qins.LayoutI8, Range: qins.RangeMSE, Include: regexp.MustCompile(".")}); err != nil {
 		t.Fatal(err)
 	}
-	for _, g := range []struct{ got, golden string }{{q, smallQINS}, {r, smallRestored}, {rows, smallRows}, {rational, smallRational}, {i8, smallI8}} {
+	rationalRows := filepath.Join(dir, "rationalrows")
+	if _, err := Convert(context.Background(), smallSrc, rationalRows, Options{Codec: qins.CodecRational, Granularity: qins.GranularityRow, Include: regexp.MustCompile(".")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []struct{ got, golden string }{{q, smallQINS}, {r, smallRestored}, {rows, smallRows}, {rational, smallRational}, {i8, smallI8}, {rationalRows, smallRationalRows}} {
 		got, _ := os.ReadFile(g.got)
 		if *update {
 			if err := os.WriteFile(g.golden, got, 0o644); err != nil {

@@ -38,16 +38,20 @@ type TensorReport struct {
 	LogMin *float64 `json:"log_min,omitempty"`
 	LogMax *float64 `json:"log_max,omitempty"`
 	// Granularity is "row" for per-row ranges, whose envelope LogMin and
-	// LogMax then give; Rows and Span describe the rows' ranges.
+	// LogMax then give, or per-row alphas, whose smallest Alpha gives;
+	// Rows and Span (or Alphas) describe the rows' ranges (or alphas).
 	Granularity string `json:"granularity,omitempty"`
 	Rows        int64  `json:"rows,omitempty"`
 	// Span summarises log_max - log_min over the rows.
 	Span *SpanSummary `json:"span,omitempty"`
+	// Alphas summarises the rows' alphas of a rational tensor with one
+	// alpha per row.
+	Alphas *SpanSummary `json:"alphas,omitempty"`
 }
 
 // SpanSummary is the smallest, median and largest span log_max - log_min
-// of a per-row tensor's rows (the median of an even count is the mean of
-// the middle two).
+// of a per-row tensor's rows, or alpha of a rational one's (the median of
+// an even count is the mean of the middle two).
 type SpanSummary struct {
 	Min    float64 `json:"min"`
 	Median float64 `json:"median"`
@@ -112,6 +116,12 @@ func Inspect(ctx context.Context, path string) (*Report, error) {
 			if l.Codec == qins.CodecRational {
 				a := l.Alpha
 				t.Codec, t.Alpha = l.Codec.String(), &a
+				if l.Ranges != nil {
+					t.Granularity, t.Rows = qins.GranularityRow.String(), qins.Rows(l.Shape)
+					if t.Alphas, err = alphaSpans(l); err != nil {
+						return nil, err
+					}
+				}
 				r.Tensors = append(r.Tensors, t)
 				r.Total.Tensors++
 				r.Total.Elements += t.Elements
@@ -160,10 +170,34 @@ func spans(l *qins.Logical) (*SpanSummary, error) {
 			all = append(all, p.LogMax-p.LogMin)
 		}
 	}
+	return summarise(all), nil
+}
+
+// alphaSpans reads and checks the rows' alphas of a rational tensor with
+// one alpha per row and summarises them.
+func alphaSpans(l *qins.Logical) (*SpanSummary, error) {
+	n := qins.Rows(l.Shape)
+	if n == 0 {
+		return nil, nil
+	}
+	all := make([]float64, n)
+	var raw []byte
+	for r := int64(0); r < n; r += 1 << 16 {
+		if err := l.RowAlphas(r, all[r:min(n, r+1<<16)], &raw); err != nil {
+			return nil, err
+		}
+	}
+	return summarise(all), nil
+}
+
+// summarise returns the smallest, median and largest of all, which it
+// sorts.
+func summarise(all []float64) *SpanSummary {
+	n := len(all)
 	sort.Float64s(all)
 	med := all[n/2]
 	if n%2 == 0 {
 		med = (all[n/2-1] + all[n/2]) / 2
 	}
-	return &SpanSummary{Min: all[0], Median: med, Max: all[n-1]}, nil
+	return &SpanSummary{Min: all[0], Median: med, Max: all[n-1]}
 }

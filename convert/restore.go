@@ -78,7 +78,8 @@ func Restore(ctx context.Context, in, outPath string, opts RestoreOptions) (*Sum
 // tensors ls for which NAME.qins (U8) and its signs, NAME.sign (I8 of the
 // same shape) or NAME.signbits (U8 of shape [ceil(n/8)]), are stored
 // plain: no qins:NAME entry marks them encoded; in a file of version 3,
-// also a lone NAME.qins of U8 or I8 (a rational or i8 tensor has no signs).
+// or 4, also a lone NAME.qins of U8 or I8 (a rational or i8 tensor has no
+// signs).
 // Restore copies them, as the format says, but that is what an encoded
 // tensor whose entry was lost looks like.
 func unmarkedPairs(ls []qins.Logical, version string) []string {
@@ -95,7 +96,7 @@ func unmarkedPairs(ls []qins.Logical, version string) []string {
 		if !ok || codes.Encoded() || codes.DType != dtype.U8 && codes.DType != dtype.I8 {
 			continue
 		}
-		if version == qins.VersionRational {
+		if version == qins.VersionRational || version == qins.VersionRationalRows {
 			names = append(names, name)
 			continue
 		}

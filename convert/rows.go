@@ -14,13 +14,15 @@ import (
 
 // With per-row ranges a tensor takes one pass: each step reads whole rows,
 // finds each row's range and encodes the row with it at once, and writes
-// the rows' ranges to NAME.logrange.
+// the rows' ranges to NAME.logrange (or, for the rational codec, the rows'
+// alphas to NAME.alpha).
 
 // rowBufs are one goroutine's per-row coders, one per dtype, and its
 // buffers: the signs of a step, their bits in the packed layout, and the
 // codes of a step's first row.
 type rowBufs struct {
 	coders map[dtype.DType]*quant.RowCoder
+	rats   map[dtype.DType]*quant.RationalRowCoder
 	signs  []int8
 	bits   []byte
 	first  []uint8
@@ -53,17 +55,35 @@ func (r *rowBufs) coder(dt dtype.DType) (*quant.RowCoder, error) {
 	return rc, nil
 }
 
+// rational returns the goroutine's rational row coder of dtype dt.
+func (r *rowBufs) rational(dt dtype.DType) (*quant.RationalRowCoder, error) {
+	if rc := r.rats[dt]; rc != nil {
+		return rc, nil
+	}
+	rc, err := quant.NewRationalRowCoder(dt)
+	if err != nil {
+		return nil, err
+	}
+	if r.rats == nil {
+		r.rats = make(map[dtype.DType]*quant.RationalRowCoder)
+	}
+	r.rats[dt] = rc
+	return rc, nil
+}
+
 // envelope is the smallest log_min and largest log_max of a tensor's rows,
-// which its qins:NAME metadata gives, and the tensor's ranges until its
-// last step writes them at once: a small write per step would leave a
-// partial block of the direct-I/O writer at each end, each an 8 KB
-// buffer for the collector.
+// which its qins:NAME metadata gives (for the rational codec, the smallest
+// and largest alpha), and the tensor's ranges (or alphas) until its last
+// step writes them at once: a small write per step would leave a partial
+// block of the direct-I/O writer at each end, each an 8 KB buffer for the
+// collector.
 type envelope struct {
 	mu     sync.Mutex
 	set    bool
 	p      quant.Params
-	ranges []byte // 8 bytes per row of the tensor
-	done   int64  // steps whose rows are in ranges
+	lo, hi float32 // the rational codec's
+	ranges []byte  // 8 bytes per row of the tensor (4 for alphas)
+	done   int64   // steps whose rows are in ranges
 }
 
 // add merges p, the envelope of a step's rows, into e.
@@ -76,12 +96,33 @@ func (e *envelope) add(p quant.Params) {
 	e.mu.Unlock()
 }
 
-// buffer returns the tensor's ranges, of rows rows, made on first use.
-func (e *envelope) buffer(rows int64) []byte {
+// addAlphas merges lo and hi, the smallest and largest alpha of a step's
+// rows, into e.
+func (e *envelope) addAlphas(lo, hi float32) {
+	e.mu.Lock()
+	if !e.set {
+		e.lo, e.hi, e.set = lo, hi, true
+	}
+	e.lo, e.hi = min(e.lo, lo), max(e.hi, hi)
+	e.mu.Unlock()
+}
+
+// alphas returns the smallest and largest alpha of the tensor's rows, 1
+// for a tensor of no rows.
+func (e *envelope) alphas() (float64, float64) {
+	if !e.set {
+		return 1, 1
+	}
+	return float64(e.lo), float64(e.hi)
+}
+
+// buffer returns the tensor's ranges (or alphas), of n bytes, made on
+// first use.
+func (e *envelope) buffer(n int64) []byte {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.ranges == nil {
-		e.ranges = make([]byte, 8*rows)
+		e.ranges = make([]byte, n)
 	}
 	return e.ranges
 }
@@ -147,8 +188,15 @@ func (cv *converter) encodeRows(j *job, st *tensorState, in []byte, off int64, b
 	// again.
 	signs := b.rows.grow(int(max(k, int64(cv.chunk)/size)), int(n))[:k]
 	first := off / size
-	ranges := st.env.buffer(t.Section().Size() / size / n)[8*(first/n):][:8*rows]
+	width := int64(8) // bytes of a row's range, or alpha
+	if cv.rational {
+		width = 4
+	}
+	ranges := st.env.buffer(width * (t.Section().Size() / size / n))[width*(first/n):][:width*rows]
 	le := binary.LittleEndian
+	if cv.rational {
+		return cv.encodeRationalRows(j, st, in, first, ranges, &b.rows)
+	}
 	var env quant.Params
 	if cv.i8 {
 		// One I8 per element, over the source as it goes: row r's codes
@@ -213,19 +261,74 @@ func (cv *converter) encodeRows(j *job, st *tensorState, in []byte, off int64, b
 	return nil
 }
 
+// encodeRationalRows is encodeRows for the rational codec: each row's
+// alpha and codes, the codes over the source as they go (row r's over
+// bytes of rows before it, the first row's once it is coded), the alphas
+// into the tensor's buffer, written by its last step.
+func (cv *converter) encodeRationalRows(j *job, st *tensorState, in []byte, first int64, alphas []byte, b *rowBufs) error {
+	t := *j.src
+	size := int64(t.DType.Size())
+	rc, err := b.rational(t.DType)
+	if err != nil {
+		return t.Err(err)
+	}
+	k := int64(len(in)) / size
+	n := qins.RowLen(t.Shape)
+	rows := k / n
+	codes := in[:k]
+	b.grow(0, int(n))
+	var lo, hi float32
+	for r := int64(0); r < rows; r++ {
+		e := (r + 1) * n
+		dst := codes[r*n : e]
+		if r == 0 {
+			dst = b.first[:n]
+		}
+		a, err := rc.Encode(in[r*n*size:e*size], first+r*n, dst)
+		if err != nil {
+			return t.Err(err)
+		}
+		if r == 0 {
+			copy(codes, dst)
+			lo, hi = a, a
+		}
+		lo, hi = min(lo, a), max(hi, a)
+		binary.LittleEndian.PutUint32(alphas[4*r:], math.Float32bits(a))
+	}
+	if rows > 0 {
+		st.env.addAlphas(lo, hi)
+	}
+	if err := cv.w.WriteAt(j.out, codes, first); err != nil {
+		return err
+	}
+	if all := st.env.stepDone(st.nWrite); all != nil {
+		return cv.w.WriteAt(j.ranges, all, 0)
+	}
+	return nil
+}
+
 // emptyRows writes the ranges of an encoded tensor that has no elements,
 // which no step writes: zeros, the float32 range (0, 0) of each of its
 // rows, when its last dimension is 0 and the others are not (a tensor of
-// no rows has no ranges). A hostile header can give such a tensor many
-// rows; their ranges are written in bounded pieces.
+// no rows has no ranges); for the rational codec, alpha 1 for each row. A
+// hostile header can give such a tensor many rows; their ranges are
+// written in bounded pieces.
 func (cv *converter) emptyRows(ctx context.Context, j *job) error {
 	size := 8 * qins.Rows(j.src.Shape)
-	zeros := make([]byte, min(size, 1<<16))
-	for off := int64(0); off < size; off += int64(len(zeros)) {
+	if cv.rational {
+		size = 4 * qins.Rows(j.src.Shape)
+	}
+	fill := make([]byte, min(size, 1<<16)) // (0, 0) ranges, or alphas 1
+	if cv.rational {
+		for i := 0; i+4 <= len(fill); i += 4 {
+			binary.LittleEndian.PutUint32(fill[i:], math.Float32bits(1))
+		}
+	}
+	for off := int64(0); off < size; off += int64(len(fill)) {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if err := cv.w.WriteAt(j.ranges, zeros[:min(int64(len(zeros)), size-off)], off); err != nil {
+		if err := cv.w.WriteAt(j.ranges, fill[:min(int64(len(fill)), size-off)], off); err != nil {
 			return err
 		}
 	}

@@ -385,6 +385,10 @@ func TestRowVersion(t *testing.T) {
 		{"row, all excluded", mixed, Options{Granularity: qins.GranularityRow, Exclude: none}, qins.Version, 0, 0},
 		{"row, folder, a shard per tensor", mixed, Options{Granularity: qins.GranularityRow}, qins.VersionRows, 1, 1},
 		{"row, folder of integers", onlyInts, Options{Granularity: qins.GranularityRow}, qins.Version, 0, 1},
+		{"rational row", mixed, Options{Codec: qins.CodecRational, Granularity: qins.GranularityRow}, qins.VersionRationalRows, 1, 0},
+		{"rational tensor", mixed, Options{Codec: qins.CodecRational}, qins.VersionRational, 1, 0},
+		{"rational row, integers only", onlyInts, Options{Codec: qins.CodecRational, Granularity: qins.GranularityRow}, qins.Version, 0, 0},
+		{"rational row, folder, a shard per tensor", mixed, Options{Codec: qins.CodecRational, Granularity: qins.GranularityRow}, qins.VersionRationalRows, 1, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := t.TempDir()

@@ -47,11 +47,12 @@ type Summary struct {
 	// model folder (slash-separated, relative to it).
 	SkippedLinks []string
 	// Codec is the convert's codec. For the rational codec, AlphaMSE
-	// says that each tensor got the alpha of its least squared error
-	// (otherwise Options.Alpha), and AlphaMin and AlphaMax bound the
-	// tensors' alphas.
+	// says that each tensor (or with AlphaRows each row) got the alpha of
+	// its least squared error (otherwise Options.Alpha), and AlphaMin and
+	// AlphaMax bound the tensors' (or rows') alphas.
 	Codec              qins.Codec
 	AlphaMSE           bool
+	AlphaRows          bool
 	AlphaMin, AlphaMax float64
 	// Unmarked, for a restore, names the tensors NAME whose codes and
 	// signs are stored as an encoded tensor's are (NAME.qins, U8, with
@@ -83,20 +84,20 @@ func (s *Summary) setPacked() {
 }
 
 // alpha counts the alpha of a rational tensor, chosen for the least
-// squared error when mse.
-func (s *Summary) alpha(a float64, mse bool) {
+// squared error when mse; with rows, a and b bound its rows' alphas
+// (for one alpha per tensor, a = b).
+func (s *Summary) alpha(a, b float64, mse, rows bool) {
 	if s.Codec != qins.CodecRational {
-		s.AlphaMin, s.AlphaMax = a, a
+		s.AlphaMin, s.AlphaMax = a, b
 	}
-	s.AlphaMin, s.AlphaMax = min(s.AlphaMin, a), max(s.AlphaMax, a)
-	s.Codec, s.AlphaMSE = qins.CodecRational, mse
+	s.AlphaMin, s.AlphaMax = min(s.AlphaMin, a), max(s.AlphaMax, b)
+	s.Codec, s.AlphaMSE, s.AlphaRows = qins.CodecRational, mse, rows
 }
 
 // add adds the counts of one shard's summary to s.
 func (s *Summary) add(shard *Summary) {
 	if shard.Codec == qins.CodecRational {
-		s.alpha(shard.AlphaMin, shard.AlphaMSE)
-		s.alpha(shard.AlphaMax, shard.AlphaMSE)
+		s.alpha(shard.AlphaMin, shard.AlphaMax, shard.AlphaMSE, shard.AlphaRows)
 	}
 	s.Encoded += shard.Encoded
 	s.EncodedElems += shard.EncodedElems

@@ -396,3 +396,45 @@ func BenchmarkRowEncodeI8(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRationalRows measures the rational codec with one alpha per
+// row on rows of 3072 (Phi-3.5's hidden size): each row's alpha and
+// codes; MB/s is of the source bytes. "outliers" has a weight of 40
+// standard deviations in every 500, which the search scores exactly.
+func BenchmarkRationalRows(b *testing.B) {
+	for _, dt := range []dtype.DType{dtype.BF16, dtype.F32} {
+		for _, outliers := range []bool{false, true} {
+			name := dt.String() + "/normal"
+			if outliers {
+				name = dt.String() + "/outliers"
+			}
+			b.Run(name, func(b *testing.B) {
+				raw := weights(b, dt)
+				if outliers {
+					put, _ := dtype.Putter(dt)
+					r := rand.New(rand.NewPCG(5, 6))
+					for i := 0; i < benchElems; i += 500 {
+						put(raw, min(i+r.IntN(500), benchElems-1), 0.8*r.NormFloat64())
+					}
+				}
+				rc, err := NewRationalRowCoder(dt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				const n = 3072
+				size := int(dt.Size())
+				codes := make([]uint8, n)
+				b.SetBytes(int64(len(raw)))
+				cpu0 := start(b)
+				for b.Loop() {
+					for r := 0; r+n <= benchElems; r += n {
+						if _, err := rc.Encode(raw[r*size:(r+n)*size], int64(r), codes); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				report(b, cpu0)
+			})
+		}
+	}
+}

@@ -172,6 +172,39 @@
 // for 16-bit dtypes and over buckets of magnitudes (the top 16 bits of the
 // float32 magnitude) for F32 and F64.
 //
+// With the row granularity every row, a run of the last dimension as for
+// per-row ranges, has its own alpha, a float32 chosen for the least
+// squared error of that row's decoded weights (with their signs), and
+// its codes are the formula's with it ([RationalRowCoder]). A row with no
+// nonzero element gets alpha 1; every alpha keeps the largest magnitude
+// finite in the dtype. The search:
+//
+//   - rows of at most 256 elements ([RationalExactRowMax]) on their exact
+//     error: 97 alphas evenly spaced on log alpha over [0.01, 5000]
+//     divided by the largest magnitude, then 57 alphas 0.5% apart around
+//     each of the 3 best and around the model's choice below. A short row's
+//     error is far from smooth in alpha (each weight's is least where it
+//     falls on a level), so this is near the best, not always the best;
+//   - longer rows on a model: the expected error of a fine quantiser,
+//     step²/12 with the step of the code at each magnitude m, which in
+//     x = alpha*m is (1+x)⁴ / (195075 alpha²) (codes are 2/255 apart in
+//     z = 1/(1+x)). Over a row it needs only the power sums of its
+//     magnitudes and is least at the positive root of
+//     s4 a⁴ + 2 s3 a³ - 2 s1 a - n (a = alpha times the largest magnitude,
+//     sk the sum of (m/largest)^k in float32, n the count of nonzero
+//     magnitudes). When the row has a few magnitudes above 4 times its
+//     root mean square (up to 8, the largest) that the others' root puts
+//     beyond x = 8, where the levels are coarse, those are scored exactly
+//     and the model scores the rest: a grid on log alpha between the roots
+//     with and without them, widened by 2 each way, each alpha that puts
+//     the largest on a coarse level within it, then golden section around
+//     the best. Rows of at most 2048 elements ([RationalRefineRowMax])
+//     then take the least exact error of that pick and the 4 alphas 1%
+//     and 2% either side of it.
+//
+// The power sums add float32 values in a fixed order, 16 lanes, so that
+// the AVX-512 kernels and the Go loops choose the same alphas.
+//
 // The 16-bit dtypes are encoded through a table of every bit pattern, F32
 // with the formula itself, F64 with the formula per element
 // ([RationalEncoder]). The formula is float32 arithmetic of IEEE single

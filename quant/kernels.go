@@ -3,6 +3,8 @@ package quant
 import (
 	"encoding/binary"
 	"math"
+
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // The inner loops of the range and encode passes, in Go. On amd64 with
@@ -319,4 +321,58 @@ func fillRuns[T comparable](t []T, lo, end int, code func(int) T) {
 		}
 		m = last + 1
 	}
+}
+
+// widen16 writes the little-endian 16-bit values of b, of dtype dt (F16
+// or BF16), as little-endian float32 values to out, which must hold as
+// many, and returns how many.
+func widen16(dt dtype.DType, b []byte, out []byte) int {
+	n := min(len(b)/2, len(out)/4)
+	to, _ := toF32(dt)
+	for i := range n {
+		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(to(binary.LittleEndian.Uint16(b[2*i:]))))
+	}
+	return n
+}
+
+// rowAcc holds power sums of a row's magnitudes per lane: the value i
+// of a row goes to lane i%16, so that the kernel, 16 lanes wide, and the
+// Go loop add the same numbers in the same order: the count of the
+// magnitudes m not zero, then the sums of m'^k for k = 1..4, m' = m*inv
+// in float32.
+type rowAcc [5][16]float32
+
+// rowSums32 adds the values of b, little-endian float32 values of a row
+// from one of its multiples of 16 on, to acc (see rowAcc), in float32
+// operations as the kernel's: m' = m*inv, m2 = m'*m', m3 = m2*m', m4 =
+// m2*m2.
+func rowSums32(b []byte, inv float32, acc *rowAcc) {
+	for i := 0; 4*i+4 <= len(b); i++ {
+		u := binary.LittleEndian.Uint32(b[4*i:]) & 0x7fffffff
+		l := i % 16
+		if u != 0 {
+			acc[0][l]++
+		}
+		m := math.Float32frombits(u) * inv
+		m2 := m * m
+		acc[1][l] += m
+		acc[2][l] += m2
+		acc[3][l] += m2 * m
+		acc[4][l] += m2 * m2
+	}
+}
+
+// compressAbove32 writes to out the little-endian float32 values of b
+// whose magnitude bits are above thr, in order, and returns how many; out
+// must have room for them.
+func compressAbove32(b []byte, thr uint32, out []byte) int {
+	k := 0
+	for i := 0; i+4 <= len(b); i += 4 {
+		u := binary.LittleEndian.Uint32(b[i:])
+		if u&0x7fffffff > thr {
+			binary.LittleEndian.PutUint32(out[4*k:], u)
+			k++
+		}
+	}
+	return k
 }

@@ -5,6 +5,7 @@ package quant
 import (
 	"math"
 
+	"github.com/qins-dev/qins/format/dtype"
 	"golang.org/x/sys/cpu"
 )
 
@@ -191,4 +192,58 @@ func count16Fast(b []byte, counts *[1 << 16]uint32) {
 		b = b[8*n:]
 	}
 	count16(b, counts)
+}
+
+// bf16ToF32AVX512 and f16ToF32AVX512 are widen16 on blocks of 16 values.
+//
+//go:noescape
+func bf16ToF32AVX512(p *byte, blocks int, out *byte)
+
+//go:noescape
+func f16ToF32AVX512(p *byte, blocks int, out *byte)
+
+// widen16Fast is widen16, with the AVX-512 kernels where they run.
+func widen16Fast(dt dtype.DType, b []byte, out []byte) int {
+	n := min(len(b)/2, len(out)/4)
+	if !avx512 || n < 16 {
+		return widen16(dt, b, out)
+	}
+	k := n / 16
+	if dt == dtype.BF16 {
+		bf16ToF32AVX512(&b[0], k, &out[0])
+	} else {
+		f16ToF32AVX512(&b[0], k, &out[0])
+	}
+	return 16*k + widen16(dt, b[32*k:2*n], out[64*k:])
+}
+
+// rowSums32AVX512 is rowSums32 on blocks of 16 values.
+//
+//go:noescape
+func rowSums32AVX512(p *byte, blocks int, inv float32, acc *rowAcc)
+
+// rowSums32Fast is rowSums32, with the AVX-512 kernel where it runs: the
+// same sums, bit for bit.
+func rowSums32Fast(b []byte, inv float32, acc *rowAcc) {
+	if k := len(b) / 64; avx512 && k > 0 {
+		rowSums32AVX512(&b[0], k, inv, acc)
+		b = b[64*k:]
+	}
+	rowSums32(b, inv, acc)
+}
+
+// compressAbove32AVX512 is compressAbove32 on blocks of 16 values.
+//
+//go:noescape
+func compressAbove32AVX512(p *byte, blocks int, thr uint32, out *byte) int
+
+// compressAbove32Fast is compressAbove32, with the AVX-512 kernel where it
+// runs.
+func compressAbove32Fast(b []byte, thr uint32, out []byte) int {
+	k := 0
+	if blocks := len(b) / 64; avx512 && blocks > 0 && len(out) > 0 {
+		k = compressAbove32AVX512(&b[0], blocks, thr, &out[0])
+		b = b[64*blocks:]
+	}
+	return k + compressAbove32(b, thr, out[4*k:])
 }

@@ -529,3 +529,125 @@ loopcnt:
 	JNZ     loopcnt
 donecnt:
 	RET
+
+// func bf16ToF32AVX512(p *byte, blocks int, out *byte)
+//
+// Per block of 16 BF16 values: each as the float32 of its bits, shifted
+// up by 16.
+TEXT ·bf16ToF32AVX512(SB), NOSPLIT, $0-24
+	MOVQ    p+0(FP), SI
+	MOVQ    blocks+8(FP), CX
+	MOVQ    out+16(FP), DI
+	TESTQ   CX, CX
+	JZ      doneb
+loopb:
+	VPMOVZXWD (SI), Z0
+	VPSLLD  $16, Z0, Z0
+	VMOVDQU32 Z0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     loopb
+doneb:
+	VZEROUPPER
+	RET
+
+// func f16ToF32AVX512(p *byte, blocks int, out *byte)
+//
+// Per block of 16 F16 values: each converted to float32, which is exact
+// (subnormals, infinities and NaNs included; a signalling NaN comes out
+// quiet).
+TEXT ·f16ToF32AVX512(SB), NOSPLIT, $0-24
+	MOVQ    p+0(FP), SI
+	MOVQ    blocks+8(FP), CX
+	MOVQ    out+16(FP), DI
+	TESTQ   CX, CX
+	JZ      donef
+loopf:
+	VCVTPH2PS (SI), Z0
+	VMOVUPS Z0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     loopf
+donef:
+	VZEROUPPER
+	RET
+
+// func rowSums32AVX512(p *byte, blocks int, inv float32, acc *rowAcc)
+//
+// rowSums32 on blocks of 16 values, lane by lane: acc is loaded, added
+// to, and stored back.
+TEXT ·rowSums32AVX512(SB), NOSPLIT, $0-32
+	MOVQ    p+0(FP), SI
+	MOVQ    blocks+8(FP), CX
+	VBROADCASTSS inv+16(FP), Z21
+	MOVQ    acc+24(FP), DI
+	MOVL    $0x7fffffff, AX
+	VPBROADCASTD AX, Z20          // magnitude bits
+	MOVL    $0x3f800000, AX       // 1.0
+	VPBROADCASTD AX, Z23
+	VMOVUPS 0(DI), Z0             // count not zero
+	VMOVUPS 64(DI), Z1            // m'
+	VMOVUPS 128(DI), Z2           // m'^2
+	VMOVUPS 192(DI), Z3           // m'^3
+	VMOVUPS 256(DI), Z4           // m'^4
+	TESTQ   CX, CX
+	JZ      dones
+loops:
+	VPANDD  (SI), Z20, Z6         // m
+	VPTESTMD Z6, Z6, K2           // m != 0
+	VADDPS  Z23, Z0, K2, Z0
+	VMULPS  Z21, Z6, Z7           // m' = m * inv
+	VMULPS  Z7, Z7, Z8            // m2 = m' * m'
+	VMULPS  Z7, Z8, Z9            // m2 * m'
+	VMULPS  Z8, Z8, Z5            // m2 * m2
+	VADDPS  Z7, Z1, Z1
+	VADDPS  Z8, Z2, Z2
+	VADDPS  Z9, Z3, Z3
+	VADDPS  Z5, Z4, Z4
+	ADDQ    $64, SI
+	DECQ    CX
+	JNZ     loops
+dones:
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	VMOVUPS Z4, 256(DI)
+	VZEROUPPER
+	RET
+
+// func compressAbove32AVX512(p *byte, blocks int, thr uint32, out *byte) int
+//
+// compressAbove32 on blocks of 16 values; blocks without such a value
+// (most of them) only compare.
+TEXT ·compressAbove32AVX512(SB), NOSPLIT, $0-40
+	MOVQ    p+0(FP), SI
+	MOVQ    blocks+8(FP), CX
+	MOVL    thr+16(FP), AX
+	VPBROADCASTD AX, Z22
+	MOVQ    out+24(FP), DI
+	MOVL    $0x7fffffff, AX
+	VPBROADCASTD AX, Z20
+	XORQ    BX, BX
+	TESTQ   CX, CX
+	JZ      donec2
+loopc2:
+	VMOVDQU32 (SI), Z0
+	VPANDD  Z20, Z0, Z1
+	VPCMPUD $6, Z22, Z1, K1       // m > thr
+	KORTESTW K1, K1
+	JZ      nextc2
+	VPCOMPRESSD Z0, K1, (DI)(BX*4)
+	KMOVW   K1, AX
+	POPCNTL AX, AX
+	ADDQ    AX, BX
+nextc2:
+	ADDQ    $64, SI
+	DECQ    CX
+	JNZ     loopc2
+donec2:
+	MOVQ    BX, ret+32(FP)
+	VZEROUPPER
+	RET

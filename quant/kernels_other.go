@@ -2,6 +2,8 @@
 
 package quant
 
+import "github.com/qins-dev/qins/format/dtype"
+
 func minMax16Fast(b []byte, tiny, mx, mn uint16) (uint16, uint16) { return minMax16(b, tiny, mx, mn) }
 
 func minMax32Fast(b []byte, tiny, mx, mn uint32) (uint32, uint32) { return minMax32(b, tiny, mx, mn) }
@@ -30,3 +32,9 @@ func lookup16Fast(t *byteTable, b []byte, out []byte) int { return lookup16(t, b
 func rational32Fast(b []byte, alpha float32, codes []uint8) int { return rational32(b, alpha, codes) }
 
 func count16Fast(b []byte, counts *[1 << 16]uint32) { count16(b, counts) }
+
+func widen16Fast(dt dtype.DType, b []byte, out []byte) int { return widen16(dt, b, out) }
+
+func rowSums32Fast(b []byte, inv float32, acc *rowAcc) { rowSums32(b, inv, acc) }
+
+func compressAbove32Fast(b []byte, thr uint32, out []byte) int { return compressAbove32(b, thr, out) }

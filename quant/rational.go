@@ -80,7 +80,16 @@ func CheckRationalAlpha(alpha float64, dt dtype.DType) error {
 // alpha, which must be valid (see CheckRationalAlpha): every code 0..255
 // is valid, and the sign must be +1 (the sign is inside the code).
 func NewRationalDecoder(alpha float64) *Decoder {
-	d := &Decoder{bad32: 0x7fc0dead, zeroOK: true}
+	d := new(Decoder)
+	d.ResetRational(alpha)
+	return d
+}
+
+// ResetRational makes d the Decoder of rational codes with parameter
+// alpha, which must be valid, keeping its memory: a tensor with one alpha
+// per row decodes each row with its own.
+func (d *Decoder) ResetRational(alpha float64) {
+	d.bad32, d.zeroOK, d.i8 = 0x7fc0dead, true, false
 	nan := math.NaN()
 	for c := range 256 {
 		v := RationalValue(uint8(c), alpha)
@@ -88,7 +97,6 @@ func NewRationalDecoder(alpha float64) *Decoder {
 		d.f64r[0][c], d.f64r[1][c], d.f64r[2][c] = nan, nan, float64(float32(v))
 		d.f32[0][c], d.f32[1][c], d.f32[2][c] = d.bad32, d.bad32, math.Float32bits(float32(v))
 	}
-	return d
 }
 
 // RationalEncoder encodes the elements of a tensor with the rational codec.

@@ -132,7 +132,9 @@ class Checkpoint:
         self.meta = {}
         for m in src.metadatas:
             self.meta.update(m)
-        self.qins = self.meta.get("qins") in ("1", "2")   # 2: per-row ranges
+        # 2: per-row ranges; 3: the rational codec (and the i8 layout, which
+        # this script does not decode); 4: the rational codec per row
+        self.qins = self.meta.get("qins") in ("1", "2", "3", "4")
         self.encoded = {}
         if self.qins:
             for key, text in self.meta.items():
@@ -143,7 +145,7 @@ class Checkpoint:
                         raise InputError("%s: metadata %r: %s" % (arg, key, e))
         hidden = set()
         for name in self.encoded:
-            hidden.update({name + ".qins", name + ".sign", name + ".signbits", name + ".logrange"})
+            hidden.update({name + ".qins", name + ".sign", name + ".signbits", name + ".logrange", name + ".alpha"})
         self.names = set(self.encoded) | (set(self.raw) - hidden)
 
     def shape(self, name):
@@ -181,6 +183,21 @@ class Checkpoint:
 
     def _decode(self, name):
         meta = self.encoded[name]
+        if meta.get("codec") == "rational":
+            # The spec: z = q/127.5 - 1, sign(z) (1 - |z|) / (alpha |z|) in
+            # float64, with the tensor's alpha or, with granularity "row",
+            # each row's from NAME.alpha (F32 [rows]).
+            q = self._raw(name + ".qins")
+            codes = parity.read_array(q, "u1", 0, q.numel)
+            alpha = float(meta["alpha"])
+            if meta.get("granularity") == "row":
+                r = self._raw(name + ".alpha")
+                per = q.shape[-1] if q.shape else 1
+                alpha = np.repeat(parity.read_array(r, "<f4", 0, r.numel).astype(np.float64), per)
+            w = parity.rational_decode(codes, alpha)
+            return w.astype(np.float32).astype(np.float64).reshape(q.shape)
+        if meta.get("layout") == "i8":
+            raise InputError("%s: %s is in the i8 layout, which this script does not decode" % (self.arg, name))
         try:
             lo, hi = float(meta["log_min"]), float(meta["log_max"])
         except (KeyError, TypeError, ValueError):

@@ -81,6 +81,22 @@ distinct value. Likewise the decode bound is checked once per pattern present
 at its expected code (an element's decoded value depends only on its code),
 and element by element wherever the stored code is not the expected one.
 
+The rational codec (QINS version 3, and 4 with one alpha per row):
+`--rational SOURCE QINSFILE [RESTORED ...] [-- SOURCE QINSFILE ...]` checks
+files of rational tensors: "qins:NAME" is exactly codec "rational", alpha (a
+finite float32 above 0) and dtype, and optionally granularity ("tensor", or
+"row" for one alpha per row, in version "4"); NAME.qins is U8 of the source
+shape, the only other part being, with granularity "row", NAME.alpha, F32
+[rows] (rows: the product of all dimensions but the last), each row's alpha
+finite and above 0, its largest magnitude (code 128) finite in the source
+dtype, the tensor's alpha the least of them (1 without rows). The codes are
+the reference encoder's (dkeviv/Cogumi-IntLLM's formulas transcribed in
+float32 numpy) with the tensor's or each row's alpha, but for exact zeros
+(+0 gets 255, -0 gets 0, where the reference gives 128); zeros decode to
+zeros with the reference's decoder, no weight changes sign, and each
+RESTORED F32 or F64 file holds the spec's float64 decoding, rounded once,
+bit for bit.
+
 The i8 layout (QINS version 3): `--i8 SOURCE QINSFILE [RESTORED ...] [--
 SOURCE QINSFILE ...]` checks files of i8 tensors: "qins:NAME" is log_min,
 log_max, dtype, layout "i8" and optionally range; NAME.qins is I8 of the
@@ -1204,9 +1220,10 @@ def run_pairs(args):
 
 def qins_encode(w, alpha):
     """The reference's encoder, transcribed from its formulas: float32
-    weights and float32 arithmetic, numpy's round half to even."""
+    weights and float32 arithmetic, numpy's round half to even. alpha is
+    a number or one per weight."""
     w = np.asarray(w, dtype=np.float32)
-    a = np.float32(alpha)
+    a = np.asarray(alpha, dtype=np.float32)
     with np.errstate(over="ignore"):
         z = np.sign(w) / (np.float32(1) + a * np.abs(w))
         q = np.round((z + np.float32(1)) * np.float32(127.5))
@@ -1217,7 +1234,7 @@ def qins_decode(q, alpha):
     """The reference's decoder, transcribed from its formulas (float32)."""
     z = np.asarray(q).astype(np.float32) / np.float32(127.5) - np.float32(1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.sign(z) * (np.float32(1) - np.abs(z)) / (np.float32(alpha) * np.abs(z))
+        return np.sign(z) * (np.float32(1) - np.abs(z)) / (np.asarray(alpha, dtype=np.float32) * np.abs(z))
 
 
 def rational_decode(q, alpha):
@@ -1241,13 +1258,18 @@ def check_rational_pair(source_arg, qins_path, restored=()):
     src = open_source(source_arg)
     q = read_header(qins_path)
     rep = Report()
-    # The version is the least that describes the file: "3" with a
-    # rational tensor, "1" when nothing was encoded (a source of integers).
-    want = "3" if any(k.startswith("qins:") for k in q.metadata) else "1"
+    # The version is the least that describes the file: "4" with a
+    # rational tensor of one alpha per row, "3" with other rational
+    # tensors, "1" when nothing was encoded (a source of integers).
+    want = "1"
+    if any(k.startswith("qins:") for k in q.metadata):
+        want = "3"
+        if any(k.startswith("qins:") and '"row"' in v for k, v in q.metadata.items()):
+            want = "4"
     if q.metadata.get("qins") != want:
         rep.fail("__metadata__[\"qins\"] is %r, want %r" % (q.metadata.get("qins"), want))
     check_layout(q, rep)
-    encoded, zeros, elements = {}, 0, 0
+    encoded, zeros, elements, per_row = {}, 0, 0, 0
     for k, v in sorted(q.metadata.items()):
         if not k.startswith("qins:"):
             continue
@@ -1257,10 +1279,12 @@ def check_rational_pair(source_arg, qins_path, restored=()):
         except (ValueError, InputError) as e:
             rep.fail("%s: qins metadata %r is not JSON: %s" % (name, v, e))
             continue
-        if not isinstance(meta, dict) or set(meta) != {"codec", "alpha", "dtype"} or \
-                meta["codec"] != "rational":
-            rep.fail("%s: qins metadata %r is not exactly codec rational, alpha, dtype" % (name, v))
+        if not isinstance(meta, dict) or set(meta) - {"granularity"} != {"codec", "alpha", "dtype"} or \
+                meta["codec"] != "rational" or meta.get("granularity", "tensor") not in ("tensor", "row"):
+            rep.fail("%s: qins metadata %r is not exactly codec rational, alpha, dtype "
+                     "and optionally granularity tensor or row" % (name, v))
             continue
+        rows = meta.get("granularity") == "row"
         alpha = meta["alpha"]
         if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or \
                 not math.isfinite(alpha) or alpha <= 0:
@@ -1274,14 +1298,44 @@ def check_rational_pair(source_arg, qins_path, restored=()):
         if codes_t is None or codes_t.dtype != "U8" or codes_t.shape != t.shape:
             rep.fail("%s: no NAME.qins U8 of the source shape" % name)
             continue
-        for extra in (name, name + ".sign", name + ".signbits", name + ".logrange"):
+        extras = [name, name + ".sign", name + ".signbits", name + ".logrange"]
+        if not rows:
+            extras.append(name + ".alpha")
+        for extra in extras:
             if extra in q.tensors:
                 rep.fail("%s: the QINS file also has %s" % (name, extra))
         a32 = float(np.float32(alpha))
         if a32 != alpha:
             rep.fail("%s: alpha %r is not a float32 value" % (name, alpha))
+        row_alphas, rowlen = None, 1
+        if rows:
+            # One alpha per row: a row is a run of the last dimension.
+            nrows = 1
+            for d in t.shape[:-1]:
+                nrows *= d
+            rowlen = t.shape[-1] if t.shape else 1
+            at = q.tensors.get(name + ".alpha")
+            if at is None or at.dtype != "F32" or tuple(at.shape) != (nrows,):
+                rep.fail("%s: no NAME.alpha F32 [%d]" % (name, nrows))
+                continue
+            row_alphas = read_array(at, "<f4", 0, nrows).astype(np.float64)
+            bad = np.flatnonzero(~np.isfinite(row_alphas) | ~(row_alphas > 0))
+            if bad.size:
+                rep.fail("%s: row %d's alpha %r is not a finite number above 0"
+                         % (name, bad[0], row_alphas[bad[0]]), bad.size)
+                continue
+            least = float(row_alphas.min()) if nrows else 1.0
+            if alpha != least:
+                rep.fail("%s: alpha %r is not the least of its rows' alphas, %r" % (name, alpha, least))
+            per_row += 1
+        largest = rational_decode(np.uint8(128), row_alphas if rows else alpha)
+        limit = FIRST_INFINITE.get(t.dtype, math.inf)
+        if np.any(~(np.asarray(largest) < limit)):
+            rep.fail("%s: the largest magnitude, code 128's, is not finite in %s" % (name, t.dtype))
         encoded[name] = alpha
         for first, n in chunks(t.numel):
+            if rows:
+                alpha = row_alphas[(first + np.arange(n)) // rowlen]
             w = source_values(t, first, n)
             if not np.isfinite(w).all():
                 rep.fail("%s: NaN or infinity in the source" % where(t, first + np.flatnonzero(~np.isfinite(w))[0]))
@@ -1299,10 +1353,10 @@ def check_rational_pair(source_arg, qins_path, restored=()):
             if bad.size:
                 i = bad[0]
                 rep.fail("%s: code %d, the reference's %d (w=%r, alpha=%r; %d differ in this chunk)"
-                         % (where(t, first + i), ours[i], ref[i], w[i], alpha, bad.size), bad.size)
+                         % (where(t, first + i), ours[i], ref[i], w[i], np.broadcast_to(alpha, w.shape)[i], bad.size), bad.size)
             # Zeros come back as zeros with the reference's own decoder,
             # and no weight changes sign.
-            if (qins_decode(ours[zero], alpha) != 0).any():
+            if (qins_decode(ours[zero], np.broadcast_to(alpha, w.shape)[zero]) != 0).any():
                 rep.fail("%s: a zero does not decode to 0 with the reference's decoder" % name)
             dec = rational_decode(ours, alpha)
             flip = np.flatnonzero((w > 0) & (dec < 0) | (w < 0) & (dec > 0))
@@ -1324,9 +1378,9 @@ def check_rational_pair(source_arg, qins_path, restored=()):
     for name, t in sorted(src.tensors.items()):
         if name not in encoded and "qins:" + name not in q.metadata:
             check_copied(t, q, rep)
-    line = ("%s -> %s: %d rational tensors, %d elements, %d exact zeros (the only "
-            "codes that differ from the reference's), %d other differences: %s"
-            % (source_arg, qins_path, len(encoded), elements, zeros, rep.failures,
+    line = ("%s -> %s: %d rational tensors (%d with an alpha per row), %d elements, %d exact zeros "
+            "(the only codes that differ from the reference's), %d other differences: %s"
+            % (source_arg, qins_path, len(encoded), per_row, elements, zeros, rep.failures,
                "OK" if not rep.failures else "FAILED"))
     if not encoded and any(t.dtype in FLOATS and len(t.shape) >= 2 for t in src.tensors.values()):
         rep.fail("no rational tensor, though the source has floating-point matrices")

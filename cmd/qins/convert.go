@@ -77,8 +77,8 @@ func rationalOptions(c *cli.Context, opts *convert.Options) error {
 		return nil
 	}
 	switch {
-	case opts.Granularity == qins.GranularityRow:
-		return errors.New("--codec rational --granularity row is not yet supported: the rational codec has one alpha per tensor")
+	case opts.Granularity == qins.GranularityRow && c.IsSet("alpha"):
+		return errors.New("--alpha gives every tensor one alpha, --granularity row one alpha per row: give one or the other")
 	case c.IsSet("layout"):
 		return errors.New("--layout is for --codec log: the rational codec stores one byte per weight, the sign inside")
 	case c.IsSet("range") && opts.Range != qins.RangeMSE:
@@ -238,6 +238,9 @@ func codecLine(s *convert.Summary) string {
 	}
 	if !s.AlphaMSE {
 		return fmt.Sprintf("  codec:    rational, alpha %v for every tensor (--alpha)\n", s.AlphaMin)
+	}
+	if s.AlphaRows {
+		return fmt.Sprintf("  codec:    rational, alpha of the least squared error per row (%.4g .. %.4g)\n", s.AlphaMin, s.AlphaMax)
 	}
 	return fmt.Sprintf("  codec:    rational, alpha of the least squared error per tensor (%.4g .. %.4g)\n", s.AlphaMin, s.AlphaMax)
 }

@@ -115,18 +115,24 @@ ENCODING
                    reference's, computed in float32, but for exact zeros:
                    +0 and -0 get 255 and 0 and decode to zeros (the
                    reference gives 128, which decodes to +254/alpha), and
-                   no weight changes sign. It takes no --layout, and
-                   --granularity row is not yet supported.
+                   no weight changes sign. It takes no --layout. With
+                   --granularity row each row of the last dimension gets
+                   the alpha of its least squared error, in NAME.alpha
+                   (QINS version 4; a float32 per row): rows of up to 256
+                   searched on their exact error, longer ones on a model
+                   of it, exact for their few largest weights (and up to
+                   2048 checked on their exact error around its pick).
   --alpha A        the rational codec's alpha for every tensor (finite,
-                   above 0; rounded to float32). Without it (or with
-                   --range mse) each tensor gets the alpha of its least
-                   squared error, a search on log alpha over the tensor's
-                   values (exact per bit pattern for 16-bit tensors):
-                   several times less error than --alpha 1 on small
-                   weights. The summary's codec: line gives the alphas.
+                   above 0; rounded to float32; not with --granularity
+                   row). Without it (or with --range mse) each tensor
+                   gets the alpha of its least squared error, a search on
+                   log alpha over the tensor's values (exact per bit
+                   pattern for 16-bit tensors): several times less error
+                   than --alpha 1 on small weights. The summary's codec:
+                   line gives the alphas.
   The summary's encoding: line says what was chosen, by which flags (or
   "the default"), and the bits per encoded weight its tensors take:
-  codes, signs and per-row ranges, as written. See go doc
+  codes, signs and per-row ranges or alphas, as written. See go doc
   github.com/qins-dev/qins/quant for the codec and go doc
   github.com/qins-dev/qins/format/qins for the file.
 
@@ -155,6 +161,7 @@ EXAMPLES
   qins convert adapter_model.safetensors --granularity row
   qins convert model.safetensors --layout i8
   qins convert model.safetensors --codec rational
+  qins convert model.safetensors --codec rational --granularity row
   qins convert phi/ -o phi.safetensors --exclude 'embed_tokens|lm_head'`
 
 const restoreHelp = `Restore decodes a QINS file or folder into plain safetensors. Every encoded

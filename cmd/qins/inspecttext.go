@@ -63,7 +63,10 @@ func writeInspectText(w io.Writer, r *convert.Report) error {
 		}
 		if rational {
 			cells[len(cells)-1] = "-"
-			if t.Alpha != nil {
+			switch {
+			case t.Alphas != nil:
+				cells[len(cells)-1] = fmt.Sprintf("%.4g / %.4g / %.4g per row", t.Alphas.Min, t.Alphas.Median, t.Alphas.Max)
+			case t.Alpha != nil:
 				cells[len(cells)-1] = strconv.FormatFloat(*t.Alpha, 'g', 6, 64)
 			}
 		}

@@ -1,5 +1,5 @@
-// Package qins is the home of the QINS file format, versions 1, 2 and 3,
-// described here. The codec that makes the codes and ranges (the formulas,
+// Package qins is the home of the QINS file format, versions 1, 2, 3 and
+// 4, described here. The codec that makes the codes and ranges (the formulas,
 // the range methods, zeros) is described in package
 // github.com/qins-dev/qins/quant.
 //
@@ -8,7 +8,7 @@
 // A QINS file is a safetensors file: an 8-byte little-endian header length
 // N, N bytes of JSON header (padded with spaces), then the tensor data. Any
 // safetensors reader opens it. __metadata__["qins"] is the format version,
-// "1", "2" or "3". Every tensor that is not encoded is stored unchanged under its
+// "1", "2", "3" or "4". Every tensor that is not encoded is stored unchanged under its
 // own name, dtype and bytes, and the source's own __metadata__ entries (such
 // as "format": "pt") are kept. Tensors are laid out largest element size
 // first, so every tensor's data is aligned to its element size.
@@ -112,6 +112,30 @@
 // so code 255 decodes to +0, code 0 to -0, and codes 128 and 127 to the
 // largest magnitudes, about ±254/alpha.
 //
+// # Version 4: the rational codec with one alpha per row
+//
+// qins convert --codec rational --granularity row writes, for each encoded
+// tensor NAME:
+//
+//   - tensor NAME.qins: U8, the source shape: the codes, as in version 3,
+//     each row's with that row's alpha;
+//   - tensor NAME.alpha: F32, shape [rows], rows being the product of all
+//     dimensions but the last (1 for a vector or a scalar): each row's
+//     alpha, a row being a run of the last dimension as for per-row ranges;
+//     a row of no elements (L = 0) has alpha 1;
+//   - __metadata__["qins:NAME"]: exactly {"codec": "rational", "alpha": <number>,
+//     "dtype": "<source dtype>", "granularity": "row"}, alpha the least of
+//     the rows' alphas (1 for a tensor of no rows): the alpha of the largest
+//     magnitude any row decodes to.
+//
+// Each row's alpha is chosen for the least squared error of that row (see
+// package quant). One byte per weight and 4 bytes per row. The file's
+// __metadata__["qins"] is then "4", so that readers of versions 1 to 3
+// refuse it. Version 4 is version 3 plus this; qins writes "4" exactly
+// when at least one encoded tensor has one alpha per row (an empty one
+// included), and files without such tensors keep their versions and bytes.
+// Decoding is version 3's with each row's alpha.
+//
 // # Version 3: the i8 layout
 //
 // qins convert --layout i8 writes the log codec's i8 form (package quant
@@ -146,17 +170,24 @@
 // valid UTF-8, known dtypes, sizes that match the shapes, offsets that tile
 // the data), a QINS reader refuses, naming the file and the tensor:
 //
-//   - a version other than "1", "2" or "3", a per-row tensor in a version-1
-//     file, and a rational or i8 tensor in a file of version 1 or 2;
+//   - a version other than "1", "2", "3" or "4", a per-row tensor in a
+//     version-1 file, a rational or i8 tensor in a file of version 1 or 2,
+//     and a rational tensor with one alpha per row in a file of version 1, 2
+//     or 3;
 //   - a qins:NAME that is not exactly a JSON object with the keys log_min,
 //     log_max, dtype, layout, range, granularity and codec ("log"), in lower case, each at
 //     most once, the first three required; numbers outside float64's range;
 //     a dtype other than F16, BF16, F32 or F64;
 //   - for the rational codec, a qins:NAME that is not exactly codec, alpha and
-//     dtype (no log_min, log_max, layout, range or granularity), an alpha that
-//     is not finite and above 0, or whose largest magnitude (codes 127 and
-//     128) rounds to an infinity in the source dtype; NAME.qins missing or not
-//     U8;
+//     dtype and optionally granularity (no log_min, log_max, layout or
+//     range), an alpha that is not finite and above 0, or whose largest
+//     magnitude (codes 127 and 128) rounds to an infinity in the source
+//     dtype; NAME.qins missing or not U8; with "granularity": "row" a
+//     NAME.alpha missing or not F32 [rows], and (when the rows are read) a
+//     row's alpha that is not finite and above 0, whose largest magnitude
+//     rounds to an infinity in the source dtype, or that is below the
+//     tensor's alpha (which bounds what every row decodes to), naming the
+//     row;
 //   - for the i8 layout, NAME.qins missing or not I8, a NAME.sign or
 //     NAME.signbits beside it, with "granularity": "row" a NAME.logrange
 //     missing or not F32 [rows, 2], and a code -128 (when decoded, naming
@@ -182,8 +213,8 @@
 //	{"metadata": {"total_size": N}, "weight_map": {...}}
 //
 // N being the bytes of tensor data, and the map naming each stored tensor
-// (NAME.qins, NAME.sign or NAME.signbits, NAME.logrange, and the copied
-// ones). Each shard is itself a complete QINS file: tensors are split in
+// (NAME.qins, NAME.sign or NAME.signbits, NAME.logrange or NAME.alpha, and
+// the copied ones). Each shard is itself a complete QINS file: tensors are split in
 // source order, an encoded tensor's parts and its qins:NAME entry always in
 // the same shard, and every shard carries the same "qins" version and the
 // source's own metadata. A tensor larger than the limit gets a shard of its
@@ -223,7 +254,11 @@
 //	    codes = stored(name + ".qins", np.uint8)
 //	    if meta.get("codec") == "rational":  # version 3
 //	        z = codes.astype(np.float64) / 127.5 - 1
-//	        return np.copysign((1 - np.abs(z)) / (meta["alpha"] * np.abs(z)), z).astype(np.float32)
+//	        alpha = meta["alpha"]
+//	        if meta.get("granularity") == "row":  # version 4: an alpha per row
+//	            alpha = stored(name + ".alpha", np.float32).astype(np.float64)
+//	            alpha = alpha.reshape(codes.shape[:-1] + (1,))
+//	        return np.copysign((1 - np.abs(z)) / (alpha * np.abs(z)), z).astype(np.float32)
 //	    lo, hi = meta["log_min"], meta["log_max"]
 //	    if meta.get("layout", "u8+i8") == "packed":
 //	        bits = np.unpackbits(stored(name + ".signbits", np.uint8), bitorder="little")

@@ -11,8 +11,8 @@ import (
 
 // FuzzEncodedMeta checks the "qins:NAME" parser: what it accepts has
 // exactly the known keys in lower case, each once, finite numbers, and
-// reads the same with encoding/json; what MarshalEncodedMeta writes reads
-// back.
+// reads the same with encoding/json; what MarshalEncodedMeta (or
+// MarshalRationalMeta) writes reads back.
 func FuzzEncodedMeta(f *testing.F) {
 	for _, s := range []string{
 		`{"log_min":-10.74,"log_max":1.55,"dtype":"F32"}`,
@@ -49,6 +49,14 @@ func FuzzEncodedMeta(f *testing.F) {
 		`{"log_min":-3,"log_max":0,"dtype":"F32","layout":"I8"}`,
 		`{"log_min":-3,"log_max":0,"dtype":"F32","layout":"i8","granularity":"row"}`,
 		`{"codec":"rational","alpha":1,"dtype":"F16","layout":"i8"}`,
+		// Version 4: the rational codec with one alpha per row.
+		`{"codec":"rational","alpha":0.75,"dtype":"BF16","granularity":"row"}`,
+		`{"codec":"rational","alpha":0.75,"dtype":"F32","granularity":"tensor"}`,
+		`{"codec":"rational","alpha":0.75,"dtype":"F32","granularity":""}`,
+		`{"codec":"rational","alpha":0.75,"dtype":"F32","granularity":"block"}`,
+		`{"codec":"rational","alpha":0.75,"dtype":"F32","granularity":"row","granularity":"row"}`,
+		`{"codec":"rational","dtype":"F32","granularity":"row"}`,
+		`{"codec":"rational","alpha":0.75,"dtype":"F32","granularity":"row","range":"mse"}`,
 	} {
 		f.Add(s)
 	}
@@ -70,15 +78,18 @@ func FuzzEncodedMeta(f *testing.F) {
 		}
 		if m.Codec == CodecRational {
 			for k := range raw {
-				if k != "codec" && k != "alpha" && k != "dtype" {
+				if k != "codec" && k != "alpha" && k != "dtype" && k != "granularity" {
 					t.Fatalf("accepted %q, rational with key %q", s, k)
 				}
+			}
+			if m.Layout != LayoutU8I8 || m.Range != RangeMinMax {
+				t.Fatalf("%q: accepted a layout or range for the rational codec", s)
 			}
 			if !(m.Alpha > 0) || math.IsInf(m.Alpha, 0) {
 				t.Fatalf("%q: accepted alpha %v", s, m.Alpha)
 			}
 			dt, _ := dtype.Parse(m.DType)
-			back, err := ParseEncodedMeta(MarshalRationalMeta(m.Alpha, dt))
+			back, err := ParseEncodedMeta(MarshalRationalMeta(m.Alpha, dt, m.Granularity))
 			if err != nil || back != m {
 				t.Fatalf("%q: %+v marshals and reads back as %+v, %v", s, m, back, err)
 			}

@@ -39,6 +39,13 @@ const (
 	// VersionRational is the format version of a file with tensors of the
 	// rational codec: version 2 plus them, so that older readers refuse it.
 	VersionRational = "3"
+	// AlphasSuffix names the F32 [rows] tensor of the alphas of a
+	// rational tensor with one alpha per row.
+	AlphasSuffix = ".alpha"
+	// VersionRationalRows is the format version of a file with rational
+	// tensors of one alpha per row: version 3 plus them, so that older
+	// readers refuse it.
+	VersionRationalRows = "4"
 )
 
 // ParamsKey returns the metadata key of the parameters of the encoded
@@ -90,7 +97,7 @@ const (
 
 // Codec is the code of an encoded tensor: the log-magnitude code with
 // its sign (the zero value), or the rational code, one byte per weight
-// with the sign inside and one alpha per tensor.
+// with the sign inside and one alpha per tensor, or per row.
 type Codec uint8
 
 const (
@@ -209,8 +216,8 @@ type Encoding struct {
 	Layout      Layout      `json:"layout,omitempty"`
 	Range       Range       `json:"range,omitempty"`
 	Granularity Granularity `json:"granularity,omitempty"`
-	// Codec is the code; the rational codec has no layout, range or
-	// granularity: its only part is the codes.
+	// Codec is the code; the rational codec has no layout or range: its
+	// parts are the codes and, with GranularityRow, the rows' alphas.
 	Codec Codec `json:"codec,omitempty"`
 }
 
@@ -225,16 +232,20 @@ func (e Encoding) Check() error {
 		return fmt.Errorf("invalid granularity %d", e.Granularity)
 	case int(e.Codec) >= len(codecNames()):
 		return fmt.Errorf("invalid codec %d", e.Codec)
-	case e.Codec == CodecRational && (e.Layout != 0 || e.Range != 0 || e.Granularity != 0):
-		return errors.New("the rational codec has no layout, range or granularity")
+	case e.Codec == CodecRational && (e.Layout != 0 || e.Range != 0):
+		return errors.New("the rational codec has no layout or range")
 	}
 	return nil
 }
 
 // Version returns the format version of a file holding tensors encoded
-// so: VersionRational for the rational codec and the i8 layout,
-// VersionRows with per-row ranges, Version otherwise.
+// so: VersionRationalRows for the rational codec with one alpha per row,
+// VersionRational for the rational codec and the i8 layout, VersionRows
+// with per-row ranges, Version otherwise.
 func (e Encoding) Version() string {
+	if e.Codec == CodecRational && e.Granularity == GranularityRow {
+		return VersionRationalRows
+	}
 	if e.Codec == CodecRational || e.Layout == LayoutI8 {
 		return VersionRational
 	}
@@ -250,23 +261,23 @@ type Part uint8
 const (
 	PartCodes  Part = iota // NAME.qins
 	PartSigns              // NAME.sign, or NAME.signbits in the packed layout
-	PartRanges             // NAME.logrange, with per-row ranges
+	PartRanges             // NAME.logrange with per-row ranges; NAME.alpha with per-row alphas
 )
 
 // String says what the part holds.
 func (p Part) String() string {
-	return enumString([]string{"codes", "signs", "row ranges"}, int(p), "Part")
+	return enumString([]string{"codes", "signs", "row parameters"}, int(p), "Part")
 }
 
 // Parts returns the stored tensors of a tensor encoded so, in the order
 // PartCodes, PartSigns, then PartRanges for per-row ranges; the rational
-// codec has only PartCodes, and the i8 layout PartCodes, then PartRanges
-// for per-row ranges.
+// codec and the i8 layout have no PartSigns. For the rational codec
+// PartRanges is the rows' alphas.
 func (e Encoding) Parts() []Part {
-	if e.Codec == CodecRational || e.Layout == LayoutI8 && e.Granularity != GranularityRow {
+	if (e.Codec == CodecRational || e.Layout == LayoutI8) && e.Granularity != GranularityRow {
 		return []Part{PartCodes}
 	}
-	if e.Layout == LayoutI8 {
+	if e.Codec == CodecRational || e.Layout == LayoutI8 {
 		return []Part{PartCodes, PartRanges}
 	}
 	if e.Granularity == GranularityRow {
@@ -284,6 +295,8 @@ func (e Encoding) Suffix(p Part) string {
 		return SignBitsSuffix
 	case p == PartSigns:
 		return SignsSuffix
+	case e.Codec == CodecRational:
+		return AlphasSuffix
 	}
 	return RangesSuffix
 }
@@ -306,6 +319,9 @@ func (e Encoding) Stored(p Part, name string, shape []uint64) format.TensorInfo 
 		}
 	case PartRanges:
 		t.DType, t.Shape = dtype.F32, []uint64{uint64(Rows(shape)), 2}
+		if e.Codec == CodecRational {
+			t.Shape = []uint64{uint64(Rows(shape))}
+		}
 	}
 	return t
 }
@@ -328,7 +344,9 @@ type EncodedMeta struct {
 	LogMax float64 `json:"log_max"`
 	DType  string  `json:"dtype"`
 	// Alpha is the rational codec's parameter (Encoding.Codec), which has
-	// no LogMin and LogMax.
+	// no LogMin and LogMax; with GranularityRow, each row has its own
+	// alpha, in NAME.alpha, and Alpha is at most the smallest of them (qins
+	// writes the smallest; 1 for a tensor of no rows).
 	Alpha float64 `json:"-"`
 	// Encoding is how the tensor is stored; the JSON omits the zero
 	// values. With GranularityRow, each row has its own range, in
@@ -348,13 +366,15 @@ func MarshalEncodedMeta(p quant.Params, dt dtype.DType, e Encoding) string {
 // MarshalRationalMeta renders the metadata value of a tensor of dtype dt
 // encoded with the rational codec and parameter alpha:
 // {"codec":"rational","alpha":A,"dtype":"DT"}, alpha in its shortest form
-// that reads back exactly.
-func MarshalRationalMeta(alpha float64, dt dtype.DType) string {
+// that reads back exactly, and "granularity":"row" after them for one
+// alpha per row (alpha is then the smallest of the rows').
+func MarshalRationalMeta(alpha float64, dt dtype.DType, g Granularity) string {
 	js, _ := json.Marshal(struct {
-		Codec Codec   `json:"codec"`
-		Alpha float64 `json:"alpha"`
-		DType string  `json:"dtype"`
-	}{CodecRational, alpha, dt.String()})
+		Codec       Codec       `json:"codec"`
+		Alpha       float64     `json:"alpha"`
+		DType       string      `json:"dtype"`
+		Granularity Granularity `json:"granularity,omitempty"`
+	}{CodecRational, alpha, dt.String(), g})
 	return string(js)
 }
 
@@ -374,8 +394,9 @@ var errSyntax = errors.New("not valid JSON")
 // ParseEncodedMeta parses the value of a "qins:NAME" entry strictly: a
 // JSON object with exactly log_min, log_max and dtype, and optionally
 // layout, range, granularity and codec "log"; or, for the rational codec,
-// exactly codec "rational", alpha and dtype. Each key once and spelt in
-// lower case, numbers within float64's range, and values the format knows.
+// exactly codec "rational", alpha and dtype, and optionally granularity.
+// Each key once and spelt in lower case, numbers within float64's range,
+// and values the format knows.
 func ParseEncodedMeta(v string) (EncodedMeta, error) {
 	var m EncodedMeta
 	d := json.NewDecoder(strings.NewReader(v))
@@ -415,7 +436,7 @@ func ParseEncodedMeta(v string) (EncodedMeta, error) {
 	need, allowed := keys[:3], keys[:7] // the log codec's
 	if m.Codec == CodecRational {
 		need = []string{"codec", "alpha", "dtype"}
-		allowed = need
+		allowed = []string{"codec", "alpha", "dtype", "granularity"}
 	}
 	for i, k := range keys {
 		switch {

@@ -30,6 +30,9 @@ func TestEncodingParts(t *testing.T) {
 			{Name: "w.logrange", DType: dtype.F32, Shape: []uint64{15, 2}}}},
 		{Encoding{Codec: CodecRational}, []format.TensorInfo{
 			{Name: "w.qins", DType: dtype.U8, Shape: shape}}},
+		{Encoding{Codec: CodecRational, Granularity: GranularityRow}, []format.TensorInfo{
+			{Name: "w.qins", DType: dtype.U8, Shape: shape},
+			{Name: "w.alpha", DType: dtype.F32, Shape: []uint64{15}}}},
 		{Encoding{Layout: LayoutI8, Range: RangeMSE}, []format.TensorInfo{
 			{Name: "w.qins", DType: dtype.I8, Shape: shape}}},
 		{Encoding{Layout: LayoutI8, Range: RangeMSE, Granularity: GranularityRow}, []format.TensorInfo{
@@ -59,8 +62,14 @@ func TestEncodingParts(t *testing.T) {
 	if v := (Encoding{Codec: CodecRational}).Version(); v != VersionRational {
 		t.Errorf("rational version %q", v)
 	}
-	if err := (Encoding{Codec: CodecRational, Granularity: GranularityRow}).Check(); err == nil {
-		t.Error("rational per row: no error")
+	if err := (Encoding{Codec: CodecRational, Granularity: GranularityRow}).Check(); err != nil {
+		t.Errorf("rational per row: %v", err)
+	}
+	if v := (Encoding{Codec: CodecRational, Granularity: GranularityRow}).Version(); v != VersionRationalRows {
+		t.Errorf("rational per-row version %q", v)
+	}
+	if err := (Encoding{Codec: CodecRational, Range: RangeMSE}).Check(); err == nil {
+		t.Error("rational with a range: no error")
 	}
 	if v := (Encoding{Layout: LayoutI8}).Version(); v != VersionRational {
 		t.Errorf("i8 version %q", v)

@@ -29,7 +29,8 @@ type Logical struct {
 	// rational codec, whose codes hold the signs.
 	Codes, Signs *format.Tensor
 	// Codec is the encoded tensor's code, and Alpha the rational codec's
-	// parameter.
+	// parameter; for one alpha per row, at most the smallest of the rows',
+	// which are in Ranges.
 	Codec  Codec
 	Alpha  float64
 	Layout Layout
@@ -37,8 +38,40 @@ type Logical struct {
 	// its rows' ranges, which are in Ranges.
 	Params quant.Params
 	// Ranges, for a per-row tensor, is the stored F32 [rows, 2] tensor of
-	// the rows' (log_min, log_max); nil for one range per tensor.
+	// the rows' (log_min, log_max), or for the rational codec the F32
+	// [rows] tensor of the rows' alphas; nil for one range per tensor.
 	Ranges *format.Tensor
+}
+
+// RowAlphas reads the alphas of rows [row, row+len(dst)) of a rational
+// tensor with one alpha per row into dst, checking each: a valid alpha for
+// the source dtype (see quant.CheckRationalAlpha), and not below the
+// tensor's alpha, which bounds what every row decodes to. raw is reused
+// for the bytes.
+func (l *Logical) RowAlphas(row int64, dst []float64, raw *[]byte) error {
+	if len(dst) == 0 {
+		return nil
+	}
+	n := 4 * len(dst)
+	if cap(*raw) < n {
+		*raw = make([]byte, n)
+	}
+	b := (*raw)[:n]
+	if _, err := l.Ranges.Section().ReadAt(b, 4*row); err != nil {
+		return &format.Error{Path: l.Ranges.File.Path, Tensor: l.Ranges.Name, Err: err}
+	}
+	for i := range dst {
+		a := float64(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])))
+		err := quant.CheckRationalAlpha(a, l.DType)
+		if err == nil && a < l.Alpha {
+			err = fmt.Errorf("alpha %v is below the tensor's alpha %v, which must be the least of its rows'", a, l.Alpha)
+		}
+		if err != nil {
+			return &format.Error{Path: l.Ranges.File.Path, Tensor: l.Name, Err: fmt.Errorf("row %d of %s: %v", row+int64(i), l.Ranges.Name, err)}
+		}
+		dst[i] = a
+	}
+	return nil
 }
 
 // RowRanges reads the ranges of rows [row, row+len(dst)) of a per-row
@@ -164,8 +197,8 @@ func Logicals(ctx context.Context, c *format.Checkpoint) ([]Logical, error) {
 	}
 	path := c.Path
 	version := c.Metadata[VersionKey]
-	if version != Version && version != VersionRows && version != VersionRational {
-		return nil, &format.Error{Path: path, Err: fmt.Errorf("QINS format version %q is not supported (this qins reads versions %s, %s and %s)", version, Version, VersionRows, VersionRational)}
+	if version != Version && version != VersionRows && version != VersionRational && version != VersionRationalRows {
+		return nil, &format.Error{Path: path, Err: fmt.Errorf("QINS format version %q is not supported (this qins reads versions %s, %s, %s and %s)", version, Version, VersionRows, VersionRational, VersionRationalRows)}
 	}
 	if err := checkShards(c); err != nil {
 		return nil, err
@@ -286,13 +319,18 @@ func encodedLogical(c *format.Checkpoint, byName map[string]int32, name, meta, v
 	return l, err
 }
 
-// rowRanges returns the stored per-row ranges of the tensor name of the
-// given shape, encoded so, checked against the part the encoding names.
+// rowRanges returns the stored per-row ranges (or alphas) of the tensor
+// name of the given shape, encoded so, checked against the part the
+// encoding names.
 func rowRanges(e Encoding, lookup func(string) *format.Tensor, name string, shape []uint64) (*format.Tensor, error) {
 	want := e.Stored(PartRanges, name, shape)
 	r := lookup(want.Name)
 	if r == nil {
-		return nil, fmt.Errorf("has per-row ranges but no %s", want.Name)
+		what := "ranges"
+		if e.Codec == CodecRational {
+			what = "alphas"
+		}
+		return nil, fmt.Errorf("has per-row %s but no %s", what, want.Name)
 	}
 	if r.DType != want.DType || !slices.Equal(r.Shape, want.Shape) {
 		return nil, fmt.Errorf("%s is %v %v; want %v %v", r.Name, r.DType, r.Shape, want.DType, want.Shape)
@@ -314,15 +352,23 @@ func rationalLogical(m EncodedMeta, lookup func(string) *format.Tensor, name, ve
 	if err := quant.CheckRationalAlpha(m.Alpha, dt); err != nil {
 		return Logical{}, err
 	}
-	return Logical{Name: name, DType: dt, Shape: codes.Shape, Codes: codes, Codec: CodecRational, Alpha: m.Alpha}, nil
+	l := Logical{Name: name, DType: dt, Shape: codes.Shape, Codes: codes, Codec: CodecRational, Alpha: m.Alpha}
+	if m.Granularity != GranularityRow {
+		return l, nil
+	}
+	if version != VersionRationalRows {
+		return Logical{}, fmt.Errorf("has one alpha per row, which needs QINS version %s, not %s", VersionRationalRows, version)
+	}
+	l.Ranges, err = rowRanges(m.Encoding, lookup, name, codes.Shape)
+	return l, err
 }
 
 // oneByteCodes returns the codes of the tensor name stored in one byte per
 // weight, as the rational codec and the i8 layout store them (what names
 // which), checking the file's version and their dtype.
 func oneByteCodes(lookup func(string) *format.Tensor, name, version, what string, dt dtype.DType, where string) (*format.Tensor, error) {
-	if version != VersionRational {
-		return nil, fmt.Errorf("has %s, which needs QINS version %s, not %s", what, VersionRational, version)
+	if version != VersionRational && version != VersionRationalRows {
+		return nil, fmt.Errorf("has %s, which needs QINS version %s or %s, not %s", what, VersionRational, VersionRationalRows, version)
 	}
 	codes := lookup(name + CodesSuffix)
 	switch {

@@ -144,7 +144,7 @@ func TestLogicals(t *testing.T) {
 		{"log_min not a number", meta("qins:w", `{"log_min":"x","log_max":0,"dtype":"F32"}`), []format.TensorInfo{codes, signs}, "log_min: not valid JSON"},
 		{"huge log range", meta("qins:w", `{"log_min":-1e400,"log_max":0,"dtype":"F32"}`), []format.TensorInfo{codes, signs}, "-1e400 is out of the range"},
 		{"unknown source dtype", meta("qins:w", `{"log_min":0,"log_max":0,"dtype":"I64"}`), []format.TensorInfo{codes, signs}, "dtype"},
-		{"unknown version", map[string]string{"qins": "4", "qins:w": good}, []format.TensorInfo{codes, signs}, `version "4"`},
+		{"unknown version", map[string]string{"qins": "5", "qins:w": good}, []format.TensorInfo{codes, signs}, `version "5"`},
 		{"per-row in version 1", meta("qins:w", rowMeta), []format.TensorInfo{codes, signs, ranges}, "need QINS version 2"},
 		{"per-row without ranges", v2("qins:w", rowMeta), []format.TensorInfo{codes, signs}, "no w.logrange"},
 		{"ranges of wrong shape", v2("qins:w", rowMeta), []format.TensorInfo{codes, signs, {Name: "w.logrange", DType: dtype.F32, Shape: []uint64{3, 2}}}, "want F32 [2 2]"},

@@ -22,6 +22,8 @@ type Decoder struct {
 // NewDecoder returns the decoder of the encoded tensor l.
 func NewDecoder(l *Logical) *Decoder {
 	if l.Codec == CodecRational {
+		// (with one alpha per row, whole is the tensor's alpha's, for
+		// KeyValue, which a per-row tensor does not use)
 		return &Decoder{l: l, whole: quant.NewRationalDecoder(l.Alpha)}
 	}
 	if l.Layout == LayoutI8 {
@@ -50,7 +52,7 @@ func (d *Decoder) DecodeF32(off int64, codes []uint8, signs []int8, dst []float6
 // eachRow calls fn for each run [a, b) of elements [off, off+m), relative
 // to off, that shares one range, with the decoder of that range: once for
 // a tensor with one range, once per row for a per-row tensor, each with
-// its row's stored range. Errors name the file and tensor.
+// its row's stored range (or alpha). Errors name the file and tensor.
 func (d *Decoder) eachRow(off, m int64, fn func(q *quant.Decoder, a, b int64) error) error {
 	l := d.l
 	if l.Ranges == nil {
@@ -61,16 +63,28 @@ func (d *Decoder) eachRow(off, m int64, fn func(q *quant.Decoder, a, b int64) er
 		return nil
 	}
 	r0, r1 := off/n, (off+m-1)/n
-	ps := make([]quant.Params, r1-r0+1)
+	var ps []quant.Params
+	var alphas []float64
 	var raw []byte
-	if err := l.RowRanges(r0, ps, &raw); err != nil {
+	var err error
+	if l.Codec == CodecRational {
+		alphas = make([]float64, r1-r0+1)
+		err = l.RowAlphas(r0, alphas, &raw)
+	} else {
+		ps = make([]quant.Params, r1-r0+1)
+		err = l.RowRanges(r0, ps, &raw)
+	}
+	if err != nil {
 		return err
 	}
 	q := new(quant.Decoder)
 	for r := r0; r <= r1; r++ {
-		if d.i8 {
+		switch {
+		case alphas != nil:
+			q.ResetRational(alphas[r-r0])
+		case d.i8:
 			q.ResetI8(ps[r-r0])
-		} else {
+		default:
 			q.Reset(ps[r-r0])
 		}
 		if err := fn(q, max(off, r*n)-off, min(off+m, (r+1)*n)-off); err != nil {
