@@ -72,7 +72,7 @@ func TestConvertDefaults(t *testing.T) {
 		{[]string{"--layout", "u8+i8", "--granularity", "tensor", "--range", "minmax"}, log(u8i8, tensor, minmax), "1", "(--layout u8+i8 --granularity tensor --range minmax): 16.000 bits"},
 		{[]string{"--layout", "i8"}, log(i8, row, mse), "3", "i8 layout, an mse range per row (--layout i8, the rest by default)"},
 		{[]string{"--layout", "i8", "--granularity", "tensor", "--range", "minmax"}, log(i8, tensor, minmax), "3", "(--layout i8 --granularity tensor --range minmax): 8.000 bits"},
-		{[]string{"--codec", "rational"}, qins.Encoding{Codec: qins.CodecRational}, "3", "rational codec, one alpha per tensor (--codec rational, the rest by default): 8.000 bits"},
+		{[]string{"--codec", "rational"}, qins.Encoding{Codec: qins.CodecRational, Granularity: row}, "4", "rational codec, one alpha per row (--codec rational, the rest by default): 8.500 bits"},
 		{[]string{"--codec", "rational", "--alpha", "2"}, qins.Encoding{Codec: qins.CodecRational}, "3", "(--codec rational --alpha 2): 8.000 bits"},
 		{[]string{"--codec", "rational", "--granularity", "tensor", "--range", "mse"}, qins.Encoding{Codec: qins.CodecRational}, "3", "(--codec rational --granularity tensor --range mse): 8.000 bits"},
 	} {

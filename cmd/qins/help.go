@@ -104,8 +104,8 @@ ENCODING
                    default takes one range per tensor and the summary
                    says so; --granularity row keeps them per row).
   --granularity tensor
-                   one log range per tensor (the default for --codec
-                   rational).
+                   one log range (or alpha) per tensor: the default on
+                   short rows, and with --alpha.
   --codec log      the log-magnitude code above, a code and a sign per
                    weight (the default; QINS version 1, 2 or 3).
   --codec rational the rational code of dkeviv/Cogumi-IntLLM: z =
@@ -115,10 +115,11 @@ ENCODING
                    reference's, computed in float32, but for exact zeros:
                    +0 and -0 get 255 and 0 and decode to zeros (the
                    reference gives 128, which decodes to +254/alpha), and
-                   no weight changes sign. It takes no --layout. With
-                   --granularity row each row of the last dimension gets
-                   the alpha of its least squared error, in NAME.alpha
-                   (QINS version 4; a float32 per row): rows of up to 256
+                   no weight changes sign. It takes no --layout. By
+                   default (--granularity row, as for the log codec's
+                   ranges) each row of the last dimension gets the alpha
+                   of its least squared error, in NAME.alpha (QINS
+                   version 4; a float32 per row): rows of up to 256
                    searched on their exact error, longer ones on a model
                    of it, exact for their few largest weights (and up to
                    2048 checked on their exact error around its pick).

@@ -197,7 +197,7 @@ func (a *app) cli() *cli.App {
 					&cli.StringFlag{Name: "exclude", Usage: "keep the tensors whose names match `REGEX` unchanged"},
 					&cli.StringFlag{Name: "layout", Usage: "for --codec log: packed (a code byte and a sign bit: 1.125 bytes per weight; the default), u8+i8 (a code byte and a sign byte per weight) or i8 (the sign and a 7-bit code in one byte; QINS version 3)"},
 					&cli.StringFlag{Name: "range", Usage: "mse (log_min chosen for the least squared error; decodes the same way; the default) or minmax (the formula's log range)"},
-					&cli.StringFlag{Name: "granularity", Usage: "row (one log range per row of the last dimension, in NAME.logrange; QINS version 2; the default for --codec log where rows hold 64 weights or more) or tensor (one per tensor; the default for --codec rational and for shorter rows); with --codec rational one alpha per row, in NAME.alpha, QINS version 4"},
+					&cli.StringFlag{Name: "granularity", Usage: "row (one log range per row of the last dimension, in NAME.logrange; QINS version 2; the default for --codec log where rows hold 64 weights or more) or tensor (one per tensor; the default for shorter rows and with --alpha); with --codec rational one alpha per row, in NAME.alpha, QINS version 4"},
 					&cli.BoolFlag{Name: "reference", Usage: "the reference implementation's encoding, 16 bits per weight: " + referenceFlags},
 					&cli.StringFlag{Name: "codec", Value: "log", Usage: "log (log-magnitude codes and signs) or rational (sign(w)/(1+alpha*|w|) in one byte per weight; QINS version 3)"},
 					&cli.Float64Flag{Name: "alpha", Usage: "the rational codec's alpha for every tensor (finite, above 0); by default each tensor (or with --granularity row each row) gets the alpha of its least squared error"},
