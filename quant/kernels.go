@@ -222,31 +222,33 @@ func count32(b []byte, counts *[1 << 16]uint32) {
 }
 
 // rowCodes16 writes t[i] = the code of a magnitude whose logarithm is
-// logs[i], under a range with log_min lmin and log_max - log_min d > 0:
-// Params.Code's operations in its order, so the same code. It returns
-// len(t); the kernels of kernels_amd64.s do the same on blocks of 8 and
-// 16, the logarithms ascending.
-func rowCodes16(logs []float64, t []uint8, lmin, d float64) int {
+// logs[i], under a range with log_min lmin and log_max - log_min d > 0,
+// for a code of top levels (Levels8 or Levels7): Params.Code's (or
+// Code7's) operations in its order, so the same code. It returns len(t);
+// the kernels of kernels_amd64.s do the same on blocks of 8 and 16, the
+// logarithms ascending.
+func rowCodes16(logs []float64, t []uint8, lmin, d, top float64) int {
 	logs = logs[:len(t)]
 	for i, l := range logs {
-		t[i] = uint8(min(max(math.RoundToEven(255-254*(l-lmin)/d), 1), 255))
+		t[i] = uint8(min(max(math.RoundToEven(top-(top-1)*(l-lmin)/d), 1), top))
 	}
 	return len(t)
 }
 
 // rowCodes32Bound returns the constants of the float32 code kernel for
 // logarithms between first and last (either order) under a range with
-// log_min lmin and log_max - log_min d > 0, c = 254/d and k = 255 +
-// lmin*c, and lim = 0.5 - eps, eps bounding how far k - c*l in float32
-// (l rounded to float32, one fused operation) can be from the formula's
-// value 255 - 254*(l - lmin)/d: each of l, c, k and the result is off by
+// log_min lmin and log_max - log_min d > 0 and a code of top levels, c =
+// (top-1)/d and k = top + lmin*c, and lim = 0.5 - eps, eps bounding how
+// far k - c*l in float32 (l rounded to float32, one fused operation) can
+// be from the formula's value top - (top-1)*(l - lmin)/d: each of l, c, k
+// and the result is off by
 // at most 2^-24 of its magnitude (a result beyond [-45, 300] is clamped
 // as the formula's would be, whatever the error), and the formula's own
 // float64 operations by far less than 1e-9. ok is false when eps is too
 // large for the kernel to keep most blocks.
-func rowCodes32Bound(first, last, lmin, d float64) (c, k, lim float32, ok bool) {
-	cf := 254 / d
-	kf := 255 + lmin*cf
+func rowCodes32Bound(first, last, lmin, d, top float64) (c, k, lim float32, ok bool) {
+	cf := (top - 1) / d
+	kf := top + lmin*cf
 	maxL := max(math.Abs(first), math.Abs(last))
 	eps := 0x1p-24*(2*cf*maxL+math.Abs(kf)+300)*1.01 + 1e-9
 	// The bound holds for logarithms float32 holds; the 1.01 is the margin

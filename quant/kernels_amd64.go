@@ -111,37 +111,37 @@ func encode16PackedFast(t *codeTable, b []byte, codes []uint8, bits []byte) int 
 // rowCodes16AVX512 is rowCodes16 on blocks of 8 logarithms.
 //
 //go:noescape
-func rowCodes16AVX512(logs *float64, blocks int, t *byte, lmin, d float64)
+func rowCodes16AVX512(logs *float64, blocks int, t *byte, lmin, d, top float64)
 
 // rowCodes16F32AVX512 is rowCodes16 on blocks of 16 logarithms, in
 // float32 where that gives the same codes (see rowCodes32Bound); logs32
 // are the logarithms rounded to float32.
 //
 //go:noescape
-func rowCodes16F32AVX512(logs32 *float32, logs *float64, blocks int, t *byte, c, k, lim float32, lmin, d float64)
+func rowCodes16F32AVX512(logs32 *float32, logs *float64, blocks int, t *byte, c, k, lim float32, lmin, d, top float64)
 
 // rowCodes16Fast is rowCodes16, with the AVX-512 kernels where they run;
 // logs32 are the logarithms rounded to float32.
-func rowCodes16Fast(logs []float64, logs32 []float32, t []uint8, lmin, d float64) int {
+func rowCodes16Fast(logs []float64, logs32 []float32, t []uint8, lmin, d, top float64) int {
 	n := min(len(logs), len(t))
 	// A width whose reciprocal overflows would make the kernels' 1/d
 	// infinite: the formula's own division is kept for it.
 	if !avx512 || n < 8 || math.IsInf(1/d, 0) {
-		return rowCodes16(logs[:n], t[:n], lmin, d)
+		return rowCodes16(logs[:n], t[:n], lmin, d, top)
 	}
 	done := 0
 	// The bound looks at the first and last logarithms only: they must
 	// ascend, as the tables' do.
-	if c, k, lim, ok := rowCodes32Bound(logs[0], logs[n-1], lmin, d); ok && n >= 16 && len(logs32) >= n {
+	if c, k, lim, ok := rowCodes32Bound(logs[0], logs[n-1], lmin, d, top); ok && n >= 16 && len(logs32) >= n {
 		b := n / 16
-		rowCodes16F32AVX512(&logs32[0], &logs[0], b, &t[0], c, k, lim, lmin, d)
+		rowCodes16F32AVX512(&logs32[0], &logs[0], b, &t[0], c, k, lim, lmin, d, top)
 		done = 16 * b
 	}
 	if b := (n - done) / 8; b > 0 {
-		rowCodes16AVX512(&logs[done], b, &t[done], lmin, d)
+		rowCodes16AVX512(&logs[done], b, &t[done], lmin, d, top)
 		done += 8 * b
 	}
-	return done + rowCodes16(logs[done:n], t[done:n], lmin, d)
+	return done + rowCodes16(logs[done:n], t[done:n], lmin, d, top)
 }
 
 // lookup16AVX512 is lookup16 on blocks of 32 values.

@@ -268,21 +268,17 @@ donep:
 // beyond, the clamp hides any difference): the block keeps that result
 // when each lane is more than 1e-9 away from a half-integer, as the
 // exact value then rounds to the same integer, and else divides.
-TEXT ·rowCodes16AVX512(SB), NOSPLIT, $0-40
+TEXT ·rowCodes16AVX512(SB), NOSPLIT, $0-48
 	MOVQ    logs+0(FP), SI
 	MOVQ    blocks+8(FP), CX
 	MOVQ    t+16(FP), DI
 	VBROADCASTSD lmin+24(FP), Z1
 	VBROADCASTSD d+32(FP), Z2
-	MOVQ    $0x406fc00000000000, AX // 254.0
-	MOVQ    AX, X3
-	VBROADCASTSD X3, Z3
-	MOVQ    $0x406fe00000000000, AX // 255.0
-	MOVQ    AX, X4
-	VBROADCASTSD X4, Z4
+	VBROADCASTSD top+40(FP), Z4   // top: 255.0, or 127.0 for the i8 form
 	MOVQ    $0x3ff0000000000000, AX // 1.0
 	MOVQ    AX, X5
 	VBROADCASTSD X5, Z5
+	VSUBPD  Z5, Z4, Z3            // top - 1, exact
 	VDIVPD  Z2, Z5, Z6            // 1/d
 	MOVQ    $0x3fdffffffeed1f41, AX // 0.5 - 1e-9
 	MOVQ    AX, X7
@@ -295,9 +291,9 @@ TEXT ·rowCodes16AVX512(SB), NOSPLIT, $0-40
 loopc:
 	VMOVUPD (SI), Z0
 	VSUBPD  Z1, Z0, Z0            // l - lmin
-	VMULPD  Z3, Z0, Z0            // 254 * (l - lmin)
+	VMULPD  Z3, Z0, Z0            // (top-1) * (l - lmin)
 	VMULPD  Z6, Z0, Z8            // times 1/d
-	VSUBPD  Z8, Z4, Z8            // 255 - that
+	VSUBPD  Z8, Z4, Z8            // top - that
 	VRNDSCALEPD $0, Z8, Z9        // half to even
 	VSUBPD  Z9, Z8, Z10           // how far it was rounded
 	VANDPD  Z11, Z10, Z10
@@ -308,7 +304,7 @@ loopc:
 	JMP     store
 exact:
 	VDIVPD  Z2, Z0, Z0            // / d
-	VSUBPD  Z0, Z4, Z0            // 255 - that
+	VSUBPD  Z0, Z4, Z0            // top - that
 	VRNDSCALEPD $0, Z0, Z0
 store:
 	VMAXPD  Z5, Z0, Z0
@@ -324,15 +320,15 @@ donec:
 	VZEROUPPER
 	RET
 
-// func rowCodes16F32AVX512(logs32 *float32, logs *float64, blocks int, t *byte, c, k, lim float32, lmin, d float64)
+// func rowCodes16F32AVX512(logs32 *float32, logs *float64, blocks int, t *byte, c, k, lim float32, lmin, d, top float64)
 //
 // rowCodes16AVX512 on blocks of 16, first in float32: r = k - c*l with
-// c = 254/d and k = 255 + lmin*c, one fused operation. The caller bounds
+// c = (top-1)/d and k = top + lmin*c, one fused operation. The caller bounds
 // how far r can be from the formula's value by eps, and passes
 // lim = 0.5 - eps: a block whose lanes were all rounded by at most lim
 // keeps those integers (the formula's value rounds to the same), else
 // its two halves take rowCodes16AVX512's exact path.
-TEXT ·rowCodes16F32AVX512(SB), NOSPLIT, $0-64
+TEXT ·rowCodes16F32AVX512(SB), NOSPLIT, $0-72
 	MOVQ    logs32+0(FP), R10
 	MOVQ    logs+8(FP), SI
 	MOVQ    blocks+16(FP), CX
@@ -344,19 +340,16 @@ TEXT ·rowCodes16F32AVX512(SB), NOSPLIT, $0-64
 	VPBROADCASTD AX, Z15          // float32 magnitude bits
 	MOVL    $0x3f800000, AX       // 1.0
 	VPBROADCASTD AX, Z16
-	MOVL    $0x437f0000, AX       // 255.0
-	VPBROADCASTD AX, Z17
+	MOVSD   top+64(FP), X3
+	VCVTSD2SS X3, X3, X3          // top in float32, exact
+	VBROADCASTSS X3, Z17
 	VBROADCASTSD lmin+48(FP), Z1
 	VBROADCASTSD d+56(FP), Z2
-	MOVQ    $0x406fc00000000000, AX // 254.0
-	MOVQ    AX, X3
-	VBROADCASTSD X3, Z3
-	MOVQ    $0x406fe00000000000, AX // 255.0
-	MOVQ    AX, X4
-	VBROADCASTSD X4, Z4
+	VBROADCASTSD top+64(FP), Z4   // top: 255.0, or 127.0 for the i8 form
 	MOVQ    $0x3ff0000000000000, AX // 1.0
 	MOVQ    AX, X5
 	VBROADCASTSD X5, Z5
+	VSUBPD  Z5, Z4, Z3            // top - 1, exact
 	TESTQ   CX, CX
 	JZ      done16
 loop16:
@@ -379,11 +372,11 @@ exact16:
 	VMOVUPD 64(SI), Z6
 	VSUBPD  Z1, Z0, Z0            // l - lmin
 	VSUBPD  Z1, Z6, Z6
-	VMULPD  Z3, Z0, Z0            // 254 * (l - lmin)
+	VMULPD  Z3, Z0, Z0            // (top-1) * (l - lmin)
 	VMULPD  Z3, Z6, Z6
 	VDIVPD  Z2, Z0, Z0            // / d
 	VDIVPD  Z2, Z6, Z6
-	VSUBPD  Z0, Z4, Z0            // 255 - that
+	VSUBPD  Z0, Z4, Z0            // top - that
 	VSUBPD  Z6, Z4, Z6
 	VRNDSCALEPD $0, Z0, Z0
 	VRNDSCALEPD $0, Z6, Z6

@@ -22,9 +22,9 @@ func encode16PackedFast(t *codeTable, b []byte, codes []uint8, bits []byte) int 
 
 const avx512 = false
 
-func rowCodes16Fast(logs []float64, _ []float32, t []uint8, lmin, d float64) int {
+func rowCodes16Fast(logs []float64, _ []float32, t []uint8, lmin, d, top float64) int {
 	n := min(len(logs), len(t))
-	return rowCodes16(logs[:n], t[:n], lmin, d)
+	return rowCodes16(logs[:n], t[:n], lmin, d, top)
 }
 
 func lookup16Fast(t *byteTable, b []byte, out []byte) int { return lookup16(t, b, out) }

@@ -173,7 +173,7 @@ func (rc *RowCoder) table16(k int, p Params, mn, mx uint16) *codeTable {
 	for m := range c {
 		t[int(mn)+m] = 255
 	}
-	rowCodes16Fast(logs[c:], rc.tab.logs32[int(mn)+c:int(mx)+1], t[int(mn)+c:int(mx)+1], p.LogMin, d)
+	rowCodes16Fast(logs[c:], rc.tab.logs32[int(mn)+c:int(mx)+1], t[int(mn)+c:int(mx)+1], p.LogMin, d, Levels8)
 	return t
 }
 

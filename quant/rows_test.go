@@ -190,48 +190,54 @@ func TestStoredRange(t *testing.T) {
 // where a product by 1/d or float32 alone would round the other way, and
 // far outside the range.
 func TestRowCodes16(t *testing.T) {
-	r := rand.New(rand.NewPCG(7, 8))
-	ties := 0
-	for _, tc := range []struct{ lmin, d float64 }{{-17.3, 15.1}, {-9, 1e-9}, {0.5, 200}, {-3, 0.25}, {-11.09, 8.6}} {
-		logs := make([]float64, 1003) // not a multiple of the kernel's blocks
-		for i := range logs {
-			switch i % 3 {
-			case 0:
-				k := float64(r.IntN(300) - 20)
-				l := tc.lmin + (k+0.5)*tc.d/254
-				for range r.IntN(4) {
-					l = math.Nextafter(l, math.Inf(2*r.IntN(2)-1))
+	for _, top := range []float64{Levels8, Levels7} {
+		r := rand.New(rand.NewPCG(7, 8))
+		ties := 0
+		for _, tc := range []struct{ lmin, d float64 }{{-17.3, 15.1}, {-9, 1e-9}, {0.5, 200}, {-3, 0.25}, {-11.09, 8.6}} {
+			logs := make([]float64, 1003) // not a multiple of the kernel's blocks
+			for i := range logs {
+				switch i % 3 {
+				case 0:
+					k := float64(r.IntN(int(top)+45) - 20)
+					l := tc.lmin + (k+0.5)*tc.d/(top-1)
+					for range r.IntN(4) {
+						l = math.Nextafter(l, math.Inf(2*r.IntN(2)-1))
+					}
+					logs[i] = l
+				case 1:
+					logs[i] = tc.lmin + (1.5*r.Float64()-0.25)*tc.d
+				default:
+					logs[i] = tc.lmin + (2*r.Float64()-1)*1e3*tc.d
 				}
-				logs[i] = l
-			case 1:
-				logs[i] = tc.lmin + (1.5*r.Float64()-0.25)*tc.d
-			default:
-				logs[i] = tc.lmin + (2*r.Float64()-1)*1e3*tc.d
 			}
-		}
-		slices.Sort(logs) // as a row's patterns give them
-		logs32 := make([]float32, len(logs))
-		for i, l := range logs {
-			logs32[i] = float32(l)
-		}
-		got := make([]uint8, len(logs))
-		if n := rowCodes16Fast(logs, logs32, got, tc.lmin, tc.d); n != len(logs) {
-			t.Fatalf("%+v: %d codes of %d", tc, n, len(logs))
-		}
-		inv, approx := 1/tc.d, 0
-		for i, l := range logs {
-			want := uint8(min(max(math.RoundToEven(255-254*(l-tc.lmin)/tc.d), 1), 255))
-			if got[i] != want {
-				t.Fatalf("%+v: log %v: code %d, formula %d", tc, l, got[i], want)
+			slices.Sort(logs) // as a row's patterns give them
+			logs32 := make([]float32, len(logs))
+			for i, l := range logs {
+				logs32[i] = float32(l)
 			}
-			if uint8(min(max(math.RoundToEven(255-254*(l-tc.lmin)*inv), 1), 255)) != want {
-				approx++
+			got := make([]uint8, len(logs))
+			if n := rowCodes16Fast(logs, logs32, got, tc.lmin, tc.d, top); n != len(logs) {
+				t.Fatalf("%v levels %+v: %d codes of %d", top, tc, n, len(logs))
 			}
+			inv, approx := 1/tc.d, 0
+			for i, l := range logs {
+				want := uint8(min(max(math.RoundToEven(top-(top-1)*(l-tc.lmin)/tc.d), 1), top))
+				if top == Levels7 {
+					// Params.Code7's own expression.
+					want = uint8(min(max(math.RoundToEven(127-126*(l-tc.lmin)/tc.d), 1), 127))
+				}
+				if got[i] != want {
+					t.Fatalf("%v levels %+v: log %v: code %d, formula %d", top, tc, l, got[i], want)
+				}
+				if uint8(min(max(math.RoundToEven(top-(top-1)*(l-tc.lmin)*inv), 1), top)) != want {
+					approx++
+				}
+			}
+			ties += approx
 		}
-		ties += approx
-	}
-	if ties == 0 {
-		t.Error("no logarithm where a product by 1/d rounds otherwise: the test misses the kernel's division")
+		if ties == 0 {
+			t.Errorf("%v levels: no logarithm where a product by 1/d rounds otherwise: the test misses the kernel's division", top)
+		}
 	}
 }
 
@@ -330,14 +336,16 @@ func TestRowCodes16Edges(t *testing.T) {
 		for i, l := range tc.logs {
 			logs32[i] = float32(l)
 		}
-		got := make([]uint8, len(tc.logs))
-		if n := rowCodes16Fast(tc.logs, logs32, got, tc.lmin, tc.d); n != len(got) {
-			t.Fatalf("%s: %d codes of %d", tc.name, n, len(got))
-		}
-		for i, l := range tc.logs {
-			if want := uint8(min(max(math.RoundToEven(255-254*(l-tc.lmin)/tc.d), 1), 255)); got[i] != want {
-				t.Errorf("%s: element %d: code %d, want %d", tc.name, i, got[i], want)
-				break
+		for _, top := range []float64{Levels8, Levels7} {
+			got := make([]uint8, len(tc.logs))
+			if n := rowCodes16Fast(tc.logs, logs32, got, tc.lmin, tc.d, top); n != len(got) {
+				t.Fatalf("%s: %d codes of %d", tc.name, n, len(got))
+			}
+			for i, l := range tc.logs {
+				if want := uint8(min(max(math.RoundToEven(top-(top-1)*(l-tc.lmin)/tc.d), 1), top)); got[i] != want {
+					t.Errorf("%s, %v levels: element %d: code %d, want %d", tc.name, top, i, got[i], want)
+					break
+				}
 			}
 		}
 	}
@@ -419,9 +427,9 @@ func TestEncodeI8Rows(t *testing.T) {
 	}
 }
 
-// TestCode7s checks the 7-bit code table against Params.Code7's formula
-// on logarithms at and around every rounding tie, beyond the clamps, and
-// for a width whose reciprocal overflows.
+// TestCode7s checks the 7-bit codes of the row kernels against
+// Params.Code7's expression on logarithms at and around every rounding
+// tie, beyond the clamps, and for a width whose reciprocal overflows.
 func TestCode7s(t *testing.T) {
 	r := rand.New(rand.NewPCG(31, 32))
 	for k := 0; k < 200; k++ {
@@ -437,8 +445,13 @@ func TestCode7s(t *testing.T) {
 			logs = append(logs, l, math.Nextafter(l, math.Inf(1)), math.Nextafter(l, math.Inf(-1)), l+1e-12, l-1e-12)
 		}
 		logs = append(logs, lmin-1e6, lmin+1e6, lmin-1e300, lmin+1e300)
+		slices.Sort(logs) // as the tables' logarithms ascend
+		logs32 := make([]float32, len(logs))
+		for i, l := range logs {
+			logs32[i] = float32(l)
+		}
 		tab := make([]uint8, len(logs))
-		code7s(logs, tab, lmin, d)
+		rowCodes16Fast(logs, logs32, tab, lmin, d, Levels7)
 		for i, l := range logs {
 			// Params.Code7 after its logarithm.
 			want := uint8(min(max(math.RoundToEven(127-126*(l-lmin)/d), 1), 127))

@@ -206,30 +206,8 @@ func (rc *RowCoder) table7(k int, p Params, mn, mx uint16) *codeTable {
 	for m := range c {
 		t[int(mn)+m] = Levels7
 	}
-	code7s(logs[c:], t[int(mn)+c:int(mx)+1], p.LogMin, d)
+	rowCodes16Fast(logs[c:], rc.tab.logs32[int(mn)+c:int(mx)+1], t[int(mn)+c:int(mx)+1], p.LogMin, d, Levels7)
 	return t
-}
-
-// code7s writes t[i] = the code7 of a magnitude whose logarithm is
-// logs[i], under a range with log_min lmin and log_max - log_min d > 0:
-// Params.Code7's value. The product by 126/d differs from the formula's
-// division by a few ulps (1e-13 within [-50, 300]); a value that close to
-// a rounding tie takes the formula's own operations.
-func code7s(logs []float64, t []uint8, lmin, d float64) {
-	inv := 126 / d
-	if math.IsInf(inv, 0) {
-		inv = math.NaN() // every element takes the formula
-	}
-	const half = 0x1.8p52 // y + half - half rounds y half to even, for |y| < 2^51
-	for i, l := range logs[:len(t)] {
-		y := 127 - (l-lmin)*inv
-		r := y + half - half
-		if !(y > -50 && y < 300 && y-r < 0.5-1e-9 && r-y < 0.5-1e-9) {
-			r = math.RoundToEven(127 - 126*(l-lmin)/d)
-			r = min(max(r, -50), 300) // within what an int holds
-		}
-		t[i] = uint8(min(max(int(r), 1), 127))
-	}
 }
 
 // decTableL fills dec[1..levels] with the decoded magnitude of each code
