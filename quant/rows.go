@@ -289,15 +289,8 @@ func (rc *RowCoder) modelRange(p0 Params, visit func(add func(m, w float64))) Pa
 // buckets [lo, hi] of h, which it empties; hi < lo when the row has no
 // non-zero element.
 func (h *rowHist) pick(p0 Params, lo, hi, levels int) Params {
-	p, _ := h.pickGain(p0, lo, hi, levels)
-	return p
-}
-
-// pickGain is pick, and the ratio of the model's error of its choice to
-// the model's error of p0 (1 when it keeps p0).
-func (h *rowHist) pickGain(p0 Params, lo, hi, levels int) (Params, float64) {
 	if hi < lo {
-		return p0, 1
+		return p0
 	}
 	var total float64
 	for b := lo; b <= hi; b++ {
@@ -323,9 +316,8 @@ func (h *rowHist) pickGain(p0 Params, lo, hi, levels int) (Params, float64) {
 	}
 	// p0 itself, modelled with nothing clamped but the tiny elements
 	// (whose error is the same for every candidate near it).
-	e0 := model(p0.LogMin, 0, 0, 0, 0)
-	if e0 <= bestErr {
-		return p0, 1
+	if e := model(p0.LogMin, 0, 0, 0, 0); e <= bestErr {
+		return p0
 	}
-	return StoredRange(Params{LogMin: best, LogMax: p0.LogMax}), bestErr / e0
+	return StoredRange(Params{LogMin: best, LogMax: p0.LogMax})
 }

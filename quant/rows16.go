@@ -265,12 +265,6 @@ func errorLanes(counts []uint32, mags []float32, t0, t []uint8, dec0, dec *[256]
 // model16 is MSERange, for a code of the given levels, on the row whose
 // histogram is rc.counts, its non-zero patterns being in [lo, mx].
 func (rc *RowCoder) model16(p0 Params, lo, mx uint16, levels int) Params {
-	p, _ := rc.model16Gain(p0, lo, mx, levels)
-	return p
-}
-
-// model16Gain is model16, and pickGain's ratio.
-func (rc *RowCoder) model16Gain(p0 Params, lo, mx uint16, levels int) (Params, float64) {
 	// A bucket's magnitudes are k * 2^x for integers k < 2^11 and one x,
 	// so its sums are integers times powers of two: summed as integers
 	// they are exact, as the old float sums were (below 2^53, for rows of
@@ -299,7 +293,7 @@ func (rc *RowCoder) model16Gain(p0 Params, lo, mx uint16, levels int) (Params, f
 		h.s1[b] = float64(s1) * scale
 		h.s2[b] = float64(s2) * scale * scale
 	}
-	return h.pickGain(p0, blo, b, levels)
+	return h.pick(p0, blo, b, levels)
 }
 
 // bucketBF16 returns the count and the sums of k and k² of a BF16 bucket
