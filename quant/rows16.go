@@ -107,7 +107,7 @@ func (rc *RowCoder) encode16(row []byte, first int64, mse bool, codes []uint8, s
 			return rc.encodeDistinct16(row, first, codes, signs)
 		}
 		var t *codeTable
-		t, p = rc.mse16(row, p, mn, mx)
+		t, p = rc.mse16(row, p, mn, mx, Levels8)
 		rc.lookup16(t, p, row, codes, signs)
 		return p, nil
 	}
@@ -123,7 +123,7 @@ func (rc *RowCoder) encode16(row []byte, first int64, mse bool, codes []uint8, s
 		}
 		return p, nil
 	}
-	rc.lookup16(rc.table16(0, p, mn, mx), p, row, codes, signs)
+	rc.lookup16(rc.table16(0, p, mn, mx, Levels8), p, row, codes, signs)
 	return p, nil
 }
 
@@ -144,17 +144,22 @@ func (rc *RowCoder) rawRange16(mx, mn uint16) (Params, error) {
 	return r.Params()
 }
 
-// table16 returns code table k of rc with the codes under p of the
-// patterns [mn, mx], all above Tiny, and 255 for those at or below Tiny;
-// its other entries are left from earlier rows.
-func (rc *RowCoder) table16(k int, p Params, mn, mx uint16) *codeTable {
-	t := rc.tables[k]
+// table16 returns code table k of rc for a code of the given levels
+// (Levels8, or Levels7 for the i8 form) with the codes under p of the
+// patterns [mn, mx], all above Tiny, and the last code for those at or
+// below Tiny; its other entries are left from earlier rows.
+func (rc *RowCoder) table16(k int, p Params, mn, mx uint16, levels int) *codeTable {
+	tables := &rc.tables
+	if levels == Levels7 {
+		tables = &rc.tables7
+	}
+	t := tables[k]
 	if t == nil {
 		t = new(codeTable)
 		for m := range int(rc.tinyH) + 1 {
-			t[m] = 255
+			t[m] = uint8(levels)
 		}
-		rc.tables[k] = t
+		tables[k] = t
 	}
 	if mn > mx {
 		return t
@@ -166,14 +171,14 @@ func (rc *RowCoder) table16(k int, p Params, mn, mx uint16) *codeTable {
 		}
 		return t
 	}
-	// Patterns at or below exp(log_min) clamp to 255 (the logarithms grow
-	// with the patterns): an mse range leaves many.
+	// Patterns at or below exp(log_min) clamp to the last code (the
+	// logarithms grow with the patterns): an mse range leaves many.
 	logs := rc.tab.logs[mn : int(mx)+1]
 	c, _ := slices.BinarySearch(logs, math.Nextafter(p.LogMin, math.Inf(1)))
 	for m := range c {
-		t[int(mn)+m] = 255
+		t[int(mn)+m] = uint8(levels)
 	}
-	rowCodes16Fast(logs[c:], rc.tab.logs32[int(mn)+c:int(mx)+1], t[int(mn)+c:int(mx)+1], p.LogMin, d, Levels8)
+	rowCodes16Fast(logs[c:], rc.tab.logs32[int(mn)+c:int(mx)+1], t[int(mn)+c:int(mx)+1], p.LogMin, d, float64(levels))
 	return t
 }
 
@@ -198,11 +203,12 @@ func (rc *RowCoder) lookup16(t *codeTable, p Params, row []byte, codes []uint8, 
 	}
 }
 
-// mse16 chooses the range of a long row whose min/max range is p0 and
-// whose patterns above Tiny are in [mn, mx], as Encode does: by the model
-// on the row's histogram, keeping p0 unless the choice's exact error is
-// smaller. It returns the range and the table holding its codes.
-func (rc *RowCoder) mse16(row []byte, p0 Params, mn, mx uint16) (*codeTable, Params) {
+// mse16 chooses the range of a long row, for a code of the given levels,
+// whose stored min/max range is p0 and whose patterns above Tiny are in
+// [mn, mx], as Encode and EncodeI8 do: by the model on the row's
+// histogram, keeping p0 unless the choice's exact error is smaller. It
+// returns the range and the table holding its codes.
+func (rc *RowCoder) mse16(row []byte, p0 Params, mn, mx uint16, levels int) (*codeTable, Params) {
 	if rc.counts == nil {
 		rc.counts = new([1 << 15]uint32)
 	}
@@ -215,15 +221,20 @@ func (rc *RowCoder) mse16(row []byte, p0 Params, mn, mx uint16) (*codeTable, Par
 	histogram16(row, counts)
 	counts[0] = 0
 	defer clear(counts[lo : int(mx)+1])
-	p := rc.model16(p0, lo, mx, Levels8)
-	t0 := rc.table16(0, p0, mn, mx)
+	p := rc.model16(p0, lo, mx, levels)
+	t0 := rc.table16(0, p0, mn, mx, levels)
 	if p == p0 {
 		return t0, p0
 	}
-	t := rc.table16(1, p, mn, mx)
+	t := rc.table16(1, p, mn, mx, levels)
 	var dec0, dec [256]float64
-	fastDecTable(p0, &dec0)
-	fastDecTable(p, &dec)
+	if levels == Levels8 {
+		fastDecTable(p0, &dec0)
+		fastDecTable(p, &dec)
+	} else {
+		decTableL(p0, levels, &dec0)
+		decTableL(p, levels, &dec)
+	}
 	if e0, e := rc.errors16(lo, mx, t0, t, &dec0, &dec); e0 <= e {
 		return t0, p0
 	}

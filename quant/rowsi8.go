@@ -39,7 +39,7 @@ func (rc *RowCoder) EncodeI8(row []byte, first int64, mse bool, codes []int8) (P
 		return Params{}, err
 	}
 	p := StoredRange(raw)
-	var t *codeTable  // the codes of p, when mseI8 has them
+	var t *codeTable  // the codes of p, when mse16 has them
 	if mn == 0xffff { // nothing above Tiny: every code is ±127
 		mn = mx + 1
 	}
@@ -47,11 +47,11 @@ func (rc *RowCoder) EncodeI8(row []byte, first int64, mse bool, codes []int8) (P
 		if n <= ExactRowMax || int(mx)-int(mn) > 2*n {
 			p = StoredRange(mseSearch(raw, rc.distinctMagnitudes(row), rc.distinctCounts(), Levels7))
 		} else {
-			t, p = rc.mseI8(row, p, mn, mx)
+			t, p = rc.mse16(row, p, mn, mx, Levels7)
 		}
 	}
 	if t == nil {
-		t = rc.table7(0, p, mn, mx)
+		t = rc.table16(0, p, mn, mx, Levels7)
 	}
 	// The 8-bit kernel gives the magnitudes' codes and the signs; then
 	// the codes take their signs, eight at a time.
@@ -144,71 +144,6 @@ func (rc *RowCoder) distinctMagnitudes(row []byte) []float64 {
 // distinctCounts returns the counts of the magnitudes distinctMagnitudes
 // returned last.
 func (rc *RowCoder) distinctCounts() []float64 { return rc.ns }
-
-// mseI8 chooses the range of a long 16-bit row whose stored min/max range
-// is p0 and whose patterns above Tiny are in [mn, mx]: the model on the
-// row's histogram with the 7-bit code's step, kept only when its exact
-// error is smaller than p0's. It returns the range and the table holding
-// its codes.
-func (rc *RowCoder) mseI8(row []byte, p0 Params, mn, mx uint16) (*codeTable, Params) {
-	if rc.counts == nil {
-		rc.counts = new([1 << 15]uint32)
-	}
-	counts := rc.counts
-	lo := mn
-	if _, nz := minMax16Fast(row, 0, 0, 0xffff); nz < lo {
-		lo = nz
-	}
-	histogram16(row, counts)
-	counts[0] = 0
-	defer clear(counts[lo : int(mx)+1])
-	p := rc.model16(p0, lo, mx, Levels7)
-	t0 := rc.table7(0, p0, mn, mx)
-	if p == p0 {
-		return t0, p0
-	}
-	t := rc.table7(1, p, mn, mx)
-	var dec0, dec [256]float64
-	decTableL(p0, Levels7, &dec0)
-	decTableL(p, Levels7, &dec)
-	if e0, e := rc.errors16(lo, mx, t0, t, &dec0, &dec); e0 <= e {
-		return t0, p0
-	}
-	return t, p
-}
-
-// table7 returns 7-bit code table k of rc with the code7 under p of the
-// patterns [mn, mx], all above Tiny, and 127 for those at or below Tiny;
-// its other entries are left from earlier rows.
-func (rc *RowCoder) table7(k int, p Params, mn, mx uint16) *codeTable {
-	t := rc.tables7[k]
-	if t == nil {
-		t = new(codeTable)
-		for m := range int(rc.tinyH) + 1 {
-			t[m] = Levels7
-		}
-		rc.tables7[k] = t
-	}
-	if mn > mx {
-		return t
-	}
-	d := p.LogMax - p.LogMin
-	if d == 0 {
-		for m := int(mn); m <= int(mx); m++ {
-			t[m] = 1
-		}
-		return t
-	}
-	// Patterns at or below exp(log_min) clamp to 127 (the logarithms grow
-	// with the patterns): an mse range leaves many.
-	logs := rc.tab.logs[mn : int(mx)+1]
-	c, _ := slices.BinarySearch(logs, math.Nextafter(p.LogMin, math.Inf(1)))
-	for m := range c {
-		t[int(mn)+m] = Levels7
-	}
-	rowCodes16Fast(logs[c:], rc.tab.logs32[int(mn)+c:int(mx)+1], t[int(mn)+c:int(mx)+1], p.LogMin, d, Levels7)
-	return t
-}
 
 // decTableL fills dec[1..levels] with the decoded magnitude of each code
 // of a code of the given levels under p, by products from both ends (a
