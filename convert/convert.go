@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"math"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/qins-dev/qins/format"
@@ -212,18 +211,12 @@ func (s *selection) any(c *format.Checkpoint) bool {
 func checkNames(c *format.Checkpoint, opts *Options, sel *selection) error {
 	e := opts.encoding()
 	parts := e.Parts()
-	// Only names with a suffix of the layout can be taken.
-	names := make(map[string]bool)
+	// Every name, not only those ending in a part's suffix: a list of
+	// suffixes here would have to follow every new part (NAME.alpha was
+	// missed once, and two tensors of one name were written).
+	names := make(map[string]bool, len(c.Tensors))
 	for i := range c.Tensors {
-		n := c.Tensors[i].Name
-		for _, suf := range []string{qins.CodesSuffix, qins.SignsSuffix, qins.SignBitsSuffix, qins.RangesSuffix} {
-			if strings.HasSuffix(n, suf) {
-				names[n] = true
-			}
-		}
-	}
-	if len(names) == 0 {
-		return nil
+		names[c.Tensors[i].Name] = true
 	}
 	for i := range c.Tensors {
 		t := &c.Tensors[i]

@@ -676,3 +676,68 @@ func TestCheckOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestSideNames: a source tensor named like a part that the encoding of
+// its neighbour does not have is kept and read back unchanged; one named
+// like a part it has is refused before anything is written, whatever the
+// part (NAME.alpha, the rational rows' part, included).
+func TestSideNames(t *testing.T) {
+	dir := t.TempDir()
+	vals := make([]float64, 4*64)
+	for i := range vals {
+		vals[i] = float64(i%17-8) / 16
+	}
+	for _, tc := range []struct {
+		name  string
+		side  string
+		side1 []uint64
+		opts  Options
+		clash bool
+	}{
+		{"i8 beside w.sign", "w.sign", []uint64{4, 64}, Options{Layout: qins.LayoutI8}, false},
+		{"i8 beside w.signbits", "w.signbits", []uint64{4, 64}, Options{Layout: qins.LayoutI8}, false},
+		{"rational beside w.sign", "w.sign", []uint64{4, 64}, Options{Codec: qins.CodecRational}, false},
+		{"rational tensor beside w.alpha", "w.alpha", []uint64{4}, Options{Codec: qins.CodecRational}, false},
+		{"rational rows beside w.alpha", "w.alpha", []uint64{4}, Options{Codec: qins.CodecRational, Granularity: qins.GranularityRow}, true},
+		{"log rows beside w.logrange", "w.logrange", []uint64{4, 2}, Options{Layout: qins.LayoutPacked, Granularity: qins.GranularityRow}, true},
+		{"packed beside w.sign", "w.sign", []uint64{4, 64}, Options{Layout: qins.LayoutPacked}, false},
+		{"u8+i8 beside w.sign", "w.sign", []uint64{4, 64}, Options{}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, _ := format.Elements(tc.side1)
+			src := testfile.Write(t, filepath.Join(dir, tc.name+".safetensors"),
+				testfile.T("w", dtype.F32, []uint64{4, 64}, vals),
+				testfile.T(tc.side, dtype.F32, tc.side1, vals[:n]))
+			dst := filepath.Join(dir, tc.name+".qins.safetensors")
+			opts := tc.opts
+			opts.Exclude = regexp.MustCompile(`^` + regexp.QuoteMeta(tc.side) + `$`)
+			_, err := Convert(context.Background(), src, dst, opts)
+			if tc.clash {
+				var clash *NameClashError
+				if !errors.As(err, &clash) || clash.Stored != tc.side {
+					t.Fatalf("got %v, want a clash on %s", err, tc.side)
+				}
+				if _, err := os.Stat(dst); !os.IsNotExist(err) {
+					t.Fatalf("%s written (%v)", dst, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(dir, tc.name+".f32.safetensors")
+			if _, err := Restore(context.Background(), dst, out, RestoreOptions{}); err != nil {
+				t.Fatalf("restoring its own output: %v", err)
+			}
+			c, err := format.Open(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			got, ok := c.Tensor(tc.side)
+			if !ok || !slices.Equal(got.Shape, tc.side1) {
+				t.Fatalf("restored %s: %v", tc.side, got)
+			}
+		})
+	}
+}

@@ -15,7 +15,8 @@
 //
 // A tensor is encoded exactly when __metadata__ holds "qins:NAME" for it:
 // any other tensor is stored unchanged, whatever its name or dtype (a U8
-// tensor "vocab.qins" of the source is just that).
+// tensor "vocab.qins" of the source is just that, and so is a tensor
+// "NAME.sign" beside a NAME whose encoding has no sign part).
 //
 // # Layout u8+i8 (the default of the metadata)
 //
@@ -188,10 +189,9 @@
 //     rounds to an infinity in the source dtype, or that is below the
 //     tensor's alpha (which bounds what every row decodes to), naming the
 //     row;
-//   - for the i8 layout, NAME.qins missing or not I8, a NAME.sign or
-//     NAME.signbits beside it, with "granularity": "row" a NAME.logrange
-//     missing or not F32 [rows, 2], and a code -128 (when decoded, naming
-//     the element);
+//   - for the i8 layout, NAME.qins missing or not I8, with "granularity":
+//     "row" a NAME.logrange missing or not F32 [rows, 2], and a code -128
+//     (when decoded, naming the element);
 //   - a range that does not decode to finite values in the source dtype:
 //     log_max - log_min must be finite, log_min not above log_max, and the
 //     largest magnitude, exp(log_max) (code 1), must not round to an

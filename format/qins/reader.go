@@ -387,8 +387,6 @@ func i8Logical(m EncodedMeta, lookup func(string) *format.Tensor, name, version 
 	switch {
 	case err != nil:
 		return Logical{}, err
-	case lookup(name+SignsSuffix) != nil || lookup(name+SignBitsSuffix) != nil:
-		return Logical{}, fmt.Errorf("has a sign tensor, which the i8 layout does not have")
 	case lookup(name) != nil:
 		return Logical{}, errors.New("is stored both encoded and unchanged")
 	}

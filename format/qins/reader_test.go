@@ -395,7 +395,6 @@ func TestLogicalsI8(t *testing.T) {
 		{"version 2", "2", meta, dtype.I8, nil, "needs QINS version 3"},
 		{"version 1", "1", meta, dtype.I8, nil, "needs QINS version 3"},
 		{"U8 codes", "3", meta, dtype.U8, nil, "want I8"},
-		{"a sign tensor", "3", meta, dtype.I8, []format.TensorInfo{{Name: "w.sign", DType: dtype.I8, Shape: []uint64{2, 2}}}, "sign tensor"},
 		{"stored twice", "3", meta, dtype.I8, []format.TensorInfo{{Name: "w", DType: dtype.BF16, Shape: []uint64{2, 2}}}, "both encoded"},
 		{"per row", "3", `{"log_min":-5,"log_max":-1,"dtype":"BF16","layout":"i8","granularity":"row"}`, dtype.I8, nil, "no w.logrange"},
 		{"per row, bad ranges", "3", `{"log_min":-5,"log_max":-1,"dtype":"BF16","layout":"i8","granularity":"row"}`, dtype.I8, []format.TensorInfo{{Name: "w.logrange", DType: dtype.F32, Shape: []uint64{3, 2}}}, "want F32 [2 2]"},
