@@ -56,23 +56,23 @@ type ArchConfig struct {
 // rawArch is the part of config.json only the architectures of ArchConfig
 // read. Raw fields tell an absent key (the default) from null (none).
 type rawArch struct {
-	HiddenActivation    string           `json:"hidden_activation"`
-	QueryPreAttnScalar  json.RawMessage  `json:"query_pre_attn_scalar"`
-	AttnSoftcap         json.RawMessage  `json:"attn_logit_softcapping"`
-	FinalSoftcap        json.RawMessage  `json:"final_logit_softcapping"`
-	LayerTypes          []string         `json:"layer_types"`
-	SlidingPattern      *int             `json:"sliding_window_pattern"`
-	RopeLocalBase       *float64         `json:"rope_local_base_freq"`
-	Bidirectional       bool             `json:"use_bidirectional_attention"`
-	LocalExperts        *int             `json:"num_local_experts"`
-	NumExperts          *int             `json:"num_experts"`
-	ExpertsPerToken     *int             `json:"num_experts_per_tok"`
-	MoEIntermediate     *int             `json:"moe_intermediate_size"`
-	NormTopK            *bool            `json:"norm_topk_prob"`
-	DecoderSparseStep   *int             `json:"decoder_sparse_step"`
-	MLPOnlyLayers       []int            `json:"mlp_only_layers"`
-	SharedExpert        *int             `json:"shared_expert_intermediate_size"`
-	TextConfig          *json.RawMessage `json:"text_config"`
+	HiddenActivation   string           `json:"hidden_activation"`
+	QueryPreAttnScalar json.RawMessage  `json:"query_pre_attn_scalar"`
+	AttnSoftcap        json.RawMessage  `json:"attn_logit_softcapping"`
+	FinalSoftcap       json.RawMessage  `json:"final_logit_softcapping"`
+	LayerTypes         []string         `json:"layer_types"`
+	SlidingPattern     *int             `json:"sliding_window_pattern"`
+	RopeLocalBase      *float64         `json:"rope_local_base_freq"`
+	Bidirectional      bool             `json:"use_bidirectional_attention"`
+	LocalExperts       *int             `json:"num_local_experts"`
+	NumExperts         *int             `json:"num_experts"`
+	ExpertsPerToken    *int             `json:"num_experts_per_tok"`
+	MoEIntermediate    *int             `json:"moe_intermediate_size"`
+	NormTopK           *bool            `json:"norm_topk_prob"`
+	DecoderSparseStep  *int             `json:"decoder_sparse_step"`
+	MLPOnlyLayers      []int            `json:"mlp_only_layers"`
+	SharedExpert       *int             `json:"shared_expert_intermediate_size"`
+	TextConfig         *json.RawMessage `json:"text_config"`
 }
 
 func (c *Config) qwen3() bool {
