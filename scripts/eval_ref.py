@@ -3,13 +3,16 @@
 
     scripts/eval_ref.py REF CAND --tokens IDS.json [--config config.json]
                         [--json] [--check QINS_EVAL.json [--mutants]]
+                        [--break WHAT]
     scripts/eval_ref.py REF --greedy N [--expect IDS.json] [--config config.json]
     scripts/eval_ref.py --make KIND SRC OUT [--same-as FIXTURE]
 
 Why: `qins eval` runs a causal language model forward pass in Go. This
 script recomputes its teacher-forced comparison with numpy in float64 from
 the published formulas (transformers' modeling_llama.py, modeling_mistral.py,
-modeling_phi3.py, modeling_qwen2.py and modeling_rope_utils.py), never from
+modeling_phi3.py, modeling_qwen2.py, modeling_qwen3.py, modeling_qwen3_moe.py,
+modeling_mixtral.py, modeling_gemma2.py, modeling_gemma3.py and
+modeling_rope_utils.py), never from
 the Go sources, so that a bug in the Go model, its RoPE, its weight decoding
 or its statistics shows up as a difference here.
 
@@ -34,6 +37,26 @@ sqrt(1 + ln(factor)/ln(original_max)) with factor = max_position_embeddings /
 original_max_position_embeddings unless rope_scaling gives factor or
 attention_factor; partial_rotary_factor; sliding_window), Qwen2ForCausalLM
 (q/k/v biases, sliding window from max_window_layers when use_sliding_window).
+Qwen3ForCausalLM and Qwen3MoeForCausalLM (RMSNorm q_norm/k_norm over each
+head's head_dim before RoPE; attention_bias for q, k, v and o; Qwen3's window
+as Qwen2's, Qwen3-MoE's on every layer when use_sliding_window).
+MixtralForCausalLM and Qwen3MoeForCausalLM's sparse blocks: softmax of the
+router's logits (block_sparse_moe.gate / mlp.gate), the num_experts_per_tok
+most probable experts, their probabilities divided by their sum (Mixtral
+always, Qwen3-MoE when norm_topk_prob), the weighted sum of those experts'
+SwiGLU MLPs (experts.N.w1/w3/w2, experts.N.gate_proj/up_proj/down_proj);
+Qwen3-MoE's dense MLP in mlp_only_layers and where (layer + 1) %
+decoder_sparse_step != 0. Gemma2ForCausalLM and Gemma3ForCausalLM (text):
+RMSNorm times (1 + w); embeddings times float32(sqrt(hidden_size));
+post_attention_layernorm on the attention's output before the residual,
+pre_ and post_feedforward_layernorm around the MLP; hidden_activation
+(gelu_pytorch_tanh by default); scores times query_pre_attn_scalar^-0.5;
+Gemma 2's attention soft-capping cap tanh(s / cap) before the mask
+(attn_logit_softcapping, default 50) and both's final_logit_softcapping
+(Gemma 2 default 30); sliding layers from layer_types, else Gemma 2's every
+other layer from 0 and Gemma 3's all but every sliding_window_pattern-th;
+Gemma 3's (1 + w) q_norm/k_norm and its sliding layers' RoPE base
+rope_local_base_freq without rope_scaling.
 Tied embeddings when lm_head.weight is absent. RoPE scaling "linear" is also
 computed; other types are refused.
 
@@ -83,9 +106,34 @@ equal).
                   sqrt(1 + ln 4 / ln 256);
   qwen2           Qwen2ForCausalLM with small seeded q/k/v biases added;
   mistral         MistralForCausalLM, same weights, no sliding window;
-  mistral-window  the same with sliding_window 48 (binds on 201 tokens).
+  mistral-window  the same with sliding_window 48 (binds on 201 tokens);
+  qwen3           Qwen3ForCausalLM: + seeded q_norm/k_norm (1 + 0.3 N(0,1));
+  qwen3-moe       Qwen3MoeForCausalLM: q/k norms as qwen3; in layers 0, 1, 3,
+                  4 a router (0.5 N(0,1)) and 4 experts of 43 units, expert e
+                  the MLP's units 43e..43e+42 (gate doubled), top-2,
+                  norm_topk_prob false; layer 2 in mlp_only_layers;
+  mixtral         MixtralForCausalLM: 4 experts per layer, expert 0 the MLP,
+                  1..3 the MLP times (1 + 0.5 N(0,1)) elementwise, top-2;
+  gemma2          Gemma2ForCausalLM: norms w - 1 (so 1 + w is stories'),
+                  post_attention_layernorm the pre_feedforward one, new
+                  post-attention and post-feedforward norms 0.2 N(0,1) - 0.5,
+                  query_pre_attn_scalar 16, caps 4 (attention) and 8 (final),
+                  sliding_window 48 on layers 0, 2, 4;
+  gemma3          Gemma3ForCausalLM: as gemma2 without caps, query_pre_attn_scalar
+                  12, q_norm/k_norm 0.3 N(0,1), sliding_window_pattern 3 (layer
+                  2 global with rope_theta 1e6 and linear factor 8, the others
+                  local with base 10000).
+  All keep stories260K's vocabulary and tokenizer; their predictions are
+  not a trained model's, but peaked enough that a layout error shows.
 --same-as FIXTURE requires the copy's tensors (names, dtypes, shapes, bytes)
 and, for phi3, config.json to equal FIXTURE's.
+
+--break WHAT computes a deliberately wrong variant, so that a check shown to
+pass would fail on that layout error: gemma-norm (w instead of 1 + w),
+gemma-embed-scale (no sqrt(hidden) scaling), gemma-attn-softcap and
+gemma-final-softcap (no cap), gemma3-local-rope (the global RoPE on sliding
+layers), qwen3-qnorm (no q_norm), moe-renorm (top-k weights not divided by
+their sum), moe-top1 (one expert per token).
 
 Exit status: 0 pass, 1 a check failed, 2 usage error or unreadable input.
 """
