@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // MaxExperts bounds num_local_experts (num_experts), far above the 128 or
@@ -73,6 +74,7 @@ type rawArch struct {
 	MLPOnlyLayers      []int            `json:"mlp_only_layers"`
 	SharedExpert       *int             `json:"shared_expert_intermediate_size"`
 	TextConfig         *json.RawMessage `json:"text_config"`
+	SlidingWindow      json.RawMessage  `json:"sliding_window"`
 }
 
 func (c *Config) qwen3() bool {
@@ -336,6 +338,11 @@ func (c *Config) gemmaLayers(r *rawConfig, a *rawArch, g3 bool) error {
 	w := 4096 // both config classes' default
 	if r.SlidingWindow != nil {
 		w = *r.SlidingWindow
+	} else if bytes.Equal(bytes.TrimSpace(a.SlidingWindow), []byte("null")) {
+		if slices.Contains(c.Sliding, true) {
+			return fmt.Errorf("sliding_window is null, but layers slide (layer_types, sliding_window_pattern)")
+		}
+		return nil
 	}
 	return c.window(w)
 }
