@@ -75,6 +75,7 @@ type rawArch struct {
 	SharedExpert       *int             `json:"shared_expert_intermediate_size"`
 	TextConfig         *json.RawMessage `json:"text_config"`
 	SlidingWindow      json.RawMessage  `json:"sliding_window"`
+	RopeParameters     json.RawMessage  `json:"rope_parameters"`
 }
 
 func (c *Config) qwen3() bool {
@@ -105,6 +106,9 @@ func (c *Config) parseArch(data []byte, r *rawConfig) (*rawArch, error) {
 		}
 		r.Architectures = archs
 	}
+	if err := c.ropeParameters(r, a); err != nil {
+		return nil, fmt.Errorf("config.json: %s: %w", c.Architecture, err)
+	}
 	if c.gemma() {
 		if r.HeadDim == nil {
 			d := 256
@@ -119,6 +123,67 @@ func (c *Config) parseArch(data []byte, r *rawConfig) (*rawArch, error) {
 		r.HiddenAct = ""
 	}
 	return a, nil
+}
+
+// ropeParameters reads rope_parameters, where transformers 5 writes what
+// rope_theta and rope_scaling held: one set of RoPE parameters with their
+// rope_theta, or (Gemma 3) one per layer type, full_attention's for the
+// global layers and sliding_attention's for the sliding ones. They set r's
+// rope_theta and rope_scaling, and a's rope_local_base_freq.
+func (c *Config) ropeParameters(r *rawConfig, a *rawArch) error {
+	raw := bytes.TrimSpace(a.RopeParameters)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil
+	}
+	var byType map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &byType); err != nil {
+		return fmt.Errorf("rope_parameters: %w", err)
+	}
+	full, sliding := byType["full_attention"], byType["sliding_attention"]
+	if full == nil && sliding == nil {
+		return setRope(r, raw)
+	}
+	if c.Architecture != "Gemma3ForCausalLM" {
+		return fmt.Errorf("rope_parameters per layer type are only supported for Gemma3ForCausalLM")
+	}
+	if full != nil {
+		if err := setRope(r, full); err != nil {
+			return fmt.Errorf("rope_parameters full_attention: %w", err)
+		}
+	}
+	if sliding != nil {
+		var p struct {
+			Type  string   `json:"rope_type"`
+			Theta *float64 `json:"rope_theta"`
+		}
+		if err := json.Unmarshal(sliding, &p); err != nil {
+			return fmt.Errorf("rope_parameters sliding_attention: %w", err)
+		}
+		if p.Type != "" && p.Type != "default" {
+			return fmt.Errorf("rope_parameters sliding_attention: rope_type %q is not supported (default)", p.Type)
+		}
+		if p.Theta != nil {
+			a.RopeLocalBase = p.Theta
+		}
+	}
+	return nil
+}
+
+// setRope sets r's rope_theta and rope_scaling from one set of RoPE
+// parameters.
+func setRope(r *rawConfig, raw json.RawMessage) error {
+	var p struct {
+		Theta *float64 `json:"rope_theta"`
+	}
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return err
+	}
+	if p.Theta != nil {
+		r.RopeTheta = p.Theta
+	}
+	scaling := json.RawMessage(slices.Clone(raw))
+	r.RopeScaling = &scaling
+	return nil
 }
 
 // archExtras reads what the new architectures add: biases, windows, the

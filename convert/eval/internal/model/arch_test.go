@@ -79,6 +79,15 @@ func TestParseConfigArch(t *testing.T) {
 			func(c *Config) bool {
 				return slices.Equal(c.Sliding, []bool{false, true, false, true}) && c.windowAt(1) == 3 && c.windowAt(2) == 0
 			}},
+		// transformers 5 writes rope_theta and rope_scaling into rope_parameters.
+		{"rope_parameters", "Qwen3ForCausalLM", `"rope_parameters": {"rope_theta": 1000000.0, "rope_type": "default"}`,
+			func(c *Config) bool { return c.RopeTheta == 1e6 && c.Rope.Type == "default" }},
+		{"rope_parameters llama3", "LlamaForCausalLM", `"rope_theta": 10000, "rope_parameters": {"rope_theta": 500000.0, "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 32}`,
+			func(c *Config) bool { return c.RopeTheta == 5e5 && c.Rope.Type == "llama3" && c.Rope.Factor == 8 && c.Rope.OriginalMax == 32 }},
+		{"rope_parameters per layer type", "Gemma3ForCausalLM", `"rope_parameters": {"full_attention": {"rope_theta": 1000000.0, "rope_type": "linear", "factor": 8.0}, "sliding_attention": {"rope_theta": 20000.0, "rope_type": "default"}}`,
+			func(c *Config) bool {
+				return c.RopeTheta == 1e6 && c.Rope.Type == "linear" && c.Rope.Factor == 8 && c.LocalRopeTheta == 20000
+			}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if c := parseArch(t, tt.arch, tt.extra); !tt.check(c) {
@@ -126,6 +135,10 @@ func TestParseConfigArchErrors(t *testing.T) {
 		{"local base 0", "Gemma3ForCausalLM", `"rope_local_base_freq": 0`, "rope_local_base_freq is 0"},
 		{"bidirectional", "Gemma3ForCausalLM", `"use_bidirectional_attention": true`, "use_bidirectional_attention"},
 		{"gemma head_dim 0", "Gemma2ForCausalLM", `"head_dim": 0`, "head_dim is 0"},
+		{"rope_parameters per type on qwen3", "Qwen3ForCausalLM", `"rope_parameters": {"full_attention": {"rope_theta": 1e6}}`, "rope_parameters per layer type are only supported for Gemma3ForCausalLM"},
+		{"rope_parameters sliding scaled", "Gemma3ForCausalLM", `"rope_parameters": {"sliding_attention": {"rope_type": "linear", "factor": 2}}`, `rope_parameters sliding_attention: rope_type "linear"`},
+		{"rope_parameters yarn", "Qwen3ForCausalLM", `"rope_parameters": {"rope_type": "yarn", "factor": 4, "rope_theta": 1e6}`, `rope_scaling type "yarn" is not supported`},
+		{"rope_parameters not an object", "Qwen3ForCausalLM", `"rope_parameters": [1]`, "rope_parameters"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := ParseConfig([]byte(`{"architectures": ["` + tt.arch + `"], ` + archBase + `, ` + strings.TrimPrefix(tt.extra, ", ") + `}`))
