@@ -83,7 +83,9 @@ func TestParseConfigArch(t *testing.T) {
 		{"rope_parameters", "Qwen3ForCausalLM", `"rope_parameters": {"rope_theta": 1000000.0, "rope_type": "default"}`,
 			func(c *Config) bool { return c.RopeTheta == 1e6 && c.Rope.Type == "default" }},
 		{"rope_parameters llama3", "LlamaForCausalLM", `"rope_theta": 10000, "rope_parameters": {"rope_theta": 500000.0, "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 32}`,
-			func(c *Config) bool { return c.RopeTheta == 5e5 && c.Rope.Type == "llama3" && c.Rope.Factor == 8 && c.Rope.OriginalMax == 32 }},
+			func(c *Config) bool {
+				return c.RopeTheta == 5e5 && c.Rope.Type == "llama3" && c.Rope.Factor == 8 && c.Rope.OriginalMax == 32
+			}},
 		{"rope_parameters per layer type", "Gemma3ForCausalLM", `"rope_parameters": {"full_attention": {"rope_theta": 1000000.0, "rope_type": "linear", "factor": 8.0}, "sliding_attention": {"rope_theta": 20000.0, "rope_type": "default"}}`,
 			func(c *Config) bool {
 				return c.RopeTheta == 1e6 && c.Rope.Type == "linear" && c.Rope.Factor == 8 && c.LocalRopeTheta == 20000
