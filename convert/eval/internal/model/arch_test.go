@@ -2,7 +2,10 @@ package model
 
 import (
 	"context"
+	"encoding/json"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -368,5 +371,42 @@ func TestGemmaPieces(t *testing.T) {
 	// gelu_tanh(1) = 0.8411920, gelu_tanh(-1) = -0.1588080
 	if math.Abs(float64(g[0])-0.8411920) > 1e-6 || math.Abs(float64(g[1])+0.1588080) > 1e-6 || g[2] != 0 {
 		t.Errorf("gelu_pytorch_tanh gives %v", g)
+	}
+}
+
+// TestGoldenNumpy compares the forward pass of tiny random models of the
+// newer architectures with scripts/eval_ref.py's float64 pass (written by
+// scripts/arch_golden.py) at every position of 24 ids, past the sliding
+// windows of 5, with Gemma's caps binding.
+func TestGoldenNumpy(t *testing.T) {
+	for _, name := range []string{"qwen3-tiny", "qwen3-moe-tiny", "mixtral-tiny", "gemma2-tiny", "gemma3-tiny"} {
+		t.Run(name, func(t *testing.T) {
+			var g struct {
+				IDs       []int       `json:"ids"`
+				Positions []int       `json:"positions"`
+				Logits    [][]float32 `json:"logits"`
+			}
+			data, err := os.ReadFile(filepath.Join("testdata", "golden", name+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(data, &g); err != nil {
+				t.Fatal(err)
+			}
+			cfg, w := tinyModel(name)(t)
+			logits := forward(t, newModel(t, cfg, w), g.IDs)
+			var worst float64
+			for i, p := range g.Positions {
+				got := logits[p*cfg.Vocab : (p+1)*cfg.Vocab]
+				worst = max(worst, maxRelDiff(got, g.Logits[i]))
+				if argmax(got) != argmax(g.Logits[i]) {
+					t.Errorf("position %d: argmax %d, numpy %d", p, argmax(got), argmax(g.Logits[i]))
+				}
+			}
+			if worst > goldenTolerance {
+				t.Errorf("logits differ from numpy's by %.3g (relative), more than %g", worst, goldenTolerance)
+			}
+			t.Logf("largest relative difference from numpy: %.3g", worst)
+		})
 	}
 }
