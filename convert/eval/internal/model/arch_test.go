@@ -366,6 +366,9 @@ func TestGemmaPieces(t *testing.T) {
 	if l[0] != 0 || math.Abs(float64(l[1])-5*math.Tanh(1)) > 1e-6 || math.Abs(float64(l[2])+5) > 1e-6 {
 		t.Errorf("capped logits %v", l)
 	}
+	if u := parseArch(t, "Gemma3ForCausalLM", `"rope_local_base_freq": 1e-20`).Unusual(); !strings.HasPrefix(u, "rope_local_base_freq 1e-20") {
+		t.Errorf("Unusual() = %q, want rope_local_base_freq named", u)
+	}
 	g, u := []float32{1, -1, 0}, []float32{1, 1, 1}
 	(&Config{ArchConfig: ArchConfig{Activation: "gelu_pytorch_tanh"}}).activate(g, u)
 	// gelu_tanh(1) = 0.8411920, gelu_tanh(-1) = -0.1588080

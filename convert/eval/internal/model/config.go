@@ -488,6 +488,7 @@ func (c *Config) Unusual() string {
 	}
 	vs := []value{
 		{"rope_theta", c.RopeTheta, 1, 1e12, true},
+		{"rope_local_base_freq", c.LocalRopeTheta, 1, 1e12, c.LocalRopeTheta > 0},
 		{"rms_norm_eps", c.NormEps, 1e-12, 0.1, true},
 		{"rope_scaling factor", r.Factor, 1, 1e6, r.Type == "linear" || r.Type == "llama3"},
 		{attention, r.AttentionFactor, 1e-3, 1e3, r.Type == "longrope"},
