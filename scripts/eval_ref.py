@@ -299,6 +299,28 @@ def load_json(path, what):
 
 # ------------------------------------------------------------------ model
 
+def flatten_rope_parameters(c, arch, path):
+    """transformers 5 writes rope_theta and rope_scaling into rope_parameters
+    (Gemma 3: one set per layer type); read them back into the older keys."""
+    rp = c.get("rope_parameters")
+    if not rp:
+        return c
+    c = dict(c)
+    if "full_attention" in rp or "sliding_attention" in rp:
+        if arch != "Gemma3ForCausalLM":
+            raise InputError("%s: rope_parameters per layer type on %s" % (path, arch))
+        full, sliding = rp.get("full_attention") or {}, rp.get("sliding_attention") or {}
+        if sliding.get("rope_type", "default") != "default":
+            raise InputError("%s: sliding_attention rope_type %r" % (path, sliding.get("rope_type")))
+        if "rope_theta" in sliding:
+            c["rope_local_base_freq"] = sliding["rope_theta"]
+        rp = full
+    if "rope_theta" in rp:
+        c["rope_theta"] = rp["rope_theta"]
+    c["rope_scaling"] = {k: v for k, v in rp.items() if k != "rope_theta"}
+    return c
+
+
 class Config:
     """The fields of config.json the forward pass needs."""
 
@@ -308,6 +330,9 @@ class Config:
         if self.arch not in ARCHS:
             raise InputError("%s: unsupported architecture %r" % (path, self.arch))
         self.broken = broken
+        if self.arch == "Gemma3ForCausalLM" and "hidden_size" not in c and isinstance(c.get("text_config"), dict):
+            c = dict(c["text_config"], architectures=archs)
+        c = flatten_rope_parameters(c, self.arch, path)
         gemma = self.arch in GEMMA
         if gemma:
             # Gemma2Config / Gemma3TextConfig defaults that differ from Llama's.
