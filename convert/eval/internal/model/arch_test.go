@@ -157,6 +157,24 @@ func TestParseConfigArchErrors(t *testing.T) {
 	}
 }
 
+// A config.json without a size the architecture needs names it.
+func TestParseConfigArchMissing(t *testing.T) {
+	for _, tt := range []struct{ arch, drop, want string }{
+		{"Gemma3ForCausalLM", `"hidden_size": 16, `, "hidden_size is 0"},
+		{"MixtralForCausalLM", `"intermediate_size": 24, `, "intermediate_size is 0"},
+		{"Qwen3MoeForCausalLM", `"num_hidden_layers": 4, `, "num_hidden_layers is 0"},
+		{"Gemma2ForCausalLM", `"vocab_size": 40, `, "vocab_size is 0"},
+	} {
+		js := `{"architectures": ["` + tt.arch + `"], ` + strings.Replace(archBase, tt.drop, "", 1) + `}`
+		if !strings.Contains(archBase, tt.drop) {
+			t.Fatalf("%q is not in the base config", tt.drop)
+		}
+		if _, err := ParseConfig([]byte(js)); err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "config.json: "+tt.arch) {
+			t.Errorf("%s without %s: error %v, want %q", tt.arch, tt.drop, err, tt.want)
+		}
+	}
+}
+
 // tinyArch returns a small config of each new architecture.
 func tinyArch(t *testing.T) map[string]*Config {
 	return map[string]*Config{
