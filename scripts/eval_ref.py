@@ -3,13 +3,16 @@
 
     scripts/eval_ref.py REF CAND --tokens IDS.json [--config config.json]
                         [--json] [--check QINS_EVAL.json [--mutants]]
+                        [--break WHAT]
     scripts/eval_ref.py REF --greedy N [--expect IDS.json] [--config config.json]
     scripts/eval_ref.py --make KIND SRC OUT [--same-as FIXTURE]
 
 Why: `qins eval` runs a causal language model forward pass in Go. This
 script recomputes its teacher-forced comparison with numpy in float64 from
 the published formulas (transformers' modeling_llama.py, modeling_mistral.py,
-modeling_phi3.py, modeling_qwen2.py and modeling_rope_utils.py), never from
+modeling_phi3.py, modeling_qwen2.py, modeling_qwen3.py, modeling_qwen3_moe.py,
+modeling_mixtral.py, modeling_gemma2.py, modeling_gemma3.py and
+modeling_rope_utils.py), never from
 the Go sources, so that a bug in the Go model, its RoPE, its weight decoding
 or its statistics shows up as a difference here.
 
@@ -34,6 +37,26 @@ sqrt(1 + ln(factor)/ln(original_max)) with factor = max_position_embeddings /
 original_max_position_embeddings unless rope_scaling gives factor or
 attention_factor; partial_rotary_factor; sliding_window), Qwen2ForCausalLM
 (q/k/v biases, sliding window from max_window_layers when use_sliding_window).
+Qwen3ForCausalLM and Qwen3MoeForCausalLM (RMSNorm q_norm/k_norm over each
+head's head_dim before RoPE; attention_bias for q, k, v and o; Qwen3's window
+as Qwen2's, Qwen3-MoE's on every layer when use_sliding_window).
+MixtralForCausalLM and Qwen3MoeForCausalLM's sparse blocks: softmax of the
+router's logits (block_sparse_moe.gate / mlp.gate), the num_experts_per_tok
+most probable experts, their probabilities divided by their sum (Mixtral
+always, Qwen3-MoE when norm_topk_prob), the weighted sum of those experts'
+SwiGLU MLPs (experts.N.w1/w3/w2, experts.N.gate_proj/up_proj/down_proj);
+Qwen3-MoE's dense MLP in mlp_only_layers and where (layer + 1) %
+decoder_sparse_step != 0. Gemma2ForCausalLM and Gemma3ForCausalLM (text):
+RMSNorm times (1 + w); embeddings times float32(sqrt(hidden_size));
+post_attention_layernorm on the attention's output before the residual,
+pre_ and post_feedforward_layernorm around the MLP; hidden_activation
+(gelu_pytorch_tanh by default); scores times query_pre_attn_scalar^-0.5;
+Gemma 2's attention soft-capping cap tanh(s / cap) before the mask
+(attn_logit_softcapping, default 50) and both's final_logit_softcapping
+(Gemma 2 default 30); sliding layers from layer_types, else Gemma 2's every
+other layer from 0 and Gemma 3's all but every sliding_window_pattern-th;
+Gemma 3's (1 + w) q_norm/k_norm and its sliding layers' RoPE base
+rope_local_base_freq without rope_scaling.
 Tied embeddings when lm_head.weight is absent. RoPE scaling "linear" is also
 computed; other types are refused.
 
@@ -83,9 +106,34 @@ equal).
                   sqrt(1 + ln 4 / ln 256);
   qwen2           Qwen2ForCausalLM with small seeded q/k/v biases added;
   mistral         MistralForCausalLM, same weights, no sliding window;
-  mistral-window  the same with sliding_window 48 (binds on 201 tokens).
+  mistral-window  the same with sliding_window 48 (binds on 201 tokens);
+  qwen3           Qwen3ForCausalLM: + seeded q_norm/k_norm (1 + 0.3 N(0,1));
+  qwen3-moe       Qwen3MoeForCausalLM: q/k norms as qwen3; in layers 0, 1, 3,
+                  4 a router (0.5 N(0,1)) and 4 experts of 43 units, expert e
+                  the MLP's units 43e..43e+42 (gate doubled), top-2,
+                  norm_topk_prob false; layer 2 in mlp_only_layers;
+  mixtral         MixtralForCausalLM: 4 experts per layer, expert 0 the MLP,
+                  1..3 the MLP times (1 + 0.5 N(0,1)) elementwise, top-2;
+  gemma2          Gemma2ForCausalLM: norms w - 1 (so 1 + w is stories'),
+                  post_attention_layernorm the pre_feedforward one, new
+                  post-attention and post-feedforward norms 0.2 N(0,1) - 0.5,
+                  query_pre_attn_scalar 16, caps 4 (attention) and 8 (final),
+                  sliding_window 48 on layers 0, 2, 4;
+  gemma3          Gemma3ForCausalLM: as gemma2 without caps, query_pre_attn_scalar
+                  12, q_norm/k_norm 0.3 N(0,1), sliding_window_pattern 3 (layer
+                  2 global with rope_theta 1e6 and linear factor 8, the others
+                  local with base 10000).
+  All keep stories260K's vocabulary and tokenizer; their predictions are
+  not a trained model's, but peaked enough that a layout error shows.
 --same-as FIXTURE requires the copy's tensors (names, dtypes, shapes, bytes)
 and, for phi3, config.json to equal FIXTURE's.
+
+--break WHAT computes a deliberately wrong variant, so that a check shown to
+pass would fail on that layout error: gemma-norm (w instead of 1 + w),
+gemma-embed-scale (no sqrt(hidden) scaling), gemma-attn-softcap and
+gemma-final-softcap (no cap), gemma3-local-rope (the global RoPE on sliding
+layers), qwen3-qnorm (no q_norm), moe-renorm (top-k weights not divided by
+their sum), moe-top1 (one expert per token).
 
 Exit status: 0 pass, 1 a check failed, 2 usage error or unreadable input.
 """
@@ -111,7 +159,14 @@ REL_TOL = 1e-3      # relative agreement asked of top1, kld.mean and ppl
 KLD_ABS = 1e-9      # kld.mean: absolute floor (two equal models give ~0)
 MEMO_BYTES = 64 << 20  # checkpoints smaller than this are kept in memory once read
 ARCHS = ("LlamaForCausalLM", "MistralForCausalLM", "Phi3ForCausalLM",
-         "Qwen2ForCausalLM")
+         "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Qwen3MoeForCausalLM",
+         "MixtralForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM")
+GEMMA = ("Gemma2ForCausalLM", "Gemma3ForCausalLM")
+QWEN3 = ("Qwen3ForCausalLM", "Qwen3MoeForCausalLM")
+# --break WHAT: a deliberately wrong variant of the formulas, to show that
+# the comparison with qins fails on such a layout error.
+BREAKS = ("gemma-norm", "gemma-embed-scale", "gemma-attn-softcap", "gemma-final-softcap",
+          "gemma3-local-rope", "qwen3-qnorm", "moe-renorm", "moe-top1")
 
 
 # ------------------------------------------------------------ checkpoints
@@ -244,14 +299,45 @@ def load_json(path, what):
 
 # ------------------------------------------------------------------ model
 
+def flatten_rope_parameters(c, arch, path):
+    """transformers 5 writes rope_theta and rope_scaling into rope_parameters
+    (Gemma 3: one set per layer type); read them back into the older keys."""
+    rp = c.get("rope_parameters")
+    if not rp:
+        return c
+    c = dict(c)
+    if "full_attention" in rp or "sliding_attention" in rp:
+        if arch != "Gemma3ForCausalLM":
+            raise InputError("%s: rope_parameters per layer type on %s" % (path, arch))
+        full, sliding = rp.get("full_attention") or {}, rp.get("sliding_attention") or {}
+        if sliding.get("rope_type", "default") != "default":
+            raise InputError("%s: sliding_attention rope_type %r" % (path, sliding.get("rope_type")))
+        if "rope_theta" in sliding:
+            c["rope_local_base_freq"] = sliding["rope_theta"]
+        rp = full
+    if "rope_theta" in rp:
+        c["rope_theta"] = rp["rope_theta"]
+    c["rope_scaling"] = {k: v for k, v in rp.items() if k != "rope_theta"}
+    return c
+
+
 class Config:
     """The fields of config.json the forward pass needs."""
 
-    def __init__(self, c, path):
+    def __init__(self, c, path, broken=None):
         archs = c.get("architectures") or []
         self.arch = archs[0] if archs else None
         if self.arch not in ARCHS:
             raise InputError("%s: unsupported architecture %r" % (path, self.arch))
+        self.broken = broken
+        if self.arch == "Gemma3ForCausalLM" and "hidden_size" not in c and isinstance(c.get("text_config"), dict):
+            c = dict(c["text_config"], architectures=archs)
+        c = flatten_rope_parameters(c, self.arch, path)
+        gemma = self.arch in GEMMA
+        if gemma:
+            # Gemma2Config / Gemma3TextConfig defaults that differ from Llama's.
+            c = dict({"head_dim": 256, "query_pre_attn_scalar": 256, "sliding_window": 4096,
+                      "rope_theta": 1e6 if self.arch == "Gemma3ForCausalLM" else 10000.0}, **c)
         self.hidden = c["hidden_size"]
         self.layers = c["num_hidden_layers"]
         self.heads = c["num_attention_heads"]
@@ -262,17 +348,22 @@ class Config:
         self.vocab = c["vocab_size"]
         self.max_pos = c.get("max_position_embeddings")
         self.bos = c.get("bos_token_id", 1)
-        if c.get("hidden_act", "silu") != "silu":
-            raise InputError("%s: hidden_act %r is not silu" % (path, c.get("hidden_act")))
+        # Gemma's MLP reads hidden_activation (GELU, tanh approximation by
+        # default); the others hidden_act.
+        self.act = (c.get("hidden_activation") or "gelu_pytorch_tanh") if gemma else c.get("hidden_act", "silu")
+        if self.act not in ("silu", "gelu_pytorch_tanh", "gelu"):
+            raise InputError("%s: activation %r is not supported here" % (path, self.act))
         self.rot_dim = int(self.head_dim * c.get("partial_rotary_factor", 1.0))
         self.rope = c.get("rope_scaling") or None
         self.orig_max = c.get("original_max_position_embeddings")
         # Only Llama reads attention_bias (q, k, v, o) and mlp_bias; Mistral
         # and Phi-3 have no biases, Qwen2 always q, k, v (see _qkv).
+        # Qwen3, Qwen3-MoE and Gemma read attention_bias too (q, k, v and o).
         llama = self.arch == "LlamaForCausalLM"
-        self.attn_bias = llama and bool(c.get("attention_bias", False))
+        self.attn_bias = (llama or self.arch in QWEN3 + GEMMA) and bool(c.get("attention_bias", False))
         self.mlp_bias = llama and bool(c.get("mlp_bias", False))
         self.windows = self._windows(c)
+        self._extras(c)
         self.rope_type = "default"
         if self.rope:
             self.rope_type = self.rope.get("rope_type", self.rope.get("type", "default"))
@@ -281,22 +372,74 @@ class Config:
             if self.rope_type not in ("default", "linear", "longrope"):
                 raise InputError("%s: rope_scaling type %r is not supported here" % (path, self.rope_type))
 
+    def _extras(self, c):
+        """Qwen3's q/k norms, Gemma's layer, the mixtures of experts."""
+        a = self.arch
+        self.gemma = a in GEMMA
+        self.qk_norm = a in QWEN3 or a == "Gemma3ForCausalLM"
+        # Gemma2Attention / Gemma3Attention: scores times query_pre_attn_scalar^-0.5
+        self.scaling = (c["query_pre_attn_scalar"] if self.gemma else self.head_dim) ** -0.5
+        self.attn_cap = self.final_cap = None
+        if a == "Gemma2ForCausalLM":
+            self.attn_cap = c.get("attn_logit_softcapping", 50.0)
+            self.final_cap = c.get("final_logit_softcapping", 30.0)
+        elif a == "Gemma3ForCausalLM":
+            # Gemma3Attention does not pass attn_logit_softcapping on.
+            self.final_cap = c.get("final_logit_softcapping")
+        # Gemma 3: sliding layers use RoPE base rope_local_base_freq, unscaled.
+        self.local_theta = c.get("rope_local_base_freq", 10000.0) if a == "Gemma3ForCausalLM" else None
+        self.experts = 0
+        self.moe_layers = [False] * self.layers
+        if a == "MixtralForCausalLM":
+            self.experts = c.get("num_local_experts", 8)
+            self.top_k = c.get("num_experts_per_tok", 2)
+            self.norm_topk = True
+            self.expert_inter = c["intermediate_size"]
+            self.moe_layers = [True] * self.layers
+        elif a == "Qwen3MoeForCausalLM":
+            self.experts = c.get("num_experts", 128)
+            self.top_k = c.get("num_experts_per_tok", 8)
+            self.norm_topk = bool(c.get("norm_topk_prob", False))
+            self.expert_inter = c.get("moe_intermediate_size", 768)
+            step = c.get("decoder_sparse_step", 1)
+            dense = c.get("mlp_only_layers") or []
+            self.moe_layers = [i not in dense and self.experts > 0 and (i + 1) % step == 0
+                               for i in range(self.layers)]
+        if self.experts and not 0 < self.top_k <= self.experts:
+            raise InputError("num_experts_per_tok %r for %r experts" % (self.top_k, self.experts))
+
     def _windows(self, c):
         """Sliding window of each layer (None: full causal attention)."""
         w = c.get("sliding_window")
+        if self.arch in GEMMA:
+            types = c.get("layer_types")
+            if types is None:
+                # Gemma 2: every other layer from the first; Gemma 3: all
+                # but every sliding_window_pattern-th.
+                p = 2 if self.arch == "Gemma2ForCausalLM" else c.get("sliding_window_pattern", 6)
+                types = ["sliding_attention" if (i + 1) % p else "full_attention" for i in range(self.layers)]
+            return [w if t == "sliding_attention" else None for t in types]
         if self.arch == "LlamaForCausalLM" or not w:
             return [None] * self.layers
-        if self.arch == "Qwen2ForCausalLM":
+        if self.arch == "Qwen3MoeForCausalLM":
+            return [w if c.get("use_sliding_window", False) else None] * self.layers
+        if self.arch in ("Qwen2ForCausalLM", "Qwen3ForCausalLM"):
             if not c.get("use_sliding_window", False):
                 return [None] * self.layers
             first = c.get("max_window_layers", self.layers)
             return [w if i >= first else None for i in range(self.layers)]
         return [w] * self.layers
 
-    def rope_tables(self, positions, seq_len):
-        """cos, sin [len(positions), rot_dim] (rotate-half order), scaled."""
+    def rope_tables(self, positions, seq_len, local=False):
+        """cos, sin [len(positions), rot_dim] (rotate-half order), scaled;
+        local: Gemma 3's sliding layers (rope_local_base_freq, no scaling)."""
         half = self.rot_dim // 2
         exponent = np.arange(0, self.rot_dim, 2, dtype=np.float64) / self.rot_dim
+        if local:
+            inv_freq = 1.0 / self.local_theta ** exponent
+            freqs = np.outer(np.asarray(positions, dtype=np.float64), inv_freq)
+            emb = np.concatenate([freqs, freqs], axis=1)
+            return np.cos(emb), np.sin(emb)
         base = self.theta ** exponent
         scale = 1.0
         if self.rope_type == "linear":
@@ -346,6 +489,24 @@ def silu(x):
     return x / (1.0 + np.exp(-x))
 
 
+def gelu_tanh(x):
+    """GELU, tanh approximation (gelu_pytorch_tanh)."""
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def gelu(x):
+    """GELU, exact: x Phi(x)."""
+    erf = np.vectorize(math.erf)
+    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+
+
+ACTS = {"silu": silu, "gelu_pytorch_tanh": gelu_tanh, "gelu": gelu}
+
+
+def softcap(x, cap):
+    return cap * np.tanh(x / cap) if cap else x
+
+
 class Model:
     """A causal LM in float64, weights read layer by layer from a Checkpoint."""
 
@@ -359,6 +520,43 @@ class Model:
         self.lm_head = ck.get(head) if head in ck.names else self.embed
         self.norm = ck.get("model.norm.weight")
         self.greedy_memo = {}
+
+    def _norm(self, x, w):
+        """RMSNorm; Gemma's multiplies by (1 + w)."""
+        c = self.cfg
+        if c.gemma and c.broken != "gemma-norm":
+            w = 1.0 + w
+        return rms_norm(x, w, c.eps)
+
+    def _moe(self, p, x):
+        """Sparse MoE block (modeling_mixtral.py, modeling_qwen3_moe.py):
+        softmax over the router's logits, the top_k experts of each token,
+        their probabilities renormalized to sum 1 (Mixtral; Qwen3-MoE when
+        norm_topk_prob), the weighted sum of their SwiGLU MLPs."""
+        c = self.cfg
+        mixtral = c.arch == "MixtralForCausalLM"
+        router = self._linear(p + ("block_sparse_moe.gate" if mixtral else "mlp.gate"), x, False)
+        z = np.exp(router - router.max(axis=-1, keepdims=True))
+        prob = z / z.sum(axis=-1, keepdims=True)
+        k = 1 if c.broken == "moe-top1" else c.top_k
+        top = np.argsort(-prob, axis=-1, kind="stable")[:, :k]
+        w = np.take_along_axis(prob, top, axis=-1)
+        if c.norm_topk and c.broken != "moe-renorm":
+            w = w / w.sum(axis=-1, keepdims=True)
+        out = np.zeros_like(x)
+        for e in range(c.experts):
+            rows, slot = np.nonzero(top == e)
+            if len(rows) == 0:
+                continue
+            if mixtral:
+                names = ["block_sparse_moe.experts.%d.%s" % (e, n) for n in ("w1", "w3", "w2")]
+            else:
+                names = ["mlp.experts.%d.%s" % (e, n) for n in ("gate_proj", "up_proj", "down_proj")]
+            xe = x[rows]
+            y = self._linear(p + names[2], ACTS[c.act](self._linear(p + names[0], xe, False)) *
+                             self._linear(p + names[1], xe, False), False)
+            out[rows] += y * w[rows, slot][:, None]
+        return out
 
     def _linear(self, prefix, x, bias):
         w = self.ck.get(prefix + ".weight")
@@ -390,7 +588,7 @@ class Model:
         else:
             gate = self._linear(p + "mlp.gate_proj", x, c.mlp_bias)
             up = self._linear(p + "mlp.up_proj", x, c.mlp_bias)
-        return self._linear(p + "mlp.down_proj", silu(gate) * up, c.mlp_bias)
+        return self._linear(p + "mlp.down_proj", ACTS[c.act](gate) * up, c.mlp_bias)
 
     def run(self, ids, start, cache):
         """Logits [len(ids), vocab] for ids at positions start.., using and
@@ -401,15 +599,30 @@ class Model:
             raise InputError("token id outside the vocabulary (0..%d)" % (c.vocab - 1))
         n = len(ids)
         pos = np.arange(start, start + n)
-        cos, sin = c.rope_tables(pos, start + n)
+        tables = c.rope_tables(pos, start + n)
+        local = tables
+        if c.local_theta is not None and c.broken != "gemma3-local-rope":
+            local = c.rope_tables(pos, start + n, local=True)
         x = self.embed[ids]
+        if c.gemma and c.broken != "gemma-embed-scale":
+            # Gemma scales the embeddings by sqrt(hidden_size), a float32
+            # normalizer in a float32 pass.
+            x = x * float(np.float32(math.sqrt(c.hidden)))
         kpos = np.arange(start + n)
         for l in range(c.layers):
             p = "model.layers.%d." % l
-            h = rms_norm(x, self.ck.get(p + "input_layernorm.weight"), c.eps)
+            cos, sin = local if c.windows[l] else tables
+            h = self._norm(x, self.ck.get(p + "input_layernorm.weight"))
             q, k, v = self._qkv(p, h)
-            q = rotate(q.reshape(n, c.heads, c.head_dim).transpose(1, 0, 2), cos, sin, c.rot_dim)
-            k = rotate(k.reshape(n, c.kv_heads, c.head_dim).transpose(1, 0, 2), cos, sin, c.rot_dim)
+            q = q.reshape(n, c.heads, c.head_dim)
+            k = k.reshape(n, c.kv_heads, c.head_dim)
+            if c.qk_norm:
+                # Qwen3 / Gemma 3: RMSNorm over each head's head_dim, before RoPE.
+                if c.broken != "qwen3-qnorm":
+                    q = self._norm(q, self.ck.get(p + "self_attn.q_norm.weight"))
+                k = self._norm(k, self.ck.get(p + "self_attn.k_norm.weight"))
+            q = rotate(q.transpose(1, 0, 2), cos, sin, c.rot_dim)
+            k = rotate(k.transpose(1, 0, 2), cos, sin, c.rot_dim)
             v = v.reshape(n, c.kv_heads, c.head_dim).transpose(1, 0, 2)
             if len(cache) > l:
                 k = np.concatenate([cache[l][0], k], axis=1)
@@ -422,15 +635,25 @@ class Model:
                 visible &= kpos[None, :] > pos[:, None] - c.windows[l]
             rep = c.heads // c.kv_heads
             kr, vr = np.repeat(k, rep, axis=0), np.repeat(v, rep, axis=0)
-            s = q @ kr.transpose(0, 2, 1) / math.sqrt(c.head_dim)
+            s = q @ kr.transpose(0, 2, 1) * c.scaling
+            if c.broken != "gemma-attn-softcap":
+                s = softcap(s, c.attn_cap)
             s = np.where(visible[None], s, -np.inf)
             s = np.exp(s - s.max(axis=-1, keepdims=True))
             a = (s / s.sum(axis=-1, keepdims=True)) @ vr
             a = a.transpose(1, 0, 2).reshape(n, c.heads * c.head_dim)
-            x = x + self._linear(p + "self_attn.o_proj", a, c.attn_bias)
-            h = rms_norm(x, self.ck.get(p + "post_attention_layernorm.weight"), c.eps)
-            x = x + self._mlp(p, h)
-        return rms_norm(x, self.norm, c.eps) @ self.lm_head.T
+            a = self._linear(p + "self_attn.o_proj", a, c.attn_bias)
+            if c.gemma:
+                # Gemma: norms after attention and around the MLP.
+                x = x + self._norm(a, self.ck.get(p + "post_attention_layernorm.weight"))
+                h = self._norm(x, self.ck.get(p + "pre_feedforward_layernorm.weight"))
+                x = x + self._norm(self._mlp(p, h), self.ck.get(p + "post_feedforward_layernorm.weight"))
+                continue
+            x = x + a
+            h = self._norm(x, self.ck.get(p + "post_attention_layernorm.weight"))
+            x = x + (self._moe(p, h) if c.moe_layers[l] else self._mlp(p, h))
+        logits = self._norm(x, self.norm) @ self.lm_head.T
+        return logits if c.broken == "gemma-final-softcap" else softcap(logits, c.final_cap)
 
     def greedy(self, prompt, n):
         """n ids generated greedily after prompt, and the top-two logit gap
@@ -601,7 +824,9 @@ LONGROPE = {  # head_dim 8: 4 factors each; long > short so the choice shows
     "short_factor": [1.0, 1.05, 1.2, 1.5],
     "long_factor": [1.0, 1.6, 2.8, 4.5],
 }
-KINDS = ("phi3", "longrope", "longrope-short", "qwen2", "mistral", "mistral-window")
+KINDS = ("phi3", "longrope", "longrope-short", "qwen2", "mistral", "mistral-window",
+         "qwen3", "qwen3-moe", "mixtral", "gemma2", "gemma3")
+NEW_KINDS = KINDS[6:]
 
 
 def phi3_tensors(ck, n):
@@ -626,6 +851,83 @@ def qkv_biases(cfg, n):
             for i in range(n) for x, m in rows.items()]
 
 
+def new_arch_copy(kind, ck, cfg, n):
+    """Tensors and config of the qwen3, qwen3-moe, mixtral, gemma2 and gemma3
+    kinds: stories260K's trained weights where the layouts share them, seeded
+    random ones for what they add (see the docstring)."""
+    r = np.random.default_rng({"qwen3": 31, "qwen3-moe": 32, "mixtral": 33, "gemma2": 34, "gemma3": 35}[kind])
+    t = {name: ck.get(name) for name in ck.names}
+    hd, h = cfg["head_dim"], cfg["hidden_size"]
+    for k in ("mlp_bias", "attention_bias", "pretraining_tp"):
+        cfg.pop(k, None)
+    cfg["attention_bias"] = False
+    L = lambda i, s: "model.layers.%d.%s" % (i, s)  # noqa: E731
+    if kind in ("qwen3", "qwen3-moe", "gemma3"):
+        for i in range(n):
+            for x in "qk":
+                w = 0.3 * r.standard_normal(hd)
+                t[L(i, "self_attn.%s_norm.weight" % x)] = w if kind == "gemma3" else 1.0 + w
+    if kind in ("qwen3-moe", "mixtral"):
+        experts, inter = 4, cfg["intermediate_size"]
+        dense = [2] if kind == "qwen3-moe" else []
+        for i in range(n):
+            if i in dense:
+                continue
+            mlp = [t.pop(L(i, "mlp.%s_proj.weight" % x)) for x in ("gate", "up", "down")]
+            gate = 0.5 * r.standard_normal((experts, h))
+            if kind == "mixtral":
+                t[L(i, "block_sparse_moe.gate.weight")] = gate
+                for e in range(experts):
+                    # expert 0 is stories260K's MLP, the others perturbed copies
+                    g, u, d = (m * (1.0 + (0.5 * r.standard_normal(m.shape) if e else 0.0)) for m in mlp)
+                    for name, m in (("w1", g), ("w3", u), ("w2", d)):
+                        t[L(i, "block_sparse_moe.experts.%d.%s.weight" % (e, name))] = m
+            else:
+                t[L(i, "mlp.gate.weight")] = gate
+                per = inter // experts  # expert e: MLP units [e per, (e+1) per)
+                for e in range(experts):
+                    sl = slice(e * per, (e + 1) * per)
+                    t[L(i, "mlp.experts.%d.gate_proj.weight" % e)] = 2.0 * mlp[0][sl]
+                    t[L(i, "mlp.experts.%d.up_proj.weight" % e)] = mlp[1][sl]
+                    t[L(i, "mlp.experts.%d.down_proj.weight" % e)] = mlp[2][:, sl]
+        if kind == "mixtral":
+            cfg.update({"architectures": ["MixtralForCausalLM"], "model_type": "mixtral",
+                        "num_local_experts": experts, "num_experts_per_tok": 2, "sliding_window": None})
+        else:
+            cfg.update({"architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe",
+                        "num_experts": experts, "num_experts_per_tok": 2, "moe_intermediate_size": per,
+                        "norm_topk_prob": False, "decoder_sparse_step": 1, "mlp_only_layers": dense,
+                        "use_sliding_window": False, "sliding_window": None})
+    elif kind == "qwen3":
+        cfg.update({"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3",
+                    "use_sliding_window": False, "sliding_window": None, "max_window_layers": n})
+    else:
+        # Gemma multiplies by (1 + w): stories260K's norms become w - 1; the
+        # norms Gemma adds after attention and the MLP are random near 1.
+        for i in range(n):
+            t[L(i, "input_layernorm.weight")] -= 1.0
+            t[L(i, "pre_feedforward_layernorm.weight")] = t.pop(L(i, "post_attention_layernorm.weight")) - 1.0
+            t[L(i, "post_attention_layernorm.weight")] = 0.2 * r.standard_normal(h) - 0.5
+            t[L(i, "post_feedforward_layernorm.weight")] = 0.2 * r.standard_normal(h) - 0.5
+        t["model.norm.weight"] -= 1.0
+        cfg.update({"architectures": ["Gemma2ForCausalLM" if kind == "gemma2" else "Gemma3ForCausalLM"],
+                    "model_type": "gemma2" if kind == "gemma2" else "gemma3_text",
+                    "hidden_activation": "gelu_pytorch_tanh", "hidden_act": "gelu_pytorch_tanh",
+                    "sliding_window": 48, "tie_word_embeddings": True})
+        if kind == "gemma2":
+            # caps that bind on this model's scores and logits
+            cfg.update({"query_pre_attn_scalar": 16, "attn_logit_softcapping": 4.0,
+                        "final_logit_softcapping": 8.0})
+        else:
+            # layers 0, 1, 3, 4 slide (local RoPE base 10000), layer 2 is
+            # global (rope_theta 1e6, linear scaling by 8)
+            cfg.update({"query_pre_attn_scalar": 12, "attn_logit_softcapping": None,
+                        "final_logit_softcapping": None, "sliding_window_pattern": 3,
+                        "rope_local_base_freq": 10000.0, "rope_theta": 1e6,
+                        "rope_scaling": {"rope_type": "linear", "factor": 8.0}})
+    return list(t.items())
+
+
 def make_copy(kind, src, out, same_as):
     """Write a variant of a plain Llama checkpoint folder; see the docstring."""
     ck = Checkpoint(src)
@@ -647,6 +949,8 @@ def make_copy(kind, src, out, same_as):
             orig, mx = {"longrope": (64, 256), "longrope-short": (256, 1024)}[kind]
             cfg.update({"max_position_embeddings": mx, "original_max_position_embeddings": orig,
                         "rope_scaling": dict(LONGROPE, type="longrope")})
+    elif kind in NEW_KINDS:
+        tensors = new_arch_copy(kind, ck, cfg, n)
     elif kind == "qwen2":
         tensors = [(name, ck.get(name)) for name in ck.names] + qkv_biases(cfg, n)
         for k in ("mlp_bias", "attention_bias"):
@@ -708,6 +1012,7 @@ def parse(argv):
     ap.add_argument("--expect")
     ap.add_argument("--make", choices=KINDS)
     ap.add_argument("--same-as")
+    ap.add_argument("--break", dest="broken", choices=BREAKS)
     return ap.parse_args(argv)
 
 
@@ -728,6 +1033,7 @@ def cand_config(arg, override, ref_cfg):
 
 def run_greedy(a):
     m = load_model(a.paths[0], a.config)
+    m.cfg.broken = a.broken
     got = [m.cfg.bos] + m.greedy([m.cfg.bos], a.greedy)[0]
     print(json.dumps(got) if a.json else "greedy %d tokens from BOS %d: %s" % (
         a.greedy, m.cfg.bos, got))
@@ -748,6 +1054,7 @@ def run_compare(a):
         raise InputError("%s: not a JSON list of at least 2 integer ids" % a.tokens)
     ref = load_model(ref_arg, a.config)
     cand = Model(cand_config(cand_arg, a.config, ref.cfg), Checkpoint(cand_arg))
+    ref.cfg.broken = cand.cfg.broken = a.broken
     for name in sorted(ref.ck.names | cand.ck.names):
         if cand.cfg.arch != ref.cfg.arch:
             break   # another layout of the same model: each side reads its own names
@@ -772,7 +1079,9 @@ def run_compare(a):
     if not a.check:
         return 0
     theirs = load_json(a.check, "qins eval --json output")
-    models = {"ref": ref, "cand": cand}
+    # A --break variant must fail on the statistics alone: its greedy runs
+    # are not worth their time.
+    models = None if a.broken else {"ref": ref, "cand": cand}
     lines, ok = check(mine, ids, theirs, models)
     print("\n".join(lines))
     print("check of %s: %s" % (a.check, "PASS" if ok else "FAIL"))

@@ -278,7 +278,9 @@ EXAMPLES
   qins diff model.safetensors model.qins.safetensors --top -1 --plot snr.png`
 
 const evalHelp = `Eval runs both checkpoints as causal language models (Llama, Mistral,
-Phi-3 with longrope, Qwen2; in float32, as transformers computes them)
+Phi-3 with longrope, Qwen2, Qwen3, Gemma 2, Gemma 3's text model, and the
+mixtures of experts Mixtral and Qwen3-MoE, which read only the experts
+their router picks; in float32, as transformers computes them)
 over the same token stream and compares, at every position, CAND's
 next-token distribution with REF's:
   - top-1 agreement: how often the most likely next token is the same;

@@ -1,5 +1,6 @@
 // Package model runs the forward pass of decoder-only transformers (Llama,
-// Mistral, Phi-3, Qwen2) in float32 as Hugging Face transformers computes
+// Mistral, Phi-3, Qwen2, Qwen3, Gemma 2 and 3, and the mixtures of experts
+// Mixtral and Qwen3-MoE) in float32 as Hugging Face transformers computes
 // it, reading weights tensor by tensor so memory stays about one layer.
 package model
 
@@ -14,7 +15,7 @@ import (
 )
 
 // supportedList names the architectures the package runs, for errors.
-const supportedList = "LlamaForCausalLM, MistralForCausalLM, Phi3ForCausalLM, Qwen2ForCausalLM"
+const supportedList = "LlamaForCausalLM, MistralForCausalLM, Phi3ForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM, MixtralForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM"
 
 // Bounds on config.json's sizes, far above those of any released model of
 // the supported architectures. Within them, no width made of config
@@ -64,6 +65,8 @@ type Config struct {
 	SlidingFrom   int
 	BOS           int   // bos_token_id, -1 when none
 	EOS           []int // eos_token_id (one or several)
+	// ArchConfig holds what Qwen3, Gemma and the mixtures of experts add.
+	ArchConfig
 }
 
 // RopeScaling is config.json's rope_scaling.
@@ -138,6 +141,10 @@ func ParseConfig(data []byte) (*Config, error) {
 	if !supported(c.Architecture) {
 		return nil, fmt.Errorf("config.json: architecture %s is not supported (supported: %s)", format.Printable(c.Architecture), supportedList)
 	}
+	a, err := c.parseArch(data, &r)
+	if err != nil {
+		return nil, err
+	}
 	if err := c.sizes(&r); err != nil {
 		return nil, fmt.Errorf("config.json: %s: %w", c.Architecture, err)
 	}
@@ -147,7 +154,9 @@ func ParseConfig(data []byte) (*Config, error) {
 	if err := c.extras(&r); err != nil {
 		return nil, fmt.Errorf("config.json: %s: %w", c.Architecture, err)
 	}
-	var err error
+	if err := c.archExtras(&r, a); err != nil {
+		return nil, fmt.Errorf("config.json: %s: %w", c.Architecture, err)
+	}
 	if c.BOS, err = firstID(r.BOS); err != nil {
 		return nil, fmt.Errorf("config.json: bos_token_id: %w", err)
 	}
@@ -159,7 +168,8 @@ func ParseConfig(data []byte) (*Config, error) {
 
 func supported(arch string) bool {
 	switch arch {
-	case "LlamaForCausalLM", "MistralForCausalLM", "Phi3ForCausalLM", "Qwen2ForCausalLM":
+	case "LlamaForCausalLM", "MistralForCausalLM", "Phi3ForCausalLM", "Qwen2ForCausalLM",
+		"Qwen3ForCausalLM", "Qwen3MoeForCausalLM", "MixtralForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM":
 		return true
 	}
 	return false
@@ -478,6 +488,7 @@ func (c *Config) Unusual() string {
 	}
 	vs := []value{
 		{"rope_theta", c.RopeTheta, 1, 1e12, true},
+		{"rope_local_base_freq", c.LocalRopeTheta, 1, 1e12, c.LocalRopeTheta > 0},
 		{"rms_norm_eps", c.NormEps, 1e-12, 0.1, true},
 		{"rope_scaling factor", r.Factor, 1, 1e6, r.Type == "linear" || r.Type == "llama3"},
 		{attention, r.AttentionFactor, 1e-3, 1e3, r.Type == "longrope"},

@@ -97,7 +97,13 @@ func (m *Model) layer(ctx context.Context, rd *reader, l int, x []float32, n int
 	if err != nil {
 		return err
 	}
+	if c.QKNorm {
+		if err := m.qkNorm(ctx, rd, l, q, k, n); err != nil {
+			return err
+		}
+	}
 	hd := c.HeadDim
+	rot = rot.at(c, l)
 	for t := 0; t < n; t++ {
 		for i := 0; i < c.Heads; i++ {
 			rot.apply(q[(t*c.Heads+i)*hd:], t)
@@ -107,20 +113,35 @@ func (m *Model) layer(ctx context.Context, rd *reader, l int, x []float32, n int
 		}
 	}
 	kv.add(k, v, n, c.KVHeads, hd)
-	window := 0
-	if c.SlidingWindow > 0 && l >= c.SlidingFrom {
-		window = c.SlidingWindow
-	}
-	o := m.attend(q, kv, n, window)
+	o := m.attend(q, kv, n, c.windowAt(l))
 	if err := m.linear(ctx, rd, l, "self_attn.o_proj", h, o, n, c.Hidden, c.Heads*hd, c.OBias); err != nil {
 		return err
 	}
+	preMLP := "post_attention_layernorm.weight"
+	if c.Gemma {
+		// Gemma normalizes the attention's output before the residual,
+		// and has its own norm before the MLP.
+		if err := m.norm(ctx, rd, layerName(l, preMLP), h, h, n); err != nil {
+			return err
+		}
+		preMLP = "pre_feedforward_layernorm.weight"
+	}
 	addTo(x, h)
-	if err := m.norm(ctx, rd, layerName(l, "post_attention_layernorm.weight"), h, x, n); err != nil {
+	if err := m.norm(ctx, rd, layerName(l, preMLP), h, x, n); err != nil {
 		return err
 	}
-	if err := m.mlp(ctx, rd, l, h, n); err != nil {
+	if c.moeLayer(l) {
+		err = m.moe(ctx, rd, l, h, n)
+	} else {
+		err = m.mlp(ctx, rd, l, h, n)
+	}
+	if err != nil {
 		return err
+	}
+	if c.Gemma {
+		if err := m.norm(ctx, rd, layerName(l, "post_feedforward_layernorm.weight"), h, h, n); err != nil {
+			return err
+		}
 	}
 	addTo(x, h)
 	return nil
@@ -208,9 +229,7 @@ func (m *Model) mlp(ctx context.Context, rd *reader, l int, h []float32, n int) 
 			return err
 		}
 	}
-	for i, g := range gate {
-		gate[i] = float32(float64(g)/(1+math.Exp(-float64(g)))) * up[i]
-	}
+	c.activate(gate, up)
 	return m.linear(ctx, rd, l, "mlp.down_proj", h, gate, n, c.Hidden, in, c.MLPBias)
 }
 
@@ -223,6 +242,10 @@ func (m *Model) norm(ctx context.Context, rd *reader, name string, dst, x []floa
 		return err
 	}
 	eps := float32(m.cfg.NormEps)
+	if m.cfg.Gemma {
+		rmsNorm(dst, x, w, hid, eps, true)
+		return nil
+	}
 	for t := 0; t < n; t++ {
 		row, out := x[t*hid:(t+1)*hid], dst[t*hid:(t+1)*hid]
 		var ss float64
@@ -247,6 +270,9 @@ func (m *Model) attend(q []float32, kv *kvLayer, n, window int) []float32 {
 	o := make([]float32, n*c.Heads*hd)
 	qh, s := make([]float32, n*hd), make([]float32, n*total)
 	scale := float32(1 / math.Sqrt(float64(hd)))
+	if c.QueryScale > 0 {
+		scale = float32(c.QueryScale)
+	}
 	group := c.Heads / c.KVHeads
 	for h := 0; h < c.Heads; h++ {
 		g := h / group // repeat_kv: query heads share key/value heads in blocks
@@ -261,7 +287,13 @@ func (m *Model) attend(q []float32, kv *kvLayer, n, window int) []float32 {
 				lo = max(0, pos-window+1)
 			}
 			row := s[t*total+lo : t*total+pos+1]
-			softmax(row, scale)
+			if c.AttnSoftcap > 0 {
+				// Gemma 2 caps the scaled scores, then takes the softmax.
+				softcap(row, scale, float32(c.AttnSoftcap))
+				softmax(row, 1)
+			} else {
+				softmax(row, scale)
+			}
 			dst := o[(t*c.Heads+h)*hd : (t*c.Heads+h+1)*hd]
 			for j, p := range row {
 				vj := kv.v[g][(lo+j)*hd : (lo+j+1)*hd]
@@ -308,6 +340,7 @@ func (m *Model) logits(ctx context.Context, rd *reader, x []float32, n int) ([]f
 			}
 		}
 		gemm.MulT(out, h, w, n, c.Vocab, c.Hidden)
+		c.capLogits(out)
 		return out, nil
 	}
 	rows := min(c.Vocab, max(1, max(m.maxMatrix, 1<<22)/c.Hidden))
@@ -326,5 +359,6 @@ func (m *Model) logits(ctx context.Context, rd *reader, x []float32, n int) ([]f
 			copy(out[t*c.Vocab+r0:t*c.Vocab+r1], tmp[t*(r1-r0):(t+1)*(r1-r0)])
 		}
 	}
+	c.capLogits(out)
 	return out, nil
 }

@@ -144,7 +144,10 @@ func (m *Model) eachTensor(f func(name string, shape ...int) error) error {
 		add("input_layernorm.weight", h)
 		add("post_attention_layernorm.weight", h)
 		add("self_attn.o_proj.weight", h, q)
-		add("mlp.down_proj.weight", h, c.Intermediate)
+		dense := !c.moeLayer(l)
+		if dense {
+			add("mlp.down_proj.weight", h, c.Intermediate)
+		}
 		if c.phi3() {
 			add("self_attn.qkv_proj.weight", q+2*kv, h)
 			add("mlp.gate_up_proj.weight", 2*c.Intermediate, h)
@@ -152,8 +155,10 @@ func (m *Model) eachTensor(f func(name string, shape ...int) error) error {
 			add("self_attn.q_proj.weight", q, h)
 			add("self_attn.k_proj.weight", kv, h)
 			add("self_attn.v_proj.weight", kv, h)
-			add("mlp.gate_proj.weight", c.Intermediate, h)
-			add("mlp.up_proj.weight", c.Intermediate, h)
+			if dense {
+				add("mlp.gate_proj.weight", c.Intermediate, h)
+				add("mlp.up_proj.weight", c.Intermediate, h)
+			}
 			if c.QKVBias {
 				add("self_attn.q_proj.bias", q)
 				add("self_attn.k_proj.bias", kv)
@@ -168,6 +173,7 @@ func (m *Model) eachTensor(f func(name string, shape ...int) error) error {
 				add("mlp.down_proj.bias", h)
 			}
 		}
+		c.archTensors(l, add)
 		if err != nil {
 			return err
 		}
@@ -228,6 +234,7 @@ func (m *Model) embed(ctx context.Context, ids []int) ([]float32, error) {
 			return nil, fmt.Errorf("model: reading %s row %d: %w", embedName, id, err)
 		}
 	}
+	m.cfg.scaleEmbeddings(x)
 	return x, nil
 }
 

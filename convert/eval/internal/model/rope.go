@@ -62,6 +62,9 @@ func (c *Config) llama3(inv []float32) {
 type rotary struct {
 	half     int
 	cos, sin []float32
+	// local, when not nil, is the tables of the sliding layers (Gemma 3's
+	// rope_local_base_freq).
+	local *rotary
 }
 
 // rotaryFor computes the tables for n positions from p0 in a pass over
@@ -81,6 +84,9 @@ func (c *Config) rotaryFor(p0, n, seqLen int) *rotary {
 			r.cos[t*half+i] = float32(math.Cos(a)) * att
 			r.sin[t*half+i] = float32(math.Sin(a)) * att
 		}
+	}
+	if c.LocalRopeTheta > 0 {
+		r.local = c.localRope().rotaryFor(p0, n, seqLen)
 	}
 	return r
 }
