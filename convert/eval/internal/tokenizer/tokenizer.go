@@ -79,15 +79,15 @@ type Tokenizer struct {
 	merges map[uint64]merge
 	// added holds the user-defined pieces, in the file's order; match
 	// finds those Encode matches whole in the text (see indexAdded).
-	added      []addedToken
-	raw        *matcher // added tokens matched in the text as given
-	match      *matcher // added tokens matched in the normalized text
+	added []addedToken
+	raw   *matcher // added tokens matched in the text as given
+	match *matcher // added tokens matched in the normalized text
 	// hf is Hugging Face tokenizers' general pipeline, nil for the
 	// SentencePiece-style path (norm, splitWords, stripSpace).
 	hf           *pipeline
 	ignoreMerges bool // a word that is a piece is not merged (Llama 3)
-	norm       normalizer
-	splitWords bool // Metaspace split: no merge across a "▁" that starts a word
+	norm         normalizer
+	splitWords   bool // Metaspace split: no merge across a "▁" that starts a word
 	// wordSplit is set when no piece has "▁" after another character, so
 	// no merge crosses such a "▁" and the text is encoded word by word.
 	wordSplit  bool
