@@ -160,10 +160,13 @@ func (t *Tokenizer) idOf(text string) int {
 
 // jsonVocab fills the pieces from the vocab and added_tokens.
 func (t *Tokenizer) jsonVocab(f *hfFile) error {
-	limit := len(f.Model.Vocab) + len(f.AddedTokens)
-	if limit > maxPieces {
+	n := len(f.Model.Vocab) + len(f.AddedTokens)
+	if n > maxPieces {
 		return fmt.Errorf("more than %d tokens", maxPieces)
 	}
+	// Ids may leave a few gaps (GPT-4o's added tokens do), not many: the
+	// pieces are held in an array as long as the largest id.
+	limit := min(n+n/8+1024, maxPieces)
 	size := 0
 	check := func(text string, id int) error {
 		if id < 0 || id >= limit {
@@ -186,6 +189,9 @@ func (t *Tokenizer) jsonVocab(f *hfFile) error {
 		}
 	}
 	t.pieces = make([]piece, size)
+	for i := range t.pieces {
+		t.pieces[i].kind = control // an id no token has: never encoded, decoded as nothing
+	}
 	t.ids = make(map[string]int32, len(f.Model.Vocab))
 	for i := range t.byteID {
 		t.byteID[i] = -1

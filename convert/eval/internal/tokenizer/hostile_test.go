@@ -196,7 +196,7 @@ func TestHostileJSON(t *testing.T) {
 		{"merge number", base(`, "merges": [7]`), `merges: want a list`},
 		{"merges mixed", base(`, "merges": ["a b", ["a", "b"]]`), `merges: want a list`},
 		{"merges null", base(`, "merges": null`), "no merges"},
-		{"id too big", `{"model": {"type": "BPE", "vocab": {"a": 1000000000}, "merges": []}}`, "outside 0..0"},
+		{"id too big", `{"model": {"type": "BPE", "vocab": {"a": 1000000000}, "merges": []}}`, "outside 0..1024"},
 		{"negative id", `{"model": {"type": "BPE", "vocab": {"a": -1}, "merges": []}}`, "id -1"},
 		{"shared id", `{"model": {"type": "BPE", "vocab": {"a": 0, "b": 0}, "merges": []}}`, "id 0 is given to both"},
 		{"added clash", `{"added_tokens": [{"id": 1, "content": "<s>"}], "model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []}}`, `added token "<s>" has id 1`},

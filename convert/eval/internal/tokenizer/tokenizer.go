@@ -456,7 +456,11 @@ func (t *Tokenizer) decode(ids []int, special bool) string {
 		}
 		pend = flushBytes(&b, pend)
 		if p.kind == unknown {
-			b.WriteString(unkSurface)
+			if special {
+				b.WriteString(p.text) // a special token, as transformers writes it
+			} else {
+				b.WriteString(unkSurface)
+			}
 			continue
 		}
 		s := p.surface
@@ -469,8 +473,9 @@ func (t *Tokenizer) decode(ids []int, special bool) string {
 	return b.String()
 }
 
-// decodeHF decodes through the pipeline's decoders; added tokens are
-// written as they are, special ones only when special is set.
+// decodeHF passes the pieces of ids through the pipeline's decoders, as
+// Hugging Face tokenizers does, added tokens included; special ones only
+// when special is set.
 func (t *Tokenizer) decodeHF(ids []int, special bool) string {
 	var b strings.Builder
 	var run []string
@@ -491,18 +496,10 @@ func (t *Tokenizer) decodeHF(ids []int, special bool) string {
 			continue
 		}
 		p := &t.pieces[id]
-		switch {
-		case p.kind == control || id == t.bos || id == t.eos:
-			if special {
-				flush()
-				b.WriteString(p.text)
-			}
-		case p.kind == userDefined:
-			flush()
-			b.WriteString(p.text)
-		default:
-			run = append(run, p.text)
+		if (p.kind == control || id == t.bos || id == t.eos) && !special {
+			continue
 		}
+		run = append(run, p.text)
 	}
 	flush()
 	return b.String()
