@@ -110,12 +110,47 @@ func FuzzParseModel(f *testing.F) {
 func FuzzParseJSON(f *testing.F) {
 	f.Add([]byte(`{"added_tokens": [{"id": 4, "content": "<x>"}], "model": {"type": "BPE", "vocab": {"<unk>": 0, "▁": 1, "a": 2, "▁a": 3}, "merges": ["▁ a"], "unk_token": "<unk>"}, "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"}, {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]}}`))
 	f.Add([]byte(`{"model": {"type": "BPE", "vocab": {"<0x41>": 0, "b": 1}, "merges": [], "byte_fallback": true}, "pre_tokenizer": {"type": "Metaspace", "replacement": "▁"}}`))
+	f.Add([]byte(`{"added_tokens": [{"id": 3, "content": "<x>", "lstrip": true, "rstrip": true, "special": true}], "normalizer": {"type": "NFC"}, "model": {"type": "BPE", "vocab": {"a": 0, "Ġ": 1, "Ġa": 2}, "merges": [["Ġ", "a"]], "ignore_merges": true}, "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "\\s+(?!\\S)|\\p{L}+"}, "behavior": "Isolated", "invert": false}, {"type": "Digits", "individual_digits": true}, {"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}]}, "decoder": {"type": "ByteLevel"}, "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<x>"}}]}}`))
+	f.Add([]byte(`{"model": {"type": "BPE", "vocab": {"<0x41>": 0, "▁": 1, "b": 2}, "merges": [], "byte_fallback": true}, "normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}, "pre_tokenizer": {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": false}, "decoder": {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "▁"}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 1}]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tok, err := parseJSON(data)
 		if err != nil {
 			return
 		}
 		exercise(t, tok)
+	})
+}
+
+// FuzzByteLevel checks that a byte-level tokenizer gives any text back,
+// each invalid UTF-8 byte as U+FFFD, special tokens written in it
+// included, and that tokenizer.json's spellings of the same parts agree.
+func FuzzByteLevel(f *testing.F) {
+	addSeeds(f)
+	for _, s := range []string{"<|im_start|>user\n", "a<|w|>b <|w|> ", "the   the\t\n", "'S 's 123456 ١٢٣"} {
+		f.Add(s)
+	}
+	added := map[string]any{"added_tokens": []map[string]any{
+		{"id": 300, "content": "<|im_start|>", "special": true, "normalized": false},
+		{"id": 303, "content": "<|w|>", "single_word": true, "normalized": false},
+	}}
+	tok := mustParse(f, byteLevelJSON(f, added))
+	// The same through a Split with GPT-2's pattern and a ByteLevel
+	// without it.
+	added["pre_tokenizer"] = map[string]any{"type": "Sequence", "pretokenizers": []any{
+		map[string]any{"type": "Split", "pattern": map[string]any{"Regex": gpt2Pattern}, "behavior": "Isolated", "invert": false},
+		map[string]any{"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}}}
+	split := mustParse(f, byteLevelJSON(f, added))
+	f.Fuzz(func(t *testing.T, s string) {
+		ids, err := tok.Encode(s)
+		if err != nil {
+			t.Fatalf("Encode(%q): %v", s, err)
+		}
+		if got := tok.DecodeSpecial(ids); got != replaceInvalid(s) {
+			t.Fatalf("DecodeSpecial(Encode(%q)) = %q (ids %v)", s, got, ids)
+		}
+		if other, err := split.Encode(s); err != nil || !slices.Equal(other, ids) {
+			t.Fatalf("Encode(%q) = %v; with Split: %v, %v", s, ids, other, err)
+		}
 	})
 }
 
@@ -132,6 +167,10 @@ func exercise(t *testing.T, tok *Tokenizer) {
 			}
 		}
 		tok.Decode(ids)
+		tok.DecodeSpecial(ids)
+		if _, err := tok.EncodeInput(s); err != nil {
+			t.Fatalf("EncodeInput(%q): %v after Encode gave none", s, err)
+		}
 	}
 	all := make([]int, tok.VocabSize()+2)
 	for i := range all {

@@ -125,7 +125,9 @@ func parseJSON(data []byte) (*Tokenizer, error) {
 	if t.bos < 0 {
 		t.bos = t.idOf("<s>")
 	}
-	t.eos = t.idOf("</s>")
+	if t.eos < 0 {
+		t.eos = t.idOf("</s>")
+	}
 	t.finish()
 	return t, nil
 }
