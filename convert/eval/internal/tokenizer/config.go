@@ -57,7 +57,6 @@ func (t *Tokenizer) applyConfig(path string) error {
 	if err := json.Unmarshal(data, &c); err != nil {
 		return &format.Error{Path: path, Err: err}
 	}
-	bos, eos := t.bos, t.eos
 	if honoursAddTokens(c.Class) {
 		if c.AddBOS != nil {
 			t.addBOS = *c.AddBOS
@@ -79,9 +78,6 @@ func (t *Tokenizer) applyConfig(path string) error {
 			return &format.Error{Path: path, Err: fmt.Errorf("%s %q is not in the vocabulary of %s", s.name, s.v.content, format.Printable(t.src))}
 		}
 		*s.id = id
-	}
-	if t.bos != bos || t.eos != eos {
-		t.indexAdded() // BOS and EOS are not matched in the text
 	}
 	return nil
 }
