@@ -207,6 +207,7 @@ func TestHostileJSON(t *testing.T) {
 		{"bad regex", `{"normalizer": {"type": "Replace", "pattern": {"Regex": "(+"}, "content": "▁"}, "model": ` + base("")[10:], "normalizer: type Replace: pattern"},
 		{"no pattern", `{"pre_tokenizer": {"type": "Split", "behavior": "Isolated"}, "model": ` + base("")[10:], "pre_tokenizer: type Split: no pattern"},
 		{"bad split regex", `{"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "[a-"}, "behavior": "Isolated"}, "model": ` + base("")[10:], "pre_tokenizer: type Split: pattern"},
+		{"bad regex with a newline", `{"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\n\u001b[2J("}, "behavior": "Isolated"}, "model": ` + base("")[10:], "pre_tokenizer: type Split: pattern"},
 		{"bad behavior", `{"pre_tokenizer": {"type": "Split", "pattern": {"String": " "}, "behavior": "Sideways"}, "model": ` + base("")[10:], `split behavior "Sideways" not supported`},
 		{"bert pre-tokenizer", `{"pre_tokenizer": {"type": "BertPreTokenizer"}, "model": ` + base("")[10:], "pre_tokenizer: type BertPreTokenizer not supported"},
 		{"wordpiece decoder", `{"decoder": {"type": "WordPiece"}, "model": ` + base("")[10:], "decoder: type WordPiece not supported"},
@@ -221,6 +222,9 @@ func TestHostileJSON(t *testing.T) {
 			tok, err := parseJSON([]byte(tc.data))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("parseJSON = %v, %v; want error containing %q", tok, err, tc.want)
+			}
+			if strings.ContainsAny(err.Error(), "\n\x1b") {
+				t.Errorf("error is not one printable line: %q", err)
 			}
 		})
 	}

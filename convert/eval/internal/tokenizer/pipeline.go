@@ -185,7 +185,8 @@ func stepPattern(s *hfStep) (*regexp2.Regexp, error) {
 	}
 	re, err := regexp2.Compile(expr)
 	if err != nil {
-		return nil, fmt.Errorf("%s: pattern: %v", stepName(s), err)
+		// The message quotes the pattern, which may hold a newline.
+		return nil, fmt.Errorf("%s: pattern: %s", stepName(s), format.Printable(err.Error()))
 	}
 	re.MatchTimeout = regexTimeout
 	return re, nil
@@ -359,7 +360,8 @@ func regexSplit(re *regexp2.Regexp, b behavior, invert bool) preTokenizer {
 		for _, w := range words {
 			m, err := re.FindAllStringIndex(w, -1)
 			if err != nil {
-				return nil, fmt.Errorf("pre-tokenizer pattern: %v", err)
+				// regexp2's message holds the whole text: name the pattern.
+				return nil, fmt.Errorf("pre-tokenizer pattern %s gave up on a text of %d bytes (too much back-tracking)", format.Printable(re.String()), len(w))
 			}
 			out = cut(w, m, b, invert, out)
 		}
