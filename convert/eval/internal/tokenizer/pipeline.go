@@ -244,9 +244,12 @@ func (p *pipeline) addPreTokenizer(s *hfStep) error {
 	case "WhitespaceSplit":
 		f = charSplit(unicode.IsSpace, removed)
 	case "Punctuation":
-		b, err := parseBehavior(s.Behavior)
-		if err != nil {
-			return err
+		b := isolated // tokenizers' default
+		if s.Behavior != "" {
+			var err error
+			if b, err = parseBehavior(s.Behavior); err != nil {
+				return err
+			}
 		}
 		f = charSplit(func(r rune) bool {
 			return r < 0x80 && unicode.IsPunct(r) || r < 0x80 && unicode.IsSymbol(r) || unicode.IsPunct(r)

@@ -337,3 +337,68 @@ func TestSpecialInText(t *testing.T) {
 		}
 	}
 }
+
+// TestPreTokenizerTypes checks the other pre-tokenizers as
+// tokenizer.json declares them.
+func TestPreTokenizerTypes(t *testing.T) {
+	cases := []struct {
+		step string
+		in   string
+		want []string
+	}{
+		{`{"type": "Whitespace"}`, "Hey friend!  How?", []string{"Hey", "friend", "!", "How", "?"}},
+		{`{"type": "WhitespaceSplit"}`, "Hey friend!  How?", []string{"Hey", "friend!", "How?"}},
+		{`{"type": "Punctuation"}`, "Hey friend!?", []string{"Hey friend", "!", "?"}},
+		{`{"type": "Punctuation", "behavior": "Removed"}`, "a,b", []string{"a", "b"}},
+		{`{"type": "Digits", "individual_digits": false}`, "x2024y", []string{"x", "2024", "y"}},
+		{`{"type": "ByteLevel", "add_prefix_space": true, "use_regex": true}`, "hi there", []string{"Ġhi", "Ġthere"}},
+		{`{"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}`, "hi there\n", []string{"hiĠthereĊ"}},
+		{`{"type": "Split", "pattern": {"Regex": "\\d+"}, "behavior": "Removed", "invert": true}`, "a12b345", []string{"12", "345"}},
+		{`{"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true}`, "a b", []string{"▁a", "▁b"}},
+	}
+	for _, c := range cases {
+		p := &pipeline{}
+		var s hfStep
+		if err := json.Unmarshal([]byte(c.step), &s); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.addPreTokenizer(&s); err != nil {
+			t.Fatalf("%s: %v", c.step, err)
+		}
+		got, err := p.pretoks[0]([]string{c.in}, true)
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("%s on %q = %q, %v; want %q", c.step, c.in, got, err, c.want)
+		}
+	}
+}
+
+// TestDecoders checks the decoders on lists of pieces, as tokenizers
+// applies them in a Sequence.
+func TestDecoders(t *testing.T) {
+	cases := []struct {
+		dec  string
+		in   []string
+		want string
+	}{
+		{`{"type": "ByteLevel"}`, []string{"Ġhi", "Ċ", "Ã", "©"}, " hi\né"},
+		{`{"type": "ByteLevel"}`, []string{"Ã"}, "\ufffd"},
+		{`{"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "▁"}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}`,
+			[]string{"▁a", "<0xE2>", "<0x82>", "<0xAC>", "▁b", "<0xFF>"}, "a€ b\ufffd"},
+		{`{"type": "Sequence", "decoders": [{"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first"}]}`,
+			[]string{"▁x", "▁y"}, "x y"},
+		{`{"type": "Metaspace", "replacement": "▁", "prepend_scheme": "never"}`, []string{"▁x", "▁y"}, " x y"},
+	}
+	for _, c := range cases {
+		p := &pipeline{}
+		if err := eachStep(json.RawMessage(c.dec), p.addDecoder); err != nil {
+			t.Fatalf("%s: %v", c.dec, err)
+		}
+		toks := slices.Clone(c.in)
+		for _, d := range p.decs {
+			toks = d(toks)
+		}
+		if got := strings.Join(toks, ""); got != c.want {
+			t.Errorf("%s on %q = %q, want %q", c.dec, c.in, got, c.want)
+		}
+	}
+}
