@@ -402,3 +402,28 @@ func TestDecoders(t *testing.T) {
 		}
 	}
 }
+
+// TestNormalizedAdded checks added tokens' normalized flag on the
+// pipeline: a normalized token is matched in the normalized text (its
+// content normalized too), one that is not in the text as given.
+func TestNormalizedAdded(t *testing.T) {
+	tok := mustParse(t, byteLevelJSON(t, map[string]any{
+		"normalizer": map[string]any{"type": "Lowercase"},
+		"added_tokens": []map[string]any{
+			{"id": 300, "content": "<X>", "normalized": true},
+			{"id": 301, "content": "<Y>", "normalized": false},
+		},
+	}))
+	for _, c := range []struct {
+		in   string
+		want []string
+	}{
+		{"<X><x>", []string{"<X>", "<X>"}},
+		{"<Y><y>", []string{"<Y>", "<", "y", ">"}},
+	} {
+		ids, err := tok.Encode(c.in)
+		if got := pieces(tok, ids); err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("Encode(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+}
