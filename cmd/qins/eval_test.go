@@ -174,8 +174,9 @@ func TestEvalHostile(t *testing.T) {
 		i := strings.LastIndex(string(cfg), "}")
 		return string(cfg[:i]) + "," + kv + "}"
 	}
-	byteLevel := folder("qwen-like", string(cfg))
-	write("qwen-like/tokenizer.json", `{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}, "pre_tokenizer": {"type": "ByteLevel"}, "decoder": {"type": "ByteLevel"}}`)
+	// A tokenizer eval cannot read: a pre-tokenizer it does not know.
+	unreadable := folder("bert-like", string(cfg))
+	write("bert-like/tokenizer.json", `{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}, "pre_tokenizer": {"type": "BertPreTokenizer"}, "decoder": {"type": "ByteLevel"}}`)
 	ids := write("ids.json", "[1, 403, 407, 261]")
 	zero := filepath.Join(dir, "zero")
 	os.Symlink("/dev/zero", zero)
@@ -224,7 +225,7 @@ func TestEvalHostile(t *testing.T) {
 		{[]string{stories, stories, "--tokens", write("frac.json", "[1, 2, 3.5]"), "--generate", "0"}, 2, []string{quoted, "element 2 is 3.5"}},
 		{[]string{stories, stories, "--tokens", write("big.json", "[1, 600]")}, 2, []string{quoted, "outside the vocabulary"}},
 		{[]string{stories, stories, "--tokens", filepath.Join(dir, "missing.json")}, 2, []string{quoted, "no such file"}},
-		{[]string{byteLevel, byteLevel, "--text", ids}, 2, []string{quoted, "ByteLevel"}},
+		{[]string{unreadable, unreadable, "--text", ids}, 2, []string{quoted, "BertPreTokenizer"}},
 	} {
 		code, _, errs := runQINS(t, append([]string{"eval", "-q"}, c.args...)...)
 		if code != c.code {
@@ -242,18 +243,18 @@ func TestEvalHostile(t *testing.T) {
 
 	// Item 5: beside a tokenizer eval cannot read, --tokens runs; the
 	// generations are ids, with the reason.
-	code, out, errs := runQINS(t, "eval", "-q", byteLevel, byteLevel, "--tokens", ids, "--generate", "0")
+	code, out, errs := runQINS(t, "eval", "-q", unreadable, unreadable, "--tokens", ids, "--generate", "0")
 	if code != 0 || !strings.Contains(out, "top-1        100.00%") {
-		t.Errorf("byte-level tokenizer, --generate 0: exit %d: %s%s", code, out, errs)
+		t.Errorf("unreadable tokenizer, --generate 0: exit %d: %s%s", code, out, errs)
 	}
-	code, out, errs = runQINS(t, "eval", "-q", byteLevel, byteLevel, "--tokens", ids, "--generate", "3")
+	code, out, errs = runQINS(t, "eval", "-q", unreadable, unreadable, "--tokens", ids, "--generate", "3")
 	if code != 0 || !strings.Contains(out, "ids only, the tokenizer cannot be used: "+quoted) || !strings.Contains(out, "REF ids:  [") || strings.Contains(out, "\x1b") {
-		t.Errorf("byte-level tokenizer, --generate 3: exit %d: %s%s", code, out, errs)
+		t.Errorf("unreadable tokenizer, --generate 3: exit %d: %s%s", code, out, errs)
 	}
-	code, out, _ = runQINS(t, "eval", byteLevel, byteLevel, "--tokens", ids, "--generate", "3", "--json")
+	code, out, _ = runQINS(t, "eval", unreadable, unreadable, "--tokens", ids, "--generate", "3", "--json")
 	var r evalJSON
 	if err := json.Unmarshal([]byte(out), &r); code != 0 || err != nil || r.Greedy == nil || len(r.Greedy.RefIDs) != 3 || r.Greedy.RefText != nil {
-		t.Errorf("byte-level tokenizer, --json: exit %d, %v: %s", code, err, out)
+		t.Errorf("unreadable tokenizer, --json: exit %d, %v: %s", code, err, out)
 	}
 	if !strings.Contains(out, `"text_error": "`) {
 		t.Errorf("--json lacks text_error: %s", out)

@@ -312,13 +312,16 @@ INPUTS
   factors must be positive numbers float32 holds. A checkpoint holding
   tensors the config does not read is refused, naming them (but
   lm_head.weight beside tied embeddings, and rotary_emb.inv_freq, which
-  transformers ignores too). Added tokens are matched whole
-  (leftmost-longest, single_word honoured); lstrip and rstrip are not
-  applied, so the ids always decode to the text.
+  transformers ignores too). Text is tokenised as transformers'
+  tokenizer(text) does, SentencePiece-style (Llama 2, Mistral, Phi-3,
+  Gemma) or byte-level BPE (GPT-2, Llama 3, Qwen 2 and 3, Phi-4,
+  DeepSeek-V3): special and added tokens written in the text (<s>,
+  <|im_start|>) become their ids, lstrip, rstrip and single_word
+  honoured; qins tokenize prints the ids.
 
 THE STREAM
-  --text FILE      UTF-8 text, tokenised (BOS prepended when
-                   tokenizer_config.json says so).
+  --text FILE      UTF-8 text, tokenised (BOS and EOS added as
+                   tokenizer_config.json and the post-processor say).
   --tokens FILE    a JSON array of token ids.
   (neither)        REF's own greedy generation of --generate N tokens
                    from BOS (default 128).

@@ -218,6 +218,7 @@ func (a *app) cli() *cli.App {
 			},
 			diffCommand(quiet, a.diff),
 			evalCommand(a.eval),
+			tokenizeCommand(a.tokenize),
 			{
 				Name:         "inspect",
 				Usage:        "list the tensors of a QINS file or of any safetensors file or checkpoint",

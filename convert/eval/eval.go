@@ -397,7 +397,8 @@ func (s *session) bos() int {
 	return s.cfg.BOS
 }
 
-// encode tokenises text, with BOS when the tokenizer's config asks for it.
+// encode tokenises text as transformers' tokenizer(text) does: with BOS
+// and EOS when the tokenizer's files ask for them.
 func (s *session) encode(text string) ([]int, error) {
 	t, err := s.tokenizer()
 	if err != nil {
@@ -406,12 +407,9 @@ func (s *session) encode(text string) ([]int, error) {
 	if t == nil {
 		return nil, &InputError{Path: s.cfgPath, Err: ErrNoTokenizer}
 	}
-	ids, err := t.Encode(text)
+	ids, err := t.EncodeInput(text)
 	if err != nil {
 		return nil, &InputError{Err: fmt.Errorf("tokenising the text: %v", err)}
-	}
-	if t.AddBOS() {
-		ids = append([]int{t.BOS()}, ids...)
 	}
 	return ids, nil
 }

@@ -174,8 +174,8 @@ func TestReadLimits(t *testing.T) {
 // and 5).
 func TestUnreadableTokenizer(t *testing.T) {
 	dir := t.TempDir()
-	d := storiesDir(t, filepath.Join(dir, "bytelevel"), nil)
-	tok := `{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}, "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}, "decoder": {"type": "ByteLevel"}}`
+	d := storiesDir(t, filepath.Join(dir, "unreadable"), nil)
+	tok := `{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}, "pre_tokenizer": {"type": "BertPreTokenizer"}, "decoder": {"type": "ByteLevel"}}`
 	os.WriteFile(filepath.Join(d, "tokenizer.json"), []byte(tok), 0o644)
 	ids := []int{1, 403, 407, 261}
 	if _, err := Eval(context.Background(), d, d, Options{Tokens: ids, Generate: -1}); err != nil {
@@ -185,7 +185,7 @@ func TestUnreadableTokenizer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("--tokens, 3 generated: %v", err)
 	}
-	if g := r.Greedy; g == nil || len(g.RefIDs) != 3 || g.RefText != nil || !strings.Contains(g.TextError, "ByteLevel") {
+	if g := r.Greedy; g == nil || len(g.RefIDs) != 3 || g.RefText != nil || !strings.Contains(g.TextError, "BertPreTokenizer") {
 		t.Errorf("greedy %+v, want ids and why there is no text", r.Greedy)
 	}
 	// The default stream starts from config.json's BOS.
@@ -194,7 +194,7 @@ func TestUnreadableTokenizer(t *testing.T) {
 		t.Errorf("default stream: %v %+v", err, r)
 	}
 	// A text needs it.
-	if _, err := Eval(context.Background(), d, d, Options{Text: "Once"}); err == nil || !strings.Contains(err.Error(), "ByteLevel") {
+	if _, err := Eval(context.Background(), d, d, Options{Text: "Once"}); err == nil || !strings.Contains(err.Error(), "BertPreTokenizer") {
 		t.Errorf("text: %v", err)
 	}
 }

@@ -8,20 +8,28 @@ import (
 )
 
 // addedToken is a piece matched whole in the text before BPE: a
-// tokenizer.json added token that is not special, or a SentencePiece
-// user-defined piece.
+// tokenizer.json added token, or a SentencePiece user-defined, control
+// or unknown piece.
 type addedToken struct {
 	content string
 	id      int32
 	// singleWord: match only where no word character is on either side
 	// (tokenizer.json's single_word).
 	singleWord bool
+	// lstrip and rstrip: the whitespace before and after the token is
+	// part of the match, so it is not encoded.
+	lstrip, rstrip bool
+	// normalized: matched in the normalized text; else in the text as
+	// given, before anything else (special tokens, mostly).
+	normalized bool
+	special    bool
 }
 
 // span is one added token found in the normalized text: [start, end).
 type span struct {
 	start, end int32
 	id         int32
+	tok        int32 // index of the token in its matcher
 }
 
 // matcher finds added tokens in a text leftmost-longest, as Hugging Face
@@ -47,31 +55,74 @@ type matcher struct {
 	out []int32
 }
 
-// indexAdded builds the matcher of the added tokens that Encode matches:
-// those still user-defined (not made the unknown token), and neither BOS
-// nor EOS, which Decode skips, so that they stay literal text. Spaces in a
-// token are written as the normalizer writes them, so a token matches the
-// text it decodes to. It runs again when tokenizer_config.json changes BOS
-// or EOS.
+// indexAdded builds the two matchers of the added tokens, as Hugging
+// Face tokenizers has them: raw for those matched in the text as given
+// (normalized false: special tokens, mostly), match for those matched in
+// the normalized text, written as the normalizer writes them (a
+// SentencePiece model's user-defined pieces; for the SentencePiece-style
+// path only spaces are normalized).
 func (t *Tokenizer) indexAdded() {
-	var toks []addedToken
-	var pats []string
+	var raw, norm []addedToken
+	var rawPats, normPats []string
 	for _, a := range t.added {
 		id := int(a.id)
-		if t.pieces[id].kind != userDefined || t.pieces[id].text != a.content || id == t.bos || id == t.eos {
+		if t.pieces[id].text != a.content {
 			continue
 		}
 		p := a.content
-		if t.norm.space != "" {
+		if !a.normalized {
+			if p != "" && utf8.ValidString(p) {
+				raw, rawPats = append(raw, a), append(rawPats, p)
+			}
+			continue
+		}
+		if t.hf != nil {
+			for _, f := range t.hf.norms {
+				p = f(p)
+			}
+		} else if t.norm.space != "" {
 			p = strings.ReplaceAll(p, " ", t.norm.space)
 		}
 		if p == "" || !utf8.ValidString(p) {
 			continue // it could match inside a character
 		}
-		toks = append(toks, a)
-		pats = append(pats, p)
+		norm, normPats = append(norm, a), append(normPats, p)
 	}
-	t.match = newMatcher(toks, pats)
+	t.raw = newMatcher(raw, rawPats)
+	t.match = newMatcher(norm, normPats)
+}
+
+// findRaw returns the added tokens of the text as given, with the
+// whitespace lstrip and rstrip take around them.
+func (m *matcher) findRaw(s string) []span {
+	spans := m.find(s)
+	for i := range spans {
+		sp := &spans[i]
+		tok := &m.toks[sp.tok]
+		lo := int32(0)
+		if i > 0 {
+			lo = spans[i-1].end
+		}
+		hi := int32(len(s))
+		if i+1 < len(spans) {
+			hi = spans[i+1].start
+		}
+		for tok.lstrip && sp.start > lo {
+			r, size := utf8.DecodeLastRuneInString(s[lo:sp.start])
+			if !unicode.IsSpace(r) {
+				break
+			}
+			sp.start -= int32(size)
+		}
+		for tok.rstrip && sp.end < hi {
+			r, size := utf8.DecodeRuneInString(s[sp.end:hi])
+			if !unicode.IsSpace(r) {
+				break
+			}
+			sp.end += int32(size)
+		}
+	}
+	return spans
 }
 
 // newMatcher builds the automaton of pats, pats[i] the text toks[i]
@@ -233,7 +284,7 @@ func (m *matcher) find(n string) []span {
 		if tok.singleWord && (endsWithWord(n[:s.pos]) || startsWithWord(n[end:])) {
 			continue
 		}
-		out = append(out, span{start: s.pos, end: end, id: tok.id})
+		out = append(out, span{start: s.pos, end: end, id: tok.id, tok: s.tok})
 	}
 	return out
 }

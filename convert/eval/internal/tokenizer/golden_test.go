@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -38,10 +39,16 @@ func readGolden(t *testing.T, name string) *golden {
 	return &g
 }
 
-// checkGolden compares one tokenizer with sentencepiece on every case.
+// checkGolden compares one tokenizer with sentencepiece on every case
+// but those that write a special token ("<s>"): sentencepiece encodes
+// its characters, transformers (and so Encode) its id; TestSpecialInText
+// and scripts/tokcheck check those.
 func checkGolden(t *testing.T, tok *Tokenizer, g *golden) {
 	t.Helper()
 	for _, c := range g.Encode {
+		if hasSpecial(tok, c.Text) {
+			continue
+		}
 		got, err := tok.Encode(c.Text)
 		if err != nil {
 			t.Errorf("Encode(%q): %v", c.Text, err)
@@ -56,6 +63,17 @@ func checkGolden(t *testing.T, tok *Tokenizer, g *golden) {
 			t.Errorf("Decode(%v) = %q, want %q", c.IDs, got, c.Text)
 		}
 	}
+}
+
+// hasSpecial reports whether text writes a token matched in the text as
+// given (a special token).
+func hasSpecial(tok *Tokenizer, text string) bool {
+	for _, a := range tok.added {
+		if !a.normalized && strings.Contains(text, a.content) {
+			return true
+		}
+	}
+	return false
 }
 
 // TestGoldenStories checks both loaders of the stories260K tokenizer
@@ -76,7 +94,13 @@ func TestGoldenTiny(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok.byteFall || !tok.norm.removeExtra || len(tok.added) != 2 {
+	user := 0
+	for _, a := range tok.added {
+		if !a.special {
+			user++
+		}
+	}
+	if tok.byteFall || !tok.norm.removeExtra || user != 2 {
 		t.Fatalf("tiny-bpe.model read as byte fallback %v, remove extra spaces %v, user pieces %+v; want false, true, 2",
 			tok.byteFall, tok.norm.removeExtra, tok.added)
 	}

@@ -15,12 +15,15 @@ type hfFile struct {
 		ID      int    `json:"id"`
 		Content string `json:"content"`
 		Special bool   `json:"special"`
-		// SingleWord is honoured. LStrip and RStrip are not: the
-		// whitespace they would take into the token is encoded as text,
-		// so that the ids decode to the text. Normalized changes nothing:
-		// a token is matched in the normalized text with its spaces
-		// normalized, but without the Prepend normalizer's prefix.
-		SingleWord bool `json:"single_word"`
+		// How transformers matches the token in the text: single_word
+		// only between non-word characters, lstrip and rstrip take the
+		// whitespace beside it into the token, normalized in the
+		// normalized text (else in the text as given; absent, it is
+		// !special, as in tokenizers).
+		SingleWord bool  `json:"single_word"`
+		LStrip     bool  `json:"lstrip"`
+		RStrip     bool  `json:"rstrip"`
+		Normalized *bool `json:"normalized"`
 	} `json:"added_tokens"`
 	Normalizer    json.RawMessage `json:"normalizer"`
 	PreTokenizer  json.RawMessage `json:"pre_tokenizer"`
@@ -61,6 +64,10 @@ type hfPart struct {
 			ID string `json:"id"`
 		} `json:"SpecialToken"`
 	} `json:"single"`
+	Processors []json.RawMessage `json:"processors"`
+	// cls and sep of RobertaProcessing and BertProcessing: [text, id].
+	CLS []any `json:"cls"`
+	SEP []any `json:"sep"`
 }
 
 // loadJSON reads a Hugging Face tokenizer.json holding a BPE model.
@@ -93,16 +100,41 @@ func parseJSON(data []byte) (*Tokenizer, error) {
 		return nil, errors.New("BPE model has no merges")
 	case m.ContPrefix != nil && *m.ContPrefix != "", m.EndWordSuffix != nil && *m.EndWordSuffix != "":
 		return nil, errors.New("continuing_subword_prefix / end_of_word_suffix not supported")
-	case m.IgnoreMerges:
-		return nil, errors.New("ignore_merges not supported")
 	}
-	t := &Tokenizer{unk: -1, bos: -1, eos: -1, addBOS: true, byteFall: m.ByteFallback, keepUnks: !m.FuseUnk}
+	t := &Tokenizer{unk: -1, bos: -1, eos: -1, addBOS: true, byteFall: m.ByteFallback, keepUnks: !m.FuseUnk, ignoreMerges: m.IgnoreMerges}
 	if err := t.jsonVocab(&f); err != nil {
 		return nil, err
 	}
 	if err := t.jsonMerges(m.Merges); err != nil {
 		return nil, err
 	}
+	if err := t.sentencePieceParts(&f); err != nil {
+		// Not the SentencePiece-style normalizer and pre-tokenizer:
+		// Hugging Face tokenizers' general pipeline, and no BOS unless
+		// the post-processor adds one.
+		p, perr := newPipeline(&f)
+		if perr != nil {
+			return nil, perr
+		}
+		*t = Tokenizer{pieces: t.pieces, ids: t.ids, byteID: t.byteID, merges: t.merges, added: t.added,
+			unk: t.unk, bos: -1, eos: -1, byteFall: t.byteFall, keepUnks: t.keepUnks, ignoreMerges: t.ignoreMerges, hf: p}
+	}
+	if err := eachPart(f.PostProcessor, t.jsonPostProcessor); err != nil {
+		return nil, fmt.Errorf("post_processor: %w", err)
+	}
+	if t.bos < 0 {
+		t.bos = t.idOf("<s>")
+	}
+	if t.eos < 0 {
+		t.eos = t.idOf("</s>")
+	}
+	t.finish()
+	return t, nil
+}
+
+// sentencePieceParts reads the normalizer, pre-tokenizer and decoder when
+// they are the SentencePiece-style ones the sp path encodes.
+func (t *Tokenizer) sentencePieceParts(f *hfFile) error {
 	steps := []struct {
 		name string
 		raw  json.RawMessage
@@ -111,19 +143,13 @@ func parseJSON(data []byte) (*Tokenizer, error) {
 		{"normalizer", f.Normalizer, t.jsonNormalizer},
 		{"pre_tokenizer", f.PreTokenizer, t.jsonPreTokenizer},
 		{"decoder", f.Decoder, t.jsonDecoder},
-		{"post_processor", f.PostProcessor, t.jsonPostProcessor},
 	}
 	for _, s := range steps {
 		if err := eachPart(s.raw, s.fn); err != nil {
-			return nil, fmt.Errorf("%s: %w", s.name, err)
+			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
-	if t.bos < 0 {
-		t.bos = t.idOf("<s>")
-	}
-	t.eos = t.idOf("</s>")
-	t.finish()
-	return t, nil
+	return nil
 }
 
 // idOf returns the id of a piece by its text, -1 when absent.
@@ -136,10 +162,13 @@ func (t *Tokenizer) idOf(text string) int {
 
 // jsonVocab fills the pieces from the vocab and added_tokens.
 func (t *Tokenizer) jsonVocab(f *hfFile) error {
-	limit := len(f.Model.Vocab) + len(f.AddedTokens)
-	if limit > maxPieces {
+	n := len(f.Model.Vocab) + len(f.AddedTokens)
+	if n > maxPieces {
 		return fmt.Errorf("more than %d tokens", maxPieces)
 	}
+	// Ids may leave a few gaps (GPT-4o's added tokens do), not many: the
+	// pieces are held in an array as long as the largest id.
+	limit := min(n+n/8+1024, maxPieces)
 	size := 0
 	check := func(text string, id int) error {
 		if id < 0 || id >= limit {
@@ -162,6 +191,9 @@ func (t *Tokenizer) jsonVocab(f *hfFile) error {
 		}
 	}
 	t.pieces = make([]piece, size)
+	for i := range t.pieces {
+		t.pieces[i].kind = control // an id no token has: never encoded, decoded as nothing
+	}
 	t.ids = make(map[string]int32, len(f.Model.Vocab))
 	for i := range t.byteID {
 		t.byteID[i] = -1
@@ -188,9 +220,12 @@ func (t *Tokenizer) jsonVocab(f *hfFile) error {
 			k = control
 		}
 		t.pieces[a.ID] = piece{text: a.Content, kind: k}
-		if k == userDefined {
-			t.added = append(t.added, addedToken{content: a.Content, id: int32(a.ID), singleWord: a.SingleWord})
+		normalized := !a.Special
+		if a.Normalized != nil {
+			normalized = *a.Normalized
 		}
+		t.added = append(t.added, addedToken{content: a.Content, id: int32(a.ID), singleWord: a.SingleWord,
+			lstrip: a.LStrip, rstrip: a.RStrip, normalized: normalized, special: a.Special})
 	}
 	if u := f.Model.UnkToken; u != nil {
 		id, ok := f.Model.Vocab[*u]
@@ -255,7 +290,7 @@ func eachPart(raw json.RawMessage, fn func(*hfPart) error) error {
 	if p.Type != "Sequence" {
 		return fn(&p)
 	}
-	for _, list := range [][]json.RawMessage{p.Normalizers, p.PreTokens, p.Decoders} {
+	for _, list := range [][]json.RawMessage{p.Normalizers, p.PreTokens, p.Decoders, p.Processors} {
 		for _, sub := range list {
 			if err := eachPart(sub, fn); err != nil {
 				return err
@@ -285,6 +320,7 @@ func (t *Tokenizer) jsonPreTokenizer(p *hfPart) error {
 	if metaspacePrepends(p) {
 		t.norm.prefix = p.Replacement
 		t.norm.prefixIfMissing = true
+		t.norm.prefixFirst = p.PrependScheme != nil && *p.PrependScheme == "first"
 	}
 	t.splitWords = p.Split == nil || *p.Split
 	return nil
@@ -316,22 +352,53 @@ func (t *Tokenizer) jsonDecoder(p *hfPart) error {
 	return nil
 }
 
-// jsonPostProcessor reads whether and which BOS the template adds.
+// jsonPostProcessor reads which special tokens the post-processor puts
+// around a single sequence: TemplateProcessing's first and last special
+// tokens, RobertaProcessing's and BertProcessing's cls and sep; the
+// others (ByteLevel) add none.
 func (t *Tokenizer) jsonPostProcessor(p *hfPart) error {
-	if p.Type != "TemplateProcessing" || len(p.Single) == 0 {
-		return nil
-	}
-	st := p.Single[0].SpecialToken
-	t.addBOS = st != nil
-	if st != nil {
-		id, ok := t.lookup(st.ID)
-		if !ok {
-			return fmt.Errorf("template token %q is not in the vocab", st.ID)
+	switch p.Type {
+	case "TemplateProcessing":
+		if len(p.Single) == 0 {
+			return nil
 		}
-		t.bos = id
-	}
-	if n := len(p.Single); n > 1 && p.Single[n-1].SpecialToken != nil {
-		t.addEOS = true
+		st := p.Single[0].SpecialToken
+		t.addBOS = st != nil
+		if st != nil {
+			id, ok := t.lookup(st.ID)
+			if !ok {
+				return fmt.Errorf("template token %q is not in the vocab", st.ID)
+			}
+			t.bos = id
+		}
+		if n := len(p.Single); n > 1 && p.Single[n-1].SpecialToken != nil {
+			id, ok := t.lookup(p.Single[n-1].SpecialToken.ID)
+			if !ok {
+				return fmt.Errorf("template token %q is not in the vocab", p.Single[n-1].SpecialToken.ID)
+			}
+			t.addEOS, t.eos = true, id
+		}
+	case "RobertaProcessing", "BertProcessing":
+		for _, s := range []struct {
+			v   []any
+			id  *int
+			add *bool
+		}{{p.CLS, &t.bos, &t.addBOS}, {p.SEP, &t.eos, &t.addEOS}} {
+			if len(s.v) != 2 {
+				return fmt.Errorf("%s: cls and sep must be [token, id]", describe(p))
+			}
+			text, ok := s.v[0].(string)
+			if !ok {
+				return fmt.Errorf("%s: cls and sep must be [token, id]", describe(p))
+			}
+			id, ok := t.lookup(text)
+			if !ok {
+				return fmt.Errorf("%s: token %q is not in the vocab", describe(p), text)
+			}
+			*s.id, *s.add = id, true
+		}
+	default:
+		t.addBOS = false
 	}
 	return nil
 }

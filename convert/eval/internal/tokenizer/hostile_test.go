@@ -196,17 +196,24 @@ func TestHostileJSON(t *testing.T) {
 		{"merge number", base(`, "merges": [7]`), `merges: want a list`},
 		{"merges mixed", base(`, "merges": ["a b", ["a", "b"]]`), `merges: want a list`},
 		{"merges null", base(`, "merges": null`), "no merges"},
-		{"id too big", `{"model": {"type": "BPE", "vocab": {"a": 1000000000}, "merges": []}}`, "outside 0..0"},
+		{"id too big", `{"model": {"type": "BPE", "vocab": {"a": 1000000000}, "merges": []}}`, "outside 0..1024"},
 		{"negative id", `{"model": {"type": "BPE", "vocab": {"a": -1}, "merges": []}}`, "id -1"},
 		{"shared id", `{"model": {"type": "BPE", "vocab": {"a": 0, "b": 0}, "merges": []}}`, "id 0 is given to both"},
 		{"added clash", `{"added_tokens": [{"id": 1, "content": "<s>"}], "model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []}}`, `added token "<s>" has id 1`},
 		{"empty added token", `{"added_tokens": [{"id": 1, "content": ""}], "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}`, "added token 1 is empty"},
 		{"unk missing", base(`, "unk_token": "<UNK>"`), `unk_token "<UNK>" is not in the vocab`},
 		{"suffix", base(`, "end_of_word_suffix": "</w>"`), "end_of_word_suffix"},
-		{"nfkc", `{"normalizer": {"type": "NFKC"}, "model": ` + base("")[10:], "normalizer: type NFKC not supported"},
-		{"regex replace", `{"normalizer": {"type": "Replace", "pattern": {"Regex": " +"}, "content": "▁"}, "model": ` + base("")[10:], "normalizer: type Replace not supported"},
-		{"byte level", `{"pre_tokenizer": {"type": "ByteLevel"}, "model": ` + base("")[10:], "pre_tokenizer: type ByteLevel not supported"},
-		{"byte level decoder", `{"decoder": {"type": "ByteLevel"}, "model": ` + base("")[10:], "decoder: type ByteLevel not supported"},
+		{"precompiled", `{"normalizer": {"type": "Precompiled"}, "model": ` + base("")[10:], "normalizer: type Precompiled not supported"},
+		{"bad regex", `{"normalizer": {"type": "Replace", "pattern": {"Regex": "(+"}, "content": "▁"}, "model": ` + base("")[10:], "normalizer: type Replace: pattern"},
+		{"no pattern", `{"pre_tokenizer": {"type": "Split", "behavior": "Isolated"}, "model": ` + base("")[10:], "pre_tokenizer: type Split: no pattern"},
+		{"bad split regex", `{"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "[a-"}, "behavior": "Isolated"}, "model": ` + base("")[10:], "pre_tokenizer: type Split: pattern"},
+		{"bad regex with a newline", `{"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\n\u001b[2J("}, "behavior": "Isolated"}, "model": ` + base("")[10:], "pre_tokenizer: type Split: pattern"},
+		{"bad behavior", `{"pre_tokenizer": {"type": "Split", "pattern": {"String": " "}, "behavior": "Sideways"}, "model": ` + base("")[10:], `split behavior "Sideways" not supported`},
+		{"bert pre-tokenizer", `{"pre_tokenizer": {"type": "BertPreTokenizer"}, "model": ` + base("")[10:], "pre_tokenizer: type BertPreTokenizer not supported"},
+		{"wordpiece decoder", `{"decoder": {"type": "WordPiece"}, "model": ` + base("")[10:], "decoder: type WordPiece not supported"},
+		{"regex decoder", `{"decoder": {"type": "Replace", "pattern": {"Regex": "x"}, "content": "y"}, "model": ` + base("")[10:], "only a String pattern"},
+		{"roberta short", `{"post_processor": {"type": "RobertaProcessing", "cls": ["<s>"], "sep": ["</s>", 2]}, "model": ` + base("")[10:], "cls and sep must be"},
+		{"roberta unknown", `{"post_processor": {"type": "RobertaProcessing", "cls": ["<s>", 1], "sep": ["</s>", 2]}, "model": ` + base("")[10:], `token "<s>" is not in the vocab`},
 		{"untyped sequence part", `{"normalizer": {"type": "Sequence", "normalizers": [{}]}, "model": ` + base("")[10:], "a part without type"},
 		{"template token unknown", `{"post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>"}}]}, "model": ` + base("")[10:], `template token "<s>"`},
 	}
@@ -215,6 +222,9 @@ func TestHostileJSON(t *testing.T) {
 			tok, err := parseJSON([]byte(tc.data))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("parseJSON = %v, %v; want error containing %q", tok, err, tc.want)
+			}
+			if strings.ContainsAny(err.Error(), "\n\x1b") {
+				t.Errorf("error is not one printable line: %q", err)
 			}
 		})
 	}

@@ -286,7 +286,7 @@ func newSPTokenizer(pieces []piece, s *spSpec) (*Tokenizer, error) {
 			}
 			t.ids[p.text] = int32(i)
 			if p.kind == userDefined {
-				t.added = append(t.added, addedToken{content: p.text, id: int32(i)})
+				t.added = append(t.added, addedToken{content: p.text, id: int32(i), normalized: true})
 			}
 		case byteKind:
 			b, ok := parseBytePiece(p.text)
@@ -303,6 +303,10 @@ func newSPTokenizer(pieces []piece, s *spSpec) (*Tokenizer, error) {
 		}
 		if p.kind == unknown {
 			t.unk = i
+		}
+		if p.kind == control || p.kind == unknown {
+			// transformers finds the special tokens in the text.
+			t.added = append(t.added, addedToken{content: p.text, id: int32(i), special: true})
 		}
 	}
 	if t.unk < 0 {

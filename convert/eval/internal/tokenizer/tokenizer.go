@@ -1,7 +1,15 @@
-// Package tokenizer turns text into token ids and back with the
-// SentencePiece-style BPE tokenizer (byte fallback, "▁" for spaces) that
-// Llama-2, Mistral and Phi-3.5 ship, read from a Hugging Face
-// tokenizer.json or a SentencePiece tokenizer.model.
+// Package tokenizer turns text into token ids and back as Hugging Face
+// transformers does with the BPE tokenizers models ship: the
+// SentencePiece-style ones (byte fallback, "▁" for spaces: Llama 2,
+// Mistral, Phi-3.5, Gemma) read from a tokenizer.json or a SentencePiece
+// tokenizer.model, and byte-level BPE (GPT-2, Llama 3, Qwen 2 and 3,
+// Phi-4, DeepSeek-V3) read from a tokenizer.json with the pre-tokenizers
+// and regular expressions it declares.
+//
+// Added and special tokens written in the text (<|im_start|>, <s>) are
+// matched first, as transformers matches them, and the text between them
+// is encoded; EncodeInput adds the BOS and EOS that the post-processor
+// and tokenizer_config.json ask for.
 package tokenizer
 
 import (
@@ -53,6 +61,7 @@ type piece struct {
 type normalizer struct {
 	prefix          string // added in front of non-empty text ("▁")
 	prefixIfMissing bool   // Metaspace: only when the text does not start with it
+	prefixFirst     bool   // Metaspace "first": only for the text at the start of the input
 	removeExtra     bool   // trim spaces at both ends and collapse runs
 	space           string // what ' ' becomes ("▁"), "" to keep it
 }
@@ -70,10 +79,15 @@ type Tokenizer struct {
 	merges map[uint64]merge
 	// added holds the user-defined pieces, in the file's order; match
 	// finds those Encode matches whole in the text (see indexAdded).
-	added      []addedToken
-	match      *matcher
-	norm       normalizer
-	splitWords bool // Metaspace split: no merge across a "▁" that starts a word
+	added []addedToken
+	raw   *matcher // added tokens matched in the text as given
+	match *matcher // added tokens matched in the normalized text
+	// hf is Hugging Face tokenizers' general pipeline, nil for the
+	// SentencePiece-style path (norm, splitWords, stripSpace).
+	hf           *pipeline
+	ignoreMerges bool // a word that is a piece is not merged (Llama 3)
+	norm         normalizer
+	splitWords   bool // Metaspace split: no merge across a "▁" that starts a word
 	// wordSplit is set when no piece has "▁" after another character, so
 	// no merge crosses such a "▁" and the text is encoded word by word.
 	wordSplit  bool
@@ -151,23 +165,66 @@ func (t *Tokenizer) Piece(id int) string {
 	return t.pieces[id].text
 }
 
-// Encode returns the token ids of text, without BOS or EOS. The text is
-// taken literally: "<s>" in it is three characters, not BOS. Invalid UTF-8
-// bytes are encoded as U+FFFD, as SentencePiece does.
+// Encode returns the token ids of text, without the special tokens the
+// post-processor adds (see EncodeInput). Invalid UTF-8 bytes are encoded
+// as U+FFFD.
 //
-// Added tokens that are not special (tokenizer.json) and user-defined
-// pieces (tokenizer.model) are found first, leftmost-longest in the
-// normalized text as Hugging Face tokenizers finds them, in time linear in
-// the text; single_word is honoured. What they do not match is encoded
-// with BPE, and Decode of the ids gives the text back: BOS and EOS are
-// not matched (Decode skips them), lstrip and rstrip take no whitespace
-// into a token, and a token's spaces match the text's.
+// Added tokens are matched as Hugging Face tokenizers matches them:
+// first those not normalized (special tokens such as "<s>" or
+// "<|im_start|>" mostly) in the text as given, leftmost-longest, with
+// lstrip, rstrip and single_word honoured; the text between them is
+// normalized and searched for the normalized ones; the rest is encoded
+// with BPE, piece by piece.
 func (t *Tokenizer) Encode(text string) ([]int, error) {
-	n := t.normalize(text)
-	if len(n) > math.MaxInt32 {
-		return nil, fmt.Errorf("tokenizer %s: text of %d bytes is too long", format.Printable(t.src), len(n))
+	if !utf8.ValidString(text) {
+		text = replaceInvalid(text)
 	}
-	e := encoder{out: make([]int, 0, len(n)/4+1)}
+	if len(text) > math.MaxInt32/4 {
+		return nil, fmt.Errorf("tokenizer %s: text of %d bytes is too long", format.Printable(t.src), len(text))
+	}
+	e := encoder{out: make([]int, 0, len(text)/4+1)}
+	at := 0
+	for _, s := range t.raw.findRaw(text) {
+		if err := t.encodePiece(text[at:s.start], at == 0, &e); err != nil {
+			return nil, err
+		}
+		e.out = append(e.out, int(s.id))
+		e.prevUnk = false
+		at = int(s.end)
+	}
+	if err := t.encodePiece(text[at:], at == 0, &e); err != nil {
+		return nil, err
+	}
+	return e.out, nil
+}
+
+// EncodeInput returns the ids transformers' tokenizer(text) gives: those
+// of Encode with the BOS and EOS that tokenizer_config.json's
+// add_bos_token and add_eos_token, or else the post-processor, add.
+func (t *Tokenizer) EncodeInput(text string) ([]int, error) {
+	ids, err := t.Encode(text)
+	if err != nil {
+		return nil, err
+	}
+	if t.AddBOS() {
+		ids = append([]int{t.bos}, ids...)
+	}
+	if t.AddEOS() {
+		ids = append(ids, t.eos)
+	}
+	return ids, nil
+}
+
+// encodePiece encodes text between added tokens; first says that it
+// starts the input.
+func (t *Tokenizer) encodePiece(text string, first bool, e *encoder) error {
+	if text == "" {
+		return nil
+	}
+	if t.hf != nil {
+		return t.encodeHF(text, first, e)
+	}
+	n := t.normalize(text, first)
 	// The added tokens are found first, in the whole text: no run below
 	// cuts one, and none takes text that a run encodes again.
 	spans := t.match.find(n)
@@ -188,15 +245,63 @@ func (t *Tokenizer) Encode(text string) ([]int, error) {
 		for k < len(spans) && int(spans[k].end) <= end {
 			k++
 		}
-		t.split(n, start, end, spans[:k], &e)
+		t.split(n, start, end, spans[:k], e)
 		spans = spans[k:]
-		t.bpe(n, &e)
-		if err := t.emit(n, &e); err != nil {
-			return nil, err
+		t.bpe(n, e)
+		if err := t.emit(n, e); err != nil {
+			return err
 		}
 		start = end
 	}
-	return e.out, nil
+	return nil
+}
+
+// encodeHF encodes text between added tokens through the pipeline:
+// normalizers, normalized added tokens, pre-tokenizers, BPE word by word.
+func (t *Tokenizer) encodeHF(text string, first bool, e *encoder) error {
+	n := text
+	for _, f := range t.hf.norms {
+		n = f(n)
+	}
+	at := 0
+	for _, s := range t.match.find(n) {
+		if err := t.encodeWords(n[at:s.start], first && at == 0, e); err != nil {
+			return err
+		}
+		e.out = append(e.out, int(s.id))
+		e.prevUnk = false
+		at = int(s.end)
+	}
+	return t.encodeWords(n[at:], first && at == 0, e)
+}
+
+// encodeWords pre-tokenizes normalized text and encodes each word.
+func (t *Tokenizer) encodeWords(n string, first bool, e *encoder) error {
+	if n == "" {
+		return nil
+	}
+	words := []string{n}
+	for _, p := range t.hf.pretoks {
+		var err error
+		if words, err = p(words, first); err != nil {
+			return fmt.Errorf("tokenizer %s: %v", format.Printable(t.src), err)
+		}
+	}
+	for _, w := range words {
+		if t.ignoreMerges {
+			if id, ok := t.ids[w]; ok {
+				e.out = append(e.out, int(id))
+				e.prevUnk = false
+				continue
+			}
+		}
+		t.split(w, 0, len(w), nil, e)
+		t.bpe(w, e)
+		if err := t.emit(w, e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // wordEnd returns where the run of n starting at start ends: before the
@@ -241,8 +346,9 @@ func (t *Tokenizer) finish() {
 	t.indexAdded()
 }
 
-// normalize applies the normalizer: spaces to "▁" and the dummy prefix.
-func (t *Tokenizer) normalize(text string) string {
+// normalize applies the normalizer: spaces to "▁" and the dummy prefix
+// (with Metaspace's "first", only when the text starts the input).
+func (t *Tokenizer) normalize(text string, first bool) string {
 	if !utf8.ValidString(text) {
 		text = replaceInvalid(text)
 	}
@@ -255,7 +361,7 @@ func (t *Tokenizer) normalize(text string) string {
 	if t.norm.space != "" {
 		text = strings.ReplaceAll(text, " ", t.norm.space)
 	}
-	if p := t.norm.prefix; p != "" && !(t.norm.prefixIfMissing && strings.HasPrefix(text, p)) {
+	if p := t.norm.prefix; p != "" && !(t.norm.prefixIfMissing && strings.HasPrefix(text, p)) && (first || !t.norm.prefixFirst) {
 		text = p + text
 	}
 	if t.norm.removeExtra {
@@ -302,13 +408,27 @@ func collapseSpaces(s string) string {
 	return b.String()
 }
 
-// Decode returns the text of ids. BOS, EOS and other control tokens
-// (padding, special added tokens) are skipped, consecutive <0xNN> bytes are joined
-// into UTF-8 (each invalid byte becomes U+FFFD), "▁" becomes a space, the
-// space the normalizer put in front of the text is dropped from the first
-// piece, and the unknown token prints as " ⁇ ", all as SentencePiece
-// decodes. An id out of range decodes to U+FFFD.
-func (t *Tokenizer) Decode(ids []int) string {
+// Decode returns the text of ids without the special tokens, as
+// transformers' decode(ids, skip_special_tokens=True): BOS, EOS and other
+// control tokens are skipped. See DecodeSpecial.
+func (t *Tokenizer) Decode(ids []int) string { return t.decode(ids, false) }
+
+// DecodeSpecial returns the text of ids with the special tokens written
+// as their text, as transformers' decode(ids): the text Encode read,
+// where the tokenizer loses nothing.
+//
+// Byte-level pieces are turned back into their bytes. For the
+// SentencePiece style, consecutive <0xNN> bytes are joined into UTF-8
+// (each invalid byte becomes U+FFFD), "▁" becomes a space, the space the
+// normalizer put in front of the text is dropped from the first piece, and
+// the unknown token prints as " ⁇ ", all as SentencePiece decodes. An id
+// out of range decodes to U+FFFD.
+func (t *Tokenizer) DecodeSpecial(ids []int) string { return t.decode(ids, true) }
+
+func (t *Tokenizer) decode(ids []int, special bool) string {
+	if t.hf != nil {
+		return t.decodeHF(ids, special)
+	}
 	var b strings.Builder
 	var pend []byte
 	first := true // only the first piece can carry the dummy prefix
@@ -321,6 +441,11 @@ func (t *Tokenizer) Decode(ids []int) string {
 		}
 		p := &t.pieces[id]
 		if p.kind == control || id == t.bos || id == t.eos {
+			if special {
+				pend = flushBytes(&b, pend)
+				b.WriteString(p.text)
+				first = false
+			}
 			continue
 		}
 		wasFirst := first
@@ -331,7 +456,11 @@ func (t *Tokenizer) Decode(ids []int) string {
 		}
 		pend = flushBytes(&b, pend)
 		if p.kind == unknown {
-			b.WriteString(unkSurface)
+			if special {
+				b.WriteString(p.text) // a special token, as transformers writes it
+			} else {
+				b.WriteString(unkSurface)
+			}
 			continue
 		}
 		s := p.surface
@@ -341,6 +470,38 @@ func (t *Tokenizer) Decode(ids []int) string {
 		b.WriteString(s)
 	}
 	flushBytes(&b, pend)
+	return b.String()
+}
+
+// decodeHF passes the pieces of ids through the pipeline's decoders, as
+// Hugging Face tokenizers does, added tokens included; special ones only
+// when special is set.
+func (t *Tokenizer) decodeHF(ids []int, special bool) string {
+	var b strings.Builder
+	var run []string
+	flush := func() {
+		toks := run
+		for _, d := range t.hf.decs {
+			toks = d(toks)
+		}
+		for _, s := range toks {
+			b.WriteString(s)
+		}
+		run = run[:0]
+	}
+	for _, id := range ids {
+		if id < 0 || id >= len(t.pieces) {
+			flush()
+			b.WriteRune(utf8.RuneError)
+			continue
+		}
+		p := &t.pieces[id]
+		if (p.kind == control || id == t.bos || id == t.eos) && !special {
+			continue
+		}
+		run = append(run, p.text)
+	}
+	flush()
 	return b.String()
 }
 
