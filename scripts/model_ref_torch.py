@@ -13,7 +13,7 @@ It writes, under convert/eval/internal/model/testdata/:
     (llama3 rope_scaling, attention_bias, mlp_bias, tied embeddings);
   - config.json files that put the stories260K weights under Phi-3 with longrope;
   - golden/<case>.json: the token ids, some positions and their logits;
-  - golden/torch-{qwen3,qwen3-moe,mixtral,gemma2,gemma3}.json: tiny random models
+  - golden/torch-{qwen3,qwen3-moe,mixtral,gemma2,gemma3,gemma3-tf5}.json: tiny random models
     of the newer architectures (modeling_qwen3, modeling_qwen3_moe,
     modeling_mixtral, modeling_gemma2, modeling_gemma3, masking_utils), each with
     its config.json, the parameters of the generator its weights come from (the
@@ -321,6 +321,20 @@ class ArchCfg:
         self.attn_cap = g("attn_logit_softcapping", 50.0) if a == "Gemma2ForCausalLM" else None  # Gemma 3 ignores it
         self.final_cap = g("final_logit_softcapping", 30.0 if a == "Gemma2ForCausalLM" else None) if self.gemma else None
         self.local_theta = g("rope_local_base_freq", 10000.0) if a == "Gemma3ForCausalLM" else None
+        # transformers 5 keeps rope_theta and rope_scaling in rope_parameters;
+        # Gemma3TextConfig one set per layer type (full_attention: the global
+        # layers, sliding_attention: the local ones).
+        rp = g("rope_parameters")
+        if rp:
+            if a == "Gemma3ForCausalLM" and ("full_attention" in rp or "sliding_attention" in rp):
+                full, local = rp.get("full_attention") or {}, rp.get("sliding_attention") or {}
+                if local.get("rope_type", "default") != "default":
+                    raise SystemExit("scaled local RoPE")
+                self.local_theta = local.get("rope_theta", self.local_theta)
+            else:
+                full = rp
+            self.theta = full.get("rope_theta", self.theta)
+            self.rope_scaling = full
         # Which layers slide, and the window.
         L = self.layers
         if self.gemma:
@@ -541,6 +555,16 @@ ARCH_CASES = [
     ("torch-gemma3", arch_base("Gemma3ForCausalLM", num_hidden_layers=4, query_pre_attn_scalar=32,
                                sliding_window=5, sliding_window_pattern=3, attn_logit_softcapping=1.0,
                                rope_scaling={"rope_type": "linear", "factor": 8.0})),
+    # As transformers 5 writes Gemma 3's config.json: layer_types, and
+    # rope_parameters per layer type.
+    ("torch-gemma3-tf5", arch_base("Gemma3ForCausalLM", num_hidden_layers=4, query_pre_attn_scalar=16,
+                                   sliding_window=6, final_logit_softcapping=4.0,
+                                   layer_types=["full_attention", "sliding_attention", "sliding_attention",
+                                                "full_attention"],
+                                   rope_parameters={"full_attention": {"rope_type": "linear", "factor": 4.0,
+                                                                       "rope_theta": 500000.0},
+                                                    "sliding_attention": {"rope_type": "default",
+                                                                          "rope_theta": 20000.0}})),
 ]
 
 

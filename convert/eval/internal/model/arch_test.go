@@ -491,9 +491,11 @@ func detWeights(specs [][]json.RawMessage) (memWeights, error) {
 // this package nor eval_ref.py) at every position of 24 ids: windows of 5
 // or 6, sliding and global layers, Gemma 3's local RoPE base and linear
 // scaling on its global layer, Gemma 2's binding caps, 4 experts top-2,
-// and config keys left out so that the config classes' defaults apply.
+// config keys left out so that the config classes' defaults apply, and
+// Gemma 3's config as transformers 5 writes it (layer_types,
+// rope_parameters per layer type).
 func TestGoldenTorchArch(t *testing.T) {
-	for _, name := range []string{"torch-qwen3", "torch-qwen3-moe", "torch-mixtral", "torch-gemma2", "torch-gemma3"} {
+	for _, name := range []string{"torch-qwen3", "torch-qwen3-moe", "torch-mixtral", "torch-gemma2", "torch-gemma3", "torch-gemma3-tf5"} {
 		t.Run(name, func(t *testing.T) {
 			var g struct {
 				Config    json.RawMessage     `json:"config"`
