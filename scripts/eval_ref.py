@@ -342,6 +342,10 @@ class Config:
             c = dict({"head_dim": 128}, **c)  # Qwen3Config's, not hidden / heads
         elif self.arch == "MixtralForCausalLM":
             c = dict({"rms_norm_eps": 1e-5, "rope_theta": 1e6}, **c)  # MixtralConfig's
+        elif self.arch == "MistralForCausalLM":
+            c = dict({"sliding_window": 4096}, **c)  # MistralConfig's; null is no window
+        elif self.arch == "Phi3ForCausalLM":
+            c = dict({"rms_norm_eps": 1e-5}, **c)  # Phi3Config's
         self.hidden = c["hidden_size"]
         self.layers = c["num_hidden_layers"]
         self.heads = c["num_attention_heads"]

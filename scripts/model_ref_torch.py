@@ -85,14 +85,15 @@ class Cfg:
         self.kv = d.get("num_key_value_heads") or self.heads
         self.head_dim = d.get("head_dim") or self.hidden // self.heads
         self.layers = d["num_hidden_layers"]
-        self.eps = d.get("rms_norm_eps", 1e-6)
+        self.eps = d.get("rms_norm_eps", 1e-5 if self.arch == "Phi3ForCausalLM" else 1e-6)  # Phi3Config's 1e-5
         self.theta = d.get("rope_theta", 10000.0)
         self.rot = int(self.head_dim * d.get("partial_rotary_factor", 1.0))
         self.rs = d.get("rope_scaling") or {}
         self.max_pos = d["max_position_embeddings"]
         self.window = None
         if self.arch in ("MistralForCausalLM", "Phi3ForCausalLM"):
-            self.window = d.get("sliding_window")
+            # MistralConfig's default window is 4096, Phi3Config's none.
+            self.window = d.get("sliding_window", 4096 if self.arch == "MistralForCausalLM" else None)
         self.tie = d.get("tie_word_embeddings", False)
 
 

@@ -90,7 +90,8 @@ func (c *Config) gemma() bool {
 // parseArch reads rawArch and sets, in r, the defaults of the new
 // architectures' config classes that Llama's reading would get wrong
 // (Gemma's head_dim 256, Gemma 3's rope_theta 1e6, Qwen3's head_dim 128,
-// Mixtral's rms_norm_eps 1e-5 and rope_theta 1e6). A Gemma3ForCausalLM
+// Mixtral's rms_norm_eps 1e-5 and rope_theta 1e6, Phi-3's rms_norm_eps
+// 1e-5, Mistral's sliding_window 4096). A Gemma3ForCausalLM
 // config whose sizes sit in text_config is read from there.
 func (c *Config) parseArch(data []byte, r *rawConfig) (*rawArch, error) {
 	a := &rawArch{}
@@ -118,6 +119,18 @@ func (c *Config) parseArch(data []byte, r *rawConfig) (*rawArch, error) {
 		if r.HeadDim == nil {
 			d := 128
 			r.HeadDim = &d
+		}
+	case "MistralForCausalLM":
+		// MistralConfig's sliding_window is 4096 when the key is absent;
+		// null is no window.
+		if len(bytes.TrimSpace(a.SlidingWindow)) == 0 {
+			w := 4096
+			r.SlidingWindow = &w
+		}
+	case "Phi3ForCausalLM":
+		if r.RMSNormEps == nil {
+			eps := 1e-5 // Phi3Config's
+			r.RMSNormEps = &eps
 		}
 	case "MixtralForCausalLM":
 		if r.RMSNormEps == nil {

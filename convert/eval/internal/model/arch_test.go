@@ -58,6 +58,12 @@ func TestParseConfigArch(t *testing.T) {
 					slices.Equal(c.MoELayers, []bool{true, true, true, true}) && c.SlidingWindow == 0 &&
 					c.NormEps == 1e-5 && c.RopeTheta == 1e6 // MixtralConfig's, not Llama's
 			}},
+		{"mistral defaults", "MistralForCausalLM", "",
+			func(c *Config) bool { return c.SlidingWindow == 4096 && c.NormEps == 1e-6 && c.RopeTheta == 10000 }},
+		{"mistral window null", "MistralForCausalLM", `"sliding_window": null`,
+			func(c *Config) bool { return c.SlidingWindow == 0 }},
+		{"phi3 defaults", "Phi3ForCausalLM", "",
+			func(c *Config) bool { return c.SlidingWindow == 0 && c.NormEps == 1e-5 }},
 		// Qwen3Config's head_dim is 128; Qwen3-MoE's attention falls back
 		// to hidden_size / heads.
 		{"qwen3 head_dim default", "Qwen3ForCausalLM", `"head_dim": null`,
