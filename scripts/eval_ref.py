@@ -405,7 +405,8 @@ class Config:
             self.expert_inter = c["intermediate_size"]
             self.moe_layers = [True] * self.layers
         elif a == "Qwen3MoeForCausalLM":
-            self.experts = c.get("num_experts", 128)
+            # transformers 5 may write num_experts as num_local_experts.
+            self.experts = c.get("num_experts", c.get("num_local_experts", 128))
             self.top_k = c.get("num_experts_per_tok", 8)
             self.norm_topk = bool(c.get("norm_topk_prob", False))
             self.expert_inter = c.get("moe_intermediate_size", 768)

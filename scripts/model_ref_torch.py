@@ -361,7 +361,7 @@ class ArchCfg:
             self.expert_inter = self.inter
             self.moe = [True] * L
         elif a == "Qwen3MoeForCausalLM":
-            self.experts, self.top_k = g("num_experts", 128), g("num_experts_per_tok", 8)
+            self.experts, self.top_k = g("num_experts", g("num_local_experts", 128)), g("num_experts_per_tok", 8)
             self.norm_topk, self.expert_inter = g("norm_topk_prob", False), g("moe_intermediate_size", 768)
             step, dense = g("decoder_sparse_step", 1), g("mlp_only_layers") or []
             self.moe = [i not in dense and self.experts > 0 and (i + 1) % step == 0 for i in range(L)]

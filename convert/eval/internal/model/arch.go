@@ -251,7 +251,13 @@ func (c *Config) archExtras(r *rawConfig, a *rawArch) error {
 				return err
 			}
 		}
-		return c.moe(a, "num_experts", a.NumExperts, 128)
+		// transformers 5's Qwen3MoeConfig maps num_experts to
+		// num_local_experts, which its config.json may hold instead.
+		key, n := "num_experts", a.NumExperts
+		if n == nil && a.LocalExperts != nil {
+			key, n = "num_local_experts", a.LocalExperts
+		}
+		return c.moe(a, key, n, 128)
 	case "MixtralForCausalLM":
 		if r.SlidingWindow != nil {
 			if err := c.window(*r.SlidingWindow); err != nil {

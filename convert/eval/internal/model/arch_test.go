@@ -47,6 +47,8 @@ func TestParseConfigArch(t *testing.T) {
 				return c.QKNorm && c.Experts == 4 && c.ExpertsPerToken == 2 && !c.NormTopK && c.ExpertIntermediate == 768 &&
 					slices.Equal(c.MoELayers, []bool{true, true, true, true}) && c.windowAt(0) == 0
 			}},
+		{"qwen3-moe num_local_experts", "Qwen3MoeForCausalLM", `"num_local_experts": 6, "num_experts_per_tok": 2`,
+			func(c *Config) bool { return c.Experts == 6 }},
 		{"qwen3-moe sparse step and mlp_only_layers", "Qwen3MoeForCausalLM", `"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 6, "norm_topk_prob": true, "decoder_sparse_step": 2, "mlp_only_layers": [3], "use_sliding_window": true, "sliding_window": 5`,
 			func(c *Config) bool {
 				return c.NormTopK && c.ExpertIntermediate == 6 && slices.Equal(c.MoELayers, []bool{false, true, false, false}) &&
