@@ -338,6 +338,14 @@ class Config:
             # Gemma2Config / Gemma3TextConfig defaults that differ from Llama's.
             c = dict({"head_dim": 256, "query_pre_attn_scalar": 256, "sliding_window": 4096,
                       "rope_theta": 1e6 if self.arch == "Gemma3ForCausalLM" else 10000.0}, **c)
+        if self.arch == "Qwen3ForCausalLM":
+            c = dict({"head_dim": 128}, **c)  # Qwen3Config's, not hidden / heads
+        elif self.arch == "MixtralForCausalLM":
+            c = dict({"rms_norm_eps": 1e-5, "rope_theta": 1e6}, **c)  # MixtralConfig's
+        elif self.arch == "MistralForCausalLM":
+            c = dict({"sliding_window": 4096}, **c)  # MistralConfig's; null is no window
+        elif self.arch == "Phi3ForCausalLM":
+            c = dict({"rms_norm_eps": 1e-5}, **c)  # Phi3Config's
         self.hidden = c["hidden_size"]
         self.layers = c["num_hidden_layers"]
         self.heads = c["num_attention_heads"]
@@ -397,7 +405,8 @@ class Config:
             self.expert_inter = c["intermediate_size"]
             self.moe_layers = [True] * self.layers
         elif a == "Qwen3MoeForCausalLM":
-            self.experts = c.get("num_experts", 128)
+            # transformers 5 may write num_experts as num_local_experts.
+            self.experts = c.get("num_experts", c.get("num_local_experts", 128))
             self.top_k = c.get("num_experts_per_tok", 8)
             self.norm_topk = bool(c.get("norm_topk_prob", False))
             self.expert_inter = c.get("moe_intermediate_size", 768)
@@ -426,7 +435,10 @@ class Config:
         if self.arch in ("Qwen2ForCausalLM", "Qwen3ForCausalLM"):
             if not c.get("use_sliding_window", False):
                 return [None] * self.layers
-            first = c.get("max_window_layers", self.layers)
+            if self.arch == "Qwen3ForCausalLM" and c.get("layer_types") is not None:
+                return [w if t == "sliding_attention" else None for t in c["layer_types"]]
+            # Qwen2Config and Qwen3Config: max_window_layers defaults to 28.
+            first = c.get("max_window_layers", 28)
             return [w if i >= first else None for i in range(self.layers)]
         return [w] * self.layers
 

@@ -34,7 +34,8 @@ type ArchConfig struct {
 	// final_logit_softcapping).
 	AttnSoftcap, FinalSoftcap float64
 	// Sliding, when not nil, says per layer whether it uses SlidingWindow
-	// (Gemma's layer_types); when nil, SlidingFrom does.
+	// (Gemma's layer_types, and Qwen3's when it slides); when nil,
+	// SlidingFrom does.
 	Sliding []bool
 	// LocalRopeTheta, when > 0, is the RoPE base of the sliding layers,
 	// which use no rope_scaling (Gemma 3's rope_local_base_freq).
@@ -88,7 +89,9 @@ func (c *Config) gemma() bool {
 
 // parseArch reads rawArch and sets, in r, the defaults of the new
 // architectures' config classes that Llama's reading would get wrong
-// (Gemma's head_dim 256, Gemma 3's rope_theta 1e6). A Gemma3ForCausalLM
+// (Gemma's head_dim 256, Gemma 3's rope_theta 1e6, Qwen3's head_dim 128,
+// Mixtral's rms_norm_eps 1e-5 and rope_theta 1e6, Phi-3's rms_norm_eps
+// 1e-5, Mistral's sliding_window 4096). A Gemma3ForCausalLM
 // config whose sizes sit in text_config is read from there.
 func (c *Config) parseArch(data []byte, r *rawConfig) (*rawArch, error) {
 	a := &rawArch{}
@@ -108,6 +111,36 @@ func (c *Config) parseArch(data []byte, r *rawConfig) (*rawArch, error) {
 	}
 	if err := c.ropeParameters(r, a); err != nil {
 		return nil, fmt.Errorf("config.json: %s: %w", c.Architecture, err)
+	}
+	// Defaults of the config classes that differ from Llama's.
+	switch c.Architecture {
+	case "Qwen3ForCausalLM":
+		// Qwen3Config's head_dim is 128, not hidden_size / heads.
+		if r.HeadDim == nil {
+			d := 128
+			r.HeadDim = &d
+		}
+	case "MistralForCausalLM":
+		// MistralConfig's sliding_window is 4096 when the key is absent;
+		// null is no window.
+		if len(bytes.TrimSpace(a.SlidingWindow)) == 0 {
+			w := 4096
+			r.SlidingWindow = &w
+		}
+	case "Phi3ForCausalLM":
+		if r.RMSNormEps == nil {
+			eps := 1e-5 // Phi3Config's
+			r.RMSNormEps = &eps
+		}
+	case "MixtralForCausalLM":
+		if r.RMSNormEps == nil {
+			eps := 1e-5
+			r.RMSNormEps = &eps
+		}
+		if r.RopeTheta == nil {
+			t := 1e6
+			r.RopeTheta = &t
+		}
 	}
 	if c.gemma() {
 		if r.HeadDim == nil {
@@ -203,6 +236,11 @@ func (c *Config) archExtras(r *rawConfig, a *rawArch) error {
 			if r.MaxWindowLayers != nil {
 				c.SlidingFrom = *r.MaxWindowLayers
 			}
+			// layer_types, when config.json holds it, is what
+			// Qwen3Attention reads instead of max_window_layers.
+			if a.LayerTypes != nil {
+				return c.layerTypes(a.LayerTypes)
+			}
 		}
 	case "Qwen3MoeForCausalLM":
 		c.QKNorm = true
@@ -213,7 +251,13 @@ func (c *Config) archExtras(r *rawConfig, a *rawArch) error {
 				return err
 			}
 		}
-		return c.moe(a, "num_experts", a.NumExperts, 128)
+		// transformers 5's Qwen3MoeConfig maps num_experts to
+		// num_local_experts, which its config.json may hold instead.
+		key, n := "num_experts", a.NumExperts
+		if n == nil && a.LocalExperts != nil {
+			key, n = "num_local_experts", a.LocalExperts
+		}
+		return c.moe(a, key, n, 128)
 	case "MixtralForCausalLM":
 		if r.SlidingWindow != nil {
 			if err := c.window(*r.SlidingWindow); err != nil {
@@ -372,17 +416,8 @@ func (c *Config) gemmaLayers(r *rawConfig, a *rawArch, g3 bool) error {
 	c.Sliding = make([]bool, c.Layers)
 	switch {
 	case a.LayerTypes != nil:
-		if len(a.LayerTypes) != c.Layers {
-			return fmt.Errorf("layer_types has %d entries, want num_hidden_layers %d", len(a.LayerTypes), c.Layers)
-		}
-		for l, t := range a.LayerTypes {
-			switch t {
-			case "sliding_attention":
-				c.Sliding[l] = true
-			case "full_attention":
-			default:
-				return fmt.Errorf("layer_types[%d] is %q, want sliding_attention or full_attention", l, t)
-			}
+		if err := c.layerTypes(a.LayerTypes); err != nil {
+			return err
 		}
 	case g3:
 		p := 6
@@ -410,6 +445,24 @@ func (c *Config) gemmaLayers(r *rawConfig, a *rawArch, g3 bool) error {
 		return nil
 	}
 	return c.window(w)
+}
+
+// layerTypes sets Sliding from layer_types.
+func (c *Config) layerTypes(types []string) error {
+	if len(types) != c.Layers {
+		return fmt.Errorf("layer_types has %d entries, want num_hidden_layers %d", len(types), c.Layers)
+	}
+	c.Sliding = make([]bool, c.Layers)
+	for l, t := range types {
+		switch t {
+		case "sliding_attention":
+			c.Sliding[l] = true
+		case "full_attention":
+		default:
+			return fmt.Errorf("layer_types[%d] is %q, want sliding_attention or full_attention", l, t)
+		}
+	}
+	return nil
 }
 
 // optPositive reads an optional positive number: def when the key is

@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -46,6 +47,8 @@ func TestParseConfigArch(t *testing.T) {
 				return c.QKNorm && c.Experts == 4 && c.ExpertsPerToken == 2 && !c.NormTopK && c.ExpertIntermediate == 768 &&
 					slices.Equal(c.MoELayers, []bool{true, true, true, true}) && c.windowAt(0) == 0
 			}},
+		{"qwen3-moe num_local_experts", "Qwen3MoeForCausalLM", `"num_local_experts": 6, "num_experts_per_tok": 2`,
+			func(c *Config) bool { return c.Experts == 6 }},
 		{"qwen3-moe sparse step and mlp_only_layers", "Qwen3MoeForCausalLM", `"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 6, "norm_topk_prob": true, "decoder_sparse_step": 2, "mlp_only_layers": [3], "use_sliding_window": true, "sliding_window": 5`,
 			func(c *Config) bool {
 				return c.NormTopK && c.ExpertIntermediate == 6 && slices.Equal(c.MoELayers, []bool{false, true, false, false}) &&
@@ -54,8 +57,27 @@ func TestParseConfigArch(t *testing.T) {
 		{"mixtral defaults", "MixtralForCausalLM", "",
 			func(c *Config) bool {
 				return c.Experts == 8 && c.ExpertsPerToken == 2 && c.NormTopK && c.ExpertIntermediate == 24 && !c.QKNorm &&
-					slices.Equal(c.MoELayers, []bool{true, true, true, true}) && c.SlidingWindow == 0
+					slices.Equal(c.MoELayers, []bool{true, true, true, true}) && c.SlidingWindow == 0 &&
+					c.NormEps == 1e-5 && c.RopeTheta == 1e6 // MixtralConfig's, not Llama's
 			}},
+		{"mistral defaults", "MistralForCausalLM", "",
+			func(c *Config) bool { return c.SlidingWindow == 4096 && c.NormEps == 1e-6 && c.RopeTheta == 10000 }},
+		{"mistral window null", "MistralForCausalLM", `"sliding_window": null`,
+			func(c *Config) bool { return c.SlidingWindow == 0 }},
+		{"phi3 defaults", "Phi3ForCausalLM", "",
+			func(c *Config) bool { return c.SlidingWindow == 0 && c.NormEps == 1e-5 }},
+		// Qwen3Config's head_dim is 128; Qwen3-MoE's attention falls back
+		// to hidden_size / heads.
+		{"qwen3 head_dim default", "Qwen3ForCausalLM", `"head_dim": null`,
+			func(c *Config) bool { return c.HeadDim == 128 && c.NormEps == 1e-6 && c.RopeTheta == 10000 }},
+		{"qwen3-moe head_dim default", "Qwen3MoeForCausalLM", `"head_dim": null, "num_experts": 4, "num_experts_per_tok": 2`,
+			func(c *Config) bool { return c.HeadDim == 4 }},
+		{"qwen3 layer_types", "Qwen3ForCausalLM", `"use_sliding_window": true, "sliding_window": 8, "max_window_layers": 0, "layer_types": ["full_attention", "sliding_attention", "full_attention", "sliding_attention"]`,
+			func(c *Config) bool {
+				return c.windowAt(0) == 0 && c.windowAt(1) == 8 && c.windowAt(2) == 0 && c.windowAt(3) == 8
+			}},
+		{"qwen3 layer_types without use_sliding_window", "Qwen3ForCausalLM", `"sliding_window": 8, "layer_types": ["full_attention", "sliding_attention", "full_attention", "sliding_attention"]`,
+			func(c *Config) bool { return c.windowAt(1) == 0 && c.windowAt(3) == 0 }},
 		{"mixtral window", "MixtralForCausalLM", `"num_local_experts": 3, "num_experts_per_tok": 3, "sliding_window": 7`,
 			func(c *Config) bool { return c.Experts == 3 && c.ExpertsPerToken == 3 && c.windowAt(2) == 7 }},
 		{"gemma2 defaults", "Gemma2ForCausalLM", `"head_dim": null, "hidden_act": "gelu_pytorch_tanh"`,
@@ -126,6 +148,7 @@ func TestParseConfigArchErrors(t *testing.T) {
 		{"mixtral gelu", "MixtralForCausalLM", `"hidden_act": "gelu"`, `hidden_act "gelu"`},
 		{"mixtral window 0", "MixtralForCausalLM", `"sliding_window": 0`, "sliding_window is 0"},
 		{"qwen3 window -1", "Qwen3ForCausalLM", `"use_sliding_window": true, "sliding_window": -1`, "sliding_window is -1"},
+		{"qwen3 layer_types length", "Qwen3ForCausalLM", `"use_sliding_window": true, "sliding_window": 4, "layer_types": ["sliding_attention"]`, "layer_types has 1 entries"},
 		{"gemma activation", "Gemma2ForCausalLM", `"hidden_activation": "relu"`, `hidden_activation "relu"`},
 		{"gemma scalar 0", "Gemma2ForCausalLM", `"query_pre_attn_scalar": 0`, "query_pre_attn_scalar is 0"},
 		{"gemma scalar null", "Gemma3ForCausalLM", `"query_pre_attn_scalar": null`, "query_pre_attn_scalar is null"},
@@ -279,7 +302,8 @@ func TestGenerateMatchesFullPassesArch(t *testing.T) {
 // weights (Mixtral), is that MLP: the model equals the dense Mistral with
 // the same weights.
 func TestMixtralOfEqualExpertsIsDense(t *testing.T) {
-	dense := parseArch(t, "MistralForCausalLM", `"sliding_window": 5`)
+	// MixtralConfig's defaults, which MistralConfig does not share.
+	dense := parseArch(t, "MistralForCausalLM", `"sliding_window": 5, "rms_norm_eps": 1e-5, "rope_theta": 1e6`)
 	moe := tinyArch(t)["mixtral"]
 	w := randomWeights(dense)
 	mw := randomWeights(moe) // its router: random
@@ -428,6 +452,103 @@ func TestGoldenNumpy(t *testing.T) {
 				t.Errorf("logits differ from numpy's by %.3g (relative), more than %g", worst, goldenTolerance)
 			}
 			t.Logf("largest relative difference from numpy: %.3g", worst)
+		})
+	}
+}
+
+// detWeights builds the tensors of a torch golden: each value is offset +
+// (2u - 1)·sqrt(3)·scale, u uniform in [0, 1) from a 64-bit LCG seeded by
+// the FNV-1a hash of the tensor's name, computed in float64 and rounded to
+// float32, as scripts/model_ref_torch.py's det_tensor.
+func detWeights(specs [][]json.RawMessage) (memWeights, error) {
+	w := memWeights{}
+	for _, s := range specs {
+		var name string
+		var shape []int
+		var scale, offset float64
+		if len(s) != 4 {
+			return nil, fmt.Errorf("tensor spec %s: want [name, shape, scale, offset]", s)
+		}
+		for i, dst := range []any{&name, &shape, &scale, &offset} {
+			if err := json.Unmarshal(s[i], dst); err != nil {
+				return nil, err
+			}
+		}
+		seed := uint64(0xcbf29ce484222325)
+		for _, b := range []byte(name) {
+			seed = (seed ^ uint64(b)) * 0x100000001b3
+		}
+		n := 1
+		for _, d := range shape {
+			n *= d
+		}
+		data := make([]float32, n)
+		for i := range data {
+			seed = seed*6364136223846793005 + 1442695040888963407
+			u := float64(seed>>11) / (1 << 53)
+			data[i] = float32(offset + (2*u-1)*math.Sqrt(3)*scale)
+		}
+		w[name] = memTensor{shape, data}
+	}
+	return w, nil
+}
+
+// TestGoldenTorchArch compares the forward pass of tiny random models of
+// the newer architectures with scripts/model_ref_torch.py's independent
+// float32 torch pass (written from transformers' modeling code, not from
+// this package nor eval_ref.py) at every position of 24 ids: windows of 5
+// or 6, sliding and global layers, Gemma 3's local RoPE base and linear
+// scaling on its global layer, Gemma 2's binding caps, 4 experts top-2,
+// config keys left out so that the config classes' defaults apply, and
+// Gemma 3's config as transformers 5 writes it (layer_types,
+// rope_parameters per layer type).
+func TestGoldenTorchArch(t *testing.T) {
+	for _, name := range []string{"torch-qwen3", "torch-qwen3-moe", "torch-mixtral", "torch-gemma2", "torch-gemma3", "torch-gemma3-tf5"} {
+		t.Run(name, func(t *testing.T) {
+			var g struct {
+				Config    json.RawMessage     `json:"config"`
+				Tensors   [][]json.RawMessage `json:"tensors"`
+				IDs       []int               `json:"ids"`
+				Positions []int               `json:"positions"`
+				Logits    [][]float32         `json:"logits"`
+			}
+			data, err := os.ReadFile(filepath.Join("testdata", "golden", name+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(data, &g); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := ParseConfig(g.Config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := detWeights(g.Tensors)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := newModel(t, cfg, w)
+			names := make([]string, 0, len(w))
+			for n := range w {
+				names = append(names, n)
+			}
+			slices.Sort(names)
+			if u := m.Unused(names); len(u) > 0 {
+				t.Errorf("tensors the model does not read: %v", u)
+			}
+			logits := forward(t, m, g.IDs)
+			var worst float64
+			for i, p := range g.Positions {
+				got := logits[p*cfg.Vocab : (p+1)*cfg.Vocab]
+				worst = max(worst, maxRelDiff(got, g.Logits[i]))
+				if argmax(got) != argmax(g.Logits[i]) {
+					t.Errorf("position %d: argmax %d, torch %d", p, argmax(got), argmax(g.Logits[i]))
+				}
+			}
+			if worst > goldenTolerance {
+				t.Errorf("logits differ from torch's by %.3g (relative), more than %g", worst, goldenTolerance)
+			}
+			t.Logf("largest relative difference from torch: %.3g", worst)
 		})
 	}
 }
