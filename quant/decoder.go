@@ -174,3 +174,9 @@ func (d *Decoder) DecodeTo(dt dtype.DType, codes []uint8, signs []int8, dst []by
 	}
 	return nil
 }
+
+// TableF32 returns the table DecodeF32 reads: the value of code c with
+// sign s is TableF32()[uint8(s)+1][c], NaN for a code no encoder writes
+// with that sign. It is for fused kernels that decode as they go, and
+// must not be written to.
+func (d *Decoder) TableF32() *[3][256]float64 { return &d.f64r }

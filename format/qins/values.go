@@ -256,3 +256,41 @@ func spread(x uint32) uint64 {
 // nativeLittleEndian reports whether uint16s are stored as safetensors
 // stores them, so that bytes read from a file can be used as they are.
 var nativeLittleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// Tabled reports whether EachRun can give the tensor's elements: an
+// encoded tensor of the log codec with signs (the u8+i8 and packed
+// layouts), whatever its granularity.
+func (s *Source) Tabled() bool {
+	return s.dec != nil && s.l.Codec == CodecLog && s.l.Signs != nil && !s.dec.i8
+}
+
+// EachRun reads the codes and signs of elements [off, off+m) of a tensor
+// that is Tabled into *raw, and calls fn for each run of them that shares
+// one range (the whole chunk, or each row's part of it), a being the
+// run's first element relative to off, with the table that decodes them
+// as Values does (see quant.Decoder.TableF32). fn may be called with an
+// invalid code or sign; Values reports it.
+func (s *Source) EachRun(off, m int64, raw *[]byte, fn func(tab *[3][256]float64, codes []uint8, signs []int8, a int64)) error {
+	codes, signs, err := s.Codes(off, m, raw)
+	if err != nil {
+		return err
+	}
+	return s.dec.eachRow(off, m, func(q *quant.Decoder, a, b int64) error {
+		fn(q.TableF32(), codes[a:b], quant.Int8s(signs[a:b]), a)
+		return nil
+	})
+}
+
+// Raw reads the stored bytes of elements [off, off+m) of a tensor that
+// is not encoded into *raw.
+func (s *Source) Raw(off, m int64, raw *[]byte) ([]byte, error) {
+	need := int(m) * s.size
+	if cap(*raw) < need {
+		*raw = make([]byte, need)
+	}
+	b := (*raw)[:need]
+	if _, err := s.l.Plain.Section().ReadAt(b, off*int64(s.size)); err != nil {
+		return nil, s.l.Plain.Err(err)
+	}
+	return b, nil
+}
