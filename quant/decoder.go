@@ -175,6 +175,21 @@ func (d *Decoder) DecodeTo(dt dtype.DType, codes []uint8, signs []int8, dst []by
 	return nil
 }
 
+// TableF32 fills tab with the table a Decoder of p reads in DecodeF32
+// (see Decoder.TableF32), computing nothing else: for fused kernels that
+// decode as they go, a table per row.
+func (p Params) TableF32(tab *[3][256]float64) {
+	for c := range 256 {
+		m := p.Magnitude(uint8(c))
+		if c == 0 {
+			m = math.NaN()
+		}
+		tab[0][c], tab[2][c] = float64(-float32(m)), float64(float32(m))
+		tab[1][c] = 0
+	}
+	tab[1][0] = math.NaN()
+}
+
 // TableF32 returns the table DecodeF32 reads: the value of code c with
 // sign s is TableF32()[uint8(s)+1][c], NaN for a code no encoder writes
 // with that sign. It is for fused kernels that decode as they go, and

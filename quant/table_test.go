@@ -426,3 +426,20 @@ func TestCount16(t *testing.T) {
 		}
 	}
 }
+
+// Params.TableF32 is the table a Decoder of the same parameters decodes
+// with, bit for bit (NaNs included).
+func TestParamsTableF32(t *testing.T) {
+	for _, p := range []Params{{LogMin: -12, LogMax: -2}, {LogMin: math.Log(1e-30), LogMax: math.Log(3e4)}, {LogMin: -5, LogMax: -5}} {
+		var got [3][256]float64
+		p.TableF32(&got)
+		want := NewDecoder(p).TableF32()
+		for k := range got {
+			for c := range got[k] {
+				if math.Float64bits(got[k][c]) != math.Float64bits(want[k][c]) && !(got[k][c] != got[k][c] && want[k][c] != want[k][c]) {
+					t.Fatalf("%+v: [%d][%d] = %v, the decoder's %v", p, k, c, got[k][c], want[k][c])
+				}
+			}
+		}
+	}
+}

@@ -45,7 +45,10 @@ func fusedChunk(plain, enc *qins.Source, swap bool, off, m int64, buf *diffBufs,
 	var l lanes
 	l.maxIdx = [2]int64{-1, -1}
 	ok := true
-	err = enc.EachRun(off, m, &buf.rawB, func(tab *[3][256]float64, codes []uint8, signs []int8, a int64) {
+	if buf.tab == nil {
+		buf.tab = new([3][256]float64)
+	}
+	err = enc.EachRun(off, m, &buf.rawB, buf.tab, func(tab *[3][256]float64, codes []uint8, signs []int8, a int64) {
 		if ok {
 			ok = fuseRun(&l, raw[2*a:2*(a+int64(len(codes)))], codes, signs, tab, a)
 		}

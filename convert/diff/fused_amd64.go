@@ -8,8 +8,17 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
-// avx reports whether fusePairsAVX can run.
-var avx = cpu.X86.HasAVX
+// avx reports whether fusePairsAVX can run, avx2 fuseQuadsAVX2.
+var (
+	avx  = cpu.X86.HasAVX
+	avx2 = cpu.X86.HasAVX2 && cpu.X86.HasPOPCNT
+)
+
+// fuseQuadsAVX2 is fusePairsAVX on quads pairs of pairs, but for the
+// identical count, all in l.identical[0]; in fused_amd64.s.
+//
+//go:noescape
+func fuseQuadsAVX2(l *lanes, raw *byte, codes *byte, signs *byte, quads int, tab *[3][256]float64, first int64) int
 
 // fusePairsAVX is fusePairsGo on pairs pairs, in fused_amd64.s.
 //
@@ -21,6 +30,16 @@ func fusePairsAVX(l *lanes, raw *byte, codes *byte, signs *byte, pairs int, tab 
 func fusePairs(l *lanes, raw []byte, codes []uint8, signs []int8, tab *[3][256]float64, first int64) bool {
 	if !avx || len(codes) < 2 {
 		return fusePairsGo(l, raw, codes, signs, tab, first)
+	}
+	if q := len(codes) / 4; avx2 && q > 0 {
+		_, _ = raw[8*q-1], signs[4*q-1]
+		if fuseQuadsAVX2(l, &raw[0], &codes[0], (*byte)(unsafe.Pointer(&signs[0])), q, tab, first) != q {
+			return false
+		}
+		raw, codes, signs, first = raw[8*q:], codes[4*q:], signs[4*q:], first+int64(4*q)
+		if len(codes) < 2 {
+			return true
+		}
 	}
 	pairs := len(codes) / 2
 	_, _ = raw[4*pairs-1], signs[2*pairs-1]

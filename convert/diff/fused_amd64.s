@@ -95,3 +95,123 @@ done:
 	VMOVDQU X8, 112(R12)
 	MOVQ    BX, ret+56(FP)
 	RET
+
+DATA ·fuseOnes<>+0(SB)/4, $1
+DATA ·fuseOnes<>+4(SB)/4, $1
+DATA ·fuseOnes<>+8(SB)/4, $1
+DATA ·fuseOnes<>+12(SB)/4, $1
+GLOBL ·fuseOnes<>(SB), RODATA|NOPTR, $16
+
+DATA ·fuseTwos<>+0(SB)/4, $2
+DATA ·fuseTwos<>+4(SB)/4, $2
+DATA ·fuseTwos<>+8(SB)/4, $2
+DATA ·fuseTwos<>+12(SB)/4, $2
+GLOBL ·fuseTwos<>(SB), RODATA|NOPTR, $16
+
+DATA ·fuseTwo64<>+0(SB)/8, $2
+DATA ·fuseTwo64<>+8(SB)/8, $2
+GLOBL ·fuseTwo64<>(SB), RODATA|NOPTR, $16
+
+// func fuseQuadsAVX2(l *lanes, raw *byte, codes *byte, signs *byte, quads int, tab *[3][256]float64, first int64) int
+//
+// fusePairsAVX on two pairs at a time: the values of four elements are
+// gathered, converted and multiplied in 256-bit registers, then each sum
+// adds the first pair's half and the second's, in that order, to its
+// 128-bit lanes, so that every lane adds what fusePairsGo adds, in its
+// order. The identical count goes to l.identical[0]. Returns the quads
+// added, fewer than quads at an invalid sign.
+TEXT ·fuseQuadsAVX2(SB), NOSPLIT, $0-64
+	MOVQ l+0(FP), R12
+	MOVQ raw+8(FP), SI
+	MOVQ codes+16(FP), DI
+	MOVQ signs+24(FP), DX
+	MOVQ quads+32(FP), CX
+	MOVQ tab+40(FP), R8
+	MOVQ first+48(FP), AX
+	VMOVUPD 0(R12), X9    // sumAbs
+	VMOVUPD 16(R12), X10  // sse
+	VMOVUPD 32(R12), X11  // sa2
+	VMOVUPD 48(R12), X12  // sb2
+	VMOVUPD 64(R12), X13  // sab
+	VMOVUPD 80(R12), X15  // maxErr
+	VMOVDQU 96(R12), X8   // maxIdx
+	MOVQ    112(R12), R13 // identical
+	VMOVQ   AX, X7
+	INCQ    AX
+	VMOVQ   AX, X5
+	VPUNPCKLQDQ X5, X7, X7 // positions of the first pair
+	MOVQ    $0x7fffffffffffffff, AX
+	VMOVQ   AX, X14
+	VPBROADCASTQ X14, Y14 // |x| mask
+	XORQ    BX, BX
+	TESTQ   CX, CX
+	JZ      qdone
+qloop:
+	VPMOVSXBD (DX), X1
+	VPADDD  ·fuseOnes<>(SB), X1, X1      // sign + 1: 0, 1 or 2 when valid
+	VPMAXUD ·fuseTwos<>(SB), X1, X2
+	VPCMPEQD ·fuseTwos<>(SB), X2, X2
+	VMOVMSKPS X2, AX
+	CMPL    AX, $15
+	JNE     qdone
+	VPMOVZXBD (DI), X2
+	VPSLLD  $8, X1, X1
+	VPADDD  X2, X1, X1                   // table index
+	VPCMPEQD Y6, Y6, Y6
+	VGATHERDPD Y6, (R8)(X1*8), Y4        // b
+	VPMOVZXWD (SI), X0
+	VPSLLD  $16, X0, X0
+	VCVTPS2PD X0, Y0                     // a
+	VSUBPD  Y4, Y0, Y2                   // d
+	VANDPD  Y14, Y2, Y3                  // |d|
+	VCMPPD  $0, Y4, Y0, Y6               // a == b, d == 0
+	VMOVMSKPD Y6, AX
+	POPCNTL AX, AX
+	ADDQ    AX, R13
+	// The largest error: the first pair, then the second.
+	VEXTRACTF128 $1, Y3, X5
+	VCMPPD  $0x1e, X15, X3, X6
+	VBLENDVPD X6, X3, X15, X15
+	VBLENDVPD X6, X7, X8, X8
+	VPADDQ  ·fuseTwo64<>(SB), X7, X7
+	VCMPPD  $0x1e, X15, X5, X6
+	VBLENDVPD X6, X5, X15, X15
+	VBLENDVPD X6, X7, X8, X8
+	VPADDQ  ·fuseTwo64<>(SB), X7, X7
+	// The sums, each the first pair's half and then the second's.
+	VADDPD  X3, X9, X9
+	VADDPD  X5, X9, X9
+	VMULPD  Y2, Y2, Y2
+	VMULPD  Y4, Y0, Y1
+	VMULPD  Y0, Y0, Y0
+	VMULPD  Y4, Y4, Y4
+	VEXTRACTF128 $1, Y2, X5
+	VADDPD  X2, X10, X10
+	VADDPD  X5, X10, X10
+	VEXTRACTF128 $1, Y0, X5
+	VADDPD  X0, X11, X11
+	VADDPD  X5, X11, X11
+	VEXTRACTF128 $1, Y4, X5
+	VADDPD  X4, X12, X12
+	VADDPD  X5, X12, X12
+	VEXTRACTF128 $1, Y1, X5
+	VADDPD  X1, X13, X13
+	VADDPD  X5, X13, X13
+	ADDQ    $8, SI
+	ADDQ    $4, DI
+	ADDQ    $4, DX
+	INCQ    BX
+	CMPQ    BX, CX
+	JB      qloop
+qdone:
+	VMOVUPD X9, 0(R12)
+	VMOVUPD X10, 16(R12)
+	VMOVUPD X11, 32(R12)
+	VMOVUPD X12, 48(R12)
+	VMOVUPD X13, 64(R12)
+	VMOVUPD X15, 80(R12)
+	VMOVDQU X8, 96(R12)
+	MOVQ    R13, 112(R12)
+	VZEROUPPER
+	MOVQ    BX, ret+56(FP)
+	RET

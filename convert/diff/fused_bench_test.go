@@ -65,11 +65,13 @@ func TestFusePairsKernel(t *testing.T) {
 		codes[i], signs[i] = 255, -1
 	}
 	raw[2*7], raw[2*7+1], signs[7] = 0, 0x80, 0 // -0 against +0
-	for _, n := range []int{0, 2, 64, 1000, len(codes)} {
+	for _, n := range []int{0, 2, 4, 6, 64, 1002, len(codes)} {
 		var a, b lanes
 		a.maxIdx, b.maxIdx = [2]int64{-1, -1}, [2]int64{-1, -1}
 		okA := fusePairsGo(&a, raw[:2*n], codes[:n], signs[:n], tab, 6)
 		okB := fusePairs(&b, raw[:2*n], codes[:n], signs[:n], tab, 6)
+		a.identical = [2]uint64{a.identical[0] + a.identical[1]}
+		b.identical = [2]uint64{b.identical[0] + b.identical[1]}
 		if !okA || !okB || a != b {
 			t.Errorf("%d elements: %v %v\n%+v\n%+v", n, okA, okB, a, b)
 		}
