@@ -168,14 +168,16 @@ qloop:
 	VMOVMSKPD Y6, AX
 	POPCNTL AX, AX
 	ADDQ    AX, R13
-	// The largest error: the first pair, then the second.
+	// The largest error: the first pair, then the second. Only the
+	// maxima chain from one quad to the next (MAXPD is the blend of the
+	// comparison, the values being numbers); the positions follow.
 	VEXTRACTF128 $1, Y3, X5
 	VCMPPD  $0x1e, X15, X3, X6
-	VBLENDVPD X6, X3, X15, X15
+	VMAXPD  X15, X3, X15
 	VBLENDVPD X6, X7, X8, X8
 	VPADDQ  ·fuseTwo64<>(SB), X7, X7
 	VCMPPD  $0x1e, X15, X5, X6
-	VBLENDVPD X6, X5, X15, X15
+	VMAXPD  X15, X5, X15
 	VBLENDVPD X6, X7, X8, X8
 	VPADDQ  ·fuseTwo64<>(SB), X7, X7
 	// The sums, each the first pair's half and then the second's.
