@@ -23,7 +23,7 @@ func evalCommand(action cli.ActionFunc) *cli.Command {
 	return &cli.Command{
 		Name:        "eval",
 		Usage:       "compare two checkpoints' next-token predictions (teacher-forced KLD, top-1, perplexity) and greedy outputs",
-		ArgsUsage:   "REF CAND",
+		ArgsUsage:   "REF CAND | REF --save-ref FILE",
 		Description: evalHelp,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "text", Usage: "tokenise `FILE` (UTF-8 text) into the stream"},
@@ -44,8 +44,12 @@ func evalCommand(action cli.ActionFunc) *cli.Command {
 
 // eval runs `qins eval`.
 func (a *app) eval(c *cli.Context) error {
-	if c.NArg() != 2 {
-		return usageError{fmt.Errorf("eval takes two checkpoints, REF and CAND; got %d arguments", c.NArg())}
+	alone := c.NArg() == 1 && c.IsSet("save-ref")
+	if c.NArg() != 2 && !alone {
+		return usageError{fmt.Errorf("eval takes two checkpoints, REF and CAND (or REF alone with --save-ref); got %d arguments", c.NArg())}
+	}
+	if alone && (c.IsSet("max-kld") || c.IsSet("min-top1")) {
+		return usageError{errors.New("--max-kld and --min-top1 need a CAND")}
 	}
 	opts, err := evalOptions(c)
 	if err != nil {
@@ -100,9 +104,13 @@ func (a *app) eval(c *cli.Context) error {
 			return withHint(err)
 		}
 	}
-	if c.Bool("json") {
+	switch {
+	case c.Bool("json"):
 		err = r.WriteJSON(&jsonWriter{w: a.stdout})
-	} else {
+	case alone:
+		_, err = fmt.Fprintf(a.stdout, "ref          %s (%s)\ntokens       %d, %d positions in %.1f s, perplexity %s\nsaved in     %s\n",
+			format.Printable(r.Ref), r.Architecture, r.Tokens, r.Positions, r.Seconds, figure(r.PPL.Ref), format.Printable(save))
+	default:
 		err = writeEvalText(a.stdout, r)
 	}
 	if err != nil {

@@ -399,6 +399,20 @@ func TestEvalSaveRef(t *testing.T) {
 	if code, out, _ := runQINS(t, "eval", ref, q); code != 0 || !strings.Contains(out, "as saved in "+ref) {
 		t.Errorf("text report: exit %d\n%s", code, out)
 	}
+	// REF alone saves the same file.
+	alone := filepath.Join(dir, "alone.ref")
+	if code, out, errs := runQINS(t, "eval", stories, "--generate", "24", "--save-ref", alone); code != 0 || !strings.Contains(out, "saved in") {
+		t.Errorf("REF alone: exit %d: %s%s", code, out, errs)
+	}
+	ba, _ := os.ReadFile(alone)
+	bb, _ := os.ReadFile(ref)
+	if !slices.Equal(ba, bb) {
+		t.Error("REF alone saved another file")
+	}
+	if code, _, errs := runQINS(t, "eval", stories, "--save-ref", filepath.Join(dir, "x.ref"), "--max-kld", "1"); code == 0 || !strings.Contains(errs, "need a CAND") {
+		t.Errorf("REF alone with a threshold: exit %d: %s", code, errs)
+	}
+	os.Remove(alone)
 	// An existing file is not replaced without --force.
 	before, _ := os.ReadFile(ref)
 	if code, _, errs := runQINS(t, "eval", stories, q, "--generate", "8", "--save-ref", ref); code == 0 || !strings.Contains(errs, ref) {

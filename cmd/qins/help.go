@@ -337,7 +337,9 @@ REF ONCE, MANY CANDIDATES
                    and tensor list. Then qins eval FILE CAND compares
                    CAND without reading REF, as llama.cpp's
                    --kl-divergence-base does. FILE is recognised by its
-                   content. Top-1, REF's perplexity and the greedy
+                   content. With REF alone (qins eval REF --save-ref
+                   FILE) only REF runs, and the file is the same.
+                   Top-1, REF's perplexity and the greedy
                    comparison are exactly those of running REF; of the
                    log-probabilities, REF's 32 most likely tokens and
                    the stream's next token are kept exactly, the others
@@ -384,7 +386,7 @@ EXAMPLES
   qins eval testdata/stories260K s.qins.safetensors --generate 200 --json
   qins eval ref/ cand.qins --tokens ids.json --generate 0 --max-kld 0.01
   qins eval ref/ cand.qins --min-top1 0.95
-  qins eval ref/ a.qins --save-ref ref.qinsref; qins eval ref.qinsref b.qins`
+  qins eval ref/ --save-ref ref.qinsref; qins eval ref.qinsref a.qins`
 
 const versionHelp = `Version prints what the Go toolchain recorded in the binary: the module
 version (a tag, a pseudo-version for a go build in a git clone, or

@@ -80,6 +80,10 @@ type Progress = work.Progress
 // then starts from config.json's bos_token_id, and the generations are
 // given as ids, with Greedy.TextError saying why.
 //
+// With Options.SaveRef, cand may be empty: REF runs alone, and the report
+// holds its side only (the stream, Positions, PPL.Ref and REF's greedy
+// generation; the comparison's figures are NaN), for Report.WriteRef.
+//
 // ref may also be a saved REF (Report.WriteRef), recognised by its
 // content: cand is then compared with it without running REF. The stream
 // and REF's generation are the saved ones; Text, Tokens and Generate,
@@ -102,6 +106,9 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 	if opts.Generate < 0 && opts.Text == "" && opts.Tokens == nil {
 		return nil, errors.New("eval: the default stream is REF's generation, which needs Generate >= 0")
 	}
+	if cand == "" && (!opts.SaveRef || opts.MaxKLD != nil || opts.MinTop1 != nil) {
+		return nil, errors.New("eval: no candidate: give one, or SaveRef without thresholds to run REF alone")
+	}
 	if IsSavedRef(ref) {
 		if opts.SaveRef {
 			return nil, &InputError{Path: ref, Err: errors.New("is a saved REF already: save a REF from its checkpoint")}
@@ -119,7 +126,10 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 	}
 	defer s.close()
 	s.generation = opts.Generation
-	r := &Report{Ref: s.rw.Path(), Cand: s.cw.Path(), Architecture: s.cfg.Architecture, Fails: []string{}}
+	r := &Report{Ref: s.rw.Path(), Architecture: s.cfg.Architecture, Fails: []string{}}
+	if s.cw != nil {
+		r.Cand = s.cw.Path()
+	}
 	// cut fits the default count after a prompt of p tokens.
 	cut := func(p int) {
 		if mp := s.cfg.MaxPositions; byDefault && mp > 0 && opts.Generate > mp-p {
@@ -229,8 +239,10 @@ func (s *session) open(ctx context.Context, ref, cand, configPath string) error 
 	if s.rw, err = OpenWeights(ctx, ref); err != nil {
 		return &InputError{Err: err}
 	}
-	if s.cw, err = OpenWeights(ctx, cand); err != nil {
-		return &InputError{Err: err}
+	if cand != "" {
+		if s.cw, err = OpenWeights(ctx, cand); err != nil {
+			return &InputError{Err: err}
+		}
 	}
 	dir := filepath.Dir(s.rw.Path())
 	s.cfgPath = configPath
@@ -241,6 +253,12 @@ func (s *session) open(ctx context.Context, ref, cand, configPath string) error 
 		return err
 	}
 	s.tokDirs = []string{dir, filepath.Dir(s.cfgPath)}
+	if s.cw == nil { // REF alone, to save its side
+		if s.ref, err = model.New(s.cfg, s.rw); err != nil {
+			return &InputError{Path: s.rw.Path(), Err: err}
+		}
+		return unused(s.ref, s.rw, s.cfgPath)
+	}
 	ccfg, err := s.candConfig()
 	if err != nil {
 		return err
@@ -481,22 +499,24 @@ func (s *session) fits(p, n int) error {
 }
 
 // teacherForced runs both models over r.IDs, layer by layer, and compares
-// their next-token distributions; with a saved REF, CAND alone runs.
+// their next-token distributions; with a saved REF, CAND alone runs, and
+// without a CAND, REF alone runs to save its side.
 func (s *session) teacherForced(ctx context.Context, r *Report, p Progress) error {
 	p = work.OrNone(p)
 	start := time.Now()
-	var sr *model.State
+	var sr, sc *model.State
 	var err error
 	if s.ref != nil {
 		if sr, err = s.ref.Embed(ctx, r.IDs); err != nil {
 			return s.modelErr(err, s.rw)
 		}
 	}
-	sc, err := s.cand.Embed(ctx, r.IDs)
-	if err != nil {
-		return s.modelErr(err, s.cw)
+	if s.cand != nil {
+		if sc, err = s.cand.Embed(ctx, r.IDs); err != nil {
+			return s.modelErr(err, s.cw)
+		}
 	}
-	n := s.cand.NumLayers()
+	n := s.cfg.Layers
 	p.Start(int64(n))
 	for l := range n {
 		if s.ref != nil {
@@ -504,8 +524,10 @@ func (s *session) teacherForced(ctx context.Context, r *Report, p Progress) erro
 				return s.modelErr(err, s.rw)
 			}
 		}
-		if err := s.cand.Layer(ctx, l, sc); err != nil {
-			return s.modelErr(err, s.cw)
+		if s.cand != nil {
+			if err := s.cand.Layer(ctx, l, sc); err != nil {
+				return s.modelErr(err, s.cw)
+			}
 		}
 		p.Add(1)
 	}
@@ -518,13 +540,18 @@ func (s *session) teacherForced(ctx context.Context, r *Report, p Progress) erro
 		rows = liveRows{lr, s.cfg.Vocab}
 	}
 	sr = nil // the hidden states go before the second logits arrive
-	lc, err := s.cand.Logits(ctx, sc)
-	if err != nil {
-		return s.modelErr(err, s.cw)
-	}
-	side, t, err := compare(r, r.IDs, rows, lc, s.cfg.Vocab, r.saved)
-	if err != nil {
-		return err
+	var side string
+	var t int
+	if s.cand == nil {
+		side, t = "REF", refAlone(r, r.IDs, rows.(liveRows), r.saved)
+	} else {
+		lc, err := s.cand.Logits(ctx, sc)
+		if err != nil {
+			return s.modelErr(err, s.cw)
+		}
+		if side, t, err = compare(r, r.IDs, rows, lc, s.cfg.Vocab, r.saved); err != nil {
+			return err
+		}
 	}
 	if t >= 0 {
 		return s.nonFiniteErr(side, t, "teacher-forced pass")
@@ -547,14 +574,16 @@ func (s *session) greedy(ctx context.Context, r *Report, n int) error {
 		g.Seconds = time.Since(start).Seconds()
 		r.Greedy = g
 	}
-	start := time.Now()
-	var err error
-	if g.CandIDs, err = s.candGreedy(ctx, r, n); err != nil {
-		return err
-	}
-	g.Seconds += time.Since(start).Seconds()
-	if d := firstDivergence(g.RefIDs, g.CandIDs); d > 0 {
-		g.FirstDivergence = &d
+	if s.cand != nil {
+		start := time.Now()
+		var err error
+		if g.CandIDs, err = s.candGreedy(ctx, r, n); err != nil {
+			return err
+		}
+		g.Seconds += time.Since(start).Seconds()
+		if d := firstDivergence(g.RefIDs, g.CandIDs); d > 0 {
+			g.FirstDivergence = &d
+		}
 	}
 	if s.saved != nil && s.saved.h.Tokenizer == "" {
 		return nil // REF's texts were not decoded
@@ -564,8 +593,12 @@ func (s *session) greedy(ctx context.Context, r *Report, n int) error {
 	} else if t != nil && s.saved != nil && !s.sameTokenizer() {
 		g.TextError = fmt.Sprintf("the tokenizer beside %s is not the one %s was saved with", format.Printable(s.cw.Path()), format.Printable(s.saved.path))
 	} else if t != nil {
-		rt, ct := t.Decode(g.RefIDs), t.Decode(g.CandIDs)
-		g.RefText, g.CandText = &rt, &ct
+		rt := t.Decode(g.RefIDs)
+		g.RefText = &rt
+		if s.cand != nil {
+			ct := t.Decode(g.CandIDs)
+			g.CandText = &ct
+		}
 	}
 	return nil
 }

@@ -361,3 +361,31 @@ func FuzzReadSaved(f *testing.F) {
 		}
 	})
 }
+
+// REF alone (no candidate) saves the same file as REF against a
+// candidate: what is saved is REF's only.
+func TestSavedRefAlone(t *testing.T) {
+	q := qinsFolder(t)
+	ids, text := expected(t)
+	for _, opts := range []Options{{Generate: 24}, {Text: text[:300], Generate: 8}, {Tokens: ids[:50], Generate: -1}} {
+		_, withCand := saveRef(t, stories, q, opts)
+		r, alone := saveRef(t, stories, "", opts)
+		a, _ := os.ReadFile(withCand)
+		b, _ := os.ReadFile(alone)
+		if !bytes.Equal(a, b) {
+			t.Errorf("%+v: REF alone saves another file than REF against CAND", opts)
+		}
+		if r.Cand != "" || !math.IsNaN(r.KLD.Mean) || !(r.PPL.Ref > 1) || (r.Greedy != nil && (r.Greedy.CandIDs != nil || r.Greedy.CandText != nil)) {
+			t.Errorf("REF alone: %+v %+v", r, r.Greedy)
+		}
+		if err := r.WriteJSON(&bytes.Buffer{}); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := Eval(context.Background(), stories, "", Options{}); err == nil {
+		t.Error("no candidate and no SaveRef: no error")
+	}
+	if _, err := Eval(context.Background(), stories, "", Options{SaveRef: true, MaxKLD: fptr(1)}); err == nil {
+		t.Error("no candidate and a threshold: no error")
+	}
+}

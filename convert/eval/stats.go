@@ -131,6 +131,32 @@ func compare(r *Report, ids []int, ref refRows, cand []float32, vocab int, save 
 	return "", -1, nil
 }
 
+// refAlone fills REF's figures of r (positions, perplexity) from its
+// logits over ids, with save receiving its rows: REF running alone to
+// save its side. It returns the first position whose logits are not all
+// finite, or -1.
+func refAlone(r *Report, ids []int, ref liveRows, save *savedRows) int {
+	positions := len(ids) - 1
+	lp := make([]float64, ref.vocab)
+	var nll float64
+	for t := range positions {
+		top, finite, _ := ref.row(t, lp)
+		if !finite {
+			return t
+		}
+		nll -= lp[ids[t+1]]
+		save.add(lp, top, lp[ids[t+1]])
+	}
+	if !ref.lastFinite() {
+		return positions
+	}
+	r.Positions = positions
+	r.PPL.Ref = math.Exp(nll / float64(positions))
+	r.PPL.Cand, r.PPL.Ratio = math.NaN(), math.NaN()
+	r.KLD = Dist{Mean: math.NaN(), Median: math.NaN(), P99: math.NaN(), Max: math.NaN()}
+	return -1
+}
+
 // finiteRow reports whether every value of x is finite.
 func finiteRow(x []float32) bool {
 	var s float32
