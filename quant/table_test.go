@@ -430,7 +430,13 @@ func TestCount16(t *testing.T) {
 // Params.TableF32 is the table a Decoder of the same parameters decodes
 // with, bit for bit (NaNs included).
 func TestParamsTableF32(t *testing.T) {
-	for _, p := range []Params{{LogMin: -12, LogMax: -2}, {LogMin: math.Log(1e-30), LogMax: math.Log(3e4)}, {LogMin: -5, LogMax: -5}} {
+	ps := []Params{{LogMin: -12, LogMax: -2}, {LogMin: math.Log(1e-30), LogMax: math.Log(3e4)}, {LogMin: -5, LogMax: -5}, {LogMin: -100, LogMax: 87.5}}
+	r := rand.New(rand.NewPCG(9, 10))
+	for range 2000 {
+		lo := -30 + 25*r.Float64()
+		ps = append(ps, Params{LogMin: lo, LogMax: lo + 12*r.Float64()})
+	}
+	for _, p := range ps {
 		var got [3][256]float64
 		p.TableF32(&got)
 		want := NewDecoder(p).TableF32()
