@@ -17,6 +17,9 @@ func exp32(x float64) float32 {
 		c1 = 0x1.62e42fee00000p-9
 		c2 = 0x1.a39ef35793c76p-41
 	)
+	if x <= -110 {
+		return 0 // exp(-110) is far below half the least float32, 2^-150
+	}
 	if !(x > -87 && x < 88) {
 		return float32(math.Exp(x))
 	}

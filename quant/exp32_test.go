@@ -29,7 +29,7 @@ func TestExp32(t *testing.T) {
 		check(math.Nextafter(x, 0))
 		check(math.Nextafter(x, math.Inf(1)))
 	}
-	for _, x := range []float64{0, math.Copysign(0, -1), 86.99, 87, 87.9, 88, 88.7, 89, -86.99, -87, -87.5, -103, -104, -746, 710, math.Inf(1), math.Inf(-1), math.NaN()} {
+	for _, x := range []float64{0, math.Copysign(0, -1), 86.99, 87, 87.9, 88, 88.7, 89, -86.99, -87, -87.5, -103, -104, -109.9, -110, -110.1, -200, -746, -1e300, 710, math.Inf(1), math.Inf(-1), math.NaN()} {
 		check(x)
 	}
 }
