@@ -328,7 +328,7 @@ type diffBufs struct {
 	rawA, rawB []byte
 	ka, kb     []uint16 // the fast path's keys
 	hist       *pairHist
-	tab        *[3][256]float64 // the fused path's table of a row
+	tab        *table // the fused path's table of a row
 }
 
 // tensor compares a and b, of the same shape. The chunks' sums are merged

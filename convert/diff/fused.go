@@ -2,6 +2,7 @@ package diff
 
 import (
 	"math"
+	"unsafe"
 
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/format/qins"
@@ -18,12 +19,26 @@ import (
 // or an invalid code or sign goes through the float path instead, which
 // reports or counts them as before.
 
-// lanes are a chunk's running sums, by lane.
+// lanes are a chunk's running sums, by lane, and its largest errors by
+// position modulo 4 (modulo 2 in the Go code): each the first of its
+// largest, so that the first of the largest of them all is Add's.
 type lanes struct {
 	sumAbs, sse, sa2, sb2, sab [2]float64
-	maxErr                     [2]float64
-	maxIdx                     [2]int64 // position in the chunk; -1 for none
-	identical                  [2]uint64
+	maxErr                     [4]float64
+	maxIdx                     [4]int64 // position in the chunk; -1 for none
+	identical                  uint64
+}
+
+// largest returns the largest error of l and its first position, -1 for
+// none.
+func (l *lanes) largest() (float64, int64) {
+	e, i := 0.0, int64(-1)
+	for k := range l.maxErr {
+		if j := l.maxIdx[k]; j >= 0 && (l.maxErr[k] > e || l.maxErr[k] == e && j < i) {
+			e, i = l.maxErr[k], j
+		}
+	}
+	return e, i
 }
 
 // fusable reports whether a against b takes the fused path: a BF16 tensor
@@ -43,14 +58,18 @@ func fusedChunk(plain, enc *qins.Source, swap bool, off, m int64, buf *diffBufs,
 		return false, err
 	}
 	var l lanes
-	l.maxIdx = [2]int64{-1, -1}
+	l.maxIdx = [4]int64{-1, -1, -1, -1}
 	ok := true
 	if buf.tab == nil {
-		buf.tab = new([3][256]float64)
+		buf.tab = newTable()
 	}
-	err = enc.EachRun(off, m, &buf.rawB, buf.tab, func(tab *[3][256]float64, codes []uint8, signs []int8, a int64) {
+	rows := (*[3][256]float64)(unsafe.Pointer(buf.tab)) // the rows' tables go to buf.tab
+	err = enc.EachRun(off, m, &buf.rawB, rows, func(tab *[3][256]float64, codes []uint8, signs []int8, a int64) {
+		if tab != rows { // the tensor's: copied, for the NaN row after it
+			*rows = *tab
+		}
 		if ok {
-			ok = fuseRun(&l, raw[2*a:2*(a+int64(len(codes)))], codes, signs, tab, a)
+			ok = fuseRun(&l, raw[2*a:2*(a+int64(len(codes)))], codes, signs, buf.tab, a)
 		}
 	})
 	if err != nil || !ok {
@@ -66,14 +85,24 @@ func fusedChunk(plain, enc *qins.Source, swap bool, off, m int64, buf *diffBufs,
 	if swap {
 		p.sa2, p.sb2 = p.sb2, p.sa2
 	}
-	p.n, p.identical = uint64(m), l.identical[0]+l.identical[1]
-	p.maxErr, p.maxIdx = 0, -1
-	for k := range 2 {
-		if i := l.maxIdx[k]; i >= 0 && (l.maxErr[k] > p.maxErr || l.maxErr[k] == p.maxErr && off+i < p.maxIdx) {
-			p.maxErr, p.maxIdx = l.maxErr[k], off+i
-		}
+	p.n, p.identical = uint64(m), l.identical
+	p.maxErr, p.maxIdx = l.largest()
+	if p.maxIdx >= 0 {
+		p.maxIdx += off
 	}
 	return true, nil
+}
+
+// table is a table of quant.Decoder.TableF32 and a fourth row of NaNs,
+// which the AVX2 kernel reads for an invalid sign.
+type table = [4][256]float64
+
+func newTable() *table {
+	t := new(table)
+	for c := range t[3] {
+		t[3][c] = math.NaN()
+	}
+	return t
 }
 
 // fuseRun adds the elements of one run, the first at position first of
@@ -81,7 +110,7 @@ func fusedChunk(plain, enc *qins.Source, swap bool, off, m int64, buf *diffBufs,
 // tab decodes. It returns false at an invalid sign (the float path
 // reports it); an invalid code decodes to NaN, which the caller sees in
 // the sums.
-func fuseRun(l *lanes, raw []byte, codes []uint8, signs []int8, tab *[3][256]float64, first int64) bool {
+func fuseRun(l *lanes, raw []byte, codes []uint8, signs []int8, tab *table, first int64) bool {
 	i := 0
 	if first%2 == 1 && len(codes) > 0 {
 		if !fuseOne(l, 1, raw, codes, signs, tab, 0, first) {
@@ -102,7 +131,7 @@ func fuseRun(l *lanes, raw []byte, codes []uint8, signs []int8, tab *[3][256]flo
 }
 
 // fuseOne adds element i of a run to lane k.
-func fuseOne(l *lanes, k int, raw []byte, codes []uint8, signs []int8, tab *[3][256]float64, i int, first int64) bool {
+func fuseOne(l *lanes, k int, raw []byte, codes []uint8, signs []int8, tab *table, i int, first int64) bool {
 	s := uint8(signs[i]) + 1
 	if s > 2 {
 		return false
@@ -115,7 +144,7 @@ func fuseOne(l *lanes, k int, raw []byte, codes []uint8, signs []int8, tab *[3][
 		l.maxErr[k], l.maxIdx[k] = ad, first+int64(i)
 	}
 	if d == 0 {
-		l.identical[k]++
+		l.identical++
 	}
 	l.sumAbs[k] += ad
 	l.sse[k] += d * d
@@ -128,11 +157,11 @@ func fuseOne(l *lanes, k int, raw []byte, codes []uint8, signs []int8, tab *[3][
 // fusePairsGo is fusePairs in Go: len(codes) is even, and the first
 // element, at position first (even) of the chunk, goes to lane 0. The
 // sums are locals, kept in registers.
-func fusePairsGo(l *lanes, raw []byte, codes []uint8, signs []int8, tab *[3][256]float64, first int64) bool {
+func fusePairsGo(l *lanes, raw []byte, codes []uint8, signs []int8, tab *table, first int64) bool {
 	sumAbs0, sumAbs1, sse0, sse1 := l.sumAbs[0], l.sumAbs[1], l.sse[0], l.sse[1]
 	sa20, sa21, sb20, sb21, sab0, sab1 := l.sa2[0], l.sa2[1], l.sb2[0], l.sb2[1], l.sab[0], l.sab[1]
 	max0, max1, idx0, idx1 := l.maxErr[0], l.maxErr[1], l.maxIdx[0], l.maxIdx[1]
-	id0, id1 := l.identical[0], l.identical[1]
+	id := l.identical
 	raw, signs = raw[:2*len(codes)], signs[:len(codes)]
 	ok := true
 	for i := 0; i+1 < len(codes); i += 2 {
@@ -153,10 +182,10 @@ func fusePairsGo(l *lanes, raw []byte, codes []uint8, signs []int8, tab *[3][256
 			max1, idx1 = ad1, first+int64(i+1)
 		}
 		if d0 == 0 {
-			id0++
+			id++
 		}
 		if d1 == 0 {
-			id1++
+			id++
 		}
 		sumAbs0 += ad0
 		sumAbs1 += ad1
@@ -170,6 +199,6 @@ func fusePairsGo(l *lanes, raw []byte, codes []uint8, signs []int8, tab *[3][256
 		sab1 += a1 * b1
 	}
 	l.sumAbs, l.sse, l.sa2, l.sb2, l.sab = [2]float64{sumAbs0, sumAbs1}, [2]float64{sse0, sse1}, [2]float64{sa20, sa21}, [2]float64{sb20, sb21}, [2]float64{sab0, sab1}
-	l.maxErr, l.maxIdx, l.identical = [2]float64{max0, max1}, [2]int64{idx0, idx1}, [2]uint64{id0, id1}
+	l.maxErr[0], l.maxErr[1], l.maxIdx[0], l.maxIdx[1], l.identical = max0, max1, idx0, idx1, id
 	return ok
 }

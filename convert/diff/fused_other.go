@@ -3,6 +3,6 @@
 package diff
 
 // fusePairs adds pairs of elements of a run (see fusePairsGo).
-func fusePairs(l *lanes, raw []byte, codes []uint8, signs []int8, tab *[3][256]float64, first int64) bool {
+func fusePairs(l *lanes, raw []byte, codes []uint8, signs []int8, tab *table, first int64) bool {
 	return fusePairsGo(l, raw, codes, signs, tab, first)
 }
