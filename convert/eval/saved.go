@@ -117,7 +117,8 @@ type savedRows struct {
 	rows     []byte
 	argmax   []int
 	target   []float64
-	top      []int // scratch: indices of the k largest
+	top      []int  // scratch: indices of the k largest
+	exact    []bool // scratch: which tokens are among them
 }
 
 func newSavedRows(vocab, positions int) *savedRows {
@@ -135,10 +136,18 @@ func (s *savedRows) add(lp []float64, top int, target float64) {
 	s.target = append(s.target, target)
 	idx := topK(lp, s.k, s.top[:0])
 	s.top = idx
-	exact := make(map[int]bool, len(idx))
+	if s.exact == nil {
+		s.exact = make([]bool, len(lp))
+	}
+	exact := s.exact
 	for _, i := range idx {
 		exact[i] = true
 	}
+	defer func() {
+		for _, i := range idx {
+			exact[i] = false
+		}
+	}()
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for i, v := range lp {
 		if !exact[i] {
