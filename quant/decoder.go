@@ -174,3 +174,24 @@ func (d *Decoder) DecodeTo(dt dtype.DType, codes []uint8, signs []int8, dst []by
 	}
 	return nil
 }
+
+// TableF32 fills tab with the table a Decoder of p reads in DecodeF32
+// (see Decoder.TableF32), computing nothing else: for fused kernels that
+// decode as they go, a table per row.
+func (p Params) TableF32(tab *[3][256]float64) {
+	for c := 1; c < 256; c++ {
+		// Magnitude's argument, to the bit, then exp32 for
+		// float32(math.Exp(...)).
+		m := float64(exp32(p.LogMin + float64(255-c)/254*(p.LogMax-p.LogMin)))
+		tab[0][c], tab[2][c] = -m, m
+		tab[1][c] = 0
+	}
+	nan := math.NaN()
+	tab[0][0], tab[1][0], tab[2][0] = nan, nan, nan
+}
+
+// TableF32 returns the table DecodeF32 reads: the value of code c with
+// sign s is TableF32()[uint8(s)+1][c], NaN for a code no encoder writes
+// with that sign. It is for fused kernels that decode as they go, and
+// must not be written to.
+func (d *Decoder) TableF32() *[3][256]float64 { return &d.f64r }

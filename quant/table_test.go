@@ -426,3 +426,26 @@ func TestCount16(t *testing.T) {
 		}
 	}
 }
+
+// Params.TableF32 is the table a Decoder of the same parameters decodes
+// with, bit for bit (NaNs included).
+func TestParamsTableF32(t *testing.T) {
+	ps := []Params{{LogMin: -12, LogMax: -2}, {LogMin: math.Log(1e-30), LogMax: math.Log(3e4)}, {LogMin: -5, LogMax: -5}, {LogMin: -100, LogMax: 87.5}}
+	r := rand.New(rand.NewPCG(9, 10))
+	for range 2000 {
+		lo := -30 + 25*r.Float64()
+		ps = append(ps, Params{LogMin: lo, LogMax: lo + 12*r.Float64()})
+	}
+	for _, p := range ps {
+		var got [3][256]float64
+		p.TableF32(&got)
+		want := NewDecoder(p).TableF32()
+		for k := range got {
+			for c := range got[k] {
+				if math.Float64bits(got[k][c]) != math.Float64bits(want[k][c]) && !(got[k][c] != got[k][c] && want[k][c] != want[k][c]) {
+					t.Fatalf("%+v: [%d][%d] = %v, the decoder's %v", p, k, c, got[k][c], want[k][c])
+				}
+			}
+		}
+	}
+}

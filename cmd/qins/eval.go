@@ -15,6 +15,7 @@ import (
 
 	"github.com/qins-dev/qins/convert/eval"
 	"github.com/qins-dev/qins/format"
+	"github.com/qins-dev/qins/format/outfile"
 )
 
 // evalCommand is `qins eval REF CAND`.
@@ -22,7 +23,7 @@ func evalCommand(action cli.ActionFunc) *cli.Command {
 	return &cli.Command{
 		Name:        "eval",
 		Usage:       "compare two checkpoints' next-token predictions (teacher-forced KLD, top-1, perplexity) and greedy outputs",
-		ArgsUsage:   "REF CAND",
+		ArgsUsage:   "REF CAND | REF --save-ref FILE",
 		Description: evalHelp,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "text", Usage: "tokenise `FILE` (UTF-8 text) into the stream"},
@@ -32,6 +33,8 @@ func evalCommand(action cli.ActionFunc) *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
 			&cli.Float64Flag{Name: "max-kld", Usage: "fail when the mean KL divergence is above `X`", DefaultText: "none"},
 			&cli.Float64Flag{Name: "min-top1", Usage: "fail when the top-1 agreement is below `P` (a fraction, 0 to 1)", DefaultText: "none"},
+			&cli.StringFlag{Name: "save-ref", Usage: "keep REF's side (stream, log-probabilities, greedy ids) in `FILE`, to give in place of REF later"},
+			&cli.BoolFlag{Name: "force", Usage: "replace an existing --save-ref file"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
 		},
 		OnUsageError: usageErr,
@@ -41,12 +44,26 @@ func evalCommand(action cli.ActionFunc) *cli.Command {
 
 // eval runs `qins eval`.
 func (a *app) eval(c *cli.Context) error {
-	if c.NArg() != 2 {
-		return usageError{fmt.Errorf("eval takes two checkpoints, REF and CAND; got %d arguments", c.NArg())}
+	alone := c.NArg() == 1 && c.IsSet("save-ref")
+	if c.NArg() != 2 && !alone {
+		return usageError{fmt.Errorf("eval takes two checkpoints, REF and CAND (or REF alone with --save-ref); got %d arguments", c.NArg())}
+	}
+	if alone && (c.IsSet("max-kld") || c.IsSet("min-top1")) {
+		return usageError{errors.New("--max-kld and --min-top1 need a CAND")}
 	}
 	opts, err := evalOptions(c)
 	if err != nil {
 		return err
+	}
+	save := c.String("save-ref")
+	if c.IsSet("save-ref") {
+		if save == "" {
+			return usageError{errors.New("--save-ref: give a file name")}
+		}
+		if err := outfile.Check(save, c.Bool("force")); err != nil {
+			return withHint(err)
+		}
+		opts.SaveRef = true
 	}
 	quiet := c.Bool("quiet") || c.Bool("json")
 	var gens []*bar
@@ -82,9 +99,18 @@ func (a *app) eval(c *cli.Context) error {
 		}
 		return unusable{withHint(err)}
 	}
-	if c.Bool("json") {
+	if save != "" {
+		if err := saveRef(r, save, outfile.Options{Force: c.Bool("force"), Pending: a.pending}); err != nil {
+			return withHint(err)
+		}
+	}
+	switch {
+	case c.Bool("json"):
 		err = r.WriteJSON(&jsonWriter{w: a.stdout})
-	} else {
+	case alone:
+		_, err = fmt.Fprintf(a.stdout, "ref          %s (%s)\ntokens       %d, %d positions in %.1f s, perplexity %s\nsaved in     %s\n",
+			format.Printable(r.Ref), r.Architecture, r.Tokens, r.Positions, r.Seconds, figure(r.PPL.Ref), format.Printable(save))
+	default:
 		err = writeEvalText(a.stdout, r)
 	}
 	if err != nil {
@@ -94,6 +120,20 @@ func (a *app) eval(c *cli.Context) error {
 		return differ{}
 	}
 	return nil
+}
+
+// saveRef writes REF's side of r to path, which appears complete or not
+// at all.
+func saveRef(r *eval.Report, path string, opts outfile.Options) error {
+	o, err := outfile.Create(path, opts)
+	if err != nil {
+		return err
+	}
+	if err := r.WriteRef(o); err != nil {
+		o.Abort()
+		return &format.Error{Path: path, Err: err}
+	}
+	return o.Commit()
 }
 
 // readErr is the error of reading the file named by flag.
@@ -163,6 +203,9 @@ func evalOptions(c *cli.Context) (eval.Options, error) {
 func writeEvalText(w io.Writer, r *eval.Report) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "ref          %s (%s)\n", format.Printable(r.Ref), r.Architecture)
+	if r.SavedRef != "" {
+		fmt.Fprintf(&b, "             as saved in %s\n", format.Printable(r.SavedRef))
+	}
 	fmt.Fprintf(&b, "cand         %s\n", format.Printable(r.Cand))
 	src := map[string]string{"text": "--text", "tokens": "--tokens", "greedy": "REF's greedy generation"}[r.Source]
 	fmt.Fprintf(&b, "tokens       %d (%s), %d positions compared in %.1f s\n", r.Tokens, src, r.Positions, r.Seconds)

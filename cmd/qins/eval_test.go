@@ -371,3 +371,73 @@ func TestEvalNonFiniteGeneration(t *testing.T) {
 		t.Errorf("exit %d (want 2), stderr lacks %q:\n%s%s", code, want, out, errs)
 	}
 }
+
+// --save-ref writes REF's side, which then stands in for REF: the same
+// report (KLD within 1e-3 relative); an existing file is kept without
+// --force; a saved file that is damaged is one line naming it.
+func TestEvalSaveRef(t *testing.T) {
+	dir := t.TempDir()
+	q := filepath.Join(dir, "stories.qins")
+	if code, _, errs := runQINS(t, "convert", stories, "-o", q, "--quiet"); code != 0 {
+		t.Fatalf("convert: %s", errs)
+	}
+	ref := filepath.Join(dir, "stories.ref")
+	code, live, errs := runQINS(t, "eval", stories, q, "--json", "--generate", "24", "--save-ref", ref)
+	if code != 0 {
+		t.Fatalf("eval --save-ref: exit %d: %s", code, errs)
+	}
+	code, saved, errs := runQINS(t, "eval", ref, q, "--json")
+	if code != 0 {
+		t.Fatalf("eval FILE CAND: exit %d: %s", code, errs)
+	}
+	var a, b evalJSON
+	json.Unmarshal([]byte(live), &a)
+	json.Unmarshal([]byte(saved), &b)
+	if !slices.Equal(a.IDs, b.IDs) || *a.Top1 != *b.Top1 || *a.PPL["ref"] != *b.PPL["ref"] || *a.PPL["cand"] != *b.PPL["cand"] ||
+		math.Abs(*a.KLD["mean"]/(*b.KLD["mean"])-1) > 1e-3 || b.Greedy == nil || b.Greedy.CandText == nil || *b.Greedy.CandText != *a.Greedy.CandText || a.Ref != b.Ref {
+		t.Errorf("live\n%s\nsaved\n%s", live, saved)
+	}
+	if code, out, _ := runQINS(t, "eval", ref, q); code != 0 || !strings.Contains(out, "as saved in "+ref) {
+		t.Errorf("text report: exit %d\n%s", code, out)
+	}
+	// REF alone saves the same file.
+	alone := filepath.Join(dir, "alone.ref")
+	if code, out, errs := runQINS(t, "eval", stories, "--generate", "24", "--save-ref", alone); code != 0 || !strings.Contains(out, "saved in") {
+		t.Errorf("REF alone: exit %d: %s%s", code, out, errs)
+	}
+	ba, _ := os.ReadFile(alone)
+	bb, _ := os.ReadFile(ref)
+	if !slices.Equal(ba, bb) {
+		t.Error("REF alone saved another file")
+	}
+	if code, _, errs := runQINS(t, "eval", stories, "--save-ref", filepath.Join(dir, "x.ref"), "--max-kld", "1"); code == 0 || !strings.Contains(errs, "need a CAND") {
+		t.Errorf("REF alone with a threshold: exit %d: %s", code, errs)
+	}
+	os.Remove(alone)
+	// An existing file is not replaced without --force.
+	before, _ := os.ReadFile(ref)
+	if code, _, errs := runQINS(t, "eval", stories, q, "--generate", "8", "--save-ref", ref); code == 0 || !strings.Contains(errs, ref) {
+		t.Errorf("existing --save-ref: exit %d: %s", code, errs)
+	}
+	if after, _ := os.ReadFile(ref); !slices.Equal(before, after) {
+		t.Error("the existing file changed")
+	}
+	if code, _, errs := runQINS(t, "eval", stories, q, "--generate", "8", "--save-ref", ref, "--force", "-q"); code != 0 {
+		t.Errorf("--force: exit %d: %s", code, errs)
+	}
+	// Other options than those it was saved with.
+	if code, _, errs := runQINS(t, "eval", ref, q, "--generate", "9"); code == 0 || !strings.Contains(errs, "generation 8, not 9") {
+		t.Errorf("other --generate: exit %d: %s", code, errs)
+	}
+	// A damaged file.
+	b8, _ := os.ReadFile(ref)
+	os.WriteFile(ref, b8[:len(b8)-3], 0o644)
+	code, _, errs = runQINS(t, "eval", ref, q)
+	if code == 0 || !strings.Contains(errs, ref) || strings.Count(strings.TrimSpace(errs), "\n") > 1 {
+		t.Errorf("truncated saved REF: exit %d: %q", code, errs)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 2 {
+		t.Errorf("left in the folder: %v", entries)
+	}
+}

@@ -334,6 +334,31 @@ THE STREAM
   Eval runs layer by layer and holds at most about one layer of each
   model, the activations and the two tokens x vocabulary logits.
 
+REF ONCE, MANY CANDIDATES
+  --save-ref FILE  also write REF's side to FILE (atomically; --force
+                   replaces an existing one): the stream, REF's
+                   log-probabilities at every compared position, its
+                   most likely tokens and greedy ids, its config.json
+                   and tensor list. Then qins eval FILE CAND compares
+                   CAND without reading REF, as llama.cpp's
+                   --kl-divergence-base does. FILE is recognised by its
+                   content. With REF alone (qins eval REF --save-ref
+                   FILE) only REF runs, and the file is the same.
+                   Top-1, REF's perplexity and the greedy
+                   comparison are exactly those of running REF; of the
+                   log-probabilities, REF's 32 most likely tokens and
+                   the stream's next token are kept exactly, the others
+                   rounded to 16 bits over their row's range (2.3e-4
+                   nats at most over a range of 30), so the KLD moves in the last
+                   digits (under 1e-4 relative on stories260K). FILE is
+                   about 2 bytes x vocabulary per token (8 MB for 128
+                   tokens of a 32k vocabulary). --text, --tokens and
+                   --generate may be given again only as saved; CAND
+                   must have REF's tensors (or, with its own config.json
+                   of another architecture, REF's vocabulary and depth);
+                   the tokenizer beside CAND decodes the generations,
+                   and must be REF's, else they are shown as ids.
+
 OPTIONS
   --max-kld X      fail when the mean KLD is above X.
   --min-top1 P     fail when the top-1 agreement (a fraction) is below P.
@@ -343,7 +368,7 @@ OPTIONS
   --json           print one object: ref, cand, architecture, source,
                    ids, tokens, positions (tokens - 1), top1, top1_agree,
                    kld {mean, median, p99, max}, ppl {ref, cand, ratio},
-                   seconds, greedy {prompt, first_divergence (1-based
+                   saved_ref (with a saved REF), seconds, greedy {prompt, first_divergence (1-based
                    among the generated tokens, null when none), ref_ids,
                    cand_ids, ref_text, cand_text, seconds} and fails.
                    Figures that are not finite (a perplexity past
@@ -365,7 +390,8 @@ EXAMPLES
   qins eval Phi-3.5-mini-instruct Phi-3.5-mini-instruct.qins
   qins eval testdata/stories260K s.qins.safetensors --generate 200 --json
   qins eval ref/ cand.qins --tokens ids.json --generate 0 --max-kld 0.01
-  qins eval ref/ cand.qins --min-top1 0.95`
+  qins eval ref/ cand.qins --min-top1 0.95
+  qins eval ref/ --save-ref ref.qinsref; qins eval ref.qinsref a.qins`
 
 const versionHelp = `Version prints what the Go toolchain recorded in the binary: the module
 version (a tag, a pseudo-version for a go build in a git clone, or

@@ -15,6 +15,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"sync/atomic"
 
 	"github.com/qins-dev/qins/convert/internal/work"
 	"github.com/qins-dev/qins/format"
@@ -45,6 +46,8 @@ type Options struct {
 type testHooks struct {
 	floatOnly bool  // no fast path (diff_hist.go)
 	histMin   int64 // the fast path's smallest tensor, when not 0
+	// fused, when set, counts the chunks the fused path compares.
+	fused *atomic.Int64
 }
 
 // Progress follows a diff: Start once with the total, in input bytes of
@@ -291,7 +294,7 @@ func check(td *Tensor, opts Options, float bool) []string {
 
 // newDiffer returns a differ for opts that reports its progress.
 func newDiffer(opts *Options, hooks testHooks, progress func(int64)) *differ {
-	d := &differ{workers: work.Compute(opts.Workers), chunk: opts.ChunkElems, histChunk: opts.ChunkElems, progress: progress, floatOnly: hooks.floatOnly, histMin: hooks.histMin}
+	d := &differ{workers: work.Compute(opts.Workers), chunk: opts.ChunkElems, histChunk: opts.ChunkElems, progress: progress, floatOnly: hooks.floatOnly, histMin: hooks.histMin, fusedChunks: hooks.fused}
 	if d.histMin == 0 {
 		d.histMin = minHistElems
 	}
@@ -316,6 +319,8 @@ type differ struct {
 	bufs      []diffBufs // per goroutine
 	floatOnly bool       // no fast path: for tests
 	histMin   int64      // the fast path's smallest tensor
+	// fusedChunks, when set, counts the chunks of the fused path.
+	fusedChunks *atomic.Int64
 }
 
 type diffBufs struct {
@@ -323,6 +328,7 @@ type diffBufs struct {
 	rawA, rawB []byte
 	ka, kb     []uint16 // the fast path's keys
 	hist       *pairHist
+	tab        *table // the fused path's table of a row
 }
 
 // tensor compares a and b, of the same shape. The chunks' sums are merged
@@ -348,8 +354,28 @@ func (d *differ) tensor(ctx context.Context, a, b *qins.Logical) (*Accumulator, 
 	step := int64(d.chunk)
 	parts := make([]Accumulator, (n+step-1)/step)
 	exactBytes := !a.DType.ReadsFloat() // integers: compare the bytes too
+	fused := !d.floatOnly && fusable(sa, sb, a, b)
+	plain, enc, swap := sa, sb, false
+	if fused && sa.Tabled() {
+		plain, enc, swap = sb, sa, true
+	}
 	err = d.workers.Each(ctx, n, step, func(_ context.Context, w int, off, m int64) error {
 		buf := &d.bufs[w]
+		if fused {
+			p := &parts[off/step]
+			ok, err := fusedChunk(plain, enc, swap, off, m, buf, p)
+			if err != nil {
+				return err
+			}
+			if ok {
+				if d.fusedChunks != nil {
+					d.fusedChunks.Add(1)
+				}
+				d.progress(sa.BytesOf(off, m) + sb.BytesOf(off, m))
+				return nil
+			}
+			*p = Accumulator{}
+		}
 		if buf.a == nil {
 			buf.a, buf.b = make([]float64, step), make([]float64, step)
 		}

@@ -58,6 +58,9 @@ type Options struct {
 	// Generation, when set, gives the Progress of each greedy generation,
 	// one unit per token; side is "REF" or "CAND".
 	Generation func(side string) Progress
+	// SaveRef keeps REF's side of the evaluation in the report, for
+	// Report.WriteRef.
+	SaveRef bool
 }
 
 // Progress follows the teacher-forced pass: Start once with the total,
@@ -76,6 +79,20 @@ type Progress = work.Progress
 // tokenizer that cannot be read fails a Text run only: the default stream
 // then starts from config.json's bos_token_id, and the generations are
 // given as ids, with Greedy.TextError saying why.
+//
+// With Options.SaveRef, cand may be empty: REF runs alone, and the report
+// holds its side only (the stream, Positions, PPL.Ref and REF's greedy
+// generation; the comparison's figures are NaN), for Report.WriteRef.
+//
+// ref may also be a saved REF (Report.WriteRef), recognised by its
+// content: cand is then compared with it without running REF. The stream
+// and REF's generation are the saved ones; Text, Tokens and Generate,
+// when given, must be those it was saved with, and Config must be empty.
+// cand must have the tensors REF had, or, when its folder has a
+// config.json of another architecture, REF's vocabulary and layer count.
+// The tokenizer that decodes the generations is the one beside cand, and
+// must be the one REF's were decoded with (else Greedy.TextError says
+// so).
 func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) {
 	if opts.Text != "" && opts.Tokens != nil {
 		return nil, errors.New("eval: give Text or Tokens, not both")
@@ -89,6 +106,16 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 	if opts.Generate < 0 && opts.Text == "" && opts.Tokens == nil {
 		return nil, errors.New("eval: the default stream is REF's generation, which needs Generate >= 0")
 	}
+	if cand == "" && (!opts.SaveRef || opts.MaxKLD != nil || opts.MinTop1 != nil) {
+		return nil, errors.New("eval: no candidate: give one, or SaveRef without thresholds to run REF alone")
+	}
+	if IsSavedRef(ref) {
+		if opts.SaveRef {
+			return nil, &InputError{Path: ref, Err: errors.New("is a saved REF already: save a REF from its checkpoint")}
+		}
+		return evalSaved(ctx, ref, cand, opts)
+	}
+	asked := opts.Generate
 	byDefault := opts.Generate == 0
 	if byDefault {
 		opts.Generate = DefaultGenerate
@@ -99,7 +126,10 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 	}
 	defer s.close()
 	s.generation = opts.Generation
-	r := &Report{Ref: s.rw.Path(), Cand: s.cw.Path(), Architecture: s.cfg.Architecture, Fails: []string{}}
+	r := &Report{Ref: s.rw.Path(), Architecture: s.cfg.Architecture, Fails: []string{}}
+	if s.cw != nil {
+		r.Cand = s.cw.Path()
+	}
 	// cut fits the default count after a prompt of p tokens.
 	cut := func(p int) {
 		if mp := s.cfg.MaxPositions; byDefault && mp > 0 && opts.Generate > mp-p {
@@ -136,6 +166,9 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 	if r.Greedy == nil {
 		cut(min(PromptTokens, len(r.IDs)))
 	}
+	if opts.SaveRef {
+		r.saved = newSavedRows(s.cfg.Vocab, len(r.IDs)-1)
+	}
 	if opts.Generate > 0 && r.Greedy == nil {
 		// Before the teacher-forced pass, not after it.
 		if err := s.fits(min(PromptTokens, len(r.IDs)), opts.Generate); err != nil {
@@ -150,6 +183,11 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 			return nil, err
 		}
 	}
+	if opts.SaveRef {
+		if err := s.keepRef(r, opts, asked); err != nil {
+			return nil, err
+		}
+	}
 	r.NonFinite = r.nonFinite()
 	r.check(opts)
 	return r, nil
@@ -159,10 +197,12 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 type session struct {
 	generation func(side string) Progress // Options.Generation
 	cfg        *model.Config
+	cfgText    []byte // cfg's config.json as read
 	cfgPath    string
 	ccfgPath   string // CAND's own config.json, when it runs with one
 	rw, cw     *Weights
-	ref, cand  *model.Model
+	ref, cand  *model.Model // ref is nil with a saved REF
+	saved      *savedRef    // the saved REF, or nil
 	// tokDirs are the folders the tokenizer is looked for in; tok and
 	// tokErr what tokenizer found, once tokLoaded.
 	tokDirs   []string
@@ -177,6 +217,9 @@ func (s *session) close() {
 	}
 	if s.cw != nil {
 		s.cw.Close()
+	}
+	if s.saved != nil {
+		s.saved.close()
 	}
 }
 
@@ -196,18 +239,26 @@ func (s *session) open(ctx context.Context, ref, cand, configPath string) error 
 	if s.rw, err = OpenWeights(ctx, ref); err != nil {
 		return &InputError{Err: err}
 	}
-	if s.cw, err = OpenWeights(ctx, cand); err != nil {
-		return &InputError{Err: err}
+	if cand != "" {
+		if s.cw, err = OpenWeights(ctx, cand); err != nil {
+			return &InputError{Err: err}
+		}
 	}
 	dir := filepath.Dir(s.rw.Path())
 	s.cfgPath = configPath
 	if s.cfgPath == "" {
 		s.cfgPath = filepath.Join(dir, "config.json")
 	}
-	if s.cfg, err = readConfig(s.cfgPath, configPath != ""); err != nil {
+	if s.cfg, s.cfgText, err = readConfigText(s.cfgPath, configPath != ""); err != nil {
 		return err
 	}
 	s.tokDirs = []string{dir, filepath.Dir(s.cfgPath)}
+	if s.cw == nil { // REF alone, to save its side
+		if s.ref, err = model.New(s.cfg, s.rw); err != nil {
+			return &InputError{Path: s.rw.Path(), Err: err}
+		}
+		return unused(s.ref, s.rw, s.cfgPath)
+	}
 	ccfg, err := s.candConfig()
 	if err != nil {
 		return err
@@ -309,18 +360,24 @@ func sameShape(a, b *model.Config, pa, pb string) error {
 
 // readConfig reads and parses a config.json of at most MaxConfigBytes.
 func readConfig(path string, given bool) (*model.Config, error) {
+	cfg, _, err := readConfigText(path, given)
+	return cfg, err
+}
+
+// readConfigText is readConfig, also returning the file's text.
+func readConfigText(path string, given bool) (*model.Config, []byte, error) {
 	data, err := ReadFile(path, MaxConfigBytes, "a config.json")
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) && !given {
-			return nil, &InputError{Path: path, Err: fmt.Errorf("%w beside the reference checkpoint", ErrNoConfig)}
+			return nil, nil, &InputError{Path: path, Err: fmt.Errorf("%w beside the reference checkpoint", ErrNoConfig)}
 		}
-		return nil, &InputError{Path: path, Err: unwrapPath(err)}
+		return nil, nil, &InputError{Path: path, Err: unwrapPath(err)}
 	}
 	cfg, err := model.ParseConfig(data)
 	if err != nil {
-		return nil, &InputError{Path: path, Err: err}
+		return nil, nil, &InputError{Path: path, Err: err}
 	}
-	return cfg, nil
+	return cfg, data, nil
 }
 
 // unwrapPath drops the operation and path of an *os.PathError, which the
@@ -440,39 +497,61 @@ func (s *session) fits(p, n int) error {
 }
 
 // teacherForced runs both models over r.IDs, layer by layer, and compares
-// their next-token distributions.
+// their next-token distributions; with a saved REF, CAND alone runs, and
+// without a CAND, REF alone runs to save its side.
 func (s *session) teacherForced(ctx context.Context, r *Report, p Progress) error {
 	p = work.OrNone(p)
 	start := time.Now()
-	sr, err := s.ref.Embed(ctx, r.IDs)
-	if err != nil {
-		return s.modelErr(err, s.rw)
-	}
-	sc, err := s.cand.Embed(ctx, r.IDs)
-	if err != nil {
-		return s.modelErr(err, s.cw)
-	}
-	n := s.ref.NumLayers()
-	p.Start(int64(n))
-	for l := range n {
-		if err := s.ref.Layer(ctx, l, sr); err != nil {
+	var sr, sc *model.State
+	var err error
+	if s.ref != nil {
+		if sr, err = s.ref.Embed(ctx, r.IDs); err != nil {
 			return s.modelErr(err, s.rw)
 		}
-		if err := s.cand.Layer(ctx, l, sc); err != nil {
+	}
+	if s.cand != nil {
+		if sc, err = s.cand.Embed(ctx, r.IDs); err != nil {
 			return s.modelErr(err, s.cw)
+		}
+	}
+	n := s.cfg.Layers
+	p.Start(int64(n))
+	for l := range n {
+		if s.ref != nil {
+			if err := s.ref.Layer(ctx, l, sr); err != nil {
+				return s.modelErr(err, s.rw)
+			}
+		}
+		if s.cand != nil {
+			if err := s.cand.Layer(ctx, l, sc); err != nil {
+				return s.modelErr(err, s.cw)
+			}
 		}
 		p.Add(1)
 	}
-	lr, err := s.ref.Logits(ctx, sr)
-	if err != nil {
-		return s.modelErr(err, s.rw)
+	var rows refRows = s.saved
+	if s.ref != nil {
+		lr, err := s.ref.Logits(ctx, sr)
+		if err != nil {
+			return s.modelErr(err, s.rw)
+		}
+		rows = liveRows{lr, s.cfg.Vocab}
 	}
 	sr = nil // the hidden states go before the second logits arrive
-	lc, err := s.cand.Logits(ctx, sc)
-	if err != nil {
-		return s.modelErr(err, s.cw)
+	var side string
+	var t int
+	if s.cand == nil {
+		side, t = "REF", refAlone(r, r.IDs, rows.(liveRows), r.saved)
+	} else {
+		lc, err := s.cand.Logits(ctx, sc)
+		if err != nil {
+			return s.modelErr(err, s.cw)
+		}
+		if side, t, err = compare(r, r.IDs, rows, lc, s.cfg.Vocab, r.saved); err != nil {
+			return err
+		}
 	}
-	if side, t := compare(r, r.IDs, lr, lc, s.cfg.Vocab); t >= 0 {
+	if t >= 0 {
 		return s.nonFiniteErr(side, t, "teacher-forced pass")
 	}
 	r.Seconds = time.Since(start).Seconds()
@@ -493,20 +572,31 @@ func (s *session) greedy(ctx context.Context, r *Report, n int) error {
 		g.Seconds = time.Since(start).Seconds()
 		r.Greedy = g
 	}
-	start := time.Now()
-	var err error
-	if g.CandIDs, err = s.candGreedy(ctx, r, n); err != nil {
-		return err
+	if s.cand != nil {
+		start := time.Now()
+		var err error
+		if g.CandIDs, err = s.candGreedy(ctx, r, n); err != nil {
+			return err
+		}
+		g.Seconds += time.Since(start).Seconds()
+		if d := firstDivergence(g.RefIDs, g.CandIDs); d > 0 {
+			g.FirstDivergence = &d
+		}
 	}
-	g.Seconds += time.Since(start).Seconds()
-	if d := firstDivergence(g.RefIDs, g.CandIDs); d > 0 {
-		g.FirstDivergence = &d
+	if s.saved != nil && s.saved.h.Tokenizer == "" {
+		return nil // REF's texts were not decoded
 	}
 	if t, err := s.tokenizer(); err != nil {
 		g.TextError = err.Error()
+	} else if t != nil && s.saved != nil && !s.sameTokenizer() {
+		g.TextError = fmt.Sprintf("the tokenizer beside %s is not the one %s was saved with", format.Printable(s.cw.Path()), format.Printable(s.saved.path))
 	} else if t != nil {
-		rt, ct := t.Decode(g.RefIDs), t.Decode(g.CandIDs)
-		g.RefText, g.CandText = &rt, &ct
+		rt := t.Decode(g.RefIDs)
+		g.RefText = &rt
+		if s.cand != nil {
+			ct := t.Decode(g.CandIDs)
+			g.CandText = &ct
+		}
 	}
 	return nil
 }

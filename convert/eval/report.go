@@ -80,7 +80,10 @@ type Greedy struct {
 // Report is the result of Eval. Its JSON form is what `qins eval --json`
 // prints.
 type Report struct {
-	Ref          string `json:"ref"`
+	Ref string `json:"ref"`
+	// SavedRef is the saved REF compared against, when REF did not run;
+	// Ref is then the path REF was saved from.
+	SavedRef     string `json:"saved_ref,omitempty"`
 	Cand         string `json:"cand"`
 	Architecture string `json:"architecture"`
 	// Source says where the stream comes from: "text", "tokens" or
@@ -113,6 +116,9 @@ type Report struct {
 	Fails []string `json:"fails"`
 
 	candArgmax []int // CAND's most likely next token at each position
+	// saved and savedHeader are REF's side, kept for WriteRef.
+	saved       *savedRows
+	savedHeader *savedHeader
 }
 
 // OK reports whether every threshold given was met.

@@ -47,13 +47,43 @@ func kl(logp, logq []float64) float64 {
 	return s
 }
 
-// compare fills the teacher-forced figures of r from the logits of both
-// models over ids (T×vocab each, row-major): position t predicts
-// ids[t+1], and r.candArgmax[t] is CAND's most likely token there. It
-// returns the side ("REF" or "CAND") and position of the
-// first logits that are not all finite, the last row (which predicts
-// nothing compared) included, or "" and -1.
-func compare(r *Report, ids []int, ref, cand []float32, vocab int) (string, int) {
+// refRows gives REF's side of the teacher-forced pass, position by
+// position: from its logits (liveRows) or from a saved REF.
+type refRows interface {
+	// row writes REF's log-probabilities at position t to lp and returns
+	// its most likely token there; finite is false, and lp untouched,
+	// when REF's logits there are not all finite.
+	row(t int, lp []float64) (top int, finite bool, err error)
+	// lastFinite reports whether REF's logits after the last compared
+	// position (which predict nothing compared) are all finite.
+	lastFinite() bool
+}
+
+// liveRows are REF's logits, T×vocab, row-major.
+type liveRows struct {
+	logits []float32
+	vocab  int
+}
+
+func (l liveRows) row(t int, lp []float64) (int, bool, error) {
+	x := l.logits[t*l.vocab : (t+1)*l.vocab]
+	top := argmax(x)
+	if !finiteRow(x) {
+		return top, false, nil
+	}
+	logSoftmax(x, lp)
+	return top, true, nil
+}
+
+func (l liveRows) lastFinite() bool { return finiteRow(l.logits[len(l.logits)-l.vocab:]) }
+
+// compare fills the teacher-forced figures of r from REF's rows and
+// CAND's logits over ids (T×vocab, row-major): position t predicts
+// ids[t+1], and r.candArgmax[t] is CAND's most likely token there. When
+// save is not nil, it receives REF's rows. It returns the side ("REF" or
+// "CAND") and position of the first logits that are not all finite, the
+// last row (which predicts nothing compared) included, or "" and -1.
+func compare(r *Report, ids []int, ref refRows, cand []float32, vocab int, save *savedRows) (string, int, error) {
 	positions := len(ids) - 1
 	lp, lq := make([]float64, vocab), make([]float64, vocab)
 	klds := make([]float64, positions)
@@ -61,29 +91,35 @@ func compare(r *Report, ids []int, ref, cand []float32, vocab int) (string, int)
 	var nllRef, nllCand float64
 	r.candArgmax = make([]int, positions)
 	for t := range positions {
-		x, y := ref[t*vocab:(t+1)*vocab], cand[t*vocab:(t+1)*vocab]
+		y := cand[t*vocab : (t+1)*vocab]
 		r.candArgmax[t] = argmax(y)
-		if argmax(x) == r.candArgmax[t] {
+		top, finite, err := ref.row(t, lp)
+		if err != nil {
+			return "", -1, err
+		}
+		if top == r.candArgmax[t] {
 			agree++
 		}
-		if !finiteRow(x) {
-			return "REF", t
+		if !finite {
+			return "REF", t, nil
 		}
 		if !finiteRow(y) {
-			return "CAND", t
+			return "CAND", t, nil
 		}
-		logSoftmax(x, lp)
 		logSoftmax(y, lq)
 		klds[t] = kl(lp, lq)
 		nllRef -= lp[ids[t+1]]
 		nllCand -= lq[ids[t+1]]
+		if save != nil {
+			save.add(lp, top, lp[ids[t+1]])
+		}
 	}
 	last := positions * vocab
-	if !finiteRow(ref[last : last+vocab]) {
-		return "REF", positions
+	if !ref.lastFinite() {
+		return "REF", positions, nil
 	}
 	if !finiteRow(cand[last : last+vocab]) {
-		return "CAND", positions
+		return "CAND", positions, nil
 	}
 	r.Positions = positions
 	r.Top1 = float64(agree) / float64(positions)
@@ -92,7 +128,33 @@ func compare(r *Report, ids []int, ref, cand []float32, vocab int) (string, int)
 	r.PPL.Ref = math.Exp(nllRef / float64(positions))
 	r.PPL.Cand = math.Exp(nllCand / float64(positions))
 	r.PPL.Ratio = r.PPL.Cand / r.PPL.Ref
-	return "", -1
+	return "", -1, nil
+}
+
+// refAlone fills REF's figures of r (positions, perplexity) from its
+// logits over ids, with save receiving its rows: REF running alone to
+// save its side. It returns the first position whose logits are not all
+// finite, or -1.
+func refAlone(r *Report, ids []int, ref liveRows, save *savedRows) int {
+	positions := len(ids) - 1
+	lp := make([]float64, ref.vocab)
+	var nll float64
+	for t := range positions {
+		top, finite, _ := ref.row(t, lp)
+		if !finite {
+			return t
+		}
+		nll -= lp[ids[t+1]]
+		save.add(lp, top, lp[ids[t+1]])
+	}
+	if !ref.lastFinite() {
+		return positions
+	}
+	r.Positions = positions
+	r.PPL.Ref = math.Exp(nll / float64(positions))
+	r.PPL.Cand, r.PPL.Ratio = math.NaN(), math.NaN()
+	r.KLD = Dist{Mean: math.NaN(), Median: math.NaN(), P99: math.NaN(), Max: math.NaN()}
+	return -1
 }
 
 // finiteRow reports whether every value of x is finite.

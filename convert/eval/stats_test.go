@@ -64,7 +64,7 @@ func TestCompare(t *testing.T) {
 	cand := []float32{2, 0, 0, 1, 0, 0, 6, 6, 6}
 	ids := []int{0, 0, 1}
 	var r Report
-	if side, pos := compare(&r, ids, ref, cand, 3); side != "" || pos != -1 {
+	if side, pos, _ := compare(&r, ids, liveRows{ref, 3}, cand, 3, nil); side != "" || pos != -1 {
 		t.Errorf("finite logits reported not finite: %s %d", side, pos)
 	}
 	if r.Positions != 2 || r.Top1 != 0.5 || r.Top1Agree != 1 {
@@ -98,7 +98,7 @@ func TestCompareNotFinite(t *testing.T) {
 		{[]float32{1, 2, 3, 1, 2, 3, inf, 2, 3}, ok, "REF", 2},
 	} {
 		var r Report
-		if side, pos := compare(&r, []int{0, 1, 2}, c.ref, c.cand, 3); side != c.side || pos != c.pos {
+		if side, pos, _ := compare(&r, []int{0, 1, 2}, liveRows{c.ref, 3}, c.cand, 3, nil); side != c.side || pos != c.pos {
 			t.Errorf("%v / %v: %q at %d, want %q at %d", c.ref, c.cand, side, pos, c.side, c.pos)
 		}
 	}

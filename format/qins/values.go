@@ -256,3 +256,59 @@ func spread(x uint32) uint64 {
 // nativeLittleEndian reports whether uint16s are stored as safetensors
 // stores them, so that bytes read from a file can be used as they are.
 var nativeLittleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// Tabled reports whether EachRun can give the tensor's elements: an
+// encoded tensor of the log codec with signs (the u8+i8 and packed
+// layouts), whatever its granularity.
+func (s *Source) Tabled() bool {
+	return s.dec != nil && s.l.Codec == CodecLog && s.l.Signs != nil && !s.dec.i8
+}
+
+// EachRun reads the codes and signs of elements [off, off+m) of a tensor
+// that is Tabled into *raw, and calls fn for each run of them that shares
+// one range (the whole chunk, or each row's part of it), a being the
+// run's first element relative to off, with the table that decodes them
+// as Values does (see quant.Decoder.TableF32), built in *tab for a
+// per-row tensor. fn may be called with an invalid code or sign; Values
+// reports it.
+func (s *Source) EachRun(off, m int64, raw *[]byte, tab *[3][256]float64, fn func(tab *[3][256]float64, codes []uint8, signs []int8, a int64)) error {
+	codes, signs, err := s.Codes(off, m, raw)
+	if err != nil {
+		return err
+	}
+	l := s.l
+	if l.Ranges == nil {
+		fn(s.dec.whole.TableF32(), codes, quant.Int8s(signs), 0)
+		return nil
+	}
+	n := RowLen(l.Shape)
+	if m <= 0 || n <= 0 {
+		return nil
+	}
+	r0, r1 := off/n, (off+m-1)/n
+	ps := make([]quant.Params, r1-r0+1)
+	var scratch []byte
+	if err := l.RowRanges(r0, ps, &scratch); err != nil {
+		return s.dec.err(err)
+	}
+	for r := r0; r <= r1; r++ {
+		ps[r-r0].TableF32(tab)
+		a, b := max(off, r*n)-off, min(off+m, (r+1)*n)-off
+		fn(tab, codes[a:b], quant.Int8s(signs[a:b]), a)
+	}
+	return nil
+}
+
+// Raw reads the stored bytes of elements [off, off+m) of a tensor that
+// is not encoded into *raw.
+func (s *Source) Raw(off, m int64, raw *[]byte) ([]byte, error) {
+	need := int(m) * s.size
+	if cap(*raw) < need {
+		*raw = make([]byte, need)
+	}
+	b := (*raw)[:need]
+	if _, err := s.l.Plain.Section().ReadAt(b, off*int64(s.size)); err != nil {
+		return nil, s.l.Plain.Err(err)
+	}
+	return b, nil
+}

@@ -1,0 +1,46 @@
+//go:build amd64 && !purego
+
+package diff
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
+
+// avx reports whether fusePairsAVX can run, avx2 fuseQuadsAVX2.
+var (
+	avx  = cpu.X86.HasAVX && cpu.X86.HasPOPCNT
+	avx2 = cpu.X86.HasAVX2
+)
+
+// fuseQuadsAVX2 is fusePairsAVX on quads pairs of pairs, the largest
+// errors kept by position modulo 4, an invalid sign read as tab's row of
+// NaNs; in fused_amd64.s.
+//
+//go:noescape
+func fuseQuadsAVX2(l *lanes, raw *byte, codes *byte, signs *byte, quads int, tab *table, first int64) int
+
+// fusePairsAVX is fusePairsGo on pairs pairs, in fused_amd64.s.
+//
+//go:noescape
+func fusePairsAVX(l *lanes, raw *byte, codes *byte, signs *byte, pairs int, tab *table, first int64) int
+
+// fusePairs adds pairs of elements of a run (see fusePairsGo), with the
+// AVX kernel where it runs.
+func fusePairs(l *lanes, raw []byte, codes []uint8, signs []int8, tab *table, first int64) bool {
+	if !avx || len(codes) < 2 {
+		return fusePairsGo(l, raw, codes, signs, tab, first)
+	}
+	if q := len(codes) / 4; avx2 && q > 0 {
+		_, _ = raw[8*q-1], signs[4*q-1]
+		fuseQuadsAVX2(l, &raw[0], &codes[0], (*byte)(unsafe.Pointer(&signs[0])), q, tab, first)
+		raw, codes, signs, first = raw[8*q:], codes[4*q:], signs[4*q:], first+int64(4*q)
+		if len(codes) < 2 {
+			return true
+		}
+	}
+	pairs := len(codes) / 2
+	_, _ = raw[4*pairs-1], signs[2*pairs-1]
+	return fusePairsAVX(l, &raw[0], &codes[0], (*byte)(unsafe.Pointer(&signs[0])), pairs, tab, first) == pairs
+}

@@ -1,0 +1,225 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// The layout of lanes: sumAbs 0, sse 16, sa2 32, sb2 48, sab 64 (two
+// float64 each), maxErr 80 (four float64), maxIdx 112 (four int64),
+// identical 144.
+
+// func fusePairsAVX(l *lanes, raw *byte, codes *byte, signs *byte, pairs int, tab *table, first int64) int
+//
+// fusePairsGo with both lanes in one 128-bit register: the same
+// operations in the same order on each lane (no FMA), so the same sums to
+// the bit. Returns the pairs added, fewer than pairs at an invalid sign.
+TEXT ·fusePairsAVX(SB), NOSPLIT, $0-64
+	MOVQ l+0(FP), R12
+	MOVQ raw+8(FP), SI
+	MOVQ codes+16(FP), DI
+	MOVQ signs+24(FP), DX
+	MOVQ pairs+32(FP), CX
+	MOVQ tab+40(FP), R8
+	MOVQ first+48(FP), AX
+	VMOVUPD 0(R12), X9    // sumAbs
+	VMOVUPD 16(R12), X10  // sse
+	VMOVUPD 32(R12), X11  // sa2
+	VMOVUPD 48(R12), X12  // sb2
+	VMOVUPD 64(R12), X13  // sab
+	VMOVUPD 80(R12), X4   // maxErr[0:2]
+	VMOVDQU 112(R12), X7  // maxIdx[0:2]
+	MOVQ    144(R12), R13 // identical
+	VMOVQ   AX, X6
+	INCQ    AX
+	VMOVQ   AX, X5
+	VPUNPCKLQDQ X5, X6, X6 // positions of the pair
+	MOVQ    $0x7fffffffffffffff, AX
+	VMOVQ   AX, X14
+	VPUNPCKLQDQ X14, X14, X14 // |x| mask
+	MOVQ    $2, AX
+	VMOVQ   AX, X15
+	VPUNPCKLQDQ X15, X15, X15
+	XORQ    BX, BX        // pairs done
+	TESTQ   CX, CX
+	JZ      done
+loop:
+	MOVBQSX (DX), R9
+	MOVBQSX 1(DX), R10
+	INCQ    R9
+	INCQ    R10
+	CMPQ    R9, $2
+	JA      done
+	CMPQ    R10, $2
+	JA      done
+	SHLQ    $8, R9
+	SHLQ    $8, R10
+	MOVBQZX (DI), R11
+	ADDQ    R11, R9
+	MOVBQZX 1(DI), R11
+	ADDQ    R11, R10
+	VMOVSD  (R8)(R9*8), X1
+	VMOVHPD (R8)(R10*8), X1, X1 // b
+	MOVL    (SI), AX
+	MOVL    AX, R11
+	SHLL    $16, R11
+	ANDL    $0xffff0000, AX
+	SHLQ    $32, AX
+	ORQ     R11, AX
+	VMOVQ   AX, X0
+	VCVTPS2PD X0, X0            // a
+	VSUBPD  X1, X0, X2          // d = a - b
+	VANDPD  X14, X2, X3         // |d|
+	VCMPPD  $0x1e, X4, X3, X5   // |d| > maxErr
+	VMAXPD  X4, X3, X4
+	VBLENDVPD X5, X6, X7, X7
+	VPADDQ  X15, X6, X6
+	VCMPPD  $0, X1, X0, X5      // a == b, d == 0
+	VMOVMSKPD X5, AX
+	POPCNTL AX, AX
+	ADDQ    AX, R13
+	VADDPD  X3, X9, X9
+	VMULPD  X2, X2, X2
+	VADDPD  X2, X10, X10
+	VMULPD  X1, X0, X5
+	VMULPD  X0, X0, X0
+	VMULPD  X1, X1, X1
+	VADDPD  X0, X11, X11
+	VADDPD  X1, X12, X12
+	VADDPD  X5, X13, X13
+	ADDQ    $4, SI
+	ADDQ    $2, DI
+	ADDQ    $2, DX
+	INCQ    BX
+	CMPQ    BX, CX
+	JB      loop
+done:
+	VMOVUPD X9, 0(R12)
+	VMOVUPD X10, 16(R12)
+	VMOVUPD X11, 32(R12)
+	VMOVUPD X12, 48(R12)
+	VMOVUPD X13, 64(R12)
+	VMOVUPD X4, 80(R12)
+	VMOVDQU X7, 112(R12)
+	MOVQ    R13, 144(R12)
+	MOVQ    BX, ret+56(FP)
+	RET
+
+DATA ·fuseOnes<>+0(SB)/4, $1
+DATA ·fuseOnes<>+4(SB)/4, $1
+DATA ·fuseOnes<>+8(SB)/4, $1
+DATA ·fuseOnes<>+12(SB)/4, $1
+GLOBL ·fuseOnes<>(SB), RODATA|NOPTR, $16
+
+DATA ·fuseThrees<>+0(SB)/4, $3
+DATA ·fuseThrees<>+4(SB)/4, $3
+DATA ·fuseThrees<>+8(SB)/4, $3
+DATA ·fuseThrees<>+12(SB)/4, $3
+GLOBL ·fuseThrees<>(SB), RODATA|NOPTR, $16
+
+DATA ·fuseIota<>+0(SB)/8, $0
+DATA ·fuseIota<>+8(SB)/8, $1
+DATA ·fuseIota<>+16(SB)/8, $2
+DATA ·fuseIota<>+24(SB)/8, $3
+GLOBL ·fuseIota<>(SB), RODATA|NOPTR, $32
+
+DATA ·fuseFours<>+0(SB)/8, $4
+DATA ·fuseFours<>+8(SB)/8, $4
+DATA ·fuseFours<>+16(SB)/8, $4
+DATA ·fuseFours<>+24(SB)/8, $4
+GLOBL ·fuseFours<>(SB), RODATA|NOPTR, $32
+
+DATA ·fuseAbs<>+0(SB)/8, $0x7fffffffffffffff
+DATA ·fuseAbs<>+8(SB)/8, $0x7fffffffffffffff
+DATA ·fuseAbs<>+16(SB)/8, $0x7fffffffffffffff
+DATA ·fuseAbs<>+24(SB)/8, $0x7fffffffffffffff
+GLOBL ·fuseAbs<>(SB), RODATA|NOPTR, $32
+
+// func fuseQuadsAVX2(l *lanes, raw *byte, codes *byte, signs *byte, quads int, tab *table, first int64) int
+//
+// fusePairsAVX on two pairs at a time: the values of four elements are
+// gathered, converted and multiplied in 256-bit registers, then each sum
+// adds the first pair's half and the second's, in that order, to its
+// 128-bit lanes, so that every lane adds what fusePairsGo adds, in its
+// order. The largest errors are kept by position modulo 4. An invalid
+// sign reads the table's row of NaNs, which the caller sees in the sums.
+// Returns quads.
+TEXT ·fuseQuadsAVX2(SB), NOSPLIT, $0-64
+	MOVQ l+0(FP), R12
+	MOVQ raw+8(FP), SI
+	MOVQ codes+16(FP), DI
+	MOVQ signs+24(FP), DX
+	MOVQ quads+32(FP), CX
+	MOVQ tab+40(FP), R8
+	MOVQ first+48(FP), AX
+	VMOVUPD 0(R12), X9    // sumAbs
+	VMOVUPD 16(R12), X10  // sse
+	VMOVUPD 32(R12), X11  // sa2
+	VMOVUPD 48(R12), X12  // sb2
+	VMOVUPD 64(R12), X13  // sab
+	VMOVUPD 80(R12), Y15  // maxErr
+	VMOVDQU 112(R12), Y8  // maxIdx
+	VPXOR   Y14, Y14, Y14 // identical, by lane
+	VMOVQ   AX, X7
+	VPBROADCASTQ X7, Y7
+	VPADDQ  ·fuseIota<>(SB), Y7, Y7 // positions of the quad
+	XORQ    BX, BX
+	TESTQ   CX, CX
+	JZ      qdone
+qloop:
+	VPMOVSXBD (DX)(BX*4), X1
+	VPADDD  ·fuseOnes<>(SB), X1, X1
+	VPMINUD ·fuseThrees<>(SB), X1, X1   // sign + 1, or 3 (the NaN row)
+	VPMOVZXBD (DI)(BX*4), X2
+	VPSLLD  $8, X1, X1
+	VPADDD  X2, X1, X1                  // table index
+	VPCMPEQD Y6, Y6, Y6
+	VGATHERDPD Y6, (R8)(X1*8), Y4       // b
+	VPMOVZXWD (SI)(BX*8), X0
+	VPSLLD  $16, X0, X0
+	VCVTPS2PD X0, Y0                    // a
+	VSUBPD  Y4, Y0, Y2                  // d
+	VANDPD  ·fuseAbs<>(SB), Y2, Y3      // |d|
+	VCMPPD  $0, Y4, Y0, Y6              // a == b, d == 0
+	VPSUBQ  Y6, Y14, Y14
+	VCMPPD  $0x1e, Y15, Y3, Y6          // |d| > maxErr
+	VMAXPD  Y15, Y3, Y15
+	VBLENDVPD Y6, Y7, Y8, Y8
+	VPADDQ  ·fuseFours<>(SB), Y7, Y7
+	// The sums, each the first pair's half and then the second's.
+	VEXTRACTF128 $1, Y3, X5
+	VADDPD  X3, X9, X9
+	VADDPD  X5, X9, X9
+	VMULPD  Y2, Y2, Y2
+	VMULPD  Y4, Y0, Y1
+	VMULPD  Y0, Y0, Y0
+	VMULPD  Y4, Y4, Y4
+	VEXTRACTF128 $1, Y2, X5
+	VADDPD  X2, X10, X10
+	VADDPD  X5, X10, X10
+	VEXTRACTF128 $1, Y0, X5
+	VADDPD  X0, X11, X11
+	VADDPD  X5, X11, X11
+	VEXTRACTF128 $1, Y4, X5
+	VADDPD  X4, X12, X12
+	VADDPD  X5, X12, X12
+	VEXTRACTF128 $1, Y1, X5
+	VADDPD  X1, X13, X13
+	VADDPD  X5, X13, X13
+	INCQ    BX
+	CMPQ    BX, CX
+	JB      qloop
+qdone:
+	VMOVUPD X9, 0(R12)
+	VMOVUPD X10, 16(R12)
+	VMOVUPD X11, 32(R12)
+	VMOVUPD X12, 48(R12)
+	VMOVUPD X13, 64(R12)
+	VMOVUPD Y15, 80(R12)
+	VMOVDQU Y8, 112(R12)
+	VEXTRACTI128 $1, Y14, X5
+	VPADDQ  X5, X14, X14
+	VPSHUFD $0x4e, X14, X5
+	VPADDQ  X5, X14, X14
+	VMOVQ   X14, AX
+	ADDQ    AX, 144(R12)
+	VZEROUPPER
+	MOVQ    BX, ret+56(FP)
+	RET
