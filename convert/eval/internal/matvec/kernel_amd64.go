@@ -1,0 +1,108 @@
+//go:build !purego
+
+package matvec
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
+
+// The assembly dot products: n columns, a multiple of 16 (x512) or 8
+// (x256).
+
+//go:noescape
+func dotF32x512(n int, w, x *float32) float32
+
+//go:noescape
+func dotBF16x512(n int, w *uint16, x *float32) float32
+
+//go:noescape
+func dotF16x512(n int, w *uint16, x *float32) float32
+
+//go:noescape
+func dotCodedx512(n int, codes, signs *byte, t, x *float32) float32
+
+//go:noescape
+func dotCodedNSx512(n int, codes *byte, t, x *float32) float32
+
+//go:noescape
+func dotF32x256(n int, w, x *float32) float32
+
+//go:noescape
+func dotBF16x256(n int, w *uint16, x *float32) float32
+
+//go:noescape
+func dotF16x256(n int, w *uint16, x *float32) float32
+
+//go:noescape
+func dotCodedx256(n int, codes, signs *byte, t, x *float32) float32
+
+//go:noescape
+func dotCodedNSx256(n int, codes *byte, t, x *float32) float32
+
+// asmKernel makes the kernel of assembly functions of vector step step;
+// the Go functions do the columns past the last full vector.
+func asmKernel(name string, step int, f32 func(int, *float32, *float32) float32, bf16, f16 func(int, *uint16, *float32) float32,
+	coded func(int, *byte, *byte, *float32, *float32) float32, codedNS func(int, *byte, *float32, *float32) float32) kernel {
+	k := kernel{name: name}
+	k.f32 = func(w, x []float32, xp *float32) float32 {
+		n := len(w) &^ (step - 1)
+		var s float32
+		if n > 0 {
+			s = f32(n, unsafe.SliceData(w), xp)
+		}
+		return s + dotF32Go(w[n:], x[n:], nil)
+	}
+	k.bf16 = func(w []uint16, x []float32, xp *float32) float32 {
+		n := len(w) &^ (step - 1)
+		var s float32
+		if n > 0 {
+			s = bf16(n, unsafe.SliceData(w), xp)
+		}
+		return s + dotBF16Go(w[n:], x[n:], nil)
+	}
+	k.f16 = dotF16Go
+	if f16 != nil {
+		k.f16 = func(w []uint16, x []float32, xp *float32) float32 {
+			n := len(w) &^ (step - 1)
+			var s float32
+			if n > 0 {
+				s = f16(n, unsafe.SliceData(w), xp)
+			}
+			return s + dotF16Go(w[n:], x[n:], nil)
+		}
+	}
+	k.coded = func(codes, signs []byte, t *[256]float32, x []float32, xp *float32) float32 {
+		n := len(codes) &^ (step - 1)
+		var s float32
+		if n > 0 {
+			if signs == nil {
+				s = codedNS(n, unsafe.SliceData(codes), &t[0], xp)
+			} else {
+				s = coded(n, unsafe.SliceData(codes), unsafe.SliceData(signs), &t[0], xp)
+			}
+		}
+		if signs != nil {
+			signs = signs[n/8:]
+		}
+		return s + dotCodedGo(codes[n:], signs, t, x[n:], nil)
+	}
+	return k
+}
+
+// kernels lists the kernels this CPU can run, fastest first.
+func kernels() []kernel {
+	var ks []kernel
+	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW {
+		ks = append(ks, asmKernel("avx512", 16, dotF32x512, dotBF16x512, dotF16x512, dotCodedx512, dotCodedNSx512))
+	}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		var f16 func(int, *uint16, *float32) float32
+		if cpu.X86.HasF16C {
+			f16 = dotF16x256
+		}
+		ks = append(ks, asmKernel("avx2", 8, dotF32x256, dotBF16x256, f16, dotCodedx256, dotCodedNSx256))
+	}
+	return append(ks, goKernel)
+}

@@ -1,0 +1,474 @@
+//go:build !purego
+
+// Dot products of one row of a stored matrix by x, for kernel.go's kernel
+// type. Each handles n columns, n a multiple of the vector step (16 for
+// AVX-512, 8 for AVX2); Go adds the columns past them. The coded ones
+// look each code up in a 256-entry float32 table with a gather and flip
+// the sign of the weights whose sign bit is set. Arguments are Go ABI0, on
+// the stack; no frame, no calls.
+
+#include "textflag.h"
+
+// REDUCE512 sums Z0..Z3 and leaves the sum of the lanes in X0.
+#define REDUCE512 \
+	VADDPS Z1, Z0, Z0; \
+	VADDPS Z3, Z2, Z2; \
+	VADDPS Z2, Z0, Z0; \
+	VEXTRACTF64X4 $1, Z0, Y1; \
+	VADDPS Y1, Y0, Y0; \
+	VEXTRACTF128 $1, Y0, X1; \
+	VADDPS X1, X0, X0; \
+	VMOVHLPS X0, X0, X1; \
+	VADDPS X1, X0, X0; \
+	VMOVSHDUP X0, X1; \
+	VADDSS X1, X0, X0
+
+// REDUCE256 sums Y0..Y3 and leaves the sum of the lanes in X0.
+#define REDUCE256 \
+	VADDPS Y1, Y0, Y0; \
+	VADDPS Y3, Y2, Y2; \
+	VADDPS Y2, Y0, Y0; \
+	VEXTRACTF128 $1, Y0, X1; \
+	VADDPS X1, X0, X0; \
+	VMOVHLPS X0, X0, X1; \
+	VADDPS X1, X0, X0; \
+	VMOVSHDUP X0, X1; \
+	VADDSS X1, X0, X0
+
+#define ZERO512 \
+	VPXORD Z0, Z0, Z0; \
+	VPXORD Z1, Z1, Z1; \
+	VPXORD Z2, Z2, Z2; \
+	VPXORD Z3, Z3, Z3
+
+#define ZERO256 \
+	VXORPS Y0, Y0, Y0; \
+	VXORPS Y1, Y1, Y1; \
+	VXORPS Y2, Y2, Y2; \
+	VXORPS Y3, Y3, Y3
+
+// func dotF32x512(n int, w, x *float32) float32
+TEXT ·dotF32x512(SB), NOSPLIT, $0-28
+	MOVQ n+0(FP), CX
+	MOVQ w+8(FP), SI
+	MOVQ x+16(FP), DI
+	ZERO512
+f32x512_64:
+	CMPQ CX, $64
+	JL   f32x512_16
+	VMOVUPS (SI), Z4
+	VMOVUPS 64(SI), Z5
+	VMOVUPS 128(SI), Z6
+	VMOVUPS 192(SI), Z7
+	VFMADD231PS (DI), Z4, Z0
+	VFMADD231PS 64(DI), Z5, Z1
+	VFMADD231PS 128(DI), Z6, Z2
+	VFMADD231PS 192(DI), Z7, Z3
+	ADDQ $256, SI
+	ADDQ $256, DI
+	SUBQ $64, CX
+	JMP  f32x512_64
+f32x512_16:
+	CMPQ CX, $16
+	JL   f32x512_done
+	VMOVUPS (SI), Z4
+	VFMADD231PS (DI), Z4, Z0
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  f32x512_16
+f32x512_done:
+	REDUCE512
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func dotBF16x512(n int, w *uint16, x *float32) float32
+TEXT ·dotBF16x512(SB), NOSPLIT, $0-28
+	MOVQ n+0(FP), CX
+	MOVQ w+8(FP), SI
+	MOVQ x+16(FP), DI
+	ZERO512
+bf16x512_64:
+	CMPQ CX, $64
+	JL   bf16x512_16
+	VPMOVZXWD (SI), Z4
+	VPMOVZXWD 32(SI), Z5
+	VPMOVZXWD 64(SI), Z6
+	VPMOVZXWD 96(SI), Z7
+	VPSLLD $16, Z4, Z4
+	VPSLLD $16, Z5, Z5
+	VPSLLD $16, Z6, Z6
+	VPSLLD $16, Z7, Z7
+	VFMADD231PS (DI), Z4, Z0
+	VFMADD231PS 64(DI), Z5, Z1
+	VFMADD231PS 128(DI), Z6, Z2
+	VFMADD231PS 192(DI), Z7, Z3
+	ADDQ $128, SI
+	ADDQ $256, DI
+	SUBQ $64, CX
+	JMP  bf16x512_64
+bf16x512_16:
+	CMPQ CX, $16
+	JL   bf16x512_done
+	VPMOVZXWD (SI), Z4
+	VPSLLD $16, Z4, Z4
+	VFMADD231PS (DI), Z4, Z0
+	ADDQ $32, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  bf16x512_16
+bf16x512_done:
+	REDUCE512
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func dotF16x512(n int, w *uint16, x *float32) float32
+TEXT ·dotF16x512(SB), NOSPLIT, $0-28
+	MOVQ n+0(FP), CX
+	MOVQ w+8(FP), SI
+	MOVQ x+16(FP), DI
+	ZERO512
+f16x512_64:
+	CMPQ CX, $64
+	JL   f16x512_16
+	VCVTPH2PS (SI), Z4
+	VCVTPH2PS 32(SI), Z5
+	VCVTPH2PS 64(SI), Z6
+	VCVTPH2PS 96(SI), Z7
+	VFMADD231PS (DI), Z4, Z0
+	VFMADD231PS 64(DI), Z5, Z1
+	VFMADD231PS 128(DI), Z6, Z2
+	VFMADD231PS 192(DI), Z7, Z3
+	ADDQ $128, SI
+	ADDQ $256, DI
+	SUBQ $64, CX
+	JMP  f16x512_64
+f16x512_16:
+	CMPQ CX, $16
+	JL   f16x512_done
+	VCVTPH2PS (SI), Z4
+	VFMADD231PS (DI), Z4, Z0
+	ADDQ $32, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  f16x512_16
+f16x512_done:
+	REDUCE512
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// CODED512(off, idx, val, k, acc) gathers the table entries of the 16
+// codes at off(SI) into val, using idx and mask k.
+#define GATHER512(off, idx, val, k) \
+	VPMOVZXBD off(SI), idx; \
+	KXNORW K0, K0, k; \
+	VPXORD val, val, val; \
+	VGATHERDPS (R8)(idx*4), k, val
+
+// func dotCodedx512(n int, codes, signs *byte, t, x *float32) float32
+TEXT ·dotCodedx512(SB), NOSPLIT, $0-44
+	MOVQ n+0(FP), CX
+	MOVQ codes+8(FP), SI
+	MOVQ signs+16(FP), DX
+	MOVQ t+24(FP), R8
+	MOVQ x+32(FP), DI
+	MOVL $0x80000000, AX
+	VPBROADCASTD AX, Z15
+	ZERO512
+coded512_64:
+	CMPQ CX, $64
+	JL   coded512_16
+	GATHER512(0, Z4, Z8, K1)
+	GATHER512(16, Z5, Z9, K2)
+	GATHER512(32, Z6, Z10, K3)
+	GATHER512(48, Z7, Z11, K4)
+	KMOVW (DX), K5
+	KMOVW 2(DX), K6
+	VPXORD Z15, Z8, K5, Z8
+	VPXORD Z15, Z9, K6, Z9
+	KMOVW 4(DX), K5
+	KMOVW 6(DX), K6
+	VPXORD Z15, Z10, K5, Z10
+	VPXORD Z15, Z11, K6, Z11
+	VFMADD231PS (DI), Z8, Z0
+	VFMADD231PS 64(DI), Z9, Z1
+	VFMADD231PS 128(DI), Z10, Z2
+	VFMADD231PS 192(DI), Z11, Z3
+	ADDQ $64, SI
+	ADDQ $8, DX
+	ADDQ $256, DI
+	SUBQ $64, CX
+	JMP  coded512_64
+coded512_16:
+	CMPQ CX, $16
+	JL   coded512_done
+	GATHER512(0, Z4, Z8, K1)
+	KMOVW (DX), K5
+	VPXORD Z15, Z8, K5, Z8
+	VFMADD231PS (DI), Z8, Z0
+	ADDQ $16, SI
+	ADDQ $2, DX
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  coded512_16
+coded512_done:
+	REDUCE512
+	VZEROUPPER
+	MOVSS X0, ret+40(FP)
+	RET
+
+// func dotCodedNSx512(n int, codes *byte, t, x *float32) float32
+TEXT ·dotCodedNSx512(SB), NOSPLIT, $0-36
+	MOVQ n+0(FP), CX
+	MOVQ codes+8(FP), SI
+	MOVQ t+16(FP), R8
+	MOVQ x+24(FP), DI
+	ZERO512
+codedns512_64:
+	CMPQ CX, $64
+	JL   codedns512_16
+	GATHER512(0, Z4, Z8, K1)
+	GATHER512(16, Z5, Z9, K2)
+	GATHER512(32, Z6, Z10, K3)
+	GATHER512(48, Z7, Z11, K4)
+	VFMADD231PS (DI), Z8, Z0
+	VFMADD231PS 64(DI), Z9, Z1
+	VFMADD231PS 128(DI), Z10, Z2
+	VFMADD231PS 192(DI), Z11, Z3
+	ADDQ $64, SI
+	ADDQ $256, DI
+	SUBQ $64, CX
+	JMP  codedns512_64
+codedns512_16:
+	CMPQ CX, $16
+	JL   codedns512_done
+	GATHER512(0, Z4, Z8, K1)
+	VFMADD231PS (DI), Z8, Z0
+	ADDQ $16, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  codedns512_16
+codedns512_done:
+	REDUCE512
+	VZEROUPPER
+	MOVSS X0, ret+32(FP)
+	RET
+
+// func dotF32x256(n int, w, x *float32) float32
+TEXT ·dotF32x256(SB), NOSPLIT, $0-28
+	MOVQ n+0(FP), CX
+	MOVQ w+8(FP), SI
+	MOVQ x+16(FP), DI
+	ZERO256
+f32x256_32:
+	CMPQ CX, $32
+	JL   f32x256_8
+	VMOVUPS (SI), Y4
+	VMOVUPS 32(SI), Y5
+	VMOVUPS 64(SI), Y6
+	VMOVUPS 96(SI), Y7
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	VFMADD231PS 64(DI), Y6, Y2
+	VFMADD231PS 96(DI), Y7, Y3
+	ADDQ $128, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	JMP  f32x256_32
+f32x256_8:
+	CMPQ CX, $8
+	JL   f32x256_done
+	VMOVUPS (SI), Y4
+	VFMADD231PS (DI), Y4, Y0
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  f32x256_8
+f32x256_done:
+	REDUCE256
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func dotBF16x256(n int, w *uint16, x *float32) float32
+TEXT ·dotBF16x256(SB), NOSPLIT, $0-28
+	MOVQ n+0(FP), CX
+	MOVQ w+8(FP), SI
+	MOVQ x+16(FP), DI
+	ZERO256
+bf16x256_32:
+	CMPQ CX, $32
+	JL   bf16x256_8
+	VPMOVZXWD (SI), Y4
+	VPMOVZXWD 16(SI), Y5
+	VPMOVZXWD 32(SI), Y6
+	VPMOVZXWD 48(SI), Y7
+	VPSLLD $16, Y4, Y4
+	VPSLLD $16, Y5, Y5
+	VPSLLD $16, Y6, Y6
+	VPSLLD $16, Y7, Y7
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	VFMADD231PS 64(DI), Y6, Y2
+	VFMADD231PS 96(DI), Y7, Y3
+	ADDQ $64, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	JMP  bf16x256_32
+bf16x256_8:
+	CMPQ CX, $8
+	JL   bf16x256_done
+	VPMOVZXWD (SI), Y4
+	VPSLLD $16, Y4, Y4
+	VFMADD231PS (DI), Y4, Y0
+	ADDQ $16, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  bf16x256_8
+bf16x256_done:
+	REDUCE256
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func dotF16x256(n int, w *uint16, x *float32) float32
+TEXT ·dotF16x256(SB), NOSPLIT, $0-28
+	MOVQ n+0(FP), CX
+	MOVQ w+8(FP), SI
+	MOVQ x+16(FP), DI
+	ZERO256
+f16x256_32:
+	CMPQ CX, $32
+	JL   f16x256_8
+	VCVTPH2PS (SI), Y4
+	VCVTPH2PS 16(SI), Y5
+	VCVTPH2PS 32(SI), Y6
+	VCVTPH2PS 48(SI), Y7
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	VFMADD231PS 64(DI), Y6, Y2
+	VFMADD231PS 96(DI), Y7, Y3
+	ADDQ $64, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	JMP  f16x256_32
+f16x256_8:
+	CMPQ CX, $8
+	JL   f16x256_done
+	VCVTPH2PS (SI), Y4
+	VFMADD231PS (DI), Y4, Y0
+	ADDQ $16, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  f16x256_8
+f16x256_done:
+	REDUCE256
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// bit<> holds 1, 2, 4, ... 128: lane i tests bit i of a sign byte.
+DATA bit<>+0(SB)/4, $1
+DATA bit<>+4(SB)/4, $2
+DATA bit<>+8(SB)/4, $4
+DATA bit<>+12(SB)/4, $8
+DATA bit<>+16(SB)/4, $16
+DATA bit<>+20(SB)/4, $32
+DATA bit<>+24(SB)/4, $64
+DATA bit<>+28(SB)/4, $128
+GLOBL bit<>(SB), RODATA|NOPTR, $32
+
+// GATHER256(off, idx, val) gathers the table entries of the 8 codes at
+// off(SI) into val; Y14 is the mask.
+#define GATHER256(off, idx, val) \
+	VPMOVZXBD off(SI), idx; \
+	VPCMPEQD Y14, Y14, Y14; \
+	VXORPS val, val, val; \
+	VGATHERDPS Y14, (R8)(idx*4), val
+
+// SIGN256(off, tx, tmp, val) flips the signs of val whose bits are set in
+// the byte at off(DX); tx is the low half of tmp, Y15 holds bit<>.
+#define SIGN256(off, tx, tmp, val) \
+	MOVBLZX off(DX), AX; \
+	VMOVD AX, tx; \
+	VPBROADCASTD tx, tmp; \
+	VPAND Y15, tmp, tmp; \
+	VPCMPEQD Y15, tmp, tmp; \
+	VPSLLD $31, tmp, tmp; \
+	VXORPS tmp, val, val
+
+// func dotCodedx256(n int, codes, signs *byte, t, x *float32) float32
+TEXT ·dotCodedx256(SB), NOSPLIT, $0-44
+	MOVQ n+0(FP), CX
+	MOVQ codes+8(FP), SI
+	MOVQ signs+16(FP), DX
+	MOVQ t+24(FP), R8
+	MOVQ x+32(FP), DI
+	VMOVDQU bit<>(SB), Y15
+	ZERO256
+coded256_16:
+	CMPQ CX, $16
+	JL   coded256_8
+	GATHER256(0, Y4, Y8)
+	GATHER256(8, Y5, Y9)
+	SIGN256(0, X6, Y6, Y8)
+	SIGN256(1, X7, Y7, Y9)
+	VFMADD231PS (DI), Y8, Y0
+	VFMADD231PS 32(DI), Y9, Y1
+	ADDQ $16, SI
+	ADDQ $2, DX
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  coded256_16
+coded256_8:
+	CMPQ CX, $8
+	JL   coded256_done
+	GATHER256(0, Y4, Y8)
+	SIGN256(0, X6, Y6, Y8)
+	VFMADD231PS (DI), Y8, Y0
+	ADDQ $8, SI
+	ADDQ $1, DX
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  coded256_8
+coded256_done:
+	REDUCE256
+	VZEROUPPER
+	MOVSS X0, ret+40(FP)
+	RET
+
+// func dotCodedNSx256(n int, codes *byte, t, x *float32) float32
+TEXT ·dotCodedNSx256(SB), NOSPLIT, $0-36
+	MOVQ n+0(FP), CX
+	MOVQ codes+8(FP), SI
+	MOVQ t+16(FP), R8
+	MOVQ x+24(FP), DI
+	ZERO256
+codedns256_16:
+	CMPQ CX, $16
+	JL   codedns256_8
+	GATHER256(0, Y4, Y8)
+	GATHER256(8, Y5, Y9)
+	VFMADD231PS (DI), Y8, Y0
+	VFMADD231PS 32(DI), Y9, Y1
+	ADDQ $16, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  codedns256_16
+codedns256_8:
+	CMPQ CX, $8
+	JL   codedns256_done
+	GATHER256(0, Y4, Y8)
+	VFMADD231PS (DI), Y8, Y0
+	ADDQ $8, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  codedns256_8
+codedns256_done:
+	REDUCE256
+	VZEROUPPER
+	MOVSS X0, ret+32(FP)
+	RET
