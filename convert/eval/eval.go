@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -58,6 +59,13 @@ type Options struct {
 	// Generation, when set, gives the Progress of each greedy generation,
 	// one unit per token; side is "REF" or "CAND".
 	Generation func(side string) Progress
+	// Memory is how many bytes of weights each model's greedy generation
+	// may keep in memory in their stored form, one model after the
+	// other; 0 means DefaultMemory(). Weights that fit are read once and
+	// multiplied in place, about one pass over their bytes per token;
+	// others are read again every token (with at most min(Memory, 512
+	// MiB) of them kept decoded). Report.Memory says which.
+	Memory int64
 }
 
 // Progress follows the teacher-forced pass: Start once with the total,
@@ -89,6 +97,12 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 	if opts.Generate < 0 && opts.Text == "" && opts.Tokens == nil {
 		return nil, errors.New("eval: the default stream is REF's generation, which needs Generate >= 0")
 	}
+	if opts.Memory < 0 {
+		return nil, fmt.Errorf("eval: Memory %d: want a number of bytes >= 0", opts.Memory)
+	}
+	if opts.Memory == 0 {
+		opts.Memory = DefaultMemory()
+	}
 	byDefault := opts.Generate == 0
 	if byDefault {
 		opts.Generate = DefaultGenerate
@@ -99,7 +113,8 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 	}
 	defer s.close()
 	s.generation = opts.Generation
-	r := &Report{Ref: s.rw.Path(), Cand: s.cw.Path(), Architecture: s.cfg.Architecture, Fails: []string{}}
+	s.memory = &Memory{Budget: opts.Memory}
+	r := &Report{Ref: s.rw.Path(), Cand: s.cw.Path(), Architecture: s.cfg.Architecture, Fails: []string{}, Memory: s.memory}
 	// cut fits the default count after a prompt of p tokens.
 	cut := func(p int) {
 		if mp := s.cfg.MaxPositions; byDefault && mp > 0 && opts.Generate > mp-p {
@@ -158,6 +173,7 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 // session holds both models and what is read beside REF.
 type session struct {
 	generation func(side string) Progress // Options.Generation
+	memory     *Memory                    // Options.Memory, and how each generation kept the weights
 	cfg        *model.Config
 	cfgPath    string
 	ccfgPath   string // CAND's own config.json, when it runs with one
@@ -219,10 +235,10 @@ func (s *session) open(ctx context.Context, ref, cand, configPath string) error 
 	} else if err := sameShape(s.cfg, ccfg, s.cfgPath, s.ccfgPath); err != nil {
 		return err
 	}
-	if s.ref, err = model.New(s.cfg, s.rw); err != nil {
+	if s.ref, err = model.New(s.cfg, resident{s.rw}); err != nil {
 		return &InputError{Path: s.rw.Path(), Err: err}
 	}
-	if s.cand, err = model.New(ccfg, s.cw); err != nil {
+	if s.cand, err = model.New(ccfg, resident{s.cw}); err != nil {
 		return &InputError{Path: s.cw.Path(), Err: err}
 	}
 	ccfgPath := s.cfgPath
@@ -554,6 +570,18 @@ func (s *session) generate(ctx context.Context, m *model.Model, prompt []int, n 
 		p.Start(int64(n))
 		token = func() { p.Add(1) }
 	}
+	if s.memory == nil {
+		s.memory = &Memory{Budget: DefaultMemory()}
+	}
+	m.Memory = s.memory.Budget
+	m.GenerateBudget = min(model.DefaultGenerateBudget, s.memory.Budget)
+	need, _ := m.ResidentBytes()
+	kept := &Kept{Bytes: need, Resident: m.Resident()}
+	if side == "REF" {
+		s.memory.Ref = kept
+	} else {
+		s.memory.Cand = kept
+	}
 	ids, err := m.GenerateEach(ctx, prompt, n, token)
 	var nf *model.NonFiniteError
 	if errors.As(err, &nf) {
@@ -562,11 +590,14 @@ func (s *session) generate(ctx context.Context, m *model.Model, prompt []int, n 
 	if err != nil {
 		return nil, s.modelErr(err, w)
 	}
-	// The weights Generate kept (up to its budget, 1 GiB by default) are
-	// garbage now: collect them before the other model keeps its own, or
-	// both count in the peak (2837 MiB of peak RSS against 2290 MiB
-	// measured on the full-size Phi-3.5 with 4 tokens each).
+	// The weights Generate kept are garbage now: collect them, and give
+	// their memory back, before the other model keeps its own, or both
+	// count in the peak (2837 MiB of peak RSS against 2290 MiB measured
+	// on the full-size Phi-3.5 with 4 tokens each, streaming).
 	runtime.GC()
+	if kept.Resident {
+		debug.FreeOSMemory()
+	}
 	return ids, nil
 }
 
