@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
-	"sync"
 	"testing"
 	"unsafe"
 
@@ -16,35 +14,6 @@ import (
 // benchRows×benchCols is Phi-3.5's gate_up_proj (16384×3072): far larger
 // than the caches, so every kernel reads its bytes from memory.
 const benchRows, benchCols = 16384, 3072
-
-// sumWords is the floor: the sum of the words of b, read once by
-// GOMAXPROCS goroutines, as fast as memory gives them.
-func sumWords(b []byte) uint64 {
-	words := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/8)
-	workers := runtime.GOMAXPROCS(0)
-	sums := make([]uint64, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			part := words[w*len(words)/workers : (w+1)*len(words)/workers]
-			var s0, s1, s2, s3 uint64
-			i := 0
-			for ; i+4 <= len(part); i += 4 {
-				s0 += part[i]
-				s1 += part[i+1]
-				s2 += part[i+2]
-				s3 += part[i+3]
-			}
-			sums[w] = s0 + s1 + s2 + s3
-		})
-	}
-	wg.Wait()
-	var s uint64
-	for _, v := range sums {
-		s += v
-	}
-	return s
-}
 
 // benchBytes is the stored bytes each form is measured on: several
 // matrices, as a model's layers are, together far beyond the caches (300

@@ -229,3 +229,52 @@ func f16(h uint16) float32 {
 	}
 	return math.Float32frombits(sign | uint32(exp-15+127)<<23 | man<<13)
 }
+
+// SumBytes reads every byte the matrix holds once, with the goroutines
+// MulVec uses, and returns their sum as words: the memory traffic of one
+// product without its arithmetic, a floor for benchmarks.
+func (m *Matrix) SumBytes() uint64 {
+	var s uint64
+	for _, b := range [][]byte{m.data, m.signs, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(m.tables))), 4*len(m.tables))} {
+		s += sumWords(b)
+	}
+	return s
+}
+
+// sumWords returns the sum of b as little-endian words (and its last
+// bytes), read by GOMAXPROCS goroutines.
+func sumWords(b []byte) uint64 {
+	words := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/8)
+	var tail uint64
+	for _, c := range b[len(words)*8:] {
+		tail += uint64(c)
+	}
+	workers := runtime.GOMAXPROCS(0)
+	if len(words) < parallelMin {
+		workers = 1
+	}
+	sums := make([]uint64, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			part := words[w*len(words)/workers : (w+1)*len(words)/workers]
+			var s0, s1, s2, s3 uint64
+			i := 0
+			for ; i+4 <= len(part); i += 4 {
+				s0 += part[i]
+				s1 += part[i+1]
+				s2 += part[i+2]
+				s3 += part[i+3]
+			}
+			for ; i < len(part); i++ {
+				s0 += part[i]
+			}
+			sums[w] = s0 + s1 + s2 + s3
+		})
+	}
+	wg.Wait()
+	for _, v := range sums {
+		tail += v
+	}
+	return tail
+}
