@@ -4,12 +4,15 @@ import "math"
 
 // kernel is a set of dot products of one row by x; each returns Σ w[j]·x[j]
 // over len(w) (or len(codes)) columns. xp is &x[0], for the assembly.
+// coded takes the row's table as planes, and xperm, what prepare (when
+// not nil) made of x for the product.
 type kernel struct {
-	name  string
-	f32   func(w, x []float32, xp *float32) float32
-	bf16  func(w []uint16, x []float32, xp *float32) float32
-	f16   func(w []uint16, x []float32, xp *float32) float32
-	coded func(codes, signs []byte, t *[256]float32, x []float32, xp *float32) float32
+	name    string
+	f32     func(w, x []float32, xp *float32) float32
+	bf16    func(w []uint16, x []float32, xp *float32) float32
+	f16     func(w []uint16, x []float32, xp *float32) float32
+	coded   func(codes, signs []byte, t *[1024]byte, x, xperm []float32) float32
+	prepare func(x []float32) []float32
 }
 
 // best is the fastest kernel this CPU runs, chosen once.
@@ -71,7 +74,16 @@ func dotF16Go(w []uint16, x []float32, _ *float32) float32 {
 	return s0 + s1
 }
 
-func dotCodedGo(codes, signs []byte, t *[256]float32, x []float32, _ *float32) float32 {
+func dotCodedGo(codes, signs []byte, planes *[1024]byte, x, _ []float32) float32 {
+	var t [256]float32
+	for c := range t {
+		t[c] = entry(planes, byte(c))
+	}
+	return dotCodedTable(codes, signs, &t, x)
+}
+
+// dotCodedTable is dotCodedGo with the table as float32 values.
+func dotCodedTable(codes, signs []byte, t *[256]float32, x []float32) float32 {
 	x = x[:len(codes)]
 	var s0, s1 float32
 	if signs == nil {
@@ -101,4 +113,18 @@ func dotCodedGo(codes, signs []byte, t *[256]float32, x []float32, _ *float32) f
 		s0 += math.Float32frombits(math.Float32bits(t[codes[j]])^bit<<31) * x[j]
 	}
 	return s0 + s1
+}
+
+// dotCodedTail is the product of the few columns past an assembly
+// kernel's last full vector, entry by entry.
+func dotCodedTail(codes, signs []byte, t *[1024]byte, x []float32) float32 {
+	var s float32
+	for j, c := range codes {
+		v := entry(t, c)
+		if signs != nil && signs[j/8]>>(j%8)&1 != 0 {
+			v = -v
+		}
+		s += v * x[j]
+	}
+	return s
 }

@@ -73,20 +73,74 @@ func asmKernel(name string, step int, f32 func(int, *float32, *float32) float32,
 			return s + dotF16Go(w[n:], x[n:], nil)
 		}
 	}
-	k.coded = func(codes, signs []byte, t *[256]float32, x []float32, xp *float32) float32 {
+	k.coded = func(codes, signs []byte, planes *[1024]byte, x, _ []float32) float32 {
 		n := len(codes) &^ (step - 1)
 		var s float32
 		if n > 0 {
+			// The gathers read float32 entries: the row's table, unpacked.
+			var t [256]float32
+			for c := range t {
+				t[c] = entry(planes, byte(c))
+			}
 			if signs == nil {
-				s = codedNS(n, unsafe.SliceData(codes), &t[0], xp)
+				s = codedNS(n, unsafe.SliceData(codes), &t[0], unsafe.SliceData(x))
 			} else {
-				s = coded(n, unsafe.SliceData(codes), unsafe.SliceData(signs), &t[0], xp)
+				s = coded(n, unsafe.SliceData(codes), unsafe.SliceData(signs), &t[0], unsafe.SliceData(x))
 			}
 		}
 		if signs != nil {
 			signs = signs[n/8:]
 		}
-		return s + dotCodedGo(codes[n:], signs, t, x[n:], nil)
+		return s + dotCodedTail(codes[n:], signs, planes, x[n:])
+	}
+	return k
+}
+
+//go:noescape
+func dotCodedVBMI(n int, codes, signs, planes *byte, xperm *float32) float32
+
+//go:noescape
+func dotCodedNSVBMI(n int, codes, planes *byte, xperm *float32) float32
+
+// vbmiBlock is the columns dotCodedVBMI takes at a time.
+const vbmiBlock = 64
+
+// permuteVBMI returns x's full blocks of 64 in the order dotCodedVBMI
+// multiplies the looked-up values in: byte unpacks within 128-bit lanes
+// put element 16L+4j+i of a block in lane L, position i, of vector j.
+func permuteVBMI(x []float32) []float32 {
+	n := len(x) &^ (vbmiBlock - 1)
+	out := make([]float32, n)
+	for b := 0; b < n; b += vbmiBlock {
+		for j := range 4 {
+			for l := range 4 {
+				copy(out[b+16*j+4*l:b+16*j+4*l+4], x[b+16*l+4*j:b+16*l+4*j+4])
+			}
+		}
+	}
+	return out
+}
+
+// vbmiKernel is k with the coded product by byte shuffles (AVX-512 VBMI)
+// instead of gathers: four 256-byte planes of the table looked up with
+// VPERMI2B, about twice the gathers' speed.
+func vbmiKernel(k kernel) kernel {
+	k.name = "avx512vbmi"
+	k.prepare = permuteVBMI
+	k.coded = func(codes, signs []byte, planes *[1024]byte, x, xperm []float32) float32 {
+		n := len(codes) &^ (vbmiBlock - 1)
+		var s float32
+		if n > 0 {
+			if signs == nil {
+				s = dotCodedNSVBMI(n, unsafe.SliceData(codes), &planes[0], unsafe.SliceData(xperm))
+			} else {
+				s = dotCodedVBMI(n, unsafe.SliceData(codes), unsafe.SliceData(signs), &planes[0], unsafe.SliceData(xperm))
+			}
+		}
+		if signs != nil {
+			signs = signs[n/8:]
+		}
+		return s + dotCodedTail(codes[n:], signs, planes, x[n:])
 	}
 	return k
 }
@@ -95,7 +149,11 @@ func asmKernel(name string, step int, f32 func(int, *float32, *float32) float32,
 func kernels() []kernel {
 	var ks []kernel
 	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW {
-		ks = append(ks, asmKernel("avx512", 16, dotF32x512, dotBF16x512, dotF16x512, dotCodedx512, dotCodedNSx512))
+		k := asmKernel("avx512", 16, dotF32x512, dotBF16x512, dotF16x512, dotCodedx512, dotCodedNSx512)
+		if cpu.X86.HasAVX512VBMI {
+			ks = append(ks, vbmiKernel(k))
+		}
+		ks = append(ks, k)
 	}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
 		var f16 func(int, *uint16, *float32) float32

@@ -472,3 +472,133 @@ codedns256_done:
 	VZEROUPPER
 	MOVSS X0, ret+32(FP)
 	RET
+
+// LOOKUP(p, tmp, out) looks the 64 codes of Z0 up in plane p's 256 bytes,
+// held in Z(16+4p)..Z(19+4p), into out: entries 0..127 and 128..255 by
+// VPERMI2B, chosen by the codes' top bits (K1).
+#define LOOKUP(t0, t1, t2, t3, tmp, out) \
+	VMOVDQA64 Z0, out; \
+	VPERMI2B t1, t0, out; \
+	VMOVDQA64 Z0, tmp; \
+	VPERMI2B t3, t2, tmp; \
+	VPBLENDMB tmp, out, K1, out
+
+// LOADPLANES loads the 1024 bytes of planes at (R8) into Z16..Z31.
+#define LOADPLANES \
+	VMOVDQU64 (R8), Z16; \
+	VMOVDQU64 64(R8), Z17; \
+	VMOVDQU64 128(R8), Z18; \
+	VMOVDQU64 192(R8), Z19; \
+	VMOVDQU64 256(R8), Z20; \
+	VMOVDQU64 320(R8), Z21; \
+	VMOVDQU64 384(R8), Z22; \
+	VMOVDQU64 448(R8), Z23; \
+	VMOVDQU64 512(R8), Z24; \
+	VMOVDQU64 576(R8), Z25; \
+	VMOVDQU64 640(R8), Z26; \
+	VMOVDQU64 704(R8), Z27; \
+	VMOVDQU64 768(R8), Z28; \
+	VMOVDQU64 832(R8), Z29; \
+	VMOVDQU64 896(R8), Z30; \
+	VMOVDQU64 960(R8), Z31
+
+// PLANES looks the four planes of the 64 codes at (SI) up into Z1..Z4,
+// K1 left holding the codes' top bits.
+#define PLANES \
+	VMOVDQU64 (SI), Z0; \
+	VPMOVB2M Z0, K1; \
+	LOOKUP(Z16, Z17, Z18, Z19, Z5, Z1); \
+	LOOKUP(Z20, Z21, Z22, Z23, Z6, Z2); \
+	LOOKUP(Z24, Z25, Z26, Z27, Z7, Z3); \
+	LOOKUP(Z28, Z29, Z30, Z31, Z8, Z4)
+
+// FMAPLANES interleaves the planes Z1..Z4 into 64 float32 values (in the
+// order permuteVBMI gives x) and adds their products by x at (DI) to
+// Z10..Z13.
+#define FMAPLANES \
+	VPUNPCKLBW Z2, Z1, Z5; \
+	VPUNPCKHBW Z2, Z1, Z6; \
+	VPUNPCKLBW Z4, Z3, Z7; \
+	VPUNPCKHBW Z4, Z3, Z8; \
+	VPUNPCKLWD Z7, Z5, Z1; \
+	VPUNPCKHWD Z7, Z5, Z2; \
+	VPUNPCKLWD Z8, Z6, Z3; \
+	VPUNPCKHWD Z8, Z6, Z4; \
+	VFMADD231PS (DI), Z1, Z10; \
+	VFMADD231PS 64(DI), Z2, Z11; \
+	VFMADD231PS 128(DI), Z3, Z12; \
+	VFMADD231PS 192(DI), Z4, Z13
+
+// REDUCEVBMI sums Z10..Z13 into X0.
+#define REDUCEVBMI \
+	VADDPS Z11, Z10, Z10; \
+	VADDPS Z13, Z12, Z12; \
+	VADDPS Z12, Z10, Z0; \
+	VEXTRACTF64X4 $1, Z0, Y1; \
+	VADDPS Y1, Y0, Y0; \
+	VEXTRACTF128 $1, Y0, X1; \
+	VADDPS X1, X0, X0; \
+	VMOVHLPS X0, X0, X1; \
+	VADDPS X1, X0, X0; \
+	VMOVSHDUP X0, X1; \
+	VADDSS X1, X0, X0
+
+// func dotCodedVBMI(n int, codes, signs, planes *byte, xperm *float32) float32
+TEXT ·dotCodedVBMI(SB), NOSPLIT, $0-44
+	MOVQ n+0(FP), CX
+	MOVQ codes+8(FP), SI
+	MOVQ signs+16(FP), DX
+	MOVQ planes+24(FP), R8
+	MOVQ xperm+32(FP), DI
+	LOADPLANES
+	MOVL $0x80808080, AX
+	VPBROADCASTD AX, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+vbmi_64:
+	CMPQ CX, $64
+	JL   vbmi_done
+	PLANES
+	// A set sign bit flips the top bit of byte 3 (plane 3) of its value.
+	KMOVQ (DX), K2
+	VPXORD Z9, Z4, Z14
+	VPBLENDMB Z14, Z4, K2, Z4
+	FMAPLANES
+	ADDQ $64, SI
+	ADDQ $8, DX
+	ADDQ $256, DI
+	SUBQ $64, CX
+	JMP  vbmi_64
+vbmi_done:
+	REDUCEVBMI
+	VZEROUPPER
+	MOVSS X0, ret+40(FP)
+	RET
+
+// func dotCodedNSVBMI(n int, codes, planes *byte, xperm *float32) float32
+TEXT ·dotCodedNSVBMI(SB), NOSPLIT, $0-36
+	MOVQ n+0(FP), CX
+	MOVQ codes+8(FP), SI
+	MOVQ planes+16(FP), R8
+	MOVQ xperm+24(FP), DI
+	LOADPLANES
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+vbmins_64:
+	CMPQ CX, $64
+	JL   vbmins_done
+	PLANES
+	FMAPLANES
+	ADDQ $64, SI
+	ADDQ $256, DI
+	SUBQ $64, CX
+	JMP  vbmins_64
+vbmins_done:
+	REDUCEVBMI
+	VZEROUPPER
+	MOVSS X0, ret+32(FP)
+	RET

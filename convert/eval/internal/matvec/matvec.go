@@ -42,7 +42,10 @@ type Matrix struct {
 	data       []byte    // the values, or the codes
 	signs      []byte    // coded with signs: bit j of a row's bytes is 1 when weight j is negative
 	signStride int       // bytes of sign bits per row: (cols+7)/8
-	tables     []float32 // coded: 256 values per table, one table or one per row
+	// planes are the coded matrix's tables, one or one per row, each as
+	// 1024 bytes: byte k of entry c's float32 bits at 256k+c, so that
+	// byte shuffles look four planes up (see kernel_amd64.s).
+	planes []byte
 	kn         *kernel
 }
 
@@ -63,7 +66,8 @@ func NewFloat(k Kind, rows, cols int, data []byte) (*Matrix, error) {
 // (r, j) is tables[t*256+codes[r*cols+j]], t being 0 when tables holds one
 // table and r when it holds one per row, negated when signs is not nil
 // and bit j%8 (least significant first) of signs[r*SignStride(cols)+j/8]
-// is 1. The tables' entries must be finite.
+// is 1. The tables' entries must be finite. It keeps tables' memory and
+// rearranges it: tables must not be used after.
 func NewCoded(rows, cols int, codes, signs []byte, tables []float32) (*Matrix, error) {
 	switch {
 	case rows < 0 || cols < 0 || len(codes) != rows*cols:
@@ -73,7 +77,16 @@ func NewCoded(rows, cols int, codes, signs []byte, tables []float32) (*Matrix, e
 	case len(tables) != 256 && len(tables) != 256*rows:
 		return nil, fmt.Errorf("matvec: %d table entries for %d rows: want 256 or 256 per row", len(tables), rows)
 	}
-	return &Matrix{rows: rows, cols: cols, kind: Coded, data: codes, signs: signs, signStride: SignStride(cols), tables: tables, kn: best}, nil
+	planes := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(tables))), 4*len(tables))
+	var tmp [1024]byte
+	for t := 0; t < len(tables); t += 256 {
+		for c, v := range tables[t : t+256] {
+			b := math.Float32bits(v)
+			tmp[c], tmp[256+c], tmp[512+c], tmp[768+c] = byte(b), byte(b>>8), byte(b>>16), byte(b>>24)
+		}
+		copy(planes[4*t:], tmp[:])
+	}
+	return &Matrix{rows: rows, cols: cols, kind: Coded, data: codes, signs: signs, signStride: SignStride(cols), planes: planes, kn: best}, nil
 }
 
 // SignStride returns the bytes of sign bits of a row of cols weights.
@@ -91,15 +104,20 @@ func (m *Matrix) Kind() Kind { return m.kind }
 // Bytes returns the memory the matrix holds: values or codes, sign bits
 // and tables.
 func (m *Matrix) Bytes() int64 {
-	return int64(len(m.data)) + int64(len(m.signs)) + 4*int64(len(m.tables))
+	return int64(len(m.data)) + int64(len(m.signs)) + int64(len(m.planes))
 }
 
-// table returns the decoding table of row r.
-func (m *Matrix) table(r int) []float32 {
-	if len(m.tables) == 256 {
-		return m.tables
+// table returns the decoding table of row r, as planes.
+func (m *Matrix) table(r int) *[1024]byte {
+	if len(m.planes) == 1024 {
+		return (*[1024]byte)(m.planes)
 	}
-	return m.tables[256*r : 256*(r+1)]
+	return (*[1024]byte)(m.planes[1024*r:])
+}
+
+// entry returns entry c of a table stored as planes.
+func entry(t *[1024]byte, c byte) float32 {
+	return math.Float32frombits(uint32(t[c]) | uint32(t[256+int(c)])<<8 | uint32(t[512+int(c)])<<16 | uint32(t[768+int(c)])<<24)
 }
 
 // parallelMin is the number of weights below which one goroutine is
@@ -116,9 +134,13 @@ func (m *Matrix) mulVec(kn *kernel, dst, x []float32) {
 	if len(dst) < m.rows || len(x) < m.cols {
 		panic(fmt.Sprintf("matvec: MulVec of %d×%d with len(dst)=%d len(x)=%d", m.rows, m.cols, len(dst), len(x)))
 	}
+	var xperm []float32
+	if m.kind == Coded && kn.prepare != nil {
+		xperm = kn.prepare(x[:m.cols])
+	}
 	workers := runtime.GOMAXPROCS(0)
 	if m.rows*m.cols < parallelMin || workers < 2 {
-		m.rowsDot(kn, 0, m.rows, dst, x)
+		m.rowsDot(kn, 0, m.rows, dst, x, xperm)
 		return
 	}
 	// More chunks than workers, so that a worker the machine slows down
@@ -128,7 +150,7 @@ func (m *Matrix) mulVec(kn *kernel, dst, x []float32) {
 	for w := range workers {
 		wg.Go(func() {
 			for c := w; c < chunks; c += workers {
-				m.rowsDot(kn, c*m.rows/chunks, (c+1)*m.rows/chunks, dst, x)
+				m.rowsDot(kn, c*m.rows/chunks, (c+1)*m.rows/chunks, dst, x, xperm)
 			}
 		})
 	}
@@ -136,7 +158,7 @@ func (m *Matrix) mulVec(kn *kernel, dst, x []float32) {
 }
 
 // rowsDot computes rows [r0, r1) of the product.
-func (m *Matrix) rowsDot(kn *kernel, r0, r1 int, dst, x []float32) {
+func (m *Matrix) rowsDot(kn *kernel, r0, r1 int, dst, x, xperm []float32) {
 	n := m.cols
 	if n == 0 {
 		clear(dst[r0:r1])
@@ -162,11 +184,11 @@ func (m *Matrix) rowsDot(kn *kernel, r0, r1 int, dst, x []float32) {
 	case Coded:
 		for r := r0; r < r1; r++ {
 			codes := m.data[r*n : (r+1)*n]
-			t := (*[256]float32)(m.table(r))
+			t := m.table(r)
 			if m.signs == nil {
-				dst[r] = kn.coded(codes, nil, t, x, xp)
+				dst[r] = kn.coded(codes, nil, t, x, xperm)
 			} else {
-				dst[r] = kn.coded(codes, m.signs[r*m.signStride:(r+1)*m.signStride], t, x, xp)
+				dst[r] = kn.coded(codes, m.signs[r*m.signStride:(r+1)*m.signStride], t, x, xperm)
 			}
 		}
 	}
@@ -198,7 +220,7 @@ func (m *Matrix) DecodeRows(r0, r1 int, dst []float32) {
 			t := m.table(r)
 			codes := m.data[r*n : (r+1)*n]
 			for j, c := range codes {
-				v := t[c]
+				v := entry(t, c)
 				if m.signs != nil && m.signs[r*m.signStride+j/8]>>(j%8)&1 != 0 {
 					v = -v
 				}
@@ -235,7 +257,7 @@ func f16(h uint16) float32 {
 // product without its arithmetic, a floor for benchmarks.
 func (m *Matrix) SumBytes() uint64 {
 	var s uint64
-	for _, b := range [][]byte{m.data, m.signs, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(m.tables))), 4*len(m.tables))} {
+	for _, b := range [][]byte{m.data, m.signs, m.planes} {
 		s += sumWords(b)
 	}
 	return s
