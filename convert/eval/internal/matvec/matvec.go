@@ -39,14 +39,14 @@ func (k Kind) String() string {
 type Matrix struct {
 	rows, cols int
 	kind       Kind
-	data       []byte    // the values, or the codes
-	signs      []byte    // coded with signs: bit j of a row's bytes is 1 when weight j is negative
-	signStride int       // bytes of sign bits per row: (cols+7)/8
+	data       []byte // the values, or the codes
+	signs      []byte // coded with signs: bit j of a row's bytes is 1 when weight j is negative
+	signStride int    // bytes of sign bits per row: (cols+7)/8
 	// planes are the coded matrix's tables, one or one per row, each as
 	// 1024 bytes: byte k of entry c's float32 bits at 256k+c, so that
 	// byte shuffles look four planes up (see kernel_amd64.s).
 	planes []byte
-	kn         *kernel
+	kn     *kernel
 }
 
 // NewFloat returns the matrix of rows×cols values of kind k (F32, BF16 or
