@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -148,10 +149,8 @@ func (w resident) invalid(l *qins.Logical, part *format.Tensor, i int, what stri
 
 // checkI8 refuses the i8 code -128.
 func (w resident) checkI8(l *qins.Logical, codes []byte) error {
-	for i, c := range codes {
-		if c == 0x80 {
-			return w.invalid(l, l.Codes, i, "i8 code -128 is not a valid code (codes are -127..127)")
-		}
+	if i := bytes.IndexByte(codes, 0x80); i >= 0 {
+		return w.invalid(l, l.Codes, i, "i8 code -128 is not a valid code (codes are -127..127)")
 	}
 	return nil
 }
@@ -171,9 +170,19 @@ func (w resident) packedSigns(ctx context.Context, l *qins.Logical, codes []byte
 			return nil, &format.Error{Path: l.Signs.File.Path, Tensor: l.Name, Err: fmt.Errorf("padding bits of the last sign byte are %#02x, not 0", pad<<(n%8))}
 		}
 	}
-	for i, c := range codes {
-		if c == 0 && flat[i/8]>>(i%8)&1 != 0 {
-			return nil, w.invalid(l, l.Signs, i, "an exact zero (code 0) has its sign bit set")
+	// Eight codes at a time: only words holding a zero byte are looked
+	// at closely.
+	for i := 0; i < len(codes); i += 8 {
+		if i+8 <= len(codes) {
+			v := binary.LittleEndian.Uint64(codes[i:])
+			if (v-0x0101010101010101)&^v&0x8080808080808080 == 0 {
+				continue
+			}
+		}
+		for k := i; k < min(i+8, len(codes)); k++ {
+			if codes[k] == 0 && flat[k/8]>>(k%8)&1 != 0 {
+				return nil, w.invalid(l, l.Signs, k, "an exact zero (code 0) has its sign bit set")
+			}
 		}
 	}
 	if cols%8 == 0 {
@@ -271,6 +280,24 @@ func (w resident) tables(ctx context.Context, l *qins.Logical, rows int) ([]floa
 					errs[wk] = ctx.Err()
 					return
 				}
+				tab := tables[256*t : 256*(t+1)]
+				if signed(l) {
+					// The log codec: what Decoder.DecodeF32 gives, from
+					// the formula it tabulates, without its other tables.
+					p := l.Params
+					if ps != nil {
+						p = ps[t]
+					}
+					for c := 1; c < 256; c++ {
+						v := float32(p.Magnitude(uint8(c)))
+						if math.IsInf(float64(v), 0) || v != v {
+							errs[wk] = w.errorf(l.Name, "row %d: code %d decodes to %v in F32", t, c, v)
+							return
+						}
+						tab[c] = v
+					}
+					continue
+				}
 				switch {
 				case l.Codec == qins.CodecRational && alphas != nil:
 					q.ResetRational(alphas[t])
@@ -289,7 +316,6 @@ func (w resident) tables(ctx context.Context, l *qins.Logical, rows int) ([]floa
 					errs[wk] = w.errorf(l.Name, "row %d: %v", t, err)
 					return
 				}
-				tab := tables[256*t : 256*(t+1)]
 				for i, c := range codes {
 					v := float32(vals[i])
 					if math.IsInf(float64(v), 0) || v != v {
