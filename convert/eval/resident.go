@@ -282,19 +282,13 @@ func (w resident) tables(ctx context.Context, l *qins.Logical, rows int) ([]floa
 				}
 				tab := tables[256*t : 256*(t+1)]
 				if signed(l) {
-					// The log codec: what Decoder.DecodeF32 gives, from
-					// the formula it tabulates, without its other tables.
 					p := l.Params
 					if ps != nil {
 						p = ps[t]
 					}
-					for c := 1; c < 256; c++ {
-						v := float32(p.Magnitude(uint8(c)))
-						if math.IsInf(float64(v), 0) || v != v {
-							errs[wk] = w.errorf(l.Name, "row %d: code %d decodes to %v in F32", t, c, v)
-							return
-						}
-						tab[c] = v
+					if err := logTable(p, tab); err != nil {
+						errs[wk] = w.errorf(l.Name, "row %d: %v", t, err)
+						return
 					}
 					continue
 				}
@@ -329,4 +323,34 @@ func (w resident) tables(ctx context.Context, l *qins.Logical, rows int) ([]floa
 	}
 	wg.Wait()
 	return tables, errors.Join(errs...)
+}
+
+// logTable sets tab[1..255] to what codes 1..255 decode to with sign +1 in
+// the log codec of range p, rounded to float32: float32(p.Magnitude(c)),
+// exactly, as a restore to F32 writes them, at two calls of math.Exp per
+// table instead of 255. The magnitudes are a geometric sequence, built by
+// products from the smallest; each differs from math.Exp's by under 2⁻⁴²
+// relative (254 products and the rounding of Magnitude's argument), so a
+// value whose float32 rounding holds over ±2⁻³⁶ relative is exact, and
+// the rare other one (about one in 4096) is computed as Magnitude does.
+func logTable(p quant.Params, tab []float32) error {
+	const margin = 0x1p-36
+	step := math.Exp((p.LogMax - p.LogMin) / 254)
+	v := math.Exp(p.LogMin)
+	for c := 255; c >= 1; c-- {
+		if c < 255 {
+			v *= step
+		}
+		f := float32(v)
+		if float32(v*(1-margin)) != f || float32(v*(1+margin)) != f || c == 1 {
+			// Near a rounding boundary; and code 1, exp(log_max) itself,
+			// which must not exceed the range.
+			f = float32(p.Magnitude(uint8(c)))
+		}
+		if math.IsInf(float64(f), 0) || f != f {
+			return fmt.Errorf("code %d decodes to %v in F32", c, f)
+		}
+		tab[c] = f
+	}
+	return nil
 }

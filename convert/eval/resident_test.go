@@ -16,6 +16,7 @@ import (
 	"github.com/qins-dev/qins/convert/eval/internal/model"
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/format/qins"
+	"github.com/qins-dev/qins/quant"
 )
 
 // residentVariants writes stories260K (F32, with a down_proj of 172
@@ -278,3 +279,27 @@ func TestMemAvailable(t *testing.T) {
 }
 
 func bufioScanner(s string) *bufio.Scanner { return bufio.NewScanner(strings.NewReader(s)) }
+
+// TestLogTable checks the tables built by products against Magnitude,
+// value by value, over ranges of every width a checkpoint gives, the
+// mse range's low log_min included.
+func TestLogTable(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	var tab [256]float32
+	for i := range 20000 {
+		hi := r.Float64()*12 - 10
+		lo := hi - r.Float64()*math.Exp(r.Float64()*6-3)*10
+		if i%10 == 0 {
+			lo = hi // one magnitude
+		}
+		p := quant.Params{LogMin: lo, LogMax: hi}
+		if err := logTable(p, tab[:]); err != nil {
+			t.Fatal(err)
+		}
+		for c := 1; c < 256; c++ {
+			if want := float32(p.Magnitude(uint8(c))); tab[c] != want {
+				t.Fatalf("range %+v code %d: %v, Magnitude %v", p, c, tab[c], want)
+			}
+		}
+	}
+}

@@ -3,6 +3,9 @@ package model
 import (
 	"context"
 	"fmt"
+	"runtime"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/qins-dev/qins/convert/eval/internal/gemm"
 )
@@ -64,16 +67,30 @@ func (m *Model) Resident() bool {
 	return ok && m.Memory > 0 && n <= m.Memory
 }
 
-// loadMatrices reads every matrix of the forward pass into rd.
+// loadMatrices reads every matrix of the forward pass into rd, two at a
+// time (checking codes and building tables is CPU work).
 func (rd *reader) loadMatrices(ctx context.Context) error {
 	res := rd.m.w.(Resident)
-	rd.mats = map[string]Matrix{}
-	for _, name := range rd.m.matrices() {
-		mat, err := res.LoadMatrix(ctx, name)
-		if err != nil {
-			return fmt.Errorf("model: loading %s: %w", name, err)
-		}
-		rd.mats[name] = mat
+	names := rd.m.matrices()
+	mats := make([]Matrix, len(names))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(2, runtime.GOMAXPROCS(0)))
+	for i, name := range names {
+		g.Go(func() error {
+			mat, err := res.LoadMatrix(ctx, name)
+			if err != nil {
+				return fmt.Errorf("model: loading %s: %w", name, err)
+			}
+			mats[i] = mat
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	rd.mats = make(map[string]Matrix, len(names))
+	for i, name := range names {
+		rd.mats[name] = mats[i]
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/qins-dev/qins/convert/eval/internal/matvec"
@@ -14,7 +15,7 @@ import (
 // reads, counting the loads.
 type residentWeights struct {
 	Weights
-	loads int
+	loads atomic.Int32
 }
 
 func (w *residentWeights) StoredBytes(name string) int64 {
@@ -32,7 +33,7 @@ func (w *residentWeights) LoadMatrix(ctx context.Context, name string) (Matrix, 
 	for i, x := range v {
 		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
 	}
-	w.loads++
+	w.loads.Add(1)
 	return matvec.NewFloat(matvec.F32, s[0], s[1], b)
 }
 
@@ -80,8 +81,8 @@ func TestResidentGenerate(t *testing.T) {
 			if _, err := m.Generate(context.Background(), tt.prompt, 2); err != nil {
 				t.Fatal(err)
 			}
-			if rw.loads != 0 {
-				t.Fatalf("a budget one byte short loaded %d matrices", rw.loads)
+			if rw.loads.Load() != 0 {
+				t.Fatalf("a budget one byte short loaded %d matrices", rw.loads.Load())
 			}
 			m.Memory = need
 			if !m.Resident() {
@@ -91,8 +92,8 @@ func TestResidentGenerate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rw.loads != len(m.matrices()) {
-				t.Fatalf("loaded %d matrices, want %d", rw.loads, len(m.matrices()))
+			if int(rw.loads.Load()) != len(m.matrices()) {
+				t.Fatalf("loaded %d matrices, want %d", rw.loads.Load(), len(m.matrices()))
 			}
 			if !slices.Equal(got, want) {
 				t.Errorf("resident %v, streaming %v", got, want)
