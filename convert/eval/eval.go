@@ -2,7 +2,10 @@
 // from the original's: both models run teacher-forced over one token
 // stream, layer by layer, and the next-token distributions are compared
 // (top-1 agreement, KL divergence, perplexity), then both generate greedily
-// from one prompt. Memory holds about one layer of each model.
+// from one prompt. The teacher-forced pass holds about one layer of each
+// model; each generation keeps its model's weights in memory in their
+// stored form when they fit Options.Memory (one model at a time), else
+// reads them again for every token.
 package eval
 
 import (
