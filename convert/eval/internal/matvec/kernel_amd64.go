@@ -97,6 +97,19 @@ func asmKernel(name string, step int, f32 func(int, *float32, *float32) float32,
 }
 
 //go:noescape
+func sumx512(n int, p *byte) uint64
+
+// sumBlocks sums the words of b's leading multiple of 256 bytes with
+// AVX-512 where the CPU has it, and returns how many bytes it summed.
+func sumBlocks(b []byte) (uint64, int) {
+	n := len(b) &^ 255
+	if n == 0 || !(cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW) {
+		return 0, 0
+	}
+	return sumx512(n, unsafe.SliceData(b)), n
+}
+
+//go:noescape
 func dotCodedVBMI(n int, codes, signs, planes *byte, xperm *float32) float32
 
 //go:noescape

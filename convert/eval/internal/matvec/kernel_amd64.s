@@ -602,3 +602,38 @@ vbmins_done:
 	VZEROUPPER
 	MOVSS X0, ret+32(FP)
 	RET
+
+// func sumx512(n int, p *byte) uint64
+// Sums n bytes (a multiple of 256) at p as 64-bit words: a read of
+// memory at full vector width, for SumBytes's floor.
+TEXT ·sumx512(SB), NOSPLIT, $0-24
+	MOVQ n+0(FP), CX
+	MOVQ p+8(FP), SI
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+sum512_256:
+	CMPQ CX, $256
+	JL   sum512_done
+	VPADDQ (SI), Z0, Z0
+	VPADDQ 64(SI), Z1, Z1
+	VPADDQ 128(SI), Z2, Z2
+	VPADDQ 192(SI), Z3, Z3
+	ADDQ $256, SI
+	SUBQ $256, CX
+	JMP  sum512_256
+sum512_done:
+	VPADDQ Z1, Z0, Z0
+	VPADDQ Z3, Z2, Z2
+	VPADDQ Z2, Z0, Z0
+	VEXTRACTI64X4 $1, Z0, Y1
+	VPADDQ Y1, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDQ X1, X0, X0
+	VPSHUFD $0x4e, X0, X1
+	VPADDQ X1, X0, X0
+	VMOVQ X0, AX
+	VZEROUPPER
+	MOVQ AX, ret+16(FP)
+	RET

@@ -280,8 +280,10 @@ func sumWords(b []byte) uint64 {
 	for w := range workers {
 		wg.Go(func() {
 			part := words[w*len(words)/workers : (w+1)*len(words)/workers]
+			bs, n := sumBlocks(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(part))), 8*len(part)))
 			var s0, s1, s2, s3 uint64
-			i := 0
+			s0 = bs
+			i := n / 8
 			for ; i+4 <= len(part); i += 4 {
 				s0 += part[i]
 				s1 += part[i+1]

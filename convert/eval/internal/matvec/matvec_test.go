@@ -213,3 +213,22 @@ func TestF16(t *testing.T) {
 		}
 	}
 }
+
+func TestSumBytes(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 8, 255, 256, 1000, 1 << 20, 1<<20 + 13} {
+		b := make([]byte, n)
+		var want uint64
+		for i := range b {
+			b[i] = byte(i*7 + 3)
+		}
+		for i := 0; i+8 <= n; i += 8 {
+			want += binary.LittleEndian.Uint64(b[i:])
+		}
+		for _, c := range b[n&^7:] {
+			want += uint64(c)
+		}
+		if got := sumWords(b); got != want {
+			t.Errorf("n=%d: sumWords %d, want %d", n, got, want)
+		}
+	}
+}
