@@ -8,11 +8,12 @@ import (
 // Generate decodes n tokens greedily (the most likely each step, the
 // lowest id on ties) after prompt, with a KV cache, and returns them. It
 // does not stop at EOS. Logits that are not all finite are a
-// *NonFiniteError: no token is picked from them. Every step runs all layers. When the
-// weights fit m.Memory in their stored form (see Model.Resident), they are
-// loaded once and each step reads them once, in place; otherwise decoded
-// weights are kept between steps up to m.GenerateBudget bytes and read
-// again otherwise, so memory does not grow with the model.
+// *NonFiniteError: no token is picked from them. Every step runs all
+// layers. When the weights fit m.Memory in their stored form (see
+// Model.Resident), they are loaded once and each step reads them once, in
+// place; otherwise decoded weights are kept between steps up to
+// m.GenerateBudget bytes and the rest is read again every step, so memory
+// does not grow with the model.
 //
 // For LongRoPE it does what transformers' Phi-3 does: once the stream
 // outgrows original_max_position_embeddings, the cache is recomputed with
