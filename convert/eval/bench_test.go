@@ -21,9 +21,11 @@ import (
 // read of the resident weights from memory (matvec's SumBytes over every
 // matrix: the bytes each token's products read, with no arithmetic).
 //
-//	QINS_GEN_BENCH="REF CAND" [QINS_GEN_TOKENS=16] go test ./convert/eval -run - -bench Generate -benchtime 1x
+//	QINS_GEN_BENCH="REF CAND" [QINS_GEN_TOKENS=16] [QINS_GEN_PROMPT=1] go test ./convert/eval -run - -bench Generate -benchtime 1x
 //
-// config.json is read beside REF. Each model loads its matrices, takes the
+// config.json is read beside REF. The prompt is BOS, or with
+// QINS_GEN_PROMPT=N, BOS and ids 100, 101, ... (N tokens in all), which the
+// first token's time includes. Each model loads its matrices, takes the
 // floor three times (the median counts), frees them, then generates
 // QINS_GEN_TOKENS tokens from BOS with the weights resident; a token's
 // time is the wall time between two tokens (the first, which includes the
@@ -42,6 +44,16 @@ func BenchmarkGenerate(b *testing.B) {
 			b.Fatalf("QINS_GEN_TOKENS=%q: want a count >= 2", s)
 		}
 	}
+	prompt := []int{1}
+	if s := os.Getenv("QINS_GEN_PROMPT"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			b.Fatalf("QINS_GEN_PROMPT=%q: want a count >= 1", s)
+		}
+		for i := 1; i < n; i++ {
+			prompt = append(prompt, 99+i)
+		}
+	}
 	ctx := context.Background()
 	w0, err := OpenWeights(ctx, paths[0])
 	if err != nil {
@@ -52,6 +64,7 @@ func BenchmarkGenerate(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	prompt[0] = max(cfg.BOS, 0)
 	for b.Loop() {
 		for i, p := range paths {
 			side := "m" + strconv.Itoa(i) + "-"
@@ -68,7 +81,7 @@ func BenchmarkGenerate(b *testing.B) {
 			m.Memory = 1 << 62
 			var stamps []time.Time
 			start := time.Now()
-			if _, err := m.GenerateEach(ctx, []int{max(cfg.BOS, 0)}, tokens, func() { stamps = append(stamps, time.Now()) }); err != nil {
+			if _, err := m.GenerateEach(ctx, prompt, tokens, func() { stamps = append(stamps, time.Now()) }); err != nil {
 				b.Fatal(err)
 			}
 			var per []float64
@@ -82,8 +95,9 @@ func BenchmarkGenerate(b *testing.B) {
 			b.ReportMetric(tok/floor, side+"ratio")
 			b.ReportMetric(float64(bytes)/1e9, side+"GB")
 			b.ReportMetric(load, side+"load-s")
-			b.Logf("%s: %d tokens, first after %.2f s, then median %.3f s/token (min %.3f, max %.3f); floor %.3f s over %.2f GB resident; ratio %.2f",
-				p, tokens, stamps[0].Sub(start).Seconds(), tok, per[0], per[len(per)-1], floor, float64(bytes)/1e9, tok/floor)
+			b.ReportMetric(stamps[0].Sub(start).Seconds(), side+"first-s")
+			b.Logf("%s: %d tokens after %d, first after %.2f s, then median %.3f s/token (min %.3f, max %.3f); floor %.3f s over %.2f GB resident; ratio %.2f",
+				p, tokens, len(prompt), stamps[0].Sub(start).Seconds(), tok, per[0], per[len(per)-1], floor, float64(bytes)/1e9, tok/floor)
 			w.Close()
 			runtime.GC()
 			debug.FreeOSMemory()

@@ -473,13 +473,15 @@ codedns256_done:
 	MOVSS X0, ret+32(FP)
 	RET
 
-// LOOKUP(p, tmp, out) looks the 64 codes of Z0 up in plane p's 256 bytes,
-// held in Z(16+4p)..Z(19+4p), into out: entries 0..127 and 128..255 by
-// VPERMI2B, chosen by the codes' top bits (K1).
+// LOOKUP(t0, t1, t2, t3, tmp, out) looks the 64 codes at (SI) up in a
+// plane's 256 bytes, held in t0..t3, into out: entries 0..127 and
+// 128..255 by VPERMI2B, chosen by the codes' top bits (K1). VPERMI2B
+// overwrites its indexes: each gets the codes by a load (an L1 hit, off
+// the vector ports) rather than a register copy.
 #define LOOKUP(t0, t1, t2, t3, tmp, out) \
-	VMOVDQA64 Z0, out; \
+	VMOVDQU64 (SI), out; \
 	VPERMI2B t1, t0, out; \
-	VMOVDQA64 Z0, tmp; \
+	VMOVDQU64 (SI), tmp; \
 	VPERMI2B t3, t2, tmp; \
 	VPBLENDMB tmp, out, K1, out
 
@@ -561,10 +563,10 @@ vbmi_64:
 	CMPQ CX, $64
 	JL   vbmi_done
 	PLANES
-	// A set sign bit flips the top bit of byte 3 (plane 3) of its value.
+	// A set sign bit flips the top bit of byte 3 (plane 3) of its value:
+	// adding 0x80 to the byte.
 	KMOVQ (DX), K2
-	VPXORD Z9, Z4, Z14
-	VPBLENDMB Z14, Z4, K2, Z4
+	VPADDB Z9, Z4, K2, Z4
 	FMAPLANES
 	ADDQ $64, SI
 	ADDQ $8, DX

@@ -14,6 +14,7 @@ package matvec
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"runtime"
 	"sync"
 	"unsafe"
@@ -201,6 +202,7 @@ func (m *Matrix) DecodeRows(r0, r1 int, dst []float32) {
 	if r0 < 0 || r1 < r0 || r1 > m.rows || len(dst) < (r1-r0)*n {
 		panic(fmt.Sprintf("matvec: DecodeRows [%d, %d) of %d rows into %d values", r0, r1, m.rows, len(dst)))
 	}
+	var t [256]float32
 	for r := r0; r < r1; r++ {
 		out := dst[(r-r0)*n : (r-r0+1)*n]
 		switch m.kind {
@@ -209,22 +211,35 @@ func (m *Matrix) DecodeRows(r0, r1 int, dst []float32) {
 				out[j] = math.Float32frombits(le32(m.data[4*(r*n+j):]))
 			}
 		case BF16:
+			in := m.data[2*r*n : 2*(r+1)*n]
 			for j := range out {
-				out[j] = math.Float32frombits(uint32(le16(m.data[2*(r*n+j):])) << 16)
+				out[j] = math.Float32frombits(uint32(in[2*j])<<16 | uint32(in[2*j+1])<<24)
 			}
 		case F16:
 			for j := range out {
 				out[j] = f16(le16(m.data[2*(r*n+j):]))
 			}
 		case Coded:
-			t := m.table(r)
+			// The row's table unpacked once, then one lookup a weight.
+			if r == r0 || len(m.planes) > 1024 {
+				p := m.table(r)
+				for c := range t {
+					t[c] = entry(p, byte(c))
+				}
+			}
 			codes := m.data[r*n : (r+1)*n]
 			for j, c := range codes {
-				v := entry(t, c)
-				if m.signs != nil && m.signs[r*m.signStride+j/8]>>(j%8)&1 != 0 {
-					v = -v
+				out[j] = t[c]
+			}
+			if m.signs == nil {
+				continue
+			}
+			signs := m.signs[r*m.signStride : (r+1)*m.signStride]
+			for k, b := range signs {
+				for ; b != 0; b &= b - 1 {
+					j := 8*k + bits.TrailingZeros8(b)
+					out[j] = -out[j]
 				}
-				out[j] = v
 			}
 		}
 	}

@@ -114,19 +114,20 @@ func (m *Model) mul(ctx context.Context, rd *reader, name string, y, x []float32
 }
 
 // residentBlock is how many weights mulResident decodes at a time for
-// several positions (a prompt): 4 MiB of float32.
+// many positions: 4 MiB of float32.
 const residentBlock = 1 << 20
+
+// residentVecMax is the most positions mulResident multiplies one by one
+// (a prompt): each is a pass over the stored bytes, about as long as
+// decoding them all to float32 once at full size.
+const residentVecMax = 16
 
 // mulResident is mul for a matrix kept in memory: a product by each of
 // few positions, else blocks of rows decoded for gemm.
 func mulResident(mat Matrix, y, x []float32, n, out, in int) {
-	if n <= 2 {
-		tmp := y
+	if n <= residentVecMax {
 		for t := range n {
-			if n > 1 {
-				tmp = y[t*out : (t+1)*out]
-			}
-			mat.MulVec(tmp[:out], x[t*in:(t+1)*in])
+			mat.MulVec(y[t*out:(t+1)*out], x[t*in:(t+1)*in])
 		}
 		return
 	}
