@@ -5,7 +5,9 @@
 // AVX-512, 8 for AVX2); Go adds the columns past them. The coded ones
 // look each code up in a 256-entry float32 table with a gather and flip
 // the sign of the weights whose sign bit is set. Arguments are Go ABI0, on
-// the stack; no frame, no calls.
+// the stack; no frame, no calls. The AVX-512 loops prefetch about 2 KiB
+// ahead: on the machine they were written on, it took the BF16 product
+// from 1.55x to 1.25x the time of a plain read of the same bytes.
 
 #include "textflag.h"
 
@@ -56,6 +58,10 @@ TEXT ·dotF32x512(SB), NOSPLIT, $0-28
 f32x512_64:
 	CMPQ CX, $64
 	JL   f32x512_16
+	PREFETCHT0 2048(SI)
+	PREFETCHT0 2112(SI)
+	PREFETCHT0 2176(SI)
+	PREFETCHT0 2240(SI)
 	VMOVUPS (SI), Z4
 	VMOVUPS 64(SI), Z5
 	VMOVUPS 128(SI), Z6
@@ -92,6 +98,8 @@ TEXT ·dotBF16x512(SB), NOSPLIT, $0-28
 bf16x512_64:
 	CMPQ CX, $64
 	JL   bf16x512_16
+	PREFETCHT0 2048(SI)
+	PREFETCHT0 2112(SI)
 	VPMOVZXWD (SI), Z4
 	VPMOVZXWD 32(SI), Z5
 	VPMOVZXWD 64(SI), Z6
@@ -133,6 +141,8 @@ TEXT ·dotF16x512(SB), NOSPLIT, $0-28
 f16x512_64:
 	CMPQ CX, $64
 	JL   f16x512_16
+	PREFETCHT0 2048(SI)
+	PREFETCHT0 2112(SI)
 	VCVTPH2PS (SI), Z4
 	VCVTPH2PS 32(SI), Z5
 	VCVTPH2PS 64(SI), Z6
@@ -562,6 +572,8 @@ TEXT ·dotCodedVBMI(SB), NOSPLIT, $0-44
 vbmi_64:
 	CMPQ CX, $64
 	JL   vbmi_done
+	PREFETCHT0 2048(SI)
+	PREFETCHT0 256(DX)
 	PLANES
 	// A set sign bit flips the top bit of byte 3 (plane 3) of its value:
 	// adding 0x80 to the byte.
@@ -593,6 +605,7 @@ TEXT ·dotCodedNSVBMI(SB), NOSPLIT, $0-36
 vbmins_64:
 	CMPQ CX, $64
 	JL   vbmins_done
+	PREFETCHT0 2048(SI)
 	PLANES
 	FMAPLANES
 	ADDQ $64, SI
