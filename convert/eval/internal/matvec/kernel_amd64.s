@@ -484,16 +484,14 @@ codedns256_done:
 	RET
 
 // LOOKUP(t0, t1, t2, t3, tmp, out) looks the 64 codes at (SI) up in a
-// plane's 256 bytes, held in t0..t3, into out: entries 0..127 and
-// 128..255 by VPERMI2B, chosen by the codes' top bits (K1). VPERMI2B
-// overwrites its indexes: each gets the codes by a load (an L1 hit, off
-// the vector ports) rather than a register copy.
+// plane's 256 bytes, held in t0..t3, into out, in place: VPERMI2B with
+// merge masking looks entries 128..255 up where the code's top bit is set
+// (K1), leaving the other codes in place, then entries 0..127 where it is
+// clear (K3). The codes come by a load (an L1 hit, off the vector ports).
 #define LOOKUP(t0, t1, t2, t3, tmp, out) \
 	VMOVDQU64 (SI), out; \
-	VPERMI2B t1, t0, out; \
-	VMOVDQU64 (SI), tmp; \
-	VPERMI2B t3, t2, tmp; \
-	VPBLENDMB tmp, out, K1, out
+	VPERMI2B t3, t2, K1, out; \
+	VPERMI2B t1, t0, K3, out
 
 // LOADPLANES loads the 1024 bytes of planes at (R8) into Z16..Z31.
 #define LOADPLANES \
@@ -519,6 +517,7 @@ codedns256_done:
 #define PLANES \
 	VMOVDQU64 (SI), Z0; \
 	VPMOVB2M Z0, K1; \
+	KNOTQ K1, K3; \
 	LOOKUP(Z16, Z17, Z18, Z19, Z5, Z1); \
 	LOOKUP(Z20, Z21, Z22, Z23, Z6, Z2); \
 	LOOKUP(Z24, Z25, Z26, Z27, Z7, Z3); \
