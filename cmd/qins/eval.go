@@ -35,6 +35,7 @@ func evalCommand(action cli.ActionFunc) *cli.Command {
 			&cli.Float64Flag{Name: "min-top1", Usage: "fail when the top-1 agreement is below `P` (a fraction, 0 to 1)", DefaultText: "none"},
 			&cli.StringFlag{Name: "save-ref", Usage: "keep REF's side (stream, log-probabilities, greedy ids) in `FILE`, to give in place of REF later"},
 			&cli.BoolFlag{Name: "force", Usage: "replace an existing --save-ref file"},
+			&cli.StringFlag{Name: "memory", Usage: "let each model's greedy generation keep up to `SIZE` of weights in memory, in their stored form (for example 2GiB or 500MB): weights that fit are read once, not every token", DefaultText: "half the available memory"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
 		},
 		OnUsageError: usageErr,
@@ -161,6 +162,13 @@ func evalOptions(c *cli.Context) (eval.Options, error) {
 	case !c.IsSet("generate"):
 		opts.Generate = 0 // the default, cut to fit the model's positions
 	}
+	if c.IsSet("memory") {
+		n, err := parseSize(c.String("memory"))
+		if err != nil {
+			return opts, usageError{fmt.Errorf("--memory: %w", err)}
+		}
+		opts.Memory = n
+	}
 	if c.IsSet("max-kld") {
 		// NaN would fail every run, infinity none.
 		v := c.Float64("max-kld")
@@ -215,6 +223,18 @@ func writeEvalText(w io.Writer, r *eval.Report) error {
 	if g := r.GenerateCut; g != nil {
 		fmt.Fprintf(&b, "generate     %d tokens, not the default %d: max_position_embeddings is %d\n", g.To, g.From, g.MaxPositions)
 	}
+	if m := r.Memory; m != nil && (m.Ref != nil || m.Cand != nil) {
+		sides := []string{}
+		for _, k := range []struct {
+			side string
+			k    *eval.Kept
+		}{{"REF", m.Ref}, {"CAND", m.Cand}} {
+			if k.k != nil {
+				sides = append(sides, kept(k.side, k.k))
+			}
+		}
+		fmt.Fprintf(&b, "memory       %s for the weights of each generation: %s\n", humanBytes(m.Budget), strings.Join(sides, ", "))
+	}
 	if g := r.Greedy; g != nil {
 		div := "none"
 		if g.FirstDivergence != nil {
@@ -235,6 +255,15 @@ func writeEvalText(w io.Writer, r *eval.Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// kept says how one model's generation kept its weights.
+func kept(side string, k *eval.Kept) string {
+	switch {
+	case k.Resident:
+		return fmt.Sprintf("%s %s resident", side, humanBytes(k.Bytes))
+	}
+	return fmt.Sprintf("%s %s streamed (over the budget, read every token)", side, humanBytes(k.Bytes))
 }
 
 // figure formats one figure of the report: "inf" for an infinity (a

@@ -83,6 +83,8 @@ func TestEval(t *testing.T) {
 		{[]string{"--max-kld", "1e-9"}, 1, "FAIL: mean KLD"},
 		{[]string{"--min-top1", "1"}, 1, "FAIL: top-1"},
 		{[]string{"--max-kld", "1", "--min-top1", "0.5"}, 0, "top-1"},
+		{[]string{"--generate", "3", "--memory", "1GiB"}, 0, "memory       1.07 GB for the weights of each generation: REF 1.0 MB resident\ngreedy"},
+		{[]string{"--generate", "3", "--memory", "10kB"}, 0, "REF 1.0 MB streamed (over the budget, read every token)"},
 		{[]string{"--tokens", tokens, "--generate", "0"}, 0, "--tokens"},
 		{[]string{"--text", textFile, "--generate", "5"}, 0, "REF:\nShe loved to play"},
 	} {
@@ -124,6 +126,9 @@ func TestEvalErrors(t *testing.T) {
 		{[]string{stories, stories, "--text", write("a.txt", "x"), "--tokens", write("b.json", "[1, 2]")}, 2, "not both"},
 		{[]string{stories, stories, "--generate", "0"}, 2, "--generate 0 needs"},
 		{[]string{stories, stories, "--min-top1", "97.5"}, 2, "fraction"},
+		{[]string{stories, stories, "--memory", "lots"}, 2, `--memory: size "lots"`},
+		{[]string{stories, stories, "--memory", "2XB"}, 2, "usage error"},
+		{[]string{stories, stories, "--memory", "0"}, 2, "out of range"},
 		{[]string{stories, filepath.Join(dir, "nothing")}, 2, "nothing"},
 	} {
 		code, _, errs := runQINS(t, append([]string{"eval"}, c.args...)...)

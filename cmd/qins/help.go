@@ -327,12 +327,18 @@ THE STREAM
                    from BOS (default 128).
   The greedy comparison starts from BOS for the default stream and from
   the stream's first 16 tokens otherwise; --generate 0 (with --text or
-  --tokens) skips it. Each generated token runs every layer again, which
-  on a model of billions of weights reads the whole checkpoint: there,
-  give --tokens or --text with a small --generate, or --generate 0.
+  --tokens) skips it. Each generated token reads every weight once. When
+  a model's weights fit --memory in their stored form (BF16, F16 or F32
+  values; QINS codes with one sign bit per weight and a 1 KiB table per
+  range), its generation loads them once and multiplies by them in place,
+  decoding inside the product: about one pass over the stored bytes per
+  token. Otherwise it reads the checkpoint again for every token (slow on
+  billions of weights: give a small --generate there).
 
-  Eval runs layer by layer and holds at most about one layer of each
-  model, the activations and the two tokens x vocabulary logits.
+  The teacher-forced pass runs layer by layer and holds at most about one
+  layer of each model, the activations and the two tokens x vocabulary
+  logits; the two models generate one after the other, so their weights
+  are never held together.
 
 REF ONCE, MANY CANDIDATES
   --save-ref FILE  also write REF's side to FILE (atomically; --force
@@ -362,6 +368,11 @@ REF ONCE, MANY CANDIDATES
 OPTIONS
   --max-kld X      fail when the mean KLD is above X.
   --min-top1 P     fail when the top-1 agreement (a fraction) is below P.
+  --memory SIZE    the weights each generation may keep in memory, such
+                   as 2GiB or 500MB (default: half the available memory,
+                   MemAvailable in /proc/meminfo; 2 GiB where it cannot
+                   be read). The report gives the budget and, per model,
+                   the bytes and whether they were resident or streamed.
   --config FILE    read the model's config from FILE instead of REF's
                    config.json (a tokenizer is then also looked for
                    beside it).
@@ -370,7 +381,9 @@ OPTIONS
                    kld {mean, median, p99, max}, ppl {ref, cand, ratio},
                    saved_ref (with a saved REF), seconds, greedy {prompt, first_divergence (1-based
                    among the generated tokens, null when none), ref_ids,
-                   cand_ids, ref_text, cand_text, seconds} and fails.
+                   cand_ids, ref_text, cand_text, seconds}, memory
+                   {budget, ref and cand: {bytes, resident} or null} and
+                   fails.
                    Figures that are not finite (a perplexity past
                    float64) are null and listed in nonfinite.
 

@@ -2,7 +2,10 @@
 // from the original's: both models run teacher-forced over one token
 // stream, layer by layer, and the next-token distributions are compared
 // (top-1 agreement, KL divergence, perplexity), then both generate greedily
-// from one prompt. Memory holds about one layer of each model.
+// from one prompt. The teacher-forced pass holds about one layer of each
+// model; each generation keeps its model's weights in memory in their
+// stored form when they fit Options.Memory (one model at a time), else
+// reads them again for every token.
 package eval
 
 import (
@@ -13,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -61,6 +65,13 @@ type Options struct {
 	// SaveRef keeps REF's side of the evaluation in the report, for
 	// Report.WriteRef.
 	SaveRef bool
+	// Memory is how many bytes of weights each model's greedy generation
+	// may keep in memory in their stored form, one model after the
+	// other; 0 means DefaultMemory(). Weights that fit are read once and
+	// multiplied in place, about one pass over their bytes per token;
+	// others are read again every token (with at most min(Memory, 512
+	// MiB) of them kept decoded). Report.Memory says which.
+	Memory int64
 }
 
 // Progress follows the teacher-forced pass: Start once with the total,
@@ -106,6 +117,12 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 	if opts.Generate < 0 && opts.Text == "" && opts.Tokens == nil {
 		return nil, errors.New("eval: the default stream is REF's generation, which needs Generate >= 0")
 	}
+	if opts.Memory < 0 {
+		return nil, fmt.Errorf("eval: Memory %d: want a number of bytes >= 0", opts.Memory)
+	}
+	if opts.Memory == 0 {
+		opts.Memory = DefaultMemory()
+	}
 	if cand == "" && (!opts.SaveRef || opts.MaxKLD != nil || opts.MinTop1 != nil) {
 		return nil, errors.New("eval: no candidate: give one, or SaveRef without thresholds to run REF alone")
 	}
@@ -126,7 +143,8 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 	}
 	defer s.close()
 	s.generation = opts.Generation
-	r := &Report{Ref: s.rw.Path(), Architecture: s.cfg.Architecture, Fails: []string{}}
+	s.memory = &Memory{Budget: opts.Memory}
+	r := &Report{Ref: s.rw.Path(), Architecture: s.cfg.Architecture, Fails: []string{}, Memory: s.memory}
 	if s.cw != nil {
 		r.Cand = s.cw.Path()
 	}
@@ -196,6 +214,7 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 // session holds both models and what is read beside REF.
 type session struct {
 	generation func(side string) Progress // Options.Generation
+	memory     *Memory                    // Options.Memory, and how each generation kept the weights
 	cfg        *model.Config
 	cfgText    []byte // cfg's config.json as read
 	cfgPath    string
@@ -254,7 +273,7 @@ func (s *session) open(ctx context.Context, ref, cand, configPath string) error 
 	}
 	s.tokDirs = []string{dir, filepath.Dir(s.cfgPath)}
 	if s.cw == nil { // REF alone, to save its side
-		if s.ref, err = model.New(s.cfg, s.rw); err != nil {
+		if s.ref, err = model.New(s.cfg, resident{s.rw}); err != nil {
 			return &InputError{Path: s.rw.Path(), Err: err}
 		}
 		return unused(s.ref, s.rw, s.cfgPath)
@@ -270,10 +289,10 @@ func (s *session) open(ctx context.Context, ref, cand, configPath string) error 
 	} else if err := sameShape(s.cfg, ccfg, s.cfgPath, s.ccfgPath); err != nil {
 		return err
 	}
-	if s.ref, err = model.New(s.cfg, s.rw); err != nil {
+	if s.ref, err = model.New(s.cfg, resident{s.rw}); err != nil {
 		return &InputError{Path: s.rw.Path(), Err: err}
 	}
-	if s.cand, err = model.New(ccfg, s.cw); err != nil {
+	if s.cand, err = model.New(ccfg, resident{s.cw}); err != nil {
 		return &InputError{Path: s.cw.Path(), Err: err}
 	}
 	ccfgPath := s.cfgPath
@@ -642,6 +661,18 @@ func (s *session) generate(ctx context.Context, m *model.Model, prompt []int, n 
 		p.Start(int64(n))
 		token = func() { p.Add(1) }
 	}
+	if s.memory == nil {
+		s.memory = &Memory{Budget: DefaultMemory()}
+	}
+	m.Memory = s.memory.Budget
+	m.GenerateBudget = min(model.DefaultGenerateBudget, s.memory.Budget)
+	need, _ := m.ResidentBytes()
+	kept := &Kept{Bytes: need, Resident: m.Resident()}
+	if side == "REF" {
+		s.memory.Ref = kept
+	} else {
+		s.memory.Cand = kept
+	}
 	ids, err := m.GenerateEach(ctx, prompt, n, token)
 	var nf *model.NonFiniteError
 	if errors.As(err, &nf) {
@@ -650,11 +681,14 @@ func (s *session) generate(ctx context.Context, m *model.Model, prompt []int, n 
 	if err != nil {
 		return nil, s.modelErr(err, w)
 	}
-	// The weights Generate kept (up to its budget, 1 GiB by default) are
-	// garbage now: collect them before the other model keeps its own, or
-	// both count in the peak (2837 MiB of peak RSS against 2290 MiB
-	// measured on the full-size Phi-3.5 with 4 tokens each).
+	// The weights Generate kept are garbage now: collect them, and give
+	// their memory back, before the other model keeps its own, or both
+	// count in the peak (2837 MiB of peak RSS against 2290 MiB measured
+	// on the full-size Phi-3.5 with 4 tokens each, streaming).
 	runtime.GC()
+	if kept.Resident {
+		debug.FreeOSMemory()
+	}
 	return ids, nil
 }
 

@@ -112,6 +112,9 @@ type Report struct {
 	// GenerateCut, when the default number of generated tokens did not
 	// fit the model's positions, says what it was cut to; nil otherwise.
 	GenerateCut *GenerateCut `json:"generate_cut,omitempty"`
+	// Memory is the budget of weights each greedy generation could keep in
+	// memory, and how each model's generation kept them.
+	Memory *Memory `json:"memory"`
 	// Fails lists the thresholds missed.
 	Fails []string `json:"fails"`
 
@@ -161,4 +164,24 @@ type GenerateCut struct {
 	From         int `json:"from"`
 	To           int `json:"to"`
 	MaxPositions int `json:"max_position_embeddings"`
+}
+
+// Memory is Options.Memory and what greedy generation did with it.
+type Memory struct {
+	Budget int64 `json:"budget"` // bytes
+	// Ref and Cand say how each model's generation kept its weights; nil
+	// for a model that generated nothing (CAND when the teacher-forced
+	// pass gave its whole greedy output).
+	Ref  *Kept `json:"ref"`
+	Cand *Kept `json:"cand"`
+}
+
+// Kept says how a model's greedy generation kept its weights.
+type Kept struct {
+	// Bytes is what its matrices take in their stored form: codes, sign
+	// bits and decoding tables for QINS, the values for BF16, F16, F32.
+	Bytes int64 `json:"bytes"`
+	// Resident is true when Bytes fit the budget, and the weights were
+	// loaded once; false when they were read again every token.
+	Resident bool `json:"resident"`
 }

@@ -563,7 +563,7 @@ func evalSaved(ctx context.Context, ref, cand string, opts Options) (*Report, er
 	if err != nil {
 		return nil, err
 	}
-	s := &session{saved: sv, generation: opts.Generation}
+	s := &session{saved: sv, generation: opts.Generation, memory: &Memory{Budget: opts.Memory}}
 	defer s.close()
 	h := &sv.h
 	if err := sv.matches(opts); err != nil {
@@ -585,7 +585,7 @@ func evalSaved(ctx context.Context, ref, cand string, opts Options) (*Report, er
 	} else if err := sv.sameTensors(s.cw); err != nil {
 		return nil, err
 	}
-	if s.cand, err = model.New(ccfg, s.cw); err != nil {
+	if s.cand, err = model.New(ccfg, resident{s.cw}); err != nil {
 		return nil, &InputError{Path: s.cw.Path(), Err: err}
 	}
 	ccfgPath := ref
@@ -596,7 +596,7 @@ func evalSaved(ctx context.Context, ref, cand string, opts Options) (*Report, er
 		return nil, err
 	}
 	r := &Report{Ref: h.Ref, SavedRef: ref, Cand: s.cw.Path(), Architecture: h.Architecture, Fails: []string{},
-		Source: h.Source, IDs: h.IDs, Tokens: len(h.IDs), GenerateCut: h.GenerateCut}
+		Source: h.Source, IDs: h.IDs, Tokens: len(h.IDs), GenerateCut: h.GenerateCut, Memory: s.memory}
 	if err := s.teacherForced(ctx, r, opts.Progress); err != nil {
 		return nil, err
 	}

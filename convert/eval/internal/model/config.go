@@ -2,6 +2,12 @@
 // Mistral, Phi-3, Qwen2, Qwen3, Gemma 2 and 3, and the mixtures of experts
 // Mixtral and Qwen3-MoE) in float32 as Hugging Face transformers computes
 // it, reading weights tensor by tensor so memory stays about one layer.
+//
+// Every product of a weight matrix by activations goes through Model.mul
+// (resident.go): a matrix Generate keeps in memory (a Matrix, see
+// Resident and Model.Memory) multiplies in place, one pass over its stored
+// bytes per token; any other is read and goes to gemm. A new layer type
+// calls mul (or linear, which adds the bias) and gets both.
 package model
 
 import (

@@ -8,9 +8,12 @@ import (
 // Generate decodes n tokens greedily (the most likely each step, the
 // lowest id on ties) after prompt, with a KV cache, and returns them. It
 // does not stop at EOS. Logits that are not all finite are a
-// *NonFiniteError: no token is picked from them. Every step runs all layers; decoded weights are
-// kept between steps up to m.GenerateBudget bytes and read again otherwise,
-// so memory does not grow with the model.
+// *NonFiniteError: no token is picked from them. Every step runs all
+// layers. When the weights fit m.Memory in their stored form (see
+// Model.Resident), they are loaded once and each step reads them once, in
+// place; otherwise decoded weights are kept between steps up to
+// m.GenerateBudget bytes and the rest is read again every step, so memory
+// does not grow with the model.
 //
 // For LongRoPE it does what transformers' Phi-3 does: once the stream
 // outgrows original_max_position_embeddings, the cache is recomputed with
@@ -34,6 +37,11 @@ func (m *Model) GenerateEach(ctx context.Context, prompt []int, n int, token fun
 		return nil, fmt.Errorf("model: prompt of %d tokens and %d to generate exceed max_position_embeddings %d", len(prompt), n, m.cfg.MaxPositions)
 	}
 	g := &generation{m: m, rd: m.reader(map[string][]float32{})}
+	if m.Resident() {
+		if err := g.rd.loadMatrices(ctx); err != nil {
+			return nil, err
+		}
+	}
 	seq := append([]int(nil), prompt...)
 	logits, err := g.prefill(ctx, seq)
 	out := make([]int, 0, n)
@@ -104,7 +112,7 @@ func (g *generation) step(ctx context.Context, id, pos int) ([]float32, error) {
 
 func (g *generation) run(ctx context.Context, ids []int, p0 int) ([]float32, error) {
 	m := g.m
-	x, err := m.embed(ctx, ids)
+	x, err := m.embed(ctx, g.rd, ids)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ type reader struct {
 	m      *Model
 	keep   map[string][]float32
 	budget int64
+	mats   map[string]Matrix // matrices kept in their stored form (Resident)
 }
 
 // reader returns a reader that keeps tensors in keep (nil: keeps none).
@@ -155,11 +156,9 @@ func addTo(x, y []float32) {
 
 // linear sets y = x·Wᵀ (+ bias) for the layer's Linear called name.
 func (m *Model) linear(ctx context.Context, rd *reader, l int, name string, y, x []float32, n, out, in int, bias bool) error {
-	w, err := rd.tensor(ctx, layerName(l, name+".weight"), out*in)
-	if err != nil {
+	if err := m.mul(ctx, rd, layerName(l, name+".weight"), y, x, n, out, in); err != nil {
 		return err
 	}
-	gemm.MulT(y, x, w, n, out, in)
 	if !bias {
 		return nil
 	}
@@ -332,6 +331,9 @@ func (m *Model) logits(ctx context.Context, rd *reader, x []float32, n int) ([]f
 		return nil, err
 	}
 	out := make([]float32, n*c.Vocab)
+	if _, ok := rd.mats[m.head]; ok {
+		return out, m.mul(ctx, rd, m.head, out, h, n, c.Vocab, c.Hidden)
+	}
 	if w, ok := rd.keep[m.head]; ok || (rd.keep != nil && int64(c.Vocab*c.Hidden)*4 <= rd.budget) {
 		if !ok {
 			var err error

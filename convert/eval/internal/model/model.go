@@ -34,9 +34,15 @@ type Model struct {
 	// GenerateBudget is how many bytes of decoded weights Generate may
 	// keep in memory between steps; the rest is read again every step.
 	GenerateBudget int64
-	maxMatrix      int             // elements of a layer's largest matrix
-	scratch        []float32       // read buffer for matrices not kept
-	reads          map[string]bool // the tensors the forward pass reads
+	// Memory is how many bytes of weights Generate may keep in their
+	// stored form (see Resident): when every matrix the forward pass
+	// reads fits, it loads them all once and multiplies by them in
+	// place; else it reads them every step, within GenerateBudget. 0
+	// keeps none.
+	Memory    int64
+	maxMatrix int             // elements of a layer's largest matrix
+	scratch   []float32       // read buffer for matrices not kept
+	reads     map[string]bool // the tensors the forward pass reads
 }
 
 // Tensor names, Hugging Face's.
@@ -203,7 +209,7 @@ func (m *Model) Embed(ctx context.Context, ids []int) (*State, error) {
 	if err := m.checkIDs(ids, 0); err != nil {
 		return nil, err
 	}
-	x, err := m.embed(ctx, ids)
+	x, err := m.embed(ctx, m.reader(nil), ids)
 	if err != nil {
 		return nil, err
 	}
@@ -226,9 +232,15 @@ func (m *Model) checkIDs(ids []int, p0 int) error {
 	return nil
 }
 
-func (m *Model) embed(ctx context.Context, ids []int) ([]float32, error) {
+func (m *Model) embed(ctx context.Context, rd *reader, ids []int) ([]float32, error) {
 	h := m.cfg.Hidden
 	x := make([]float32, len(ids)*h)
+	if mat, ok := rd.mats[embedName]; ok {
+		for i, id := range ids {
+			mat.DecodeRows(id, id+1, x[i*h:(i+1)*h])
+		}
+		return x, nil
+	}
 	for i, id := range ids {
 		if err := m.w.ReadRows(ctx, embedName, id, id+1, x[i*h:(i+1)*h]); err != nil {
 			return nil, fmt.Errorf("model: reading %s row %d: %w", embedName, id, err)

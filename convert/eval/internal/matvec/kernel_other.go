@@ -1,0 +1,9 @@
+//go:build !amd64 || purego
+
+package matvec
+
+// kernels lists the kernels this CPU can run, fastest first.
+func kernels() []kernel { return []kernel{goKernel} }
+
+// sumBlocks sums nothing here: sumWords does it all in Go.
+func sumBlocks(b []byte) (uint64, int) { return 0, 0 }
