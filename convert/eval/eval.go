@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -283,7 +284,7 @@ func (s *session) open(ctx context.Context, ref, cand, configPath string) error 
 		return err
 	}
 	if ccfg == s.cfg {
-		if err := sameTensors(s.rw, s.cw); err != nil {
+		if err := sameTensors(s.rw.Path(), tensorsOf(s.rw), s.cw); err != nil {
 			return err
 		}
 	} else if err := sameShape(s.cfg, ccfg, s.cfgPath, s.ccfgPath); err != nil {
@@ -437,19 +438,30 @@ func findTokenizer(dirs ...string) (*tokenizer.Tokenizer, error) {
 	return nil, nil
 }
 
-// sameTensors checks that cand has exactly ref's tensor names and shapes.
-func sameTensors(ref, cand *Weights) error {
-	e := &MismatchError{Ref: ref.Path(), Cand: cand.Path()}
+// tensorsOf returns w's tensor names and shapes, in their order.
+func tensorsOf(w *Weights) []savedTensor {
+	names := w.Names()
+	out := make([]savedTensor, len(names))
+	for i, name := range names {
+		shape, _ := w.Shape(name)
+		out[i] = savedTensor{Name: name, Shape: shape}
+	}
+	return out
+}
+
+// sameTensors checks that cand has exactly the tensor names and shapes of
+// ref, those of the checkpoint or saved REF at refPath.
+func sameTensors(refPath string, ref []savedTensor, cand *Weights) error {
+	e := &MismatchError{Ref: refPath, Cand: cand.Path()}
 	inRef := map[string]bool{}
-	for _, name := range ref.Names() {
-		inRef[name] = true
-		a, _ := ref.Shape(name)
-		b, ok := cand.Shape(name)
+	for _, t := range ref {
+		inRef[t.Name] = true
+		b, ok := cand.Shape(t.Name)
 		switch {
 		case !ok:
-			e.Missing = append(e.Missing, name)
-		case fmt.Sprint(a) != fmt.Sprint(b):
-			e.Shapes = append(e.Shapes, fmt.Sprintf("%s %v against %v", format.Printable(name), a, b))
+			e.Missing = append(e.Missing, t.Name)
+		case !slices.Equal(t.Shape, b):
+			e.Shapes = append(e.Shapes, fmt.Sprintf("%s %v against %v", format.Printable(t.Name), t.Shape, b))
 		}
 	}
 	for _, name := range cand.Names() {

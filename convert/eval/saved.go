@@ -539,10 +539,7 @@ func (s *session) keepRef(r *Report, opts Options, asked int) error {
 		Ref: r.Ref, Architecture: s.cfg.Architecture, Config: string(s.cfgText), ConfigPath: s.cfgPath,
 		Vocab: s.cfg.Vocab, Source: r.Source, IDs: r.IDs, Generate: asked, GenerateCut: r.GenerateCut,
 	}
-	for _, name := range s.rw.Names() {
-		shape, _ := s.rw.Shape(name)
-		h.Tensors = append(h.Tensors, savedTensor{Name: name, Shape: shape})
-	}
+	h.Tensors = tensorsOf(s.rw)
 	if opts.Text != "" {
 		h.TextSHA256 = textHash(opts.Text)
 	}
@@ -582,7 +579,7 @@ func evalSaved(ctx context.Context, ref, cand string, opts Options) (*Report, er
 		if err := sameShape(s.cfg, ccfg, ref, path); err != nil {
 			return nil, err
 		}
-	} else if err := sv.sameTensors(s.cw); err != nil {
+	} else if err := sameTensors(sv.path, sv.h.Tensors, s.cw); err != nil {
 		return nil, err
 	}
 	if s.cand, err = model.New(ccfg, resident{s.cw}); err != nil {
@@ -650,30 +647,4 @@ func generateName(n int) string {
 		return "no generation"
 	}
 	return fmt.Sprintf("generation %d", n)
-}
-
-// sameTensors checks that cand has exactly the saved REF's tensor names
-// and shapes.
-func (sv *savedRef) sameTensors(cand *Weights) error {
-	e := &MismatchError{Ref: sv.path, Cand: cand.Path()}
-	inRef := map[string]bool{}
-	for _, t := range sv.h.Tensors {
-		inRef[t.Name] = true
-		b, ok := cand.Shape(t.Name)
-		switch {
-		case !ok:
-			e.Missing = append(e.Missing, t.Name)
-		case fmt.Sprint(t.Shape) != fmt.Sprint(b):
-			e.Shapes = append(e.Shapes, fmt.Sprintf("%s %v against %v", format.Printable(t.Name), t.Shape, b))
-		}
-	}
-	for _, name := range cand.Names() {
-		if !inRef[name] {
-			e.Extra = append(e.Extra, name)
-		}
-	}
-	if len(e.Missing)+len(e.Extra)+len(e.Shapes) > 0 {
-		return e
-	}
-	return nil
 }

@@ -232,31 +232,15 @@ func (m *Model) mlp(ctx context.Context, rd *reader, l int, h []float32, n int) 
 	return m.linear(ctx, rd, l, "mlp.down_proj", h, gate, n, c.Hidden, in, c.MLPBias)
 }
 
-// norm sets dst to RMSNorm(x) with weight name, as transformers: variance
-// of x² in float32, x·rsqrt(variance+eps), then times the weight.
+// norm sets the n rows of dst to RMSNorm of x's with the weight name (see
+// rmsNorm).
 func (m *Model) norm(ctx context.Context, rd *reader, name string, dst, x []float32, n int) error {
 	hid := m.cfg.Hidden
 	w, err := rd.tensor(ctx, name, hid)
 	if err != nil {
 		return err
 	}
-	eps := float32(m.cfg.NormEps)
-	if m.cfg.Gemma {
-		rmsNorm(dst, x, w, hid, eps, true)
-		return nil
-	}
-	for t := 0; t < n; t++ {
-		row, out := x[t*hid:(t+1)*hid], dst[t*hid:(t+1)*hid]
-		var ss float64
-		for _, v := range row {
-			ss += float64(v) * float64(v)
-		}
-		variance := float32(ss / float64(hid))
-		r := float32(1 / math.Sqrt(float64(variance+eps)))
-		for i, v := range row {
-			out[i] = w[i] * float32(v*r)
-		}
-	}
+	rmsNorm(dst[:n*hid], x[:n*hid], w, hid, float32(m.cfg.NormEps), m.cfg.Gemma)
 	return nil
 }
 
