@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,13 +26,15 @@ import (
 //
 // config.json is read beside REF. The prompt is BOS, or with
 // QINS_GEN_PROMPT=N, BOS and ids 100, 101, ... (N tokens in all), which the
-// first token's time includes. Each model loads its matrices, takes the
-// floor three times (the median counts), frees them, then generates
-// QINS_GEN_TOKENS tokens from BOS with the weights resident; a token's
-// time is the wall time between two tokens (the first, which includes the
-// load and the prompt, is left out); the median counts. Metrics per model
-// (m0 = REF, m1 = CAND): s/token, floor-s, ratio (s/token over floor-s),
-// GB (the resident bytes), load-s.
+// first token's time includes. Each model generates QINS_GEN_TOKENS tokens
+// from BOS with the weights resident and, after each token, reads every
+// matrix it keeps once (the floor), timed apart: a token and the floor
+// beside it see the same load from the machine's other jobs. A token's
+// time is the wall time from the end of the previous floor read to the
+// token (the first, which includes the load and the prompt, is left out);
+// medians count. Metrics per model (m0 = REF, m1 = CAND): s/token,
+// floor-s, ratio (s/token over floor-s), GB (the resident bytes), load-s
+// (first matrix loaded to last), first-s.
 func BenchmarkGenerate(b *testing.B) {
 	paths := strings.Fields(os.Getenv("QINS_GEN_BENCH"))
 	if len(paths) == 0 {
@@ -72,32 +75,55 @@ func BenchmarkGenerate(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			rw := resident{w}
+			rw := &recording{resident: resident{w}}
 			m, err := model.New(cfg, rw)
 			if err != nil {
 				b.Fatal(err)
 			}
-			floor, load, bytes := floorPass(b, ctx, rw)
 			m.Memory = 1 << 62
-			var stamps []time.Time
+			// After each token, one read of every resident matrix (the
+			// floor), timed apart from the tokens: a token and its floor
+			// see the same load from the machine's other jobs.
+			var per, floors []float64
+			var last time.Time
+			var sum uint64
 			start := time.Now()
-			if _, err := m.GenerateEach(ctx, prompt, tokens, func() { stamps = append(stamps, time.Now()) }); err != nil {
+			first := 0.0
+			if _, err := m.GenerateEach(ctx, prompt, tokens, func() {
+				now := time.Now()
+				if last.IsZero() {
+					first = now.Sub(start).Seconds()
+				} else {
+					per = append(per, now.Sub(last).Seconds())
+				}
+				for _, mat := range rw.mats {
+					sum += mat.SumBytes()
+				}
+				floors = append(floors, time.Since(now).Seconds())
+				last = time.Now()
+			}); err != nil {
 				b.Fatal(err)
 			}
-			var per []float64
-			for k := 1; k < len(stamps); k++ {
-				per = append(per, stamps[k].Sub(stamps[k-1]).Seconds())
+			if sum == 1 {
+				b.Log(sum) // keeps the sums
 			}
+			var bytes int64
+			for _, mat := range rw.mats {
+				bytes += mat.Bytes()
+			}
+			load := rw.loadEnd.Sub(rw.loadStart).Seconds()
 			slices.Sort(per)
-			tok := per[len(per)/2]
+			slices.Sort(floors)
+			tok, floor := per[len(per)/2], floors[len(floors)/2]
 			b.ReportMetric(tok, side+"s/token")
 			b.ReportMetric(floor, side+"floor-s")
 			b.ReportMetric(tok/floor, side+"ratio")
 			b.ReportMetric(float64(bytes)/1e9, side+"GB")
 			b.ReportMetric(load, side+"load-s")
-			b.ReportMetric(stamps[0].Sub(start).Seconds(), side+"first-s")
-			b.Logf("%s: %d tokens after %d, first after %.2f s, then median %.3f s/token (min %.3f, max %.3f); floor %.3f s over %.2f GB resident; ratio %.2f",
-				p, tokens, len(prompt), stamps[0].Sub(start).Seconds(), tok, per[0], per[len(per)-1], floor, float64(bytes)/1e9, tok/floor)
+			b.ReportMetric(first, side+"first-s")
+			b.Logf("%s: %d tokens after %d, first after %.2f s (load %.2f s), then median %.3f s/token (min %.3f, max %.3f); floor median %.3f s (min %.3f, max %.3f) over %.2f GB resident; ratio %.2f",
+				p, tokens, len(prompt), first, load, tok, per[0], per[len(per)-1], floor, floors[0], floors[len(floors)-1], float64(bytes)/1e9, tok/floor)
+			rw.mats = nil
 			w.Close()
 			runtime.GC()
 			debug.FreeOSMemory()
@@ -105,39 +131,27 @@ func BenchmarkGenerate(b *testing.B) {
 	}
 }
 
-// floorPass loads every 2-D tensor of rw as generation does, times three
-// reads of all of them (SumBytes), frees them, and returns the median
-// read's seconds, the load's, and their bytes.
-func floorPass(b *testing.B, ctx context.Context, rw resident) (floor, load float64, bytes int64) {
-	t0 := time.Now()
-	var ms []*matvec.Matrix
-	for _, name := range rw.Names() {
-		if s, _ := rw.Shape(name); len(s) != 2 {
-			continue
-		}
-		mat, err := rw.LoadMatrix(ctx, name)
-		if err != nil {
-			b.Fatal(err)
-		}
-		ms = append(ms, mat.(*matvec.Matrix))
-		bytes += mat.Bytes()
+// recording is resident keeping what it loads, and when, for the floor.
+type recording struct {
+	resident
+	mu                 sync.Mutex
+	mats               []*matvec.Matrix
+	loadStart, loadEnd time.Time
+}
+
+func (r *recording) LoadMatrix(ctx context.Context, name string) (model.Matrix, error) {
+	r.mu.Lock()
+	if r.loadStart.IsZero() {
+		r.loadStart = time.Now()
 	}
-	load = time.Since(t0).Seconds()
-	var runs []float64
-	var sum uint64
-	for range 3 {
-		t := time.Now()
-		for _, m := range ms {
-			sum += m.SumBytes()
-		}
-		runs = append(runs, time.Since(t).Seconds())
+	r.mu.Unlock()
+	mat, err := r.resident.LoadMatrix(ctx, name)
+	if err != nil {
+		return nil, err
 	}
-	slices.Sort(runs)
-	if sum == 1 {
-		b.Log(sum) // keeps the sums
-	}
-	ms = nil
-	runtime.GC()
-	debug.FreeOSMemory()
-	return runs[1], load, bytes
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.mats = append(r.mats, mat.(*matvec.Matrix))
+	r.loadEnd = time.Now()
+	return mat, nil
 }

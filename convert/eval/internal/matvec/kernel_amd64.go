@@ -96,6 +96,11 @@ func asmKernel(name string, step int, f32 func(int, *float32, *float32) float32,
 	return k
 }
 
+// prefetchTable asks the CPU to bring the 1024 bytes at p into cache.
+//
+//go:noescape
+func prefetchTable(p *byte)
+
 //go:noescape
 func sumx512(n int, p *byte) uint64
 

@@ -651,3 +651,26 @@ sum512_done:
 	VZEROUPPER
 	MOVQ AX, ret+16(FP)
 	RET
+
+// func prefetchTable(p *byte)
+// Prefetches the 1024 bytes at p: the next row's table, which a row's
+// product loads all at once at its start.
+TEXT ·prefetchTable(SB), NOSPLIT, $0-8
+	MOVQ p+0(FP), AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 64(AX)
+	PREFETCHT0 128(AX)
+	PREFETCHT0 192(AX)
+	PREFETCHT0 256(AX)
+	PREFETCHT0 320(AX)
+	PREFETCHT0 384(AX)
+	PREFETCHT0 448(AX)
+	PREFETCHT0 512(AX)
+	PREFETCHT0 576(AX)
+	PREFETCHT0 640(AX)
+	PREFETCHT0 704(AX)
+	PREFETCHT0 768(AX)
+	PREFETCHT0 832(AX)
+	PREFETCHT0 896(AX)
+	PREFETCHT0 960(AX)
+	RET

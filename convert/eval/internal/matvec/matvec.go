@@ -17,6 +17,7 @@ import (
 	"math/bits"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -144,17 +145,22 @@ func (m *Matrix) mulVec(kn *kernel, dst, x []float32) {
 		m.rowsDot(kn, 0, m.rows, dst, x, xperm)
 		return
 	}
-	// More chunks than workers, so that a worker the machine slows down
-	// holds the others up less.
-	chunks := min(m.rows, 4*workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for c := w; c < chunks; c += workers {
-				m.rowsDot(kn, c*m.rows/chunks, (c+1)*m.rows/chunks, dst, x, xperm)
-			}
-		})
+	// Many small chunks taken in turn from a counter: a worker the
+	// machine slows down (it is shared) takes fewer, and the others do
+	// not wait for it. The caller is one of the workers.
+	size := max(16, m.rows/(64*workers))
+	chunks := (m.rows + size - 1) / size
+	var next atomic.Int64
+	work := func() {
+		for c := int(next.Add(1) - 1); c < chunks; c = int(next.Add(1) - 1) {
+			m.rowsDot(kn, c*size, min((c+1)*size, m.rows), dst, x, xperm)
+		}
 	}
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Go(work)
+	}
+	work()
 	wg.Wait()
 }
 
@@ -183,9 +189,16 @@ func (m *Matrix) rowsDot(kn *kernel, r0, r1 int, dst, x, xperm []float32) {
 			dst[r] = f(w, x, xp)
 		}
 	case Coded:
+		perRow := len(m.planes) > 1024
 		for r := r0; r < r1; r++ {
 			codes := m.data[r*n : (r+1)*n]
 			t := m.table(r)
+			if perRow && r+1 < r1 {
+				// The next row's table is not in the stream the
+				// hardware prefetches: a row's product takes long enough to
+				// hide its fetch.
+				prefetchTable(&m.planes[1024*(r+1)])
+			}
 			if m.signs == nil {
 				dst[r] = kn.coded(codes, nil, t, x, xperm)
 			} else {
