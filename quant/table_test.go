@@ -449,3 +449,49 @@ func TestParamsTableF32(t *testing.T) {
 		}
 	}
 }
+
+// MagnitudesF32 is float32(Magnitude) to the bit on random ranges, narrow
+// and wide, and on edge ones: empty, beyond float32, near ±700 where it
+// switches method, and beyond.
+func TestMagnitudesF32(t *testing.T) {
+	ps := []Params{{LogMin: -5, LogMax: -5}, {LogMin: 0, LogMax: 0}, {LogMin: -700, LogMax: 700}, {LogMin: -700.0001, LogMax: 1},
+		{LogMin: -1, LogMax: 700.0001}, {LogMin: -745, LogMax: -600}, {LogMin: -110, LogMax: 100}, {LogMin: -104, LogMax: -87},
+		{LogMin: 80, LogMax: 95}, {LogMin: math.Log(1e-30), LogMax: math.Log(3e4)}, {LogMin: -100, LogMax: 87.5},
+		{LogMin: math.Log(0x1p-149), LogMax: math.Log(0x1p-126)}, {LogMin: math.Log(math.MaxFloat32) - 1, LogMax: math.Log(math.MaxFloat32) + 1}}
+	r := rand.New(rand.NewPCG(11, 12))
+	for range 20000 {
+		lo := -40 + 40*r.Float64()
+		ps = append(ps, Params{LogMin: lo, LogMax: lo + 30*r.Float64()*r.Float64()})
+	}
+	for range 2000 {
+		lo := -700 + 1400*r.Float64()
+		ps = append(ps, Params{LogMin: lo, LogMax: lo + (700-lo)*r.Float64()})
+	}
+	for _, p := range ps {
+		var got [256]float32
+		p.MagnitudesF32(&got)
+		for c := 1; c < 256; c++ {
+			if want := float32(p.Magnitude(uint8(c))); math.Float32bits(got[c]) != math.Float32bits(want) {
+				t.Fatalf("%+v: code %d = %v, float32(Magnitude) %v", p, c, got[c], want)
+			}
+		}
+	}
+}
+
+func BenchmarkMagnitudesF32(b *testing.B) {
+	p := Params{LogMin: -12, LogMax: -2}
+	var tab [256]float32
+	for b.Loop() {
+		p.MagnitudesF32(&tab)
+	}
+}
+
+func BenchmarkMagnitudesExp32(b *testing.B) {
+	p := Params{LogMin: -12, LogMax: -2}
+	var tab [256]float32
+	for b.Loop() {
+		for c := 1; c < 256; c++ {
+			tab[c] = exp32(p.LogMin + float64(255-c)/254*(p.LogMax-p.LogMin))
+		}
+	}
+}

@@ -12,21 +12,36 @@ import (
 // values a table per range gives (the log codec's u8+i8 and packed
 // layouts, per tensor or per row), compared straight from the stored
 // bytes, codes and signs, without writing either side's float64 values
-// first. Its sums are Accumulator.Add's to the bit: each position of a
-// chunk goes to lane position%2, each lane adds in the order of the
-// elements, and the lanes are added last, lane 0 first; the largest error
-// is the first one, as Add finds it. A chunk holding a NaN, an infinity,
-// or an invalid code or sign goes through the float path instead, which
+// first. Its sums are kept in lanes, added last: with AVX-512 eight
+// lanes, the products fused into the additions, so that the figures
+// differ from Accumulator.Add's in the last digits (a few 1e-16
+// relative; TestDiffFusedIsFloatPath); elsewhere two lanes, each
+// position of a chunk going to lane position%2 in the order of the
+// elements, which is Add's order to the bit. The largest error is the
+// first one, as Add finds it. A chunk holding a NaN, an infinity, or an
+// invalid code or sign goes through the float path instead, which
 // reports or counts them as before.
 
-// lanes are a chunk's running sums, by lane, and its largest errors by
-// position modulo 4 (modulo 2 in the Go code): each the first of its
-// largest, so that the first of the largest of them all is Add's.
+// lanes are a chunk's running sums, by lane (two of them but with
+// AVX-512), and its largest errors by lane (eight with AVX-512, by
+// position modulo 4 with AVX2, modulo 2 in the Go code): each the first
+// of its largest, so that the first of the largest of them all is Add's.
 type lanes struct {
-	sumAbs, sse, sa2, sb2, sab [2]float64
-	maxErr                     [4]float64
-	maxIdx                     [4]int64 // position in the chunk; -1 for none
+	sumAbs, sse, sa2, sb2, sab [8]float64
+	maxErr                     [8]float64
+	maxIdx                     [8]int64 // position in the chunk; -1 for none
 	identical                  uint64
+}
+
+// newLanes returns lanes with no largest error yet.
+func newLanes() lanes {
+	return lanes{maxIdx: [8]int64{-1, -1, -1, -1, -1, -1, -1, -1}}
+}
+
+// sum adds the lanes of s, lanes 0 and 1 first, which is the order of
+// Accumulator.Add when the others are zero.
+func sum(s *[8]float64) float64 {
+	return (s[0] + s[1]) + ((s[2] + s[3]) + (s[4] + s[5]) + (s[6] + s[7]))
 }
 
 // largest returns the largest error of l and its first position, -1 for
@@ -57,8 +72,7 @@ func fusedChunk(plain, enc *qins.Source, swap bool, off, m int64, buf *diffBufs,
 	if err != nil {
 		return false, err
 	}
-	var l lanes
-	l.maxIdx = [4]int64{-1, -1, -1, -1}
+	l := newLanes()
 	ok := true
 	if buf.tab == nil {
 		buf.tab = newTable()
@@ -75,7 +89,7 @@ func fusedChunk(plain, enc *qins.Source, swap bool, off, m int64, buf *diffBufs,
 	if err != nil || !ok {
 		return false, err
 	}
-	s := []float64{l.sumAbs[0] + l.sumAbs[1], l.sse[0] + l.sse[1], l.sa2[0] + l.sa2[1], l.sb2[0] + l.sb2[1], l.sab[0] + l.sab[1]}
+	s := []float64{sum(&l.sumAbs), sum(&l.sse), sum(&l.sa2), sum(&l.sb2), sum(&l.sab)}
 	for _, v := range s {
 		if !finite(v) {
 			return false, nil
@@ -111,6 +125,9 @@ func newTable() *table {
 // reports it); an invalid code decodes to NaN, which the caller sees in
 // the sums.
 func fuseRun(l *lanes, raw []byte, codes []uint8, signs []int8, tab *table, first int64) bool {
+	if n := fuseBlocks(l, raw, codes, signs, tab, first); n > 0 {
+		raw, codes, signs, first = raw[2*n:], codes[n:], signs[n:], first+int64(n)
+	}
 	i := 0
 	if first%2 == 1 && len(codes) > 0 {
 		if !fuseOne(l, 1, raw, codes, signs, tab, 0, first) {
@@ -198,7 +215,8 @@ func fusePairsGo(l *lanes, raw []byte, codes []uint8, signs []int8, tab *table, 
 		sab0 += a0 * b0
 		sab1 += a1 * b1
 	}
-	l.sumAbs, l.sse, l.sa2, l.sb2, l.sab = [2]float64{sumAbs0, sumAbs1}, [2]float64{sse0, sse1}, [2]float64{sa20, sa21}, [2]float64{sb20, sb21}, [2]float64{sab0, sab1}
+	l.sumAbs[0], l.sumAbs[1], l.sse[0], l.sse[1] = sumAbs0, sumAbs1, sse0, sse1
+	l.sa2[0], l.sa2[1], l.sb2[0], l.sb2[1], l.sab[0], l.sab[1] = sa20, sa21, sb20, sb21, sab0, sab1
 	l.maxErr[0], l.maxErr[1], l.maxIdx[0], l.maxIdx[1], l.identical = max0, max1, idx0, idx1, id
 	return ok
 }

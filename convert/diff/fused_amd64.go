@@ -8,11 +8,31 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
-// avx reports whether fusePairsAVX can run, avx2 fuseQuadsAVX2.
+// avx reports whether fusePairsAVX can run, avx2 fuseQuadsAVX2, avx512
+// fuseAVX512.
 var (
-	avx  = cpu.X86.HasAVX && cpu.X86.HasPOPCNT
-	avx2 = cpu.X86.HasAVX2
+	avx    = cpu.X86.HasAVX && cpu.X86.HasPOPCNT
+	avx2   = cpu.X86.HasAVX2
+	avx512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL && cpu.X86.HasPOPCNT
 )
+
+// fuseAVX512 adds blocks blocks of eight elements, each to its lane, the
+// first at position first of the chunk; in fused_amd64.s.
+//
+//go:noescape
+func fuseAVX512(l *lanes, raw *byte, codes *byte, signs *byte, blocks int, tab *table, first int64)
+
+// fuseBlocks adds the elements of a run in blocks of eight, with a
+// kernel that keeps eight lanes (AVX-512), and returns how many it added.
+func fuseBlocks(l *lanes, raw []byte, codes []uint8, signs []int8, tab *table, first int64) int {
+	n := len(codes) / 8
+	if !avx512 || n == 0 {
+		return 0
+	}
+	_, _ = raw[16*n-1], signs[8*n-1]
+	fuseAVX512(l, &raw[0], &codes[0], (*byte)(unsafe.Pointer(&signs[0])), n, tab, first)
+	return 8 * n
+}
 
 // fuseQuadsAVX2 is fusePairsAVX on quads pairs of pairs, the largest
 // errors kept by position modulo 4, an invalid sign read as tab's row of

@@ -2,9 +2,9 @@
 
 #include "textflag.h"
 
-// The layout of lanes: sumAbs 0, sse 16, sa2 32, sb2 48, sab 64 (two
-// float64 each), maxErr 80 (four float64), maxIdx 112 (four int64),
-// identical 144.
+// The layout of lanes: sumAbs 0, sse 64, sa2 128, sb2 192, sab 256
+// (eight float64 each), maxErr 320 (eight float64), maxIdx 384 (eight
+// int64), identical 448.
 
 // func fusePairsAVX(l *lanes, raw *byte, codes *byte, signs *byte, pairs int, tab *table, first int64) int
 //
@@ -20,13 +20,13 @@ TEXT ·fusePairsAVX(SB), NOSPLIT, $0-64
 	MOVQ tab+40(FP), R8
 	MOVQ first+48(FP), AX
 	VMOVUPD 0(R12), X9    // sumAbs
-	VMOVUPD 16(R12), X10  // sse
-	VMOVUPD 32(R12), X11  // sa2
-	VMOVUPD 48(R12), X12  // sb2
-	VMOVUPD 64(R12), X13  // sab
-	VMOVUPD 80(R12), X4   // maxErr[0:2]
-	VMOVDQU 112(R12), X7  // maxIdx[0:2]
-	MOVQ    144(R12), R13 // identical
+	VMOVUPD 64(R12), X10  // sse
+	VMOVUPD 128(R12), X11  // sa2
+	VMOVUPD 192(R12), X12  // sb2
+	VMOVUPD 256(R12), X13  // sab
+	VMOVUPD 320(R12), X4   // maxErr[0:2]
+	VMOVDQU 384(R12), X7  // maxIdx[0:2]
+	MOVQ    448(R12), R13 // identical
 	VMOVQ   AX, X6
 	INCQ    AX
 	VMOVQ   AX, X5
@@ -92,13 +92,13 @@ loop:
 	JB      loop
 done:
 	VMOVUPD X9, 0(R12)
-	VMOVUPD X10, 16(R12)
-	VMOVUPD X11, 32(R12)
-	VMOVUPD X12, 48(R12)
-	VMOVUPD X13, 64(R12)
-	VMOVUPD X4, 80(R12)
-	VMOVDQU X7, 112(R12)
-	MOVQ    R13, 144(R12)
+	VMOVUPD X10, 64(R12)
+	VMOVUPD X11, 128(R12)
+	VMOVUPD X12, 192(R12)
+	VMOVUPD X13, 256(R12)
+	VMOVUPD X4, 320(R12)
+	VMOVDQU X7, 384(R12)
+	MOVQ    R13, 448(R12)
 	MOVQ    BX, ret+56(FP)
 	RET
 
@@ -150,12 +150,12 @@ TEXT ·fuseQuadsAVX2(SB), NOSPLIT, $0-64
 	MOVQ tab+40(FP), R8
 	MOVQ first+48(FP), AX
 	VMOVUPD 0(R12), X9    // sumAbs
-	VMOVUPD 16(R12), X10  // sse
-	VMOVUPD 32(R12), X11  // sa2
-	VMOVUPD 48(R12), X12  // sb2
-	VMOVUPD 64(R12), X13  // sab
-	VMOVUPD 80(R12), Y15  // maxErr
-	VMOVDQU 112(R12), Y8  // maxIdx
+	VMOVUPD 64(R12), X10  // sse
+	VMOVUPD 128(R12), X11  // sa2
+	VMOVUPD 192(R12), X12  // sb2
+	VMOVUPD 256(R12), X13  // sab
+	VMOVUPD 320(R12), Y15  // maxErr
+	VMOVDQU 384(R12), Y8  // maxIdx
 	VPXOR   Y14, Y14, Y14 // identical, by lane
 	VMOVQ   AX, X7
 	VPBROADCASTQ X7, Y7
@@ -208,18 +208,107 @@ qloop:
 	JB      qloop
 qdone:
 	VMOVUPD X9, 0(R12)
-	VMOVUPD X10, 16(R12)
-	VMOVUPD X11, 32(R12)
-	VMOVUPD X12, 48(R12)
-	VMOVUPD X13, 64(R12)
-	VMOVUPD Y15, 80(R12)
-	VMOVDQU Y8, 112(R12)
+	VMOVUPD X10, 64(R12)
+	VMOVUPD X11, 128(R12)
+	VMOVUPD X12, 192(R12)
+	VMOVUPD X13, 256(R12)
+	VMOVUPD Y15, 320(R12)
+	VMOVDQU Y8, 384(R12)
 	VEXTRACTI128 $1, Y14, X5
 	VPADDQ  X5, X14, X14
 	VPSHUFD $0x4e, X14, X5
 	VPADDQ  X5, X14, X14
 	VMOVQ   X14, AX
-	ADDQ    AX, 144(R12)
+	ADDQ    AX, 448(R12)
 	VZEROUPPER
 	MOVQ    BX, ret+56(FP)
+	RET
+
+DATA ·fuseIota8<>+0(SB)/8, $0
+DATA ·fuseIota8<>+8(SB)/8, $1
+DATA ·fuseIota8<>+16(SB)/8, $2
+DATA ·fuseIota8<>+24(SB)/8, $3
+DATA ·fuseIota8<>+32(SB)/8, $4
+DATA ·fuseIota8<>+40(SB)/8, $5
+DATA ·fuseIota8<>+48(SB)/8, $6
+DATA ·fuseIota8<>+56(SB)/8, $7
+GLOBL ·fuseIota8<>(SB), RODATA|NOPTR, $64
+
+// func fuseAVX512(l *lanes, raw *byte, codes *byte, signs *byte, blocks int, tab *table, first int64)
+//
+// Eight elements at a time, one per lane of a 512-bit register: the
+// values gathered from the table (an invalid sign reads its row of NaNs,
+// which the caller sees in the sums), the BF16 values widened, and each
+// sum kept by lane, the products fused into the additions. The largest
+// errors are kept by lane, the first of each lane's largest.
+TEXT ·fuseAVX512(SB), NOSPLIT, $0-56
+	MOVQ l+0(FP), R12
+	MOVQ raw+8(FP), SI
+	MOVQ codes+16(FP), DI
+	MOVQ signs+24(FP), DX
+	MOVQ blocks+32(FP), CX
+	MOVQ tab+40(FP), R8
+	MOVQ first+48(FP), AX
+	VMOVUPD 0(R12), Z9     // sumAbs
+	VMOVUPD 64(R12), Z10   // sse
+	VMOVUPD 128(R12), Z11  // sa2
+	VMOVUPD 192(R12), Z12  // sb2
+	VMOVUPD 256(R12), Z13  // sab
+	VMOVUPD 320(R12), Z15  // maxErr
+	VMOVDQU64 384(R12), Z8 // maxIdx
+	MOVQ    448(R12), R13  // identical
+	VPBROADCASTQ AX, Z7
+	VPADDQ  ·fuseIota8<>(SB), Z7, Z7 // positions of the block
+	MOVQ    $8, AX
+	VPBROADCASTQ AX, Z6
+	MOVQ    $0x7fffffffffffffff, AX
+	VPBROADCASTQ AX, Z5    // |x| mask
+	MOVL    $1, AX
+	VPBROADCASTD AX, Y14
+	MOVL    $3, AX
+	VPBROADCASTD AX, Y16
+	TESTQ   CX, CX
+	JZ      zdone
+zloop:
+	VPMOVSXBD (DX), Y1
+	VPADDD  Y14, Y1, Y1
+	VPMINUD Y16, Y1, Y1    // sign + 1, or 3 (the NaN row)
+	VPMOVZXBD (DI), Y2
+	VPSLLD  $8, Y1, Y1
+	VPADDD  Y2, Y1, Y1     // table index
+	KXNORW  K1, K1, K1
+	VGATHERDPD (R8)(Y1*8), K1, Z4 // b
+	VPMOVZXWD (SI), Y0
+	VPSLLD  $16, Y0, Y0
+	VCVTPS2PD Y0, Z0       // a
+	VSUBPD  Z4, Z0, Z2     // d
+	VPANDQ  Z5, Z2, Z3     // |d|
+	VCMPPD  $0, Z4, Z0, K2 // a == b, d == 0
+	KMOVW   K2, AX
+	POPCNTL AX, AX
+	ADDQ    AX, R13
+	VCMPPD  $0x1e, Z15, Z3, K3 // |d| > maxErr
+	VMOVAPD Z3, K3, Z15
+	VMOVDQA64 Z7, K3, Z8
+	VPADDQ  Z6, Z7, Z7
+	VADDPD  Z3, Z9, Z9
+	VFMADD231PD Z2, Z2, Z10
+	VFMADD231PD Z0, Z0, Z11
+	VFMADD231PD Z4, Z4, Z12
+	VFMADD231PD Z4, Z0, Z13
+	ADDQ    $16, SI
+	ADDQ    $8, DI
+	ADDQ    $8, DX
+	DECQ    CX
+	JNZ     zloop
+zdone:
+	VMOVUPD Z9, 0(R12)
+	VMOVUPD Z10, 64(R12)
+	VMOVUPD Z11, 128(R12)
+	VMOVUPD Z12, 192(R12)
+	VMOVUPD Z13, 256(R12)
+	VMOVUPD Z15, 320(R12)
+	VMOVDQU64 Z8, 384(R12)
+	MOVQ    R13, 448(R12)
+	VZEROUPPER
 	RET
