@@ -467,6 +467,15 @@ func TestMagnitudesF32(t *testing.T) {
 		lo := -700 + 1400*r.Float64()
 		ps = append(ps, Params{LogMin: lo, LogMax: lo + (700-lo)*r.Float64()})
 	}
+	// Ranges whose code c decodes within a few float64 ulps of a midpoint
+	// between two float32 values, where the products alone would round
+	// the wrong way about half the time.
+	for range 2000 {
+		lo, c := -20+10*r.Float64(), 1+r.IntN(254)
+		f := float32(math.Exp(lo + 2 + 8*r.Float64()))
+		mid := (float64(f) + float64(math.Nextafter32(f, 2*f))) / 2
+		ps = append(ps, Params{LogMin: lo, LogMax: lo + (math.Log(mid)-lo)*254/float64(255-c)})
+	}
 	for _, p := range ps {
 		var got [256]float32
 		p.MagnitudesF32(&got)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/format/qins"
+	"github.com/qins-dev/qins/quant"
 )
 
 // The fused path of a diff: a BF16 tensor against an encoded one whose
@@ -31,6 +32,7 @@ type lanes struct {
 	maxErr                     [8]float64
 	maxIdx                     [8]int64 // position in the chunk; -1 for none
 	identical                  uint64
+	signMax                    [8]uint32 // AVX-512: each lane's largest sign+1
 }
 
 // newLanes returns lanes with no largest error yet.
@@ -77,15 +79,28 @@ func fusedChunk(plain, enc *qins.Source, swap bool, off, m int64, buf *diffBufs,
 	if buf.tab == nil {
 		buf.tab = newTable()
 	}
-	rows := (*[3][256]float64)(unsafe.Pointer(buf.tab)) // the rows' tables go to buf.tab
-	err = enc.EachRun(off, m, &buf.rawB, rows, func(tab *[3][256]float64, codes []uint8, signs []int8, a int64) {
-		if tab != rows { // the tensor's: copied, for the NaN row after it
-			*rows = *tab
-		}
-		if ok {
-			ok = fuseRun(&l, raw[2*a:2*(a+int64(len(codes)))], codes, signs, buf.tab, a)
-		}
-	})
+	if avx512 {
+		// Magnitudes only, the kernel applying the signs: a quarter of
+		// the table to build for each row.
+		mag := &buf.mag
+		mag[0] = float32(math.NaN())
+		err = enc.EachRange(off, m, &buf.rawB, func(p quant.Params, codes []uint8, signs []int8, a int64) {
+			if ok {
+				p.MagnitudesF32(mag)
+				ok = fuseRunMag(&l, raw[2*a:2*(a+int64(len(codes)))], codes, signs, mag, a)
+			}
+		})
+	} else {
+		rows := (*[3][256]float64)(unsafe.Pointer(buf.tab)) // the rows' tables go to buf.tab
+		err = enc.EachRun(off, m, &buf.rawB, rows, func(tab *[3][256]float64, codes []uint8, signs []int8, a int64) {
+			if tab != rows { // the tensor's: copied, for the NaN row after it
+				*rows = *tab
+			}
+			if ok {
+				ok = fuseRun(&l, raw[2*a:2*(a+int64(len(codes)))], codes, signs, buf.tab, a)
+			}
+		})
+	}
 	if err != nil || !ok {
 		return false, err
 	}
@@ -125,9 +140,6 @@ func newTable() *table {
 // reports it); an invalid code decodes to NaN, which the caller sees in
 // the sums.
 func fuseRun(l *lanes, raw []byte, codes []uint8, signs []int8, tab *table, first int64) bool {
-	if n := fuseBlocks(l, raw, codes, signs, tab, first); n > 0 {
-		raw, codes, signs, first = raw[2*n:], codes[n:], signs[n:], first+int64(n)
-	}
 	i := 0
 	if first%2 == 1 && len(codes) > 0 {
 		if !fuseOne(l, 1, raw, codes, signs, tab, 0, first) {
@@ -145,6 +157,44 @@ func fuseRun(l *lanes, raw []byte, codes []uint8, signs []int8, tab *table, firs
 		return fuseOne(l, 0, raw, codes, signs, tab, n, first)
 	}
 	return true
+}
+
+// fuseRunMag is fuseRun for the AVX-512 kernel, whose values are the
+// magnitudes mag (float32, NaN for code 0) times the signs.
+func fuseRunMag(l *lanes, raw []byte, codes []uint8, signs []int8, mag *[256]float32, first int64) bool {
+	n := fuseBlocks(l, raw, codes, signs, mag, first)
+	for _, s := range l.signMax {
+		if s > 2 {
+			return false
+		}
+	}
+	for i := n; i < len(codes); i++ {
+		s := signs[i]
+		if uint8(s)+1 > 2 {
+			return false
+		}
+		a := float64(math.Float32frombits(uint32(raw[2*i])<<16 | uint32(raw[2*i+1])<<24))
+		b := float64(mag[codes[i]] * float32(s))
+		addOne(l, 0, a, b, first+int64(i))
+	}
+	return true
+}
+
+// addOne adds a against b, at position i of the chunk, to lane k.
+func addOne(l *lanes, k int, a, b float64, i int64) {
+	d := a - b
+	ad := math.Abs(d)
+	if ad > l.maxErr[k] {
+		l.maxErr[k], l.maxIdx[k] = ad, i
+	}
+	if d == 0 {
+		l.identical++
+	}
+	l.sumAbs[k] += ad
+	l.sse[k] += d * d
+	l.sa2[k] += a * a
+	l.sb2[k] += b * b
+	l.sab[k] += a * b
 }
 
 // fuseOne adds element i of a run to lane k.

@@ -17,20 +17,21 @@ var (
 )
 
 // fuseAVX512 adds blocks blocks of eight elements, each to its lane, the
-// first at position first of the chunk; in fused_amd64.s.
+// first at position first of the chunk, their values being the
+// magnitudes mag times the signs; in fused_amd64.s.
 //
 //go:noescape
-func fuseAVX512(l *lanes, raw *byte, codes *byte, signs *byte, blocks int, tab *table, first int64)
+func fuseAVX512(l *lanes, raw *byte, codes *byte, signs *byte, blocks int, mag *[256]float32, first int64)
 
 // fuseBlocks adds the elements of a run in blocks of eight, with a
 // kernel that keeps eight lanes (AVX-512), and returns how many it added.
-func fuseBlocks(l *lanes, raw []byte, codes []uint8, signs []int8, tab *table, first int64) int {
+func fuseBlocks(l *lanes, raw []byte, codes []uint8, signs []int8, mag *[256]float32, first int64) int {
 	n := len(codes) / 8
 	if !avx512 || n == 0 {
 		return 0
 	}
 	_, _ = raw[16*n-1], signs[8*n-1]
-	fuseAVX512(l, &raw[0], &codes[0], (*byte)(unsafe.Pointer(&signs[0])), n, tab, first)
+	fuseAVX512(l, &raw[0], &codes[0], (*byte)(unsafe.Pointer(&signs[0])), n, mag, first)
 	return 8 * n
 }
 

@@ -234,20 +234,21 @@ DATA ·fuseIota8<>+48(SB)/8, $6
 DATA ·fuseIota8<>+56(SB)/8, $7
 GLOBL ·fuseIota8<>(SB), RODATA|NOPTR, $64
 
-// func fuseAVX512(l *lanes, raw *byte, codes *byte, signs *byte, blocks int, tab *table, first int64)
+// func fuseAVX512(l *lanes, raw *byte, codes *byte, signs *byte, blocks int, mag *[256]float32, first int64)
 //
 // Eight elements at a time, one per lane of a 512-bit register: the
-// values gathered from the table (an invalid sign reads its row of NaNs,
-// which the caller sees in the sums), the BF16 values widened, and each
-// sum kept by lane, the products fused into the additions. The largest
-// errors are kept by lane, the first of each lane's largest.
+// magnitudes gathered from mag (float32, NaN for code 0), times the
+// signs, the BF16 values widened, and each sum kept by lane, the products
+// fused into the additions. The largest errors are kept by lane, the
+// first of each lane's largest; each lane's largest sign + 1 (unsigned)
+// goes to signMax, which the caller checks.
 TEXT ·fuseAVX512(SB), NOSPLIT, $0-56
 	MOVQ l+0(FP), R12
 	MOVQ raw+8(FP), SI
 	MOVQ codes+16(FP), DI
 	MOVQ signs+24(FP), DX
 	MOVQ blocks+32(FP), CX
-	MOVQ tab+40(FP), R8
+	MOVQ mag+40(FP), R8
 	MOVQ first+48(FP), AX
 	VMOVUPD 0(R12), Z9     // sumAbs
 	VMOVUPD 64(R12), Z10   // sse
@@ -257,6 +258,7 @@ TEXT ·fuseAVX512(SB), NOSPLIT, $0-56
 	VMOVUPD 320(R12), Z15  // maxErr
 	VMOVDQU64 384(R12), Z8 // maxIdx
 	MOVQ    448(R12), R13  // identical
+	VMOVDQU32 456(R12), Y16 // signMax
 	VPBROADCASTQ AX, Z7
 	VPADDQ  ·fuseIota8<>(SB), Z7, Z7 // positions of the block
 	MOVQ    $8, AX
@@ -265,19 +267,18 @@ TEXT ·fuseAVX512(SB), NOSPLIT, $0-56
 	VPBROADCASTQ AX, Z5    // |x| mask
 	MOVL    $1, AX
 	VPBROADCASTD AX, Y14
-	MOVL    $3, AX
-	VPBROADCASTD AX, Y16
 	TESTQ   CX, CX
 	JZ      zdone
 zloop:
-	VPMOVSXBD (DX), Y1
-	VPADDD  Y14, Y1, Y1
-	VPMINUD Y16, Y1, Y1    // sign + 1, or 3 (the NaN row)
 	VPMOVZXBD (DI), Y2
-	VPSLLD  $8, Y1, Y1
-	VPADDD  Y2, Y1, Y1     // table index
 	KXNORW  K1, K1, K1
-	VGATHERDPD (R8)(Y1*8), K1, Z4 // b
+	VGATHERDPS (R8)(Y2*4), K1, Y4 // magnitudes
+	VPMOVSXBD (DX), Y1
+	VPADDD  Y14, Y1, Y3
+	VPMAXUD Y3, Y16, Y16   // sign + 1: above 2 is invalid
+	VCVTDQ2PS Y1, Y1
+	VMULPS  Y1, Y4, Y4
+	VCVTPS2PD Y4, Z4       // b
 	VPMOVZXWD (SI), Y0
 	VPSLLD  $16, Y0, Y0
 	VCVTPS2PD Y0, Z0       // a
@@ -310,5 +311,6 @@ zdone:
 	VMOVUPD Z15, 320(R12)
 	VMOVDQU64 Z8, 384(R12)
 	MOVQ    R13, 448(R12)
+	VMOVDQU32 Y16, 456(R12)
 	VZEROUPPER
 	RET

@@ -43,13 +43,14 @@ func fusedInput(tb testing.TB) (raw []byte, codes []uint8, signs []int8, tab *ta
 }
 
 // BenchmarkFusedPairs times the kernels on a chunk: "go" and "avx2" keep
-// Add's order of additions, "best" is fuseRun (AVX-512 where it runs).
+// Add's order of additions, "best" is fuseRun, "magnitudes" fuseRunMag
+// (AVX-512 where it runs).
 func BenchmarkFusedPairs(b *testing.B) {
 	raw, codes, signs, tab := fusedInput(b)
 	for _, c := range []struct {
 		name string
 		f    func(*lanes, []byte, []uint8, []int8, *table, int64) bool
-	}{{"go", fusePairsGo}, {"avx2", fusePairs}, {"best", fuseRun}} {
+	}{{"go", fusePairsGo}, {"avx2", fusePairs}, {"best", fuseRun}, {"magnitudes", magRun}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(int64(len(codes)) * 4) // a BF16 value, a code and a sign
 			for b.Loop() {
@@ -189,33 +190,40 @@ func TestFuseRunMatchesAdd(t *testing.T) {
 		}
 		want := NewAccumulator()
 		want.Add(x, y, int64(c.off))
-		l := newLanes()
-		if !fuseRun(&l, raw[2*c.off:2*(c.off+c.n)], codes[c.off:c.off+c.n], signs[c.off:c.off+c.n], tab, int64(c.off)) {
-			t.Fatalf("%+v: stopped", c)
-		}
-		e, i := l.largest()
-		if e != want.maxErr || i != want.maxIdx || l.identical != want.identical {
-			t.Errorf("%+v: largest %v at %d, %d identical; Add: %v at %d, %d", c, e, i, l.identical, want.maxErr, want.maxIdx, want.identical)
-		}
-		for _, s := range []struct {
-			name      string
-			got, want float64
-		}{{"sumAbs", sum(&l.sumAbs), exactSum(x, y, func(a, b float64) float64 { return math.Abs(a - b) })},
-			{"sse", sum(&l.sse), exactSum(x, y, func(a, b float64) float64 { return (a - b) * (a - b) })},
-			{"sa2", sum(&l.sa2), exactSum(x, y, func(a, b float64) float64 { return a * a })},
-			{"sb2", sum(&l.sb2), exactSum(x, y, func(a, b float64) float64 { return b * b })},
-			{"sab", sum(&l.sab), exactSum(x, y, func(a, b float64) float64 { return a * b })}} {
-			if d := math.Abs(s.got - s.want); !(d <= 1e-12*math.Abs(s.want)) {
-				t.Errorf("%+v: %s %v, the exact sum's %v (%.3g relative)", c, s.name, s.got, s.want, d/math.Abs(s.want))
+		for _, run := range []struct {
+			name string
+			f    func(*lanes, []byte, []uint8, []int8, *table, int64) bool
+		}{{"table", fuseRun}, {"magnitudes", magRun}} {
+			l := newLanes()
+			if !run.f(&l, raw[2*c.off:2*(c.off+c.n)], codes[c.off:c.off+c.n], signs[c.off:c.off+c.n], tab, int64(c.off)) {
+				t.Fatalf("%s %+v: stopped", run.name, c)
+			}
+			e, i := l.largest()
+			if e != want.maxErr || i != want.maxIdx || l.identical != want.identical {
+				t.Errorf("%s %+v: largest %v at %d, %d identical; Add: %v at %d, %d", run.name, c, e, i, l.identical, want.maxErr, want.maxIdx, want.identical)
+			}
+			for _, s := range []struct {
+				name      string
+				got, want float64
+			}{{"sumAbs", sum(&l.sumAbs), exactSum(x, y, func(a, b float64) float64 { return math.Abs(a - b) })},
+				{"sse", sum(&l.sse), exactSum(x, y, func(a, b float64) float64 { return (a - b) * (a - b) })},
+				{"sa2", sum(&l.sa2), exactSum(x, y, func(a, b float64) float64 { return a * a })},
+				{"sb2", sum(&l.sb2), exactSum(x, y, func(a, b float64) float64 { return b * b })},
+				{"sab", sum(&l.sab), exactSum(x, y, func(a, b float64) float64 { return a * b })}} {
+				if d := math.Abs(s.got - s.want); !(d <= 1e-12*math.Abs(s.want)) {
+					t.Errorf("%s %+v: %s %v, the exact sum's %v (%.3g relative)", run.name, c, s.name, s.got, s.want, d/math.Abs(s.want))
+				}
 			}
 		}
 	}
 	for _, bad := range []func(){func() { signs[501] = 2 }, func() { codes[502], signs[502] = 0, 1 }} {
 		s, k := append([]int8(nil), signs...), append([]uint8(nil), codes...)
 		bad()
-		l := newLanes()
-		if fuseRun(&l, raw, codes, signs, tab, 0) && !math.IsNaN(sum(&l.sumAbs)) {
-			t.Errorf("an invalid element passes: %v", sum(&l.sumAbs))
+		for _, f := range []func(*lanes, []byte, []uint8, []int8, *table, int64) bool{fuseRun, magRun} {
+			l := newLanes()
+			if f(&l, raw, codes, signs, tab, 0) && !math.IsNaN(sum(&l.sumAbs)) {
+				t.Errorf("an invalid element passes: %v", sum(&l.sumAbs))
+			}
 		}
 		copy(signs, s)
 		copy(codes, k)
@@ -285,4 +293,13 @@ func sameJSON(path string, x, y any, tol float64) error {
 		}
 	}
 	return nil
+}
+
+// magRun is fuseRunMag on the magnitudes of tab.
+func magRun(l *lanes, raw []byte, codes []uint8, signs []int8, tab *table, first int64) bool {
+	var mag [256]float32
+	for c := range mag {
+		mag[c] = float32(tab[2][c])
+	}
+	return fuseRunMag(l, raw, codes, signs, &mag, first)
 }

@@ -12,6 +12,6 @@ func fusePairs(l *lanes, raw []byte, codes []uint8, signs []int8, tab *table, fi
 
 // fuseBlocks adds the elements of a run in blocks of eight with a kernel
 // that keeps eight lanes: none here.
-func fuseBlocks(l *lanes, raw []byte, codes []uint8, signs []int8, tab *table, first int64) int {
+func fuseBlocks(l *lanes, raw []byte, codes []uint8, signs []int8, mag *[256]float32, first int64) int {
 	return 0
 }

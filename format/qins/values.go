@@ -299,6 +299,35 @@ func (s *Source) EachRun(off, m int64, raw *[]byte, tab *[3][256]float64, fn fun
 	return nil
 }
 
+// EachRange is EachRun giving each run's range parameters rather than a
+// table, for kernels that build their own (see quant.Params.MagnitudesF32).
+func (s *Source) EachRange(off, m int64, raw *[]byte, fn func(p quant.Params, codes []uint8, signs []int8, a int64)) error {
+	codes, signs, err := s.Codes(off, m, raw)
+	if err != nil {
+		return err
+	}
+	l := s.l
+	if l.Ranges == nil {
+		fn(l.Params, codes, quant.Int8s(signs), 0)
+		return nil
+	}
+	n := RowLen(l.Shape)
+	if m <= 0 || n <= 0 {
+		return nil
+	}
+	r0, r1 := off/n, (off+m-1)/n
+	ps := make([]quant.Params, r1-r0+1)
+	var scratch []byte
+	if err := l.RowRanges(r0, ps, &scratch); err != nil {
+		return s.dec.err(err)
+	}
+	for r := r0; r <= r1; r++ {
+		a, b := max(off, r*n)-off, min(off+m, (r+1)*n)-off
+		fn(ps[r-r0], codes[a:b], quant.Int8s(signs[a:b]), a)
+	}
+	return nil
+}
+
 // Raw reads the stored bytes of elements [off, off+m) of a tensor that
 // is not encoded into *raw.
 func (s *Source) Raw(off, m int64, raw *[]byte) ([]byte, error) {
