@@ -1,7 +1,9 @@
 package diff
 
 import (
+	"fmt"
 	"math"
+	"runtime/debug"
 	"unsafe"
 
 	"github.com/qins-dev/qins/format/dtype"
@@ -69,7 +71,18 @@ func fusable(sa, sb *qins.Source, a, b *qins.Logical) bool {
 // a tabled one (enc) into p, which is empty; swap says that the encoded
 // tensor is side A. It returns false, with p untouched, when the chunk
 // needs the float path.
-func fusedChunk(plain, enc *qins.Source, swap bool, off, m int64, buf *diffBufs, p *Accumulator) (bool, error) {
+func fusedChunk(plain, enc *qins.Source, swap bool, off, m int64, buf *diffBufs, p *Accumulator) (done bool, err error) {
+	// The files' mappings are read in place: a file cut short meanwhile
+	// faults, which becomes an error here rather than a crash.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if _, fault := r.(interface{ Addr() uintptr }); !fault {
+				panic(r)
+			}
+			done, err = false, fmt.Errorf("an input changed while it was read (%v)", r)
+		}
+	}()
 	raw, err := plain.Raw(off, m, &buf.rawA)
 	if err != nil {
 		return false, err

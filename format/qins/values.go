@@ -300,15 +300,24 @@ func (s *Source) EachRun(off, m int64, raw *[]byte, tab *[3][256]float64, fn fun
 }
 
 // EachRange is EachRun giving each run's range parameters rather than a
-// table, for kernels that build their own (see quant.Params.MagnitudesF32).
+// table, for kernels that build their own (see quant.Params.MagnitudesF32),
+// and the codes and signs from the file's mapping where there is one
+// (see Logical.MappedCodes), which fn must not write to.
 func (s *Source) EachRange(off, m int64, raw *[]byte, fn func(p quant.Params, codes []uint8, signs []int8, a int64)) error {
-	codes, signs, err := s.Codes(off, m, raw)
+	l := s.l
+	codes, signs, ok, err := l.MappedCodes(off, m, raw)
 	if err != nil {
 		return err
 	}
-	l := s.l
+	if !ok {
+		c, sg, err := s.Codes(off, m, raw)
+		if err != nil {
+			return err
+		}
+		codes, signs = c, quant.Int8s(sg)
+	}
 	if l.Ranges == nil {
-		fn(l.Params, codes, quant.Int8s(signs), 0)
+		fn(l.Params, codes, signs, 0)
 		return nil
 	}
 	n := RowLen(l.Shape)
@@ -323,14 +332,19 @@ func (s *Source) EachRange(off, m int64, raw *[]byte, fn func(p quant.Params, co
 	}
 	for r := r0; r <= r1; r++ {
 		a, b := max(off, r*n)-off, min(off+m, (r+1)*n)-off
-		fn(ps[r-r0], codes[a:b], quant.Int8s(signs[a:b]), a)
+		fn(ps[r-r0], codes[a:b], signs[a:b], a)
 	}
 	return nil
 }
 
-// Raw reads the stored bytes of elements [off, off+m) of a tensor that
-// is not encoded into *raw.
+// Raw returns the stored bytes of elements [off, off+m) of a tensor that
+// is not encoded: the file's mapped bytes where it is mapped (which the
+// caller must not write to), else read into *raw.
 func (s *Source) Raw(off, m int64, raw *[]byte) ([]byte, error) {
+	if b := s.l.Plain.Mapped(); b != nil && (off+m)*int64(s.size) <= int64(len(b)) {
+		// The mapped bytes themselves: no copy.
+		return b[off*int64(s.size) : (off+m)*int64(s.size)], nil
+	}
 	need := int(m) * s.size
 	if cap(*raw) < need {
 		*raw = make([]byte, need)
