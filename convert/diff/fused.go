@@ -92,10 +92,27 @@ func fusedChunk(plain, enc *qins.Source, swap bool, off, m int64, buf *diffBufs,
 	if buf.tab == nil {
 		buf.tab = newTable()
 	}
-	if avx512 {
+	mag := &buf.mag
+	packed := false
+	if avx512dq {
+		// The packed layout's codes and bits straight from the mapping;
+		// code 0 is an exact zero.
+		mag[0] = 0
+		packed, err = enc.EachPackedRange(off, m, func(p quant.Params, codes []uint8, bits []byte, bitOff int, a int64) {
+			if ok {
+				p.MagnitudesF32(mag)
+				ok = fuseRunPacked(&l, raw[2*a:2*(a+int64(len(codes)))], codes, bits, bitOff, mag, a)
+			}
+		})
+		if err != nil {
+			return false, err
+		}
+	}
+	switch {
+	case packed:
+	case avx512:
 		// Magnitudes only, the kernel applying the signs: a quarter of
 		// the table to build for each row.
-		mag := &buf.mag
 		mag[0] = float32(math.NaN())
 		err = enc.EachRange(off, m, &buf.rawB, func(p quant.Params, codes []uint8, signs []int8, a int64) {
 			if ok {
@@ -103,7 +120,7 @@ func fusedChunk(plain, enc *qins.Source, swap bool, off, m int64, buf *diffBufs,
 				ok = fuseRunMag(&l, raw[2*a:2*(a+int64(len(codes)))], codes, signs, mag, a)
 			}
 		})
-	} else {
+	default:
 		rows := (*[3][256]float64)(unsafe.Pointer(buf.tab)) // the rows' tables go to buf.tab
 		err = enc.EachRun(off, m, &buf.rawB, rows, func(tab *[3][256]float64, codes []uint8, signs []int8, a int64) {
 			if tab != rows { // the tensor's: copied, for the NaN row after it
@@ -188,6 +205,41 @@ func fuseRunMag(l *lanes, raw []byte, codes []uint8, signs []int8, mag *[256]flo
 		}
 		a := float64(math.Float32frombits(uint32(raw[2*i])<<16 | uint32(raw[2*i+1])<<24))
 		b := float64(mag[codes[i]] * float32(s))
+		addOne(l, 0, a, b, first+int64(i))
+	}
+	return true
+}
+
+// fuseRunPacked is fuseRunMag on the packed layout's codes and sign bits
+// (see qins.Source.EachPackedRange); mag[0] is 0. It returns false at an
+// exact zero whose bit is set.
+func fuseRunPacked(l *lanes, raw []byte, codes []uint8, bits []byte, bitOff int, mag *[256]float32, first int64) bool {
+	// The elements before the kernel's first, then its, then those after:
+	// in order, so that each lane keeps the first of its largest errors.
+	i0 := min((8-bitOff%8)%8, len(codes))
+	if !packedOnes(l, raw, codes, bits, bitOff, mag, first, 0, i0) {
+		return false
+	}
+	_, i1 := fusePackedBlocks(l, raw, codes, bits, bitOff, mag, first)
+	if l.signMax[0] > 2 {
+		return false
+	}
+	return packedOnes(l, raw, codes, bits, bitOff, mag, first, max(i0, i1), len(codes))
+}
+
+// packedOnes adds elements [i, j) of a run of the packed layout to lane 0.
+func packedOnes(l *lanes, raw []byte, codes []uint8, bits []byte, bitOff int, mag *[256]float32, first int64, i, j int) bool {
+	for ; i < j; i++ {
+		c, p := codes[i], bitOff+i
+		neg := bits[p>>3]>>(p&7)&1 != 0
+		if c == 0 && neg {
+			return false
+		}
+		b := float64(mag[c])
+		if neg {
+			b = -b
+		}
+		a := float64(math.Float32frombits(uint32(raw[2*i])<<16 | uint32(raw[2*i+1])<<24))
 		addOne(l, 0, a, b, first+int64(i))
 	}
 	return true

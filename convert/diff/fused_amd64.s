@@ -270,6 +270,11 @@ TEXT ·fuseAVX512(SB), NOSPLIT, $0-56
 	TESTQ   CX, CX
 	JZ      zdone
 zloop:
+	// Prefetch ahead: the hardware prefetcher stops at each 4 KiB page
+	// of a mapping.
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 512(DI)
+	PREFETCHT0 512(DX)
 	VPMOVZXBD (DI), Y2
 	KXNORW  K1, K1, K1
 	VGATHERDPS (R8)(Y2*4), K1, Y4 // magnitudes
@@ -312,5 +317,89 @@ zdone:
 	VMOVDQU64 Z8, 384(R12)
 	MOVQ    R13, 448(R12)
 	VMOVDQU32 Y16, 456(R12)
+	VZEROUPPER
+	RET
+
+// func fusePackedAVX512(l *lanes, raw *byte, codes *byte, bits *byte, blocks int, mag *[256]float32, first int64)
+//
+// fuseAVX512 for the packed layout: each block's signs are a byte of
+// bits (set for negative), code 0 an exact zero (mag[0] is 0); a code 0
+// whose bit is set sets signMax[0] to 255, which the caller sees.
+TEXT ·fusePackedAVX512(SB), NOSPLIT, $0-56
+	MOVQ l+0(FP), R12
+	MOVQ raw+8(FP), SI
+	MOVQ codes+16(FP), DI
+	MOVQ bits+24(FP), DX
+	MOVQ blocks+32(FP), CX
+	MOVQ mag+40(FP), R8
+	MOVQ first+48(FP), AX
+	VMOVUPD 0(R12), Z9     // sumAbs
+	VMOVUPD 64(R12), Z10   // sse
+	VMOVUPD 128(R12), Z11  // sa2
+	VMOVUPD 192(R12), Z12  // sb2
+	VMOVUPD 256(R12), Z13  // sab
+	VMOVUPD 320(R12), Z15  // maxErr
+	VMOVDQU64 384(R12), Z8 // maxIdx
+	MOVQ    448(R12), R13  // identical
+	VPBROADCASTQ AX, Z7
+	VPADDQ  ·fuseIota8<>(SB), Z7, Z7 // positions of the block
+	MOVQ    $8, AX
+	VPBROADCASTQ AX, Z6
+	MOVQ    $0x7fffffffffffffff, AX
+	VPBROADCASTQ AX, Z5    // |x| mask
+	MOVL    $0x80000000, AX
+	VPBROADCASTD AX, Y14   // float32 sign bit
+	KXORW   K6, K6, K6     // negative zeros
+	TESTQ   CX, CX
+	JZ      pdone
+ploop:
+	PREFETCHT0 1024(SI)
+	PREFETCHT0 512(DI)
+	VPMOVZXBD (DI), Y2
+	KXNORW  K1, K1, K1
+	VGATHERDPS (R8)(Y2*4), K1, Y4 // magnitudes
+	KMOVB   (DX), K4       // negative
+	VPTESTNMD Y2, Y2, K5   // code 0
+	KANDW   K4, K5, K5
+	KORW    K5, K6, K6
+	VXORPS  Y14, Y4, K4, Y4
+	VCVTPS2PD Y4, Z4       // b
+	VPMOVZXWD (SI), Y0
+	VPSLLD  $16, Y0, Y0
+	VCVTPS2PD Y0, Z0       // a
+	VSUBPD  Z4, Z0, Z2     // d
+	VPANDQ  Z5, Z2, Z3     // |d|
+	VCMPPD  $0, Z4, Z0, K2 // a == b, d == 0
+	KMOVW   K2, AX
+	POPCNTL AX, AX
+	ADDQ    AX, R13
+	VCMPPD  $0x1e, Z15, Z3, K3 // |d| > maxErr
+	VMOVAPD Z3, K3, Z15
+	VMOVDQA64 Z7, K3, Z8
+	VPADDQ  Z6, Z7, Z7
+	VADDPD  Z3, Z9, Z9
+	VFMADD231PD Z2, Z2, Z10
+	VFMADD231PD Z0, Z0, Z11
+	VFMADD231PD Z4, Z4, Z12
+	VFMADD231PD Z4, Z0, Z13
+	ADDQ    $16, SI
+	ADDQ    $8, DI
+	INCQ    DX
+	DECQ    CX
+	JNZ     ploop
+pdone:
+	VMOVUPD Z9, 0(R12)
+	VMOVUPD Z10, 64(R12)
+	VMOVUPD Z11, 128(R12)
+	VMOVUPD Z12, 192(R12)
+	VMOVUPD Z13, 256(R12)
+	VMOVUPD Z15, 320(R12)
+	VMOVDQU64 Z8, 384(R12)
+	MOVQ    R13, 448(R12)
+	KMOVW   K6, AX
+	TESTL   AX, AX
+	JZ      pret
+	MOVL    $255, 456(R12)
+pret:
 	VZEROUPPER
 	RET

@@ -43,14 +43,15 @@ func fusedInput(tb testing.TB) (raw []byte, codes []uint8, signs []int8, tab *ta
 }
 
 // BenchmarkFusedPairs times the kernels on a chunk: "go" and "avx2" keep
-// Add's order of additions, "best" is fuseRun, "magnitudes" fuseRunMag
-// (AVX-512 where it runs).
+// Add's order of additions, "best" is fuseRun, "magnitudes" fuseRunMag,
+// "packed" fuseRunPacked (AVX-512 where it runs; both build their input
+// in the loop).
 func BenchmarkFusedPairs(b *testing.B) {
 	raw, codes, signs, tab := fusedInput(b)
 	for _, c := range []struct {
 		name string
 		f    func(*lanes, []byte, []uint8, []int8, *table, int64) bool
-	}{{"go", fusePairsGo}, {"avx2", fusePairs}, {"best", fuseRun}, {"magnitudes", magRun}} {
+	}{{"go", fusePairsGo}, {"avx2", fusePairs}, {"best", fuseRun}, {"magnitudes", magRun}, {"packed", packedRun}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(int64(len(codes)) * 4) // a BF16 value, a code and a sign
 			for b.Loop() {
@@ -193,7 +194,7 @@ func TestFuseRunMatchesAdd(t *testing.T) {
 		for _, run := range []struct {
 			name string
 			f    func(*lanes, []byte, []uint8, []int8, *table, int64) bool
-		}{{"table", fuseRun}, {"magnitudes", magRun}} {
+		}{{"table", fuseRun}, {"magnitudes", magRun}, {"packed", packedRun}} {
 			l := newLanes()
 			if !run.f(&l, raw[2*c.off:2*(c.off+c.n)], codes[c.off:c.off+c.n], signs[c.off:c.off+c.n], tab, int64(c.off)) {
 				t.Fatalf("%s %+v: stopped", run.name, c)
@@ -219,7 +220,7 @@ func TestFuseRunMatchesAdd(t *testing.T) {
 	for _, bad := range []func(){func() { signs[501] = 2 }, func() { codes[502], signs[502] = 0, 1 }} {
 		s, k := append([]int8(nil), signs...), append([]uint8(nil), codes...)
 		bad()
-		for _, f := range []func(*lanes, []byte, []uint8, []int8, *table, int64) bool{fuseRun, magRun} {
+		for _, f := range []func(*lanes, []byte, []uint8, []int8, *table, int64) bool{fuseRun, magRun, packedRun} {
 			l := newLanes()
 			if f(&l, raw, codes, signs, tab, 0) && !math.IsNaN(sum(&l.sumAbs)) {
 				t.Errorf("an invalid element passes: %v", sum(&l.sumAbs))
@@ -302,4 +303,30 @@ func magRun(l *lanes, raw []byte, codes []uint8, signs []int8, tab *table, first
 		mag[c] = float32(tab[2][c])
 	}
 	return fuseRunMag(l, raw, codes, signs, &mag, first)
+}
+
+// packedRun is fuseRunPacked on the packed layout of codes and signs,
+// its bits starting at bit first%8+3 of their first byte: code 0 for sign
+// 0, and code 0 with its bit set for an invalid code or sign.
+func packedRun(l *lanes, raw []byte, codes []uint8, signs []int8, tab *table, first int64) bool {
+	var mag [256]float32
+	for c := 1; c < 256; c++ {
+		mag[c] = float32(tab[2][c])
+	}
+	off := int(first%8) + 3
+	pc, bits := make([]uint8, len(codes)), make([]byte, (off+len(codes)+7)/8)
+	for i, c := range codes {
+		p := off + i
+		switch s := signs[i]; {
+		case c == 0 || s < -1 || s > 1:
+			pc[i], bits[p>>3] = 0, bits[p>>3]|1<<(p&7)
+		case s == 0:
+			pc[i] = 0
+		case s < 0:
+			pc[i], bits[p>>3] = c, bits[p>>3]|1<<(p&7)
+		default:
+			pc[i] = c
+		}
+	}
+	return fuseRunPacked(l, raw, pc, bits, off, &mag, first)
 }

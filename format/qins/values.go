@@ -337,6 +337,49 @@ func (s *Source) EachRange(off, m int64, raw *[]byte, fn func(p quant.Params, co
 	return nil
 }
 
+// EachPackedRange is EachRange for a tensor of the packed layout that is
+// mapped from its file: fn gets the codes and the sign bits as stored,
+// read only, element i's bit being bit bitOff+i of bits (least
+// significant first), set for a negative value, and code 0 an exact zero
+// (whose bit must be clear; fn is to check). It returns false, calling
+// nothing, when the tensor is not packed or not mapped, or when the
+// padding bits of its last byte, in the chunk, are set: ReadCodes reports
+// that.
+func (s *Source) EachPackedRange(off, m int64, fn func(p quant.Params, codes []uint8, bits []byte, bitOff int, a int64)) (bool, error) {
+	l := s.l
+	if l.Layout != LayoutPacked || l.Signs == nil || m <= 0 {
+		return false, nil
+	}
+	mc, ms := l.Codes.Mapped(), l.Signs.Mapped()
+	first, last := off/8, (off+m+7)/8
+	if mc == nil || ms == nil || off+m > int64(len(mc)) || last > int64(len(ms)) {
+		return false, nil
+	}
+	codes, bits := mc[off:off+m], ms[first:last]
+	if end := off + m; end == int64(l.Elements()) && end%8 != 0 && bits[len(bits)-1]>>(end%8) != 0 {
+		return false, nil
+	}
+	if l.Ranges == nil {
+		fn(l.Params, codes, bits, int(off%8), 0)
+		return true, nil
+	}
+	n := RowLen(l.Shape)
+	if n <= 0 {
+		return true, nil
+	}
+	r0, r1 := off/n, (off+m-1)/n
+	ps := make([]quant.Params, r1-r0+1)
+	var scratch []byte
+	if err := l.RowRanges(r0, ps, &scratch); err != nil {
+		return false, s.dec.err(err)
+	}
+	for r := r0; r <= r1; r++ {
+		a, b := max(off, r*n)-off, min(off+m, (r+1)*n)-off
+		fn(ps[r-r0], codes[a:b], bits, int(off%8+a), a)
+	}
+	return true, nil
+}
+
 // Raw returns the stored bytes of elements [off, off+m) of a tensor that
 // is not encoded: the file's mapped bytes where it is mapped (which the
 // caller must not write to), else read into *raw.
