@@ -24,7 +24,7 @@ func magnitudesFast(p Params, tab *[256]float32, v0, step float64) bool {
 	var bad [32]uint8
 	keep := tab[0]
 	magnitudesAVX512(tab, &v, step4*step4, &bad)
-	tab[0] = keep
+	tab[0], bad[31] = keep, bad[31]&^0x80 // code 0 is not a magnitude
 	for i, b := range bad {
 		if b != 0 {
 			fix32(p, tab, 255-8*i, uint64(b))

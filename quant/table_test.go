@@ -452,7 +452,7 @@ func TestParamsTableF32(t *testing.T) {
 
 // MagnitudesF32 is float32(Magnitude) to the bit on random ranges, narrow
 // and wide, and on edge ones: empty, beyond float32, near ±700 where it
-// switches method, and beyond.
+// switches method, and beyond; it leaves code 0 as it is.
 func TestMagnitudesF32(t *testing.T) {
 	ps := []Params{{LogMin: -5, LogMax: -5}, {LogMin: 0, LogMax: 0}, {LogMin: -700, LogMax: 700}, {LogMin: -700.0001, LogMax: 1},
 		{LogMin: -1, LogMax: 700.0001}, {LogMin: -745, LogMax: -600}, {LogMin: -110, LogMax: 100}, {LogMin: -104, LogMax: -87},
@@ -478,7 +478,11 @@ func TestMagnitudesF32(t *testing.T) {
 	}
 	for _, p := range ps {
 		var got [256]float32
+		got[0] = 42 // left as it is
 		p.MagnitudesF32(&got)
+		if got[0] != 42 {
+			t.Fatalf("%+v: code 0 set to %v", p, got[0])
+		}
 		for c := 1; c < 256; c++ {
 			if want := float32(p.Magnitude(uint8(c))); math.Float32bits(got[c]) != math.Float32bits(want) {
 				t.Fatalf("%+v: code %d = %v, float32(Magnitude) %v", p, c, got[c], want)
