@@ -259,10 +259,8 @@ TEXT ·fuseAVX512(SB), NOSPLIT, $0-56
 	VMOVDQU64 384(R12), Z8 // maxIdx
 	MOVQ    448(R12), R13  // identical
 	VMOVDQU32 456(R12), Y16 // signMax
-	VPBROADCASTQ AX, Z7
-	VPADDQ  ·fuseIota8<>(SB), Z7, Z7 // positions of the block
-	MOVQ    $8, AX
-	VPBROADCASTQ AX, Z6
+	MOVQ    AX, R14        // position of the block
+	VMOVDQU64 ·fuseIota8<>(SB), Z18
 	MOVQ    $0x7fffffffffffffff, AX
 	VPBROADCASTQ AX, Z5    // |x| mask
 	MOVL    $1, AX
@@ -294,9 +292,10 @@ zloop:
 	POPCNTL AX, AX
 	ADDQ    AX, R13
 	VCMPPD  $0x1e, Z15, Z3, K3 // |d| > maxErr
-	VMOVAPD Z3, K3, Z15
-	VMOVDQA64 Z7, K3, Z8
-	VPADDQ  Z6, Z7, Z7
+	KORTESTW K3, K3
+	JNZ     zbetter // rare but early in a chunk
+zback:
+	ADDQ    $8, R14
 	VADDPD  Z3, Z9, Z9
 	VFMADD231PD Z2, Z2, Z10
 	VFMADD231PD Z0, Z0, Z11
@@ -307,6 +306,14 @@ zloop:
 	ADDQ    $8, DX
 	DECQ    CX
 	JNZ     zloop
+	JMP     zdone
+zbetter:
+	// A larger error in some lane: keep it and its position.
+	VMOVAPD Z3, K3, Z15
+	VPBROADCASTQ R14, Z17
+	VPADDQ  Z18, Z17, Z17
+	VMOVDQA64 Z17, K3, Z8
+	JMP     zback
 zdone:
 	VMOVUPD Z9, 0(R12)
 	VMOVUPD Z10, 64(R12)
@@ -341,10 +348,8 @@ TEXT ·fusePackedAVX512(SB), NOSPLIT, $0-56
 	VMOVUPD 320(R12), Z15  // maxErr
 	VMOVDQU64 384(R12), Z8 // maxIdx
 	MOVQ    448(R12), R13  // identical
-	VPBROADCASTQ AX, Z7
-	VPADDQ  ·fuseIota8<>(SB), Z7, Z7 // positions of the block
-	MOVQ    $8, AX
-	VPBROADCASTQ AX, Z6
+	MOVQ    AX, R14        // position of the block
+	VMOVDQU64 ·fuseIota8<>(SB), Z18
 	MOVQ    $0x7fffffffffffffff, AX
 	VPBROADCASTQ AX, Z5    // |x| mask
 	MOVL    $0x80000000, AX
@@ -374,9 +379,10 @@ ploop:
 	POPCNTL AX, AX
 	ADDQ    AX, R13
 	VCMPPD  $0x1e, Z15, Z3, K3 // |d| > maxErr
-	VMOVAPD Z3, K3, Z15
-	VMOVDQA64 Z7, K3, Z8
-	VPADDQ  Z6, Z7, Z7
+	KORTESTW K3, K3
+	JNZ     pbetter // rare but early in a chunk
+pback:
+	ADDQ    $8, R14
 	VADDPD  Z3, Z9, Z9
 	VFMADD231PD Z2, Z2, Z10
 	VFMADD231PD Z0, Z0, Z11
@@ -387,6 +393,14 @@ ploop:
 	INCQ    DX
 	DECQ    CX
 	JNZ     ploop
+	JMP     pdone
+pbetter:
+	// A larger error in some lane: keep it and its position.
+	VMOVAPD Z3, K3, Z15
+	VPBROADCASTQ R14, Z17
+	VPADDQ  Z18, Z17, Z17
+	VMOVDQA64 Z17, K3, Z8
+	JMP     pback
 pdone:
 	VMOVUPD Z9, 0(R12)
 	VMOVUPD Z10, 64(R12)
