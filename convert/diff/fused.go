@@ -1,7 +1,7 @@
 package diff
 
 import (
-	"fmt"
+	"errors"
 	"math"
 	"runtime/debug"
 	"unsafe"
@@ -80,7 +80,7 @@ func fusedChunk(plain, enc *qins.Source, swap bool, off, m int64, buf *diffBufs,
 			if _, fault := r.(interface{ Addr() uintptr }); !fault {
 				panic(r)
 			}
-			done, err = false, fmt.Errorf("an input changed while it was read (%v)", r)
+			done, err = false, errors.New("an input file changed while it was read (a fault reading its mapping: cut short?)")
 		}
 	}()
 	raw, err := plain.Raw(off, m, &buf.rawA)
