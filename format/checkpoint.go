@@ -27,6 +27,10 @@ type Tensor struct {
 // Section returns a reader of the tensor's data.
 func (t Tensor) Section() *io.SectionReader { return t.File.Section(t.TensorInfo) }
 
+// Mapped returns the tensor's data mapped from its file, or nil (see
+// File.Mapped).
+func (t Tensor) Mapped() []byte { return t.File.Mapped(t.TensorInfo) }
+
 // Err returns err naming the tensor and its file, unless err is nil, a
 // cancellation, or already names a file.
 func (t Tensor) Err(err error) error {

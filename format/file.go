@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sync"
 	"syscall"
 
 	"github.com/qins-dev/qins/format/internal/fileerr"
@@ -42,6 +43,8 @@ type File struct {
 	dataStart int64
 	size      int64
 	opened    os.FileInfo // at open: see Unchanged
+	mapOnce   sync.Once
+	mapped    []byte // the whole file, read only, or nil: see Mapped
 }
 
 // lfsPrefix starts every Git LFS pointer file.
@@ -168,4 +171,24 @@ func (f *File) Unchanged() error {
 }
 
 // Close closes the file.
-func (f *File) Close() error { return f.f.Close() }
+func (f *File) Close() error {
+	if f.mapped != nil {
+		unmap(f.mapped)
+		f.mapped = nil
+	}
+	return f.f.Close()
+}
+
+// Mapped returns the data of tensor t mapped from the file, read only and
+// without a copy, or nil where the file cannot be mapped (some systems,
+// an empty file): the caller then reads Section. Reading mapped bytes
+// after the file shrinks is a fault, which a goroutine that set
+// debug.SetPanicOnFault recovers from; the bytes are valid until Close.
+func (f *File) Mapped(t TensorInfo) []byte {
+	f.mapOnce.Do(func() { f.mapped = mapFile(f.f, f.size) })
+	b, e := f.dataStart+int64(t.Begin), f.dataStart+int64(t.End)
+	if f.mapped == nil || t.Begin > t.End || e > int64(len(f.mapped)) {
+		return nil
+	}
+	return f.mapped[b:e:e]
+}

@@ -179,12 +179,10 @@ func (d *Decoder) DecodeTo(dt dtype.DType, codes []uint8, signs []int8, dst []by
 // (see Decoder.TableF32), computing nothing else: for fused kernels that
 // decode as they go, a table per row.
 func (p Params) TableF32(tab *[3][256]float64) {
+	var m [256]float32
+	p.MagnitudesF32(&m)
 	for c := 1; c < 256; c++ {
-		// Magnitude's argument, to the bit, then exp32 for
-		// float32(math.Exp(...)).
-		m := float64(exp32(p.LogMin + float64(255-c)/254*(p.LogMax-p.LogMin)))
-		tab[0][c], tab[2][c] = -m, m
-		tab[1][c] = 0
+		tab[0][c], tab[1][c], tab[2][c] = float64(-m[c]), 0, float64(m[c])
 	}
 	nan := math.NaN()
 	tab[0][0], tab[1][0], tab[2][0] = nan, nan, nan

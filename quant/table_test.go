@@ -449,3 +449,62 @@ func TestParamsTableF32(t *testing.T) {
 		}
 	}
 }
+
+// MagnitudesF32 is float32(Magnitude) to the bit on random ranges, narrow
+// and wide, and on edge ones: empty, beyond float32, near ±700 where it
+// switches method, and beyond; it leaves code 0 as it is.
+func TestMagnitudesF32(t *testing.T) {
+	ps := []Params{{LogMin: -5, LogMax: -5}, {LogMin: 0, LogMax: 0}, {LogMin: -700, LogMax: 700}, {LogMin: -700.0001, LogMax: 1},
+		{LogMin: -1, LogMax: 700.0001}, {LogMin: -745, LogMax: -600}, {LogMin: -110, LogMax: 100}, {LogMin: -104, LogMax: -87},
+		{LogMin: 80, LogMax: 95}, {LogMin: math.Log(1e-30), LogMax: math.Log(3e4)}, {LogMin: -100, LogMax: 87.5},
+		{LogMin: math.Log(0x1p-149), LogMax: math.Log(0x1p-126)}, {LogMin: math.Log(math.MaxFloat32) - 1, LogMax: math.Log(math.MaxFloat32) + 1}}
+	r := rand.New(rand.NewPCG(11, 12))
+	for range 20000 {
+		lo := -40 + 40*r.Float64()
+		ps = append(ps, Params{LogMin: lo, LogMax: lo + 30*r.Float64()*r.Float64()})
+	}
+	for range 2000 {
+		lo := -700 + 1400*r.Float64()
+		ps = append(ps, Params{LogMin: lo, LogMax: lo + (700-lo)*r.Float64()})
+	}
+	// Ranges whose code c decodes within a few float64 ulps of a midpoint
+	// between two float32 values, where the products alone would round
+	// the wrong way about half the time.
+	for range 2000 {
+		lo, c := -20+10*r.Float64(), 1+r.IntN(254)
+		f := float32(math.Exp(lo + 2 + 8*r.Float64()))
+		mid := (float64(f) + float64(math.Nextafter32(f, 2*f))) / 2
+		ps = append(ps, Params{LogMin: lo, LogMax: lo + (math.Log(mid)-lo)*254/float64(255-c)})
+	}
+	for _, p := range ps {
+		var got [256]float32
+		got[0] = 42 // left as it is
+		p.MagnitudesF32(&got)
+		if got[0] != 42 {
+			t.Fatalf("%+v: code 0 set to %v", p, got[0])
+		}
+		for c := 1; c < 256; c++ {
+			if want := float32(p.Magnitude(uint8(c))); math.Float32bits(got[c]) != math.Float32bits(want) {
+				t.Fatalf("%+v: code %d = %v, float32(Magnitude) %v", p, c, got[c], want)
+			}
+		}
+	}
+}
+
+func BenchmarkMagnitudesF32(b *testing.B) {
+	p := Params{LogMin: -12, LogMax: -2}
+	var tab [256]float32
+	for b.Loop() {
+		p.MagnitudesF32(&tab)
+	}
+}
+
+func BenchmarkMagnitudesExp32(b *testing.B) {
+	p := Params{LogMin: -12, LogMax: -2}
+	var tab [256]float32
+	for b.Loop() {
+		for c := 1; c < 256; c++ {
+			tab[c] = exp32(p.LogMin + float64(255-c)/254*(p.LogMax-p.LogMin))
+		}
+	}
+}

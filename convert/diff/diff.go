@@ -328,7 +328,8 @@ type diffBufs struct {
 	rawA, rawB []byte
 	ka, kb     []uint16 // the fast path's keys
 	hist       *pairHist
-	tab        *table // the fused path's table of a row
+	tab        *table       // the fused path's table of a row
+	mag        [256]float32 // the fused path's magnitudes of a row (AVX-512)
 }
 
 // tensor compares a and b, of the same shape. The chunks' sums are merged

@@ -138,6 +138,43 @@ func (l *Logical) ReadCodes(off, n int64, codes []uint8, signs []int8, scratch *
 	if _, err := l.Signs.Section().ReadAt(bits, first); err != nil {
 		return &format.Error{Path: l.Signs.File.Path, Tensor: l.Signs.Name, Err: err}
 	}
+	return l.unpack(off, n, codes, signs, bits)
+}
+
+// MappedCodes is ReadCodes from the files' mappings (see
+// format.File.Mapped): the codes and signs of the u8+i8 layout are the
+// mapped bytes themselves, read only; those of the packed layout are
+// unpacked into buf. It returns ok false, and nothing else, when either
+// tensor is not mapped or has no signs.
+func (l *Logical) MappedCodes(off, n int64, buf *[]byte) (codes []uint8, signs []int8, ok bool, err error) {
+	if l.Signs == nil {
+		return nil, nil, false, nil
+	}
+	mc, ms := l.Codes.Mapped(), l.Signs.Mapped()
+	if mc == nil || ms == nil || off+n > int64(len(mc)) {
+		return nil, nil, false, nil
+	}
+	if l.Layout != LayoutPacked {
+		if off+n > int64(len(ms)) {
+			return nil, nil, false, nil
+		}
+		return mc[off : off+n], quant.Int8s(ms[off : off+n]), true, nil
+	}
+	first, last := off/8, (off+n+7)/8
+	if last > int64(len(ms)) {
+		return nil, nil, false, nil
+	}
+	if int64(cap(*buf)) < 2*n {
+		*buf = make([]byte, 2*n)
+	}
+	codes, signs = (*buf)[:n], quant.Int8s((*buf)[n:2*n])
+	copy(codes, mc[off:off+n])
+	return codes, signs, true, l.unpack(off, n, codes, signs, ms[first:last])
+}
+
+// unpack turns codes, in place, and the sign bits of elements [off,
+// off+n) of a packed tensor into codes and signs, checking them.
+func (l *Logical) unpack(off, n int64, codes []uint8, signs []int8, bits []byte) error {
 	if i := quant.UnpackSigns(codes, bits, int(off%8), signs); i >= 0 {
 		return &format.Error{Path: l.Signs.File.Path, Tensor: l.Name, Err: &quant.InvalidError{Index: off + int64(i), What: "an exact zero (code 0) has its sign bit set"}}
 	}

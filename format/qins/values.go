@@ -299,9 +299,95 @@ func (s *Source) EachRun(off, m int64, raw *[]byte, tab *[3][256]float64, fn fun
 	return nil
 }
 
-// Raw reads the stored bytes of elements [off, off+m) of a tensor that
-// is not encoded into *raw.
+// EachRange is EachRun giving each run's range parameters rather than a
+// table, for kernels that build their own (see quant.Params.MagnitudesF32),
+// and the codes and signs from the file's mapping where there is one
+// (see Logical.MappedCodes), which fn must not write to.
+func (s *Source) EachRange(off, m int64, raw *[]byte, fn func(p quant.Params, codes []uint8, signs []int8, a int64)) error {
+	l := s.l
+	codes, signs, ok, err := l.MappedCodes(off, m, raw)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		c, sg, err := s.Codes(off, m, raw)
+		if err != nil {
+			return err
+		}
+		codes, signs = c, quant.Int8s(sg)
+	}
+	if l.Ranges == nil {
+		fn(l.Params, codes, signs, 0)
+		return nil
+	}
+	n := RowLen(l.Shape)
+	if m <= 0 || n <= 0 {
+		return nil
+	}
+	r0, r1 := off/n, (off+m-1)/n
+	ps := make([]quant.Params, r1-r0+1)
+	var scratch []byte
+	if err := l.RowRanges(r0, ps, &scratch); err != nil {
+		return s.dec.err(err)
+	}
+	for r := r0; r <= r1; r++ {
+		a, b := max(off, r*n)-off, min(off+m, (r+1)*n)-off
+		fn(ps[r-r0], codes[a:b], signs[a:b], a)
+	}
+	return nil
+}
+
+// EachPackedRange is EachRange for a tensor of the packed layout that is
+// mapped from its file: fn gets the codes and the sign bits as stored,
+// read only, element i's bit being bit bitOff+i of bits (least
+// significant first), set for a negative value, and code 0 an exact zero
+// (whose bit must be clear; fn is to check). It returns false, calling
+// nothing, when the tensor is not packed or not mapped, or when the
+// padding bits of its last byte, in the chunk, are set: ReadCodes reports
+// that.
+func (s *Source) EachPackedRange(off, m int64, fn func(p quant.Params, codes []uint8, bits []byte, bitOff int, a int64)) (bool, error) {
+	l := s.l
+	if l.Layout != LayoutPacked || l.Signs == nil || m <= 0 {
+		return false, nil
+	}
+	mc, ms := l.Codes.Mapped(), l.Signs.Mapped()
+	first, last := off/8, (off+m+7)/8
+	if mc == nil || ms == nil || off+m > int64(len(mc)) || last > int64(len(ms)) {
+		return false, nil
+	}
+	codes, bits := mc[off:off+m], ms[first:last]
+	if end := off + m; end == int64(l.Elements()) && end%8 != 0 && bits[len(bits)-1]>>(end%8) != 0 {
+		return false, nil
+	}
+	if l.Ranges == nil {
+		fn(l.Params, codes, bits, int(off%8), 0)
+		return true, nil
+	}
+	n := RowLen(l.Shape)
+	if n <= 0 {
+		return true, nil
+	}
+	r0, r1 := off/n, (off+m-1)/n
+	ps := make([]quant.Params, r1-r0+1)
+	var scratch []byte
+	if err := l.RowRanges(r0, ps, &scratch); err != nil {
+		return false, s.dec.err(err)
+	}
+	for r := r0; r <= r1; r++ {
+		a, b := max(off, r*n)-off, min(off+m, (r+1)*n)-off
+		fn(ps[r-r0], codes[a:b], bits, int(off%8+a), a)
+	}
+	return true, nil
+}
+
+// Raw returns the stored bytes of elements [off, off+m) of a tensor that
+// is not encoded: the file's mapped bytes where it is mapped (which the
+// caller must not write to), else read into *raw.
 func (s *Source) Raw(off, m int64, raw *[]byte) ([]byte, error) {
+	if b := s.l.Plain.Mapped(); b != nil && (off+m)*int64(s.size) <= int64(len(b)) {
+		// The mapped bytes themselves: no copy.
+		return b[off*int64(s.size) : (off+m)*int64(s.size)], nil
+	}
 	need := int(m) * s.size
 	if cap(*raw) < need {
 		*raw = make([]byte, need)
