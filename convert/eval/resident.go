@@ -326,31 +326,15 @@ func (w resident) tables(ctx context.Context, l *qins.Logical, rows int) ([]floa
 }
 
 // logTable sets tab[1..255] to what codes 1..255 decode to with sign +1 in
-// the log codec of range p, rounded to float32: float32(p.Magnitude(c)),
-// exactly, as a restore to F32 writes them, at two calls of math.Exp per
-// table instead of 255. The magnitudes are a geometric sequence, built by
-// products from the smallest; each differs from math.Exp's by under 2⁻⁴²
-// relative (254 products and the rounding of Magnitude's argument), so a
-// value whose float32 rounding holds over ±2⁻³⁶ relative is exact, and
-// the rare other one (about one in 4096) is computed as Magnitude does.
+// the log codec of range p, rounded to float32 as a restore to F32 writes
+// them (quant's table builder, exact to the bit).
 func logTable(p quant.Params, tab []float32) error {
-	const margin = 0x1p-36
-	step := math.Exp((p.LogMax - p.LogMin) / 254)
-	v := math.Exp(p.LogMin)
-	for c := 255; c >= 1; c-- {
-		if c < 255 {
-			v *= step
-		}
-		f := float32(v)
-		if float32(v*(1-margin)) != f || float32(v*(1+margin)) != f || c == 1 {
-			// Near a rounding boundary; and code 1, exp(log_max) itself,
-			// which must not exceed the range.
-			f = float32(p.Magnitude(uint8(c)))
-		}
-		if math.IsInf(float64(f), 0) || f != f {
+	t := (*[256]float32)(tab)
+	p.MagnitudesF32(t)
+	for c := 1; c < 256; c++ {
+		if f := t[c]; math.IsInf(float64(f), 0) || f != f {
 			return fmt.Errorf("code %d decodes to %v in F32", c, f)
 		}
-		tab[c] = f
 	}
 	return nil
 }
