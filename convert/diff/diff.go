@@ -332,6 +332,14 @@ type diffBufs struct {
 	mag        [256]float32 // the fused path's magnitudes of a row (AVX-512)
 }
 
+// storedPath returns the file holding l's data (its codes when encoded).
+func storedPath(l *qins.Logical) string {
+	if l.Codes != nil {
+		return l.Codes.File.Path
+	}
+	return l.Plain.File.Path
+}
+
 // tensor compares a and b, of the same shape. The chunks' sums are merged
 // in chunk order, so the result does not depend on scheduling.
 func (d *differ) tensor(ctx context.Context, a, b *qins.Logical) (*Accumulator, error) {
@@ -365,6 +373,10 @@ func (d *differ) tensor(ctx context.Context, a, b *qins.Logical) (*Accumulator, 
 		if fused {
 			p := &parts[off/step]
 			ok, err := fusedChunk(plain, enc, swap, off, m, buf, p)
+			if errors.Is(err, errMappingFault) {
+				// Which of the two mappings faulted is not known: name both.
+				return &format.Error{Path: storedPath(a) + " or " + storedPath(b), Tensor: a.Name, Err: err}
+			}
 			if err != nil {
 				return err
 			}

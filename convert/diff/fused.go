@@ -60,6 +60,10 @@ func (l *lanes) largest() (float64, int64) {
 	return e, i
 }
 
+// errMappingFault is fusedChunk's error when reading a file's mapping
+// faults: the file was cut short while it was read.
+var errMappingFault = errors.New("changed while it was read (a fault reading its mapping: cut short?)")
+
 // fusable reports whether a against b takes the fused path: a BF16 tensor
 // against a tabled one, either way round.
 func fusable(sa, sb *qins.Source, a, b *qins.Logical) bool {
@@ -80,7 +84,7 @@ func fusedChunk(plain, enc *qins.Source, swap bool, off, m int64, buf *diffBufs,
 			if _, fault := r.(interface{ Addr() uintptr }); !fault {
 				panic(r)
 			}
-			done, err = false, errors.New("an input file changed while it was read (a fault reading its mapping: cut short?)")
+			done, err = false, errMappingFault
 		}
 	}()
 	raw, err := plain.Raw(off, m, &buf.rawA)
