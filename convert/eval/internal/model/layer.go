@@ -316,7 +316,11 @@ func (m *Model) logits(ctx context.Context, rd *reader, x []float32, n int) ([]f
 	}
 	out := make([]float32, n*c.Vocab)
 	if _, ok := rd.mats[m.head]; ok {
-		return out, m.mul(ctx, rd, m.head, out, h, n, c.Vocab, c.Hidden)
+		if err := m.mul(ctx, rd, m.head, out, h, n, c.Vocab, c.Hidden); err != nil {
+			return nil, err
+		}
+		c.capLogits(out)
+		return out, nil
 	}
 	if w, ok := rd.keep[m.head]; ok || (rd.keep != nil && int64(c.Vocab*c.Hidden)*4 <= rd.budget) {
 		if !ok {

@@ -235,14 +235,11 @@ func (m *Model) checkIDs(ids []int, p0 int) error {
 func (m *Model) embed(ctx context.Context, rd *reader, ids []int) ([]float32, error) {
 	h := m.cfg.Hidden
 	x := make([]float32, len(ids)*h)
-	if mat, ok := rd.mats[embedName]; ok {
-		for i, id := range ids {
-			mat.DecodeRows(id, id+1, x[i*h:(i+1)*h])
-		}
-		return x, nil
-	}
+	mat, resident := rd.mats[embedName]
 	for i, id := range ids {
-		if err := m.w.ReadRows(ctx, embedName, id, id+1, x[i*h:(i+1)*h]); err != nil {
+		if resident {
+			mat.DecodeRows(id, id+1, x[i*h:(i+1)*h])
+		} else if err := m.w.ReadRows(ctx, embedName, id, id+1, x[i*h:(i+1)*h]); err != nil {
 			return nil, fmt.Errorf("model: reading %s row %d: %w", embedName, id, err)
 		}
 	}

@@ -56,6 +56,13 @@ func TestResidentGenerate(t *testing.T) {
 		{"qwen2-tiny", tinyModel("qwen2-tiny"), []int{1, 5, 9}, 12},
 		{"mistral-tiny sliding window", tinyModel("mistral-tiny"), []int{3, 4}, 14},
 		{"llama3-tiny", tinyModel("llama3-tiny"), []int{7}, 10},
+		// The architectures of issue 22: Gemma's scaled embeddings and
+		// capped logits must be applied on the resident path too.
+		{"qwen3-tiny", tinyModel("qwen3-tiny"), []int{2, 8}, 10},
+		{"qwen3-moe-tiny", tinyModel("qwen3-moe-tiny"), []int{2, 8}, 10},
+		{"mixtral-tiny", tinyModel("mixtral-tiny"), []int{4}, 10},
+		{"gemma2-tiny", tinyModel("gemma2-tiny"), []int{2, 6, 9}, 10},
+		{"gemma3-tiny", tinyModel("gemma3-tiny"), []int{2, 6, 9}, 10},
 		{"phi3-longrope crossing", func(t *testing.T) (*Config, Weights) {
 			return phi3Stories(t, "testdata/phi3-longrope/config.json")
 		}, ids[:60], 8},
