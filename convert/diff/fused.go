@@ -273,20 +273,7 @@ func fuseOne(l *lanes, k int, raw []byte, codes []uint8, signs []int8, tab *tabl
 		return false
 	}
 	a := float64(math.Float32frombits(uint32(raw[2*i])<<16 | uint32(raw[2*i+1])<<24))
-	b := tab[s][codes[i]]
-	d := a - b
-	ad := math.Abs(d)
-	if ad > l.maxErr[k] {
-		l.maxErr[k], l.maxIdx[k] = ad, first+int64(i)
-	}
-	if d == 0 {
-		l.identical++
-	}
-	l.sumAbs[k] += ad
-	l.sse[k] += d * d
-	l.sa2[k] += a * a
-	l.sb2[k] += b * b
-	l.sab[k] += a * b
+	addOne(l, k, a, tab[s][codes[i]], first+int64(i))
 	return true
 }
 
