@@ -276,25 +276,32 @@ func (s *Source) EachRun(off, m int64, raw *[]byte, tab *[3][256]float64, fn fun
 	if err != nil {
 		return err
 	}
-	l := s.l
-	if l.Ranges == nil {
+	if s.l.Ranges == nil {
 		fn(s.dec.whole.TableF32(), codes, quant.Int8s(signs), 0)
 		return nil
 	}
-	n := RowLen(l.Shape)
+	return s.eachRow(off, m, func(p quant.Params, a, b int64) {
+		p.TableF32(tab)
+		fn(tab, codes[a:b], quant.Int8s(signs[a:b]), a)
+	})
+}
+
+// eachRow calls fn with the range of each row that elements [off, off+m)
+// of a per-row tensor cross, and the part [a, b) of the chunk in it,
+// relative to off.
+func (s *Source) eachRow(off, m int64, fn func(p quant.Params, a, b int64)) error {
+	n := RowLen(s.l.Shape)
 	if m <= 0 || n <= 0 {
 		return nil
 	}
 	r0, r1 := off/n, (off+m-1)/n
 	ps := make([]quant.Params, r1-r0+1)
 	var scratch []byte
-	if err := l.RowRanges(r0, ps, &scratch); err != nil {
+	if err := s.l.RowRanges(r0, ps, &scratch); err != nil {
 		return s.dec.err(err)
 	}
 	for r := r0; r <= r1; r++ {
-		ps[r-r0].TableF32(tab)
-		a, b := max(off, r*n)-off, min(off+m, (r+1)*n)-off
-		fn(tab, codes[a:b], quant.Int8s(signs[a:b]), a)
+		fn(ps[r-r0], max(off, r*n)-off, min(off+m, (r+1)*n)-off)
 	}
 	return nil
 }
@@ -320,21 +327,9 @@ func (s *Source) EachRange(off, m int64, raw *[]byte, fn func(p quant.Params, co
 		fn(l.Params, codes, signs, 0)
 		return nil
 	}
-	n := RowLen(l.Shape)
-	if m <= 0 || n <= 0 {
-		return nil
-	}
-	r0, r1 := off/n, (off+m-1)/n
-	ps := make([]quant.Params, r1-r0+1)
-	var scratch []byte
-	if err := l.RowRanges(r0, ps, &scratch); err != nil {
-		return s.dec.err(err)
-	}
-	for r := r0; r <= r1; r++ {
-		a, b := max(off, r*n)-off, min(off+m, (r+1)*n)-off
-		fn(ps[r-r0], codes[a:b], signs[a:b], a)
-	}
-	return nil
+	return s.eachRow(off, m, func(p quant.Params, a, b int64) {
+		fn(p, codes[a:b], signs[a:b], a)
+	})
 }
 
 // EachPackedRange is EachRange for a tensor of the packed layout that is
@@ -363,21 +358,10 @@ func (s *Source) EachPackedRange(off, m int64, fn func(p quant.Params, codes []u
 		fn(l.Params, codes, bits, int(off%8), 0)
 		return true, nil
 	}
-	n := RowLen(l.Shape)
-	if n <= 0 {
-		return true, nil
-	}
-	r0, r1 := off/n, (off+m-1)/n
-	ps := make([]quant.Params, r1-r0+1)
-	var scratch []byte
-	if err := l.RowRanges(r0, ps, &scratch); err != nil {
-		return false, s.dec.err(err)
-	}
-	for r := r0; r <= r1; r++ {
-		a, b := max(off, r*n)-off, min(off+m, (r+1)*n)-off
-		fn(ps[r-r0], codes[a:b], bits, int(off%8+a), a)
-	}
-	return true, nil
+	err := s.eachRow(off, m, func(p quant.Params, a, b int64) {
+		fn(p, codes[a:b], bits, int(off%8+a), a)
+	})
+	return err == nil, err
 }
 
 // Raw returns the stored bytes of elements [off, off+m) of a tensor that
