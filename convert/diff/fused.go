@@ -4,7 +4,6 @@ import (
 	"errors"
 	"math"
 	"runtime/debug"
-	"unsafe"
 
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/format/qins"
@@ -125,7 +124,7 @@ func fusedChunk(plain, enc *qins.Source, swap bool, off, m int64, buf *diffBufs,
 			}
 		})
 	default:
-		rows := (*[3][256]float64)(unsafe.Pointer(buf.tab)) // the rows' tables go to buf.tab
+		rows := (*[3][256]float64)(buf.tab[:3]) // the rows' tables go to buf.tab
 		err = enc.EachRun(off, m, &buf.rawB, rows, func(tab *[3][256]float64, codes []uint8, signs []int8, a int64) {
 			if tab != rows { // the tensor's: copied, for the NaN row after it
 				*rows = *tab
