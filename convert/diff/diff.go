@@ -387,7 +387,6 @@ func (d *differ) tensor(ctx context.Context, a, b *qins.Logical) (*Accumulator, 
 				d.progress(sa.BytesOf(off, m) + sb.BytesOf(off, m))
 				return nil
 			}
-			*p = Accumulator{}
 		}
 		if buf.a == nil {
 			buf.a, buf.b = make([]float64, step), make([]float64, step)
