@@ -147,29 +147,38 @@ func (l *Logical) ReadCodes(off, n int64, codes []uint8, signs []int8, scratch *
 // unpacked into buf. It returns ok false, and nothing else, when either
 // tensor is not mapped or has no signs.
 func (l *Logical) MappedCodes(off, n int64, buf *[]byte) (codes []uint8, signs []int8, ok bool, err error) {
-	if l.Signs == nil {
-		return nil, nil, false, nil
-	}
-	mc, ms := l.Codes.Mapped(), l.Signs.Mapped()
-	if mc == nil || ms == nil || off+n > int64(len(mc)) {
+	mc, ms := l.mapped(off, n)
+	if mc == nil {
 		return nil, nil, false, nil
 	}
 	if l.Layout != LayoutPacked {
-		if off+n > int64(len(ms)) {
-			return nil, nil, false, nil
-		}
-		return mc[off : off+n], quant.Int8s(ms[off : off+n]), true, nil
-	}
-	first, last := off/8, (off+n+7)/8
-	if last > int64(len(ms)) {
-		return nil, nil, false, nil
+		return mc, quant.Int8s(ms), true, nil
 	}
 	if int64(cap(*buf)) < 2*n {
 		*buf = make([]byte, 2*n)
 	}
 	codes, signs = (*buf)[:n], quant.Int8s((*buf)[n:2*n])
-	copy(codes, mc[off:off+n])
-	return codes, signs, true, l.unpack(off, n, codes, signs, ms[first:last])
+	copy(codes, mc)
+	return codes, signs, true, l.unpack(off, n, codes, signs, ms)
+}
+
+// mapped returns the mapped codes of elements [off, off+n) and the mapped
+// bytes of their signs (of their sign bits for the packed layout, from
+// the byte holding element off's), or nils when either tensor is not
+// mapped or there are no signs.
+func (l *Logical) mapped(off, n int64) (codes, signs []byte) {
+	if l.Signs == nil {
+		return nil, nil
+	}
+	mc, ms := l.Codes.Mapped(), l.Signs.Mapped()
+	first, last := off, off+n
+	if l.Layout == LayoutPacked {
+		first, last = off/8, (off+n+7)/8
+	}
+	if mc == nil || ms == nil || off+n > int64(len(mc)) || last > int64(len(ms)) {
+		return nil, nil
+	}
+	return mc[off : off+n], ms[first:last]
 }
 
 // unpack turns codes, in place, and the sign bits of elements [off,

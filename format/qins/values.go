@@ -342,15 +342,13 @@ func (s *Source) EachRange(off, m int64, raw *[]byte, fn func(p quant.Params, co
 // that.
 func (s *Source) EachPackedRange(off, m int64, fn func(p quant.Params, codes []uint8, bits []byte, bitOff int, a int64)) (bool, error) {
 	l := s.l
-	if l.Layout != LayoutPacked || l.Signs == nil || m <= 0 {
+	if l.Layout != LayoutPacked || m <= 0 {
 		return false, nil
 	}
-	mc, ms := l.Codes.Mapped(), l.Signs.Mapped()
-	first, last := off/8, (off+m+7)/8
-	if mc == nil || ms == nil || off+m > int64(len(mc)) || last > int64(len(ms)) {
+	codes, bits := l.mapped(off, m)
+	if codes == nil {
 		return false, nil
 	}
-	codes, bits := mc[off:off+m], ms[first:last]
 	if end := off + m; end == int64(l.Elements()) && end%8 != 0 && bits[len(bits)-1]>>(end%8) != 0 {
 		return false, nil
 	}
