@@ -12,10 +12,11 @@ import (
 func (p Params) MagnitudesF32(tab *[256]float32) {
 	// The magnitudes are a geometric sequence, built by products from the
 	// smallest in four interleaved chains (independent products, which
-	// pipeline; eight with AVX-512, in one register). Each product differs from Magnitude's float64 by under
-	// 2⁻⁴⁰ relative for ranges within ±700 (the rounding of Magnitude's
-	// argument, at most 5·700·2⁻⁵³, the step's, raised to the 254th power,
-	// and at most 262 roundings of products, 8 chains or 4), so where the float32
+	// pipeline; eight with AVX-512, in one register). Each product
+	// differs from Magnitude's float64 by under 2⁻⁴⁰ relative for ranges
+	// within ±700 (the rounding of Magnitude's argument, at most
+	// 5·700·2⁻⁵³, the step's, raised to the 254th power, and at most 262
+	// roundings of products, 8 chains or 4), so where the float32
 	// rounding holds over ±2⁻³⁶ relative it is Magnitude's; elsewhere (one
 	// code in about 4096, and outside float32's normal range) the
 	// magnitude is computed as Magnitude does.
