@@ -332,6 +332,18 @@ type diffBufs struct {
 	mag        [256]float32 // the fused path's magnitudes of a row (AVX-512)
 }
 
+// faulted returns err, from reading a mapping of a's or b's files, naming
+// the file that changed since it was opened (cut short), or both sides'
+// when none did.
+func faulted(a, b *qins.Logical, err error) error {
+	for _, t := range []*format.Tensor{a.Plain, a.Codes, a.Signs, b.Plain, b.Codes, b.Signs} {
+		if t != nil && t.File.Unchanged() != nil {
+			return &format.Error{Path: t.File.Path, Tensor: a.Name, Err: err}
+		}
+	}
+	return &format.Error{Path: storedPath(a) + " or " + storedPath(b), Tensor: a.Name, Err: err}
+}
+
 // storedPath returns the file holding l's data (its codes when encoded).
 func storedPath(l *qins.Logical) string {
 	if l.Codes != nil {
@@ -374,8 +386,7 @@ func (d *differ) tensor(ctx context.Context, a, b *qins.Logical) (*Accumulator, 
 			p := &parts[off/step]
 			ok, err := fusedChunk(plain, enc, swap, off, m, buf, p)
 			if errors.Is(err, errMappingFault) {
-				// Which of the two mappings faulted is not known: name both.
-				return &format.Error{Path: storedPath(a) + " or " + storedPath(b), Tensor: a.Name, Err: err}
+				return faulted(a, b, err)
 			}
 			if err != nil {
 				return err

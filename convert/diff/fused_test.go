@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"unsafe"
 
@@ -377,5 +378,59 @@ func TestFusedFileCutShort(t *testing.T) {
 	ok, err := fusedChunk(sa, sb, false, 32*1024, 32*1024, &buf, &p)
 	if ok || !errors.Is(err, errMappingFault) {
 		t.Fatalf("a file cut short: %v, %v", ok, err)
+	}
+}
+
+// cutOnStart is a Progress that cuts file path short when the diff
+// starts, after both files were opened.
+type cutOnStart struct {
+	t    *testing.T
+	path string
+}
+
+func (c cutOnStart) Start(int64) {
+	if err := os.Truncate(c.path, 4096); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (cutOnStart) Add(int64) {}
+
+// A diff whose file is cut short while it runs names that file (and the
+// tensor), not both sides, whichever side it is.
+func TestDiffNamesTheFileCutShort(t *testing.T) {
+	if !avx512 {
+		t.Skip("the fused path reads mappings where AVX-512 runs; elsewhere ReadAt reports a short file")
+	}
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(7, 8))
+	v := make([]float64, 64*1024)
+	for i := range v {
+		v[i] = 0.02 * r.NormFloat64()
+	}
+	for _, c := range []struct {
+		name    string
+		cutQINS bool
+	}{{"BF16 cut", false}, {"QINS cut", true}} {
+		for _, swap := range []bool{false, true} {
+			dir := t.TempDir()
+			src := testfile.Write(t, filepath.Join(dir, "w.safetensors"), testfile.T("w", dtype.BF16, []uint64{64, 1024}, v))
+			q := filepath.Join(dir, "w.qins.safetensors")
+			if _, err := convert.Convert(ctx, src, q, convert.Options{Granularity: qins.GranularityTensor}); err != nil {
+				t.Fatal(err)
+			}
+			cut, other := src, q
+			if c.cutQINS {
+				cut, other = q, src
+			}
+			a, b := src, q
+			if swap {
+				a, b = q, src
+			}
+			_, err := diffWith(ctx, a, b, Options{Progress: cutOnStart{t, cut}}, testHooks{histMin: 1 << 62})
+			if err == nil || !strings.Contains(err.Error(), cut) || strings.Contains(err.Error(), other) || !strings.Contains(err.Error(), `"w"`) {
+				t.Errorf("%s, swap %v: %v; want an error naming %s and w only", c.name, swap, err, cut)
+			}
+		}
 	}
 }
