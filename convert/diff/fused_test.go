@@ -5,20 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"testing"
 	"unsafe"
 
 	"github.com/qins-dev/qins/convert"
 	"github.com/qins-dev/qins/convert/internal/testfile"
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/format/qins"
-	"math"
-	"math/rand/v2"
-	"os"
-	"testing"
-
 	"github.com/qins-dev/qins/quant"
 )
 
