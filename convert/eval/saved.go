@@ -362,7 +362,7 @@ func (s *savedRef) checkHeader() error {
 		}
 	case "tokens":
 	case "greedy":
-		if len(h.Prompt) != 1 || len(h.RefIDs) != len(h.IDs)-1 || h.Prompt[0] != h.IDs[0] || !equalInts(h.RefIDs, h.IDs[1:]) {
+		if len(h.Prompt) != 1 || len(h.RefIDs) != len(h.IDs)-1 || h.Prompt[0] != h.IDs[0] || !slices.Equal(h.RefIDs, h.IDs[1:]) {
 			return errors.New("source greedy: the stream is not the prompt and REF's generation")
 		}
 	default:
@@ -371,7 +371,7 @@ func (s *savedRef) checkHeader() error {
 	if (h.Prompt == nil) != (h.RefIDs == nil) || (h.Prompt != nil && (len(h.Prompt) == 0 || len(h.RefIDs) == 0)) {
 		return errors.New("a greedy generation needs both a prompt and REF's ids")
 	}
-	if h.Prompt != nil && h.Source != "greedy" && !equalInts(h.Prompt, h.IDs[:min(PromptTokens, len(h.IDs))]) {
+	if h.Prompt != nil && h.Source != "greedy" && !slices.Equal(h.Prompt, h.IDs[:min(PromptTokens, len(h.IDs))]) {
 		return errors.New("the prompt is not the stream's first tokens")
 	}
 	if mp := s.cfg.MaxPositions; mp > 0 && len(h.Prompt)+len(h.RefIDs) > mp {
@@ -405,18 +405,6 @@ func hexHash(s string) bool {
 	}
 	b, err := hex.DecodeString(s)
 	return err == nil && len(b) == sha256.Size
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // rowAt fills lp with REF's log-probabilities at position t, the next
@@ -628,7 +616,7 @@ func (sv *savedRef) matches(opts Options) error {
 		why = "the config is the saved one; give no other"
 	case opts.Text != "" && (h.Source != "text" || textHash(opts.Text) != h.TextSHA256):
 		why = "it was saved from another stream than this text"
-	case opts.Tokens != nil && (h.Source != "tokens" || !equalInts(opts.Tokens, h.IDs)):
+	case opts.Tokens != nil && (h.Source != "tokens" || !slices.Equal(opts.Tokens, h.IDs)):
 		why = "it was saved from another stream than these tokens"
 	case opts.Generate != 0 && opts.Generate != h.Generate:
 		why = fmt.Sprintf("it was saved with %s, not %d", generateName(h.Generate), opts.Generate)
