@@ -472,30 +472,25 @@ func (s *savedRef) close() {
 
 // tokenizerIdentity returns the SHA-256, in hex, of the tokenizer files
 // of the first of dirs that has one (its tokenizer.json or
-// tokenizer.model, and tokenizer_config.json), and that folder; "" when
-// none has.
-func tokenizerIdentity(dirs ...string) (string, string, error) {
-	for _, dir := range dirs {
-		for _, name := range []string{tokenizer.JSONFile, tokenizer.ModelFile} {
-			if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-				continue
-			}
-			h := sha256.New()
-			for _, n := range []string{name, tokenizer.ConfigFile} {
-				b, err := ReadFile(filepath.Join(dir, n), 64<<20, "a tokenizer file")
-				if errors.Is(err, os.ErrNotExist) && n == tokenizer.ConfigFile {
-					continue
-				}
-				if err != nil {
-					return "", "", err
-				}
-				fmt.Fprintf(h, "%s %d\n", n, len(b))
-				h.Write(b)
-			}
-			return hex.EncodeToString(h.Sum(nil)), dir, nil
-		}
+// tokenizer.model, and tokenizer_config.json); "" when none has.
+func tokenizerIdentity(dirs ...string) (string, error) {
+	path := tokenizerFile(dirs)
+	if path == "" {
+		return "", nil
 	}
-	return "", "", nil
+	h := sha256.New()
+	for _, p := range []string{path, filepath.Join(filepath.Dir(path), tokenizer.ConfigFile)} {
+		b, err := ReadFile(p, 64<<20, "a tokenizer file")
+		if errors.Is(err, os.ErrNotExist) && p != path {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %d\n", filepath.Base(p), len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // textHash is the SHA-256 of a text, in hex.
@@ -516,7 +511,7 @@ func (s *savedRef) lastFinite() bool { return true }
 // sameTokenizer reports whether the tokenizer found for CAND is the one
 // the saved REF's texts were decoded with.
 func (s *session) sameTokenizer() bool {
-	id, _, err := tokenizerIdentity(s.tokDirs...)
+	id, err := tokenizerIdentity(s.tokDirs...)
 	return err == nil && id == s.saved.h.Tokenizer
 }
 
@@ -532,7 +527,7 @@ func (s *session) keepRef(r *Report, opts Options, asked int) error {
 		h.TextSHA256 = textHash(opts.Text)
 	}
 	if s.tok != nil {
-		id, _, err := tokenizerIdentity(s.tokDirs...)
+		id, err := tokenizerIdentity(s.tokDirs...)
 		if err != nil {
 			return &InputError{Err: err}
 		}
