@@ -32,9 +32,7 @@ func LoadTokenizer(checkpoint string) (*Tokenizer, error) {
 		return nil, err
 	}
 	if t == nil {
-		// A format.Error names dir even where its text is in the message
-		// (".").
-		return nil, &InputError{Err: &format.Error{Path: dir, Err: fmt.Errorf("no %s or %s", tokenizer.JSONFile, tokenizer.ModelFile)}}
+		return nil, &InputError{Path: dir, Err: fmt.Errorf("no %s or %s", tokenizer.JSONFile, tokenizer.ModelFile)}
 	}
 	return &Tokenizer{t: t}, nil
 }
