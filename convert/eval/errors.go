@@ -27,10 +27,14 @@ type InputError struct {
 func (e *InputError) Error() string {
 	var fe *format.Error
 	p := format.Printable(e.Path)
-	if e.Path == "" || errors.As(e.Err, &fe) || strings.Contains(e.Err.Error(), p) {
-		return e.Err.Error()
+	msg := e.Err.Error()
+	// The message names the file already when it starts with it or
+	// holds it as an *os.PathError does ("open PATH: ..."); a path
+	// merely inside other text (".", or a path ending another) does not.
+	if e.Path == "" || errors.As(e.Err, &fe) || strings.HasPrefix(msg, p+": ") || strings.Contains(msg, " "+p+": ") {
+		return msg
 	}
-	return p + ": " + e.Err.Error()
+	return p + ": " + msg
 }
 
 func (e *InputError) Unwrap() error { return e.Err }

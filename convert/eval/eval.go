@@ -423,19 +423,29 @@ func (s *session) tokenizer() (*tokenizer.Tokenizer, error) {
 // findTokenizer loads the tokenizer of the first folder that has one;
 // nil when none has.
 func findTokenizer(dirs ...string) (*tokenizer.Tokenizer, error) {
+	path := tokenizerFile(dirs)
+	if path == "" {
+		return nil, nil
+	}
+	t, err := tokenizer.LoadFile(path)
+	if err != nil {
+		return nil, &InputError{Err: err}
+	}
+	return t, nil
+}
+
+// tokenizerFile returns the tokenizer file of the first of dirs that has
+// one, its tokenizer.json else its tokenizer.model; "" when none has.
+func tokenizerFile(dirs []string) string {
 	for _, dir := range dirs {
-		for _, name := range []string{"tokenizer.json", "tokenizer.model"} {
-			if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-				continue
+		for _, name := range []string{tokenizer.JSONFile, tokenizer.ModelFile} {
+			p := filepath.Join(dir, name)
+			if _, err := os.Stat(p); err == nil {
+				return p
 			}
-			t, err := tokenizer.Load(dir)
-			if err != nil {
-				return nil, &InputError{Err: err}
-			}
-			return t, nil
 		}
 	}
-	return nil, nil
+	return ""
 }
 
 // tensorsOf returns w's tensor names and shapes, in their order.

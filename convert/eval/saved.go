@@ -362,7 +362,7 @@ func (s *savedRef) checkHeader() error {
 		}
 	case "tokens":
 	case "greedy":
-		if len(h.Prompt) != 1 || len(h.RefIDs) != len(h.IDs)-1 || h.Prompt[0] != h.IDs[0] || !equalInts(h.RefIDs, h.IDs[1:]) {
+		if len(h.Prompt) != 1 || len(h.RefIDs) != len(h.IDs)-1 || h.Prompt[0] != h.IDs[0] || !slices.Equal(h.RefIDs, h.IDs[1:]) {
 			return errors.New("source greedy: the stream is not the prompt and REF's generation")
 		}
 	default:
@@ -371,7 +371,7 @@ func (s *savedRef) checkHeader() error {
 	if (h.Prompt == nil) != (h.RefIDs == nil) || (h.Prompt != nil && (len(h.Prompt) == 0 || len(h.RefIDs) == 0)) {
 		return errors.New("a greedy generation needs both a prompt and REF's ids")
 	}
-	if h.Prompt != nil && h.Source != "greedy" && !equalInts(h.Prompt, h.IDs[:min(PromptTokens, len(h.IDs))]) {
+	if h.Prompt != nil && h.Source != "greedy" && !slices.Equal(h.Prompt, h.IDs[:min(PromptTokens, len(h.IDs))]) {
 		return errors.New("the prompt is not the stream's first tokens")
 	}
 	if mp := s.cfg.MaxPositions; mp > 0 && len(h.Prompt)+len(h.RefIDs) > mp {
@@ -405,18 +405,6 @@ func hexHash(s string) bool {
 	}
 	b, err := hex.DecodeString(s)
 	return err == nil && len(b) == sha256.Size
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // rowAt fills lp with REF's log-probabilities at position t, the next
@@ -484,30 +472,25 @@ func (s *savedRef) close() {
 
 // tokenizerIdentity returns the SHA-256, in hex, of the tokenizer files
 // of the first of dirs that has one (its tokenizer.json or
-// tokenizer.model, and tokenizer_config.json), and that folder; "" when
-// none has.
-func tokenizerIdentity(dirs ...string) (string, string, error) {
-	for _, dir := range dirs {
-		for _, name := range []string{tokenizer.JSONFile, tokenizer.ModelFile} {
-			if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-				continue
-			}
-			h := sha256.New()
-			for _, n := range []string{name, tokenizer.ConfigFile} {
-				b, err := ReadFile(filepath.Join(dir, n), 64<<20, "a tokenizer file")
-				if errors.Is(err, os.ErrNotExist) && n == tokenizer.ConfigFile {
-					continue
-				}
-				if err != nil {
-					return "", "", err
-				}
-				fmt.Fprintf(h, "%s %d\n", n, len(b))
-				h.Write(b)
-			}
-			return hex.EncodeToString(h.Sum(nil)), dir, nil
-		}
+// tokenizer.model, and tokenizer_config.json); "" when none has.
+func tokenizerIdentity(dirs ...string) (string, error) {
+	path := tokenizerFile(dirs)
+	if path == "" {
+		return "", nil
 	}
-	return "", "", nil
+	h := sha256.New()
+	for _, p := range []string{path, filepath.Join(filepath.Dir(path), tokenizer.ConfigFile)} {
+		b, err := ReadFile(p, 64<<20, "a tokenizer file")
+		if errors.Is(err, os.ErrNotExist) && p != path {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %d\n", filepath.Base(p), len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // textHash is the SHA-256 of a text, in hex.
@@ -528,7 +511,7 @@ func (s *savedRef) lastFinite() bool { return true }
 // sameTokenizer reports whether the tokenizer found for CAND is the one
 // the saved REF's texts were decoded with.
 func (s *session) sameTokenizer() bool {
-	id, _, err := tokenizerIdentity(s.tokDirs...)
+	id, err := tokenizerIdentity(s.tokDirs...)
 	return err == nil && id == s.saved.h.Tokenizer
 }
 
@@ -544,7 +527,7 @@ func (s *session) keepRef(r *Report, opts Options, asked int) error {
 		h.TextSHA256 = textHash(opts.Text)
 	}
 	if s.tok != nil {
-		id, _, err := tokenizerIdentity(s.tokDirs...)
+		id, err := tokenizerIdentity(s.tokDirs...)
 		if err != nil {
 			return &InputError{Err: err}
 		}
@@ -628,7 +611,7 @@ func (sv *savedRef) matches(opts Options) error {
 		why = "the config is the saved one; give no other"
 	case opts.Text != "" && (h.Source != "text" || textHash(opts.Text) != h.TextSHA256):
 		why = "it was saved from another stream than this text"
-	case opts.Tokens != nil && (h.Source != "tokens" || !equalInts(opts.Tokens, h.IDs)):
+	case opts.Tokens != nil && (h.Source != "tokens" || !slices.Equal(opts.Tokens, h.IDs)):
 		why = "it was saved from another stream than these tokens"
 	case opts.Generate != 0 && opts.Generate != h.Generate:
 		why = fmt.Sprintf("it was saved with %s, not %d", generateName(h.Generate), opts.Generate)

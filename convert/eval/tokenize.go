@@ -64,6 +64,3 @@ func (t *Tokenizer) Pieces(ids []int) []string {
 	}
 	return out
 }
-
-// Decode returns the text of ids, special tokens written as their text.
-func (t *Tokenizer) Decode(ids []int) string { return t.t.DecodeSpecial(ids) }

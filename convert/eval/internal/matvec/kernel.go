@@ -1,6 +1,10 @@
 package matvec
 
-import "math"
+import (
+	"math"
+
+	"github.com/qins-dev/qins/format/dtype"
+)
 
 // kernel is a set of dot products of one row by x; each returns Σ w[j]·x[j]
 // over len(w) (or len(codes)) columns. xp is &x[0], for the assembly.
@@ -42,20 +46,18 @@ func dotF32Go(w, x []float32, _ *float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-func bf16(v uint16) float32 { return math.Float32frombits(uint32(v) << 16) }
-
 func dotBF16Go(w []uint16, x []float32, _ *float32) float32 {
 	x = x[:len(w)]
 	var s0, s1, s2, s3 float32
 	j := 0
 	for ; j+4 <= len(w); j += 4 {
-		s0 += bf16(w[j]) * x[j]
-		s1 += bf16(w[j+1]) * x[j+1]
-		s2 += bf16(w[j+2]) * x[j+2]
-		s3 += bf16(w[j+3]) * x[j+3]
+		s0 += dtype.BF16ToFloat32(w[j]) * x[j]
+		s1 += dtype.BF16ToFloat32(w[j+1]) * x[j+1]
+		s2 += dtype.BF16ToFloat32(w[j+2]) * x[j+2]
+		s3 += dtype.BF16ToFloat32(w[j+3]) * x[j+3]
 	}
 	for ; j < len(w); j++ {
-		s0 += bf16(w[j]) * x[j]
+		s0 += dtype.BF16ToFloat32(w[j]) * x[j]
 	}
 	return (s0 + s1) + (s2 + s3)
 }
@@ -65,11 +67,11 @@ func dotF16Go(w []uint16, x []float32, _ *float32) float32 {
 	var s0, s1 float32
 	j := 0
 	for ; j+2 <= len(w); j += 2 {
-		s0 += f16(w[j]) * x[j]
-		s1 += f16(w[j+1]) * x[j+1]
+		s0 += dtype.F16ToFloat32(w[j]) * x[j]
+		s1 += dtype.F16ToFloat32(w[j+1]) * x[j+1]
 	}
 	for ; j < len(w); j++ {
-		s0 += f16(w[j]) * x[j]
+		s0 += dtype.F16ToFloat32(w[j]) * x[j]
 	}
 	return s0 + s1
 }

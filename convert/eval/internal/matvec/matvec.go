@@ -19,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/qins-dev/qins/format/dtype"
 )
 
 // Kind is how a Matrix stores its values.
@@ -230,7 +232,7 @@ func (m *Matrix) DecodeRows(r0, r1 int, dst []float32) {
 			}
 		case F16:
 			for j := range out {
-				out[j] = f16(le16(m.data[2*(r*n+j):]))
+				out[j] = dtype.F16ToFloat32(le16(m.data[2*(r*n+j):]))
 			}
 		case Coded:
 			// The row's table unpacked once, then one lookup a weight.
@@ -262,22 +264,6 @@ func le16(b []byte) uint16 { return uint16(b[0]) | uint16(b[1])<<8 }
 
 func le32(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
-}
-
-// f16 converts an IEEE half-precision value to float32, exactly.
-func f16(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := int(h>>10) & 0x1f
-	man := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0x7f800000 | man<<13)
-	case exp == 0:
-		// A subnormal (or zero): man·2⁻²⁴, exact in float32.
-		v := float32(man) * (1.0 / (1 << 24))
-		return math.Float32frombits(sign | math.Float32bits(v))
-	}
-	return math.Float32frombits(sign | uint32(exp-15+127)<<23 | man<<13)
 }
 
 // SumBytes reads every byte the matrix holds once, with the goroutines

@@ -205,15 +205,6 @@ func TestNewErrors(t *testing.T) {
 	}
 }
 
-func TestF16(t *testing.T) {
-	for h := range 1 << 16 {
-		got, want := f16(uint16(h)), float64(dtype.F16ToFloat32(uint16(h)))
-		if float64(got) != want && !(math.IsNaN(want) && got != got) || math.Signbit(float64(got)) != math.Signbit(want) {
-			t.Fatalf("f16(%#04x) = %v, want %v", h, got, want)
-		}
-	}
-}
-
 func TestSumBytes(t *testing.T) {
 	for _, n := range []int{0, 1, 7, 8, 255, 256, 1000, 1 << 20, 1<<20 + 13} {
 		b := make([]byte, n)

@@ -504,7 +504,7 @@ func (c *Config) windowAt(l int) int {
 // moeLayer reports whether layer l's MLP is a mixture of experts.
 func (c *Config) moeLayer(l int) bool { return c.MoELayers != nil && c.MoELayers[l] }
 
-// moeNames returns the names, within layer l, of the router and of expert
+// moeNames returns the names, within a layer, of the router and of expert
 // e's gate, up and down projections, as the checkpoints name them.
 func (c *Config) moeNames(e int) (router, gate, up, down string) {
 	if c.Architecture == "MixtralForCausalLM" {

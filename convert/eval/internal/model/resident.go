@@ -67,8 +67,9 @@ func (m *Model) Resident() bool {
 	return ok && m.Memory > 0 && n <= m.Memory
 }
 
-// loadMatrices reads every matrix of the forward pass into rd, two at a
-// time (checking codes and building tables is CPU work).
+// loadMatrices reads every matrix of the forward pass into rd, as many
+// at a time as there are CPUs and at least two (checking codes and
+// building tables is CPU work).
 func (rd *reader) loadMatrices(ctx context.Context) error {
 	res := rd.m.w.(Resident)
 	names := rd.m.matrices()
