@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"github.com/qins-dev/qins/format/internal/fileerr"
 )
@@ -191,4 +192,29 @@ func (f *File) Mapped(t TensorInfo) []byte {
 		return nil
 	}
 	return f.mapped[b:e:e]
+}
+
+// ErrMappingFault is the error of a reader that recovered from a fault
+// reading mapped bytes (see Mapped): the file was cut short meanwhile.
+var ErrMappingFault = errors.New("changed while it was read (a fault reading its mapping: cut short?)")
+
+// Release tells the system that b, bytes Mapped returned, will not be
+// read again soon: their pages leave the process's resident memory (the
+// page cache keeps them), so that reading a file through its mapping does
+// not make the whole file count as the process's memory. Reading b after
+// is still valid, at the cost of faulting its pages in again. Whole pages
+// are released, those b shares with its neighbours too.
+func (f *File) Release(b []byte) {
+	f.mapOnce.Do(func() { f.mapped = mapFile(f.f, f.size) })
+	if len(b) == 0 || len(f.mapped) == 0 {
+		return
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(f.mapped)))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	if p < base || p-base+uintptr(len(b)) > uintptr(len(f.mapped)) {
+		return // not the mapping's
+	}
+	page := uintptr(os.Getpagesize())
+	start := (p - base) &^ (page - 1) // the mapping starts on a page
+	release(f.mapped[start : p-base+uintptr(len(b))])
 }

@@ -8,3 +8,5 @@ import "os"
 func mapFile(f *os.File, size int64) []byte { return nil }
 
 func unmap(b []byte) {}
+
+func release(b []byte) {}

@@ -20,3 +20,8 @@ func mapFile(f *os.File, size int64) []byte {
 }
 
 func unmap(b []byte) { _ = syscall.Munmap(b) }
+
+// release drops the pages of b, which starts on a page of a mapping, from
+// the process's resident memory: for a shared file mapping the data stays
+// in the page cache, and a later read faults it in again.
+func release(b []byte) { _ = syscall.Madvise(b, syscall.MADV_DONTNEED) }

@@ -310,6 +310,9 @@ func newDiffer(opts *Options, hooks testHooks, progress func(int64)) *differ {
 	return d
 }
 
+// releaseBatch is the elements whose mapped pages leave memory at once.
+const releaseBatch = 1 << 22
+
 // differ compares tensors chunk by chunk on several goroutines.
 type differ struct {
 	workers   work.Workers
@@ -380,12 +383,20 @@ func (d *differ) tensor(ctx context.Context, a, b *qins.Logical) (*Accumulator, 
 	if fused && sa.Tabled() {
 		plain, enc, swap = sb, sa, true
 	}
+	// The fused path reads the files' mappings, whose pages count as the
+	// process's memory: those of the chunks done leave it, in batches
+	// (a call per chunk would cost more than the chunk).
+	rel := work.NewReleases(n, step, releaseBatch, func(off, m int64) {
+		plain.Release(off, m)
+		enc.Release(off, m)
+	})
 	err = d.workers.Each(ctx, n, step, func(_ context.Context, w int, off, m int64) error {
 		buf := &d.bufs[w]
 		if fused {
 			p := &parts[off/step]
 			ok, err := fusedChunk(plain, enc, swap, off, m, buf, p)
-			if errors.Is(err, errMappingFault) {
+			rel.Done(off)
+			if errors.Is(err, format.ErrMappingFault) {
 				return faulted(a, b, err)
 			}
 			if err != nil {

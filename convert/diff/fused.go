@@ -1,10 +1,10 @@
 package diff
 
 import (
-	"errors"
 	"math"
 	"runtime/debug"
 
+	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/format/qins"
 	"github.com/qins-dev/qins/quant"
@@ -59,10 +59,6 @@ func (l *lanes) largest() (float64, int64) {
 	return e, i
 }
 
-// errMappingFault is fusedChunk's error when reading a file's mapping
-// faults: the file was cut short while it was read.
-var errMappingFault = errors.New("changed while it was read (a fault reading its mapping: cut short?)")
-
 // fusable reports whether a against b takes the fused path: a BF16 tensor
 // against a tabled one, either way round.
 func fusable(sa, sb *qins.Source, a, b *qins.Logical) bool {
@@ -83,7 +79,7 @@ func fusedChunk(plain, enc *qins.Source, swap bool, off, m int64, buf *diffBufs,
 			if _, fault := r.(interface{ Addr() uintptr }); !fault {
 				panic(r)
 			}
-			done, err = false, errMappingFault
+			done, err = false, format.ErrMappingFault
 		}
 	}()
 	raw, err := plain.Raw(off, m, &buf.rawA)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/qins-dev/qins/convert"
 	"github.com/qins-dev/qins/convert/internal/testfile"
+	"github.com/qins-dev/qins/format"
 	"github.com/qins-dev/qins/format/dtype"
 	"github.com/qins-dev/qins/format/qins"
 	"github.com/qins-dev/qins/quant"
@@ -375,7 +376,7 @@ func TestFusedFileCutShort(t *testing.T) {
 	var buf diffBufs
 	var p Accumulator
 	ok, err := fusedChunk(sa, sb, false, 32*1024, 32*1024, &buf, &p)
-	if ok || !errors.Is(err, errMappingFault) {
+	if ok || !errors.Is(err, format.ErrMappingFault) {
 		t.Fatalf("a file cut short: %v, %v", ok, err)
 	}
 }

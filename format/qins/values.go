@@ -362,6 +362,32 @@ func (s *Source) EachPackedRange(off, m int64, fn func(p quant.Params, codes []u
 	return err == nil, err
 }
 
+// Release gives back the resident pages of the mapped bytes of elements
+// [off, off+m), once read (see format.File.Release): their stored bytes,
+// or their codes and sign bytes.
+func (s *Source) Release(off, m int64) {
+	l := s.l
+	if !l.Encoded() {
+		if b := l.Plain.Mapped(); (off+m)*int64(s.size) <= int64(len(b)) {
+			l.Plain.File.Release(b[off*int64(s.size) : (off+m)*int64(s.size)])
+		}
+		return
+	}
+	if c := l.Codes.Mapped(); off+m <= int64(len(c)) {
+		l.Codes.File.Release(c[off : off+m])
+	}
+	if l.Signs == nil {
+		return
+	}
+	first, last := off, off+m
+	if l.Layout == LayoutPacked {
+		first, last = off/8, (off+m+7)/8
+	}
+	if sg := l.Signs.Mapped(); last <= int64(len(sg)) {
+		l.Signs.File.Release(sg[first:last])
+	}
+}
+
 // Raw returns the stored bytes of elements [off, off+m) of a tensor that
 // is not encoded: the file's mapped bytes where it is mapped (which the
 // caller must not write to), else read into *raw.
