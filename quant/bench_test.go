@@ -253,7 +253,7 @@ func BenchmarkEncodePacked(b *testing.B) {
 // hidden size), min/max and mse: range and codes of every row, signs
 // included; MB/s is of the source bytes.
 func BenchmarkRowEncode(b *testing.B) {
-	for _, dt := range []dtype.DType{dtype.BF16, dtype.F32} {
+	for _, dt := range []dtype.DType{dtype.BF16, dtype.F16, dtype.F32} {
 		for _, mse := range []bool{false, true} {
 			name := dt.String() + "/minmax"
 			if mse {

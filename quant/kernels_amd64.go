@@ -123,6 +123,18 @@ func rowCodes16F32AVX512(logs32 *float32, logs *float64, blocks int, t *byte, c,
 // rowCodes16Fast is rowCodes16, with the AVX-512 kernels where they run;
 // logs32 are the logarithms rounded to float32.
 func rowCodes16Fast(logs []float64, logs32 []float32, t []uint8, lmin, d, top float64) int {
+	if len(logs) == 0 || len(t) == 0 {
+		return 0
+	}
+	// The bound looks at the first and last logarithms only: they must
+	// ascend, as the tables' do.
+	return rowCodes16Within(logs, logs32, t, lmin, d, top, logs[0], logs[min(len(logs), len(t))-1])
+}
+
+// rowCodes16Within is rowCodes16Fast for logarithms in any order, lo and
+// hi (either order) bounding their magnitudes: the kernel's bound needs
+// the largest magnitude.
+func rowCodes16Within(logs []float64, logs32 []float32, t []uint8, lmin, d, top, lo, hi float64) int {
 	n := min(len(logs), len(t))
 	// A width whose reciprocal overflows would make the kernels' 1/d
 	// infinite: the formula's own division is kept for it.
@@ -130,9 +142,7 @@ func rowCodes16Fast(logs []float64, logs32 []float32, t []uint8, lmin, d, top fl
 		return rowCodes16(logs[:n], t[:n], lmin, d, top)
 	}
 	done := 0
-	// The bound looks at the first and last logarithms only: they must
-	// ascend, as the tables' do.
-	if c, k, lim, ok := rowCodes32Bound(logs[0], logs[n-1], lmin, d, top); ok && n >= 16 && len(logs32) >= n {
+	if c, k, lim, ok := rowCodes32Bound(lo, hi, lmin, d, top); ok && n >= 16 && len(logs32) >= n {
 		b := n / 16
 		rowCodes16F32AVX512(&logs32[0], &logs[0], b, &t[0], c, k, lim, lmin, d, top)
 		done = 16 * b

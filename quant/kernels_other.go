@@ -27,6 +27,10 @@ func rowCodes16Fast(logs []float64, _ []float32, t []uint8, lmin, d, top float64
 	return rowCodes16(logs[:n], t[:n], lmin, d, top)
 }
 
+func rowCodes16Within(logs []float64, logs32 []float32, t []uint8, lmin, d, top, _, _ float64) int {
+	return rowCodes16Fast(logs, logs32, t, lmin, d, top)
+}
+
 func lookup16Fast(t *byteTable, b []byte, out []byte) int { return lookup16(t, b, out) }
 
 func rational32Fast(b []byte, alpha float32, codes []uint8) int { return rational32(b, alpha, codes) }

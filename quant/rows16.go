@@ -410,6 +410,56 @@ type distinct16 struct {
 	code  [1 << 15]uint8 // the pattern's code in the current row
 	cur   uint32
 	list  []uint16 // the row's distinct patterns, in first-seen order
+	// The non-zero patterns of list, in its order, gathered for the
+	// kernels: their logarithms (also rounded to float32), magnitudes,
+	// counts, and codes under two ranges; lo and hi are the least and
+	// greatest logarithm.
+	pats   []uint16
+	logs   []float64
+	logs32 []float32
+	mags   []float32
+	counts []uint32
+	t0, t  []uint8
+	lo, hi float64
+}
+
+// gather fills d's arrays from d.list with the tables tab.
+func (d *distinct16) gather(tab *tables16) {
+	k := len(d.list)
+	if cap(d.pats) < k {
+		d.pats, d.logs, d.logs32 = make([]uint16, k), make([]float64, k), make([]float32, k)
+		d.mags, d.counts, d.t0, d.t = make([]float32, k), make([]uint32, k), make([]uint8, k), make([]uint8, k)
+	}
+	pats, logs, logs32, mags, counts := d.pats[:k], d.logs[:k], d.logs32[:k], d.mags[:k], d.counts[:k]
+	d.lo, d.hi = math.Inf(1), math.Inf(-1)
+	n := 0
+	for _, m := range d.list {
+		if m == 0 {
+			continue
+		}
+		l := tab.logs[m]
+		pats[n], logs[n], logs32[n], mags[n], counts[n] = m, l, tab.logs32[m], tab.mags[m], d.count[m]
+		d.lo, d.hi = min(d.lo, l), max(d.hi, l)
+		n++
+	}
+	d.pats, d.logs, d.logs32, d.mags, d.counts = pats[:n], logs[:n], logs32[:n], mags[:n], counts[:n]
+	d.t0, d.t = d.t0[:n], d.t[:n]
+}
+
+// codes sets t to the codes of the gathered patterns under p, whose
+// log_min and log_max differ, as code16 gives them: those at or below
+// Tiny, below exp(log_min), clamp to the last code.
+func (d *distinct16) codes(p Params, t []uint8) {
+	rowCodes16Within(d.logs, d.logs32, t, p.LogMin, p.LogMax-p.LogMin, Levels8, d.lo, d.hi)
+}
+
+// setCodes records t, the gathered patterns' codes, as their codes in the
+// row, and the last code for zero.
+func (d *distinct16) setCodes(t []uint8) {
+	d.code[0] = Levels8
+	for i, m := range d.pats {
+		d.code[m] = t[i]
+	}
 }
 
 // scanKeys finds the distinct keys of a row, with their counts.
@@ -527,34 +577,39 @@ func (rc *RowCoder) mseDistinct16(p0 Params, n int) (p Params, coded bool) {
 			return e
 		}), false
 	}
-	p = rc.modelRange(p0, func(add func(m, w float64)) {
-		for _, m := range d.list {
-			if m != 0 {
-				add(float64(rc.toF32(m)), float64(d.count[m]))
-			}
-		}
-	})
-	if p == p0 {
-		return p0, false
+	// The kernels work on the distinct magnitudes gathered into arrays:
+	// the model's sums, the codes under both ranges, their errors.
+	d.gather(rc.tab)
+	h := &rc.hist
+	lo, hi := len(h.n), -1
+	for i, a := range d.mags { // modelRange's sums, in the same order
+		b := int(math.Float32bits(a) >> 20)
+		m, w := float64(a), float64(d.counts[i])
+		h.n[b] += w
+		h.s1[b] += w * m
+		h.s2[b] += w * m * m
+		lo, hi = min(lo, b), max(hi, b)
 	}
-	// Both errors in one pass over the magnitudes; p's codes stay in
-	// d.code.
+	p = h.pick(p0, lo, hi, Levels8)
+	d.codes(p0, d.t0)
+	if p == p0 || p.LogMin == p.LogMax {
+		d.setCodes(d.t0)
+		return p0, true
+	}
+	d.codes(p, d.t)
 	var dec0, dec [256]float64
 	decTable(p0, &dec0)
 	decTable(p, &dec)
+	var acc [16]float64
+	errorLanesFast(d.counts, d.mags, d.t0, d.t, &dec0, &dec, &acc)
 	var e0, e float64
-	for _, m := range d.list {
-		c0, c := rc.code16(m, p0), rc.code16(m, p)
-		d.code[m] = c
-		if m != 0 {
-			a, w := float64(rc.toF32(m)), float64(d.count[m])
-			x0, x := a-dec0[c0], a-dec[c]
-			e0 += w * x0 * x0
-			e += w * x * x
-		}
+	for k := range 8 {
+		e0, e = e0+acc[k], e+acc[8+k]
 	}
 	if e0 <= e {
-		return p0, false
+		d.setCodes(d.t0)
+		return p0, true
 	}
+	d.setCodes(d.t)
 	return p, true
 }
