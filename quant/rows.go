@@ -30,6 +30,7 @@ type RowCoder struct {
 	tables [2]*codeTable
 	counts *[1 << 15]uint32 // mse: the row's count of each pattern, zero between rows
 	dist   *distinct16      // mse on rows of at most ExactRowMax
+	spread *spread16        // mse on longer rows spread wide
 	// The i8 form: its code tables, and the row's distinct magnitudes.
 	tables7 [2]*codeTable
 	mcodes  []uint8 // a row's magnitude codes and signs

@@ -104,7 +104,7 @@ func (rc *RowCoder) encode16(row []byte, first int64, mse bool, codes []uint8, s
 	}
 	if mse && p.LogMin != p.LogMax {
 		if int(mx)-int(mn) > 2*n {
-			return rc.encodeDistinct16(row, first, codes, signs)
+			return rc.encodeSpread16(row, p, codes, signs), nil
 		}
 		var t *codeTable
 		t, p = rc.mse16(row, p, mn, mx, Levels8)
@@ -410,56 +410,6 @@ type distinct16 struct {
 	code  [1 << 15]uint8 // the pattern's code in the current row
 	cur   uint32
 	list  []uint16 // the row's distinct patterns, in first-seen order
-	// The non-zero patterns of list, in its order, gathered for the
-	// kernels: their logarithms (also rounded to float32), magnitudes,
-	// counts, and codes under two ranges; lo and hi are the least and
-	// greatest logarithm.
-	pats   []uint16
-	logs   []float64
-	logs32 []float32
-	mags   []float32
-	counts []uint32
-	t0, t  []uint8
-	lo, hi float64
-}
-
-// gather fills d's arrays from d.list with the tables tab.
-func (d *distinct16) gather(tab *tables16) {
-	k := len(d.list)
-	if cap(d.pats) < k {
-		d.pats, d.logs, d.logs32 = make([]uint16, k), make([]float64, k), make([]float32, k)
-		d.mags, d.counts, d.t0, d.t = make([]float32, k), make([]uint32, k), make([]uint8, k), make([]uint8, k)
-	}
-	pats, logs, logs32, mags, counts := d.pats[:k], d.logs[:k], d.logs32[:k], d.mags[:k], d.counts[:k]
-	d.lo, d.hi = math.Inf(1), math.Inf(-1)
-	n := 0
-	for _, m := range d.list {
-		if m == 0 {
-			continue
-		}
-		l := tab.logs[m]
-		pats[n], logs[n], logs32[n], mags[n], counts[n] = m, l, tab.logs32[m], tab.mags[m], d.count[m]
-		d.lo, d.hi = min(d.lo, l), max(d.hi, l)
-		n++
-	}
-	d.pats, d.logs, d.logs32, d.mags, d.counts = pats[:n], logs[:n], logs32[:n], mags[:n], counts[:n]
-	d.t0, d.t = d.t0[:n], d.t[:n]
-}
-
-// codes sets t to the codes of the gathered patterns under p, whose
-// log_min and log_max differ, as code16 gives them: those at or below
-// Tiny, below exp(log_min), clamp to the last code.
-func (d *distinct16) codes(p Params, t []uint8) {
-	rowCodes16Within(d.logs, d.logs32, t, p.LogMin, p.LogMax-p.LogMin, Levels8, d.lo, d.hi)
-}
-
-// setCodes records t, the gathered patterns' codes, as their codes in the
-// row, and the last code for zero.
-func (d *distinct16) setCodes(t []uint8) {
-	d.code[0] = Levels8
-	for i, m := range d.pats {
-		d.code[m] = t[i]
-	}
 }
 
 // scanKeys finds the distinct keys of a row, with their counts.
@@ -510,11 +460,106 @@ func (d *distinct16) scan(row []byte, signs []int8) {
 	d.list = list[:k]
 }
 
+// spread16 is encodeSpread16's scratch: for each element of a row, the
+// logarithm of its magnitude (also rounded to float32), its magnitude, 1
+// (0 for a zero) as its count, and its code under a second range.
+type spread16 struct {
+	logs   []float64
+	logs32 []float32
+	mags   []float32
+	counts []uint32
+	t      []uint8
+}
+
+// encodeSpread16 is Encode with mse for a finite F16 or BF16 row longer
+// than ExactRowMax whose min/max range is p0 (log_min below log_max) and
+// whose patterns spread over more than twice its length, as F16's do (eight
+// times BF16's patterns per octave): element by element, with the
+// kernels, rather than over every pattern between the smallest and the
+// largest. It chooses as mse16 does: the model's range, kept only when its
+// exact error is smaller than p0's.
+func (rc *RowCoder) encodeSpread16(row []byte, p0 Params, codes []uint8, signs []int8) Params {
+	n := len(codes)
+	if rc.spread == nil {
+		rc.spread = new(spread16)
+	}
+	s := rc.spread
+	if len(s.logs) < n {
+		s.logs, s.logs32, s.mags = make([]float64, n), make([]float32, n), make([]float32, n)
+		s.counts, s.t = make([]uint32, n), make([]uint8, n)
+	}
+	logs, logs32, mags, counts := s.logs[:n], s.logs32[:n], s.mags[:n], s.counts[:n]
+	tab := rc.tab
+	// A zero takes the smallest non-zero magnitude's logarithm, which codes
+	// to the last code under either range, as code16 codes a zero; its
+	// count of 0 keeps it out of the errors. The logarithms then lie in
+	// [zl, logs[mx]], the kernels' bound.
+	mx, nz := minMax16Fast(row, 0, 0, 0xffff)
+	zl, zl32 := tab.logs[nz], tab.logs32[nz]
+	h := &rc.hist
+	lo, hi := len(h.n), -1
+	zeros := 0
+	le := binary.LittleEndian
+	for i := range codes {
+		v := le.Uint16(row[2*i:])
+		m := v & 0x7fff
+		a := tab.mags[m]
+		mags[i] = a
+		if m == 0 {
+			signs[i], counts[i] = 0, 0
+			logs[i], logs32[i] = zl, zl32
+			zeros++
+			continue
+		}
+		signs[i], counts[i] = 1-2*int8(v>>15), 1
+		logs[i], logs32[i] = tab.logs[m], tab.logs32[m]
+		// The model's sums, exact in float64 in any order: a bucket's
+		// magnitudes share an exponent and have at most 11 significant
+		// bits, so its sums stay integers times a power of two, well
+		// within float64's 53 bits.
+		b := int(math.Float32bits(a) >> 20)
+		f := float64(a)
+		h.n[b]++
+		h.s1[b] += f
+		h.s2[b] += f * f
+		lo, hi = min(lo, b), max(hi, b)
+	}
+	p := h.pick(p0, lo, hi, Levels8)
+	top, bottom := tab.logs[mx], zl
+	rowCodes16Within(logs, logs32, codes, p0.LogMin, p0.LogMax-p0.LogMin, Levels8, bottom, top)
+	chosen := p0
+	if p != p0 && p.LogMin != p.LogMax {
+		t := s.t[:n]
+		rowCodes16Within(logs, logs32, t, p.LogMin, p.LogMax-p.LogMin, Levels8, bottom, top)
+		var dec0, dec [256]float64
+		decTable(p0, &dec0)
+		decTable(p, &dec)
+		var acc [16]float64
+		errorLanesFast(counts, mags, codes, t, &dec0, &dec, &acc)
+		var e0, e float64
+		for k := range 8 {
+			e0, e = e0+acc[k], e+acc[8+k]
+		}
+		if e < e0 {
+			copy(codes, t)
+			chosen = p
+		}
+	}
+	// Zeros take the last code exactly, whatever the rounding of log_min
+	// did to the smallest magnitude's code.
+	for i := 0; zeros > 0 && i < n; i++ {
+		if counts[i] == 0 {
+			codes[i] = Levels8
+			zeros--
+		}
+	}
+	return chosen
+}
+
 // encodeDistinct16 is Encode with mse for F16 and BF16 rows of at most
-// ExactRowMax elements, or whose patterns spread over more than twice
-// their count (F16 has eight times BF16's patterns per octave): it works
-// on the row's distinct magnitudes, with their counts, rather than on all
-// the patterns between its smallest and largest.
+// ExactRowMax elements: it works on the row's distinct magnitudes, with
+// their counts, rather than on all the patterns between its smallest and
+// largest.
 func (rc *RowCoder) encodeDistinct16(row []byte, first int64, codes []uint8, signs []int8) (Params, error) {
 	if rc.dist == nil {
 		rc.dist = new(distinct16)
@@ -541,14 +586,11 @@ func (rc *RowCoder) encodeDistinct16(row []byte, first int64, codes []uint8, sig
 	if err != nil {
 		return Params{}, err
 	}
-	coded := false
 	if p.LogMin != p.LogMax {
-		p, coded = rc.mseDistinct16(p, len(codes))
+		p = rc.mseDistinct16(p)
 	}
-	if !coded {
-		for _, m := range d.list {
-			d.code[m] = rc.code16(m, p)
-		}
+	for _, m := range d.list {
+		d.code[m] = rc.code16(m, p)
 	}
 	le := binary.LittleEndian
 	for i := range codes {
@@ -557,59 +599,21 @@ func (rc *RowCoder) encodeDistinct16(row []byte, first int64, codes []uint8, sig
 	return p, nil
 }
 
-// mseDistinct16 chooses the range of a row of n elements whose distinct
-// magnitudes are in rc.dist, as Encode does: by the exact search on short
-// rows, else by the model, keeping p0 unless the choice's error is
-// smaller; coded reports that rc.dist.code already holds its codes.
-func (rc *RowCoder) mseDistinct16(p0 Params, n int) (p Params, coded bool) {
+// mseDistinct16 chooses the range of a row of at most ExactRowMax
+// elements whose min/max range is p0 and whose distinct magnitudes are in
+// rc.dist, by the exact search.
+func (rc *RowCoder) mseDistinct16(p0 Params) Params {
 	d := rc.dist
-	if n <= ExactRowMax {
-		return exactSearch(p0, func(p Params) float64 {
-			var dec [256]float64
-			decTable(p, &dec)
-			var e float64
-			for _, m := range d.list {
-				if m != 0 {
-					x := float64(rc.toF32(m)) - dec[rc.code16(m, p)]
-					e += float64(d.count[m]) * x * x
-				}
+	return exactSearch(p0, func(p Params) float64 {
+		var dec [256]float64
+		decTable(p, &dec)
+		var e float64
+		for _, m := range d.list {
+			if m != 0 {
+				x := float64(rc.toF32(m)) - dec[rc.code16(m, p)]
+				e += float64(d.count[m]) * x * x
 			}
-			return e
-		}), false
-	}
-	// The kernels work on the distinct magnitudes gathered into arrays:
-	// the model's sums, the codes under both ranges, their errors.
-	d.gather(rc.tab)
-	h := &rc.hist
-	lo, hi := len(h.n), -1
-	for i, a := range d.mags { // modelRange's sums, in the same order
-		b := int(math.Float32bits(a) >> 20)
-		m, w := float64(a), float64(d.counts[i])
-		h.n[b] += w
-		h.s1[b] += w * m
-		h.s2[b] += w * m * m
-		lo, hi = min(lo, b), max(hi, b)
-	}
-	p = h.pick(p0, lo, hi, Levels8)
-	d.codes(p0, d.t0)
-	if p == p0 || p.LogMin == p.LogMax {
-		d.setCodes(d.t0)
-		return p0, true
-	}
-	d.codes(p, d.t)
-	var dec0, dec [256]float64
-	decTable(p0, &dec0)
-	decTable(p, &dec)
-	var acc [16]float64
-	errorLanesFast(d.counts, d.mags, d.t0, d.t, &dec0, &dec, &acc)
-	var e0, e float64
-	for k := range 8 {
-		e0, e = e0+acc[k], e+acc[8+k]
-	}
-	if e0 <= e {
-		d.setCodes(d.t0)
-		return p0, true
-	}
-	d.setCodes(d.t)
-	return p, true
+		}
+		return e
+	})
 }

@@ -132,7 +132,7 @@ func TestRowCoderFormula(t *testing.T) {
 // happen to land near a code or not; the model follows its mean.)
 func TestRowMSEGain(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
-	for _, dt := range []dtype.DType{dtype.BF16, dtype.F32} {
+	for _, dt := range []dtype.DType{dtype.BF16, dtype.F16, dtype.F32} {
 		var sum, sum0 float64
 		for k := 0; k < 20; k++ {
 			vals := rowCases(r)["normal"]
