@@ -104,7 +104,7 @@ func (rc *RowCoder) encode16(row []byte, first int64, mse bool, codes []uint8, s
 	}
 	if mse && p.LogMin != p.LogMax {
 		if int(mx)-int(mn) > 2*n {
-			return rc.encodeSpread16(row, p, codes, signs), nil
+			return rc.encodeSpread16(row, p, Levels8, codes, signs), nil
 		}
 		var t *codeTable
 		t, p = rc.mse16(row, p, mn, mx, Levels8)
@@ -471,14 +471,15 @@ type spread16 struct {
 	t      []uint8
 }
 
-// encodeSpread16 is Encode with mse for a finite F16 or BF16 row longer
-// than ExactRowMax whose min/max range is p0 (log_min below log_max) and
-// whose patterns spread over more than twice its length, as F16's do (eight
-// times BF16's patterns per octave): element by element, with the
-// kernels, rather than over every pattern between the smallest and the
-// largest. It chooses as mse16 does: the model's range, kept only when its
-// exact error is smaller than p0's.
-func (rc *RowCoder) encodeSpread16(row []byte, p0 Params, codes []uint8, signs []int8) Params {
+// encodeSpread16 is Encode with mse, for a code of the given levels
+// (Levels8, or Levels7 for EncodeI8's magnitudes), for a finite F16 or
+// BF16 row longer than ExactRowMax whose min/max range is p0 (log_min
+// below log_max) and whose patterns spread over more than twice its
+// length, as F16's do (eight times BF16's patterns per octave): element by
+// element, with the kernels, rather than over every pattern between the
+// smallest and the largest. It chooses as mse16 does: the model's range,
+// kept only when its exact error is smaller than p0's.
+func (rc *RowCoder) encodeSpread16(row []byte, p0 Params, levels int, codes []uint8, signs []int8) Params {
 	n := len(codes)
 	if rc.spread == nil {
 		rc.spread = new(spread16)
@@ -524,16 +525,16 @@ func (rc *RowCoder) encodeSpread16(row []byte, p0 Params, codes []uint8, signs [
 		h.s2[b] += f * f
 		lo, hi = min(lo, b), max(hi, b)
 	}
-	p := h.pick(p0, lo, hi, Levels8)
-	top, bottom := tab.logs[mx], zl
-	rowCodes16Within(logs, logs32, codes, p0.LogMin, p0.LogMax-p0.LogMin, Levels8, bottom, top)
+	p := h.pick(p0, lo, hi, levels)
+	top := float64(levels)
+	rowCodes16Within(logs, logs32, codes, p0.LogMin, p0.LogMax-p0.LogMin, top, zl, tab.logs[mx])
 	chosen := p0
 	if p != p0 && p.LogMin != p.LogMax {
 		t := s.t[:n]
-		rowCodes16Within(logs, logs32, t, p.LogMin, p.LogMax-p.LogMin, Levels8, bottom, top)
+		rowCodes16Within(logs, logs32, t, p.LogMin, p.LogMax-p.LogMin, top, zl, tab.logs[mx])
 		var dec0, dec [256]float64
-		decTable(p0, &dec0)
-		decTable(p, &dec)
+		decTableL(p0, levels, &dec0)
+		decTableL(p, levels, &dec)
 		var acc [16]float64
 		errorLanesFast(counts, mags, codes, t, &dec0, &dec, &acc)
 		var e0, e float64
@@ -549,7 +550,7 @@ func (rc *RowCoder) encodeSpread16(row []byte, p0 Params, codes []uint8, signs [
 	// did to the smallest magnitude's code.
 	for i := 0; zeros > 0 && i < n; i++ {
 		if counts[i] == 0 {
-			codes[i] = Levels8
+			codes[i] = uint8(levels)
 			zeros--
 		}
 	}

@@ -8,12 +8,13 @@ import (
 
 // The per-row granularity of the i8 form: each row's range is found as
 // the 8-bit code's (RowCoder.Range, stored in float32 by StoredRange). With
-// mse, rows of at most ExactRowMax elements, F32 and F64 rows, and 16-bit
-// rows spread over more patterns than twice their length take the search
-// of MSEParamsLevels(Levels7) on the row's distinct magnitudes (exact,
-// where a Scanner counts F32 and F64 in buckets); longer 16-bit rows take the model of
-// MSERange with the 7-bit code's step on the row's histogram, kept only
-// when its exact error beats the min/max range's, as the 8-bit rows do.
+// mse, rows of at most ExactRowMax elements, and F32 and F64 rows, take
+// the search of MSEParamsLevels(Levels7) on the row's distinct magnitudes
+// (exact, where a Scanner counts F32 and F64 in buckets); longer 16-bit
+// rows take the model of MSERange with the 7-bit code's step, kept only
+// when its exact error beats the min/max range's, as the 8-bit rows do:
+// on the row's histogram of patterns, or element by element when they
+// spread over more than twice the row's length (encodeSpread16).
 // The codes are the formula's with the stored range: for 16-bit rows
 // through a table of the row's patterns, for F32 and F64 per element.
 
@@ -43,10 +44,19 @@ func (rc *RowCoder) EncodeI8(row []byte, first int64, mse bool, codes []int8) (P
 	if mn == 0xffff { // nothing above Tiny: every code is ±127
 		mn = mx + 1
 	}
+	if cap(rc.mcodes) < n {
+		rc.mcodes, rc.msigns = make([]uint8, n), make([]int8, n)
+	}
+	mc, ms := rc.mcodes[:n], rc.msigns[:n]
 	if mse && p.LogMin != p.LogMax && raw.LogMin != raw.LogMax {
-		if n <= ExactRowMax || int(mx)-int(mn) > 2*n {
+		switch {
+		case n <= ExactRowMax:
 			p = StoredRange(mseSearch(raw, rc.distinctMagnitudes(row), rc.distinctCounts(), Levels7))
-		} else {
+		case int(mx)-int(mn) > 2*n:
+			p = rc.encodeSpread16(row, p, Levels7, mc, ms)
+			signCodes(mc, ms, codes)
+			return p, nil
+		default:
 			t, p = rc.mse16(row, p, mn, mx, Levels7)
 		}
 	}
@@ -55,10 +65,6 @@ func (rc *RowCoder) EncodeI8(row []byte, first int64, mse bool, codes []int8) (P
 	}
 	// The 8-bit kernel gives the magnitudes' codes and the signs; then
 	// the codes take their signs, eight at a time.
-	if cap(rc.mcodes) < n {
-		rc.mcodes, rc.msigns = make([]uint8, n), make([]int8, n)
-	}
-	mc, ms := rc.mcodes[:n], rc.msigns[:n]
 	i := encode16Fast(t, row, mc, ms)
 	le := binary.LittleEndian
 	for ; i < n; i++ {
