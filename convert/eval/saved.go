@@ -227,14 +227,13 @@ func (r *Report) WriteRef(w io.Writer) error {
 
 // IsSavedRef reports whether the file at path starts as a saved REF does.
 func IsSavedRef(path string) bool {
-	f, err := os.Open(path)
+	// OpenInput, not os.Open: opening a FIFO to read blocks until a writer
+	// comes, and the refusal belongs to the checkpoint's reader.
+	f, err := format.OpenInput(path)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return false
-	}
 	var m [8]byte
 	_, err = io.ReadFull(f, m[:])
 	return err == nil && m == savedMagic

@@ -12,7 +12,9 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/qins-dev/qins/convert"
 	"github.com/qins-dev/qins/format"
@@ -223,6 +225,33 @@ func TestSavedRefRefuses(t *testing.T) {
 	}
 	if g := r.Greedy; g.RefText != nil || !strings.Contains(g.TextError, "not the one") {
 		t.Errorf("another tokenizer beside CAND: text %v, error %q", g.RefText, g.TextError)
+	}
+}
+
+// TestSavedRefFIFO checks that a FIFO given as REF is refused at once, as
+// any checkpoint that is not a regular file is: recognising a saved REF
+// must not open it for reading, which waits for a writer.
+func TestSavedRefFIFO(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "pipe.ref")
+	if err := syscall.Mkfifo(p, 0o644); err != nil {
+		t.Skip("no FIFOs here:", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Eval(context.Background(), p, stories, Options{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), p+": is a FIFO, not a regular file") {
+			t.Errorf("FIFO as REF: %v", err)
+		}
+	case <-time.After(time.Minute):
+		// Unblock the open so the goroutine ends with the test.
+		if f, err := os.OpenFile(p, os.O_WRONLY, 0); err == nil {
+			f.Close()
+		}
+		t.Fatal("FIFO as REF: still waiting on it after a minute")
 	}
 }
 
