@@ -192,6 +192,8 @@ func TestSavedRefRefuses(t *testing.T) {
 		{"no generation asked", textPath, q, Options{Generate: 4}, new(*InputError), []string{"no generation"}},
 		{"config given", path, q, Options{Config: filepath.Join(stories, "config.json")}, new(*InputError), []string{"give no other"}},
 		{"missing", filepath.Join(dir, "none"), q, Options{}, new(*InputError), []string{"none"}},
+		{"saved REF as CAND", stories, path, Options{}, new(*InputError), []string{path, "is a saved REF, not a checkpoint"}},
+		{"saved REF as both", path, path, Options{}, new(*InputError), []string{path, "is a saved REF, not a checkpoint"}},
 	} {
 		_, err := Eval(ctx, c.ref, c.cand, c.opts)
 		if err == nil {
