@@ -62,7 +62,7 @@ func (a *app) eval(c *cli.Context) error {
 			return usageError{errors.New("--save-ref: give a file name")}
 		}
 		if err := outfile.Check(save, c.Bool("force")); err != nil {
-			return withHint(err)
+			return unusable{withHint(err)}
 		}
 		opts.SaveRef = true
 	}
@@ -102,7 +102,7 @@ func (a *app) eval(c *cli.Context) error {
 	}
 	if save != "" {
 		if err := saveRef(r, save, outfile.Options{Force: c.Bool("force"), Pending: a.pending}); err != nil {
-			return withHint(err)
+			return unusable{withHint(err)}
 		}
 	}
 	switch {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -444,5 +445,58 @@ func TestEvalSaveRef(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 2 {
 		t.Errorf("left in the folder: %v", entries)
+	}
+}
+
+// TestEvalSaveRefOutputs gives --save-ref files it must not write: an
+// output it cannot write is exit status 2 (1 is a failed threshold), and
+// nothing is left behind.
+func TestEvalSaveRefOutputs(t *testing.T) {
+	dir := t.TempDir()
+	ref := filepath.Join(dir, "ref")
+	os.Mkdir(ref, 0o755)
+	for _, name := range []string{"model.safetensors", "config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json"} {
+		b, err := os.ReadFile(filepath.Join(stories, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(ref, name), b, 0o644)
+	}
+	cand := filepath.Join(dir, "cand.safetensors")
+	b, _ := os.ReadFile(filepath.Join(ref, "model.safetensors"))
+	os.WriteFile(cand, b, 0o644)
+	ids := filepath.Join(dir, "ids.json")
+	os.WriteFile(ids, []byte("[1, 403, 407, 261]"), 0o644)
+	exists := filepath.Join(dir, "exists.ref")
+	os.WriteFile(exists, []byte("mine"), 0o644)
+	sums := func() map[string]string {
+		m := map[string]string{}
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				b, _ := os.ReadFile(p)
+				m[p] = string(b)
+			}
+			return nil
+		})
+		return m
+	}
+	before := sums()
+	for _, c := range []struct {
+		name string
+		args []string
+		says string
+	}{
+		{"existing", []string{ref, cand, "--save-ref", exists}, exists + ": output exists"},
+		{"folder", []string{ref, cand, "--save-ref", ref}, "is a directory"},
+		{"device", []string{ref, cand, "--save-ref", "/dev/full"}, "not a regular file"},
+		{"missing folder", []string{ref, cand, "--save-ref", filepath.Join(dir, "none", "x.ref")}, "no such file"},
+	} {
+		code, out, errs := runQINS(t, append([]string{"eval", "-q", "--generate", "4"}, c.args...)...)
+		if code != 2 || !strings.Contains(errs, c.says) || strings.Count(errs, "\n") > 2 {
+			t.Errorf("%s: exit %d (want 2), stderr lacks %q:\n%s%s", c.name, code, c.says, out, errs)
+		}
+	}
+	if after := sums(); !reflect.DeepEqual(before, after) {
+		t.Errorf("files changed or left behind: %d before, %d after", len(before), len(after))
 	}
 }
