@@ -64,7 +64,13 @@ func (a *app) eval(c *cli.Context) error {
 		if err := outfile.Check(save, c.Bool("force")); err != nil {
 			return unusable{withHint(err)}
 		}
+		for _, flag := range []string{"text", "tokens"} {
+			if f := c.String(flag); f != "" && sameFile(save, f) {
+				return unusable{&format.Error{Path: save, Err: fmt.Errorf("is the --%s file; refusing to overwrite it", flag)}}
+			}
+		}
 		opts.SaveRef = true
+		opts.Outputs = []string{save}
 	}
 	quiet := c.Bool("quiet") || c.Bool("json")
 	var gens []*bar
@@ -135,6 +141,16 @@ func saveRef(r *eval.Report, path string, opts outfile.Options) error {
 		return &format.Error{Path: path, Err: err}
 	}
 	return o.Commit()
+}
+
+// sameFile reports whether the paths a and b name one existing file.
+func sameFile(a, b string) bool {
+	sa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	sb, err := os.Stat(b)
+	return err == nil && os.SameFile(sa, sb)
 }
 
 // readErr is the error of reading the file named by flag.

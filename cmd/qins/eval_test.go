@@ -450,7 +450,7 @@ func TestEvalSaveRef(t *testing.T) {
 
 // TestEvalSaveRefOutputs gives --save-ref files it must not write: an
 // output it cannot write is exit status 2 (1 is a failed threshold), and
-// nothing is left behind.
+// no input is overwritten, even with --force; nothing is left behind.
 func TestEvalSaveRefOutputs(t *testing.T) {
 	dir := t.TempDir()
 	ref := filepath.Join(dir, "ref")
@@ -490,6 +490,13 @@ func TestEvalSaveRefOutputs(t *testing.T) {
 		{"folder", []string{ref, cand, "--save-ref", ref}, "is a directory"},
 		{"device", []string{ref, cand, "--save-ref", "/dev/full"}, "not a regular file"},
 		{"missing folder", []string{ref, cand, "--save-ref", filepath.Join(dir, "none", "x.ref")}, "no such file"},
+		{"REF's weights", []string{ref, cand, "--save-ref", filepath.Join(ref, "model.safetensors"), "--force"}, "is an input"},
+		{"REF's weights, REF alone", []string{ref, "--save-ref", filepath.Join(ref, "model.safetensors"), "--force"}, "is an input"},
+		{"CAND", []string{ref, cand, "--save-ref", cand, "--force"}, cand + ": is an input"},
+		{"config", []string{ref, "--save-ref", filepath.Join(ref, "config.json"), "--force"}, "config.json: is an input"},
+		{"tokenizer", []string{ref, "--save-ref", filepath.Join(ref, "tokenizer.json"), "--force"}, "tokenizer.json: is an input"},
+		{"tokenizer config", []string{ref, "--save-ref", filepath.Join(ref, "tokenizer_config.json"), "--force"}, "is an input"},
+		{"--tokens file", []string{ref, "--tokens", ids, "--save-ref", ids, "--force"}, "is the --tokens file"},
 	} {
 		code, out, errs := runQINS(t, append([]string{"eval", "-q", "--generate", "4"}, c.args...)...)
 		if code != 2 || !strings.Contains(errs, c.says) || strings.Count(errs, "\n") > 2 {

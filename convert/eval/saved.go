@@ -553,6 +553,9 @@ func evalSaved(ctx context.Context, ref, cand string, opts Options) (*Report, er
 	}
 	s.cfg, s.cfgText, s.cfgPath = sv.cfg, []byte(h.Config), ref
 	s.tokDirs = []string{filepath.Dir(s.cw.Path())}
+	if err := s.refuseOutputs(opts.Outputs); err != nil {
+		return nil, err
+	}
 	ccfg := s.cfg
 	if c, path, err := ownConfig(s.cw); err != nil {
 		return nil, err
