@@ -435,6 +435,10 @@ func readConfigText(path string, given bool) (*model.Config, []byte, error) {
 		return nil, nil, &InputError{Path: path, Err: unwrapPath(err)}
 	}
 	cfg, err := model.ParseConfig(data)
+	if ce := (*model.ConfigError)(nil); errors.As(err, &ce) {
+		// The InputError names the file, which may not be config.json.
+		return nil, nil, &InputError{Path: path, Err: ce.Err}
+	}
 	if err != nil {
 		return nil, nil, &InputError{Path: path, Err: err}
 	}

@@ -298,3 +298,33 @@ func TestParseTokens(t *testing.T) {
 		t.Errorf("[]: %v, %v, want an empty stream", ids, err)
 	}
 }
+
+// TestConfigErrorNamesFile checks that a config.json's error names the
+// file once, by the path it was read from, whatever its name.
+func TestConfigErrorNamesFile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	d := storiesDir(t, filepath.Join(dir, "m"), map[string]any{"num_hidden_layers": 0})
+	other := filepath.Join(dir, "other.json")
+	if err := os.Rename(filepath.Join(d, "config.json"), other); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, d, map[string]any{"num_hidden_layers": 0})
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte("{"), 0o644)
+	tokens := []int{1, 403, 407, 261}
+	for _, c := range []struct {
+		name   string
+		config string
+		want   string
+	}{
+		{"beside", "", filepath.Join(d, "config.json") + ": LlamaForCausalLM: num_hidden_layers is 0, want > 0 and at most 65536"},
+		{"given", other, other + ": LlamaForCausalLM: num_hidden_layers is 0, want > 0 and at most 65536"},
+		{"not JSON", bad, bad + ": unexpected end of JSON input"},
+	} {
+		_, err := Eval(ctx, d, d, Options{Tokens: tokens, Generate: -1, Config: c.config})
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%s: %v, want %s", c.name, err, c.want)
+		}
+	}
+}
