@@ -201,7 +201,7 @@ func evalOptions(c *cli.Context) (eval.Options, error) {
 		opts.MinTop1 = &v
 	}
 	if text != "" {
-		b, err := eval.ReadFile(text, eval.MaxTextBytes, "a text")
+		b, err := eval.ReadText(text)
 		if err != nil {
 			return opts, unusable{withHint(readErr("--text", text, err))}
 		}

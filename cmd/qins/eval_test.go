@@ -125,6 +125,7 @@ func TestEvalErrors(t *testing.T) {
 		{[]string{stories, stories, "--tokens", write("long.json", "["+strings.Repeat("1, ", 600)+"1]")}, 2, "max_position_embeddings 512"},
 		{[]string{stories, stories, "--text", filepath.Join(dir, "missing.txt")}, 2, "missing.txt"},
 		{[]string{stories, stories, "--text", write("a.txt", "x"), "--tokens", write("b.json", "[1, 2]")}, 2, "not both"},
+		{[]string{stories, stories, "--text", write("latin1.txt", "caf\xe9 ok")}, 2, "latin1.txt: byte 3 (0xe9) is not UTF-8"},
 		{[]string{stories, stories, "--generate", "0"}, 2, "--generate 0 needs"},
 		{[]string{stories, stories, "--min-top1", "97.5"}, 2, "fraction"},
 		{[]string{stories, stories, "--memory", "lots"}, 2, `--memory: size "lots"`},
@@ -505,5 +506,16 @@ func TestEvalSaveRefOutputs(t *testing.T) {
 	}
 	if after := sums(); !reflect.DeepEqual(before, after) {
 		t.Errorf("files changed or left behind: %d before, %d after", len(before), len(after))
+	}
+}
+
+// TestTokenizeNotUTF8 gives qins tokenize a TEXT argument that is not
+// UTF-8: refused, not tokenised with U+FFFD in its place.
+func TestTokenizeNotUTF8(t *testing.T) {
+	for _, text := range []string{"caf\xe9", "\xff", "ok\xe2\x82"} {
+		code, out, errs := runQINS(t, "tokenize", stories, text)
+		if code != 2 || out != "" || !strings.Contains(errs, "TEXT is not UTF-8") {
+			t.Errorf("%q: exit %d, %q %q", text, code, out, errs)
+		}
 	}
 }

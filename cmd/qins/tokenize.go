@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -68,8 +69,11 @@ func (a *app) tokenize(c *cli.Context) error {
 		return a.tokenizeLines(tok, jsonl)
 	}
 	s := c.Args().Get(1)
+	if !utf8.ValidString(s) {
+		return usageError{errors.New("TEXT is not UTF-8: give UTF-8 text")}
+	}
 	if text != "" {
-		b, err := eval.ReadFile(text, eval.MaxTextBytes, "a text")
+		b, err := eval.ReadText(text)
 		if err != nil {
 			return unusable{withHint(readErr("--text", text, err))}
 		}

@@ -328,3 +328,29 @@ func TestConfigErrorNamesFile(t *testing.T) {
 		}
 	}
 }
+
+// TestReadText checks that a text file that is not UTF-8 is refused,
+// naming the first bad byte, and that UTF-8 is read as it is.
+func TestReadText(t *testing.T) {
+	for _, c := range []struct {
+		name, text, says string
+	}{
+		{"UTF-8", "caf\u00e9 \U0001F600 \uFFFD", ""},
+		{"empty", "", ""},
+		{"Latin-1", "caf\xe9", "byte 3 (0xe9) is not UTF-8"},
+		{"first byte", "\xff", "byte 0 (0xff)"},
+		{"cut at the end", "ok\xe2\x82", "byte 2 (0xe2)"},
+		{"overlong", "a\xc0\x80", "byte 1 (0xc0)"},
+		{"surrogate", "\xed\xa0\x80", "byte 0 (0xed)"},
+	} {
+		p := filepath.Join(t.TempDir(), "t.txt")
+		os.WriteFile(p, []byte(c.text), 0o644)
+		b, err := ReadText(p)
+		switch {
+		case c.says == "" && (err != nil || string(b) != c.text):
+			t.Errorf("%s: %q, %v", c.name, b, err)
+		case c.says != "" && (err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), c.says)):
+			t.Errorf("%s: %v, want an error naming %s and saying %q", c.name, err, p, c.says)
+		}
+	}
+}
