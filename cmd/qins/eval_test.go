@@ -130,7 +130,9 @@ func TestEvalErrors(t *testing.T) {
 		{[]string{stories, stories, "--min-top1", "97.5"}, 2, "fraction"},
 		{[]string{stories, stories, "--memory", "lots"}, 2, `--memory: size "lots"`},
 		{[]string{stories, stories, "--memory", "2XB"}, 2, "usage error"},
-		{[]string{stories, stories, "--memory", "0"}, 2, "out of range"},
+		{[]string{stories, stories, "--memory", "0"}, 2, `--memory: size "0": out of range: want 1 byte to 4 EiB`},
+		{[]string{stories, stories, "--memory", "-1"}, 2, "want 1 byte to 4 EiB"},
+		{[]string{stories, stories, "--memory", "1e30"}, 2, "want 1 byte to 4 EiB"},
 		{[]string{stories, filepath.Join(dir, "nothing")}, 2, "nothing"},
 	} {
 		code, _, errs := runQINS(t, append([]string{"eval"}, c.args...)...)
