@@ -492,7 +492,7 @@ func TestEvalSaveRefOutputs(t *testing.T) {
 		{"existing", []string{ref, cand, "--save-ref", exists}, exists + ": output exists"},
 		{"folder", []string{ref, cand, "--save-ref", ref}, "is a directory"},
 		{"device", []string{ref, cand, "--save-ref", "/dev/full"}, "not a regular file"},
-		{"missing folder", []string{ref, cand, "--save-ref", filepath.Join(dir, "none", "x.ref")}, "no such file"},
+		{"missing folder", []string{ref, cand, "--save-ref", filepath.Join(dir, "none", "x.ref")}, "the folder " + filepath.Join(dir, "none") + " does not exist"},
 		{"REF's weights", []string{ref, cand, "--save-ref", filepath.Join(ref, "model.safetensors"), "--force"}, "is an input"},
 		{"REF's weights, REF alone", []string{ref, "--save-ref", filepath.Join(ref, "model.safetensors"), "--force"}, "is an input"},
 		{"CAND", []string{ref, cand, "--save-ref", cand, "--force"}, cand + ": is an input"},
