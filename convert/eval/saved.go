@@ -323,7 +323,7 @@ func (s *savedRef) checkHeader() error {
 	case h.Vocab != s.cfg.Vocab:
 		return fmt.Errorf("vocab %d, but the config's vocab_size is %d", h.Vocab, s.cfg.Vocab)
 	case h.Architecture != s.cfg.Architecture:
-		return fmt.Errorf("architecture %q, but the config's is %q", format.Printable(h.Architecture), format.Printable(s.cfg.Architecture))
+		return fmt.Errorf("architecture %q, but the config's is %q", h.Architecture, s.cfg.Architecture) // %q escapes control bytes
 	case h.TopK < 1 || h.TopK > min(SavedRefTopK, h.Vocab):
 		return fmt.Errorf("top_k %d: want 1 to %d", h.TopK, min(SavedRefTopK, h.Vocab))
 	case len(h.IDs) < 2:
@@ -365,7 +365,7 @@ func (s *savedRef) checkHeader() error {
 			return errors.New("source greedy: the stream is not the prompt and REF's generation")
 		}
 	default:
-		return fmt.Errorf("source %q: want text, tokens or greedy", format.Printable(h.Source))
+		return fmt.Errorf("source %q: want text, tokens or greedy", h.Source)
 	}
 	if (h.Prompt == nil) != (h.RefIDs == nil) || (h.Prompt != nil && (len(h.Prompt) == 0 || len(h.RefIDs) == 0)) {
 		return errors.New("a greedy generation needs both a prompt and REF's ids")

@@ -338,6 +338,8 @@ func TestSavedRefHostile(t *testing.T) {
 		{"top_k", set("top_k", 0), "top_k 0"},
 		{"config", set("config", "{"), "config"},
 		{"source", set("source", "dreams"), "source"},
+		{"source with an escape", set("source", "x\x1b[2J"), `source "x\x1b[2J": want`},
+		{"architecture with an escape", set("architecture", "X\x1b[31m"), `architecture "X\x1b[31m", but the config's is "LlamaForCausalLM"`},
 		{"prompt", set("prompt", nil), "prompt"},
 		{"hash", set("text_sha256", "xyz"), "SHA-256"},
 		{"tensor shape", set("tensors", []any{map[string]any{"name": "a", "shape": []int{-1}}}), "shape"},
