@@ -62,9 +62,15 @@ func (a *app) eval(c *cli.Context) error {
 			return usageError{errors.New("--save-ref: give a file name")}
 		}
 		if err := outfile.Check(save, c.Bool("force")); err != nil {
-			return withHint(err)
+			return unusable{withHint(err)}
+		}
+		for _, flag := range []string{"text", "tokens"} {
+			if f := c.String(flag); f != "" && sameFile(save, f) {
+				return unusable{&format.Error{Path: save, Err: fmt.Errorf("is the --%s file; refusing to overwrite it", flag)}}
+			}
 		}
 		opts.SaveRef = true
+		opts.Outputs = []string{save}
 	}
 	quiet := c.Bool("quiet") || c.Bool("json")
 	var gens []*bar
@@ -102,7 +108,7 @@ func (a *app) eval(c *cli.Context) error {
 	}
 	if save != "" {
 		if err := saveRef(r, save, outfile.Options{Force: c.Bool("force"), Pending: a.pending}); err != nil {
-			return withHint(err)
+			return unusable{withHint(err)}
 		}
 	}
 	switch {
@@ -135,6 +141,16 @@ func saveRef(r *eval.Report, path string, opts outfile.Options) error {
 		return &format.Error{Path: path, Err: err}
 	}
 	return o.Commit()
+}
+
+// sameFile reports whether the paths a and b name one existing file.
+func sameFile(a, b string) bool {
+	sa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	sb, err := os.Stat(b)
+	return err == nil && os.SameFile(sa, sb)
 }
 
 // readErr is the error of reading the file named by flag.
@@ -185,7 +201,7 @@ func evalOptions(c *cli.Context) (eval.Options, error) {
 		opts.MinTop1 = &v
 	}
 	if text != "" {
-		b, err := eval.ReadFile(text, eval.MaxTextBytes, "a text")
+		b, err := eval.ReadText(text)
 		if err != nil {
 			return opts, unusable{withHint(readErr("--text", text, err))}
 		}

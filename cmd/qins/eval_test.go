@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -124,11 +125,14 @@ func TestEvalErrors(t *testing.T) {
 		{[]string{stories, stories, "--tokens", write("long.json", "["+strings.Repeat("1, ", 600)+"1]")}, 2, "max_position_embeddings 512"},
 		{[]string{stories, stories, "--text", filepath.Join(dir, "missing.txt")}, 2, "missing.txt"},
 		{[]string{stories, stories, "--text", write("a.txt", "x"), "--tokens", write("b.json", "[1, 2]")}, 2, "not both"},
+		{[]string{stories, stories, "--text", write("latin1.txt", "caf\xe9 ok")}, 2, "latin1.txt: byte 3 (0xe9) is not UTF-8"},
 		{[]string{stories, stories, "--generate", "0"}, 2, "--generate 0 needs"},
 		{[]string{stories, stories, "--min-top1", "97.5"}, 2, "fraction"},
 		{[]string{stories, stories, "--memory", "lots"}, 2, `--memory: size "lots"`},
 		{[]string{stories, stories, "--memory", "2XB"}, 2, "usage error"},
-		{[]string{stories, stories, "--memory", "0"}, 2, "out of range"},
+		{[]string{stories, stories, "--memory", "0"}, 2, `--memory: size "0": out of range: want 1 byte to 4 EiB`},
+		{[]string{stories, stories, "--memory", "-1"}, 2, "want 1 byte to 4 EiB"},
+		{[]string{stories, stories, "--memory", "1e30"}, 2, "want 1 byte to 4 EiB"},
 		{[]string{stories, filepath.Join(dir, "nothing")}, 2, "nothing"},
 	} {
 		code, _, errs := runQINS(t, append([]string{"eval"}, c.args...)...)
@@ -444,5 +448,76 @@ func TestEvalSaveRef(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 2 {
 		t.Errorf("left in the folder: %v", entries)
+	}
+}
+
+// TestEvalSaveRefOutputs gives --save-ref files it must not write: an
+// output it cannot write is exit status 2 (1 is a failed threshold), and
+// no input is overwritten, even with --force; nothing is left behind.
+func TestEvalSaveRefOutputs(t *testing.T) {
+	dir := t.TempDir()
+	ref := filepath.Join(dir, "ref")
+	os.Mkdir(ref, 0o755)
+	for _, name := range []string{"model.safetensors", "config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json"} {
+		b, err := os.ReadFile(filepath.Join(stories, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(ref, name), b, 0o644)
+	}
+	cand := filepath.Join(dir, "cand.safetensors")
+	b, _ := os.ReadFile(filepath.Join(ref, "model.safetensors"))
+	os.WriteFile(cand, b, 0o644)
+	ids := filepath.Join(dir, "ids.json")
+	os.WriteFile(ids, []byte("[1, 403, 407, 261]"), 0o644)
+	exists := filepath.Join(dir, "exists.ref")
+	os.WriteFile(exists, []byte("mine"), 0o644)
+	sums := func() map[string]string {
+		m := map[string]string{}
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				b, _ := os.ReadFile(p)
+				m[p] = string(b)
+			}
+			return nil
+		})
+		return m
+	}
+	before := sums()
+	for _, c := range []struct {
+		name string
+		args []string
+		says string
+	}{
+		{"existing", []string{ref, cand, "--save-ref", exists}, exists + ": output exists"},
+		{"folder", []string{ref, cand, "--save-ref", ref}, "is a directory"},
+		{"device", []string{ref, cand, "--save-ref", "/dev/full"}, "not a regular file"},
+		{"missing folder", []string{ref, cand, "--save-ref", filepath.Join(dir, "none", "x.ref")}, "the folder " + filepath.Join(dir, "none") + " does not exist"},
+		{"REF's weights", []string{ref, cand, "--save-ref", filepath.Join(ref, "model.safetensors"), "--force"}, "is an input"},
+		{"REF's weights, REF alone", []string{ref, "--save-ref", filepath.Join(ref, "model.safetensors"), "--force"}, "is an input"},
+		{"CAND", []string{ref, cand, "--save-ref", cand, "--force"}, cand + ": is an input"},
+		{"config", []string{ref, "--save-ref", filepath.Join(ref, "config.json"), "--force"}, "config.json: is an input"},
+		{"tokenizer", []string{ref, "--save-ref", filepath.Join(ref, "tokenizer.json"), "--force"}, "tokenizer.json: is an input"},
+		{"tokenizer config", []string{ref, "--save-ref", filepath.Join(ref, "tokenizer_config.json"), "--force"}, "is an input"},
+		{"--tokens file", []string{ref, "--tokens", ids, "--save-ref", ids, "--force"}, "is the --tokens file"},
+	} {
+		code, out, errs := runQINS(t, append([]string{"eval", "-q", "--generate", "4"}, c.args...)...)
+		if code != 2 || !strings.Contains(errs, c.says) || strings.Count(errs, "\n") > 2 {
+			t.Errorf("%s: exit %d (want 2), stderr lacks %q:\n%s%s", c.name, code, c.says, out, errs)
+		}
+	}
+	if after := sums(); !reflect.DeepEqual(before, after) {
+		t.Errorf("files changed or left behind: %d before, %d after", len(before), len(after))
+	}
+}
+
+// TestTokenizeNotUTF8 gives qins tokenize a TEXT argument that is not
+// UTF-8: refused, not tokenised with U+FFFD in its place.
+func TestTokenizeNotUTF8(t *testing.T) {
+	for _, text := range []string{"caf\xe9", "\xff", "ok\xe2\x82"} {
+		code, out, errs := runQINS(t, "tokenize", stories, text)
+		if code != 2 || out != "" || !strings.Contains(errs, "TEXT is not UTF-8") {
+			t.Errorf("%q: exit %d, %q %q", text, code, out, errs)
+		}
 	}
 }

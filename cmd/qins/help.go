@@ -342,14 +342,16 @@ THE STREAM
 
 REF ONCE, MANY CANDIDATES
   --save-ref FILE  also write REF's side to FILE (atomically; --force
-                   replaces an existing one): the stream, REF's
-                   log-probabilities at every compared position, its
-                   most likely tokens and greedy ids, its config.json
-                   and tensor list. Then qins eval FILE CAND compares
-                   CAND without reading REF, as llama.cpp's
-                   --kl-divergence-base does. FILE is recognised by its
-                   content. With REF alone (qins eval REF --save-ref
-                   FILE) only REF runs, and the file is the same.
+                   replaces an existing one, never a file eval reads;
+                   a missing folder is refused before any work): the
+                   stream, REF's log-probabilities at every compared
+                   position, its most likely tokens and greedy ids,
+                   its config.json and tensor list. Then qins eval
+                   FILE CAND compares CAND without reading REF, as
+                   llama.cpp's --kl-divergence-base does. FILE is
+                   recognised by its content. With REF alone (qins
+                   eval REF --save-ref FILE) only REF runs, and the
+                   file is the same.
                    Top-1, REF's perplexity and the greedy
                    comparison are exactly those of running REF; of the
                    log-probabilities, REF's 32 most likely tokens and
@@ -396,7 +398,8 @@ EXIT STATUS
   (in the teacher-forced pass or either generation: the error names the
   model, the position and the likely cause, a config value outside the
   range of released models, else the weights); --max-kld must be a finite
-  number >= 0 and --min-top1 a number from 0 to 1 (else exit 2);
+  number >= 0 and --min-top1 a number from 0 to 1 (else exit 2); a
+  --save-ref FILE that cannot be written is exit 2 too;
   130 or 143 after SIGINT or SIGTERM.
 
 EXAMPLES

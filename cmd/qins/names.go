@@ -106,7 +106,7 @@ func parseSize(s string) (int64, error) {
 	}
 	n := v * unit
 	if !(n >= 1) || n > 1<<62 {
-		return 0, fmt.Errorf("size %q: out of range", s)
+		return 0, fmt.Errorf("size %q: out of range: want 1 byte to 4 EiB", s)
 	}
 	return int64(n), nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -68,8 +69,11 @@ func (a *app) tokenize(c *cli.Context) error {
 		return a.tokenizeLines(tok, jsonl)
 	}
 	s := c.Args().Get(1)
+	if !utf8.ValidString(s) {
+		return usageError{errors.New("TEXT is not UTF-8: give UTF-8 text")}
+	}
 	if text != "" {
-		b, err := eval.ReadFile(text, eval.MaxTextBytes, "a text")
+		b, err := eval.ReadText(text)
 		if err != nil {
 			return unusable{withHint(readErr("--text", text, err))}
 		}
@@ -104,7 +108,7 @@ func (a *app) tokenizeLines(tok *eval.Tokenizer, path string) error {
 	for n := 1; sc.Scan(); n++ {
 		var s string
 		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
-			return unusable{fmt.Errorf("--jsonl %s: line %d: want a JSON string: %v", format.Printable(path), n, err)}
+			return unusable{fmt.Errorf("--jsonl %s: line %d: want a JSON string, got %s", format.Printable(path), n, jsonGot(sc.Bytes(), err))}
 		}
 		ids, err := tok.Encode(s)
 		if err != nil {
@@ -138,4 +142,17 @@ func writeJSONLine(a *app, v any) error {
 		return unusable{fmt.Errorf("writing the ids: %w", err)}
 	}
 	return nil
+}
+
+// jsonGot says what a --jsonl line holds instead of a JSON string, in
+// JSON's terms rather than Go's.
+func jsonGot(line []byte, err error) string {
+	var te *json.UnmarshalTypeError
+	switch {
+	case len(bytes.TrimSpace(line)) == 0:
+		return "an empty line"
+	case errors.As(err, &te):
+		return te.Value // "number", "bool", "array", "object"
+	}
+	return "invalid JSON (" + err.Error() + ")"
 }

@@ -73,6 +73,10 @@ type Options struct {
 	// others are read again every token (with at most min(Memory, 512
 	// MiB) of them kept decoded). Report.Memory says which.
 	Memory int64
+	// Outputs are files the caller is to write from the report (a saved
+	// REF): Eval refuses them, before any work, when they are files it
+	// reads (a checkpoint's, a config.json, a tokenizer file).
+	Outputs []string
 }
 
 // Progress follows the teacher-forced pass: Start once with the total,
@@ -143,6 +147,9 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 		return nil, err
 	}
 	defer s.close()
+	if err := s.refuseOutputs(opts.Outputs); err != nil {
+		return nil, err
+	}
 	s.generation = opts.Generation
 	s.memory = &Memory{Budget: opts.Memory}
 	r := &Report{Ref: s.rw.Path(), Architecture: s.cfg.Architecture, Fails: []string{}, Memory: s.memory}
@@ -210,6 +217,40 @@ func Eval(ctx context.Context, ref, cand string, opts Options) (*Report, error) 
 	r.NonFinite = r.nonFinite()
 	r.check(opts)
 	return r, nil
+}
+
+// refuseOutputs refuses an output that is a file s reads: one of a
+// checkpoint, a config.json, a tokenizer file Eval may read, or the saved
+// REF.
+func (s *session) refuseOutputs(outs []string) error {
+	inputs := []string{s.cfgPath, s.ccfgPath}
+	for _, dir := range s.tokDirs {
+		for _, name := range []string{tokenizer.JSONFile, tokenizer.ModelFile, tokenizer.ConfigFile} {
+			inputs = append(inputs, filepath.Join(dir, name))
+		}
+	}
+	if s.saved != nil {
+		inputs = append(inputs, s.saved.path)
+	}
+	for _, out := range outs {
+		st, err := os.Stat(out)
+		if err != nil {
+			continue // not there yet: nothing to overwrite
+		}
+		is := false
+		for _, w := range []*Weights{s.rw, s.cw} {
+			is = is || w != nil && w.t.Checkpoint.IsInput(out)
+		}
+		for _, in := range inputs {
+			if ist, err := os.Stat(in); in != "" && err == nil && os.SameFile(st, ist) {
+				is = true
+			}
+		}
+		if is {
+			return &InputError{Path: out, Err: errors.New("is an input of this command; refusing to overwrite it")}
+		}
+	}
+	return nil
 }
 
 // session holds both models and what is read beside REF.
@@ -394,6 +435,10 @@ func readConfigText(path string, given bool) (*model.Config, []byte, error) {
 		return nil, nil, &InputError{Path: path, Err: unwrapPath(err)}
 	}
 	cfg, err := model.ParseConfig(data)
+	if ce := (*model.ConfigError)(nil); errors.As(err, &ce) {
+		// The InputError names the file, which may not be config.json.
+		return nil, nil, &InputError{Path: path, Err: ce.Err}
+	}
 	if err != nil {
 		return nil, nil, &InputError{Path: path, Err: err}
 	}

@@ -298,3 +298,59 @@ func TestParseTokens(t *testing.T) {
 		t.Errorf("[]: %v, %v, want an empty stream", ids, err)
 	}
 }
+
+// TestConfigErrorNamesFile checks that a config.json's error names the
+// file once, by the path it was read from, whatever its name.
+func TestConfigErrorNamesFile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	d := storiesDir(t, filepath.Join(dir, "m"), map[string]any{"num_hidden_layers": 0})
+	other := filepath.Join(dir, "other.json")
+	if err := os.Rename(filepath.Join(d, "config.json"), other); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, d, map[string]any{"num_hidden_layers": 0})
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte("{"), 0o644)
+	tokens := []int{1, 403, 407, 261}
+	for _, c := range []struct {
+		name   string
+		config string
+		want   string
+	}{
+		{"beside", "", filepath.Join(d, "config.json") + ": LlamaForCausalLM: num_hidden_layers is 0, want > 0 and at most 65536"},
+		{"given", other, other + ": LlamaForCausalLM: num_hidden_layers is 0, want > 0 and at most 65536"},
+		{"not JSON", bad, bad + ": unexpected end of JSON input"},
+	} {
+		_, err := Eval(ctx, d, d, Options{Tokens: tokens, Generate: -1, Config: c.config})
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%s: %v, want %s", c.name, err, c.want)
+		}
+	}
+}
+
+// TestReadText checks that a text file that is not UTF-8 is refused,
+// naming the first bad byte, and that UTF-8 is read as it is.
+func TestReadText(t *testing.T) {
+	for _, c := range []struct {
+		name, text, says string
+	}{
+		{"UTF-8", "caf\u00e9 \U0001F600 \uFFFD", ""},
+		{"empty", "", ""},
+		{"Latin-1", "caf\xe9", "byte 3 (0xe9) is not UTF-8"},
+		{"first byte", "\xff", "byte 0 (0xff)"},
+		{"cut at the end", "ok\xe2\x82", "byte 2 (0xe2)"},
+		{"overlong", "a\xc0\x80", "byte 1 (0xc0)"},
+		{"surrogate", "\xed\xa0\x80", "byte 0 (0xed)"},
+	} {
+		p := filepath.Join(t.TempDir(), "t.txt")
+		os.WriteFile(p, []byte(c.text), 0o644)
+		b, err := ReadText(p)
+		switch {
+		case c.says == "" && (err != nil || string(b) != c.text):
+			t.Errorf("%s: %q, %v", c.name, b, err)
+		case c.says != "" && (err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), c.says)):
+			t.Errorf("%s: %v, want an error naming %s and saying %q", c.name, err, p, c.says)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"unicode/utf8"
 
 	"github.com/qins-dev/qins/format"
 )
@@ -44,6 +45,38 @@ func ReadFile(path string, limit int64, what string) ([]byte, error) {
 		return nil, &os.PathError{Op: "read", Path: path, Err: fmt.Errorf("larger than %s, the limit for %s", sizeName(limit), what)}
 	}
 	return data, nil
+}
+
+// ReadText reads a text to tokenise, of at most MaxTextBytes, which must
+// be UTF-8, as transformers reads one (Python's open() refuses other
+// bytes): an invalid byte is an error naming its offset, not a U+FFFD
+// that would change the stream unseen. Its errors are *os.PathError, as
+// ReadFile's.
+func ReadText(path string) ([]byte, error) {
+	b, err := ReadFile(path, MaxTextBytes, "a text")
+	if err != nil {
+		return nil, err
+	}
+	if off := invalidUTF8(b); off >= 0 {
+		return nil, &os.PathError{Op: "read", Path: path, Err: fmt.Errorf("byte %d (0x%02x) is not UTF-8: give UTF-8 text", off, b[off])}
+	}
+	return b, nil
+}
+
+// invalidUTF8 returns the offset of b's first byte that is not valid
+// UTF-8, or -1.
+func invalidUTF8(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	for off := 0; off < len(b); {
+		r, n := utf8.DecodeRune(b[off:])
+		if r == utf8.RuneError && n == 1 {
+			return off
+		}
+		off += n
+	}
+	return -1
 }
 
 // sizeName writes a limit in MiB when it is a whole number of them.

@@ -227,14 +227,13 @@ func (r *Report) WriteRef(w io.Writer) error {
 
 // IsSavedRef reports whether the file at path starts as a saved REF does.
 func IsSavedRef(path string) bool {
-	f, err := os.Open(path)
+	// OpenInput, not os.Open: opening a FIFO to read blocks until a writer
+	// comes, and the refusal belongs to the checkpoint's reader.
+	f, err := format.OpenInput(path)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return false
-	}
 	var m [8]byte
 	_, err = io.ReadFull(f, m[:])
 	return err == nil && m == savedMagic
@@ -324,7 +323,7 @@ func (s *savedRef) checkHeader() error {
 	case h.Vocab != s.cfg.Vocab:
 		return fmt.Errorf("vocab %d, but the config's vocab_size is %d", h.Vocab, s.cfg.Vocab)
 	case h.Architecture != s.cfg.Architecture:
-		return fmt.Errorf("architecture %q, but the config's is %q", format.Printable(h.Architecture), format.Printable(s.cfg.Architecture))
+		return fmt.Errorf("architecture %q, but the config's is %q", h.Architecture, s.cfg.Architecture) // %q escapes control bytes
 	case h.TopK < 1 || h.TopK > min(SavedRefTopK, h.Vocab):
 		return fmt.Errorf("top_k %d: want 1 to %d", h.TopK, min(SavedRefTopK, h.Vocab))
 	case len(h.IDs) < 2:
@@ -366,7 +365,7 @@ func (s *savedRef) checkHeader() error {
 			return errors.New("source greedy: the stream is not the prompt and REF's generation")
 		}
 	default:
-		return fmt.Errorf("source %q: want text, tokens or greedy", format.Printable(h.Source))
+		return fmt.Errorf("source %q: want text, tokens or greedy", h.Source)
 	}
 	if (h.Prompt == nil) != (h.RefIDs == nil) || (h.Prompt != nil && (len(h.Prompt) == 0 || len(h.RefIDs) == 0)) {
 		return errors.New("a greedy generation needs both a prompt and REF's ids")
@@ -554,6 +553,9 @@ func evalSaved(ctx context.Context, ref, cand string, opts Options) (*Report, er
 	}
 	s.cfg, s.cfgText, s.cfgPath = sv.cfg, []byte(h.Config), ref
 	s.tokDirs = []string{filepath.Dir(s.cw.Path())}
+	if err := s.refuseOutputs(opts.Outputs); err != nil {
+		return nil, err
+	}
 	ccfg := s.cfg
 	if c, path, err := ownConfig(s.cw); err != nil {
 		return nil, err

@@ -12,7 +12,9 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/qins-dev/qins/convert"
 	"github.com/qins-dev/qins/format"
@@ -190,6 +192,8 @@ func TestSavedRefRefuses(t *testing.T) {
 		{"no generation asked", textPath, q, Options{Generate: 4}, new(*InputError), []string{"no generation"}},
 		{"config given", path, q, Options{Config: filepath.Join(stories, "config.json")}, new(*InputError), []string{"give no other"}},
 		{"missing", filepath.Join(dir, "none"), q, Options{}, new(*InputError), []string{"none"}},
+		{"saved REF as CAND", stories, path, Options{}, new(*InputError), []string{path, "is a saved REF, not a checkpoint"}},
+		{"saved REF as both", path, path, Options{}, new(*InputError), []string{path, "is a saved REF, not a checkpoint"}},
 	} {
 		_, err := Eval(ctx, c.ref, c.cand, c.opts)
 		if err == nil {
@@ -223,6 +227,33 @@ func TestSavedRefRefuses(t *testing.T) {
 	}
 	if g := r.Greedy; g.RefText != nil || !strings.Contains(g.TextError, "not the one") {
 		t.Errorf("another tokenizer beside CAND: text %v, error %q", g.RefText, g.TextError)
+	}
+}
+
+// TestSavedRefFIFO checks that a FIFO given as REF is refused at once, as
+// any checkpoint that is not a regular file is: recognising a saved REF
+// must not open it for reading, which waits for a writer.
+func TestSavedRefFIFO(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "pipe.ref")
+	if err := syscall.Mkfifo(p, 0o644); err != nil {
+		t.Skip("no FIFOs here:", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Eval(context.Background(), p, stories, Options{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), p+": is a FIFO, not a regular file") {
+			t.Errorf("FIFO as REF: %v", err)
+		}
+	case <-time.After(time.Minute):
+		// Unblock the open so the goroutine ends with the test.
+		if f, err := os.OpenFile(p, os.O_WRONLY, 0); err == nil {
+			f.Close()
+		}
+		t.Fatal("FIFO as REF: still waiting on it after a minute")
 	}
 }
 
@@ -307,6 +338,8 @@ func TestSavedRefHostile(t *testing.T) {
 		{"top_k", set("top_k", 0), "top_k 0"},
 		{"config", set("config", "{"), "config"},
 		{"source", set("source", "dreams"), "source"},
+		{"source with an escape", set("source", "x\x1b[2J"), `source "x\x1b[2J": want`},
+		{"architecture with an escape", set("architecture", "X\x1b[31m"), `architecture "X\x1b[31m", but the config's is "LlamaForCausalLM"`},
 		{"prompt", set("prompt", nil), "prompt"},
 		{"hash", set("text_sha256", "xyz"), "SHA-256"},
 		{"tensor shape", set("tensors", []any{map[string]any{"name": "a", "shape": []int{-1}}}), "shape"},

@@ -2,6 +2,7 @@ package eval
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -21,6 +22,11 @@ type Weights struct {
 func OpenWeights(ctx context.Context, path string) (*Weights, error) {
 	t, err := qins.Open(ctx, path)
 	if err != nil {
+		if IsSavedRef(path) {
+			// Not a checkpoint's header gone wrong, which is what the
+			// reader would say: the file is in the wrong place.
+			return nil, &format.Error{Path: path, Err: errors.New("is a saved REF, not a checkpoint: give it first, as REF (qins eval FILE CAND)")}
+		}
 		return nil, err
 	}
 	w := &Weights{t: t}

@@ -147,6 +147,12 @@ func (o *Output) closeDirect() error {
 func checkTarget(path string, force bool) error {
 	st, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		// A missing folder would fail only at Create, which for eval and
+		// diff comes after all the work.
+		dir := filepath.Dir(path)
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			return &fileerr.Error{Path: path, Err: fmt.Errorf("the folder %s does not exist", fileerr.Printable(dir))}
+		}
 		return nil
 	}
 	if err != nil {

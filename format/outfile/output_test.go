@@ -147,3 +147,34 @@ func TestSizedBothOutputKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestCheck checks what Check refuses before any work: an output that
+// cannot be created (its folder is missing, or is a file) as well as one
+// that may not be replaced.
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, []byte("x"), 0o644)
+	for _, c := range []struct {
+		name, path string
+		force      bool
+		says       string // "" for no error
+	}{
+		{"new", filepath.Join(dir, "new"), false, ""},
+		{"existing", file, false, "output exists"},
+		{"existing, force", file, true, ""},
+		{"folder", dir, true, "is a directory"},
+		{"device", "/dev/null", true, "not a regular file"},
+		{"missing folder", filepath.Join(dir, "none", "out"), false, "the folder " + filepath.Join(dir, "none") + " does not exist"},
+		{"missing folders", filepath.Join(dir, "a", "b", "out"), true, "does not exist"},
+		{"folder is a file", filepath.Join(file, "out"), false, "not a directory"},
+	} {
+		err := Check(c.path, c.force)
+		switch {
+		case c.says == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.says != "" && (err == nil || !strings.Contains(err.Error(), c.path) || !strings.Contains(err.Error(), c.says)):
+			t.Errorf("%s: %v, want an error naming %s and saying %q", c.name, err, c.path, c.says)
+		}
+	}
+}

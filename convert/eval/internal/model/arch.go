@@ -96,21 +96,21 @@ func (c *Config) gemma() bool {
 func (c *Config) parseArch(data []byte, r *rawConfig) (*rawArch, error) {
 	a := &rawArch{}
 	if err := json.Unmarshal(data, a); err != nil {
-		return nil, fmt.Errorf("config.json: %w", err)
+		return nil, err
 	}
 	if c.Architecture == "Gemma3ForCausalLM" && r.Hidden == 0 && a.TextConfig != nil {
 		archs, text := r.Architectures, *a.TextConfig
 		*r, *a = rawConfig{}, rawArch{}
 		if err := json.Unmarshal(text, r); err != nil {
-			return nil, fmt.Errorf("config.json: text_config: %w", err)
+			return nil, fmt.Errorf("text_config: %w", err)
 		}
 		if err := json.Unmarshal(text, a); err != nil {
-			return nil, fmt.Errorf("config.json: text_config: %w", err)
+			return nil, fmt.Errorf("text_config: %w", err)
 		}
 		r.Architectures = archs
 	}
 	if err := c.ropeParameters(r, a); err != nil {
-		return nil, fmt.Errorf("config.json: %s: %w", c.Architecture, err)
+		return nil, fmt.Errorf("%s: %w", c.Architecture, err)
 	}
 	// Defaults of the config classes that differ from Llama's.
 	switch c.Architecture {

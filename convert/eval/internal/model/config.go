@@ -133,41 +133,59 @@ type rawRope struct {
 	AttentionFactor *float64  `json:"attention_factor"`
 }
 
+// ConfigError is what is wrong in a config.json's content. Its message
+// starts with "config.json: "; a caller that names the file itself prints
+// Err instead, so the file is not named twice.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return "config.json: " + e.Err.Error() }
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
 // ParseConfig parses a Hugging Face config.json. An architecture the
-// package does not run is an error naming it.
+// package does not run is an error naming it. Its errors are
+// *ConfigError.
 func ParseConfig(data []byte) (*Config, error) {
+	c, err := parseConfig(data)
+	if err != nil {
+		return nil, &ConfigError{Err: err}
+	}
+	return c, nil
+}
+
+func parseConfig(data []byte) (*Config, error) {
 	var r rawConfig
 	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("config.json: %w", err)
+		return nil, err
 	}
 	if len(r.Architectures) != 1 {
-		return nil, fmt.Errorf("config.json: want one architecture, got %q", r.Architectures)
+		return nil, fmt.Errorf("want one architecture, got %q", r.Architectures)
 	}
 	c := &Config{Architecture: r.Architectures[0]}
 	if !supported(c.Architecture) {
-		return nil, fmt.Errorf("config.json: architecture %s is not supported (supported: %s)", format.Printable(c.Architecture), supportedList)
+		return nil, fmt.Errorf("architecture %s is not supported (supported: %s)", format.Printable(c.Architecture), supportedList)
 	}
 	a, err := c.parseArch(data, &r)
 	if err != nil {
 		return nil, err
 	}
 	if err := c.sizes(&r); err != nil {
-		return nil, fmt.Errorf("config.json: %s: %w", c.Architecture, err)
+		return nil, fmt.Errorf("%s: %w", c.Architecture, err)
 	}
 	if err := c.rope(&r); err != nil {
-		return nil, fmt.Errorf("config.json: %s: %w", c.Architecture, err)
+		return nil, fmt.Errorf("%s: %w", c.Architecture, err)
 	}
 	if err := c.extras(&r); err != nil {
-		return nil, fmt.Errorf("config.json: %s: %w", c.Architecture, err)
+		return nil, fmt.Errorf("%s: %w", c.Architecture, err)
 	}
 	if err := c.archExtras(&r, a); err != nil {
-		return nil, fmt.Errorf("config.json: %s: %w", c.Architecture, err)
+		return nil, fmt.Errorf("%s: %w", c.Architecture, err)
 	}
 	if c.BOS, err = firstID(r.BOS); err != nil {
-		return nil, fmt.Errorf("config.json: bos_token_id: %w", err)
+		return nil, fmt.Errorf("bos_token_id: %w", err)
 	}
 	if c.EOS, err = ids(r.EOS); err != nil {
-		return nil, fmt.Errorf("config.json: eos_token_id: %w", err)
+		return nil, fmt.Errorf("eos_token_id: %w", err)
 	}
 	return c, nil
 }

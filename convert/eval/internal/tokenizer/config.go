@@ -22,6 +22,7 @@ type tokenConfig struct {
 // tokenValue is a special token given as a string or as {"content": ...}.
 type tokenValue struct {
 	set     bool
+	bad     bool // neither: applyConfig says so, naming the key
 	content string
 }
 
@@ -38,7 +39,9 @@ func (v *tokenValue) UnmarshalJSON(b []byte) error {
 		Content *string `json:"content"`
 	}
 	if err := json.Unmarshal(b, &o); err != nil || o.Content == nil {
-		return errors.New("want a string or an object with \"content\"")
+		// Not an error here: json would print it without the key.
+		*v = tokenValue{bad: true}
+		return nil
 	}
 	*v = tokenValue{set: true, content: *o.Content}
 	return nil
@@ -70,6 +73,9 @@ func (t *Tokenizer) applyConfig(path string) error {
 		v    tokenValue
 		id   *int
 	}{{"bos_token", c.BOS, &t.bos}, {"eos_token", c.EOS, &t.eos}} {
+		if s.v.bad {
+			return &format.Error{Path: path, Err: fmt.Errorf("%s: want a string or an object with \"content\"", s.name)}
+		}
 		if !s.v.set {
 			continue
 		}

@@ -88,6 +88,16 @@ func loadJSON(path string) (*Tokenizer, error) {
 func parseJSON(data []byte) (*Tokenizer, error) {
 	var f hfFile
 	if err := json.Unmarshal(data, &f); err != nil {
+		// Another model type's fields (Unigram's vocab is a list) do not
+		// fit BPE's: say which type it is, not that the JSON is wrong.
+		var probe struct {
+			Model struct {
+				Type string `json:"type"`
+			} `json:"model"`
+		}
+		if json.Unmarshal(data, &probe) == nil && probe.Model.Type != "" && probe.Model.Type != "BPE" {
+			return nil, fmt.Errorf("model type %q not supported (only BPE)", probe.Model.Type)
+		}
 		return nil, fmt.Errorf("not a tokenizer.json: %w", err)
 	}
 	m := &f.Model

@@ -186,7 +186,9 @@ func TestHostileJSON(t *testing.T) {
 	}{
 		{"not json", `{"model": `, "not a tokenizer.json"},
 		{"wordpiece", `{"model": {"type": "WordPiece", "vocab": {}}}`, `model type "WordPiece" not supported`},
-		{"unigram", `{"model": {"type": "Unigram", "vocab": [["a", 0]]}}`, "not a tokenizer.json"},
+		{"unigram", `{"model": {"type": "Unigram", "vocab": [["a", 0]]}}`, `model type "Unigram" not supported`},
+		{"wordlevel, vocab of another shape", `{"model": {"type": "WordLevel", "vocab": [1]}}`, `model type "WordLevel" not supported`},
+		{"BPE, vocab of another shape", `{"model": {"type": "BPE", "vocab": [["a", 0]]}}`, "not a tokenizer.json"},
 		{"no type", `{"model": {"vocab": {}}}`, `model type "" not supported`},
 		{"no vocab", `{"model": {"type": "BPE", "merges": []}}`, "no vocab"},
 		{"no merges", `{"model": {"type": "BPE", "vocab": {"a": 0}}}`, "no merges"},

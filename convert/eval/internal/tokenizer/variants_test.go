@@ -137,7 +137,8 @@ func TestConfig(t *testing.T) {
 		{"object tokens", `{"bos_token": {"content": "</s>", "lstrip": false}, "eos_token": {"content": "<s>"}}`, JSONFile, 2, 1, true, false, ""},
 		{"null tokens", `{"bos_token": null, "eos_token": null}`, ModelFile, 1, 2, true, false, ""},
 		{"unknown token", `{"eos_token": "<|end|>"}`, ModelFile, 0, 0, false, false, `eos_token "<|end|>" is not in the vocabulary`},
-		{"bad token", `{"bos_token": 7}`, JSONFile, 0, 0, false, false, "want a string"},
+		{"bad token", `{"bos_token": 7}`, JSONFile, 0, 0, false, false, `tokenizer_config.json: bos_token: want a string or an object with "content"`},
+		{"bad object token", `{"eos_token": {"content": 7}}`, ModelFile, 0, 0, false, false, "tokenizer_config.json: eos_token: want a string"},
 		{"not json", `{"add_bos_token": tru`, ModelFile, 0, 0, false, false, ConfigFile},
 	}
 	for _, tc := range tests {
