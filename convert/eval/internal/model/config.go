@@ -58,7 +58,7 @@ type Config struct {
 	RotaryDim int
 	Rope      RopeScaling
 	// TieEmbeddings is tie_word_embeddings: the output head is the input
-	// embedding. It is also used when lm_head.weight is absent.
+	// embedding. Untied, lm_head.weight must be there.
 	TieEmbeddings bool
 	// QKVBias: q, k and v projections have biases (Qwen2, Llama's
 	// attention_bias); OBias: o_proj too (Llama's attention_bias).

@@ -178,6 +178,27 @@ func TestNewStopsAtFirstMissing(t *testing.T) {
 	}
 }
 
+// An untied head that the checkpoint lacks is an error naming it, not the
+// embedding in its place: transformers would start it at random.
+func TestUntiedHeadMissing(t *testing.T) {
+	cfg := loadConfig(t, "testdata/qwen2-tiny/config.json")
+	untied := *cfg
+	untied.TieEmbeddings = false
+	w := randomWeights(cfg)
+	if _, err := New(&untied, w); err != nil {
+		t.Fatalf("with lm_head.weight: %v", err)
+	}
+	delete(w, headName)
+	if _, err := New(&untied, w); err == nil || !strings.Contains(err.Error(), "lm_head.weight is missing") || !strings.Contains(err.Error(), "tie_word_embeddings is false") {
+		t.Errorf("untied without lm_head.weight: %v", err)
+	}
+	tied := untied
+	tied.TieEmbeddings = true
+	if _, err := New(&tied, w); err != nil {
+		t.Errorf("tied without lm_head.weight: %v", err)
+	}
+}
+
 // Unused names the tensors the config does not read, but for those
 // transformers ignores too (issue 23, item 6).
 func TestUnused(t *testing.T) {

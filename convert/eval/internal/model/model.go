@@ -64,7 +64,9 @@ func New(cfg *Config, w Weights) (*Model, error) {
 	if cfg.TieEmbeddings {
 		m.head = embedName
 	} else if _, ok := w.Shape(headName); !ok {
-		m.head = embedName
+		// transformers would start such a head at random: a checkpoint
+		// that lost it must not pass for one whose head is the embedding.
+		return nil, fmt.Errorf("%s: tensor %s is missing, and config.json's tie_word_embeddings is false (if the head is the embedding, it should be true)", cfg.Architecture, headName)
 	}
 	err := m.eachTensor(func(name string, shape ...int) error {
 		got, ok := w.Shape(name)
