@@ -117,12 +117,13 @@
 //
 // With the row granularity, each row's range is found and stored as the
 // 8-bit code's ([RowCoder.Range], [StoredRange]). With the mse range, a
-// row of at most 512 elements, an F32 or F64 row, or a 16-bit row spread
-// over more bit patterns than twice its length gets the search of
+// row of at most 512 elements, or an F32 or F64 row, gets the search of
 // [Scanner.MSEParamsLevels] with [Levels7] on its exact distinct
 // magnitudes; a longer 16-bit row gets the model of the 8-bit rows below
 // with the 7-bit step (log_max - log_min)/126, kept only when its exact
-// error beats the min/max range's. Either is rounded by [StoredRange], and
+// error beats the min/max range's (on the row's histogram of bit
+// patterns, or element by element when they spread over more than twice
+// its length, as F16's do). Either is rounded by [StoredRange], and
 // no row is worse than with its min/max range. The row's codes are then
 // the formula's with its stored range ([RowCoder.EncodeI8]).
 //

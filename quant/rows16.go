@@ -18,7 +18,10 @@ import (
 // the elements look their code up with the per-tensor encode kernel. The
 // mse range works on the row's histogram of patterns: the model's sums
 // per bucket, then the exact errors of the two candidate ranges, each
-// summed over the patterns with their counts.
+// summed over the patterns with their counts. A row whose patterns spread
+// over more than twice its length, as F16's do (eight times BF16's
+// patterns per octave), is coded element by element instead
+// (encodeSpread16).
 
 // tables16 are the read-only tables of a 16-bit dtype, shared by all its
 // RowCoders.
