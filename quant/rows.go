@@ -20,8 +20,13 @@ type RowCoder struct {
 	size int
 	read func([]byte, []float64)
 	vals []float64 // F32 and F64: the row's values
-	alt  []uint8   // mse: the min/max range's codes
-	hist rowHist
+	// F32 and F64: the logarithms of the row's magnitudes (see rowLogs).
+	logs       []float64
+	logs32     []float32
+	lgLo, lgHi float64
+	tiny       int
+	alt        []uint8 // mse: the min/max range's codes
+	hist       rowHist
 	// 16-bit: the dtype's shared tables, and this coder's scratch.
 	tab    *tables16
 	toF32  func(uint16) float32
@@ -135,6 +140,7 @@ func (rc *RowCoder) Encode(row []byte, first int64, mse bool, codes []uint8, sig
 		return Params{}, err
 	}
 	Signs(rc.dt, row, signs)
+	rc.rowLogs(row)
 	if !mse || p0.LogMin == p0.LogMax {
 		rc.codes(row, p0, codes, false)
 		return p0, nil
@@ -158,23 +164,72 @@ func (rc *RowCoder) Encode(row []byte, first int64, mse bool, codes []uint8, sig
 	return p, nil
 }
 
-// codes writes the codes of an F32 or F64 row with range p, and with
-// withErr returns the row's squared reconstruction error, each value
-// decoded in float64.
-func (rc *RowCoder) codes(row []byte, p Params, codes []uint8, withErr bool) float64 {
-	var dec [256]float64
-	if withErr {
-		for c := 1; c < 256; c++ {
-			dec[c] = p.Magnitude(uint8(c))
+// rowLogs sets rc.logs and rc.logs32 to the logarithms of the magnitudes
+// of an F32 or F64 row's values (rc.values), for codes: ln|x| where |x| is
+// above Tiny, else the least of those, whose code codes sets to 255 after
+// (0 when there is none); rc.lgLo and rc.lgHi are their least and
+// greatest, and rc.tiny counts the elements at or below Tiny.
+func (rc *RowCoder) rowLogs(row []byte) {
+	v := rc.values(row)
+	n := len(v)
+	if cap(rc.logs) < n {
+		rc.logs, rc.logs32 = make([]float64, n), make([]float32, n)
+	}
+	logs, logs32 := rc.logs[:n], rc.logs32[:n]
+	lo, hi := math.Inf(1), math.Inf(-1)
+	tiny := 0
+	for i, x := range v {
+		a := math.Abs(x)
+		if a <= Tiny {
+			tiny++
+			continue
+		}
+		l := math.Log(a) // as Params.Code takes it
+		logs[i], logs32[i] = l, float32(l)
+		lo, hi = min(lo, l), max(hi, l)
+	}
+	if tiny == n {
+		lo, hi = 0, 0
+	}
+	for i := 0; tiny > 0 && i < n; i++ {
+		if math.Abs(v[i]) <= Tiny {
+			logs[i], logs32[i] = lo, float32(lo)
 		}
 	}
+	rc.logs, rc.logs32, rc.lgLo, rc.lgHi, rc.tiny = logs, logs32, lo, hi, tiny
+}
+
+// codes writes the codes of an F32 or F64 row with range p, as
+// Params.Code gives them, from the logarithms rowLogs found (the code
+// kernel on the formula's operations), and with withErr returns the row's
+// squared reconstruction error, each value decoded in float64.
+func (rc *RowCoder) codes(row []byte, p Params, codes []uint8, withErr bool) float64 {
+	v := rc.values(row)
+	if d := p.LogMax - p.LogMin; d == 0 {
+		for i := range codes {
+			codes[i] = 1 // and 255 at or below Tiny, below
+		}
+	} else {
+		rowCodes16Within(rc.logs, rc.logs32, codes, p.LogMin, d, Levels8, rc.lgLo, rc.lgHi)
+	}
+	if rc.tiny > 0 {
+		for i, x := range v {
+			if math.Abs(x) <= Tiny {
+				codes[i] = 255
+			}
+		}
+	}
+	if !withErr {
+		return 0
+	}
+	var dec [256]float64
+	for c := 1; c < 256; c++ {
+		dec[c] = p.Magnitude(uint8(c))
+	}
 	var e float64
-	for i, x := range rc.values(row) {
-		a := math.Abs(x)
-		c := p.Code(a)
-		codes[i] = c
-		if withErr && a != 0 {
-			d := a - dec[c]
+	for i, x := range v {
+		if a := math.Abs(x); a != 0 {
+			d := a - dec[codes[i]]
 			e += d * d
 		}
 	}
