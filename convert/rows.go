@@ -342,34 +342,15 @@ func (cv *converter) emptyRows(ctx context.Context, j *job) error {
 func (cv *converter) writeRows(j *job, first int64, codes []uint8, signs []int8, b *rowBufs) error {
 	out, at := quant.Int8Bytes(signs), first
 	if cv.packed {
-		zeroBySign(codes, signs)
 		k := len(codes)
 		if cap(b.bits) < (k+7)/8 {
 			b.bits = make([]byte, (k+7)/8)
 		}
 		out, at = b.bits[:(k+7)/8], first/8
-		quant.PackSigns(signs, out)
+		quant.PackCodes(codes, signs, out)
 	}
 	if err := cv.w.WriteAt(j.out, codes, first); err != nil {
 		return err
 	}
 	return cv.w.WriteAt(j.signs, out, at)
-}
-
-// zeroBySign sets to 0 the codes whose sign is 0, those of the exact zeros.
-func zeroBySign(codes []uint8, signs []int8) {
-	sb := quant.Int8Bytes(signs)[:len(codes)]
-	le := binary.LittleEndian
-	i := 0
-	for ; i+8 <= len(codes); i += 8 {
-		s := le.Uint64(sb[i:])
-		// The top bit of each byte: set unless the byte is 0.
-		nz := ((s & 0x7f7f7f7f7f7f7f7f) + 0x7f7f7f7f7f7f7f7f | s) & 0x8080808080808080
-		le.PutUint64(codes[i:], le.Uint64(codes[i:])&(nz>>7*0xff))
-	}
-	for ; i < len(codes); i++ {
-		if sb[i] == 0 {
-			codes[i] = 0
-		}
-	}
 }

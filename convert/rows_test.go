@@ -240,32 +240,6 @@ func fileOffset(t *testing.T, c *format.Checkpoint, name string) int64 {
 	return 0
 }
 
-// TestZeroBySign checks that zeroing the codes by their sign gives the
-// packed layout's codes, as quant.ZeroCodes gives them from the source,
-// for every length around a word and zeros of either sign anywhere.
-func TestZeroBySign(t *testing.T) {
-	vals := []float64{0.5, 0, -0.25, math.Copysign(0, -1), 1e-9, -3, 0, 0, 7, -1e-30, 0.1}
-	for n := 0; n <= 3*len(vals); n++ {
-		raw := make([]byte, 2*n)
-		for i := range n {
-			binary.LittleEndian.PutUint16(raw[2*i:], dtype.Float64ToBF16(vals[(i*7)%len(vals)]))
-		}
-		codes, signs := make([]uint8, n), make([]int8, n)
-		for i := range codes {
-			codes[i] = uint8(1 + i%255)
-		}
-		quant.Signs(dtype.BF16, raw, signs)
-		want := append([]uint8(nil), codes...)
-		quant.ZeroCodes(dtype.BF16, raw, want)
-		zeroBySign(codes, signs)
-		for i := range codes {
-			if codes[i] != want[i] {
-				t.Fatalf("length %d: code %d is %d, want %d", n, i, codes[i], want[i])
-			}
-		}
-	}
-}
-
 // TestRowGranularityEmptyTensors converts tensors of no elements, of rows
 // (a last dimension of 0) or of none, with one range per row, in every
 // layout and range, beside a tensor with data and in chunks of many

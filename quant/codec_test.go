@@ -486,3 +486,48 @@ func TestCheckFinite(t *testing.T) {
 		}
 	}
 }
+
+// PackCodes gives the packed layout's codes (0 for an exact zero, as
+// ZeroCodes gives them from the source) and sign bits (as PackSigns), for
+// every length around the kernel's blocks of 64 and the words of 8, and
+// UnpackSigns gives the u8+i8 layout back.
+func TestPackCodes(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	vals := []float64{0.5, 0, -0.25, math.Copysign(0, -1), 1e-9, -3, 0, 0, 7, -1e-30, 0.1}
+	for _, n := range []int{0, 1, 7, 8, 9, 63, 64, 65, 127, 128, 129, 200, 1000, 4099} {
+		raw := make([]byte, 2*n)
+		for i := range n {
+			v := vals[r.IntN(len(vals))]
+			binary.LittleEndian.PutUint16(raw[2*i:], dtype.Float64ToBF16(v))
+		}
+		codes, signs := make([]uint8, n), make([]int8, n)
+		for i := range codes {
+			codes[i] = uint8(1 + r.IntN(255))
+		}
+		Signs(dtype.BF16, raw, signs)
+		orig := append([]uint8(nil), codes...)
+		want := append([]uint8(nil), codes...)
+		ZeroCodes(dtype.BF16, raw, want)
+		wantBits := make([]byte, (n+7)/8)
+		PackSigns(signs, wantBits)
+		bits := make([]byte, (n+7)/8)
+		PackCodes(codes, signs, bits)
+		if string(codes) != string(want) {
+			t.Fatalf("length %d: codes %v, want %v", n, codes, want)
+		}
+		if string(bits) != string(wantBits) {
+			t.Fatalf("length %d: bits %08b, want %08b", n, bits, wantBits)
+		}
+		for i, c := range orig {
+			if signs[i] == 0 {
+				orig[i] = 255 // UnpackSigns's code of an exact zero
+			} else {
+				orig[i] = c
+			}
+		}
+		got := make([]int8, n)
+		if UnpackSigns(codes, bits, 0, got) >= 0 || string(codes) != string(orig) || string(Int8Bytes(got)) != string(Int8Bytes(signs)) {
+			t.Fatalf("length %d: UnpackSigns does not give the u8+i8 layout back", n)
+		}
+	}
+}

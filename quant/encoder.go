@@ -492,6 +492,31 @@ func PackSigns(signs []int8, bits []byte) {
 	}
 }
 
+// PackCodes turns the codes and signs of the u8+i8 layout into those of
+// the packed layout, the inverse of UnpackSigns: the codes of exact zeros
+// (sign 0) become 0, in place, and the signs become bits, as PackSigns
+// stores them. bits must hold ceil(len(codes)/8) bytes.
+func PackCodes(codes []uint8, signs []int8, bits []byte) {
+	signs = signs[:len(codes)]
+	i := packCodesFast(codes, signs, bits)
+	codes, signs, bits = codes[i:], signs[i:], bits[i/8:]
+	sb := Int8Bytes(signs)
+	le := binary.LittleEndian
+	j := 0
+	for ; j+8 <= len(codes); j += 8 {
+		s := le.Uint64(sb[j:])
+		// The top bit of each byte: set unless the byte is 0.
+		nz := ((s & 0x7f7f7f7f7f7f7f7f) + 0x7f7f7f7f7f7f7f7f | s) & 0x8080808080808080
+		le.PutUint64(codes[j:], le.Uint64(codes[j:])&(nz>>7*0xff))
+	}
+	for ; j < len(codes); j++ {
+		if sb[j] == 0 {
+			codes[j] = 0
+		}
+	}
+	PackSigns(signs, bits)
+}
+
 // UnpackSigns turns the codes and sign bits of the packed layout into the
 // codes and signs of the u8+i8 layout, in place for the codes: code 0 (an
 // exact zero) becomes code 255 with sign 0. Element i's bit is bit

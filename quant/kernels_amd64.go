@@ -4,6 +4,7 @@ package quant
 
 import (
 	"math"
+	"unsafe"
 
 	"github.com/qins-dev/qins/format/dtype"
 	"golang.org/x/sys/cpu"
@@ -256,4 +257,20 @@ func compressAbove32Fast(b []byte, thr uint32, out []byte) int {
 		b = b[64*blocks:]
 	}
 	return k + compressAbove32(b, thr, out[4*k:])
+}
+
+// packCodesAVX512 is PackCodes on blocks of 64 elements.
+//
+//go:noescape
+func packCodesAVX512(codes, signs *byte, blocks int, bits *byte)
+
+// packCodesFast packs the leading blocks of 64 elements of PackCodes with
+// the AVX-512 kernel where it runs, and returns how many elements it did.
+func packCodesFast(codes []uint8, signs []int8, bits []byte) int {
+	k := min(len(codes), len(signs)) / 64
+	if !avx512 || k == 0 {
+		return 0
+	}
+	packCodesAVX512(&codes[0], (*byte)(unsafe.Pointer(&signs[0])), k, &bits[0])
+	return 64 * k
 }

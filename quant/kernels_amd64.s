@@ -644,3 +644,29 @@ donec2:
 	MOVQ    BX, ret+32(FP)
 	VZEROUPPER
 	RET
+
+// func packCodesAVX512(codes *byte, signs *byte, blocks int, bits *byte)
+// Per block of 64 elements: the sign bytes' top bits (set for -1) stored
+// as 8 bytes of bits, and the codes whose sign is 0 set to 0, in place.
+TEXT ·packCodesAVX512(SB), NOSPLIT, $0-32
+	MOVQ codes+0(FP), SI
+	MOVQ signs+8(FP), DX
+	MOVQ blocks+16(FP), CX
+	MOVQ bits+24(FP), DI
+pack64:
+	TESTQ CX, CX
+	JZ    packdone
+	VMOVDQU8 (DX), Z0
+	VPMOVB2M Z0, K1
+	KMOVQ K1, (DI)
+	VPTESTMB Z0, Z0, K2
+	VMOVDQU8.Z (SI), K2, Z1
+	VMOVDQU8 Z1, (SI)
+	ADDQ $64, SI
+	ADDQ $64, DX
+	ADDQ $8, DI
+	DECQ CX
+	JMP  pack64
+packdone:
+	VZEROUPPER
+	RET

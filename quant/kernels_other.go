@@ -44,3 +44,5 @@ func rowSums32Fast(b []byte, inv float32, acc *rowAcc) { rowSums32(b, inv, acc) 
 func compressAbove32Fast(b []byte, thr uint32, out []byte) int { return compressAbove32(b, thr, out) }
 
 func magnitudesFast(p Params, tab *[256]float32, v0, step float64) bool { return false }
+
+func packCodesFast([]uint8, []int8, []byte) int { return 0 }
