@@ -274,3 +274,34 @@ func packCodesFast(codes []uint8, signs []int8, bits []byte) int {
 	packCodesAVX512(&codes[0], (*byte)(unsafe.Pointer(&signs[0])), k, &bits[0])
 	return 64 * k
 }
+
+// bucketSumsAVX512 sums groups groups of 16 buckets of 16 counts: see
+// kernels_amd64.s.
+//
+//go:noescape
+func bucketSumsAVX512(counts *uint32, groups int, idx *[16]int32, out *uint32)
+
+// bucketSumsFast sets, for each whole group of 16 buckets of 16 counts in
+// counts, out[48g+b], out[48g+16+b] and out[48g+32+b] to bucket b's Σ c_j,
+// Σ j·c_j and Σ j²·c_j (j = 0..15 within the bucket), with the AVX-512
+// kernel where it runs, and returns how many groups it did. The counts
+// of each bucket must sum to below 2^24, so that its sums fit in uint32.
+func bucketSumsFast(counts []uint32, out []uint32) int {
+	g := min(len(counts)/256, len(out)/48)
+	if !avx512 || g == 0 {
+		return 0
+	}
+	idx := [16]int32{0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240}
+	bucketSumsAVX512(&counts[0], g, &idx, &out[0])
+	for k := 0; k < g; k++ {
+		o := out[48*k : 48*k+48]
+		for b := range 16 {
+			// S = Σ (j+1) c_j and T = Σ (j+1)(j+2)/2 c_j to Σ j c_j and
+			// Σ j² c_j (2T = Σ j² c_j + 3 Σ j c_j + 2 Σ c_j).
+			n, s, t := o[b], o[16+b], o[32+b]
+			sj := s - n
+			o[16+b], o[32+b] = sj, 2*t-3*sj-2*n
+		}
+	}
+	return g
+}

@@ -670,3 +670,58 @@ pack64:
 packdone:
 	VZEROUPPER
 	RET
+
+// BSTEP(off, g) gathers column off/4 of the 16 buckets (count j of each,
+// stride 64 bytes) into g, and adds it to the running sums: Z0 (R, the
+// counts from j on), Z1 (S, the sum of R) and Z2 (T, the sum of S).
+#define BSTEP(off, g) \
+	VPXORD g, g, g; \
+	KXNORW K1, K1, K1; \
+	VPGATHERDD off(SI)(Z31*4), K1, g; \
+	VPADDD g, Z0, Z0; \
+	VPADDD Z0, Z1, Z1; \
+	VPADDD Z1, Z2, Z2
+
+// func bucketSumsAVX512(counts *uint32, groups int, idx *[16]int32, out *uint32)
+// For each group of 16 buckets of 16 counts c_j (256 uint32), stores 48
+// uint32: N = Σ c_j, S = Σ (j+1) c_j and T = Σ (j+1)(j+2)/2 c_j per
+// bucket, by adding the columns from j = 15 down: R += c_j, S += R, T += S.
+// idx holds 0, 16, ..., 240.
+TEXT ·bucketSumsAVX512(SB), NOSPLIT, $0-32
+	MOVQ counts+0(FP), SI
+	MOVQ groups+8(FP), CX
+	MOVQ idx+16(FP), AX
+	MOVQ out+24(FP), DI
+	VMOVDQU32 (AX), Z31
+bsgroup:
+	TESTQ CX, CX
+	JZ    bsdone
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	BSTEP(60, Z3)
+	BSTEP(56, Z4)
+	BSTEP(52, Z5)
+	BSTEP(48, Z6)
+	BSTEP(44, Z3)
+	BSTEP(40, Z4)
+	BSTEP(36, Z5)
+	BSTEP(32, Z6)
+	BSTEP(28, Z3)
+	BSTEP(24, Z4)
+	BSTEP(20, Z5)
+	BSTEP(16, Z6)
+	BSTEP(12, Z3)
+	BSTEP(8, Z4)
+	BSTEP(4, Z5)
+	BSTEP(0, Z6)
+	VMOVDQU32 Z0, (DI)
+	VMOVDQU32 Z1, 64(DI)
+	VMOVDQU32 Z2, 128(DI)
+	ADDQ $1024, SI
+	ADDQ $192, DI
+	DECQ CX
+	JMP  bsgroup
+bsdone:
+	VZEROUPPER
+	RET

@@ -46,3 +46,5 @@ func compressAbove32Fast(b []byte, thr uint32, out []byte) int { return compress
 func magnitudesFast(p Params, tab *[256]float32, v0, step float64) bool { return false }
 
 func packCodesFast([]uint8, []int8, []byte) int { return 0 }
+
+func bucketSumsFast([]uint32, []uint32) int { return 0 }

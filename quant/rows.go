@@ -33,9 +33,10 @@ type RowCoder struct {
 	expAll uint16
 	tinyH  uint16 // the largest pattern <= Tiny
 	tables [2]*codeTable
-	counts *[1 << 15]uint32 // mse: the row's count of each pattern, zero between rows
-	dist   *distinct16      // mse on rows of at most ExactRowMax
-	spread *spread16        // mse on longer rows spread wide
+	counts *[1 << 15]uint32  // mse: the row's count of each pattern, zero between rows
+	sums   *[48 * 128]uint32 // mse, BF16: bucketSumsFast's sums
+	dist   *distinct16       // mse on rows of at most ExactRowMax
+	spread *spread16         // mse on longer rows spread wide
 	// The i8 form: its code tables, and the row's distinct magnitudes.
 	tables7 [2]*codeTable
 	mcodes  []uint8 // a row's magnitude codes and signs

@@ -224,7 +224,7 @@ func (rc *RowCoder) mse16(row []byte, p0 Params, mn, mx uint16, levels int) (*co
 	histogram16(row, counts)
 	counts[0] = 0
 	defer clear(counts[lo : int(mx)+1])
-	p := rc.model16(p0, lo, mx, levels)
+	p := rc.model16(p0, lo, mx, levels, len(row)/2)
 	t0 := rc.table16(0, p0, mn, mx, levels)
 	if p == p0 {
 		return t0, p0
@@ -276,9 +276,10 @@ func errorLanes(counts []uint32, mags []float32, t0, t []uint8, dec0, dec *[256]
 	}
 }
 
-// model16 is MSERange, for a code of the given levels, on the row whose
-// histogram is rc.counts, its non-zero patterns being in [lo, mx].
-func (rc *RowCoder) model16(p0 Params, lo, mx uint16, levels int) Params {
+// model16 is MSERange, for a code of the given levels, on the row of n
+// elements whose histogram is rc.counts, its non-zero patterns being in
+// [lo, mx].
+func (rc *RowCoder) model16(p0 Params, lo, mx uint16, levels, n int) Params {
 	// A bucket's magnitudes are k * 2^x for integers k < 2^11 and one x,
 	// so its sums are integers times powers of two: summed as integers
 	// they are exact, as the old float sums were (below 2^53, for rows of
@@ -287,6 +288,24 @@ func (rc *RowCoder) model16(p0 Params, lo, mx uint16, levels int) Params {
 	blo := int(math.Float32bits(tab.mags[lo]) >> 20)
 	b := blo
 	for m := int(lo); m <= int(mx); {
+		if rc.dt == dtype.BF16 && m&15 == 0 && n < 1<<24 {
+			// Whole groups of 16 BF16 buckets by the kernel: bucket m>>4
+			// holds patterns m to m+15, and k = K + 8j for the j-th.
+			if rc.sums == nil {
+				rc.sums = new([48 * 128]uint32)
+			}
+			g := bucketSumsFast(counts[m:int(mx)+1], rc.sums[:])
+			for i := range 16 * g {
+				o := rc.sums[48*(i/16)+i%16:]
+				b = m>>4 + i
+				n, sj, sj2 := uint64(o[0]), uint64(o[16]), uint64(o[32])
+				K := bucketK(b)
+				h.setBucket(b, n, K*n+8*sj, K*K*n+16*K*sj+64*sj2)
+			}
+			if m += 256 * g; m > int(mx) {
+				break
+			}
+		}
 		b = int(math.Float32bits(tab.mags[m]) >> 20)
 		end := min(int(tab.next[b]), int(mx)+1)
 		var n, s1, s2 uint64
@@ -301,13 +320,19 @@ func (rc *RowCoder) model16(p0 Params, lo, mx uint16, levels int) Params {
 			s1 += w * k
 			s2 += w * k * k
 		}
-		e := max(b>>3, 1) // the float32 biased exponent, 1 for subnormals
-		scale := math.Float64frombits(uint64(e-137+1023) << 52)
-		h.n[b] = float64(n)
-		h.s1[b] = float64(s1) * scale
-		h.s2[b] = float64(s2) * scale * scale
+		h.setBucket(b, n, s1, s2)
 	}
 	return h.pick(p0, blo, b, levels)
+}
+
+// setBucket sets bucket b's count and sums of magnitudes and their squares
+// from its integer sums of k and k², its magnitudes being k * 2^x.
+func (h *rowHist) setBucket(b int, n, s1, s2 uint64) {
+	e := max(b>>3, 1) // the float32 biased exponent, 1 for subnormals
+	scale := math.Float64frombits(uint64(e-137+1023) << 52)
+	h.n[b] = float64(n)
+	h.s1[b] = float64(s1) * scale
+	h.s2[b] = float64(s2) * scale * scale
 }
 
 // bucketBF16 returns the count and the sums of k and k² of a BF16 bucket

@@ -265,7 +265,7 @@ func TestRowModelExact(t *testing.T) {
 			rc.counts = new([1 << 15]uint32)
 			histogram16(raw, rc.counts)
 			rc.counts[0] = 0
-			got := rc.model16(p0, lo, mx, Levels8)
+			got := rc.model16(p0, lo, mx, Levels8, len(vals))
 			want := rc.MSERange(raw, p0)
 			if got != want {
 				t.Errorf("%v row %d: model on the histogram %+v, on the elements %+v", dt, k, got, want)
