@@ -146,7 +146,11 @@ func rowCodes16Within(logs []float64, logs32 []float32, t []uint8, lmin, d, top,
 	if c, k, lim, ok := rowCodes32Bound(lo, hi, lmin, d, top); ok && n >= 16 && len(logs32) >= n {
 		b := n / 16
 		rowCodes16F32AVX512(&logs32[0], &logs[0], b, &t[0], c, k, lim, lmin, d, top)
-		done = 16 * b
+		if n%16 != 0 {
+			// The last 16, over some done: each code is its own.
+			rowCodes16F32AVX512(&logs32[n-16], &logs[n-16], 1, &t[n-16], c, k, lim, lmin, d, top)
+		}
+		return n
 	}
 	if b := (n - done) / 8; b > 0 {
 		rowCodes16AVX512(&logs[done], b, &t[done], lmin, d, top)
