@@ -178,8 +178,12 @@ func (rc *RowCoder) table16(k int, p Params, mn, mx uint16, levels int) *codeTab
 	// logarithms grow with the patterns): an mse range leaves many.
 	logs := rc.tab.logs[mn : int(mx)+1]
 	c, _ := slices.BinarySearch(logs, math.Nextafter(p.LogMin, math.Inf(1)))
-	for m := range c {
-		t[int(mn)+m] = uint8(levels)
+	if low := t[int(mn) : int(mn)+c]; c > 0 {
+		// By doubling copies: often hundreds of patterns.
+		low[0] = uint8(levels)
+		for k := 1; k < c; k *= 2 {
+			copy(low[k:], low[:k])
+		}
 	}
 	rowCodes16Fast(logs[c:], rc.tab.logs32[int(mn)+c:int(mx)+1], t[int(mn)+c:int(mx)+1], p.LogMin, d, float64(levels))
 	return t
