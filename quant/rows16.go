@@ -280,10 +280,10 @@ func errorLanes(counts []uint32, mags []float32, t0, t []uint8, dec0, dec *[256]
 	}
 }
 
-// model16 is MSERange, for a code of the given levels, on the row of n
-// elements whose histogram is rc.counts, its non-zero patterns being in
-// [lo, mx].
-func (rc *RowCoder) model16(p0 Params, lo, mx uint16, levels, n int) Params {
+// model16 is MSERange, for a code of the given levels, on the row of
+// elems elements whose histogram is rc.counts, its non-zero patterns being
+// in [lo, mx].
+func (rc *RowCoder) model16(p0 Params, lo, mx uint16, levels, elems int) Params {
 	// A bucket's magnitudes are k * 2^x for integers k < 2^11 and one x,
 	// so its sums are integers times powers of two: summed as integers
 	// they are exact, as the old float sums were (below 2^53, for rows of
@@ -292,7 +292,7 @@ func (rc *RowCoder) model16(p0 Params, lo, mx uint16, levels, n int) Params {
 	blo := int(math.Float32bits(tab.mags[lo]) >> 20)
 	b := blo
 	for m := int(lo); m <= int(mx); {
-		if rc.dt == dtype.BF16 && m&15 == 0 && n < 1<<24 {
+		if rc.dt == dtype.BF16 && m&15 == 0 && elems < 1<<24 {
 			// Whole groups of 16 BF16 buckets by the kernel: bucket m>>4
 			// holds patterns m to m+15, and k = K + 8j for the j-th.
 			if rc.sums == nil {
