@@ -461,3 +461,76 @@ func TestCode7s(t *testing.T) {
 		}
 	}
 }
+
+// Long random rows of five kinds (Normal, log-normal over many octaves,
+// many zeros, tiny elements among small ones, large values) in every
+// dtype: the 8-bit and i8 codes are the formula's with the returned range,
+// and the mse range is never worse than min/max. F16's and the log-normal
+// BF16 rows take the element-by-element path (encodeSpread16).
+func TestRowCoderRandomRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(77, 78))
+	for it := range 150 {
+		n := 513 + r.IntN(5000)
+		vals := make([]float64, n)
+		kind := it % 5
+		for i := range vals {
+			switch kind {
+			case 0:
+				vals[i] = r.NormFloat64() * 0.02
+			case 1:
+				vals[i] = math.Exp(6*r.NormFloat64()) * float64(1-2*(i%2))
+			case 2:
+				if r.IntN(3) > 0 {
+					vals[i] = r.NormFloat64() * 1e-6
+				}
+			case 3:
+				vals[i] = (r.Float64() - 0.5) * 1e-4
+				if i%7 == 0 {
+					vals[i] = 1e-9
+				}
+			case 4:
+				vals[i] = r.NormFloat64() * 100
+			}
+		}
+		for _, dt := range floatTypes {
+			v := vals
+			if dt == dtype.F16 { // within F16's range
+				v = make([]float64, n)
+				for i, x := range vals {
+					v[i] = max(min(x, 6e4), -6e4)
+				}
+			}
+			raw, stored := toRaw(t, dt, v)
+			rc, _ := NewRowCoder(dt)
+			rg := NewMagnitudes()
+			rg.Add(stored, 0)
+			p0, _ := rg.Params()
+			p0 = StoredRange(p0)
+			for _, mse := range []bool{false, true} {
+				codes, signs := make([]uint8, n), make([]int8, n)
+				p, err := rc.Encode(raw, 0, mse, codes, signs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, x := range stored {
+					if c := p.Code(math.Abs(x)); codes[i] != c {
+						t.Fatalf("row %d (kind %d) %v mse=%v: element %d (%v) code %d, formula %d", it, kind, dt, mse, i, x, codes[i], c)
+					}
+				}
+				if e, e0 := sqErr(stored, p), sqErr(stored, p0); e > e0 {
+					t.Fatalf("row %d (kind %d) %v: mse error %g above min/max %g", it, kind, dt, e, e0)
+				}
+				i8 := make([]int8, n)
+				q, err := rc.EncodeI8(raw, 0, mse, i8)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, x := range stored {
+					if c := q.CodeI8(x); i8[i] != c {
+						t.Fatalf("row %d (kind %d) %v i8 mse=%v: element %d (%v) code %d, formula %d", it, kind, dt, mse, i, x, i8[i], c)
+					}
+				}
+			}
+		}
+	}
+}
