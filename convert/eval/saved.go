@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math"
 	"os"
@@ -31,8 +32,11 @@ import (
 //	rows      one per compared position t (predicting ids[t+1]), each
 //	          float64 lo, float64 step, TopK × (uint32 id, float64 log-p),
 //	          vocab × uint16 q
+//	4 bytes   (version 2) CRC-32C (Castagnoli) of every byte before it,
+//	          little-endian
 //
-// and nothing after. Each row holds REF's natural-log probabilities:
+// and nothing after. Version 1, without the checksum, still reads; a
+// damaged version 2 file is refused whichever byte changed. Each row holds REF's natural-log probabilities:
 // those of its TopK most likely tokens exactly (float64), every other
 // token's as lo + q·step, q rounded to the nearest of 65536 levels
 // spanning that row's range, so at most step/2 off (step is about 5e-4
@@ -45,8 +49,11 @@ import (
 // All numbers are little-endian.
 
 // SavedRefVersion is the version of the saved-REF files this package
-// writes and reads.
-const SavedRefVersion = 1
+// writes; it reads it and version 1.
+const SavedRefVersion = 2
+
+// savedCRC is the checksum table of version 2.
+var savedCRC = crc32.MakeTable(crc32.Castagnoli)
 
 // SavedRefTopK is how many of REF's most likely tokens a row keeps
 // exactly.
@@ -217,11 +224,14 @@ func (r *Report) WriteRef(w io.Writer) error {
 		return err
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
-	bw.Write(savedMagic[:])
-	bw.Write(binary.LittleEndian.AppendUint32(nil, SavedRefVersion))
-	bw.Write(binary.LittleEndian.AppendUint64(nil, uint64(len(js))))
-	bw.Write(js)
-	bw.Write(r.saved.rows)
+	sum := crc32.New(savedCRC)
+	mw := io.MultiWriter(bw, sum)
+	mw.Write(savedMagic[:])
+	mw.Write(binary.LittleEndian.AppendUint32(nil, SavedRefVersion))
+	mw.Write(binary.LittleEndian.AppendUint64(nil, uint64(len(js))))
+	mw.Write(js)
+	mw.Write(r.saved.rows)
+	bw.Write(binary.LittleEndian.AppendUint32(nil, sum.Sum32()))
 	return bw.Flush()
 }
 
@@ -271,12 +281,20 @@ func (s *savedRef) read(size int64) error {
 	if [8]byte(pre[:8]) != savedMagic {
 		return errors.New("not a saved REF (no QINSREF magic)")
 	}
-	if v := binary.LittleEndian.Uint32(pre[8:]); v != SavedRefVersion {
-		return fmt.Errorf("saved REF version %d; this qins reads version %d", v, SavedRefVersion)
+	v := binary.LittleEndian.Uint32(pre[8:])
+	if v != 1 && v != SavedRefVersion {
+		return fmt.Errorf("saved REF version %d; this qins reads versions 1 and %d", v, SavedRefVersion)
+	}
+	trailer := int64(0)
+	if v >= 2 {
+		trailer = 4 // the checksum
+	}
+	if size < savedPrefix+trailer {
+		return fmt.Errorf("%d bytes: too short for a saved REF", size)
 	}
 	n := binary.LittleEndian.Uint64(pre[12:])
-	if n > maxSavedHeader || n > uint64(size-savedPrefix) {
-		return fmt.Errorf("header of %d bytes: the file has %d after the prefix (limit %s)", n, size-savedPrefix, sizeName(maxSavedHeader))
+	if n > maxSavedHeader || n > uint64(size-savedPrefix-trailer) {
+		return fmt.Errorf("header of %d bytes: the file has %d after the prefix (limit %s)", n, size-savedPrefix-trailer, sizeName(maxSavedHeader))
 	}
 	js := make([]byte, n)
 	if _, err := s.f.ReadAt(js, savedPrefix); err != nil {
@@ -297,8 +315,13 @@ func (s *savedRef) read(size int64) error {
 	s.data = savedPrefix + int64(n)
 	s.rowSize = rowBytes(h.Vocab, h.TopK)
 	positions := len(h.IDs) - 1
-	if want := uint64(positions) * uint64(s.rowSize); uint64(size-s.data) != want {
-		return fmt.Errorf("%d bytes of rows, want %d: %d positions of %d bytes", size-s.data, want, positions, s.rowSize)
+	if want := uint64(positions) * uint64(s.rowSize); uint64(size-s.data-trailer) != want {
+		return fmt.Errorf("%d bytes of rows, want %d: %d positions of %d bytes", size-s.data-trailer, want, positions, s.rowSize)
+	}
+	if trailer > 0 {
+		if err := s.checkSum(size - trailer); err != nil {
+			return err
+		}
 	}
 	s.buf = make([]byte, s.rowSize)
 	lp := make([]float64, h.Vocab)
@@ -306,6 +329,29 @@ func (s *savedRef) read(size int64) error {
 		if err := s.rowAt(t, lp); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkSum checks version 2's checksum, the 4 bytes at end, against the
+// bytes before them.
+func (s *savedRef) checkSum(end int64) error {
+	buf := make([]byte, 1<<20)
+	var sum uint32
+	for off := int64(0); off < end; {
+		b := buf[:min(int64(len(buf)), end-off)]
+		if _, err := s.f.ReadAt(b, off); err != nil {
+			return err
+		}
+		sum = crc32.Update(sum, savedCRC, b)
+		off += int64(len(b))
+	}
+	var tr [4]byte
+	if _, err := s.f.ReadAt(tr[:], end); err != nil {
+		return err
+	}
+	if want := binary.LittleEndian.Uint32(tr[:]); sum != want {
+		return fmt.Errorf("damaged: its checksum is %08x, its contents sum to %08x", want, sum)
 	}
 	return nil
 }

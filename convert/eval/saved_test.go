@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -323,7 +324,7 @@ func TestSavedRefHostile(t *testing.T) {
 	}{
 		{"empty", nil, "too short"},
 		{"magic", patch(0, []byte("QINSREG")), ""}, // then not recognised as one
-		{"version", patch(8, []byte{2}), "version 2"},
+		{"version", patch(8, []byte{3}), "version 3"},
 		{"header length", patch(12, binary.LittleEndian.AppendUint64(nil, 1<<40)), "header of"},
 		{"header cut", seed[:rows-1], "header"},
 		{"row cut", seed[:len(seed)-1], "bytes of rows"},
@@ -425,5 +426,52 @@ func TestSavedRefAlone(t *testing.T) {
 	}
 	if _, err := Eval(context.Background(), stories, "", Options{SaveRef: true, MaxKLD: fptr(1)}); err == nil {
 		t.Error("no candidate and a threshold: no error")
+	}
+}
+
+// Version 2 ends with a CRC-32C of the rest: a byte changed anywhere is
+// refused, one line naming the file (as damaged, past the header); the
+// same file as version 1 (no checksum) reads to the same report.
+func TestSavedRefChecksum(t *testing.T) {
+	cand := qinsFolder(t)
+	_, p := saveRef(t, stories, cand, Options{Tokens: []int{1, 403, 407, 261, 300, 290}})
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := binary.LittleEndian.Uint32(b[8:]); v != SavedRefVersion || SavedRefVersion != 2 {
+		t.Fatalf("wrote version %d", v)
+	}
+	want, err := Eval(context.Background(), p, cand, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int(binary.LittleEndian.Uint64(b[12:]))
+	r := rand.New(rand.NewPCG(1, 2))
+	for k := range 40 {
+		off := 20 + n + r.IntN(len(b)-20-n) // a row's byte, or the checksum's
+		if k == 0 {
+			off = len(b) - 1
+		}
+		d := append([]byte(nil), b...)
+		d[off] ^= byte(1 + r.IntN(255))
+		q := filepath.Join(t.TempDir(), "damaged.ref")
+		os.WriteFile(q, d, 0o644)
+		_, err := Eval(context.Background(), q, cand, Options{})
+		if err == nil || !strings.Contains(err.Error(), q) || !strings.Contains(err.Error(), "damaged") {
+			t.Fatalf("byte %d changed: %v", off, err)
+		}
+		oneLine(t, "damaged", err)
+	}
+	v1 := append([]byte(nil), b[:len(b)-4]...)
+	binary.LittleEndian.PutUint32(v1[8:], 1)
+	q := filepath.Join(t.TempDir(), "v1.ref")
+	os.WriteFile(q, v1, 0o644)
+	got, err := Eval(context.Background(), q, cand, Options{})
+	if err != nil {
+		t.Fatalf("version 1: %v", err)
+	}
+	if got.KLD != want.KLD || got.Top1 != want.Top1 || got.Positions != want.Positions {
+		t.Errorf("version 1 reads to KLD %+v top-1 %v, version 2 to %+v %v", got.KLD, got.Top1, want.KLD, want.Top1)
 	}
 }
