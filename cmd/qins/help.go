@@ -349,7 +349,8 @@ REF ONCE, MANY CANDIDATES
                    its config.json and tensor list. Then qins eval
                    FILE CAND compares CAND without reading REF, as
                    llama.cpp's --kl-divergence-base does. FILE is
-                   recognised by its content. With REF alone (qins
+                   recognised by its content, and refused if any of
+                   its bytes changed (a checksum). With REF alone (qins
                    eval REF --save-ref FILE) only REF runs, and the
                    file is the same.
                    Top-1, REF's perplexity and the greedy
