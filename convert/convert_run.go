@@ -2,6 +2,7 @@ package convert
 
 import (
 	"context"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -40,6 +41,10 @@ type converter struct {
 	mse      bool // log_min chosen for the least squared error
 	rows     bool // one range per row (rows.go)
 	rational bool // the rational codec
+	// onePass: encoding needs no range pass (the rational codec with a
+	// given alpha, per tensor); rats are its encoders by dtype.
+	onePass  bool
+	rats     map[dtype.DType]*quant.RationalEncoder
 	i8       bool // the i8 layout of the log codec
 	scanners scanners
 }
@@ -83,12 +88,12 @@ type encodeState struct {
 	i8 *quant.I8Encoder
 }
 
-// workerBufs are one goroutine's buffers.
+// workerBufs are one goroutine's buffers; what a step writes is placed
+// in them by format.Writer.Buffer.
 type workerBufs struct {
 	in    []byte
-	codes []uint8
-	signs []int8
-	bits  []byte
+	codes []byte
+	signs []byte // or their bits in the packed layout
 	rows  rowBufs
 }
 
@@ -139,6 +144,7 @@ func (cv *converter) run(ctx context.Context, w *format.Writer, progress func(in
 		cv.mse = opts.Alpha == 0 // the alpha of the least squared error
 	}
 	cv.rows = opts.Granularity == qins.GranularityRow
+	cv.onePass = cv.rational && !cv.mse && !cv.rows
 	steps, states, err := cv.schedule(ctx)
 	if err != nil {
 		return err
@@ -196,18 +202,27 @@ func (cv *converter) schedule(ctx context.Context) ([]step, []tensorState, error
 			chunks(i, passCopy, sb)
 			continue
 		}
+		if cv.onePass {
+			if err := cv.prepareOnePass(j, st); err != nil {
+				return nil, nil, err
+			}
+			st.nWrite = n
+			chunks(i, passEncode, sb)
+			continue
+		}
 		st.encodeState = &encodeState{}
 		st.nScan, st.nWrite = n, n
 		st.scans = make([]*quant.Scanner, cv.workers)
 		st.ready = make(chan struct{})
-		chunks(i, passScan, sb)
 		if n == 0 {
 			if err := cv.prepare(j, st); err != nil {
 				return nil, nil, err
 			}
 		}
-		if pending >= 0 {
-			chunks(pending, passEncode, cv.stepBytes(&jobs[pending]))
+		if pending < 0 {
+			chunks(i, passScan, sb)
+		} else {
+			steps = interleave(steps, i, sb, j.src.Section().Size(), pending, cv.stepBytes(&jobs[pending]), jobs[pending].src.Section().Size())
 		}
 		pending = i
 	}
@@ -215,6 +230,29 @@ func (cv *converter) schedule(ctx context.Context) ([]step, []tensorState, error
 		chunks(pending, passEncode, cv.stepBytes(&jobs[pending]))
 	}
 	return steps, states, nil
+}
+
+// interleave appends the scan steps of job i (of sb bytes, si in all)
+// merged with the encode steps of job pending (of pb bytes, sp in all),
+// each at its share of the way: the scans only read and the encodes
+// write, so the disk keeps writing while the next tensor is scanned
+// instead of waiting for the whole scan. Every scan step of a job still comes
+// before all of its encode steps, which wait for the last of them.
+func interleave(steps []step, i int, sb, si int64, pending int, pb, sp int64) []step {
+	n, m := (si+sb-1)/sb, (sp+pb-1)/pb
+	var a, b int64
+	for a < n || b < m {
+		// Scan step a sits at a/n of the way, encode step b at b/m; a
+		// scan goes first on a tie.
+		if a < n && (b == m || a*m <= b*n) {
+			steps = append(steps, step{i, passScan, a * sb, min(sb, si-a*sb)})
+			a++
+			continue
+		}
+		steps = append(steps, step{pending, passEncode, b * pb, min(pb, sp-b*pb)})
+		b++
+	}
+	return steps
 }
 
 // stepBytes returns the source bytes of the steps of j: a chunk, of whole
@@ -291,10 +329,20 @@ func (cv *converter) finish(ctx context.Context, states []tensorState, s *Summar
 // do runs one step on goroutine w.
 func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w int, b *workerBufs) error {
 	t := *j.src
-	if int64(len(b.in)) < s.n { // a step holds at least 8 elements
-		b.in = make([]byte, max(int64(cv.chunk), s.n))
+	if s.pass == passScan {
+		// The range pass reads its bytes once: in place from the file's
+		// mapping where there is one, which costs half the CPU of a copy.
+		if m := t.Mapped(); m != nil {
+			return cv.scanMapped(j, st, m[s.off:s.off+s.n], s, w)
+		}
 	}
-	in := b.in[:s.n]
+	// The copies and the per-row codes (over the source) are written
+	// from in: placed at their offset in the output.
+	at := s.off
+	if s.pass == passRows {
+		at /= int64(t.DType.Size())
+	}
+	in := cv.w.Buffer(grown(&b.in, max(int64(cv.chunk), s.n)), int(s.n), j.out, at)
 	if s.pass == passEncode {
 		// The range pass of this tensor was scheduled before any of its
 		// encode steps, so it only has steps in progress left.
@@ -322,7 +370,7 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 		return err
 	}
 	done := s.n
-	if s.pass == passEncode {
+	if s.pass == passEncode && !cv.onePass {
 		done -= s.n / 2 // the scan pass reported the other half
 	}
 	cv.progress(done)
@@ -336,6 +384,23 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 		}
 	}
 	return nil
+}
+
+// scanMapped is scan on the bytes of step s in the source's mapping,
+// which it releases after: a file cut short meanwhile is an error, not a
+// crash.
+func (cv *converter) scanMapped(j *job, st *tensorState, in []byte, s step, w int) (err error) {
+	defer j.src.File.Release(in)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if _, fault := r.(interface{ Addr() uintptr }); !fault {
+				panic(r)
+			}
+			err = j.src.Err(format.ErrMappingFault)
+		}
+	}()
+	return cv.scan(j, st, in, s, w)
 }
 
 // scan runs the range pass on the chunk in of step s, and prepares the
@@ -361,35 +426,45 @@ func (cv *converter) scan(j *job, st *tensorState, in []byte, s step, w int) err
 // encoder, and writes its codes and signs.
 func (cv *converter) encode(j *job, st *tensorState, in []byte, off int64, b *workerBufs) error {
 	size := int64(j.src.DType.Size())
-	k := len(in) / int(size)
-	codes, signs := b.grow(k)
+	k, first := len(in)/int(size), off/size
+	codes := cv.w.Buffer(grown(&b.codes, int64(k)), k, j.out, first)
+	if cv.onePass {
+		if err := cv.encodeChecked(j, st, in, first, codes); err != nil {
+			return err
+		}
+		return cv.w.WriteAt(j.out, codes, first)
+	}
 	if st.rat != nil {
 		st.rat.Encode(in, codes)
-		return cv.w.WriteAt(j.out, codes, off/size)
+		return cv.w.WriteAt(j.out, codes, first)
 	}
 	if st.i8 != nil {
-		st.i8.Encode(in, signs)
-		return cv.w.WriteAt(j.out, quant.Int8Bytes(signs), off/size)
+		st.i8.Encode(in, quant.Int8s(codes))
+		return cv.w.WriteAt(j.out, codes, first)
 	}
-	out, at := quant.Int8Bytes(signs), off/size
+	n, at := k, first
 	if cv.packed {
-		out, at = b.bits[:(k+7)/8], off/size/8
+		n, at = (k+7)/8, first/8
+	}
+	out := cv.w.Buffer(grown(&b.signs, int64(k)), n, j.signs, at)
+	if cv.packed {
 		st.enc.EncodePacked(in, codes, out)
 	} else {
-		st.enc.Encode(in, codes, signs)
+		st.enc.Encode(in, codes, quant.Int8s(out))
 	}
-	if err := cv.w.WriteAt(j.out, codes, off/size); err != nil {
+	if err := cv.w.WriteAt(j.out, codes, first); err != nil {
 		return err
 	}
 	return cv.w.WriteAt(j.signs, out, at)
 }
 
-// grow returns codes and signs buffers of k elements.
-func (b *workerBufs) grow(k int) ([]uint8, []int8) {
-	if len(b.codes) < k {
-		b.codes, b.signs, b.bits = make([]uint8, k), make([]int8, k), make([]byte, (k+7)/8)
+// grown returns buf, reallocated empty when its capacity is under n: the
+// steps of a tensor are alike, so it grows to a whole step at once.
+func grown(buf *[]byte, n int64) *[]byte {
+	if int64(cap(*buf)) < n {
+		*buf = make([]byte, 0, n)
 	}
-	return b.codes[:k], b.signs[:k]
+	return buf
 }
 
 // prepare merges the range pass of a tensor and makes its encoder, once
@@ -448,6 +523,57 @@ func (cv *converter) prepare(j *job, st *tensorState) error {
 	st.enc, st.params = scan.EncoderFor(p), p
 	cv.scanners.put(scan)
 	close(st.ready)
+	return nil
+}
+
+// prepareOnePass makes the state of a tensor that takes no range pass:
+// the rational encoder of Options.Alpha, one per dtype for all tensors.
+func (cv *converter) prepareOnePass(j *job, st *tensorState) error {
+	t := *j.src
+	a := float32(cv.opts.Alpha)
+	if err := quant.CheckRationalAlpha(float64(a), t.DType); err != nil {
+		return t.Err(err)
+	}
+	enc := cv.rats[t.DType]
+	if enc == nil {
+		var err error
+		if enc, err = quant.NewRationalEncoder(t.DType, a); err != nil {
+			return t.Err(err)
+		}
+		if cv.rats == nil {
+			cv.rats = make(map[dtype.DType]*quant.RationalEncoder)
+		}
+		cv.rats[t.DType] = enc
+	}
+	ready := make(chan struct{})
+	close(ready)
+	st.encodeState = &encodeState{ready: ready, rat: enc, alpha: a}
+	return nil
+}
+
+// checkBlock is the piece encodeChecked checks and then encodes, small
+// enough to be read again from the core's cache.
+const checkBlock = 64 << 10
+
+// encodeChecked encodes the chunk in, whose first element is element
+// first of the tensor, into codes with the tensor's rational encoder, and
+// refuses a NaN or an infinity in it as the range pass would.
+func (cv *converter) encodeChecked(j *job, st *tensorState, in []byte, first int64, codes []uint8) error {
+	t := *j.src
+	sc, err := cv.scanners.get(t.DType, false)
+	if err != nil {
+		return t.Err(err)
+	}
+	defer cv.scanners.put(sc)
+	size := int(t.DType.Size())
+	for off := 0; off < len(in); off += checkBlock {
+		b := in[off:min(off+checkBlock, len(in))]
+		sc.Scan(b, first+int64(off/size))
+		st.rat.Encode(b, codes[off/size:])
+	}
+	if _, err := sc.Params(); err != nil {
+		return t.Err(err)
+	}
 	return nil
 }
 

@@ -741,3 +741,48 @@ func TestSideNames(t *testing.T) {
 		})
 	}
 }
+
+// TestNonFiniteRefused checks that a NaN or an infinity deep in a tensor of
+// many steps is refused by every encoding, naming the tensor and the
+// element, with no output left: the rational codec with a given alpha
+// takes no range pass and checks each step as it encodes it.
+func TestNonFiniteRefused(t *testing.T) {
+	const n = 8 * 1024
+	for _, dt := range []dtype.DType{dtype.BF16, dtype.F16, dtype.F32} {
+		for _, bad := range []float64{math.NaN(), math.Inf(-1)} {
+			for _, opts := range []Options{
+				{},
+				{Layout: qins.LayoutPacked, Range: qins.RangeMSE},
+				{Layout: qins.LayoutI8},
+				{Layout: qins.LayoutPacked, Granularity: qins.GranularityRow, Range: qins.RangeMSE},
+				{Codec: qins.CodecRational, Alpha: 1},
+				{Codec: qins.CodecRational},
+				{Codec: qins.CodecRational, Granularity: qins.GranularityRow},
+			} {
+				dir := t.TempDir()
+				vals := make([]float64, n)
+				for i := range vals {
+					vals[i] = float64(i%97-48) / 64
+				}
+				at := n - 1000
+				withBad := slices.Clone(vals)
+				withBad[at] = bad
+				src := testfile.Write(t, filepath.Join(dir, "src.safetensors"),
+					testfile.T("ok", dt, []uint64{64, 128}, vals),
+					testfile.T("bad", dt, []uint64{64, 128}, withBad))
+				dst := filepath.Join(dir, "out.safetensors")
+				opts.ChunkBytes, opts.Workers = 1024, 3
+				_, err := convertTo(context.Background(), src, dst, opts)
+				name := fmt.Sprintf("%v %v %+v", dt, bad, opts)
+				if err == nil || !strings.Contains(err.Error(), `"bad"`) {
+					t.Errorf("%s: error %v, want one naming tensor \"bad\"", name, err)
+				} else if want := fmt.Sprintf("element %d is %v", at, bad); !strings.Contains(err.Error(), want) {
+					t.Errorf("%s: error %v, want %q", name, err, want)
+				}
+				if _, err := os.Stat(dst); !os.IsNotExist(err) {
+					t.Errorf("%s: output left behind (%v)", name, err)
+				}
+			}
+		}
+	}
+}

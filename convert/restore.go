@@ -266,11 +266,11 @@ func (r *restorer) copy(ctx context.Context, l *qins.Logical, k int) error {
 	sec := t.Section()
 	return r.workers.Each(ctx, sec.Size(), int64(r.chunk), func(_ context.Context, w int, off, n int64) error {
 		b := &r.bufs[w]
-		b.in = grow(b.in, int(n))
-		if _, err := sec.ReadAt(b.in, off); err != nil {
+		in := r.w.Buffer(&b.in, int(n), k, off)
+		if _, err := sec.ReadAt(in, off); err != nil {
 			return t.Err(err)
 		}
-		if err := r.w.WriteAt(k, b.in, off); err != nil {
+		if err := r.w.WriteAt(k, in, off); err != nil {
 			return err
 		}
 		r.progress(n)
@@ -288,14 +288,15 @@ func (r *restorer) decode(ctx context.Context, l *qins.Logical, dt dtype.DType, 
 	step := max(8, int64(r.chunk)/size/8*8) // elements, whole bytes of sign bits
 	return r.workers.Each(ctx, int64(l.Elements()), step, func(_ context.Context, w int, off, n int64) error {
 		b := &r.bufs[w]
-		b.codes, b.signs, b.out = grow(b.codes, int(n)), grow(b.signs, int(n)), grow(b.out, int(n*size))
+		b.codes, b.signs = grow(b.codes, int(n)), grow(b.signs, int(n))
+		out := r.w.Buffer(&b.out, int(n*size), k, off*size)
 		if err := l.ReadCodes(off, n, b.codes, quant.Int8s(b.signs), &b.in); err != nil {
 			return err
 		}
-		if err := d.DecodeTo(dt, off, b.codes, quant.Int8s(b.signs), b.out); err != nil {
+		if err := d.DecodeTo(dt, off, b.codes, quant.Int8s(b.signs), out); err != nil {
 			return err
 		}
-		if err := r.w.WriteAt(k, b.out, off*size); err != nil {
+		if err := r.w.WriteAt(k, out, off*size); err != nil {
 			return err
 		}
 		// The stored bytes of elements [0, x), scaled, telescope to the
@@ -322,7 +323,8 @@ func (r *restorer) cast(ctx context.Context, l *qins.Logical, dt dtype.DType, k 
 	overflows := castOverflows(dt)
 	return r.workers.Each(ctx, int64(l.Elements()), step, func(_ context.Context, w int, off, n int64) error {
 		b := &r.bufs[w]
-		b.in, b.out = grow(b.in, int(n*in)), grow(b.out, int(n*outSize))
+		b.in = grow(b.in, int(n*in))
+		out := r.w.Buffer(&b.out, int(n*outSize), k, off*outSize)
 		if int64(cap(b.vals)) < n {
 			b.vals = make([]float64, n)
 		}
@@ -335,9 +337,9 @@ func (r *restorer) cast(ctx context.Context, l *qins.Logical, dt dtype.DType, k 
 			if overflows(v) {
 				return t.Err(&CastError{Index: off + int64(i), Value: v, DType: dt})
 			}
-			put(b.out, i, v)
+			put(out, i, v)
 		}
-		if err := r.w.WriteAt(k, b.out, off*outSize); err != nil {
+		if err := r.w.WriteAt(k, out, off*outSize); err != nil {
 			return err
 		}
 		r.progress(n * in)

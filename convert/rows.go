@@ -23,21 +23,16 @@ import (
 type rowBufs struct {
 	coders map[dtype.DType]*quant.RowCoder
 	rats   map[dtype.DType]*quant.RationalRowCoder
-	signs  []int8
+	signs  []byte
 	bits   []byte
 	first  []uint8
 }
 
-// grow returns the signs buffer, of at least k elements, and makes the
-// first row's buffer at least n.
-func (r *rowBufs) grow(k, n int) []int8 {
-	if len(r.signs) < k {
-		r.signs = make([]int8, k)
-	}
+// grow makes the first row's buffer at least n.
+func (r *rowBufs) grow(n int) {
 	if len(r.first) < n {
 		r.first = make([]uint8, n)
 	}
-	return r.signs
 }
 
 func (r *rowBufs) coder(dt dtype.DType) (*quant.RowCoder, error) {
@@ -186,8 +181,12 @@ func (cv *converter) encodeRows(j *job, st *tensorState, in []byte, off int64, b
 	// Of a full chunk, as the per-tensor steps make theirs, rather than of
 	// this step's rows: steps of rows of another length would grow it
 	// again.
-	signs := b.rows.grow(int(max(k, int64(cv.chunk)/size)), int(n))[:k]
 	first := off / size
+	b.rows.grow(int(n))
+	signs := quant.Int8s((*grown(&b.rows.signs, max(k, int64(cv.chunk)/size)))[:k])
+	if j.signs >= 0 && !cv.packed { // written as they are
+		signs = quant.Int8s(cv.w.Buffer(&b.rows.signs, int(k), j.signs, first))
+	}
 	width := int64(8) // bytes of a row's range, or alpha
 	if cv.rational {
 		width = 4
@@ -276,7 +275,7 @@ func (cv *converter) encodeRationalRows(j *job, st *tensorState, in []byte, firs
 	n := qins.RowLen(t.Shape)
 	rows := k / n
 	codes := in[:k]
-	b.grow(0, int(n))
+	b.grow(int(n))
 	var lo, hi float32
 	for r := int64(0); r < rows; r++ {
 		e := (r + 1) * n
@@ -343,10 +342,7 @@ func (cv *converter) writeRows(j *job, first int64, codes []uint8, signs []int8,
 	out, at := quant.Int8Bytes(signs), first
 	if cv.packed {
 		k := len(codes)
-		if cap(b.bits) < (k+7)/8 {
-			b.bits = make([]byte, (k+7)/8)
-		}
-		out, at = b.bits[:(k+7)/8], first/8
+		out, at = cv.w.Buffer(grown(&b.bits, int64(k+7)/8), (k+7)/8, j.signs, first/8), first/8
 		quant.PackCodes(codes, signs, out)
 	}
 	if err := cv.w.WriteAt(j.out, codes, first); err != nil {

@@ -202,8 +202,11 @@ var ErrMappingFault = errors.New("changed while it was read (a fault reading its
 // read again soon: their pages leave the process's resident memory (the
 // page cache keeps them), so that reading a file through its mapping does
 // not make the whole file count as the process's memory. Reading b after
-// is still valid, at the cost of faulting its pages in again. Whole pages
-// are released, those b shares with its neighbours too.
+// is still valid, at the cost of faulting its pages in again. The pages
+// within releaseMargin of b are released too, those of its neighbours:
+// the system maps pages around the one a read faults on (fault-around),
+// so a reader of b may have mapped pages that a reader of the neighbour
+// already released, and those would stay.
 func (f *File) Release(b []byte) {
 	f.mapOnce.Do(func() { f.mapped = mapFile(f.f, f.size) })
 	if len(b) == 0 || len(f.mapped) == 0 {
@@ -216,5 +219,12 @@ func (f *File) Release(b []byte) {
 	}
 	page := uintptr(os.Getpagesize())
 	start := (p - base) &^ (page - 1) // the mapping starts on a page
-	release(f.mapped[start : p-base+uintptr(len(b))])
+	start -= min(start, releaseMargin)
+	end := min(p-base+uintptr(len(b))+releaseMargin, uintptr(len(f.mapped)))
+	release(f.mapped[start:end])
 }
+
+// releaseMargin is how far around the bytes Release is given it releases:
+// more than the system maps around a fault (64 KiB by default on Linux,
+// up to a large folio of the page cache on newer kernels).
+const releaseMargin = 2 << 20

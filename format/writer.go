@@ -125,6 +125,13 @@ func (w *Writer) WriteAt(i int, p []byte, off int64) error {
 	return nil
 }
 
+// Buffer returns n bytes of *buf, growing it when short, placed so that
+// WriteAt(i, b, off) writes them without copying them first: a goroutine
+// that keeps *buf across its writes computes into the returned bytes.
+func (w *Writer) Buffer(buf *[]byte, n, i int, off int64) []byte {
+	return w.out.Buffer(buf, n, w.dataStart+int64(w.tensors[i].Begin)+off)
+}
+
 // StartWriteback asks the kernel to start writing tensor i's data to disk
 // now, without waiting: once a tensor is complete there is no reason to
 // let it sit in memory until the final sync, and the disk can work while

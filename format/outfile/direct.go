@@ -49,6 +49,23 @@ func alignedBuffer(n int) []byte {
 	return b[skip : skip+n : skip+n]
 }
 
+// placed returns n bytes of *buf whose address is phase bytes past a
+// multiple of blockSize, growing *buf when it has no such n bytes.
+func placed(buf *[]byte, n, phase int) []byte {
+	at := func(b []byte) int {
+		return (phase - int(uintptr(unsafe.Pointer(unsafe.SliceData(b)))%blockSize) + blockSize) % blockSize
+	}
+	if b := *buf; cap(b) > 0 {
+		if s := at(b[:cap(b)]); s+n <= cap(b) {
+			return b[s : s+n : s+n]
+		}
+	}
+	b := alignedBuffer(max(n, cap(*buf)) + blockSize)
+	*buf = b
+	s := at(b)
+	return b[s : s+n : s+n]
+}
+
 // WriteAt writes p at offset off of the file.
 func (d *directWriter) WriteAt(p []byte, off int64) error {
 	end := off + int64(len(p))

@@ -118,6 +118,18 @@ func (o *Output) WriteAt(p []byte, off int64) error {
 	return err
 }
 
+// Buffer returns n bytes of *buf, growing it when short, placed so that
+// WriteAt of them at offset off writes them straight from memory: with
+// direct I/O, a piece whose address and offset are not equally far from
+// a block boundary is first copied into an aligned buffer.
+func (o *Output) Buffer(buf *[]byte, n int, off int64) []byte {
+	phase := 0
+	if o.direct != nil {
+		phase = int(off % blockSize)
+	}
+	return placed(buf, n, phase)
+}
+
 // StartWriteback asks the kernel to start writing bytes [off, off+n) to
 // disk now, without waiting: once a piece is complete there is no reason
 // to let it sit in memory until the final sync, and the disk can work
