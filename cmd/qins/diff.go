@@ -66,6 +66,9 @@ func (a *app) diff(c *cli.Context) error {
 	}
 	plot := c.String("plot")
 	if c.IsSet("plot") {
+		if err := notStdout("--plot", plot); err != nil {
+			return err
+		}
 		if err := checkPlotPath(plot); err != nil {
 			return usageError{fmt.Errorf("--plot: %v", err)}
 		}

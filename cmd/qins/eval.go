@@ -61,6 +61,9 @@ func (a *app) eval(c *cli.Context) error {
 		if save == "" {
 			return usageError{errors.New("--save-ref: give a file name")}
 		}
+		if err := notStdout("--save-ref", save); err != nil {
+			return err
+		}
 		if err := outfile.Check(save, c.Bool("force")); err != nil {
 			return unusable{withHint(err)}
 		}

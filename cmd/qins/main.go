@@ -134,7 +134,12 @@ func runPending(ctx context.Context, pending *outfile.Pending, args []string, st
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "qins: usage error: %s\n", escape(ue.error.Error()))
-		fmt.Fprintln(stderr, "hint: run 'qins help' or 'qins COMMAND --help'")
+		hint := "run 'qins help' or 'qins COMMAND --help'"
+		var h hinted
+		if errors.As(ue.error, &h) {
+			hint = h.hint
+		}
+		fmt.Fprintf(stderr, "hint: %s\n", escape(hint))
 		return 2
 	}
 	if errors.As(err, new(differ)) {
@@ -255,7 +260,18 @@ func outputFlag(c *cli.Context) (string, error) {
 	if out == "" && c.IsSet("output") {
 		return "", usageError{errors.New("-o needs a file name")}
 	}
-	return out, nil
+	return out, notStdout("-o", out)
+}
+
+// notStdout refuses "-" as the output of flag: qins writes its outputs
+// whole under a temporary name, then renames them into place, so it cannot
+// write to standard output; and a file or folder named "-" is seldom what
+// was meant.
+func notStdout(flag, path string) error {
+	if path != "-" {
+		return nil
+	}
+	return usageError{hinted{fmt.Errorf("%s -: qins does not write to standard output (an output appears whole, under its name, once complete)", flag), "to name a file \"-\", write ./-"}}
 }
 
 // oneArg returns the command's single positional argument.
