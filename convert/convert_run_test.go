@@ -1,6 +1,16 @@
 package convert
 
-import "testing"
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/qins-dev/qins/convert/internal/testfile"
+	"github.com/qins-dev/qins/format/dtype"
+	"github.com/qins-dev/qins/format/qins"
+)
 
 // TestInterleave checks that the merged scan and encode steps of two
 // tensors cover each exactly once, in order, each within a step of its
@@ -34,6 +44,51 @@ func TestInterleave(t *testing.T) {
 		}
 		if next[0] != c.sp || next[1] != c.si {
 			t.Fatalf("%+v: covered %v", c, next)
+		}
+	}
+}
+
+// cutAtStart is a Progress that cuts file path short as the work starts,
+// after the checkpoint was opened and planned.
+type cutAtStart struct {
+	t    *testing.T
+	path string
+}
+
+func (c cutAtStart) Start(int64) {
+	if err := os.Truncate(c.path, 4096); err != nil {
+		c.t.Error(err)
+	}
+}
+
+func (cutAtStart) Add(int64) {}
+
+// TestSourceCutShort checks that a source cut short during a conversion
+// is an error naming it, not a crash: the range pass reads the file's
+// mapping, where the missing pages fault.
+func TestSourceCutShort(t *testing.T) {
+	for _, opts := range []Options{
+		{},
+		{Layout: qins.LayoutPacked, Range: qins.RangeMSE},
+		{Layout: qins.LayoutPacked, Granularity: qins.GranularityRow, Range: qins.RangeMSE},
+		{Codec: qins.CodecRational, Alpha: 1},
+	} {
+		dir := t.TempDir()
+		vals := make([]float64, 256*1024)
+		for i := range vals {
+			vals[i] = float64(i%251-125) / 128
+		}
+		src := testfile.Write(t, filepath.Join(dir, "src.safetensors"),
+			testfile.T("a", dtype.BF16, []uint64{512, 512}, vals),
+			testfile.T("b", dtype.BF16, []uint64{512, 512}, vals))
+		dst := filepath.Join(dir, "out.safetensors")
+		opts.Progress = cutAtStart{t, src}
+		_, err := Convert(context.Background(), src, dst, opts)
+		if err == nil || !strings.Contains(err.Error(), src) || !strings.Contains(err.Error(), "changed while") {
+			t.Errorf("%+v: error %v, want one saying that %s changed", opts, err, src)
+		}
+		if _, serr := os.Stat(dst); !os.IsNotExist(serr) {
+			t.Errorf("%+v: output left behind (%v)", opts, serr)
 		}
 	}
 }

@@ -32,14 +32,22 @@ func (t Tensor) Section() *io.SectionReader { return t.File.Section(t.TensorInfo
 func (t Tensor) Mapped() []byte { return t.File.Mapped(t.TensorInfo) }
 
 // Err returns err naming the tensor and its file, unless err is nil, a
-// cancellation, or already names a file.
+// cancellation, or already names a file. The end of the file within a
+// tensor's data, which Open checked was there, says the file shrank.
 func (t Tensor) Err(err error) error {
 	var fe *Error
 	if err == nil || errors.Is(err, context.Canceled) || errors.As(err, &fe) {
 		return err
 	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		err = errShrank
+	}
 	return &Error{Path: t.File.Path, Tensor: t.Name, Err: err}
 }
+
+// errShrank is a read that met the end of a file before the data its
+// header gives.
+var errShrank = errors.New("changed while it was being read (it ended before its data); run again on a stable copy")
 
 // Checkpoint is a model stored as one safetensors file, or as shards listed
 // by an index.json.
