@@ -188,7 +188,7 @@ func (e *I8Encoder) encode32(b []byte, codes []int8) {
 	for len(codes) > 0 {
 		k := min(len(codes), len(mags))
 		e.f32.encode32(b[:4*k], mags[:k], signs[:k])
-		signCodes(mags[:k], signs[:k], codes[:k])
+		signCodesFast(mags[:k], signs[:k], codes[:k])
 		b, codes = b[4*k:], codes[k:]
 	}
 }

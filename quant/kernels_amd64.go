@@ -268,6 +268,22 @@ func compressAbove32Fast(b []byte, thr uint32, out []byte) int {
 //go:noescape
 func packCodesAVX512(codes, signs *byte, blocks int, bits *byte)
 
+// signCodesAVX2 is signCodes on blocks of 32 bytes.
+//
+//go:noescape
+func signCodesAVX2(mags *byte, signs *byte, blocks int, out *byte)
+
+// signCodesFast is signCodes, with the AVX2 kernel where it runs.
+func signCodesFast(mags []uint8, signs []int8, out []int8) {
+	n := min(len(mags), len(signs), len(out))
+	done := 0
+	if k := n / 32; cpu.X86.HasAVX2 && k > 0 {
+		signCodesAVX2(&mags[0], (*byte)(unsafe.Pointer(&signs[0])), k, (*byte)(unsafe.Pointer(&out[0])))
+		done = 32 * k
+	}
+	signCodes(mags[done:n], signs[done:n], out[done:n])
+}
+
 // packCodesFast packs the leading blocks of 64 elements of PackCodes with
 // the AVX-512 kernel where it runs, and returns how many elements it did.
 func packCodesFast(codes []uint8, signs []int8, bits []byte) int {

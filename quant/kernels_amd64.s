@@ -725,3 +725,28 @@ bsgroup:
 bsdone:
 	VZEROUPPER
 	RET
+
+// func signCodesAVX2(mags *byte, signs *byte, blocks int, out *byte)
+//
+// Per block of 32 bytes: out = mags negated where the sign byte is
+// negative, zero where it is zero, as they are where it is positive
+// (VPSIGNB, the product of a sign -1, 0 or +1 and a byte).
+TEXT ·signCodesAVX2(SB), NOSPLIT, $0-32
+	MOVQ    mags+0(FP), SI
+	MOVQ    signs+8(FP), DX
+	MOVQ    blocks+16(FP), CX
+	MOVQ    out+24(FP), DI
+	TESTQ   CX, CX
+	JZ      scdone
+scloop:
+	VMOVDQU (SI), Y0
+	VPSIGNB (DX), Y0, Y1
+	VMOVDQU Y1, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DX
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     scloop
+	VZEROUPPER
+scdone:
+	RET

@@ -47,4 +47,6 @@ func magnitudesFast(p Params, tab *[256]float32, v0, step float64) bool { return
 
 func packCodesFast([]uint8, []int8, []byte) int { return 0 }
 
+func signCodesFast(mags []uint8, signs []int8, out []int8) { signCodes(mags, signs, out) }
+
 func bucketSumsFast([]uint32, []uint32) int { return 0 }

@@ -54,7 +54,7 @@ func (rc *RowCoder) EncodeI8(row []byte, first int64, mse bool, codes []int8) (P
 			p = StoredRange(mseSearch(raw, rc.distinctMagnitudes(row), rc.distinctCounts(), Levels7))
 		case int(mx)-int(mn) > 2*n:
 			p = rc.encodeSpread16(row, p, Levels7, mc, ms)
-			signCodes(mc, ms, codes)
+			signCodesFast(mc, ms, codes)
 			return p, nil
 		default:
 			t, p = rc.mse16(row, p, mn, mx, Levels7)
@@ -73,7 +73,7 @@ func (rc *RowCoder) EncodeI8(row []byte, first int64, mse bool, codes []int8) (P
 		nz := int8(min(h&0x7fff, 1))
 		ms[i] = nz - 2*nz*int8(h>>15)
 	}
-	signCodes(mc, ms, codes)
+	signCodesFast(mc, ms, codes)
 	return p, nil
 }
 

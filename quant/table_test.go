@@ -237,10 +237,11 @@ func TestF32CoderLevels7(t *testing.T) {
 	}
 }
 
-// TestSignCodes checks the eight-at-a-time product of signs and codes.
+// TestSignCodes checks the eight-at-a-time product of signs and codes, and
+// the kernel's.
 func TestSignCodes(t *testing.T) {
 	r := rand.New(rand.NewPCG(47, 48))
-	for _, n := range []int{0, 1, 7, 8, 9, 63, 64, 1000} {
+	for _, n := range []int{0, 1, 7, 8, 9, 31, 32, 33, 63, 64, 1000} {
 		mags, signs, out := make([]uint8, n), make([]int8, n), make([]int8, n+1)
 		for i := range n {
 			mags[i], signs[i] = uint8(r.Uint32()), int8(r.IntN(3)-1)
@@ -248,15 +249,17 @@ func TestSignCodes(t *testing.T) {
 				mags[i] = []uint8{0, 1, 127, 128, 255}[i/5%5]
 			}
 		}
-		out[n] = 99
-		signCodes(mags, signs, out[:n])
-		for i := range n {
-			if want := signs[i] * int8(mags[i]); out[i] != want {
-				t.Fatalf("n %d, %d: %d * %d = %d, want %d", n, i, signs[i], mags[i], out[i], want)
+		for _, f := range []func([]uint8, []int8, []int8){signCodes, signCodesFast} {
+			out[n] = 99
+			f(mags, signs, out[:n])
+			for i := range n {
+				if want := signs[i] * int8(mags[i]); out[i] != want {
+					t.Fatalf("n %d, %d: %d * %d = %d, want %d", n, i, signs[i], mags[i], out[i], want)
+				}
 			}
-		}
-		if out[n] != 99 {
-			t.Fatalf("n %d: wrote past the end", n)
+			if out[n] != 99 {
+				t.Fatalf("n %d: wrote past the end", n)
+			}
 		}
 	}
 }
