@@ -239,8 +239,7 @@ func (rc *RowCoder) mse16(row []byte, p0 Params, mn, mx uint16, levels int) (*co
 		fastDecTable(p0, &dec0)
 		fastDecTable(p, &dec)
 	} else {
-		decTableL(p0, levels, &dec0)
-		decTableL(p, levels, &dec)
+		decTablesL(p0, p, levels, &dec0, &dec)
 	}
 	if e0, e := rc.errors16(lo, mx, t0, t, &dec0, &dec); e0 <= e {
 		return t0, p0
@@ -567,8 +566,7 @@ func (rc *RowCoder) encodeSpread16(row []byte, p0 Params, levels int, codes []ui
 		t := s.t[:n]
 		rowCodes16Within(logs, logs32, t, p.LogMin, p.LogMax-p.LogMin, top, zl, tab.logs[mx])
 		var dec0, dec [256]float64
-		decTableL(p0, levels, &dec0)
-		decTableL(p, levels, &dec)
+		decTablesL(p0, p, levels, &dec0, &dec)
 		var acc [16]float64
 		errorLanesFast(counts, mags, codes, t, &dec0, &dec, &acc)
 		var e0, e float64

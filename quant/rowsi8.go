@@ -151,17 +151,31 @@ func (rc *RowCoder) distinctMagnitudes(row []byte) []float64 {
 // returned last.
 func (rc *RowCoder) distinctCounts() []float64 { return rc.ns }
 
-// decTableL fills dec[1..levels] with the decoded magnitude of each code
-// of a code of the given levels under p, by products from both ends (a
-// ranking of two ranges needs no more), and dec[0] with 0.
-func decTableL(p Params, levels int, dec *[256]float64) {
-	r := math.Exp((p.LogMax - p.LogMin) / float64(levels-1))
-	dec[0], dec[levels], dec[1] = 0, p.magnitudeL(levels, levels), p.magnitudeL(1, levels)
+// decTablesL fills dec0[1..levels] and dec1[1..levels] with the decoded
+// magnitude of each code of a code of the given levels under p0 and p1,
+// by products from both ends (a ranking of two ranges needs no more), and
+// dec0[0] and dec1[0] with 0. The four chains of products run side by
+// side: each product waits for the one before it.
+func decTablesL(p0, p1 Params, levels int, dec0, dec1 *[256]float64) {
+	r0 := math.Exp((p0.LogMax - p0.LogMin) / float64(levels-1))
+	r1 := math.Exp((p1.LogMax - p1.LogMin) / float64(levels-1))
+	dec0[0], dec0[levels], dec0[1] = 0, p0.magnitudeL(levels, levels), p0.magnitudeL(1, levels)
+	dec1[0], dec1[levels], dec1[1] = 0, p1.magnitudeL(levels, levels), p1.magnitudeL(1, levels)
 	mid := (levels + 1) / 2
-	for c := levels - 1; c > mid; c-- {
-		dec[c] = dec[c+1] * r
-	}
-	for c := 2; c <= mid; c++ {
-		dec[c] = dec[c-1] / r
+	// Codes levels-1 down to mid+1 from the top, 2 up to mid from the
+	// bottom: levels-1-mid and mid-1 steps, the latter as many or one
+	// more.
+	up, down := levels-1-mid, mid-1
+	for i := range max(up, down) {
+		if i < up {
+			c := levels - 1 - i
+			dec0[c] = dec0[c+1] * r0
+			dec1[c] = dec1[c+1] * r1
+		}
+		if i < down {
+			c := 2 + i
+			dec0[c] = dec0[c-1] / r0
+			dec1[c] = dec1[c-1] / r1
+		}
 	}
 }
