@@ -352,6 +352,20 @@ TEXT ·rowCodes16F32AVX512(SB), NOSPLIT, $0-72
 	VSUBPD  Z5, Z4, Z3            // top - 1, exact
 	TESTQ   CX, CX
 	JZ      done16
+	// Groups of up to 8 blocks: the fast path for every block, its
+	// rounding checks gathered in K2 and tested once per group (a branch
+	// per block doubled the time), and a group with a lane too near a
+	// rounding boundary done again by the formula in float64.
+group16:
+	MOVQ    CX, R8
+	CMPQ    R8, $8
+	JLE     groupn16
+	MOVQ    $8, R8
+groupn16:
+	MOVQ    SI, R9                // the group's start, for a redo
+	MOVQ    DI, R11
+	MOVQ    R8, R12
+	KXORW   K2, K2, K2
 loop16:
 	VMOVUPS (R10), Z0
 	VFNMADD213PS Z13, Z12, Z0     // k - c*l
@@ -359,14 +373,22 @@ loop16:
 	VSUBPS  Z8, Z0, Z9            // how far it was rounded
 	VANDPS  Z15, Z9, Z9
 	VCMPPS  $0x16, Z14, Z9, K1    // farther than lim, or NaN
-	KORTESTW K1, K1
-	JNZ     exact16
+	KORW    K1, K2, K2
 	VMAXPS  Z16, Z8, Z8
 	VMINPS  Z17, Z8, Z8
 	VCVTTPS2DQ Z8, Z8
 	VPMOVDB Z8, X8
 	VMOVDQU X8, (DI)
-	JMP     next16
+	ADDQ    $64, R10
+	ADDQ    $128, SI
+	ADDQ    $16, DI
+	DECQ    R12
+	JNZ     loop16
+	KORTESTW K2, K2
+	JZ      next16
+	MOVQ    R9, SI
+	MOVQ    R11, DI
+	MOVQ    R8, R12
 exact16:
 	VMOVUPD (SI), Z0
 	VMOVUPD 64(SI), Z6
@@ -390,12 +412,13 @@ exact16:
 	VPMOVDB Y6, X6
 	MOVQ    X0, (DI)
 	MOVQ    X6, 8(DI)
-next16:
-	ADDQ    $64, R10
 	ADDQ    $128, SI
 	ADDQ    $16, DI
-	DECQ    CX
-	JNZ     loop16
+	DECQ    R12
+	JNZ     exact16
+next16:
+	SUBQ    R8, CX
+	JNZ     group16
 done16:
 	VZEROUPPER
 	RET
