@@ -1,9 +1,11 @@
 package convert
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -89,6 +91,53 @@ func TestSourceCutShort(t *testing.T) {
 		}
 		if _, serr := os.Stat(dst); !os.IsNotExist(serr) {
 			t.Errorf("%+v: output left behind (%v)", opts, serr)
+		}
+	}
+}
+
+// TestOnePassEmpty: with a given alpha the rational codec takes no range
+// pass; tensors of no elements beside one with data still get that alpha,
+// every chunk size gives the same file, and it restores.
+func TestOnePassEmpty(t *testing.T) {
+	put, _ := dtype.Putter(dtype.F64)
+	data := make([]byte, 8*40)
+	for i := range 40 {
+		put(data, i, float64(i%9)-4.5)
+	}
+	specs := []rawSpec{{"w", dtype.F64, []uint64{5, 8}, data}}
+	for i, sh := range [][]uint64{{5, 0}, {0, 5}, {0}} {
+		specs = append(specs, rawSpec{"e" + string(rune('0'+i)), dtype.BF16, sh, nil})
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.safetensors")
+	writeRaw(t, src, specs...)
+	var first []byte
+	for _, chunk := range []int{0, 8, 24, 1000} {
+		q := filepath.Join(dir, "q.safetensors")
+		opts := Options{WriteOptions: WriteOptions{ChunkBytes: chunk, Workers: 3, Force: true}, Codec: qins.CodecRational, Alpha: 0.5, Include: regexp.MustCompile(".")}
+		if _, err := Convert(context.Background(), src, q, opts); err != nil {
+			t.Fatal(err)
+		}
+		ls, err := qins.Logicals(context.Background(), open(t, q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range ls {
+			if !l.Encoded() || l.Alpha != 0.5 {
+				t.Errorf("chunk %d: %s: encoded %v, alpha %v; want alpha 0.5", chunk, l.Name, l.Encoded(), l.Alpha)
+			}
+		}
+		b, err := os.ReadFile(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = b
+		} else if !bytes.Equal(b, first) {
+			t.Errorf("chunk %d: another file than the default chunk's", chunk)
+		}
+		if _, err := Restore(context.Background(), q, filepath.Join(dir, "r.safetensors"), RestoreOptions{WriteOptions: WriteOptions{Force: true}}); err != nil {
+			t.Errorf("chunk %d: restore: %v", chunk, err)
 		}
 	}
 }

@@ -748,7 +748,7 @@ func TestSideNames(t *testing.T) {
 // takes no range pass and checks each step as it encodes it.
 func TestNonFiniteRefused(t *testing.T) {
 	const n = 8 * 1024
-	for _, dt := range []dtype.DType{dtype.BF16, dtype.F16, dtype.F32} {
+	for _, dt := range []dtype.DType{dtype.BF16, dtype.F16, dtype.F32, dtype.F64} {
 		for _, bad := range []float64{math.NaN(), math.Inf(-1)} {
 			for _, opts := range []Options{
 				{},
