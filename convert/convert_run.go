@@ -236,8 +236,8 @@ func (cv *converter) schedule(ctx context.Context) ([]step, []tensorState, error
 // merged with the encode steps of job pending (of pb bytes, sp in all),
 // each at its share of the way: the scans only read and the encodes
 // write, so the disk keeps writing while the next tensor is scanned
-// instead of waiting for the whole scan. Every scan step of a job still comes
-// before all of its encode steps, which wait for the last of them.
+// instead of waiting for the whole scan. Every scan step of a job still
+// comes before all of its encode steps, which wait for the last of them.
 func interleave(steps []step, i int, sb, si int64, pending int, pb, sp int64) []step {
 	n, m := (si+sb-1)/sb, (sp+pb-1)/pb
 	var a, b int64

@@ -178,11 +178,11 @@ func (cv *converter) encodeRows(j *job, st *tensorState, in []byte, off int64, b
 	n := qins.RowLen(t.Shape)
 	rows := k / n
 	codes := in[:k]
-	// Of a full chunk, as the per-tensor steps make theirs, rather than of
-	// this step's rows: steps of rows of another length would grow it
-	// again.
 	first := off / size
 	b.rows.grow(int(n))
+	// The signs buffer is of a full chunk, as the per-tensor steps make
+	// theirs, rather than of this step's rows: steps of rows of another
+	// length would grow it again.
 	signs := quant.Int8s((*grown(&b.rows.signs, max(k, int64(cv.chunk)/size)))[:k])
 	if j.signs >= 0 && !cv.packed { // written as they are
 		signs = quant.Int8s(cv.w.Buffer(&b.rows.signs, int(k), j.signs, first))
