@@ -82,13 +82,10 @@ func StoredRange(p Params) Params {
 // infinity.
 func (rc *RowCoder) Range(row []byte, first int64) (Params, error) {
 	n := len(row) / rc.size
-	r := NewMagnitudes()
 	if rc.toF32 == nil {
-		v := rc.values(row)
-		r.Add(v, first)
-		p, err := r.Params()
-		return StoredRange(p), err
+		return rangeValues(rc.values(row), first)
 	}
+	r := NewMagnitudes()
 	le := binary.LittleEndian
 	var maxM uint16
 	minM := uint16(0xffff)
@@ -110,6 +107,14 @@ func (rc *RowCoder) Range(row []byte, first int64) (Params, error) {
 	if minM != 0xffff {
 		r.addMagnitude(float64(rc.toF32(minM)))
 	}
+	p, err := r.Params()
+	return StoredRange(p), err
+}
+
+// rangeValues is Range on the values of an F32 or F64 row.
+func rangeValues(v []float64, first int64) (Params, error) {
+	r := NewMagnitudes()
+	r.Add(v, first)
 	p, err := r.Params()
 	return StoredRange(p), err
 }
@@ -136,21 +141,23 @@ func (rc *RowCoder) Encode(row []byte, first int64, mse bool, codes []uint8, sig
 	if rc.tab != nil {
 		return rc.encode16(row[:2*n], first, mse, codes, signs)
 	}
-	p0, err := rc.Range(row, first)
+	// F32 and F64: the values read once, for every step below.
+	v := rc.values(row)
+	p0, err := rangeValues(v, first)
 	if err != nil {
 		return Params{}, err
 	}
 	Signs(rc.dt, row, signs)
-	rc.rowLogs(row)
+	rc.rowLogs(v)
 	if !mse || p0.LogMin == p0.LogMax {
-		rc.codes(row, p0, codes, false)
+		rc.codes(v, p0, codes, false)
 		return p0, nil
 	}
-	p := rc.MSERange(row, p0)
+	p := rc.modelRangeValues(p0, v)
 	if n <= ExactRowMax {
-		p = rc.exactMSE(row, p0, codes)
+		p = exactMSE(v, p0)
 	}
-	e := rc.codes(row, p, codes, true)
+	e := rc.codes(v, p, codes, true)
 	if p == p0 {
 		return p, nil
 	}
@@ -158,7 +165,7 @@ func (rc *RowCoder) Encode(row []byte, first int64, mse bool, codes []uint8, sig
 		rc.alt = make([]uint8, n)
 	}
 	alt := rc.alt[:n]
-	if e0 := rc.codes(row, p0, alt, true); e0 <= e {
+	if e0 := rc.codes(v, p0, alt, true); e0 <= e {
 		copy(codes, alt)
 		return p0, nil
 	}
@@ -170,8 +177,7 @@ func (rc *RowCoder) Encode(row []byte, first int64, mse bool, codes []uint8, sig
 // above Tiny, else the least of those, whose code codes sets to 255 after
 // (0 when there is none); rc.lgLo and rc.lgHi are their least and
 // greatest, and rc.tiny counts the elements at or below Tiny.
-func (rc *RowCoder) rowLogs(row []byte) {
-	v := rc.values(row)
+func (rc *RowCoder) rowLogs(v []float64) {
 	n := len(v)
 	if cap(rc.logs) < n {
 		rc.logs, rc.logs32 = make([]float64, n), make([]float32, n)
@@ -204,8 +210,7 @@ func (rc *RowCoder) rowLogs(row []byte) {
 // Params.Code gives them, from the logarithms rowLogs found (the code
 // kernel on the formula's operations), and with withErr returns the row's
 // squared reconstruction error, each value decoded in float64.
-func (rc *RowCoder) codes(row []byte, p Params, codes []uint8, withErr bool) float64 {
-	v := rc.values(row)
+func (rc *RowCoder) codes(v []float64, p Params, codes []uint8, withErr bool) float64 {
 	if d := p.LogMax - p.LogMin; d == 0 {
 		for i := range codes {
 			codes[i] = 1 // and 255 at or below Tiny, below
@@ -246,14 +251,12 @@ const ExactRowMax = 512
 
 // exactMSE returns the stored range keeping p0's log_max whose log_min,
 // in [p0.LogMin, p0.LogMax], gives the least exact squared error of the
-// row, by a coarse-to-fine search (64 candidates, then three rounds of 32
-// around the best); p0 is a candidate. codes is
-// scratch.
-func (rc *RowCoder) exactMSE(row []byte, p0 Params, _ []uint8) Params {
+// row of values v, by a coarse-to-fine search (64 candidates, then three
+// rounds of 32 around the best); p0 is a candidate.
+func exactMSE(v []float64, p0 Params) Params {
 	// The magnitudes and their logarithms once; each candidate then costs
 	// the formula and one exponential per element (a row this short has
 	// fewer elements than codes).
-	v := rc.values(row)
 	mags, logs := make([]float64, 0, len(v)), make([]float64, 0, len(v))
 	for _, x := range v {
 		if a := math.Abs(x); a != 0 {
@@ -309,19 +312,28 @@ func (rc *RowCoder) MSERange(row []byte, p0 Params) Params {
 	if p0.LogMin == p0.LogMax {
 		return p0
 	}
+	if rc.toF32 == nil {
+		return rc.modelRangeValues(p0, rc.values(row))
+	}
 	return rc.modelRange(p0, func(add func(m, w float64)) {
-		if rc.toF32 == nil {
-			for _, x := range rc.values(row) {
-				if x != 0 {
-					add(math.Abs(x), 1)
-				}
-			}
-			return
-		}
 		le := binary.LittleEndian
 		for i := 0; i+1 < len(row); i += 2 {
 			if m := le.Uint16(row[i:]) & 0x7fff; m != 0 {
 				add(float64(rc.toF32(m)), 1)
+			}
+		}
+	})
+}
+
+// modelRangeValues is MSERange on the values of an F32 or F64 row.
+func (rc *RowCoder) modelRangeValues(p0 Params, v []float64) Params {
+	if p0.LogMin == p0.LogMax {
+		return p0
+	}
+	return rc.modelRange(p0, func(add func(m, w float64)) {
+		for _, x := range v {
+			if x != 0 {
+				add(math.Abs(x), 1)
 			}
 		}
 	})
