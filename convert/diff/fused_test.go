@@ -434,3 +434,24 @@ func TestDiffNamesTheFileCutShort(t *testing.T) {
 		}
 	}
 }
+
+// TestDiffPerTensorTakesFused: a BF16 tensor against a per-tensor QINS
+// one, large enough for the pair counts, takes the fused path where
+// AVX-512 runs (faster there) and the pair counts elsewhere.
+func TestDiffPerTensorTakesFused(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, layout := range []qins.Layout{qins.LayoutU8I8, qins.LayoutPacked} {
+		q := filepath.Join(dir, layout.String()+".safetensors")
+		if _, err := convert.Convert(ctx, tinyDir, q, convert.Options{Layout: layout}); err != nil {
+			t.Fatal(err)
+		}
+		var fused atomic.Int64
+		if _, err := diffWith(ctx, tinyDir, q, Options{}, testHooks{histMin: 1, fused: &fused}); err != nil {
+			t.Fatal(err)
+		}
+		if got := fused.Load() > 0; got != avx512 {
+			t.Errorf("%v: fused path taken %v, want %v (AVX-512 %v)", layout, got, avx512, avx512)
+		}
+	}
+}
