@@ -329,20 +329,6 @@ func (cv *converter) finish(ctx context.Context, states []tensorState, s *Summar
 // do runs one step on goroutine w.
 func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w int, b *workerBufs) error {
 	t := *j.src
-	if s.pass == passScan {
-		// The range pass reads its bytes once: in place from the file's
-		// mapping where there is one, which costs half the CPU of a copy.
-		if m := t.Mapped(); m != nil {
-			return cv.scanMapped(j, st, m[s.off:s.off+s.n], s, w)
-		}
-	}
-	// The copies and the per-row codes (over the source) are written
-	// from in: placed at their offset in the output.
-	at := s.off
-	if s.pass == passRows {
-		at /= int64(t.DType.Size())
-	}
-	in := cv.w.Buffer(grown(&b.in, max(int64(cv.chunk), s.n)), int(s.n), j.out, at)
 	if s.pass == passEncode {
 		// The range pass of this tensor was scheduled before any of its
 		// encode steps, so it only has steps in progress left.
@@ -352,22 +338,49 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 			return ctx.Err()
 		}
 	}
-	if _, err := t.Section().ReadAt(in, s.off); err != nil {
-		return t.Err(err)
-	}
 	var err error
-	switch s.pass {
-	case passCopy:
-		err = cv.w.WriteAt(j.out, in, s.off)
-	case passScan:
-		return cv.scan(j, st, in, s, w)
-	case passEncode:
-		err = cv.encode(j, st, in, s.off, b)
-	case passRows:
-		err = cv.encodeRows(j, st, in, s.off, b)
-	}
-	if err != nil {
-		return err
+	if m := t.Mapped(); m != nil && s.pass != passCopy {
+		// The passes that compute from their bytes read them in place
+		// from the file's mapping, where there is one: half the CPU of a
+		// copy.
+		err = cv.mapped(j, m[s.off:s.off+s.n], func(in []byte) error {
+			switch s.pass {
+			case passScan:
+				return cv.scan(j, st, in, s, w)
+			case passEncode:
+				return cv.encode(j, st, in, s.off, b)
+			}
+			k := s.n / int64(t.DType.Size())
+			codes := cv.w.Buffer(grown(&b.codes, k), int(k), j.out, s.off/int64(t.DType.Size()))
+			return cv.encodeRows(j, st, in, codes, s.off, b)
+		})
+		if err != nil || s.pass == passScan {
+			return err
+		}
+	} else {
+		// The copies and the per-row codes (over the source) are written
+		// from in: placed at their offset in the output.
+		at := s.off
+		if s.pass == passRows {
+			at /= int64(t.DType.Size())
+		}
+		in := cv.w.Buffer(grown(&b.in, max(int64(cv.chunk), s.n)), int(s.n), j.out, at)
+		if _, err := t.Section().ReadAt(in, s.off); err != nil {
+			return t.Err(err)
+		}
+		switch s.pass {
+		case passCopy:
+			err = cv.w.WriteAt(j.out, in, s.off)
+		case passScan:
+			return cv.scan(j, st, in, s, w)
+		case passEncode:
+			err = cv.encode(j, st, in, s.off, b)
+		case passRows:
+			err = cv.encodeRows(j, st, in, in, s.off, b)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	done := s.n
 	if s.pass == passEncode && !cv.onePass {
@@ -386,10 +399,9 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 	return nil
 }
 
-// scanMapped is scan on the bytes of step s in the source's mapping,
-// which it releases after: a file cut short meanwhile is an error, not a
-// crash.
-func (cv *converter) scanMapped(j *job, st *tensorState, in []byte, s step, w int) (err error) {
+// mapped runs f on in, bytes of the source's mapping, which it releases
+// after: a file cut short meanwhile is an error, not a crash.
+func (cv *converter) mapped(j *job, in []byte, f func([]byte) error) (err error) {
 	defer j.src.File.Release(in)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
@@ -400,7 +412,7 @@ func (cv *converter) scanMapped(j *job, st *tensorState, in []byte, s step, w in
 			err = j.src.Err(format.ErrMappingFault)
 		}
 	}()
-	return cv.scan(j, st, in, s, w)
+	return f(in)
 }
 
 // scan runs the range pass on the chunk in of step s, and prepares the

@@ -164,10 +164,11 @@ func gcd(a, b int64) int64 {
 }
 
 // encodeRows encodes the whole rows of the chunk in at source byte offset
-// off, and writes their codes, signs and ranges. The codes overwrite in
-// as they go, row r's over the bytes of rows before it (the first row's
-// once it is coded): the step needs no codes buffer of its own.
-func (cv *converter) encodeRows(j *job, st *tensorState, in []byte, off int64, b *workerBufs) error {
+// off, and writes their codes, signs and ranges. The codes go to out,
+// which may be in itself: they overwrite it as they go, row r's over the
+// bytes of rows before it (the first row's once it is coded), so a step
+// that reads into a buffer needs no codes buffer of its own.
+func (cv *converter) encodeRows(j *job, st *tensorState, in, out []byte, off int64, b *workerBufs) error {
 	t := *j.src
 	size := int64(t.DType.Size())
 	rc, err := b.rows.coder(t.DType)
@@ -177,7 +178,7 @@ func (cv *converter) encodeRows(j *job, st *tensorState, in []byte, off int64, b
 	k := int64(len(in)) / size
 	n := qins.RowLen(t.Shape)
 	rows := k / n
-	codes := in[:k]
+	codes := out[:k]
 	first := off / size
 	b.rows.grow(int(n))
 	// The signs buffer is of a full chunk, as the per-tensor steps make
@@ -194,7 +195,7 @@ func (cv *converter) encodeRows(j *job, st *tensorState, in []byte, off int64, b
 	ranges := st.env.buffer(width * (t.Section().Size() / size / n))[width*(first/n):][:width*rows]
 	le := binary.LittleEndian
 	if cv.rational {
-		return cv.encodeRationalRows(j, st, in, first, ranges, &b.rows)
+		return cv.encodeRationalRows(j, st, in, codes, first, ranges, &b.rows)
 	}
 	var env quant.Params
 	if cv.i8 {
@@ -261,10 +262,11 @@ func (cv *converter) encodeRows(j *job, st *tensorState, in []byte, off int64, b
 }
 
 // encodeRationalRows is encodeRows for the rational codec: each row's
-// alpha and codes, the codes over the source as they go (row r's over
-// bytes of rows before it, the first row's once it is coded), the alphas
-// into the tensor's buffer, written by its last step.
-func (cv *converter) encodeRationalRows(j *job, st *tensorState, in []byte, first int64, alphas []byte, b *rowBufs) error {
+// alpha and codes, the codes to codes, which may be in (then over the
+// source as they go: row r's over bytes of rows before it, the first
+// row's once it is coded), the alphas into the tensor's buffer, written
+// by its last step.
+func (cv *converter) encodeRationalRows(j *job, st *tensorState, in, codes []byte, first int64, alphas []byte, b *rowBufs) error {
 	t := *j.src
 	size := int64(t.DType.Size())
 	rc, err := b.rational(t.DType)
@@ -274,7 +276,7 @@ func (cv *converter) encodeRationalRows(j *job, st *tensorState, in []byte, firs
 	k := int64(len(in)) / size
 	n := qins.RowLen(t.Shape)
 	rows := k / n
-	codes := in[:k]
+	codes = codes[:k]
 	b.grow(int(n))
 	var lo, hi float32
 	for r := int64(0); r < rows; r++ {
