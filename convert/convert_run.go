@@ -350,8 +350,10 @@ func (cv *converter) do(ctx context.Context, j *job, st *tensorState, s step, w 
 			case passEncode:
 				return cv.encode(j, st, in, s.off, b)
 			}
-			k := s.n / int64(t.DType.Size())
-			codes := cv.w.Buffer(grown(&b.codes, k), int(k), j.out, s.off/int64(t.DType.Size()))
+			// passRows: the codes, one byte per element, placed at
+			// their offset in the output.
+			size := int64(t.DType.Size())
+			codes := cv.w.Buffer(grown(&b.codes, s.n/size), int(s.n/size), j.out, s.off/size)
 			return cv.encodeRows(j, st, in, codes, s.off, b)
 		})
 		if err != nil || s.pass == passScan {
